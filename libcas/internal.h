@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_LIBCAS_INTERNAL_H
+#define NVX_LIBCAS_INTERNAL_H
+/*
+ * Cross-file internals of libcas (cas__ prefix). Not installed; exported from
+ * the static library only for libcas's own files and its tests.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libcas/hash.h"
+
+/* BLAKE2b-256 through libb2 (reference for the libsodium hot path). */
+void cas__hash_b2(const void *buf, size_t len, uint8_t ret[static CAS_HASH_LEN]);
+
+/* The chunker's 256-entry gear table. */
+extern const uint64_t cas__gear[256];
+
+#endif
