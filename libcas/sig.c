@@ -135,9 +135,12 @@ parse_trusted_comment(const uint8_t *tc, size_t n, cas_sig_info *info)
                 return -EBADMSG;
             uint64_t v = 0;
             for (size_t k = pl; k < wl; k++) {
-                if (w[k] < '0' || w[k] > '9' || v > (UINT64_MAX - 9) / 10)
+                if (w[k] < '0' || w[k] > '9')
                     return -EBADMSG;
-                v = v * 10 + (uint64_t)(w[k] - '0');
+                uint64_t d = (uint64_t)(w[k] - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                    return -EBADMSG;
+                v = v * 10 + d;
             }
             info->has_timestamp = true;
             info->timestamp = v;
