@@ -59,8 +59,9 @@ typedef struct tp_buf {
 typedef void (*tp_accept_cb)(tp_listener *l, tp_conn *conn, int status);
 
 /* A dial finished. status 0: connected, sends and reads may start. status < 0
- * (-ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -ENOENT for an unknown simulated
- * endpoint, ...): the connection is dead; the caller still calls tp_close(). */
+ * (-ECONNREFUSED, also for an unknown simulated endpoint; -ETIMEDOUT,
+ * -EHOSTUNREACH, ...; -ECANCELED when tp_close() came first): the connection
+ * is dead; the caller still calls tp_close() (or already did). */
 typedef void (*tp_connect_cb)(tp_conn *conn, int status);
 
 /* Bytes arrived. buf is borrowed: valid only during the call. len > 0.
