@@ -81,8 +81,7 @@ le64_store(uint8_t *p, uint64_t v)
 /* --- shared helpers (sig-internal.h) ------------------------------------ */
 
 int
-cas__lines_next(cas__lines *c, size_t max, bool last_ok, const uint8_t **ret_line,
-                size_t *ret_len)
+cas__lines_next(cas__lines *c, size_t max, bool last_ok, const uint8_t **ret_line, size_t *ret_len)
 {
     if (c->off >= c->len)
         return -EBADMSG;
@@ -138,8 +137,7 @@ cas__b64_decode_exact(const uint8_t *b64, size_t b64_len, uint8_t *out, size_t n
 }
 
 int
-cas__read_small_file(const char *path, size_t max, bool guarded, uint8_t **ret_buf,
-                     size_t *ret_len)
+cas__read_small_file(const char *path, size_t max, bool guarded, uint8_t **ret_buf, size_t *ret_len)
 {
     int r = 0;
     uint8_t *buf = NULL;
@@ -457,9 +455,9 @@ box_xor_stream(uint8_t *box, const char *passphrase, uint64_t opslimit, uint64_t
     if (!stream)
         return -ENOMEM;
     int r = 0;
-    if (crypto_pwhash_scryptsalsa208sha256(stream, SK_KEYNUM_SK_LEN, passphrase,
-                                           strlen(passphrase), box + SK_OFF_SALT,
-                                           (unsigned long long)opslimit, (size_t)memlimit) != 0) {
+    if (crypto_pwhash_scryptsalsa208sha256(stream, SK_KEYNUM_SK_LEN, passphrase, strlen(passphrase),
+                                           box + SK_OFF_SALT, (unsigned long long)opslimit,
+                                           (size_t)memlimit) != 0) {
         r = -ENOMEM; /* libsodium fails here only when it cannot allocate */
         goto out;
     }

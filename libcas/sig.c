@@ -6,6 +6,8 @@
  * binds the model id (BLAKE2b-256 of the same bytes) whatever its trusted
  * comment says.
  */
+#include "libcas/sig.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,6 @@
 #include <sodium.h>
 
 #include "libcas/sig-internal.h"
-#include "libcas/sig.h"
 
 enum {
     SIG_BOX_LEN = 2 + CAS_KEYID_LEN + CAS_SIGBYTES, /* "ED" keyid sig = 74 */
@@ -193,8 +194,8 @@ cas_sig_parse(const uint8_t *sig, size_t sig_len, cas_sig_info *ret)
 }
 
 int
-cas_sig_sign(const cas_seckey *sk, const uint8_t *manifest, size_t manifest_len,
-             const char *name, uint64_t timestamp, char **ret_sig, size_t *ret_len)
+cas_sig_sign(const cas_seckey *sk, const uint8_t *manifest, size_t manifest_len, const char *name,
+             uint64_t timestamp, char **ret_sig, size_t *ret_len)
 {
     uint8_t prehash[PREHASH_LEN], id[CAS_MODEL_ID_LEN], box[SIG_BOX_LEN];
     uint8_t gbuf[CAS_SIGBYTES + CAS_TRUSTED_COMMENT_MAXBYTES];
@@ -235,8 +236,9 @@ cas_sig_sign(const cas_seckey *sk, const uint8_t *manifest, size_t manifest_len,
     sodium_bin2base64(gsig_b64, sizeof(gsig_b64), gsig, sizeof(gsig),
                       sodium_base64_VARIANT_ORIGINAL);
     cas_keyid_format(pub.keyid, kid);
-#define SIG_FILE_FMT                                                                               \
-    CAS__COMMENT_PREFIX "signature from nvx secret key %s\n%s\n" CAS__TRUSTED_COMMENT_PREFIX "%s\n%s\n"
+#define SIG_FILE_FMT                                                                         \
+    CAS__COMMENT_PREFIX "signature from nvx secret key %s\n%s\n" CAS__TRUSTED_COMMENT_PREFIX \
+                        "%s\n%s\n"
     int n = snprintf(NULL, 0, SIG_FILE_FMT, kid, sig_b64, tc, gsig_b64);
     if (n < 0)
         return -EINVAL;
@@ -251,8 +253,8 @@ cas_sig_sign(const cas_seckey *sk, const uint8_t *manifest, size_t manifest_len,
 }
 
 int
-cas_sig_verify(const cas_pubkey *pk, const uint8_t *sig, size_t sig_len,
-               const uint8_t *manifest, size_t manifest_len, cas_sig_info *ret_info)
+cas_sig_verify(const cas_pubkey *pk, const uint8_t *sig, size_t sig_len, const uint8_t *manifest,
+               size_t manifest_len, cas_sig_info *ret_info)
 {
     sig_parts p;
     uint8_t prehash[PREHASH_LEN], id[CAS_MODEL_ID_LEN];

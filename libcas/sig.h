@@ -48,11 +48,11 @@
 #include <stdint.h>
 
 enum {
-    CAS_KEYID_LEN = 8,   /* minisign key id (random, shown as 16 hex) */
-    CAS_PK_LEN = 32,     /* Ed25519 public key */
-    CAS_SK_LEN = 64,     /* Ed25519 secret key (seed || pk, libsodium) */
-    CAS_SIGBYTES = 64,   /* Ed25519 signature */
-    CAS_MODEL_ID_LEN = 32, /* BLAKE2b-256 of the canonical manifest */
+    CAS_KEYID_LEN = 8,       /* minisign key id (random, shown as 16 hex) */
+    CAS_PK_LEN = 32,         /* Ed25519 public key */
+    CAS_SK_LEN = 64,         /* Ed25519 secret key (seed || pk, libsodium) */
+    CAS_SIGBYTES = 64,       /* Ed25519 signature */
+    CAS_MODEL_ID_LEN = 32,   /* BLAKE2b-256 of the canonical manifest */
     CAS_KEYID_HEX_SIZE = 17, /* 16 upper-case hex + NUL, as minisign prints */
     /* Base64 line of a public key ("RW..." 56 chars) + NUL. */
     CAS_PUBKEY_B64_SIZE = 57,
@@ -110,7 +110,8 @@ int cas_sig_init(void);
 
 /* Writes the key id as minisign prints it: the 8 bytes read as a
  * little-endian integer, 16 upper-case hex digits, NUL-terminated. */
-void cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN], char out[static CAS_KEYID_HEX_SIZE]);
+void cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN],
+                      char out[static CAS_KEYID_HEX_SIZE]);
 
 /* Parses 16 hex digits (either case) as printed by cas_keyid_format.
  * Returns 0 and writes ret_keyid, or -EINVAL. */

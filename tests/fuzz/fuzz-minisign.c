@@ -26,8 +26,7 @@ try_pubkey(const uint8_t *data, size_t size)
     if (cas_pubkey_decode(data, size, &k) < 0)
         return;
     if (cas_pubkey_encode(&k, text, sizeof(text), &n) < 0 ||
-        cas_pubkey_decode((const uint8_t *)text, n, &back) < 0 ||
-        memcmp(&k, &back, sizeof(k)) != 0)
+        cas_pubkey_decode((const uint8_t *)text, n, &back) < 0 || memcmp(&k, &back, sizeof(k)) != 0)
         abort();
 }
 

@@ -341,9 +341,9 @@ test_key_files(void **state)
     cas_seckey_free(back);
     back = NULL;
     /* Overwrite replaces it, still 0600, no temporary left behind. */
-    assert_int_equal(cas_seckey_write_file(sk, path, "pw", CAS_KDF_OPSLIMIT_FAST,
-                                           CAS_KDF_MEMLIMIT_FAST, true),
-                     0);
+    assert_int_equal(
+        cas_seckey_write_file(sk, path, "pw", CAS_KDF_OPSLIMIT_FAST, CAS_KDF_MEMLIMIT_FAST, true),
+        0);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(cas_seckey_load_file(path, NULL, &back), -EACCES);
@@ -417,9 +417,9 @@ test_interop_keys(void **state)
     snprintf(path, sizeof(path), "%s/nu.key", dir);
     assert_int_equal(cas_seckey_write_file(sk, path, NULL, 0, 0, false), 0);
     snprintf(path, sizeof(path), "%s/ne.key", dir);
-    assert_int_equal(cas_seckey_write_file(sk, path, "pw2", CAS_KDF_OPSLIMIT_FAST,
-                                           CAS_KDF_MEMLIMIT_FAST, false),
-                     0);
+    assert_int_equal(
+        cas_seckey_write_file(sk, path, "pw2", CAS_KDF_OPSLIMIT_FAST, CAS_KDF_MEMLIMIT_FAST, false),
+        0);
     snprintf(cmd, sizeof(cmd),
              "cd '%s' && echo data > f && '%s' -S -s nu.key -m f -x f.u.minisig >/dev/null && "
              "'%s' -Vm f -x f.u.minisig -p n.pub >/dev/null && "

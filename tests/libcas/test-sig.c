@@ -121,7 +121,8 @@ test_sign_known_answer(void **state)
     char *want = expected_sig(f, MANIFEST, sizeof(MANIFEST), tc);
     char *got = NULL;
     size_t n = 0;
-    assert_int_equal(cas_sig_sign(f->key, MANIFEST, sizeof(MANIFEST), "tiny llama v2", TS, &got, &n), 0);
+    assert_int_equal(
+        cas_sig_sign(f->key, MANIFEST, sizeof(MANIFEST), "tiny llama v2", TS, &got, &n), 0);
     assert_string_equal(got, want);
     assert_int_equal(n, strlen(want));
     free(got);
@@ -479,8 +480,8 @@ test_interop_minisign(void **state)
     assert_non_null(strstr(out, " name:tiny"));
     free(out);
     out = NULL;
-    snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' -Vm manifest.bin -x manifest.bin.minisig -p nvx.pub",
-             dir, ms);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && '%s' -Vm manifest.bin -x manifest.bin.minisig -p nvx.pub", dir, ms);
     assert_int_equal(sh(cmd, &out), 0);
     free(out);
     out = NULL;
