@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_PROTO_INTERNAL_H
+#define NVX_PROTO_INTERNAL_H
+/*
+ * Cross-file internals of proto/: bounds-checked cursors over untrusted bytes
+ * and big-endian loads/stores. Not part of the public API; the test hooks at
+ * the end are exported only for tests/proto.
+ *
+ * Every reader getter checks `len - off >= n` (subtraction form, so it cannot
+ * overflow) before touching a byte and returns -EBADMSG otherwise. Writers
+ * are sticky: the first overflow sets err = -EMSGSIZE and later puts do
+ * nothing, so an encoder checks once at the end.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "proto/session.h"
+
+static inline uint16_t
+proto__be16(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+proto__be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t
+proto__be64(const uint8_t *p)
+{
+    return (uint64_t)proto__be32(p) << 32 | proto__be32(p + 4);
+}
+
+static inline void
+proto__put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void
+proto__put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void
+proto__put_be64(uint8_t *p, uint64_t v)
+{
+    proto__put_be32(p, (uint32_t)(v >> 32));
+    proto__put_be32(p + 4, (uint32_t)v);
+}
+
+typedef struct proto__rd {
+    const uint8_t *p;
+    size_t len;
+    size_t off;
+} proto__rd;
+
+static inline size_t
+proto__rd_left(const proto__rd *r)
+{
+    return r->len - r->off;
+}
+
+/* Borrows n bytes at the cursor: *ret points into the reader's buffer. */
+static inline int
+proto__rd_bytes(proto__rd *r, size_t n, const uint8_t **ret)
+{
+    if (r->len - r->off < n)
+        return -EBADMSG;
+    *ret = r->p + r->off;
+    r->off += n;
+    return 0;
+}
+
+static inline int
+proto__rd_u8(proto__rd *r, uint8_t *ret)
+{
+    if (r->len - r->off < 1)
+        return -EBADMSG;
+    *ret = r->p[r->off++];
+    return 0;
+}
+
+static inline int
+proto__rd_u16(proto__rd *r, uint16_t *ret)
+{
+    if (r->len - r->off < 2)
+        return -EBADMSG;
+    *ret = proto__be16(r->p + r->off);
+    r->off += 2;
+    return 0;
+}
+
+static inline int
+proto__rd_u32(proto__rd *r, uint32_t *ret)
+{
+    if (r->len - r->off < 4)
+        return -EBADMSG;
+    *ret = proto__be32(r->p + r->off);
+    r->off += 4;
+    return 0;
+}
+
+static inline int
+proto__rd_u64(proto__rd *r, uint64_t *ret)
+{
+    if (r->len - r->off < 8)
+        return -EBADMSG;
+    *ret = proto__be64(r->p + r->off);
+    r->off += 8;
+    return 0;
+}
+
+typedef struct proto__wr {
+    uint8_t *p; /* may be NULL with cap 0: then the writer only counts */
+    size_t cap;
+    size_t off;
+    int err;
+} proto__wr;
+
+static inline void
+proto__wr_bytes(proto__wr *w, const void *src, size_t n)
+{
+    if (w->err < 0)
+        return;
+    if (w->p && w->cap - w->off < n) {
+        w->err = -EMSGSIZE;
+        return;
+    }
+    if (w->p && n)
+        memcpy(w->p + w->off, src, n);
+    w->off += n;
+}
+
+static inline void
+proto__wr_u8(proto__wr *w, uint8_t v)
+{
+    proto__wr_bytes(w, &v, 1);
+}
+
+static inline void
+proto__wr_u16(proto__wr *w, uint16_t v)
+{
+    uint8_t b[2];
+    proto__put_be16(b, v);
+    proto__wr_bytes(w, b, 2);
+}
+
+static inline void
+proto__wr_u32(proto__wr *w, uint32_t v)
+{
+    uint8_t b[4];
+    proto__put_be32(b, v);
+    proto__wr_bytes(w, b, 4);
+}
+
+static inline void
+proto__wr_u64(proto__wr *w, uint64_t v)
+{
+    uint8_t b[8];
+    proto__put_be64(b, v);
+    proto__wr_bytes(w, b, 8);
+}
+
+/* True when every byte is printable ASCII (0x21..0x7e), i.e. safe to log and
+ * free of spaces and control characters. */
+static inline bool
+proto__is_token(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Like proto__is_token but also allows the space (0x20): human text. */
+static inline bool
+proto__is_text(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x20 || p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Test hooks (tests/proto only). */
+
+/* Replaces the ephemeral X25519 key the session will use (before the first
+ * handshake frame is produced), so tests get deterministic transcripts. */
+void proto__session_set_ephemeral(proto_session *s, const uint8_t sk[static 32]);
+
+/* Sets how many frames a direction sends before its key ratchets. */
+void proto__session_set_rekey_interval(proto_session *s, uint64_t frames);
+
+/* Moves the send counter (to test the close-before-wrap limit). */
+void proto__session_set_send_counter(proto_session *s, uint64_t counter);
+
+#endif
