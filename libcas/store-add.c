@@ -1,0 +1,636 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streaming add: a pipeline over a ring of CAS__ADD_SLOTS buffers.
+ *
+ *   reader thread   read(fd) into the next free slot
+ *   writer thread   write() each filled slot, in order, to a temp file in
+ *                   DIR/tmp and start its write-back (sync_file_range)
+ *   calling thread  runs the chunker over each slot, queues one hash job per
+ *                   chunk (a chunk may span two slots)
+ *   hash threads    hash queued chunks, store ids by chunk index
+ *
+ * A slot is reused when its writer, the chunker and every job touching it
+ * have released it (a reference count under the one mutex). So memory stays
+ * at CAS__ADD_SLOTS slots whatever the stream length, and reading, hashing
+ * and writing overlap. At the end the manifest is built, the temp file is
+ * fdatasync'd, made 0444, renamed to DIR/data/<id> and the directory
+ * fsync'd inside the LMDB write transaction that then commits the record:
+ * see FORMAT.md "Store" for why this order is crash safe.
+ */
+#define _GNU_SOURCE /* sync_file_range() */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libcas/store-internal.h"
+
+#define CAS__ADD_SLOTS 8u
+
+enum {
+    SLOT_FREE = 0,
+    SLOT_FILLED = 1
+};
+
+typedef struct slot {
+    uint8_t *buf;
+    size_t len;
+    uint64_t seq;
+    int state;
+    int refs;
+    bool eof;
+} slot;
+
+typedef struct job {
+    uint64_t idx;
+    uint64_t seq; /* slot sequence number of the chunk's first byte */
+    size_t off;   /* offset in that slot */
+    size_t len;
+} job;
+
+typedef struct add_ctx {
+    int in_fd, out_fd;
+    size_t slot_size;
+    slot slots[CAS__ADD_SLOTS];
+    pthread_mutex_t mu;
+    pthread_cond_t slot_cv; /* slot filled/freed/written, job finished */
+    pthread_cond_t job_cv;  /* job queued or no more jobs */
+    int err;
+    bool stop;
+    bool writer_done;
+    bool jobs_done;
+    job *q;
+    size_t q_head, q_len, q_cap;
+    uint64_t pending; /* jobs queued or running */
+    uint8_t (*ids)[CAS_HASH_LEN];
+    uint32_t *lens;
+    size_t n_chunks, cap;
+} add_ctx;
+
+static void
+fail_locked(add_ctx *c, int r)
+{
+    if (!c->err)
+        c->err = r;
+    c->stop = true;
+    pthread_cond_broadcast(&c->slot_cv);
+    pthread_cond_broadcast(&c->job_cv);
+}
+
+static void
+fail(add_ctx *c, int r)
+{
+    pthread_mutex_lock(&c->mu);
+    fail_locked(c, r);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static slot *
+slot_of(add_ctx *c, uint64_t seq)
+{
+    return &c->slots[seq % CAS__ADD_SLOTS];
+}
+
+static void
+unref_locked(add_ctx *c, uint64_t seq)
+{
+    slot *sl = slot_of(c, seq);
+    if (--sl->refs == 0) {
+        sl->state = SLOT_FREE;
+        pthread_cond_broadcast(&c->slot_cv);
+    }
+}
+
+/* Waits until slot seq is filled; returns it, or NULL when stopping. */
+static slot *
+wait_filled_locked(add_ctx *c, uint64_t seq)
+{
+    slot *sl = slot_of(c, seq);
+    while (!c->stop && !(sl->state == SLOT_FILLED && sl->seq == seq))
+        pthread_cond_wait(&c->slot_cv, &c->mu);
+    return c->stop ? NULL : sl;
+}
+
+static int
+read_fill(int fd, uint8_t *buf, size_t cap, size_t *ret_len, bool *ret_eof)
+{
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (k == 0) {
+            *ret_eof = true;
+            break;
+        }
+        n += (size_t)k;
+    }
+    *ret_len = n;
+    return 0;
+}
+
+static void *
+reader_main(void *arg)
+{
+    add_ctx *c = arg;
+    for (uint64_t seq = 0;; seq++) {
+        slot *sl = slot_of(c, seq);
+        pthread_mutex_lock(&c->mu);
+        while (!c->stop && sl->state != SLOT_FREE)
+            pthread_cond_wait(&c->slot_cv, &c->mu);
+        bool stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            break;
+        size_t len = 0;
+        bool eof = false;
+        int r = read_fill(c->in_fd, sl->buf, c->slot_size, &len, &eof);
+        pthread_mutex_lock(&c->mu);
+        if (r < 0) {
+            fail_locked(c, r);
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        sl->seq = seq;
+        sl->len = len;
+        sl->eof = eof;
+        sl->refs = 2; /* writer + chunker */
+        sl->state = SLOT_FILLED;
+        pthread_cond_broadcast(&c->slot_cv);
+        pthread_mutex_unlock(&c->mu);
+        if (eof)
+            break;
+    }
+    return NULL;
+}
+
+static void *
+writer_main(void *arg)
+{
+    add_ctx *c = arg;
+    uint64_t off = 0;
+    for (uint64_t seq = 0;; seq++) {
+        pthread_mutex_lock(&c->mu);
+        slot *sl = wait_filled_locked(c, seq);
+        pthread_mutex_unlock(&c->mu);
+        if (!sl)
+            break;
+        int r = cas__write_full(c->out_fd, sl->buf, sl->len);
+        if (r < 0) {
+            fail(c, r);
+            break;
+        }
+        /* Start write-back now so the final fdatasync has little left to
+         * do; errors show up again at fdatasync. */
+        if (sl->len > 0)
+            sync_file_range(c->out_fd, (off64_t)off, (off64_t)sl->len, SYNC_FILE_RANGE_WRITE);
+        off += sl->len;
+        bool eof = sl->eof;
+        pthread_mutex_lock(&c->mu);
+        unref_locked(c, seq);
+        if (eof) {
+            c->writer_done = true;
+            pthread_cond_broadcast(&c->slot_cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (eof)
+            break;
+    }
+    return NULL;
+}
+
+static void *
+hasher_main(void *arg)
+{
+    add_ctx *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->stop && c->q_len == 0 && !c->jobs_done)
+            pthread_cond_wait(&c->job_cv, &c->mu);
+        if (c->stop || c->q_len == 0) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        job j = c->q[c->q_head];
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_len--;
+        pthread_mutex_unlock(&c->mu);
+
+        cas_hasher h;
+        cas_hasher_init(&h);
+        uint64_t seq = j.seq;
+        size_t off = j.off, left = j.len;
+        while (left > 0) {
+            slot *sl = slot_of(c, seq);
+            size_t n = sl->len - off < left ? sl->len - off : left;
+            cas_hasher_update(&h, sl->buf + off, n);
+            left -= n;
+            off = 0;
+            seq++;
+        }
+        uint8_t id[CAS_HASH_LEN];
+        cas_hasher_final(&h, id);
+
+        pthread_mutex_lock(&c->mu);
+        memcpy(c->ids[j.idx], id, CAS_HASH_LEN);
+        for (uint64_t s = j.seq; s < seq; s++)
+            unref_locked(c, s);
+        c->pending--;
+        pthread_cond_broadcast(&c->slot_cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return NULL;
+}
+
+/* Queues the chunk [start_seq:start_off, +len) ending in slot end_seq. */
+static int
+emit(add_ctx *c, uint64_t start_seq, size_t start_off, uint64_t end_seq, uint64_t len)
+{
+    pthread_mutex_lock(&c->mu);
+    int r = 0;
+    if (c->n_chunks == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 1024;
+        void *ni = realloc(c->ids, ncap * CAS_HASH_LEN);
+        if (ni)
+            c->ids = ni;
+        uint32_t *nl = ni ? realloc(c->lens, ncap * sizeof(*nl)) : NULL;
+        if (nl)
+            c->lens = nl;
+        if (!ni || !nl) {
+            r = -ENOMEM;
+            goto out;
+        }
+        c->cap = ncap;
+    }
+    if (c->q_len == c->q_cap) {
+        size_t ncap = c->q_cap ? c->q_cap * 2 : 256;
+        job *nq = malloc(ncap * sizeof(*nq));
+        if (!nq) {
+            r = -ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < c->q_len; i++)
+            nq[i] = c->q[(c->q_head + i) % c->q_cap];
+        free(c->q);
+        c->q = nq;
+        c->q_head = 0;
+        c->q_cap = ncap;
+    }
+    uint64_t idx = c->n_chunks++;
+    c->lens[idx] = (uint32_t)len;
+    c->q[(c->q_head + c->q_len) % c->q_cap] =
+        (job){ .idx = idx, .seq = start_seq, .off = start_off, .len = (size_t)len };
+    c->q_len++;
+    c->pending++;
+    for (uint64_t s = start_seq; s <= end_seq; s++)
+        slot_of(c, s)->refs++;
+    pthread_cond_signal(&c->job_cv);
+out:
+    if (r < 0)
+        fail_locked(c, r);
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+/* The chunker loop on the calling thread. */
+static int
+chunk_loop(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t total)
+{
+    uint64_t start_seq = 0, held = 0; /* chunker holds slots held..seq */
+    size_t start_off = 0;
+    uint64_t clen = 0, done = 0, reported = 0;
+    for (uint64_t seq = 0;; seq++) {
+        pthread_mutex_lock(&c->mu);
+        slot *sl = wait_filled_locked(c, seq);
+        pthread_mutex_unlock(&c->mu);
+        if (!sl)
+            return 0;
+        size_t pos = 0;
+        while (pos < sl->len) {
+            size_t used;
+            int cut = cas_chunker_next(ch, sl->buf + pos, sl->len - pos, &used);
+            pos += used;
+            clen += used;
+            if (cut == 1) {
+                int r = emit(c, start_seq, start_off, seq, clen);
+                if (r < 0)
+                    return r;
+                start_seq = pos == sl->len ? seq + 1 : seq;
+                start_off = pos == sl->len ? 0 : pos;
+                clen = 0;
+            }
+        }
+        if (sl->eof) {
+            uint64_t last;
+            if (cas_chunker_finish(ch, &last)) {
+                int r = emit(c, start_seq, start_off, seq, last);
+                if (r < 0)
+                    return r;
+            }
+            start_seq = seq + 1;
+        }
+        pthread_mutex_lock(&c->mu);
+        for (; held < start_seq && held <= seq; held++)
+            unref_locked(c, held);
+        pthread_mutex_unlock(&c->mu);
+        done += sl->len;
+        if (o->progress && (done - reported >= CAS__PROGRESS_STEP || sl->eof)) {
+            reported = done;
+            int r = o->progress(o->userdata, done, total);
+            if (r < 0) {
+                fail(c, r);
+                return r;
+            }
+        }
+        if (sl->eof)
+            return 0;
+    }
+}
+
+/* Creates and locks a temp file in DIR/tmp; writes its name to ret_name. */
+static int
+tmp_create(cas_store *s, char ret_name[static 64], int *ret_fd)
+{
+    static unsigned counter;
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        snprintf(ret_name, 64, "add-%ld-%u-%u", (long)getpid(), n,
+                 (unsigned)(cas__now_ns() & 0xffffff));
+        int fd = openat(s->tmp_fd, ret_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                continue;
+            return -errno;
+        }
+        struct stat a, b;
+        /* Another process's cleanup may have unlinked the name between our
+         * open and our lock: then try another name. */
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &a) == 0 &&
+            fstatat(s->tmp_fd, ret_name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev) {
+            *ret_fd = fd;
+            return 0;
+        }
+        close(fd);
+    }
+    return -EEXIST;
+}
+
+static int
+build_manifest(add_ctx *c, const cas_store_add_opts *o, const cas_chunker_params *p,
+               cas_manifest **ret)
+{
+    cas_manifest_builder *b = NULL;
+    int r = cas_manifest_builder_new(o->kind, p, &b);
+    for (size_t i = 0; r == 0 && i < c->n_chunks; i++)
+        r = cas_manifest_builder_add_chunk(b, c->ids[i], c->lens[i]);
+    for (size_t i = 0; r == 0 && i < o->n_tensors; i++)
+        r = cas_manifest_builder_add_tensor(b, &o->tensors[i]);
+    for (size_t i = 0; r == 0 && i < o->n_meta; i++)
+        r = cas_manifest_builder_set_meta(b, o->meta[i].key, o->meta[i].value);
+    if (r == 0)
+        r = cas_manifest_builder_finish(b, ret);
+    cas_manifest_builder_free(b);
+    return r;
+}
+
+static int
+put_name(cas_store *s, MDB_txn *txn, const char *name, const uint8_t id[static CAS_HASH_LEN])
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > CAS_STORE_NAME_MAX)
+        return -EINVAL;
+    MDB_val k = { n, (void *)name }, v = { CAS_HASH_LEN, (void *)id };
+    return cas__mdb_err(mdb_put(txn, s->db_names, &k, &v, 0));
+}
+
+static int
+put_pin(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+{
+    if (cas__is_pinned(s, txn, id))
+        return 0;
+    uint8_t t[8];
+    cas__put_le64(t, cas__now_ns());
+    MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
+    return cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
+}
+
+/* Publishes the synced temp file as model m in one write transaction.
+ * Returns 1 (new) or 0 (already complete). */
+static int
+commit_model(cas_store *s, const cas_store_add_opts *o, const cas_manifest *m, const char *tmp_name)
+{
+    const uint8_t *id = cas_manifest_id(m);
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas__data_name(id, hex);
+    MDB_txn *txn;
+    bool renamed = false;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    int ret = 1;
+    if (r == 0 && rec.state == CAS_MODEL_COMPLETE) {
+        ret = 0; /* already there: keep the existing file */
+    } else if (r == 0 || r == -ENOENT) {
+        r = cas__limit_check(s, txn, cas_manifest_size(m));
+        if (r < 0)
+            goto fail;
+        /* Step 3 and 4 of FORMAT.md: rename, then make the rename durable. */
+        if (renameat(s->tmp_fd, tmp_name, s->data_fd, hex) < 0) {
+            r = -errno;
+            goto fail;
+        }
+        renamed = true;
+        r = cas__fsync_dir(s->data_fd);
+        if (r < 0)
+            goto fail;
+        size_t mlen;
+        const uint8_t *mb = cas_manifest_bytes(m, &mlen);
+        rec = (cas__model_rec){ .state = CAS_MODEL_COMPLETE,
+                                .added_ns = cas__now_ns(),
+                                .size = cas_manifest_size(m),
+                                .n_chunks = cas_manifest_chunk_count(m),
+                                .manifest = mb,
+                                .manifest_len = mlen };
+        r = cas__model_put(s, txn, id, &rec);
+        if (r == 0)
+            r = cas__chunks_index(s, txn, m);
+        if (r < 0)
+            goto fail;
+        MDB_val k = { CAS_HASH_LEN, (void *)id };
+        mdb_del(txn, s->db_bitmaps, &k, NULL);
+    } else {
+        goto fail;
+    }
+    if (o->pin)
+        r = put_pin(s, txn, id);
+    if (r == 0 && o->name)
+        r = put_name(s, txn, o->name, id);
+    if (r < 0)
+        goto fail;
+    r = cas__txn_commit(txn);
+    if (r < 0) {
+        if (renamed)
+            unlinkat(s->data_fd, hex, 0); /* may remove a concurrent re-add: rare, harmless */
+        return r;
+    }
+    return ret;
+fail:
+    if (renamed)
+        unlinkat(s->data_fd, hex, 0); /* still under the write lock */
+    mdb_txn_abort(txn);
+    return r;
+}
+
+static int
+start_threads(add_ctx *c, pthread_t *th, unsigned n_hash, unsigned *ret_started)
+{
+    void *(*fn[2])(void *) = { reader_main, writer_main };
+    unsigned n = 0;
+    for (unsigned i = 0; i < 2 + n_hash; i++) {
+        int e = pthread_create(&th[i], NULL, i < 2 ? fn[i] : hasher_main, c);
+        if (e) {
+            *ret_started = n;
+            return -e;
+        }
+        n++;
+    }
+    *ret_started = n;
+    return 0;
+}
+
+static int
+run_pipeline(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t total)
+{
+    unsigned n_hash = o->threads ? o->threads : CAS_STORE_ADD_THREADS;
+    if (n_hash > 16)
+        n_hash = 16;
+    pthread_t th[18];
+    unsigned started = 0;
+    int r = start_threads(c, th, n_hash, &started);
+    if (r < 0)
+        fail(c, r);
+    else
+        r = chunk_loop(c, ch, o, total);
+    pthread_mutex_lock(&c->mu);
+    if (r < 0)
+        fail_locked(c, r);
+    while (!c->stop && (c->pending > 0 || !c->writer_done))
+        pthread_cond_wait(&c->slot_cv, &c->mu);
+    c->jobs_done = true;
+    pthread_cond_broadcast(&c->job_cv);
+    r = c->err;
+    pthread_mutex_unlock(&c->mu);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    return r;
+}
+
+static void
+ctx_free(add_ctx *c)
+{
+    for (unsigned i = 0; i < CAS__ADD_SLOTS; i++)
+        free(c->slots[i].buf);
+    free(c->q);
+    free(c->ids);
+    free(c->lens);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->slot_cv);
+    pthread_cond_destroy(&c->job_cv);
+}
+
+static int
+precheck_limit(cas_store *s, uint64_t size)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__limit_check(s, txn, size);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
+                 uint8_t ret_id[static CAS_HASH_LEN])
+{
+    static const cas_store_add_opts defaults = { .kind = CAS_CHUNKER_CDC };
+    const cas_store_add_opts *o = opts ? opts : &defaults;
+    cas_chunker_params p = o->params ? *o->params : CAS_CHUNKER_PARAMS_DEFAULT;
+    if (fd < 0 || (o->name && (!*o->name || strlen(o->name) > CAS_STORE_NAME_MAX)))
+        return -EINVAL;
+    int r = cas_chunker_params_validate(&p);
+    if (r < 0)
+        return r;
+    struct stat st;
+    uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    if (total > 0 && (r = precheck_limit(s, total)) < 0)
+        return r;
+
+    add_ctx c = { .in_fd = fd, .out_fd = -1 };
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.slot_cv, NULL);
+    pthread_cond_init(&c.job_cv, NULL);
+    cas_chunker *ch = NULL;
+    cas_manifest *m = NULL;
+    char tmp_name[64] = "";
+    c.slot_size = CAS_STORE_BUF_SIZE > p.max ? CAS_STORE_BUF_SIZE : p.max;
+    for (unsigned i = 0; i < CAS__ADD_SLOTS; i++) {
+        c.slots[i].buf = malloc(c.slot_size);
+        if (!c.slots[i].buf) {
+            r = -ENOMEM;
+            goto out;
+        }
+    }
+    r = cas_chunker_new(&p, &ch);
+    if (r == 0 && o->n_regions > 0)
+        r = cas_chunker_set_regions(ch, o->regions, o->n_regions);
+    if (r < 0)
+        goto out;
+    r = tmp_create(s, tmp_name, &c.out_fd);
+    if (r < 0) {
+        tmp_name[0] = '\0';
+        goto out;
+    }
+    r = run_pipeline(&c, ch, o, total);
+    if (r < 0)
+        goto out;
+    r = build_manifest(&c, o, &p, &m);
+    if (r < 0)
+        goto out;
+    /* Steps 1 and 2 of FORMAT.md: the bytes are durable before anything
+     * refers to them. */
+    if (fdatasync(c.out_fd) < 0 || fchmod(c.out_fd, 0444) < 0) {
+        r = -errno;
+        goto out;
+    }
+    r = commit_model(s, o, m, tmp_name);
+    if (r < 0)
+        goto out;
+    memcpy(ret_id, cas_manifest_id(m), CAS_HASH_LEN);
+    if (r == 1) {
+        tmp_name[0] = '\0'; /* renamed away */
+        int g = cas__gc_to_limit(s, ret_id);
+        (void)g; /* the model is committed; a failed gc only leaves the store over its limit */
+    }
+out:
+    if (tmp_name[0])
+        unlinkat(s->tmp_fd, tmp_name, 0);
+    if (c.out_fd >= 0)
+        close(c.out_fd); /* releases the flock after the commit */
+    cas_manifest_free(m);
+    cas_chunker_free(ch);
+    ctx_free(&c);
+    return r;
+}

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_LIBCAS_STORE_INTERNAL_H
+#define NVX_LIBCAS_STORE_INTERNAL_H
+/*
+ * Internals shared by the store's source files (store.c, store-add.c,
+ * store-io.c, store-partial.c, store-meta.c). Not installed. Record layouts
+ * are documented in libcas/FORMAT.md, section "Store".
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "libcas/manifest.h"
+#include "libcas/store.h"
+
+#define CAS__STORE_MARKER    "nvx-store"
+#define CAS__STORE_INDEX_DIR "index"
+#define CAS__STORE_DATA_DIR  "data"
+#define CAS__STORE_TMP_DIR   "tmp"
+#define CAS__STORE_MAX_DBS   10u
+#define CAS__MODEL_REC_LEN   32u /* model record header before the manifest bytes */
+#define CAS__MODEL_REC_VER   1u
+#define CAS__CHUNK_LOC_LEN   (CAS_HASH_LEN + 8u + 4u)
+#define CAS__PROGRESS_STEP   ((uint64_t)16 << 20) /* bytes between progress calls */
+
+struct cas_store {
+    char *dir;
+    int dir_fd;  /* DIR */
+    int data_fd; /* DIR/data, for fsync and openat */
+    int tmp_fd;  /* DIR/tmp */
+    MDB_env *env;
+    MDB_dbi db_meta;    /* "meta": config and version */
+    MDB_dbi db_models;  /* model id -> model record (header + manifest) */
+    MDB_dbi db_chunks;  /* chunk id -> dup sorted (model id, offset, len) */
+    MDB_dbi db_pins;    /* model id -> u64 pin time (ns) */
+    MDB_dbi db_names;   /* name -> model id */
+    MDB_dbi db_bitmaps; /* model id -> bitmap of verified chunks (partial) */
+    MDB_dbi db_sigs;    /* model id | hash(blob) -> blob */
+    MDB_dbi db_keys;    /* key id -> u16 name len | name | blob */
+    MDB_dbi db_peers;   /* key -> value */
+};
+
+/* A decoded model record header; manifest points into the LMDB value (valid
+ * until the transaction ends). */
+typedef struct cas__model_rec {
+    cas_model_state state;
+    uint64_t added_ns;
+    uint64_t size;
+    uint64_t n_chunks;
+    const uint8_t *manifest;
+    size_t manifest_len;
+} cas__model_rec;
+
+/* Converts an LMDB return code (0, positive errno, negative MDB_*) into 0 or a
+ * negative errno: MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL/MDB_TXN_FULL ->
+ * -ENOSPC, MDB_KEYEXIST -> -EEXIST, MDB_CORRUPTED/MDB_PAGE_NOTFOUND/
+ * MDB_INVALID/MDB_VERSION_MISMATCH -> -EBADMSG, other MDB_* -> -EIO. */
+int cas__mdb_err(int rc);
+
+/* Little-endian loads and stores. */
+void cas__put_le16(uint8_t *p, uint16_t v);
+void cas__put_le32(uint8_t *p, uint32_t v);
+void cas__put_le64(uint8_t *p, uint64_t v);
+uint16_t cas__get_le16(const uint8_t *p);
+uint32_t cas__get_le32(const uint8_t *p);
+uint64_t cas__get_le64(const uint8_t *p);
+
+/* Current wall-clock time in nanoseconds since the epoch. */
+uint64_t cas__now_ns(void);
+
+/* Begins a transaction (read-only when rdonly). Returns 0 or errno. */
+int cas__txn_begin(cas_store *s, bool rdonly, MDB_txn **ret);
+
+/* Commits txn (always consumed). Returns 0 or errno. */
+int cas__txn_commit(MDB_txn *txn);
+
+/* Reads and decodes the model record of id in txn. -ENOENT, -EBADMSG. */
+int cas__model_get(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
+                   cas__model_rec *ret);
+
+/* Writes a model record (header + manifest bytes) for id in txn. */
+int cas__model_put(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
+                   const cas__model_rec *rec);
+
+/* Adds chunk index entries (one per chunk of m, located in model id). */
+int cas__chunks_index(cas_store *s, MDB_txn *txn, const cas_manifest *m);
+
+/* Removes every chunk index entry of model m. */
+int cas__chunks_unindex(cas_store *s, MDB_txn *txn, const cas_manifest *m);
+
+/* True when id is pinned in txn. */
+bool cas__is_pinned(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN]);
+
+/* Name of a model's data file relative to DIR/data: 64 hex characters. */
+void cas__data_name(const uint8_t id[static CAS_HASH_LEN], char ret[static CAS_HASH_HEX_LEN + 1]);
+
+/* fsync() of a directory fd; returns 0 or -errno. */
+int cas__fsync_dir(int fd);
+
+/* Checks the size limit inside a write txn before a model of `size` bytes
+ * (not yet in the store) is added: -ENOSPC when the pinned content plus size
+ * is over the limit (plus_pinned: size counts as pinned anyway). */
+int cas__limit_check(cas_store *s, MDB_txn *txn, uint64_t size);
+
+/* Runs a CAS_GC_TO_LIMIT gc that never removes `keep` (may be NULL). */
+int cas__gc_to_limit(cas_store *s, const uint8_t *keep);
+
+/* pread/pwrite/write loops over short transfers and EINTR; 0 or -errno
+ * (a pread past EOF returns -EBADMSG: a data file shorter than its model). */
+int cas__pread_full(int fd, void *buf, size_t len, uint64_t off);
+int cas__pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int cas__write_full(int fd, const void *buf, size_t len);
+
+/* Reads the chunk at loc from its data file into buf and re-hashes it
+ * against chunk. Returns 0, -EBADMSG, -errno. */
+int cas__chunk_read_at(cas_store *s, const cas_chunk_loc *loc,
+                       const uint8_t chunk[static CAS_HASH_LEN], void *buf);
+
+#endif

@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Verify and export: worker threads take batches of consecutive chunks (up to
+ * CAS_STORE_BUF_SIZE bytes), pread them from the model's data file, re-hash
+ * every chunk against the manifest and, for export, write the batch to the
+ * output in order (a turn counter), so hashing runs on all workers while
+ * one of them writes. pread into private buffers rather than mmap: a data
+ * file truncated behind our back then gives an error, not SIGBUS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libcas/store-internal.h"
+
+typedef struct io_batch {
+    uint64_t first, n; /* chunk indexes [first, first + n) */
+    uint64_t off;
+    size_t bytes;
+} io_batch;
+
+typedef struct io_ctx {
+    const cas_manifest *m;
+    const uint8_t *model;
+    int data_fd;
+    int out_fd;            /* export: output; verify: -1 */
+    const uint8_t *bitmap; /* partial model: verified chunks, else NULL */
+    io_batch *batches;
+    size_t n_batches, next, write_turn;
+    size_t buf_size;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int err; /* first fatal error */
+    bool stop;
+    bool bad; /* a problem was reported */
+    bool all_chunks;
+    cas_store_problem first_problem;
+    const cas_store_verify_opts *vo;
+    cas_progress_fn progress;
+    void *userdata;
+    uint64_t *done, total, *reported;
+} io_ctx;
+
+static int
+make_batches(io_ctx *c, size_t max_bytes)
+{
+    size_t n = cas_manifest_chunk_count(c->m);
+    c->batches = malloc((n ? n : 1) * sizeof(*c->batches));
+    if (!c->batches)
+        return -ENOMEM;
+    c->n_batches = 0;
+    for (size_t i = 0; i < n;) {
+        cas_chunk_info ci;
+        int r = cas_manifest_chunk(c->m, i, &ci);
+        if (r < 0)
+            return r;
+        io_batch b = { .first = i, .n = 0, .off = ci.offset, .bytes = 0 };
+        while (i < n) {
+            r = cas_manifest_chunk(c->m, i, &ci);
+            if (r < 0)
+                return r;
+            if (b.n > 0 && b.bytes + ci.len > max_bytes)
+                break;
+            b.bytes += ci.len;
+            b.n++;
+            i++;
+        }
+        c->batches[c->n_batches++] = b;
+    }
+    return 0;
+}
+
+/* Reports a problem (under the mutex). Returns the callback's value. */
+static int
+report_locked(io_ctx *c, uint64_t idx, uint64_t off, uint32_t len, int error)
+{
+    cas_store_problem p = { .chunk_index = idx, .offset = off, .len = len, .error = error };
+    memcpy(p.model, c->model, CAS_HASH_LEN);
+    if (!c->bad)
+        c->first_problem = p;
+    c->bad = true;
+    if (c->vo && c->vo->problem)
+        return c->vo->problem(c->vo->userdata, &p);
+    return 0;
+}
+
+static void
+stop_locked(io_ctx *c, int r)
+{
+    if (r < 0 && !c->err)
+        c->err = r;
+    c->stop = true;
+    pthread_cond_broadcast(&c->cv);
+}
+
+static bool
+bit_set(const uint8_t *bits, uint64_t i)
+{
+    return (bits[i / 8] >> (i % 8)) & 1;
+}
+
+/* Hashes every chunk of batch b in buf; reports bad ones. Returns true when
+ * all were good. */
+static bool
+check_batch(io_ctx *c, const io_batch *b, const uint8_t *buf)
+{
+    bool ok = true;
+    for (uint64_t i = b->first; i < b->first + b->n; i++) {
+        cas_chunk_info ci;
+        cas_manifest_chunk(c->m, i, &ci);
+        if (c->bitmap && !bit_set(c->bitmap, i))
+            continue;
+        uint8_t h[CAS_HASH_LEN];
+        cas_hash(buf + (ci.offset - b->off), ci.len, h);
+        if (cas_hash_equal(h, ci.id))
+            continue;
+        ok = false;
+        pthread_mutex_lock(&c->mu);
+        int r = report_locked(c, i, ci.offset, ci.len, -EBADMSG);
+        if (r < 0 || !c->all_chunks)
+            stop_locked(c, r);
+        bool stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            break;
+    }
+    return ok;
+}
+
+static int
+progress_locked(io_ctx *c, size_t bytes)
+{
+    if (!c->progress)
+        return 0;
+    *c->done += bytes;
+    if (*c->done - *c->reported < CAS__PROGRESS_STEP && *c->done != c->total)
+        return 0;
+    *c->reported = *c->done;
+    return c->progress(c->userdata, *c->done, c->total);
+}
+
+static void *
+io_worker(void *arg)
+{
+    io_ctx *c = arg;
+    uint8_t *buf = malloc(c->buf_size);
+    if (!buf) {
+        pthread_mutex_lock(&c->mu);
+        stop_locked(c, -ENOMEM);
+        pthread_mutex_unlock(&c->mu);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        if (c->stop || c->next == c->n_batches) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        size_t bi = c->next++;
+        pthread_mutex_unlock(&c->mu);
+        const io_batch *b = &c->batches[bi];
+        int r = cas__pread_full(c->data_fd, buf, b->bytes, b->off);
+        if (r < 0) {
+            pthread_mutex_lock(&c->mu);
+            int rr = report_locked(c, b->first, b->off, (uint32_t)b->bytes, r);
+            stop_locked(c, rr);
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        bool ok = check_batch(c, b, buf);
+        pthread_mutex_lock(&c->mu);
+        if (c->out_fd >= 0 && ok) {
+            while (!c->stop && c->write_turn != bi)
+                pthread_cond_wait(&c->cv, &c->mu);
+            if (c->stop) {
+                pthread_mutex_unlock(&c->mu);
+                break;
+            }
+            pthread_mutex_unlock(&c->mu);
+            r = cas__write_full(c->out_fd, buf, b->bytes);
+            pthread_mutex_lock(&c->mu);
+            c->write_turn++;
+            pthread_cond_broadcast(&c->cv);
+            if (r < 0)
+                stop_locked(c, r);
+        }
+        r = progress_locked(c, b->bytes);
+        if (r < 0)
+            stop_locked(c, r);
+        pthread_mutex_unlock(&c->mu);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Runs the workers (the caller's thread is one of them). */
+static int
+io_run(io_ctx *c, unsigned threads)
+{
+    if (threads == 0)
+        threads = CAS_STORE_ADD_THREADS;
+    if (threads > 16)
+        threads = 16;
+    pthread_t th[16];
+    unsigned started = 0;
+    for (unsigned i = 1; i < threads && c->n_batches > 1; i++) {
+        if (pthread_create(&th[started], NULL, io_worker, c) != 0)
+            break;
+        started++;
+    }
+    io_worker(c);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    return c->err;
+}
+
+/* Loaded model: record fields, decoded manifest, bitmap copy (partial). */
+typedef struct loaded {
+    cas__model_rec rec;
+    cas_manifest *m;
+    uint8_t *bitmap;
+} loaded;
+
+static void
+loaded_free(loaded *l)
+{
+    cas_manifest_free(l->m);
+    free(l->bitmap);
+}
+
+/* Reads the record of id and decodes its manifest. Returns 0, -ENOENT, or
+ * -EBADMSG (damaged record or manifest; *ret is then partly filled). */
+static int
+load_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], loaded *ret)
+{
+    MDB_txn *txn;
+    memset(ret, 0, sizeof(*ret));
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__model_get(s, txn, id, &ret->rec);
+    if (r < 0)
+        goto out;
+    r = cas_manifest_decode(ret->rec.manifest, ret->rec.manifest_len, &ret->m);
+    if (r < 0)
+        goto out;
+    if (!cas_hash_equal(cas_manifest_id(ret->m), id) ||
+        cas_manifest_size(ret->m) != ret->rec.size ||
+        cas_manifest_chunk_count(ret->m) != ret->rec.n_chunks) {
+        r = -EBADMSG;
+        goto out;
+    }
+    if (ret->rec.state == CAS_MODEL_PARTIAL) {
+        size_t want = (size_t)((ret->rec.n_chunks + 7) / 8);
+        ret->bitmap = calloc(1, want ? want : 1);
+        if (!ret->bitmap) {
+            r = -ENOMEM;
+            goto out;
+        }
+        MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+        if (mdb_get(txn, s->db_bitmaps, &k, &v) == 0)
+            memcpy(ret->bitmap, v.mv_data, v.mv_size < want ? v.mv_size : want);
+    }
+out:
+    ret->rec.manifest = NULL; /* points into the ended transaction */
+    mdb_txn_abort(txn);
+    return r;
+}
+
+static int
+open_data(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint64_t size, int *ret_fd)
+{
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas__data_name(id, hex);
+    int fd = openat(s->data_fd, hex, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+        close(fd);
+        return -EBADMSG;
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    *ret_fd = fd;
+    return 0;
+}
+
+static size_t
+buf_size_for(const cas_manifest *m)
+{
+    cas_chunker_params p;
+    cas_manifest_chunker(m, &p);
+    return p.max > CAS_STORE_BUF_SIZE ? p.max : CAS_STORE_BUF_SIZE;
+}
+
+static int
+call_problem(const cas_store_verify_opts *o, const uint8_t id[static CAS_HASH_LEN], int error)
+{
+    cas_store_problem p = { .chunk_index = CAS_STORE_NO_CHUNK, .error = error };
+    memcpy(p.model, id, CAS_HASH_LEN);
+    return o && o->problem ? o->problem(o->userdata, &p) : 0;
+}
+
+/* Verifies one model. Returns 0 (sound), 1 (problems reported), < 0 fatal. */
+static int
+verify_one(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const cas_store_verify_opts *o,
+           uint64_t *done, uint64_t total, uint64_t *reported)
+{
+    loaded l;
+    int fd = -1;
+    int r = load_model(s, id, &l);
+    if (r == -ENOENT && !l.m && l.rec.manifest_len == 0)
+        goto out;
+    if (r == 0)
+        r = open_data(s, id, l.rec.size, &fd);
+    if (r == -ENOENT || r == -EBADMSG) {
+        int cr = call_problem(o, id, r);
+        r = cr < 0 ? cr : 1;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    io_ctx c = { .m = l.m,
+                 .model = id,
+                 .data_fd = fd,
+                 .out_fd = -1,
+                 .bitmap = l.bitmap,
+                 .buf_size = buf_size_for(l.m),
+                 .vo = o,
+                 .all_chunks = o && o->all_chunks,
+                 .progress = o ? o->progress : NULL,
+                 .userdata = o ? o->userdata : NULL,
+                 .done = done,
+                 .total = total,
+                 .reported = reported };
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    r = make_batches(&c, c.buf_size);
+    if (r == 0)
+        r = io_run(&c, o ? o->threads : 0);
+    if (r == 0 && c.bad)
+        r = 1;
+    free(c.batches);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
+out:
+    if (fd >= 0)
+        close(fd);
+    loaded_free(&l);
+    if (r >= 0 && o && o->model_done) {
+        int mr = o->model_done(o->userdata, id, r == 0);
+        if (mr < 0)
+            return mr;
+    }
+    return r;
+}
+
+/* Collects every model id and the total bytes to check. */
+static int
+all_ids(cas_store *s, uint8_t (**ret_ids)[CAS_HASH_LEN], size_t *ret_n, uint64_t *ret_total)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    uint8_t(*ids)[CAS_HASH_LEN] = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_models, &cur));
+    MDB_val k, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != CAS_HASH_LEN)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            void *ni = realloc(ids, cap * CAS_HASH_LEN);
+            if (!ni) {
+                r = -ENOMEM;
+                break;
+            }
+            ids = ni;
+        }
+        memcpy(ids[n++], k.mv_data, CAS_HASH_LEN);
+        cas__model_rec rec;
+        if (cas__model_get(s, txn, k.mv_data, &rec) == 0)
+            total += rec.size;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (r < 0) {
+        free(ids);
+        return r;
+    }
+    *ret_ids = ids;
+    *ret_n = n;
+    *ret_total = total;
+    return 0;
+}
+
+int
+cas_store_verify(cas_store *s, const uint8_t *id, const cas_store_verify_opts *opts)
+{
+    uint64_t done = 0, reported = 0;
+    if (id) {
+        cas_model_info info;
+        int r = cas_store_model_info(s, id, &info);
+        if (r == -EBADMSG)
+            return call_problem(opts, id, r) < 0 ? r : -EBADMSG;
+        if (r < 0)
+            return r;
+        r = verify_one(s, id, opts, &done, info.size, &reported);
+        return r == 1 ? -EBADMSG : r;
+    }
+    uint8_t(*ids)[CAS_HASH_LEN] = NULL;
+    size_t n = 0;
+    uint64_t total = 0;
+    int r = all_ids(s, &ids, &n, &total);
+    if (r < 0)
+        return r;
+    bool bad = false;
+    for (size_t i = 0; i < n; i++) {
+        r = verify_one(s, ids[i], opts, &done, total, &reported);
+        if (r == -ENOENT)
+            r = 0; /* removed meanwhile */
+        if (r < 0)
+            break;
+        bad = bad || r == 1;
+        r = 0;
+    }
+    free(ids);
+    return r < 0 ? r : bad ? -EBADMSG : 0;
+}
+
+int
+cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd,
+                    cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem)
+{
+    loaded l;
+    int fd = -1;
+    int r = load_model(s, id, &l);
+    if (r < 0)
+        goto out;
+    if (l.rec.state != CAS_MODEL_COMPLETE) {
+        r = -EAGAIN;
+        goto out;
+    }
+    r = open_data(s, id, l.rec.size, &fd);
+    if (r == -ENOENT)
+        r = -EBADMSG; /* the index names a file that is gone */
+    if (r < 0) {
+        if (r == -EBADMSG && ret_problem) {
+            *ret_problem = (cas_store_problem){ .chunk_index = CAS_STORE_NO_CHUNK, .error = r };
+            memcpy(ret_problem->model, id, CAS_HASH_LEN);
+        }
+        goto out;
+    }
+    uint64_t done = 0, reported = 0;
+    io_ctx c = { .m = l.m,
+                 .model = id,
+                 .data_fd = fd,
+                 .out_fd = out_fd,
+                 .buf_size = buf_size_for(l.m),
+                 .progress = progress,
+                 .userdata = userdata,
+                 .done = &done,
+                 .total = l.rec.size,
+                 .reported = &reported };
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    r = make_batches(&c, c.buf_size);
+    if (r == 0)
+        r = io_run(&c, 0);
+    if (r == 0 && c.bad)
+        r = -EBADMSG;
+    if (c.bad && ret_problem)
+        *ret_problem = c.first_problem;
+    free(c.batches);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
+out:
+    if (fd >= 0)
+        close(fd);
+    loaded_free(&l);
+    return r;
+}
+
+int
+cas_store_export_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const char *path,
+                      cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return -ENOMEM;
+    snprintf(tmp, n, "%s.nvx-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = -errno;
+        free(tmp);
+        return e;
+    }
+    int r = fchmod(fd, 0644) < 0 ? -errno : 0;
+    if (r == 0)
+        r = cas_store_export_fd(s, id, fd, progress, userdata, ret_problem);
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    free(tmp);
+    return r;
+}

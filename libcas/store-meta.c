@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small records of the store: local names, signature blobs, trusted keys and
+ * peer records. Each call is one LMDB transaction.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libcas/store-internal.h"
+
+/* Runs a write transaction body; commits on success, aborts otherwise. */
+static int
+finish(MDB_txn *txn, int r)
+{
+    if (r < 0) {
+        mdb_txn_abort(txn);
+        return r;
+    }
+    int c = cas__txn_commit(txn);
+    return c < 0 ? c : r;
+}
+
+static bool
+model_exists(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+    return mdb_get(txn, s->db_models, &k, &v) == 0;
+}
+
+static int
+check_name(const char *name)
+{
+    if (!name)
+        return -EINVAL;
+    size_t n = strlen(name);
+    return n == 0 || n > CAS_STORE_NAME_MAX ? -EINVAL : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Names */
+
+int
+cas_store_name_set(cas_store *s, const char *name, const uint8_t id[static CAS_HASH_LEN])
+{
+    int r = check_name(name);
+    if (r < 0)
+        return r;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    if (!model_exists(s, txn, id))
+        return finish(txn, -ENOENT);
+    MDB_val k = { strlen(name), (void *)name }, v = { CAS_HASH_LEN, (void *)id };
+    return finish(txn, cas__mdb_err(mdb_put(txn, s->db_names, &k, &v, 0)));
+}
+
+int
+cas_store_name_get(cas_store *s, const char *name, uint8_t ret_id[static CAS_HASH_LEN])
+{
+    int r = check_name(name);
+    if (r < 0)
+        return r == -EINVAL ? -ENOENT : r;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { strlen(name), (void *)name }, v;
+    r = cas__mdb_err(mdb_get(txn, s->db_names, &k, &v));
+    if (r == 0 && v.mv_size != CAS_HASH_LEN)
+        r = -EBADMSG;
+    if (r == 0)
+        memcpy(ret_id, v.mv_data, CAS_HASH_LEN);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_name_del(cas_store *s, const char *name)
+{
+    int r = check_name(name);
+    if (r < 0)
+        return r == -EINVAL ? -ENOENT : r;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { strlen(name), (void *)name };
+    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_names, &k, NULL)));
+}
+
+int
+cas_store_name_list(cas_store *s, cas_name_fn cb, void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_names, &c));
+    MDB_val k, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != CAS_HASH_LEN || k.mv_size > CAS_STORE_NAME_MAX)
+            continue;
+        char name[CAS_STORE_NAME_MAX + 1];
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        r = cb(userdata, name, v.mv_data);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Signatures: key = model id | BLAKE2b-256(blob) */
+
+static void
+sig_key(const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len,
+        uint8_t ret[static 2 * CAS_HASH_LEN])
+{
+    memcpy(ret, id, CAS_HASH_LEN);
+    cas_hash(blob, len, ret + CAS_HASH_LEN);
+}
+
+int
+cas_store_sig_add(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len)
+{
+    if (!blob || len == 0)
+        return -EINVAL;
+    if (len > CAS_STORE_SIG_MAX)
+        return -EMSGSIZE;
+    uint8_t key[2 * CAS_HASH_LEN];
+    sig_key(id, blob, len, key);
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    if (!model_exists(s, txn, id))
+        return finish(txn, -ENOENT);
+    MDB_val k = { sizeof(key), key }, v = { len, (void *)blob };
+    int rc = mdb_put(txn, s->db_sigs, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return finish(txn, 0);
+    r = cas__mdb_err(rc);
+    return finish(txn, r < 0 ? r : 1);
+}
+
+int
+cas_store_sig_list(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
+                   void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_sigs, &c));
+    uint8_t lo[2 * CAS_HASH_LEN] = { 0 };
+    memcpy(lo, id, CAS_HASH_LEN);
+    MDB_val k = { sizeof(lo), lo }, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0 && r == 0 && k.mv_size == sizeof(lo) && memcmp(k.mv_data, id, CAS_HASH_LEN) == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        r = cb(userdata, v.mv_data, v.mv_size);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_sig_del(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len)
+{
+    if (!blob || len == 0)
+        return -ENOENT;
+    uint8_t key[2 * CAS_HASH_LEN];
+    sig_key(id, blob, len, key);
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { sizeof(key), key };
+    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_sigs, &k, NULL)));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Trusted keys: key id -> u16 name length | name | blob */
+
+static int
+check_key_id(const void *key_id, size_t len)
+{
+    if (!key_id || len == 0)
+        return -EINVAL;
+    return len > CAS_STORE_KEY_ID_MAX ? -EMSGSIZE : 0;
+}
+
+int
+cas_store_key_put(cas_store *s, const void *key_id, size_t key_id_len, const void *blob,
+                  size_t blob_len, const char *name)
+{
+    int r = check_key_id(key_id, key_id_len);
+    if (r < 0)
+        return r;
+    size_t nl = name ? strlen(name) : 0;
+    if (!blob || blob_len == 0)
+        return -EINVAL;
+    if (blob_len > CAS_STORE_KEY_BLOB_MAX || nl > CAS_STORE_NAME_MAX)
+        return -EMSGSIZE;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_id_len, (void *)key_id }, v = { 2 + nl + blob_len, NULL };
+    r = cas__mdb_err(mdb_put(txn, s->db_keys, &k, &v, MDB_RESERVE));
+    if (r == 0) {
+        uint8_t *p = v.mv_data;
+        cas__put_le16(p, (uint16_t)nl);
+        if (nl)
+            memcpy(p + 2, name, nl);
+        memcpy(p + 2 + nl, blob, blob_len);
+    }
+    return finish(txn, r);
+}
+
+/* Splits a key value; -EBADMSG when damaged. */
+static int
+split_key(const MDB_val *v, const uint8_t **ret_blob, size_t *ret_blob_len, char *ret_name)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < 2)
+        return -EBADMSG;
+    size_t nl = cas__get_le16(p);
+    if (nl > CAS_STORE_NAME_MAX || v->mv_size - 2 < nl)
+        return -EBADMSG;
+    memcpy(ret_name, p + 2, nl);
+    ret_name[nl] = '\0';
+    *ret_blob = p + 2 + nl;
+    *ret_blob_len = v->mv_size - 2 - nl;
+    return 0;
+}
+
+int
+cas_store_key_get(cas_store *s, const void *key_id, size_t key_id_len, uint8_t **ret_blob,
+                  size_t *ret_blob_len, char **ret_name)
+{
+    int r = check_key_id(key_id, key_id_len);
+    if (r < 0)
+        return r;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_id_len, (void *)key_id }, v;
+    char name[CAS_STORE_NAME_MAX + 1];
+    const uint8_t *blob;
+    size_t bl;
+    r = cas__mdb_err(mdb_get(txn, s->db_keys, &k, &v));
+    if (r == 0)
+        r = split_key(&v, &blob, &bl, name);
+    uint8_t *b = NULL;
+    char *n = NULL;
+    if (r == 0) {
+        b = malloc(bl ? bl : 1);
+        n = ret_name ? strdup(name) : NULL;
+        if (!b || (ret_name && !n)) {
+            free(b);
+            free(n);
+            r = -ENOMEM;
+        } else {
+            memcpy(b, blob, bl);
+            *ret_blob = b;
+            *ret_blob_len = bl;
+            if (ret_name)
+                *ret_name = n;
+        }
+    }
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_key_del(cas_store *s, const void *key_id, size_t key_id_len)
+{
+    int r = check_key_id(key_id, key_id_len);
+    if (r < 0)
+        return r;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_id_len, (void *)key_id };
+    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_keys, &k, NULL)));
+}
+
+int
+cas_store_key_list(cas_store *s, cas_key_fn cb, void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_keys, &c));
+    MDB_val k, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        char name[CAS_STORE_NAME_MAX + 1];
+        const uint8_t *blob;
+        size_t bl;
+        if (split_key(&v, &blob, &bl, name) < 0)
+            continue;
+        r = cb(userdata, k.mv_data, k.mv_size, blob, bl, name);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Peers */
+
+int
+cas_store_peer_put(cas_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    if (!key || key_len == 0 || (!val && val_len))
+        return -EINVAL;
+    if (key_len > CAS_STORE_PEER_KEY_MAX || val_len > CAS_STORE_PEER_MAX)
+        return -EMSGSIZE;
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_len, (void *)key }, v = { val_len, (void *)val };
+    return finish(txn, cas__mdb_err(mdb_put(txn, s->db_peers, &k, &v, 0)));
+}
+
+int
+cas_store_peer_del(cas_store *s, const void *key, size_t key_len)
+{
+    if (!key || key_len == 0 || key_len > CAS_STORE_PEER_KEY_MAX)
+        return -ENOENT;
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_len, (void *)key };
+    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_peers, &k, NULL)));
+}
+
+int
+cas_store_peer_list(cas_store *s, cas_peer_fn cb, void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_peers, &c));
+    MDB_val k, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        r = cb(userdata, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}

@@ -1,0 +1,1270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store: opening (marker, LMDB environment, stale-file cleanup), model
+ * records, lookups, pins, removal, gc and the size limit. The add pipeline
+ * is in store-add.c, verify/export in store-io.c, partial models in
+ * store-partial.c, names/signatures/keys/peers in store-meta.c.
+ *
+ * Invariant that makes crash safety and concurrent processes work (FORMAT.md
+ * "Store"): a file DIR/data/<id> is created, renamed into place or unlinked
+ * only while its creator holds the LMDB write transaction, and only after its
+ * bytes are durable. So inside a write transaction a data file without a
+ * model record is always garbage (a crash between rename and commit, or an rm
+ * that committed but did not unlink yet), and a record never names a file
+ * whose bytes are not on disk.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "libcas/store-internal.h"
+
+int
+cas__mdb_err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case MDB_DBS_FULL:
+    case MDB_READERS_FULL:
+        return -ENOSPC;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE:
+        return -EBADMSG;
+    case MDB_BAD_VALSIZE:
+        return -EMSGSIZE;
+    default:
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+void
+cas__put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+void
+cas__put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void
+cas__put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint16_t
+cas__get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+uint32_t
+cas__get_le32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+uint64_t
+cas__get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+uint64_t
+cas__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int
+cas__txn_begin(cas_store *s, bool rdonly, MDB_txn **ret)
+{
+    return cas__mdb_err(mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, ret));
+}
+
+int
+cas__txn_commit(MDB_txn *txn)
+{
+    return cas__mdb_err(mdb_txn_commit(txn));
+}
+
+void
+cas__data_name(const uint8_t id[static CAS_HASH_LEN], char ret[static CAS_HASH_HEX_LEN + 1])
+{
+    cas_hash_to_hex(id, ret);
+}
+
+int
+cas__fsync_dir(int fd)
+{
+    return fsync(fd) < 0 ? -errno : 0;
+}
+
+int
+cas__pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EBADMSG; /* the data file is shorter than its model */
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int
+cas__pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int
+cas__write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Model records */
+
+int
+cas__model_get(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
+               cas__model_rec *ret)
+{
+    MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+    int r = cas__mdb_err(mdb_get(txn, s->db_models, &k, &v));
+    if (r < 0)
+        return r;
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < CAS__MODEL_REC_LEN || p[0] != CAS__MODEL_REC_VER ||
+        (p[1] != CAS_MODEL_PARTIAL && p[1] != CAS_MODEL_COMPLETE))
+        return -EBADMSG;
+    ret->state = (cas_model_state)p[1];
+    ret->added_ns = cas__get_le64(p + 8);
+    ret->size = cas__get_le64(p + 16);
+    ret->n_chunks = cas__get_le64(p + 24);
+    ret->manifest = p + CAS__MODEL_REC_LEN;
+    ret->manifest_len = v.mv_size - CAS__MODEL_REC_LEN;
+    return 0;
+}
+
+int
+cas__model_put(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
+               const cas__model_rec *rec)
+{
+    MDB_val k = { CAS_HASH_LEN, (void *)id };
+    MDB_val v = { CAS__MODEL_REC_LEN + rec->manifest_len, NULL };
+    int r = cas__mdb_err(mdb_put(txn, s->db_models, &k, &v, MDB_RESERVE));
+    if (r < 0)
+        return r;
+    uint8_t *p = v.mv_data;
+    memset(p, 0, CAS__MODEL_REC_LEN);
+    p[0] = CAS__MODEL_REC_VER;
+    p[1] = (uint8_t)rec->state;
+    cas__put_le64(p + 8, rec->added_ns);
+    cas__put_le64(p + 16, rec->size);
+    cas__put_le64(p + 24, rec->n_chunks);
+    memcpy(p + CAS__MODEL_REC_LEN, rec->manifest, rec->manifest_len);
+    return 0;
+}
+
+int
+cas__chunks_index(cas_store *s, MDB_txn *txn, const cas_manifest *m)
+{
+    const uint8_t *id = cas_manifest_id(m);
+    size_t n = cas_manifest_chunk_count(m);
+    for (size_t i = 0; i < n; i++) {
+        cas_chunk_info ci;
+        int r = cas_manifest_chunk(m, i, &ci);
+        if (r < 0)
+            return r;
+        uint8_t loc[CAS__CHUNK_LOC_LEN];
+        memcpy(loc, id, CAS_HASH_LEN);
+        cas__put_le64(loc + CAS_HASH_LEN, ci.offset);
+        cas__put_le32(loc + CAS_HASH_LEN + 8, ci.len);
+        MDB_val k = { CAS_HASH_LEN, (void *)ci.id }, v = { sizeof(loc), loc };
+        int rc = mdb_put(txn, s->db_chunks, &k, &v, MDB_NODUPDATA);
+        if (rc != 0 && rc != MDB_KEYEXIST)
+            return cas__mdb_err(rc);
+    }
+    return 0;
+}
+
+int
+cas__chunks_unindex(cas_store *s, MDB_txn *txn, const cas_manifest *m)
+{
+    const uint8_t *id = cas_manifest_id(m);
+    size_t n = cas_manifest_chunk_count(m);
+    MDB_cursor *c = NULL;
+    int r = cas__mdb_err(mdb_cursor_open(txn, s->db_chunks, &c));
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        cas_chunk_info ci;
+        r = cas_manifest_chunk(m, i, &ci);
+        if (r < 0)
+            goto out;
+        uint8_t lo[CAS__CHUNK_LOC_LEN] = { 0 };
+        memcpy(lo, id, CAS_HASH_LEN);
+        MDB_val k = { CAS_HASH_LEN, (void *)ci.id }, v = { sizeof(lo), lo };
+        /* Every entry of this model for this chunk sorts right after lo. */
+        int rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+        while (rc == 0 && v.mv_size == CAS__CHUNK_LOC_LEN &&
+               memcmp(v.mv_data, id, CAS_HASH_LEN) == 0) {
+            rc = mdb_cursor_del(c, 0);
+            if (rc != 0)
+                break;
+            rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+            if (rc == 0 && memcmp(k.mv_data, ci.id, CAS_HASH_LEN) != 0)
+                break;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) {
+            r = cas__mdb_err(rc);
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    mdb_cursor_close(c);
+    return r;
+}
+
+bool
+cas__is_pinned(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+    return mdb_get(txn, s->db_pins, &k, &v) == 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Opening */
+
+static int
+read_marker(int dir_fd)
+{
+    int fd = openat(dir_fd, CAS__STORE_MARKER, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    char want[32];
+    snprintf(want, sizeof(want), "%s %u\n", CAS__STORE_MARKER, CAS_STORE_VERSION);
+    return strcmp(buf, want) == 0 ? 0 : -EBADMSG;
+}
+
+/* Whether dir holds nothing but leftovers of an interrupted marker write. */
+static int
+dir_is_empty(int dir_fd)
+{
+    int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int r = 1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strncmp(de->d_name, ".nvx-store.tmp", 14) == 0)
+            continue;
+        r = 0;
+        break;
+    }
+    closedir(d);
+    return r;
+}
+
+static int
+write_marker(int dir_fd)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), ".nvx-store.tmp%ld", (long)getpid());
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%s %u\n", CAS__STORE_MARKER, CAS_STORE_VERSION);
+    int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int r = cas__write_full(fd, buf, (size_t)n);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    if (r == 0 && renameat(dir_fd, tmp, dir_fd, CAS__STORE_MARKER) < 0)
+        r = -errno;
+    if (r < 0) {
+        unlinkat(dir_fd, tmp, 0);
+        return r;
+    }
+    return cas__fsync_dir(dir_fd);
+}
+
+static int
+open_subdir(int dir_fd, const char *name, int *ret)
+{
+    if (mkdirat(dir_fd, name, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    *ret = fd;
+    return 0;
+}
+
+static int
+mkdir_p(const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    int r = 0;
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+            r = -errno;
+            break;
+        }
+        *q = '/';
+    }
+    if (r == 0 && mkdir(p, 0755) < 0 && errno != EEXIST)
+        r = -errno;
+    free(p);
+    return r;
+}
+
+/* Finds or creates the marker. */
+static int
+check_dir(const char *dir, unsigned flags, int *ret_fd)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        if (errno != ENOENT || !(flags & CAS_STORE_CREATE))
+            return -errno;
+        int r = mkdir_p(dir);
+        if (r < 0)
+            return r;
+    } else if (!S_ISDIR(st.st_mode)) {
+        return -ENOTDIR;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = read_marker(fd);
+    if (r == -ENOENT) {
+        r = dir_is_empty(fd);
+        if (r == 0)
+            r = -ENOTDIR; /* something else lives here */
+        else if (r > 0)
+            r = (flags & CAS_STORE_CREATE) ? write_marker(fd) : -ENOENT;
+    }
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+static int
+open_dbs(cas_store *s)
+{
+    MDB_txn *txn = NULL;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    static const struct {
+        const char *name;
+        unsigned flags;
+        size_t off;
+    } dbs[] = {
+        { "meta", 0, offsetof(cas_store, db_meta) },
+        { "models", 0, offsetof(cas_store, db_models) },
+        { "chunks", MDB_DUPSORT | MDB_DUPFIXED, offsetof(cas_store, db_chunks) },
+        { "pins", 0, offsetof(cas_store, db_pins) },
+        { "names", 0, offsetof(cas_store, db_names) },
+        { "bitmaps", 0, offsetof(cas_store, db_bitmaps) },
+        { "sigs", 0, offsetof(cas_store, db_sigs) },
+        { "keys", 0, offsetof(cas_store, db_keys) },
+        { "peers", 0, offsetof(cas_store, db_peers) },
+    };
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
+        r = cas__mdb_err(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbi));
+        if (r < 0)
+            goto fail;
+    }
+    MDB_val k = { 7, "version" }, v;
+    r = cas__mdb_err(mdb_get(txn, s->db_meta, &k, &v));
+    if (r == -ENOENT) {
+        uint8_t ver[4];
+        cas__put_le32(ver, CAS_STORE_VERSION);
+        v = (MDB_val){ sizeof(ver), ver };
+        r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
+    } else if (r == 0 && (v.mv_size != 4 || cas__get_le32(v.mv_data) != CAS_STORE_VERSION)) {
+        r = -EBADMSG;
+    }
+    if (r < 0)
+        goto fail;
+    return cas__txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* Removes temp files nobody holds a lock on (their writer died). */
+static void
+clean_tmp(cas_store *s)
+{
+    int fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        int f = openat(s->tmp_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (f < 0)
+            continue;
+        if (flock(f, LOCK_EX | LOCK_NB) == 0)
+            unlinkat(s->tmp_fd, de->d_name, 0);
+        close(f);
+    }
+    closedir(d);
+}
+
+static bool
+is_id_name(const char *name, uint8_t ret[static CAS_HASH_LEN])
+{
+    return strlen(name) == CAS_HASH_HEX_LEN && cas_hash_from_hex(name, ret) == 0;
+}
+
+/* Removes data files with no model record; inside a write transaction, so no
+ * add or partial_create can be between its rename and its commit. */
+static int
+clean_orphans(cas_store *s)
+{
+    MDB_txn *txn = NULL;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    int fd = openat(s->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        mdb_txn_abort(txn);
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        uint8_t id[CAS_HASH_LEN];
+        if (!is_id_name(de->d_name, id))
+            continue;
+        MDB_val k = { CAS_HASH_LEN, id }, v;
+        if (mdb_get(txn, s->db_models, &k, &v) == MDB_NOTFOUND)
+            unlinkat(s->data_fd, de->d_name, 0);
+    }
+    closedir(d);
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+int
+cas_store_open(const char *dir, unsigned flags, cas_store **ret)
+{
+    if (!dir || !*dir || !ret)
+        return -EINVAL;
+    int r = cas_init();
+    if (r < 0)
+        return r;
+    cas_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->dir_fd = s->data_fd = s->tmp_fd = -1;
+    s->dir = strdup(dir);
+    char *index = NULL;
+    if (!s->dir) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = check_dir(dir, flags, &s->dir_fd);
+    if (r < 0)
+        goto fail;
+    int index_fd = -1;
+    r = open_subdir(s->dir_fd, CAS__STORE_INDEX_DIR, &index_fd);
+    if (r < 0)
+        goto fail;
+    close(index_fd);
+    r = open_subdir(s->dir_fd, CAS__STORE_DATA_DIR, &s->data_fd);
+    if (r < 0)
+        goto fail;
+    r = open_subdir(s->dir_fd, CAS__STORE_TMP_DIR, &s->tmp_fd);
+    if (r < 0)
+        goto fail;
+    size_t n = strlen(dir) + sizeof(CAS__STORE_INDEX_DIR) + 2;
+    index = malloc(n);
+    if (!index) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    snprintf(index, n, "%s/%s", dir, CAS__STORE_INDEX_DIR);
+    r = cas__mdb_err(mdb_env_create(&s->env));
+    if (r < 0)
+        goto fail;
+    r = cas__mdb_err(mdb_env_set_maxdbs(s->env, CAS__STORE_MAX_DBS));
+    if (r == 0)
+        r = cas__mdb_err(mdb_env_set_mapsize(s->env, CAS_STORE_MAP_SIZE));
+    if (r == 0)
+        r = cas__mdb_err(mdb_env_set_maxreaders(s->env, 252));
+    if (r == 0)
+        r = cas__mdb_err(mdb_env_open(s->env, index, MDB_NOTLS, 0644));
+    if (r < 0)
+        goto fail;
+    int dead;
+    mdb_reader_check(s->env, &dead); /* free slots of readers that died */
+    r = open_dbs(s);
+    if (r < 0)
+        goto fail;
+    if (!(flags & CAS_STORE_NO_CLEANUP)) {
+        clean_tmp(s);
+        r = clean_orphans(s);
+        if (r < 0)
+            goto fail;
+    }
+    free(index);
+    *ret = s;
+    return 0;
+fail:
+    free(index);
+    cas_store_free(s);
+    return r;
+}
+
+void
+cas_store_free(cas_store *s)
+{
+    if (!s)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    if (s->tmp_fd >= 0)
+        close(s->tmp_fd);
+    if (s->data_fd >= 0)
+        close(s->data_fd);
+    if (s->dir_fd >= 0)
+        close(s->dir_fd);
+    free(s->dir);
+    free(s);
+}
+
+const char *
+cas_store_dir(const cas_store *s)
+{
+    return s->dir;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Queries */
+
+static uint64_t
+count_sigs(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, s->db_sigs, &c) != 0)
+        return 0;
+    uint8_t lo[2 * CAS_HASH_LEN] = { 0 };
+    memcpy(lo, id, CAS_HASH_LEN);
+    MDB_val k = { sizeof(lo), lo }, v;
+    uint64_t n = 0;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == sizeof(lo) && memcmp(k.mv_data, id, CAS_HASH_LEN) == 0) {
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return n;
+}
+
+static uint64_t
+popcount_bits(const uint8_t *p, size_t len)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += (uint64_t)__builtin_popcount(p[i]);
+    return n;
+}
+
+static int
+fill_info(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
+          const cas__model_rec *rec, cas_model_info *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret->id, id, CAS_HASH_LEN);
+    ret->state = rec->state;
+    ret->size = rec->size;
+    ret->n_chunks = rec->n_chunks;
+    ret->added = rec->added_ns / 1000000000u;
+    ret->pinned = cas__is_pinned(s, txn, id);
+    ret->n_sigs = count_sigs(s, txn, id);
+    if (rec->state == CAS_MODEL_COMPLETE) {
+        ret->n_present = rec->n_chunks;
+    } else {
+        MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+        if (mdb_get(txn, s->db_bitmaps, &k, &v) == 0)
+            ret->n_present = popcount_bits(v.mv_data, v.mv_size);
+    }
+    return 0;
+}
+
+int
+cas_store_model_info(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_model_info *ret)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    if (r == 0)
+        r = fill_info(s, txn, id, &rec, ret);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_list(cas_store *s, cas_model_fn cb, void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_models, &c));
+    if (r < 0)
+        goto out;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != CAS_HASH_LEN) {
+            r = -EBADMSG;
+            goto out;
+        }
+        cas__model_rec rec;
+        cas_model_info info;
+        r = cas__model_get(s, txn, k.mv_data, &rec);
+        if (r == 0)
+            r = fill_info(s, txn, k.mv_data, &rec, &info);
+        if (r == 0)
+            r = cb(userdata, &info);
+        if (r < 0)
+            goto out;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    r = rc == MDB_NOTFOUND ? 0 : cas__mdb_err(rc);
+out:
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_resolve(cas_store *s, const char *text, uint8_t ret_id[static CAS_HASH_LEN])
+{
+    cas_hash_prefix pfx;
+    int r = cas_hash_prefix_parse(text, &pfx);
+    if (r < 0)
+        return r;
+    uint8_t lo[CAS_HASH_LEN], hi[CAS_HASH_LEN];
+    cas_hash_prefix_range(&pfx, lo, hi);
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_models, &c));
+    if (r < 0)
+        goto out;
+    MDB_val k = { CAS_HASH_LEN, lo }, v;
+    int n = 0;
+    uint8_t found[CAS_HASH_LEN];
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && n < 2 && k.mv_size == CAS_HASH_LEN &&
+           cas_hash_prefix_match(&pfx, k.mv_data)) {
+        memcpy(found, k.mv_data, CAS_HASH_LEN);
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        r = cas__mdb_err(rc);
+    else if (n == 0)
+        r = -ENOENT;
+    else if (n > 1)
+        r = -ENOTUNIQ;
+    else
+        memcpy(ret_id, found, CAS_HASH_LEN);
+out:
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_manifest_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint8_t **ret_buf,
+                       size_t *ret_len)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    if (r == 0) {
+        uint8_t *b = malloc(rec.manifest_len ? rec.manifest_len : 1);
+        if (!b) {
+            r = -ENOMEM;
+        } else {
+            memcpy(b, rec.manifest, rec.manifest_len);
+            *ret_buf = b;
+            *ret_len = rec.manifest_len;
+        }
+    }
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
+{
+    cas_model_info info;
+    int r = cas_store_model_info(s, id, &info);
+    if (r < 0)
+        return r;
+    if (info.state != CAS_MODEL_COMPLETE)
+        return -EAGAIN;
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas__data_name(id, hex);
+    size_t n = strlen(s->dir) + sizeof(CAS__STORE_DATA_DIR) + CAS_HASH_HEX_LEN + 3;
+    char *p = malloc(n);
+    if (!p)
+        return -ENOMEM;
+    snprintf(p, n, "%s/%s/%s", s->dir, CAS__STORE_DATA_DIR, hex);
+    *ret_path = p;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Chunks */
+
+static int
+chunk_find_txn(cas_store *s, MDB_txn *txn, const uint8_t chunk[static CAS_HASH_LEN],
+               cas_chunk_loc *ret)
+{
+    MDB_val k = { CAS_HASH_LEN, (void *)chunk }, v;
+    int r = cas__mdb_err(mdb_get(txn, s->db_chunks, &k, &v));
+    if (r < 0)
+        return r;
+    if (v.mv_size != CAS__CHUNK_LOC_LEN)
+        return -EBADMSG;
+    const uint8_t *p = v.mv_data;
+    memcpy(ret->model, p, CAS_HASH_LEN);
+    ret->offset = cas__get_le64(p + CAS_HASH_LEN);
+    ret->len = cas__get_le32(p + CAS_HASH_LEN + 8);
+    return 0;
+}
+
+int
+cas_store_chunk_find(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], cas_chunk_loc *ret)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = chunk_find_txn(s, txn, chunk, ret);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas__chunk_read_at(cas_store *s, const cas_chunk_loc *loc, const uint8_t chunk[static CAS_HASH_LEN],
+                   void *buf)
+{
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas__data_name(loc->model, hex);
+    int fd = openat(s->data_fd, hex, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -EBADMSG : -errno;
+    int r = cas__pread_full(fd, buf, loc->len, loc->offset);
+    close(fd);
+    if (r < 0)
+        return r;
+    uint8_t h[CAS_HASH_LEN];
+    cas_hash(buf, loc->len, h);
+    return cas_hash_equal(h, chunk) ? 0 : -EBADMSG;
+}
+
+int64_t
+cas_store_chunk_read(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], void *buf, size_t cap)
+{
+    cas_chunk_loc loc;
+    int r = cas_store_chunk_find(s, chunk, &loc);
+    if (r < 0)
+        return r;
+    if (loc.len > cap)
+        return -EMSGSIZE;
+    r = cas__chunk_read_at(s, &loc, chunk, buf);
+    return r < 0 ? r : (int64_t)loc.len;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Pins, rm, gc, limit */
+
+int
+cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    if (r == 0 && !cas__is_pinned(s, txn, id)) {
+        uint8_t t[8];
+        cas__put_le64(t, cas__now_ns());
+        MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
+        r = cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
+    }
+    if (r < 0) {
+        mdb_txn_abort(txn);
+        return r;
+    }
+    return cas__txn_commit(txn);
+}
+
+int
+cas_store_unpin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    if (r == 0) {
+        MDB_val k = { CAS_HASH_LEN, (void *)id };
+        r = cas__mdb_err(mdb_del(txn, s->db_pins, &k, NULL));
+        if (r == -ENOENT)
+            r = 0;
+    }
+    if (r < 0) {
+        mdb_txn_abort(txn);
+        return r;
+    }
+    return cas__txn_commit(txn);
+}
+
+/* Deletes every key of db that starts with the 32-byte id. */
+static int
+del_prefixed(MDB_txn *txn, MDB_dbi db, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_cursor *c;
+    int r = cas__mdb_err(mdb_cursor_open(txn, db, &c));
+    if (r < 0)
+        return r;
+    MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= CAS_HASH_LEN && memcmp(k.mv_data, id, CAS_HASH_LEN) == 0) {
+        rc = mdb_cursor_del(c, 0);
+        if (rc == 0)
+            rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND || rc == EINVAL ? 0 : cas__mdb_err(rc);
+}
+
+/* Deletes every name bound to id. */
+static int
+del_names_of(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_cursor *c;
+    int r = cas__mdb_err(mdb_cursor_open(txn, s->db_names, &c));
+    if (r < 0)
+        return r;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (v.mv_size == CAS_HASH_LEN && memcmp(v.mv_data, id, CAS_HASH_LEN) == 0) {
+            rc = mdb_cursor_del(c, 0);
+            if (rc == 0)
+                rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        } else {
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : cas__mdb_err(rc);
+}
+
+/* Unlinks data/<id> unless a record for id exists again (a concurrent re-add),
+ * holding the write lock so no add can be between its rename and commit. */
+static int
+unlink_if_orphan(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
+    if (mdb_get(txn, s->db_models, &k, &v) == MDB_NOTFOUND) {
+        char hex[CAS_HASH_HEX_LEN + 1];
+        cas__data_name(id, hex);
+        if (unlinkat(s->data_fd, hex, 0) < 0 && errno != ENOENT)
+            r = -errno;
+    }
+    mdb_txn_abort(txn);
+    return r;
+}
+
+static int
+rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags,
+         const uint8_t *only_if_added_ns)
+{
+    MDB_txn *txn;
+    cas_manifest *m = NULL;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    if (r < 0)
+        goto fail;
+    if (cas__is_pinned(s, txn, id) && !(flags & CAS_RM_FORCE)) {
+        r = -EBUSY;
+        goto fail;
+    }
+    (void)only_if_added_ns;
+    if (rec.state == CAS_MODEL_COMPLETE) {
+        r = cas_manifest_decode(rec.manifest, rec.manifest_len, &m);
+        if (r == 0)
+            r = cas__chunks_unindex(s, txn, m);
+        if (r < 0)
+            goto fail;
+    }
+    MDB_val k = { CAS_HASH_LEN, (void *)id };
+    r = cas__mdb_err(mdb_del(txn, s->db_models, &k, NULL));
+    if (r < 0)
+        goto fail;
+    mdb_del(txn, s->db_pins, &k, NULL);
+    mdb_del(txn, s->db_bitmaps, &k, NULL);
+    r = del_prefixed(txn, s->db_sigs, id);
+    if (r == 0)
+        r = del_names_of(s, txn, id);
+    if (r < 0)
+        goto fail;
+    cas_manifest_free(m);
+    r = cas__txn_commit(txn);
+    if (r < 0)
+        return r;
+    /* A crash here leaves an orphan data file, removed at the next open. */
+    return unlink_if_orphan(s, id);
+fail:
+    cas_manifest_free(m);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_rm(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
+{
+    return rm_model(s, id, flags, NULL);
+}
+
+typedef struct gc_cand {
+    uint8_t id[CAS_HASH_LEN];
+    uint64_t added_ns;
+    uint64_t size;
+} gc_cand;
+
+static int
+cmp_cand(const void *a, const void *b)
+{
+    const gc_cand *x = a, *y = b;
+    if (x->added_ns != y->added_ns)
+        return x->added_ns < y->added_ns ? -1 : 1;
+    return memcmp(x->id, y->id, CAS_HASH_LEN);
+}
+
+/* Collects unpinned complete models (candidates) and the store's total size
+ * and limit, from one read transaction. */
+static int
+gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, uint64_t *ret_limit)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    gc_cand *cands = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_models, &c));
+    if (r < 0)
+        goto out;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        cas__model_rec rec;
+        if (k.mv_size != CAS_HASH_LEN || cas__model_get(s, txn, k.mv_data, &rec) < 0)
+            continue;
+        total += rec.size;
+        if (rec.state != CAS_MODEL_COMPLETE || cas__is_pinned(s, txn, k.mv_data))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            gc_cand *nc = realloc(cands, cap * sizeof(*nc));
+            if (!nc) {
+                r = -ENOMEM;
+                goto out;
+            }
+            cands = nc;
+        }
+        memcpy(cands[n].id, k.mv_data, CAS_HASH_LEN);
+        cands[n].added_ns = rec.added_ns;
+        cands[n].size = rec.size;
+        n++;
+    }
+    uint64_t limit = 0;
+    MDB_val lk = { 5, "limit" }, lv;
+    if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
+        limit = cas__get_le64(lv.mv_data);
+    qsort(cands, n, sizeof(*cands), cmp_cand);
+    *ret_c = cands;
+    cands = NULL;
+    *ret_n = n;
+    *ret_total = total;
+    *ret_limit = limit;
+    r = 0;
+out:
+    free(cands);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+static int
+gc_run(cas_store *s, unsigned flags, const uint8_t *keep, cas_model_fn cb, void *userdata,
+       cas_gc_result *ret)
+{
+    gc_cand *cands = NULL;
+    size_t n = 0;
+    uint64_t total = 0, limit = 0;
+    cas_gc_result res = { 0, 0 };
+    int r = gc_collect(s, &cands, &n, &total, &limit);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        if (flags & CAS_GC_TO_LIMIT) {
+            if (limit == 0 || total <= limit)
+                break;
+        }
+        if (keep && memcmp(keep, cands[i].id, CAS_HASH_LEN) == 0)
+            continue;
+        cas_model_info info = { 0 };
+        memcpy(info.id, cands[i].id, CAS_HASH_LEN);
+        info.state = CAS_MODEL_COMPLETE;
+        info.size = cands[i].size;
+        info.added = cands[i].added_ns / 1000000000u;
+        if (!(flags & CAS_GC_DRY_RUN)) {
+            r = rm_model(s, cands[i].id, 0, NULL);
+            if (r == -ENOENT || r == -EBUSY)
+                continue; /* removed or pinned meanwhile */
+            if (r < 0)
+                goto out;
+        }
+        total -= cands[i].size;
+        res.n_models++;
+        res.bytes += cands[i].size;
+        if (cb) {
+            r = cb(userdata, &info);
+            if (r < 0)
+                goto out;
+        }
+    }
+    r = 0;
+out:
+    free(cands);
+    if (ret)
+        *ret = res;
+    return r;
+}
+
+int
+cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret)
+{
+    return gc_run(s, flags, NULL, cb, userdata, ret);
+}
+
+int
+cas__gc_to_limit(cas_store *s, const uint8_t *keep)
+{
+    return gc_run(s, CAS_GC_TO_LIMIT, keep, NULL, NULL, NULL);
+}
+
+int
+cas__limit_check(cas_store *s, MDB_txn *txn, uint64_t size)
+{
+    MDB_val lk = { 5, "limit" }, lv;
+    if (mdb_get(txn, s->db_meta, &lk, &lv) != 0 || lv.mv_size != 8)
+        return 0;
+    uint64_t limit = cas__get_le64(lv.mv_data);
+    if (limit == 0)
+        return 0;
+    MDB_cursor *c;
+    int r = cas__mdb_err(mdb_cursor_open(txn, s->db_pins, &c));
+    if (r < 0)
+        return r;
+    uint64_t pinned = 0;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        cas__model_rec rec;
+        if (k.mv_size == CAS_HASH_LEN && cas__model_get(s, txn, k.mv_data, &rec) == 0)
+            pinned += rec.size;
+    }
+    mdb_cursor_close(c);
+    return pinned + size > limit ? -ENOSPC : 0;
+}
+
+int
+cas_store_usage_get(cas_store *s, cas_store_usage *ret)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    cas_store_usage u = { 0 };
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_models, &c));
+    if (r < 0)
+        goto out;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        cas__model_rec rec;
+        if (k.mv_size != CAS_HASH_LEN || cas__model_get(s, txn, k.mv_data, &rec) < 0)
+            continue;
+        u.n_models++;
+        u.bytes += rec.size;
+        if (rec.state == CAS_MODEL_COMPLETE)
+            u.n_complete++;
+        else
+            u.n_partial++;
+        if (cas__is_pinned(s, txn, k.mv_data)) {
+            u.n_pinned++;
+            u.pinned_bytes += rec.size;
+        }
+    }
+    MDB_val lk = { 5, "limit" }, lv;
+    if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
+        u.limit = cas__get_le64(lv.mv_data);
+    *ret = u;
+out:
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_limit_set(cas_store *s, uint64_t bytes)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    uint8_t b[8];
+    cas__put_le64(b, bytes);
+    MDB_val k = { 5, "limit" }, v = { sizeof(b), b };
+    r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
+    if (r < 0) {
+        mdb_txn_abort(txn);
+        return r;
+    }
+    return cas__txn_commit(txn);
+}
