@@ -129,6 +129,12 @@ tp_dial(tp_net *net, const char *addr, tp_connect_cb cb, void *data, tp_conn **r
     return 0;
 }
 
+tp_net *
+tp_conn_net(const tp_conn *c)
+{
+    return c->net;
+}
+
 void
 tp_conn_set_data(tp_conn *c, void *data)
 {

@@ -158,6 +158,9 @@ void *tp_listener_data(const tp_listener *l);
  * called and nothing needs closing. */
 int tp_dial(tp_net *net, const char *addr, tp_connect_cb cb, void *data, tp_conn **ret);
 
+/* The net a connection belongs to (the listener's net for accepted ones). */
+tp_net *tp_conn_net(const tp_conn *c);
+
 void tp_conn_set_data(tp_conn *c, void *data);
 void *tp_conn_data(const tp_conn *c);
 
