@@ -549,8 +549,12 @@ split(enc *e, size_t n)
     const rt_tokenizer *t = e->t;
     size_t ns = 0;
     for (size_t i = 0; i < n;) {
+        /* A lead byte takes up to three continuation bytes (as llama2.c
+         * does); an ASCII or stray continuation byte stands alone, so the
+         * dummy-prefix space never fuses with invalid UTF-8 after it. */
         size_t cl = 1;
-        while (cl < 4 && i + cl < n && ((uint8_t)e->s[i + cl] & 0xC0) == 0x80)
+        while ((uint8_t)e->s[i] >= 0xC0 && cl < 4 && i + cl < n &&
+               ((uint8_t)e->s[i + cl] & 0xC0) == 0x80)
             cl++;
         int32_t id = lookup(t, e->s + i, cl);
         if (id >= 0) {
@@ -665,7 +669,9 @@ rt_tokenizer_decode(const rt_tokenizer *t, int32_t prev, int32_t id, const char 
     case RT_TOK_TYPE_BYTE:
         if (is_byte_token(p, n, &b)) {
             p = &t->bytes[b];
-            n = 1;
+            /* A vocabulary without a " " piece spells the dummy prefix
+             * <0x20>; it is stripped like a leading space. */
+            n = b == ' ' && prev == t->bos && prev >= 0 ? 0 : 1;
         }
         break;
     default:
