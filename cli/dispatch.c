@@ -201,10 +201,8 @@ cli_main(int argc, char **argv)
     }
     if (r < 0)
         return cli_fail(CLI_EXIT_USAGE, "%s", err);
-    if (ci >= argc) {
-        print_main_help(stderr);
-        return cli_fail(CLI_EXIT_USAGE, "no command given: run nvx --help");
-    }
+    if (ci >= argc)
+        return cli_fail(CLI_EXIT_USAGE, "no command given: run nvx --help for the list");
     const cli_command *cmd = find_command(argv[ci]);
     if (!cmd)
         return cli_fail(CLI_EXIT_USAGE, "unknown command '%s': run nvx --help for the list",

@@ -98,3 +98,9 @@ cli_print_escaped(FILE *f, const char *s, size_t len)
         fputs(unit, f);
     }
 }
+
+void
+cli_print_escaped_str(FILE *f, const char *s)
+{
+    cli_print_escaped(f, s, strlen(s));
+}

@@ -28,4 +28,7 @@ size_t cli_escape(const char *s, size_t len, char *out, size_t cap);
 /* Writes s[0..len) escaped as by cli_escape() to f. */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
 
+/* Same for a NUL-terminated string. */
+void cli_print_escaped_str(FILE *f, const char *s);
+
 #endif

@@ -1,10 +1,162 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli/store.h"
 
-#include <stddef.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/progress.h"
+#include "libcas/store.h"
+
+/* mkdir -p with mode 0700 for every directory it creates: a store holds
+ * the user's trust decisions and signatures, so nobody else should list it. */
+static int
+mkdir_p(const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    int r = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+            r = -errno;
+            break;
+        }
+        *s = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return r;
+}
+
+int
+cli_store_open(cli_ctx *ctx, bool create, cas_store **ret)
+{
+    if (ctx->store) {
+        *ret = ctx->store;
+        return CLI_GO;
+    }
+    const char *dir = ctx->store_dir;
+    if (!dir || !*dir)
+        return cli_fail(CLI_EXIT_USAGE, "no store directory: pass --store DIR or set NVX_STORE");
+    if (create) {
+        struct stat st;
+        if (stat(dir, &st) < 0 && errno == ENOENT) {
+            int r = mkdir_p(dir);
+            if (r < 0)
+                return cli_fail_errno(r, "pass --store with a writable directory",
+                                      "cannot create the store directory %s", dir);
+        }
+    }
+    int r = cas_store_open(dir, create ? CAS_STORE_CREATE : 0, &ctx->store);
+    switch (r) {
+    case 0:
+        *ret = ctx->store;
+        return CLI_GO;
+    case -ENOENT:
+        return cli_fail(CLI_EXIT_NOTFOUND,
+                        "no store at %s: add a model first (nvx add FILE) or pass --store DIR", dir);
+    case -ENOTDIR:
+        return cli_fail(CLI_EXIT_NOTFOUND,
+                        "%s is not an nvx store: pass --store with a store directory (or an "
+                        "empty one)",
+                        dir);
+    case -EBADMSG:
+        return cli_fail(CLI_EXIT_CORRUPT,
+                        "the store at %s is damaged or of an unknown version: check the "
+                        "directory or use another --store",
+                        dir);
+    default:
+        return cli_fail_errno(r, "check the directory and its permissions",
+                              "cannot open the store at %s", dir);
+    }
+}
 
 void
 cli_store_close(cli_ctx *ctx)
 {
+    cas_store_free(ctx->store);
     ctx->store = NULL;
+}
+
+int
+cli_resolve(cli_ctx *ctx, const char *text, uint8_t ret_id[static CAS_HASH_LEN])
+{
+    cas_store *s;
+    int r = cli_store_open(ctx, false, &s);
+    if (r != CLI_GO)
+        return r;
+    uint8_t id[CAS_HASH_LEN];
+    bool full = strlen(text) == CAS_HASH_HEX_LEN && cas_hash_from_hex(text, id) == 0;
+    if (!full) {
+        r = cas_store_name_get(s, text, id);
+        if (r == 0) {
+            memcpy(ret_id, id, CAS_HASH_LEN);
+            return CLI_GO;
+        }
+        if (r != -ENOENT && r != -EINVAL)
+            return cli_fail_errno(r, NULL, "cannot look up the name '%s'", text);
+    }
+    r = cas_store_resolve(s, text, id);
+    switch (r) {
+    case 0:
+        memcpy(ret_id, id, CAS_HASH_LEN);
+        return CLI_GO;
+    case -ENOTUNIQ:
+        return cli_fail(CLI_EXIT_USAGE,
+                        "'%s' matches several models: give more characters of the id", text);
+    case -ENOENT:
+        return cli_fail(CLI_EXIT_NOTFOUND, "no model matches '%s': run nvx ls to see the models",
+                        text);
+    case -EINVAL:
+        return cli_fail(CLI_EXIT_NOTFOUND,
+                        "no model named '%s' (an id prefix needs %d or more hex characters): "
+                        "run nvx ls to see the models",
+                        text, CAS_HASH_PREFIX_MIN);
+    default:
+        return cli_fail_errno(r, NULL, "cannot resolve '%s'", text);
+    }
+}
+
+typedef struct names_acc {
+    const uint8_t *id;
+    char *buf;
+    size_t cap, len;
+} names_acc;
+
+static int
+collect_name(void *userdata, const char *name, const uint8_t id[CAS_HASH_LEN])
+{
+    names_acc *a = userdata;
+    if (memcmp(id, a->id, CAS_HASH_LEN) != 0)
+        return 0;
+    size_t n = strlen(name), sep = a->len ? 2 : 0;
+    if (a->cap - a->len <= n + sep)
+        return 0; /* keep what fits; names are shown, not parsed */
+    memcpy(a->buf + a->len, ", ", sep);
+    memcpy(a->buf + a->len + sep, name, n + 1);
+    a->len += sep + n;
+    return 0;
+}
+
+int
+cli_model_names(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char *buf, size_t cap)
+{
+    names_acc a = { id, buf, cap, 0 };
+    if (cap)
+        buf[0] = '\0';
+    return cas_store_name_list(s, collect_name, &a);
+}
+
+int
+cli_progress_cas(void *userdata, uint64_t done, uint64_t total)
+{
+    cli_progress_cb(userdata, done, total);
+    return 0;
 }

@@ -5,10 +5,32 @@
  * The CLI's view of the store: opening it from ctx->store_dir with clear
  * errors, and resolving what a user typed (full id, unique prefix of at
  * least 8 hex characters, or a local name) to a model id.
+ *
+ * Like cli_parse(), these return CLI_GO on success, or print one error line
+ * and return the exit code the command should return.
  */
+#include <stdint.h>
+
 #include "cli/cli.h"
+#include "libcas/hash.h"
+
+/* Opens ctx->store (once; later calls reuse it) and writes it to *ret. With
+ * create, a missing store directory is made (mode 0700, parents too). */
+int cli_store_open(cli_ctx *ctx, bool create, cas_store **ret);
 
 /* Closes ctx->store if it is open (called by cli_main after the command). */
 void cli_store_close(cli_ctx *ctx);
+
+/* Resolves text to a model id: a full id, a local name, or a unique id
+ * prefix (in that order). Errors name text and say what to do. */
+int cli_resolve(cli_ctx *ctx, const char *text, uint8_t ret_id[static CAS_HASH_LEN]);
+
+/* Writes the model's local names, comma-separated, into buf (cap bytes;
+ * "" when none). Returns 0 or a negative errno. */
+int cli_model_names(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char *buf, size_t cap);
+
+/* Adapter from libcas progress callbacks to cli_progress (userdata is a
+ * cli_progress *). Always returns 0. */
+int cli_progress_cas(void *userdata, uint64_t done, uint64_t total);
 
 #endif

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvx add FILE: stream a file into the store and print its model id.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/chunkplan.h"
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "cli/progress.h"
+#include "cli/store.h"
+#include "libcas/store.h"
+
+int cli_add_main(cli_ctx *ctx, int argc, char **argv);
+
+const cli_command cli_cmd_add = {
+    .name = "add",
+    .main = cli_add_main,
+    .usage = "add FILE [--pin] [--name NAME] [--chunker auto|cdc|gguf|llama2c|fixed] "
+             "[--min SIZE] [--avg SIZE] [--max SIZE]",
+    .summary = "Add a model file (or - for stdin) to the store and print its id",
+};
+
+typedef struct add_args {
+    bool pin;
+    const char *name;
+    int mode;
+    uint64_t min, avg, max;
+} add_args;
+
+/* A local name must not be mistaken for an id prefix, and is printed back. */
+static bool
+name_ok(const char *name)
+{
+    size_t n = strlen(name), hex = strspn(name, "0123456789abcdefABCDEF");
+    if (n == 0 || n > CAS_STORE_NAME_MAX)
+        return false;
+    if (hex == n && n >= CAS_HASH_PREFIX_MIN)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int
+open_input(const char *path, int *ret_fd, struct stat *st)
+{
+    int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int r = -errno;
+        return cli_fail_errno(r, r == -ENOENT ? "check the path" : "check the file's permissions",
+                              "cannot open %s", path);
+    }
+    if (fstat(fd, st) < 0 || S_ISDIR(st->st_mode)) {
+        close(fd);
+        return cli_fail(CLI_EXIT_USAGE, "%s is a directory: give a model file", path);
+    }
+    *ret_fd = fd;
+    return CLI_GO;
+}
+
+static int
+make_plan(const char *path, int fd, const struct stat *st, cli_chunker_mode mode,
+          cli_chunk_plan *plan)
+{
+    if (!S_ISREG(st->st_mode)) {
+        if (mode == CLI_CHUNKER_GGUF || mode == CLI_CHUNKER_LLAMA2C)
+            return cli_fail(CLI_EXIT_USAGE,
+                            "--chunker %s needs a regular file, %s is a stream: save it to a file "
+                            "first or use --chunker cdc",
+                            cli_chunker_mode_names[mode], path);
+        cli_chunk_plan_plain(mode == CLI_CHUNKER_FIXED ? mode : CLI_CHUNKER_CDC, plan);
+        return CLI_GO;
+    }
+    char why[256];
+    int r = cli_chunk_plan_make(fd, (uint64_t)st->st_size, mode, plan, why, sizeof(why));
+    if (r == -EBADMSG)
+        return cli_fail(CLI_EXIT_CORRUPT, "cannot add %s: %s: check the file or use --chunker cdc",
+                        path, why);
+    if (r == -EMSGSIZE)
+        return cli_fail(CLI_EXIT_FAIL, "cannot add %s: %s: use --chunker cdc", path, why);
+    if (r < 0)
+        return cli_fail_errno(r, NULL, "cannot read %s", path);
+    return CLI_GO;
+}
+
+static int
+report(cli_ctx *ctx, cas_store *s, const char *path, const uint8_t id[CAS_HASH_LEN], bool is_new,
+       const cli_chunk_plan *plan, const add_args *a)
+{
+    char hex[CAS_HASH_HEX_LEN + 1], sz[16];
+    cas_hash_to_hex(id, hex);
+    cas_model_info mi;
+    int r = cas_store_model_info(s, id, &mi);
+    if (r < 0)
+        return cli_fail_errno(r, "run nvx verify --all", "added, but cannot read the model back");
+    if (ctx->json) {
+        cli_json j;
+        cli_json_init(&j, stdout);
+        cli_json_obj_begin(&j);
+        cli_json_key(&j, "id");
+        cli_json_str(&j, hex);
+        cli_json_key(&j, "new");
+        cli_json_bool(&j, is_new);
+        cli_json_key(&j, "size");
+        cli_json_u64(&j, mi.size);
+        cli_json_key(&j, "chunks");
+        cli_json_u64(&j, mi.n_chunks);
+        cli_json_key(&j, "chunker");
+        cli_json_str(&j, cas_chunker_kind_to_string(plan->kind));
+        cli_json_key(&j, "format");
+        cli_json_str(&j, plan->format);
+        cli_json_key(&j, "tensors");
+        cli_json_u64(&j, plan->n_tensors);
+        cli_json_key(&j, "pinned");
+        cli_json_bool(&j, mi.pinned);
+        cli_json_key(&j, "name");
+        cli_json_str(&j, a->name);
+        cli_json_obj_end(&j);
+        return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    }
+    if (ctx->quiet) {
+        printf("%s\n", hex);
+        return CLI_EXIT_OK;
+    }
+    printf("%s %s: %s, %llu chunks (%s), %zu tensors%s\n", is_new ? "added" : "already stored",
+           plan->format, cli_fmt_bytes(mi.size, sz), (unsigned long long)mi.n_chunks,
+           cas_chunker_kind_to_string(plan->kind), plan->n_tensors, mi.pinned ? ", pinned" : "");
+    (void)path;
+    printf("id %s\n", hex);
+    return CLI_EXIT_OK;
+}
+
+static int
+add_error(int r, const char *path, const char *store_dir)
+{
+    switch (r) {
+    case -ENOSPC:
+    case -EFBIG:
+        return cli_fail_errno(r, "free space or raise the store limit; the store is unchanged",
+                              "cannot add %s to %s", path, store_dir);
+    case -EINVAL:
+        return cli_fail(CLI_EXIT_USAGE, "cannot add %s: invalid chunker parameters or name: "
+                                        "see nvx add --help",
+                        path);
+    default:
+        return cli_fail_errno(r, NULL, "cannot add %s", path);
+    }
+}
+
+static int
+run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_params *params)
+{
+    int fd = -1, r;
+    struct stat st;
+    cli_chunk_plan plan = { 0 };
+    r = open_input(path, &fd, &st);
+    if (r != CLI_GO)
+        return r;
+    r = make_plan(path, fd, &st, (cli_chunker_mode)a->mode, &plan);
+    if (r != CLI_GO)
+        goto out;
+    cas_store *s;
+    r = cli_store_open(ctx, true, &s);
+    if (r != CLI_GO)
+        goto out;
+    cas_store_meta meta[] = { { CAS_META_FORMAT, plan.format } };
+    cli_progress pr;
+    cli_progress_begin(&pr, ctx->progress, "adding", S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
+    cas_store_add_opts o = {
+        .kind = plan.kind,
+        .params = params,
+        .regions = plan.regions,
+        .n_regions = plan.n_regions,
+        .tensors = plan.tensors,
+        .n_tensors = plan.n_tensors,
+        .meta = meta,
+        .n_meta = 1,
+        .pin = a->pin,
+        .name = a->name,
+        .progress = cli_progress_cas,
+        .userdata = &pr,
+    };
+    uint8_t id[CAS_HASH_LEN];
+    int ar = cas_store_add_fd(s, fd, &o, id);
+    cli_progress_end(&pr);
+    if (ar < 0)
+        r = add_error(ar, path, ctx->store_dir);
+    else
+        r = report(ctx, s, path, id, ar == 1, &plan, a);
+out:
+    cli_chunk_plan_free(&plan);
+    close(fd);
+    return r;
+}
+
+int
+cli_add_main(cli_ctx *ctx, int argc, char **argv)
+{
+    add_args a = { .mode = CLI_CHUNKER_AUTO,
+                   .min = CAS_CHUNK_MIN_DEFAULT,
+                   .avg = CAS_CHUNK_AVG_DEFAULT,
+                   .max = CAS_CHUNK_MAX_DEFAULT };
+    const cli_opt opts[] = {
+        { .lname = "pin", .type = CLI_OPT_FLAG, .dest = &a.pin,
+          .help = "pin the model (gc keeps it)" },
+        { .lname = "name", .type = CLI_OPT_STR, .dest = &a.name, .metavar = "NAME",
+          .help = "give the model a local name" },
+        { .lname = "chunker", .type = CLI_OPT_CHOICE, .dest = &a.mode, .metavar = "MODE",
+          .choices = cli_chunker_mode_names,
+          .help = "auto (default), cdc, gguf, llama2c or fixed" },
+        { .lname = "min", .type = CLI_OPT_SIZE, .dest = &a.min, .metavar = "SIZE",
+          .min = CAS_CHUNK_SIZE_FLOOR, .max = CAS_CHUNK_SIZE_CEIL,
+          .help = "smallest CDC chunk (default 16K)" },
+        { .lname = "avg", .type = CLI_OPT_SIZE, .dest = &a.avg, .metavar = "SIZE",
+          .min = CAS_CHUNK_AVG_FLOOR, .max = CAS_CHUNK_SIZE_CEIL,
+          .help = "average chunk, a power of two (default 64K)" },
+        { .lname = "max", .type = CLI_OPT_SIZE, .dest = &a.max, .metavar = "SIZE",
+          .min = CAS_CHUNK_SIZE_FLOOR, .max = CAS_CHUNK_SIZE_CEIL,
+          .help = "largest chunk (default 256K)" },
+        CLI_OPT_END,
+    };
+    int npos, r = cli_parse(ctx, &cli_cmd_add, opts, argc, argv, &npos);
+    if (r != CLI_GO)
+        return r;
+    if ((r = cli_want_args(&cli_cmd_add, npos, 1, 1)) != CLI_GO)
+        return r;
+    cas_chunker_params params = { (uint32_t)a.min, (uint32_t)a.avg, (uint32_t)a.max };
+    if (cas_chunker_params_validate(&params) < 0)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "invalid chunk sizes --min %llu --avg %llu --max %llu: need min < avg < "
+                        "max and avg a power of two",
+                        (unsigned long long)a.min, (unsigned long long)a.avg,
+                        (unsigned long long)a.max);
+    if (a.name && !name_ok(a.name))
+        return cli_fail(CLI_EXIT_USAGE,
+                        "invalid name '%s': use 1 to %u printable bytes that do not look like an "
+                        "id (not all hex)",
+                        a.name, CAS_STORE_NAME_MAX);
+    return run_add(ctx, argv[0], &a, &params);
+}

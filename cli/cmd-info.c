@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvx info ID: what the store knows about one model.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/escape.h"
+#include "cli/json.h"
+#include "cli/progress.h"
+#include "cli/sigs.h"
+#include "cli/store.h"
+#include "libcas/store.h"
+#include "runtime/types.h"
+
+int cli_info_main(cli_ctx *ctx, int argc, char **argv);
+
+const cli_command cli_cmd_info = {
+    .name = "info",
+    .main = cli_info_main,
+    .usage = "info ID|NAME [--chunks] [--tensors] [--json]",
+    .summary = "Show a model's size, chunks, tensors, signatures and pin state",
+};
+
+typedef struct info_data {
+    uint8_t id[CAS_HASH_LEN];
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas_model_info mi;
+    cas_manifest *m;
+    char names[1024];
+    cli_sig_result *sigs;
+    size_t n_sigs;
+} info_data;
+
+static void
+json_chunks(cli_json *j, const cas_manifest *m)
+{
+    cli_json_arr_begin(j);
+    for (size_t i = 0; i < cas_manifest_chunk_count(m); i++) {
+        cas_chunk_info c;
+        char hex[CAS_HASH_HEX_LEN + 1];
+        if (cas_manifest_chunk(m, i, &c) < 0)
+            break;
+        cas_hash_to_hex(c.id, hex);
+        cli_json_obj_begin(j);
+        cli_json_key(j, "id");
+        cli_json_str(j, hex);
+        cli_json_key(j, "offset");
+        cli_json_u64(j, c.offset);
+        cli_json_key(j, "len");
+        cli_json_u64(j, c.len);
+        cli_json_obj_end(j);
+    }
+    cli_json_arr_end(j);
+}
+
+static void
+json_tensors(cli_json *j, const cas_manifest *m)
+{
+    cli_json_arr_begin(j);
+    for (size_t i = 0; i < cas_manifest_tensor_count(m); i++) {
+        cas_tensor_info t;
+        if (cas_manifest_tensor(m, i, &t) < 0)
+            break;
+        cli_json_obj_begin(j);
+        cli_json_key(j, "name");
+        cli_json_str(j, t.name);
+        cli_json_key(j, "type");
+        cli_json_str(j, rt_type_name(t.type));
+        cli_json_key(j, "type_id");
+        cli_json_u64(j, t.type);
+        cli_json_key(j, "dims");
+        cli_json_arr_begin(j);
+        for (uint32_t d = 0; d < t.n_dims; d++)
+            cli_json_u64(j, t.dims[d]);
+        cli_json_arr_end(j);
+        cli_json_key(j, "offset");
+        cli_json_u64(j, t.offset);
+        cli_json_key(j, "size");
+        cli_json_u64(j, t.size);
+        cli_json_obj_end(j);
+    }
+    cli_json_arr_end(j);
+}
+
+static int
+print_json(const info_data *d)
+{
+    cli_json j;
+    cli_json_init(&j, stdout);
+    cas_chunker_params p;
+    cas_chunker_kind k = cas_manifest_chunker(d->m, &p);
+    cli_json_obj_begin(&j);
+    cli_json_key(&j, "id");
+    cli_json_str(&j, d->hex);
+    cli_json_key(&j, "names");
+    cli_json_str(&j, d->names);
+    cli_json_key(&j, "size");
+    cli_json_u64(&j, d->mi.size);
+    cli_json_key(&j, "state");
+    cli_json_str(&j, d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial");
+    cli_json_key(&j, "pinned");
+    cli_json_bool(&j, d->mi.pinned);
+    cli_json_key(&j, "added");
+    cli_json_u64(&j, d->mi.added);
+    cli_json_key(&j, "chunker");
+    cli_json_obj_begin(&j);
+    cli_json_key(&j, "kind");
+    cli_json_str(&j, cas_chunker_kind_to_string(k));
+    cli_json_key(&j, "min");
+    cli_json_u64(&j, p.min);
+    cli_json_key(&j, "avg");
+    cli_json_u64(&j, p.avg);
+    cli_json_key(&j, "max");
+    cli_json_u64(&j, p.max);
+    cli_json_obj_end(&j);
+    cli_json_key(&j, "present");
+    cli_json_u64(&j, d->mi.n_present);
+    cli_json_key(&j, "metadata");
+    cli_json_obj_begin(&j);
+    for (size_t i = 0; i < cas_manifest_meta_count(d->m); i++) {
+        const char *key, *val;
+        if (cas_manifest_meta(d->m, i, &key, &val) == 0) {
+            cli_json_key(&j, key);
+            cli_json_str(&j, val);
+        }
+    }
+    cli_json_obj_end(&j);
+    cli_json_key(&j, "chunks");
+    json_chunks(&j, d->m);
+    cli_json_key(&j, "tensors");
+    json_tensors(&j, d->m);
+    cli_json_key(&j, "signatures");
+    cli_sigs_json(&j, d->sigs, d->n_sigs);
+    cli_json_obj_end(&j);
+    return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
+static void
+print_sigs(const info_data *d)
+{
+    printf("signatures %zu\n", d->n_sigs);
+    for (size_t i = 0; i < d->n_sigs; i++) {
+        const cli_sig_result *s = &d->sigs[i];
+        printf("  %-9s key %s", cli_sig_status_name(s->status), s->keyid[0] ? s->keyid : "?");
+        if (s->key_name[0]) {
+            fputs(" (", stdout);
+            cli_print_escaped_str(stdout, s->key_name);
+            fputc(')', stdout);
+        }
+        if (s->status == CLI_SIG_TRUSTED && s->info.has_name) {
+            fputs(" name ", stdout);
+            cli_print_escaped_str(stdout, s->info.name);
+        }
+        putchar('\n');
+    }
+}
+
+static void
+print_lists(const info_data *d, bool chunks, bool tensors)
+{
+    for (size_t i = 0; chunks && i < cas_manifest_chunk_count(d->m); i++) {
+        cas_chunk_info c;
+        char hex[CAS_HASH_HEX_LEN + 1];
+        if (cas_manifest_chunk(d->m, i, &c) < 0)
+            break;
+        cas_hash_to_hex(c.id, hex);
+        printf("chunk %zu %s offset %" PRIu64 " len %u\n", i, hex, c.offset, c.len);
+    }
+    for (size_t i = 0; tensors && i < cas_manifest_tensor_count(d->m); i++) {
+        cas_tensor_info t;
+        if (cas_manifest_tensor(d->m, i, &t) < 0)
+            break;
+        fputs("tensor ", stdout);
+        cli_print_escaped_str(stdout, t.name);
+        printf(" %s dims", rt_type_name(t.type));
+        for (uint32_t k = 0; k < t.n_dims; k++)
+            printf("%c%" PRIu64, k ? 'x' : ' ', t.dims[k]);
+        printf(" offset %" PRIu64 " size %" PRIu64 "\n", t.offset, t.size);
+    }
+}
+
+static int
+print_text(const info_data *d, bool chunks, bool tensors)
+{
+    char sz[16], when[64] = "?";
+    cas_chunker_params p;
+    cas_chunker_kind k = cas_manifest_chunker(d->m, &p);
+    time_t t = (time_t)d->mi.added;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    printf("id         %s\nnames      ", d->hex);
+    cli_print_escaped_str(stdout, d->names[0] ? d->names : "-");
+    printf("\nsize       %" PRIu64 " bytes (%s)\n", d->mi.size, cli_fmt_bytes(d->mi.size, sz));
+    printf("state      %s (%" PRIu64 "/%" PRIu64 " chunks)\n",
+           d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial", d->mi.n_present,
+           d->mi.n_chunks);
+    printf("pinned     %s\nadded      %s\n", d->mi.pinned ? "yes" : "no", when);
+    printf("chunker    %s (min %u, avg %u, max %u)\n", cas_chunker_kind_to_string(k), p.min, p.avg,
+           p.max);
+    printf("chunks     %zu\ntensors    %zu\n", cas_manifest_chunk_count(d->m),
+           cas_manifest_tensor_count(d->m));
+    for (size_t i = 0; i < cas_manifest_meta_count(d->m); i++) {
+        const char *key, *val;
+        if (cas_manifest_meta(d->m, i, &key, &val) == 0) {
+            printf("meta       %s=", key);
+            cli_print_escaped_str(stdout, val);
+            putchar('\n');
+        }
+    }
+    print_sigs(d);
+    print_lists(d, chunks, tensors);
+    return CLI_EXIT_OK;
+}
+
+/* Loads everything shown; returns CLI_GO or an exit code. */
+static int
+load(cli_ctx *ctx, const char *what, info_data *d)
+{
+    cas_store *s = ctx->store;
+    int r = cas_store_model_info(s, d->id, &d->mi);
+    if (r < 0)
+        return cli_fail_errno(r, "run nvx verify", "cannot read model %s", what);
+    uint8_t *mb = NULL;
+    size_t ml = 0;
+    r = cas_store_manifest_get(s, d->id, &mb, &ml);
+    if (r == 0)
+        r = cas_manifest_decode(mb, ml, &d->m);
+    if (r == 0)
+        r = cli_sigs_check(s, d->id, mb, ml, &d->sigs, &d->n_sigs);
+    free(mb);
+    if (r < 0)
+        return cli_fail_errno(r, "run nvx verify", "cannot read the manifest of %s", what);
+    if (cli_model_names(s, d->id, d->names, sizeof(d->names)) < 0)
+        d->names[0] = '\0';
+    return CLI_GO;
+}
+
+int
+cli_info_main(cli_ctx *ctx, int argc, char **argv)
+{
+    bool chunks = false, tensors = false;
+    const cli_opt opts[] = {
+        { .lname = "chunks", .type = CLI_OPT_FLAG, .dest = &chunks,
+          .help = "list every chunk (id, offset, length)" },
+        { .lname = "tensors", .type = CLI_OPT_FLAG, .dest = &tensors,
+          .help = "list the tensor map" },
+        CLI_OPT_END,
+    };
+    int npos, r = cli_parse(ctx, &cli_cmd_info, opts, argc, argv, &npos);
+    if (r != CLI_GO)
+        return r;
+    if ((r = cli_want_args(&cli_cmd_info, npos, 1, 1)) != CLI_GO)
+        return r;
+    info_data d = { 0 };
+    if ((r = cli_resolve(ctx, argv[0], d.id)) != CLI_GO)
+        return r;
+    cas_hash_to_hex(d.id, d.hex);
+    r = load(ctx, argv[0], &d);
+    if (r == CLI_GO)
+        r = ctx->json ? print_json(&d) : print_text(&d, chunks, tensors);
+    cas_manifest_free(d.m);
+    free(d.sigs);
+    return r;
+}

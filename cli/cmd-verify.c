@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvx verify ID|--all: re-hash every chunk, check the manifest against its
+ * id, and check every attached signature against the keyring.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "cli/progress.h"
+#include "cli/sigs.h"
+#include "cli/store.h"
+#include "libcas/store.h"
+
+int cli_verify_main(cli_ctx *ctx, int argc, char **argv);
+
+const cli_command cli_cmd_verify = {
+    .name = "verify",
+    .main = cli_verify_main,
+    .usage = "verify ID|NAME|--all [--require-trusted] [--json]",
+    .summary = "Re-hash every chunk and check signatures; name any corrupt chunk",
+};
+
+enum {
+    PROBLEMS_KEPT = 16, /* problems remembered per model for the report */
+};
+
+typedef struct vmodel {
+    uint8_t id[CAS_HASH_LEN];
+    bool ok;
+    size_t n_problems;
+    cas_store_problem problems[PROBLEMS_KEPT];
+    cli_sig_result *sigs;
+    size_t n_sigs, n_trusted, n_bad_sigs;
+} vmodel;
+
+typedef struct vstate {
+    vmodel *models;
+    size_t n, cap;
+    int oom;
+    cli_progress pr;
+} vstate;
+
+static vmodel *
+model_slot(vstate *st, const uint8_t id[CAS_HASH_LEN])
+{
+    if (st->n > 0 && memcmp(st->models[st->n - 1].id, id, CAS_HASH_LEN) == 0)
+        return &st->models[st->n - 1];
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 8;
+        vmodel *nm = realloc(st->models, cap * sizeof(*nm));
+        if (!nm)
+            return NULL;
+        st->models = nm;
+        st->cap = cap;
+    }
+    vmodel *m = &st->models[st->n++];
+    memset(m, 0, sizeof(*m));
+    memcpy(m->id, id, CAS_HASH_LEN);
+    m->ok = true;
+    return m;
+}
+
+static int
+on_problem(void *userdata, const cas_store_problem *p)
+{
+    vstate *st = userdata;
+    vmodel *m = model_slot(st, p->model);
+    if (!m)
+        return st->oom = -ENOMEM;
+    m->ok = false;
+    if (m->n_problems < PROBLEMS_KEPT)
+        m->problems[m->n_problems] = *p;
+    m->n_problems++;
+    return 0;
+}
+
+static int
+on_done(void *userdata, const uint8_t id[static CAS_HASH_LEN], bool ok)
+{
+    vstate *st = userdata;
+    vmodel *m = model_slot(st, id);
+    if (!m)
+        return st->oom = -ENOMEM;
+    m->ok = m->ok && ok;
+    return 0;
+}
+
+static int
+on_progress(void *userdata, uint64_t done, uint64_t total)
+{
+    vstate *st = userdata;
+    cli_progress_cb(&st->pr, done, total);
+    return 0;
+}
+
+/* Checks the signatures of every model verified. */
+static void
+check_sigs(cas_store *s, vstate *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        vmodel *m = &st->models[i];
+        uint8_t *mb = NULL;
+        size_t ml = 0;
+        if (cas_store_manifest_get(s, m->id, &mb, &ml) < 0)
+            continue; /* verify already reported a damaged manifest */
+        if (cli_sigs_check(s, m->id, mb, ml, &m->sigs, &m->n_sigs) == 0) {
+            for (size_t k = 0; k < m->n_sigs; k++) {
+                cli_sig_status ss = m->sigs[k].status;
+                m->n_trusted += ss == CLI_SIG_TRUSTED;
+                m->n_bad_sigs += ss == CLI_SIG_INVALID || ss == CLI_SIG_MALFORMED;
+            }
+        }
+        free(mb);
+    }
+}
+
+static const char *
+problem_text(int error)
+{
+    switch (error) {
+    case -EBADMSG:
+        return "does not match its id";
+    case -ENOENT:
+        return "is missing";
+    default:
+        return strerror(error < 0 ? -error : error);
+    }
+}
+
+static void
+json_model(cli_json *j, const vmodel *m)
+{
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas_hash_to_hex(m->id, hex);
+    cli_json_obj_begin(j);
+    cli_json_key(j, "id");
+    cli_json_str(j, hex);
+    cli_json_key(j, "ok");
+    cli_json_bool(j, m->ok && m->n_bad_sigs == 0);
+    cli_json_key(j, "problems");
+    cli_json_arr_begin(j);
+    for (size_t k = 0; k < m->n_problems && k < PROBLEMS_KEPT; k++) {
+        const cas_store_problem *p = &m->problems[k];
+        cli_json_obj_begin(j);
+        if (p->chunk_index != CAS_STORE_NO_CHUNK) {
+            cli_json_key(j, "chunk");
+            cli_json_u64(j, p->chunk_index);
+            cli_json_key(j, "offset");
+            cli_json_u64(j, p->offset);
+            cli_json_key(j, "len");
+            cli_json_u64(j, p->len);
+        }
+        cli_json_key(j, "error");
+        cli_json_str(j, problem_text(p->error));
+        cli_json_obj_end(j);
+    }
+    cli_json_arr_end(j);
+    cli_json_key(j, "signatures");
+    cli_sigs_json(j, m->sigs, m->n_sigs);
+    cli_json_obj_end(j);
+}
+
+static void
+text_model(const vmodel *m)
+{
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas_hash_to_hex(m->id, hex);
+    if (m->ok && m->n_bad_sigs == 0) {
+        printf("ok      %s  %zu signatures, %zu trusted\n", hex, m->n_sigs, m->n_trusted);
+        return;
+    }
+    for (size_t k = 0; k < m->n_problems && k < PROBLEMS_KEPT; k++) {
+        const cas_store_problem *p = &m->problems[k];
+        if (p->chunk_index != CAS_STORE_NO_CHUNK)
+            printf("FAILED  %s  chunk %" PRIu64 " (offset %" PRIu64 ", %u bytes) %s\n", hex,
+                   p->chunk_index, p->offset, p->len, problem_text(p->error));
+        else
+            printf("FAILED  %s  data file or manifest %s\n", hex, problem_text(p->error));
+    }
+    if (m->n_bad_sigs)
+        printf("FAILED  %s  %zu invalid signatures\n", hex, m->n_bad_sigs);
+}
+
+/* Prints the results; returns the exit code. */
+static int
+report(cli_ctx *ctx, vstate *st, bool require_trusted)
+{
+    size_t bad = 0, untrusted = 0;
+    const vmodel *first = NULL;
+    cli_json j;
+    cli_json_init(&j, stdout);
+    if (ctx->json) {
+        cli_json_obj_begin(&j);
+        cli_json_key(&j, "models");
+        cli_json_arr_begin(&j);
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        const vmodel *m = &st->models[i];
+        bool ok = m->ok && m->n_bad_sigs == 0;
+        if (!ok && !first)
+            first = m;
+        bad += !ok;
+        untrusted += ok && m->n_trusted == 0;
+        if (ctx->json)
+            json_model(&j, m);
+        else if (!ctx->quiet || !ok)
+            text_model(m);
+    }
+    if (ctx->json) {
+        cli_json_arr_end(&j);
+        cli_json_key(&j, "ok");
+        cli_json_bool(&j, bad == 0);
+        cli_json_obj_end(&j);
+        cli_json_finish(&j);
+    }
+    if (first) {
+        char hex[CAS_HASH_HEX_LEN + 1];
+        cas_hash_to_hex(first->id, hex);
+        const cas_store_problem *p = &first->problems[0];
+        if (first->n_problems && p->chunk_index != CAS_STORE_NO_CHUNK)
+            return cli_fail(CLI_EXIT_CORRUPT,
+                            "model %s is corrupt: chunk %" PRIu64 " (offset %" PRIu64
+                            ") %s (%zu models failed): re-add or fetch it, or nvx rm it",
+                            hex, p->chunk_index, p->offset, problem_text(p->error), bad);
+        if (first->n_problems)
+            return cli_fail(CLI_EXIT_CORRUPT,
+                            "model %s is damaged: data file or manifest %s (%zu models "
+                            "failed): re-add or fetch it, or nvx rm it",
+                            hex, problem_text(p->error), bad);
+        return cli_fail(CLI_EXIT_CORRUPT,
+                        "model %s has an invalid signature (%zu models failed): remove it or "
+                        "check the keyring (nvx trust ls)",
+                        hex, bad);
+    }
+    if (require_trusted && untrusted)
+        return cli_fail(CLI_EXIT_UNTRUSTED,
+                        "%zu models have no signature from a trusted key: trust the publisher's "
+                        "key (nvx trust add) or drop --require-trusted",
+                        untrusted);
+    return CLI_EXIT_OK;
+}
+
+int
+cli_verify_main(cli_ctx *ctx, int argc, char **argv)
+{
+    bool all = false, require_trusted = false;
+    const cli_opt opts[] = {
+        { .lname = "all", .sname = 'a', .type = CLI_OPT_FLAG, .dest = &all,
+          .help = "verify every model in the store" },
+        { .lname = "require-trusted", .type = CLI_OPT_FLAG, .dest = &require_trusted,
+          .help = "fail (exit 5) unless each model has a trusted signature" },
+        CLI_OPT_END,
+    };
+    int npos, r = cli_parse(ctx, &cli_cmd_verify, opts, argc, argv, &npos);
+    if (r != CLI_GO)
+        return r;
+    if ((r = cli_want_args(&cli_cmd_verify, npos, all ? 0 : 1, all ? 0 : 1)) != CLI_GO)
+        return r;
+    uint8_t id[CAS_HASH_LEN];
+    cas_store *s;
+    if (all)
+        r = cli_store_open(ctx, false, &s);
+    else
+        r = cli_resolve(ctx, argv[0], id);
+    if (r != CLI_GO)
+        return r;
+    s = ctx->store;
+    vstate st = { 0 };
+    cas_store_usage u = { 0 };
+    cas_model_info mi = { 0 };
+    uint64_t total = all ? (cas_store_usage_get(s, &u) == 0 ? u.bytes : 0)
+                         : (cas_store_model_info(s, id, &mi) == 0 ? mi.size : 0);
+    cli_progress_begin(&st.pr, ctx->progress, "verify", total);
+    cas_store_verify_opts o = { .progress = on_progress, .problem = on_problem,
+                                .model_done = on_done, .userdata = &st };
+    int vr = cas_store_verify(s, all ? NULL : id, &o);
+    cli_progress_end(&st.pr);
+    if (vr < 0 && vr != -EBADMSG)
+        r = cli_fail_errno(st.oom ? st.oom : vr, NULL, "verify stopped");
+    else {
+        check_sigs(s, &st);
+        r = report(ctx, &st, require_trusted);
+    }
+    for (size_t i = 0; i < st.n; i++)
+        free(st.models[i].sigs);
+    free(st.models);
+    return r;
+}

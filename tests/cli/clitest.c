@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#include "clitest.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+enum {
+    MAX_ARGS = 32,
+};
+
+const char *
+ct_nvx(void)
+{
+    static char *path;
+    if (!path)
+        path = tu_build_path("cli/nvx");
+    return path;
+}
+
+int
+ct_runv(const char *store, int n, char *const *args, char **ret_out, char **ret_err)
+{
+    char *argv[MAX_ARGS + 4];
+    int k = 0;
+    argv[k++] = (char *)ct_nvx();
+    if (store) {
+        argv[k++] = "--store";
+        argv[k++] = (char *)store;
+    }
+    for (int i = 0; i < n && i < MAX_ARGS; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    return tu_run(argv, ret_out, ret_err);
+}
+
+int
+ct_run(const char *store, char **ret_out, char **ret_err, ...)
+{
+    char *args[MAX_ARGS];
+    int n = 0;
+    va_list ap;
+    va_start(ap, ret_err);
+    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;)
+        args[n++] = a;
+    va_end(ap);
+    return ct_runv(store, n, args, ret_out, ret_err);
+}
+
+void
+ct_assert_one_error(const char *err, const char *needle)
+{
+    size_t len = strlen(err);
+    const char *nl = strchr(err, '\n');
+    if (strncmp(err, "nvx: ", 5) != 0 || !nl || nl != err + len - 1 ||
+        (needle && !strstr(err, needle)))
+        fail_msg("expected one error line with '%s', got: '%s'", needle ? needle : "", err);
+}
+
+const char *
+ct_last_word(const char *out)
+{
+    static char word[256];
+    size_t len = strlen(out);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        len--;
+    size_t start = len;
+    while (start > 0 && out[start - 1] != ' ' && out[start - 1] != '\n')
+        start--;
+    size_t n = len - start < sizeof(word) - 1 ? len - start : sizeof(word) - 1;
+    memcpy(word, out + start, n);
+    word[n] = '\0';
+    return word;
+}
+
+void
+ct_write_random(const char *path, size_t n, uint64_t seed)
+{
+    uint8_t *buf = malloc(n ? n : 1);
+    assert_non_null(buf);
+    tu_fill_random(buf, n, seed);
+    assert_int_equal(tu_write_file(path, buf, n), 0);
+    free(buf);
+}
+
+int
+ct_files_equal(const char *a, const char *b)
+{
+    uint8_t *x, *y;
+    size_t lx, ly;
+    if (tu_read_file(a, &x, &lx) < 0)
+        return 0;
+    if (tu_read_file(b, &y, &ly) < 0) {
+        free(x);
+        return 0;
+    }
+    int eq = lx == ly && memcmp(x, y, lx) == 0;
+    free(x);
+    free(y);
+    return eq;
+}
+
+void
+ct_flip_byte(const char *path, uint64_t offset)
+{
+    chmod(path, 0644);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, (off_t)offset), 1);
+    b ^= 0x01;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)offset), 1);
+    close(fd);
+}
+
+const char *
+ct_path(const char *dir, const char *name)
+{
+    static char bufs[8][4096];
+    static int slot;
+    char *b = bufs[slot++ % 8];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}

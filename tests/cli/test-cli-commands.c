@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/* Every command end to end through the real binary, in a temp store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clitest.h"
+#include "libcas/hash.h"
+#include "testutil.h"
+
+typedef struct fixture {
+    char *dir;
+    char store[4096];
+} fixture;
+
+static int
+setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->dir = tu_tmpdir("cli-cmd");
+    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    tu_rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Adds path and returns its id (static buffer). */
+static const char *
+add(const char *store, const char *path, const char *extra)
+{
+    static char id[CAS_HASH_HEX_LEN + 1];
+    char *out, *err;
+    int r = extra ? ct_run(store, &out, &err, "add", path, extra, NULL)
+                  : ct_run(store, &out, &err, "add", path, NULL);
+    if (r != 0)
+        fail_msg("add %s: exit %d: %s", path, r, err);
+    snprintf(id, sizeof(id), "%s", ct_last_word(out));
+    assert_int_equal(strlen(id), CAS_HASH_HEX_LEN);
+    free(out);
+    free(err);
+    return id;
+}
+
+static void
+test_help(void **state)
+{
+    char *out, *err;
+    assert_int_equal(ct_run(NULL, &out, &err, "--help", NULL), 0);
+    assert_non_null(strstr(out, "exit codes:"));
+    const char *cmds[] = { "add", "ls", "info", "export", "cat", "pin", "unpin", "rm", "gc",
+                           "verify", "manifest" };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char needle[32];
+        snprintf(needle, sizeof(needle), "\n  %s ", cmds[i]);
+        assert_non_null(strstr(out, needle));
+        char *o2, *e2;
+        assert_int_equal(ct_run(NULL, &o2, &e2, cmds[i], "--help", NULL), 0);
+        snprintf(needle, sizeof(needle), "usage: nvx %s", cmds[i]);
+        assert_non_null(strstr(o2, needle));
+        assert_string_equal(e2, "");
+        free(o2);
+        free(e2);
+    }
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(NULL, &out, &err, "--version", NULL), 0);
+    assert_non_null(strstr(out, "nvx "));
+    free(out);
+    free(err);
+}
+
+static void
+test_add_ls_info(void **state)
+{
+    fixture *f = *state;
+    const char *file = ct_path(f->dir, "model.bin");
+    ct_write_random(file, 1 << 20, 1);
+    char id[CAS_HASH_HEX_LEN + 1];
+    snprintf(id, sizeof(id), "%s", add(f->store, file, NULL));
+    struct stat st;
+    assert_int_equal(stat(f->store, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    /* -q prints only the id; adding again is idempotent. */
+    char *out, *err;
+    assert_int_equal(ct_run(f->store, &out, &err, "-q", "add", file, NULL), 0);
+    char want[80];
+    snprintf(want, sizeof(want), "%s\n", id);
+    assert_string_equal(out, want);
+    free(out);
+    free(err);
+
+    assert_int_equal(ct_run(f->store, &out, &err, "ls", NULL), 0);
+    assert_non_null(strstr(out, id));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "ls", "--json", NULL), 0);
+    snprintf(want, sizeof(want), "\"id\":\"%s\"", id);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"size\":1048576"));
+    free(out);
+    free(err);
+
+    /* info by full id, by 8-char prefix, --json with the chunk list. */
+    char prefix[9];
+    memcpy(prefix, id, 8);
+    prefix[8] = '\0';
+    assert_int_equal(ct_run(f->store, &out, &err, "info", prefix, NULL), 0);
+    assert_non_null(strstr(out, "size       1048576 bytes"));
+    assert_non_null(strstr(out, "pinned     no"));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "info", id, "--json", NULL), 0);
+    assert_non_null(strstr(out, "\"chunks\":[{\"id\":\""));
+    assert_non_null(strstr(out, "\"len\":"));
+    assert_non_null(strstr(out, "\"signatures\":[]"));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "info", id, "--chunks", NULL), 0);
+    assert_non_null(strstr(out, "chunk 0 "));
+    free(out);
+    free(err);
+}
+
+static void
+test_names_pin_gc_rm(void **state)
+{
+    fixture *f = *state;
+    const char *a = ct_path(f->dir, "a.bin"), *b = ct_path(f->dir, "b.bin");
+    ct_write_random(a, 300000, 2);
+    ct_write_random(b, 300000, 3);
+    char ida[65], idb[65];
+    char *out, *err;
+    assert_int_equal(ct_run(f->store, &out, &err, "add", a, "--name", "alpha", "--pin", NULL), 0);
+    snprintf(ida, sizeof(ida), "%s", ct_last_word(out));
+    free(out);
+    free(err);
+    snprintf(idb, sizeof(idb), "%s", add(f->store, b, NULL));
+
+    assert_int_equal(ct_run(f->store, &out, &err, "info", "alpha", NULL), 0);
+    assert_non_null(strstr(out, ida));
+    assert_non_null(strstr(out, "pinned     yes"));
+    free(out);
+    free(err);
+
+    /* gc --dry-run names b only and removes nothing. */
+    assert_int_equal(ct_run(f->store, &out, &err, "gc", "--dry-run", NULL), 0);
+    assert_non_null(strstr(out, idb));
+    assert_null(strstr(out, ida));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "info", idb, NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "gc", "--json", NULL), 0);
+    assert_non_null(strstr(out, "\"removed\":1"));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "info", idb, NULL), 3);
+    ct_assert_one_error(err, "no model matches");
+    free(out);
+    free(err);
+
+    /* rm refuses a pinned model; unpin, rm. */
+    assert_int_equal(ct_run(f->store, &out, &err, "rm", "alpha", NULL), 1);
+    ct_assert_one_error(err, "pinned");
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "unpin", "alpha", NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "info", ida, NULL), 0);
+    assert_non_null(strstr(out, "pinned     no"));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "pin", ida, NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "rm", "--force", ida, NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "ls", "--json", NULL), 0);
+    assert_string_equal(out, "[]\n");
+    free(out);
+    free(err);
+}
+
+static void
+test_export_cat_verify_manifest(void **state)
+{
+    fixture *f = *state;
+    /* Printable bytes so that cat's output can be compared as a string. */
+    size_t n = 500000;
+    char *text = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)('a' + (i * 7 + i / 13) % 26);
+    text[n] = '\0';
+    const char *file = ct_path(f->dir, "text.bin");
+    assert_int_equal(tu_write_file(file, text, n), 0);
+    char id[65];
+    snprintf(id, sizeof(id), "%s", add(f->store, file, NULL));
+    char *out, *err;
+
+    const char *copy = ct_path(f->dir, "copy.bin");
+    assert_int_equal(ct_run(f->store, &out, &err, "export", id, "-o", copy, NULL), 0);
+    assert_true(ct_files_equal(file, copy));
+    free(out);
+    free(err);
+
+    assert_int_equal(ct_run(f->store, &out, &err, "cat", id, NULL), 0);
+    assert_true(strcmp(out, text) == 0);
+    free(out);
+    free(err);
+
+    assert_int_equal(ct_run(f->store, &out, &err, "verify", id, NULL), 0);
+    assert_non_null(strstr(out, "ok "));
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "verify", "--all", "--json", NULL), 0);
+    assert_non_null(strstr(out, "\"ok\":true"));
+    free(out);
+    free(err);
+
+    /* The manifest file hashes to the id. */
+    const char *mf = ct_path(f->dir, "m.nvxm");
+    assert_int_equal(ct_run(f->store, &out, &err, "manifest", id, "-o", mf, NULL), 0);
+    free(out);
+    free(err);
+    uint8_t *mb, h[CAS_HASH_LEN];
+    size_t ml;
+    assert_int_equal(tu_read_file(mf, &mb, &ml), 0);
+    cas_hash(mb, ml, h);
+    char hex[65];
+    cas_hash_to_hex(h, hex);
+    assert_string_equal(hex, id);
+    free(mb);
+    /* No signature yet: --sig says how to make one. */
+    assert_int_equal(ct_run(f->store, &out, &err, "manifest", id, "-o", mf, "--sig",
+                            ct_path(f->dir, "m.sig"), NULL),
+                     3);
+    ct_assert_one_error(err, "nvx sign");
+    free(out);
+    free(err);
+    free(text);
+}
+
+static void
+test_env_store(void **state)
+{
+    fixture *f = *state;
+    const char *file = ct_path(f->dir, "e.bin");
+    ct_write_random(file, 1000, 4);
+    char env_store[4096], xdg[4096];
+    snprintf(env_store, sizeof(env_store), "%s/envstore", f->dir);
+    snprintf(xdg, sizeof(xdg), "%s/xdg", f->dir);
+    setenv("NVX_STORE", env_store, 1);
+    char *out, *err;
+    assert_int_equal(ct_run(NULL, &out, &err, "add", file, NULL), 0);
+    free(out);
+    free(err);
+    struct stat st;
+    assert_int_equal(stat(ct_path(env_store, "nvx-store"), &st), 0);
+    unsetenv("NVX_STORE");
+    setenv("XDG_DATA_HOME", xdg, 1);
+    assert_int_equal(ct_run(NULL, &out, &err, "add", file, NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(stat(ct_path(xdg, "nvx/nvx-store"), &st), 0);
+    unsetenv("XDG_DATA_HOME");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
+        cmocka_unit_test_setup_teardown(test_add_ls_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_store, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
