@@ -225,8 +225,7 @@ cli_seckey_load(const char *path, cas_seckey **ret)
     if (r == -EACCES)
         return cli_fail(CLI_EXIT_FAIL, "wrong passphrase for %s: try again", path);
     if (r < 0)
-        return cli_fail(CLI_EXIT_CORRUPT, "cannot load the secret key %s: %s", path,
-                        strerror(-r));
+        return cli_fail(CLI_EXIT_CORRUPT, "cannot load the secret key %s: %s", path, strerror(-r));
     return CLI_GO;
 }
 
@@ -308,8 +307,8 @@ key_new(cli_ctx *ctx, const char *sec, const char *pub, bool unencrypted, bool f
                 (unsigned long long)(mem >> 20));
     r = cas_seckey_write_file(sk, sec, pass, ops, mem, force);
     if (r == -EEXIST) {
-        ret = cli_fail(CLI_EXIT_USAGE, "a secret key exists at %s: pass --force to replace it",
-                       sec);
+        ret =
+            cli_fail(CLI_EXIT_USAGE, "a secret key exists at %s: pass --force to replace it", sec);
         goto out;
     }
     if (r < 0) {
@@ -363,13 +362,22 @@ cli_key_main(cli_ctx *ctx, int argc, char **argv)
     const char *keyfile = NULL;
     bool unencrypted = false, fast = false, force = false;
     const cli_opt opts[] = {
-        { .lname = "key", .type = CLI_OPT_STR, .dest = &keyfile, .metavar = "FILE",
+        { .lname = "key",
+          .type = CLI_OPT_STR,
+          .dest = &keyfile,
+          .metavar = "FILE",
           .help = "secret key file (default $NVX_KEY or ~/.config/nvx/nvx.key)" },
-        { .lname = "unencrypted", .type = CLI_OPT_FLAG, .dest = &unencrypted,
+        { .lname = "unencrypted",
+          .type = CLI_OPT_FLAG,
+          .dest = &unencrypted,
           .help = "new: store the secret key without a passphrase" },
-        { .lname = "fast-kdf", .type = CLI_OPT_FLAG, .dest = &fast,
+        { .lname = "fast-kdf",
+          .type = CLI_OPT_FLAG,
+          .dest = &fast,
           .help = "new: cheaper passphrase hashing (16 MiB scrypt instead of 1 GiB)" },
-        { .lname = "force", .type = CLI_OPT_FLAG, .dest = &force,
+        { .lname = "force",
+          .type = CLI_OPT_FLAG,
+          .dest = &force,
           .help = "new: replace an existing key" },
         CLI_OPT_END,
     };
@@ -383,8 +391,9 @@ cli_key_main(cli_ctx *ctx, int argc, char **argv)
         return cli_fail(CLI_EXIT_USAGE, "unknown key command '%s': use nvx key new or nvx key show",
                         argv[0]);
     if (!is_new && (unencrypted || fast || force))
-        return cli_fail(CLI_EXIT_USAGE,
-                        "--unencrypted, --fast-kdf and --force go with nvx key new only: drop them");
+        return cli_fail(
+            CLI_EXIT_USAGE,
+            "--unencrypted, --fast-kdf and --force go with nvx key new only: drop them");
     char *sec = NULL, *pub = NULL;
     r = cli_key_paths(keyfile, &sec, &pub);
     if (r != CLI_GO)

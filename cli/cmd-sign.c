@@ -109,9 +109,15 @@ cli_sign_main(cli_ctx *ctx, int argc, char **argv)
 {
     const char *keyfile = NULL, *name = NULL;
     const cli_opt opts[] = {
-        { .lname = "key", .type = CLI_OPT_STR, .dest = &keyfile, .metavar = "FILE",
+        { .lname = "key",
+          .type = CLI_OPT_STR,
+          .dest = &keyfile,
+          .metavar = "FILE",
           .help = "secret key file (default $NVX_KEY or ~/.config/nvx/nvx.key)" },
-        { .lname = "name", .type = CLI_OPT_STR, .dest = &name, .metavar = "NAME",
+        { .lname = "name",
+          .type = CLI_OPT_STR,
+          .dest = &name,
+          .metavar = "NAME",
           .help = "model name for the trusted comment (default: its local name)" },
         CLI_OPT_END,
     };
@@ -165,8 +171,9 @@ cli_sign_main(cli_ctx *ctx, int argc, char **argv)
     cas_keyid_format(pk.keyid, kid);
     r = cas_sig_verify(&pk, (const uint8_t *)sig, slen, manifest, mlen, NULL);
     if (r < 0) {
-        ret = cli_fail(CLI_EXIT_CORRUPT, "the new signature does not verify: the key %s is "
-                                         "damaged; make a new one with nvx key new",
+        ret = cli_fail(CLI_EXIT_CORRUPT,
+                       "the new signature does not verify: the key %s is "
+                       "damaged; make a new one with nvx key new",
                        sec);
         goto out;
     }
