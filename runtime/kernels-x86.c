@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AVX2 kernels for x86-64, compiled with target attributes so the rest of
+ * the build needs no -mavx2; chosen at run time by __builtin_cpu_supports.
+ * Integer block sums equal the portable ones exactly, and the float
+ * accumulation over blocks runs in the same order, so quantized results are
+ * bit-identical to kernels.c. The F32/F16 dot products sum in 8 lanes and
+ * may differ from the sequential portable sum in the last bits.
+ */
+#include "runtime/internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+
+TARGET static inline int32_t
+hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+TARGET static inline float
+hsum_f32(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sum of w[i] * x[i] over 32 int8 pairs. maddubs needs an unsigned operand:
+ * |w| times x with w's sign moved onto x (pairs stay below 2^15 since x is
+ * in [-127, 127]). */
+TARGET static inline int32_t
+dot_i8x32(__m256i w, __m256i x)
+{
+    __m256i aw = _mm256_sign_epi8(w, w);
+    __m256i sx = _mm256_sign_epi8(x, w);
+    __m256i p16 = _mm256_maddubs_epi16(aw, sx);
+    return hsum_i32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+/* The 32 weights of a Q4_0 block as int8 in [-8, 7], in element order. */
+TARGET static inline __m256i
+load_q4(const uint8_t *qs)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)qs);
+    __m128i m = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(b, m);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+TARGET static inline __m256i
+load_i8x32(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+TARGET static inline float
+f16(const uint8_t *p)
+{
+    return _cvtsh_ss(rt__le16(p));
+}
+
+TARGET static float
+dot_f32(const float *w, const float *x, size_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum_f32(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+TARGET static float
+dot_f16(const uint8_t *w, const float *x, size_t n)
+{
+    __m256 a0 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i)));
+        a0 = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + i), a0);
+    }
+    float s = hsum_f32(a0);
+    for (; i < n; i++)
+        s += f16(w + 2 * i) * x[i];
+    return s;
+}
+
+TARGET static void
+sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
+{
+    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES)
+        ret[b] = dot_i8x32(load_i8x32(w + 2), load_i8x32(x[b].qs));
+}
+
+TARGET static void
+sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
+{
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES)
+        ret[b] = dot_i8x32(load_q4(w + 2), load_i8x32(x[b].qs));
+}
+
+TARGET static float
+dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
+{
+    float s = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
+        int32_t si = dot_i8x32(load_i8x32(w + 2), load_i8x32(x[b].qs));
+        s += (float)si * (f16(w) * x[b].d);
+    }
+    return s;
+}
+
+TARGET static float
+dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
+{
+    float s = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES) {
+        int32_t si = dot_i8x32(load_q4(w + 2), load_i8x32(x[b].qs));
+        s += (float)si * (f16(w) * x[b].d);
+    }
+    return s;
+}
+
+static const rt__kernels kernels_avx2 = {
+    .name = "avx2",
+    .dot_f32 = dot_f32,
+    .dot_f16 = dot_f16,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .sums_q8_0 = sums_q8_0,
+    .sums_q4_0 = sums_q4_0,
+};
+
+const rt__kernels *
+rt__kernels_simd(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &kernels_avx2;
+    return NULL;
+}
+#endif

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Portable kernels, quantizers and half-float conversion. The SIMD files
+ * (kernels-x86.c, kernels-arm.c) must give the same integer block sums as
+ * these and do the float accumulation over blocks in the same order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+
+float
+rt__f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t
+rt__f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t ax = x & 0x7fffffff;
+    if (ax >= 0x7f800000) /* Inf or NaN */
+        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0));
+    if (ax >= 0x477ff000) /* rounds to >= 65520: overflow to Inf */
+        return (uint16_t)(sign | 0x7c00);
+    if (ax < 0x38800000) { /* below the smallest normal half: subnormal or 0 */
+        if (ax < 0x33000000)
+            return (uint16_t)sign;
+        uint32_t e = ax >> 23, man = (ax & 0x7fffff) | 0x800000;
+        uint32_t shift = 126 - e; /* 14..24 */
+        uint32_t q = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1)))
+            q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t r = ax - 0x38000000; /* rebias exponent 127 -> 15 */
+    uint32_t q = r >> 13, rem = r & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (q & 1)))
+        q++;
+    return (uint16_t)(sign | q);
+}
+
+void
+rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
+{
+    size_t nb = (n + RT_QK - 1) / RT_QK;
+    for (size_t b = 0; b < nb; b++) {
+        size_t base = b * RT_QK, m = n - base < RT_QK ? n - base : RT_QK;
+        float amax = 0.0f;
+        for (size_t i = 0; i < m; i++)
+            amax = fmaxf(amax, fabsf(x[base + i]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = d;
+        for (size_t i = 0; i < RT_QK; i++)
+            out[b].qs[i] = i < m ? (int8_t)lrintf(x[base + i] * id) : 0;
+    }
+}
+
+void
+rt__quantize_row_q8_0(const float *x, size_t n, uint8_t *out)
+{
+    size_t nb = (n + RT_QK - 1) / RT_QK;
+    for (size_t b = 0; b < nb; b++, out += RT_Q8_0_BYTES) {
+        size_t base = b * RT_QK, m = n - base < RT_QK ? n - base : RT_QK;
+        float amax = 0.0f;
+        for (size_t i = 0; i < m; i++)
+            amax = fmaxf(amax, fabsf(x[base + i]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = rt__f32_to_f16(d);
+        out[0] = (uint8_t)h;
+        out[1] = (uint8_t)(h >> 8);
+        for (size_t i = 0; i < RT_QK; i++)
+            out[2 + i] = (uint8_t)(int8_t)(i < m ? lrintf(x[base + i] * id) : 0);
+    }
+}
+
+void
+rt__quantize_row_q4_0(const float *x, size_t n, uint8_t *out)
+{
+    size_t nb = (n + RT_QK - 1) / RT_QK;
+    for (size_t b = 0; b < nb; b++, out += RT_Q4_0_BYTES) {
+        size_t base = b * RT_QK, m = n - base < RT_QK ? n - base : RT_QK;
+        float v[RT_QK] = { 0 }, amax = 0.0f, max = 0.0f;
+        for (size_t i = 0; i < m; i++) {
+            v[i] = x[base + i];
+            if (fabsf(v[i]) > amax) {
+                amax = fabsf(v[i]);
+                max = v[i];
+            }
+        }
+        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = rt__f32_to_f16(d);
+        out[0] = (uint8_t)h;
+        out[1] = (uint8_t)(h >> 8);
+        for (size_t j = 0; j < RT_QK / 2; j++) {
+            /* Zero padding quantizes to 8, which decodes to exactly 0. */
+            int q0 = (int)(v[j] * id + 8.5f), q1 = (int)(v[j + 16] * id + 8.5f);
+            q0 = q0 > 15 ? 15 : q0;
+            q1 = q1 > 15 ? 15 : q1;
+            out[2 + j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+void
+rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n)
+{
+    switch (t) {
+    case RT_TYPE_F32:
+        memcpy(out, in, n * 4);
+        break;
+    case RT_TYPE_F16:
+        for (size_t i = 0; i < n; i++)
+            out[i] = rt__f16_to_f32(rt__le16(in + 2 * i));
+        break;
+    case RT_TYPE_Q8_0:
+        for (size_t b = 0; b < n / RT_QK; b++, in += RT_Q8_0_BYTES) {
+            float d = rt__f16_to_f32(rt__le16(in));
+            for (size_t i = 0; i < RT_QK; i++)
+                out[b * RT_QK + i] = d * (float)(int8_t)in[2 + i];
+        }
+        break;
+    case RT_TYPE_Q4_0:
+        for (size_t b = 0; b < n / RT_QK; b++, in += RT_Q4_0_BYTES) {
+            float d = rt__f16_to_f32(rt__le16(in));
+            for (size_t j = 0; j < RT_QK / 2; j++) {
+                out[b * RT_QK + j] = d * (float)((in[2 + j] & 0xf) - 8);
+                out[b * RT_QK + j + 16] = d * (float)((in[2 + j] >> 4) - 8);
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static float
+dot_f32(const float *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+static float
+dot_f16(const uint8_t *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += rt__f16_to_f32(rt__le16(w + 2 * i)) * x[i];
+    return s;
+}
+
+static void
+sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
+{
+    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
+        int32_t s = 0;
+        for (size_t i = 0; i < RT_QK; i++)
+            s += (int32_t)(int8_t)w[2 + i] * x[b].qs[i];
+        ret[b] = s;
+    }
+}
+
+static void
+sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
+{
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES) {
+        int32_t s = 0;
+        for (size_t j = 0; j < RT_QK / 2; j++) {
+            s += ((w[2 + j] & 0xf) - 8) * x[b].qs[j];
+            s += ((w[2 + j] >> 4) - 8) * x[b].qs[j + 16];
+        }
+        ret[b] = s;
+    }
+}
+
+/* The float part shared by every kernel set: blocks in order, one product
+ * per block. */
+static float
+dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
+{
+    float s = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
+        int32_t si = 0;
+        for (size_t i = 0; i < RT_QK; i++)
+            si += (int32_t)(int8_t)w[2 + i] * x[b].qs[i];
+        s += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+    }
+    return s;
+}
+
+static float
+dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
+{
+    float s = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES) {
+        int32_t si = 0;
+        for (size_t j = 0; j < RT_QK / 2; j++) {
+            si += ((w[2 + j] & 0xf) - 8) * x[b].qs[j];
+            si += ((w[2 + j] >> 4) - 8) * x[b].qs[j + 16];
+        }
+        s += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+    }
+    return s;
+}
+
+const rt__kernels rt__kernels_portable = {
+    .name = "portable",
+    .dot_f32 = dot_f32,
+    .dot_f16 = dot_f16,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .sums_q8_0 = sums_q8_0,
+    .sums_q4_0 = sums_q4_0,
+};
+
+void
+rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt__blockq8 *xq,
+           float *out)
+{
+    const uint8_t *row = w->data;
+    size_t nb = w->cols_pad / RT_QK;
+    switch (w->type) {
+    case RT_TYPE_F32:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_f32((const float *)(const void *)row, x, w->cols);
+        break;
+    case RT_TYPE_F16:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_f16(row, x, w->cols);
+        break;
+    case RT_TYPE_Q8_0:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_q8_0(row, xq, nb);
+        break;
+    case RT_TYPE_Q4_0:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_q4_0(row, xq, nb);
+        break;
+    default:
+        break;
+    }
+}
+
+#if !(defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))) && !defined(__aarch64__)
+const rt__kernels *
+rt__kernels_simd(void)
+{
+    return NULL;
+}
+#endif

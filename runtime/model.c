@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine: loading (plan + init share one builder), and the forward pass.
+ *
+ * Arena layout, in allocation order (each block aligned to RT_ARENA_ALIGN):
+ *   rt_model handle + layer table               (other)
+ *   activations: x, xb, xb2 [dim], q [dim],
+ *     hb, hb2 [max(dim, hidden) rounded up to 32], att [n_heads, seq_len],
+ *     logits [vocab], xq [blocks of the widest row]   (activations)
+ *   KV cache: k, v [layers, seq_len, kv_dim] as f32 or int8,
+ *     plus for int8 ks, vs [layers, seq_len, n_kv_heads] floats (kv_cache)
+ *   weights copied or requantized, in tensor order  (weights)
+ * For aidreams260K with Q4_0 weights and an int8 KV cache at 128 positions
+ * this is ~220 KiB (see the arena test); the activations are ~8 KiB.
+ */
+#include "runtime/model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/gguf.h"
+#include "runtime/internal.h"
+#include "runtime/llama2c.h"
+
+typedef struct rt_layer {
+    const float *attn_norm, *ffn_norm; /* [dim] */
+    rt__mat wq, wk, wv, wo;            /* [dim|kv_dim, dim] */
+    rt__mat w1, w2, w3;                /* gate [hidden, dim], down [dim, hidden], up */
+} rt_layer;
+
+struct rt_model {
+    rt_config cfg;
+    rt_arena_report rep;
+    const rt__kernels *k;
+    rt_kv_type kv_type;
+    rt__mat tok_embd, output;
+    const float *output_norm;
+    rt_layer *layers;
+    /* state */
+    float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
+    rt__blockq8 *xq;
+    size_t kv_dim;
+    float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
+    int8_t *kq, *vq; /* int8 cache */
+    float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
+};
+
+/* Bump allocator over the arena; with base == NULL it only counts. */
+typedef struct arena {
+    uint8_t *base;
+    size_t used;
+    rt_arena_report *rep;
+} arena;
+
+static void *
+arena_alloc(arena *a, size_t n, size_t *counter)
+{
+    size_t pad = (RT_ARENA_ALIGN - a->used % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
+    a->rep->other += pad;
+    a->used += pad;
+    void *p = a->base ? a->base + a->used : NULL;
+    a->used += n;
+    *counter += n;
+    return p;
+}
+
+/* Where tensors come from. */
+typedef struct source {
+    const uint8_t *file;
+    size_t len;
+    rt_format format;
+    rt_gguf g;
+    rt_llama2c l2c;
+} source;
+
+typedef struct builder {
+    source src;
+    rt_model_opts o;
+    arena a;
+    rt_model *m; /* NULL while planning */
+    rt_config cfg;
+    float *scratch; /* a row of floats for requantizing (init only) */
+} builder;
+
+static int
+tensor_by_name(const source *s, const char *name, rt_l2c_kind kind, int layer, rt_tensor_info *ret)
+{
+    if (s->format == RT_FORMAT_GGUF)
+        return rt_gguf_tensor_find(&s->g, name, ret);
+    return rt_llama2c_find(&s->l2c, kind, layer, ret);
+}
+
+static bool
+type_computable(rt_type t)
+{
+    return t == RT_TYPE_F32 || t == RT_TYPE_F16 || t == RT_TYPE_Q8_0 || t == RT_TYPE_Q4_0;
+}
+
+/* Loads a matrix [rows, cols] (or a vector when rows == 0: [cols], F32 out). */
+static int
+load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t rows, uint32_t cols,
+            rt__mat *ret)
+{
+    rt_tensor_info t;
+    int r = tensor_by_name(&b->src, name, kind, layer, &t);
+    if (r < 0)
+        return r == -ENOENT ? -EBADMSG : r;
+    bool vec = rows == 0;
+    if (!type_computable(t.type) || t.dims[0] != cols || t.dims[1] != (vec ? 1 : rows) ||
+        t.dims[2] != 1 || t.dims[3] != 1)
+        return -EBADMSG;
+    if (vec)
+        rows = 1;
+    const uint8_t *src = b->src.file + t.offset;
+    bool is_float = t.type == RT_TYPE_F32 || t.type == RT_TYPE_F16;
+    rt__mat m = { .type = t.type, .rows = rows, .cols = cols, .cols_pad = cols };
+    size_t elem = t.type == RT_TYPE_F32 ? 4 : 2;
+    if (!is_float)
+        m.row_bytes = (size_t)t.size / rows;
+    else
+        m.row_bytes = (size_t)cols * elem;
+
+    rt_type target = t.type;
+    if (vec) {
+        target = RT_TYPE_F32;
+    } else if (is_float && b->o.requant != RT_REQUANT_NONE) {
+        target = b->o.requant == RT_REQUANT_Q8_0 ? RT_TYPE_Q8_0 : RT_TYPE_Q4_0;
+    }
+    bool aligned = ((uintptr_t)src % elem) == 0 || !is_float;
+    if (target == t.type && !b->o.copy_weights && aligned) {
+        m.data = src; /* in place */
+        b->a.rep->file_weights += (size_t)t.size;
+        *ret = m;
+        return 0;
+    }
+
+    rt__mat q = m;
+    q.type = target;
+    if (target == RT_TYPE_Q8_0 || target == RT_TYPE_Q4_0) {
+        q.cols_pad = (cols + RT_QK - 1) / RT_QK * RT_QK;
+        q.row_bytes = q.cols_pad / RT_QK * (target == RT_TYPE_Q8_0 ? RT_Q8_0_BYTES : RT_Q4_0_BYTES);
+    } else {
+        q.row_bytes = (size_t)cols * (target == RT_TYPE_F32 ? 4 : 2);
+    }
+    uint8_t *dst = arena_alloc(&b->a, q.row_bytes * rows, &b->a.rep->weights);
+    if (dst) {
+        for (uint32_t i = 0; i < rows; i++) {
+            const uint8_t *in = src + i * m.row_bytes;
+            uint8_t *out = dst + i * q.row_bytes;
+            if (target == t.type) {
+                memcpy(out, in, m.row_bytes);
+                continue;
+            }
+            rt__dequant_row(t.type, in, b->scratch, cols);
+            if (target == RT_TYPE_F32)
+                memcpy(out, b->scratch, (size_t)cols * 4);
+            else if (target == RT_TYPE_Q8_0)
+                rt__quantize_row_q8_0(b->scratch, cols, out);
+            else
+                rt__quantize_row_q4_0(b->scratch, cols, out);
+        }
+    }
+    q.data = dst;
+    *ret = q;
+    return 0;
+}
+
+static int
+read_config_gguf(source *s, rt_config *c)
+{
+    const char *arch;
+    uint64_t n;
+    int r = rt_gguf_get_str(&s->g, "general.architecture", &arch, &n);
+    if (r < 0 || n != 5 || memcmp(arch, "llama", 5) != 0)
+        return -EBADMSG;
+    static const char *const keys[] = { "llama.embedding_length", "llama.feed_forward_length",
+                                        "llama.block_count", "llama.attention.head_count",
+                                        "llama.context_length" };
+    uint32_t *dst[] = { &c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->model_seq_len };
+    for (int i = 0; i < 5; i++)
+        if (rt_gguf_get_u32(&s->g, keys[i], dst[i]) < 0)
+            return -EBADMSG;
+    c->n_kv_heads = c->n_heads;
+    r = rt_gguf_get_u32(&s->g, "llama.attention.head_count_kv", &c->n_kv_heads);
+    if (r < 0 && r != -ENOENT)
+        return -EBADMSG;
+    r = rt_gguf_get_f32(&s->g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps);
+    if (r < 0 && r != -ENOENT)
+        return -EBADMSG;
+    r = rt_gguf_get_f32(&s->g, "llama.rope.freq_base", &c->rope_theta);
+    if (r < 0 && r != -ENOENT)
+        return -EBADMSG;
+    uint32_t v;
+    if (rt_gguf_get_u32(&s->g, "tokenizer.ggml.bos_token_id", &v) == 0)
+        c->bos_id = v;
+    if (rt_gguf_get_u32(&s->g, "tokenizer.ggml.eos_token_id", &v) == 0)
+        c->eos_id = v;
+    if (c->n_heads == 0 || c->dim % c->n_heads != 0)
+        return -EBADMSG;
+    r = rt_gguf_get_u32(&s->g, "llama.rope.dimension_count", &v);
+    if ((r < 0 && r != -ENOENT) || (r == 0 && v != c->dim / c->n_heads))
+        return -EBADMSG; /* partial rotary embeddings are not supported */
+    rt_tensor_info t;
+    if (rt_gguf_tensor_find(&s->g, "token_embd.weight", &t) < 0 || t.dims[1] > UINT32_MAX)
+        return -EBADMSG;
+    c->vocab_size = (uint32_t)t.dims[1];
+    c->shared_classifier = rt_gguf_tensor_find(&s->g, "output.weight", &t) == -ENOENT;
+    return 0;
+}
+
+static int
+read_config(source *s, const void *file, size_t len, rt_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->bos_id = 1;
+    c->eos_id = 2;
+    s->file = file;
+    s->len = len;
+    if (rt_gguf_is_gguf(file, len)) {
+        s->format = RT_FORMAT_GGUF;
+        int r = rt_gguf_parse(file, len, len, &s->g, NULL);
+        if (r < 0)
+            return r == -EAGAIN ? -EBADMSG : r;
+        r = read_config_gguf(s, c);
+        if (r < 0)
+            return r;
+    } else {
+        s->format = RT_FORMAT_LLAMA2C;
+        int r = rt_llama2c_parse(file, len, len, &s->l2c);
+        if (r < 0)
+            return r == -EAGAIN ? -EBADMSG : r;
+        c->dim = (uint32_t)s->l2c.dim;
+        c->hidden_dim = (uint32_t)s->l2c.hidden_dim;
+        c->n_layers = (uint32_t)s->l2c.n_layers;
+        c->n_heads = (uint32_t)s->l2c.n_heads;
+        c->n_kv_heads = (uint32_t)s->l2c.n_kv_heads;
+        c->vocab_size = (uint32_t)s->l2c.vocab_size;
+        c->model_seq_len = (uint32_t)s->l2c.seq_len;
+        c->shared_classifier = s->l2c.shared_classifier;
+    }
+    c->format = s->format;
+    if (c->dim < 1 || c->dim > RT_MAX_DIM || c->hidden_dim < 1 || c->hidden_dim > RT_MAX_DIM ||
+        c->n_layers < 1 || c->n_layers > RT_MAX_LAYERS || c->n_heads < 1 ||
+        c->dim % c->n_heads != 0 || c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0 ||
+        (c->dim / c->n_heads) % 2 != 0 || c->dim / c->n_heads > RT_MAX_HEAD_DIM ||
+        c->vocab_size < 1 || c->vocab_size > RT_MAX_VOCAB || c->model_seq_len < 1 ||
+        c->model_seq_len > RT_MAX_SEQ || !(c->norm_eps > 0.0f) || !(c->rope_theta > 0.0f))
+        return -EBADMSG;
+    c->head_dim = c->dim / c->n_heads;
+    return 0;
+}
+
+static int
+build_weights(builder *b, rt_model *m)
+{
+    const rt_config *c = &b->cfg;
+    uint32_t dim = c->dim, kv_dim = dim / c->n_heads * c->n_kv_heads, hid = c->hidden_dim;
+    rt_layer scratch_layer;
+    rt_layer *layers = arena_alloc(&b->a, sizeof(rt_layer) * c->n_layers, &b->a.rep->other);
+    rt__mat tmp;
+    int r = load_tensor(b, "token_embd.weight", RT_L2C_TOKEN_EMBD, 0, c->vocab_size, dim,
+                        m ? &m->tok_embd : &tmp);
+    if (r < 0)
+        return r;
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        rt_layer *L = layers ? &layers[l] : &scratch_layer;
+        char name[RT_TENSOR_NAME_MAX + 1];
+        int li = (int)l;
+        rt__mat norm;
+        static const struct {
+            const char *suffix;
+            rt_l2c_kind kind;
+        } t[] = {
+            { "attn_norm", RT_L2C_ATTN_NORM },     { "attn_q", RT_L2C_ATTN_Q },
+            { "attn_k", RT_L2C_ATTN_K },           { "attn_v", RT_L2C_ATTN_V },
+            { "attn_output", RT_L2C_ATTN_OUTPUT }, { "ffn_norm", RT_L2C_FFN_NORM },
+            { "ffn_gate", RT_L2C_FFN_GATE },       { "ffn_down", RT_L2C_FFN_DOWN },
+            { "ffn_up", RT_L2C_FFN_UP },
+        };
+        rt__mat *dst[] = { &norm, &L->wq, &L->wk, &L->wv, &L->wo, NULL, &L->w1, &L->w2, &L->w3 };
+        uint32_t rows[] = { 0, dim, kv_dim, kv_dim, dim, 0, hid, dim, hid };
+        uint32_t cols[] = { dim, dim, dim, dim, dim, dim, dim, hid, dim };
+        for (int i = 0; i < 9; i++) {
+            snprintf(name, sizeof(name), "blk.%u.%s.weight", l, t[i].suffix);
+            rt__mat *d = dst[i] ? dst[i] : &norm;
+            r = load_tensor(b, name, t[i].kind, li, rows[i], cols[i], d);
+            if (r < 0)
+                return r;
+            if (i == 0)
+                L->attn_norm = (const float *)(const void *)norm.data;
+            else if (i == 5)
+                L->ffn_norm = (const float *)(const void *)norm.data;
+        }
+    }
+    rt__mat norm;
+    r = load_tensor(b, "output_norm.weight", RT_L2C_OUTPUT_NORM, 0, 0, dim, &norm);
+    if (r < 0)
+        return r;
+    if (m) {
+        m->layers = layers;
+        m->output_norm = (const float *)(const void *)norm.data;
+    }
+    if (c->shared_classifier) {
+        if (m)
+            m->output = m->tok_embd;
+        return 0;
+    }
+    return load_tensor(b, "output.weight", RT_L2C_OUTPUT, 0, c->vocab_size, dim,
+                       m ? &m->output : &tmp);
+}
+
+/* Runs the whole layout once: counting only (b->a.base == NULL) or for real. */
+static int
+build(builder *b, rt_model **ret)
+{
+    rt_config *c = &b->cfg;
+    c->seq_len = b->o.seq_len && b->o.seq_len < c->model_seq_len ? b->o.seq_len : c->model_seq_len;
+    rt_model *m = arena_alloc(&b->a, sizeof(rt_model), &b->a.rep->other);
+    if (m) {
+        memset(m, 0, sizeof(*m));
+        m->cfg = *c;
+    }
+    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = dim / c->n_heads * c->n_kv_heads;
+    size_t wide = (dim > hid ? dim : hid);
+    size_t wide_pad = (wide + RT_QK - 1) / RT_QK * RT_QK;
+    size_t *act = &b->a.rep->activations;
+    float *x = arena_alloc(&b->a, dim * 4, act);
+    float *xb = arena_alloc(&b->a, dim * 4, act);
+    float *xb2 = arena_alloc(&b->a, dim * 4, act);
+    float *q = arena_alloc(&b->a, dim * 4, act);
+    float *hb = arena_alloc(&b->a, wide_pad * 4, act);
+    float *hb2 = arena_alloc(&b->a, wide_pad * 4, act);
+    float *att = arena_alloc(&b->a, (size_t)c->n_heads * c->seq_len * 4, act);
+    float *logits = arena_alloc(&b->a, (size_t)c->vocab_size * 4, act);
+    rt__blockq8 *xq = arena_alloc(&b->a, wide_pad / RT_QK * sizeof(rt__blockq8), act);
+
+    size_t *kvc = &b->a.rep->kv_cache;
+    size_t cells = (size_t)c->n_layers * c->seq_len * kv_dim;
+    size_t heads = (size_t)c->n_layers * c->seq_len * c->n_kv_heads;
+    void *kc, *vc;
+    float *ks = NULL, *vs = NULL;
+    if (b->o.kv_type == RT_KV_F32) {
+        kc = arena_alloc(&b->a, cells * 4, kvc);
+        vc = arena_alloc(&b->a, cells * 4, kvc);
+    } else {
+        kc = arena_alloc(&b->a, cells, kvc);
+        vc = arena_alloc(&b->a, cells, kvc);
+        ks = arena_alloc(&b->a, heads * 4, kvc);
+        vs = arena_alloc(&b->a, heads * 4, kvc);
+    }
+    b->scratch = hb; /* wide enough for any row; only used during init */
+    int r = build_weights(b, m);
+    if (r < 0)
+        return r;
+    b->a.rep->total = b->a.used;
+    if (m) {
+        m->k = NULL;
+        m->kv_type = b->o.kv_type;
+        m->x = x, m->xb = xb, m->xb2 = xb2, m->q = q, m->hb = hb, m->hb2 = hb2;
+        m->att = att, m->logits = logits, m->xq = xq;
+        m->kv_dim = kv_dim;
+        if (b->o.kv_type == RT_KV_F32) {
+            m->kc = kc, m->vc = vc;
+        } else {
+            m->kq = kc, m->vq = vc, m->ks = ks, m->vs = vs;
+        }
+        m->rep = *b->a.rep;
+        *ret = m;
+    }
+    return 0;
+}
+
+static int
+pick_kernels(rt_kernels want, const rt__kernels **ret)
+{
+    const rt__kernels *simd = rt__kernels_simd();
+    switch (want) {
+    case RT_KERNELS_AUTO:
+        *ret = simd ? simd : &rt__kernels_portable;
+        return 0;
+    case RT_KERNELS_PORTABLE:
+        *ret = &rt__kernels_portable;
+        return 0;
+    case RT_KERNELS_SIMD:
+        if (!simd)
+            return -ENOTSUP;
+        *ret = simd;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+static int
+prepare(builder *b, const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *rep)
+{
+    static const rt_model_opts defaults = RT_MODEL_OPTS_INIT;
+    if (!file || !rep)
+        return -EINVAL;
+    b->o = opts ? *opts : defaults;
+    if ((unsigned)b->o.kv_type >= _RT_KV_TYPE_MAX || (unsigned)b->o.requant >= _RT_REQUANT_MAX ||
+        (unsigned)b->o.kernels >= _RT_KERNELS_MAX)
+        return -EINVAL;
+    const rt__kernels *k;
+    int r = pick_kernels(b->o.kernels, &k);
+    if (r < 0)
+        return r;
+    memset(rep, 0, sizeof(*rep));
+    b->a.rep = rep;
+    return read_config(&b->src, file, len, &b->cfg);
+}
+
+int
+rt_model_plan(const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *ret)
+{
+    builder b;
+    memset(&b, 0, sizeof(b));
+    rt_arena_report rep;
+    int r = prepare(&b, file, len, opts, &rep);
+    if (r < 0)
+        return r;
+    r = build(&b, NULL);
+    if (r < 0)
+        return r;
+    *ret = rep;
+    return 0;
+}
+
+int
+rt_model_init(const void *file, size_t len, const rt_model_opts *opts, void *arena_mem,
+              size_t arena_size, rt_model **ret, rt_arena_report *ret_report)
+{
+    if (!arena_mem || !ret)
+        return -EINVAL;
+    builder b;
+    memset(&b, 0, sizeof(b));
+    rt_arena_report rep;
+    int r = prepare(&b, file, len, opts, &rep);
+    if (r < 0)
+        return r;
+    r = build(&b, NULL);
+    if (r < 0)
+        return r;
+    size_t skew = (RT_ARENA_ALIGN - (uintptr_t)arena_mem % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
+    if (arena_size < skew || arena_size - skew < rep.total) {
+        if (ret_report)
+            *ret_report = rep;
+        return -ENOMEM;
+    }
+    /* Second pass for real: same sequence of allocations, now placed. */
+    builder b2;
+    memset(&b2, 0, sizeof(b2));
+    rt_arena_report rep2;
+    r = prepare(&b2, file, len, opts, &rep2);
+    if (r < 0)
+        return r;
+    b2.a.base = (uint8_t *)arena_mem + skew;
+    rt_model *m = NULL;
+    r = build(&b2, &m);
+    if (r < 0)
+        return r;
+    r = pick_kernels(b2.o.kernels, &m->k);
+    if (r < 0)
+        return r;
+    if (ret_report)
+        *ret_report = rep2;
+    *ret = m;
+    return 0;
+}
+
+const rt_config *
+rt_model_config(const rt_model *m)
+{
+    return &m->cfg;
+}
+
+const rt_arena_report *
+rt_model_report(const rt_model *m)
+{
+    return &m->rep;
+}
+
+const char *
+rt_model_kernels(const rt_model *m)
+{
+    return m->k->name;
+}
+
+bool
+rt_simd_available(void)
+{
+    return rt__kernels_simd() != NULL;
+}
+
+/* ---- forward pass (shapes in comments; compare llama2.c run.c) ---- */
+
+static void
+rmsnorm(float *o, const float *x, const float *w, size_t n, float eps)
+{
+    float ss = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        ss += x[j] * x[j];
+    ss /= (float)n;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (size_t j = 0; j < n; j++)
+        o[j] = w[j] * (ss * x[j]);
+}
+
+static void
+softmax(float *x, size_t n)
+{
+    float max = x[0];
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+static bool
+is_block(const rt__mat *w)
+{
+    return w->type == RT_TYPE_Q8_0 || w->type == RT_TYPE_Q4_0;
+}
+
+/* out = W x, quantizing x first when W is a block type (xq is then valid
+ * for the next matvec with the same x: pass requant = false). */
+static void
+matvec(rt_model *m, const rt__mat *w, const float *x, float *out, bool requant)
+{
+    if (requant && is_block(w))
+        rt__quantize_act(x, w->cols, m->xq);
+    rt__matvec(m->k, w, x, m->xq, out);
+}
+
+/* Rotates pairs (v[i], v[i+1]) of each head by pos * theta^(-i/head_dim). */
+static void
+rope(float *v, size_t n, size_t head_dim, int pos, float theta)
+{
+    for (size_t i = 0; i < n; i += 2) {
+        size_t hd = i % head_dim;
+        float freq = 1.0f / powf(theta, (float)hd / (float)head_dim);
+        float val = (float)pos * freq;
+        float fcr = cosf(val), fci = sinf(val);
+        float v0 = v[i], v1 = v[i + 1];
+        v[i] = v0 * fcr - v1 * fci;
+        v[i + 1] = v0 * fci + v1 * fcr;
+    }
+}
+
+/* Quantizes one head vector to int8 with one scale. */
+static void
+kv_quant(const float *x, size_t n, int8_t *q, float *scale)
+{
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        q[i] = (int8_t)lrintf(x[i] * id);
+    *scale = d;
+}
+
+static void
+attention(rt_model *m, uint32_t l, int pos)
+{
+    const rt_config *c = &m->cfg;
+    size_t hs = c->head_dim, kv_dim = m->kv_dim, kvmul = c->n_heads / c->n_kv_heads;
+    size_t loff = (size_t)l * c->seq_len; /* first position of layer l */
+    for (size_t h = 0; h < c->n_heads; h++) {
+        const float *qh = m->q + h * hs;
+        float *att = m->att + h * c->seq_len;
+        size_t kvh = h / kvmul;
+        for (int t = 0; t <= pos; t++) {
+            size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
+            float score = 0.0f;
+            if (m->kv_type == RT_KV_F32) {
+                const float *k = m->kc + cell;
+                for (size_t i = 0; i < hs; i++)
+                    score += qh[i] * k[i];
+            } else {
+                const int8_t *k = m->kq + cell;
+                for (size_t i = 0; i < hs; i++)
+                    score += qh[i] * (float)k[i];
+                score *= m->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
+            }
+            att[t] = score / sqrtf((float)hs);
+        }
+        softmax(att, (size_t)pos + 1);
+        float *xb = m->xb + h * hs;
+        memset(xb, 0, hs * sizeof(float));
+        for (int t = 0; t <= pos; t++) {
+            size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
+            float a = att[t];
+            if (m->kv_type == RT_KV_F32) {
+                const float *v = m->vc + cell;
+                for (size_t i = 0; i < hs; i++)
+                    xb[i] += a * v[i];
+            } else {
+                const int8_t *v = m->vq + cell;
+                float av = a * m->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
+                for (size_t i = 0; i < hs; i++)
+                    xb[i] += av * (float)v[i];
+            }
+        }
+    }
+}
+
+float *
+rt_forward(rt_model *m, int token, int pos)
+{
+    if (!m)
+        return NULL;
+    const rt_config *c = &m->cfg;
+    if (token < 0 || (uint32_t)token >= c->vocab_size || pos < 0 || (uint32_t)pos >= c->seq_len)
+        return NULL;
+    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = m->kv_dim, hs = c->head_dim;
+    float *x = m->x;
+
+    /* x [dim] = embedding row of token */
+    const rt__mat *e = &m->tok_embd;
+    const uint8_t *row = e->data + (size_t)token * e->row_bytes;
+    if (is_block(e)) {
+        rt__dequant_row(e->type, row, m->hb, e->cols_pad);
+        memcpy(x, m->hb, dim * 4);
+    } else {
+        rt__dequant_row(e->type, row, x, dim);
+    }
+
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        const rt_layer *L = &m->layers[l];
+        size_t cell = ((size_t)l * c->seq_len + (size_t)pos) * kv_dim;
+        /* attention: xb [dim] = rmsnorm(x); q [dim], k, v [kv_dim] */
+        rmsnorm(m->xb, x, L->attn_norm, dim, c->norm_eps);
+        float *k = m->kv_type == RT_KV_F32 ? m->kc + cell : m->hb;
+        float *v = m->kv_type == RT_KV_F32 ? m->vc + cell : m->hb2;
+        matvec(m, &L->wq, m->xb, m->q, true);
+        matvec(m, &L->wk, m->xb, k, L->wk.type != L->wq.type);
+        matvec(m, &L->wv, m->xb, v, L->wv.type != L->wk.type);
+        rope(m->q, dim, hs, pos, c->rope_theta);
+        rope(k, kv_dim, hs, pos, c->rope_theta);
+        if (m->kv_type == RT_KV_Q8) {
+            size_t hcell = ((size_t)l * c->seq_len + (size_t)pos) * c->n_kv_heads;
+            for (size_t h = 0; h < c->n_kv_heads; h++) {
+                kv_quant(k + h * hs, hs, m->kq + cell + h * hs, &m->ks[hcell + h]);
+                kv_quant(v + h * hs, hs, m->vq + cell + h * hs, &m->vs[hcell + h]);
+            }
+        }
+        attention(m, l, pos);
+        /* xb2 [dim] = wo xb; residual */
+        matvec(m, &L->wo, m->xb, m->xb2, true);
+        for (size_t i = 0; i < dim; i++)
+            x[i] += m->xb2[i];
+        /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
+        rmsnorm(m->xb, x, L->ffn_norm, dim, c->norm_eps);
+        matvec(m, &L->w1, m->xb, m->hb, true);
+        matvec(m, &L->w3, m->xb, m->hb2, L->w3.type != L->w1.type);
+        for (size_t i = 0; i < hid; i++) {
+            float val = m->hb[i];
+            val *= 1.0f / (1.0f + expf(-val));
+            m->hb[i] = val * m->hb2[i];
+        }
+        matvec(m, &L->w2, m->hb, m->xb, true);
+        for (size_t i = 0; i < dim; i++)
+            x[i] += m->xb[i];
+    }
+    rmsnorm(x, x, m->output_norm, dim, c->norm_eps);
+    /* logits [vocab] = classifier x */
+    matvec(m, &m->output, x, m->logits, true);
+    return m->logits;
+}

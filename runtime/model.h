@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_RUNTIME_MODEL_H
+#define NVX_RUNTIME_MODEL_H
+/*
+ * The inference engine: a Llama-architecture transformer (RMSNorm, RoPE on
+ * adjacent pairs as in llama2.c / ggml's "normal" mode, grouped-query
+ * attention, SwiGLU feed-forward, shared or separate classifier) read from a
+ * llama2.c checkpoint or a llama GGUF file with F32, F16, Q8_0 or Q4_0
+ * tensors.
+ *
+ * Memory. Everything the engine needs after init lives in ONE block, the
+ * arena: the rt_model handle, its state (activations, KV cache), and the
+ * weights that are copied or requantized. Nothing is allocated after init,
+ * and rt_forward never allocates. Two modes:
+ *   - arena mode: the caller gives the block (rt_model_init); weights are
+ *     either read in place from the file buffer (zero-copy) or copied into
+ *     the arena (opts.copy_weights), so the file may go away after init.
+ *   - mmap mode: rt_model_open (runtime/model-file.h) maps a file and
+ *     allocates an arena of exactly the planned size once.
+ * rt_model_plan gives the exact byte counts before any memory is handed
+ * over (the arena report).
+ *
+ * Quantized compute. Q8_0 and Q4_0 matrices are multiplied with the
+ * activation vector quantized to int8 blocks of 32 (one float scale per
+ * block) with integer dot products per block; F32 and F16 matrices use
+ * float dot products. Requantization (opts.requant) turns F32/F16 matrices
+ * into Q8_0/Q4_0 in the arena at init, including matrices whose rows are not
+ * a multiple of 32 (ffn_down of aidreams260K, 172 wide): such a row is
+ * stored zero-padded to the next multiple of 32, and the activation is
+ * zero-padded the same way, so the padding adds exactly 0 to every dot
+ * product. 1-D tensors (norms) stay F32.
+ *
+ * KV cache. F32, or int8 with one float scale per (position, layer, kv head)
+ * vector (symmetric, round to nearest), which quarters its size.
+ *
+ * Kernels. A portable C path always exists; on x86-64 an AVX2 path (built
+ * with target attributes, so the file needs no -mavx2) and on AArch64 a
+ * NEON path are chosen at run time when the CPU has them. All paths give
+ * the same integer block sums; quantized matrix results are bit-identical
+ * across paths (the float accumulation over blocks is done in the same
+ * order), F32/F16 results may differ in the last bits.
+ *
+ * Threads: one rt_model is used by one thread at a time.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/layout.h"
+#include "runtime/types.h"
+
+enum {
+    RT_ARENA_ALIGN = 64, /* alignment of every block carved from the arena */
+    RT_MAX_LAYERS = 1024,
+    RT_MAX_DIM = 1 << 16,
+    RT_MAX_HEAD_DIM = 1024,
+    RT_MAX_VOCAB = 1 << 20,
+    RT_MAX_SEQ = 1 << 20,
+};
+
+typedef enum rt_kv_type {
+    RT_KV_F32 = 0,
+    RT_KV_Q8 = 1, /* int8 + one float scale per head vector */
+    _RT_KV_TYPE_MAX,
+} rt_kv_type;
+
+typedef enum rt_requant {
+    RT_REQUANT_NONE = 0,
+    RT_REQUANT_Q8_0 = 1,
+    RT_REQUANT_Q4_0 = 2,
+    _RT_REQUANT_MAX,
+} rt_requant;
+
+typedef enum rt_kernels {
+    RT_KERNELS_AUTO = 0,     /* best the CPU supports */
+    RT_KERNELS_PORTABLE = 1, /* plain C */
+    RT_KERNELS_SIMD = 2,     /* AVX2 or NEON; init fails with -ENOTSUP if absent */
+    _RT_KERNELS_MAX,
+} rt_kernels;
+
+typedef struct rt_model_opts {
+    rt_kv_type kv_type;
+    rt_requant requant; /* quantize F32/F16 matrices into the arena at init */
+    bool copy_weights;  /* copy every tensor into the arena (file may go away) */
+    uint32_t seq_len;   /* context positions to allocate; 0 = the model's */
+    rt_kernels kernels;
+} rt_model_opts;
+#define RT_MODEL_OPTS_INIT                                    \
+    {                                                         \
+        RT_KV_F32, RT_REQUANT_NONE, false, 0, RT_KERNELS_AUTO \
+    }
+
+typedef struct rt_config {
+    rt_format format;
+    uint32_t dim;        /* embedding width */
+    uint32_t hidden_dim; /* feed-forward width */
+    uint32_t n_layers;
+    uint32_t n_heads;
+    uint32_t n_kv_heads;
+    uint32_t head_dim; /* dim / n_heads */
+    uint32_t vocab_size;
+    uint32_t seq_len;       /* positions allocated (<= the model's context) */
+    uint32_t model_seq_len; /* the model's context length */
+    float norm_eps;         /* RMSNorm epsilon (1e-5 for llama2.c) */
+    float rope_theta;       /* RoPE base (10000) */
+    bool shared_classifier;
+    uint32_t bos_id, eos_id; /* 1, 2 unless GGUF metadata says otherwise */
+} rt_config;
+
+/* Exact bytes of the arena, by use. total = weights + activations +
+ * kv_cache + other, and is what rt_model_init needs. weights counts only
+ * weights held in the arena (copied or requantized), not ones read in place
+ * from the file. */
+typedef struct rt_arena_report {
+    size_t weights;
+    size_t activations; /* residual, scratch, attention scores, logits, quantized activations */
+    size_t kv_cache;
+    size_t other; /* the model handle and tables, alignment padding */
+    size_t total;
+    size_t file_weights; /* weights read in place from the file buffer */
+} rt_arena_report;
+
+typedef struct rt_model rt_model;
+
+/* Computes the arena report for the model file held in file[0..len) with
+ * opts (NULL = defaults) without touching any arena. Returns 0; -EBADMSG
+ * (malformed file, or a model this engine cannot run: wrong architecture,
+ * shapes, tensor types), -EINVAL (bad opts), -ENOTSUP (SIMD kernels asked
+ * for and absent). */
+int rt_model_plan(const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *ret);
+
+/* Builds a model in arena[0..arena_size) (any alignment; arena_size must be
+ * at least rt_model_plan's total, which already allows for aligning the
+ * start). The file buffer is borrowed: unless opts->copy_weights, it must
+ * stay valid and unchanged until the model is no longer used. The arena is
+ * owned by the caller; the model needs no destructor in this mode (stop
+ * using it and reuse the memory).
+ * Returns 0 and *ret; -ENOMEM if arena_size is too small (then, as an
+ * exception to the out-parameter rule, *ret_report is written so the
+ * caller can say how much is needed); other errors as rt_model_plan.
+ * ret_report may be NULL. */
+int rt_model_init(const void *file, size_t len, const rt_model_opts *opts, void *arena,
+                  size_t arena_size, rt_model **ret, rt_arena_report *ret_report);
+
+/* The model's hyper-parameters; valid while m is. */
+const rt_config *rt_model_config(const rt_model *m);
+
+/* The arena report of m. */
+const rt_arena_report *rt_model_report(const rt_model *m);
+
+/* Name of the kernel set m uses: "portable", "avx2" or "neon". */
+const char *rt_model_kernels(const rt_model *m);
+
+/* True if this CPU has the SIMD kernel set ("avx2" or "neon"). */
+bool rt_simd_available(void);
+
+/* One forward pass: feeds token at position pos (0 <= pos < seq_len; the
+ * KV cache for positions < pos must hold this sequence's earlier tokens,
+ * i.e. call with pos = 0, 1, 2, ...) and returns the vocab_size logits for
+ * the next token. The pointer is into the arena, valid until the next call.
+ * Returns NULL if token or pos is out of range. Never allocates. */
+float *rt_forward(rt_model *m, int token, int pos);
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "runtime/model-file.h"
+#include "runtime/model.h"
+#include "testutil.h"
+
+/* reference.md, section 1: greedy ids after BOS for aidreams260K. */
+static const int ref_ids[128] = {
+    319, 459, 355, 260, 275, 429, 339, 315, 374, 327, 446, 262, 421, 392, 275, 280, 269, 440, 270,
+    283, 446, 299, 303, 266, 358, 430, 312, 379, 441, 260, 446, 262, 421, 392, 275, 280, 269, 440,
+    270, 283, 446, 299, 303, 384, 467, 407, 360, 266, 291, 443, 435, 295, 448, 429, 465, 265, 434,
+    317, 431, 434, 289, 408, 326, 446, 262, 266, 437, 443, 434, 438, 451, 306, 295, 445, 434, 432,
+    339, 279, 432, 375, 410, 275, 280, 269, 440, 270, 283, 448, 429, 465, 265, 434, 317, 431, 434,
+    389, 437, 393, 446, 299, 303, 266, 432, 445, 439, 265, 325, 275, 429, 339, 315, 374, 448, 429,
+    465, 265, 434, 317, 431, 434, 289, 418, 321, 278, 416, 446, 262, 421,
+};
+
+static int
+argmax(const float *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return (int)best;
+}
+
+/* Greedy decoding from BOS over positions 0..steps-1; writes ids. */
+static void
+greedy(rt_model *m, int steps, int *ids)
+{
+    int tok = 1;
+    for (int pos = 0; pos < steps; pos++) {
+        float *logits = rt_forward(m, tok, pos);
+        assert_non_null(logits);
+        tok = argmax(logits, rt_model_config(m)->vocab_size);
+        ids[pos] = tok;
+    }
+}
+
+static int
+count_equal(const int *a, const int *b, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += a[i] == b[i];
+    return k;
+}
+
+static uint8_t *
+load(const char *name, size_t *len)
+{
+    char *path = tu_model_path(name);
+    if (!path)
+        return NULL;
+    uint8_t *f;
+    assert_int_equal(tu_read_file(path, &f, len), 0);
+    free(path);
+    return f;
+}
+
+/* Builds a model in a malloc'd arena of exactly the planned size. */
+static rt_model *
+make(const uint8_t *f, size_t len, const rt_model_opts *o, void **ret_arena)
+{
+    rt_arena_report rep;
+    assert_int_equal(rt_model_plan(f, len, o, &rep), 0);
+    assert_int_equal(rep.total, rep.weights + rep.activations + rep.kv_cache + rep.other);
+    void *arena = aligned_alloc(RT_ARENA_ALIGN, (rep.total + 63) / 64 * 64);
+    rt_model *m;
+    rt_arena_report rep2;
+    assert_int_equal(rt_model_init(f, len, o, arena, rep.total, &m, &rep2), 0);
+    assert_memory_equal(&rep, &rep2, sizeof(rep));
+    *ret_arena = arena;
+    return m;
+}
+
+static void
+run_reference(const char *name, rt_kernels k)
+{
+    size_t len;
+    uint8_t *f = load(name, &len);
+    if (!f)
+        skip();
+    if (k == RT_KERNELS_SIMD && !rt_simd_available()) {
+        free(f);
+        skip();
+    }
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    o.kernels = k;
+    void *arena;
+    rt_model *m = make(f, len, &o, &arena);
+    const rt_config *c = rt_model_config(m);
+    assert_int_equal(c->dim, 64);
+    assert_int_equal(c->seq_len, 128);
+    int ids[128];
+    greedy(m, 128, ids);
+    assert_memory_equal(ids, ref_ids, sizeof(ids));
+    free(arena);
+    free(f);
+}
+
+static void
+test_bin_portable(void **state)
+{
+    run_reference("aidreams260K.bin", RT_KERNELS_PORTABLE);
+}
+
+static void
+test_bin_simd(void **state)
+{
+    run_reference("aidreams260K.bin", RT_KERNELS_SIMD);
+}
+
+static void
+test_gguf_f32(void **state)
+{
+    run_reference("aidreams260K-f32.gguf", RT_KERNELS_PORTABLE);
+    run_reference("aidreams260K-f32.gguf", RT_KERNELS_AUTO);
+}
+
+/* The quantized GGUFs run, and agree with F32 greedy on most tokens; and
+ * their portable and SIMD logits are bit-identical where all matrices are
+ * block types ... F16 ffn_down may differ in the last bits, so compare ids. */
+static void
+test_gguf_quant(void **state)
+{
+    const char *names[] = { "aidreams260K-Q8_0-ffndownF16.gguf",
+                            "aidreams260K-Q4_0-ffndownF16.gguf" };
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        uint8_t *f = load(names[i], &len);
+        if (!f)
+            skip();
+        rt_model_opts o = RT_MODEL_OPTS_INIT;
+        o.kernels = RT_KERNELS_PORTABLE;
+        void *arena;
+        rt_model *m = make(f, len, &o, &arena);
+        int ids[128];
+        greedy(m, 128, ids);
+        int same = count_equal(ids, ref_ids, 128);
+        printf("# %s: %d/128 greedy ids equal to F32 (prefix until first diff: ", names[i], same);
+        int p = 0;
+        while (p < 128 && ids[p] == ref_ids[p])
+            p++;
+        printf("%d)\n", p);
+        assert_true(p >= (i == 0 ? 16 : 4));
+        if (rt_simd_available()) {
+            o.kernels = RT_KERNELS_SIMD;
+            void *arena2;
+            rt_model *m2 = make(f, len, &o, &arena2);
+            int ids2[128];
+            greedy(m2, 128, ids2);
+            assert_true(count_equal(ids, ids2, 128) >= 120);
+            free(arena2);
+        }
+        free(arena);
+        free(f);
+    }
+}
+
+/* Requantizing the F32 checkpoint in the arena; int8 KV cache. */
+static void
+test_requant_and_kv(void **state)
+{
+    size_t len;
+    uint8_t *f = load("aidreams260K.bin", &len);
+    if (!f)
+        skip();
+    struct {
+        rt_requant rq;
+        rt_kv_type kv;
+        int min_prefix;
+    } cases[] = {
+        { RT_REQUANT_NONE, RT_KV_Q8, 16 },
+        { RT_REQUANT_Q8_0, RT_KV_F32, 16 },
+        { RT_REQUANT_Q4_0, RT_KV_F32, 2 },
+        { RT_REQUANT_Q4_0, RT_KV_Q8, 2 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rt_model_opts o = RT_MODEL_OPTS_INIT;
+        o.requant = cases[i].rq;
+        o.kv_type = cases[i].kv;
+        o.kernels = RT_KERNELS_PORTABLE;
+        void *arena;
+        rt_model *m = make(f, len, &o, &arena);
+        int ids[128];
+        greedy(m, 128, ids);
+        int p = 0;
+        while (p < 128 && ids[p] == ref_ids[p])
+            p++;
+        printf("# requant %d kv %d: %d/128 equal, prefix %d\n", cases[i].rq, cases[i].kv,
+               count_equal(ids, ref_ids, 128), p);
+        assert_true(p >= cases[i].min_prefix);
+        if (rt_simd_available() && cases[i].rq != RT_REQUANT_NONE) {
+            /* Every matrix is a block type: SIMD logits are bit-identical. */
+            o.kernels = RT_KERNELS_SIMD;
+            void *arena2;
+            rt_model *m2 = make(f, len, &o, &arena2);
+            float *a = rt_forward(m, 5, 0), *b = rt_forward(m2, 5, 0);
+            assert_memory_equal(a, b, 512 * sizeof(float));
+            a = rt_forward(m, 7, 1);
+            b = rt_forward(m2, 7, 1);
+            assert_memory_equal(a, b, 512 * sizeof(float));
+            free(arena2);
+        }
+        free(arena);
+    }
+    free(f);
+}
+
+/* The microcontroller configuration: everything in one arena <= 256 KiB,
+ * weights copied (file not needed after init), Q4_0, int8 KV, 128 positions. */
+static void
+test_arena_mcu(void **state)
+{
+    size_t len;
+    uint8_t *f = load("aidreams260K.bin", &len);
+    if (!f)
+        skip();
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    o.requant = RT_REQUANT_Q4_0;
+    o.kv_type = RT_KV_Q8;
+    o.copy_weights = true;
+    rt_arena_report rep;
+    assert_int_equal(rt_model_plan(f, len, &o, &rep), 0);
+    printf("# mcu arena: weights %zu activations %zu kv %zu other %zu total %zu\n", rep.weights,
+           rep.activations, rep.kv_cache, rep.other, rep.total);
+    assert_true(rep.total <= 256 * 1024);
+    assert_int_equal(rep.file_weights, 0);
+    assert_int_equal(rep.kv_cache, 4 * 128 * 64 * 2 + 4 * 128 * 4 * 2 * 4);
+
+    /* Too small by one byte: -ENOMEM with the report. */
+    uint8_t *arena = malloc(rep.total + 2 * RT_ARENA_ALIGN);
+    uint8_t *base = arena + (RT_ARENA_ALIGN - (uintptr_t)arena % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
+    rt_model *m;
+    rt_arena_report got;
+    assert_int_equal(rt_model_init(f, len, &o, base, rep.total - 1, &m, &got), -ENOMEM);
+    assert_int_equal(got.total, rep.total);
+    /* A misaligned start needs the alignment slack on top. */
+    assert_int_equal(rt_model_init(f, len, &o, base + 1, rep.total, &m, NULL), -ENOMEM);
+    assert_int_equal(rt_model_init(f, len, &o, base + 1, rep.total + RT_ARENA_ALIGN - 1, &m, NULL),
+                     0);
+    /* Exact size works, and the file may go away. */
+    assert_int_equal(rt_model_init(f, len, &o, base, rep.total, &m, NULL), 0);
+    memset(f, 0xff, len);
+    free(f);
+    int ids[128];
+    greedy(m, 128, ids);
+    printf("# mcu greedy: %d/128 ids equal to F32\n", count_equal(ids, ref_ids, 128));
+    assert_true(ids[0] == ref_ids[0]);
+    free(arena);
+}
+
+static void
+test_bad_args(void **state)
+{
+    size_t len;
+    uint8_t *f = load("aidreams260K.bin", &len);
+    if (!f)
+        skip();
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    void *arena;
+    rt_model *m = make(f, len, &o, &arena);
+    assert_null(rt_forward(m, -1, 0));
+    assert_null(rt_forward(m, 512, 0));
+    assert_null(rt_forward(m, 1, 128));
+    assert_null(rt_forward(m, 1, -1));
+    assert_non_null(rt_forward(m, 511, 127));
+    o.kv_type = (rt_kv_type)7;
+    rt_arena_report rep;
+    assert_int_equal(rt_model_plan(f, len, &o, &rep), -EINVAL);
+    o = (rt_model_opts)RT_MODEL_OPTS_INIT;
+    o.seq_len = 16;
+    assert_int_equal(rt_model_plan(f, len, &o, &rep), 0);
+    /* Truncated model: malformed. */
+    assert_int_equal(rt_model_plan(f, len - 4, NULL, &rep), -EBADMSG);
+    free(arena);
+    free(f);
+}
+
+static void
+test_mmap(void **state)
+{
+    char *path = tu_model_path("aidreams260K-f32.gguf");
+    if (!path)
+        skip();
+    rt_model_file *mf;
+    assert_int_equal(rt_model_file_open(path, NULL, &mf), 0);
+    rt_model *m = rt_model_file_model(mf);
+    assert_int_equal(rt_model_report(m)->weights, 0); /* zero-copy */
+    int ids[16];
+    greedy(m, 16, ids);
+    assert_memory_equal(ids, ref_ids, sizeof(ids));
+    rt_model_file_close(mf);
+    assert_int_equal(rt_model_file_open("/nonexistent/x", NULL, &mf), -ENOENT);
+    free(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bin_portable),   cmocka_unit_test(test_bin_simd),
+        cmocka_unit_test(test_gguf_f32),       cmocka_unit_test(test_gguf_quant),
+        cmocka_unit_test(test_requant_and_kv), cmocka_unit_test(test_arena_mcu),
+        cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_mmap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
