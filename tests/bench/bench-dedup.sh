@@ -116,10 +116,10 @@ for k in ('lib-auto', 'lib-cdc', 'lib-fixed', 'nvx-auto', 'nvx-fixed'):
         if k.startswith('nvx'):
             print('%-10s  (nvx not built or failed)' % k)
         continue
-    print('%-10s %8.2f%% %8.2f%% %8.2f%%' % (k, 100 * statistics.median(v), 100 * min(v), 100 * max(v)))
+    print('%-10s %8.3f%% %8.3f%% %8.3f%%' % (k, 100 * statistics.median(v), 100 * min(v), 100 * max(v)))
 a, f = rows.get('lib-auto'), rows.get('lib-fixed')
 if a and f:
-    print('auto vs fixed 64 KiB: %.2f%% vs %.2f%% (median); target auto >= 99%%: %s' % (
+    print('auto vs fixed 64 KiB: %.3f%% vs %.3f%% (median); target auto >= 99%%: %s' % (
         100 * statistics.median(a), 100 * statistics.median(f),
         'met' if min(a) >= 0.99 else 'NOT met'))
 PY
