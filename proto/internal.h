@@ -203,6 +203,10 @@ void proto__session_set_ephemeral(proto_session *s, const uint8_t sk[static 32])
 /* Sets how many frames a direction sends before its key ratchets. */
 void proto__session_set_rekey_interval(proto_session *s, uint64_t frames);
 
+/* Makes the session claim another node id in its HELLO while still signing
+ * with its own key: an impersonation attempt the peer must reject. */
+void proto__session_set_hello_node_id(proto_session *s, const uint8_t id[static 32]);
+
 /* Moves the send counter (to test the close-before-wrap limit). */
 void proto__session_set_send_counter(proto_session *s, uint64_t counter);
 
