@@ -204,8 +204,9 @@ const char *tp_conn_local_addr(const tp_conn *c);
 const char *tp_conn_remote_addr(const tp_conn *c);
 
 /* Closes the connection: reading stops, unsent queued sends complete with
- * -ECANCELED, the peer sees the end of the stream after the bytes that had
- * already left (the send callbacks that reported 0). cb (may be NULL) runs
+ * -ECANCELED (a cancelled send may have had a prefix on the way already, as
+ * with TCP), the peer sees the end of the stream after the bytes that had
+ * already left. cb (may be NULL) runs
  * from the loop after every send callback; then the connection is freed.
  * Must be called exactly once per connection. */
 void tp_close(tp_conn *c, tp_close_cb cb);
