@@ -10,6 +10,7 @@
 #include "runtime/internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
@@ -146,13 +147,35 @@ static const rt__kernels kernels_avx2 = {
     .sums_q4_0 = sums_q4_0,
 };
 
+/* AVX2, FMA and F16C present, and the OS saves the YMM registers. Read
+ * from CPUID directly: not every compiler's __builtin_cpu_supports knows
+ * "f16c". */
+static bool
+has_avx2(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28),
+         f16c = c & (1u << 29);
+    if (!(fma && osxsave && avx && f16c))
+        return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) /* XMM and YMM state enabled */
+        return false;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return b & (1u << 5);
+}
+
 const rt__kernels *
 rt__kernels_simd(void)
 {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return &kernels_avx2;
-    return NULL;
+    static int state; /* 0 unknown, 1 yes, 2 no; a benign race */
+    if (state == 0)
+        state = has_avx2() ? 1 : 2;
+    return state == 1 ? &kernels_avx2 : NULL;
 }
 #endif
