@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvx key, sign, trust and signature reporting end to end through the real
+ * binary, in a temp store and a temp config dir, with the `minisign` tool
+ * checking what nvx writes (and signing keys nvx then uses).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clitest.h"
+#include "libcas/hash.h"
+#include "libcas/sig.h"
+#include "testutil.h"
+
+typedef struct fixture {
+    char *dir;
+    char store[4096];
+    char key[4096], pub[4096];
+    char id[CAS_HASH_HEX_LEN + 1];
+} fixture;
+
+static int
+setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->dir = tu_tmpdir("cli-sig");
+    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+    snprintf(f->key, sizeof(f->key), "%s/cfg/nvx/nvx.key", f->dir);
+    snprintf(f->pub, sizeof(f->pub), "%s/cfg/nvx/nvx.pub", f->dir);
+    /* The default key location follows XDG_CONFIG_HOME; keep the user's
+     * own keys and environment out of the way. */
+    char cfg[4096];
+    snprintf(cfg, sizeof(cfg), "%s/cfg", f->dir);
+    setenv("XDG_CONFIG_HOME", cfg, 1);
+    unsetenv("NVX_KEY");
+    unsetenv("NVX_PASSPHRASE");
+    unsetenv("NVX_STORE");
+
+    char model[4096], *out = NULL, *err = NULL;
+    snprintf(model, sizeof(model), "%s/model.bin", f->dir);
+    ct_write_random(model, 200000, 7);
+    int r = ct_run(f->store, &out, &err, "add", model, "--name", "tiny", NULL);
+    if (r != 0)
+        fail_msg("add: exit %d: %s", r, err);
+    snprintf(f->id, sizeof(f->id), "%s", ct_last_word(out));
+    assert_int_equal(strlen(f->id), CAS_HASH_HEX_LEN);
+    free(out);
+    free(err);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    tu_rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    unsetenv("NVX_PASSPHRASE");
+    return 0;
+}
+
+static char *
+find_minisign(void)
+{
+    const char *path = getenv("PATH");
+    char *dirs = strdup(path && *path ? path : "/usr/bin:/bin");
+    char *save = NULL, *found = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        size_t n = strlen(d) + sizeof("/minisign");
+        char *p = malloc(n);
+        snprintf(p, n, "%s/minisign", d);
+        if (access(p, X_OK) == 0) {
+            found = p;
+            break;
+        }
+        free(p);
+    }
+    free(dirs);
+    return found;
+}
+
+/* Runs argv (NULL-terminated) directly; returns the exit status. */
+static int
+run(char **ret_out, const char *arg0, ...)
+{
+    char *argv[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && n < 31; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    char *err = NULL;
+    int r = tu_run(argv, ret_out, &err);
+    if (r != 0)
+        fprintf(stderr, "# %s -> %d: %s\n", arg0, r, err ? err : "");
+    free(err);
+    return r;
+}
+
+/* Exit status of an nvx run that must fail with one error line. */
+static int
+fails(const fixture *f, const char *needle, ...)
+{
+    char *args[16];
+    int n = 0;
+    va_list ap;
+    va_start(ap, needle);
+    for (const char *a = va_arg(ap, const char *); a && n < 16; a = va_arg(ap, const char *))
+        args[n++] = (char *)a;
+    va_end(ap);
+    char *out = NULL, *err = NULL;
+    int r = ct_runv(f->store, n, args, &out, &err);
+    assert_int_not_equal(r, 0);
+    ct_assert_one_error(err, needle);
+    free(out);
+    free(err);
+    return r;
+}
+
+static void
+test_key_new_show(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL, *err = NULL;
+    struct stat st;
+    assert_int_equal(ct_run(NULL, &out, &err, "key", "new", "--unencrypted", NULL), 0);
+    assert_int_equal(stat(f->key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(f->pub, &st), 0);
+    /* stdout is the .pub file, byte for byte, as `minisign` writes it. */
+    uint8_t *pubtext = NULL;
+    size_t publen;
+    assert_int_equal(tu_read_file(f->pub, &pubtext, &publen), 0);
+    assert_int_equal(strlen(out), publen);
+    assert_memory_equal(out, pubtext, publen);
+    assert_non_null(strstr(out, "untrusted comment: minisign public key "));
+    free(out);
+    free(err);
+    char *show = NULL;
+    assert_int_equal(ct_run(NULL, &show, NULL, "key", "show", NULL), 0);
+    assert_memory_equal(show, pubtext, publen);
+    assert_int_equal(strlen(show), publen);
+    free(show);
+    /* -q prints only the base64 line; --json the fields. */
+    assert_int_equal(ct_run(NULL, &show, NULL, "-q", "key", "show", NULL), 0);
+    assert_int_equal(strlen(show), CAS_PUBKEY_B64_SIZE); /* 56 chars + "\n" */
+    assert_non_null(strstr((char *)pubtext, show));
+    free(show);
+    assert_int_equal(ct_run(NULL, &show, NULL, "--json", "key", "show", NULL), 0);
+    assert_non_null(strstr(show, "\"key_id\""));
+    assert_non_null(strstr(show, "\"public_key\""));
+    free(show);
+
+    /* Never overwritten without --force; --force makes a different key. */
+    fails(f, "--force", "key", "new", "--unencrypted", NULL);
+    assert_int_equal(ct_run(NULL, &out, NULL, "key", "new", "--unencrypted", "--force", NULL), 0);
+    assert_int_equal(stat(f->key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_null(strstr((char *)pubtext, strchr(out, '\n') + 1));
+    free(out);
+    free(pubtext);
+
+    /* The public key is derived from the secret key when .pub is gone. */
+    assert_int_equal(tu_read_file(f->pub, &pubtext, &publen), 0);
+    unlink(f->pub);
+    assert_int_equal(ct_run(NULL, &show, NULL, "key", "show", NULL), 0);
+    assert_memory_equal(show, pubtext, publen);
+    free(show);
+    free(pubtext);
+
+    /* Usage errors. */
+    fails(f, "key new", "key", "frob", NULL);
+    fails(f, "--unencrypted", "key", "show", "--unencrypted", NULL);
+}
+
+static void
+test_key_passphrase(void **state)
+{
+    fixture *f = *state;
+    char kpath[4096], ppath[4096];
+    snprintf(kpath, sizeof(kpath), "%s/enc.key", f->dir);
+    snprintf(ppath, sizeof(ppath), "%s/enc.pub", f->dir);
+    setenv("NVX_PASSPHRASE", "open sesame", 1);
+    char *out = NULL, *err = NULL;
+    int r = ct_run(NULL, &out, &err, "key", "new", "--key", kpath, "--fast-kdf", NULL);
+    if (r != 0)
+        fail_msg("key new: %d %s", r, err);
+    free(out);
+    free(err);
+    struct stat st;
+    assert_int_equal(stat(ppath, &st), 0); /* .key -> .pub beside it */
+    /* The file is a minisign encrypted key: the right passphrase signs. */
+    assert_int_equal(ct_run(f->store, &out, &err, "sign", f->id, "--key", kpath, NULL), 0);
+    assert_non_null(strstr(out, "signed "));
+    free(out);
+    free(err);
+    setenv("NVX_PASSPHRASE", "open sesamE", 1);
+    fails(f, "wrong passphrase", "sign", f->id, "--key", kpath, NULL);
+    /* An empty passphrase is refused when making a key. */
+    setenv("NVX_PASSPHRASE", "", 1);
+    char k2[4096];
+    snprintf(k2, sizeof(k2), "%s/empty.key", f->dir);
+    fails(f, "--unencrypted", "key", "new", "--key", k2, NULL);
+    unsetenv("NVX_PASSPHRASE");
+    /* NVX_KEY selects the key too. */
+    setenv("NVX_KEY", kpath, 1);
+    assert_int_equal(ct_run(NULL, &out, NULL, "key", "show", NULL), 0);
+    uint8_t *pubtext;
+    size_t publen;
+    assert_int_equal(tu_read_file(ppath, &pubtext, &publen), 0);
+    assert_memory_equal(out, pubtext, publen);
+    free(pubtext);
+    free(out);
+    unsetenv("NVX_KEY");
+    /* No key at all. */
+    snprintf(k2, sizeof(k2), "%s/none.key", f->dir);
+    assert_int_equal(fails(f, "nvx key new", "sign", f->id, "--key", k2, NULL), 3);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void
+test_sign_trust_verify(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL, *err = NULL;
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, &err, "sign", f->id, NULL), 0);
+    assert_non_null(strstr(out, f->id));
+    free(out);
+    free(err);
+    /* Signed again: the key's older signature is replaced, not added. */
+    assert_int_equal(
+        ct_run(f->store, &out, NULL, "--json", "sign", f->id, "--name", "tiny v2", NULL), 0);
+    assert_non_null(strstr(out, "\"replaced\":1"));
+    free(out);
+
+    /* Not yet trusted: reported as such. */
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
+    assert_int_equal(count(out, "\"untrusted\""), 1);
+    assert_null(strstr(out, "\"trusted\""));
+    free(out);
+
+    /* Trust by .pub file; then the signature is valid and trusted. */
+    assert_int_equal(ct_run(f->store, &out, NULL, "trust", "add", f->pub, "me", NULL), 0);
+    assert_non_null(strstr(out, "trusted "));
+    free(out);
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
+    assert_int_equal(count(out, "\"trusted\""), 1);
+    assert_non_null(strstr(out, "name:tiny v2"));
+    assert_non_null(strstr(out, "\"me\""));
+    free(out);
+    assert_int_equal(ct_run(f->store, &out, NULL, "verify", f->id, NULL), 0);
+    assert_non_null(strstr(out, "1 trusted"));
+    free(out);
+
+    /* A second key signs too: two signatures, one trusted. */
+    char k2[4096];
+    snprintf(k2, sizeof(k2), "%s/second.key", f->dir);
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", "--key", k2, NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, "--key", k2, NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
+    assert_int_equal(count(out, "\"untrusted\""), 1);
+    assert_int_equal(count(out, "\"trusted\""), 1);
+    free(out);
+
+    /* Keyring: ls, --json, rm by name and by id. */
+    char p2[4096];
+    snprintf(p2, sizeof(p2), "%s/second.pub", f->dir);
+    uint8_t *p2text;
+    size_t p2len;
+    assert_int_equal(tu_read_file(p2, &p2text, &p2len), 0);
+    char *line = strchr((char *)p2text, '\n') + 1; /* bare "RW..." line */
+    line[CAS_PUBKEY_B64_SIZE - 1] = '\0';
+    assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", line, "second one", NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, NULL, "trust", "ls", NULL), 0);
+    assert_int_equal(count(out, "\n"), 2);
+    assert_non_null(strstr(out, line));
+    assert_non_null(strstr(out, "second one"));
+    free(out);
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "trust", "ls", NULL), 0);
+    assert_int_equal(count(out, "\"key_id\""), 2);
+    free(out);
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
+    assert_int_equal(count(out, "\"trusted\""), 2);
+    free(out);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "rm", "me", NULL), 0);
+    cas_pubkey pk;
+    char kid[CAS_KEYID_HEX_SIZE];
+    assert_int_equal(cas_pubkey_decode((uint8_t *)line, strlen(line), &pk), 0);
+    cas_keyid_format(pk.keyid, kid);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "rm", kid, NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, NULL, "trust", "ls", NULL), 0);
+    assert_string_equal(out, "");
+    free(out);
+    free(p2text);
+    assert_int_equal(fails(f, "nvx trust ls", "trust", "rm", "me", NULL), 3);
+    fails(f, "public key", "trust", "add", "RWnotakey", NULL);
+    fails(f, "add, ls or rm", "trust", "frob", NULL);
+    char junk[4096];
+    snprintf(junk, sizeof(junk), "%s/junk.pub", f->dir);
+    assert_int_equal(tu_write_file(junk, "untrusted comment: x\nnot base64\n", 32), 0);
+    fails(f, "not a minisign public key", "trust", "add", junk, NULL);
+}
+
+/* What nvx writes is checked by minisign; a minisign key signs in nvx. */
+static void
+test_minisign_checks_nvx(void **state)
+{
+    fixture *f = *state;
+    char *ms = find_minisign();
+    if (!ms) {
+        printf("skipping: minisign not found in PATH (apt-get install minisign)\n");
+        skip();
+    }
+    char *out = NULL, b64[CAS_PUBKEY_B64_SIZE];
+    char man[4096], sig[4096];
+    snprintf(man, sizeof(man), "%s/manifest.bin", f->dir);
+    snprintf(sig, sizeof(sig), "%s/manifest.bin.minisig", f->dir);
+
+    setenv("NVX_PASSPHRASE", "pw", 1);
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--fast-kdf", NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", "tiny", NULL), 0);
+    unsetenv("NVX_PASSPHRASE");
+    assert_int_equal(ct_run(f->store, &out, NULL, "manifest", f->id, "-o", man, "--sig", sig, NULL),
+                     0);
+    free(out);
+    cas_pubkey pk;
+    assert_int_equal(cas_pubkey_load_file(f->pub, &pk), 0);
+    cas_pubkey_base64(&pk, b64);
+    /* minisign -Vm manifest.bin -x manifest.bin.minisig -P <pk> */
+    assert_int_equal(run(&out, ms, "-Vm", man, "-x", sig, "-P", b64, NULL), 0);
+    char want[128];
+    snprintf(want, sizeof(want), "nvx-model:%s name:tiny", f->id);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* The manifest file hashes to the id (b2sum -l 256 would say so). */
+    uint8_t *mb;
+    size_t ml;
+    uint8_t h[CAS_HASH_LEN];
+    char hex[CAS_HASH_HEX_LEN + 1];
+    assert_int_equal(tu_read_file(man, &mb, &ml), 0);
+    cas_hash(mb, ml, h);
+    cas_hash_to_hex(h, hex);
+    assert_string_equal(hex, f->id);
+    /* And minisign refuses the signature for other bytes. */
+    mb[ml / 2] ^= 1;
+    assert_int_equal(tu_write_file(man, mb, ml), 0);
+    free(mb);
+    char *argv[] = { ms, "-Vm", man, "-x", sig, "-P", b64, NULL };
+    assert_int_not_equal(tu_run(argv, NULL, NULL), 0);
+
+    /* A key made by minisign (unencrypted and with a passphrase on stdin,
+     * its default cost) signs in nvx; minisign verifies the result. */
+    char mk[4096], mp[4096], cmd[8400];
+    snprintf(mk, sizeof(mk), "%s/ms.key", f->dir);
+    snprintf(mp, sizeof(mp), "%s/ms.pub", f->dir);
+    assert_int_equal(run(NULL, ms, "-G", "-W", "-s", mk, "-p", mp, NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, "--key", mk, NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", mp, "minisign", NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
+    assert_int_equal(count(out, "\"untrusted\""), 1); /* nvx's own key is not trusted */
+    assert_int_equal(count(out, "\"trusted\""), 1);
+    assert_non_null(strstr(out, "\"minisign\""));
+    free(out);
+    cas_pubkey mpk;
+    char mkid[CAS_KEYID_HEX_SIZE];
+    assert_int_equal(cas_pubkey_load_file(mp, &mpk), 0);
+    cas_keyid_format(mpk.keyid, mkid);
+    assert_int_equal(ct_run(f->store, &out, NULL, "manifest", f->id, "-o", man, "--sig", sig,
+                            "--key", mkid, NULL),
+                     0);
+    free(out);
+    assert_int_equal(run(NULL, ms, "-Vm", man, "-x", sig, "-p", mp, NULL), 0);
+
+    snprintf(mk, sizeof(mk), "%s/mse.key", f->dir);
+    snprintf(mp, sizeof(mp), "%s/mse.pub", f->dir);
+    snprintf(cmd, sizeof(cmd), "printf 'pp\\npp\\n' | '%s' -G -s '%s' -p '%s' >/dev/null", ms, mk,
+             mp);
+    assert_int_equal(run(NULL, "/bin/sh", "-c", cmd, NULL), 0);
+    setenv("NVX_PASSPHRASE", "pp", 1);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, "--key", mk, NULL), 0);
+    unsetenv("NVX_PASSPHRASE");
+    assert_int_equal(cas_pubkey_load_file(mp, &mpk), 0);
+    cas_keyid_format(mpk.keyid, mkid);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "manifest", f->id, "-o", man, "--sig", sig,
+                            "--key", mkid, NULL),
+                     0);
+    assert_int_equal(run(NULL, ms, "-Vm", man, "-x", sig, "-p", mp, NULL), 0);
+    free(ms);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_key_new_show, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_passphrase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_trust_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_minisign_checks_nvx, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
