@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bad input through the real binary: each case gets one error line on
+ * stderr and a non-zero exit code, and loses nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clitest.h"
+#include "libcas/manifest.h"
+#include "testutil.h"
+
+typedef struct fixture {
+    char *dir;
+    char store[4096];
+} fixture;
+
+static int
+setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->dir = tu_tmpdir("cli-bad");
+    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    tu_rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs nvx with args, expects exit code `code` and one error line with needle. */
+static void
+expect_fail(const char *store, int code, const char *needle, int n, char **args)
+{
+    char *out, *err;
+    int r = ct_runv(store, n, args, &out, &err);
+    if (r != code)
+        fail_msg("%s: exit %d, wanted %d; stderr: %s", args[0], r, code, err);
+    ct_assert_one_error(err, needle);
+    free(out);
+    free(err);
+}
+
+#define EXPECT_FAIL(store, code, needle, ...)                                                      \
+    do {                                                                                           \
+        char *a_[] = { __VA_ARGS__ };                                                              \
+        expect_fail(store, code, needle, (int)(sizeof(a_) / sizeof(a_[0])), a_);                   \
+    } while (0)
+
+static void
+test_usage(void **state)
+{
+    fixture *f = *state;
+    const char *file = ct_path(f->dir, "x.bin");
+    ct_write_random(file, 5000, 1);
+    char *fl = (char *)file;
+    EXPECT_FAIL(f->store, 2, "no command given", "--json");
+    EXPECT_FAIL(f->store, 2, "unknown command 'frob'", "frob");
+    EXPECT_FAIL(f->store, 2, "unknown option '--bogus'", "add", fl, "--bogus");
+    EXPECT_FAIL(f->store, 2, "use one of auto, cdc, gguf, llama2c, fixed", "add", fl, "--chunker",
+                "zip");
+    EXPECT_FAIL(f->store, 2, "out of range", "add", fl, "--min", "1");
+    EXPECT_FAIL(f->store, 2, "invalid size", "add", fl, "--avg", "64X");
+    EXPECT_FAIL(f->store, 2, "power of two", "add", fl, "--avg", "65000");
+    EXPECT_FAIL(f->store, 2, "needs a value", "add", fl, "--name");
+    EXPECT_FAIL(f->store, 2, "not look like an id", "add", fl, "--name", "deadbeef00");
+    EXPECT_FAIL(f->store, 2, "missing argument", "add");
+    EXPECT_FAIL(f->store, 2, "too many arguments", "add", fl, fl);
+    EXPECT_FAIL(f->store, 2, "is a directory", "add", f->dir);
+    EXPECT_FAIL(f->store, 2, "needs an output file", "export", "abcdefgh");
+    EXPECT_FAIL(f->store, 2, "missing argument", "verify");
+    /* A hostile file name cannot break the one-line rule. */
+    EXPECT_FAIL(f->store, 3, "\\x0a", "add", "/nonexistent/a\nb\x1b[2J");
+}
+
+static void
+test_paths_and_ids(void **state)
+{
+    fixture *f = *state;
+    EXPECT_FAIL(f->store, 3, "No such file or directory: check the path", "add",
+                "/nonexistent/file.gguf");
+    /* Commands that read need an existing store. */
+    EXPECT_FAIL(f->store, 3, "no store at", "info", "abcdefgh");
+    const char *file = ct_path(f->dir, "x.bin");
+    ct_write_random(file, 5000, 2);
+    char *out, *err;
+    assert_int_equal(ct_run(f->store, &out, &err, "add", (char *)file, NULL), 0);
+    free(out);
+    free(err);
+    EXPECT_FAIL(f->store, 3, "no model matches 'abcdef0123'", "info", "abcdef0123");
+    EXPECT_FAIL(f->store, 3, "needs 8 or more hex", "info", "abc");
+    EXPECT_FAIL(f->store, 3, "no model named 'nosuchname'", "export", "nosuchname", "-o",
+                (char *)ct_path(f->dir, "o"));
+    EXPECT_FAIL(f->store, 3, "no model matches", "verify", "0123456789abcdef");
+    EXPECT_FAIL(f->store, 3, "no model matches", "rm", "0123456789abcdef");
+    if (geteuid() != 0) { /* root reads mode-000 files anyway */
+        const char *locked = ct_path(f->dir, "locked.bin");
+        ct_write_random(locked, 100, 3);
+        chmod(locked, 0);
+        EXPECT_FAIL(f->store, 1, "Permission denied", "add", (char *)locked);
+    }
+}
+
+static void
+test_not_a_store(void **state)
+{
+    fixture *f = *state;
+    const char *notstore = ct_path(f->dir, "notstore");
+    mkdir(notstore, 0700);
+    ct_write_random(ct_path(notstore, "precious.txt"), 100, 4);
+    const char *file = ct_path(f->dir, "x.bin");
+    ct_write_random(file, 5000, 5);
+    EXPECT_FAIL(notstore, 3, "is not an nvx store", "ls");
+    EXPECT_FAIL(notstore, 3, "is not an nvx store", "add", (char *)file);
+    struct stat st;
+    assert_int_equal(stat(ct_path(notstore, "precious.txt"), &st), 0);
+    assert_int_equal(stat(ct_path(notstore, "nvx-store"), &st), -1);
+    /* A regular file as the store. */
+    EXPECT_FAIL(file, 3, "store", "ls");
+}
+
+static void
+test_bad_models(void **state)
+{
+    fixture *f = *state;
+    char *src = tu_model_path("aidreams260K-f32.gguf");
+    if (!src)
+        skip();
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(tu_read_file(src, &buf, &len), 0);
+    const char *trunc = ct_path(f->dir, "trunc.gguf");
+    assert_int_equal(tu_write_file(trunc, buf, 3000), 0);
+    EXPECT_FAIL(f->store, 4, "malformed GGUF", "add", (char *)trunc, "--chunker", "gguf");
+    EXPECT_FAIL(f->store, 4, "malformed GGUF", "add", (char *)trunc);
+    assert_int_equal(tu_write_file(trunc, buf, len - 10), 0);
+    EXPECT_FAIL(f->store, 4, "malformed GGUF", "add", (char *)trunc);
+    const char *garbage = ct_path(f->dir, "garbage.bin");
+    ct_write_random(garbage, 70000, 6);
+    EXPECT_FAIL(f->store, 4, "not a GGUF file", "add", (char *)garbage, "--chunker", "gguf");
+    EXPECT_FAIL(f->store, 4, "not a llama2.c", "add", (char *)garbage, "--chunker", "llama2c");
+    /* Nothing was added by the failures. */
+    char *out, *err;
+    if (ct_run(f->store, &out, &err, "ls", "--json", NULL) == 0)
+        assert_string_equal(out, "[]\n");
+    free(out);
+    free(err);
+    free(buf);
+    free(src);
+}
+
+static void
+test_corrupt_data(void **state)
+{
+    fixture *f = *state;
+    const char *file = ct_path(f->dir, "m.bin");
+    ct_write_random(file, 1 << 20, 7);
+    char *out, *err, id[65];
+    assert_int_equal(ct_run(f->store, &out, &err, "-q", "add", (char *)file, NULL), 0);
+    snprintf(id, sizeof(id), "%s", ct_last_word(out));
+    free(out);
+    free(err);
+    char data[8192];
+    snprintf(data, sizeof(data), "%s/data/%s", f->store, id);
+    ct_flip_byte(data, 600000);
+
+    char *args[] = { "verify", id };
+    int r = ct_runv(f->store, 2, args, &out, &err);
+    assert_int_equal(r, 4);
+    ct_assert_one_error(err, id);
+    ct_assert_one_error(err, "chunk");
+    assert_non_null(strstr(out, "FAILED"));
+    free(out);
+    free(err);
+    EXPECT_FAIL(f->store, 4, "chunk", "verify", "--all");
+
+    const char *copy = ct_path(f->dir, "copy.bin");
+    EXPECT_FAIL(f->store, 4, "is corrupt: chunk", "export", id, "-o", (char *)copy);
+    struct stat st;
+    assert_int_equal(stat(copy, &st), -1); /* no half-written file */
+    EXPECT_FAIL(f->store, 4, "is corrupt", "cat", id);
+    assert_int_equal(ct_run(f->store, &out, &err, "verify", id, "--json", NULL), 4);
+    assert_non_null(strstr(out, "\"ok\":false"));
+    assert_non_null(strstr(out, "\"chunk\":"));
+    free(out);
+    free(err);
+}
+
+/* Two models whose ids share their first 8 hex digits: found by a birthday
+ * search over tiny files, whose manifests the test builds exactly as
+ * `nvx add --chunker cdc` does (one chunk, default parameters, format raw). */
+static void
+manifest_id(uint64_t counter, uint8_t id[CAS_HASH_LEN])
+{
+    uint8_t content[8], cid[CAS_HASH_LEN];
+    for (int i = 0; i < 8; i++)
+        content[i] = (uint8_t)(counter >> (8 * i));
+    cas_hash(content, sizeof(content), cid);
+    cas_manifest_builder *b;
+    cas_manifest *m;
+    cas_chunker_params params = CAS_CHUNKER_PARAMS_DEFAULT;
+    assert_int_equal(cas_manifest_builder_new(CAS_CHUNKER_CDC, &params, &b), 0);
+    assert_int_equal(cas_manifest_builder_add_chunk(b, cid, sizeof(content)), 0);
+    assert_int_equal(cas_manifest_builder_set_meta(b, CAS_META_FORMAT, "raw"), 0);
+    assert_int_equal(cas_manifest_builder_finish(b, &m), 0);
+    memcpy(id, cas_manifest_id(m), CAS_HASH_LEN);
+    cas_manifest_free(m);
+    cas_manifest_builder_free(b);
+}
+
+static void
+find_collision(uint64_t *ret_a, uint64_t *ret_b)
+{
+    enum { BITS = 21, SLOTS = 1 << BITS };
+    uint64_t *tab = calloc(SLOTS, sizeof(*tab)); /* counter + 1, 0 = empty */
+    uint32_t *keys = calloc(SLOTS, sizeof(*keys));
+    assert_non_null(tab);
+    for (uint64_t c = 0; c < SLOTS / 2; c++) {
+        uint8_t id[CAS_HASH_LEN];
+        manifest_id(c, id);
+        uint32_t key = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
+        for (uint32_t s = key & (SLOTS - 1);; s = (s + 1) & (SLOTS - 1)) {
+            if (!tab[s]) {
+                tab[s] = c + 1;
+                keys[s] = key;
+                break;
+            }
+            if (keys[s] == key) {
+                *ret_a = tab[s] - 1;
+                *ret_b = c;
+                free(tab);
+                free(keys);
+                return;
+            }
+        }
+    }
+    fail_msg("no 32-bit id prefix collision found");
+}
+
+static void
+test_ambiguous_prefix(void **state)
+{
+    fixture *f = *state;
+    uint64_t ca = 0, cb = 0;
+    find_collision(&ca, &cb);
+    char ids[2][65];
+    uint64_t cs[2] = { ca, cb };
+    for (int k = 0; k < 2; k++) {
+        uint8_t content[8], id[CAS_HASH_LEN];
+        for (int i = 0; i < 8; i++)
+            content[i] = (uint8_t)(cs[k] >> (8 * i));
+        const char *p = ct_path(f->dir, k ? "b.bin" : "a.bin");
+        assert_int_equal(tu_write_file(p, content, 8), 0);
+        char *out, *err;
+        assert_int_equal(ct_run(f->store, &out, &err, "-q", "add", (char *)p, "--chunker", "cdc",
+                                NULL),
+                         0);
+        manifest_id(cs[k], id);
+        cas_hash_to_hex(id, ids[k]);
+        assert_string_equal(ct_last_word(out), ids[k]);
+        free(out);
+        free(err);
+    }
+    assert_memory_equal(ids[0], ids[1], 8);
+    char prefix[9];
+    memcpy(prefix, ids[0], 8);
+    prefix[8] = '\0';
+    EXPECT_FAIL(f->store, 2, "matches several models: give more characters", "info", prefix);
+    /* A longer prefix that tells them apart works. */
+    size_t n = 8;
+    while (ids[0][n] == ids[1][n])
+        n++;
+    char longer[65];
+    memcpy(longer, ids[0], n + 1);
+    longer[n + 1] = '\0';
+    char *out, *err;
+    assert_int_equal(ct_run(f->store, &out, &err, "info", longer, NULL), 0);
+    free(out);
+    free(err);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paths_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_models, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_prefix, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
