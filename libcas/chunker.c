@@ -16,7 +16,7 @@
  * The gear table: splitmix64 outputs from the seed 0x6e76782d67656172
  * ("nvx-gear"). Part of the format: see FORMAT.md "Chunking".
  */
-const uint64_t cas__gear[256] = {
+static const uint64_t gear[256] = {
     UINT64_C(0xda4ca56ea33c2e96), UINT64_C(0x7133757e5ddd743f), UINT64_C(0xfbdbd74d23cc2299),
     UINT64_C(0x7ce1f2514dc0ea38), UINT64_C(0xe14090d4e5cb39d4), UINT64_C(0x740f4b0479b87210),
     UINT64_C(0xaed259e98753a8df), UINT64_C(0xca13b51ed4ccd617), UINT64_C(0xc1365a0f80e18279),
@@ -104,6 +104,8 @@ const uint64_t cas__gear[256] = {
     UINT64_C(0x8e43276ad7483ccc), UINT64_C(0x7e3c93d0289f6832), UINT64_C(0x4b31de89b96a1973),
     UINT64_C(0xa3cf52b461d6fceb),
 };
+
+const uint64_t *const cas__gear = gear;
 
 /* No cut found in the scanned bytes. */
 #define NO_CUT SIZE_MAX
@@ -262,29 +264,29 @@ gear_scan(const uint8_t *p, size_t n, uint64_t *hp, uint64_t mask)
     size_t i = 0;
 
     for (; i + 4 <= n; i += 4) {
-        h = (h << 1) + cas__gear[p[i]];
+        h = (h << 1) + gear[p[i]];
         if (!(h & mask)) {
             *hp = h;
             return i + 1;
         }
-        h = (h << 1) + cas__gear[p[i + 1]];
+        h = (h << 1) + gear[p[i + 1]];
         if (!(h & mask)) {
             *hp = h;
             return i + 2;
         }
-        h = (h << 1) + cas__gear[p[i + 2]];
+        h = (h << 1) + gear[p[i + 2]];
         if (!(h & mask)) {
             *hp = h;
             return i + 3;
         }
-        h = (h << 1) + cas__gear[p[i + 3]];
+        h = (h << 1) + gear[p[i + 3]];
         if (!(h & mask)) {
             *hp = h;
             return i + 4;
         }
     }
     for (; i < n; i++) {
-        h = (h << 1) + cas__gear[p[i]];
+        h = (h << 1) + gear[p[i]];
         if (!(h & mask)) {
             *hp = h;
             return i + 1;

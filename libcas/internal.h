@@ -14,6 +14,6 @@
 void cas__hash_b2(const void *buf, size_t len, uint8_t ret[static CAS_HASH_LEN]);
 
 /* The chunker's 256-entry gear table. */
-extern const uint64_t cas__gear[256];
+extern const uint64_t *const cas__gear;
 
 #endif
