@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Quantizers and model conversion; see quantize.h. The block layouts are
- * GGUF's (runtime/types.h). Calibration for the activation-aware Q4 lives in
- * quantize-awq.c.
+ * GGUF's (runtime/types.h).
  */
 #include "runtime/quantize.h"
 
@@ -13,7 +12,26 @@
 #include <string.h>
 
 #include "runtime/layout.h"
-#include "runtime/quantize-internal.h"
+#include "runtime/sampler.h"
+
+/* A llama model held as F32 arrays while it is converted. */
+typedef struct qtensor {
+    char name[RT_TENSOR_NAME_MAX + 1];
+    uint32_t n_dims;
+    uint64_t dims[RT_TENSOR_DIMS_MAX]; /* dims[0] = row length */
+    float *w;                          /* owned, prod(dims) floats */
+    float *imp;                        /* owned or NULL: per-column importance [dims[0]] */
+} qtensor;
+
+typedef struct qmodel {
+    int32_t dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len;
+    float eps, rope_base;
+    qtensor *t; /* in output order */
+    size_t n_t;
+} qmodel;
+
+static qtensor *qmodel_find(qmodel *m, const char *name);
+static int quant_awq(qmodel *m, uint64_t seed, uint32_t n_tokens);
 
 /* ---- half precision ---- */
 
@@ -271,8 +289,8 @@ rt_quant_result_free(rt_quant_result *r)
     free(r);
 }
 
-rt__qtensor *
-rt__qmodel_find(rt__qmodel *m, const char *name)
+static qtensor *
+qmodel_find(qmodel *m, const char *name)
 {
     for (size_t i = 0; i < m->n_t; i++)
         if (strcmp(m->t[i].name, name) == 0)
@@ -281,7 +299,7 @@ rt__qmodel_find(rt__qmodel *m, const char *name)
 }
 
 static void
-qmodel_free(rt__qmodel *m)
+qmodel_free(qmodel *m)
 {
     for (size_t i = 0; i < m->n_t; i++) {
         free(m->t[i].w);
@@ -291,7 +309,7 @@ qmodel_free(rt__qmodel *m)
 }
 
 static uint64_t
-n_elems(const rt__qtensor *t)
+n_elems(const qtensor *t)
 {
     uint64_t n = 1;
     for (uint32_t i = 0; i < t->n_dims; i++)
@@ -301,13 +319,13 @@ n_elems(const rt__qtensor *t)
 
 /* Appends a tensor read from the input file (F32 or F16) as floats. */
 static int
-qmodel_add(rt__qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t len)
+qmodel_add(qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t len)
 {
     if (ti->type != RT_TYPE_F32 && ti->type != RT_TYPE_F16)
         return -EBADMSG;
     if (ti->offset > len || ti->size > len - ti->offset)
         return -EBADMSG;
-    rt__qtensor *t = realloc(m->t, (m->n_t + 1) * sizeof(*t));
+    qtensor *t = realloc(m->t, (m->n_t + 1) * sizeof(*t));
     if (!t)
         return -ENOMEM;
     m->t = t;
@@ -339,7 +357,7 @@ gguf_i32(const rt_gguf *g, const char *key, int32_t def, int32_t *ret)
 }
 
 static int
-load_gguf_params(rt__qmodel *m, const rt_gguf *g)
+load_gguf_params(qmodel *m, const rt_gguf *g)
 {
     const char *arch;
     uint64_t an;
@@ -372,7 +390,7 @@ load_gguf_params(rt__qmodel *m, const rt_gguf *g)
 /* Sort key of a tensor: llama.cpp's order (token_embd, output_norm,
  * output, then block by block), unknown names last in input order. */
 static long
-order_key(const rt__qtensor *t, size_t input_index)
+order_key(const qtensor *t, size_t input_index)
 {
     static const char *const top[] = { "token_embd.weight", "output_norm.weight", "output.weight",
                                        NULL };
@@ -394,7 +412,7 @@ order_key(const rt__qtensor *t, size_t input_index)
 
 /* Insertion sort by order_key (tensor counts are small). */
 static void
-sort_tensors(rt__qmodel *m)
+sort_tensors(qmodel *m)
 {
     long *key = malloc(m->n_t * sizeof(long) + 1);
     if (!key)
@@ -402,7 +420,7 @@ sort_tensors(rt__qmodel *m)
     for (size_t i = 0; i < m->n_t; i++)
         key[i] = order_key(&m->t[i], i);
     for (size_t i = 1; i < m->n_t; i++) {
-        rt__qtensor t = m->t[i];
+        qtensor t = m->t[i];
         long k = key[i];
         size_t j = i;
         for (; j > 0 && key[j - 1] > k; j--) {
@@ -416,7 +434,7 @@ sort_tensors(rt__qmodel *m)
 }
 
 static int
-load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
+load_model(qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
 {
     if (l->format == RT_FORMAT_LLAMA2C) {
         const rt_llama2c *c = &l->u.l2c;
@@ -446,7 +464,7 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
     if (r < 0)
         return r;
     sort_tensors(m);
-    rt__qtensor *e = rt__qmodel_find(m, "token_embd.weight");
+    qtensor *e = qmodel_find(m, "token_embd.weight");
     if (!e || e->n_dims != 2 || e->dims[0] != (uint64_t)m->dim || e->dims[1] > INT32_MAX)
         return -EBADMSG;
     m->vocab = (int32_t)e->dims[1];
@@ -455,7 +473,7 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
 
 /* Output type of tensor t for target type. */
 static rt_type
-pick_type(const rt__qtensor *t, rt_type target)
+pick_type(const qtensor *t, rt_type target)
 {
     if (t->n_dims < 2 || target == RT_TYPE_F32)
         return RT_TYPE_F32;
@@ -482,7 +500,7 @@ keep_buf(rt_quant_result *res, void *p)
 }
 
 static int
-write_tensor(rt_quant_result *res, const rt__qtensor *t, rt_type type, rt_quant_method method,
+write_tensor(rt_quant_result *res, const qtensor *t, rt_type type, rt_quant_method method,
              rt_quant_report *rep, double *err2, double *cnt)
 {
     uint64_t n = n_elems(t), size;
@@ -637,7 +655,7 @@ out:
 }
 
 static int
-write_meta(rt_gguf_writer *w, const rt__qmodel *m, const rt_layout *l, const rt_quant_opts *o)
+write_meta(rt_gguf_writer *w, const qmodel *m, const rt_layout *l, const rt_quant_opts *o)
 {
     const char *name = o->name;
     uint64_t nl = name ? strlen(name) : 0;
@@ -693,17 +711,17 @@ write_meta(rt_gguf_writer *w, const rt__qmodel *m, const rt_layout *l, const rt_
  * output.weight, placed right after the embeddings' neighbours as
  * llama.cpp orders them (token_embd, output_norm, output). */
 static int
-add_output_copy(rt__qmodel *m)
+add_output_copy(qmodel *m)
 {
-    if (rt__qmodel_find(m, "output.weight"))
+    if (qmodel_find(m, "output.weight"))
         return 0;
-    rt__qtensor *e = rt__qmodel_find(m, "token_embd.weight");
+    qtensor *e = qmodel_find(m, "token_embd.weight");
     size_t n = (size_t)n_elems(e);
     float *w = malloc(n * sizeof(float));
     if (!w)
         return -ENOMEM;
     memcpy(w, e->w, n * sizeof(float));
-    rt__qtensor *t = realloc(m->t, (m->n_t + 1) * sizeof(*t));
+    qtensor *t = realloc(m->t, (m->n_t + 1) * sizeof(*t));
     if (!t) {
         free(w);
         return -ENOMEM;
@@ -738,7 +756,7 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
     int r = rt_layout_parse(buf, len, len, &l, NULL);
     if (r < 0)
         return r == -EAGAIN ? -EBADMSG : r;
-    rt__qmodel m = { 0 };
+    qmodel m = { 0 };
     rt_quant_result *res = calloc(1, sizeof(*res));
     rt_quant_report rep = { .bytes_in = len };
     if (!res) {
@@ -754,8 +772,8 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
             goto out;
     }
     if (opts->type == RT_TYPE_Q4_0 && opts->method == RT_QUANT_AWQ) {
-        r = rt__quant_awq(&m, opts->seed,
-                          opts->calib_tokens ? opts->calib_tokens : RT_QUANT_CALIB_TOKENS);
+        r = quant_awq(&m, opts->seed,
+                      opts->calib_tokens ? opts->calib_tokens : RT_QUANT_CALIB_TOKENS);
         if (r < 0)
             goto out;
     }
@@ -779,5 +797,498 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
 out:
     qmodel_free(&m);
     rt_quant_result_free(res);
+    return r;
+}
+
+/* ---- activation-aware Q4 ---- */
+
+/*
+ * Activation-aware Q4 (AWQ-style) for rt_quant_model; see quantize.h.
+ *
+ * The model's own F32 forward pass (a plain llama2.c-style one, kept here
+ * rather than borrowed from the engine because it must expose the input of
+ * every matrix) samples calibration text at temperature 1 and records, per
+ * layer and matrix group, the mean |x_j| and mean x_j^2 of each input
+ * channel plus a subsample of whole input vectors. Each group then gets
+ * channel scales s_j = mean|x_j|^alpha with alpha chosen on a grid to
+ * minimise || W x - Q(W diag(s)) diag(1/s) x ||^2 over the kept vectors.
+ */
+enum {
+    SITE_ATTN = 0, /* input of wq, wk, wv: rmsnorm(x) * attn_norm */
+    SITE_WO = 1,   /* input of wo: attention output */
+    SITE_FFN = 2,  /* input of w1, w3: rmsnorm(x) * ffn_norm */
+    SITE_DOWN = 3, /* input of w2: silu(w1 x) * (w3 x) */
+    N_SITES = 4,
+    KEEP = 128,   /* input vectors kept per site for the alpha search */
+    N_ALPHA = 21, /* alpha = 0, 0.05, ..., 1 */
+};
+
+typedef struct site {
+    uint32_t n;   /* channels */
+    double *sabs; /* [n] sum |x| */
+    double *ssq;  /* [n] sum x^2 */
+    float *keep;  /* [KEEP][n] */
+    uint32_t n_keep;
+} site;
+
+typedef struct layer_w {
+    float *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w1, *w2, *w3;
+    qtensor *tq, *tk, *tv, *to, *t1, *t2, *t3;
+} layer_w;
+
+typedef struct calib {
+    qmodel *m;
+    layer_w *lw;
+    float *embd, *out_norm, *out;
+    site *sites; /* [n_layers][N_SITES] */
+    /* run state */
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *logits;
+    float *kc, *vc; /* [n_layers][seq_len][kv_dim] */
+} calib;
+
+static int
+need(qmodel *m, const char *name, int layer, uint64_t d0, uint64_t d1, qtensor **ret)
+{
+    char full[RT_TENSOR_NAME_MAX + 1];
+    if (layer >= 0)
+        snprintf(full, sizeof(full), "blk.%d.%s", layer, name);
+    else
+        snprintf(full, sizeof(full), "%s", name);
+    qtensor *t = qmodel_find(m, full);
+    if (!t || t->dims[0] != d0 || (d1 && (t->n_dims != 2 || t->dims[1] != d1)) ||
+        (!d1 && t->n_dims != 1))
+        return -EBADMSG;
+    *ret = t;
+    return 0;
+}
+
+static int
+bind(calib *c)
+{
+    qmodel *m = c->m;
+    if (m->dim <= 0 || m->n_heads <= 0 || m->n_kv_heads <= 0 || m->dim % m->n_heads ||
+        m->n_heads % m->n_kv_heads || (m->dim / m->n_heads) % 2 || m->seq_len <= 0 ||
+        m->hidden <= 0 || m->n_layers <= 0)
+        return -EBADMSG;
+    uint64_t dim = (uint64_t)m->dim, hid = (uint64_t)m->hidden;
+    uint64_t kvd = dim * (uint64_t)m->n_kv_heads / (uint64_t)m->n_heads;
+    qtensor *t;
+    int r = need(m, "token_embd.weight", -1, dim, (uint64_t)m->vocab, &t);
+    if (r < 0)
+        return r;
+    c->embd = t->w;
+    if ((r = need(m, "output_norm.weight", -1, dim, 0, &t)) < 0)
+        return r;
+    c->out_norm = t->w;
+    c->out = need(m, "output.weight", -1, dim, (uint64_t)m->vocab, &t) == 0 ? t->w : c->embd;
+    for (int l = 0; l < m->n_layers; l++) {
+        layer_w *w = &c->lw[l];
+        if ((r = need(m, "attn_norm.weight", l, dim, 0, &t)) < 0)
+            return r;
+        w->attn_norm = t->w;
+        if ((r = need(m, "ffn_norm.weight", l, dim, 0, &t)) < 0)
+            return r;
+        w->ffn_norm = t->w;
+        if ((r = need(m, "attn_q.weight", l, dim, dim, &w->tq)) < 0 ||
+            (r = need(m, "attn_k.weight", l, dim, kvd, &w->tk)) < 0 ||
+            (r = need(m, "attn_v.weight", l, dim, kvd, &w->tv)) < 0 ||
+            (r = need(m, "attn_output.weight", l, dim, dim, &w->to)) < 0 ||
+            (r = need(m, "ffn_gate.weight", l, dim, hid, &w->t1)) < 0 ||
+            (r = need(m, "ffn_down.weight", l, hid, dim, &w->t2)) < 0 ||
+            (r = need(m, "ffn_up.weight", l, dim, hid, &w->t3)) < 0)
+            return r;
+        w->wq = w->tq->w;
+        w->wk = w->tk->w;
+        w->wv = w->tv->w;
+        w->wo = w->to->w;
+        w->w1 = w->t1->w;
+        w->w2 = w->t2->w;
+        w->w3 = w->t3->w;
+    }
+    return 0;
+}
+
+static void
+rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float s = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = w[i] * (s * x[i]);
+}
+
+/* out[rows] = W[rows][cols] x[cols] */
+static void
+matvec(float *out, const float *x, const float *w, int cols, int rows)
+{
+    for (int i = 0; i < rows; i++) {
+        float s = 0.0f;
+        const float *row = w + (size_t)i * (size_t)cols;
+        for (int j = 0; j < cols; j++)
+            s += row[j] * x[j];
+        out[i] = s;
+    }
+}
+
+static void
+record(site *s, const float *x, bool keep)
+{
+    for (uint32_t j = 0; j < s->n; j++) {
+        s->sabs[j] += fabsf(x[j]);
+        s->ssq[j] += (double)x[j] * x[j];
+    }
+    if (keep && s->n_keep < KEEP)
+        memcpy(s->keep + (size_t)s->n_keep++ * s->n, x, s->n * sizeof(float));
+}
+
+static void
+rope(float *v, int n, int head_size, int pos, float base)
+{
+    for (int i = 0; i < n; i += 2) {
+        int hd = i % head_size;
+        float freq = 1.0f / powf(base, (float)hd / (float)head_size);
+        float a = (float)pos * freq, cr = cosf(a), ci = sinf(a);
+        float v0 = v[i], v1 = v[i + 1];
+        v[i] = v0 * cr - v1 * ci;
+        v[i + 1] = v0 * ci + v1 * cr;
+    }
+}
+
+static void
+forward(calib *c, int token, int pos, bool keep)
+{
+    qmodel *m = c->m;
+    int dim = m->dim, hid = m->hidden, hs = dim / m->n_heads;
+    int kvd = dim * m->n_kv_heads / m->n_heads, kv_mul = m->n_heads / m->n_kv_heads;
+    memcpy(c->x, c->embd + (size_t)token * (size_t)dim, (size_t)dim * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        layer_w *w = &c->lw[l];
+        site *st = &c->sites[l * N_SITES];
+        rmsnorm(c->xb, c->x, w->attn_norm, dim, m->eps);
+        record(&st[SITE_ATTN], c->xb, keep);
+        size_t lo = (size_t)l * (size_t)m->seq_len * (size_t)kvd;
+        float *kp = c->kc + lo + (size_t)pos * (size_t)kvd;
+        float *vp = c->vc + lo + (size_t)pos * (size_t)kvd;
+        matvec(c->q, c->xb, w->wq, dim, dim);
+        matvec(kp, c->xb, w->wk, dim, kvd);
+        matvec(vp, c->xb, w->wv, dim, kvd);
+        rope(c->q, dim, hs, pos, m->rope_base);
+        rope(kp, kvd, hs, pos, m->rope_base);
+        for (int h = 0; h < m->n_heads; h++) {
+            const float *qh = c->q + h * hs;
+            int kh = (h / kv_mul) * hs;
+            for (int t = 0; t <= pos; t++) {
+                const float *kt = c->kc + lo + (size_t)t * (size_t)kvd + kh;
+                float s = 0.0f;
+                for (int i = 0; i < hs; i++)
+                    s += qh[i] * kt[i];
+                c->att[t] = s / sqrtf((float)hs);
+            }
+            rt_softmax(c->att, (uint32_t)pos + 1);
+            float *o = c->xb2 + h * hs;
+            memset(o, 0, (size_t)hs * sizeof(float));
+            for (int t = 0; t <= pos; t++) {
+                const float *vt = c->vc + lo + (size_t)t * (size_t)kvd + kh;
+                for (int i = 0; i < hs; i++)
+                    o[i] += c->att[t] * vt[i];
+            }
+        }
+        record(&st[SITE_WO], c->xb2, keep);
+        matvec(c->xb, c->xb2, w->wo, dim, dim);
+        for (int i = 0; i < dim; i++)
+            c->x[i] += c->xb[i];
+        rmsnorm(c->xb, c->x, w->ffn_norm, dim, m->eps);
+        record(&st[SITE_FFN], c->xb, keep);
+        matvec(c->hb, c->xb, w->w1, dim, hid);
+        matvec(c->hb2, c->xb, w->w3, dim, hid);
+        for (int i = 0; i < hid; i++) {
+            float g = c->hb[i];
+            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
+        }
+        record(&st[SITE_DOWN], c->hb, keep);
+        matvec(c->xb, c->hb, w->w2, hid, dim);
+        for (int i = 0; i < dim; i++)
+            c->x[i] += c->xb[i];
+    }
+    rmsnorm(c->x, c->x, c->out_norm, dim, m->eps);
+    matvec(c->logits, c->x, c->out, dim, m->vocab);
+}
+
+/* Quantizes W[rows][cols] (scaled columns already applied) with importance
+ * imp and returns the error of its outputs on the kept inputs divided by s. */
+static double
+group_err(const float *w, const float *ws, int rows, int cols, const float *imp, const float *s,
+          const site *st, float *deq, uint8_t *qbuf, float *xs)
+{
+    for (int i = 0; i < rows; i++) {
+        rt_quant_row_q4_0_search(ws + (size_t)i * cols, imp, qbuf, (size_t)cols);
+        rt_quant_dequant_row(RT_TYPE_Q4_0, qbuf, deq + (size_t)i * cols, (size_t)cols);
+    }
+    double err = 0.0;
+    for (uint32_t k = 0; k < st->n_keep; k++) {
+        const float *x = st->keep + (size_t)k * st->n;
+        for (int j = 0; j < cols; j++)
+            xs[j] = x[j] / s[j];
+        for (int i = 0; i < rows; i++) {
+            float y = 0.0f, yq = 0.0f;
+            const float *a = w + (size_t)i * cols, *b = deq + (size_t)i * cols;
+            for (int j = 0; j < cols; j++) {
+                y += a[j] * x[j];
+                yq += b[j] * xs[j];
+            }
+            err += (double)(y - yq) * (y - yq);
+        }
+    }
+    return err;
+}
+
+/* Chooses and applies the scales of one group of matrices sharing the input
+ * of site st; pred_vec (a norm weight, length cols) or pred_rows (a matrix
+ * whose row j produces input channel map[j]) absorbs 1/s. */
+static int
+awq_group(calib *c, const site *st, qtensor **mats, int n_mats, float *pred_vec, float *pred_rows,
+          int pred_cols, const int *map, int n_pred_rows)
+{
+    int cols = (int)st->n;
+    if (cols % RT_QK)
+        return 0;
+    double cnt = 0.0;
+    (void)c;
+    int maxrows = 0;
+    for (int k = 0; k < n_mats; k++)
+        if ((int)mats[k]->dims[1] > maxrows)
+            maxrows = (int)mats[k]->dims[1];
+    size_t mat = (size_t)maxrows * (size_t)cols;
+    float *s = malloc((size_t)cols * sizeof(float)), *best_s = malloc((size_t)cols * sizeof(float));
+    float *imp = malloc((size_t)cols * sizeof(float)), *xs = malloc((size_t)cols * sizeof(float));
+    float *ws = malloc(mat * sizeof(float)), *deq = malloc(mat * sizeof(float));
+    uint8_t *qbuf = malloc((size_t)cols / RT_QK * RT_Q4_0_BYTES);
+    int r = -ENOMEM;
+    if (!s || !best_s || !imp || !xs || !ws || !deq || !qbuf)
+        goto out;
+    cnt = st->n_keep ? 1.0 : 0.0;
+    double best = INFINITY;
+    for (int a = 0; a < N_ALPHA; a++) {
+        float alpha = (float)a / (float)(N_ALPHA - 1);
+        float mx = 0.0f, mn = INFINITY;
+        for (int j = 0; j < cols; j++) {
+            s[j] = powf(fmaxf((float)st->sabs[j], 1e-12f), alpha);
+            mx = fmaxf(mx, s[j]);
+            mn = fminf(mn, s[j]);
+        }
+        float norm = sqrtf(mx * mn);
+        for (int j = 0; j < cols; j++) {
+            s[j] /= norm;
+            imp[j] = (float)st->ssq[j] / (s[j] * s[j]);
+        }
+        double err = 0.0;
+        for (int k = 0; k < n_mats && cnt > 0.0; k++) {
+            int rows = (int)mats[k]->dims[1];
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++)
+                    ws[(size_t)i * cols + j] = mats[k]->w[(size_t)i * cols + j] * s[j];
+            err += group_err(mats[k]->w, ws, rows, cols, imp, s, st, deq, qbuf, xs);
+        }
+        if (err < best) {
+            best = err;
+            memcpy(best_s, s, (size_t)cols * sizeof(float));
+        }
+    }
+    /* Apply: columns * s, predecessor / s, importance in the scaled space. */
+    for (int k = 0; k < n_mats; k++) {
+        int rows = (int)mats[k]->dims[1];
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                mats[k]->w[(size_t)i * cols + j] *= best_s[j];
+        free(mats[k]->imp);
+        mats[k]->imp = malloc((size_t)cols * sizeof(float));
+        if (!mats[k]->imp)
+            goto out;
+        for (int j = 0; j < cols; j++)
+            mats[k]->imp[j] = (float)st->ssq[j] / (best_s[j] * best_s[j]);
+    }
+    if (pred_vec)
+        for (int j = 0; j < cols; j++)
+            pred_vec[j] /= best_s[j];
+    if (pred_rows)
+        for (int i = 0; i < n_pred_rows; i++)
+            for (int j = 0; j < pred_cols; j++)
+                pred_rows[(size_t)i * pred_cols + j] /= best_s[map ? map[i] : i];
+    r = 0;
+out:
+    free(s);
+    free(best_s);
+    free(imp);
+    free(xs);
+    free(ws);
+    free(deq);
+    free(qbuf);
+    return r;
+}
+
+/* Importance for matrices whose group is not rescaled (kept as is). */
+static int
+set_imp(qtensor *t, const site *st)
+{
+    if (t->dims[0] != st->n)
+        return 0;
+    free(t->imp);
+    t->imp = malloc(st->n * sizeof(float));
+    if (!t->imp)
+        return -ENOMEM;
+    for (uint32_t j = 0; j < st->n; j++)
+        t->imp[j] = (float)st->ssq[j];
+    return 0;
+}
+
+/* The wo group with grouped-query attention: wo column j reads v channel
+ * (head(j) / kv_mul) * hs + j % hs; channels sharing a v row must share a
+ * scale, so the statistics are pooled per v channel first. */
+static int
+awq_wo(calib *c, int l)
+{
+    qmodel *m = c->m;
+    int dim = m->dim, hs = dim / m->n_heads, kv_mul = m->n_heads / m->n_kv_heads;
+    int kvd = dim / kv_mul;
+    site *st = &c->sites[l * N_SITES + SITE_WO];
+    if (kv_mul > 1) {
+        /* Pool sabs per v channel, then spread back so every wo column of
+         * one v channel sees the same statistic. */
+        double *pool = calloc((size_t)kvd, sizeof(double));
+        if (!pool)
+            return -ENOMEM;
+        for (int j = 0; j < dim; j++)
+            pool[(j / hs / kv_mul) * hs + j % hs] += st->sabs[j];
+        for (int j = 0; j < dim; j++)
+            st->sabs[j] = pool[(j / hs / kv_mul) * hs + j % hs];
+        free(pool);
+    }
+    /* Row i of wv (v channel i) is divided by the scale of any wo column
+     * that reads it; with the pooling above they are all equal. */
+    int *map = malloc((size_t)kvd * sizeof(int));
+    if (!map)
+        return -ENOMEM;
+    for (int i = 0; i < kvd; i++)
+        map[i] = (i / hs) * kv_mul * hs + i % hs;
+    qtensor *mats[1] = { c->lw[l].to };
+    int r = awq_group(c, st, mats, 1, NULL, c->lw[l].wv, dim, map, kvd);
+    free(map);
+    return r;
+}
+
+static void
+calib_free(calib *c)
+{
+    if (c->sites)
+        for (int i = 0; i < c->m->n_layers * N_SITES; i++) {
+            free(c->sites[i].sabs);
+            free(c->sites[i].ssq);
+            free(c->sites[i].keep);
+        }
+    free(c->sites);
+    free(c->lw);
+    free(c->x);
+    free(c->xb);
+    free(c->xb2);
+    free(c->q);
+    free(c->att);
+    free(c->hb);
+    free(c->hb2);
+    free(c->logits);
+    free(c->kc);
+    free(c->vc);
+}
+
+static int
+calib_alloc(calib *c)
+{
+    qmodel *m = c->m;
+    size_t dim = (size_t)m->dim, hid = (size_t)m->hidden;
+    size_t kvd = dim * (size_t)m->n_kv_heads / (size_t)m->n_heads;
+    size_t cache = (size_t)m->n_layers * (size_t)m->seq_len * kvd;
+    c->x = malloc(dim * sizeof(float));
+    c->xb = malloc(dim * sizeof(float));
+    c->xb2 = malloc(dim * sizeof(float));
+    c->q = malloc(dim * sizeof(float));
+    c->att = malloc((size_t)m->seq_len * sizeof(float));
+    c->hb = malloc(hid * sizeof(float));
+    c->hb2 = malloc(hid * sizeof(float));
+    c->logits = malloc((size_t)m->vocab * sizeof(float));
+    c->kc = malloc(cache * sizeof(float));
+    c->vc = malloc(cache * sizeof(float));
+    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->att || !c->hb || !c->hb2 || !c->logits ||
+        !c->kc || !c->vc)
+        return -ENOMEM;
+    for (int l = 0; l < m->n_layers; l++) {
+        for (int s = 0; s < N_SITES; s++) {
+            site *st = &c->sites[l * N_SITES + s];
+            st->n = (uint32_t)(s == SITE_DOWN ? hid : dim);
+            st->sabs = calloc(st->n, sizeof(double));
+            st->ssq = calloc(st->n, sizeof(double));
+            st->keep = malloc((size_t)KEEP * st->n * sizeof(float));
+            if (!st->sabs || !st->ssq || !st->keep)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int
+quant_awq(qmodel *m, uint64_t seed, uint32_t n_tokens)
+{
+    calib c = { .m = m };
+    int r = -ENOMEM;
+    c.lw = calloc((size_t)(m->n_layers > 0 ? m->n_layers : 1), sizeof(*c.lw));
+    c.sites = calloc((size_t)(m->n_layers > 0 ? m->n_layers : 1) * N_SITES, sizeof(*c.sites));
+    if (!c.lw || !c.sites)
+        goto out;
+    r = bind(&c);
+    if (r < 0)
+        goto out;
+    r = calib_alloc(&c);
+    if (r < 0)
+        goto out;
+    rt_sampler smp;
+    r = rt_sampler_init(&smp, (uint32_t)m->vocab, 1.0f, 1.0f, seed, NULL, 0);
+    if (r < 0)
+        goto out;
+    /* Sample n_tokens positions, restarting from BOS (id 1) at the end of the
+     * context or when the model emits BOS/EOS. */
+    uint32_t every = n_tokens / KEEP ? n_tokens / KEEP : 1;
+    int token = RT_TOK_BOS_DEFAULT, pos = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        forward(&c, token, pos, i % every == 0);
+        token = rt_sampler_sample(&smp, c.logits);
+        pos++;
+        if (pos == m->seq_len || token == RT_TOK_BOS_DEFAULT || token == RT_TOK_EOS_DEFAULT) {
+            token = RT_TOK_BOS_DEFAULT;
+            pos = 0;
+        }
+    }
+    for (int l = 0; l < m->n_layers && r >= 0; l++) {
+        layer_w *w = &c.lw[l];
+        site *st = &c.sites[l * N_SITES];
+        /* Groups whose predecessor is another matrix go first, so the
+         * matrices of the norm-fed groups are measured as finally scaled. */
+        r = awq_wo(&c, l);
+        if (r >= 0 && m->hidden % RT_QK == 0) {
+            qtensor *mats[1] = { w->t2 };
+            r = awq_group(&c, &st[SITE_DOWN], mats, 1, NULL, w->w3, m->dim, NULL, m->hidden);
+        } else if (r >= 0) {
+            r = set_imp(w->t2, &st[SITE_DOWN]);
+        }
+        if (r >= 0) {
+            qtensor *mats[3] = { w->tq, w->tk, w->tv };
+            r = awq_group(&c, &st[SITE_ATTN], mats, 3, w->attn_norm, NULL, 0, NULL, 0);
+        }
+        if (r >= 0) {
+            qtensor *mats[2] = { w->t1, w->t3 };
+            r = awq_group(&c, &st[SITE_FFN], mats, 2, w->ffn_norm, NULL, 0, NULL, 0);
+        }
+    }
+out:
+    calib_free(&c);
     return r;
 }
