@@ -70,6 +70,24 @@ teardown(void **state)
     return 0;
 }
 
+/* Reads a whole file as a NUL-terminated string (tu_read_file does not
+ * terminate). */
+static int
+read_text(const char *path, uint8_t **ret, size_t *ret_len)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = tu_read_file(path, &buf, &len);
+    if (r < 0)
+        return r;
+    uint8_t *t = realloc(buf, len + 1);
+    assert_non_null(t);
+    t[len] = '\0';
+    *ret = t;
+    *ret_len = len;
+    return 0;
+}
+
 static char *
 find_minisign(void)
 {
@@ -143,7 +161,7 @@ test_key_new_show(void **state)
     /* stdout is the .pub file, byte for byte, as `minisign` writes it. */
     uint8_t *pubtext = NULL;
     size_t publen;
-    assert_int_equal(tu_read_file(f->pub, &pubtext, &publen), 0);
+    assert_int_equal(read_text(f->pub, &pubtext, &publen), 0);
     assert_int_equal(strlen(out), publen);
     assert_memory_equal(out, pubtext, publen);
     assert_non_null(strstr(out, "untrusted comment: minisign public key "));
@@ -174,7 +192,7 @@ test_key_new_show(void **state)
     free(pubtext);
 
     /* The public key is derived from the secret key when .pub is gone. */
-    assert_int_equal(tu_read_file(f->pub, &pubtext, &publen), 0);
+    assert_int_equal(read_text(f->pub, &pubtext, &publen), 0);
     unlink(f->pub);
     assert_int_equal(ct_run(NULL, &show, NULL, "key", "show", NULL), 0);
     assert_memory_equal(show, pubtext, publen);
@@ -220,7 +238,7 @@ test_key_passphrase(void **state)
     assert_int_equal(ct_run(NULL, &out, NULL, "key", "show", NULL), 0);
     uint8_t *pubtext;
     size_t publen;
-    assert_int_equal(tu_read_file(ppath, &pubtext, &publen), 0);
+    assert_int_equal(read_text(ppath, &pubtext, &publen), 0);
     assert_memory_equal(out, pubtext, publen);
     free(pubtext);
     free(out);
@@ -289,7 +307,7 @@ test_sign_trust_verify(void **state)
     snprintf(p2, sizeof(p2), "%s/second.pub", f->dir);
     uint8_t *p2text;
     size_t p2len;
-    assert_int_equal(tu_read_file(p2, &p2text, &p2len), 0);
+    assert_int_equal(read_text(p2, &p2text, &p2len), 0);
     char *line = strchr((char *)p2text, '\n') + 1; /* bare "RW..." line */
     line[CAS_PUBKEY_B64_SIZE - 1] = '\0';
     assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", line, "second one", NULL), 0);
