@@ -1,0 +1,122 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Store benchmark (issue 2 "Performance"): nvx add / verify / export of a
+# random file (1 GiB by default), each beside its baseline measured in the
+# same invocation, medians of RUNS runs with min and max:
+#
+#   add (durable)  vs  b2sum -l 256 FILE          and  cp FILE STOREDIR && sync
+#   verify         vs  b2sum -l 256 FILE
+#   export         vs  cp FILE OUT
+#   peak RSS of nvx add (GNU time %M)
+#
+# Usage: tests/bench/bench-store.sh [BUILD_DIR]   (default: build)
+# Environment: NVX (binary, default BUILD_DIR/cli/nvx), SIZE_MB (1024),
+# RUNS (5), BENCH_DIR (scratch directory, default a new one under $TMPDIR).
+# Warm cache: the input is read once before timing; every add goes into a
+# fresh store so it writes (and syncs) all bytes.
+set -eu
+
+BUILD=${1:-build}
+NVX=${NVX:-$BUILD/cli/nvx}
+SIZE_MB=${SIZE_MB:-1024}
+RUNS=${RUNS:-5}
+
+if [ ! -x "$NVX" ]; then
+    echo "bench-store: $NVX not found: build first (meson setup $BUILD && ninja -C $BUILD)" >&2
+    exit 1
+fi
+if [ ! -x /usr/bin/time ]; then
+    echo "bench-store: /usr/bin/time is missing (peak RSS): installing the Debian package 'time'" >&2
+    if ! { apt-get install -y time >/dev/null 2>&1 || sudo apt-get install -y time >/dev/null 2>&1; }; then
+        echo "bench-store: could not install 'time': run 'apt-get install time' as root" >&2
+        exit 1
+    fi
+fi
+for t in b2sum cp sync awk; do
+    command -v $t >/dev/null || { echo "bench-store: $t is missing (coreutils)" >&2; exit 1; }
+done
+
+DIR=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/nvx-bench-store.XXXXXX")}
+mkdir -p "$DIR"
+trap 'chmod -R u+w "$DIR" 2>/dev/null; rm -rf "$DIR"' EXIT INT TERM
+IN=$DIR/input.bin
+echo "bench-store: writing $SIZE_MB MiB of random bytes to $IN"
+head -c $((SIZE_MB * 1024 * 1024)) /dev/urandom > "$IN"
+sync
+cat "$IN" > /dev/null
+BYTES=$(stat -c %s "$IN")
+
+now() { date +%s.%N; }
+# secs START END
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+
+# Sample files: one number per line.
+ADD=$DIR/t.add; B2=$DIR/t.b2; CPS=$DIR/t.cpsync; VER=$DIR/t.verify; EXP=$DIR/t.export
+CP=$DIR/t.cp; RSS=$DIR/t.rss
+: > "$ADD"; : > "$B2"; : > "$CPS"; : > "$VER"; : > "$EXP"; : > "$CP"; : > "$RSS"
+
+run() { "$@" > /dev/null 2>&1; }
+
+i=1
+while [ $i -le "$RUNS" ]; do
+    echo "bench-store: run $i/$RUNS" >&2
+    # b2sum baseline (hash only, from the page cache).
+    t0=$(now); b2sum -l 256 "$IN" > /dev/null; t1=$(now); secs "$t0" "$t1" >> "$B2"
+
+    # cp + sync baseline: the same bytes written durably into the store's disk.
+    rm -rf "$DIR/cpdir"; mkdir -p "$DIR/cpdir"; sync
+    t0=$(now); cp "$IN" "$DIR/cpdir/" && sync; t1=$(now); secs "$t0" "$t1" >> "$CPS"
+    rm -rf "$DIR/cpdir"
+
+    # nvx add into a fresh store (durable: synced before the index commits).
+    chmod -R u+w "$DIR/store" 2>/dev/null || true
+    rm -rf "$DIR/store"; sync
+    t0=$(now)
+    /usr/bin/time -f %M -o "$DIR/rss.one" "$NVX" --store "$DIR/store" -q add "$IN" > "$DIR/id"
+    t1=$(now); secs "$t0" "$t1" >> "$ADD"; cat "$DIR/rss.one" >> "$RSS"
+    ID=$(tail -n 1 "$DIR/id")
+
+    # nvx verify (page cache warm after add).
+    t0=$(now); run "$NVX" --store "$DIR/store" -q verify "$ID"; t1=$(now); secs "$t0" "$t1" >> "$VER"
+
+    # export vs cp (neither syncs).
+    rm -f "$DIR/out.exp" "$DIR/out.cp"; sync
+    t0=$(now); run "$NVX" --store "$DIR/store" -q export "$ID" -o "$DIR/out.exp"; t1=$(now)
+    secs "$t0" "$t1" >> "$EXP"
+    cmp -s "$IN" "$DIR/out.exp" || { echo "bench-store: export differs from the input" >&2; exit 1; }
+    rm -f "$DIR/out.exp"; sync
+    t0=$(now); cp "$IN" "$DIR/out.cp"; t1=$(now); secs "$t0" "$t1" >> "$CP"
+    rm -f "$DIR/out.cp"
+    i=$((i + 1))
+done
+
+# stats FILE -> "median min max" (seconds)
+stats() { sort -g "$1" | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'; }
+# line LABEL FILE: throughput median (min..max) in MB/s
+line() {
+    set -- "$1" $(stats "$2")
+    awk -v l="$1" -v b="$BYTES" -v m="$2" -v lo="$3" -v hi="$4" 'BEGIN {
+        printf "  %-28s %8.0f MB/s  (min %.0f, max %.0f; median %.2f s)\n", l, b / m / 1e6,
+               b / hi / 1e6, b / lo / 1e6, m }'
+}
+ratio() { # ratio LABEL FILE_NVX FILE_BASE TARGET: throughput ratio of medians
+    set -- "$1" "$(stats "$2" | cut -d' ' -f1)" "$(stats "$3" | cut -d' ' -f1)" "$4"
+    awk -v l="$1" -v a="$2" -v b="$3" -v t="$4" 'BEGIN {
+        r = b / a; printf "  %-44s %.2fx  (target %s: %s)\n", l, r, t, (r >= t + 0 ? "met" : "NOT met") }'
+}
+
+echo
+echo "nvx store benchmark: $((BYTES / 1048576)) MiB random file, $RUNS runs, $(nproc) cores, $NVX"
+line "nvx add (durable)" "$ADD"
+line "b2sum -l 256" "$B2"
+line "cp FILE STOREDIR && sync" "$CPS"
+line "nvx verify" "$VER"
+line "nvx export" "$EXP"
+line "cp FILE OUT" "$CP"
+ratio "add / b2sum" "$ADD" "$B2" 1.0
+ratio "add / (cp && sync)" "$ADD" "$CPS" 0.91
+ratio "verify / b2sum" "$VER" "$B2" 1.0
+ratio "export / cp" "$EXP" "$CP" 0.8
+set -- $(sort -n "$RSS" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[1], v[NR] }')
+echo "  peak RSS of nvx add: median $(($1 / 1024)) MiB (min $(($2 / 1024)), max $(($3 / 1024))); target <= 64 MiB"
