@@ -346,6 +346,10 @@ cas_chunker_next(cas_chunker *c, const void *buf, size_t len, size_t *ret_used)
     size_t n = len;
     bool cut = false;
 
+    if (len == 0) {
+        *ret_used = 0;
+        return 0;
+    }
     /* Never cross the start of the next forced region. */
     uint64_t room = c->region_end - c->offset;
     if (room <= n) {

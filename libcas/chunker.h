@@ -108,10 +108,10 @@ void cas_chunker_free(cas_chunker *c);
  * CAS_CHUNKER_REGIONS_MAX), -ENOMEM. Regions past EOF are ignored. */
 int cas_chunker_set_regions(cas_chunker *c, const cas_chunk_region *regions, size_t n);
 
-/* Scans buf, the next len (> 0) bytes of the stream. Writes to *ret_used how
- * many bytes of buf belong to the current chunk (1..len). Returns 1 when the
- * current chunk ends after those bytes, 0 when all len bytes were consumed and
- * the chunk continues. Never fails for valid arguments. */
+/* Scans buf, the next len bytes of the stream. Writes to *ret_used how many
+ * bytes of buf belong to the current chunk (1..len; 0 only when len is 0).
+ * Returns 1 when the current chunk ends after those bytes, 0 when all len
+ * bytes were consumed and the chunk continues. Never fails. */
 int cas_chunker_next(cas_chunker *c, const void *buf, size_t len, size_t *ret_used);
 
 /* At end of stream: returns true and writes the pending chunk's length when

@@ -7,6 +7,7 @@
  */
 #include "libcas/manifest.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -641,28 +642,26 @@ tensor_order(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int
-cas_manifest_builder_finish(cas_manifest_builder *b, cas_manifest **ret)
+/* Bytes of the canonical encoding (each part bounded by the limits checked
+ * on the way in, so no overflow). */
+static size_t
+encoded_len(const cas_manifest_builder *b)
 {
-    qsort(b->meta, b->n_meta, sizeof(b->meta[0]), meta_order);
-    if (b->n_tensors > 1)
-        qsort(b->tensors, b->n_tensors, sizeof(b->tensors[0]), tensor_order);
-
-    /* Size first (each part is bounded by the limits checked on the way in). */
     size_t len = CAS_MANIFEST_HEADER_LEN + b->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN;
     for (size_t i = 0; i < b->n_meta; i++)
         len += 3 + strlen(b->meta[i].key) + strlen(b->meta[i].value);
     for (size_t i = 0; i < b->n_tensors; i++)
         len += TENSOR_REC_MIN - 1 + strlen(b->tensors[i].name) + 8 * (size_t)b->tensors[i].n_dims;
-    uint8_t *buf = malloc(len);
-    if (!buf)
-        return -ENOMEM;
+    return len;
+}
 
-    uint8_t *p = buf;
+static uint8_t *
+encode_header(const cas_manifest_builder *b, uint8_t *p)
+{
     memcpy(p, magic, sizeof(magic));
     store_le16(p + 4, CAS_MANIFEST_VERSION);
     p[6] = (uint8_t)b->kind;
-    p[7] = 0;
+    p[7] = 0; /* flags */
     store_le32(p + 8, b->params.min);
     store_le32(p + 12, b->params.avg);
     store_le32(p + 16, b->params.max);
@@ -670,8 +669,13 @@ cas_manifest_builder_finish(cas_manifest_builder *b, cas_manifest **ret)
     store_le64(p + 24, b->total);
     store_le32(p + 32, (uint32_t)b->n_tensors);
     store_le16(p + 36, (uint16_t)b->n_meta);
-    store_le16(p + 38, 0);
-    p += CAS_MANIFEST_HEADER_LEN;
+    store_le16(p + 38, 0); /* reserved */
+    return p + CAS_MANIFEST_HEADER_LEN;
+}
+
+static uint8_t *
+encode_meta(const cas_manifest_builder *b, uint8_t *p)
+{
     for (size_t i = 0; i < b->n_meta; i++) {
         size_t kl = strlen(b->meta[i].key), vl = strlen(b->meta[i].value);
         *p++ = (uint8_t)kl;
@@ -681,10 +685,12 @@ cas_manifest_builder_finish(cas_manifest_builder *b, cas_manifest **ret)
         memcpy(p + 2, b->meta[i].value, vl);
         p += 2 + vl;
     }
-    if (b->n_chunks > 0) {
-        memcpy(p, b->chunk_recs, b->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN);
-        p += b->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN;
-    }
+    return p;
+}
+
+static uint8_t *
+encode_tensors(const cas_manifest_builder *b, uint8_t *p)
+{
     for (size_t i = 0; i < b->n_tensors; i++) {
         const cas_tensor_info *t = &b->tensors[i];
         size_t nl = strlen(t->name);
@@ -700,6 +706,28 @@ cas_manifest_builder_finish(cas_manifest_builder *b, cas_manifest **ret)
         store_le64(p + 8, t->size);
         p += 16;
     }
+    return p;
+}
+
+int
+cas_manifest_builder_finish(cas_manifest_builder *b, cas_manifest **ret)
+{
+    qsort(b->meta, b->n_meta, sizeof(b->meta[0]), meta_order);
+    if (b->n_tensors > 1)
+        qsort(b->tensors, b->n_tensors, sizeof(b->tensors[0]), tensor_order);
+
+    size_t len = encoded_len(b);
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    uint8_t *p = encode_header(b, buf);
+    p = encode_meta(b, p);
+    if (b->n_chunks > 0) {
+        memcpy(p, b->chunk_recs, b->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN);
+        p += b->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN;
+    }
+    p = encode_tensors(b, p);
+    assert((size_t)(p - buf) == len);
     /* The decoder is the judge of canonical form (tensor ranges, empty model
      * consistency): what it refuses gets no id. */
     int r = cas_manifest_decode(buf, len, ret);

@@ -350,7 +350,10 @@ test_region_errors(void **state)
     assert_int_equal(cas_chunker_set_regions(c, unsorted, CAS_CHUNKER_REGIONS_MAX + 1), -EMSGSIZE);
     assert_int_equal(cas_chunker_set_regions(c, unsorted, 1), 0);
     uint8_t b[3] = { 1, 2, 3 };
-    size_t used = 0;
+    size_t used = 9;
+    assert_int_equal(cas_chunker_next(c, b, 0, &used), 0); /* empty feed: no-op */
+    assert_int_equal(used, 0);
+    assert_int_equal(cas_chunker_offset(c), 0);
     assert_int_equal(cas_chunker_next(c, b, 3, &used), 0);
     assert_int_equal(used, 3);
     /* Too late once bytes were fed. */
