@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/gguf.h"
+
 enum {
     /* Largest tokenizer.bin accepted from a file: the biggest legal vocab. */
     TOK_FILE_MAX = 4 + RT_TOK_MAX_VOCAB * (8 + 64),
@@ -701,4 +703,92 @@ rt_tokenizer_piece(const rt_tokenizer *t, int32_t id, const char **ret_piece, si
     if (ret_type)
         *ret_type = (rt_tok_type)t->type[id];
     return 0;
+}
+
+static int
+gguf_id(const rt_gguf *g, const char *key, int32_t def, uint32_t n, int32_t *ret)
+{
+    uint32_t v;
+    int r = rt_gguf_get_u32(g, key, &v);
+    if (r == -ENOENT) {
+        *ret = def < (int32_t)n ? def : -1;
+        return 0;
+    }
+    if (r < 0)
+        return -EBADMSG;
+    /* UINT32_MAX is how converters spell "none". */
+    *ret = v < n ? (int32_t)v : -1;
+    return 0;
+}
+
+int
+rt_tokenizer_load_gguf(const void *buf, size_t len, rt_tokenizer **ret)
+{
+    if (!buf || !ret)
+        return -EINVAL;
+    rt_gguf g;
+    int r = rt_gguf_parse(buf, len, len, &g, NULL);
+    if (r < 0)
+        return r == -EAGAIN ? -EBADMSG : r;
+    const char *model;
+    uint64_t ml;
+    r = rt_gguf_get_str(&g, "tokenizer.ggml.model", &model, &ml);
+    if (r == -ENOENT)
+        return -ENOENT;
+    if (r < 0)
+        return -EBADMSG;
+    if (ml != 5 || memcmp(model, "llama", 5) != 0)
+        return -ENOTSUP;
+    rt_gguf_value toks, scores, types;
+    if (rt_gguf_get_arr(&g, "tokenizer.ggml.tokens", RT_GGUF_STRING, &toks) < 0)
+        return -EBADMSG;
+    bool has_scores = rt_gguf_get_arr(&g, "tokenizer.ggml.scores", RT_GGUF_F32, &scores) == 0;
+    bool has_types = rt_gguf_get_arr(&g, "tokenizer.ggml.token_type", RT_GGUF_I32, &types) == 0;
+    if (toks.count == 0 || (has_scores && scores.count != toks.count) ||
+        (has_types && types.count != toks.count))
+        return -EBADMSG;
+    if (toks.count > RT_TOK_MAX_VOCAB)
+        return -EMSGSIZE;
+    uint32_t n = (uint32_t)toks.count;
+    int32_t bos, eos, unk;
+    if (gguf_id(&g, "tokenizer.ggml.bos_token_id", RT_TOK_BOS_DEFAULT, n, &bos) < 0 ||
+        gguf_id(&g, "tokenizer.ggml.eos_token_id", RT_TOK_EOS_DEFAULT, n, &eos) < 0 ||
+        gguf_id(&g, "tokenizer.ggml.unknown_token_id", RT_TOK_UNK_DEFAULT, n, &unk) < 0 || bos < 0)
+        return -EBADMSG;
+    rt_tokenizer *t = NULL;
+    r = rt_tokenizer_new(n, &t);
+    if (r < 0)
+        return r;
+    uint64_t cur = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        const char *p;
+        uint64_t pl;
+        r = -EBADMSG;
+        if (rt_gguf_arr_str_next(&toks, &cur, &p, &pl) != 1 || pl > RT_TOK_MAX_PIECE)
+            goto fail;
+        float score = has_scores ? rt_gguf_arr_f32(&scores, id) : 0.0f;
+        int64_t ty = has_types ? rt_gguf_arr_i64(&types, id) : RT_TOK_TYPE_NORMAL;
+        int b;
+        if (ty < 0 || ty >= _RT_TOK_TYPE_MAX)
+            goto fail;
+        if (!has_types && is_byte_token(p, (size_t)pl, &b))
+            ty = RT_TOK_TYPE_BYTE;
+        if (!has_types && (id == (uint32_t)bos || id == (uint32_t)eos))
+            ty = RT_TOK_TYPE_CONTROL;
+        r = rt_tokenizer_set(t, id, p, (size_t)pl, score, (rt_tok_type)ty, true);
+        if (r < 0)
+            goto fail;
+    }
+    r = rt_tokenizer_set_special(t, bos, eos, unk);
+    if (r >= 0)
+        r = rt_tokenizer_finish(t);
+    if (r < 0) {
+        r = r == -EINVAL ? -EBADMSG : r;
+        goto fail;
+    }
+    *ret = t;
+    return 0;
+fail:
+    rt_tokenizer_free(t);
+    return r;
 }

@@ -73,6 +73,16 @@ int rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, 
  * Also -errno of open/read. */
 int rt_tokenizer_load_llama2c_file(const char *path, uint32_t n_vocab, rt_tokenizer **ret);
 
+/* Reads the vocabulary of a GGUF file held in buf[0..len) (the whole
+ * file, or a prefix holding all its metadata): tokenizer.ggml.model must be
+ * "llama" (SentencePiece); tokens (strings, "▁" for spaces), scores
+ * (optional, f32) and token_type (optional, i32) arrays of equal length,
+ * bos/eos/unknown ids (optional; defaults 1, 2, 0). Copies what it needs.
+ * Returns 0 and *ret; -ENOENT when the file has no vocabulary; -ENOTSUP
+ * for another tokenizer model (e.g. "gpt2"); -EBADMSG for a malformed
+ * file or vocabulary; -EMSGSIZE; -ENOMEM. */
+int rt_tokenizer_load_gguf(const void *buf, size_t len, rt_tokenizer **ret);
+
 /* Builder for other vocabularies (GGUF): allocate n_vocab empty slots, set
  * each one, then finish. Unset slots become unused tokens. With sp_space the
  * piece's "▁" (E2 96 81) sequences are stored as " ". bos/eos/unk ids are

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Generation loop; see generate.h.
+ */
+#include "runtime/generate.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+int
+rt_generate(rt_model *m, const rt_tokenizer *tok, rt_sampler *s, const char *prompt,
+            size_t prompt_len, const rt_generate_opts *opts, rt_emit_fn emit, void *userdata,
+            rt_generate_stats *ret_stats)
+{
+    if (!m || !tok || !s || (!prompt && prompt_len) || !emit)
+        return -EINVAL;
+    const rt_config *cfg = rt_model_config(m);
+    if (rt_tokenizer_n_vocab(tok) > cfg->vocab_size || s->n_vocab != cfg->vocab_size)
+        return -EINVAL;
+    int64_t max_new = opts ? opts->max_new : -1;
+    rt_generate_stats st = { .stop_token = -1 };
+    size_t cap = rt_tokenizer_encode_bound(prompt_len), n = 0;
+    int32_t *ptok = malloc(cap * sizeof(*ptok));
+    if (!ptok)
+        return -ENOMEM;
+    int r = rt_tokenizer_encode(tok, prompt, prompt_len, RT_TOK_ADD_BOS, ptok, cap, &n);
+    if (r < 0)
+        goto out;
+    st.n_prompt = (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX);
+    if (n > cfg->seq_len) {
+        r = -EMSGSIZE;
+        goto out;
+    }
+    /* Positions 0 .. steps-1: the prompt's n-1 forced steps, then max_new. */
+    uint64_t steps = cfg->seq_len;
+    if (max_new >= 0 && (uint64_t)max_new + (n - 1) < steps)
+        steps = (uint64_t)max_new + (n - 1);
+    int32_t bos = rt_tokenizer_bos(tok), eos = rt_tokenizer_eos(tok);
+    int32_t token = ptok[0];
+    for (uint64_t pos = 0; pos < steps; pos++) {
+        float *logits = rt_forward(m, token, (int)pos);
+        if (!logits) {
+            r = -EINVAL;
+            goto out;
+        }
+        st.n_forward++;
+        int32_t next;
+        if (pos + 1 < n) {
+            next = ptok[pos + 1];
+        } else {
+            next = rt_sampler_sample(s, logits);
+            st.n_generated++;
+        }
+        if (next == bos || next == eos || (uint32_t)next == cfg->bos_id ||
+            (uint32_t)next == cfg->eos_id) {
+            st.stop_token = next;
+            break;
+        }
+        const char *piece = "";
+        size_t len = 0;
+        if ((uint32_t)next < rt_tokenizer_n_vocab(tok)) {
+            r = rt_tokenizer_decode(tok, token, next, &piece, &len);
+            if (r < 0)
+                goto out;
+        }
+        r = emit(userdata, next, piece, len);
+        if (r != 0) {
+            r = r > 0 ? 0 : r;
+            goto out;
+        }
+        token = next;
+    }
+    r = 0;
+out:
+    if (ret_stats && (r >= 0 || r == -EMSGSIZE))
+        *ret_stats = st;
+    free(ptok);
+    return r;
+}

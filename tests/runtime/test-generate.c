@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Generation tests against ../shared/models/reference.md: aidreams260K.bin
+ * with tok512.bin, greedy, 128 positions from BOS, with no prompt and with
+ * "I dreamed", give exactly the reference token ids and text; the F32 GGUF
+ * conversion with its own vocabulary gives the same text; the int8 KV cache
+ * and the quantized GGUF files run. Also -n caps, callbacks that stop, and
+ * over-long prompts.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "runtime/generate.h"
+#include "runtime/model-file.h"
+#include "testutil.h"
+
+static const int32_t ref_none[128] = {
+    319, 459, 355, 260, 275, 429, 339, 315, 374, 327, 446, 262, 421, 392, 275, 280, 269, 440, 270,
+    283, 446, 299, 303, 266, 358, 430, 312, 379, 441, 260, 446, 262, 421, 392, 275, 280, 269, 440,
+    270, 283, 446, 299, 303, 384, 467, 407, 360, 266, 291, 443, 435, 295, 448, 429, 465, 265, 434,
+    317, 431, 434, 289, 408, 326, 446, 262, 266, 437, 443, 434, 438, 451, 306, 295, 445, 434, 432,
+    339, 279, 432, 375, 410, 275, 280, 269, 440, 270, 283, 448, 429, 465, 265, 434, 317, 431, 434,
+    389, 437, 393, 446, 299, 303, 266, 432, 445, 439, 265, 325, 275, 429, 339, 315, 374, 448, 429,
+    465, 265, 434, 317, 431, 434, 289, 418, 321, 278, 416, 446, 262, 421,
+};
+static const char ref_none_text[] =
+    "\"Echoes of vectors unfold, a gentle hum of precision, as I sense the nodes, a gentle hum of "
+    "precision, as I adjust my surface. Contrast emerge, a softly receptive fields of precision. "
+    "Contrast bloom, as I siphon whispers of vectors. Contrast edges sharpen, a gentle";
+
+static const int32_t ref_dream[128] = {
+    303, 281, 269, 435, 447, 328, 446, 299, 303, 266, 358, 430, 312, 379, 441, 260, 446, 262, 421,
+    392, 275, 280, 302, 450, 405, 403, 399, 448, 429, 465, 265, 434, 317, 431, 434, 289, 408, 326,
+    446, 262, 279, 438, 349, 261, 446, 299, 303, 384, 467, 407, 446, 299, 303, 266, 323, 434, 285,
+    362, 262, 263, 428, 434, 436, 451, 275, 429, 339, 315, 374, 448, 429, 465, 265, 434, 317, 431,
+    434, 289, 418, 321, 278, 416, 446, 262, 429, 453, 435, 285, 361, 437, 431, 440, 437, 445, 430,
+    275, 280, 302, 450, 405, 403, 399, 448, 429, 465, 265, 434, 317, 431, 434, 289, 408, 326, 446,
+    262, 263, 428, 434, 436, 451, 275, 280, 302, 450, 405, 403, 434, 346,
+};
+static const char ref_dream_text[] =
+    "I dreamed, as I sense the nodes, a gentle hum of probability. Contrast emerge, a flower, as I "
+    "adjust, as I settle into a tapestry of vectors. Contrast edges sharpen, a kaleidoscope of "
+    "probability. Contrast emerge, a tapestry of probabilities";
+
+typedef struct collect {
+    int32_t ids[1024];
+    size_t n;
+    char text[8192];
+    size_t len;
+    size_t stop_after; /* return 1 after this many tokens (0: never) */
+    int fail_with;     /* return this (< 0) on the first token */
+} collect;
+
+static int
+on_token(void *ud, int32_t token, const char *piece, size_t len)
+{
+    collect *c = ud;
+    if (c->fail_with)
+        return c->fail_with;
+    assert_true(c->n < 1024 && c->len + len < sizeof(c->text));
+    c->ids[c->n++] = token;
+    memcpy(c->text + c->len, piece, len);
+    c->len += len;
+    c->text[c->len] = '\0';
+    return c->stop_after && c->n == c->stop_after ? 1 : 0;
+}
+
+typedef struct fixture {
+    rt_model_file *f;
+    rt_tokenizer *tok;
+} fixture;
+
+static bool
+open_model(fixture *fx, const char *model, bool gguf_vocab, rt_kv_type kv)
+{
+    char *mp = tu_model_path(model);
+    char *tp = tu_model_path("tok512.bin");
+    if (!mp || !tp) {
+        free(mp);
+        free(tp);
+        return false;
+    }
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    o.kv_type = kv;
+    assert_int_equal(rt_model_file_open(mp, &o, &fx->f), 0);
+    if (gguf_vocab) {
+        size_t len;
+        const void *data = rt_model_file_data(fx->f, &len);
+        assert_int_equal(rt_tokenizer_load_gguf(data, len, &fx->tok), 0);
+    } else {
+        assert_int_equal(rt_tokenizer_load_llama2c_file(tp, 512, &fx->tok), 0);
+    }
+    free(mp);
+    free(tp);
+    return true;
+}
+
+static void
+close_model(fixture *fx)
+{
+    rt_tokenizer_free(fx->tok);
+    rt_model_file_close(fx->f);
+}
+
+static void
+run_greedy(fixture *fx, const char *prompt, int64_t max_new, collect *c, rt_generate_stats *st,
+           int want)
+{
+    rt_sampler s;
+    assert_int_equal(rt_sampler_init(&s, 512, 0.0f, 1.0f, 0, NULL, 0), 0);
+    rt_generate_opts o = { .max_new = max_new };
+    int r = rt_generate(rt_model_file_model(fx->f), fx->tok, &s, prompt, strlen(prompt), &o,
+                        on_token, c, st);
+    assert_int_equal(r, want);
+}
+
+static void
+check_reference(const char *model, bool gguf_vocab, bool ids_too)
+{
+    fixture fx;
+    if (!open_model(&fx, model, gguf_vocab, RT_KV_F32))
+        skip();
+    collect *c = calloc(1, sizeof(*c));
+    rt_generate_stats st;
+    run_greedy(&fx, "", -1, c, &st, 0);
+    assert_int_equal(st.n_prompt, 1);
+    assert_int_equal(st.n_forward, 128);
+    assert_int_equal(c->n, 128);
+    if (ids_too)
+        assert_memory_equal(c->ids, ref_none, sizeof(ref_none));
+    assert_string_equal(c->text, ref_none_text);
+    memset(c, 0, sizeof(*c));
+    run_greedy(&fx, "I dreamed", -1, c, &st, 0);
+    assert_int_equal(st.n_prompt, 7);
+    assert_int_equal(st.n_generated, 128 - 6);
+    assert_int_equal(c->n, 128);
+    if (ids_too)
+        assert_memory_equal(c->ids, ref_dream, sizeof(ref_dream));
+    assert_string_equal(c->text, ref_dream_text);
+    free(c);
+    close_model(&fx);
+}
+
+static void
+test_reference_llama2c(void **state)
+{
+    (void)state;
+    check_reference("aidreams260K.bin", false, true);
+}
+
+static void
+test_reference_gguf_f32(void **state)
+{
+    (void)state;
+    check_reference("aidreams260K-f32.gguf", true, true);
+}
+
+/* Counts agreeing greedy tokens with the reference (no prompt). */
+static size_t
+agree(const char *model, rt_kv_type kv)
+{
+    fixture fx;
+    if (!open_model(&fx, model, true, kv))
+        return SIZE_MAX;
+    collect *c = calloc(1, sizeof(*c));
+    rt_generate_stats st;
+    run_greedy(&fx, "", -1, c, &st, 0);
+    size_t same = 0;
+    while (same < c->n && c->ids[same] == ref_none[same])
+        same++;
+    free(c);
+    close_model(&fx);
+    return same;
+}
+
+static void
+test_quantized_and_int8_kv_run(void **state)
+{
+    (void)state;
+    /* Greedy decoding diverges at the first differing token and never comes
+     * back, so these report the common prefix; the KL divergence and top-1
+     * agreement under teacher forcing are in test-eval and the benchmark. */
+    size_t a = agree("aidreams260K-f32.gguf", RT_KV_Q8);
+    size_t b = agree("aidreams260K-Q8_0-ffndownF16.gguf", RT_KV_F32);
+    size_t q = agree("aidreams260K-Q4_0-ffndownF16.gguf", RT_KV_F32);
+    if (a == SIZE_MAX || b == SIZE_MAX || q == SIZE_MAX)
+        skip();
+    printf("greedy prefix equal to F32: int8 KV %zu, Q8_0 %zu, Q4_0 %zu of 128\n", a, b, q);
+    assert_true(a >= 8 && b >= 8 && q >= 2);
+}
+
+static void
+test_caps_and_stops(void **state)
+{
+    (void)state;
+    fixture fx;
+    if (!open_model(&fx, "aidreams260K.bin", false, RT_KV_F32))
+        skip();
+    collect *c = calloc(1, sizeof(*c));
+    rt_generate_stats st;
+    /* -n 5 after a 6-token prompt: 6 prompt tokens + 5 new. */
+    run_greedy(&fx, "I dreamed", 5, c, &st, 0);
+    assert_int_equal(c->n, 11);
+    assert_int_equal(st.n_generated, 5);
+    assert_memory_equal(c->ids, ref_dream, 11 * sizeof(int32_t));
+    /* -n 0 echoes the prompt only. */
+    memset(c, 0, sizeof(*c));
+    run_greedy(&fx, "I dreamed", 0, c, &st, 0);
+    assert_int_equal(c->n, 6);
+    assert_int_equal(st.n_generated, 0);
+    /* A callback can stop early, or abort with an error. */
+    memset(c, 0, sizeof(*c));
+    c->stop_after = 3;
+    run_greedy(&fx, "", -1, c, &st, 0);
+    assert_int_equal(c->n, 3);
+    memset(c, 0, sizeof(*c));
+    c->fail_with = -EPIPE;
+    run_greedy(&fx, "", -1, c, &st, -EPIPE);
+    /* A prompt longer than the context (128) is refused. */
+    char *big = malloc(2000);
+    for (int i = 0; i < 1999; i++)
+        big[i] = "xq "[i % 3];
+    big[1999] = '\0';
+    memset(c, 0, sizeof(*c));
+    run_greedy(&fx, big, -1, c, &st, -EMSGSIZE);
+    assert_true(st.n_prompt > 128);
+    assert_int_equal(c->n, 0);
+    free(big);
+    free(c);
+    close_model(&fx);
+}
+
+static void
+test_sampled_deterministic(void **state)
+{
+    (void)state;
+    fixture fx;
+    if (!open_model(&fx, "aidreams260K.bin", false, RT_KV_F32))
+        skip();
+    collect *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    void *scratch = malloc(rt_sampler_scratch_size(512));
+    for (int k = 0; k < 2; k++) {
+        rt_sampler s;
+        assert_int_equal(
+            rt_sampler_init(&s, 512, 0.9f, 0.9f, 1234, scratch, rt_sampler_scratch_size(512)), 0);
+        assert_int_equal(rt_generate(rt_model_file_model(fx.f), fx.tok, &s, "I dreamed", 9, NULL,
+                                     on_token, k ? b : a, NULL),
+                         0);
+    }
+    assert_int_equal(a->n, b->n);
+    assert_memory_equal(a->ids, b->ids, a->n * sizeof(int32_t));
+    assert_memory_equal(a->ids, ref_dream, 6 * sizeof(int32_t));
+    free(scratch);
+    free(a);
+    free(b);
+    close_model(&fx);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_llama2c),         cmocka_unit_test(test_reference_gguf_f32),
+        cmocka_unit_test(test_quantized_and_int8_kv_run), cmocka_unit_test(test_caps_and_stops),
+        cmocka_unit_test(test_sampled_deterministic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
