@@ -585,9 +585,7 @@ attention(rt_model *m, uint32_t l, int pos)
             size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
             float score = 0.0f;
             if (m->kv_type == RT_KV_F32) {
-                const float *k = m->kc + cell;
-                for (size_t i = 0; i < hs; i++)
-                    score += qh[i] * k[i];
+                score = m->k->dot_f32(qh, m->kc + cell, hs);
             } else {
                 const int8_t *k = m->kq + cell;
                 for (size_t i = 0; i < hs; i++)

@@ -204,15 +204,18 @@ test_requant_and_kv(void **state)
                count_equal(ids, ref_ids, 128), p);
         assert_true(p >= cases[i].min_prefix);
         if (rt_simd_available() && cases[i].rq != RT_REQUANT_NONE) {
-            /* Every matrix is a block type: SIMD logits are bit-identical. */
+            /* Every matrix is a block type, so the matrix products are
+             * bit-identical (test-kernels); attention scores use the float
+             * dot product, whose summation order differs: logits agree to
+             * float rounding. */
             o.kernels = RT_KERNELS_SIMD;
             void *arena2;
             rt_model *m2 = make(f, len, &o, &arena2);
-            float *a = rt_forward(m, 5, 0), *b = rt_forward(m2, 5, 0);
-            assert_memory_equal(a, b, 512 * sizeof(float));
-            a = rt_forward(m, 7, 1);
-            b = rt_forward(m2, 7, 1);
-            assert_memory_equal(a, b, 512 * sizeof(float));
+            for (int pos = 0; pos < 8; pos++) {
+                float *a = rt_forward(m, 5 + pos, pos), *b = rt_forward(m2, 5 + pos, pos);
+                for (int j = 0; j < 512; j++)
+                    assert_true(fabsf(a[j] - b[j]) <= 1e-4f * (fabsf(a[j]) + 1.0f));
+            }
             free(arena2);
         }
         free(arena);
