@@ -44,10 +44,10 @@
 /* Exit codes (documented in `nvx --help` and contrib/nvx.1). */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_FAIL = 1,     /* any other failure: I/O error, disk full, ... */
-    CLI_EXIT_USAGE = 2,    /* bad command line: unknown option, bad value, ambiguous id */
-    CLI_EXIT_NOTFOUND = 3, /* no such model id, name, file or store */
-    CLI_EXIT_CORRUPT = 4,  /* corrupt data, bad format, failed verification or signature */
+    CLI_EXIT_FAIL = 1,      /* any other failure: I/O error, disk full, ... */
+    CLI_EXIT_USAGE = 2,     /* bad command line: unknown option, bad value, ambiguous id */
+    CLI_EXIT_NOTFOUND = 3,  /* no such model id, name, file or store */
+    CLI_EXIT_CORRUPT = 4,   /* corrupt data, bad format, failed verification or signature */
     CLI_EXIT_UNTRUSTED = 5, /* valid signatures, none of them from a trusted key */
     _CLI_EXIT_MAX
 };
@@ -107,7 +107,8 @@ int cli_want_args(const cli_command *cmd, int npos, int min, int max);
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-int cli_fail(int code, const char *fmt, ...);
+int
+cli_fail(int code, const char *fmt, ...);
 
 /*
  * Like cli_fail() with the exit code derived from the negative errno r
@@ -128,6 +129,7 @@ int cli_exit_code(int r);
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-void cli_warn(const char *fmt, ...);
+void
+cli_warn(const char *fmt, ...);
 
 #endif

@@ -146,8 +146,9 @@ add_error(int r, const char *path, const char *store_dir)
         return cli_fail_errno(r, "free space or raise the store limit; the store is unchanged",
                               "cannot add %s to %s", path, store_dir);
     case -EINVAL:
-        return cli_fail(CLI_EXIT_USAGE, "cannot add %s: invalid chunker parameters or name: "
-                                        "see nvx add --help",
+        return cli_fail(CLI_EXIT_USAGE,
+                        "cannot add %s: invalid chunker parameters or name: "
+                        "see nvx add --help",
                         path);
     default:
         return cli_fail_errno(r, NULL, "cannot add %s", path);
@@ -172,7 +173,8 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
         goto out;
     cas_store_meta meta[] = { { CAS_META_FORMAT, plan.format } };
     cli_progress pr;
-    cli_progress_begin(&pr, ctx->progress, "adding", S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
+    cli_progress_begin(&pr, ctx->progress, "adding",
+                       S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
     cas_store_add_opts o = {
         .kind = plan.kind,
         .params = params,
@@ -208,21 +210,41 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
                    .avg = CAS_CHUNK_AVG_DEFAULT,
                    .max = CAS_CHUNK_MAX_DEFAULT };
     const cli_opt opts[] = {
-        { .lname = "pin", .type = CLI_OPT_FLAG, .dest = &a.pin,
+        { .lname = "pin",
+          .type = CLI_OPT_FLAG,
+          .dest = &a.pin,
           .help = "pin the model (gc keeps it)" },
-        { .lname = "name", .type = CLI_OPT_STR, .dest = &a.name, .metavar = "NAME",
+        { .lname = "name",
+          .type = CLI_OPT_STR,
+          .dest = &a.name,
+          .metavar = "NAME",
           .help = "give the model a local name" },
-        { .lname = "chunker", .type = CLI_OPT_CHOICE, .dest = &a.mode, .metavar = "MODE",
+        { .lname = "chunker",
+          .type = CLI_OPT_CHOICE,
+          .dest = &a.mode,
+          .metavar = "MODE",
           .choices = cli_chunker_mode_names,
           .help = "auto (default), cdc, gguf, llama2c or fixed" },
-        { .lname = "min", .type = CLI_OPT_SIZE, .dest = &a.min, .metavar = "SIZE",
-          .min = CAS_CHUNK_SIZE_FLOOR, .max = CAS_CHUNK_SIZE_CEIL,
+        { .lname = "min",
+          .type = CLI_OPT_SIZE,
+          .dest = &a.min,
+          .metavar = "SIZE",
+          .min = CAS_CHUNK_SIZE_FLOOR,
+          .max = CAS_CHUNK_SIZE_CEIL,
           .help = "smallest CDC chunk (default 16K)" },
-        { .lname = "avg", .type = CLI_OPT_SIZE, .dest = &a.avg, .metavar = "SIZE",
-          .min = CAS_CHUNK_AVG_FLOOR, .max = CAS_CHUNK_SIZE_CEIL,
+        { .lname = "avg",
+          .type = CLI_OPT_SIZE,
+          .dest = &a.avg,
+          .metavar = "SIZE",
+          .min = CAS_CHUNK_AVG_FLOOR,
+          .max = CAS_CHUNK_SIZE_CEIL,
           .help = "average chunk, a power of two (default 64K)" },
-        { .lname = "max", .type = CLI_OPT_SIZE, .dest = &a.max, .metavar = "SIZE",
-          .min = CAS_CHUNK_SIZE_FLOOR, .max = CAS_CHUNK_SIZE_CEIL,
+        { .lname = "max",
+          .type = CLI_OPT_SIZE,
+          .dest = &a.max,
+          .metavar = "SIZE",
+          .min = CAS_CHUNK_SIZE_FLOOR,
+          .max = CAS_CHUNK_SIZE_CEIL,
           .help = "largest chunk (default 256K)" },
         CLI_OPT_END,
     };

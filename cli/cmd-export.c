@@ -91,7 +91,11 @@ cli_export_main(cli_ctx *ctx, int argc, char **argv)
 {
     const char *out = NULL;
     const cli_opt opts[] = {
-        { .lname = "output", .sname = 'o', .type = CLI_OPT_STR, .dest = &out, .metavar = "FILE",
+        { .lname = "output",
+          .sname = 'o',
+          .type = CLI_OPT_STR,
+          .dest = &out,
+          .metavar = "FILE",
           .help = "file to write (replaced atomically)" },
         CLI_OPT_END,
     };
@@ -101,8 +105,9 @@ cli_export_main(cli_ctx *ctx, int argc, char **argv)
     if ((r = cli_want_args(&cli_cmd_export, npos, 1, 1)) != CLI_GO)
         return r;
     if (!out || !*out)
-        return cli_fail(CLI_EXIT_USAGE, "export needs an output file: nvx export %s -o FILE "
-                                        "(or nvx cat for stdout)",
+        return cli_fail(CLI_EXIT_USAGE,
+                        "export needs an output file: nvx export %s -o FILE "
+                        "(or nvx cat for stdout)",
                         argv[0]);
     uint8_t id[CAS_HASH_LEN];
     if ((r = cli_resolve(ctx, argv[0], id)) != CLI_GO)

@@ -39,7 +39,8 @@ one(void *userdata, const cas_model_info *m)
         cli_json_u64(st->j, m->size);
         cli_json_obj_end(st->j);
     } else if (!st->ctx->quiet) {
-        printf("%s %s  %s\n", st->dry ? "would remove" : "removed", hex, cli_fmt_bytes(m->size, sz));
+        printf("%s %s  %s\n", st->dry ? "would remove" : "removed", hex,
+               cli_fmt_bytes(m->size, sz));
     }
     return 0;
 }
@@ -49,7 +50,10 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
 {
     bool dry = false;
     const cli_opt opts[] = {
-        { .lname = "dry-run", .sname = 'n', .type = CLI_OPT_FLAG, .dest = &dry,
+        { .lname = "dry-run",
+          .sname = 'n',
+          .type = CLI_OPT_FLAG,
+          .dest = &dry,
           .help = "show what would be removed, remove nothing" },
         CLI_OPT_END,
     };

@@ -246,9 +246,13 @@ cli_info_main(cli_ctx *ctx, int argc, char **argv)
 {
     bool chunks = false, tensors = false;
     const cli_opt opts[] = {
-        { .lname = "chunks", .type = CLI_OPT_FLAG, .dest = &chunks,
+        { .lname = "chunks",
+          .type = CLI_OPT_FLAG,
+          .dest = &chunks,
           .help = "list every chunk (id, offset, length)" },
-        { .lname = "tensors", .type = CLI_OPT_FLAG, .dest = &tensors,
+        { .lname = "tensors",
+          .type = CLI_OPT_FLAG,
+          .dest = &tensors,
           .help = "list the tensor map" },
         CLI_OPT_END,
     };

@@ -79,8 +79,8 @@ print_model(void *userdata, const cas_model_info *m)
     else
         snprintf(state, sizeof(state), "partial %llu/%llu", (unsigned long long)m->n_present,
                  (unsigned long long)m->n_chunks);
-    printf("%s  %10s  %-6s  %-8s  ", hex, cli_fmt_bytes(m->size, sz),
-           m->pinned ? "pinned" : "-", state);
+    printf("%s  %10s  %-6s  %-8s  ", hex, cli_fmt_bytes(m->size, sz), m->pinned ? "pinned" : "-",
+           state);
     cli_print_escaped(stdout, names, strlen(names));
     putchar('\n');
     return 0;

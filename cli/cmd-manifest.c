@@ -77,11 +77,21 @@ cli_manifest_main(cli_ctx *ctx, int argc, char **argv)
 {
     const char *out = NULL, *sig = NULL, *keyid = NULL;
     const cli_opt opts[] = {
-        { .lname = "output", .sname = 'o', .type = CLI_OPT_STR, .dest = &out, .metavar = "FILE",
+        { .lname = "output",
+          .sname = 'o',
+          .type = CLI_OPT_STR,
+          .dest = &out,
+          .metavar = "FILE",
           .help = "write the manifest bytes here (- for stdout)" },
-        { .lname = "sig", .type = CLI_OPT_STR, .dest = &sig, .metavar = "FILE",
+        { .lname = "sig",
+          .type = CLI_OPT_STR,
+          .dest = &sig,
+          .metavar = "FILE",
           .help = "also write a signature (minisign format) here" },
-        { .lname = "key", .type = CLI_OPT_STR, .dest = &keyid, .metavar = "KEYID",
+        { .lname = "key",
+          .type = CLI_OPT_STR,
+          .dest = &keyid,
+          .metavar = "KEYID",
           .help = "with --sig: the signature by this key id (default: the first)" },
         CLI_OPT_END,
     };

@@ -101,7 +101,10 @@ cli_rm_main(cli_ctx *ctx, int argc, char **argv)
 {
     bool force = false;
     const cli_opt opts[] = {
-        { .lname = "force", .sname = 'f', .type = CLI_OPT_FLAG, .dest = &force,
+        { .lname = "force",
+          .sname = 'f',
+          .type = CLI_OPT_FLAG,
+          .dest = &force,
           .help = "remove even a pinned model" },
         CLI_OPT_END,
     };

@@ -250,9 +250,14 @@ cli_verify_main(cli_ctx *ctx, int argc, char **argv)
 {
     bool all = false, require_trusted = false;
     const cli_opt opts[] = {
-        { .lname = "all", .sname = 'a', .type = CLI_OPT_FLAG, .dest = &all,
+        { .lname = "all",
+          .sname = 'a',
+          .type = CLI_OPT_FLAG,
+          .dest = &all,
           .help = "verify every model in the store" },
-        { .lname = "require-trusted", .type = CLI_OPT_FLAG, .dest = &require_trusted,
+        { .lname = "require-trusted",
+          .type = CLI_OPT_FLAG,
+          .dest = &require_trusted,
           .help = "fail (exit 5) unless each model has a trusted signature" },
         CLI_OPT_END,
     };
@@ -276,8 +281,9 @@ cli_verify_main(cli_ctx *ctx, int argc, char **argv)
     uint64_t total = all ? (cas_store_usage_get(s, &u) == 0 ? u.bytes : 0)
                          : (cas_store_model_info(s, id, &mi) == 0 ? mi.size : 0);
     cli_progress_begin(&st.pr, ctx->progress, "verify", total);
-    cas_store_verify_opts o = { .progress = on_progress, .problem = on_problem,
-                                .model_done = on_done, .userdata = &st };
+    cas_store_verify_opts o = {
+        .progress = on_progress, .problem = on_problem, .model_done = on_done, .userdata = &st
+    };
     int vr = cas_store_verify(s, all ? NULL : id, &o);
     cli_progress_end(&st.pr);
     if (vr < 0 && vr != -EBADMSG)

@@ -19,12 +19,20 @@ static void
 global_opts(cli_ctx *ctx, cli_opt out[4])
 {
     memset(out, 0, 4 * sizeof(*out));
-    out[0] = (cli_opt){ .lname = "store", .type = CLI_OPT_STR, .dest = &ctx->store_dir,
-                        .metavar = "DIR", .help = "store directory (default: $NVX_STORE, "
-                                                  "else $XDG_DATA_HOME/nvx)" };
-    out[1] = (cli_opt){ .lname = "json", .type = CLI_OPT_FLAG, .dest = &ctx->json,
+    out[0] = (cli_opt){ .lname = "store",
+                        .type = CLI_OPT_STR,
+                        .dest = &ctx->store_dir,
+                        .metavar = "DIR",
+                        .help = "store directory (default: $NVX_STORE, "
+                                "else $XDG_DATA_HOME/nvx)" };
+    out[1] = (cli_opt){ .lname = "json",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &ctx->json,
                         .help = "machine-readable output on stdout" };
-    out[2] = (cli_opt){ .lname = "quiet", .sname = 'q', .type = CLI_OPT_FLAG, .dest = &ctx->quiet,
+    out[2] = (cli_opt){ .lname = "quiet",
+                        .sname = 'q',
+                        .type = CLI_OPT_FLAG,
+                        .dest = &ctx->quiet,
                         .help = "print only the essential result, no progress" };
 }
 

@@ -45,21 +45,21 @@ typedef enum cli_opt_type {
  * A set *seen (optional) becomes true when the option is given.
  */
 typedef struct cli_opt {
-    const char *lname;  /* long name without "--", or NULL */
-    char sname;         /* short name, or 0 */
+    const char *lname; /* long name without "--", or NULL */
+    char sname;        /* short name, or 0 */
     cli_opt_type type;
     void *dest;
-    const char *metavar; /* shown in help, e.g. "DIR"; NULL for flags */
-    const char *help;    /* one line for `nvx CMD --help` */
-    uint64_t min, max;   /* CLI_OPT_U64/I64/SIZE bounds (I64: cast) */
-    double dmin, dmax;   /* CLI_OPT_DOUBLE bounds */
+    const char *metavar;        /* shown in help, e.g. "DIR"; NULL for flags */
+    const char *help;           /* one line for `nvx CMD --help` */
+    uint64_t min, max;          /* CLI_OPT_U64/I64/SIZE bounds (I64: cast) */
+    double dmin, dmax;          /* CLI_OPT_DOUBLE bounds */
     const char *const *choices; /* CLI_OPT_CHOICE, NULL-terminated */
     bool *seen;
 } cli_opt;
 
-#define CLI_OPT_END                                                                                \
-    {                                                                                              \
-        NULL, 0, CLI_OPT_FLAG, NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL                            \
+#define CLI_OPT_END                                                     \
+    {                                                                   \
+        NULL, 0, CLI_OPT_FLAG, NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL \
     }
 
 /* Result of cli_opt_parse() besides errors. */

@@ -61,7 +61,8 @@ cli_store_open(cli_ctx *ctx, bool create, cas_store **ret)
         return CLI_GO;
     case -ENOENT:
         return cli_fail(CLI_EXIT_NOTFOUND,
-                        "no store at %s: add a model first (nvx add FILE) or pass --store DIR", dir);
+                        "no store at %s: add a model first (nvx add FILE) or pass --store DIR",
+                        dir);
     case -ENOTDIR:
         return cli_fail(CLI_EXIT_NOTFOUND,
                         "%s is not an nvx store: pass --store with a store directory (or an "
