@@ -57,6 +57,26 @@ ct_run(const char *store, char **ret_out, char **ret_err, ...)
 }
 
 void
+ct_ok(const char *store, char **ret_out, char **ret_err, ...)
+{
+    char *args[MAX_ARGS];
+    int n = 0;
+    va_list ap;
+    va_start(ap, ret_err);
+    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;)
+        args[n++] = a;
+    va_end(ap);
+    char *err = NULL;
+    int r = ct_runv(store, n, args, ret_out, &err);
+    if (r != 0)
+        fail_msg("nvx %s: exit %d: %s", n ? args[0] : "", r, err ? err : "");
+    if (ret_err)
+        *ret_err = err;
+    else
+        free(err);
+}
+
+void
 ct_assert_one_error(const char *err, const char *needle)
 {
     size_t len = strlen(err);

@@ -15,6 +15,10 @@ const char *ct_nvx(void);
  */
 int ct_run(const char *store, char **ret_out, char **ret_err, ...);
 
+/* Like ct_run, but fails the test (printing stderr) unless the exit code
+ * is 0. */
+void ct_ok(const char *store, char **ret_out, char **ret_err, ...);
+
 /* Same with an argv array of n words. */
 int ct_runv(const char *store, int n, char *const *args, char **ret_out, char **ret_err);
 

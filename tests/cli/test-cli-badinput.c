@@ -57,10 +57,10 @@ expect_fail(const char *store, int code, const char *needle, int n, char **args)
     free(err);
 }
 
-#define EXPECT_FAIL(store, code, needle, ...)                                                      \
-    do {                                                                                           \
-        char *a_[] = { __VA_ARGS__ };                                                              \
-        expect_fail(store, code, needle, (int)(sizeof(a_) / sizeof(a_[0])), a_);                   \
+#define EXPECT_FAIL(store, code, needle, ...)                                    \
+    do {                                                                         \
+        char *a_[] = { __VA_ARGS__ };                                            \
+        expect_fail(store, code, needle, (int)(sizeof(a_) / sizeof(a_[0])), a_); \
     } while (0)
 
 static void
@@ -227,7 +227,10 @@ manifest_id(uint64_t counter, uint8_t id[CAS_HASH_LEN])
 static void
 find_collision(uint64_t *ret_a, uint64_t *ret_b)
 {
-    enum { BITS = 21, SLOTS = 1 << BITS };
+    enum {
+        BITS = 21,
+        SLOTS = 1 << BITS
+    };
     uint64_t *tab = calloc(SLOTS, sizeof(*tab)); /* counter + 1, 0 = empty */
     uint32_t *keys = calloc(SLOTS, sizeof(*keys));
     assert_non_null(tab);
@@ -268,9 +271,8 @@ test_ambiguous_prefix(void **state)
         const char *p = ct_path(f->dir, k ? "b.bin" : "a.bin");
         assert_int_equal(tu_write_file(p, content, 8), 0);
         char *out, *err;
-        assert_int_equal(ct_run(f->store, &out, &err, "-q", "add", (char *)p, "--chunker", "cdc",
-                                NULL),
-                         0);
+        assert_int_equal(
+            ct_run(f->store, &out, &err, "-q", "add", (char *)p, "--chunker", "cdc", NULL), 0);
         manifest_id(cs[k], id);
         cas_hash_to_hex(id, ids[k]);
         assert_string_equal(ct_last_word(out), ids[k]);

@@ -62,16 +62,16 @@ static void
 test_help(void **state)
 {
     char *out, *err;
-    assert_int_equal(ct_run(NULL, &out, &err, "--help", NULL), 0);
+    ct_ok(NULL, &out, &err, "--help", NULL);
     assert_non_null(strstr(out, "exit codes:"));
-    const char *cmds[] = { "add", "ls", "info", "export", "cat", "pin", "unpin", "rm", "gc",
-                           "verify", "manifest" };
+    const char *cmds[] = { "add",   "ls", "info", "export", "cat",     "pin",
+                           "unpin", "rm", "gc",   "verify", "manifest" };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         char needle[32];
         snprintf(needle, sizeof(needle), "\n  %s ", cmds[i]);
         assert_non_null(strstr(out, needle));
         char *o2, *e2;
-        assert_int_equal(ct_run(NULL, &o2, &e2, cmds[i], "--help", NULL), 0);
+        ct_ok(NULL, &o2, &e2, cmds[i], "--help", NULL);
         snprintf(needle, sizeof(needle), "usage: nvx %s", cmds[i]);
         assert_non_null(strstr(o2, needle));
         assert_string_equal(e2, "");
@@ -80,7 +80,7 @@ test_help(void **state)
     }
     free(out);
     free(err);
-    assert_int_equal(ct_run(NULL, &out, &err, "--version", NULL), 0);
+    ct_ok(NULL, &out, &err, "--version", NULL);
     assert_non_null(strstr(out, "nvx "));
     free(out);
     free(err);
@@ -100,18 +100,18 @@ test_add_ls_info(void **state)
 
     /* -q prints only the id; adding again is idempotent. */
     char *out, *err;
-    assert_int_equal(ct_run(f->store, &out, &err, "-q", "add", file, NULL), 0);
+    ct_ok(f->store, &out, &err, "-q", "add", file, NULL);
     char want[80];
     snprintf(want, sizeof(want), "%s\n", id);
     assert_string_equal(out, want);
     free(out);
     free(err);
 
-    assert_int_equal(ct_run(f->store, &out, &err, "ls", NULL), 0);
+    ct_ok(f->store, &out, &err, "ls", NULL);
     assert_non_null(strstr(out, id));
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "ls", "--json", NULL), 0);
+    ct_ok(f->store, &out, &err, "ls", "--json", NULL);
     snprintf(want, sizeof(want), "\"id\":\"%s\"", id);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"size\":1048576"));
@@ -122,18 +122,18 @@ test_add_ls_info(void **state)
     char prefix[9];
     memcpy(prefix, id, 8);
     prefix[8] = '\0';
-    assert_int_equal(ct_run(f->store, &out, &err, "info", prefix, NULL), 0);
+    ct_ok(f->store, &out, &err, "info", prefix, NULL);
     assert_non_null(strstr(out, "size       1048576 bytes"));
     assert_non_null(strstr(out, "pinned     no"));
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "info", id, "--json", NULL), 0);
+    ct_ok(f->store, &out, &err, "info", id, "--json", NULL);
     assert_non_null(strstr(out, "\"chunks\":[{\"id\":\""));
     assert_non_null(strstr(out, "\"len\":"));
     assert_non_null(strstr(out, "\"signatures\":[]"));
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "info", id, "--chunks", NULL), 0);
+    ct_ok(f->store, &out, &err, "info", id, "--chunks", NULL);
     assert_non_null(strstr(out, "chunk 0 "));
     free(out);
     free(err);
@@ -148,28 +148,28 @@ test_names_pin_gc_rm(void **state)
     ct_write_random(b, 300000, 3);
     char ida[65], idb[65];
     char *out, *err;
-    assert_int_equal(ct_run(f->store, &out, &err, "add", a, "--name", "alpha", "--pin", NULL), 0);
+    ct_ok(f->store, &out, &err, "add", a, "--name", "alpha", "--pin", NULL);
     snprintf(ida, sizeof(ida), "%s", ct_last_word(out));
     free(out);
     free(err);
     snprintf(idb, sizeof(idb), "%s", add(f->store, b, NULL));
 
-    assert_int_equal(ct_run(f->store, &out, &err, "info", "alpha", NULL), 0);
+    ct_ok(f->store, &out, &err, "info", "alpha", NULL);
     assert_non_null(strstr(out, ida));
     assert_non_null(strstr(out, "pinned     yes"));
     free(out);
     free(err);
 
     /* gc --dry-run names b only and removes nothing. */
-    assert_int_equal(ct_run(f->store, &out, &err, "gc", "--dry-run", NULL), 0);
+    ct_ok(f->store, &out, &err, "gc", "--dry-run", NULL);
     assert_non_null(strstr(out, idb));
     assert_null(strstr(out, ida));
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "info", idb, NULL), 0);
+    ct_ok(f->store, &out, &err, "info", idb, NULL);
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "gc", "--json", NULL), 0);
+    ct_ok(f->store, &out, &err, "gc", "--json", NULL);
     assert_non_null(strstr(out, "\"removed\":1"));
     free(out);
     free(err);
@@ -183,20 +183,20 @@ test_names_pin_gc_rm(void **state)
     ct_assert_one_error(err, "pinned");
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "unpin", "alpha", NULL), 0);
+    ct_ok(f->store, &out, &err, "unpin", "alpha", NULL);
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "info", ida, NULL), 0);
+    ct_ok(f->store, &out, &err, "info", ida, NULL);
     assert_non_null(strstr(out, "pinned     no"));
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "pin", ida, NULL), 0);
+    ct_ok(f->store, &out, &err, "pin", ida, NULL);
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "rm", "--force", ida, NULL), 0);
+    ct_ok(f->store, &out, &err, "rm", "--force", ida, NULL);
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "ls", "--json", NULL), 0);
+    ct_ok(f->store, &out, &err, "ls", "--json", NULL);
     assert_string_equal(out, "[]\n");
     free(out);
     free(err);
@@ -219,28 +219,28 @@ test_export_cat_verify_manifest(void **state)
     char *out, *err;
 
     const char *copy = ct_path(f->dir, "copy.bin");
-    assert_int_equal(ct_run(f->store, &out, &err, "export", id, "-o", copy, NULL), 0);
+    ct_ok(f->store, &out, &err, "export", id, "-o", copy, NULL);
     assert_true(ct_files_equal(file, copy));
     free(out);
     free(err);
 
-    assert_int_equal(ct_run(f->store, &out, &err, "cat", id, NULL), 0);
+    ct_ok(f->store, &out, &err, "cat", id, NULL);
     assert_true(strcmp(out, text) == 0);
     free(out);
     free(err);
 
-    assert_int_equal(ct_run(f->store, &out, &err, "verify", id, NULL), 0);
+    ct_ok(f->store, &out, &err, "verify", id, NULL);
     assert_non_null(strstr(out, "ok "));
     free(out);
     free(err);
-    assert_int_equal(ct_run(f->store, &out, &err, "verify", "--all", "--json", NULL), 0);
+    ct_ok(f->store, &out, &err, "verify", "--all", "--json", NULL);
     assert_non_null(strstr(out, "\"ok\":true"));
     free(out);
     free(err);
 
     /* The manifest file hashes to the id. */
     const char *mf = ct_path(f->dir, "m.nvxm");
-    assert_int_equal(ct_run(f->store, &out, &err, "manifest", id, "-o", mf, NULL), 0);
+    ct_ok(f->store, &out, &err, "manifest", id, "-o", mf, NULL);
     free(out);
     free(err);
     uint8_t *mb, h[CAS_HASH_LEN];
@@ -272,14 +272,14 @@ test_env_store(void **state)
     snprintf(xdg, sizeof(xdg), "%s/xdg", f->dir);
     setenv("NVX_STORE", env_store, 1);
     char *out, *err;
-    assert_int_equal(ct_run(NULL, &out, &err, "add", file, NULL), 0);
+    ct_ok(NULL, &out, &err, "add", file, NULL);
     free(out);
     free(err);
     struct stat st;
     assert_int_equal(stat(ct_path(env_store, "nvx-store"), &st), 0);
     unsetenv("NVX_STORE");
     setenv("XDG_DATA_HOME", xdg, 1);
-    assert_int_equal(ct_run(NULL, &out, &err, "add", file, NULL), 0);
+    ct_ok(NULL, &out, &err, "add", file, NULL);
     free(out);
     free(err);
     assert_int_equal(stat(ct_path(xdg, "nvx/nvx-store"), &st), 0);

@@ -33,13 +33,22 @@ parse(vals *v, int argc, char **argv, int *npos, char *err)
         { .lname = "flag", .sname = 'f', .type = CLI_OPT_FLAG, .dest = &v->flag },
         { .lname = "verbose", .sname = 'v', .type = CLI_OPT_COUNT, .dest = &v->count },
         { .lname = "str", .sname = 's', .type = CLI_OPT_STR, .dest = &v->str },
-        { .lname = "num", .sname = 'n', .type = CLI_OPT_U64, .dest = &v->u, .min = 1,
-          .max = 1000 },
-        { .lname = "seed", .type = CLI_OPT_I64, .dest = &v->i, .min = (uint64_t)INT64_C(-10),
+        { .lname = "num", .sname = 'n', .type = CLI_OPT_U64, .dest = &v->u, .min = 1, .max = 1000 },
+        { .lname = "seed",
+          .type = CLI_OPT_I64,
+          .dest = &v->i,
+          .min = (uint64_t)INT64_C(-10),
           .max = 10 },
-        { .lname = "size", .type = CLI_OPT_SIZE, .dest = &v->sz, .min = 64,
+        { .lname = "size",
+          .type = CLI_OPT_SIZE,
+          .dest = &v->sz,
+          .min = 64,
           .max = UINT64_C(1) << 40 },
-        { .lname = "temp", .sname = 't', .type = CLI_OPT_DOUBLE, .dest = &v->d, .dmin = 0,
+        { .lname = "temp",
+          .sname = 't',
+          .type = CLI_OPT_DOUBLE,
+          .dest = &v->d,
+          .dmin = 0,
           .dmax = 2 },
         { .lname = "mode", .type = CLI_OPT_CHOICE, .dest = &v->choice, .choices = choices },
         CLI_OPT_END,
@@ -51,8 +60,10 @@ parse(vals *v, int argc, char **argv, int *npos, char *err)
 static void
 test_forms(void **state)
 {
-    char *argv[] = { "a", "--flag", "--str=x y", "-n", "42", "b", "--seed", "-3", "-vv",
-                     "--size", "16KiB", "-t0.5", "--mode", "gguf", "--", "--flag", "-", NULL };
+    char *argv[] = {
+        "a",      "--flag", "--str=x y", "-n",     "42",   "b",  "--seed", "-3", "-vv",
+        "--size", "16KiB",  "-t0.5",     "--mode", "gguf", "--", "--flag", "-",  NULL
+    };
     vals v = { 0 };
     int npos;
     char err[CLI_OPT_ERR_LEN];
@@ -206,8 +217,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forms),  cmocka_unit_test(test_errors), cmocka_unit_test(test_help),
-        cmocka_unit_test(test_sizes),  cmocka_unit_test(test_escape), cmocka_unit_test(test_json),
+        cmocka_unit_test(test_forms), cmocka_unit_test(test_errors), cmocka_unit_test(test_help),
+        cmocka_unit_test(test_sizes), cmocka_unit_test(test_escape), cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
