@@ -3,14 +3,19 @@
  * Bad input through the real binary: each case gets one error line on
  * stderr and a non-zero exit code, and loses nothing.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -297,6 +302,87 @@ test_ambiguous_prefix(void **state)
     free(err);
 }
 
+static int
+count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Runs `nvx --store store add file` with RLIMIT_FSIZE at limit bytes (and
+ * SIGXFSZ ignored, so writes fail with EFBIG as on a full disk); returns the
+ * exit status and the captured stderr. */
+static int
+add_with_fsize_limit(const char *store, const char *file, rlim_t limit, char *err, size_t cap)
+{
+    int pe[2];
+    assert_int_equal(pipe(pe), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = { limit, limit };
+        signal(SIGXFSZ, SIG_IGN);
+        setrlimit(RLIMIT_FSIZE, &rl);
+        dup2(pe[1], 2);
+        close(pe[0]);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        execl(ct_nvx(), "nvx", "--store", store, "add", file, (char *)NULL);
+        _exit(127);
+    }
+    close(pe[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(pe[0], err + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    err[n] = '\0';
+    close(pe[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void
+test_disk_full(void **state)
+{
+    fixture *f = *state;
+    const char *small = ct_path(f->dir, "small.bin");
+    ct_write_random(small, 10000, 8);
+    char *out, *err;
+    assert_int_equal(ct_run(f->store, &out, &err, "add", (char *)small, NULL), 0);
+    free(out);
+    free(err);
+    const char *big = ct_path(f->dir, "big.bin");
+    ct_write_random(big, 8 << 20, 9);
+    char msg[4096];
+    int r = add_with_fsize_limit(f->store, big, 2 << 20, msg, sizeof(msg));
+    assert_int_equal(r, 1);
+    ct_assert_one_error(msg, "the store is unchanged");
+    assert_int_equal(count_entries(ct_path(f->store, "tmp")), 0);
+    assert_int_equal(count_entries(ct_path(f->store, "data")), 1);
+    /* The store is consistent, holds only the first model, and nothing of
+     * the failed add is left behind. */
+    assert_int_equal(ct_run(f->store, &out, &err, "verify", "--all", NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(ct_run(f->store, &out, &err, "-q", "ls", NULL), 0);
+    assert_int_equal(strlen(out), 65);
+    free(out);
+    free(err);
+    char *tmp_args[] = { "add", (char *)big };
+    r = ct_runv(f->store, 2, tmp_args, &out, &err);
+    assert_int_equal(r, 0); /* and the add works once there is room */
+    free(out);
+    free(err);
+}
+
 int
 main(void)
 {
@@ -307,6 +393,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_models, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ambiguous_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
