@@ -111,13 +111,17 @@ tty_read(int fd, const char *prompt, char *buf, size_t cap)
     struct termios old, quiet;
     bool restore = false;
     int r = 0;
-    if (write(fd, prompt, strlen(prompt)) < 0)
-        return -errno;
+    /* Echo goes off (and type-ahead is dropped) before the prompt shows, so
+     * nothing typed after the prompt can be echoed or lost. */
     if (tcgetattr(fd, &old) == 0) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         quiet.c_lflag |= ECHONL;
         restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+    }
+    if (write(fd, prompt, strlen(prompt)) < 0) {
+        r = -errno;
+        goto out;
     }
     size_t n = 0;
     for (;;) {
@@ -140,8 +144,9 @@ tty_read(int fd, const char *prompt, char *buf, size_t cap)
     if (n > 0 && buf[n - 1] == '\r')
         n--;
     buf[n] = '\0';
+out:
     if (restore)
-        tcsetattr(fd, TCSAFLUSH, &old);
+        tcsetattr(fd, TCSANOW, &old);
     return r;
 }
 
