@@ -5,11 +5,12 @@
  * and checks each tag against a table of kinds, repeatability and the tags
  * each message type may carry.
  */
+#include "proto/control.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/control.h"
 #include "proto/internal.h"
 
 #define BIT(t) (UINT32_C(1) << (t))
@@ -49,7 +50,7 @@ static const struct {
 #define PROGRESS_TAGS                                                                              \
     (BIT(PROTO_CTL_T_STATE) | BIT(PROTO_CTL_T_TRANSFER_ID) | BIT(PROTO_CTL_T_BYTES_DONE) |         \
      BIT(PROTO_CTL_T_BYTES_TOTAL) | BIT(PROTO_CTL_T_CHUNKS_DONE) | BIT(PROTO_CTL_T_CHUNKS_TOTAL) | \
-     BIT(PROTO_CTL_T_RATE) | BIT(PROTO_CTL_T_PEER_COUNT) | BIT(PROTO_CTL_T_MODEL_ID) |            \
+     BIT(PROTO_CTL_T_RATE) | BIT(PROTO_CTL_T_PEER_COUNT) | BIT(PROTO_CTL_T_MODEL_ID) |             \
      BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_MESSAGE))
 
 static const struct {
@@ -89,8 +90,7 @@ proto_ctl_type_name(uint8_t type)
 }
 
 /* Checks one field value against its tag's kind; fills f. */
-static int
-field_check(uint8_t tag, const uint8_t *v, size_t len, bool nested, proto_ctl_field *f);
+static int field_check(uint8_t tag, const uint8_t *v, size_t len, bool nested, proto_ctl_field *f);
 
 /* Walks a field list. With m != NULL stores the fields; *ret_seen gets the
  * set of tags present. Nests are walked (validated) but not stored. */
@@ -179,7 +179,8 @@ proto_ctl_decode(const uint8_t *payload, size_t len, proto_ctl_msg *ret)
         return k;
     if ((seen & ~types[type].allowed) || (seen & types[type].required) != types[type].required)
         return -EBADMSG;
-    if (type == PROTO_CTL_CANCEL && !(seen & (BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_TRANSFER_ID))))
+    if (type == PROTO_CTL_CANCEL &&
+        !(seen & (BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_TRANSFER_ID))))
         return -EBADMSG;
     ret->type = type;
     ret->id = proto__be32(payload + 2);
@@ -258,7 +259,8 @@ w_reserve(proto_ctl_writer *w, size_t n)
 {
     if (w->err < 0)
         return;
-    if (n > PROTO_CTL_HEADER_LEN + PROTO_CTL_MAX || w->len > PROTO_CTL_HEADER_LEN + PROTO_CTL_MAX - n) {
+    if (n > PROTO_CTL_HEADER_LEN + PROTO_CTL_MAX ||
+        w->len > PROTO_CTL_HEADER_LEN + PROTO_CTL_MAX - n) {
         w->err = -EMSGSIZE;
         return;
     }
@@ -387,8 +389,8 @@ proto_ctl_writer_finish(proto_ctl_writer *w, uint8_t **ret_buf, size_t *ret_len)
             r = -ENOMEM;
     }
     /* Never emit what the reader would refuse (missing required tags...). */
-    if (r == 0 && proto_ctl_decode(w->buf + PROTO_CTL_HEADER_LEN, w->len - PROTO_CTL_HEADER_LEN,
-                                   m) < 0)
+    if (r == 0 &&
+        proto_ctl_decode(w->buf + PROTO_CTL_HEADER_LEN, w->len - PROTO_CTL_HEADER_LEN, m) < 0)
         r = -EINVAL;
     free(m);
     if (r < 0) {

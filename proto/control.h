@@ -61,10 +61,10 @@
 enum proto_ctl_limits {
     PROTO_CTL_HEADER_LEN = 4,
     PROTO_CTL_VERSION = 1,
-    PROTO_CTL_MIN = 6,             /* version, type, request id */
-    PROTO_CTL_MAX = 256 * 1024,    /* a STATUS with many peers fits */
+    PROTO_CTL_MIN = 6,          /* version, type, request id */
+    PROTO_CTL_MAX = 256 * 1024, /* a STATUS with many peers fits */
     PROTO_CTL_STR_MAX = 1024,
-    PROTO_CTL_FIELDS_MAX = 512,    /* per message (or per nest) */
+    PROTO_CTL_FIELDS_MAX = 512, /* per message (or per nest) */
 };
 
 enum proto_ctl_type {
@@ -84,31 +84,31 @@ enum proto_ctl_type {
 };
 
 enum proto_ctl_tag {
-    PROTO_CTL_T_NODE_ID = 1,     /* ID */
-    PROTO_CTL_T_ADDR = 2,        /* STR, repeatable */
-    PROTO_CTL_T_TARGET = 3,      /* STR: hex id (prefix) or PUBLISHER/NAME */
-    PROTO_CTL_T_MODEL_ID = 4,    /* ID */
-    PROTO_CTL_T_NAME = 5,        /* STR */
-    PROTO_CTL_T_PIN = 6,         /* BOOL */
-    PROTO_CTL_T_UNTRUSTED = 7,   /* BOOL: follow names signed by untrusted keys */
-    PROTO_CTL_T_BYTES_DONE = 8,  /* U64 */
-    PROTO_CTL_T_BYTES_TOTAL = 9, /* U64 */
-    PROTO_CTL_T_RATE = 10,       /* U64 bytes per second */
-    PROTO_CTL_T_PEER_COUNT = 11, /* U64 */
-    PROTO_CTL_T_STATE = 12,      /* U64, enum proto_ctl_state / peer state */
-    PROTO_CTL_T_CODE = 13,       /* U64: positive errno value */
-    PROTO_CTL_T_MESSAGE = 14,    /* STR */
-    PROTO_CTL_T_PEER = 15,       /* NEST, repeatable */
-    PROTO_CTL_T_TRANSFER = 16,   /* NEST, repeatable */
-    PROTO_CTL_T_STORE_USED = 17, /* U64 bytes */
-    PROTO_CTL_T_STORE_LIMIT = 18, /* U64 bytes, 0 = none */
-    PROTO_CTL_T_BYTES_IN = 19,   /* U64 */
-    PROTO_CTL_T_BYTES_OUT = 20,  /* U64 */
-    PROTO_CTL_T_CHUNKS_DONE = 21, /* U64 */
+    PROTO_CTL_T_NODE_ID = 1,       /* ID */
+    PROTO_CTL_T_ADDR = 2,          /* STR, repeatable */
+    PROTO_CTL_T_TARGET = 3,        /* STR: hex id (prefix) or PUBLISHER/NAME */
+    PROTO_CTL_T_MODEL_ID = 4,      /* ID */
+    PROTO_CTL_T_NAME = 5,          /* STR */
+    PROTO_CTL_T_PIN = 6,           /* BOOL */
+    PROTO_CTL_T_UNTRUSTED = 7,     /* BOOL: follow names signed by untrusted keys */
+    PROTO_CTL_T_BYTES_DONE = 8,    /* U64 */
+    PROTO_CTL_T_BYTES_TOTAL = 9,   /* U64 */
+    PROTO_CTL_T_RATE = 10,         /* U64 bytes per second */
+    PROTO_CTL_T_PEER_COUNT = 11,   /* U64 */
+    PROTO_CTL_T_STATE = 12,        /* U64, enum proto_ctl_state / peer state */
+    PROTO_CTL_T_CODE = 13,         /* U64: positive errno value */
+    PROTO_CTL_T_MESSAGE = 14,      /* STR */
+    PROTO_CTL_T_PEER = 15,         /* NEST, repeatable */
+    PROTO_CTL_T_TRANSFER = 16,     /* NEST, repeatable */
+    PROTO_CTL_T_STORE_USED = 17,   /* U64 bytes */
+    PROTO_CTL_T_STORE_LIMIT = 18,  /* U64 bytes, 0 = none */
+    PROTO_CTL_T_BYTES_IN = 19,     /* U64 */
+    PROTO_CTL_T_BYTES_OUT = 20,    /* U64 */
+    PROTO_CTL_T_CHUNKS_DONE = 21,  /* U64 */
     PROTO_CTL_T_CHUNKS_TOTAL = 22, /* U64 */
-    PROTO_CTL_T_TRANSFER_ID = 23, /* U64 */
-    PROTO_CTL_T_AGENT = 24,      /* STR */
-    PROTO_CTL_T_UPTIME_S = 25,   /* U64 */
+    PROTO_CTL_T_TRANSFER_ID = 23,  /* U64 */
+    PROTO_CTL_T_AGENT = 24,        /* STR */
+    PROTO_CTL_T_UPTIME_S = 25,     /* U64 */
     _PROTO_CTL_TAG_MAX,
 };
 
@@ -134,13 +134,13 @@ enum proto_ctl_state {
 
 typedef struct proto_ctl_field {
     uint8_t tag;
-    uint64_t u;        /* U64, BOOL */
-    const uint8_t *p;  /* ID, STR, NEST: borrowed from the decoded payload */
+    uint64_t u;       /* U64, BOOL */
+    const uint8_t *p; /* ID, STR, NEST: borrowed from the decoded payload */
     size_t len;
 } proto_ctl_field;
 
 typedef struct proto_ctl_msg {
-    uint8_t type;      /* 0 for a decoded NEST */
+    uint8_t type; /* 0 for a decoded NEST */
     uint32_t id;
     size_t n;
     proto_ctl_field f[PROTO_CTL_FIELDS_MAX];
@@ -178,7 +178,7 @@ typedef struct proto_ctl_writer {
     uint8_t *buf;
     size_t len;
     size_t cap;
-    size_t nest_at;    /* offset of the open NEST's length field, 0 = none */
+    size_t nest_at; /* offset of the open NEST's length field, 0 = none */
     int err;
 } proto_ctl_writer;
 

@@ -2,11 +2,12 @@
 /*
  * Frame codec and streaming decoder. See frame.h for the layout.
  */
+#include "proto/frame.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/frame.h"
 #include "proto/internal.h"
 
 bool

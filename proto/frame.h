@@ -60,19 +60,19 @@ typedef struct proto_frame {
  * release with proto_frame_decoder_reset(). Fields are private. */
 typedef struct proto_frame_decoder {
     uint8_t hdr[PROTO_FRAME_HEADER_LEN];
-    size_t hdr_have;    /* header bytes buffered */
-    size_t body_len;    /* N of the current frame (valid when hdr_have == 8) */
-    size_t body_have;   /* body bytes buffered or skipped */
-    bool skipping;      /* current frame has an unknown type: discard body */
-    uint8_t *buf;       /* body buffer (malloc) */
+    size_t hdr_have;  /* header bytes buffered */
+    size_t body_len;  /* N of the current frame (valid when hdr_have == 8) */
+    size_t body_have; /* body bytes buffered or skipped */
+    bool skipping;    /* current frame has an unknown type: discard body */
+    uint8_t *buf;     /* body buffer (malloc) */
     size_t buf_cap;
-    int err;            /* sticky error, 0 when healthy */
-    uint64_t skipped;   /* count of unknown-type frames skipped */
+    int err;          /* sticky error, 0 when healthy */
+    uint64_t skipped; /* count of unknown-type frames skipped */
 } proto_frame_decoder;
 
-#define PROTO_FRAME_DECODER_INIT                                                                   \
-    {                                                                                              \
-        .hdr_have = 0                                                                              \
+#define PROTO_FRAME_DECODER_INIT \
+    {                            \
+        .hdr_have = 0            \
     }
 
 /*
@@ -105,7 +105,7 @@ int proto_frame_header_write(uint8_t out[static PROTO_FRAME_HEADER_LEN], uint8_t
 
 /* Writes header + body into out (cap bytes). Returns 0 and *ret_len, or
  * -EMSGSIZE when the body is too long or out too small. */
-int proto_frame_encode(uint8_t type, const uint8_t *body, size_t body_len, uint8_t *out,
-                       size_t cap, size_t *ret_len);
+int proto_frame_encode(uint8_t type, const uint8_t *body, size_t body_len, uint8_t *out, size_t cap,
+                       size_t *ret_len);
 
 #endif

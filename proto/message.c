@@ -6,11 +6,12 @@
  * the message does. Every encoder applies the same range checks, so a body
  * this code writes is one this code reads.
  */
+#include "proto/message.h"
+
 #include <errno.h>
 #include <string.h>
 
 #include "proto/internal.h"
-#include "proto/message.h"
 
 static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
     [PROTO_MSG_PING] = "PING",

@@ -22,18 +22,18 @@
 
 enum proto_msg_limits {
     PROTO_ID_LEN = 32,
-    PROTO_ADDR_MAX = 96,          /* "tcp://[v6]:port", "serial:/dev/..." */
+    PROTO_ADDR_MAX = 96, /* "tcp://[v6]:port", "serial:/dev/..." */
     PROTO_HELLO_ADDRS_MAX = 8,
     PROTO_AGENT_MAX = 64,
-    PROTO_RANGES_MAX = 1024,      /* ranges in one WANT/HAVE */
-    PROTO_CHUNKS_MAX = 1 << 20,   /* chunks per model (bitmap: 128 KiB) */
+    PROTO_RANGES_MAX = 1024,       /* ranges in one WANT/HAVE */
+    PROTO_CHUNKS_MAX = 1 << 20,    /* chunks per model (bitmap: 128 KiB) */
     PROTO_MANIFEST_MAX = 16 << 20, /* total manifest bytes, sent in pieces */
     PROTO_MANIFEST_PIECE_MAX = PROTO_CHUNK_MAX,
-    PROTO_NAME_MAX = 128,         /* published name */
-    PROTO_SIG_MAX = 1024,         /* opaque signature blob in a name record */
-    PROTO_KEYID_LEN = 8,          /* minisign key id */
-    PROTO_ANNOUNCE_MAX = 32,      /* records per ANNOUNCE */
-    PROTO_PEERS_MAX = 32,         /* entries per PEERS */
+    PROTO_NAME_MAX = 128,    /* published name */
+    PROTO_SIG_MAX = 1024,    /* opaque signature blob in a name record */
+    PROTO_KEYID_LEN = 8,     /* minisign key id */
+    PROTO_ANNOUNCE_MAX = 32, /* records per ANNOUNCE */
+    PROTO_PEERS_MAX = 32,    /* entries per PEERS */
     PROTO_BYE_TEXT_MAX = 128,
     /* Largest message body that fits one SEALED frame. */
     PROTO_MSG_MAX = PROTO_FRAME_MAX_BODY - 8 - 16 - 1,
@@ -76,9 +76,9 @@ typedef struct proto_hello {
     uint16_t version_min;
     uint16_t version_max;
     uint64_t features;
-    proto_str agent;                         /* printable text, may be empty */
+    proto_str agent; /* printable text, may be empty */
     size_t n_addrs;
-    proto_str addrs[PROTO_HELLO_ADDRS_MAX];  /* printable tokens, no spaces */
+    proto_str addrs[PROTO_HELLO_ADDRS_MAX]; /* printable tokens, no spaces */
 } proto_hello;
 
 typedef struct proto_range {
@@ -108,17 +108,17 @@ typedef struct proto_ping {
     uint64_t nonce; /* PONG echoes the PING's nonce */
 } proto_ping;
 
-typedef struct proto_want {           /* WANT and HAVE */
+typedef struct proto_want { /* WANT and HAVE */
     uint8_t model_id[PROTO_ID_LEN];
     proto_chunkset set;
 } proto_want;
 
-typedef struct proto_request {        /* REQUEST and CANCEL */
-    uint32_t req_id;                   /* chosen by the requester, echoed */
+typedef struct proto_request { /* REQUEST and CANCEL */
+    uint32_t req_id;           /* chosen by the requester, echoed */
     uint8_t model_id[PROTO_ID_LEN];
-    uint32_t chunk;                    /* index in the manifest */
-    uint32_t offset;                   /* byte offset in the chunk */
-    uint32_t length;                   /* 1..PROTO_CHUNK_MAX, offset+length <= CHUNK_MAX */
+    uint32_t chunk;  /* index in the manifest */
+    uint32_t offset; /* byte offset in the chunk */
+    uint32_t length; /* 1..PROTO_CHUNK_MAX, offset+length <= CHUNK_MAX */
 } proto_request;
 
 typedef struct proto_data {
@@ -126,13 +126,13 @@ typedef struct proto_data {
     uint8_t model_id[PROTO_ID_LEN];
     uint32_t chunk;
     uint32_t offset;
-    proto_str bytes;                   /* 1..PROTO_CHUNK_MAX bytes */
+    proto_str bytes; /* 1..PROTO_CHUNK_MAX bytes */
 } proto_data;
 
 enum proto_notfound_what {
     PROTO_NOTFOUND_CHUNK = 0,
     PROTO_NOTFOUND_MANIFEST = 1,
-    PROTO_NOTFOUND_BUSY = 2,           /* have it, over a limit: retry later */
+    PROTO_NOTFOUND_BUSY = 2, /* have it, over a limit: retry later */
     _PROTO_NOTFOUND_MAX,
 };
 
@@ -146,16 +146,16 @@ typedef struct proto_not_found {
 typedef struct proto_manifest_req {
     uint32_t req_id;
     uint8_t model_id[PROTO_ID_LEN];
-    uint32_t offset;                   /* byte offset in the manifest */
-    uint32_t length;                   /* 1..PROTO_MANIFEST_PIECE_MAX */
+    uint32_t offset; /* byte offset in the manifest */
+    uint32_t length; /* 1..PROTO_MANIFEST_PIECE_MAX */
 } proto_manifest_req;
 
 typedef struct proto_manifest {
     uint32_t req_id;
     uint8_t model_id[PROTO_ID_LEN];
-    uint32_t total;                    /* whole manifest, 1..PROTO_MANIFEST_MAX */
-    uint32_t offset;                   /* offset + bytes.len <= total */
-    proto_str bytes;                   /* 1..PROTO_MANIFEST_PIECE_MAX */
+    uint32_t total;  /* whole manifest, 1..PROTO_MANIFEST_MAX */
+    uint32_t offset; /* offset + bytes.len <= total */
+    proto_str bytes; /* 1..PROTO_MANIFEST_PIECE_MAX */
 } proto_manifest;
 
 enum proto_record_kind {
@@ -167,19 +167,19 @@ enum proto_record_kind {
 typedef struct proto_provider_record {
     uint8_t node_id[PROTO_ID_LEN];
     uint8_t model_id[PROTO_ID_LEN];
-    uint32_t ttl_s;                    /* lifetime from receipt, seconds */
-    uint8_t hops;                      /* gossip hops left; relay decrements */
+    uint32_t ttl_s; /* lifetime from receipt, seconds */
+    uint8_t hops;   /* gossip hops left; relay decrements */
 } proto_provider_record;
 
 typedef struct proto_name_record {
-    uint8_t key_id[PROTO_KEYID_LEN];   /* minisign key id of the publisher */
-    proto_str name;                    /* 1..PROTO_NAME_MAX printable, no spaces */
-    uint64_t sequence;                 /* highest valid wins */
+    uint8_t key_id[PROTO_KEYID_LEN]; /* minisign key id of the publisher */
+    proto_str name;                  /* 1..PROTO_NAME_MAX printable, no spaces */
+    uint64_t sequence;               /* highest valid wins */
     uint8_t model_id[PROTO_ID_LEN];
-    uint64_t time;                     /* publisher's Unix time, seconds */
+    uint64_t time; /* publisher's Unix time, seconds */
     uint32_t ttl_s;
     uint8_t hops;
-    proto_str sig;                     /* opaque (libcas), 1..PROTO_SIG_MAX */
+    proto_str sig; /* opaque (libcas), 1..PROTO_SIG_MAX */
 } proto_name_record;
 
 typedef struct proto_record {
@@ -191,7 +191,7 @@ typedef struct proto_record {
 } proto_record;
 
 typedef struct proto_announce {
-    size_t n;             /* records of known kinds (unknown kinds are skipped) */
+    size_t n; /* records of known kinds (unknown kinds are skipped) */
     proto_record records[PROTO_ANNOUNCE_MAX];
 } proto_announce;
 
@@ -209,24 +209,24 @@ enum proto_bye_reason {
     PROTO_BYE_NORMAL = 0,
     PROTO_BYE_SHUTDOWN = 1,
     PROTO_BYE_PROTOCOL_ERROR = 2,
-    PROTO_BYE_BAD_DATA = 3,       /* sent a chunk that failed verification */
+    PROTO_BYE_BAD_DATA = 3, /* sent a chunk that failed verification */
     PROTO_BYE_TOO_MANY_PEERS = 4,
     PROTO_BYE_IDLE = 5,
-    PROTO_BYE_DUPLICATE = 6,      /* already connected to this node */
+    PROTO_BYE_DUPLICATE = 6, /* already connected to this node */
     _PROTO_BYE_REASON_MAX,
 };
 
 typedef struct proto_bye {
-    uint8_t reason;               /* unknown reasons decode as-is */
-    proto_str text;               /* printable, 0..PROTO_BYE_TEXT_MAX */
+    uint8_t reason; /* unknown reasons decode as-is */
+    proto_str text; /* printable, 0..PROTO_BYE_TEXT_MAX */
 } proto_bye;
 
 typedef struct proto_msg {
     uint8_t type; /* enum proto_msg_type */
     union {
         proto_hello hello;
-        proto_ping ping; /* PING, PONG */
-        proto_want want; /* WANT, HAVE */
+        proto_ping ping;       /* PING, PONG */
+        proto_want want;       /* WANT, HAVE */
         proto_request request; /* REQUEST, CANCEL */
         proto_data data;
         proto_not_found not_found;

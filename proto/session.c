@@ -7,6 +7,8 @@
  * schedules, the transcript state) live in one sodium_malloc'd block that is
  * wiped on free; the identity's secret key lives in its own.
  */
+#include "proto/session.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,6 @@
 #include "proto/frame.h"
 #include "proto/internal.h"
 #include "proto/message.h"
-#include "proto/session.h"
 
 /* Domain-separation labels; fixed 16-byte strings, never NUL-terminated on
  * the wire. */
@@ -817,8 +818,7 @@ proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, size_t 
     if (s->tx_ctr >= PROTO_COUNTER_LIMIT)
         return fail(s, PROTO_FAIL_EXHAUSTED);
     uint64_t ctr = s->tx_ctr;
-    if (ctr > 0 && ctr % s->rekey_interval == 0 &&
-        !ratchet(s, s->sec->k_tx, &s->sec->aes_tx))
+    if (ctr > 0 && ctr % s->rekey_interval == 0 && !ratchet(s, s->sec->k_tx, &s->sec->aes_tx))
         return fail(s, PROTO_FAIL_NOMEM);
     size_t blen = 8 + 1 + len + TAG_LEN;
     (void)proto_frame_header_write(out, PROTO_FRAME_SEALED, blen);

@@ -110,21 +110,21 @@ enum proto_cipher_pref {
 typedef bool (*proto_peer_check_fn)(void *userdata, const uint8_t peer_id[PROTO_NODE_ID_LEN]);
 
 typedef struct proto_session_config {
-    const proto_identity *identity;  /* required, borrowed: outlives the session */
+    const proto_identity *identity; /* required, borrowed: outlives the session */
     bool initiator;
-    const uint8_t *expected_peer;    /* optional 32-byte pin (dialing a known peer) */
-    proto_peer_check_fn peer_check;  /* optional deny hook */
-    void *userdata;                  /* for peer_check */
-    uint8_t cipher_pref;             /* enum proto_cipher_pref */
-    uint64_t features;               /* PROTO_FEAT_* to advertise; HW_AES is
-                                      * set or cleared by the session itself */
-    const char *agent;               /* optional printable text, <= PROTO_AGENT_MAX */
-    size_t n_addrs;                  /* listen addresses to advertise */
-    const char *const *addrs;        /* printable tokens, <= PROTO_ADDR_MAX each */
-    uint32_t handshake_timeout_ms;   /* 0: PROTO_HANDSHAKE_TIMEOUT_MS */
-    uint32_t stall_timeout_ms;       /* 0: PROTO_STALL_TIMEOUT_MS (raise it for
-                                      * slow links: a full frame must arrive
-                                      * within this time of its first byte) */
+    const uint8_t *expected_peer;   /* optional 32-byte pin (dialing a known peer) */
+    proto_peer_check_fn peer_check; /* optional deny hook */
+    void *userdata;                 /* for peer_check */
+    uint8_t cipher_pref;            /* enum proto_cipher_pref */
+    uint64_t features;              /* PROTO_FEAT_* to advertise; HW_AES is
+                                     * set or cleared by the session itself */
+    const char *agent;              /* optional printable text, <= PROTO_AGENT_MAX */
+    size_t n_addrs;                 /* listen addresses to advertise */
+    const char *const *addrs;       /* printable tokens, <= PROTO_ADDR_MAX each */
+    uint32_t handshake_timeout_ms;  /* 0: PROTO_HANDSHAKE_TIMEOUT_MS */
+    uint32_t stall_timeout_ms;      /* 0: PROTO_STALL_TIMEOUT_MS (raise it for
+                                     * slow links: a full frame must arrive
+                                     * within this time of its first byte) */
 } proto_session_config;
 
 enum proto_event_type {
@@ -135,10 +135,10 @@ enum proto_event_type {
 };
 
 typedef struct proto_event {
-    uint8_t type;          /* enum proto_event_type */
-    uint8_t msg_type;      /* MESSAGE: enum proto_msg_type */
-    const uint8_t *body;   /* MESSAGE: plaintext body, valid until the next */
-    size_t len;            /*   call into the session (decode it before)     */
+    uint8_t type;        /* enum proto_event_type */
+    uint8_t msg_type;    /* MESSAGE: enum proto_msg_type */
+    const uint8_t *body; /* MESSAGE: plaintext body, valid until the next */
+    size_t len;          /*   call into the session (decode it before)     */
 } proto_event;
 
 /* Why a session failed (for logs and tests); the errno says what class. */
@@ -191,8 +191,8 @@ int proto_session_feed(proto_session *s, const uint8_t *buf, size_t len, uint64_
 /*
  * Checks deadlines: the handshake must finish within the handshake timeout of
  * proto_session_new(), and a started frame must complete within the stall
- * timeout of its first byte (so a peer trickling bytes cannot hold it open). Returns 0 or -ETIMEDOUT
- * (final, like feed errors).
+ * timeout of its first byte (so a peer trickling bytes cannot hold it open). Returns 0 or
+ * -ETIMEDOUT (final, like feed errors).
  */
 int proto_session_tick(proto_session *s, uint64_t now_ms);
 

@@ -160,7 +160,8 @@ test_writer_rejects(void **state)
     proto_ctl_writer_free(&w);
 
     /* ERROR helper. */
-    assert_int_equal(proto_ctl_error_build(9, -ENOENT, "model not found: run nvx fetch", &f, &n), 0);
+    assert_int_equal(proto_ctl_error_build(9, -ENOENT, "model not found: run nvx fetch", &f, &n),
+                     0);
     assert_int_equal(decode_frame(f, n), 0);
     uint64_t code;
     assert_true(proto_ctl_get_u64(&msg, PROTO_CTL_T_CODE, &code));
@@ -192,30 +193,30 @@ test_malformed_table(void **state)
         const char *hex; /* payload, without the length prefix */
         int err;
     } cases[] = {
-        { "0101 00000001", 0 },                            /* STATUS */
-        { "0101 000000", -EBADMSG },                       /* short header */
-        { "0201 00000001", -EBADMSG },                     /* version 2 */
-        { "0100 00000001", -EBADMSG },                     /* type 0 */
-        { "0130 00000001", -EBADMSG },                     /* unknown type */
-        { "0106 00000001", -EBADMSG },                     /* FETCH without TARGET */
-        { "0106 00000001 030001 61", 0 },                  /* FETCH "a" */
-        { "0106 00000001 030001 61 030001 62", -EBADMSG }, /* TARGET twice */
-        { "0106 00000001 030002 61", -EBADMSG },           /* value runs past the end */
-        { "0106 00000001 0300", -EBADMSG },                /* truncated field header */
-        { "0106 00000001 030001 61 060001 02", -EBADMSG }, /* BOOL 2 */
-        { "0106 00000001 030001 61 060002 0001", -EBADMSG }, /* BOOL length 2 */
-        { "0106 00000001 030001 07", -EBADMSG },           /* control char */
-        { "0106 00000001 030001 61 630000", -EBADMSG },    /* unknown tag */
-        { "0106 00000001 030001 61 040000", -EBADMSG },    /* tag not allowed */
-        { "0107 00000001 040001 00 050001 61", -EBADMSG }, /* short ID */
-        { "0141 00000001 0d0008 0000000000000002 0e0000", 0 }, /* ERROR */
+        { "0101 00000001", 0 },                                     /* STATUS */
+        { "0101 000000", -EBADMSG },                                /* short header */
+        { "0201 00000001", -EBADMSG },                              /* version 2 */
+        { "0100 00000001", -EBADMSG },                              /* type 0 */
+        { "0130 00000001", -EBADMSG },                              /* unknown type */
+        { "0106 00000001", -EBADMSG },                              /* FETCH without TARGET */
+        { "0106 00000001 030001 61", 0 },                           /* FETCH "a" */
+        { "0106 00000001 030001 61 030001 62", -EBADMSG },          /* TARGET twice */
+        { "0106 00000001 030002 61", -EBADMSG },                    /* value runs past the end */
+        { "0106 00000001 0300", -EBADMSG },                         /* truncated field header */
+        { "0106 00000001 030001 61 060001 02", -EBADMSG },          /* BOOL 2 */
+        { "0106 00000001 030001 61 060002 0001", -EBADMSG },        /* BOOL length 2 */
+        { "0106 00000001 030001 07", -EBADMSG },                    /* control char */
+        { "0106 00000001 030001 61 630000", -EBADMSG },             /* unknown tag */
+        { "0106 00000001 030001 61 040000", -EBADMSG },             /* tag not allowed */
+        { "0107 00000001 040001 00 050001 61", -EBADMSG },          /* short ID */
+        { "0141 00000001 0d0008 0000000000000002 0e0000", 0 },      /* ERROR */
         { "0141 00000001 0d0007 00000000000002 0e0000", -EBADMSG }, /* U64 length 7 */
-        { "0108 00000001", -EBADMSG },                     /* CANCEL without target */
+        { "0108 00000001", -EBADMSG },                              /* CANCEL without target */
         { "0108 00000001 170008 0000000000000001", 0 },
-        { "0140 00000001 0f0000", 0 },                     /* empty PEER nest */
+        { "0140 00000001 0f0000", 0 },                      /* empty PEER nest */
         { "0140 00000001 0f0006 0f0003 0b0000", -EBADMSG }, /* nest in nest */
-        { "0140 00000001 0f0004 0b0001 00", -EBADMSG },    /* bad field in nest */
-        { "0140 00000001 0f0003 630000", -EBADMSG },       /* unknown tag in nest */
+        { "0140 00000001 0f0004 0b0001 00", -EBADMSG },     /* bad field in nest */
+        { "0140 00000001 0f0003 630000", -EBADMSG },        /* unknown tag in nest */
     };
     uint8_t b[256];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -283,10 +284,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fetch_roundtrip),
-        cmocka_unit_test(test_status_nested),
-        cmocka_unit_test(test_writer_rejects),
-        cmocka_unit_test(test_malformed_table),
+        cmocka_unit_test(test_fetch_roundtrip), cmocka_unit_test(test_status_nested),
+        cmocka_unit_test(test_writer_rejects),  cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

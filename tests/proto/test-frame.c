@@ -187,9 +187,8 @@ test_unknown_skipped(void **state)
     const uint8_t x[3] = { 1, 2, 3 };
     assert_int_equal(proto_frame_encode(0, x, 3, s, sizeof(s), &a), 0);
     assert_int_equal(proto_frame_encode(200, x, 3, s + a, sizeof(s) - a, &b), 0);
-    assert_int_equal(proto_frame_encode(PROTO_FRAME_HS_INIT, x, 2, s + a + b, sizeof(s) - a - b,
-                                         &c),
-                     0);
+    assert_int_equal(
+        proto_frame_encode(PROTO_FRAME_HS_INIT, x, 2, s + a + b, sizeof(s) - a - b, &c), 0);
     proto_frame_decoder d = PROTO_FRAME_DECODER_INIT;
     proto_frame fr;
     size_t used;

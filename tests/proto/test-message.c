@@ -80,8 +80,8 @@ examples(proto_msg *m)
     n++;
 
     m[n].type = PROTO_MSG_CANCEL;
-    m[n].u.request = (proto_request){ .req_id = 8, .chunk = 0, .offset = 0,
-                                      .length = PROTO_CHUNK_MAX };
+    m[n].u.request =
+        (proto_request){ .req_id = 8, .chunk = 0, .offset = 0, .length = PROTO_CHUNK_MAX };
     n++;
 
     m[n].type = PROTO_MSG_DATA;
@@ -92,8 +92,8 @@ examples(proto_msg *m)
     n++;
 
     m[n].type = PROTO_MSG_NOT_FOUND;
-    m[n].u.not_found = (proto_not_found){ .req_id = 10, .chunk = 5,
-                                          .what = PROTO_NOTFOUND_MANIFEST };
+    m[n].u.not_found =
+        (proto_not_found){ .req_id = 10, .chunk = 5, .what = PROTO_NOTFOUND_MANIFEST };
     n++;
 
     m[n].type = PROTO_MSG_MANIFEST_REQ;
@@ -101,8 +101,9 @@ examples(proto_msg *m)
     n++;
 
     m[n].type = PROTO_MSG_MANIFEST;
-    m[n].u.manifest = (proto_manifest){ .req_id = 12, .total = 600000, .offset = 589000,
-                                        .bytes = { chunk, 11000 } };
+    m[n].u.manifest = (proto_manifest){
+        .req_id = 12, .total = 600000, .offset = 589000, .bytes = { chunk, 11000 }
+    };
     n++;
 
     m[n].type = PROTO_MSG_ANNOUNCE;
@@ -184,10 +185,10 @@ check_equal(const proto_msg *a, const proto_msg *b)
         break;
     case PROTO_MSG_ANNOUNCE:
         assert_int_equal(a->u.announce.n, b->u.announce.n);
-        assert_true(str_eq(a->u.announce.records[1].u.name.name,
-                           b->u.announce.records[1].u.name.name));
-        assert_true(str_eq(a->u.announce.records[1].u.name.sig,
-                           b->u.announce.records[1].u.name.sig));
+        assert_true(
+            str_eq(a->u.announce.records[1].u.name.name, b->u.announce.records[1].u.name.name));
+        assert_true(
+            str_eq(a->u.announce.records[1].u.name.sig, b->u.announce.records[1].u.name.sig));
         assert_int_equal(a->u.announce.records[1].u.name.sequence,
                          b->u.announce.records[1].u.name.sequence);
         assert_int_equal(a->u.announce.records[0].u.provider.ttl_s,
@@ -286,9 +287,9 @@ test_malformed_table(void **state)
         { UINT32_MAX, UINT32_MAX, -EBADMSG },
     };
     for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
-        assert_int_equal(proto_msg_decode(PROTO_MSG_REQUEST, b, request_body(b, req[i].off, req[i].len),
-                                          d),
-                         req[i].err);
+        assert_int_equal(
+            proto_msg_decode(PROTO_MSG_REQUEST, b, request_body(b, req[i].off, req[i].len), d),
+            req[i].err);
 
     static const struct {
         uint8_t type;
@@ -296,23 +297,35 @@ test_malformed_table(void **state)
         int err;
     } cases[] = {
         /* chunk sets (after a 32-byte model id) */
-        { PROTO_MSG_HAVE, "03", -EBADMSG },                         /* unknown kind */
-        { PROTO_MSG_HAVE, "010000", -EBADMSG },                     /* zero ranges */
-        { PROTO_MSG_HAVE, "0100010000000000000000", -EBADMSG },     /* empty range */
-        { PROTO_MSG_HAVE, "0100010000000000000001", 0 },            /* [0,1) */
-        { PROTO_MSG_HAVE, "0100020000000000000002" "0000000100000001", -EBADMSG }, /* overlap */
-        { PROTO_MSG_HAVE, "0100020000000000000001" "0000000100000001", -EBADMSG }, /* adjacent */
-        { PROTO_MSG_HAVE, "0100020000000500000001" "0000000100000001", -EBADMSG }, /* unsorted */
-        { PROTO_MSG_HAVE, "01000100100000" "00000001", -EBADMSG },  /* past CHUNKS_MAX */
-        { PROTO_MSG_HAVE, "0100010000000000100000", 0 },            /* up to CHUNKS_MAX */
-        { PROTO_MSG_HAVE, "01ffff", -EBADMSG },                     /* count over limit */
-        { PROTO_MSG_HAVE, "020000000000", -EBADMSG },               /* zero bits */
-        { PROTO_MSG_HAVE, "020000000901ff", -EBADMSG },             /* spare bit set */
+        { PROTO_MSG_HAVE, "03", -EBADMSG },                     /* unknown kind */
+        { PROTO_MSG_HAVE, "010000", -EBADMSG },                 /* zero ranges */
+        { PROTO_MSG_HAVE, "0100010000000000000000", -EBADMSG }, /* empty range */
+        { PROTO_MSG_HAVE, "0100010000000000000001", 0 },        /* [0,1) */
+        { PROTO_MSG_HAVE,
+          "0100020000000000000002"
+          "0000000100000001",
+          -EBADMSG }, /* overlap */
+        { PROTO_MSG_HAVE,
+          "0100020000000000000001"
+          "0000000100000001",
+          -EBADMSG }, /* adjacent */
+        { PROTO_MSG_HAVE,
+          "0100020000000500000001"
+          "0000000100000001",
+          -EBADMSG }, /* unsorted */
+        { PROTO_MSG_HAVE,
+          "01000100100000"
+          "00000001",
+          -EBADMSG },                                    /* past CHUNKS_MAX */
+        { PROTO_MSG_HAVE, "0100010000000000100000", 0 }, /* up to CHUNKS_MAX */
+        { PROTO_MSG_HAVE, "01ffff", -EBADMSG },          /* count over limit */
+        { PROTO_MSG_HAVE, "020000000000", -EBADMSG },    /* zero bits */
+        { PROTO_MSG_HAVE, "020000000901ff", -EBADMSG },  /* spare bit set */
         { PROTO_MSG_HAVE, "02000000090101", 0 },
-        { PROTO_MSG_HAVE, "0200000009ff", -EBADMSG },               /* short bitmap */
-        { PROTO_MSG_HAVE, "0200100001", -EBADMSG },                 /* bits over limit */
+        { PROTO_MSG_HAVE, "0200000009ff", -EBADMSG }, /* short bitmap */
+        { PROTO_MSG_HAVE, "0200100001", -EBADMSG },   /* bits over limit */
         { PROTO_MSG_HAVE, "00", 0 },
-        { PROTO_MSG_HAVE, "0000", -EBADMSG },                       /* trailing */
+        { PROTO_MSG_HAVE, "0000", -EBADMSG }, /* trailing */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = 32, hl = strlen(cases[i].hex);
@@ -351,9 +364,9 @@ test_malformed_table(void **state)
 
     /* MANIFEST piece past the total. */
     uint8_t mf[48 + 4] = { 0 };
-    mf[39] = 10;            /* total 10 */
-    mf[43] = 8;             /* offset 8 */
-    mf[47] = 4;             /* 4 bytes */
+    mf[39] = 10; /* total 10 */
+    mf[43] = 8;  /* offset 8 */
+    mf[47] = 4;  /* 4 bytes */
     assert_int_equal(proto_msg_decode(PROTO_MSG_MANIFEST, mf, sizeof(mf), d), -EBADMSG);
     mf[43] = 6;
     assert_int_equal(proto_msg_decode(PROTO_MSG_MANIFEST, mf, sizeof(mf), d), 0);

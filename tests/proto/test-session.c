@@ -233,8 +233,8 @@ test_handshake_byte_by_byte(void **state)
     node i, r;
     pair(&i, &r, PROTO_CIPHER_PREF_AUTO, PROTO_CIPHER_PREF_AUTO);
     assert_int_equal(run(&i, &r, 1), 0);
-    check_established(&i, &r, proto_hw_aes_available() ? PROTO_CIPHER_AES256GCM
-                                                       : PROTO_CIPHER_XCHACHA20POLY1305);
+    check_established(
+        &i, &r, proto_hw_aes_available() ? PROTO_CIPHER_AES256GCM : PROTO_CIPHER_XCHACHA20POLY1305);
     /* Records split at every byte as well. */
     uint8_t body[100];
     tu_fill_random(body, sizeof(body), 7);
@@ -356,9 +356,7 @@ test_deny(void **state)
     memset(&r, 0, sizeof(r));
     memset(seed, 2, sizeof(seed));
     assert_int_equal(proto_identity_from_seed(seed, &r.id), 0);
-    proto_session_config cfg = {
-        .identity = r.id, .peer_check = deny_all, .userdata = &calls
-    };
+    proto_session_config cfg = { .identity = r.id, .peer_check = deny_all, .userdata = &calls };
     assert_int_equal(proto_session_new(&cfg, 0, &r.s), 0);
     assert_int_equal(run(&i, &r, 0), -EACCES);
     assert_int_equal(calls, 1);
