@@ -72,7 +72,10 @@ const char *rt_format_name(rt_format f);
 int rt_layout_parse(const void *buf, size_t len, uint64_t file_size, rt_layout *ret,
                     uint64_t *ret_need);
 
-/* Returns 1 and the next tensor in file order, or 0 at the end. */
+/* Returns 1 and the next tensor, or 0 at the end. Order: llama2.c in file
+ * order; GGUF in tensor-info order, which is data order in files written by
+ * llama.cpp and nvx but not required by the format (sort by offset when
+ * order matters). */
 int rt_layout_next(const rt_layout *l, rt_layout_iter *it, rt_tensor_info *ret);
 
 /* Finds a tensor by name: 0, or -ENOENT. */

@@ -127,6 +127,8 @@ load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t 
         target = RT_TYPE_F32;
     } else if (is_float && b->o.requant != RT_REQUANT_NONE) {
         target = b->o.requant == RT_REQUANT_Q8_0 ? RT_TYPE_Q8_0 : RT_TYPE_Q4_0;
+        if (b->o.embd_q8 && (kind == RT_L2C_TOKEN_EMBD || kind == RT_L2C_OUTPUT))
+            target = RT_TYPE_Q8_0;
     }
     bool aligned = ((uintptr_t)src % elem) == 0 || !is_float;
     if (target == t.type && !b->o.copy_weights && aligned) {

@@ -84,10 +84,13 @@ typedef struct rt_model_opts {
     bool copy_weights;  /* copy every tensor into the arena (file may go away) */
     uint32_t seq_len;   /* context positions to allocate; 0 = the model's */
     rt_kernels kernels;
+    bool embd_q8; /* with requant Q4_0: the token embedding and the classifier
+                     become Q8_0 instead (llama.cpp does so for the
+                     classifier); they weigh most on quality */
 } rt_model_opts;
-#define RT_MODEL_OPTS_INIT                                    \
-    {                                                         \
-        RT_KV_F32, RT_REQUANT_NONE, false, 0, RT_KERNELS_AUTO \
+#define RT_MODEL_OPTS_INIT                                           \
+    {                                                                \
+        RT_KV_F32, RT_REQUANT_NONE, false, 0, RT_KERNELS_AUTO, false \
     }
 
 typedef struct rt_config {

@@ -244,6 +244,14 @@ test_arena_mcu(void **state)
     assert_int_equal(rep.file_weights, 0);
     assert_int_equal(rep.kv_cache, 4 * 128 * 64 * 2 + 4 * 128 * 4 * 2 * 4);
 
+    /* With the embedding/classifier in Q8_0 (better quality) it still fits. */
+    rt_model_opts o8 = o;
+    o8.embd_q8 = true;
+    rt_arena_report rep8;
+    assert_int_equal(rt_model_plan(f, len, &o8, &rep8), 0);
+    printf("# mcu arena with q8_0 embedding: total %zu\n", rep8.total);
+    assert_true(rep8.total <= 256 * 1024 && rep8.weights == rep.weights + 512 * 2 * (34 - 18));
+
     /* Too small by one byte: -ENOMEM with the report. */
     uint8_t *arena = malloc(rep.total + 2 * RT_ARENA_ALIGN);
     uint8_t *base = arena + (RT_ARENA_ALIGN - (uintptr_t)arena % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
