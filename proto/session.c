@@ -856,6 +856,30 @@ proto_session_send(proto_session *s, uint8_t msg_type, const void *body, size_t 
     return r < 0 ? fail(s, PROTO_FAIL_NOMEM) : 0;
 }
 
+int
+proto_session_send_msg(proto_session *s, const proto_msg *m)
+{
+    size_t len, n;
+    if (m->type == PROTO_MSG_HELLO)
+        return -EINVAL;
+    int r = proto_msg_encode(m, NULL, 0, &len);
+    if (r < 0)
+        return r;
+    size_t cap = len + PROTO_SEAL_OVERHEAD;
+    uint8_t *b = malloc(cap);
+    if (!b)
+        return -ENOMEM;
+    r = proto_msg_encode(m, b + PROTO_SEAL_BODY_OFFSET, len, &len);
+    if (r >= 0)
+        r = proto_session_seal(s, m->type, b + PROTO_SEAL_BODY_OFFSET, len, b, cap, &n);
+    if (r < 0) {
+        free(b);
+        return r;
+    }
+    r = enqueue(s, b, n);
+    return r < 0 ? fail(s, PROTO_FAIL_NOMEM) : 0;
+}
+
 /* One SEALED frame in: 1 with an event, 0 when it was skipped. */
 static int
 on_sealed(proto_session *s, const proto_frame *f, proto_event *ev)

@@ -205,10 +205,18 @@ int proto_session_tick(proto_session *s, uint64_t now_ms);
 int proto_session_send(proto_session *s, uint8_t msg_type, const void *body, size_t len);
 
 /*
+ * Encodes m with proto_msg_encode() straight into a sealed frame and queues
+ * it (one allocation, no extra copy). Returns as proto_session_send(), plus
+ * -EINVAL for a message the encoder refuses (HELLO is never sent this way).
+ */
+int proto_session_send_msg(proto_session *s, const proto_msg *m);
+
+/*
  * Seals one message into a caller buffer instead of the queue (no allocation;
  * the daemon's DATA path). out needs len + PROTO_SEAL_OVERHEAD bytes. When
  * body == out + PROTO_SEAL_BODY_OFFSET the body is sealed in place without a
- * copy. The frame must be sent before any frame sealed or queued later.
+ * copy. Frames leave in counter order: write everything proto_session_output()
+ * holds first, and this frame before any frame sealed or queued later.
  * Returns as proto_session_send(), plus -EMSGSIZE when cap is too small.
  */
 int proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, size_t len,

@@ -651,6 +651,30 @@ test_seal_in_place(void **state)
 }
 
 static void
+test_send_msg(void **state)
+{
+    node i, r;
+    established(&i, &r, 0);
+    proto_msg m = { .type = PROTO_MSG_REQUEST };
+    m.u.request = (proto_request){ .req_id = 5, .chunk = 9, .offset = 100, .length = 1000 };
+    memset(m.u.request.model_id, 0x3c, 32);
+    assert_int_equal(proto_session_send_msg(i.s, &m), 0);
+    assert_int_equal(pump(&i, &r, 0), 1);
+    assert_int_equal(r.log.last_type, PROTO_MSG_REQUEST);
+    proto_msg d;
+    assert_int_equal(proto_msg_decode(r.log.last_type, r.log.last_body, r.log.last_len, &d), 0);
+    assert_int_equal(d.u.request.req_id, 5);
+    assert_int_equal(d.u.request.length, 1000);
+    assert_memory_equal(d.u.request.model_id, m.u.request.model_id, 32);
+    m.u.request.length = 0; /* refused by the encoder */
+    assert_int_equal(proto_session_send_msg(i.s, &m), -EINVAL);
+    m.type = PROTO_MSG_HELLO;
+    assert_int_equal(proto_session_send_msg(i.s, &m), -EINVAL);
+    node_free(&i);
+    node_free(&r);
+}
+
+static void
 test_timeouts(void **state)
 {
     node i, r;
@@ -741,6 +765,7 @@ main(void)
         cmocka_unit_test(test_state_errors),
         cmocka_unit_test(test_unknown_skipped),
         cmocka_unit_test(test_seal_in_place),
+        cmocka_unit_test(test_send_msg),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_identity),
     };
