@@ -48,7 +48,7 @@ BYTES=$(stat -c %s "$IN")
 
 now() { date +%s.%N; }
 # secs START END
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f\n", b - a }'; }
 
 # Sample files: one number per line.
 ADD=$DIR/t.add; B2=$DIR/t.b2; CPS=$DIR/t.cpsync; VER=$DIR/t.verify; EXP=$DIR/t.export
