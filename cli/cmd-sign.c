@@ -104,6 +104,74 @@ report(cli_ctx *ctx, const char *idhex, const char *kid, const char *name, uint6
     return CLI_EXIT_OK;
 }
 
+/* Removes the signatures of model id by keyid other than the new one
+ * (sig); returns how many went. Failures only warn: the old signatures
+ * stay valid, they are just redundant. */
+static size_t
+drop_older(cas_store *s, const uint8_t id[CAS_HASH_LEN], const uint8_t keyid[CAS_KEYID_LEN],
+           const char *sig, size_t slen, const char *idhex)
+{
+    old_sigs old = { .keep = sig, .keep_len = slen };
+    memcpy(old.keyid, keyid, CAS_KEYID_LEN);
+    size_t gone = 0;
+    int r = cas_store_sig_list(s, id, collect, &old);
+    if (r < 0 || old.err < 0)
+        cli_warn("cannot list the older signatures of %s: they are kept", idhex);
+    else
+        for (size_t i = 0; i < old.n; i++)
+            if (cas_store_sig_del(s, id, old.v[i].p, old.v[i].len) == 0)
+                gone++;
+            else
+                cli_warn("cannot remove an older signature of %s", idhex);
+    for (size_t i = 0; i < old.n; i++)
+        free(old.v[i].p);
+    free(old.v);
+    return gone;
+}
+
+/* Signs the manifest, checks the signature, stores it and drops the key's
+ * older ones. Returns the command's exit code (errors printed). */
+static int
+sign_store(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *idhex, const cas_seckey *sk,
+           const char *keypath, const char *name)
+{
+    uint8_t *manifest = NULL;
+    size_t mlen = 0, slen = 0;
+    char *sig = NULL, kid[CAS_KEYID_HEX_SIZE];
+    int ret = CLI_GO;
+    int r = cas_store_manifest_get(ctx->store, id, &manifest, &mlen);
+    if (r < 0)
+        return cli_fail_errno(r, "run nvx verify", "cannot read the manifest of %s", idhex);
+    uint64_t ts = (uint64_t)time(NULL);
+    r = cas_sig_sign(sk, manifest, mlen, name, ts, &sig, &slen);
+    if (r < 0) {
+        ret = cli_fail_errno(r, NULL, "cannot sign %s", idhex);
+        goto out;
+    }
+    /* A damaged key must not leave signatures nobody can verify. */
+    cas_pubkey pk;
+    cas_seckey_public(sk, &pk);
+    cas_keyid_format(pk.keyid, kid);
+    if (cas_sig_verify(&pk, (const uint8_t *)sig, slen, manifest, mlen, NULL) < 0) {
+        ret = cli_fail(CLI_EXIT_CORRUPT,
+                       "the new signature does not verify: the key %s is damaged; make a new "
+                       "one with nvx key new",
+                       keypath);
+        goto out;
+    }
+    r = cas_store_sig_add(ctx->store, id, sig, slen);
+    if (r < 0) {
+        ret = cli_fail_errno(r, NULL, "cannot store the signature of %s", idhex);
+        goto out;
+    }
+    size_t gone = drop_older(ctx->store, id, pk.keyid, sig, slen, idhex);
+    ret = report(ctx, idhex, kid, name ? name : "", ts, gone);
+out:
+    free(sig);
+    free(manifest);
+    return ret;
+}
+
 int
 cli_sign_main(cli_ctx *ctx, int argc, char **argv)
 {
@@ -136,72 +204,21 @@ cli_sign_main(cli_ctx *ctx, int argc, char **argv)
     uint8_t id[CAS_HASH_LEN];
     if ((r = cli_resolve(ctx, argv[0], id)) != CLI_GO)
         return r;
-    char *sec = NULL, *pub = NULL, *sig = NULL;
-    uint8_t *manifest = NULL;
-    size_t mlen = 0, slen = 0;
-    cas_seckey *sk = NULL;
-    old_sigs old = { 0 };
-    int ret = CLI_EXIT_FAIL;
-    char idhex[CAS_HASH_HEX_LEN + 1], kid[CAS_KEYID_HEX_SIZE], local[CAS_SIG_NAME_MAXBYTES + 1];
+    char idhex[CAS_HASH_HEX_LEN + 1], local[CAS_SIG_NAME_MAXBYTES + 1];
     cas_hash_to_hex(id, idhex);
-
-    r = cas_store_manifest_get(ctx->store, id, &manifest, &mlen);
-    if (r < 0) {
-        ret = cli_fail_errno(r, "run nvx verify", "cannot read the manifest of %s", argv[0]);
-        goto out;
-    }
-    if ((ret = cli_key_paths(keyfile, &sec, &pub)) != CLI_GO)
-        goto out;
-    if ((ret = cli_seckey_load(sec, &sk)) != CLI_GO)
-        goto out;
     if (!name) {
         first_name(ctx->store, id, local, sizeof(local));
         name = local[0] ? local : NULL;
     }
-    uint64_t ts = (uint64_t)time(NULL);
-    r = cas_sig_sign(sk, manifest, mlen, name, ts, &sig, &slen);
-    if (r < 0) {
-        ret = cli_fail_errno(r, NULL, "cannot sign %s", idhex);
-        goto out;
-    }
-    /* Check the new signature before storing it (a broken key must not
-     * leave signatures nobody can verify). */
-    cas_pubkey pk;
-    cas_seckey_public(sk, &pk);
-    cas_keyid_format(pk.keyid, kid);
-    r = cas_sig_verify(&pk, (const uint8_t *)sig, slen, manifest, mlen, NULL);
-    if (r < 0) {
-        ret = cli_fail(CLI_EXIT_CORRUPT,
-                       "the new signature does not verify: the key %s is "
-                       "damaged; make a new one with nvx key new",
-                       sec);
-        goto out;
-    }
-    r = cas_store_sig_add(ctx->store, id, sig, slen);
-    if (r < 0) {
-        ret = cli_fail_errno(r, NULL, "cannot store the signature of %s", idhex);
-        goto out;
-    }
-    /* Replace the key's older signatures of this model. */
-    memcpy(old.keyid, pk.keyid, CAS_KEYID_LEN);
-    old.keep = sig;
-    old.keep_len = slen;
-    r = cas_store_sig_list(ctx->store, id, collect, &old);
-    if (r < 0 || old.err < 0)
-        cli_warn("cannot list the older signatures of %s: they are kept", idhex);
-    else
-        for (size_t i = 0; i < old.n; i++)
-            if (cas_store_sig_del(ctx->store, id, old.v[i].p, old.v[i].len) < 0)
-                cli_warn("cannot remove an older signature of %s by %s", idhex, kid);
-    ret = report(ctx, idhex, kid, name ? name : "", ts, old.n);
-out:
-    for (size_t i = 0; i < old.n; i++)
-        free(old.v[i].p);
-    free(old.v);
+    char *sec = NULL, *pub = NULL;
+    cas_seckey *sk = NULL;
+    if ((r = cli_key_paths(keyfile, &sec, &pub)) != CLI_GO)
+        return r;
+    r = cli_seckey_load(sec, &sk);
+    if (r == CLI_GO)
+        r = sign_store(ctx, id, idhex, sk, sec, name);
     cas_seckey_free(sk);
-    free(sig);
-    free(manifest);
     free(sec);
     free(pub);
-    return ret;
+    return r == CLI_GO ? CLI_EXIT_OK : r;
 }
