@@ -91,7 +91,7 @@ make_plan(const char *path, int fd, const struct stat *st, cli_chunker_mode mode
 }
 
 static int
-report(cli_ctx *ctx, cas_store *s, const char *path, const uint8_t id[CAS_HASH_LEN], bool is_new,
+report(cli_ctx *ctx, cas_store *s, const uint8_t id[CAS_HASH_LEN], bool is_new,
        const cli_chunk_plan *plan, const add_args *a)
 {
     char hex[CAS_HASH_HEX_LEN + 1], sz[16];
@@ -129,10 +129,12 @@ report(cli_ctx *ctx, cas_store *s, const char *path, const uint8_t id[CAS_HASH_L
         printf("%s\n", hex);
         return CLI_EXIT_OK;
     }
-    printf("%s %s: %s, %llu chunks (%s), %zu tensors%s\n", is_new ? "added" : "already stored",
-           plan->format, cli_fmt_bytes(mi.size, sz), (unsigned long long)mi.n_chunks,
-           cas_chunker_kind_to_string(plan->kind), plan->n_tensors, mi.pinned ? ", pinned" : "");
-    (void)path;
+    printf("%s %s: %s, %llu chunks (%s)", is_new ? "added" : "already stored", plan->format,
+           cli_fmt_bytes(mi.size, sz), (unsigned long long)mi.n_chunks,
+           cas_chunker_kind_to_string(plan->kind));
+    if (plan->n_tensors)
+        printf(", %zu tensors", plan->n_tensors);
+    printf("%s%s\n", mi.pinned ? ", pinned" : "", a->name ? ", named" : "");
     printf("id %s\n", hex);
     return CLI_EXIT_OK;
 }
@@ -195,7 +197,7 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
     if (ar < 0)
         r = add_error(ar, path, ctx->store_dir);
     else
-        r = report(ctx, s, path, id, ar == 1, &plan, a);
+        r = report(ctx, s, id, ar == 1, &plan, a);
 out:
     cli_chunk_plan_free(&plan);
     close(fd);

@@ -34,7 +34,8 @@ const cli_command cli_cmd_cat = {
 
 /* Reports a failed export; names the bad chunk when there is one. */
 static int
-export_error(int r, const char *what, const cas_store_problem *pb, const char *after)
+export_error(int r, const char *what, const char *dest, const cas_store_problem *pb,
+             const char *after)
 {
     if (r == -EBADMSG && pb->chunk_index != CAS_STORE_NO_CHUNK)
         return cli_fail(CLI_EXIT_CORRUPT,
@@ -49,8 +50,8 @@ export_error(int r, const char *what, const cas_store_problem *pb, const char *a
     if (r == -EAGAIN)
         return cli_fail(CLI_EXIT_FAIL, "model %s is not complete yet: fetch it first", what);
     if (r == -ENOSPC)
-        return cli_fail_errno(r, "free space and try again", "cannot export %s", what);
-    return cli_fail_errno(r, NULL, "cannot export %s", what);
+        return cli_fail_errno(r, "free space and try again", "cannot export %s to %s", what, dest);
+    return cli_fail_errno(r, NULL, "cannot export %s to %s", what, dest);
 }
 
 static void
@@ -118,7 +119,7 @@ cli_export_main(cli_ctx *ctx, int argc, char **argv)
     r = cas_store_export_path(ctx->store, id, out, cli_progress_cas, &pr, &pb);
     cli_progress_end(&pr);
     if (r < 0)
-        return export_error(r, argv[0], &pb, "nothing was written");
+        return export_error(r, argv[0], out, &pb, "nothing was written");
     print_done(ctx, id, out);
     return CLI_EXIT_OK;
 }
@@ -141,6 +142,6 @@ cli_cat_main(cli_ctx *ctx, int argc, char **argv)
     cas_store_problem pb = { .chunk_index = CAS_STORE_NO_CHUNK };
     r = cas_store_export_fd(ctx->store, id, STDOUT_FILENO, NULL, NULL, &pb);
     if (r < 0)
-        return export_error(r, argv[0], &pb, "the output is incomplete");
+        return export_error(r, argv[0], "stdout", &pb, "the output is incomplete");
     return CLI_EXIT_OK;
 }
