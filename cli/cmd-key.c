@@ -27,7 +27,8 @@ const cli_command cli_cmd_key = {
     .name = "key",
     .main = cli_key_main,
     .usage = "key new|show [--key FILE] [--unencrypted] [--fast-kdf] [--force]",
-    .summary = "Make or show the signing key (minisign format)",
+    .summary =
+        "Make or show the signing key (minisign format; passphrase: terminal or $NVX_PASSPHRASE)",
 };
 
 /* --- paths ---------------------------------------------------------------- */

@@ -66,6 +66,15 @@ trust_add(cli_ctx *ctx, const char *key, const char *name)
     char b64[CAS_PUBKEY_B64_SIZE], kid[CAS_KEYID_HEX_SIZE];
     cas_pubkey_base64(&pk, b64);
     cas_keyid_format(pk.keyid, kid);
+    /* Key ids are random and short: say so when one comes back with
+     * another public key instead of silently trusting the new one. */
+    uint8_t *old = NULL;
+    size_t old_len = 0;
+    if (cas_store_key_get(s, pk.keyid, CAS_KEYID_LEN, &old, &old_len, NULL) == 0) {
+        if (old_len != strlen(b64) || memcmp(old, b64, old_len) != 0)
+            cli_warn("key id %s was trusted with another public key: it is replaced", kid);
+        free(old);
+    }
     r = cas_store_key_put(s, pk.keyid, CAS_KEYID_LEN, b64, strlen(b64), name ? name : "");
     if (r < 0)
         return cli_fail_errno(r, NULL, "cannot add key %s to the keyring", kid);

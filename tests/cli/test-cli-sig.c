@@ -331,6 +331,20 @@ test_sign_trust_verify(void **state)
     assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
     assert_int_equal(count(out, "\"trusted\""), 2);
     free(out);
+    /* The same key id with another public key replaces it, with a warning. */
+    cas_pubkey evil;
+    char evil_b64[CAS_PUBKEY_B64_SIZE], *werr = NULL;
+    assert_int_equal(cas_pubkey_load_file(f->pub, &evil), 0);
+    evil.pk[5] ^= 1;
+    cas_pubkey_base64(&evil, evil_b64);
+    assert_int_equal(ct_run(f->store, &out, &werr, "trust", "add", evil_b64, "evil", NULL), 0);
+    assert_non_null(strstr(werr, "warning"));
+    free(out);
+    free(werr);
+    assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
+    assert_int_equal(count(out, "\"invalid\""), 1); /* signature no longer verifies */
+    free(out);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", f->pub, "me", NULL), 0);
     assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "rm", "me", NULL), 0);
     cas_pubkey pk;
     char kid[CAS_KEYID_HEX_SIZE];
