@@ -12,6 +12,14 @@
 
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+/* TCP only: dials each of n numeric addresses in turn (the next after a
+ * failure) until one connects, as a resolved host name is dialled. For tests
+ * of that path and for callers that know several addresses of one peer.
+ * Same contract as tp_dial(). */
+struct sockaddr_storage;
+int tp__tcp_dial_list(tp_net *net, const struct sockaddr_storage *addrs, size_t n, tp_connect_cb cb,
+                      void *data, tp_conn **ret);
+
 #endif
 
 /*
@@ -63,5 +71,13 @@ void tp__conn_release(tp_conn *c);
 /* Marks the stream ended and calls the end callback, once (later calls are
  * ignored). Reading stops; the implementation stops its own reads first. */
 void tp__conn_end(tp_conn *c, int status);
+
+/* TCP only: dials each of n numeric addresses in turn (the next after a
+ * failure) until one connects, as a resolved host name is dialled. For tests
+ * of that path and for callers that know several addresses of one peer.
+ * Same contract as tp_dial(). */
+struct sockaddr_storage;
+int tp__tcp_dial_list(tp_net *net, const struct sockaddr_storage *addrs, size_t n, tp_connect_cb cb,
+                      void *data, tp_conn **ret);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 enum {
     LISTEN_BACKLOG = 128,
     PORT_DIGITS_MAX = 5,
+    HOST_NAME_MAX_LEN = 253, /* DNS name, dots included */
+    HOST_LABEL_MAX = 63,
 };
 
 typedef struct tcp_net {
@@ -40,9 +43,16 @@ typedef struct tcp_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* dial timeout */
     uv_connect_t connect_req;
+    uv_getaddrinfo_t gai;   /* host-name dials: resolution */
+    struct addrinfo *ai;    /* resolved addresses (freed with the conn) */
+    int ai_own;             /* ai is one malloc block (tp__tcp_dial_list) */
+    struct addrinfo *ai_at; /* next address to try */
+    int resolving;          /* gai outstanding */
+    int recycling;          /* tcp handle closing between two attempts */
+    int last_err;           /* error of the latest failed attempt */
     int has_timer;
     int connect_reported; /* the connect callback ran (or must not run) */
-    int handles_open;     /* handles not yet reported closed by libuv */
+    int handles_open;     /* handles and requests libuv still holds */
     size_t queued;        /* bytes of sends whose callback has not run */
     char local[TP_ADDR_MAX];
     char remote[TP_ADDR_MAX];
@@ -84,8 +94,12 @@ map_err(int r)
         return r;
     if (r == UV_EOF)
         return -ECONNRESET;
-    if (r <= UV_EAI_ADDRFAMILY && r >= UV_EAI_SOCKTYPE)
-        return -EHOSTUNREACH;
+    if (r == UV_EAI_CANCELED)
+        return -ECANCELED;
+    if (r == UV_EAI_MEMORY)
+        return -ENOMEM;
+    if (r <= UV_EAI_ADDRFAMILY && r >= UV_EAI_PROTOCOL)
+        return -EHOSTUNREACH; /* name did not resolve */
     return r;
 }
 
@@ -243,16 +257,26 @@ conn_opened(tcp_conn *c)
 
 /* --- connections --- */
 
+/* Drops one of the counts libuv holds on c; the last one frees it. */
 static void
-on_handle_closed(uv_handle_t *h)
+conn_put(tcp_conn *c)
 {
-    tcp_conn *c = h->data;
     if (--c->handles_open > 0)
         return;
     if (c->base.close_cb)
         c->base.close_cb(&c->base);
     tp__conn_release(&c->base);
+    if (c->ai_own)
+        free(c->ai);
+    else if (c->ai)
+        uv_freeaddrinfo(c->ai);
     free(c);
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+    conn_put(h->data);
 }
 
 /* Creates a connection with its uv_tcp_t initialised and options set. */
@@ -374,7 +398,13 @@ tcp_close(tp_conn *base, tp_close_cb cb)
         c->handles_open++;
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    /* A pending resolution finishes (or is cancelled) on its own and drops
+     * its count in on_resolved(); a handle being recycled between two
+     * attempts is already closing and ends in on_recycled(). */
+    if (c->resolving)
+        (void)uv_cancel((uv_req_t *)&c->gai);
+    if (!c->recycling)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
 static size_t
@@ -424,10 +454,74 @@ report_connect(tcp_conn *c, int status)
     c->base.connect_cb(&c->base, status);
 }
 
+static void on_connect(uv_connect_t *req, int status);
+
+static void on_recycled(uv_handle_t *h);
+
+/* Closes the handle of a failed attempt; on_recycled() goes on. */
+static void
+recycle(tcp_conn *c)
+{
+    c->recycling = 1;
+    uv_close((uv_handle_t *)&c->tcp, on_recycled);
+}
+
+/* Connects to the next resolved address; reports the last error when none
+ * is left. */
+static void
+try_next(tcp_conn *c)
+{
+    while (c->ai_at) {
+        const struct addrinfo *a = c->ai_at;
+        c->ai_at = a->ai_next;
+        if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+            continue;
+        int r = uv_tcp_connect(&c->connect_req, &c->tcp, a->ai_addr, on_connect);
+        if (r == 0)
+            return;
+        c->last_err = map_err(r);
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            /* The failed attempt left a socket: next try on a fresh handle. */
+            if (c->ai_at) {
+                recycle(c);
+                return;
+            }
+            break;
+        }
+    }
+    report_connect(c, c->last_err ? c->last_err : -EHOSTUNREACH);
+}
+
+/* The handle of a failed attempt is closed; start over with a fresh one. */
+static void
+on_recycled(uv_handle_t *h)
+{
+    tcp_conn *c = h->data;
+    c->recycling = 0;
+    if (c->base.closing) {
+        conn_put(c); /* tp_close() came meanwhile: this was the handle's close */
+        return;
+    }
+    /* uv_tcp_init cannot fail with AF_UNSPEC on Unix (no socket yet). */
+    (void)uv_tcp_init(c->base.net->loop, &c->tcp);
+    c->tcp.data = c;
+    if (!c->connect_reported)
+        try_next(c);
+}
+
 static void
 on_connect(uv_connect_t *req, int status)
 {
     tcp_conn *c = container_of(req, tcp_conn, connect_req);
+    if (status < 0 && status != UV_ECANCELED && c->ai_at && !c->connect_reported &&
+        !c->base.closing) {
+        /* A host name with more addresses: try the next one, in the order
+         * getaddrinfo gave them (RFC 6724), on a fresh socket. */
+        c->last_err = map_err(status);
+        recycle(c);
+        return;
+    }
     report_connect(c, map_err(status));
 }
 
@@ -435,9 +529,107 @@ static void
 on_dial_timeout(uv_timer_t *t)
 {
     tcp_conn *c = t->data;
-    /* The connect request stays pending until tp_close() cancels it; its
-     * callback then finds connect_reported set. */
+    /* The connect request (or resolution) stays pending until tp_close()
+     * cancels it; its callback then finds connect_reported set. */
     report_connect(c, -ETIMEDOUT);
+}
+
+static void
+on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    tcp_conn *c = container_of(req, tcp_conn, gai);
+    c->resolving = 0;
+    c->ai = res; /* freed with the connection, even if unused */
+    c->ai_at = res;
+    if (c->base.closing) {
+        conn_put(c); /* the request's count */
+        return;
+    }
+    c->handles_open--; /* the tcp handle still holds one */
+    if (c->connect_reported)
+        return; /* timed out while resolving */
+    if (status < 0) {
+        report_connect(c, map_err(status));
+        return;
+    }
+    try_next(c);
+}
+
+/* tp__tcp_dial_list(): first attempt, then the dial timeout. */
+static void
+on_list_start(uv_timer_t *t)
+{
+    tcp_conn *c = t->data;
+    tcp_net *net = to_net(c->base.net);
+    if (net->opts.dial_timeout_ms)
+        (void)uv_timer_start(&c->timer, on_dial_timeout, net->opts.dial_timeout_ms, 0);
+    try_next(c);
+}
+
+static int
+is_label_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-';
+}
+
+int
+tp_tcp_hostport_parse(const char *s, char host[static TP_TCP_HOST_MAX], unsigned *ret_port)
+{
+    if (!s || !ret_port)
+        return -EINVAL;
+    const char *colon = strchr(s, ':');
+    if (!colon || strchr(colon + 1, ':'))
+        return -EINVAL;
+    size_t hl = (size_t)(colon - s);
+    if (hl == 0 || hl > HOST_NAME_MAX_LEN)
+        return -EINVAL;
+    /* LDH labels of 1..63 characters, no hyphen at either end. */
+    size_t label = 0, last_start = 0;
+    for (size_t i = 0; i <= hl; i++) {
+        if (i == hl || s[i] == '.') {
+            if (label == 0 || label > HOST_LABEL_MAX || s[i - 1] == '-')
+                return -EINVAL;
+            label = 0;
+            continue;
+        }
+        if (!is_label_char(s[i]) || (label == 0 && s[i] == '-'))
+            return -EINVAL;
+        if (label == 0)
+            last_start = i;
+        label++;
+    }
+    /* A name whose last label starts with a digit would be read as a
+     * numeric address by getaddrinfo ("1.2.3", "0x7f.1"): not a name. */
+    if (s[last_start] >= '0' && s[last_start] <= '9')
+        return -EINVAL;
+    unsigned port;
+    int r = parse_port(colon + 1, 0, &port);
+    if (r < 0)
+        return r;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    *ret_port = port;
+    return 0;
+}
+
+/* Starts resolving a "NAME:PORT" dial; the connect follows in on_resolved(). */
+static int
+dial_name(tcp_net *net, tcp_conn *c, const char *addr)
+{
+    char host[TP_TCP_HOST_MAX], port[PORT_DIGITS_MAX + 1];
+    unsigned p;
+    int r = tp_tcp_hostport_parse(addr, host, &p);
+    if (r < 0)
+        return r;
+    snprintf(port, sizeof(port), "%u", p);
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    r = uv_getaddrinfo(net->base.loop, &c->gai, on_resolved, host, port, &hints);
+    if (r < 0)
+        return map_err(r);
+    c->handles_open++;
+    c->resolving = 1;
+    return 0;
 }
 
 static int
@@ -445,15 +637,20 @@ tcp_dial(tp_net *nbase, const char *addr, tp_connect_cb cb, tp_conn **ret)
 {
     tcp_net *net = to_net(nbase);
     struct sockaddr_storage ss;
-    int r = tp_tcp_addr_parse(addr, 0, &ss);
-    if (r < 0)
-        return r;
+    int numeric = tp_tcp_addr_parse(addr, 0, &ss) == 0;
+    char host[TP_TCP_HOST_MAX];
+    unsigned port;
+    if (!numeric && tp_tcp_hostport_parse(addr, host, &port) < 0)
+        return -EINVAL;
     tcp_conn *c;
-    r = conn_new(net, &c);
+    int r = conn_new(net, &c);
     if (r < 0)
         return r;
     c->base.connect_cb = cb;
-    r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
+    if (numeric)
+        r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
+    else
+        r = dial_name(net, c, addr);
     if (r < 0) {
         conn_discard(c);
         return map_err(r);
@@ -465,6 +662,47 @@ tcp_dial(tp_net *nbase, const char *addr, tp_connect_cb cb, tp_conn **ret)
         c->has_timer = 1;
         (void)uv_timer_start(&c->timer, on_dial_timeout, net->opts.dial_timeout_ms, 0);
     }
+    *ret = &c->base;
+    return 0;
+}
+
+int
+tp__tcp_dial_list(tp_net *nbase, const struct sockaddr_storage *addrs, size_t n, tp_connect_cb cb,
+                  void *data, tp_conn **ret)
+{
+    if (!nbase || nbase->ops != &tp_tcp_ops || !addrs || n == 0 || n > 64 || !cb || !ret)
+        return -EINVAL;
+    tcp_net *net = to_net(nbase);
+    /* One block: n addrinfo nodes, then n addresses. */
+    struct addrinfo *ai = calloc(n, sizeof(*ai) + sizeof(struct sockaddr_storage));
+    if (!ai)
+        return -ENOMEM;
+    struct sockaddr_storage *ss = (struct sockaddr_storage *)(ai + n);
+    for (size_t i = 0; i < n; i++) {
+        ss[i] = addrs[i];
+        ai[i].ai_family = ss[i].ss_family;
+        ai[i].ai_socktype = SOCK_STREAM;
+        ai[i].ai_addr = (struct sockaddr *)&ss[i];
+        ai[i].ai_addrlen = sizeof(ss[i]);
+        ai[i].ai_next = i + 1 < n ? &ai[i + 1] : NULL;
+    }
+    tcp_conn *c;
+    int r = conn_new(net, &c);
+    if (r < 0) {
+        free(ai);
+        return r;
+    }
+    c->base.connect_cb = cb;
+    c->base.data = data;
+    c->ai = ai;
+    c->ai_own = 1;
+    c->ai_at = ai;
+    /* Connect from the loop, like a resolved name, so the callback is
+     * never called from in here: the resolution step is a zero timer. */
+    (void)uv_timer_init(net->base.loop, &c->timer);
+    c->timer.data = c;
+    c->has_timer = 1;
+    (void)uv_timer_start(&c->timer, on_list_start, 0, 0);
     *ret = &c->base;
     return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "testutil.h"
 #include "tpt.h"
+#include "transport/internal.h"
 #include "transport/tcp.h"
 
 static void
@@ -112,6 +113,201 @@ test_addr_table(void **state)
     assert_int_equal(tpt_echo_listen(net, "localhost:0", &e), -EINVAL);
     assert_int_equal(tpt_client_dial(net, "127.0.0.1:0", &cl), -EINVAL);
     assert_int_equal(tpt_client_dial(net, "[::1]", &cl), -EINVAL);
+    assert_int_equal(tp_net_free(net), 0);
+    tpt_loop_finish(&loop);
+}
+
+static void
+test_hostport_table(void **state)
+{
+    static const struct {
+        const char *s;
+        const char *host; /* NULL: refused */
+        unsigned port;
+    } cases[] = {
+        { "localhost:7070", "localhost", 7070 },
+        { "seed-1.example.org:1", "seed-1.example.org", 1 },
+        { "a:65535", "a", 65535 },
+        { "x1.y2:80", "x1.y2", 80 },
+        { "localhost:0", NULL, 0 },
+        { "localhost", NULL, 0 },
+        { "localhost:", NULL, 0 },
+        { ":80", NULL, 0 },
+        { "-a.org:80", NULL, 0 },
+        { "a-.org:80", NULL, 0 },
+        { "a..org:80", NULL, 0 },
+        { ".a.org:80", NULL, 0 },
+        { "a.org.:80", NULL, 0 },
+        { "a_b.org:80", NULL, 0 },
+        { "a b:80", NULL, 0 },
+        { "1.2.3:80", NULL, 0 },
+        { "127.0.0.1:80", NULL, 0 },
+        { "0x7f.1:80", NULL, 0 },
+        { "host.9net:80", NULL, 0 },
+        { "host:080", NULL, 0 },
+        { "host:80:1", NULL, 0 },
+        { "[host]:80", NULL, 0 },
+        { "h\xc3\xa9:80", NULL, 0 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char host[TP_TCP_HOST_MAX];
+        unsigned port = 0;
+        int r = tp_tcp_hostport_parse(cases[i].s, host, &port);
+        if (!cases[i].host) {
+            if (r != -EINVAL)
+                fail_msg("case %zu \"%s\": accepted", i, cases[i].s);
+            continue;
+        }
+        if (r != 0)
+            fail_msg("case %zu \"%s\": refused (%d)", i, cases[i].s, r);
+        assert_string_equal(host, cases[i].host);
+        assert_int_equal(port, cases[i].port);
+    }
+    /* Length limits: a 63-character label passes, 64 does not; 253 in all. */
+    char name[300];
+    memset(name, 'a', 63);
+    strcpy(name + 63, ":1");
+    char host[TP_TCP_HOST_MAX];
+    unsigned port;
+    assert_int_equal(tp_tcp_hostport_parse(name, host, &port), 0);
+    memset(name, 'a', 64);
+    strcpy(name + 64, ":1");
+    assert_int_equal(tp_tcp_hostport_parse(name, host, &port), -EINVAL);
+    size_t n = 0;
+    while (n + 50 <= 253) {
+        memset(name + n, 'b', 49);
+        name[n + 49] = '.';
+        n += 50;
+    }
+    memset(name + n, 'c', 253 - n);
+    strcpy(name + 253, ":1");
+    assert_int_equal(tp_tcp_hostport_parse(name, host, &port), 0);
+    assert_int_equal(strlen(host), 253);
+    memmove(name + 1, name, strlen(name) + 1);
+    assert_int_equal(tp_tcp_hostport_parse(name, host, &port), -EINVAL);
+}
+
+/* "localhost:PORT" resolves and connects, whichever of ::1 and 127.0.0.1 the
+ * resolver lists first (a refused address moves on to the next). */
+static void
+test_dial_name(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tp_net *net;
+    assert_int_equal(tp_tcp_net_new(&loop, NULL, &net), 0);
+    struct tpt_echo e;
+    assert_int_equal(tpt_echo_listen(net, "127.0.0.1:0", &e), 0);
+    const char *la = tp_listener_addr(e.l);
+    char addr[TP_ADDR_MAX];
+    snprintf(addr, sizeof(addr), "localhost:%s", strchr(la, ':') + 1);
+    struct tpt_client cl;
+    assert_int_equal(tpt_client_dial(net, addr, &cl), 0);
+    while (cl.connect_status == 1 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    if (cl.connect_status == -EHOSTUNREACH) {
+        /* No resolver entry for localhost on this machine. */
+        tpt_client_close(&cl);
+        tpt_echo_shutdown(&e);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(tp_net_free(net), 0);
+        tpt_loop_finish(&loop);
+        skip();
+    }
+    assert_int_equal(cl.connect_status, 0);
+    assert_string_equal(tp_conn_remote_addr(cl.c), la);
+    static const uint8_t msg[] = "by name";
+    assert_int_equal(tpt_client_send(&cl, msg, sizeof(msg), 1), 0);
+    while (cl.rx_len < sizeof(msg) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    assert_memory_equal(cl.rx, msg, sizeof(msg));
+
+    /* Closing right after a name dial started (resolution pending). */
+    struct tpt_client c2;
+    assert_int_equal(tpt_client_dial(net, addr, &c2), 0);
+    tpt_client_close(&c2);
+    tpt_client_close(&cl);
+    while (!(c2.closed && cl.closed) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    assert_true(c2.connect_status == -ECANCELED || c2.connect_status == 1);
+    tpt_echo_shutdown(&e);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    tpt_client_free(&cl);
+    assert_int_equal(tp_net_free(net), 0);
+    tpt_loop_finish(&loop);
+}
+
+/* Several addresses for one peer (as a host name resolves to): a refused
+ * one moves on to the next on a fresh socket; all refused reports that. */
+static void
+list_connected(tp_conn *c, int status)
+{
+    int *st = tp_conn_data(c);
+    *st = status;
+}
+
+static void
+list_closed(tp_conn *c)
+{
+    int *st = tp_conn_data(c);
+    *st = 2;
+}
+
+static void
+test_dial_list(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tp_net *net;
+    assert_int_equal(tp_tcp_net_new(&loop, NULL, &net), 0);
+    struct tpt_echo dead_e, e;
+    assert_int_equal(tpt_echo_listen(net, "127.0.0.1:0", &dead_e), 0);
+    struct sockaddr_storage addrs[3];
+    assert_int_equal(tp_tcp_addr_parse(tp_listener_addr(dead_e.l), 0, &addrs[0]), 0);
+    tpt_echo_shutdown(&dead_e);
+    while (!dead_e.listener_closed && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    assert_int_equal(tpt_echo_listen(net, "127.0.0.1:0", &e), 0);
+    assert_int_equal(tp_tcp_addr_parse(tp_listener_addr(e.l), 0, &addrs[1]), 0);
+    addrs[2] = addrs[0];
+
+    int st = 1;
+    tp_conn *c;
+    assert_int_equal(tp__tcp_dial_list(net, addrs, 2, list_connected, &st, &c), 0);
+    assert_int_equal(st, 1); /* never from inside the call */
+    while (st == 1 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    assert_int_equal(st, 0);
+    assert_string_equal(tp_conn_remote_addr(c), tp_listener_addr(e.l));
+    tp_close(c, list_closed);
+    while (st != 2 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+
+    /* Every address refused: the last error is reported. */
+    st = 1;
+    struct sockaddr_storage both_dead[2] = { addrs[0], addrs[2] };
+    assert_int_equal(tp__tcp_dial_list(net, both_dead, 2, list_connected, &st, &c), 0);
+    while (st == 1 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    assert_int_equal(st, -ECONNREFUSED);
+    tp_close(c, list_closed);
+    while (st != 2 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+
+    /* Closed at every stage of the attempts: nothing leaks or crashes. */
+    for (int spins = 0; spins < 6; spins++) {
+        st = 1;
+        assert_int_equal(tp__tcp_dial_list(net, both_dead, 2, list_connected, &st, &c), 0);
+        for (int i = 0; i < spins; i++)
+            uv_run(&loop, UV_RUN_NOWAIT);
+        if (st != 2)
+            tp_close(c, list_closed);
+        while (st != 2 && uv_run(&loop, UV_RUN_ONCE))
+            ;
+    }
+    assert_int_equal(tp__tcp_dial_list(net, addrs, 0, list_connected, &st, &c), -EINVAL);
+    tpt_echo_shutdown(&e);
+    uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(tp_net_free(net), 0);
     tpt_loop_finish(&loop);
 }
@@ -489,11 +685,19 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_table),       cmocka_unit_test(test_opts),
-        cmocka_unit_test(test_echo_v4),          cmocka_unit_test(test_echo_v6),
-        cmocka_unit_test(test_large_transfer),   cmocka_unit_test(test_close_from_server),
-        cmocka_unit_test(test_refused),          cmocka_unit_test(test_addr_in_use),
-        cmocka_unit_test(test_send_after_close), cmocka_unit_test(test_dial_timeout),
+        cmocka_unit_test(test_addr_table),
+        cmocka_unit_test(test_hostport_table),
+        cmocka_unit_test(test_dial_name),
+        cmocka_unit_test(test_dial_list),
+        cmocka_unit_test(test_opts),
+        cmocka_unit_test(test_echo_v4),
+        cmocka_unit_test(test_echo_v6),
+        cmocka_unit_test(test_large_transfer),
+        cmocka_unit_test(test_close_from_server),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_addr_in_use),
+        cmocka_unit_test(test_send_after_close),
+        cmocka_unit_test(test_dial_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
