@@ -1114,7 +1114,8 @@ gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, ui
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
         limit = cas__get_le64(lv.mv_data);
-    qsort(cands, n, sizeof(*cands), cmp_cand);
+    if (n > 1)
+        qsort(cands, n, sizeof(*cands), cmp_cand);
     *ret_c = cands;
     cands = NULL;
     *ret_n = n;
