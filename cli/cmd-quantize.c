@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvx quantize IN -o OUT.gguf --type q8_0|q4_0: convert a llama2.c or F32/F16
+ * GGUF model into a standard GGUF file, then say in numbers what quality the
+ * conversion lost (KL divergence and top-1 agreement against the input over
+ * positions the input model samples itself).
+ */
+#define _ISOC11_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd-run.h"
+#include "cli/json.h"
+#include "runtime/eval.h"
+#include "runtime/gguf.h"
+#include "runtime/model.h"
+#include "runtime/quantize.h"
+#include "runtime/sampler.h"
+
+int cli_quantize_main(cli_ctx *ctx, int argc, char **argv);
+
+const cli_command cli_cmd_quantize = {
+    .name = "quantize",
+    .main = cli_quantize_main,
+    .usage = "quantize IN -o OUT.gguf --type q8_0|q4_0|f16|f32 [--awq|--search] "
+             "[--tokenizer FILE] [--name STR] [--eval N] [--seed S]",
+    .summary = "Write an INT8/INT4 GGUF of a model and report the quality it lost",
+};
+
+static const char *const type_choices[] = { "q8_0", "q4_0", "f16", "f32", NULL };
+static const rt_type type_values[] = { RT_TYPE_Q8_0, RT_TYPE_Q4_0, RT_TYPE_F16, RT_TYPE_F32 };
+
+typedef struct mem {
+    uint8_t *p;
+    size_t len, cap;
+} mem;
+
+static int
+mem_sink(void *ud, const void *p, size_t n)
+{
+    mem *m = ud;
+    if (m->cap - m->len < n) {
+        size_t cap = (m->len + n) * 2;
+        uint8_t *q = realloc(m->p, cap);
+        if (!q)
+            return -ENOMEM;
+        m->p = q;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+/* A model built in its own aligned block. */
+typedef struct built {
+    void *arena;
+    rt_model *m;
+} built;
+
+static int
+build(const void *data, size_t len, built *b)
+{
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    rt_arena_report rep;
+    int r = rt_model_plan(data, len, &o, &rep);
+    if (r < 0)
+        return r;
+    size_t size = (rep.total + 2 * RT_ARENA_ALIGN) / RT_ARENA_ALIGN * RT_ARENA_ALIGN;
+    b->arena = aligned_alloc(RT_ARENA_ALIGN, size);
+    if (!b->arena)
+        return -ENOMEM;
+    return rt_model_init(data, len, &o, b->arena, size, &b->m, NULL);
+}
+
+/* Samples about n positions from m at temperature 1: sequences from BOS
+ * that end at BOS/EOS or the context end. Returns the token count. */
+static size_t
+sample_tokens(rt_model *m, uint64_t seed, int32_t *t, size_t n)
+{
+    const rt_config *c = rt_model_config(m);
+    rt_sampler s;
+    if (rt_sampler_init(&s, c->vocab_size, 1.0f, 1.0f, seed, NULL, 0) < 0)
+        return 0;
+    size_t k = 0;
+    while (k < n) {
+        int32_t tok = (int32_t)c->bos_id;
+        t[k++] = tok;
+        for (uint32_t pos = 0; pos + 1 < c->seq_len && k < n; pos++) {
+            float *l = rt_forward(m, tok, (int)pos);
+            if (!l)
+                return k;
+            tok = rt_sampler_sample(&s, l);
+            if ((uint32_t)tok == c->bos_id || (uint32_t)tok == c->eos_id)
+                break;
+            t[k++] = tok;
+        }
+    }
+    return k;
+}
+
+/* Teacher-forces n sampled positions through both models. */
+static int
+measure(const cli_rt_file *in, const mem *out, uint64_t n, uint64_t seed, rt_eval_result *ret)
+{
+    built a = { 0 }, b = { 0 };
+    int32_t *toks = malloc((size_t)n * sizeof(int32_t));
+    rt_eval *e = NULL;
+    int r = toks ? 0 : -ENOMEM;
+    if (r >= 0)
+        r = build(in->data, in->len, &a);
+    if (r >= 0)
+        r = build(out->p, out->len, &b);
+    if (r >= 0 && rt_model_config(a.m)->vocab_size != rt_model_config(b.m)->vocab_size)
+        r = -EBADMSG;
+    if (r >= 0)
+        r = rt_eval_new(rt_model_config(a.m)->vocab_size, 2 * n + 8, &e);
+    if (r >= 0) {
+        size_t k = sample_tokens(a.m, seed, toks, (size_t)n);
+        r = rt_eval_run(b.m, a.m, toks, k, (int32_t)rt_model_config(a.m)->bos_id, e);
+    }
+    if (r >= 0)
+        rt_eval_result_get(e, ret);
+    rt_eval_free(e);
+    free(toks);
+    free(a.arena);
+    free(b.arena);
+    return r;
+}
+
+static void
+print_result(cli_ctx *ctx, const char *out, size_t bytes, const rt_quant_report *rep,
+             const char *type, const char *method, const rt_eval_result *ev, bool have_ev)
+{
+    if (ctx->json) {
+        cli_json j;
+        cli_json_init(&j, stdout);
+        cli_json_obj_begin(&j);
+        cli_json_key(&j, "file");
+        cli_json_str(&j, out);
+        cli_json_key(&j, "bytes");
+        cli_json_u64(&j, bytes);
+        cli_json_key(&j, "type");
+        cli_json_str(&j, type);
+        cli_json_key(&j, "method");
+        cli_json_str(&j, method);
+        cli_json_key(&j, "tensors");
+        cli_json_u64(&j, rep->n_tensors);
+        cli_json_key(&j, "quantized");
+        cli_json_u64(&j, rep->n_quantized);
+        cli_json_key(&j, "f16_fallback");
+        cli_json_u64(&j, rep->n_f16);
+        cli_json_key(&j, "weight_rmse");
+        cli_json_double(&j, rep->weight_rmse);
+        if (have_ev) {
+            cli_json_key(&j, "positions");
+            cli_json_u64(&j, ev->n);
+            cli_json_key(&j, "kl_mean");
+            cli_json_double(&j, ev->kl_mean);
+            cli_json_key(&j, "kl_p99");
+            cli_json_double(&j, ev->kl_p99);
+            cli_json_key(&j, "top1");
+            cli_json_double(&j, ev->top1);
+            cli_json_key(&j, "ppl");
+            cli_json_double(&j, ev->ppl);
+            cli_json_key(&j, "ppl_ref");
+            cli_json_double(&j, ev->ppl_ref);
+        }
+        cli_json_obj_end(&j);
+        cli_json_finish(&j);
+        return;
+    }
+    printf("wrote %s: %zu bytes, %" PRIu64 " tensors, %" PRIu64 " as %s (%s)", out, bytes,
+           rep->n_tensors, rep->n_quantized, type, method);
+    if (rep->n_f16)
+        printf(", %" PRIu64 " kept f16 (rows not a multiple of 32)", rep->n_f16);
+    printf(", weight rmse %.3g\n", rep->weight_rmse);
+    if (have_ev)
+        printf("quality vs input over %" PRIu64 " positions the input samples: KL mean %.5f, "
+               "p99 %.5f, top-1 agreement %.2f%%, perplexity %.3f (input %.3f)\n",
+               ev->n, ev->kl_mean, ev->kl_p99, 100.0 * ev->top1, ev->ppl, ev->ppl_ref);
+}
+
+int
+cli_quantize_main(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *out = NULL, *tokenizer = NULL, *name = NULL;
+    int type = -1;
+    bool awq = false, search = false, type_seen = false;
+    uint64_t n_eval = 512, seed = 1;
+    const cli_opt opts[] = {
+        { .lname = "output",
+          .sname = 'o',
+          .type = CLI_OPT_STR,
+          .dest = &out,
+          .metavar = "OUT.gguf",
+          .help = "GGUF file to write (replaced atomically)" },
+        { .lname = "type",
+          .type = CLI_OPT_CHOICE,
+          .dest = &type,
+          .metavar = "q8_0|q4_0|f16|f32",
+          .help = "weight type of the matrices",
+          .choices = type_choices,
+          .seen = &type_seen },
+        { .lname = "awq",
+          .type = CLI_OPT_FLAG,
+          .dest = &awq,
+          .help = "q4_0: activation-aware scales folded into the norms (calibrates itself)" },
+        { .lname = "search",
+          .type = CLI_OPT_FLAG,
+          .dest = &search,
+          .help = "q4_0: error-minimizing scale search per block, no calibration" },
+        { .lname = "tokenizer",
+          .type = CLI_OPT_STR,
+          .dest = &tokenizer,
+          .metavar = "FILE",
+          .help = "llama2.c tokenizer.bin to embed (llama2.c input)" },
+        { .lname = "name",
+          .type = CLI_OPT_STR,
+          .dest = &name,
+          .metavar = "STR",
+          .help = "general.name of the output" },
+        { .lname = "eval",
+          .type = CLI_OPT_U64,
+          .dest = &n_eval,
+          .metavar = "N",
+          .help = "positions to measure the loss on, 0 = skip (default 512)",
+          .max = 1u << 24 },
+        { .lname = "seed",
+          .type = CLI_OPT_U64,
+          .dest = &seed,
+          .metavar = "S",
+          .help = "seed of the sampled calibration/eval text (default 1)",
+          .max = UINT64_MAX },
+        CLI_OPT_END,
+    };
+    int npos, r = cli_parse(ctx, &cli_cmd_quantize, opts, argc, argv, &npos);
+    if (r != CLI_GO)
+        return r;
+    if ((r = cli_want_args(&cli_cmd_quantize, npos, 1, 1)) != CLI_GO)
+        return r;
+    if (!out || !*out)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "quantize needs an output: nvx quantize %s -o OUT.gguf "
+                        "--type q8_0|q4_0",
+                        argv[0]);
+    if (!type_seen)
+        return cli_fail(CLI_EXIT_USAGE, "quantize needs a type: --type q8_0 or --type q4_0");
+    if ((awq || search) && type_values[type] != RT_TYPE_Q4_0)
+        return cli_fail(CLI_EXIT_USAGE, "--awq and --search apply to --type q4_0 only");
+    if (awq && search)
+        return cli_fail(CLI_EXIT_USAGE, "choose one of --awq and --search");
+    cli_rt_file in;
+    rt_tokenizer *tok = NULL;
+    rt_quant_result *res = NULL;
+    mem buf = { 0 };
+    r = cli_rt_open(ctx, argv[0], false, &in);
+    if (r != CLI_GO)
+        goto out;
+    bool gguf_in = rt_gguf_is_gguf(in.data, in.len);
+    if (tokenizer) {
+        r = cli_rt_tokenizer(&in, tokenizer, 0, &tok);
+        if (r != CLI_GO)
+            goto out;
+    } else if (!gguf_in) {
+        cli_warn("%s is a llama2.c checkpoint and no --tokenizer was given: the GGUF will have "
+                 "no vocabulary (nvx run will need --tokenizer)",
+                 argv[0]);
+    }
+    rt_quant_opts qo = { .type = type_values[type],
+                         .method = awq      ? RT_QUANT_AWQ
+                                   : search ? RT_QUANT_SEARCH
+                                            : RT_QUANT_RTN,
+                         .tok = gguf_in ? NULL : tok,
+                         .name = name,
+                         .seed = seed };
+    rt_quant_report rep;
+    int e = rt_quant_model(in.data, in.len, &qo, &res, &rep);
+    if (e == -EBADMSG) {
+        r = cli_fail(CLI_EXIT_CORRUPT,
+                     "%s cannot be converted: give a llama2.c checkpoint or a llama GGUF with "
+                     "F32/F16 tensors (already quantized files are refused)",
+                     argv[0]);
+        goto out;
+    }
+    if (e < 0) {
+        r = cli_fail_errno(e, NULL, "cannot convert %s", argv[0]);
+        goto out;
+    }
+    e = rt_gguf_writer_write(rt_quant_result_writer(res), mem_sink, &buf);
+    if (e >= 0)
+        e = rt_gguf_writer_write_file(rt_quant_result_writer(res), out);
+    if (e < 0) {
+        r = cli_fail_errno(e, NULL, "cannot write %s", out);
+        goto out;
+    }
+    rt_eval_result ev = { 0 };
+    bool have_ev = false;
+    if (n_eval > 0) {
+        e = measure(&in, &buf, n_eval, seed + 1, &ev);
+        if (e < 0)
+            cli_warn("wrote %s, but could not measure its quality: %s", out, strerror(-e));
+        have_ev = e >= 0;
+    }
+    print_result(ctx, out, buf.len, &rep, type_choices[type],
+                 awq      ? "awq"
+                 : search ? "search"
+                          : "round to nearest",
+                 &ev, have_ev);
+    r = CLI_EXIT_OK;
+out:
+    free(buf.p);
+    rt_quant_result_free(res);
+    rt_tokenizer_free(tok);
+    cli_rt_close(&in);
+    return r;
+}
