@@ -48,9 +48,13 @@
  *   PROGRESS    STATE(R) TRANSFER_ID BYTES_DONE BYTES_TOTAL CHUNKS_DONE
  *               CHUNKS_TOTAL RATE PEER_COUNT MODEL_ID
  *
- *   PEER (nest)     NODE_ID ADDR STATE BYTES_IN BYTES_OUT RATE
+ *   PEER (nest)     NODE_ID ADDR STATE BYTES_IN BYTES_OUT RATE AGENT
  *   TRANSFER (nest) TRANSFER_ID MODEL_ID TARGET STATE BYTES_DONE
- *                   BYTES_TOTAL RATE PEER_COUNT
+ *                   BYTES_TOTAL CHUNKS_DONE CHUNKS_TOTAL RATE PEER_COUNT
+ *   (a nest may carry any non-NEST tag; these are the ones nvx shows)
+ *
+ * Thread safety: decoding keeps no state; a writer or reader belongs to one
+ * thread at a time.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -78,7 +78,8 @@ proto__rd_bytes(proto__rd *r, size_t n, const uint8_t **ret)
 {
     if (r->len - r->off < n)
         return -EBADMSG;
-    *ret = r->p + r->off;
+    /* No arithmetic on a NULL buffer (empty input): that is UB even for +0. */
+    *ret = r->p ? r->p + r->off : r->p;
     r->off += n;
     return 0;
 }

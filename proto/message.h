@@ -13,6 +13,8 @@
  *
  * Model ids and node ids are 32 bytes (BLAKE2b-256 of the manifest; the
  * node's Ed25519 public key).
+ *
+ * Thread safety: the functions keep no state; any thread may call them.
  */
 #include <stdbool.h>
 #include <stddef.h>
