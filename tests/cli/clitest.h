@@ -38,6 +38,13 @@ int ct_files_equal(const char *a, const char *b);
 /* Flips one bit of the byte at offset in path (chmod u+w first). */
 void ct_flip_byte(const char *path, uint64_t offset);
 
+/* Asserts s is exactly one valid JSON document (RFC 8259, UTF-8) followed
+ * by a newline. */
+void ct_assert_json(const char *s);
+
+/* Returns 1 when s is one valid JSON document followed by a newline. */
+int ct_json_valid(const char *s);
+
 /* "<dir>/<name>" in a static rotating buffer (8 slots). */
 const char *ct_path(const char *dir, const char *name);
 

@@ -201,6 +201,7 @@ test_corrupt_data(void **state)
     assert_int_equal(stat(copy, &st), -1); /* no half-written file */
     EXPECT_FAIL(f->store, 4, "is corrupt", "cat", id);
     assert_int_equal(ct_run(f->store, &out, &err, "verify", id, "--json", NULL), 4);
+    ct_assert_json(out);
     assert_non_null(strstr(out, "\"ok\":false"));
     assert_non_null(strstr(out, "\"chunk\":"));
     free(out);

@@ -112,6 +112,7 @@ test_add_ls_info(void **state)
     free(out);
     free(err);
     ct_ok(f->store, &out, &err, "ls", "--json", NULL);
+    ct_assert_json(out);
     snprintf(want, sizeof(want), "\"id\":\"%s\"", id);
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"size\":1048576"));
@@ -128,6 +129,7 @@ test_add_ls_info(void **state)
     free(out);
     free(err);
     ct_ok(f->store, &out, &err, "info", id, "--json", NULL);
+    ct_assert_json(out);
     assert_non_null(strstr(out, "\"chunks\":[{\"id\":\""));
     assert_non_null(strstr(out, "\"len\":"));
     assert_non_null(strstr(out, "\"signatures\":[]"));
@@ -170,6 +172,7 @@ test_names_pin_gc_rm(void **state)
     free(out);
     free(err);
     ct_ok(f->store, &out, &err, "gc", "--json", NULL);
+    ct_assert_json(out);
     assert_non_null(strstr(out, "\"removed\":1"));
     free(out);
     free(err);
@@ -197,6 +200,7 @@ test_names_pin_gc_rm(void **state)
     free(out);
     free(err);
     ct_ok(f->store, &out, &err, "ls", "--json", NULL);
+    ct_assert_json(out);
     assert_string_equal(out, "[]\n");
     free(out);
     free(err);
@@ -235,6 +239,7 @@ test_export_cat_verify_manifest(void **state)
     free(out);
     free(err);
     ct_ok(f->store, &out, &err, "verify", "--all", "--json", NULL);
+    ct_assert_json(out);
     assert_non_null(strstr(out, "\"ok\":true"));
     free(out);
     free(err);

@@ -47,6 +47,7 @@ test_models_roundtrip(void **state)
         int r = ct_run(store_s, &out, &err, "--json", "add", path, NULL);
         if (r != 0)
             fail_msg("add %s: %d %s", models[i].file, r, err);
+        ct_assert_json(out);
         if (!strstr(out, models[i].format))
             fail_msg("%s: wanted %s in %s", models[i].file, models[i].format, out);
         const char *idp = strstr(out, "\"id\":\"");
@@ -68,6 +69,7 @@ test_models_roundtrip(void **state)
 
         /* The tensor map is in the manifest for the model formats. */
         assert_int_equal(ct_run(store_s, &out, &err, "info", id, "--json", NULL), 0);
+        ct_assert_json(out);
         if (strcmp(models[i].format, "\"format\":\"raw\"") != 0)
             assert_non_null(strstr(out, "\"tensors\":[{\"name\":"));
         free(out);

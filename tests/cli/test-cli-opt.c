@@ -14,6 +14,7 @@
 #include "cli/escape.h"
 #include "cli/json.h"
 #include "cli/opt.h"
+#include "clitest.h"
 
 typedef struct vals {
     bool flag;
@@ -208,17 +209,35 @@ test_json(void **state)
     cli_json_obj_end(&j);
     assert_int_equal(cli_json_finish(&j), 0);
     fclose(f);
+    assert_true(ct_json_valid(buf));
     assert_string_equal(buf, "{\"s\":\"q\\\"b\\\\\\n\\u0001\xef\xbf\xbd\xe2\x82\xac\","
                              "\"a\":[1,-2,true,null,0.25],\"e\":{}}\n");
     free(buf);
+}
+
+static void
+test_json_validator(void **state)
+{
+    const char *good[] = { "{}\n", "[1,-2.5e3,\"a\\u00e9\",true,false,null]\n",
+                           "{\"a\":{\"b\":[]}}\n" };
+    const char *bad[] = { "{}",           "{}\n\n",     "[1,]\n",   "{\"a\"}\n",
+                          "\"\x01\"\n",   "\"\xff\"\n", "01\n",     "[1 2]\n",
+                          "{\"a\":1,}\n", "nul\n",      "\"\\x\"\n" };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(ct_json_valid(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (ct_json_valid(bad[i]))
+            fail_msg("accepted bad JSON %zu", i);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forms), cmocka_unit_test(test_errors), cmocka_unit_test(test_help),
-        cmocka_unit_test(test_sizes), cmocka_unit_test(test_escape), cmocka_unit_test(test_json),
+        cmocka_unit_test(test_forms),          cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_help),           cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_escape),         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_validator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
