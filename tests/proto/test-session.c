@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "proto/frame.h"
 #include "proto/internal.h"
@@ -278,6 +279,115 @@ test_transcript_vector(void **state)
     proto__session_set_ephemeral(r.s, er);
     assert_int_equal(run(&i, &r, 0), 0);
     assert_memory_not_equal(proto_session_transcript_hash(i.s), first, 32);
+    node_free(&i);
+    node_free(&r);
+}
+
+static void
+take(proto_session *s, uint8_t **ret, size_t *ret_len)
+{
+    assert_int_equal(proto_session_output(s, ret, ret_len), 1);
+}
+
+static void
+snapshot(const crypto_generichash_state *st, uint8_t out[32])
+{
+    crypto_generichash_state copy = *st;
+    crypto_generichash_final(&copy, out, 32);
+}
+
+/* Rebuilds the transcript and keys from the captured frames with libsodium
+ * alone, following PROTOCOL.md 3.6 and 4 step by step: the document and the
+ * code must agree byte for byte. */
+static void
+test_protocol_md_derivation(void **state)
+{
+    node i, r;
+    pair(&i, &r, PROTO_CIPHER_PREF_XCHACHA, PROTO_CIPHER_PREF_XCHACHA);
+    uint8_t ei[32], er[32], er_pk[32];
+    tu_fill_random(ei, 32, 101);
+    tu_fill_random(er, 32, 102);
+    proto__session_set_ephemeral(i.s, ei);
+    proto__session_set_ephemeral(r.s, er);
+    crypto_scalarmult_base(er_pk, er);
+
+    uint8_t *f1, *f2, *f3;
+    size_t n1, n2, n3;
+    take(i.s, &f1, &n1);
+    assert_int_equal(deliver(r.s, f1, n1, 0, 0, &r.log), 0);
+    take(r.s, &f2, &n2);
+    assert_int_equal(deliver(i.s, f2, n2, 0, 0, &i.log), 0);
+    take(i.s, &f3, &n3);
+    assert_int_equal(deliver(r.s, f3, n3, 0, 0, &r.log), 0);
+    assert_int_equal(i.log.handshakes + r.log.handshakes, 2);
+    assert_int_equal(n1, 8 + 40);
+    assert_memory_equal(f2 + 10, er_pk, 32); /* e_r at HS_RESP body offset 2 */
+
+    crypto_generichash_state t;
+    uint8_t dh[32], h1[32], h2[32], h3[32], h4[32], k[64], m[2048];
+    assert_int_equal(crypto_scalarmult(dh, ei, er_pk), 0);
+    crypto_generichash_init(&t, NULL, 0, 32);
+    crypto_generichash_update(&t, (const uint8_t *)"nvx-handshake-v1", 16);
+    crypto_generichash_update(&t, f1, n1);
+    crypto_generichash_update(&t, f2, 8 + 34);
+    snapshot(&t, h1);
+    uint8_t in[48];
+    memcpy(in, "nvx-hs-keys---v1", 16);
+    memcpy(in + 16, h1, 32);
+    assert_int_equal(crypto_generichash(k, 64, in, 48, dh, 32), 0);
+    const uint8_t *hs_i2r = k, *hs_r2i = k + 32;
+    static const uint8_t zero24[24];
+
+    /* Step 2: HELLO_r || sig_r. */
+    unsigned long long mlen;
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, f2 + 42, n2 - 42,
+                                                                h1, 32, zero24, hs_r2i),
+                     0);
+    size_t hl = (size_t)mlen - 64;
+    assert_memory_equal(m, proto_identity_node_id(r.id), 32); /* HELLO opens with the id */
+    crypto_generichash_update(&t, m, hl);
+    snapshot(&t, h2);
+    uint8_t sm[48];
+    memcpy(sm, "nvx-sig-resp--v1", 16);
+    memcpy(sm + 16, h2, 32);
+    assert_int_equal(crypto_sign_verify_detached(m + hl, sm, 48, proto_identity_node_id(r.id)), 0);
+    crypto_generichash_update(&t, m + hl, 64);
+
+    /* Step 3: HS_FINISH header, HELLO_i || sig_i. */
+    crypto_generichash_update(&t, f3, 8);
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, f3 + 8, n3 - 8, h1,
+                                                                32, zero24, hs_i2r),
+                     0);
+    hl = (size_t)mlen - 64;
+    crypto_generichash_update(&t, m, hl);
+    snapshot(&t, h3);
+    memcpy(sm, "nvx-sig-init--v1", 16);
+    memcpy(sm + 16, h3, 32);
+    assert_int_equal(crypto_sign_verify_detached(m + hl, sm, 48, proto_identity_node_id(i.id)), 0);
+    crypto_generichash_update(&t, m + hl, 64);
+    crypto_generichash_final(&t, h4, 32);
+    assert_memory_equal(h4, proto_session_transcript_hash(i.s), 32);
+
+    /* Traffic key i->r opens the first SEALED frame (counter 0). */
+    memcpy(in, "nvx-traffic---v1", 16);
+    memcpy(in + 16, h4, 32);
+    assert_int_equal(crypto_generichash(k, 64, in, 48, dh, 32), 0);
+    uint8_t *f4;
+    size_t n4;
+    assert_int_equal(proto_session_send(i.s, PROTO_MSG_PING, "pingping", 8), 0);
+    take(i.s, &f4, &n4);
+    assert_int_equal(n4, 16 + 1 + 8 + 16);
+    uint8_t nonce[24] = { 0 };
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, f4 + 16, n4 - 16,
+                                                                f4, 16, nonce, k),
+                     0);
+    assert_int_equal(mlen, 9);
+    assert_int_equal(m[0], PROTO_MSG_PING);
+    assert_memory_equal(m + 1, "pingping", 8);
+    free(f1);
+    free(f2);
+    free(f3);
+    free(f4);
     node_free(&i);
     node_free(&r);
 }
@@ -753,6 +863,7 @@ main(void)
         cmocka_unit_test(test_handshake_aes),
         cmocka_unit_test(test_handshake_byte_by_byte),
         cmocka_unit_test(test_transcript_vector),
+        cmocka_unit_test(test_protocol_md_derivation),
         cmocka_unit_test(test_impersonation_rejected),
         cmocka_unit_test(test_pin),
         cmocka_unit_test(test_deny),
