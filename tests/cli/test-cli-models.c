@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "clitest.h"
+#include "libcas/manifest.h"
 #include "testutil.h"
 
 static const struct {
@@ -27,6 +28,43 @@ static const struct {
     { "aidreams260K-Q4_0-ffndownF16.gguf", "\"format\":\"gguf\"" },
     { "tok512.bin", "\"format\":\"raw\"" },
 };
+
+/* Every tensor of a model file starts a chunk: read the manifest back and
+ * check each tensor offset against the chunk list. */
+static void
+check_tensor_cuts(const char *store, const char *id, const char *mpath, const char *name)
+{
+    char *out, *err;
+    ct_ok(store, &out, &err, "manifest", id, "-o", mpath, NULL);
+    free(out);
+    free(err);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(tu_read_file(mpath, &buf, &len), 0);
+    cas_manifest *m;
+    assert_int_equal(cas_manifest_decode(buf, len, &m), 0);
+    size_t nt = cas_manifest_tensor_count(m);
+    if (nt == 0)
+        fail_msg("%s: no tensor map in the manifest", name);
+    for (size_t i = 0; i < nt; i++) {
+        cas_tensor_info t;
+        size_t ci;
+        cas_chunk_info c;
+        assert_int_equal(cas_manifest_tensor(m, i, &t), 0);
+        assert_int_equal(cas_manifest_chunk_at(m, t.offset, &ci), 0);
+        assert_int_equal(cas_manifest_chunk(m, ci, &c), 0);
+        if (c.offset != t.offset)
+            fail_msg("%s: tensor %s at %llu is inside chunk %zu at %llu", name, t.name,
+                     (unsigned long long)t.offset, ci, (unsigned long long)c.offset);
+    }
+    /* The header has chunks of its own: the first tensor starts a chunk
+     * after at least one header chunk. */
+    cas_tensor_info first;
+    assert_int_equal(cas_manifest_tensor(m, 0, &first), 0);
+    assert_true(first.offset > 0);
+    cas_manifest_free(m);
+    free(buf);
+}
 
 static void
 test_models_roundtrip(void **state)
@@ -66,6 +104,9 @@ test_models_roundtrip(void **state)
         free(err);
         if (!ct_files_equal(path, copy_s))
             fail_msg("%s: export differs from the original", models[i].file);
+
+        if (strcmp(models[i].format, "\"format\":\"raw\"") != 0)
+            check_tensor_cuts(store_s, id, ct_path(dir, "m.nvxm"), models[i].file);
 
         /* The tensor map is in the manifest for the model formats. */
         assert_int_equal(ct_run(store_s, &out, &err, "info", id, "--json", NULL), 0);
