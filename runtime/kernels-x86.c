@@ -33,16 +33,32 @@ hsum_f32(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Sum of w[i] * x[i] over 32 int8 pairs. maddubs needs an unsigned operand:
- * |w| times x with w's sign moved onto x (pairs stay below 2^15 since x is
- * in [-127, 127]). */
-TARGET static inline int32_t
-dot_i8x32(__m256i w, __m256i x)
+/* Products w[i] * x[i] of 32 int8 pairs, summed into 8 int32 lanes.
+ * maddubs needs an unsigned operand: |w| times x with w's sign moved onto x
+ * (pairs stay below 2^15 since x is in [-127, 127]). */
+TARGET static inline __m256i
+prod_i8x32(__m256i w, __m256i x)
 {
     __m256i aw = _mm256_sign_epi8(w, w);
     __m256i sx = _mm256_sign_epi8(x, w);
     __m256i p16 = _mm256_maddubs_epi16(aw, sx);
-    return hsum_i32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+TARGET static inline int32_t
+dot_i8x32(__m256i w, __m256i x)
+{
+    return hsum_i32(prod_i8x32(w, x));
+}
+
+/* The four block sums of p0..p3, reduced together (integer addition is
+ * associative: the same values as four separate reductions). */
+TARGET static inline void
+hsum4_i32(__m256i p0, __m256i p1, __m256i p2, __m256i p3, int32_t out[4])
+{
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    _mm_storeu_si128((__m128i *)(void *)out, s);
 }
 
 /* The 32 weights of a Q4_0 block as int8 in [-8, 7], in element order. */
@@ -119,9 +135,21 @@ TARGET static float
 dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
     float s = 0.0f;
-    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
-        int32_t si = dot_i8x32(load_i8x32(w + 2), load_i8x32(x[b].qs));
-        s += (float)si * (f16(w) * x[b].d);
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const uint8_t *wb = w + b * RT_Q8_0_BYTES;
+        int32_t si[4];
+        hsum4_i32(prod_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs)),
+                  prod_i8x32(load_i8x32(wb + 36), load_i8x32(x[b + 1].qs)),
+                  prod_i8x32(load_i8x32(wb + 70), load_i8x32(x[b + 2].qs)),
+                  prod_i8x32(load_i8x32(wb + 104), load_i8x32(x[b + 3].qs)), si);
+        for (int j = 0; j < 4; j++)
+            s += (float)si[j] * (f16(wb + j * RT_Q8_0_BYTES) * x[b + j].d);
+    }
+    for (; b < nb; b++) {
+        const uint8_t *wb = w + b * RT_Q8_0_BYTES;
+        int32_t si = dot_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs));
+        s += (float)si * (f16(wb) * x[b].d);
     }
     return s;
 }
@@ -130,9 +158,21 @@ TARGET static float
 dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
     float s = 0.0f;
-    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES) {
-        int32_t si = dot_i8x32(load_q4(w + 2), load_i8x32(x[b].qs));
-        s += (float)si * (f16(w) * x[b].d);
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const uint8_t *wb = w + b * RT_Q4_0_BYTES;
+        int32_t si[4];
+        hsum4_i32(prod_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs)),
+                  prod_i8x32(load_q4(wb + 20), load_i8x32(x[b + 1].qs)),
+                  prod_i8x32(load_q4(wb + 38), load_i8x32(x[b + 2].qs)),
+                  prod_i8x32(load_q4(wb + 56), load_i8x32(x[b + 3].qs)), si);
+        for (int j = 0; j < 4; j++)
+            s += (float)si[j] * (f16(wb + j * RT_Q4_0_BYTES) * x[b + j].d);
+    }
+    for (; b < nb; b++) {
+        const uint8_t *wb = w + b * RT_Q4_0_BYTES;
+        int32_t si = dot_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs));
+        s += (float)si * (f16(wb) * x[b].d);
     }
     return s;
 }
@@ -173,9 +213,7 @@ has_avx2(void)
 const rt__kernels *
 rt__kernels_simd(void)
 {
-    static int state; /* 0 unknown, 1 yes, 2 no; a benign race */
-    if (state == 0)
-        state = has_avx2() ? 1 : 2;
-    return state == 1 ? &kernels_avx2 : NULL;
+    /* Asked once per model init: cheap enough not to cache (no shared state). */
+    return has_avx2() ? &kernels_avx2 : NULL;
 }
 #endif
