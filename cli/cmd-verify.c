@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/escape.h"
 #include "cli/json.h"
 #include "cli/progress.h"
 #include "cli/sigs.h"
@@ -171,7 +172,21 @@ text_model(const vmodel *m)
     char hex[CAS_HASH_HEX_LEN + 1];
     cas_hash_to_hex(m->id, hex);
     if (m->ok && m->n_bad_sigs == 0) {
-        printf("ok      %s  %zu signatures, %zu trusted\n", hex, m->n_sigs, m->n_trusted);
+        printf("ok      %s  %zu signatures, %zu trusted", hex, m->n_sigs, m->n_trusted);
+        const char *sep = ": ";
+        for (size_t k = 0; k < m->n_sigs; k++) {
+            const cli_sig_result *r = &m->sigs[k];
+            if (r->status != CLI_SIG_TRUSTED)
+                continue;
+            printf("%s%s", sep, r->keyid);
+            if (r->key_name[0]) {
+                fputs(" (", stdout);
+                cli_print_escaped_str(stdout, r->key_name);
+                fputc(')', stdout);
+            }
+            sep = ", ";
+        }
+        putchar('\n');
         return;
     }
     for (size_t k = 0; k < m->n_problems && k < PROBLEMS_KEPT; k++) {
