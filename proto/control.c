@@ -414,6 +414,55 @@ proto_ctl_error_build(uint32_t id, int code, const char *message, uint8_t **ret_
     return proto_ctl_writer_finish(&w, ret_buf, ret_len);
 }
 
+static void
+put_nonzero(proto_ctl_writer *w, uint8_t tag, uint64_t v)
+{
+    if (v)
+        proto_ctl_put_u64(w, tag, v);
+}
+
+int
+proto_ctl_progress_build(uint32_t id, const proto_ctl_progress *p, uint8_t **ret_buf,
+                         size_t *ret_len)
+{
+    proto_ctl_writer w;
+    proto_ctl_writer_init(&w, PROTO_CTL_PROGRESS, id);
+    proto_ctl_put_u64(&w, PROTO_CTL_T_STATE, p->state);
+    put_nonzero(&w, PROTO_CTL_T_TRANSFER_ID, p->transfer_id);
+    put_nonzero(&w, PROTO_CTL_T_BYTES_DONE, p->bytes_done);
+    put_nonzero(&w, PROTO_CTL_T_BYTES_TOTAL, p->bytes_total);
+    put_nonzero(&w, PROTO_CTL_T_CHUNKS_DONE, p->chunks_done);
+    put_nonzero(&w, PROTO_CTL_T_CHUNKS_TOTAL, p->chunks_total);
+    put_nonzero(&w, PROTO_CTL_T_RATE, p->rate);
+    put_nonzero(&w, PROTO_CTL_T_PEER_COUNT, p->peer_count);
+    if (p->has_model_id)
+        proto_ctl_put_id(&w, PROTO_CTL_T_MODEL_ID, p->model_id);
+    return proto_ctl_writer_finish(&w, ret_buf, ret_len);
+}
+
+int
+proto_ctl_progress_parse(const proto_ctl_msg *m, proto_ctl_progress *ret)
+{
+    if (m->type != PROTO_CTL_PROGRESS)
+        return -EINVAL;
+    proto_ctl_progress p = { 0 };
+    const uint8_t *idp;
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_STATE, &p.state);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_TRANSFER_ID, &p.transfer_id);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_BYTES_DONE, &p.bytes_done);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_BYTES_TOTAL, &p.bytes_total);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_CHUNKS_DONE, &p.chunks_done);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_CHUNKS_TOTAL, &p.chunks_total);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_RATE, &p.rate);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_PEER_COUNT, &p.peer_count);
+    if (proto_ctl_get_id(m, PROTO_CTL_T_MODEL_ID, &idp)) {
+        p.has_model_id = true;
+        memcpy(p.model_id, idp, PROTO_ID_LEN);
+    }
+    *ret = p;
+    return 0;
+}
+
 /* ---- stream reader ---- */
 
 int

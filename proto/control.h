@@ -213,6 +213,29 @@ void proto_ctl_writer_free(proto_ctl_writer *w);
 int proto_ctl_error_build(uint32_t id, int code, const char *message, uint8_t **ret_buf,
                           size_t *ret_len);
 
+/* A FETCH progress event (PROGRESS) in typed form. Zero fields are omitted
+ * on the wire except state. */
+typedef struct proto_ctl_progress {
+    uint64_t state; /* enum proto_ctl_state */
+    uint64_t transfer_id;
+    uint64_t bytes_done;
+    uint64_t bytes_total;
+    uint64_t chunks_done;
+    uint64_t chunks_total;
+    uint64_t rate; /* bytes per second */
+    uint64_t peer_count;
+    bool has_model_id;
+    uint8_t model_id[PROTO_ID_LEN];
+} proto_ctl_progress;
+
+/* Builds a PROGRESS frame for request id. Returns as proto_ctl_writer_finish(). */
+int proto_ctl_progress_build(uint32_t id, const proto_ctl_progress *p, uint8_t **ret_buf,
+                             size_t *ret_len);
+
+/* Reads a decoded PROGRESS message into *ret (absent fields are 0).
+ * Returns 0, -EINVAL when m is not a PROGRESS. */
+int proto_ctl_progress_parse(const proto_ctl_msg *m, proto_ctl_progress *ret);
+
 /* ---- Reading a stream -------------------------------------------------- */
 
 /* Splits a byte stream into control payloads. Embed, zero-initialise, release

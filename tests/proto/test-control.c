@@ -74,6 +74,31 @@ test_fetch_roundtrip(void **state)
 }
 
 static void
+test_progress_helpers(void **state)
+{
+    proto_ctl_progress p = { .state = PROTO_CTL_STATE_FETCHING,
+                             .bytes_done = 1 << 20,
+                             .bytes_total = 1ull << 30,
+                             .rate = 123456,
+                             .peer_count = 3,
+                             .has_model_id = true },
+                       q;
+    memset(p.model_id, 0x42, sizeof(p.model_id));
+    uint8_t *f;
+    size_t n;
+    assert_int_equal(proto_ctl_progress_build(12, &p, &f, &n), 0);
+    assert_int_equal(decode_frame(f, n), 0);
+    assert_int_equal(msg.id, 12);
+    assert_int_equal(proto_ctl_progress_parse(&msg, &q), 0);
+    assert_memory_equal(&p, &q, sizeof(p));
+    free(f);
+    assert_int_equal(proto_ctl_error_build(1, EIO, "x", &f, &n), 0);
+    assert_int_equal(decode_frame(f, n), 0);
+    assert_int_equal(proto_ctl_progress_parse(&msg, &q), -EINVAL);
+    free(f);
+}
+
+static void
 test_status_nested(void **state)
 {
     proto_ctl_writer w;
@@ -286,7 +311,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fetch_roundtrip), cmocka_unit_test(test_status_nested),
         cmocka_unit_test(test_writer_rejects),  cmocka_unit_test(test_malformed_table),
-        cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_reader),          cmocka_unit_test(test_progress_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
