@@ -548,6 +548,137 @@ read_bytes32(proto__rd *r, size_t lo, size_t hi, proto_str *ret)
 }
 
 static int
+request_read(proto__rd *r, proto_request *q)
+{
+    int k;
+    k = proto__rd_u32(r, &q->req_id);
+    if (k >= 0)
+        k = rd_id(r, q->model_id);
+    if (k >= 0)
+        k = proto__rd_u32(r, &q->chunk);
+    if (k >= 0)
+        k = proto__rd_u32(r, &q->offset);
+    if (k >= 0)
+        k = proto__rd_u32(r, &q->length);
+    if (k >= 0 && !piece_ok(q->offset, q->length))
+        k = -EBADMSG;
+    return k;
+}
+
+static int
+data_read(proto__rd *r, proto_data *d)
+{
+    int k;
+    k = proto__rd_u32(r, &d->req_id);
+    if (k >= 0)
+        k = rd_id(r, d->model_id);
+    if (k >= 0)
+        k = proto__rd_u32(r, &d->chunk);
+    if (k >= 0)
+        k = proto__rd_u32(r, &d->offset);
+    if (k >= 0)
+        k = read_bytes32(r, 1, PROTO_CHUNK_MAX, &d->bytes);
+    if (k >= 0 && !piece_ok(d->offset, d->bytes.len))
+        k = -EBADMSG;
+    return k;
+}
+
+static int
+not_found_read(proto__rd *r, proto_not_found *f)
+{
+    int k;
+    k = proto__rd_u32(r, &f->req_id);
+    if (k >= 0)
+        k = rd_id(r, f->model_id);
+    if (k >= 0)
+        k = proto__rd_u32(r, &f->chunk);
+    if (k >= 0)
+        k = proto__rd_u8(r, &f->what);
+    if (k >= 0 && f->what >= _PROTO_NOTFOUND_MAX)
+        k = -EBADMSG;
+    return k;
+}
+
+static int
+manifest_req_read(proto__rd *r, proto_manifest_req *q)
+{
+    int k;
+    k = proto__rd_u32(r, &q->req_id);
+    if (k >= 0)
+        k = rd_id(r, q->model_id);
+    if (k >= 0)
+        k = proto__rd_u32(r, &q->offset);
+    if (k >= 0)
+        k = proto__rd_u32(r, &q->length);
+    if (k >= 0 &&
+        (q->length < 1 || q->length > PROTO_MANIFEST_PIECE_MAX || q->offset >= PROTO_MANIFEST_MAX))
+        k = -EBADMSG;
+    return k;
+}
+
+static int
+manifest_read(proto__rd *r, proto_manifest *f)
+{
+    int k;
+    k = proto__rd_u32(r, &f->req_id);
+    if (k >= 0)
+        k = rd_id(r, f->model_id);
+    if (k >= 0)
+        k = proto__rd_u32(r, &f->total);
+    if (k >= 0)
+        k = proto__rd_u32(r, &f->offset);
+    if (k >= 0)
+        k = read_bytes32(r, 1, PROTO_MANIFEST_PIECE_MAX, &f->bytes);
+    if (k >= 0 && (f->total < 1 || f->total > PROTO_MANIFEST_MAX ||
+                   (uint64_t)f->offset + f->bytes.len > f->total))
+        k = -EBADMSG;
+    return k;
+}
+
+static int
+announce_read(proto__rd *r, proto_announce *a)
+{
+    int k;
+    uint8_t n;
+    k = proto__rd_u8(r, &n);
+    if (k < 0)
+        return k;
+    if (n > PROTO_ANNOUNCE_MAX)
+        return -EBADMSG;
+    a->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool known;
+        k = record_read(r, &a->records[a->n], &known);
+        if (k < 0)
+            return k;
+        if (known)
+            a->n++;
+    }
+    return 0;
+}
+
+static int
+peers_read(proto__rd *r, proto_peers *ps)
+{
+    int k;
+    uint8_t n;
+    k = proto__rd_u8(r, &n);
+    if (k < 0)
+        return k;
+    if (n > PROTO_PEERS_MAX)
+        return -EBADMSG;
+    for (size_t i = 0; i < n; i++) {
+        k = rd_id(r, ps->peers[i].node_id);
+        if (k >= 0)
+            k = rd_str8(r, 1, PROTO_ADDR_MAX, false, &ps->peers[i].addr);
+        if (k < 0)
+            return k;
+    }
+    ps->n = n;
+    return 0;
+}
+
+static int
 msg_read(proto__rd *r, proto_msg *m)
 {
     int k;
@@ -562,114 +693,20 @@ msg_read(proto__rd *r, proto_msg *m)
         k = rd_id(r, m->u.want.model_id);
         return k < 0 ? k : chunkset_read(r, &m->u.want.set);
     case PROTO_MSG_REQUEST:
-    case PROTO_MSG_CANCEL: {
-        proto_request *q = &m->u.request;
-        k = proto__rd_u32(r, &q->req_id);
-        if (k >= 0)
-            k = rd_id(r, q->model_id);
-        if (k >= 0)
-            k = proto__rd_u32(r, &q->chunk);
-        if (k >= 0)
-            k = proto__rd_u32(r, &q->offset);
-        if (k >= 0)
-            k = proto__rd_u32(r, &q->length);
-        if (k >= 0 && !piece_ok(q->offset, q->length))
-            k = -EBADMSG;
-        return k;
-    }
-    case PROTO_MSG_DATA: {
-        proto_data *d = &m->u.data;
-        k = proto__rd_u32(r, &d->req_id);
-        if (k >= 0)
-            k = rd_id(r, d->model_id);
-        if (k >= 0)
-            k = proto__rd_u32(r, &d->chunk);
-        if (k >= 0)
-            k = proto__rd_u32(r, &d->offset);
-        if (k >= 0)
-            k = read_bytes32(r, 1, PROTO_CHUNK_MAX, &d->bytes);
-        if (k >= 0 && !piece_ok(d->offset, d->bytes.len))
-            k = -EBADMSG;
-        return k;
-    }
-    case PROTO_MSG_NOT_FOUND: {
-        proto_not_found *f = &m->u.not_found;
-        k = proto__rd_u32(r, &f->req_id);
-        if (k >= 0)
-            k = rd_id(r, f->model_id);
-        if (k >= 0)
-            k = proto__rd_u32(r, &f->chunk);
-        if (k >= 0)
-            k = proto__rd_u8(r, &f->what);
-        if (k >= 0 && f->what >= _PROTO_NOTFOUND_MAX)
-            k = -EBADMSG;
-        return k;
-    }
-    case PROTO_MSG_MANIFEST_REQ: {
-        proto_manifest_req *q = &m->u.manifest_req;
-        k = proto__rd_u32(r, &q->req_id);
-        if (k >= 0)
-            k = rd_id(r, q->model_id);
-        if (k >= 0)
-            k = proto__rd_u32(r, &q->offset);
-        if (k >= 0)
-            k = proto__rd_u32(r, &q->length);
-        if (k >= 0 && (q->length < 1 || q->length > PROTO_MANIFEST_PIECE_MAX ||
-                       q->offset >= PROTO_MANIFEST_MAX))
-            k = -EBADMSG;
-        return k;
-    }
-    case PROTO_MSG_MANIFEST: {
-        proto_manifest *f = &m->u.manifest;
-        k = proto__rd_u32(r, &f->req_id);
-        if (k >= 0)
-            k = rd_id(r, f->model_id);
-        if (k >= 0)
-            k = proto__rd_u32(r, &f->total);
-        if (k >= 0)
-            k = proto__rd_u32(r, &f->offset);
-        if (k >= 0)
-            k = read_bytes32(r, 1, PROTO_MANIFEST_PIECE_MAX, &f->bytes);
-        if (k >= 0 && (f->total < 1 || f->total > PROTO_MANIFEST_MAX ||
-                       (uint64_t)f->offset + f->bytes.len > f->total))
-            k = -EBADMSG;
-        return k;
-    }
-    case PROTO_MSG_ANNOUNCE: {
-        uint8_t n;
-        k = proto__rd_u8(r, &n);
-        if (k < 0)
-            return k;
-        if (n > PROTO_ANNOUNCE_MAX)
-            return -EBADMSG;
-        m->u.announce.n = 0;
-        for (size_t i = 0; i < n; i++) {
-            bool known;
-            k = record_read(r, &m->u.announce.records[m->u.announce.n], &known);
-            if (k < 0)
-                return k;
-            if (known)
-                m->u.announce.n++;
-        }
-        return 0;
-    }
-    case PROTO_MSG_PEERS: {
-        uint8_t n;
-        k = proto__rd_u8(r, &n);
-        if (k < 0)
-            return k;
-        if (n > PROTO_PEERS_MAX)
-            return -EBADMSG;
-        for (size_t i = 0; i < n; i++) {
-            k = rd_id(r, m->u.peers.peers[i].node_id);
-            if (k >= 0)
-                k = rd_str8(r, 1, PROTO_ADDR_MAX, false, &m->u.peers.peers[i].addr);
-            if (k < 0)
-                return k;
-        }
-        m->u.peers.n = n;
-        return 0;
-    }
+    case PROTO_MSG_CANCEL:
+        return request_read(r, &m->u.request);
+    case PROTO_MSG_DATA:
+        return data_read(r, &m->u.data);
+    case PROTO_MSG_NOT_FOUND:
+        return not_found_read(r, &m->u.not_found);
+    case PROTO_MSG_MANIFEST_REQ:
+        return manifest_req_read(r, &m->u.manifest_req);
+    case PROTO_MSG_MANIFEST:
+        return manifest_read(r, &m->u.manifest);
+    case PROTO_MSG_ANNOUNCE:
+        return announce_read(r, &m->u.announce);
+    case PROTO_MSG_PEERS:
+        return peers_read(r, &m->u.peers);
     case PROTO_MSG_BYE:
         k = proto__rd_u8(r, &m->u.bye.reason);
         return k < 0 ? k : rd_str8(r, 0, PROTO_BYE_TEXT_MAX, true, &m->u.bye.text);
