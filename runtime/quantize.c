@@ -21,6 +21,7 @@ typedef struct qtensor {
     uint64_t dims[RT_TENSOR_DIMS_MAX]; /* dims[0] = row length */
     float *w;                          /* owned, prod(dims) floats */
     float *imp;                        /* owned or NULL: per-column importance [dims[0]] */
+    uint8_t *q4;                       /* owned or NULL: Q4_0 blocks made by GPTQ */
 } qtensor;
 
 typedef struct qmodel {
@@ -304,6 +305,7 @@ qmodel_free(qmodel *m)
     for (size_t i = 0; i < m->n_t; i++) {
         free(m->t[i].w);
         free(m->t[i].imp);
+        free(m->t[i].q4);
     }
     free(m->t);
 }
@@ -538,6 +540,8 @@ write_tensor(rt_quant_result *res, const qtensor *t, rt_type type, rt_quant_meth
         default:
             if (method == RT_QUANT_RTN)
                 rt_quant_row_q4_0(x, o, row);
+            else if (t->q4)
+                memcpy(o, t->q4 + i * row_bytes, row_bytes);
             else
                 rt_quant_row_q4_0_search(x, t->imp, o, row);
             break;
@@ -819,8 +823,9 @@ enum {
     SITE_FFN = 2,  /* input of w1, w3: rmsnorm(x) * ffn_norm */
     SITE_DOWN = 3, /* input of w2: silu(w1 x) * (w3 x) */
     N_SITES = 4,
-    KEEP = 128,   /* input vectors kept per site for the alpha search */
-    N_ALPHA = 21, /* alpha = 0, 0.05, ..., 1 */
+    KEEP = 128,           /* input vectors kept per site for the alpha search */
+    N_ALPHA = 21,         /* alpha = 0, 0.05, ..., 1 */
+    GPTQ_MAX_COLS = 1024, /* wider inputs skip the error-compensating pass (O(n^3)) */
 };
 
 typedef struct site {
@@ -829,6 +834,8 @@ typedef struct site {
     double *ssq;  /* [n] sum x^2 */
     float *keep;  /* [KEEP][n] */
     uint32_t n_keep;
+    double *xx; /* [n][n] sum x x^T, or NULL when n > GPTQ_MAX_COLS */
+    float *s;   /* [n] channel scales chosen by AWQ, or NULL (all 1) */
 } site;
 
 typedef struct layer_w {
@@ -939,6 +946,13 @@ record(site *s, const float *x, bool keep)
         s->sabs[j] += fabsf(x[j]);
         s->ssq[j] += (double)x[j] * x[j];
     }
+    if (s->xx)
+        for (uint32_t i = 0; i < s->n; i++) {
+            double xi = x[i];
+            double *row = s->xx + (size_t)i * s->n;
+            for (uint32_t j = 0; j < s->n; j++)
+                row[j] += xi * x[j];
+        }
     if (keep && s->n_keep < KEEP)
         memcpy(s->keep + (size_t)s->n_keep++ * s->n, x, s->n * sizeof(float));
 }
@@ -1109,6 +1123,11 @@ awq_group(calib *c, const site *st, qtensor **mats, int n_mats, float *pred_vec,
         for (int j = 0; j < cols; j++)
             mats[k]->imp[j] = (float)st->ssq[j] / (best_s[j] * best_s[j]);
     }
+    free(((site *)st)->s);
+    ((site *)st)->s = malloc((size_t)cols * sizeof(float));
+    if (!st->s)
+        goto out;
+    memcpy(st->s, best_s, (size_t)cols * sizeof(float));
     if (pred_vec)
         for (int j = 0; j < cols; j++)
             pred_vec[j] /= best_s[j];
@@ -1125,6 +1144,145 @@ out:
     free(ws);
     free(deq);
     free(qbuf);
+    return r;
+}
+
+/* Cholesky factor of the n x n SPD matrix a (lower, in place, upper part
+ * zeroed). Returns false when a is not positive definite. */
+static bool
+cholesky(double *a, int n)
+{
+    for (int j = 0; j < n; j++) {
+        double d = a[(size_t)j * n + j];
+        for (int k = 0; k < j; k++)
+            d -= a[(size_t)j * n + k] * a[(size_t)j * n + k];
+        if (!(d > 0.0))
+            return false;
+        d = sqrt(d);
+        a[(size_t)j * n + j] = d;
+        for (int i = j + 1; i < n; i++) {
+            double v = a[(size_t)i * n + j];
+            for (int k = 0; k < j; k++)
+                v -= a[(size_t)i * n + k] * a[(size_t)j * n + k];
+            a[(size_t)i * n + j] = v / d;
+        }
+        for (int k = j + 1; k < n; k++)
+            a[(size_t)j * n + k] = 0.0;
+    }
+    return true;
+}
+
+/* U, upper triangular with inv(H) = U^T U, from the damped Hessian H of the
+ * (scaled) inputs; h is overwritten. */
+static bool
+hinv_factor(double *h, double *u, int n)
+{
+    if (!cholesky(h, n)) /* h = L L^T */
+        return false;
+    /* u = L^-1 (lower), by forward substitution column by column. */
+    memset(u, 0, (size_t)n * n * sizeof(double));
+    for (int j = 0; j < n; j++) {
+        u[(size_t)j * n + j] = 1.0 / h[(size_t)j * n + j];
+        for (int i = j + 1; i < n; i++) {
+            double v = 0.0;
+            for (int k = j; k < i; k++)
+                v -= h[(size_t)i * n + k] * u[(size_t)k * n + j];
+            u[(size_t)i * n + j] = v / h[(size_t)i * n + i];
+        }
+    }
+    /* h = inv(H) = L^-T L^-1 */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            double v = 0.0;
+            for (int k = i; k < n; k++)
+                v += u[(size_t)k * n + i] * u[(size_t)k * n + j];
+            h[(size_t)i * n + j] = h[(size_t)j * n + i] = v;
+        }
+    if (!cholesky(h, n)) /* inv(H) = C C^T, so U = C^T */
+        return false;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            u[(size_t)i * n + j] = h[(size_t)j * n + i];
+    return true;
+}
+
+/* GPTQ-style Q4_0 of t (its columns already AWQ-scaled by st->s): columns
+ * are quantized left to right and each one's rounding error is pushed onto
+ * the columns not yet quantized, weighted by the inverse Hessian of the
+ * inputs, so the matrix OUTPUT error on the calibration activations is
+ * what gets minimised. A block's scale is chosen (importance-weighted
+ * search) when its first column is reached. The result is stored in t->q4
+ * in the standard block layout. */
+static int
+gptq(qtensor *t, const site *st)
+{
+    int n = (int)st->n, rows = (int)t->dims[1];
+    if (!st->xx || t->dims[0] != st->n || n % RT_QK)
+        return 0;
+    size_t nn = (size_t)n * n, row_bytes = (size_t)n / RT_QK * RT_Q4_0_BYTES;
+    double *h = malloc(nn * sizeof(double)), *u = malloc(nn * sizeof(double));
+    double *w = malloc((size_t)rows * n * sizeof(double));
+    float *imp = malloc((size_t)n * sizeof(float)), *d = malloc((size_t)rows * sizeof(float));
+    uint8_t *codes = malloc((size_t)rows * n), *out = malloc((size_t)rows * row_bytes);
+    int r = -ENOMEM;
+    if (!h || !u || !w || !imp || !d || !codes || !out)
+        goto out;
+    double diag = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double si = st->s ? st->s[i] : 1.0, sj = st->s ? st->s[j] : 1.0;
+            h[(size_t)i * n + j] = st->xx[(size_t)i * n + j] / (si * sj);
+        }
+    for (int i = 0; i < n; i++)
+        diag += h[(size_t)i * n + i];
+    double damp = diag > 0.0 ? 0.01 * diag / n : 1.0;
+    for (int i = 0; i < n; i++) {
+        h[(size_t)i * n + i] += damp;
+        imp[i] = (float)h[(size_t)i * n + i];
+    }
+    r = 0;
+    if (!hinv_factor(h, u, n))
+        goto out; /* numerically hopeless: leave the plain search to it */
+    for (size_t i = 0; i < (size_t)rows * n; i++)
+        w[i] = t->w[i];
+    for (int j = 0; j < n; j++) {
+        if (j % RT_QK == 0) {
+            for (int i = 0; i < rows; i++) {
+                float blk[RT_QK];
+                uint8_t q[RT_Q4_0_BYTES];
+                for (int k = 0; k < RT_QK; k++)
+                    blk[k] = (float)w[(size_t)i * n + j + k];
+                rt_quant_row_q4_0_search(blk, imp + j, q, RT_QK);
+                d[i] = get_d(q);
+                memcpy(out + (size_t)i * row_bytes + (size_t)j / RT_QK * RT_Q4_0_BYTES, q, 2);
+            }
+        }
+        double ujj = u[(size_t)j * n + j];
+        for (int i = 0; i < rows; i++) {
+            double *wr = w + (size_t)i * n;
+            float id = d[i] != 0.0f ? 1.0f / d[i] : 0.0f;
+            uint8_t q = code4((float)wr[j] * id + 8.0f);
+            codes[(size_t)i * n + j] = q;
+            double err = (wr[j] - (double)d[i] * (q - 8)) / ujj;
+            for (int k = j + 1; k < n; k++)
+                wr[k] -= err * u[(size_t)j * n + k];
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        for (int b = 0; b < n / RT_QK; b++)
+            pack_q4(out + (size_t)i * row_bytes + (size_t)b * RT_Q4_0_BYTES + 2,
+                    codes + (size_t)i * n + (size_t)b * RT_QK);
+    free(t->q4);
+    t->q4 = out;
+    out = NULL;
+out:
+    free(h);
+    free(u);
+    free(w);
+    free(imp);
+    free(d);
+    free(codes);
+    free(out);
     return r;
 }
 
@@ -1186,6 +1344,8 @@ calib_free(calib *c)
             free(c->sites[i].sabs);
             free(c->sites[i].ssq);
             free(c->sites[i].keep);
+            free(c->sites[i].xx);
+            free(c->sites[i].s);
         }
     free(c->sites);
     free(c->lw);
@@ -1230,6 +1390,11 @@ calib_alloc(calib *c)
             st->keep = malloc((size_t)KEEP * st->n * sizeof(float));
             if (!st->sabs || !st->ssq || !st->keep)
                 return -ENOMEM;
+            if (st->n <= GPTQ_MAX_COLS && st->n % RT_QK == 0) {
+                st->xx = calloc((size_t)st->n * st->n, sizeof(double));
+                if (!st->xx)
+                    return -ENOMEM;
+            }
         }
     }
     return 0;
@@ -1287,6 +1452,11 @@ quant_awq(qmodel *m, uint64_t seed, uint32_t n_tokens)
             qtensor *mats[2] = { w->t1, w->t3 };
             r = awq_group(&c, &st[SITE_FFN], mats, 2, w->ffn_norm, NULL, 0, NULL, 0);
         }
+        /* Then every matrix is quantized with error compensation. */
+        qtensor *all[7] = { w->tq, w->tk, w->tv, w->to, w->t1, w->t3, w->t2 };
+        int at[7] = { SITE_ATTN, SITE_ATTN, SITE_ATTN, SITE_WO, SITE_FFN, SITE_FFN, SITE_DOWN };
+        for (int k = 0; k < 7 && r >= 0; k++)
+            r = gptq(all[k], &st[at[k]]);
     }
 out:
     calib_free(&c);
