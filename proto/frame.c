@@ -163,6 +163,16 @@ proto_frame_decoder_partial(const proto_frame_decoder *d)
 }
 
 void
+proto_frame_decoder_trim(proto_frame_decoder *d)
+{
+    if (d->hdr_have > 0)
+        return;
+    free(d->buf);
+    d->buf = NULL;
+    d->buf_cap = 0;
+}
+
+void
 proto_frame_decoder_reset(proto_frame_decoder *d)
 {
     free(d->buf);

@@ -95,6 +95,11 @@ int proto_frame_decoder_feed(proto_frame_decoder *d, const uint8_t *buf, size_t 
  * here is stalling mid-frame). */
 bool proto_frame_decoder_partial(const proto_frame_decoder *d);
 
+/* Frees the body buffer when no frame is in progress (an idle connection
+ * need not keep up to PROTO_FRAME_MAX_BODY bytes). Invalidates the last
+ * returned frame. */
+void proto_frame_decoder_trim(proto_frame_decoder *d);
+
 /* Frees the buffer and returns the decoder to its initial state. */
 void proto_frame_decoder_reset(proto_frame_decoder *d);
 

@@ -1021,6 +1021,20 @@ proto_session_tick(proto_session *s, uint64_t now_ms)
     return 0;
 }
 
+void
+proto_session_trim(proto_session *s)
+{
+    if (proto_frame_decoder_partial(&s->dec))
+        return;
+    proto_frame_decoder_trim(&s->dec);
+    if (s->pt) {
+        sodium_memzero(s->pt, s->pt_cap);
+        free(s->pt);
+        s->pt = NULL;
+        s->pt_cap = 0;
+    }
+}
+
 /* ---- getters ------------------------------------------------------------ */
 
 bool

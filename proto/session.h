@@ -229,6 +229,15 @@ int proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, siz
  */
 int proto_session_output(proto_session *s, uint8_t **ret_buf, size_t *ret_len);
 
+/*
+ * Memory: a session holds about 4 KiB plus one locked page-guarded block of
+ * secrets, and while frames flow a receive buffer and a plaintext buffer of
+ * up to PROTO_FRAME_MAX_BODY each. proto_session_trim() returns those two
+ * buffers when no frame is in progress (call it when a peer goes idle).
+ * Invalidates the body of the last MESSAGE event.
+ */
+void proto_session_trim(proto_session *s);
+
 /* True once the handshake has completed (and the session has not failed). */
 bool proto_session_established(const proto_session *s);
 

@@ -761,6 +761,28 @@ test_seal_in_place(void **state)
 }
 
 static void
+test_trim(void **state)
+{
+    node i, r;
+    established(&i, &r, 0);
+    exchange(&i, &r, PROTO_MSG_DATA, PROTO_CHUNK_MAX, 1);
+    proto_session_trim(r.s);
+    exchange(&i, &r, PROTO_MSG_DATA, PROTO_CHUNK_MAX, 2);
+    /* Mid-frame, trim keeps the partial frame. */
+    uint8_t *f;
+    size_t n;
+    capture(&i, PROTO_MSG_DATA, r.log.last_body, 1000, &f, &n);
+    assert_int_equal(deliver(r.s, f, 500, 0, 0, &r.log), 0);
+    proto_session_trim(r.s);
+    int before = r.log.messages;
+    assert_int_equal(deliver(r.s, f + 500, n - 500, 0, 0, &r.log), 0);
+    assert_int_equal(r.log.messages, before + 1);
+    free(f);
+    node_free(&i);
+    node_free(&r);
+}
+
+static void
 test_send_msg(void **state)
 {
     node i, r;
@@ -877,6 +899,7 @@ main(void)
         cmocka_unit_test(test_unknown_skipped),
         cmocka_unit_test(test_seal_in_place),
         cmocka_unit_test(test_send_msg),
+        cmocka_unit_test(test_trim),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_identity),
     };
