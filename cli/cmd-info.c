@@ -88,7 +88,7 @@ json_tensors(cli_json *j, const cas_manifest *m)
 }
 
 static int
-print_json(const info_data *d)
+print_json(cas_store *s, const info_data *d)
 {
     cli_json j;
     cli_json_init(&j, stdout);
@@ -98,7 +98,7 @@ print_json(const info_data *d)
     cli_json_key(&j, "id");
     cli_json_str(&j, d->hex);
     cli_json_key(&j, "names");
-    cli_json_str(&j, d->names);
+    cli_model_names_json(s, d->id, &j);
     cli_json_key(&j, "size");
     cli_json_u64(&j, d->mi.size);
     cli_json_key(&j, "state");
@@ -267,7 +267,7 @@ cli_info_main(cli_ctx *ctx, int argc, char **argv)
     cas_hash_to_hex(d.id, d.hex);
     r = load(ctx, argv[0], &d);
     if (r == CLI_GO)
-        r = ctx->json ? print_json(&d) : print_text(&d, chunks, tensors);
+        r = ctx->json ? print_json(ctx->store, &d) : print_text(&d, chunks, tensors);
     cas_manifest_free(d.m);
     free(d.sigs);
     return r;

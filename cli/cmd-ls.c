@@ -32,7 +32,7 @@ typedef struct ls_state {
 } ls_state;
 
 static void
-json_model(ls_state *st, const cas_model_info *m, const char *hex, const char *names)
+json_model(ls_state *st, const cas_model_info *m, const char *hex)
 {
     cli_json *j = &st->j;
     cli_json_obj_begin(j);
@@ -53,7 +53,7 @@ json_model(ls_state *st, const cas_model_info *m, const char *hex, const char *n
     cli_json_key(j, "added");
     cli_json_u64(j, m->added);
     cli_json_key(j, "names");
-    cli_json_str(j, names);
+    cli_model_names_json(st->s, m->id, j);
     cli_json_obj_end(j);
 }
 
@@ -67,7 +67,7 @@ print_model(void *userdata, const cas_model_info *m)
         names[0] = '\0';
     st->n++;
     if (st->ctx->json) {
-        json_model(st, m, hex, names);
+        json_model(st, m, hex);
         return 0;
     }
     if (st->ctx->quiet) {

@@ -155,6 +155,30 @@ cli_model_names(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char *buf, 
     return cas_store_name_list(s, collect_name, &a);
 }
 
+typedef struct names_json {
+    const uint8_t *id;
+    cli_json *j;
+} names_json;
+
+static int
+emit_name(void *userdata, const char *name, const uint8_t id[CAS_HASH_LEN])
+{
+    names_json *n = userdata;
+    if (memcmp(id, n->id, CAS_HASH_LEN) == 0)
+        cli_json_str(n->j, name);
+    return 0;
+}
+
+int
+cli_model_names_json(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cli_json *j)
+{
+    names_json n = { id, j };
+    cli_json_arr_begin(j);
+    int r = cas_store_name_list(s, emit_name, &n);
+    cli_json_arr_end(j);
+    return r;
+}
+
 int
 cli_progress_cas(void *userdata, uint64_t done, uint64_t total)
 {

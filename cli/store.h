@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cli/cli.h"
+#include "cli/json.h"
 #include "libcas/hash.h"
 
 /* Opens ctx->store (once; later calls reuse it) and writes it to *ret. With
@@ -28,6 +29,10 @@ int cli_resolve(cli_ctx *ctx, const char *text, uint8_t ret_id[static CAS_HASH_L
 /* Writes the model's local names, comma-separated, into buf (cap bytes;
  * "" when none). Returns 0 or a negative errno. */
 int cli_model_names(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char *buf, size_t cap);
+
+/* Emits the model's local names as a JSON array of strings. Returns 0 or a
+ * negative errno (the array is closed either way). */
+int cli_model_names_json(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cli_json *j);
 
 /* Adapter from libcas progress callbacks to cli_progress (userdata is a
  * cli_progress *). Always returns 0. */

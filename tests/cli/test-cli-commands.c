@@ -161,6 +161,11 @@ test_names_pin_gc_rm(void **state)
     assert_non_null(strstr(out, "pinned     yes"));
     free(out);
     free(err);
+    ct_ok(f->store, &out, &err, "info", "alpha", "--json", NULL);
+    ct_assert_json(out);
+    assert_non_null(strstr(out, "\"names\":[\"alpha\"]"));
+    free(out);
+    free(err);
 
     /* gc --dry-run names b only and removes nothing. */
     ct_ok(f->store, &out, &err, "gc", "--dry-run", NULL);
