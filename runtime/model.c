@@ -51,18 +51,26 @@ struct rt_model {
 typedef struct arena {
     uint8_t *base;
     size_t used;
+    bool too_big; /* a size overflowed size_t */
     rt_arena_report *rep;
 } arena;
 
 static void *
-arena_alloc(arena *a, size_t n, size_t *counter)
+arena_alloc(arena *a, uint64_t n, size_t *counter)
 {
     size_t pad = (RT_ARENA_ALIGN - a->used % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
+    /* Sizes are computed in 64 bits; on a 32-bit target a model may not fit
+     * the address space at all. Planning fails then, so the placing pass
+     * never gets here. */
+    if (a->too_big || pad > SIZE_MAX - a->used || n > SIZE_MAX - a->used - pad) {
+        a->too_big = true;
+        return NULL;
+    }
     a->rep->other += pad;
     a->used += pad;
     void *p = a->base ? a->base + a->used : NULL;
-    a->used += n;
-    *counter += n;
+    a->used += (size_t)n;
+    *counter += (size_t)n;
     return p;
 }
 
@@ -146,7 +154,7 @@ load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t 
     } else {
         q.row_bytes = (size_t)cols * (target == RT_TYPE_F32 ? 4 : 2);
     }
-    uint8_t *dst = arena_alloc(&b->a, q.row_bytes * rows, &b->a.rep->weights);
+    uint8_t *dst = arena_alloc(&b->a, (uint64_t)q.row_bytes * rows, &b->a.rep->weights);
     if (dst) {
         for (uint32_t i = 0; i < rows; i++) {
             const uint8_t *in = src + i * m.row_bytes;
@@ -262,7 +270,8 @@ build_weights(builder *b, rt_model *m)
     const rt_config *c = &b->cfg;
     uint32_t dim = c->dim, kv_dim = dim / c->n_heads * c->n_kv_heads, hid = c->hidden_dim;
     rt_layer scratch_layer;
-    rt_layer *layers = arena_alloc(&b->a, sizeof(rt_layer) * c->n_layers, &b->a.rep->other);
+    rt_layer *layers =
+        arena_alloc(&b->a, (uint64_t)sizeof(rt_layer) * c->n_layers, &b->a.rep->other);
     rt__mat tmp;
     int r = load_tensor(b, "token_embd.weight", RT_L2C_TOKEN_EMBD, 0, c->vocab_size, dim,
                         m ? &m->tok_embd : &tmp);
@@ -336,28 +345,30 @@ build(builder *b, rt_model **ret)
     float *q = arena_alloc(&b->a, dim * 4, act);
     float *hb = arena_alloc(&b->a, wide_pad * 4, act);
     float *hb2 = arena_alloc(&b->a, wide_pad * 4, act);
-    float *att = arena_alloc(&b->a, (size_t)c->n_heads * c->seq_len * 4, act);
-    float *logits = arena_alloc(&b->a, (size_t)c->vocab_size * 4, act);
+    float *att = arena_alloc(&b->a, (uint64_t)c->n_heads * c->seq_len * 4, act);
+    float *logits = arena_alloc(&b->a, (uint64_t)c->vocab_size * 4, act);
     rt__blockq8 *xq = arena_alloc(&b->a, wide_pad / RT_QK * sizeof(rt__blockq8), act);
 
     size_t *kvc = &b->a.rep->kv_cache;
-    size_t cells = (size_t)c->n_layers * c->seq_len * kv_dim;
-    size_t heads = (size_t)c->n_layers * c->seq_len * c->n_kv_heads;
+    uint64_t cells = (uint64_t)c->n_layers * c->seq_len * kv_dim;
+    uint64_t heads = (uint64_t)c->n_layers * c->seq_len * c->n_kv_heads;
     void *kc, *vc;
     float *ks = NULL, *vs = NULL;
     if (b->o.kv_type == RT_KV_F32) {
-        kc = arena_alloc(&b->a, cells * 4, kvc);
-        vc = arena_alloc(&b->a, cells * 4, kvc);
+        kc = arena_alloc(&b->a, (uint64_t)cells * 4, kvc);
+        vc = arena_alloc(&b->a, (uint64_t)cells * 4, kvc);
     } else {
         kc = arena_alloc(&b->a, cells, kvc);
         vc = arena_alloc(&b->a, cells, kvc);
-        ks = arena_alloc(&b->a, heads * 4, kvc);
-        vs = arena_alloc(&b->a, heads * 4, kvc);
+        ks = arena_alloc(&b->a, (uint64_t)heads * 4, kvc);
+        vs = arena_alloc(&b->a, (uint64_t)heads * 4, kvc);
     }
     b->scratch = hb; /* wide enough for any row; only used during init */
     int r = build_weights(b, m);
     if (r < 0)
         return r;
+    if (b->a.too_big)
+        return -ENOMEM;
     b->a.rep->total = b->a.used;
     if (m) {
         m->k = NULL;

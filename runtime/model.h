@@ -129,7 +129,7 @@ typedef struct rt_model rt_model;
  * opts (NULL = defaults) without touching any arena. Returns 0; -EBADMSG
  * (malformed file, or a model this engine cannot run: wrong architecture,
  * shapes, tensor types), -EINVAL (bad opts), -ENOTSUP (SIMD kernels asked
- * for and absent). */
+ * for and absent), -ENOMEM (the arena would not fit in size_t). */
 int rt_model_plan(const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *ret);
 
 /* Builds a model in arena[0..arena_size) (any alignment; arena_size must be

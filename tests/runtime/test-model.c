@@ -319,6 +319,55 @@ test_mmap(void **state)
     free(path);
 }
 
+/* A tiny synthetic llama GGUF with every computable type mixed (Q8_0
+ * embedding, Q4_0 classifier, F32/F16 matrices, F16 40-wide ffn_down, GQA
+ * 2 heads on 1 kv head); runs without the shared models. */
+static void
+test_mixed_types(void **state)
+{
+    const char *root = getenv("NVX_SOURCE_ROOT");
+    if (!root)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/gguf/tiny-llama.gguf", root);
+    uint8_t *f;
+    size_t len;
+    assert_int_equal(tu_read_file(path, &f, &len), 0);
+    float ref[8];
+    for (int v = 0; v < 4; v++) {
+        rt_model_opts o = RT_MODEL_OPTS_INIT;
+        o.kernels = v == 3 ? RT_KERNELS_AUTO : RT_KERNELS_PORTABLE;
+        o.requant = v == 1 ? RT_REQUANT_Q8_0 : v == 2 ? RT_REQUANT_Q4_0 : RT_REQUANT_NONE;
+        o.kv_type = v == 2 ? RT_KV_Q8 : RT_KV_F32;
+        void *arena;
+        rt_model *m = make(f, len, &o, &arena);
+        const rt_config *c = rt_model_config(m);
+        assert_int_equal(c->n_heads, 2);
+        assert_int_equal(c->n_kv_heads, 1);
+        assert_int_equal(c->vocab_size, 8);
+        assert_false(c->shared_classifier);
+        float *l = NULL;
+        for (int pos = 0; pos < 4; pos++)
+            l = rt_forward(m, pos * 2 + 1, pos);
+        printf("# mixed v%d:", v);
+        for (int i = 0; i < 8; i++)
+            printf(" %.4f", l[i]);
+        printf("\n");
+        for (int i = 0; i < 8; i++) {
+            assert_true(isfinite(l[i]));
+            if (v == 0)
+                ref[i] = l[i];
+            else if (v == 3)
+                assert_true(fabsf(l[i] - ref[i]) <= 1e-4f * (fabsf(ref[i]) + 1.0f));
+            else /* Q8_0: within 10%; Q4_0 of uniform noise: 25% */
+                assert_true(fabsf(l[i] - ref[i]) <=
+                            (v == 1 ? 0.1f : 0.25f) * (fabsf(ref[i]) + 1.0f));
+        }
+        free(arena);
+    }
+    free(f);
+}
+
 int
 main(void)
 {
@@ -327,6 +376,7 @@ main(void)
         cmocka_unit_test(test_gguf_f32),       cmocka_unit_test(test_gguf_quant),
         cmocka_unit_test(test_requant_and_kv), cmocka_unit_test(test_arena_mcu),
         cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_mmap),
+        cmocka_unit_test(test_mixed_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
