@@ -251,41 +251,15 @@ cas_chunker_set_regions(cas_chunker *c, const cas_chunk_region *regions, size_t 
     return 0;
 }
 
-/*
- * The hot loop: rolls the gear hash over p[0..n) and returns the length of the
- * prefix that ends at the first position where (h & mask) == 0, or NO_CUT.
- * h = (h << 1) + g compiles to one lea per byte, so the loop-carried
- * dependency is one cycle; unrolling by four keeps the branches cheap.
- */
+/* Rolls the gear hash over p[0..n) one byte at a time; returns the length of
+ * the prefix that ends at the first position where (h & mask) == 0, or
+ * NO_CUT. h = (h << 1) + g compiles to one lea per byte. */
 static size_t
-gear_scan(const uint8_t *p, size_t n, uint64_t *hp, uint64_t mask)
+gear_scan_serial(const uint8_t *p, size_t n, uint64_t *hp, uint64_t mask)
 {
     uint64_t h = *hp;
-    size_t i = 0;
 
-    for (; i + 4 <= n; i += 4) {
-        h = (h << 1) + gear[p[i]];
-        if (!(h & mask)) {
-            *hp = h;
-            return i + 1;
-        }
-        h = (h << 1) + gear[p[i + 1]];
-        if (!(h & mask)) {
-            *hp = h;
-            return i + 2;
-        }
-        h = (h << 1) + gear[p[i + 2]];
-        if (!(h & mask)) {
-            *hp = h;
-            return i + 3;
-        }
-        h = (h << 1) + gear[p[i + 3]];
-        if (!(h & mask)) {
-            *hp = h;
-            return i + 4;
-        }
-    }
-    for (; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         h = (h << 1) + gear[p[i]];
         if (!(h & mask)) {
             *hp = h;
@@ -294,6 +268,52 @@ gear_scan(const uint8_t *p, size_t n, uint64_t *hp, uint64_t mask)
     }
     *hp = h;
     return NO_CUT;
+}
+
+/*
+ * The hot loop, same contract as gear_scan_serial. A byte's contribution to
+ * h is shifted out after 64 more bytes, so the hash at any position is a
+ * function of the 64 bytes before it alone. That lets the second half of the
+ * range be scanned as an independent stream, started from the hash of the 64
+ * bytes before it, interleaved with the first half: two dependency chains
+ * keep the core busy where one lea per byte would bound it. The first half's
+ * first cut, if any, wins; else the second half's.
+ */
+static size_t
+gear_scan(const uint8_t *p, size_t n, uint64_t *hp, uint64_t mask)
+{
+    if (n < 1024)
+        return gear_scan_serial(p, n, hp, mask);
+    size_t half = n / 2;
+    const uint8_t *q = p + half;
+    uint64_t ha = *hp, hb = 0;
+    for (const uint8_t *w = q - 64; w < q; w++)
+        hb = (hb << 1) + gear[*w];
+    size_t i = 0;
+    for (; i < half; i++) {
+        ha = (ha << 1) + gear[p[i]];
+        hb = (hb << 1) + gear[q[i]];
+        if (!(ha & mask)) {
+            *hp = ha;
+            return i + 1;
+        }
+        if (!(hb & mask))
+            break;
+    }
+    if (i < half) {
+        /* The second half cut at q[i]; only the first half can cut earlier. */
+        size_t k = gear_scan_serial(p + i + 1, half - i - 1, &ha, mask);
+        if (k != NO_CUT) {
+            *hp = ha;
+            return i + 1 + k;
+        }
+        *hp = hb;
+        return half + i + 1;
+    }
+    /* No cut in 2 * half bytes; an odd n leaves one byte of the second half. */
+    size_t k = gear_scan_serial(q + half, n - 2 * half, &hb, mask);
+    *hp = hb;
+    return k == NO_CUT ? NO_CUT : 2 * half + k;
 }
 
 /* CDC within the current chunk: returns how many of the n bytes at p belong to

@@ -13,6 +13,7 @@
 
 #include "libcas/chunker.h"
 #include "libcas/hash.h"
+#include "libcas/internal.h"
 #include "testutil.h"
 
 /* Chunks of tu_fill_random(4 MiB, seed 42) with the default parameters. */
@@ -154,6 +155,66 @@ test_known_answer(void **state)
     assert_int_equal(lens[2], KA_L2);
     assert_string_equal(hex, KA_HEX);
     free(lens);
+    free(buf);
+}
+
+/* The cut rule exactly as chunker.h states it, one byte at a time, for
+ * comparison with the optimised scanner. Returns chunk lengths (malloc'd). */
+static uint32_t *
+reference_split(const cas_chunker_params *p, const uint8_t *buf, size_t len, size_t *ret_n)
+{
+    unsigned bits = 0;
+    while ((1u << (bits + 1)) <= p->avg)
+        bits++;
+    uint64_t mask_s = ~UINT64_C(0) << (64 - (bits + CAS_CHUNKER_NORMAL_LEVEL));
+    uint64_t mask_l = ~UINT64_C(0) << (64 - (bits - CAS_CHUNKER_NORMAL_LEVEL));
+    uint32_t *lens = calloc(len / p->min + 2, sizeof(*lens));
+    assert_non_null(lens);
+    size_t n = 0, start = 0;
+    while (start < len) {
+        uint64_t h = 0;
+        size_t l = 0;
+        for (size_t j = start; j < len; j++) {
+            l = j - start + 1; /* chunk length if it ends after buf[j] */
+            if (l > p->min) {
+                h = (h << 1) + cas__gear[buf[j]];
+                if (!(h & (l < p->avg ? mask_s : mask_l)))
+                    break;
+            }
+            if (l == p->max)
+                break;
+        }
+        lens[n++] = (uint32_t)l;
+        start += l;
+    }
+    *ret_n = n;
+    return lens;
+}
+
+static void
+test_reference(void **state)
+{
+    static const cas_chunker_params params[] = {
+        { 16384, 65536, 262144 }, /* defaults */
+        { 256, 4096, 65536 },     /* long scans with frequent cuts */
+        { 64, 256, 1024 },        /* short scans only */
+        { 1000, 2048, 3000 },     /* min and max not powers of two */
+        { 64, 1 << 20, 1 << 22 }, /* scans of megabytes */
+    };
+    size_t len = 3 * MiB + 77;
+    uint8_t *buf = random_buf(len, 77);
+    /* A low-entropy stretch in the middle. */
+    memset(buf + MiB, 0, 100000);
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        size_t nr = 0, ng = 0;
+        uint32_t *ref = reference_split(&params[i], buf, len, &nr);
+        uint32_t *got = NULL;
+        assert_int_equal(cas_chunker_split(&params[i], NULL, 0, buf, len, &got, &ng), 0);
+        assert_int_equal(ng, nr);
+        assert_memory_equal(got, ref, nr * sizeof(*ref));
+        free(ref);
+        free(got);
+    }
     free(buf);
 }
 
@@ -441,6 +502,7 @@ main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_known_answer),
+        cmocka_unit_test(test_reference),
         cmocka_unit_test(test_deterministic_and_bounds),
         cmocka_unit_test(test_low_entropy_bounds),
         cmocka_unit_test(test_split_independent),
