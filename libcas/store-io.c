@@ -317,6 +317,14 @@ buf_size_for(const cas_manifest *m)
     return p.max > CAS_STORE_BUF_SIZE ? p.max : CAS_STORE_BUF_SIZE;
 }
 
+/* True when id has no record (any more). */
+static bool
+model_gone(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
+{
+    cas_model_info info;
+    return cas_store_model_info(s, id, &info) == -ENOENT;
+}
+
 static int
 call_problem(const cas_store_verify_opts *o, const uint8_t id[static CAS_HASH_LEN], int error)
 {
@@ -337,6 +345,8 @@ verify_one(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const cas_store_
         goto out;
     if (r == 0)
         r = map_data(s, id, l.rec.size, &map);
+    if (r == -ENOENT && model_gone(s, id))
+        goto out; /* removed since it was loaded: not a problem */
     if (r == -ENOENT || r == -EBADMSG) {
         int cr = call_problem(o, id, r);
         r = cr < 0 ? cr : 1;
@@ -470,7 +480,7 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
         goto out;
     }
     r = map_data(s, id, l.rec.size, &map);
-    if (r == -ENOENT)
+    if (r == -ENOENT && !model_gone(s, id))
         r = -EBADMSG; /* the index names a file that is gone */
     if (r < 0) {
         if (r == -EBADMSG && ret_problem) {

@@ -27,6 +27,7 @@
 
 #define N_TRIALS 60
 #define N_FILES  6
+#define N_FETCH  2 /* models fetched as partial models */
 
 static const size_t file_sizes[N_FILES] = { 300000, 1 << 20, 2 << 20, 3 << 20, 700000, 5 << 20 };
 
@@ -34,6 +35,11 @@ typedef struct fixture {
     char *dir;
     char *sdir;
     char *files[N_FILES];
+    uint8_t *fetch[N_FETCH]; /* bytes of the fetched models */
+    size_t fetch_len[N_FETCH];
+    uint8_t *fetch_manifest[N_FETCH];
+    size_t fetch_manifest_len[N_FETCH];
+    uint8_t fetch_id[N_FETCH][CAS_HASH_LEN];
 } fixture;
 
 static char *
@@ -64,7 +70,29 @@ setup(void **state)
         assert_int_equal(tu_write_file(f->files[i], b, file_sizes[i]), 0);
         free(b);
     }
+    /* Manifests of the models to fetch, made in a scratch store. */
+    char *src = path_in(f->dir, "src");
     cas_store *s;
+    assert_int_equal(cas_store_open(src, CAS_STORE_CREATE, &s), 0);
+    for (int i = 0; i < N_FETCH; i++) {
+        f->fetch_len[i] = (size_t)(2 + i) << 20;
+        f->fetch[i] = malloc(f->fetch_len[i]);
+        tu_fill_random(f->fetch[i], f->fetch_len[i], 2000 + (uint64_t)i);
+        tu_fill_random(f->fetch[i], f->fetch_len[i] / 4, 1000); /* shared with the files */
+        char *p = path_in(f->dir, "fetch.bin");
+        assert_int_equal(tu_write_file(p, f->fetch[i], f->fetch_len[i]), 0);
+        int fd = open(p, O_RDONLY);
+        assert_int_equal(cas_store_add_fd(s, fd, NULL, f->fetch_id[i]), 1);
+        close(fd);
+        unlink(p);
+        free(p);
+        assert_int_equal(cas_store_manifest_get(s, f->fetch_id[i], &f->fetch_manifest[i],
+                                                &f->fetch_manifest_len[i]),
+                         0);
+    }
+    cas_store_free(s);
+    tu_rm_rf(src);
+    free(src);
     assert_int_equal(cas_store_open(f->sdir, CAS_STORE_CREATE, &s), 0);
     cas_store_free(s);
     *state = f;
@@ -78,6 +106,10 @@ teardown(void **state)
     tu_rm_rf(f->dir);
     for (int i = 0; i < N_FILES; i++)
         free(f->files[i]);
+    for (int i = 0; i < N_FETCH; i++) {
+        free(f->fetch[i]);
+        free(f->fetch_manifest[i]);
+    }
     free(f->sdir);
     free(f->dir);
     free(f);
@@ -96,7 +128,38 @@ add_file(cas_store *s, const char *path, bool pin, uint8_t id[CAS_HASH_LEN])
     return r;
 }
 
-/* The child: add, pin, remove and gc forever (until killed). */
+/* Writes up to max missing chunks of fetch model j from chunk start on;
+ * completes the model when all are there. Returns 0 or a negative errno. */
+static int
+fetch_some(cas_store *s, fixture *f, int j, uint64_t start, uint64_t max, bool commit)
+{
+    cas_partial *p;
+    int r = cas_partial_open(s, f->fetch_id[j], &p);
+    if (r == -EINVAL)
+        return 0; /* complete already */
+    if (r < 0)
+        return r;
+    uint64_t n = cas_partial_n_chunks(p), done = 0;
+    if (start % 3 == 0)
+        r = cas_partial_fill_local(p, NULL); /* chunks shared with added files */
+    for (uint64_t k = 0; k < n && done < max && r >= 0; k++) {
+        uint64_t i = (start + k) % n;
+        uint8_t cid[CAS_HASH_LEN];
+        uint64_t off;
+        uint32_t len;
+        r = cas_partial_chunk(p, i, cid, &off, &len);
+        if (r == 0)
+            r = cas_partial_put(p, i, f->fetch[j] + off, len);
+        done += r > 0;
+    }
+    if (r >= 0 && commit)
+        r = cas_partial_n_present(p) == n ? cas_partial_complete(p) : cas_partial_commit(p);
+    cas_partial_free(p);
+    return r < 0 ? r : 0;
+}
+
+/* The child: add, pin, remove and gc forever (until killed), and fetch
+ * partial models chunk by chunk. */
 static void
 child_loop(fixture *f, unsigned seed)
 {
@@ -115,6 +178,15 @@ child_loop(fixture *f, unsigned seed)
             cas_store_gc(s, 0, NULL, NULL, NULL);
         if (i % 2 == 1)
             cas_store_unpin(s, id);
+        int j = (int)(i % N_FETCH);
+        uint8_t pid[CAS_HASH_LEN];
+        r = cas_store_partial_create(s, f->fetch_manifest[j], f->fetch_manifest_len[j], pid);
+        if (r < 0)
+            _exit(5);
+        if (fetch_some(s, f, j, (uint64_t)i * 5, 9, true) < 0)
+            _exit(6);
+        if (i % 7 == 6)
+            cas_store_rm(s, f->fetch_id[j], CAS_RM_FORCE);
     }
 }
 
@@ -161,6 +233,19 @@ check_store(fixture *f, unsigned trial)
     if (r < 0)
         fail_msg("trial %u: re-add returned %d", trial, r);
     assert_int_equal(cas_store_verify(s, id, NULL), 0);
+    /* A fetch resumes from the bitmap and completes. */
+    for (int j = 0; j < N_FETCH; j++) {
+        uint8_t pid[CAS_HASH_LEN];
+        assert_true(
+            cas_store_partial_create(s, f->fetch_manifest[j], f->fetch_manifest_len[j], pid) >= 0);
+        assert_int_equal(fetch_some(s, f, j, 0, UINT64_MAX, true), 0);
+        cas_model_info info;
+        assert_int_equal(cas_store_model_info(s, f->fetch_id[j], &info), 0);
+        assert_int_equal(info.state, CAS_MODEL_COMPLETE);
+        assert_int_equal(cas_store_verify(s, f->fetch_id[j], NULL), 0);
+        /* Back to partial for the next trial's child. */
+        assert_int_equal(cas_store_rm(s, f->fetch_id[j], CAS_RM_FORCE), 0);
+    }
     cas_store_free(s);
 }
 

@@ -936,6 +936,122 @@ test_stale_tmp_cleanup(void **state)
     free(orphan);
 }
 
+typedef struct thread_arg {
+    fixture *f;
+    int k;
+    int r;
+} thread_arg;
+
+/* One thread: add its own file, verify everything, list, export. */
+static void *
+store_thread(void *arg)
+{
+    thread_arg *a = arg;
+    size_t len = 3 * 1024 * 1024 + (size_t)a->k * 1000;
+    uint8_t *b = random_bytes(len, 500 + (uint64_t)a->k);
+    char name[32];
+    snprintf(name, sizeof(name), "t%d.bin", a->k);
+    char *p = path_in(a->f->dir, name);
+    a->r = tu_write_file(p, b, len);
+    for (int round = 0; round < 3 && a->r >= 0; round++) {
+        int fd = open(p, O_RDONLY);
+        uint8_t id[CAS_HASH_LEN];
+        a->r = cas_store_add_fd(a->f->s, fd, NULL, id);
+        close(fd);
+        if (a->r >= 0)
+            a->r = cas_store_verify(a->f->s, NULL, NULL);
+        if (a->r >= 0)
+            a->r = cas_store_pin(a->f->s, id);
+        if (a->r >= 0 && round < 2)
+            a->r = cas_store_rm(a->f->s, id, CAS_RM_FORCE);
+    }
+    unlink(p);
+    free(p);
+    free(b);
+    return NULL;
+}
+
+static void
+test_threads_share_handle(void **state)
+{
+    fixture *f = *state;
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){ f, i, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, store_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(args[i].r >= 0);
+    }
+    cas_store_usage u;
+    assert_int_equal(cas_store_usage_get(f->s, &u), 0);
+    assert_int_equal(u.n_models, 4);
+    assert_int_equal(cas_store_verify(f->s, NULL, NULL), 0);
+}
+
+typedef struct put_arg {
+    cas_partial *p;
+    const uint8_t *bytes;
+    uint64_t first, step;
+    int r;
+} put_arg;
+
+static void *
+put_thread(void *arg)
+{
+    put_arg *a = arg;
+    uint64_t n = cas_partial_n_chunks(a->p);
+    for (uint64_t i = a->first; i < n && a->r >= 0; i += a->step) {
+        uint8_t cid[CAS_HASH_LEN];
+        uint64_t off;
+        uint32_t len;
+        a->r = cas_partial_chunk(a->p, i, cid, &off, &len);
+        if (a->r == 0)
+            a->r = cas_partial_put(a->p, i, a->bytes + off, len);
+        if (a->r >= 0 && i % 5 == 0)
+            a->r = cas_partial_commit(a->p);
+    }
+    return NULL;
+}
+
+static void
+test_partial_threads(void **state)
+{
+    fixture *f = *state;
+    size_t len = 4 * 1024 * 1024;
+    uint8_t *b = random_bytes(len, 600);
+    char *s2dir = path_in(f->dir, "store2");
+    cas_store *s2;
+    uint8_t id[CAS_HASH_LEN];
+    assert_int_equal(cas_store_open(s2dir, CAS_STORE_CREATE, &s2), 0);
+    assert_int_equal(add_buf(s2, f->dir, b, len, NULL, id), 1);
+    uint8_t *mb;
+    size_t ml;
+    assert_int_equal(cas_store_manifest_get(s2, id, &mb, &ml), 0);
+    cas_store_free(s2);
+    assert_int_equal(cas_store_partial_create(f->s, mb, ml, id), 1);
+    free(mb);
+    cas_partial *p;
+    assert_int_equal(cas_partial_open(f->s, id, &p), 0);
+    pthread_t th[3];
+    put_arg args[3];
+    for (int i = 0; i < 3; i++) {
+        args[i] = (put_arg){ p, b, (uint64_t)i, 3, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, put_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(args[i].r >= 0);
+    }
+    assert_int_equal(cas_partial_complete(p), 0);
+    cas_partial_free(p);
+    assert_export_equals(f->s, f->dir, id, b, len);
+    free(s2dir);
+    free(b);
+}
+
 int
 main(void)
 {
@@ -954,6 +1070,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp_cleanup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_share_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
