@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -87,6 +89,32 @@ model_size(cas_store *s, const uint8_t id[CAS_HASH_LEN])
     return cas_store_model_info(s, id, &mi) == 0 ? mi.size : 0;
 }
 
+/* Writes the model to stdout (cat, export -o -). libcas writes a regular
+ * file with pwrite from offset 0, so a non-empty file (nvx cat ID >> FILE)
+ * would be overwritten from its start: refuse that. */
+static int
+to_stdout(cli_ctx *ctx, const char *what)
+{
+    struct stat st;
+    if (isatty(STDOUT_FILENO))
+        return cli_fail(CLI_EXIT_USAGE, "stdout is a terminal: redirect it (nvx cat ID > FILE) "
+                                        "or use nvx export ID -o FILE");
+    if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_size != 0 || lseek(STDOUT_FILENO, 0, SEEK_CUR) != 0))
+        return cli_fail(CLI_EXIT_USAGE, "stdout is a non-empty file: write to an empty file or a "
+                                        "pipe, or use nvx export ID -o FILE");
+    uint8_t id[CAS_HASH_LEN];
+    int r = cli_resolve(ctx, what, id);
+    if (r != CLI_GO)
+        return r;
+    fflush(stdout);
+    cas_store_problem pb = { .chunk_index = CAS_STORE_NO_CHUNK };
+    r = cas_store_export_fd(ctx->store, id, STDOUT_FILENO, NULL, NULL, &pb);
+    if (r < 0)
+        return export_error(r, what, "stdout", &pb, "the output is incomplete");
+    return CLI_EXIT_OK;
+}
+
 int
 cli_export_main(cli_ctx *ctx, int argc, char **argv)
 {
@@ -110,6 +138,8 @@ cli_export_main(cli_ctx *ctx, int argc, char **argv)
                         "export needs an output file: nvx export %s -o FILE "
                         "(or nvx cat for stdout)",
                         argv[0]);
+    if (strcmp(out, "-") == 0)
+        return to_stdout(ctx, argv[0]);
     uint8_t id[CAS_HASH_LEN];
     if ((r = cli_resolve(ctx, argv[0], id)) != CLI_GO)
         return r;
@@ -132,16 +162,5 @@ cli_cat_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     if ((r = cli_want_args(&cli_cmd_cat, npos, 1, 1)) != CLI_GO)
         return r;
-    if (isatty(STDOUT_FILENO))
-        return cli_fail(CLI_EXIT_USAGE, "stdout is a terminal: redirect it (nvx cat ID > FILE) "
-                                        "or use nvx export ID -o FILE");
-    uint8_t id[CAS_HASH_LEN];
-    if ((r = cli_resolve(ctx, argv[0], id)) != CLI_GO)
-        return r;
-    fflush(stdout);
-    cas_store_problem pb = { .chunk_index = CAS_STORE_NO_CHUNK };
-    r = cas_store_export_fd(ctx->store, id, STDOUT_FILENO, NULL, NULL, &pb);
-    if (r < 0)
-        return export_error(r, argv[0], "stdout", &pb, "the output is incomplete");
-    return CLI_EXIT_OK;
+    return to_stdout(ctx, argv[0]);
 }

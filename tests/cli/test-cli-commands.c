@@ -238,6 +238,26 @@ test_export_cat_verify_manifest(void **state)
     assert_true(strcmp(out, text) == 0);
     free(out);
     free(err);
+    ct_ok(f->store, &out, &err, "export", id, "-o", "-", NULL);
+    assert_true(strcmp(out, text) == 0);
+    free(out);
+    free(err);
+
+    /* cat into a non-empty file would overwrite it from the start: refused. */
+    const char *app = ct_path(f->dir, "append.bin");
+    assert_int_equal(tu_write_file(app, "keep", 4), 0);
+    char cmd[16384];
+    snprintf(cmd, sizeof(cmd), "'%s' --store '%s' cat %s >> '%s'", ct_nvx(), f->store, id, app);
+    char *sh[] = { "/bin/sh", "-c", cmd, NULL };
+    assert_int_equal(tu_run(sh, &out, &err), 2);
+    ct_assert_one_error(err, "non-empty file");
+    free(out);
+    free(err);
+    uint8_t *kept;
+    size_t kept_len;
+    assert_int_equal(tu_read_file(app, &kept, &kept_len), 0);
+    assert_int_equal(kept_len, 4);
+    free(kept);
 
     ct_ok(f->store, &out, &err, "verify", id, NULL);
     assert_non_null(strstr(out, "ok "));
