@@ -17,6 +17,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "proto/frame.h"
+#include "proto/message.h"
 #include "proto/session.h"
 
 static inline uint16_t
@@ -194,6 +198,118 @@ proto__is_text(const uint8_t *p, size_t len)
             return false;
     return true;
 }
+
+/* ---- Session internals (session.c, record.c, identity.c) ---------------- */
+
+enum proto__session_consts {
+    PROTO__KEY_LEN = 32,
+    PROTO__SIG_LEN = crypto_sign_BYTES,
+    PROTO__TAG_LEN = 16,
+    PROTO__HELLO_MAX = PROTO_ID_LEN + 2 + 2 + 8 + 1 + PROTO_AGENT_MAX + 1 +
+                       PROTO_HELLO_ADDRS_MAX * (1 + PROTO_ADDR_MAX),
+    PROTO__SEAL_HDR = PROTO_FRAME_HEADER_LEN + 8,
+};
+
+enum proto__state {
+    PROTO__ST_I_START,     /* initiator, HS_INIT not yet produced */
+    PROTO__ST_I_SENT_INIT, /* initiator, waiting for HS_RESP */
+    PROTO__ST_R_WAIT_INIT, /* responder, waiting for HS_INIT */
+    PROTO__ST_R_SENT_RESP, /* responder, waiting for HS_FINISH */
+    PROTO__ST_ESTABLISHED,
+    PROTO__ST_FAILED,
+};
+
+struct proto__identity_secret {
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+};
+
+struct proto_identity {
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    struct proto__identity_secret *sec; /* sodium_malloc */
+};
+
+/* sodium_malloc places the block against a guard page, so its address is
+ * only as aligned as its size. libsodium declares its state types with
+ * CRYPTO_ALIGN (64 for BLAKE2b, 16 for AES), which makes the struct size a
+ * multiple of 64, so the block comes back 64-byte aligned (asserted below). */
+struct proto__secrets {
+    crypto_generichash_state th;  /* running transcript hash */
+    crypto_generichash_state tmp; /* snapshot for h1..h3 */
+    crypto_aead_aes256gcm_state aes_tx;
+    crypto_aead_aes256gcm_state aes_rx;
+    uint8_t e_sk[PROTO__KEY_LEN];
+    uint8_t dh[PROTO__KEY_LEN];
+    uint8_t hs_i2r[PROTO__KEY_LEN];
+    uint8_t hs_r2i[PROTO__KEY_LEN];
+    uint8_t k_tx[PROTO__KEY_LEN];
+    uint8_t k_rx[PROTO__KEY_LEN];
+};
+_Static_assert(sizeof(struct proto__secrets) % 64 == 0, "sodium_malloc alignment");
+
+struct proto__outbuf {
+    struct proto__outbuf *next;
+    uint8_t *buf;
+    size_t len;
+};
+
+struct proto_session {
+    const proto_identity *id;
+    bool initiator;
+    enum proto__state state;
+    int err;  /* negative errno once failed */
+    int fail; /* enum proto_fail */
+
+    bool has_pin;
+    uint8_t pin[PROTO_NODE_ID_LEN];
+    proto_peer_check_fn peer_check;
+    void *userdata;
+
+    uint8_t hello[PROTO__HELLO_MAX]; /* our encoded HELLO */
+    size_t hello_len;
+    uint64_t features;
+
+    uint8_t e_pk[PROTO__KEY_LEN];
+    uint8_t peer_e[PROTO__KEY_LEN];
+    uint8_t h1[PROTO_TRANSCRIPT_HASH_LEN]; /* AD of the sealed handshake parts */
+    uint8_t th_final[PROTO_TRANSCRIPT_HASH_LEN];
+    uint16_t peer_vmin, peer_vmax; /* from HS_INIT (responder) */
+    uint16_t version;
+    int cipher;
+
+    uint8_t peer_id[PROTO_NODE_ID_LEN];
+    uint8_t *peer_hello_buf; /* copy the decoded peer_hello points into */
+    proto_hello peer_hello;
+
+    uint64_t tx_ctr, rx_ctr, rekey_interval;
+
+    proto_frame_decoder dec;
+    uint64_t hs_deadline;
+    uint32_t stall_ms;
+    bool in_frame;
+    uint64_t frame_start;
+
+    struct proto__outbuf *out_head, *out_tail;
+    uint8_t *pt; /* decrypted message buffer */
+    size_t pt_cap;
+
+    struct proto__secrets *sec;
+};
+
+/* sodium_init() once; -ENOMEM when libsodium cannot start. */
+int proto__sodium_ready(void);
+
+/* Moves the session to FAILED, wipes its keys, returns the errno. */
+int proto__session_fail(proto_session *s, int why);
+
+/* Appends a frame (malloc'd, ownership passes) to the output queue. */
+int proto__session_enqueue(proto_session *s, uint8_t *buf, size_t len);
+
+/* Prepares the record layer once the handshake has chosen s->cipher and put
+ * the traffic keys in place (AES key schedules). */
+void proto__record_start(proto_session *s);
+
+/* Opens one SEALED frame: 1 with a MESSAGE event, 0 when skipped, <0 failed. */
+int proto__record_open(proto_session *s, const proto_frame *f, proto_event *ev);
 
 /* Test hooks (tests/proto only). */
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Session handshake and record layer. The protocol steps are labelled as in
- * session.h and proto/PROTOCOL.md ("step 1", "step 2", ...).
+ * Session lifecycle and handshake. The protocol steps are labelled as in
+ * session.h and proto/PROTOCOL.md ("step 1", "step 2", ...). The record
+ * layer (SEALED frames) is in record.c, identities in identity.c; the
+ * shared session struct is in internal.h.
  *
  * All secrets (ephemeral key, DH output, handshake and traffic keys, AES key
  * schedules, the transcript state) live in one sodium_malloc'd block that is
@@ -26,208 +28,42 @@ static const uint8_t LABEL_HS_KEYS[16] = "nvx-hs-keys---v1";
 static const uint8_t LABEL_TRAFFIC[16] = "nvx-traffic---v1";
 static const uint8_t LABEL_SIG_RESP[16] = "nvx-sig-resp--v1";
 static const uint8_t LABEL_SIG_INIT[16] = "nvx-sig-init--v1";
-static const uint8_t LABEL_REKEY[16] = "nvx-rekey-----v1";
 static const uint8_t HS_MAGIC[4] = { 'n', 'v', 'x', 'h' };
 
 enum {
-    KEY_LEN = 32,
-    SIG_LEN = crypto_sign_BYTES,
-    TAG_LEN = 16,
     HS_INIT_LEN = 4 + 2 + 2 + 32,
     HS_RESP_FIXED = 2 + 32,
     HS_REJECT_LEN = 1 + 2 + 2,
-    HELLO_MAX = PROTO_ID_LEN + 2 + 2 + 8 + 1 + PROTO_AGENT_MAX + 1 +
-                PROTO_HELLO_ADDRS_MAX * (1 + PROTO_ADDR_MAX),
-    SEAL_HDR = PROTO_FRAME_HEADER_LEN + 8,
 };
-
-enum state {
-    ST_I_START,     /* initiator, HS_INIT not yet produced */
-    ST_I_SENT_INIT, /* initiator, waiting for HS_RESP */
-    ST_R_WAIT_INIT, /* responder, waiting for HS_INIT */
-    ST_R_SENT_RESP, /* responder, waiting for HS_FINISH */
-    ST_ESTABLISHED,
-    ST_FAILED,
-};
-
-struct identity_secret {
-    uint8_t sk[crypto_sign_SECRETKEYBYTES];
-};
-
-struct proto_identity {
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-    struct identity_secret *sec; /* sodium_malloc */
-};
-
-/* sodium_malloc places the block against a guard page, so its address is
- * only as aligned as its size; the _Alignas members make the size a multiple
- * of 64, the strictest alignment here (the BLAKE2b state). */
-struct secrets {
-    crypto_generichash_state th;  /* running transcript hash */
-    crypto_generichash_state tmp; /* snapshot for h1..h3 */
-    crypto_aead_aes256gcm_state aes_tx;
-    crypto_aead_aes256gcm_state aes_rx;
-    uint8_t e_sk[KEY_LEN];
-    uint8_t dh[KEY_LEN];
-    uint8_t hs_i2r[KEY_LEN];
-    uint8_t hs_r2i[KEY_LEN];
-    uint8_t k_tx[KEY_LEN];
-    uint8_t k_rx[KEY_LEN];
-};
-
-struct outbuf {
-    struct outbuf *next;
-    uint8_t *buf;
-    size_t len;
-};
-
-struct proto_session {
-    const proto_identity *id;
-    bool initiator;
-    enum state state;
-    int err;  /* negative errno once failed */
-    int fail; /* enum proto_fail */
-
-    bool has_pin;
-    uint8_t pin[PROTO_NODE_ID_LEN];
-    proto_peer_check_fn peer_check;
-    void *userdata;
-
-    uint8_t hello[HELLO_MAX]; /* our encoded HELLO */
-    size_t hello_len;
-    uint64_t features;
-
-    uint8_t e_pk[KEY_LEN];
-    uint8_t peer_e[KEY_LEN];
-    uint8_t h1[PROTO_TRANSCRIPT_HASH_LEN]; /* AD of the sealed handshake parts */
-    uint8_t th_final[PROTO_TRANSCRIPT_HASH_LEN];
-    uint16_t peer_vmin, peer_vmax; /* from HS_INIT (responder) */
-    uint16_t version;
-    int cipher;
-
-    uint8_t peer_id[PROTO_NODE_ID_LEN];
-    uint8_t *peer_hello_buf; /* copy the decoded peer_hello points into */
-    proto_hello peer_hello;
-
-    uint64_t tx_ctr, rx_ctr, rekey_interval;
-
-    proto_frame_decoder dec;
-    uint64_t hs_deadline;
-    uint32_t stall_ms;
-    bool in_frame;
-    uint64_t frame_start;
-
-    struct outbuf *out_head, *out_tail;
-    uint8_t *pt; /* decrypted message buffer */
-    size_t pt_cap;
-
-    struct secrets *sec;
-};
-
-static int
-sodium_ready(void)
-{
-    return sodium_init() < 0 ? -ENOMEM : 0;
-}
-
-/* ---- identity ---------------------------------------------------------- */
-
-static int
-identity_alloc(proto_identity **ret)
-{
-    int r = sodium_ready();
-    if (r < 0)
-        return r;
-    proto_identity *id = calloc(1, sizeof(*id));
-    if (!id)
-        return -ENOMEM;
-    id->sec = sodium_malloc(sizeof(*id->sec));
-    if (!id->sec) {
-        free(id);
-        return -ENOMEM;
-    }
-    *ret = id;
-    return 0;
-}
-
-int
-proto_identity_generate(proto_identity **ret)
-{
-    proto_identity *id;
-    int r = identity_alloc(&id);
-    if (r < 0)
-        return r;
-    crypto_sign_keypair(id->pk, id->sec->sk);
-    *ret = id;
-    return 0;
-}
-
-int
-proto_identity_from_seed(const uint8_t seed[static PROTO_SEED_LEN], proto_identity **ret)
-{
-    proto_identity *id;
-    int r = identity_alloc(&id);
-    if (r < 0)
-        return r;
-    crypto_sign_seed_keypair(id->pk, id->sec->sk, seed);
-    *ret = id;
-    return 0;
-}
-
-void
-proto_identity_seed(const proto_identity *id, uint8_t ret_seed[static PROTO_SEED_LEN])
-{
-    crypto_sign_ed25519_sk_to_seed(ret_seed, id->sec->sk);
-}
-
-const uint8_t *
-proto_identity_node_id(const proto_identity *id)
-{
-    return id->pk;
-}
-
-void
-proto_identity_free(proto_identity *id)
-{
-    if (!id)
-        return;
-    sodium_free(id->sec); /* wipes */
-    free(id);
-}
 
 /* ---- crypto steps (bool, must be checked) ------------------------------ */
 
-bool
-proto_hw_aes_available(void)
-{
-    return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
-}
-
 /* Keyed BLAKE2b-512 of label || h, split into two 32-byte keys. */
 static __attribute__((warn_unused_result)) bool
-kdf2(uint8_t a[static KEY_LEN], uint8_t b[static KEY_LEN], const uint8_t key[static KEY_LEN],
-     const uint8_t label[static 16], const uint8_t h[static PROTO_TRANSCRIPT_HASH_LEN])
+kdf2(uint8_t a[static PROTO__KEY_LEN], uint8_t b[static PROTO__KEY_LEN],
+     const uint8_t key[static PROTO__KEY_LEN], const uint8_t label[static 16],
+     const uint8_t h[static PROTO_TRANSCRIPT_HASH_LEN])
 {
-    uint8_t in[16 + PROTO_TRANSCRIPT_HASH_LEN], out[2 * KEY_LEN];
+    uint8_t in[16 + PROTO_TRANSCRIPT_HASH_LEN], out[2 * PROTO__KEY_LEN];
     memcpy(in, label, 16);
     memcpy(in + 16, h, PROTO_TRANSCRIPT_HASH_LEN);
-    bool ok = crypto_generichash(out, sizeof(out), in, sizeof(in), key, KEY_LEN) == 0;
-    memcpy(a, out, KEY_LEN);
-    memcpy(b, out + KEY_LEN, KEY_LEN);
+    bool ok = crypto_generichash(out, sizeof(out), in, sizeof(in), key, PROTO__KEY_LEN) == 0;
+    memcpy(a, out, PROTO__KEY_LEN);
+    memcpy(b, out + PROTO__KEY_LEN, PROTO__KEY_LEN);
     sodium_memzero(out, sizeof(out));
     return ok;
 }
 
 /* X25519; false for a low-order peer key (all-zero shared secret). */
 static __attribute__((warn_unused_result)) bool
-mix_dh(uint8_t out[static KEY_LEN], const uint8_t sk[static KEY_LEN],
-       const uint8_t pk[static KEY_LEN])
+mix_dh(uint8_t out[static PROTO__KEY_LEN], const uint8_t sk[static PROTO__KEY_LEN],
+       const uint8_t pk[static PROTO__KEY_LEN])
 {
     return crypto_scalarmult(out, sk, pk) == 0;
 }
 
 static __attribute__((warn_unused_result)) bool
-sign_transcript(uint8_t sig[static SIG_LEN], const proto_identity *id,
+sign_transcript(uint8_t sig[static PROTO__SIG_LEN], const proto_identity *id,
                 const uint8_t label[static 16], const uint8_t h[static PROTO_TRANSCRIPT_HASH_LEN])
 {
     uint8_t m[16 + PROTO_TRANSCRIPT_HASH_LEN];
@@ -237,8 +73,9 @@ sign_transcript(uint8_t sig[static SIG_LEN], const proto_identity *id,
 }
 
 static __attribute__((warn_unused_result)) bool
-verify_transcript(const uint8_t sig[static SIG_LEN], const uint8_t pk[static PROTO_NODE_ID_LEN],
-                  const uint8_t label[static 16], const uint8_t h[static PROTO_TRANSCRIPT_HASH_LEN])
+verify_transcript(const uint8_t sig[static PROTO__SIG_LEN],
+                  const uint8_t pk[static PROTO_NODE_ID_LEN], const uint8_t label[static 16],
+                  const uint8_t h[static PROTO_TRANSCRIPT_HASH_LEN])
 {
     uint8_t m[16 + PROTO_TRANSCRIPT_HASH_LEN];
     memcpy(m, label, 16);
@@ -264,7 +101,7 @@ th_snapshot(proto_session *s, uint8_t out[static PROTO_TRANSCRIPT_HASH_LEN])
  * handshake key seals exactly one message. */
 static __attribute__((warn_unused_result)) bool
 hs_seal(uint8_t *c, const uint8_t *m, size_t mlen, const uint8_t ad[static 32],
-        const uint8_t key[static KEY_LEN])
+        const uint8_t key[static PROTO__KEY_LEN])
 {
     static const uint8_t zero[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
     return crypto_aead_xchacha20poly1305_ietf_encrypt(c, NULL, m, mlen, ad, 32, NULL, zero, key) ==
@@ -273,7 +110,7 @@ hs_seal(uint8_t *c, const uint8_t *m, size_t mlen, const uint8_t ad[static 32],
 
 static __attribute__((warn_unused_result)) bool
 hs_open(uint8_t *m, const uint8_t *c, size_t clen, const uint8_t ad[static 32],
-        const uint8_t key[static KEY_LEN])
+        const uint8_t key[static PROTO__KEY_LEN])
 {
     static const uint8_t zero[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
     return crypto_aead_xchacha20poly1305_ietf_decrypt(m, NULL, NULL, c, clen, ad, 32, zero, key) ==
@@ -315,12 +152,12 @@ proto_fail_str(int fail)
 }
 
 /* Moves the session to FAILED and wipes its keys; returns the errno. */
-static int
-fail(proto_session *s, int why)
+int
+proto__session_fail(proto_session *s, int why)
 {
-    if (s->state == ST_FAILED)
+    if (s->state == PROTO__ST_FAILED)
         return s->err;
-    s->state = ST_FAILED;
+    s->state = PROTO__ST_FAILED;
     s->fail = why;
     s->err = fail_table[why].err;
     sodium_memzero(s->sec, sizeof(*s->sec));
@@ -329,10 +166,10 @@ fail(proto_session *s, int why)
 
 /* ---- output queue ------------------------------------------------------ */
 
-static int
-enqueue(proto_session *s, uint8_t *buf, size_t len)
+int
+proto__session_enqueue(proto_session *s, uint8_t *buf, size_t len)
 {
-    struct outbuf *o = malloc(sizeof(*o));
+    struct proto__outbuf *o = malloc(sizeof(*o));
     if (!o) {
         free(buf);
         return -ENOMEM;
@@ -353,9 +190,9 @@ static int send_init(proto_session *s);
 int
 proto_session_output(proto_session *s, uint8_t **ret_buf, size_t *ret_len)
 {
-    if (s->state == ST_I_START)
+    if (s->state == PROTO__ST_I_START)
         (void)send_init(s); /* on failure the session is failed; nothing queued */
-    struct outbuf *o = s->out_head;
+    struct proto__outbuf *o = s->out_head;
     if (!o)
         return 0;
     s->out_head = o->next;
@@ -399,7 +236,7 @@ int
 proto_session_new(const proto_session_config *cfg, uint64_t now_ms, proto_session **ret)
 {
     proto_session *s = NULL;
-    int r = sodium_ready();
+    int r = proto__sodium_ready();
     if (r < 0)
         return r;
     if (!cfg || !cfg->identity || cfg->cipher_pref > PROTO_CIPHER_PREF_XCHACHA)
@@ -414,7 +251,7 @@ proto_session_new(const proto_session_config *cfg, uint64_t now_ms, proto_sessio
     }
     s->id = cfg->identity;
     s->initiator = cfg->initiator;
-    s->state = cfg->initiator ? ST_I_START : ST_R_WAIT_INIT;
+    s->state = cfg->initiator ? PROTO__ST_I_START : PROTO__ST_R_WAIT_INIT;
     if (cfg->expected_peer) {
         s->has_pin = true;
         memcpy(s->pin, cfg->expected_peer, PROTO_NODE_ID_LEN);
@@ -445,7 +282,7 @@ proto_session_free(proto_session *s)
 {
     if (!s)
         return;
-    for (struct outbuf *o = s->out_head, *next; o; o = next) {
+    for (struct proto__outbuf *o = s->out_head, *next; o; o = next) {
         next = o->next;
         free(o->buf);
         free(o);
@@ -463,7 +300,7 @@ proto_session_free(proto_session *s)
 void
 proto__session_set_ephemeral(proto_session *s, const uint8_t sk[static 32])
 {
-    memcpy(s->sec->e_sk, sk, KEY_LEN);
+    memcpy(s->sec->e_sk, sk, PROTO__KEY_LEN);
     crypto_scalarmult_base(s->e_pk, s->sec->e_sk);
 }
 
@@ -500,7 +337,7 @@ queue_hs_frame(proto_session *s, uint8_t type, const uint8_t *body, size_t len, 
         return r;
     }
     th_absorb(s, f, PROTO_FRAME_HEADER_LEN + absorb_len);
-    return enqueue(s, f, flen);
+    return proto__session_enqueue(s, f, flen);
 }
 
 /* ---- step 1: HS_INIT (initiator) ---------------------------------------- */
@@ -512,11 +349,11 @@ send_init(proto_session *s)
     memcpy(b, HS_MAGIC, 4);
     proto__put_be16(b + 4, PROTO_VERSION_MIN);
     proto__put_be16(b + 6, PROTO_VERSION_MAX);
-    memcpy(b + 8, s->e_pk, KEY_LEN);
+    memcpy(b + 8, s->e_pk, PROTO__KEY_LEN);
     int r = queue_hs_frame(s, PROTO_FRAME_HS_INIT, b, sizeof(b), sizeof(b));
     if (r < 0)
-        return fail(s, PROTO_FAIL_NOMEM);
-    s->state = ST_I_SENT_INIT;
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
+    s->state = PROTO__ST_I_SENT_INIT;
     return 0;
 }
 
@@ -530,52 +367,53 @@ accept_peer_hello(proto_session *s, const uint8_t *c, size_t clen, const uint8_t
                   const uint8_t label[static 16])
 {
     uint8_t h[PROTO_TRANSCRIPT_HASH_LEN];
-    if (clen < SIG_LEN + TAG_LEN || clen - SIG_LEN - TAG_LEN > HELLO_MAX)
-        return fail(s, PROTO_FAIL_MALFORMED);
-    size_t plen = clen - TAG_LEN, hlen = plen - SIG_LEN;
+    if (clen < PROTO__SIG_LEN + PROTO__TAG_LEN ||
+        clen - PROTO__SIG_LEN - PROTO__TAG_LEN > PROTO__HELLO_MAX)
+        return proto__session_fail(s, PROTO_FAIL_MALFORMED);
+    size_t plen = clen - PROTO__TAG_LEN, hlen = plen - PROTO__SIG_LEN;
     uint8_t *p = malloc(plen);
     if (!p)
-        return fail(s, PROTO_FAIL_NOMEM);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     if (!hs_open(p, c, clen, s->h1, key)) {
         free(p);
-        return fail(s, PROTO_FAIL_DECRYPT);
+        return proto__session_fail(s, PROTO_FAIL_DECRYPT);
     }
     free(s->peer_hello_buf);
     s->peer_hello_buf = p; /* the decoded HELLO points into p */
     proto_msg m;
     if (proto_msg_decode(PROTO_MSG_HELLO, p, hlen, &m) < 0)
-        return fail(s, PROTO_FAIL_MALFORMED);
+        return proto__session_fail(s, PROTO_FAIL_MALFORMED);
     s->peer_hello = m.u.hello;
     th_absorb(s, p, hlen);
     th_snapshot(s, h);
     if (!verify_transcript(p + hlen, s->peer_hello.node_id, label, h))
-        return fail(s, PROTO_FAIL_SIGNATURE);
-    th_absorb(s, p + hlen, SIG_LEN);
+        return proto__session_fail(s, PROTO_FAIL_SIGNATURE);
+    th_absorb(s, p + hlen, PROTO__SIG_LEN);
     memcpy(s->peer_id, s->peer_hello.node_id, PROTO_NODE_ID_LEN);
     if (sodium_memcmp(s->peer_id, s->id->pk, PROTO_NODE_ID_LEN) == 0)
-        return fail(s, PROTO_FAIL_SELF);
+        return proto__session_fail(s, PROTO_FAIL_SELF);
     if (s->has_pin && sodium_memcmp(s->peer_id, s->pin, PROTO_NODE_ID_LEN) != 0)
-        return fail(s, PROTO_FAIL_PEER_MISMATCH);
+        return proto__session_fail(s, PROTO_FAIL_PEER_MISMATCH);
     if (s->peer_check && !s->peer_check(s->userdata, s->peer_id))
-        return fail(s, PROTO_FAIL_PEER_DENIED);
+        return proto__session_fail(s, PROTO_FAIL_PEER_DENIED);
     return 0;
 }
 
 /* Appends our HELLO and Sign(transcript) sealed under key to out (which has
- * room for hello_len + SIG_LEN + TAG_LEN bytes). */
+ * room for hello_len + PROTO__SIG_LEN + PROTO__TAG_LEN bytes). */
 static int
 seal_own_hello(proto_session *s, uint8_t *out, const uint8_t key[static 32],
                const uint8_t label[static 16])
 {
-    uint8_t h[PROTO_TRANSCRIPT_HASH_LEN], p[HELLO_MAX + SIG_LEN];
+    uint8_t h[PROTO_TRANSCRIPT_HASH_LEN], p[PROTO__HELLO_MAX + PROTO__SIG_LEN];
     memcpy(p, s->hello, s->hello_len);
     th_absorb(s, s->hello, s->hello_len);
     th_snapshot(s, h);
     if (!sign_transcript(p + s->hello_len, s->id, label, h))
-        return fail(s, PROTO_FAIL_NOMEM);
-    th_absorb(s, p + s->hello_len, SIG_LEN);
-    if (!hs_seal(out, p, s->hello_len + SIG_LEN, s->h1, key))
-        return fail(s, PROTO_FAIL_NOMEM);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
+    th_absorb(s, p + s->hello_len, PROTO__SIG_LEN);
+    if (!hs_seal(out, p, s->hello_len + PROTO__SIG_LEN, s->h1, key))
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     return 0;
 }
 
@@ -584,28 +422,25 @@ seal_own_hello(proto_session *s, uint8_t *out, const uint8_t key[static 32],
 static int
 establish(proto_session *s)
 {
-    struct secrets *k = s->sec;
+    struct proto__secrets *k = s->sec;
     crypto_generichash_final(&k->th, s->th_final, PROTO_TRANSCRIPT_HASH_LEN);
-    uint8_t i2r[KEY_LEN], r2i[KEY_LEN];
+    uint8_t i2r[PROTO__KEY_LEN], r2i[PROTO__KEY_LEN];
     if (!kdf2(i2r, r2i, k->dh, LABEL_TRAFFIC, s->th_final))
-        return fail(s, PROTO_FAIL_NOMEM);
-    memcpy(k->k_tx, s->initiator ? i2r : r2i, KEY_LEN);
-    memcpy(k->k_rx, s->initiator ? r2i : i2r, KEY_LEN);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
+    memcpy(k->k_tx, s->initiator ? i2r : r2i, PROTO__KEY_LEN);
+    memcpy(k->k_rx, s->initiator ? r2i : i2r, PROTO__KEY_LEN);
     sodium_memzero(i2r, sizeof(i2r));
     sodium_memzero(r2i, sizeof(r2i));
     /* The handshake secrets are no longer needed. */
-    sodium_memzero(k->e_sk, KEY_LEN);
-    sodium_memzero(k->dh, KEY_LEN);
-    sodium_memzero(k->hs_i2r, KEY_LEN);
-    sodium_memzero(k->hs_r2i, KEY_LEN);
+    sodium_memzero(k->e_sk, PROTO__KEY_LEN);
+    sodium_memzero(k->dh, PROTO__KEY_LEN);
+    sodium_memzero(k->hs_i2r, PROTO__KEY_LEN);
+    sodium_memzero(k->hs_r2i, PROTO__KEY_LEN);
     bool aes = (s->features & s->peer_hello.features & PROTO_FEAT_HW_AES) &&
                crypto_aead_aes256gcm_is_available();
     s->cipher = aes ? PROTO_CIPHER_AES256GCM : PROTO_CIPHER_XCHACHA20POLY1305;
-    if (aes) {
-        crypto_aead_aes256gcm_beforenm(&k->aes_tx, k->k_tx);
-        crypto_aead_aes256gcm_beforenm(&k->aes_rx, k->k_rx);
-    }
-    s->state = ST_ESTABLISHED;
+    proto__record_start(s);
+    s->state = PROTO__ST_ESTABLISHED;
     return 0;
 }
 
@@ -618,24 +453,24 @@ reject_version(proto_session *s)
     proto__put_be16(b + 1, PROTO_VERSION_MIN);
     proto__put_be16(b + 3, PROTO_VERSION_MAX);
     (void)queue_hs_frame(s, PROTO_FRAME_HS_REJECT, b, sizeof(b), 0);
-    return fail(s, PROTO_FAIL_VERSION);
+    return proto__session_fail(s, PROTO_FAIL_VERSION);
 }
 
 static int
 on_init(proto_session *s, const proto_frame *f)
 {
     if (f->len != HS_INIT_LEN || memcmp(f->body, HS_MAGIC, 4) != 0)
-        return fail(s, PROTO_FAIL_MALFORMED);
+        return proto__session_fail(s, PROTO_FAIL_MALFORMED);
     uint16_t vmin = proto__be16(f->body + 4), vmax = proto__be16(f->body + 6);
     if (vmin == 0 || vmin > vmax)
-        return fail(s, PROTO_FAIL_MALFORMED);
+        return proto__session_fail(s, PROTO_FAIL_MALFORMED);
     uint16_t v = vmax < PROTO_VERSION_MAX ? vmax : PROTO_VERSION_MAX;
     if (v < vmin || v < PROTO_VERSION_MIN)
         return reject_version(s);
     s->peer_vmin = vmin;
     s->peer_vmax = vmax;
     s->version = v;
-    memcpy(s->peer_e, f->body + 8, KEY_LEN);
+    memcpy(s->peer_e, f->body + 8, PROTO__KEY_LEN);
     uint8_t hdr[PROTO_FRAME_HEADER_LEN];
     (void)proto_frame_header_write(hdr, PROTO_FRAME_HS_INIT, f->len);
     th_absorb(s, hdr, sizeof(hdr));
@@ -643,19 +478,19 @@ on_init(proto_session *s, const proto_frame *f)
 
     /* HS_RESP: version, e_r, AEAD_hs_r2i(HELLO_r || sig_r). */
     if (!mix_dh(s->sec->dh, s->sec->e_sk, s->peer_e))
-        return fail(s, PROTO_FAIL_BAD_KEY);
-    size_t blen = HS_RESP_FIXED + s->hello_len + SIG_LEN + TAG_LEN;
+        return proto__session_fail(s, PROTO_FAIL_BAD_KEY);
+    size_t blen = HS_RESP_FIXED + s->hello_len + PROTO__SIG_LEN + PROTO__TAG_LEN;
     uint8_t *b = malloc(PROTO_FRAME_HEADER_LEN + blen);
     if (!b)
-        return fail(s, PROTO_FAIL_NOMEM);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     (void)proto_frame_header_write(b, PROTO_FRAME_HS_RESP, blen);
     proto__put_be16(b + PROTO_FRAME_HEADER_LEN, v);
-    memcpy(b + PROTO_FRAME_HEADER_LEN + 2, s->e_pk, KEY_LEN);
+    memcpy(b + PROTO_FRAME_HEADER_LEN + 2, s->e_pk, PROTO__KEY_LEN);
     th_absorb(s, b, PROTO_FRAME_HEADER_LEN + HS_RESP_FIXED);
     th_snapshot(s, s->h1);
     int r = 0;
     if (!kdf2(s->sec->hs_i2r, s->sec->hs_r2i, s->sec->dh, LABEL_HS_KEYS, s->h1))
-        r = fail(s, PROTO_FAIL_NOMEM);
+        r = proto__session_fail(s, PROTO_FAIL_NOMEM);
     if (r == 0)
         r = seal_own_hello(s, b + PROTO_FRAME_HEADER_LEN + HS_RESP_FIXED, s->sec->hs_r2i,
                            LABEL_SIG_RESP);
@@ -663,9 +498,9 @@ on_init(proto_session *s, const proto_frame *f)
         free(b);
         return r;
     }
-    if (enqueue(s, b, PROTO_FRAME_HEADER_LEN + blen) < 0)
-        return fail(s, PROTO_FAIL_NOMEM);
-    s->state = ST_R_SENT_RESP;
+    if (proto__session_enqueue(s, b, PROTO_FRAME_HEADER_LEN + blen) < 0)
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
+    s->state = PROTO__ST_R_SENT_RESP;
     return 0;
 }
 
@@ -675,21 +510,21 @@ static int
 on_resp(proto_session *s, const proto_frame *f, proto_event *ev)
 {
     if (f->len < HS_RESP_FIXED)
-        return fail(s, PROTO_FAIL_MALFORMED);
+        return proto__session_fail(s, PROTO_FAIL_MALFORMED);
     uint16_t v = proto__be16(f->body);
     if (v < PROTO_VERSION_MIN || v > PROTO_VERSION_MAX)
-        return fail(s, PROTO_FAIL_VERSION);
+        return proto__session_fail(s, PROTO_FAIL_VERSION);
     s->version = v;
-    memcpy(s->peer_e, f->body + 2, KEY_LEN);
+    memcpy(s->peer_e, f->body + 2, PROTO__KEY_LEN);
     uint8_t hdr[PROTO_FRAME_HEADER_LEN];
     (void)proto_frame_header_write(hdr, PROTO_FRAME_HS_RESP, f->len);
     th_absorb(s, hdr, sizeof(hdr));
     th_absorb(s, f->body, HS_RESP_FIXED);
     th_snapshot(s, s->h1);
     if (!mix_dh(s->sec->dh, s->sec->e_sk, s->peer_e))
-        return fail(s, PROTO_FAIL_BAD_KEY);
+        return proto__session_fail(s, PROTO_FAIL_BAD_KEY);
     if (!kdf2(s->sec->hs_i2r, s->sec->hs_r2i, s->sec->dh, LABEL_HS_KEYS, s->h1))
-        return fail(s, PROTO_FAIL_NOMEM);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     int r = accept_peer_hello(s, f->body + HS_RESP_FIXED, f->len - HS_RESP_FIXED, s->sec->hs_r2i,
                               LABEL_SIG_RESP);
     if (r < 0)
@@ -698,12 +533,12 @@ on_resp(proto_session *s, const proto_frame *f, proto_event *ev)
     const proto_hello *h = &s->peer_hello;
     uint16_t expect = h->version_max < PROTO_VERSION_MAX ? h->version_max : PROTO_VERSION_MAX;
     if (v != expect || h->version_min > v)
-        return fail(s, PROTO_FAIL_VERSION);
+        return proto__session_fail(s, PROTO_FAIL_VERSION);
 
-    size_t blen = s->hello_len + SIG_LEN + TAG_LEN;
+    size_t blen = s->hello_len + PROTO__SIG_LEN + PROTO__TAG_LEN;
     uint8_t *b = malloc(PROTO_FRAME_HEADER_LEN + blen);
     if (!b)
-        return fail(s, PROTO_FAIL_NOMEM);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     (void)proto_frame_header_write(b, PROTO_FRAME_HS_FINISH, blen);
     th_absorb(s, b, PROTO_FRAME_HEADER_LEN);
     r = seal_own_hello(s, b + PROTO_FRAME_HEADER_LEN, s->sec->hs_i2r, LABEL_SIG_INIT);
@@ -711,8 +546,8 @@ on_resp(proto_session *s, const proto_frame *f, proto_event *ev)
         free(b);
         return r;
     }
-    if (enqueue(s, b, PROTO_FRAME_HEADER_LEN + blen) < 0)
-        return fail(s, PROTO_FAIL_NOMEM);
+    if (proto__session_enqueue(s, b, PROTO_FRAME_HEADER_LEN + blen) < 0)
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     r = establish(s);
     if (r < 0)
         return r;
@@ -733,7 +568,7 @@ on_finish(proto_session *s, const proto_frame *f, proto_event *ev)
         return r;
     /* The signed HELLO_i must repeat the versions HS_INIT offered. */
     if (s->peer_hello.version_min != s->peer_vmin || s->peer_hello.version_max != s->peer_vmax)
-        return fail(s, PROTO_FAIL_VERSION);
+        return proto__session_fail(s, PROTO_FAIL_VERSION);
     r = establish(s);
     if (r < 0)
         return r;
@@ -741,210 +576,30 @@ on_finish(proto_session *s, const proto_frame *f, proto_event *ev)
     return 1;
 }
 
-/* ---- record layer -------------------------------------------------------- */
-
-static void
-nonce_aes(uint8_t n[static crypto_aead_aes256gcm_NPUBBYTES], uint64_t ctr)
-{
-    memset(n, 0, crypto_aead_aes256gcm_NPUBBYTES);
-    proto__put_be64(n + crypto_aead_aes256gcm_NPUBBYTES - 8, ctr);
-}
-
-static void
-nonce_xchacha(uint8_t n[static crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t ctr)
-{
-    memset(n, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-    proto__put_be64(n + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
-}
-
-/* key' = BLAKE2b-256(key = key, LABEL_REKEY); the old key is overwritten, so
- * earlier frames stay safe if a later key leaks. */
-static __attribute__((warn_unused_result)) bool
-ratchet(proto_session *s, uint8_t key[static KEY_LEN], crypto_aead_aes256gcm_state *aes)
-{
-    uint8_t next[KEY_LEN];
-    if (crypto_generichash(next, KEY_LEN, LABEL_REKEY, sizeof(LABEL_REKEY), key, KEY_LEN) != 0)
-        return false;
-    memcpy(key, next, KEY_LEN);
-    sodium_memzero(next, sizeof(next));
-    if (s->cipher == PROTO_CIPHER_AES256GCM)
-        crypto_aead_aes256gcm_beforenm(aes, key);
-    return true;
-}
-
-/* Encrypts in place: c receives mlen + TAG_LEN bytes over m == c. */
-static __attribute__((warn_unused_result)) bool
-record_encrypt(proto_session *s, uint8_t *c, size_t mlen, const uint8_t ad[static SEAL_HDR],
-               uint64_t ctr)
-{
-    if (s->cipher == PROTO_CIPHER_AES256GCM) {
-        uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
-        nonce_aes(n, ctr);
-        return crypto_aead_aes256gcm_encrypt_afternm(c, NULL, c, mlen, ad, SEAL_HDR, NULL, n,
-                                                     &s->sec->aes_tx) == 0;
-    }
-    uint8_t n[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
-    nonce_xchacha(n, ctr);
-    return crypto_aead_xchacha20poly1305_ietf_encrypt(c, NULL, c, mlen, ad, SEAL_HDR, NULL, n,
-                                                      s->sec->k_tx) == 0;
-}
-
-static __attribute__((warn_unused_result)) bool
-record_decrypt(proto_session *s, uint8_t *m, const uint8_t *c, size_t clen,
-               const uint8_t ad[static SEAL_HDR], uint64_t ctr)
-{
-    if (s->cipher == PROTO_CIPHER_AES256GCM) {
-        uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
-        nonce_aes(n, ctr);
-        return crypto_aead_aes256gcm_decrypt_afternm(m, NULL, NULL, c, clen, ad, SEAL_HDR, n,
-                                                     &s->sec->aes_rx) == 0;
-    }
-    uint8_t n[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
-    nonce_xchacha(n, ctr);
-    return crypto_aead_xchacha20poly1305_ietf_decrypt(m, NULL, NULL, c, clen, ad, SEAL_HDR, n,
-                                                      s->sec->k_rx) == 0;
-}
-
-int
-proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, size_t len, uint8_t *out,
-                   size_t cap, size_t *ret_len)
-{
-    if (s->state == ST_FAILED)
-        return s->err;
-    if (s->state != ST_ESTABLISHED)
-        return -ENOTCONN;
-    if (len > PROTO_MSG_MAX || cap < PROTO_SEAL_OVERHEAD || cap - PROTO_SEAL_OVERHEAD < len)
-        return -EMSGSIZE;
-    if (s->tx_ctr >= PROTO_COUNTER_LIMIT)
-        return fail(s, PROTO_FAIL_EXHAUSTED);
-    uint64_t ctr = s->tx_ctr;
-    if (ctr > 0 && ctr % s->rekey_interval == 0 && !ratchet(s, s->sec->k_tx, &s->sec->aes_tx))
-        return fail(s, PROTO_FAIL_NOMEM);
-    size_t blen = 8 + 1 + len + TAG_LEN;
-    (void)proto_frame_header_write(out, PROTO_FRAME_SEALED, blen);
-    proto__put_be64(out + PROTO_FRAME_HEADER_LEN, ctr);
-    uint8_t *m = out + SEAL_HDR;
-    if (len && (const uint8_t *)body != m + 1)
-        memmove(m + 1, body, len);
-    m[0] = msg_type;
-    if (!record_encrypt(s, m, 1 + len, out, ctr))
-        return fail(s, PROTO_FAIL_NOMEM);
-    s->tx_ctr = ctr + 1;
-    *ret_len = PROTO_FRAME_HEADER_LEN + blen;
-    return 0;
-}
-
-int
-proto_session_send(proto_session *s, uint8_t msg_type, const void *body, size_t len)
-{
-    if (s->state == ST_FAILED)
-        return s->err;
-    if (s->state != ST_ESTABLISHED)
-        return -ENOTCONN;
-    if (len > PROTO_MSG_MAX)
-        return -EMSGSIZE;
-    size_t cap = len + PROTO_SEAL_OVERHEAD, n;
-    uint8_t *b = malloc(cap);
-    if (!b)
-        return -ENOMEM;
-    int r = proto_session_seal(s, msg_type, body, len, b, cap, &n);
-    if (r < 0) {
-        free(b);
-        return r;
-    }
-    r = enqueue(s, b, n);
-    return r < 0 ? fail(s, PROTO_FAIL_NOMEM) : 0;
-}
-
-int
-proto_session_send_msg(proto_session *s, const proto_msg *m)
-{
-    size_t len, n;
-    if (m->type == PROTO_MSG_HELLO)
-        return -EINVAL;
-    int r = proto_msg_encode(m, NULL, 0, &len);
-    if (r < 0)
-        return r;
-    size_t cap = len + PROTO_SEAL_OVERHEAD;
-    uint8_t *b = malloc(cap);
-    if (!b)
-        return -ENOMEM;
-    r = proto_msg_encode(m, b + PROTO_SEAL_BODY_OFFSET, len, &len);
-    if (r >= 0)
-        r = proto_session_seal(s, m->type, b + PROTO_SEAL_BODY_OFFSET, len, b, cap, &n);
-    if (r < 0) {
-        free(b);
-        return r;
-    }
-    r = enqueue(s, b, n);
-    return r < 0 ? fail(s, PROTO_FAIL_NOMEM) : 0;
-}
-
-/* One SEALED frame in: 1 with an event, 0 when it was skipped. */
-static int
-on_sealed(proto_session *s, const proto_frame *f, proto_event *ev)
-{
-    if (f->len < 8 + 1 + TAG_LEN)
-        return fail(s, PROTO_FAIL_MALFORMED);
-    uint64_t ctr = proto__be64(f->body);
-    /* The link is an ordered stream: exactly the next counter is valid. */
-    if (ctr < s->rx_ctr)
-        return fail(s, PROTO_FAIL_REPLAY);
-    if (ctr > s->rx_ctr)
-        return fail(s, PROTO_FAIL_REORDER);
-    if (ctr > 0 && ctr % s->rekey_interval == 0 && !ratchet(s, s->sec->k_rx, &s->sec->aes_rx))
-        return fail(s, PROTO_FAIL_NOMEM);
-    size_t clen = f->len - 8, mlen = clen - TAG_LEN;
-    if (s->pt_cap < mlen) {
-        uint8_t *p = malloc(mlen);
-        if (!p)
-            return fail(s, PROTO_FAIL_NOMEM);
-        if (s->pt) {
-            sodium_memzero(s->pt, s->pt_cap);
-            free(s->pt);
-        }
-        s->pt = p;
-        s->pt_cap = mlen;
-    }
-    uint8_t ad[SEAL_HDR];
-    (void)proto_frame_header_write(ad, PROTO_FRAME_SEALED, f->len);
-    memcpy(ad + PROTO_FRAME_HEADER_LEN, f->body, 8);
-    if (!record_decrypt(s, s->pt, f->body + 8, clen, ad, ctr))
-        return fail(s, PROTO_FAIL_DECRYPT);
-    s->rx_ctr = ctr + 1;
-    if (!proto_msg_type_known(s->pt[0]))
-        return 0; /* a newer peer's message: skip */
-    ev->type = PROTO_EVENT_MESSAGE;
-    ev->msg_type = s->pt[0];
-    ev->body = s->pt + 1;
-    ev->len = mlen - 1;
-    return 1;
-}
-
 static int
 on_frame(proto_session *s, const proto_frame *f, proto_event *ev)
 {
     switch (s->state) {
-    case ST_R_WAIT_INIT:
+    case PROTO__ST_R_WAIT_INIT:
         if (f->type != PROTO_FRAME_HS_INIT)
-            return fail(s, PROTO_FAIL_STATE);
+            return proto__session_fail(s, PROTO_FAIL_STATE);
         return on_init(s, f);
-    case ST_I_SENT_INIT:
+    case PROTO__ST_I_SENT_INIT:
         if (f->type == PROTO_FRAME_HS_REJECT)
-            return fail(s, PROTO_FAIL_REJECTED);
+            return proto__session_fail(s, PROTO_FAIL_REJECTED);
         if (f->type != PROTO_FRAME_HS_RESP)
-            return fail(s, PROTO_FAIL_STATE);
+            return proto__session_fail(s, PROTO_FAIL_STATE);
         return on_resp(s, f, ev);
-    case ST_R_SENT_RESP:
+    case PROTO__ST_R_SENT_RESP:
         if (f->type != PROTO_FRAME_HS_FINISH)
-            return fail(s, PROTO_FAIL_STATE);
+            return proto__session_fail(s, PROTO_FAIL_STATE);
         return on_finish(s, f, ev);
-    case ST_ESTABLISHED:
+    case PROTO__ST_ESTABLISHED:
         if (f->type != PROTO_FRAME_SEALED)
-            return fail(s, PROTO_FAIL_STATE);
-        return on_sealed(s, f, ev);
+            return proto__session_fail(s, PROTO_FAIL_STATE);
+        return proto__record_open(s, f, ev);
     default:
-        return fail(s, PROTO_FAIL_STATE);
+        return proto__session_fail(s, PROTO_FAIL_STATE);
     }
 }
 
@@ -953,13 +608,13 @@ decoder_fail(proto_session *s, int r)
 {
     switch (r) {
     case -EMSGSIZE:
-        return fail(s, PROTO_FAIL_OVERSIZE);
+        return proto__session_fail(s, PROTO_FAIL_OVERSIZE);
     case -EPROTO:
-        return fail(s, PROTO_FAIL_FRAME_VERSION);
+        return proto__session_fail(s, PROTO_FAIL_FRAME_VERSION);
     case -ENOMEM:
-        return fail(s, PROTO_FAIL_NOMEM);
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     default:
-        return fail(s, PROTO_FAIL_MALFORMED);
+        return proto__session_fail(s, PROTO_FAIL_MALFORMED);
     }
 }
 
@@ -972,9 +627,9 @@ proto_session_feed(proto_session *s, const uint8_t *buf, size_t len, uint64_t no
 
     *ret_used = 0;
     ret_ev->type = PROTO_EVENT_NONE;
-    if (s->state == ST_FAILED)
+    if (s->state == PROTO__ST_FAILED)
         return s->err;
-    if (s->state == ST_I_START) {
+    if (s->state == PROTO__ST_I_START) {
         r = send_init(s);
         if (r < 0)
             return r;
@@ -1010,13 +665,13 @@ proto_session_feed(proto_session *s, const uint8_t *buf, size_t len, uint64_t no
 int
 proto_session_tick(proto_session *s, uint64_t now_ms)
 {
-    if (s->state == ST_FAILED)
+    if (s->state == PROTO__ST_FAILED)
         return s->err;
-    if (s->state != ST_ESTABLISHED && now_ms >= s->hs_deadline)
-        return fail(s, PROTO_FAIL_TIMEOUT);
+    if (s->state != PROTO__ST_ESTABLISHED && now_ms >= s->hs_deadline)
+        return proto__session_fail(s, PROTO_FAIL_TIMEOUT);
     if (s->in_frame && now_ms - s->frame_start >= s->stall_ms)
-        return fail(s, PROTO_FAIL_TIMEOUT);
-    if (s->state == ST_I_START)
+        return proto__session_fail(s, PROTO_FAIL_TIMEOUT);
+    if (s->state == PROTO__ST_I_START)
         return send_init(s);
     return 0;
 }
@@ -1040,7 +695,7 @@ proto_session_trim(proto_session *s)
 bool
 proto_session_established(const proto_session *s)
 {
-    return s->state == ST_ESTABLISHED;
+    return s->state == PROTO__ST_ESTABLISHED;
 }
 
 int
@@ -1052,29 +707,29 @@ proto_session_fail(const proto_session *s)
 int
 proto_session_cipher(const proto_session *s)
 {
-    return s->state == ST_ESTABLISHED ? s->cipher : PROTO_CIPHER_NONE;
+    return s->state == PROTO__ST_ESTABLISHED ? s->cipher : PROTO_CIPHER_NONE;
 }
 
 uint16_t
 proto_session_version(const proto_session *s)
 {
-    return s->state == ST_ESTABLISHED ? s->version : 0;
+    return s->state == PROTO__ST_ESTABLISHED ? s->version : 0;
 }
 
 const uint8_t *
 proto_session_peer_id(const proto_session *s)
 {
-    return s->state == ST_ESTABLISHED ? s->peer_id : NULL;
+    return s->state == PROTO__ST_ESTABLISHED ? s->peer_id : NULL;
 }
 
 const proto_hello *
 proto_session_peer_hello(const proto_session *s)
 {
-    return s->state == ST_ESTABLISHED ? &s->peer_hello : NULL;
+    return s->state == PROTO__ST_ESTABLISHED ? &s->peer_hello : NULL;
 }
 
 const uint8_t *
 proto_session_transcript_hash(const proto_session *s)
 {
-    return s->state == ST_ESTABLISHED ? s->th_final : NULL;
+    return s->state == PROTO__ST_ESTABLISHED ? s->th_final : NULL;
 }
