@@ -1235,7 +1235,7 @@ gptq(qtensor *t, const site *st)
         }
     for (int i = 0; i < n; i++)
         diag += h[(size_t)i * n + i];
-    double damp = diag > 0.0 ? 0.01 * diag / n : 1.0;
+    double damp = diag > 0.0 ? 0.001 * diag / n : 1.0;
     for (int i = 0; i < n; i++) {
         h[(size_t)i * n + i] += damp;
         imp[i] = (float)h[(size_t)i * n + i];

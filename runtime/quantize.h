@@ -32,8 +32,15 @@
  *   w3 rows    <- / s   for w2 columns * s   (silu(w1 x) * (w3 x) is linear
  *                                             in w3 x; w2 usually stays F16)
  * with s_j = mean|x_j|^alpha, alpha searched on a grid to minimise the
- * output error on the calibration activations, then Q4_0 search with the
- * activation importance.
+ * output error on the calibration activations. Each matrix is then
+ * quantized GPTQ-style: column by column, every rounding error pushed onto
+ * the columns not yet quantized through the inverse Hessian of the
+ * (scaled) inputs (damping 0.1% of its mean diagonal), each block's scale
+ * chosen by the importance-weighted search when its first column comes up.
+ * Matrices with inputs wider than 1,024 skip that step (O(n^3)) and use
+ * the search alone. On aidreams260K this lowers the mean KL divergence
+ * against F32 by about a third relative to round-to-nearest Q4_0
+ * (tests/bench/bench-quality).
  * Calibration: the F32 model itself samples RT_QUANT_CALIB_TOKENS tokens at
  * temperature 1 (seed opts->seed) from BOS, and the inputs of every matrix
  * are recorded while it runs (a plain F32 forward pass inside this module).
@@ -47,7 +54,7 @@
 #include "runtime/types.h"
 
 enum {
-    RT_QUANT_CALIB_TOKENS = 1024, /* calibration positions for --awq */
+    RT_QUANT_CALIB_TOKENS = 4096, /* calibration positions for --awq */
 };
 
 /* IEEE half <-> float, round to nearest even; NaN/Inf kept. */
