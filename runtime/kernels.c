@@ -63,6 +63,21 @@ rt__f32_to_f16(float f)
     return (uint16_t)(sign | q);
 }
 
+/* round(v) clamped to [lo, hi]; NaN gives 0. Weights and activations come
+ * from untrusted files: a float-to-int conversion of NaN, Inf or a value out
+ * of range would be undefined behaviour. */
+static int
+round_clamp(float v, int lo, int hi)
+{
+    if (!(v == v))
+        return 0;
+    if (v <= (float)lo)
+        return lo;
+    if (v >= (float)hi)
+        return hi;
+    return (int)lrintf(v);
+}
+
 void
 rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
 {
@@ -75,7 +90,7 @@ rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         out[b].d = d;
         for (size_t i = 0; i < RT_QK; i++)
-            out[b].qs[i] = i < m ? (int8_t)lrintf(x[base + i] * id) : 0;
+            out[b].qs[i] = (int8_t)(i < m ? round_clamp(x[base + i] * id, -127, 127) : 0);
     }
 }
 
@@ -93,7 +108,7 @@ rt__quantize_row_q8_0(const float *x, size_t n, uint8_t *out)
         out[0] = (uint8_t)h;
         out[1] = (uint8_t)(h >> 8);
         for (size_t i = 0; i < RT_QK; i++)
-            out[2 + i] = (uint8_t)(int8_t)(i < m ? lrintf(x[base + i] * id) : 0);
+            out[2 + i] = (uint8_t)(int8_t)(i < m ? round_clamp(x[base + i] * id, -127, 127) : 0);
     }
 }
 
@@ -117,9 +132,10 @@ rt__quantize_row_q4_0(const float *x, size_t n, uint8_t *out)
         out[1] = (uint8_t)(h >> 8);
         for (size_t j = 0; j < RT_QK / 2; j++) {
             /* Zero padding quantizes to 8, which decodes to exactly 0. */
-            int q0 = (int)(v[j] * id + 8.5f), q1 = (int)(v[j + 16] * id + 8.5f);
-            q0 = q0 > 15 ? 15 : q0;
-            q1 = q1 > 15 ? 15 : q1;
+            /* As ggml: truncate x/d + 8.5 (x/d is in [-8, 8]), clamp to 15. */
+            float f0 = v[j] * id + 8.5f, f1 = v[j + 16] * id + 8.5f;
+            int q0 = f0 >= 0.0f && f0 < 15.0f ? (int)f0 : f0 >= 15.0f ? 15 : 0;
+            int q1 = f1 >= 0.0f && f1 < 15.0f ? (int)f1 : f1 >= 15.0f ? 15 : 0;
             out[2 + j] = (uint8_t)(q0 | q1 << 4);
         }
     }

@@ -62,7 +62,8 @@ run_model(const uint8_t *data, size_t size)
         rt_model *m;
         if (arena && rt_model_init(data, size, &o, arena, rep.total, &m, NULL) == 0) {
             const rt_config *c = rt_model_config(m);
-            if (!rt_forward(m, 0, 0) || !rt_forward(m, (int)c->vocab_size - 1, 1))
+            if (!rt_forward(m, 0, 0) ||
+                (c->seq_len > 1 && !rt_forward(m, (int)c->vocab_size - 1, 1)))
                 __builtin_trap();
             if (rt_forward(m, (int)c->vocab_size, 0) || rt_forward(m, 0, (int)c->seq_len))
                 __builtin_trap();
