@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sodium.h>
 
@@ -81,6 +82,37 @@ proto_identity_free(proto_identity *id)
         return;
     sodium_free(id->sec); /* wipes */
     free(id);
+}
+
+/* The signed bytes of a provider record (PROTOCOL.md, ANNOUNCE). */
+static void
+provider_message(uint8_t m[static 16 + 2 * PROTO_ID_LEN + 12], const proto_provider_record *rec)
+{
+    static const uint8_t label[16] = "nvx-provider--v1";
+    memcpy(m, label, 16);
+    memcpy(m + 16, rec->node_id, PROTO_ID_LEN);
+    memcpy(m + 16 + PROTO_ID_LEN, rec->model_id, PROTO_ID_LEN);
+    proto__put_be64(m + 16 + 2 * PROTO_ID_LEN, rec->time);
+    proto__put_be32(m + 24 + 2 * PROTO_ID_LEN, rec->ttl_s);
+}
+
+int
+proto_provider_sign(const proto_identity *id, proto_provider_record *rec)
+{
+    uint8_t m[16 + 2 * PROTO_ID_LEN + 12];
+    memcpy(rec->node_id, id->pk, PROTO_ID_LEN);
+    provider_message(m, rec);
+    return crypto_sign_detached(rec->sig, NULL, m, sizeof(m), id->sec->sk) == 0 ? 0 : -ENOMEM;
+}
+
+bool
+proto_provider_verify(const proto_provider_record *rec)
+{
+    uint8_t m[16 + 2 * PROTO_ID_LEN + 12];
+    if (proto__sodium_ready() < 0)
+        return false;
+    provider_message(m, rec);
+    return crypto_sign_verify_detached(rec->sig, m, sizeof(m), rec->node_id) == 0;
 }
 
 bool

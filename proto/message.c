@@ -313,8 +313,10 @@ record_write(proto__wr *w, const proto_record *rec)
         const proto_provider_record *p = &rec->u.provider;
         proto__wr_bytes(w, p->node_id, PROTO_ID_LEN);
         proto__wr_bytes(w, p->model_id, PROTO_ID_LEN);
+        proto__wr_u64(w, p->time);
         proto__wr_u32(w, p->ttl_s);
         proto__wr_u8(w, p->hops);
+        proto__wr_bytes(w, p->sig, PROTO_NODE_SIG_LEN);
     } else {
         const proto_name_record *n = &rec->u.name;
         proto__wr_bytes(w, n->key_id, PROTO_KEYID_LEN);
@@ -353,12 +355,19 @@ record_read(proto__rd *r, proto_record *rec, bool *ret_known)
     if (kind == PROTO_RECORD_PROVIDER) {
         proto_provider_record *p = &rec->u.provider;
         k = rd_id(&b, p->node_id);
+        const uint8_t *sig;
         if (k >= 0)
             k = rd_id(&b, p->model_id);
+        if (k >= 0)
+            k = proto__rd_u64(&b, &p->time);
         if (k >= 0)
             k = proto__rd_u32(&b, &p->ttl_s);
         if (k >= 0)
             k = proto__rd_u8(&b, &p->hops);
+        if (k >= 0)
+            k = proto__rd_bytes(&b, PROTO_NODE_SIG_LEN, &sig);
+        if (k >= 0)
+            memcpy(p->sig, sig, PROTO_NODE_SIG_LEN);
     } else {
         proto_name_record *n = &rec->u.name;
         const uint8_t *kid;

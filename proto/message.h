@@ -34,6 +34,7 @@ enum proto_msg_limits {
     PROTO_NAME_MAX = 128,    /* published name */
     PROTO_SIG_MAX = 1024,    /* opaque signature blob in a name record */
     PROTO_KEYID_LEN = 8,     /* minisign key id */
+    PROTO_NODE_SIG_LEN = 64, /* Ed25519 signature by a node's identity */
     PROTO_ANNOUNCE_MAX = 32, /* records per ANNOUNCE */
     PROTO_PEERS_MAX = 32,    /* entries per PEERS */
     PROTO_BYE_TEXT_MAX = 128,
@@ -166,11 +167,15 @@ enum proto_record_kind {
     _PROTO_RECORD_KIND_MAX,
 };
 
+/* "Node N has model M", signed by N (proto_provider_sign()/_verify()), so
+ * nobody can announce a victim as the provider of popular models. */
 typedef struct proto_provider_record {
     uint8_t node_id[PROTO_ID_LEN];
     uint8_t model_id[PROTO_ID_LEN];
-    uint32_t ttl_s; /* lifetime from receipt, seconds */
-    uint8_t hops;   /* gossip hops left; relay decrements */
+    uint64_t time;                   /* N's Unix time when it signed, seconds */
+    uint32_t ttl_s;                  /* valid until time + ttl_s */
+    uint8_t hops;                    /* gossip hops left; relays decrement (unsigned) */
+    uint8_t sig[PROTO_NODE_SIG_LEN]; /* Ed25519 by node_id, see PROTOCOL.md */
 } proto_provider_record;
 
 typedef struct proto_name_record {

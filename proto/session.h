@@ -89,6 +89,16 @@ const uint8_t *proto_identity_node_id(const proto_identity *id);
 /* Wipes and frees; accepts NULL. */
 void proto_identity_free(proto_identity *id);
 
+/* Makes rec a provider record of this node: sets rec->node_id and signs
+ * label || node_id || model_id || time || ttl_s (PROTOCOL.md, ANNOUNCE);
+ * hops stays unsigned so relays can decrement it. The caller fills model_id,
+ * time, ttl_s and hops first. Returns 0, -ENOMEM. */
+int proto_provider_sign(const proto_identity *id, proto_provider_record *rec);
+
+/* True when rec->sig is rec->node_id's signature over the record. Expiry
+ * (time + ttl_s against the caller's clock) is the caller's check. */
+bool proto_provider_verify(const proto_provider_record *rec);
+
 /* ---- Session ----------------------------------------------------------- */
 
 typedef struct proto_session proto_session;

@@ -112,8 +112,10 @@ examples(proto_msg *m)
     a->records[0].kind = PROTO_RECORD_PROVIDER;
     memset(a->records[0].u.provider.node_id, 5, 32);
     memset(a->records[0].u.provider.model_id, 6, 32);
+    a->records[0].u.provider.time = 1800000000;
     a->records[0].u.provider.ttl_s = 3600;
     a->records[0].u.provider.hops = 4;
+    memset(a->records[0].u.provider.sig, 0x77, PROTO_NODE_SIG_LEN);
     a->records[1].kind = PROTO_RECORD_NAME;
     proto_name_record *nr = &a->records[1].u.name;
     memcpy(nr->key_id, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
@@ -191,8 +193,8 @@ check_equal(const proto_msg *a, const proto_msg *b)
             str_eq(a->u.announce.records[1].u.name.sig, b->u.announce.records[1].u.name.sig));
         assert_int_equal(a->u.announce.records[1].u.name.sequence,
                          b->u.announce.records[1].u.name.sequence);
-        assert_int_equal(a->u.announce.records[0].u.provider.ttl_s,
-                         b->u.announce.records[0].u.provider.ttl_s);
+        assert_memory_equal(&a->u.announce.records[0].u.provider,
+                            &b->u.announce.records[0].u.provider, sizeof(proto_provider_record));
         break;
     case PROTO_MSG_PEERS:
         assert_int_equal(a->u.peers.n, b->u.peers.n);
@@ -352,14 +354,14 @@ test_malformed_table(void **state)
     assert_int_equal(proto_msg_decode(PROTO_MSG_PEERS, peers_many, 1, d), -EBADMSG);
 
     /* ANNOUNCE: an unknown record kind is skipped, a short known one is not. */
-    static const uint8_t ann[] = { 2, 0x33, 0, 2, 'x', 'y', 1, 0, 69, [6 + 3 + 68] = 9 };
+    static const uint8_t ann[] = { 2, 0x33, 0, 2, 'x', 'y', 1, 0, 141, [9 + 76] = 9, [149] = 0 };
     assert_int_equal(proto_msg_decode(PROTO_MSG_ANNOUNCE, ann, sizeof(ann), d), 0);
     assert_int_equal(d->u.announce.n, 1);
     assert_int_equal(d->u.announce.records[0].u.provider.hops, 9);
-    static const uint8_t ann_short[] = { 1, 1, 0, 68, [3 + 67] = 9 };
+    static const uint8_t ann_short[] = { 1, 1, 0, 140, [4 + 139] = 9 };
     assert_int_equal(proto_msg_decode(PROTO_MSG_ANNOUNCE, ann_short, sizeof(ann_short), d),
                      -EBADMSG);
-    static const uint8_t ann_long[] = { 1, 1, 0, 70, [3 + 69] = 9 };
+    static const uint8_t ann_long[] = { 1, 1, 0, 142, [4 + 141] = 9 };
     assert_int_equal(proto_msg_decode(PROTO_MSG_ANNOUNCE, ann_long, sizeof(ann_long), d), -EBADMSG);
 
     /* MANIFEST piece past the total. */

@@ -844,6 +844,36 @@ test_timeouts(void **state)
 }
 
 static void
+test_provider_signature(void **state)
+{
+    proto_identity *a, *b;
+    assert_int_equal(proto_identity_generate(&a), 0);
+    assert_int_equal(proto_identity_generate(&b), 0);
+    proto_provider_record rec = { .time = 1800000000, .ttl_s = 600, .hops = 5 };
+    memset(rec.model_id, 0x61, sizeof(rec.model_id));
+    assert_int_equal(proto_provider_sign(a, &rec), 0);
+    assert_memory_equal(rec.node_id, proto_identity_node_id(a), 32);
+    assert_true(proto_provider_verify(&rec));
+    rec.hops = 4; /* relays may decrement hops */
+    assert_true(proto_provider_verify(&rec));
+    proto_provider_record bad = rec;
+    bad.ttl_s++;
+    assert_false(proto_provider_verify(&bad));
+    bad = rec;
+    bad.model_id[31] ^= 1;
+    assert_false(proto_provider_verify(&bad));
+    bad = rec;
+    bad.time--;
+    assert_false(proto_provider_verify(&bad));
+    /* Claiming another node's id with our own signature fails. */
+    bad = rec;
+    memcpy(bad.node_id, proto_identity_node_id(b), 32);
+    assert_false(proto_provider_verify(&bad));
+    proto_identity_free(a);
+    proto_identity_free(b);
+}
+
+static void
 test_identity(void **state)
 {
     proto_identity *a, *b;
@@ -902,6 +932,7 @@ main(void)
         cmocka_unit_test(test_trim),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_provider_signature),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
