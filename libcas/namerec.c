@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Signed name records (libcas/namerec.h, layout in libcas/FORMAT.md "Name
+ * records"): encoding, strict decoding, signing, storage with "highest
+ * sequence wins", trust against the keyring, and PUBLISHER/NAME resolution.
+ */
+#include "libcas/namerec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "libcas/hash.h"
+#include "libcas/sig-internal.h"
+
+static const uint8_t magic[CAS_NAMEREC_MAGIC_LEN] = { 'n', 'v', 'x', 'n',
+                                                      'a', 'm', 'e', CAS_NAMEREC_VERSION };
+
+/* Key prefix of name records in the store's generic `peers` database (until
+ * the store has a database of its own for them). */
+static const uint8_t store_prefix[4] = { 'n', 'r', '1', 0 };
+enum {
+    STORE_PREFIX_LEN = sizeof(store_prefix),
+    STORE_KEY_MAX = STORE_PREFIX_LEN + CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX,
+    STORE_VAL_MAX = 8 + CAS_NAMEREC_MAX,
+};
+
+static void
+le64_store(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+le64_load(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+bool
+cas_namerec_name_valid(const char *name, size_t len)
+{
+    if (!name || len < 1 || len > CAS_NAMEREC_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x21 || c > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+size_t
+cas_namerec_encoded_len(const cas_namerec *rec)
+{
+    return CAS_NAMEREC_FIXED_LEN + rec->name_len + CAS_SIGBYTES;
+}
+
+/* Writes the signed part (everything but the signature) into out, which
+ * holds at least CAS_NAMEREC_MAX bytes. Returns its length. */
+static size_t
+signed_part(const cas_namerec *rec, uint8_t *out)
+{
+    size_t off = 0;
+    memcpy(out + off, magic, sizeof(magic));
+    off += sizeof(magic);
+    memcpy(out + off, rec->keyid, CAS_KEYID_LEN);
+    off += CAS_KEYID_LEN;
+    memcpy(out + off, rec->pk, CAS_PK_LEN);
+    off += CAS_PK_LEN;
+    out[off++] = (uint8_t)rec->name_len;
+    memcpy(out + off, rec->name, rec->name_len);
+    off += rec->name_len;
+    le64_store(out + off, rec->sequence);
+    off += 8;
+    le64_store(out + off, rec->time);
+    off += 8;
+    memcpy(out + off, rec->model_id, CAS_MODEL_ID_LEN);
+    off += CAS_MODEL_ID_LEN;
+    return off;
+}
+
+static bool
+rec_fields_valid(const cas_namerec *rec)
+{
+    return rec && cas_namerec_name_valid(rec->name, rec->name_len) &&
+           rec->name[rec->name_len] == '\0';
+}
+
+int
+cas_namerec_sign(const cas_seckey *sk, const char *name, uint64_t sequence, uint64_t time,
+                 const uint8_t model_id[static CAS_MODEL_ID_LEN], cas_namerec *ret)
+{
+    if (!sk || !name || !ret)
+        return -EINVAL;
+    size_t len = strlen(name);
+    if (!cas_namerec_name_valid(name, len))
+        return -EINVAL;
+
+    cas_namerec rec;
+    memset(&rec, 0, sizeof(rec));
+    cas_pubkey pub;
+    cas_seckey_public(sk, &pub);
+    memcpy(rec.keyid, pub.keyid, CAS_KEYID_LEN);
+    memcpy(rec.pk, pub.pk, CAS_PK_LEN);
+    memcpy(rec.name, name, len);
+    rec.name_len = len;
+    rec.sequence = sequence;
+    rec.time = time;
+    memcpy(rec.model_id, model_id, CAS_MODEL_ID_LEN);
+
+    uint8_t buf[CAS_NAMEREC_MAX];
+    size_t n = signed_part(&rec, buf);
+    int r = cas__seckey_sign(sk, rec.sig, buf, n);
+    if (r < 0)
+        return r;
+    *ret = rec;
+    return 0;
+}
+
+int
+cas_namerec_verify(const cas_namerec *rec)
+{
+    if (!rec_fields_valid(rec))
+        return -EBADMSG;
+    if (cas_sig_init() < 0)
+        return -ENOMEM;
+    uint8_t buf[CAS_NAMEREC_MAX];
+    size_t n = signed_part(rec, buf);
+    if (crypto_sign_verify_detached(rec->sig, buf, n, rec->pk) != 0)
+        return -EBADMSG;
+    return 0;
+}
+
+int
+cas_namerec_encode(const cas_namerec *rec, uint8_t *out, size_t cap)
+{
+    if (!rec_fields_valid(rec) || !out)
+        return -EINVAL;
+    size_t len = cas_namerec_encoded_len(rec);
+    if (cap < len)
+        return -EMSGSIZE;
+    uint8_t buf[CAS_NAMEREC_MAX];
+    size_t n = signed_part(rec, buf);
+    memcpy(out, buf, n);
+    memcpy(out + n, rec->sig, CAS_SIGBYTES);
+    return (int)len;
+}
+
+/* Bounds-checked reader over untrusted bytes (STYLE.md 6). */
+typedef struct cursor {
+    const uint8_t *p;
+    size_t len;
+    size_t off;
+} cursor;
+
+static int
+take(cursor *c, size_t n, const uint8_t **ret)
+{
+    if (c->len - c->off < n)
+        return -EBADMSG;
+    *ret = c->p + c->off;
+    c->off += n;
+    return 0;
+}
+
+int
+cas_namerec_decode(const uint8_t *buf, size_t len, cas_namerec *ret)
+{
+    if (!buf || len < CAS_NAMEREC_MIN || len > CAS_NAMEREC_MAX)
+        return -EBADMSG;
+    cursor c = { .p = buf, .len = len, .off = 0 };
+    const uint8_t *p;
+    cas_namerec rec;
+    memset(&rec, 0, sizeof(rec));
+
+    if (take(&c, CAS_NAMEREC_MAGIC_LEN, &p) < 0 || memcmp(p, magic, sizeof(magic)) != 0)
+        return -EBADMSG;
+    if (take(&c, CAS_KEYID_LEN, &p) < 0)
+        return -EBADMSG;
+    memcpy(rec.keyid, p, CAS_KEYID_LEN);
+    if (take(&c, CAS_PK_LEN, &p) < 0)
+        return -EBADMSG;
+    memcpy(rec.pk, p, CAS_PK_LEN);
+    if (take(&c, 1, &p) < 0)
+        return -EBADMSG;
+    size_t k = p[0];
+    if (take(&c, k, &p) < 0 || !cas_namerec_name_valid((const char *)p, k))
+        return -EBADMSG;
+    memcpy(rec.name, p, k);
+    rec.name_len = k;
+    if (take(&c, 8, &p) < 0)
+        return -EBADMSG;
+    rec.sequence = le64_load(p);
+    if (take(&c, 8, &p) < 0)
+        return -EBADMSG;
+    rec.time = le64_load(p);
+    if (take(&c, CAS_MODEL_ID_LEN, &p) < 0)
+        return -EBADMSG;
+    memcpy(rec.model_id, p, CAS_MODEL_ID_LEN);
+    if (take(&c, CAS_SIGBYTES, &p) < 0)
+        return -EBADMSG;
+    memcpy(rec.sig, p, CAS_SIGBYTES);
+    if (c.off != c.len)
+        return -EBADMSG; /* trailing bytes */
+
+    int r = cas_namerec_verify(&rec);
+    if (r < 0)
+        return r;
+    *ret = rec;
+    return 0;
+}
+
+void
+cas_namerec_hash(const cas_namerec *rec, uint8_t ret[static CAS_HASH_LEN])
+{
+    uint8_t buf[CAS_NAMEREC_MAX];
+    size_t n = signed_part(rec, buf);
+    memcpy(buf + n, rec->sig, CAS_SIGBYTES);
+    cas_hash(buf, n + CAS_SIGBYTES, ret);
+}
+
+void
+cas_namerec_proof(const cas_namerec *rec, uint8_t out[static CAS_NAMEREC_PROOF_LEN])
+{
+    out[0] = CAS_NAMEREC_VERSION;
+    memcpy(out + 1, rec->pk, CAS_PK_LEN);
+    memcpy(out + 1 + CAS_PK_LEN, rec->sig, CAS_SIGBYTES);
+}
+
+int
+cas_namerec_from_wire(const uint8_t keyid[static CAS_KEYID_LEN], const uint8_t *name,
+                      size_t name_len, uint64_t sequence, uint64_t time,
+                      const uint8_t model_id[static CAS_MODEL_ID_LEN], const uint8_t *proof,
+                      size_t proof_len, cas_namerec *ret)
+{
+    if (!name || !proof || proof_len != CAS_NAMEREC_PROOF_LEN || proof[0] != CAS_NAMEREC_VERSION ||
+        !cas_namerec_name_valid((const char *)name, name_len))
+        return -EBADMSG;
+    cas_namerec rec;
+    memset(&rec, 0, sizeof(rec));
+    memcpy(rec.keyid, keyid, CAS_KEYID_LEN);
+    memcpy(rec.pk, proof + 1, CAS_PK_LEN);
+    memcpy(rec.name, name, name_len);
+    rec.name_len = name_len;
+    rec.sequence = sequence;
+    rec.time = time;
+    memcpy(rec.model_id, model_id, CAS_MODEL_ID_LEN);
+    memcpy(rec.sig, proof + 1 + CAS_PK_LEN, CAS_SIGBYTES);
+    int r = cas_namerec_verify(&rec);
+    if (r < 0)
+        return r;
+    *ret = rec;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Storage */
+
+static size_t
+store_key(const uint8_t keyid[static CAS_KEYID_LEN], const char *name, size_t name_len,
+          uint8_t out[static STORE_KEY_MAX])
+{
+    memcpy(out, store_prefix, STORE_PREFIX_LEN);
+    memcpy(out + STORE_PREFIX_LEN, keyid, CAS_KEYID_LEN);
+    memcpy(out + STORE_PREFIX_LEN + CAS_KEYID_LEN, name, name_len);
+    return STORE_PREFIX_LEN + CAS_KEYID_LEN + name_len;
+}
+
+/* Decodes a stored value (u64 LE sequence || record) and checks that it
+ * belongs under key. */
+static int
+store_val_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+                 cas_namerec *ret)
+{
+    if (val_len < 8)
+        return -EBADMSG;
+    cas_namerec rec;
+    int r = cas_namerec_decode(val + 8, val_len - 8, &rec);
+    if (r < 0)
+        return r;
+    uint8_t k[STORE_KEY_MAX];
+    size_t kl = store_key(rec.keyid, rec.name, rec.name_len, k);
+    if (kl != key_len || memcmp(k, key, kl) != 0 || le64_load(val) != rec.sequence)
+        return -EBADMSG;
+    *ret = rec;
+    return 0;
+}
+
+typedef struct get_ctx {
+    const uint8_t *key;
+    size_t key_len;
+    bool found;
+    int error;
+    cas_namerec rec;
+} get_ctx;
+
+static int
+get_cb(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
+{
+    get_ctx *g = userdata;
+    if (key_len != g->key_len || memcmp(key, g->key, key_len) != 0)
+        return 0;
+    g->found = true;
+    g->error = store_val_decode(key, key_len, val, val_len, &g->rec);
+    return 1; /* stop */
+}
+
+/* TODO(mesh): the generic peers API has no point lookup, so this scans the
+ * peers database; switch to cas_store_namerec_get() once the store has it
+ * (requests.md, 11:10). */
+static int
+store_lookup(cas_store *s, const uint8_t *key, size_t key_len, cas_namerec *ret)
+{
+    get_ctx g = { .key = key, .key_len = key_len };
+    int r = cas_store_peer_list(s, get_cb, &g);
+    if (r < 0)
+        return r;
+    if (!g.found)
+        return -ENOENT;
+    if (g.error < 0)
+        return g.error;
+    *ret = g.rec;
+    return 0;
+}
+
+int
+cas_namerec_store_put(cas_store *s, const cas_namerec *rec)
+{
+    if (!s || !rec)
+        return -EINVAL;
+    int r = cas_namerec_verify(rec);
+    if (r < 0)
+        return r;
+    uint8_t key[STORE_KEY_MAX];
+    size_t key_len = store_key(rec->keyid, rec->name, rec->name_len, key);
+
+    cas_namerec old;
+    r = store_lookup(s, key, key_len, &old);
+    if (r == 0 && old.sequence >= rec->sequence)
+        return 0;
+    if (r < 0 && r != -ENOENT && r != -EBADMSG)
+        return r; /* a damaged stored record is replaced */
+
+    uint8_t val[STORE_VAL_MAX];
+    le64_store(val, rec->sequence);
+    r = cas_namerec_encode(rec, val + 8, sizeof(val) - 8);
+    if (r < 0)
+        return r;
+    r = cas_store_peer_put(s, key, key_len, val, 8 + (size_t)r);
+    return r < 0 ? r : 1;
+}
+
+int
+cas_namerec_store_get(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], const char *name,
+                      cas_namerec *ret)
+{
+    if (!s || !name || !ret)
+        return -EINVAL;
+    size_t n = strlen(name);
+    if (!cas_namerec_name_valid(name, n))
+        return -EINVAL;
+    uint8_t key[STORE_KEY_MAX];
+    size_t key_len = store_key(keyid, name, n, key);
+    return store_lookup(s, key, key_len, ret);
+}
+
+typedef struct list_ctx {
+    cas_namerec_fn cb;
+    void *userdata;
+} list_ctx;
+
+static int
+list_cb(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
+{
+    list_ctx *l = userdata;
+    if (key_len < STORE_PREFIX_LEN || memcmp(key, store_prefix, STORE_PREFIX_LEN) != 0)
+        return 0;
+    cas_namerec rec;
+    if (store_val_decode(key, key_len, val, val_len, &rec) < 0)
+        return 0; /* damaged: skipped */
+    return l->cb(l->userdata, &rec);
+}
+
+int
+cas_namerec_store_list(cas_store *s, cas_namerec_fn cb, void *userdata)
+{
+    if (!s || !cb)
+        return -EINVAL;
+    list_ctx l = { .cb = cb, .userdata = userdata };
+    return cas_store_peer_list(s, list_cb, &l);
+}
+
+int
+cas_namerec_store_del(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], const char *name)
+{
+    if (!s || !name)
+        return -EINVAL;
+    size_t n = strlen(name);
+    if (!cas_namerec_name_valid(name, n))
+        return -EINVAL;
+    uint8_t key[STORE_KEY_MAX];
+    size_t key_len = store_key(keyid, name, n, key);
+    return cas_store_peer_del(s, key, key_len);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Trust and resolution */
+
+bool
+cas_namerec_trusted(cas_store *s, const cas_namerec *rec, char *ret_key_name, size_t cap)
+{
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    char *key_name = NULL;
+    bool ok = false;
+    if (!s || !rec)
+        return false;
+    if (cas_store_key_get(s, rec->keyid, CAS_KEYID_LEN, &blob, &blob_len, &key_name) < 0)
+        goto out;
+    cas_pubkey pk;
+    if (cas_pubkey_decode(blob, blob_len, &pk) < 0)
+        goto out;
+    ok = sodium_memcmp(pk.keyid, rec->keyid, CAS_KEYID_LEN) == 0 &&
+         sodium_memcmp(pk.pk, rec->pk, CAS_PK_LEN) == 0;
+    if (ok && ret_key_name && cap > 0) {
+        const char *src = key_name ? key_name : "";
+        size_t n = strlen(src);
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(ret_key_name, src, n);
+        ret_key_name[n] = '\0';
+    }
+out:
+    free(blob);
+    free(key_name);
+    return ok;
+}
+
+bool
+cas_namerec_is_target(const char *text)
+{
+    return text && strchr(text, '/') != NULL;
+}
+
+typedef struct byname_ctx {
+    const char *name;
+    size_t name_len;
+    unsigned n_match;
+    uint8_t keyid[CAS_KEYID_LEN];
+} byname_ctx;
+
+static int
+byname_cb(void *userdata, const uint8_t *key_id, size_t key_id_len, const uint8_t *blob,
+          size_t blob_len, const char *name)
+{
+    (void)blob;
+    (void)blob_len;
+    byname_ctx *b = userdata;
+    if (key_id_len != CAS_KEYID_LEN || strlen(name) != b->name_len ||
+        memcmp(name, b->name, b->name_len) != 0)
+        return 0;
+    if (b->n_match == 0 || memcmp(b->keyid, key_id, CAS_KEYID_LEN) != 0)
+        b->n_match++;
+    memcpy(b->keyid, key_id, CAS_KEYID_LEN);
+    return 0;
+}
+
+int
+cas_namerec_target_parse(cas_store *s, const char *target, uint8_t ret_keyid[static CAS_KEYID_LEN],
+                         char *ret_name)
+{
+    if (!s || !target || !ret_name)
+        return -EINVAL;
+    const char *slash = strchr(target, '/');
+    if (!slash || slash == target)
+        return -EINVAL;
+    size_t pub_len = (size_t)(slash - target);
+    const char *name = slash + 1;
+    size_t name_len = strlen(name);
+    if (pub_len > CAS_STORE_NAME_MAX || !cas_namerec_name_valid(name, name_len))
+        return -EINVAL;
+
+    byname_ctx b = { .name = target, .name_len = pub_len };
+    int r = cas_store_key_list(s, byname_cb, &b);
+    if (r < 0)
+        return r;
+    if (b.n_match > 1)
+        return -ENOTUNIQ;
+    uint8_t keyid[CAS_KEYID_LEN];
+    if (b.n_match == 1) {
+        memcpy(keyid, b.keyid, CAS_KEYID_LEN);
+    } else {
+        char hex[CAS_KEYID_HEX_SIZE];
+        if (pub_len != CAS_KEYID_HEX_SIZE - 1)
+            return -ENOENT;
+        memcpy(hex, target, pub_len);
+        hex[pub_len] = '\0';
+        if (cas_keyid_parse(hex, keyid) < 0)
+            return -ENOENT;
+    }
+    memcpy(ret_keyid, keyid, CAS_KEYID_LEN);
+    memcpy(ret_name, name, name_len + 1);
+    return 0;
+}
+
+int
+cas_namerec_resolve(cas_store *s, const char *target, cas_name_resolution *ret)
+{
+    if (!ret)
+        return -EINVAL;
+    uint8_t keyid[CAS_KEYID_LEN];
+    char name[CAS_NAMEREC_NAME_MAX + 1];
+    int r = cas_namerec_target_parse(s, target, keyid, name);
+    if (r < 0)
+        return r;
+    cas_name_resolution res;
+    memset(&res, 0, sizeof(res));
+    r = cas_namerec_store_get(s, keyid, name, &res.rec);
+    if (r < 0)
+        return r;
+    res.trusted = cas_namerec_trusted(s, &res.rec, res.key_name, sizeof(res.key_name));
+    *ret = res;
+    return 0;
+}
