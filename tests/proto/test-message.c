@@ -193,8 +193,17 @@ check_equal(const proto_msg *a, const proto_msg *b)
             str_eq(a->u.announce.records[1].u.name.sig, b->u.announce.records[1].u.name.sig));
         assert_int_equal(a->u.announce.records[1].u.name.sequence,
                          b->u.announce.records[1].u.name.sequence);
-        assert_memory_equal(&a->u.announce.records[0].u.provider,
-                            &b->u.announce.records[0].u.provider, sizeof(proto_provider_record));
+        {
+            /* Field by field: the struct has padding. */
+            const proto_provider_record *pa = &a->u.announce.records[0].u.provider,
+                                        *pb = &b->u.announce.records[0].u.provider;
+            assert_memory_equal(pa->node_id, pb->node_id, 32);
+            assert_memory_equal(pa->model_id, pb->model_id, 32);
+            assert_true(pa->time == pb->time);
+            assert_int_equal(pa->ttl_s, pb->ttl_s);
+            assert_int_equal(pa->hops, pb->hops);
+            assert_memory_equal(pa->sig, pb->sig, PROTO_NODE_SIG_LEN);
+        }
         break;
     case PROTO_MSG_PEERS:
         assert_int_equal(a->u.peers.n, b->u.peers.n);
