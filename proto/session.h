@@ -39,6 +39,9 @@
  * A node id is the node's 32-byte Ed25519 public key.
  *
  * Thread safety: none; one session is used from one thread.
+ *
+ * Implemented by session.c (lifecycle, handshake), record.c (SEALED frames)
+ * and identity.c (identities, provider-record signatures).
  */
 #include <stdbool.h>
 #include <stddef.h>
