@@ -50,13 +50,17 @@
 #include "runtime/types.h"
 
 enum {
-    RT_ARENA_ALIGN = 64, /* alignment of every block carved from the arena */
     RT_MAX_LAYERS = 1024,
     RT_MAX_DIM = 1 << 16,
     RT_MAX_HEAD_DIM = 1024,
     RT_MAX_VOCAB = 1 << 20,
     RT_MAX_SEQ = 1 << 20,
 };
+
+/* Alignment of every block carved from the arena, and of the arena start
+ * that rt_model_plan's total assumes: that of max_align_t, so memory from
+ * malloc needs exactly total bytes. */
+#define RT_ARENA_ALIGN ((size_t) _Alignof(max_align_t))
 
 typedef enum rt_kv_type {
     RT_KV_F32 = 0,
@@ -132,15 +136,14 @@ typedef struct rt_model rt_model;
  * for and absent), -ENOMEM (the arena would not fit in size_t). */
 int rt_model_plan(const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *ret);
 
-/* Builds a model in arena[0..arena_size) (any alignment; arena_size must be
- * at least rt_model_plan's total, which already allows for aligning the
- * start). The file buffer is borrowed: unless opts->copy_weights, it must
- * stay valid and unchanged until the model is no longer used. The arena is
- * owned by the caller; the model needs no destructor in this mode (stop
- * using it and reuse the memory).
- * Returns 0 and *ret; -ENOMEM if arena_size is too small (then, as an
- * exception to the out-parameter rule, *ret_report is written so the
- * caller can say how much is needed); other errors as rt_model_plan.
+/* Builds a model in arena[0..arena_size). arena_size must be at least
+ * rt_model_plan's total when arena is aligned to RT_ARENA_ALIGN (any
+ * malloc'd block is), else total plus the bytes up to the next aligned
+ * address (at most RT_ARENA_ALIGN - 1). The file buffer is borrowed: unless opts->copy_weights, it
+ * must stay valid and unchanged until the model is no longer used. The arena is owned by the
+ * caller; the model needs no destructor in this mode (stop using it and reuse the memory). Returns
+ * 0 and *ret; -ENOMEM if arena_size is too small (then, as an exception to the out-parameter rule,
+ * *ret_report is written so the caller can say how much is needed); other errors as rt_model_plan.
  * ret_report may be NULL. */
 int rt_model_init(const void *file, size_t len, const rt_model_opts *opts, void *arena,
                   size_t arena_size, rt_model **ret, rt_arena_report *ret_report);

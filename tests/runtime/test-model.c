@@ -315,6 +315,11 @@ test_arena_mcu(void **state)
     assert_int_equal(rt_model_init(f, len, &o, base + 1, rep.total, &m, NULL), -ENOMEM);
     assert_int_equal(rt_model_init(f, len, &o, base + 1, rep.total + RT_ARENA_ALIGN - 1, &m, NULL),
                      0);
+    /* A malloc'd block of exactly total bytes works. */
+    void *exact = malloc(rep.total);
+    assert_int_equal(rt_model_init(f, len, &o, exact, rep.total, &m, NULL), 0);
+    assert_non_null(rt_forward(m, 1, 0));
+    free(exact);
     /* Exact size works, and the file may go away. */
     assert_int_equal(rt_model_init(f, len, &o, base, rep.total, &m, NULL), 0);
     memset(f, 0xff, len);
