@@ -334,5 +334,56 @@ main(int argc, char **argv)
     printf("  teacher-forced on the %zu sampled positions: top-1 %.2f%%, KL mean %.5f, p99 %.5f\n",
            rs.n, 100.0 * rs.top1, rs.kl_mean, rs.kl_p99);
     free(arena);
+
+    /* The same arena budget with the activation-aware Q4 file (its F16
+     * ffn_down requantized to Q4_0 at init, classifier kept Q8_0). */
+    r = rt_model_plan(v[3].file.p, v[3].file.len, &mo, &rep);
+    arena = r < 0 ? NULL : aligned_alloc(RT_ARENA_ALIGN, (rep.total + 63) / 64 * 64);
+    if (r >= 0)
+        r = rt_model_init(v[3].file.p, v[3].file.len, &mo, arena, rep.total, &mc, NULL);
+    if (r >= 0) {
+        rt_eval_new(512, text.n * 2 + 8, &e);
+        rt_eval_run(mc, ref.m, text.t, text.n, rt_tokenizer_bos(tok), e);
+        rt_eval_result_get(e, &rs);
+        rt_eval_free(e);
+        printf("arena run with the Q4_0 AWQ file instead: total %zu B (%.1f KiB: %s), weights "
+               "%zu B; teacher-forced top-1 %.2f%%, KL mean %.5f\n",
+               rep.total, (double)rep.total / 1024.0, rep.total <= 256 * 1024 ? "met" : "MISSED",
+               rep.weights, 100.0 * rs.top1, rs.kl_mean);
+    }
+    free(arena);
+
+    /* Speed: greedy generation from BOS over the whole context. */
+    printf("\nspeed: greedy, %u positions from BOS, median of %d runs (min..max), ratio to F32 "
+           "portable\n",
+           rt_model_config(ref.m)->seq_len, runs);
+    const buf *files[3] = { &f32, &v[0].file, &v[1].file };
+    const char *fnames[3] = { "F32", "Q8_0", "Q4_0" };
+    double base_speed = 0.0;
+    for (int fi = 0; fi < 3; fi++) {
+        for (int k = RT_KERNELS_PORTABLE; k <= RT_KERNELS_SIMD; k++) {
+            if (k == RT_KERNELS_SIMD && !rt_simd_available())
+                continue;
+            rt_model_opts so = RT_MODEL_OPTS_INIT;
+            so.kernels = (rt_kernels)k;
+            loaded sl = { 0 };
+            if (load(files[fi], &so, &sl) < 0)
+                continue;
+            double t[16];
+            for (int i = 0; i < runs; i++) {
+                stream g = { .cap = 200, .t = g0.t, .n = 0 };
+                double t0 = now();
+                rt_generate(sl.m, tok, &greedy, "", 0, NULL, on_tok, &g, NULL);
+                t[i] = (double)(g.n + 1) / (now() - t0);
+            }
+            qsort(t, (size_t)runs, sizeof(double), cmp_d);
+            if (fi == 0 && k == RT_KERNELS_PORTABLE)
+                base_speed = t[runs / 2];
+            printf("  %-5s %-9s %9.0f tok/s (%.0f..%.0f)  x%.2f\n", fnames[fi],
+                   rt_model_kernels(sl.m), t[runs / 2], t[0], t[runs - 1],
+                   t[runs / 2] / base_speed);
+            free(sl.arena);
+        }
+    }
     return 0;
 }
