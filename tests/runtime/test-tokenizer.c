@@ -435,6 +435,45 @@ test_builder_sp_space(void **state)
     rt_tokenizer_free(t);
 }
 
+static void
+test_gguf_vocab(void **state)
+{
+    (void)state;
+    /* The F32 GGUF's vocabulary (tok512.bin converted by llama.cpp, "▁" for
+     * spaces, <s>/</s> controls) encodes and decodes like tok512.bin. */
+    rt_tokenizer *a = load("tok512.bin");
+    char *p = tu_model_path("aidreams260K-f32.gguf");
+    if (!a || !p)
+        skip();
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(tu_read_file(p, &buf, &len), 0);
+    rt_tokenizer *b = NULL;
+    assert_int_equal(rt_tokenizer_load_gguf(buf, len, &b), 0);
+    assert_int_equal(rt_tokenizer_n_vocab(b), 512);
+    assert_int_equal(rt_tokenizer_bos(b), 1);
+    assert_int_equal(rt_tokenizer_eos(b), 2);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        size_t na, nb;
+        int32_t *ta = enc(a, texts[i], strlen(texts[i]), &na);
+        int32_t *tb = enc(b, texts[i], strlen(texts[i]), &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(ta, tb, na * sizeof(int32_t));
+        free(ta);
+        free(tb);
+        roundtrip(b, texts[i], strlen(texts[i]));
+    }
+    /* Truncated metadata and a file without a vocabulary are refused. */
+    rt_tokenizer *c = NULL;
+    assert_int_equal(rt_tokenizer_load_gguf(buf, 5000, &c), -EBADMSG);
+    assert_int_equal(rt_tokenizer_load_gguf(buf, 3, &c), -EBADMSG);
+    assert_null(c);
+    free(buf);
+    free(p);
+    rt_tokenizer_free(a);
+    rt_tokenizer_free(b);
+}
+
 int
 main(void)
 {
@@ -444,6 +483,7 @@ main(void)
         cmocka_unit_test(test_llama2_known),     cmocka_unit_test(test_merge_matches_naive),
         cmocka_unit_test(test_long_text),        cmocka_unit_test(test_encode_flags_and_cap),
         cmocka_unit_test(test_loader_strict),    cmocka_unit_test(test_builder_sp_space),
+        cmocka_unit_test(test_gguf_vocab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
