@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -264,13 +266,185 @@ test_sampled_deterministic(void **state)
     close_model(&fx);
 }
 
+/* ---- the nvx commands, end to end (skipped when cli/ is not built) ---- */
+
+static char *
+nvx_path(void)
+{
+    char *p = tu_build_path("cli/nvx");
+    if (access(p, X_OK) != 0) {
+        printf("skipping: %s is not built (runtime-only build)\n", p);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Runs nvx with up to 15 arguments; returns the exit status. */
+static int
+nvx(char *bin, char **ret_out, char **ret_err, ...)
+{
+    char *argv[16] = { bin };
+    va_list ap;
+    va_start(ap, ret_err);
+    int n = 1;
+    char *a;
+    while (n < 15 && (a = va_arg(ap, char *)))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return tu_run(argv, ret_out, ret_err);
+}
+
+static bool
+one_error_line(const char *err)
+{
+    return strncmp(err, "nvx: ", 5) == 0 && strchr(err, '\n') == err + strlen(err) - 1;
+}
+
+static void
+test_cli_run(void **state)
+{
+    (void)state;
+    char *bin = nvx_path(), *bin_model = tu_model_path("aidreams260K.bin");
+    char *gguf = tu_model_path("aidreams260K-f32.gguf"), *tok = tu_model_path("tok512.bin");
+    if (!bin || !bin_model || !gguf || !tok)
+        skip();
+    char *out, *err, want[1024];
+    assert_int_equal(nvx(bin, &out, &err, "run", bin_model, "--tokenizer", tok, "-t", "0", "-p",
+                         "I dreamed", NULL),
+                     0);
+    snprintf(want, sizeof(want), "%s\n", ref_dream_text);
+    assert_string_equal(out, want);
+    free(out), free(err);
+    assert_int_equal(nvx(bin, &out, &err, "run", gguf, "-t", "0", "--stats", NULL), 0);
+    snprintf(want, sizeof(want), "%s\n", ref_none_text);
+    assert_string_equal(out, want);
+    assert_non_null(strstr(err, "tok/s"));
+    free(out), free(err);
+    /* A llama2.c checkpoint needs --tokenizer: one line saying so. */
+    assert_int_equal(nvx(bin, &out, &err, "run", bin_model, "-p", "x", NULL), 2);
+    assert_true(one_error_line(err));
+    assert_non_null(strstr(err, "--tokenizer"));
+    free(out), free(err);
+    /* The arena: report, too small, big enough. */
+    assert_int_equal(nvx(bin, &out, &err, "run", bin_model, "--kv", "int8", "--requant", "q4_0",
+                         "--arena", "256K", "--arena-report", NULL),
+                     0);
+    char *total = strstr(out, "total");
+    assert_non_null(total);
+    long bytes = strtol(total + 5, NULL, 10);
+    assert_true(bytes > 100000 && bytes <= 256 * 1024);
+    free(out), free(err);
+    assert_int_equal(nvx(bin, &out, &err, "run", bin_model, "--tokenizer", tok, "--kv", "int8",
+                         "--requant", "q4_0", "--arena", "100K", NULL),
+                     1);
+    assert_true(one_error_line(err));
+    assert_non_null(strstr(err, "too small"));
+    free(out), free(err);
+    assert_int_equal(nvx(bin, &out, &err, "run", bin_model, "--tokenizer", tok, "--kv", "int8",
+                         "--requant", "q4_0", "--arena", "256K", "-t", "0", "-n", "8", NULL),
+                     0);
+    assert_true(strncmp(out, "\"Echoes", 7) == 0);
+    free(out), free(err);
+    free(bin), free(bin_model), free(gguf), free(tok);
+}
+
+static void
+test_cli_quantize_eval(void **state)
+{
+    (void)state;
+    char *bin = nvx_path(), *bin_model = tu_model_path("aidreams260K.bin");
+    char *gguf = tu_model_path("aidreams260K-f32.gguf"), *tok = tu_model_path("tok512.bin");
+    if (!bin || !bin_model || !gguf || !tok)
+        skip();
+    char *dir = tu_tmpdir("cli-quant"), q8[4096], q4[4096];
+    snprintf(q8, sizeof(q8), "%s/q8.gguf", dir);
+    snprintf(q4, sizeof(q4), "%s/q4.gguf", dir);
+    char *out, *err, want[1024];
+    assert_int_equal(nvx(bin, &out, &err, "quantize", bin_model, "-o", q8, "--type", "q8_0",
+                         "--tokenizer", tok, "--eval", "128", NULL),
+                     0);
+    assert_non_null(strstr(out, "KL mean"));
+    free(out), free(err);
+    /* The Q8_0 file carries the vocabulary and keeps the greedy text. */
+    assert_int_equal(nvx(bin, &out, &err, "run", q8, "-t", "0", NULL), 0);
+    snprintf(want, sizeof(want), "%s\n", ref_none_text);
+    assert_string_equal(out, want);
+    free(out), free(err);
+    assert_int_equal(nvx(bin, &out, &err, "--json", "quantize", gguf, "-o", q4, "--type", "q4_0",
+                         "--search", "--eval", "0", NULL),
+                     0);
+    assert_non_null(strstr(out, "\"f16_fallback\":4"));
+    free(out), free(err);
+    /* Already quantized input is refused with one line. */
+    assert_int_equal(nvx(bin, &out, &err, "quantize", q4, "-o", q8, "--type", "q4_0", NULL), 4);
+    assert_true(one_error_line(err));
+    free(out), free(err);
+    assert_int_equal(
+        nvx(bin, &out, &err, "eval", q4, "--ref", bin_model, "--generate", "200", NULL), 0);
+    assert_non_null(strstr(out, "kl_mean"));
+    assert_non_null(strstr(out, "top1_agreement"));
+    free(out), free(err);
+    tu_rm_rf(dir);
+    free(dir);
+    free(bin), free(bin_model), free(gguf), free(tok);
+}
+
+static void
+test_cli_run_store(void **state)
+{
+    (void)state;
+    char *bin = nvx_path(), *gguf = tu_model_path("aidreams260K-f32.gguf");
+    if (!bin || !gguf)
+        skip();
+    char *dir = tu_tmpdir("cli-store"), store[4096];
+    snprintf(store, sizeof(store), "%s/store", dir);
+    char *out, *err, want[1024];
+    assert_int_equal(nvx(bin, &out, &err, "--store", store, "-q", "add", gguf, NULL), 0);
+    char id[65];
+    assert_true(strlen(out) >= 64);
+    memcpy(id, out, 64);
+    id[64] = '\0';
+    free(out), free(err);
+    char prefix[13];
+    memcpy(prefix, id, 12);
+    prefix[12] = '\0';
+    assert_int_equal(nvx(bin, &out, &err, "--store", store, "run", prefix, "-t", "0", NULL), 0);
+    snprintf(want, sizeof(want), "%s\n", ref_none_text);
+    assert_string_equal(out, want);
+    free(out), free(err);
+    /* A damaged data file is refused (re-hashed before the run). */
+    char data[4200];
+    snprintf(data, sizeof(data), "%s/data/%s", store, id);
+    chmod(data, 0644);
+    FILE *f = fopen(data, "r+b");
+    assert_non_null(f);
+    fseek(f, 500000, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 500000, SEEK_SET);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    assert_int_equal(nvx(bin, &out, &err, "--store", store, "run", id, "-t", "0", NULL), 4);
+    assert_true(one_error_line(err));
+    assert_non_null(strstr(err, "verif"));
+    assert_string_equal(out, "");
+    free(out), free(err);
+    assert_int_equal(nvx(bin, &out, &err, "--store", store, "run", "deadbeefdeadbeef", NULL), 3);
+    free(out), free(err);
+    tu_rm_rf(dir);
+    free(dir);
+    free(bin), free(gguf);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_llama2c),         cmocka_unit_test(test_reference_gguf_f32),
         cmocka_unit_test(test_quantized_and_int8_kv_run), cmocka_unit_test(test_caps_and_stops),
-        cmocka_unit_test(test_sampled_deterministic),
+        cmocka_unit_test(test_sampled_deterministic),     cmocka_unit_test(test_cli_run),
+        cmocka_unit_test(test_cli_quantize_eval),         cmocka_unit_test(test_cli_run_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
