@@ -1,0 +1,910 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Gossip of provider records, name records and peer addresses
+ * (daemon/gossip.h). Sans-I/O: everything arrives as a call with the current
+ * time, everything leaves through the ops callbacks.
+ *
+ * Records live in one table of slots (an array plus an open-addressing index
+ * keyed by a BLAKE2b-256 slot key): a provider slot per (node, model), a
+ * name slot per (publisher key id, name). Keying by the *slot* rather than
+ * by the record's bytes is what makes both de-duplication rules cheap: a
+ * looping copy of a provider record finds its slot with an expiry that is
+ * not later, and a stale name record finds a higher sequence.
+ */
+#include "daemon/gossip.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "libcas/hash.h"
+
+#define NO_EXPIRY UINT64_MAX
+
+typedef struct entry {
+    uint8_t key[CAS_HASH_LEN]; /* slot key */
+    uint8_t kind;              /* PROTO_RECORD_PROVIDER / PROTO_RECORD_NAME */
+    bool own;
+    bool can_send;     /* hops left for the next receiver (send_hops) */
+    uint8_t send_hops; /* hops value we put on the wire */
+    uint64_t expires_ms;
+    uint64_t next_announce_ms; /* own provider records */
+    uint8_t node[PROTO_ID_LEN];
+    uint8_t model[PROTO_ID_LEN];
+    cas_namerec *name; /* name records: malloc'd */
+} entry;
+
+typedef struct session {
+    uint64_t id;
+    uint8_t node[PROTO_ID_LEN];
+    uint64_t tokens; /* thousandths of a record */
+    uint64_t refill_ms;
+    bool pex_rx_seen;
+    uint64_t pex_rx_ms;
+    uint64_t pex_tx_ms;
+} session;
+
+typedef struct known {
+    uint8_t node[PROTO_ID_LEN];
+    char addr[PROTO_ADDR_MAX + 1];
+    uint64_t seen_ms;
+} known;
+
+/* A record on its way out: a copy, so that table changes while a batch is
+ * being collected cannot change it. */
+typedef struct out_rec {
+    uint8_t kind;
+    uint8_t hops;
+    uint32_t ttl_s;
+    uint8_t node[PROTO_ID_LEN]; /* provider: the provider; for exclusion */
+    uint8_t model[PROTO_ID_LEN];
+    cas_namerec name;
+} out_rec;
+
+typedef struct batch {
+    size_t n;
+    out_rec r[PROTO_ANNOUNCE_MAX];
+} batch;
+
+struct nvx_gossip {
+    nvx_gossip_cfg cfg;
+    entry *e;
+    size_t n, cap;
+    uint32_t *index; /* entry index + 1, 0 = empty */
+    size_t index_cap;
+    bool dirty; /* an entry was reused in place: the index needs a rebuild */
+    session *s;
+    size_t n_s, cap_s;
+    known *k;
+    size_t n_k;
+    nvx_gossip_stats st;
+    proto_msg msg;              /* encode scratch (large) */
+    uint8_t buf[PROTO_MSG_MAX]; /* encoded body */
+    batch fwd;                  /* records accepted from one ANNOUNCE */
+    batch out;                  /* batch being sent */
+    uint8_t proofs[PROTO_ANNOUNCE_MAX][CAS_NAMEREC_PROOF_LEN];
+};
+
+/* ---------------------------------------------------------------------- */
+/* Table */
+
+static uint64_t
+key_hash(const uint8_t key[CAS_HASH_LEN])
+{
+    uint64_t h = 0;
+    memcpy(&h, key, sizeof(h));
+    return h;
+}
+
+static void
+provider_key(const uint8_t node[PROTO_ID_LEN], const uint8_t model[PROTO_ID_LEN],
+             uint8_t ret[CAS_HASH_LEN])
+{
+    uint8_t b[1 + 2 * PROTO_ID_LEN];
+    b[0] = 'P';
+    memcpy(b + 1, node, PROTO_ID_LEN);
+    memcpy(b + 1 + PROTO_ID_LEN, model, PROTO_ID_LEN);
+    cas_hash(b, sizeof(b), ret);
+}
+
+static void
+name_key(const cas_namerec *rec, uint8_t ret[CAS_HASH_LEN])
+{
+    uint8_t b[1 + CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX];
+    b[0] = 'N';
+    memcpy(b + 1, rec->keyid, CAS_KEYID_LEN);
+    memcpy(b + 1 + CAS_KEYID_LEN, rec->name, rec->name_len);
+    cas_hash(b, 1 + CAS_KEYID_LEN + rec->name_len, ret);
+}
+
+static int
+index_rebuild(nvx_gossip *g, size_t want)
+{
+    size_t cap = 64;
+    while (cap < 2 * want)
+        cap *= 2;
+    if (cap != g->index_cap) {
+        uint32_t *ix = calloc(cap, sizeof(*ix));
+        if (!ix)
+            return -ENOMEM;
+        free(g->index);
+        g->index = ix;
+        g->index_cap = cap;
+    } else {
+        memset(g->index, 0, cap * sizeof(*g->index));
+    }
+    g->dirty = false;
+    for (size_t i = 0; i < g->n; i++) {
+        size_t j = key_hash(g->e[i].key) & (g->index_cap - 1);
+        while (g->index[j])
+            j = (j + 1) & (g->index_cap - 1);
+        g->index[j] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+static entry *
+lookup(const nvx_gossip *g, const uint8_t key[CAS_HASH_LEN])
+{
+    if (!g->index_cap)
+        return NULL;
+    for (size_t j = key_hash(key) & (g->index_cap - 1); g->index[j];
+         j = (j + 1) & (g->index_cap - 1)) {
+        entry *e = &g->e[g->index[j] - 1];
+        if (memcmp(e->key, key, CAS_HASH_LEN) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void
+entry_clear(entry *e)
+{
+    free(e->name);
+    memset(e, 0, sizeof(*e));
+}
+
+/* Removes entries for which drop() is true; one index rebuild. */
+static void
+table_sweep(nvx_gossip *g, bool (*drop)(const entry *, const void *), const void *arg)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (drop(&g->e[i], arg)) {
+            entry_clear(&g->e[i]);
+            continue;
+        }
+        if (w != i)
+            g->e[w] = g->e[i];
+        w++;
+    }
+    if (w == g->n)
+        return;
+    g->n = w;
+    (void)index_rebuild(g, g->n); /* same or smaller size: no allocation */
+}
+
+/* A free entry for a new record: appended, or, when the table is full, the
+ * learned record closest to expiry is evicted. Returns NULL when the table
+ * is full of our own records or memory ran out. The caller fills the entry
+ * (key first) and calls slot_commit(). */
+static entry *
+slot_new(nvx_gossip *g)
+{
+    if (g->n >= g->cfg.records_max) {
+        entry *victim = NULL;
+        for (size_t i = 0; i < g->n; i++)
+            if (!g->e[i].own && (!victim || g->e[i].expires_ms < victim->expires_ms))
+                victim = &g->e[i];
+        if (!victim)
+            return NULL;
+        g->st.evicted++;
+        entry_clear(victim);
+        g->dirty = true;
+        return victim;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 64;
+        if (cap > g->cfg.records_max)
+            cap = g->cfg.records_max;
+        entry *e = realloc(g->e, cap * sizeof(*e));
+        if (!e)
+            return NULL;
+        g->e = e;
+        g->cap = cap;
+    }
+    entry *e = &g->e[g->n++];
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+static int
+slot_commit(nvx_gossip *g)
+{
+    int r = index_rebuild(g, g->n);
+    if (r < 0) {
+        entry_clear(&g->e[--g->n]);
+        return r;
+    }
+    return 0;
+}
+
+/* Adds the entry just filled in to the index: one probe when it was
+ * appended and the index has room, a rebuild after growth or eviction. */
+static int
+slot_insert(nvx_gossip *g, entry *e)
+{
+    size_t i = (size_t)(e - g->e);
+    if (!g->dirty && i + 1 == g->n && 2 * g->n <= g->index_cap) {
+        size_t j = key_hash(e->key) & (g->index_cap - 1);
+        while (g->index[j])
+            j = (j + 1) & (g->index_cap - 1);
+        g->index[j] = (uint32_t)(i + 1);
+        return 0;
+    }
+    return slot_commit(g);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sessions and sending */
+
+static session *
+session_find(nvx_gossip *g, uint64_t id)
+{
+    for (size_t i = 0; i < g->n_s; i++)
+        if (g->s[i].id == id)
+            return &g->s[i];
+    return NULL;
+}
+
+static bool
+node_connected(const nvx_gossip *g, const uint8_t node[PROTO_ID_LEN])
+{
+    for (size_t i = 0; i < g->n_s; i++)
+        if (memcmp(g->s[i].node, node, PROTO_ID_LEN) == 0)
+            return true;
+    return false;
+}
+
+static void
+send_body(nvx_gossip *g, uint64_t peer, const proto_msg *m)
+{
+    /* Encoding here first is how a bug of ours (a record the decoder would
+     * refuse) stays a counted error instead of a session torn down. */
+    size_t len;
+    int r = proto_msg_encode(m, NULL, 0, &len);
+    if (r == 0)
+        r = g->cfg.ops->send(g->cfg.userdata, peer, m);
+    if (r < 0)
+        g->st.send_errors++;
+    else
+        g->st.messages++;
+}
+
+static uint32_t
+ttl_left(uint64_t expires_ms, uint64_t now_ms, uint32_t fallback_s)
+{
+    if (expires_ms == NO_EXPIRY)
+        return fallback_s;
+    if (expires_ms <= now_ms)
+        return 0;
+    uint64_t s = (expires_ms - now_ms + 999) / 1000;
+    return s > NVX_GOSSIP_TTL_MAX_S ? NVX_GOSSIP_TTL_MAX_S : (uint32_t)s;
+}
+
+/* Copies entry e into an out_rec. False when it must not be sent (no hops
+ * left or expired). */
+static bool
+out_from_entry(const nvx_gossip *g, const entry *e, uint64_t now_ms, out_rec *ret)
+{
+    if (!e->can_send)
+        return false;
+    uint32_t ttl = ttl_left(e->expires_ms, now_ms, g->cfg.name_ttl_s);
+    if (ttl == 0)
+        return false;
+    ret->kind = e->kind;
+    ret->hops = e->send_hops;
+    ret->ttl_s = ttl;
+    memcpy(ret->node, e->node, PROTO_ID_LEN);
+    memcpy(ret->model, e->model, PROTO_ID_LEN);
+    if (e->kind == PROTO_RECORD_NAME)
+        ret->name = *e->name;
+    return true;
+}
+
+/* Sends the records of b to session s as ANNOUNCE messages, leaving out
+ * provider records about the receiving node itself. */
+static void
+send_batch(nvx_gossip *g, const session *s, const batch *b, bool count_forwarded)
+{
+    proto_msg *m = &g->msg;
+    memset(m, 0, sizeof(*m));
+    m->type = PROTO_MSG_ANNOUNCE;
+    proto_announce *a = &m->u.announce;
+    for (size_t i = 0; i < b->n; i++) {
+        const out_rec *o = &b->r[i];
+        if (o->kind == PROTO_RECORD_PROVIDER && memcmp(o->node, s->node, PROTO_ID_LEN) == 0)
+            continue;
+        proto_record *pr = &a->records[a->n];
+        pr->kind = o->kind;
+        if (o->kind == PROTO_RECORD_PROVIDER) {
+            proto_provider_record *p = &pr->u.provider;
+            memcpy(p->node_id, o->node, PROTO_ID_LEN);
+            memcpy(p->model_id, o->model, PROTO_ID_LEN);
+            p->ttl_s = o->ttl_s;
+            p->hops = o->hops;
+        } else {
+            proto_name_record *p = &pr->u.name;
+            memcpy(p->key_id, o->name.keyid, PROTO_KEYID_LEN);
+            p->name.p = (const uint8_t *)o->name.name;
+            p->name.len = o->name.name_len;
+            p->sequence = o->name.sequence;
+            memcpy(p->model_id, o->name.model_id, PROTO_ID_LEN);
+            p->time = o->name.time;
+            p->ttl_s = o->ttl_s;
+            p->hops = o->hops;
+            cas_namerec_proof(&o->name, g->proofs[a->n]);
+            p->sig.p = g->proofs[a->n];
+            p->sig.len = CAS_NAMEREC_PROOF_LEN;
+        }
+        a->n++;
+    }
+    if (a->n == 0)
+        return;
+    if (count_forwarded)
+        g->st.forwarded += a->n;
+    send_body(g, s->id, m);
+}
+
+/* Sends every live record to session s, in batches. */
+static void
+sync_session(nvx_gossip *g, const session *s, uint64_t now_ms)
+{
+    batch *b = &g->out;
+    b->n = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!out_from_entry(g, &g->e[i], now_ms, &b->r[b->n]))
+            continue;
+        if (++b->n == PROTO_ANNOUNCE_MAX) {
+            send_batch(g, s, b, false);
+            b->n = 0;
+        }
+    }
+    if (b->n)
+        send_batch(g, s, b, false);
+}
+
+static void
+send_peers(nvx_gossip *g, session *s, uint64_t now_ms)
+{
+    proto_msg *m = &g->msg;
+    memset(m, 0, sizeof(*m));
+    m->type = PROTO_MSG_PEERS;
+    proto_peers *p = &m->u.peers;
+    for (size_t i = 0; i < g->n_k && p->n < PROTO_PEERS_MAX; i++) {
+        if (memcmp(g->k[i].node, s->node, PROTO_ID_LEN) == 0)
+            continue;
+        memcpy(p->peers[p->n].node_id, g->k[i].node, PROTO_ID_LEN);
+        p->peers[p->n].addr.p = (const uint8_t *)g->k[i].addr;
+        p->peers[p->n].addr.len = strlen(g->k[i].addr);
+        p->n++;
+    }
+    s->pex_tx_ms = now_ms;
+    if (p->n)
+        send_body(g, s->id, m);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Life cycle */
+
+int
+nvx_gossip_new(const nvx_gossip_cfg *cfg, nvx_gossip **ret)
+{
+    if (!cfg || !ret || !cfg->ops || !cfg->ops->send)
+        return -EINVAL;
+    if (cfg->records_max > NVX_GOSSIP_RECORDS_MAX || cfg->hops > NVX_GOSSIP_HOPS_MAX ||
+        cfg->ttl_s > NVX_GOSSIP_TTL_MAX_S || cfg->name_ttl_s > NVX_GOSSIP_TTL_MAX_S)
+        return -EINVAL;
+    nvx_gossip *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->cfg = *cfg;
+    if (!g->cfg.ttl_s)
+        g->cfg.ttl_s = NVX_GOSSIP_TTL_DEFAULT_S;
+    if (!g->cfg.name_ttl_s)
+        g->cfg.name_ttl_s = NVX_GOSSIP_NAME_TTL_DEFAULT_S;
+    if (!g->cfg.hops)
+        g->cfg.hops = NVX_GOSSIP_HOPS_DEFAULT;
+    if (!g->cfg.records_max)
+        g->cfg.records_max = NVX_GOSSIP_RECORDS_DEFAULT;
+    if (!g->cfg.known_max)
+        g->cfg.known_max = NVX_GOSSIP_KNOWN_DEFAULT;
+    if (!g->cfg.rate_per_s)
+        g->cfg.rate_per_s = NVX_GOSSIP_RATE_DEFAULT;
+    if (!g->cfg.burst)
+        g->cfg.burst = NVX_GOSSIP_BURST_DEFAULT;
+    g->k = calloc(g->cfg.known_max, sizeof(*g->k));
+    if (!g->k || index_rebuild(g, 0) < 0) {
+        nvx_gossip_free(g);
+        return -ENOMEM;
+    }
+    *ret = g;
+    return 0;
+}
+
+void
+nvx_gossip_free(nvx_gossip *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n; i++)
+        entry_clear(&g->e[i]);
+    free(g->e);
+    free(g->index);
+    free(g->s);
+    free(g->k);
+    free(g);
+}
+
+int
+nvx_gossip_peer_up(nvx_gossip *g, uint64_t peer, const uint8_t node_id[static PROTO_ID_LEN],
+                   uint64_t now_ms)
+{
+    if (session_find(g, peer))
+        return -EEXIST;
+    if (g->n_s >= NVX_GOSSIP_SESSIONS_MAX)
+        return -EMSGSIZE;
+    if (g->n_s == g->cap_s) {
+        size_t cap = g->cap_s ? 2 * g->cap_s : 8;
+        session *s = realloc(g->s, cap * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        g->s = s;
+        g->cap_s = cap;
+    }
+    session *s = &g->s[g->n_s++];
+    memset(s, 0, sizeof(*s));
+    s->id = peer;
+    memcpy(s->node, node_id, PROTO_ID_LEN);
+    s->tokens = (uint64_t)g->cfg.burst * 1000;
+    s->refill_ms = now_ms;
+    sync_session(g, s, now_ms);
+    send_peers(g, s, now_ms);
+    return 0;
+}
+
+void
+nvx_gossip_peer_down(nvx_gossip *g, uint64_t peer)
+{
+    session *s = session_find(g, peer);
+    if (!s)
+        return;
+    *s = g->s[--g->n_s];
+}
+
+/* ---------------------------------------------------------------------- */
+/* Receiving */
+
+/* Takes one record's worth from the session's bucket. */
+static bool
+rate_take(const nvx_gossip *g, session *s, uint64_t now_ms)
+{
+    uint64_t cap = (uint64_t)g->cfg.burst * 1000;
+    if (now_ms > s->refill_ms) {
+        uint64_t elapsed = now_ms - s->refill_ms;
+        if (elapsed > 1000000) /* keeps the product below 2^64 */
+            elapsed = 1000000;
+        uint64_t add = elapsed * g->cfg.rate_per_s;
+        s->tokens = add >= cap - s->tokens ? cap : s->tokens + add;
+        s->refill_ms = now_ms;
+    }
+    if (s->tokens < 1000)
+        return false;
+    s->tokens -= 1000;
+    return true;
+}
+
+static bool
+is_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+static uint64_t
+expiry_of(uint32_t ttl_s, uint64_t now_ms)
+{
+    if (ttl_s > NVX_GOSSIP_TTL_MAX_S)
+        ttl_s = NVX_GOSSIP_TTL_MAX_S;
+    return now_ms + (uint64_t)ttl_s * 1000;
+}
+
+static void
+set_hops(entry *e, uint8_t hops_in)
+{
+    if (hops_in > NVX_GOSSIP_HOPS_MAX)
+        hops_in = NVX_GOSSIP_HOPS_MAX;
+    e->can_send = hops_in > 0;
+    e->send_hops = hops_in > 0 ? (uint8_t)(hops_in - 1) : 0;
+}
+
+/* Returns 1 when accepted (and queued in g->fwd when it travels on). */
+static int
+accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
+{
+    if (p->ttl_s == 0 || is_zero(p->node_id, PROTO_ID_LEN) || is_zero(p->model_id, PROTO_ID_LEN)) {
+        g->st.invalid++;
+        return 0;
+    }
+    if (memcmp(p->node_id, g->cfg.node_id, PROTO_ID_LEN) == 0) {
+        g->st.duplicates++; /* our own record, come back */
+        return 0;
+    }
+    uint8_t key[CAS_HASH_LEN];
+    provider_key(p->node_id, p->model_id, key);
+    uint64_t expires = expiry_of(p->ttl_s, now_ms);
+    entry *e = lookup(g, key);
+    if (e) {
+        if (e->own || expires <= e->expires_ms + (uint64_t)NVX_GOSSIP_REFRESH_SLACK_S * 1000) {
+            g->st.duplicates++;
+            return 0;
+        }
+    } else {
+        e = slot_new(g);
+        if (!e)
+            return 0;
+        memcpy(e->key, key, CAS_HASH_LEN);
+        e->kind = PROTO_RECORD_PROVIDER;
+        memcpy(e->node, p->node_id, PROTO_ID_LEN);
+        memcpy(e->model, p->model_id, PROTO_ID_LEN);
+        if (slot_insert(g, e) < 0)
+            return 0;
+        e = lookup(g, key);
+    }
+    e->expires_ms = expires;
+    set_hops(e, p->hops);
+    g->st.accepted++;
+    if (g->cfg.ops->provider)
+        g->cfg.ops->provider(g->cfg.userdata, p->node_id, p->model_id, expires);
+    if (e->can_send && g->fwd.n < PROTO_ANNOUNCE_MAX)
+        (void)out_from_entry(g, e, now_ms, &g->fwd.r[g->fwd.n++]);
+    return 1;
+}
+
+/* Puts a verified name record into its slot when it wins. Returns 1 when it
+ * did, 0 when gossip knew it or better, -ENOMEM / -ENOSPC. */
+static int
+name_store(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t expires, uint8_t hops_in)
+{
+    uint8_t key[CAS_HASH_LEN];
+    name_key(rec, key);
+    entry *e = lookup(g, key);
+    if (e && e->name->sequence >= rec->sequence) {
+        if (own && e->name->sequence == rec->sequence &&
+            memcmp(e->name->sig, rec->sig, CAS_SIGBYTES) == 0)
+            e->own = true; /* learned earlier, published by us: keep it alive */
+        return 0;
+    }
+    cas_namerec *copy = malloc(sizeof(*copy));
+    if (!copy)
+        return -ENOMEM;
+    *copy = *rec;
+    if (!e) {
+        e = slot_new(g);
+        if (!e) {
+            free(copy);
+            return -ENOSPC;
+        }
+        memcpy(e->key, key, CAS_HASH_LEN);
+        e->kind = PROTO_RECORD_NAME;
+        e->name = copy;
+        if (slot_insert(g, e) < 0)
+            return -ENOMEM; /* slot_commit freed copy with the entry */
+        e = lookup(g, key);
+    } else {
+        free(e->name);
+        e->name = copy;
+    }
+    memcpy(e->model, rec->model_id, PROTO_ID_LEN);
+    e->own = e->own || own;
+    e->expires_ms = e->own ? NO_EXPIRY : expires;
+    if (own) {
+        e->can_send = true;
+        e->send_hops = g->cfg.hops;
+    } else {
+        set_hops(e, hops_in);
+    }
+    return 1;
+}
+
+static int
+accept_name(nvx_gossip *g, const proto_name_record *p, uint64_t now_ms)
+{
+    if (p->ttl_s == 0) {
+        g->st.invalid++;
+        return 0;
+    }
+    cas_namerec rec;
+    if (cas_namerec_from_wire(p->key_id, p->name.p, p->name.len, p->sequence, p->time, p->model_id,
+                              p->sig.p, p->sig.len, &rec) < 0) {
+        g->st.invalid++;
+        return 0;
+    }
+    int r = name_store(g, &rec, false, expiry_of(p->ttl_s, now_ms), p->hops);
+    if (r <= 0) {
+        if (r == 0)
+            g->st.duplicates++;
+        return 0;
+    }
+    g->st.accepted++;
+    if (g->cfg.ops->name)
+        g->cfg.ops->name(g->cfg.userdata, &rec);
+    uint8_t key[CAS_HASH_LEN];
+    name_key(&rec, key);
+    entry *e = lookup(g, key);
+    if (e && e->can_send && g->fwd.n < PROTO_ANNOUNCE_MAX)
+        (void)out_from_entry(g, e, now_ms, &g->fwd.r[g->fwd.n++]);
+    return 1;
+}
+
+static int
+on_announce(nvx_gossip *g, session *from, const proto_announce *a, uint64_t now_ms)
+{
+    int accepted = 0;
+    g->fwd.n = 0;
+    for (size_t i = 0; i < a->n && i < PROTO_ANNOUNCE_MAX; i++) {
+        const proto_record *pr = &a->records[i];
+        if (!rate_take(g, from, now_ms)) {
+            g->st.rate_dropped += a->n - i;
+            break;
+        }
+        if (pr->kind == PROTO_RECORD_PROVIDER)
+            accepted += accept_provider(g, &pr->u.provider, now_ms);
+        else if (pr->kind == PROTO_RECORD_NAME)
+            accepted += accept_name(g, &pr->u.name, now_ms);
+    }
+    if (g->fwd.n) {
+        for (size_t i = 0; i < g->n_s; i++)
+            if (g->s[i].id != from->id)
+                send_batch(g, &g->s[i], &g->fwd, true);
+    }
+    return accepted;
+}
+
+static known *
+known_find(nvx_gossip *g, const uint8_t node[PROTO_ID_LEN])
+{
+    for (size_t i = 0; i < g->n_k; i++)
+        if (memcmp(g->k[i].node, node, PROTO_ID_LEN) == 0)
+            return &g->k[i];
+    return NULL;
+}
+
+/* Remembers (node, addr). Returns true when this address is news. */
+static bool
+known_put(nvx_gossip *g, const uint8_t node[PROTO_ID_LEN], const uint8_t *addr, size_t len,
+          uint64_t now_ms)
+{
+    known *k = known_find(g, node);
+    bool news = !k || strlen(k->addr) != len || memcmp(k->addr, addr, len) != 0;
+    if (!k) {
+        if (g->n_k < g->cfg.known_max) {
+            k = &g->k[g->n_k++];
+        } else {
+            k = &g->k[0];
+            for (size_t i = 1; i < g->n_k; i++)
+                if (g->k[i].seen_ms < k->seen_ms)
+                    k = &g->k[i];
+        }
+        memcpy(k->node, node, PROTO_ID_LEN);
+    }
+    memcpy(k->addr, addr, len);
+    k->addr[len] = '\0';
+    k->seen_ms = now_ms;
+    return news;
+}
+
+static bool
+addr_valid(const uint8_t *p, size_t len)
+{
+    if (len < 1 || len > PROTO_ADDR_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static void
+on_peers(nvx_gossip *g, session *from, const proto_peers *p, uint64_t now_ms)
+{
+    if (from->pex_rx_seen && now_ms - from->pex_rx_ms < NVX_GOSSIP_PEX_MIN_INTERVAL_MS) {
+        g->st.rate_dropped += p->n;
+        return;
+    }
+    from->pex_rx_seen = true;
+    from->pex_rx_ms = now_ms;
+    unsigned dials = 0;
+    for (size_t i = 0; i < p->n && i < PROTO_PEERS_MAX; i++) {
+        const proto_peer_entry *pe = &p->peers[i];
+        if (!addr_valid(pe->addr.p, pe->addr.len) || is_zero(pe->node_id, PROTO_ID_LEN)) {
+            g->st.invalid++;
+            continue;
+        }
+        if (memcmp(pe->node_id, g->cfg.node_id, PROTO_ID_LEN) == 0)
+            continue;
+        bool news = known_put(g, pe->node_id, pe->addr.p, pe->addr.len, now_ms);
+        if (!news || node_connected(g, pe->node_id) || dials >= NVX_GOSSIP_DIALS_PER_PEERS)
+            continue;
+        dials++;
+        g->st.dials++;
+        if (g->cfg.ops->dial)
+            g->cfg.ops->dial(g->cfg.userdata, pe->node_id, known_find(g, pe->node_id)->addr);
+    }
+}
+
+int
+nvx_gossip_on_message(nvx_gossip *g, uint64_t peer, const proto_msg *m, uint64_t now_ms)
+{
+    session *s = session_find(g, peer);
+    if (!s)
+        return -ENOENT;
+    if (m->type == PROTO_MSG_ANNOUNCE)
+        return on_announce(g, s, &m->u.announce, now_ms);
+    if (m->type == PROTO_MSG_PEERS)
+        on_peers(g, s, &m->u.peers, now_ms);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Time */
+
+static bool
+is_expired(const entry *e, const void *arg)
+{
+    uint64_t now_ms = *(const uint64_t *)arg;
+    return !e->own && e->expires_ms <= now_ms;
+}
+
+void
+nvx_gossip_tick(nvx_gossip *g, uint64_t now_ms)
+{
+    size_t before = g->n;
+    table_sweep(g, is_expired, &now_ms);
+    g->st.expired += before - g->n;
+
+    /* Re-announce our own provider records that are due, to every session. */
+    batch *b = &g->fwd;
+    b->n = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        entry *e = &g->e[i];
+        if (!e->own || e->kind != PROTO_RECORD_PROVIDER || now_ms < e->next_announce_ms)
+            continue;
+        e->expires_ms = expiry_of(g->cfg.ttl_s, now_ms);
+        e->next_announce_ms = now_ms + (uint64_t)g->cfg.ttl_s * 500;
+        (void)out_from_entry(g, e, now_ms, &b->r[b->n]);
+        if (++b->n == PROTO_ANNOUNCE_MAX) {
+            for (size_t j = 0; j < g->n_s; j++)
+                send_batch(g, &g->s[j], b, false);
+            b->n = 0;
+        }
+    }
+    for (size_t j = 0; b->n && j < g->n_s; j++)
+        send_batch(g, &g->s[j], b, false);
+
+    for (size_t j = 0; j < g->n_s; j++)
+        if (now_ms - g->s[j].pex_tx_ms >= NVX_GOSSIP_PEX_INTERVAL_MS)
+            send_peers(g, &g->s[j], now_ms);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Our own records */
+
+int
+nvx_gossip_provide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN], uint64_t now_ms)
+{
+    uint8_t key[CAS_HASH_LEN];
+    provider_key(g->cfg.node_id, model_id, key);
+    entry *e = lookup(g, key);
+    if (e && e->own)
+        return 0;
+    if (!e) {
+        e = slot_new(g);
+        if (!e)
+            return -ENOSPC;
+        memcpy(e->key, key, CAS_HASH_LEN);
+        e->kind = PROTO_RECORD_PROVIDER;
+        memcpy(e->node, g->cfg.node_id, PROTO_ID_LEN);
+        memcpy(e->model, model_id, PROTO_ID_LEN);
+        int r = slot_insert(g, e);
+        if (r < 0)
+            return r;
+        e = lookup(g, key);
+    }
+    e->own = true;
+    e->can_send = true;
+    e->send_hops = g->cfg.hops;
+    e->next_announce_ms = now_ms; /* the tick below sends it */
+    nvx_gossip_tick(g, now_ms);
+    return 0;
+}
+
+static bool
+is_model(const entry *e, const void *arg)
+{
+    const uint8_t *key = arg;
+    return memcmp(e->key, key, CAS_HASH_LEN) == 0;
+}
+
+int
+nvx_gossip_unprovide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN])
+{
+    uint8_t key[CAS_HASH_LEN];
+    provider_key(g->cfg.node_id, model_id, key);
+    if (!lookup(g, key))
+        return -ENOENT;
+    table_sweep(g, is_model, key);
+    return 0;
+}
+
+int
+nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now_ms)
+{
+    int r = cas_namerec_verify(rec);
+    if (r < 0)
+        return r;
+    r = name_store(g, rec, own, expiry_of(g->cfg.name_ttl_s, now_ms), 0);
+    if (r <= 0)
+        return r;
+    uint8_t key[CAS_HASH_LEN];
+    name_key(rec, key);
+    entry *e = lookup(g, key);
+    e->can_send = true;
+    e->send_hops = g->cfg.hops;
+    batch *b = &g->fwd;
+    b->n = 0;
+    if (out_from_entry(g, e, now_ms, &b->r[0]))
+        b->n = 1;
+    for (size_t j = 0; b->n && j < g->n_s; j++)
+        send_batch(g, &g->s[j], b, false);
+    return 1;
+}
+
+int
+nvx_gossip_add_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], const char *addr,
+                    uint64_t now_ms)
+{
+    if (!addr || !addr_valid((const uint8_t *)addr, strlen(addr)))
+        return -EINVAL;
+    (void)known_put(g, node_id, (const uint8_t *)addr, strlen(addr), now_ms);
+    return 0;
+}
+
+size_t
+nvx_gossip_providers(const nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN],
+                     uint64_t now_ms, uint8_t (*ret)[PROTO_ID_LEN], size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const entry *e = &g->e[i];
+        if (e->kind != PROTO_RECORD_PROVIDER || memcmp(e->model, model_id, PROTO_ID_LEN) != 0)
+            continue;
+        if (!e->own && e->expires_ms <= now_ms)
+            continue;
+        if (n < cap)
+            memcpy(ret[n], e->node, PROTO_ID_LEN);
+        n++;
+    }
+    return n;
+}
+
+void
+nvx_gossip_stats_get(const nvx_gossip *g, nvx_gossip_stats *ret)
+{
+    *ret = g->st;
+    ret->records = g->n;
+}

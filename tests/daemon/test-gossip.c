@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Gossip (daemon/gossip.c), sans-I/O: feed it session events, ANNOUNCE and
+ * PEERS messages and time, and check what it asks to send, store and dial:
+ * sync on connect, forwarding with hop counts, no echo to the sender,
+ * de-duplication (loops, refreshes, stale and forged name records), expiry,
+ * rate limits, peer exchange, and the table bound.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon/gossip.h"
+#include "libcas/namerec.h"
+#include "proto/message.h"
+#include "testutil.h"
+
+enum {
+    MAX_SENT = 4096
+};
+
+typedef struct sent {
+    uint64_t peer;
+    uint8_t type;
+    uint8_t *body;
+    size_t len;
+} sent;
+
+typedef struct harness {
+    sent v[MAX_SENT];
+    size_t n;
+    int n_provider;
+    int n_name;
+    cas_namerec last_name;
+    int n_dial;
+    char last_dial[PROTO_ADDR_MAX + 1];
+    nvx_gossip *g;
+    proto_msg *msg; /* decode scratch */
+} harness;
+
+static int
+h_send(void *ud, uint64_t peer, const proto_msg *m)
+{
+    harness *h = ud;
+    assert_true(h->n < MAX_SENT);
+    sent *s = &h->v[h->n++];
+    s->peer = peer;
+    s->type = m->type;
+    s->body = malloc(PROTO_MSG_MAX);
+    assert_int_equal(proto_msg_encode(m, s->body, PROTO_MSG_MAX, &s->len), 0);
+    return 0;
+}
+
+static void
+h_provider(void *ud, const uint8_t node[static PROTO_ID_LEN],
+           const uint8_t model[static PROTO_ID_LEN], uint64_t expires_ms)
+{
+    (void)node;
+    (void)model;
+    (void)expires_ms;
+    ((harness *)ud)->n_provider++;
+}
+
+static void
+h_name(void *ud, const cas_namerec *rec)
+{
+    harness *h = ud;
+    h->n_name++;
+    h->last_name = *rec;
+}
+
+static void
+h_dial(void *ud, const uint8_t node[static PROTO_ID_LEN], const char *addr)
+{
+    (void)node;
+    harness *h = ud;
+    h->n_dial++;
+    snprintf(h->last_dial, sizeof(h->last_dial), "%s", addr);
+}
+
+static const nvx_gossip_ops ops = {
+    .send = h_send, .provider = h_provider, .name = h_name, .dial = h_dial
+};
+
+static void
+id_of(uint8_t id[PROTO_ID_LEN], uint8_t v)
+{
+    memset(id, v, PROTO_ID_LEN);
+}
+
+static void
+clear_sent(harness *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->v[i].body);
+    h->n = 0;
+}
+
+static harness *
+setup_cfg(nvx_gossip_cfg *cfg)
+{
+    harness *h = calloc(1, sizeof(*h));
+    h->msg = malloc(sizeof(*h->msg));
+    id_of(cfg->node_id, 0xee);
+    cfg->ops = &ops;
+    cfg->userdata = h;
+    assert_int_equal(nvx_gossip_new(cfg, &h->g), 0);
+    return h;
+}
+
+static int
+setup(void **state)
+{
+    nvx_gossip_cfg cfg = { 0 };
+    *state = setup_cfg(&cfg);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    harness *h = *state;
+    clear_sent(h);
+    nvx_gossip_free(h->g);
+    free(h->msg);
+    free(h);
+    return 0;
+}
+
+/* Decodes sent message i into h->msg. */
+static proto_msg *
+decoded(harness *h, size_t i)
+{
+    assert_true(i < h->n);
+    assert_int_equal(proto_msg_decode(h->v[i].type, h->v[i].body, h->v[i].len, h->msg), 0);
+    return h->msg;
+}
+
+/* Number of records announced to peer in everything sent so far. */
+static size_t
+records_to(harness *h, uint64_t peer)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].peer == peer && h->v[i].type == PROTO_MSG_ANNOUNCE)
+            n += decoded(h, i)->u.announce.n;
+    return n;
+}
+
+static void
+peer_up(harness *h, uint64_t peer, uint8_t node, uint64_t now)
+{
+    uint8_t id[PROTO_ID_LEN];
+    id_of(id, node);
+    assert_int_equal(nvx_gossip_peer_up(h->g, peer, id, now), 0);
+}
+
+/* Feeds an ANNOUNCE of one provider record from peer. */
+static int
+feed_provider(harness *h, uint64_t peer, uint8_t node, uint8_t model, uint32_t ttl, uint8_t hops,
+              uint64_t now)
+{
+    proto_msg *m = calloc(1, sizeof(*m));
+    m->type = PROTO_MSG_ANNOUNCE;
+    m->u.announce.n = 1;
+    proto_provider_record *p = &m->u.announce.records[0].u.provider;
+    m->u.announce.records[0].kind = PROTO_RECORD_PROVIDER;
+    id_of(p->node_id, node);
+    id_of(p->model_id, model);
+    p->ttl_s = ttl;
+    p->hops = hops;
+    int r = nvx_gossip_on_message(h->g, peer, m, now);
+    free(m);
+    return r;
+}
+
+static int
+feed_name(harness *h, uint64_t peer, const cas_namerec *rec, uint8_t hops, uint64_t now)
+{
+    uint8_t proof[CAS_NAMEREC_PROOF_LEN];
+    cas_namerec_proof(rec, proof);
+    proto_msg *m = calloc(1, sizeof(*m));
+    m->type = PROTO_MSG_ANNOUNCE;
+    m->u.announce.n = 1;
+    m->u.announce.records[0].kind = PROTO_RECORD_NAME;
+    proto_name_record *p = &m->u.announce.records[0].u.name;
+    memcpy(p->key_id, rec->keyid, 8);
+    p->name.p = (const uint8_t *)rec->name;
+    p->name.len = rec->name_len;
+    p->sequence = rec->sequence;
+    p->time = rec->time;
+    memcpy(p->model_id, rec->model_id, 32);
+    p->ttl_s = 600;
+    p->hops = hops;
+    p->sig.p = proof;
+    p->sig.len = sizeof(proof);
+    /* Through the real codec, as it would arrive. */
+    uint8_t *buf = malloc(PROTO_MSG_MAX);
+    size_t len;
+    assert_int_equal(proto_msg_encode(m, buf, PROTO_MSG_MAX, &len), 0);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_ANNOUNCE, buf, len, m), 0);
+    int r = nvx_gossip_on_message(h->g, peer, m, now);
+    free(buf);
+    free(m);
+    return r;
+}
+
+static void
+test_sync_on_connect(void **state)
+{
+    harness *h = *state;
+    uint8_t model[PROTO_ID_LEN];
+    id_of(model, 0x11);
+    assert_int_equal(nvx_gossip_provide(h->g, model, 1000), 0);
+    assert_int_equal(h->n, 0); /* nobody to tell yet */
+    peer_up(h, 1, 0xa1, 2000);
+    assert_int_equal(h->n, 1);
+    proto_msg *m = decoded(h, 0);
+    assert_int_equal(m->type, PROTO_MSG_ANNOUNCE);
+    assert_int_equal(m->u.announce.n, 1);
+    proto_provider_record *p = &m->u.announce.records[0].u.provider;
+    uint8_t self[PROTO_ID_LEN];
+    id_of(self, 0xee);
+    assert_memory_equal(p->node_id, self, 32);
+    assert_memory_equal(p->model_id, model, 32);
+    assert_int_equal(p->hops, NVX_GOSSIP_HOPS_DEFAULT);
+    assert_true(p->ttl_s > NVX_GOSSIP_TTL_DEFAULT_S - 5 && p->ttl_s <= NVX_GOSSIP_TTL_DEFAULT_S);
+    assert_int_equal(nvx_gossip_peer_up(h->g, 1, self, 2000), -EEXIST);
+
+    uint8_t got[4][PROTO_ID_LEN];
+    assert_int_equal(nvx_gossip_providers(h->g, model, 3000, got, 4), 1);
+    assert_memory_equal(got[0], self, 32);
+    /* Provide again: idempotent, nothing new sent. */
+    assert_int_equal(nvx_gossip_provide(h->g, model, 3000), 0);
+    assert_int_equal(h->n, 1);
+}
+
+static void
+test_forward_hops_dedup(void **state)
+{
+    harness *h = *state;
+    peer_up(h, 1, 0xa1, 0);
+    peer_up(h, 2, 0xa2, 0);
+    peer_up(h, 3, 0xa3, 0);
+    clear_sent(h);
+
+    assert_int_equal(feed_provider(h, 1, 0x55, 0x66, 600, 3, 1000), 1);
+    assert_int_equal(h->n_provider, 1);
+    assert_int_equal(records_to(h, 1), 0); /* never back to the sender */
+    assert_int_equal(records_to(h, 2), 1);
+    assert_int_equal(records_to(h, 3), 1);
+    for (size_t i = 0; i < h->n; i++) {
+        proto_provider_record *p = &decoded(h, i)->u.announce.records[0].u.provider;
+        assert_int_equal(p->hops, 2);
+        assert_true(p->ttl_s <= 600 && p->ttl_s >= 599);
+    }
+
+    /* The copy coming back around a loop (smaller TTL) is a duplicate. */
+    clear_sent(h);
+    assert_int_equal(feed_provider(h, 2, 0x55, 0x66, 598, 2, 3000), 0);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(h->n_provider, 1);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(st.forwarded, 2);
+
+    /* A refresh much later travels again. */
+    assert_int_equal(feed_provider(h, 3, 0x55, 0x66, 600, 3, 300000), 1);
+    assert_int_equal(records_to(h, 1), 1);
+    assert_int_equal(records_to(h, 2), 1);
+    assert_int_equal(records_to(h, 3), 0);
+
+    /* hops 0: kept, not forwarded; hops 1: forwarded with 0. */
+    clear_sent(h);
+    assert_int_equal(feed_provider(h, 1, 0x56, 0x66, 600, 0, 300000), 1);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(feed_provider(h, 1, 0x57, 0x66, 600, 1, 300000), 1);
+    assert_int_equal(records_to(h, 2), 1);
+    assert_int_equal(decoded(h, 0)->u.announce.records[0].u.provider.hops, 0);
+
+    uint8_t model[PROTO_ID_LEN], got[8][PROTO_ID_LEN];
+    id_of(model, 0x66);
+    assert_int_equal(nvx_gossip_providers(h->g, model, 300000, got, 8), 3);
+
+    /* A new session gets what may travel: 0x55 (2 hops left) and 0x57 (0
+     * left: it keeps it, relays no further); 0x56 came with 0 hops: not. */
+    clear_sent(h);
+    peer_up(h, 4, 0xa4, 300000);
+    assert_int_equal(records_to(h, 4), 2);
+    proto_announce *a = &decoded(h, 0)->u.announce;
+    assert_int_equal(a->records[0].u.provider.hops + a->records[1].u.provider.hops, 2);
+}
+
+static void
+test_invalid_and_own(void **state)
+{
+    harness *h = *state;
+    peer_up(h, 1, 0xa1, 0);
+    peer_up(h, 2, 0xa2, 0);
+    clear_sent(h);
+    assert_int_equal(feed_provider(h, 1, 0x00, 0x66, 600, 3, 0), 0); /* zero node */
+    assert_int_equal(feed_provider(h, 1, 0x55, 0x00, 600, 3, 0), 0); /* zero model */
+    assert_int_equal(feed_provider(h, 1, 0x55, 0x66, 0, 3, 0), 0);   /* no TTL */
+    assert_int_equal(feed_provider(h, 1, 0xee, 0x66, 600, 3, 0), 0); /* about us */
+    assert_int_equal(h->n, 0);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.invalid, 3);
+    assert_int_equal(st.records, 0);
+
+    /* A record about peer 2's node is not sent to peer 2 itself. */
+    assert_int_equal(feed_provider(h, 1, 0xa2, 0x66, 600, 3, 0), 1);
+    assert_int_equal(h->n, 0);
+
+    /* Unknown session; other message types are ignored. */
+    assert_int_equal(feed_provider(h, 9, 0x55, 0x66, 600, 3, 0), -ENOENT);
+    proto_msg ping = { .type = PROTO_MSG_PING };
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, &ping, 0), 0);
+
+    /* Huge TTLs and hop counts are clamped. */
+    assert_int_equal(feed_provider(h, 2, 0x58, 0x66, UINT32_MAX, 255, 0), 1);
+    assert_int_equal(records_to(h, 1), 1);
+    proto_provider_record *p = &decoded(h, 0)->u.announce.records[0].u.provider;
+    assert_int_equal(p->ttl_s, NVX_GOSSIP_TTL_MAX_S);
+    assert_int_equal(p->hops, NVX_GOSSIP_HOPS_MAX - 1);
+}
+
+static void
+test_expiry_and_reannounce(void **state)
+{
+    harness *h = *state;
+    peer_up(h, 1, 0xa1, 0);
+    peer_up(h, 2, 0xa2, 0);
+    assert_int_equal(feed_provider(h, 1, 0x55, 0x66, 10, 3, 0), 1);
+    uint8_t model[PROTO_ID_LEN], got[2][PROTO_ID_LEN];
+    id_of(model, 0x66);
+    assert_int_equal(nvx_gossip_providers(h->g, model, 9000, got, 2), 1);
+    assert_int_equal(nvx_gossip_providers(h->g, model, 10000, got, 2), 0);
+    nvx_gossip_tick(h->g, 11000);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.expired, 1);
+    assert_int_equal(st.records, 0);
+
+    /* Our own record: re-sent to everyone every ttl/2, never expires here. */
+    uint8_t own[PROTO_ID_LEN];
+    id_of(own, 0x77);
+    assert_int_equal(nvx_gossip_provide(h->g, own, 20000), 0);
+    clear_sent(h);
+    nvx_gossip_tick(h->g, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 500 - 1);
+    assert_int_equal(records_to(h, 1), 0);
+    nvx_gossip_tick(h->g, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 500);
+    assert_int_equal(records_to(h, 1), 1);
+    assert_int_equal(records_to(h, 2), 1);
+    nvx_gossip_tick(h->g, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 5000);
+    assert_int_equal(
+        nvx_gossip_providers(h->g, own, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 5000, got, 2), 1);
+    assert_int_equal(nvx_gossip_unprovide(h->g, own), 0);
+    assert_int_equal(nvx_gossip_unprovide(h->g, own), -ENOENT);
+    assert_int_equal(nvx_gossip_providers(h->g, own, 0, got, 2), 0);
+}
+
+static void
+test_name_records(void **state)
+{
+    harness *h = *state;
+    cas_seckey *sk = NULL;
+    assert_int_equal(cas_seckey_generate(&sk), 0);
+    uint8_t m1[32], m2[32];
+    id_of(m1, 1);
+    id_of(m2, 2);
+    cas_namerec r1, r2, r2b;
+    assert_int_equal(cas_namerec_sign(sk, "llama/q4", 1, 100, m1, &r1), 0);
+    assert_int_equal(cas_namerec_sign(sk, "llama/q4", 2, 200, m2, &r2), 0);
+    assert_int_equal(cas_namerec_sign(sk, "llama/q4", 2, 201, m1, &r2b), 0);
+    peer_up(h, 1, 0xa1, 0);
+    peer_up(h, 2, 0xa2, 0);
+    clear_sent(h);
+
+    assert_int_equal(feed_name(h, 1, &r1, 4, 0), 1);
+    assert_int_equal(h->n_name, 1);
+    assert_int_equal(h->last_name.sequence, 1);
+    assert_int_equal(records_to(h, 1), 0);
+    assert_int_equal(records_to(h, 2), 1);
+    proto_name_record *p = &decoded(h, 0)->u.announce.records[0].u.name;
+    assert_int_equal(p->hops, 3);
+    assert_int_equal(p->sequence, 1);
+    cas_namerec back;
+    assert_int_equal(cas_namerec_from_wire(p->key_id, p->name.p, p->name.len, p->sequence, p->time,
+                                           p->model_id, p->sig.p, p->sig.len, &back),
+                     0);
+    assert_memory_equal(&back, &r1, sizeof(back));
+
+    /* Same again: duplicate. Higher sequence: wins and travels. */
+    clear_sent(h);
+    assert_int_equal(feed_name(h, 2, &r1, 4, 10), 0);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(feed_name(h, 2, &r2, 4, 20), 1);
+    assert_int_equal(h->n_name, 2);
+    assert_memory_equal(h->last_name.model_id, m2, 32);
+    assert_int_equal(records_to(h, 1), 1);
+    /* Stale (lower) and equivocating (same sequence, other model): dropped. */
+    clear_sent(h);
+    assert_int_equal(feed_name(h, 1, &r1, 4, 30), 0);
+    assert_int_equal(feed_name(h, 1, &r2b, 4, 30), 0);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(h->n_name, 2);
+
+    /* Forged: a changed sequence breaks the signature. */
+    cas_namerec forged = r2;
+    forged.sequence = 3;
+    assert_int_equal(feed_name(h, 1, &forged, 4, 40), 0);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.invalid, 1);
+    assert_int_equal(h->n_name, 2);
+    assert_int_equal(nvx_gossip_publish(h->g, &forged, true, 40), -EBADMSG);
+
+    /* Publishing our own record goes to everyone and to every new session. */
+    cas_namerec r3;
+    assert_int_equal(cas_namerec_sign(sk, "llama/q4", 3, 300, m1, &r3), 0);
+    assert_int_equal(nvx_gossip_publish(h->g, &r3, true, 50), 1);
+    assert_int_equal(records_to(h, 1), 1);
+    assert_int_equal(records_to(h, 2), 1);
+    assert_int_equal(nvx_gossip_publish(h->g, &r3, true, 50), 0);
+    clear_sent(h);
+    nvx_gossip_tick(h->g, 1000ull * NVX_GOSSIP_TTL_MAX_S * 2); /* own: never expires */
+    peer_up(h, 3, 0xa3, 1000ull * NVX_GOSSIP_TTL_MAX_S * 2);
+    assert_int_equal(records_to(h, 3), 1);
+    p = &decoded(h, 0)->u.announce.records[0].u.name;
+    assert_int_equal(p->sequence, 3);
+    assert_int_equal(p->hops, NVX_GOSSIP_HOPS_DEFAULT);
+    cas_seckey_free(sk);
+}
+
+static void
+test_rate_limit(void **state)
+{
+    (void)state;
+    nvx_gossip_cfg cfg = { .rate_per_s = 2, .burst = 5 };
+    harness *h = setup_cfg(&cfg);
+    peer_up(h, 1, 0xa1, 0);
+    proto_msg *m = calloc(1, sizeof(*m));
+    m->type = PROTO_MSG_ANNOUNCE;
+    m->u.announce.n = PROTO_ANNOUNCE_MAX;
+    for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++) {
+        m->u.announce.records[i].kind = PROTO_RECORD_PROVIDER;
+        proto_provider_record *p = &m->u.announce.records[i].u.provider;
+        id_of(p->node_id, (uint8_t)(i + 1));
+        id_of(p->model_id, 0x66);
+        p->ttl_s = 600;
+        p->hops = 1;
+    }
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 0), 5);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.rate_dropped, PROTO_ANNOUNCE_MAX - 5);
+    /* One second later: two more tokens (the first five are duplicates). */
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 1000), 0);
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.duplicates, 2);
+    /* Much later: a full bucket, no more. */
+    for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++)
+        id_of(m->u.announce.records[i].u.provider.model_id, 0x67);
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 1000000), 5);
+    free(m);
+    void *st_h = h;
+    teardown(&st_h);
+}
+
+static void
+test_peer_exchange(void **state)
+{
+    harness *h = *state;
+    uint8_t x[PROTO_ID_LEN], y[PROTO_ID_LEN], p2[PROTO_ID_LEN];
+    id_of(x, 0x10);
+    id_of(y, 0x20);
+    id_of(p2, 0xa2);
+    assert_int_equal(nvx_gossip_add_addr(h->g, x, "tcp://192.0.2.10:7000", 0), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "tcp://192.0.2.20:7000", 0), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, p2, "tcp://192.0.2.2:7000", 0), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "has space", 0), -EINVAL);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "", 0), -EINVAL);
+
+    peer_up(h, 2, 0xa2, 0);
+    assert_int_equal(h->n, 1);
+    proto_msg *m = decoded(h, 0);
+    assert_int_equal(m->type, PROTO_MSG_PEERS);
+    assert_int_equal(m->u.peers.n, 2); /* x and y, not the receiver itself */
+
+    /* Incoming PEERS: ourselves, a connected node and a known address give
+     * no dial; a new node does. */
+    peer_up(h, 3, 0xa3, 0);
+    proto_msg *in = calloc(1, sizeof(*in));
+    in->type = PROTO_MSG_PEERS;
+    in->u.peers.n = 4;
+    const char *addrs[] = { "tcp://192.0.2.99:1", "tcp://192.0.2.3:7000", "tcp://192.0.2.10:7000",
+                            "tcp://198.51.100.7:7000" };
+    uint8_t nodes[] = { 0xee, 0xa3, 0x10, 0x30 };
+    for (int i = 0; i < 4; i++) {
+        id_of(in->u.peers.peers[i].node_id, nodes[i]);
+        in->u.peers.peers[i].addr.p = (const uint8_t *)addrs[i];
+        in->u.peers.peers[i].addr.len = strlen(addrs[i]);
+    }
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, 1000), 0);
+    assert_int_equal(h->n_dial, 1);
+    assert_string_equal(h->last_dial, "tcp://198.51.100.7:7000");
+    /* A second PEERS within the minimum interval is ignored. */
+    id_of(in->u.peers.peers[3].node_id, 0x31);
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, 2000), 0);
+    assert_int_equal(h->n_dial, 1);
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, 1000 + NVX_GOSSIP_PEX_MIN_INTERVAL_MS), 0);
+    assert_int_equal(h->n_dial, 2);
+
+    /* PEERS are re-sent to every session after the interval. */
+    clear_sent(h);
+    nvx_gossip_tick(h->g, NVX_GOSSIP_PEX_INTERVAL_MS);
+    size_t peers_msgs = 0;
+    for (size_t i = 0; i < h->n; i++)
+        peers_msgs += h->v[i].type == PROTO_MSG_PEERS;
+    assert_int_equal(peers_msgs, 2);
+    free(in);
+
+    nvx_gossip_peer_down(h->g, 2);
+    nvx_gossip_peer_down(h->g, 2); /* unknown: ignored */
+    assert_int_equal(feed_provider(h, 2, 0x55, 0x66, 600, 3, 0), -ENOENT);
+}
+
+static void
+test_table_bound(void **state)
+{
+    (void)state;
+    nvx_gossip_cfg cfg = { .records_max = 8, .burst = 1000, .rate_per_s = 1000 };
+    harness *h = setup_cfg(&cfg);
+    peer_up(h, 1, 0xa1, 0);
+    for (int i = 1; i <= 20; i++)
+        assert_int_equal(feed_provider(h, 1, (uint8_t)i, 0x66, (uint32_t)(100 + i), 1, 0), 1);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.records, 8);
+    assert_int_equal(st.evicted, 12);
+    /* The ones closest to expiry went; the newest are all findable. */
+    uint8_t model[PROTO_ID_LEN], got[8][PROTO_ID_LEN];
+    id_of(model, 0x66);
+    assert_int_equal(nvx_gossip_providers(h->g, model, 0, got, 8), 8);
+    for (int i = 13; i <= 20; i++)
+        assert_int_equal(feed_provider(h, 1, (uint8_t)i, 0x66, (uint32_t)(100 + i), 1, 0), 0);
+    void *st_h = h;
+    teardown(&st_h);
+
+    nvx_gossip *g = NULL;
+    assert_int_equal(nvx_gossip_new(&(nvx_gossip_cfg){ .ops = NULL }, &g), -EINVAL);
+    assert_null(g);
+}
+
+/* Many sessions and records: a full sync is split into ANNOUNCE batches
+ * that all decode. */
+static void
+test_sync_batches(void **state)
+{
+    harness *h = *state;
+    peer_up(h, 1, 0xa1, 0);
+    proto_msg *m = calloc(1, sizeof(*m));
+    m->type = PROTO_MSG_ANNOUNCE;
+    for (int b = 0; b < 3; b++) {
+        m->u.announce.n = PROTO_ANNOUNCE_MAX;
+        for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++) {
+            m->u.announce.records[i].kind = PROTO_RECORD_PROVIDER;
+            proto_provider_record *p = &m->u.announce.records[i].u.provider;
+            id_of(p->node_id, (uint8_t)(b * 40 + i + 1));
+            id_of(p->model_id, 0x66);
+            p->ttl_s = 600;
+            p->hops = 2;
+        }
+        assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 0), PROTO_ANNOUNCE_MAX);
+    }
+    free(m);
+    clear_sent(h);
+    peer_up(h, 2, 0xa2, 0);
+    assert_int_equal(records_to(h, 2), 3 * PROTO_ANNOUNCE_MAX);
+    assert_int_equal(h->n, 3); /* no PEERS: no addresses known */
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sync_on_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_hops_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_and_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_and_reannounce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_records, setup, teardown),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test_setup_teardown(test_peer_exchange, setup, teardown),
+        cmocka_unit_test(test_table_bound),
+        cmocka_unit_test_setup_teardown(test_sync_batches, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
