@@ -150,7 +150,12 @@ typedef struct cas_store_add_opts {
  * when the disk or file size limit is hit (the temp file is removed, the
  * store is unchanged), -ENOSPC also when the store's size limit cannot hold
  * the model next to the pinned content, -EINVAL for bad options, errnos from
- * read(), the callback's value. */
+ * read(), the callback's value. The library never changes signal handling: a
+ * process that sets RLIMIT_FSIZE must ignore SIGXFSZ to get -EFBIG. The data
+ * file is written with O_DIRECT where the file system allows it, so its
+ * bytes are not left in the page cache. Runs CAS_STORE_ADD_THREADS hash
+ * threads plus a reader and a writer thread; progress is called on the
+ * calling thread. */
 int cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
                      uint8_t ret_id[static CAS_HASH_LEN]);
 
@@ -255,8 +260,9 @@ int cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int
                         cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem);
 
 /* Like cas_store_export_fd() into a new file at path (mode 0644, replaced
- * atomically when it exists): written to "path.nvx-XXXXXX", fsync'd, renamed.
- * On any failure nothing is left at path (and an old file is kept). */
+ * atomically when it exists): written to "path.nvx-XXXXXX", then renamed.
+ * Not fsync'd (like cp): call fsync on path for durability. On any failure
+ * nothing is left at path (and an old file is kept). */
 int cas_store_export_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const char *path,
                           cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem);
 
