@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_DAEMON_CTL_H
+#define NVX_DAEMON_CTL_H
+/*
+ * The control socket: a Unix stream socket (mode 0600, normally
+ * STORE/nvxd.sock) speaking proto/control.h. Only clients running as the
+ * daemon's own uid are served (SO_PEERCRED); others are closed at once. A
+ * malformed request gets an ERROR response: a bad payload keeps the
+ * connection open, a broken frame (bad length) closes it after the ERROR.
+ *
+ * Loop thread only.
+ */
+#include <uv.h>
+
+#include "daemon/node.h"
+
+enum {
+    NVX_CTL_CLIENTS_MAX = 64,
+    NVX_CTL_SUBS_MAX = 8, /* concurrent FETCHes per client */
+};
+
+#define NVX_CTL_SOCKET_NAME "nvxd.sock"
+
+typedef struct nvx_ctl nvx_ctl;
+
+typedef struct nvx_ctl_opts {
+    uv_loop_t *loop;
+    nvx_node *node;
+    cas_store *store;
+    const char *path;     /* socket path; an old file there is replaced */
+    const char *agent;
+    void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
+    void *arg;
+} nvx_ctl_opts;
+
+/* Binds and listens. Returns 0, -ENAMETOOLONG (path over sun_path), errnos
+ * of bind/listen. */
+int nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret);
+
+/* Closes the listener and every client (their fetches are unsubscribed,
+ * which cancels them), removes the socket file; done runs when all handles
+ * are closed, then the nvx_ctl is freed. */
+void nvx_ctl_close(nvx_ctl *c, void (*done)(void *arg), void *arg);
+
+#endif

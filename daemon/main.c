@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvxd: the nvx node daemon. See `nvxd --help`, daemon/node.h and
+ * contrib/nvxd.service.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "daemon/ctl.h"
+#include "daemon/identity.h"
+#include "daemon/log.h"
+#include "daemon/node.h"
+#include "libcas/hash.h"
+#include "transport/tcp.h"
+
+#ifndef NVX_VERSION
+#define NVX_VERSION "0"
+#endif
+
+struct daemon {
+    uv_loop_t *loop;
+    nvx_node *node;
+    nvx_ctl *ctl;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+};
+
+static void
+node_stopped(void *arg)
+{
+    struct daemon *d = arg;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void
+ctl_closed(void *arg)
+{
+    struct daemon *d = arg;
+    d->ctl = NULL;
+    nvx_node_stop(d->node, node_stopped, d);
+}
+
+static void
+shutdown_daemon(struct daemon *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("stopping");
+    if (d->ctl)
+        nvx_ctl_close(d->ctl, ctl_closed, d);
+    else
+        ctl_closed(d);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+    shutdown_daemon(s->data);
+}
+
+static void
+on_ctl_shutdown(void *arg)
+{
+    shutdown_daemon(arg);
+}
+
+/* The store location: --store, $NVX_STORE, ${XDG_DATA_HOME:-$HOME/.local/share}/nvx. */
+static int
+store_dir(const nvx_config *cfg, char *buf, size_t cap)
+{
+    const char *e;
+    int n;
+    if (cfg->store[0])
+        n = snprintf(buf, cap, "%s", cfg->store);
+    else if ((e = getenv("NVX_STORE")) && *e)
+        n = snprintf(buf, cap, "%s", e);
+    else if ((e = getenv("XDG_DATA_HOME")) && *e)
+        n = snprintf(buf, cap, "%s/nvx", e);
+    else if ((e = getenv("HOME")) && *e)
+        n = snprintf(buf, cap, "%s/.local/share/nvx", e);
+    else
+        return -ENOENT;
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int
+run(const nvx_config *cfg)
+{
+    char dir[3072], path[4096];
+    cas_store *store = NULL;
+    proto_identity *ident = NULL;
+    tp_net *net = NULL;
+    int lock_fd = -1;
+    struct daemon d = { 0 };
+    const char **peers = NULL;
+    int r = store_dir(cfg, dir, sizeof(dir));
+    if (r < 0) {
+        log_error("no store: give --store DIR or set NVX_STORE");
+        return 1;
+    }
+    if (cas_init() < 0) {
+        log_error("cannot initialise libsodium");
+        return 1;
+    }
+    r = cas_store_open(dir, CAS_STORE_CREATE, &store);
+    if (r < 0) {
+        log_error_errno(r, "cannot open the store %s", dir);
+        return 1;
+    }
+    if (chmod(dir, 0700) < 0)
+        log_warn("cannot make %s mode 0700: %s", dir, strerror(errno));
+    snprintf(path, sizeof(path), "%s/nvxd.lock", dir);
+    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            log_error("another nvxd already serves %s", dir);
+        else
+            log_error("cannot lock %s: %s", path, strerror(errno));
+        r = -EBUSY;
+        goto out;
+    }
+    int created = 0;
+    r = nvx_identity_load(dir, &ident, &created);
+    if (r < 0) {
+        log_error_errno(r, "cannot load the node key %s/%s", dir, NVX_IDENTITY_FILE);
+        goto out;
+    }
+    d.loop = uv_default_loop();
+    r = tp_tcp_net_new(d.loop, NULL, &net);
+    if (r < 0)
+        goto out;
+    peers = calloc(cfg->n_peers + 1, sizeof(*peers));
+    if (!peers) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->n_peers; i++)
+        peers[i] = cfg->peers[i];
+    nvx_node_opts no = {
+        .loop = d.loop,
+        .net = net,
+        .store = store,
+        .identity = ident,
+        .listen = strcmp(cfg->listen, "none") == 0 ? NULL : cfg->listen,
+        .peers = peers,
+        .n_peers = cfg->n_peers,
+        .max_peers = cfg->max_peers,
+        .peer_max_requests = cfg->peer_max_requests,
+        .peer_max_bytes = cfg->peer_max_bytes,
+        .agent = "nvxd/" NVX_VERSION,
+    };
+#ifdef NVX_TEST_HOOKS
+    const char *cs = getenv("NVX_TEST_CORRUPT_SERVE");
+    no.corrupt_serve = cs && strcmp(cs, "1") == 0;
+    if (no.corrupt_serve)
+        log_warn("test hook: corrupting every chunk served (NVX_TEST_CORRUPT_SERVE=1)");
+#endif
+    r = nvx_node_new(&no, &d.node);
+    if (r < 0) {
+        log_error_errno(r, "cannot listen on %s", cfg->listen);
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, NVX_CTL_SOCKET_NAME);
+    nvx_ctl_opts co = {
+        .loop = d.loop,
+        .node = d.node,
+        .store = store,
+        .path = path,
+        .agent = "nvxd/" NVX_VERSION,
+        .on_shutdown = on_ctl_shutdown,
+        .arg = &d,
+    };
+    r = nvx_ctl_new(&co, &d.ctl);
+    if (r < 0) {
+        log_error_errno(r, "cannot open the control socket %s", path);
+        nvx_node_stop(d.node, NULL, NULL);
+        uv_run(d.loop, UV_RUN_NOWAIT);
+        goto out;
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas_hash_to_hex(nvx_node_id(d.node), hex);
+    log_info("node %s%s", hex, created ? " (new key)" : "");
+    log_info("store %s, control socket %s", dir, path);
+    if (nvx_node_listen_addr(d.node)[0])
+        log_info("listening on %s", nvx_node_listen_addr(d.node));
+    if (cfg->discovery)
+        log_debug("LAN discovery is not built into this nvxd yet");
+    r = uv_run(d.loop, UV_RUN_DEFAULT);
+    r = 0;
+    log_info("stopped");
+out:
+    if (d.node) {
+        nvx_node_free(d.node);
+        d.node = NULL;
+    }
+    if (net && tp_net_free(net) < 0)
+        log_warn("transport still busy at exit");
+    if (d.loop)
+        uv_loop_close(d.loop);
+    free(peers);
+    proto_identity_free(ident);
+    cas_store_free(store);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return r < 0 ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    signal(SIGPIPE, SIG_IGN);
+    nvx_config_defaults(&cfg);
+    int r = nvx_config_args(&cfg, argc, argv, err);
+    if (r < 0) {
+        fprintf(stderr, "nvxd: %s\n", err);
+        return 2;
+    }
+    if (r == NVX_CONFIG_HELP) {
+        fputs(nvx_config_usage, stdout);
+        return 0;
+    }
+    if (r == NVX_CONFIG_VERSION) {
+        puts("nvxd " NVX_VERSION);
+        return 0;
+    }
+    nvx_log_set_level(cfg.log_level);
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    return run(&cfg);
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_DAEMON_NODE_INTERNAL_H
+#define NVX_DAEMON_NODE_INTERNAL_H
+/*
+ * Shared state of daemon/node.c (peers, sessions, dialing), serve.c
+ * (answering peers) and fetch.c (transfers). Loop thread only, except the
+ * fields a pool job documents as its own.
+ */
+#include "daemon/node.h"
+#include "daemon/picker.h"
+#include "libcas/manifest.h"
+
+enum {
+    NVX_NODE_HOOKS_MAX = 8,
+    NVX_NODE_MCACHE = 16, /* decoded manifests kept for serving */
+    NVX_ADDR_LEN = 128,
+};
+
+struct cfg_peer {
+    struct cfg_peer *next;
+    char addr[NVX_ADDR_LEN];
+    nvx_peer *conn; /* live connection dialed for it, or NULL */
+    uint64_t next_dial_ms;
+    uint32_t backoff_ms;
+};
+
+/* One chunk requested from one peer, maybe in several pieces. */
+struct creq {
+    struct creq *next;
+    struct xfer *x;
+    uint32_t idx, len;
+    uint32_t req_base, npieces, piece;
+    uint32_t got;        /* bytes received */
+    uint64_t got_bits[4]; /* pieces received (npieces <= 256) */
+    uint8_t *buf;
+    uint64_t t_sent;
+};
+
+/* A queued REQUEST this node is serving. */
+struct sreq {
+    uint32_t req_id;
+    uint8_t model[32];
+    uint32_t chunk, offset, length;
+};
+
+struct nvx_peer {
+    nvx_peer *prev, *next;
+    nvx_node *node;
+    tp_conn *conn;
+    proto_session *sess;
+    struct cfg_peer *cfg; /* dialed for this configured peer, or NULL */
+    bool outbound, established, closing, conn_closed;
+    char addr[NVX_ADDR_LEN];
+    char agent[PROTO_AGENT_MAX + 1];
+    uint8_t id[32];
+    uint64_t bytes_in, bytes_out;
+    uint64_t rate_in, rate_bytes; /* DATA payload bytes/s (per tick EWMA) */
+    unsigned jobs;                /* pool jobs referring to this peer */
+    /* serving */
+    struct sreq *sq;
+    size_t sq_head, sq_len;
+    unsigned serve_jobs;
+    /* fetching */
+    struct creq *creqs;
+    uint32_t next_req_id;
+};
+
+struct nvx_fetch_sub {
+    nvx_fetch_sub *next;
+    struct xfer *x;
+    nvx_fetch_cb cb;
+    void *arg;
+};
+
+struct xpeer {
+    struct xpeer *next;
+    nvx_peer *p;
+    nvx_picker_peer *pp; /* NULL until the picker exists */
+    uint8_t *bits;       /* NULL: ALL */
+    uint32_t nbits;
+    uint64_t retry_ms;   /* BUSY: do not ask before this */
+};
+
+struct xfer {
+    struct xfer *next;
+    nvx_node *node;
+    uint64_t xid;
+    uint8_t id[32];
+    bool pin;
+    int state;      /* enum proto_ctl_state */
+    bool opening;   /* open job running */
+    bool ending;
+    int end_state, end_error;
+    nvx_fetch_sub *subs;
+    struct xpeer *peers;
+    /* manifest download */
+    nvx_peer *mpeer;
+    uint32_t mreq;
+    uint8_t *mbuf;
+    uint32_t mtotal, mhave;
+    /* chunks */
+    cas_manifest *man;
+    cas_partial *part;
+    nvx_picker *pk;
+    uint64_t bytes_total, bytes_done, chunks_total, chunks_done;
+    uint32_t uncommitted;
+    uint64_t last_commit_ms;
+    bool committing, finishing;
+    unsigned jobs;
+    uint64_t rate, rate_bytes;
+};
+
+struct mcache_entry {
+    uint8_t id[32];
+    cas_manifest *man;
+    unsigned refs;
+    uint64_t used;
+};
+
+struct nvx_node {
+    uv_loop_t *loop;
+    tp_net *net;
+    cas_store *store;
+    const proto_identity *identity;
+    tp_listener *listener;
+    char listen_addr[NVX_ADDR_LEN];
+    uv_timer_t timer;
+    nvx_peer *peers;
+    size_t n_peers;
+    struct cfg_peer *cfg_peers;
+    struct xfer *xfers;
+    uint64_t next_xid;
+    unsigned jobs;
+    unsigned max_peers, peer_max_requests;
+    uint64_t peer_max_bytes;
+    bool corrupt_serve;
+    char agent[PROTO_AGENT_MAX + 1];
+    nvx_badlist bad;
+    nvx_node_hook hooks[NVX_NODE_HOOKS_MAX];
+    size_t n_hooks;
+    struct mcache_entry mcache[NVX_NODE_MCACHE];
+    uint64_t mcache_clock;
+    uint64_t bytes_fetched;
+    bool stopping, timer_closed;
+    void (*stop_done)(void *);
+    void *stop_arg;
+};
+
+uint64_t nvx__now(nvx_node *n);
+void nvx__peer_flush(nvx_peer *p);
+void nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why);
+void nvx__peer_put(nvx_peer *p);
+nvx_peer *nvx__peer_by_id(nvx_node *n, const uint8_t id[static 32]);
+void nvx__node_maybe_stopped(nvx_node *n);
+const char *nvx__short_id(const uint8_t id[static 32], char buf[static 17]);
+
+/* serve.c */
+void nvx__serve_msg(nvx_peer *p, const proto_msg *m);
+void nvx__serve_pump(nvx_peer *p);
+void nvx__serve_peer_gone(nvx_peer *p);
+void nvx__mcache_clear(nvx_node *n);
+
+/* fetch.c */
+void nvx__fetch_msg(nvx_peer *p, const proto_msg *m);
+void nvx__fetch_peer_up(nvx_peer *p);
+void nvx__fetch_peer_gone(nvx_peer *p);
+void nvx__fetch_tick(nvx_node *n);
+void nvx__fetch_stop_all(nvx_node *n);
+
+#endif

@@ -1,0 +1,712 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node core: listener, dialing configured peers with backoff, one proto
+ * session per connection, message dispatch to serve.c / fetch.c / hooks,
+ * status. Everything here runs on the loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/node-internal.h"
+#include "libcas/hash.h"
+
+static void on_recv(tp_conn *c, const uint8_t *buf, size_t len);
+static void on_end(tp_conn *c, int status);
+
+uint64_t
+nvx__now(nvx_node *n)
+{
+    return uv_now(n->loop);
+}
+
+const char *
+nvx__short_id(const uint8_t id[static 32], char buf[static 17])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+        buf[2 * i] = hex[id[i] >> 4];
+        buf[2 * i + 1] = hex[id[i] & 15];
+    }
+    buf[16] = '\0';
+    return buf;
+}
+
+nvx_peer *
+nvx__peer_by_id(nvx_node *n, const uint8_t id[static 32])
+{
+    for (nvx_peer *p = n->peers; p; p = p->next)
+        if (p->established && !p->closing && memcmp(p->id, id, 32) == 0)
+            return p;
+    return NULL;
+}
+
+static void
+peer_free(nvx_peer *p)
+{
+    nvx_node *n = p->node;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        n->peers = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    n->n_peers--;
+    proto_session_free(p->sess);
+    free(p->sq);
+    free(p);
+    nvx__node_maybe_stopped(n);
+}
+
+/* Frees the peer once its connection is closed and no pool job refers to
+ * it any more. */
+void
+nvx__peer_put(nvx_peer *p)
+{
+    if (p->conn_closed && p->jobs == 0)
+        peer_free(p);
+}
+
+static void
+on_close(tp_conn *c)
+{
+    nvx_peer *p = tp_conn_data(c);
+    p->conn = NULL;
+    p->conn_closed = true;
+    nvx__peer_put(p);
+}
+
+static void
+on_send(tp_conn *c, void *arg, int status)
+{
+    free(arg);
+    nvx_peer *p = tp_conn_data(c);
+    if (p && !p->closing)
+        nvx__serve_pump(p);
+}
+
+void
+nvx__peer_flush(nvx_peer *p)
+{
+    uint8_t *buf;
+    size_t len;
+    while (proto_session_output(p->sess, &buf, &len) > 0) {
+        if (p->closing || !p->conn) {
+            free(buf);
+            continue;
+        }
+        tp_buf b = { buf, len };
+        int r = tp_send(p->conn, &b, 1, on_send, buf);
+        if (r < 0) {
+            free(buf);
+            nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
+            return;
+        }
+        p->bytes_out += len;
+    }
+}
+
+void
+nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
+{
+    if (p->closing)
+        return;
+    nvx_node *n = p->node;
+    char sid[17];
+    if (p->established) {
+        proto_msg m = { .type = PROTO_MSG_BYE };
+        m.u.bye.reason = bye_reason;
+        m.u.bye.text.p = (const uint8_t *)why;
+        m.u.bye.text.len = strlen(why) < PROTO_BYE_TEXT_MAX ? strlen(why) : 0;
+        if (proto_session_send_msg(p->sess, &m) == 0)
+            nvx__peer_flush(p);
+        log_peer(NVX_LOG_INFO, "peer %s (%s) disconnected: %s", nvx__short_id(p->id, sid),
+                 p->addr, why);
+    } else {
+        log_peer(NVX_LOG_DEBUG, "connection %s closed: %s", p->addr, why);
+    }
+    p->closing = true;
+    if (p->cfg) {
+        p->cfg->conn = NULL;
+        p->cfg->next_dial_ms = nvx__now(n) + p->cfg->backoff_ms;
+        p->cfg->backoff_ms *= 2;
+        if (p->cfg->backoff_ms > NVX_NODE_DIAL_BACKOFF_MAX_MS)
+            p->cfg->backoff_ms = NVX_NODE_DIAL_BACKOFF_MAX_MS;
+        p->cfg = NULL;
+    }
+    bool was_up = p->established;
+    nvx__fetch_peer_gone(p);
+    nvx__serve_peer_gone(p);
+    if (was_up)
+        for (size_t i = 0; i < n->n_hooks; i++)
+            if (n->hooks[i].peer_down)
+                n->hooks[i].peer_down(n->hooks[i].arg, p);
+    tp_close(p->conn, on_close);
+}
+
+static bool
+peer_check(void *userdata, const uint8_t peer_id[PROTO_NODE_ID_LEN])
+{
+    nvx_peer *p = userdata;
+    return !nvx_badlist_has(&p->node->bad, peer_id, nvx__now(p->node));
+}
+
+static nvx_peer *
+peer_new(nvx_node *n, tp_conn *c, bool outbound, const char *addr)
+{
+    nvx_peer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->node = n;
+    p->conn = c;
+    p->outbound = outbound;
+    snprintf(p->addr, sizeof(p->addr), "%s", addr);
+    p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
+    if (!p->sq) {
+        free(p);
+        return NULL;
+    }
+    p->next = n->peers;
+    if (n->peers)
+        n->peers->prev = p;
+    n->peers = p;
+    n->n_peers++;
+    tp_conn_set_data(c, p);
+    return p;
+}
+
+/* Creates the session and starts reading (connection is up). */
+static int
+peer_start(nvx_peer *p)
+{
+    nvx_node *n = p->node;
+    const char *addrs[1] = { n->listen_addr };
+    proto_session_config cfg = {
+        .identity = n->identity,
+        .initiator = p->outbound,
+        .peer_check = peer_check,
+        .userdata = p,
+        .features = PROTO_FEAT_SEED,
+        .agent = n->agent,
+        .n_addrs = n->listen_addr[0] ? 1 : 0,
+        .addrs = addrs,
+    };
+    int r = proto_session_new(&cfg, nvx__now(n), &p->sess);
+    if (r < 0)
+        return r;
+    r = tp_read_start(p->conn, on_recv, on_end);
+    if (r < 0)
+        return r;
+    nvx__peer_flush(p);
+    return 0;
+}
+
+static void
+on_accept(tp_listener *l, tp_conn *c, int status)
+{
+    nvx_node *n = tp_listener_data(l);
+    if (status < 0) {
+        log_error_errno(status, "listener failed");
+        return;
+    }
+    if (n->stopping || n->n_peers >= n->max_peers) {
+        log_peer(NVX_LOG_DEBUG, "refusing connection from %s: %s", tp_conn_remote_addr(c),
+                 n->stopping ? "stopping" : "too many peers");
+        tp_close(c, NULL);
+        return;
+    }
+    nvx_peer *p = peer_new(n, c, false, tp_conn_remote_addr(c));
+    if (!p) {
+        tp_close(c, NULL);
+        return;
+    }
+    int r = peer_start(p);
+    if (r < 0)
+        nvx__peer_close(p, PROTO_BYE_NORMAL, "cannot start session");
+}
+
+static void
+on_connect(tp_conn *c, int status)
+{
+    nvx_peer *p = tp_conn_data(c);
+    if (p->closing)
+        return;
+    if (status < 0) {
+        log_peer(NVX_LOG_DEBUG, "dial %s: %s", p->addr, nvx_strerror(status));
+        nvx__peer_close(p, PROTO_BYE_NORMAL, "dial failed");
+        return;
+    }
+    int r = peer_start(p);
+    if (r < 0)
+        nvx__peer_close(p, PROTO_BYE_NORMAL, "cannot start session");
+}
+
+static int
+dial(nvx_node *n, const char *addr, struct cfg_peer *cfg)
+{
+    if (n->n_peers >= n->max_peers)
+        return -EAGAIN;
+    tp_conn *c;
+    int r = tp_dial(n->net, addr, on_connect, NULL, &c);
+    if (r < 0)
+        return r;
+    nvx_peer *p = peer_new(n, c, true, addr);
+    if (!p) {
+        tp_close(c, NULL);
+        return -ENOMEM;
+    }
+    p->cfg = cfg;
+    if (cfg)
+        cfg->conn = p;
+    return 0;
+}
+
+int
+nvx_node_dial(nvx_node *n, const char *addr)
+{
+    return dial(n, addr, NULL);
+}
+
+static void
+handshake_done(nvx_peer *p)
+{
+    nvx_node *n = p->node;
+    const uint8_t *id = proto_session_peer_id(p->sess);
+    const proto_hello *h = proto_session_peer_hello(p->sess);
+    char sid[17];
+    memcpy(p->id, id, 32);
+    size_t al = h && h->agent.len <= PROTO_AGENT_MAX ? h->agent.len : 0;
+    if (al)
+        memcpy(p->agent, h->agent.p, al); /* printable: proto checked it */
+    p->agent[al] = '\0';
+    p->established = true;
+    if (p->cfg)
+        p->cfg->backoff_ms = NVX_NODE_DIAL_BACKOFF_MIN_MS;
+    log_info("peer %s (%s) connected%s%s", nvx__short_id(id, sid), p->addr, al ? ", " : "",
+             p->agent);
+    nvx__fetch_peer_up(p);
+    for (size_t i = 0; i < n->n_hooks && !p->closing; i++)
+        if (n->hooks[i].peer_up)
+            n->hooks[i].peer_up(n->hooks[i].arg, p);
+}
+
+static void
+dispatch(nvx_peer *p, const proto_event *ev)
+{
+    nvx_node *n = p->node;
+    proto_msg m;
+    int r = proto_msg_decode(ev->msg_type, ev->body, ev->len, &m);
+    if (r == -EOPNOTSUPP)
+        return;
+    if (r < 0) {
+        nvx__peer_close(p, PROTO_BYE_PROTOCOL_ERROR, "malformed message");
+        return;
+    }
+    bool handled = true;
+    switch (m.type) {
+    case PROTO_MSG_PING: {
+        proto_msg pong = { .type = PROTO_MSG_PONG, .u.ping = m.u.ping };
+        proto_session_send_msg(p->sess, &pong);
+        break;
+    }
+    case PROTO_MSG_PONG:
+        break;
+    case PROTO_MSG_WANT:
+    case PROTO_MSG_REQUEST:
+    case PROTO_MSG_CANCEL:
+    case PROTO_MSG_MANIFEST_REQ:
+        nvx__serve_msg(p, &m);
+        break;
+    case PROTO_MSG_HAVE:
+    case PROTO_MSG_DATA:
+    case PROTO_MSG_NOT_FOUND:
+    case PROTO_MSG_MANIFEST:
+        nvx__fetch_msg(p, &m);
+        break;
+    case PROTO_MSG_BYE:
+        nvx__peer_close(p, PROTO_BYE_NORMAL, "peer said bye");
+        return;
+    default:
+        handled = false;
+        break;
+    }
+    for (size_t i = 0; i < n->n_hooks && !p->closing; i++)
+        if (n->hooks[i].message && (!handled || n->hooks[i].all))
+            n->hooks[i].message(n->hooks[i].arg, p, &m);
+}
+
+static void
+on_recv(tp_conn *c, const uint8_t *buf, size_t len)
+{
+    nvx_peer *p = tp_conn_data(c);
+    if (p->closing)
+        return;
+    p->bytes_in += len;
+    while (len > 0 && !p->closing) {
+        size_t used = 0;
+        proto_event ev;
+        int r = proto_session_feed(p->sess, buf, len, nvx__now(p->node), &used, &ev);
+        buf += used;
+        len -= used;
+        if (r < 0) {
+            nvx__peer_flush(p);
+            char why[96];
+            snprintf(why, sizeof(why), "session failed: %s",
+                     proto_fail_str(proto_session_fail(p->sess)));
+            nvx__peer_close(p, PROTO_BYE_PROTOCOL_ERROR, why);
+            return;
+        }
+        if (r == 0)
+            break;
+        if (ev.type == PROTO_EVENT_HANDSHAKE_DONE)
+            handshake_done(p);
+        else if (ev.type == PROTO_EVENT_MESSAGE)
+            dispatch(p, &ev);
+    }
+    if (!p->closing)
+        nvx__peer_flush(p);
+}
+
+static void
+on_end(tp_conn *c, int status)
+{
+    nvx_peer *p = tp_conn_data(c);
+    nvx__peer_close(p, PROTO_BYE_NORMAL, status < 0 ? nvx_strerror(status) : "connection closed");
+}
+
+static void
+tick(uv_timer_t *t)
+{
+    nvx_node *n = (nvx_node *)((char *)t - offsetof(nvx_node, timer));
+    uint64_t now = nvx__now(n);
+    for (nvx_peer *p = n->peers, *next; p; p = next) {
+        next = p->next;
+        if (p->closing || !p->sess)
+            continue;
+        p->rate_in = (p->rate_in * 3 + p->rate_bytes * (1000 / NVX_NODE_TICK_MS)) / 4;
+        p->rate_bytes = 0;
+        if (proto_session_tick(p->sess, now) < 0) {
+            nvx__peer_flush(p);
+            nvx__peer_close(p, PROTO_BYE_IDLE, "handshake timed out or peer stalled");
+        }
+    }
+    if (!n->stopping)
+        for (struct cfg_peer *cp = n->cfg_peers; cp; cp = cp->next)
+            if (!cp->conn && now >= cp->next_dial_ms) {
+                int r = dial(n, cp->addr, cp);
+                if (r < 0) {
+                    log_peer(NVX_LOG_WARN, "cannot dial %s: %s", cp->addr, nvx_strerror(r));
+                    cp->next_dial_ms = now + cp->backoff_ms;
+                    if (cp->backoff_ms < NVX_NODE_DIAL_BACKOFF_MAX_MS)
+                        cp->backoff_ms *= 2;
+                }
+            }
+    nvx__fetch_tick(n);
+}
+
+/* ---- configured peers -------------------------------------------------- */
+
+static const char peer_key_prefix[] = "addr/";
+
+struct peer_job {
+    uv_work_t w;
+    nvx_node *n;
+    char addr[NVX_ADDR_LEN];
+    bool add;
+};
+
+static void
+peer_job_work(uv_work_t *w)
+{
+    struct peer_job *j = (struct peer_job *)w;
+    char key[NVX_ADDR_LEN + 8];
+    int kl = snprintf(key, sizeof(key), "%s%s", peer_key_prefix, j->addr);
+    int r = j->add ? cas_store_peer_put(j->n->store, key, (size_t)kl, "tcp", 3)
+                   : cas_store_peer_del(j->n->store, key, (size_t)kl);
+    if (r < 0 && r != -ENOENT)
+        log_error_errno(r, "cannot %s peer %s in the store", j->add ? "save" : "remove", j->addr);
+}
+
+static void
+peer_job_done(uv_work_t *w, int status)
+{
+    struct peer_job *j = (struct peer_job *)w;
+    nvx_node *n = j->n;
+    free(j);
+    n->jobs--;
+    nvx__node_maybe_stopped(n);
+}
+
+static void
+persist_peer(nvx_node *n, const char *addr, bool add)
+{
+    struct peer_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->n = n;
+    snprintf(j->addr, sizeof(j->addr), "%s", addr);
+    j->add = add;
+    if (uv_queue_work(n->loop, &j->w, peer_job_work, peer_job_done) == 0)
+        n->jobs++;
+    else
+        free(j);
+}
+
+static bool
+addr_valid(const char *addr)
+{
+    size_t l = strlen(addr);
+    if (l == 0 || l >= PROTO_ADDR_MAX)
+        return false;
+    for (size_t i = 0; i < l; i++)
+        if (addr[i] <= 0x20 || addr[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+int
+nvx_node_peer_add(nvx_node *n, const char *addr, bool persist)
+{
+    if (!addr_valid(addr))
+        return -EINVAL;
+    for (struct cfg_peer *cp = n->cfg_peers; cp; cp = cp->next)
+        if (strcmp(cp->addr, addr) == 0)
+            return -EEXIST;
+    struct cfg_peer *cp = calloc(1, sizeof(*cp));
+    if (!cp)
+        return -ENOMEM;
+    snprintf(cp->addr, sizeof(cp->addr), "%s", addr);
+    cp->backoff_ms = NVX_NODE_DIAL_BACKOFF_MIN_MS;
+    cp->next_dial_ms = 0; /* next tick */
+    cp->next = n->cfg_peers;
+    n->cfg_peers = cp;
+    if (persist)
+        persist_peer(n, addr, true);
+    return 0;
+}
+
+int
+nvx_node_peer_rm(nvx_node *n, const char *addr)
+{
+    for (struct cfg_peer **pp = &n->cfg_peers; *pp; pp = &(*pp)->next) {
+        struct cfg_peer *cp = *pp;
+        if (strcmp(cp->addr, addr) != 0)
+            continue;
+        *pp = cp->next;
+        if (cp->conn) {
+            nvx_peer *p = cp->conn;
+            p->cfg = NULL;
+            nvx__peer_close(p, PROTO_BYE_NORMAL, "peer removed");
+        }
+        free(cp);
+        persist_peer(n, addr, false);
+        return 0;
+    }
+    /* Not dialing it now, but it may still sit in the db. */
+    persist_peer(n, addr, false);
+    return -ENOENT;
+}
+
+void
+nvx_node_peer_list(nvx_node *n, void (*cb)(void *arg, const char *addr), void *arg)
+{
+    for (struct cfg_peer *cp = n->cfg_peers; cp; cp = cp->next)
+        cb(arg, cp->addr);
+}
+
+static int
+load_peer(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
+{
+    nvx_node *n = userdata;
+    size_t pl = sizeof(peer_key_prefix) - 1;
+    if (key_len <= pl || key_len - pl >= NVX_ADDR_LEN || memcmp(key, peer_key_prefix, pl) != 0)
+        return 0;
+    char addr[NVX_ADDR_LEN];
+    memcpy(addr, key + pl, key_len - pl);
+    addr[key_len - pl] = '\0';
+    int r = nvx_node_peer_add(n, addr, false);
+    if (r < 0 && r != -EEXIST)
+        log_warn("ignoring stored peer: %s", nvx_strerror(r));
+    return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+int
+nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
+{
+    if (!opts || !opts->loop || !opts->net || !opts->store || !opts->identity)
+        return -EINVAL;
+    nvx_node *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n->loop = opts->loop;
+    n->net = opts->net;
+    n->store = opts->store;
+    n->identity = opts->identity;
+    n->max_peers = opts->max_peers ? opts->max_peers : 64;
+    n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 256;
+    n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)32 << 20;
+    n->corrupt_serve = opts->corrupt_serve;
+    n->next_xid = 1;
+    snprintf(n->agent, sizeof(n->agent), "%s", opts->agent ? opts->agent : "nvxd");
+    int r = 0;
+    if (opts->listen) {
+        r = tp_listen(n->net, opts->listen, on_accept, n, &n->listener);
+        if (r < 0) {
+            free(n);
+            return r;
+        }
+        snprintf(n->listen_addr, sizeof(n->listen_addr), "%s", tp_listener_addr(n->listener));
+    }
+    uv_timer_init(n->loop, &n->timer);
+    uv_timer_start(&n->timer, tick, NVX_NODE_TICK_MS, NVX_NODE_TICK_MS);
+    for (size_t i = 0; i < opts->n_peers; i++) {
+        r = nvx_node_peer_add(n, opts->peers[i], false);
+        if (r < 0 && r != -EEXIST)
+            log_warn("ignoring peer %s: %s", opts->peers[i], nvx_strerror(r));
+    }
+    /* The peers db is small; reading it once at start-up on the loop is fine. */
+    r = cas_store_peer_list(n->store, load_peer, n);
+    if (r < 0)
+        log_warn_errno(r, "cannot read the stored peers");
+    *ret = n;
+    return 0;
+}
+
+const char *
+nvx_node_listen_addr(const nvx_node *n)
+{
+    return n->listen_addr;
+}
+
+const uint8_t *
+nvx_node_id(const nvx_node *n)
+{
+    return proto_identity_node_id(n->identity);
+}
+
+uint64_t
+nvx_node_bytes_fetched(const nvx_node *n)
+{
+    return n->bytes_fetched;
+}
+
+int
+nvx_node_hook_add(nvx_node *n, const nvx_node_hook *h)
+{
+    if (n->n_hooks >= NVX_NODE_HOOKS_MAX)
+        return -ENOSPC;
+    n->hooks[n->n_hooks++] = *h;
+    return 0;
+}
+
+int
+nvx_peer_send(nvx_peer *p, const proto_msg *m)
+{
+    if (!p->established || p->closing)
+        return -ENOTCONN;
+    int r = proto_session_send_msg(p->sess, m);
+    if (r == 0)
+        nvx__peer_flush(p);
+    return r;
+}
+
+const uint8_t *
+nvx_peer_id(const nvx_peer *p)
+{
+    return p->established ? p->id : NULL;
+}
+
+const char *
+nvx_peer_addr(const nvx_peer *p)
+{
+    return p->addr;
+}
+
+void
+nvx_node_peers_each(nvx_node *n, void (*cb)(void *arg, const nvx_peer_info *pi), void *arg)
+{
+    for (nvx_peer *p = n->peers; p; p = p->next) {
+        if (p->closing || !p->sess)
+            continue;
+        nvx_peer_info pi = {
+            .node_id = p->established ? p->id : NULL,
+            .addr = p->addr,
+            .agent = p->agent,
+            .state = p->established ? 2 : 1,
+            .bytes_in = p->bytes_in,
+            .bytes_out = p->bytes_out,
+            .rate_in = p->rate_in,
+            .outbound = p->outbound,
+        };
+        cb(arg, &pi);
+    }
+}
+
+static void
+timer_closed(uv_handle_t *h)
+{
+    nvx_node *n = (nvx_node *)((char *)h - offsetof(nvx_node, timer));
+    n->timer_closed = true;
+    nvx__node_maybe_stopped(n);
+}
+
+static void
+listener_closed(tp_listener *l)
+{
+    nvx_node *n = tp_listener_data(l);
+    n->listener = NULL;
+    nvx__node_maybe_stopped(n);
+}
+
+void
+nvx__node_maybe_stopped(nvx_node *n)
+{
+    if (!n->stopping || !n->stop_done)
+        return;
+    if (n->peers || n->jobs || n->xfers || n->listener)
+        return;
+    if (!n->timer_closed) {
+        if (!uv_is_closing((uv_handle_t *)&n->timer))
+            uv_close((uv_handle_t *)&n->timer, timer_closed);
+        return;
+    }
+    void (*done)(void *) = n->stop_done;
+    n->stop_done = NULL;
+    done(n->stop_arg);
+}
+
+void
+nvx_node_stop(nvx_node *n, void (*done)(void *arg), void *arg)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    n->stop_done = done;
+    n->stop_arg = arg;
+    if (n->listener)
+        tp_listener_close(n->listener, listener_closed);
+    nvx__fetch_stop_all(n);
+    for (nvx_peer *p = n->peers, *next; p; p = next) {
+        next = p->next;
+        nvx__peer_close(p, PROTO_BYE_SHUTDOWN, "shutting down");
+    }
+    nvx__node_maybe_stopped(n);
+}
+
+void
+nvx_node_free(nvx_node *n)
+{
+    if (!n)
+        return;
+    while (n->cfg_peers) {
+        struct cfg_peer *cp = n->cfg_peers;
+        n->cfg_peers = cp->next;
+        free(cp);
+    }
+    nvx__mcache_clear(n);
+    free(n);
+}

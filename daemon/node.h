@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_DAEMON_NODE_H
+#define NVX_DAEMON_NODE_H
+/*
+ * The node: peer sessions over any transport (transport/tp.h), serving
+ * chunks from the store and fetching models into it. It owns no sockets of
+ * its own beyond the tp_net it is given, so the same code runs over TCP in
+ * nvxd and over transport/mem.h in a simulation. The control socket
+ * (daemon/ctl.h) and main() sit on top of it.
+ *
+ * Threads: every function runs on the loop thread of opts.loop. Store work
+ * (LMDB, reads, hashing, writes) goes to the libuv thread pool through
+ * uv_queue_work; callbacks come back on the loop.
+ *
+ * Serving: a REQUEST for chunk i of a complete model is answered with DATA
+ * read and re-hashed on the pool every time (cas_store_chunk_read): a chunk
+ * that rotted on disk is never sent (NOT_FOUND instead). Requests a peer
+ * queues are bounded (opts.peer_max_requests; more get NOT_FOUND BUSY) and so
+ * are the bytes the node has in flight towards it (opts.peer_max_bytes).
+ *
+ * Fetching: see nvx_node_fetch().
+ *
+ * Hooks for other modules (discovery, gossip): nvx_node_hook_add().
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "libcas/store.h"
+#include "proto/control.h"
+#include "proto/message.h"
+#include "proto/session.h"
+#include "transport/tp.h"
+
+enum nvx_node_limits {
+    NVX_NODE_TICK_MS = 250,
+    NVX_NODE_DIAL_BACKOFF_MIN_MS = 1000,
+    NVX_NODE_DIAL_BACKOFF_MAX_MS = 60000,
+    NVX_NODE_SERVE_JOBS = 4,          /* reads on the pool per peer at once */
+    NVX_NODE_REQUEST_TIMEOUT_MS = 30000,
+    NVX_NODE_COMMIT_CHUNKS = 256,     /* commit a partial after this many chunks */
+    NVX_NODE_COMMIT_MS = 2000,        /* ... or this long */
+    NVX_NODE_PIECE_MAX = 256 * 1024,  /* largest REQUEST length */
+    NVX_NODE_XFERS_MAX = 64,
+};
+
+typedef struct nvx_node nvx_node;
+typedef struct nvx_peer nvx_peer;
+
+typedef struct nvx_node_opts {
+    uv_loop_t *loop;
+    tp_net *net;                      /* borrowed; outlives the node */
+    cas_store *store;                 /* borrowed; outlives the node */
+    const proto_identity *identity;   /* borrowed */
+    const char *listen;               /* NULL: do not listen */
+    const char *const *peers;         /* addresses to dial (besides the store's peers db) */
+    size_t n_peers;
+    unsigned max_peers;               /* 0: 64 */
+    unsigned peer_max_requests;       /* 0: 256 */
+    uint64_t peer_max_bytes;          /* 0: 32 MiB */
+    const char *agent;                /* HELLO agent, e.g. "nvxd/0.1.0" */
+    /* Test-only fault injection: flip a byte of every DATA this node sends
+     * (nvxd sets it from NVX_TEST_CORRUPT_SERVE=1 in builds with
+     * -Dnvx_test_hooks, see daemon/meson.build). */
+    bool corrupt_serve;
+} nvx_node_opts;
+
+/* Creates the node and starts listening and dialing. Returns 0, errnos of
+ * tp_listen (-EADDRINUSE, -EINVAL), -ENOMEM. */
+int nvx_node_new(const nvx_node_opts *opts, nvx_node **ret);
+
+/* Stops the node: no new work; transfers are cancelled (their verified
+ * chunks committed, in-flight ones discarded), sessions get BYE, listener
+ * and connections close, pool jobs drain. done runs once everything is
+ * closed; then nvx_node_free(). */
+void nvx_node_stop(nvx_node *n, void (*done)(void *arg), void *arg);
+
+/* Frees a stopped node (NULL is a no-op). */
+void nvx_node_free(nvx_node *n);
+
+/* The address the listener bound ("127.0.0.1:40123"), "" when none. */
+const char *nvx_node_listen_addr(const nvx_node *n);
+const uint8_t *nvx_node_id(const nvx_node *n);
+
+/* ---- Configured peers ------------------------------------------------- */
+
+/* Adds a peer to dial (and keep dialing with backoff); persist: also store
+ * it in the store's peers db (on the pool). Returns 0, -EEXIST, -EINVAL,
+ * -ENOMEM. */
+int nvx_node_peer_add(nvx_node *n, const char *addr, bool persist);
+
+/* Removes a configured peer (closes its connection, drops it from the peers
+ * db). Returns 0 or -ENOENT. */
+int nvx_node_peer_rm(nvx_node *n, const char *addr);
+
+/* Calls cb for every configured peer address. */
+void nvx_node_peer_list(nvx_node *n, void (*cb)(void *arg, const char *addr), void *arg);
+
+/* ---- Status ----------------------------------------------------------- */
+
+typedef struct nvx_peer_info {
+    const uint8_t *node_id; /* NULL before the handshake */
+    const char *addr;
+    const char *agent;      /* "" when unknown; printable */
+    int state;              /* 1 handshaking, 2 established */
+    uint64_t bytes_in, bytes_out, rate_in;
+    bool outbound;
+} nvx_peer_info;
+
+void nvx_node_peers_each(nvx_node *n, void (*cb)(void *arg, const nvx_peer_info *pi), void *arg);
+
+typedef struct nvx_xfer_info {
+    uint64_t id;
+    const uint8_t *model;
+    int state; /* enum proto_ctl_state */
+    uint64_t bytes_done, bytes_total, chunks_done, chunks_total, rate, peer_count;
+} nvx_xfer_info;
+
+void nvx_node_xfers_each(nvx_node *n, void (*cb)(void *arg, const nvx_xfer_info *xi), void *arg);
+
+/* Payload bytes received in DATA since start (the resume test counts them). */
+uint64_t nvx_node_bytes_fetched(const nvx_node *n);
+
+/* ---- Fetching --------------------------------------------------------- */
+
+/* Progress and the end of a fetch. Called on the loop: with state FETCHING
+ * (and MANIFEST) about every NVX_NODE_TICK_MS, then exactly once with DONE,
+ * FAILED (error < 0) or CANCELLED, after which the subscription is gone. */
+typedef void (*nvx_fetch_cb)(void *arg, const proto_ctl_progress *p, int error);
+
+typedef struct nvx_fetch_sub nvx_fetch_sub;
+
+/*
+ * Fetches model id into the store, or joins a fetch of it already running.
+ * Steps: a complete model ends at once (DONE). Otherwise WANT goes to every
+ * connected peer (and to peers that connect later); from a peer that answers
+ * HAVE the manifest is fetched with MANIFEST_REQ and checked against the id;
+ * a partial model is created (or the one left by an earlier run reopened:
+ * resume from its bitmap); chunks any complete model in the store holds are
+ * copied locally; the rest is requested from every peer that has the model
+ * (daemon/picker.h), each chunk verified by cas_partial_put() before it
+ * counts. Verified chunks are committed every NVX_NODE_COMMIT_CHUNKS chunks
+ * or NVX_NODE_COMMIT_MS. With pin the model is pinned when complete.
+ * Returns 0 and the subscription in *ret (for nvx_node_fetch_unsub), or
+ * -ENOMEM, -EBUSY (too many transfers).
+ */
+int nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], bool pin, nvx_fetch_cb cb, void *arg,
+                   nvx_fetch_sub **ret);
+
+/* Drops a subscription without a final callback. When it was the last one,
+ * the transfer is cancelled (a resumable partial stays in the store). */
+void nvx_node_fetch_unsub(nvx_node *n, nvx_fetch_sub *sub);
+
+/* Cancels the transfer of model id (or with transfer id xid when id is
+ * NULL): subscribers get CANCELLED. Returns 0 or -ENOENT. */
+int nvx_node_fetch_cancel(nvx_node *n, const uint8_t *id, uint64_t xid);
+
+/* ---- Hooks for discovery / gossip -------------------------------------- */
+
+typedef struct nvx_node_hook {
+    /* A session finished its handshake / went away. */
+    void (*peer_up)(void *arg, nvx_peer *p);
+    void (*peer_down)(void *arg, nvx_peer *p);
+    /* A message the node does not handle itself (ANNOUNCE, PEERS, ...) or
+     * any message when all is true. m borrows the frame: valid during the
+     * call. */
+    void (*message)(void *arg, nvx_peer *p, const proto_msg *m);
+    bool all;
+    void *arg;
+} nvx_node_hook;
+
+/* Registers a hook (copied; at most 8). Returns 0 or -ENOSPC. */
+int nvx_node_hook_add(nvx_node *n, const nvx_node_hook *h);
+
+/* Sends a message to an established peer. Returns 0, -ENOTCONN, errnos of
+ * proto_session_send_msg. */
+int nvx_peer_send(nvx_peer *p, const proto_msg *m);
+const uint8_t *nvx_peer_id(const nvx_peer *p); /* NULL before the handshake */
+const char *nvx_peer_addr(const nvx_peer *p);
+
+/* Dials addr once (not configured; e.g. a discovered peer). Returns 0 or
+ * errnos of tp_dial. */
+int nvx_node_dial(nvx_node *n, const char *addr);
+
+#endif

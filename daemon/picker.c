@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+#include "daemon/picker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+enum chunk_state {
+    CH_MISSING = 0,
+    CH_VERIFYING = 1,
+    CH_HAVE = 2,
+};
+
+struct nvx_picker_peer {
+    nvx_picker_peer *prev, *next;
+    void *user;
+    uint8_t *bits; /* NULL: has every chunk */
+    uint32_t *reqs; /* chunk indexes in flight, unordered */
+    size_t n_reqs, cap_reqs;
+    uint64_t inflight; /* bytes */
+    uint64_t window;
+    uint64_t rate;      /* bytes/s, EWMA */
+    uint64_t sample_t0; /* start of the current sample, ms */
+    uint64_t sample_bytes;
+    bool sampling;
+};
+
+struct nvx_picker {
+    uint32_t n;
+    uint32_t *len;
+    uint8_t *state;
+    uint8_t *inflight;  /* requests per chunk */
+    uint16_t *avail;    /* bitmap peers that have it (ALL peers counted in n_all) */
+    uint32_t n_have;
+    uint32_t n_fresh;   /* MISSING and not in flight */
+    uint32_t hint;      /* no fresh chunk below this */
+    uint32_t low_missing; /* no non-HAVE chunk below this */
+    uint32_t n_all;     /* peers with every chunk */
+    size_t n_peers;
+    bool endgame;
+    nvx_picker_peer *peers;
+};
+
+int
+nvx_picker_new(uint32_t n_chunks, const uint32_t *chunk_len, nvx_picker **ret)
+{
+    if (n_chunks == 0 || n_chunks > NVX_PICKER_CHUNKS_MAX || !chunk_len)
+        return -EINVAL;
+    nvx_picker *pk = calloc(1, sizeof(*pk));
+    if (!pk)
+        return -ENOMEM;
+    pk->n = n_chunks;
+    pk->len = malloc(sizeof(uint32_t) * n_chunks);
+    pk->state = calloc(n_chunks, 1);
+    pk->inflight = calloc(n_chunks, 1);
+    pk->avail = calloc(n_chunks, sizeof(uint16_t));
+    if (!pk->len || !pk->state || !pk->inflight || !pk->avail) {
+        nvx_picker_free(pk);
+        return -ENOMEM;
+    }
+    memcpy(pk->len, chunk_len, sizeof(uint32_t) * n_chunks);
+    pk->n_fresh = n_chunks;
+    *ret = pk;
+    return 0;
+}
+
+void
+nvx_picker_free(nvx_picker *pk)
+{
+    if (!pk)
+        return;
+    while (pk->peers) {
+        nvx_picker_peer *pp = pk->peers;
+        pk->peers = pp->next;
+        free(pp->bits);
+        free(pp->reqs);
+        free(pp);
+    }
+    free(pk->len);
+    free(pk->state);
+    free(pk->inflight);
+    free(pk->avail);
+    free(pk);
+}
+
+static bool
+peer_has(const nvx_picker_peer *pp, uint32_t idx)
+{
+    return !pp->bits || (pp->bits[idx / 8] >> (idx % 8)) & 1;
+}
+
+static void
+advance_low(nvx_picker *pk)
+{
+    while (pk->low_missing < pk->n && pk->state[pk->low_missing] == CH_HAVE)
+        pk->low_missing++;
+}
+
+void
+nvx_picker_set_have(nvx_picker *pk, uint32_t idx)
+{
+    if (idx >= pk->n || pk->state[idx] == CH_HAVE)
+        return;
+    if (pk->state[idx] == CH_MISSING && pk->inflight[idx] == 0)
+        pk->n_fresh--;
+    pk->state[idx] = CH_HAVE;
+    pk->n_have++;
+    advance_low(pk);
+}
+
+bool
+nvx_picker_has(const nvx_picker *pk, uint32_t idx)
+{
+    return idx < pk->n && pk->state[idx] == CH_HAVE;
+}
+
+uint32_t
+nvx_picker_n_chunks(const nvx_picker *pk)
+{
+    return pk->n;
+}
+
+uint32_t
+nvx_picker_n_have(const nvx_picker *pk)
+{
+    return pk->n_have;
+}
+
+bool
+nvx_picker_done(const nvx_picker *pk)
+{
+    return pk->n_have == pk->n;
+}
+
+bool
+nvx_picker_endgame(const nvx_picker *pk)
+{
+    return pk->endgame;
+}
+
+int
+nvx_picker_peer_add(nvx_picker *pk, const uint8_t *bits, uint32_t nbits, uint64_t window_init,
+                    void *user, nvx_picker_peer **ret)
+{
+    if (pk->n_peers >= NVX_PICKER_PEERS_MAX)
+        return -ENOSPC;
+    nvx_picker_peer *pp = calloc(1, sizeof(*pp));
+    if (!pp)
+        return -ENOMEM;
+    if (bits) {
+        pp->bits = calloc((pk->n + 7) / 8, 1);
+        if (!pp->bits) {
+            free(pp);
+            return -ENOMEM;
+        }
+        uint32_t m = nbits < pk->n ? nbits : pk->n;
+        for (uint32_t i = 0; i < m; i++) {
+            if ((bits[i / 8] >> (i % 8)) & 1) {
+                pp->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+                if (pk->avail[i] < UINT16_MAX)
+                    pk->avail[i]++;
+            }
+        }
+    } else {
+        pk->n_all++;
+    }
+    pp->user = user;
+    pp->window = window_init ? window_init : NVX_PICKER_WINDOW_INIT;
+    if (pp->window < NVX_PICKER_WINDOW_MIN)
+        pp->window = NVX_PICKER_WINDOW_MIN;
+    if (pp->window > NVX_PICKER_WINDOW_MAX)
+        pp->window = NVX_PICKER_WINDOW_MAX;
+    pp->next = pk->peers;
+    if (pk->peers)
+        pk->peers->prev = pp;
+    pk->peers = pp;
+    pk->n_peers++;
+    *ret = pp;
+    return 0;
+}
+
+void
+nvx_picker_peer_have(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
+{
+    if (!pp->bits || idx >= pk->n || peer_has(pp, idx))
+        return;
+    pp->bits[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    if (pk->avail[idx] < UINT16_MAX)
+        pk->avail[idx]++;
+}
+
+/* Drops request i of pp's list and returns the chunk to the pool when no
+ * other request for it remains. */
+static void
+release(nvx_picker *pk, nvx_picker_peer *pp, size_t i)
+{
+    uint32_t idx = pp->reqs[i];
+    pp->reqs[i] = pp->reqs[--pp->n_reqs];
+    pp->inflight -= pk->len[idx];
+    pk->inflight[idx]--;
+    if (pk->state[idx] == CH_MISSING && pk->inflight[idx] == 0) {
+        pk->n_fresh++;
+        if (idx < pk->hint)
+            pk->hint = idx;
+    }
+}
+
+static ssize_t
+find_req(const nvx_picker_peer *pp, uint32_t idx)
+{
+    for (size_t i = 0; i < pp->n_reqs; i++)
+        if (pp->reqs[i] == idx)
+            return (ssize_t)i;
+    return -1;
+}
+
+void
+nvx_picker_peer_remove(nvx_picker *pk, nvx_picker_peer *pp)
+{
+    while (pp->n_reqs > 0)
+        release(pk, pp, pp->n_reqs - 1);
+    if (pp->bits) {
+        for (uint32_t i = 0; i < pk->n; i++)
+            if (peer_has(pp, i) && pk->avail[i] > 0)
+                pk->avail[i]--;
+    } else {
+        pk->n_all--;
+    }
+    if (pp->prev)
+        pp->prev->next = pp->next;
+    else
+        pk->peers = pp->next;
+    if (pp->next)
+        pp->next->prev = pp->prev;
+    pk->n_peers--;
+    free(pp->bits);
+    free(pp->reqs);
+    free(pp);
+}
+
+void *
+nvx_picker_peer_user(const nvx_picker_peer *pp)
+{
+    return pp->user;
+}
+
+uint64_t
+nvx_picker_peer_window(const nvx_picker_peer *pp)
+{
+    return pp->window;
+}
+
+uint64_t
+nvx_picker_peer_inflight(const nvx_picker_peer *pp)
+{
+    return pp->inflight;
+}
+
+uint64_t
+nvx_picker_peer_rate(const nvx_picker_peer *pp)
+{
+    return pp->rate;
+}
+
+static int
+push_req(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
+{
+    if (pp->n_reqs == pp->cap_reqs) {
+        size_t cap = pp->cap_reqs ? pp->cap_reqs * 2 : 32;
+        uint32_t *r = realloc(pp->reqs, cap * sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        pp->reqs = r;
+        pp->cap_reqs = cap;
+    }
+    pp->reqs[pp->n_reqs++] = idx;
+    pp->inflight += pk->len[idx];
+    if (pk->state[idx] == CH_MISSING && pk->inflight[idx] == 0)
+        pk->n_fresh--;
+    pk->inflight[idx]++;
+    return 0;
+}
+
+/* The rarest fresh chunk pp has, or -1. Every chunk has at least n_all
+ * holders, so a candidate with exactly that many ends the scan. */
+static int64_t
+pick_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
+{
+    int64_t best = -1;
+    uint32_t best_avail = UINT32_MAX;
+    bool seen_fresh = false;
+    for (uint32_t i = pk->hint; i < pk->n; i++) {
+        if (pk->state[i] != CH_MISSING || pk->inflight[i] != 0)
+            continue;
+        if (!seen_fresh) {
+            seen_fresh = true;
+            pk->hint = i; /* nothing fresh below i */
+        }
+        if (!peer_has(pp, i))
+            continue;
+        uint32_t a = pk->n_all + pk->avail[i];
+        if (a < best_avail) {
+            best = i;
+            best_avail = a;
+            if (a <= pk->n_all + (pp->bits ? 1u : 0u))
+                break;
+        }
+    }
+    if (!seen_fresh)
+        pk->hint = pk->n;
+    return best;
+}
+
+/* Endgame: a chunk in flight elsewhere (fewest requests first), not yet
+ * asked of pp. */
+static int64_t
+pick_endgame(nvx_picker *pk, const nvx_picker_peer *pp)
+{
+    int64_t best = -1;
+    unsigned best_n = NVX_PICKER_ENDGAME_DUP;
+    for (uint32_t i = pk->low_missing; i < pk->n; i++) {
+        if (pk->state[i] != CH_MISSING || pk->inflight[i] >= best_n || !peer_has(pp, i))
+            continue;
+        if (find_req(pp, i) >= 0)
+            continue;
+        best = i;
+        best_n = pk->inflight[i];
+        if (best_n <= 1)
+            break;
+    }
+    return best;
+}
+
+int64_t
+nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms)
+{
+    if (pp->inflight >= pp->window || pp->n_reqs >= NVX_PICKER_REQS_MAX)
+        return -1;
+    int64_t idx = -1;
+    if (pk->n_fresh > 0)
+        idx = pick_fresh(pk, pp);
+    if (idx < 0 && pk->n_fresh == 0 && pk->n_have < pk->n) {
+        pk->endgame = true;
+        idx = pick_endgame(pk, pp);
+    }
+    if (idx < 0)
+        return -1;
+    if (push_req(pk, pp, (uint32_t)idx) < 0)
+        return -1;
+    if (!pp->sampling) {
+        pp->sampling = true;
+        pp->sample_t0 = now_ms;
+        pp->sample_bytes = 0;
+    }
+    return idx;
+}
+
+/* Feeds the throughput estimate and resizes the window. */
+static void
+account(nvx_picker_peer *pp, uint64_t bytes, uint64_t now_ms)
+{
+    pp->sample_bytes += bytes;
+    uint64_t dt = now_ms - pp->sample_t0;
+    if (!pp->sampling || dt < NVX_PICKER_RATE_SAMPLE_MS)
+        return;
+    uint64_t sample = pp->sample_bytes * 1000 / dt;
+    pp->rate = pp->rate ? (pp->rate * 3 + sample) / 4 : sample;
+    uint64_t w = pp->rate * NVX_PICKER_WINDOW_MS / 1000;
+    if (w < NVX_PICKER_WINDOW_MIN)
+        w = NVX_PICKER_WINDOW_MIN;
+    if (w > NVX_PICKER_WINDOW_MAX)
+        w = NVX_PICKER_WINDOW_MAX;
+    pp->window = w;
+    pp->sample_t0 = now_ms;
+    pp->sample_bytes = 0;
+    /* An idle peer restarts its sample at its next request. */
+    pp->sampling = pp->n_reqs > 0;
+}
+
+int
+nvx_picker_received(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx, uint64_t now_ms)
+{
+    if (idx >= pk->n)
+        return -ENOENT;
+    ssize_t i = find_req(pp, idx);
+    if (i < 0)
+        return -ENOENT;
+    bool wanted = pk->state[idx] == CH_MISSING;
+    if (wanted)
+        pk->state[idx] = CH_VERIFYING;
+    release(pk, pp, (size_t)i);
+    account(pp, pk->len[idx], now_ms);
+    return wanted ? 1 : 0;
+}
+
+void
+nvx_picker_verified(nvx_picker *pk, uint32_t idx, bool ok)
+{
+    if (idx >= pk->n || pk->state[idx] != CH_VERIFYING)
+        return;
+    if (ok) {
+        pk->state[idx] = CH_HAVE;
+        pk->n_have++;
+        advance_low(pk);
+        return;
+    }
+    pk->state[idx] = CH_MISSING;
+    if (pk->inflight[idx] == 0) {
+        pk->n_fresh++;
+        if (idx < pk->hint)
+            pk->hint = idx;
+    }
+}
+
+void
+nvx_picker_cancel(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
+{
+    ssize_t i = find_req(pp, idx);
+    if (i >= 0)
+        release(pk, pp, (size_t)i);
+}
+
+size_t
+nvx_picker_holders(const nvx_picker *pk, uint32_t idx, nvx_picker_peer **out, size_t cap)
+{
+    size_t n = 0;
+    if (idx >= pk->n || pk->inflight[idx] == 0)
+        return 0;
+    for (nvx_picker_peer *pp = pk->peers; pp && n < cap; pp = pp->next)
+        if (find_req(pp, idx) >= 0)
+            out[n++] = pp;
+    return n;
+}
+
+void
+nvx_badlist_add(nvx_badlist *b, const uint8_t id[static 32], uint64_t now_ms)
+{
+    size_t slot = b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        if (memcmp(b->e[i].id, id, 32) == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == b->n) {
+        if (b->n < NVX_BADLIST_MAX) {
+            b->n++;
+        } else {
+            slot = 0; /* replace the entry that expires first */
+            for (size_t i = 1; i < b->n; i++)
+                if (b->e[i].until_ms < b->e[slot].until_ms)
+                    slot = i;
+        }
+    }
+    memcpy(b->e[slot].id, id, 32);
+    b->e[slot].until_ms = now_ms + NVX_BADLIST_MS;
+}
+
+bool
+nvx_badlist_has(const nvx_badlist *b, const uint8_t id[static 32], uint64_t now_ms)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (memcmp(b->e[i].id, id, 32) == 0)
+            return now_ms < b->e[i].until_ms;
+    return false;
+}

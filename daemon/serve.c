@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Serving peers: WANT -> HAVE (complete models), MANIFEST_REQ -> MANIFEST,
+ * REQUEST -> DATA read and re-hashed on the thread pool, CANCEL.
+ *
+ * Re-hash policy: every chunk is read with cas_store_chunk_read(), which
+ * hashes it against its id before it is sent, every time. That costs one
+ * BLAKE2b pass per chunk served (about 1 GB/s per core) and means a chunk
+ * that rotted on disk is never sent: the peer gets NOT_FOUND and fetches it
+ * elsewhere. A verified-chunk cache would save the hash for popular chunks;
+ * left for later (TODO(nvxd)).
+ *
+ * Limits per peer: at most peer_max_requests REQUESTs queued (more get
+ * NOT_FOUND BUSY), NVX_NODE_SERVE_JOBS reads on the pool at once, and no new
+ * read starts while peer_max_bytes of sent data wait in the transport.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/node-internal.h"
+#include "libcas/hash.h"
+
+enum job_kind {
+    JOB_WANT,
+    JOB_MANIFEST,
+    JOB_CHUNK,
+};
+
+struct serve_job {
+    uv_work_t w;
+    nvx_peer *p;
+    int kind;
+    struct sreq r;
+    struct mcache_entry *ce; /* cached manifest used (ref held), or NULL */
+    cas_manifest *man;       /* loaded by the job (JOB_CHUNK without a cache hit) */
+    uint8_t *buf;
+    int64_t res;
+    uint32_t total; /* JOB_MANIFEST: manifest size */
+};
+
+static void
+send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t chunk,
+               uint8_t what)
+{
+    proto_msg m = { .type = PROTO_MSG_NOT_FOUND };
+    m.u.not_found.req_id = req_id;
+    memcpy(m.u.not_found.model_id, model, 32);
+    m.u.not_found.chunk = chunk;
+    m.u.not_found.what = what;
+    proto_session_send_msg(p->sess, &m);
+}
+
+/* ---- manifest cache ---------------------------------------------------- */
+
+static struct mcache_entry *
+mcache_get(nvx_node *n, const uint8_t id[32])
+{
+    for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
+        struct mcache_entry *e = &n->mcache[i];
+        if (e->man && memcmp(e->id, id, 32) == 0) {
+            e->used = ++n->mcache_clock;
+            e->refs++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Takes ownership of man: caches it or frees it. */
+static void
+mcache_put(nvx_node *n, const uint8_t id[32], cas_manifest *man)
+{
+    struct mcache_entry *victim = NULL;
+    for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
+        struct mcache_entry *e = &n->mcache[i];
+        if (e->man && memcmp(e->id, id, 32) == 0) {
+            cas_manifest_free(man);
+            return;
+        }
+        if (e->refs == 0 && (!victim || !e->man || (victim->man && e->used < victim->used)))
+            victim = e;
+    }
+    if (!victim) {
+        cas_manifest_free(man);
+        return;
+    }
+    cas_manifest_free(victim->man);
+    memcpy(victim->id, id, 32);
+    victim->man = man;
+    victim->used = ++n->mcache_clock;
+}
+
+void
+nvx__mcache_clear(nvx_node *n)
+{
+    for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
+        cas_manifest_free(n->mcache[i].man);
+        n->mcache[i].man = NULL;
+    }
+}
+
+/* ---- pool side --------------------------------------------------------- */
+
+static int
+load_complete_manifest(cas_store *s, const uint8_t id[32], cas_manifest **ret)
+{
+    cas_model_info info;
+    int r = cas_store_model_info(s, id, &info);
+    if (r < 0)
+        return r;
+    if (info.state != CAS_MODEL_COMPLETE)
+        return -EAGAIN;
+    uint8_t *buf;
+    size_t len;
+    r = cas_store_manifest_get(s, id, &buf, &len);
+    if (r < 0)
+        return r;
+    r = cas_manifest_decode(buf, len, ret);
+    free(buf);
+    return r;
+}
+
+static void
+serve_work(uv_work_t *w)
+{
+    struct serve_job *j = (struct serve_job *)w;
+    cas_store *s = j->p->node->store;
+    switch (j->kind) {
+    case JOB_WANT: {
+        cas_model_info info;
+        int r = cas_store_model_info(s, j->r.model, &info);
+        j->res = r < 0 ? r : info.state == CAS_MODEL_COMPLETE ? 1 : 0;
+        break;
+    }
+    case JOB_MANIFEST: {
+        uint8_t *buf;
+        size_t len;
+        int r = cas_store_manifest_get(s, j->r.model, &buf, &len);
+        if (r < 0) {
+            j->res = r;
+            break;
+        }
+        if (len > PROTO_MANIFEST_MAX || j->r.offset >= len) {
+            free(buf);
+            j->res = -ERANGE;
+            break;
+        }
+        size_t n = len - j->r.offset < j->r.length ? len - j->r.offset : j->r.length;
+        memmove(buf, buf + j->r.offset, n);
+        j->buf = buf;
+        j->total = (uint32_t)len;
+        j->res = (int64_t)n;
+        break;
+    }
+    case JOB_CHUNK: {
+        const cas_manifest *man = j->ce ? j->ce->man : NULL;
+        if (!man) {
+            int r = load_complete_manifest(s, j->r.model, &j->man);
+            if (r < 0) {
+                j->res = r;
+                break;
+            }
+            man = j->man;
+        }
+        cas_chunk_info ci;
+        if (cas_manifest_chunk(man, j->r.chunk, &ci) < 0 || j->r.offset >= ci.len) {
+            j->res = -ERANGE;
+            break;
+        }
+        j->buf = malloc(ci.len);
+        if (!j->buf) {
+            j->res = -ENOMEM;
+            break;
+        }
+        int64_t n = cas_store_chunk_read(s, ci.id, j->buf, ci.len);
+        if (n < 0) {
+            j->res = n;
+            break;
+        }
+        uint32_t len = ci.len - j->r.offset < j->r.length ? ci.len - j->r.offset : j->r.length;
+        memmove(j->buf, j->buf + j->r.offset, len);
+        j->res = len;
+        break;
+    }
+    }
+}
+
+static void
+serve_done(uv_work_t *w, int status)
+{
+    struct serve_job *j = (struct serve_job *)w;
+    nvx_peer *p = j->p;
+    nvx_node *n = p->node;
+    n->jobs--;
+    p->jobs--;
+    if (j->ce)
+        j->ce->refs--;
+    if (j->man)
+        mcache_put(n, j->r.model, j->man);
+    if (j->kind == JOB_CHUNK)
+        p->serve_jobs--;
+    if (status < 0 && j->res >= 0)
+        j->res = status;
+    if (!p->closing) {
+        proto_msg m;
+        switch (j->kind) {
+        case JOB_WANT:
+            if (j->res == 1) {
+                m.type = PROTO_MSG_HAVE;
+                memcpy(m.u.want.model_id, j->r.model, 32);
+                m.u.want.set.kind = PROTO_CHUNKSET_ALL;
+                proto_session_send_msg(p->sess, &m);
+            } else {
+                send_not_found(p, 0, j->r.model, 0, PROTO_NOTFOUND_MANIFEST);
+            }
+            break;
+        case JOB_MANIFEST:
+            if (j->res > 0) {
+                m.type = PROTO_MSG_MANIFEST;
+                m.u.manifest.req_id = j->r.req_id;
+                memcpy(m.u.manifest.model_id, j->r.model, 32);
+                m.u.manifest.total = j->total;
+                m.u.manifest.offset = j->r.offset;
+                m.u.manifest.bytes.p = j->buf;
+                m.u.manifest.bytes.len = (size_t)j->res;
+                proto_session_send_msg(p->sess, &m);
+            } else {
+                send_not_found(p, j->r.req_id, j->r.model, 0, PROTO_NOTFOUND_MANIFEST);
+            }
+            break;
+        case JOB_CHUNK:
+            if (j->res > 0) {
+                if (n->corrupt_serve)
+                    j->buf[0] ^= 0x5a; /* test-only fault injection */
+                m.type = PROTO_MSG_DATA;
+                m.u.data.req_id = j->r.req_id;
+                memcpy(m.u.data.model_id, j->r.model, 32);
+                m.u.data.chunk = j->r.chunk;
+                m.u.data.offset = j->r.offset;
+                m.u.data.bytes.p = j->buf;
+                m.u.data.bytes.len = (size_t)j->res;
+                proto_session_send_msg(p->sess, &m);
+            } else {
+                if (j->res == -EBADMSG)
+                    log_peer(NVX_LOG_ERROR, "a stored chunk is corrupt, not serving it: run nvx verify");
+                send_not_found(p, j->r.req_id, j->r.model, j->r.chunk, PROTO_NOTFOUND_CHUNK);
+            }
+            break;
+        }
+        nvx__peer_flush(p);
+    }
+    free(j->buf);
+    free(j);
+    if (!p->closing)
+        nvx__serve_pump(p);
+    nvx__peer_put(p);
+    nvx__node_maybe_stopped(n);
+}
+
+static int
+queue_job(nvx_peer *p, int kind, const struct sreq *r)
+{
+    nvx_node *n = p->node;
+    struct serve_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->p = p;
+    j->kind = kind;
+    j->r = *r;
+    if (kind == JOB_CHUNK)
+        j->ce = mcache_get(n, r->model);
+    int rc = uv_queue_work(n->loop, &j->w, serve_work, serve_done);
+    if (rc < 0) {
+        if (j->ce)
+            j->ce->refs--;
+        free(j);
+        return rc;
+    }
+    n->jobs++;
+    p->jobs++;
+    if (kind == JOB_CHUNK)
+        p->serve_jobs++;
+    return 0;
+}
+
+void
+nvx__serve_pump(nvx_peer *p)
+{
+    nvx_node *n = p->node;
+    while (!p->closing && p->sq_len > 0 && p->serve_jobs < NVX_NODE_SERVE_JOBS &&
+           tp_conn_queued(p->conn) < n->peer_max_bytes) {
+        struct sreq r = p->sq[p->sq_head];
+        p->sq_head = (p->sq_head + 1) % n->peer_max_requests;
+        p->sq_len--;
+        if (queue_job(p, JOB_CHUNK, &r) < 0) {
+            send_not_found(p, r.req_id, r.model, r.chunk, PROTO_NOTFOUND_BUSY);
+            nvx__peer_flush(p);
+        }
+    }
+}
+
+void
+nvx__serve_peer_gone(nvx_peer *p)
+{
+    p->sq_len = 0;
+}
+
+void
+nvx__serve_msg(nvx_peer *p, const proto_msg *m)
+{
+    nvx_node *n = p->node;
+    struct sreq r = { 0 };
+    switch (m->type) {
+    case PROTO_MSG_WANT:
+        memcpy(r.model, m->u.want.model_id, 32);
+        if (queue_job(p, JOB_WANT, &r) < 0)
+            send_not_found(p, 0, r.model, 0, PROTO_NOTFOUND_BUSY);
+        break;
+    case PROTO_MSG_MANIFEST_REQ:
+        r.req_id = m->u.manifest_req.req_id;
+        memcpy(r.model, m->u.manifest_req.model_id, 32);
+        r.offset = m->u.manifest_req.offset;
+        r.length = m->u.manifest_req.length;
+        if (queue_job(p, JOB_MANIFEST, &r) < 0)
+            send_not_found(p, r.req_id, r.model, 0, PROTO_NOTFOUND_BUSY);
+        break;
+    case PROTO_MSG_REQUEST:
+        r.req_id = m->u.request.req_id;
+        memcpy(r.model, m->u.request.model_id, 32);
+        r.chunk = m->u.request.chunk;
+        r.offset = m->u.request.offset;
+        r.length = m->u.request.length;
+        if (n->stopping || p->sq_len >= n->peer_max_requests) {
+            log_peer(NVX_LOG_DEBUG, "peer %s: request queue full", p->addr);
+            send_not_found(p, r.req_id, r.model, r.chunk, PROTO_NOTFOUND_BUSY);
+            break;
+        }
+        p->sq[(p->sq_head + p->sq_len) % n->peer_max_requests] = r;
+        p->sq_len++;
+        nvx__serve_pump(p);
+        break;
+    case PROTO_MSG_CANCEL:
+        /* Drop a queued request; one already on the pool is sent anyway
+         * (the requester ignores DATA it no longer wants). */
+        for (size_t i = 0; i < p->sq_len; i++) {
+            struct sreq *q = &p->sq[(p->sq_head + i) % n->peer_max_requests];
+            if (q->req_id == m->u.request.req_id && q->chunk == m->u.request.chunk &&
+                memcmp(q->model, m->u.request.model_id, 32) == 0) {
+                for (size_t k = i; k + 1 < p->sq_len; k++)
+                    p->sq[(p->sq_head + k) % n->peer_max_requests] =
+                        p->sq[(p->sq_head + k + 1) % n->peer_max_requests];
+                p->sq_len--;
+                break;
+            }
+        }
+        break;
+    }
+}
