@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -928,10 +929,22 @@ test_stale_tmp_cleanup(void **state)
     snprintf(name, sizeof(name), "data/%s", hex);
     char *orphan = path_in(f->sdir, name);
     assert_int_equal(tu_write_file(orphan, "orphan", 6), 0);
+    /* A temp file whose writer is alive (it holds the flock) stays. */
+    char *live = path_in(f->sdir, "tmp/add-4-5-6");
+    assert_int_equal(tu_write_file(live, "live", 4), 0);
+    int lfd = open(live, O_RDONLY);
+    assert_true(lfd >= 0);
+    assert_int_equal(flock(lfd, LOCK_EX), 0);
     cas_store_free(f->s);
     assert_int_equal(cas_store_open(f->sdir, 0, &f->s), 0);
     assert_int_equal(access(t, F_OK), -1);
     assert_int_equal(access(orphan, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    close(lfd);
+    cas_store_free(f->s);
+    assert_int_equal(cas_store_open(f->sdir, 0, &f->s), 0);
+    assert_int_equal(access(live, F_OK), -1);
+    free(live);
     free(t);
     free(orphan);
 }
