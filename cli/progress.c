@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli/progress.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,11 +38,26 @@ cli_fmt_bytes(uint64_t n, char buf[static 16])
     return buf;
 }
 
+/* $NVX_PROGRESS_DELAY, or the default when unset or not a number in range. */
+static double
+first_draw_delay(void)
+{
+    const char *env = getenv("NVX_PROGRESS_DELAY");
+    if (!env || !*env)
+        return CLI_PROGRESS_DELAY;
+    char *end;
+    double d = strtod(env, &end);
+    if (*end != '\0' || !isfinite(d) || d < 0 || d > CLI_PROGRESS_DELAY_MAX)
+        return CLI_PROGRESS_DELAY;
+    return d;
+}
+
 void
 cli_progress_begin(cli_progress *p, bool enabled, const char *label, uint64_t total)
 {
     memset(p, 0, sizeof(*p));
     p->enabled = enabled;
+    p->delay = enabled ? first_draw_delay() : CLI_PROGRESS_DELAY;
     p->label = label;
     p->total = total;
     p->t_start = cli_now();
@@ -83,7 +100,7 @@ cli_progress_set(cli_progress *p, uint64_t done)
     double now = cli_now();
     if (p->drawn && now - p->t_last < REDRAW_INTERVAL)
         return;
-    if (!p->drawn && now - p->t_start < REDRAW_INTERVAL)
+    if (!p->drawn && now - p->t_start < p->delay)
         return; /* short jobs finish without any flicker */
     draw(p, now);
 }

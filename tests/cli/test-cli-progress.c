@@ -1,17 +1,31 @@
 /* SPDX-License-Identifier: MIT */
-/* The progress bar's drawing, with stderr redirected to a temp file. */
+/*
+ * The progress bar: its drawing (stderr redirected to a temp file), and the
+ * real binary with stderr on a pseudo-terminal (bar drawn, then erased, stdout
+ * untouched) or not (no bar).
+ */
+#define _XOPEN_SOURCE 700 /* posix_openpt, grantpt, unlockpt, ptsname */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cli/progress.h"
+#include "clitest.h"
+#include "libcas/hash.h"
+#include "testutil.h"
 
 /* Runs fn with stderr going to a temp file; returns what was written. */
 static char *
@@ -100,12 +114,196 @@ test_fmt_bytes(void **state)
     assert_string_equal(cli_fmt_bytes(UINT64_MAX, b), "16.0 EiB");
 }
 
+/* A bad $NVX_PROGRESS_DELAY means the default, not "draw at once". */
+static void
+test_delay_env(void **state)
+{
+    const char *bad[] = { "x", "-1", "1e9", "nan", "0.1s" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("NVX_PROGRESS_DELAY", bad[i], 1);
+        char *s = capture_stderr(draw_short_job);
+        assert_string_equal(s, "");
+        free(s);
+    }
+    setenv("NVX_PROGRESS_DELAY", "0", 1);
+    char *s = capture_stderr(draw_short_job);
+    assert_non_null(strstr(s, "\rexport   [########################]"));
+    free(s);
+    unsetenv("NVX_PROGRESS_DELAY");
+}
+
+/* Appends what is readable on fd to *buf; returns false at EOF or EIO (a
+ * pty master reads EIO once the child closed its side). */
+static bool
+drain_fd(int fd, char **buf, size_t *len)
+{
+    char tmp[4096];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (n < 0 && errno == EINTR)
+        return true;
+    if (n <= 0)
+        return false;
+    char *nb = realloc(*buf, *len + (size_t)n + 1);
+    assert_non_null(nb);
+    memcpy(nb + *len, tmp, (size_t)n);
+    *len += (size_t)n;
+    nb[*len] = '\0';
+    *buf = nb;
+    return true;
+}
+
+/*
+ * Runs nvx args (NULL-terminated, args[0] = "nvx") with stdout on a pipe and
+ * stderr on a new pseudo-terminal; *ret_out and *ret_tty get what each
+ * received. Returns the exit status.
+ */
+static int
+tty_run(char *const args[], char **ret_out, char **ret_tty)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    assert_true(m >= 0);
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    assert_true(s >= 0);
+    int po[2];
+    assert_int_equal(pipe(po), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(po[1], 1);
+        dup2(s, 2);
+        close(m);
+        close(po[0]);
+        execv(ct_nvx(), args);
+        _exit(127);
+    }
+    close(s);
+    close(po[1]);
+    char *out = calloc(1, 1), *tty = calloc(1, 1);
+    size_t olen = 0, tlen = 0;
+    bool open_o = true, open_t = true;
+    while (open_o || open_t) {
+        struct pollfd p[2] = { { open_o ? po[0] : -1, POLLIN, 0 },
+                               { open_t ? m : -1, POLLIN, 0 } };
+        int k = poll(p, 2, 60000);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            kill(pid, SIGKILL);
+            fail_msg("nvx with stderr on a terminal hung");
+        }
+        if (p[0].revents)
+            open_o = drain_fd(po[0], &out, &olen);
+        if (p[1].revents)
+            open_t = drain_fd(m, &tty, &tlen);
+    }
+    close(po[0]);
+    close(m);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    *ret_out = out;
+    *ret_tty = tty;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Asserts the terminal showed a bar for label and ended on an erased line,
+ * and that stdout got no terminal control bytes. */
+static void
+assert_bar(const char *tty, const char *out, const char *label)
+{
+    char want[32];
+    snprintf(want, sizeof(want), "\r%-8s [", label);
+    if (!strstr(tty, want))
+        fail_msg("no '%s' bar on the terminal: '%s'", label, tty);
+    size_t n = strlen(tty);
+    assert_true(n >= 4 && strcmp(tty + n - 4, "\r\x1b[K") == 0);
+    assert_null(strchr(out, '\r'));
+    assert_null(strchr(out, '\x1b'));
+}
+
+static void
+test_tty(void **state)
+{
+    char *dir = tu_tmpdir("cli-tty");
+    char store[4096], file[4096], copy[4096], sopt[4200], id[CAS_HASH_HEX_LEN + 1];
+    snprintf(store, sizeof(store), "%s/store", dir);
+    snprintf(file, sizeof(file), "%s/m.bin", dir);
+    snprintf(copy, sizeof(copy), "%s/copy.bin", dir);
+    snprintf(sopt, sizeof(sopt), "--store=%s", store);
+    ct_write_random(file, 3 << 20, 11);
+    setenv("NVX_PROGRESS_DELAY", "0", 1);
+    char *out, *tty;
+
+    /* add: the bar on the terminal, the result on stdout as without one. */
+    char *add[] = { "nvx", sopt, "add", file, NULL };
+    assert_int_equal(tty_run(add, &out, &tty), 0);
+    assert_bar(tty, out, "adding");
+    assert_non_null(strstr(tty, "/ 3.0 MiB"));
+    snprintf(id, sizeof(id), "%s", ct_last_word(out));
+    assert_int_equal(strlen(id), CAS_HASH_HEX_LEN);
+    free(out);
+    free(tty);
+
+    char *verify[] = { "nvx", sopt, "verify", id, NULL };
+    assert_int_equal(tty_run(verify, &out, &tty), 0);
+    assert_bar(tty, out, "verify");
+    assert_non_null(strstr(out, "ok "));
+    free(out);
+    free(tty);
+
+    char *export[] = { "nvx", sopt, "export", id, "-o", copy, NULL };
+    assert_int_equal(tty_run(export, &out, &tty), 0);
+    assert_bar(tty, out, "export");
+    assert_true(ct_files_equal(file, copy));
+    free(out);
+    free(tty);
+
+    /* -q: no bar even on a terminal, and add prints the id alone. */
+    char *quiet[] = { "nvx", sopt, "-q", "add", file, NULL };
+    assert_int_equal(tty_run(quiet, &out, &tty), 0);
+    assert_string_equal(tty, "");
+    char want[CAS_HASH_HEX_LEN + 2];
+    snprintf(want, sizeof(want), "%s\n", id);
+    assert_string_equal(out, want);
+    free(out);
+    free(tty);
+
+    /* Not a terminal: no bar. */
+    char *err;
+    ct_ok(store, &out, &err, "verify", id, NULL);
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+
+    /* An error after a drawn bar starts on a clean line: the bar is erased
+     * first, then comes the one error line. */
+    char data[8192];
+    snprintf(data, sizeof(data), "%s/data/%s", store, id);
+    ct_flip_byte(data, 2u << 20);
+    assert_int_equal(tty_run(export, &out, &tty), 4);
+    const char *e = strstr(tty, "\r\x1b[Knvx: model ");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "is corrupt: chunk"));
+    free(out);
+    free(tty);
+
+    unsetenv("NVX_PROGRESS_DELAY");
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bar),
         cmocka_unit_test(test_fmt_bytes),
+        cmocka_unit_test(test_delay_env),
+        cmocka_unit_test(test_tty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
