@@ -72,6 +72,10 @@ print_main_help(FILE *f)
     fputs("\nenvironment:\n"
           "  NVX_STORE       store directory when --store is not given\n"
           "  XDG_DATA_HOME   default store is $XDG_DATA_HOME/nvx (~/.local/share/nvx)\n"
+          "  NVX_KEY         secret key file (default $XDG_CONFIG_HOME/nvx/nvx.key,\n"
+          "                  ~/.config/nvx/nvx.key; the public key is nvx.pub beside it)\n"
+          "  NVX_PASSPHRASE  passphrase of the secret key (else asked on the terminal)\n"
+          "  NVX_PROGRESS_DELAY  seconds before a progress bar appears (default 0.1)\n"
           "\nModel ids are 64 hex characters; any unique prefix of 8 or more, or a local\n"
           "name given with `nvx add --name`, is accepted in their place.\n",
           f);
