@@ -28,6 +28,11 @@ typedef struct rt__mat {
     const uint8_t *data;
 } rt__mat;
 
+/* Float accumulators of the quantized dot products (see kernels.c). */
+enum {
+    RT_DOT_LANES = 4
+};
+
 /* One kernel set. dot_* return one row's dot product; sums_* write the
  * integer dot product of every block (for the equality tests). */
 typedef struct rt__kernels {

@@ -84,29 +84,31 @@ sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
     }
 }
 
+/* Four float lanes, block b into lane b % 4, as in the portable kernel
+ * (kernels.c), so the results are bit-identical. */
 static float
 dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
-    float s = 0.0f;
+    float acc[RT_DOT_LANES] = { 0 };
     for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
         int32_t si = dot_i8x32(vld1q_s8((const int8_t *)(w + 2)),
                                vld1q_s8((const int8_t *)(w + 18)), x[b].qs);
-        s += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
     }
-    return s;
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 static float
 dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
-    float s = 0.0f;
+    float acc[RT_DOT_LANES] = { 0 };
     for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES) {
         int8x16_t lo, hi;
         load_q4(w + 2, &lo, &hi);
         int32_t si = dot_i8x32(lo, hi, x[b].qs);
-        s += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
     }
-    return s;
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 static const rt__kernels kernels_neon = {

@@ -51,14 +51,29 @@ dot_i8x32(__m256i w, __m256i x)
     return hsum_i32(prod_i8x32(w, x));
 }
 
+TARGET static inline float
+f16(const uint8_t *p)
+{
+    return _cvtsh_ss(rt__le16(p));
+}
+
 /* The four block sums of p0..p3, reduced together (integer addition is
  * associative: the same values as four separate reductions). */
-TARGET static inline void
-hsum4_i32(__m256i p0, __m256i p1, __m256i p2, __m256i p3, int32_t out[4])
+TARGET static inline __m128i
+hsum4_i32(__m256i p0, __m256i p1, __m256i p2, __m256i p3)
 {
     __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    _mm_storeu_si128((__m128i *)(void *)out, s);
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* acc[j] += (float)si[j] * (d_w[j] * d_x[j]) for four blocks: the portable
+ * lanes' operations, four at a time. */
+TARGET static inline __m128
+lanes_add(__m128 acc, __m128i si, const uint8_t *w, size_t stride, const rt__blockq8 *x)
+{
+    __m128 dw = _mm_set_ps(f16(w + 3 * stride), f16(w + 2 * stride), f16(w + stride), f16(w));
+    __m128 dx = _mm_set_ps(x[3].d, x[2].d, x[1].d, x[0].d);
+    return _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(si), _mm_mul_ps(dw, dx)));
 }
 
 /* The 32 weights of a Q4_0 block as int8 in [-8, 7], in element order. */
@@ -77,12 +92,6 @@ TARGET static inline __m256i
 load_i8x32(const void *p)
 {
     return _mm256_loadu_si256((const __m256i *)p);
-}
-
-TARGET static inline float
-f16(const uint8_t *p)
-{
-    return _cvtsh_ss(rt__le16(p));
 }
 
 TARGET static float
@@ -131,50 +140,61 @@ sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
         ret[b] = dot_i8x32(load_q4(w + 2), load_i8x32(x[b].qs));
 }
 
+/* Tail blocks (nb % 4) go to lanes 0.., as in the portable kernel. */
+TARGET static inline float
+lanes_finish(__m128 acc4, const float *tail, size_t n_tail)
+{
+    float acc[RT_DOT_LANES];
+    _mm_storeu_ps(acc, acc4);
+    for (size_t j = 0; j < n_tail; j++)
+        acc[j] += tail[j];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
 TARGET static float
 dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
-    float s = 0.0f;
+    __m128 acc = _mm_setzero_ps();
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *wb = w + b * RT_Q8_0_BYTES;
-        int32_t si[4];
-        hsum4_i32(prod_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs)),
-                  prod_i8x32(load_i8x32(wb + 36), load_i8x32(x[b + 1].qs)),
-                  prod_i8x32(load_i8x32(wb + 70), load_i8x32(x[b + 2].qs)),
-                  prod_i8x32(load_i8x32(wb + 104), load_i8x32(x[b + 3].qs)), si);
-        for (int j = 0; j < 4; j++)
-            s += (float)si[j] * (f16(wb + j * RT_Q8_0_BYTES) * x[b + j].d);
+        __m128i si = hsum4_i32(prod_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs)),
+                               prod_i8x32(load_i8x32(wb + 36), load_i8x32(x[b + 1].qs)),
+                               prod_i8x32(load_i8x32(wb + 70), load_i8x32(x[b + 2].qs)),
+                               prod_i8x32(load_i8x32(wb + 104), load_i8x32(x[b + 3].qs)));
+        acc = lanes_add(acc, si, wb, RT_Q8_0_BYTES, x + b);
     }
+    float tail[RT_DOT_LANES];
+    size_t n_tail = 0;
     for (; b < nb; b++) {
         const uint8_t *wb = w + b * RT_Q8_0_BYTES;
         int32_t si = dot_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs));
-        s += (float)si * (f16(wb) * x[b].d);
+        tail[n_tail++] = (float)si * (f16(wb) * x[b].d);
     }
-    return s;
+    return lanes_finish(acc, tail, n_tail);
 }
 
 TARGET static float
 dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
-    float s = 0.0f;
+    __m128 acc = _mm_setzero_ps();
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *wb = w + b * RT_Q4_0_BYTES;
-        int32_t si[4];
-        hsum4_i32(prod_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs)),
-                  prod_i8x32(load_q4(wb + 20), load_i8x32(x[b + 1].qs)),
-                  prod_i8x32(load_q4(wb + 38), load_i8x32(x[b + 2].qs)),
-                  prod_i8x32(load_q4(wb + 56), load_i8x32(x[b + 3].qs)), si);
-        for (int j = 0; j < 4; j++)
-            s += (float)si[j] * (f16(wb + j * RT_Q4_0_BYTES) * x[b + j].d);
+        __m128i si = hsum4_i32(prod_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs)),
+                               prod_i8x32(load_q4(wb + 20), load_i8x32(x[b + 1].qs)),
+                               prod_i8x32(load_q4(wb + 38), load_i8x32(x[b + 2].qs)),
+                               prod_i8x32(load_q4(wb + 56), load_i8x32(x[b + 3].qs)));
+        acc = lanes_add(acc, si, wb, RT_Q4_0_BYTES, x + b);
     }
+    float tail[RT_DOT_LANES];
+    size_t n_tail = 0;
     for (; b < nb; b++) {
         const uint8_t *wb = w + b * RT_Q4_0_BYTES;
         int32_t si = dot_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs));
-        s += (float)si * (f16(wb) * x[b].d);
+        tail[n_tail++] = (float)si * (f16(wb) * x[b].d);
     }
-    return s;
+    return lanes_finish(acc, tail, n_tail);
 }
 
 static const rt__kernels kernels_avx2 = {

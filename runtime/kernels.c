@@ -215,34 +215,37 @@ sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
     }
 }
 
-/* The float part shared by every kernel set: blocks in order, one product
- * per block. */
+/* The float part shared by every kernel set: block b adds
+ * (float)sum_b * (d_w * d_x) to lane b % 4 (RT_DOT_LANES), and the result is
+ * (lane0 + lane1) + (lane2 + lane3). Four lanes let SIMD code do the float
+ * work four blocks at a time with the very same IEEE operations, so every
+ * kernel set gives bit-identical results. */
 static float
 dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
-    float s = 0.0f;
+    float acc[RT_DOT_LANES] = { 0 };
     for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
         int32_t si = 0;
         for (size_t i = 0; i < RT_QK; i++)
             si += (int32_t)(int8_t)w[2 + i] * x[b].qs[i];
-        s += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
     }
-    return s;
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 static float
 dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
 {
-    float s = 0.0f;
+    float acc[RT_DOT_LANES] = { 0 };
     for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES) {
         int32_t si = 0;
         for (size_t j = 0; j < RT_QK / 2; j++) {
             si += ((w[2 + j] & 0xf) - 8) * x[b].qs[j];
             si += ((w[2 + j] >> 4) - 8) * x[b].qs[j + 16];
         }
-        s += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
     }
-    return s;
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 const rt__kernels rt__kernels_portable = {
