@@ -15,15 +15,16 @@
 #include "libcas/manifest.h"
 #include "libcas/store.h"
 
-#define CAS__STORE_MARKER    "nvx-store"
-#define CAS__STORE_INDEX_DIR "index"
-#define CAS__STORE_DATA_DIR  "data"
-#define CAS__STORE_TMP_DIR   "tmp"
-#define CAS__STORE_MAX_DBS   10u
-#define CAS__MODEL_REC_LEN   32u /* model record header before the manifest bytes */
-#define CAS__MODEL_REC_VER   1u
-#define CAS__CHUNK_LOC_LEN   (CAS_HASH_LEN + 8u + 4u)
-#define CAS__PROGRESS_STEP   ((uint64_t)16 << 20) /* bytes between progress calls */
+#define CAS__STORE_MARKER     "nvx-store"
+#define CAS__STORE_INDEX_DIR  "index"
+#define CAS__STORE_DATA_DIR   "data"
+#define CAS__STORE_TMP_DIR    "tmp"
+#define CAS__STORE_MAX_DBS    10u
+#define CAS__MODEL_REC_LEN    32u /* model record header before the manifest bytes */
+#define CAS__MODEL_REC_VER    1u
+#define CAS__CHUNK_LOC_LEN    (CAS_HASH_LEN + 8u + 4u)
+#define CAS__CHUNK_READ_TRIES 8u                   /* models tried by cas_store_chunk_read */
+#define CAS__PROGRESS_STEP    ((uint64_t)16 << 20) /* bytes between progress calls */
 
 struct cas_store {
     char *dir;

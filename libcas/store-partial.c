@@ -266,20 +266,12 @@ cas_partial_fill_local(cas_partial *p, uint64_t *ret_n)
             continue;
         cas_chunk_info ci;
         cas_manifest_chunk(p->m, (size_t)i, &ci);
-        cas_chunk_loc loc;
-        r = cas_store_chunk_find(p->s, ci.id, &loc);
-        if (r == -ENOENT || (r == 0 && loc.len != ci.len)) {
-            r = 0;
+        int64_t got = cas_store_chunk_read(p->s, ci.id, buf, par.max);
+        if (got == -ENOENT || got == -EBADMSG || got == -EMSGSIZE) {
+            r = 0; /* not held, or only corrupt copies: fetch it instead */
             continue;
         }
-        if (r == 0)
-            r = cas__chunk_read_at(p->s, &loc, ci.id, buf);
-        if (r == -EBADMSG) {
-            r = 0; /* that copy is corrupt: fetch it instead */
-            continue;
-        }
-        if (r == 0)
-            r = cas_partial_put(p, i, buf, ci.len);
+        r = got < 0 ? (int)got : cas_partial_put(p, i, buf, ci.len);
         if (r < 0)
             break;
         filled += (uint64_t)r;

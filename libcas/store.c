@@ -881,15 +881,56 @@ cas__chunk_read_at(cas_store *s, const cas_chunk_loc *loc, const uint8_t chunk[s
     return cas_hash_equal(h, chunk) ? 0 : -EBADMSG;
 }
 
+/* Collects up to max locations of chunk (one per model, from its dups). */
+static int
+chunk_locs(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], cas_chunk_loc *locs, size_t max,
+           size_t *ret_n)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    size_t n = 0;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_chunks, &c));
+    MDB_val k = { CAS_HASH_LEN, (void *)chunk }, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    for (; rc == 0 && n < max; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size != CAS__CHUNK_LOC_LEN)
+            continue;
+        const uint8_t *p = v.mv_data;
+        if (n > 0 && memcmp(locs[n - 1].model, p, CAS_HASH_LEN) == 0)
+            continue; /* another occurrence in the same model */
+        memcpy(locs[n].model, p, CAS_HASH_LEN);
+        locs[n].offset = cas__get_le64(p + CAS_HASH_LEN);
+        locs[n].len = cas__get_le32(p + CAS_HASH_LEN + 8);
+        n++;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    if (r < 0)
+        return r;
+    *ret_n = n;
+    return n > 0 ? 0 : -ENOENT;
+}
+
 int64_t
 cas_store_chunk_read(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], void *buf, size_t cap)
 {
-    cas_chunk_loc loc;
-    int r = cas_store_chunk_find(s, chunk, &loc);
+    /* A corrupt copy in one model must not hide a sound one in another. */
+    cas_chunk_loc locs[CAS__CHUNK_READ_TRIES];
+    size_t n = 0;
+    int r = chunk_locs(s, chunk, locs, CAS__CHUNK_READ_TRIES, &n);
     if (r < 0)
         return r;
-    if (loc.len > cap)
-        return -EMSGSIZE;
-    r = cas__chunk_read_at(s, &loc, chunk, buf);
-    return r < 0 ? r : (int64_t)loc.len;
+    for (size_t i = 0; i < n; i++) {
+        if (locs[i].len > cap) {
+            r = -EMSGSIZE;
+            continue;
+        }
+        r = cas__chunk_read_at(s, &locs[i], chunk, buf);
+        if (r == 0)
+            return (int64_t)locs[i].len;
+    }
+    return r;
 }

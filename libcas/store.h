@@ -221,9 +221,10 @@ int cas_store_chunk_find(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN],
                          cas_chunk_loc *ret);
 
 /* Reads chunk id from the data file of a complete model holding it into buf
- * (cap bytes) and re-hashes it. Returns the chunk length (>= 0); -ENOENT,
- * -EMSGSIZE (cap too small), -EBADMSG (the stored bytes are corrupt: serving
- * must refuse them; run verify). */
+ * (cap bytes) and re-hashes it; when that copy is corrupt, tries the other
+ * models holding the chunk. Returns the chunk length (>= 0); -ENOENT,
+ * -EMSGSIZE (cap too small), -EBADMSG (every stored copy is corrupt: serving
+ * must refuse it; run verify). */
 int64_t cas_store_chunk_read(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], void *buf,
                              size_t cap);
 

@@ -325,6 +325,8 @@ test_shared_models(void **state)
     assert_int_equal(cas_store_verify(f->s, NULL, NULL), 0);
 }
 
+static void flip_byte(const char *path, uint64_t off);
+
 static void
 test_chunk_lookup(void **state)
 {
@@ -360,6 +362,16 @@ test_chunk_lookup(void **state)
         assert_int_equal(cas_store_chunk_read(f->s, ci.id, buf, ci.len - 1), -EMSGSIZE);
     }
     assert_true(shared > 0); /* chunks of B's first half are found in A */
+    /* A corrupt copy in A does not hide the sound one in B. */
+    char *dpa;
+    assert_int_equal(cas_store_data_path(f->s, ida, &dpa), 0);
+    flip_byte(dpa, 100);
+    cas_chunk_info first;
+    assert_int_equal(cas_manifest_chunk(mb, 0, &first), 0);
+    assert_int_equal(cas_store_chunk_read(f->s, first.id, buf, CAS_CHUNK_MAX_DEFAULT), first.len);
+    assert_memory_equal(buf, b, first.len);
+    flip_byte(dpa, 100);
+    free(dpa);
     /* After A goes, B's chunks are found in B, and A's own ones nowhere. */
     assert_int_equal(cas_store_rm(f->s, ida, 0), 0);
     for (size_t i = 0; i < cas_manifest_chunk_count(mb); i++) {
