@@ -52,8 +52,9 @@ typedef struct slot {
 
 typedef struct job {
     uint64_t idx;
-    uint64_t seq; /* slot sequence number of the chunk's first byte */
-    size_t off;   /* offset in that slot */
+    uint64_t seq;     /* slot sequence number of the chunk's first byte */
+    uint64_t end_seq; /* of its last byte (slots referenced: seq..end_seq) */
+    size_t off;       /* offset in that slot */
     size_t len;
 } job;
 
@@ -272,7 +273,7 @@ hasher_main(void *arg)
 
         pthread_mutex_lock(&c->mu);
         memcpy(c->ids[j.idx], id, CAS_HASH_LEN);
-        for (uint64_t s = j.seq; s < seq; s++)
+        for (uint64_t s = j.seq; s <= j.end_seq; s++)
             unref_locked(c, s);
         c->pending--;
         pthread_cond_broadcast(&c->slot_cv);
@@ -317,8 +318,9 @@ emit(add_ctx *c, uint64_t start_seq, size_t start_off, uint64_t end_seq, uint64_
     }
     uint64_t idx = c->n_chunks++;
     c->lens[idx] = (uint32_t)len;
-    c->q[(c->q_head + c->q_len) % c->q_cap] =
-        (job){ .idx = idx, .seq = start_seq, .off = start_off, .len = (size_t)len };
+    c->q[(c->q_head + c->q_len) % c->q_cap] = (job){
+        .idx = idx, .seq = start_seq, .end_seq = end_seq, .off = start_off, .len = (size_t)len
+    };
     c->q_len++;
     c->pending++;
     for (uint64_t s = start_seq; s <= end_seq; s++)

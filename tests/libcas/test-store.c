@@ -1077,12 +1077,50 @@ test_partial_threads(void **state)
     free(b);
 }
 
+/* The pipeline cuts and hashes exactly as the chunker on a whole buffer,
+ * across ring-slot boundaries and forced cuts (one right at a slot edge). */
+static void
+test_chunks_match_split(void **state)
+{
+    fixture *f = *state;
+    size_t len = 9 * 1024 * 1024 + 4321;
+    uint8_t *b = random_bytes(len, 700);
+    cas_chunk_region reg[] = { { 4 * 1024 * 1024, CAS_CHUNK_MODE_CDC },
+                               { 4 * 1024 * 1024 + 100000, CAS_CHUNK_MODE_FIXED },
+                               { 8 * 1024 * 1024 - 5, CAS_CHUNK_MODE_CDC } };
+    for (int variant = 0; variant < 2; variant++) {
+        const cas_chunk_region *r = variant ? reg : NULL;
+        size_t nr = variant ? 3 : 0;
+        cas_chunker_params p = CAS_CHUNKER_PARAMS_DEFAULT;
+        uint32_t *lens;
+        size_t n;
+        assert_int_equal(cas_chunker_split(&p, r, nr, b, len, &lens, &n), 0);
+        cas_store_add_opts o = { .regions = r, .n_regions = nr, .kind = CAS_CHUNKER_CDC };
+        uint8_t id[CAS_HASH_LEN];
+        assert_true(add_buf(f->s, f->dir, b, len, &o, id) >= 0);
+        cas_manifest *m = manifest_of(f->s, id);
+        assert_int_equal(cas_manifest_chunk_count(m), n);
+        for (size_t i = 0; i < n; i++) {
+            cas_chunk_info ci;
+            assert_int_equal(cas_manifest_chunk(m, i, &ci), 0);
+            assert_int_equal(ci.len, lens[i]);
+            uint8_t h[CAS_HASH_LEN];
+            cas_hash(b + ci.offset, ci.len, h);
+            assert_memory_equal(h, ci.id, CAS_HASH_LEN);
+        }
+        cas_manifest_free(m);
+        free(lens);
+    }
+    free(b);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_pipe_same_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_match_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_cancel_and_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_models, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_lookup, setup, teardown),
