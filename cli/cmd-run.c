@@ -41,7 +41,7 @@ const cli_command cli_cmd_run = {
     .main = cli_run_main,
     .usage = "run ID|NAME|FILE -p PROMPT [-n N] [-t T] [--top-p P] [--seed S] [--kv int8] "
              "[--tokenizer FILE] [--arena BYTES] [--requant q8_0|q4_0] [--arena-report] "
-             "[--stats]",
+             "[--stats] [--verify]",
     .summary = "Stream text from a verified model with the bundled runtime",
 };
 
@@ -240,91 +240,198 @@ print_report(FILE *out, const rt_arena_report *rep, const rt_model_opts *o)
 static const char *const kv_choices[] = { "f32", "int8", NULL };
 static const char *const requant_choices[] = { "none", "q8_0", "q4_0", NULL };
 
+typedef struct run_args {
+    const char *prompt, *tokenizer;
+    uint64_t n_new, arena_bytes, seed;
+    double temp, top_p;
+    int kv, requant;
+    bool n_seen, arena_seen, seed_seen, report, stats, verify;
+} run_args;
+
+enum {
+    RUN_N_OPTS = 13,
+};
+
+/* The option table of nvx run, bound to a. */
+static void
+run_opts(run_args *a, cli_opt o[RUN_N_OPTS])
+{
+    int i = 0;
+    o[i++] = (cli_opt){ .lname = "prompt",
+                        .sname = 'p',
+                        .type = CLI_OPT_STR,
+                        .dest = &a->prompt,
+                        .metavar = "TEXT",
+                        .help = "prompt (default: empty, start from BOS)" };
+    o[i++] = (cli_opt){ .lname = "tokens",
+                        .sname = 'n',
+                        .type = CLI_OPT_U64,
+                        .dest = &a->n_new,
+                        .metavar = "N",
+                        .max = UINT32_MAX,
+                        .seen = &a->n_seen,
+                        .help = "at most N new tokens (default: up to the context length)" };
+    o[i++] = (cli_opt){ .lname = "temperature",
+                        .sname = 't',
+                        .type = CLI_OPT_DOUBLE,
+                        .dest = &a->temp,
+                        .metavar = "T",
+                        .dmax = 100.0,
+                        .help = "sampling temperature, 0 = greedy (default 1.0)" };
+    o[i++] = (cli_opt){ .lname = "top-p",
+                        .type = CLI_OPT_DOUBLE,
+                        .dest = &a->top_p,
+                        .metavar = "P",
+                        .dmin = 1e-6,
+                        .dmax = 1.0,
+                        .help = "nucleus sampling mass, 1 = off (default 0.9)" };
+    o[i++] = (cli_opt){ .lname = "seed",
+                        .type = CLI_OPT_U64,
+                        .dest = &a->seed,
+                        .metavar = "S",
+                        .max = UINT64_MAX,
+                        .seen = &a->seed_seen,
+                        .help = "random seed (default: from the clock)" };
+    o[i++] = (cli_opt){ .lname = "kv",
+                        .type = CLI_OPT_CHOICE,
+                        .dest = &a->kv,
+                        .metavar = "f32|int8",
+                        .choices = kv_choices,
+                        .help = "KV cache type (default f32)" };
+    o[i++] = (cli_opt){ .lname = "tokenizer",
+                        .type = CLI_OPT_STR,
+                        .dest = &a->tokenizer,
+                        .metavar = "FILE",
+                        .help = "llama2.c tokenizer.bin (needed for llama2.c checkpoints)" };
+    o[i++] = (cli_opt){ .lname = "arena",
+                        .type = CLI_OPT_SIZE,
+                        .dest = &a->arena_bytes,
+                        .metavar = "BYTES",
+                        .min = 1,
+                        .max = (uint64_t)SIZE_MAX / 2,
+                        .seen = &a->arena_seen,
+                        .help = "run in one block of BYTES (K/M/G suffixes), weights copied in" };
+    o[i++] = (cli_opt){ .lname = "requant",
+                        .type = CLI_OPT_CHOICE,
+                        .dest = &a->requant,
+                        .metavar = "q8_0|q4_0",
+                        .choices = requant_choices,
+                        .help = "quantize F32/F16 matrices at load time" };
+    o[i++] = (cli_opt){ .lname = "arena-report",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &a->report,
+                        .help = "print the exact bytes needed (weights, activations, KV cache, "
+                                "total) and exit" };
+    o[i++] = (cli_opt){ .lname = "stats",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &a->stats,
+                        .help = "report tokens/s and time to first token on stderr" };
+    o[i++] = (cli_opt){ .lname = "verify",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &a->verify,
+                        .help = "re-hash a store model before running even if it is large" };
+    o[i] = (cli_opt)CLI_OPT_END;
+}
+
+/* Plans and builds the model of f as a asks; with --arena-report prints the
+ * plan and returns CLI_EXIT_OK with *ret_m NULL. *ret_arena is the block
+ * (the caller frees it). Returns CLI_GO or an exit code. */
+static int
+load_model(const run_args *a, const cli_rt_file *f, void **ret_arena, rt_model **ret_m,
+           rt_arena_report *ret_rep)
+{
+    rt_model_opts mo = RT_MODEL_OPTS_INIT;
+    mo.kv_type = a->kv == 1 ? RT_KV_Q8 : RT_KV_F32;
+    mo.requant = a->requant == 1   ? RT_REQUANT_Q8_0
+                 : a->requant == 2 ? RT_REQUANT_Q4_0
+                                   : RT_REQUANT_NONE;
+    mo.copy_weights = a->arena_seen;
+    rt_arena_report rep;
+    int e = rt_model_plan(f->data, f->len, &mo, &rep);
+    if (e == -EBADMSG)
+        return cli_fail(CLI_EXIT_CORRUPT,
+                        "%s is not a model this runtime can run (malformed, or not a llama "
+                        "GGUF/llama2.c file with F32/F16/Q8_0/Q4_0 tensors): check the file",
+                        f->what);
+    if (e < 0)
+        return cli_fail_errno(e, NULL, "cannot load %s", f->what);
+    if (a->report) {
+        print_report(stdout, &rep, &mo);
+        return CLI_EXIT_OK;
+    }
+    size_t size = a->arena_seen ? (size_t)a->arena_bytes : rep.total + RT_ARENA_ALIGN;
+    /* Aligned so that every byte of an --arena block is usable. */
+    *ret_arena = aligned_alloc(RT_ARENA_ALIGN,
+                               (size + RT_ARENA_ALIGN - 1) / RT_ARENA_ALIGN * RT_ARENA_ALIGN);
+    if (!*ret_arena)
+        return cli_fail_errno(-ENOMEM, "try a smaller --arena", "cannot allocate %zu bytes", size);
+    e = rt_model_init(f->data, f->len, &mo, *ret_arena, size, ret_m, &rep);
+    if (e == -ENOMEM)
+        return cli_fail(CLI_EXIT_FAIL,
+                        "an arena of %zu bytes is too small: this model needs %zu bytes (weights "
+                        "%zu, activations %zu, KV cache %zu): pass --arena %zu or more (--kv int8 "
+                        "and --requant q4_0 shrink it)",
+                        size, rep.total, rep.weights, rep.activations, rep.kv_cache, rep.total);
+    if (e < 0)
+        return cli_fail_errno(e, NULL, "cannot load %s", f->what);
+    *ret_rep = rep;
+    return CLI_GO;
+}
+
+/* Streams the text; returns an exit code. */
+static int
+generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t arena_size,
+              double t_start)
+{
+    const rt_config *cfg = rt_model_config(m);
+    uint64_t seed = a->seed_seen ? a->seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    size_t scratch_len = rt_sampler_scratch_size(cfg->vocab_size);
+    void *scratch = malloc(scratch_len);
+    rt_sampler smp;
+    if (!scratch || rt_sampler_init(&smp, cfg->vocab_size, (float)a->temp, (float)a->top_p, seed,
+                                    scratch, scratch_len) < 0) {
+        free(scratch);
+        return cli_fail(CLI_EXIT_USAGE, "bad sampling parameters: use -t >= 0, 0 < --top-p <= 1");
+    }
+    rt_generate_opts go = RT_GENERATE_OPTS_INIT;
+    if (a->n_seen)
+        go.max_new = (int64_t)a->n_new;
+    run_out ro = { 0 };
+    rt_generate_stats gs = { 0 };
+    const char *p = a->prompt ? a->prompt : "";
+    double t0 = now_s();
+    int e = rt_generate(m, tok, &smp, p, strlen(p), &go, emit, &ro, &gs);
+    double gen = now_s() - t0;
+    free(scratch);
+    if (ro.n > 0)
+        fputc('\n', stdout);
+    if (e == -EMSGSIZE)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "the prompt is %" PRIu32 " tokens, the model's context is %" PRIu32
+                        ": shorten the prompt",
+                        gs.n_prompt, cfg->seq_len);
+    if (e == -EPIPE)
+        return CLI_EXIT_FAIL; /* stdout went away: nothing more to say */
+    if (e < 0)
+        return cli_fail_errno(e, NULL, "generation failed");
+    if (a->stats)
+        fprintf(stderr,
+                "nvx: %" PRIu32 " tokens (%" PRIu32 " prompt, %" PRIu32 " new) in %.3f s: "
+                "%.1f tok/s; first token %.1f ms after start; %s kernels, %s KV, arena %zu bytes\n",
+                gs.n_forward, gs.n_prompt, gs.n_generated, gen,
+                gen > 0 ? (double)gs.n_forward / gen : 0.0,
+                ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m),
+                a->kv == 1 ? "int8" : "f32", arena_size);
+    return CLI_EXIT_OK;
+}
+
 int
 cli_run_main(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *prompt = NULL, *tokenizer = NULL;
-    uint64_t n_new = 0, arena_bytes = 0, seed = 0;
-    double temp = 1.0, top_p = 0.9;
-    int kv = 0, requant = 0;
-    bool n_seen = false, arena_seen = false, seed_seen = false, report = false, stats = false,
-         verify = false;
-    const cli_opt opts[] = {
-        { .lname = "prompt",
-          .sname = 'p',
-          .type = CLI_OPT_STR,
-          .dest = &prompt,
-          .metavar = "TEXT",
-          .help = "prompt (default: empty, start from BOS)" },
-        { .lname = "tokens",
-          .sname = 'n',
-          .type = CLI_OPT_U64,
-          .dest = &n_new,
-          .metavar = "N",
-          .help = "at most N new tokens (default: up to the context length)",
-          .max = UINT32_MAX,
-          .seen = &n_seen },
-        { .lname = "temperature",
-          .sname = 't',
-          .type = CLI_OPT_DOUBLE,
-          .dest = &temp,
-          .metavar = "T",
-          .help = "sampling temperature, 0 = greedy (default 1.0)",
-          .dmax = 100.0 },
-        { .lname = "top-p",
-          .type = CLI_OPT_DOUBLE,
-          .dest = &top_p,
-          .metavar = "P",
-          .help = "nucleus sampling mass, 1 = off (default 0.9)",
-          .dmin = 1e-6,
-          .dmax = 1.0 },
-        { .lname = "seed",
-          .type = CLI_OPT_U64,
-          .dest = &seed,
-          .metavar = "S",
-          .help = "random seed (default: from the clock)",
-          .max = UINT64_MAX,
-          .seen = &seed_seen },
-        { .lname = "kv",
-          .type = CLI_OPT_CHOICE,
-          .dest = &kv,
-          .metavar = "f32|int8",
-          .help = "KV cache type (default f32)",
-          .choices = kv_choices },
-        { .lname = "tokenizer",
-          .type = CLI_OPT_STR,
-          .dest = &tokenizer,
-          .metavar = "FILE",
-          .help = "llama2.c tokenizer.bin (needed for llama2.c checkpoints)" },
-        { .lname = "arena",
-          .type = CLI_OPT_SIZE,
-          .dest = &arena_bytes,
-          .metavar = "BYTES",
-          .help = "run in one block of BYTES (K/M/G suffixes), weights copied in",
-          .min = 1,
-          .max = (uint64_t)SIZE_MAX / 2,
-          .seen = &arena_seen },
-        { .lname = "requant",
-          .type = CLI_OPT_CHOICE,
-          .dest = &requant,
-          .metavar = "q8_0|q4_0",
-          .help = "quantize F32/F16 matrices at load time",
-          .choices = requant_choices },
-        { .lname = "arena-report",
-          .type = CLI_OPT_FLAG,
-          .dest = &report,
-          .help = "print the exact bytes needed (weights, activations, KV cache, total) and exit" },
-        { .lname = "stats",
-          .type = CLI_OPT_FLAG,
-          .dest = &stats,
-          .help = "report tokens/s and time to first token on stderr" },
-        { .lname = "verify",
-          .type = CLI_OPT_FLAG,
-          .dest = &verify,
-          .help = "re-hash a store model before running even if it is large" },
-        CLI_OPT_END,
-    };
     double t_start = now_s();
+    run_args a = { .temp = 1.0, .top_p = 0.9 };
+    cli_opt opts[RUN_N_OPTS];
+    run_opts(&a, opts);
     int npos, r = cli_parse(ctx, &cli_cmd_run, opts, argc, argv, &npos);
     if (r != CLI_GO)
         return r;
@@ -332,105 +439,16 @@ cli_run_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     cli_rt_file f;
     rt_tokenizer *tok = NULL;
-    void *arena = NULL, *scratch = NULL;
+    void *arena = NULL;
     rt_model *m = NULL;
-    r = cli_rt_open(ctx, argv[0], verify, &f);
-    if (r != CLI_GO)
-        goto out;
-
-    rt_model_opts mo = RT_MODEL_OPTS_INIT;
-    mo.kv_type = kv == 1 ? RT_KV_Q8 : RT_KV_F32;
-    mo.requant = requant == 1 ? RT_REQUANT_Q8_0 : requant == 2 ? RT_REQUANT_Q4_0 : RT_REQUANT_NONE;
-    mo.copy_weights = arena_seen;
-    rt_arena_report rep;
-    int e = rt_model_plan(f.data, f.len, &mo, &rep);
-    if (e < 0) {
-        r = e == -EBADMSG ? cli_fail(CLI_EXIT_CORRUPT,
-                                     "%s is not a model this runtime can run (malformed, or not "
-                                     "a llama GGUF/llama2.c file with F32/F16/Q8_0/Q4_0 tensors): "
-                                     "check the file",
-                                     argv[0])
-                          : cli_fail_errno(e, NULL, "cannot load %s", argv[0]);
-        goto out;
-    }
-    if (report) {
-        print_report(stdout, &rep, &mo);
-        r = CLI_EXIT_OK;
-        goto out;
-    }
-    size_t size = arena_seen ? (size_t)arena_bytes : rep.total + RT_ARENA_ALIGN;
-    /* Aligned so that every byte of an --arena block is usable. */
-    arena = aligned_alloc(RT_ARENA_ALIGN,
-                          (size + RT_ARENA_ALIGN - 1) / RT_ARENA_ALIGN * RT_ARENA_ALIGN);
-    if (!arena) {
-        r = cli_fail_errno(-ENOMEM, "try a smaller --arena", "cannot allocate %zu bytes", size);
-        goto out;
-    }
-    e = rt_model_init(f.data, f.len, &mo, arena, size, &m, &rep);
-    if (e == -ENOMEM) {
-        r = cli_fail(CLI_EXIT_FAIL,
-                     "an arena of %zu bytes is too small: this model needs %zu bytes (weights %zu, "
-                     "activations %zu, KV cache %zu): pass --arena %zu or more (--kv int8 and "
-                     "--requant q4_0 shrink it)",
-                     size, rep.total, rep.weights, rep.activations, rep.kv_cache, rep.total);
-        goto out;
-    }
-    if (e < 0) {
-        r = cli_fail_errno(e, NULL, "cannot load %s", argv[0]);
-        goto out;
-    }
-    const rt_config *cfg = rt_model_config(m);
-    r = cli_rt_tokenizer(&f, tokenizer, cfg->vocab_size, &tok);
-    if (r != CLI_GO)
-        goto out;
-    if (!seed_seen)
-        seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    rt_sampler smp;
-    scratch = malloc(rt_sampler_scratch_size(cfg->vocab_size));
-    if (!scratch || rt_sampler_init(&smp, cfg->vocab_size, (float)temp, (float)top_p, seed, scratch,
-                                    rt_sampler_scratch_size(cfg->vocab_size)) < 0) {
-        r = cli_fail(CLI_EXIT_USAGE, "bad sampling parameters: use -t >= 0 and 0 < --top-p <= 1");
-        goto out;
-    }
-    rt_generate_opts go = RT_GENERATE_OPTS_INIT;
-    if (n_seen)
-        go.max_new = (int64_t)n_new;
-    run_out ro = { 0 };
-    rt_generate_stats gs = { 0 };
-    const char *p = prompt ? prompt : "";
-    double t0 = now_s();
-    e = rt_generate(m, tok, &smp, p, strlen(p), &go, emit, &ro, &gs);
-    double t1 = now_s();
-    if (ro.n > 0)
-        fputc('\n', stdout);
-    if (e == -EMSGSIZE) {
-        r = cli_fail(CLI_EXIT_USAGE,
-                     "the prompt is %" PRIu32 " tokens, the model's context is %" PRIu32
-                     ": shorten the prompt",
-                     gs.n_prompt, cfg->seq_len);
-        goto out;
-    }
-    if (e == -EPIPE) {
-        r = CLI_EXIT_FAIL; /* stdout went away: nothing more to say */
-        goto out;
-    }
-    if (e < 0) {
-        r = cli_fail_errno(e, NULL, "generation failed");
-        goto out;
-    }
-    if (stats) {
-        double gen = t1 - t0;
-        fprintf(stderr,
-                "nvx: %" PRIu32 " tokens (%" PRIu32 " prompt, %" PRIu32 " new) in %.3f s: "
-                "%.1f tok/s; first token %.1f ms after start; %s kernels, %s KV, arena %zu bytes\n",
-                gs.n_forward, gs.n_prompt, gs.n_generated, gen,
-                gen > 0 ? (double)gs.n_forward / gen : 0.0,
-                ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m),
-                kv == 1 ? "int8" : "f32", rep.total);
-    }
-    r = CLI_EXIT_OK;
-out:
-    free(scratch);
+    rt_arena_report rep = { 0 };
+    r = cli_rt_open(ctx, argv[0], a.verify, &f);
+    if (r == CLI_GO)
+        r = load_model(&a, &f, &arena, &m, &rep);
+    if (r == CLI_GO)
+        r = cli_rt_tokenizer(&f, a.tokenizer, rt_model_config(m)->vocab_size, &tok);
+    if (r == CLI_GO)
+        r = generate_text(&a, m, tok, rep.total, t_start);
     rt_tokenizer_free(tok);
     free(arena);
     cli_rt_close(&f);
