@@ -31,21 +31,26 @@ typedef struct rt_layer {
     rt__mat w1, w2, w3;                /* gate [hidden, dim], down [dim, hidden], up */
 } rt_layer;
 
+struct rt_state {
+    const rt_model *m;
+    uint32_t seq_len; /* positions the KV cache holds */
+    rt_kv_type kv_type;
+    size_t kv_dim;
+    float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
+    rt__blockq8 *xq;
+    float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
+    int8_t *kq, *vq; /* int8 cache */
+    float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
+};
+
 struct rt_model {
     rt_config cfg;
     rt_arena_report rep;
     const rt__kernels *k;
-    rt_kv_type kv_type;
     rt__mat tok_embd, output;
     const float *output_norm;
     rt_layer *layers;
-    /* state */
-    float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
-    rt__blockq8 *xq;
-    size_t kv_dim;
-    float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
-    int8_t *kq, *vq; /* int8 cache */
-    float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
+    rt_state st; /* the state rt_forward uses */
 };
 
 /* Bump allocator over the arena; with base == NULL it only counts. */
@@ -325,6 +330,41 @@ build_weights(builder *b, rt_model *m)
                        m ? &m->output : &tmp);
 }
 
+/* Carves a state's buffers (activations, KV cache) for seq_len positions;
+ * s is filled when the arena places (a->base != NULL). */
+static void
+alloc_state(arena *a, const rt_config *c, rt_kv_type kv, uint32_t seq_len, rt_state *s)
+{
+    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = dim / c->n_heads * c->n_kv_heads;
+    size_t wide = (dim > hid ? dim : hid);
+    size_t wide_pad = (wide + RT_QK - 1) / RT_QK * RT_QK;
+    size_t *act = &a->rep->activations;
+    rt_state t = { .seq_len = seq_len, .kv_type = kv, .kv_dim = kv_dim };
+    t.x = arena_alloc(a, dim * 4, act);
+    t.xb = arena_alloc(a, dim * 4, act);
+    t.xb2 = arena_alloc(a, dim * 4, act);
+    t.q = arena_alloc(a, dim * 4, act);
+    t.hb = arena_alloc(a, wide_pad * 4, act);
+    t.hb2 = arena_alloc(a, wide_pad * 4, act);
+    t.att = arena_alloc(a, (uint64_t)seq_len * 4, act);
+    t.logits = arena_alloc(a, (uint64_t)c->vocab_size * 4, act);
+    t.xq = arena_alloc(a, wide_pad / RT_QK * sizeof(rt__blockq8), act);
+    size_t *kvc = &a->rep->kv_cache;
+    uint64_t cells = (uint64_t)c->n_layers * seq_len * kv_dim;
+    uint64_t heads = (uint64_t)c->n_layers * seq_len * c->n_kv_heads;
+    if (kv == RT_KV_F32) {
+        t.kc = arena_alloc(a, cells * 4, kvc);
+        t.vc = arena_alloc(a, cells * 4, kvc);
+    } else {
+        t.kq = arena_alloc(a, cells, kvc);
+        t.vq = arena_alloc(a, cells, kvc);
+        t.ks = arena_alloc(a, heads * 4, kvc);
+        t.vs = arena_alloc(a, heads * 4, kvc);
+    }
+    if (s && a->base)
+        *s = t;
+}
+
 /* Runs the whole layout once: counting only (b->a.base == NULL) or for real. */
 static int
 build(builder *b, rt_model **ret)
@@ -336,35 +376,9 @@ build(builder *b, rt_model **ret)
         memset(m, 0, sizeof(*m));
         m->cfg = *c;
     }
-    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = dim / c->n_heads * c->n_kv_heads;
-    size_t wide = (dim > hid ? dim : hid);
-    size_t wide_pad = (wide + RT_QK - 1) / RT_QK * RT_QK;
-    size_t *act = &b->a.rep->activations;
-    float *x = arena_alloc(&b->a, dim * 4, act);
-    float *xb = arena_alloc(&b->a, dim * 4, act);
-    float *xb2 = arena_alloc(&b->a, dim * 4, act);
-    float *q = arena_alloc(&b->a, dim * 4, act);
-    float *hb = arena_alloc(&b->a, wide_pad * 4, act);
-    float *hb2 = arena_alloc(&b->a, wide_pad * 4, act);
-    float *att = arena_alloc(&b->a, (uint64_t)c->seq_len * 4, act);
-    float *logits = arena_alloc(&b->a, (uint64_t)c->vocab_size * 4, act);
-    rt__blockq8 *xq = arena_alloc(&b->a, wide_pad / RT_QK * sizeof(rt__blockq8), act);
-
-    size_t *kvc = &b->a.rep->kv_cache;
-    uint64_t cells = (uint64_t)c->n_layers * c->seq_len * kv_dim;
-    uint64_t heads = (uint64_t)c->n_layers * c->seq_len * c->n_kv_heads;
-    void *kc, *vc;
-    float *ks = NULL, *vs = NULL;
-    if (b->o.kv_type == RT_KV_F32) {
-        kc = arena_alloc(&b->a, (uint64_t)cells * 4, kvc);
-        vc = arena_alloc(&b->a, (uint64_t)cells * 4, kvc);
-    } else {
-        kc = arena_alloc(&b->a, cells, kvc);
-        vc = arena_alloc(&b->a, cells, kvc);
-        ks = arena_alloc(&b->a, (uint64_t)heads * 4, kvc);
-        vs = arena_alloc(&b->a, (uint64_t)heads * 4, kvc);
-    }
-    b->scratch = hb; /* wide enough for any row; only used during init */
+    alloc_state(&b->a, c, b->o.kv_type, c->seq_len, m ? &m->st : NULL);
+    /* hb is wide enough for any row; used as scratch during init only. */
+    b->scratch = m ? m->st.hb : NULL;
     int r = build_weights(b, m);
     if (r < 0)
         return r;
@@ -372,16 +386,7 @@ build(builder *b, rt_model **ret)
         return -ENOMEM;
     b->a.rep->total = b->a.used;
     if (m) {
-        m->k = NULL;
-        m->kv_type = b->o.kv_type;
-        m->x = x, m->xb = xb, m->xb2 = xb2, m->q = q, m->hb = hb, m->hb2 = hb2;
-        m->att = att, m->logits = logits, m->xq = xq;
-        m->kv_dim = kv_dim;
-        if (b->o.kv_type == RT_KV_F32) {
-            m->kc = kc, m->vc = vc;
-        } else {
-            m->kq = kc, m->vq = vc, m->ks = ks, m->vs = vs;
-        }
+        m->st.m = m;
         m->rep = *b->a.rep;
         *ret = m;
     }
@@ -550,11 +555,11 @@ is_block(const rt__mat *w)
 /* out = W x, quantizing x first when W is a block type (xq is then valid
  * for the next matvec with the same x: pass requant = false). */
 static void
-matvec(rt_model *m, const rt__mat *w, const float *x, float *out, bool requant)
+matvec(rt_state *s, const rt__mat *w, const float *x, float *out, bool requant)
 {
     if (requant && is_block(w))
-        rt__quantize_act(x, w->cols, m->xq);
-    rt__matvec(m->k, w, x, m->xq, out);
+        rt__quantize_act(x, w->cols, s->xq);
+    rt__matvec(s->m->k, w, x, s->xq, out);
 }
 
 /* Rotates pairs (v[i], v[i+1]) of each head by pos * theta^(-i/head_dim). */
@@ -591,41 +596,42 @@ kv_quant(const float *x, size_t n, int8_t *q, float *scale)
 }
 
 static void
-attention(rt_model *m, uint32_t l, int pos)
+attention(rt_state *s, uint32_t l, int pos)
 {
+    const rt_model *m = s->m;
     const rt_config *c = &m->cfg;
-    size_t hs = c->head_dim, kv_dim = m->kv_dim, kvmul = c->n_heads / c->n_kv_heads;
-    size_t loff = (size_t)l * c->seq_len; /* first position of layer l */
+    size_t hs = c->head_dim, kv_dim = s->kv_dim, kvmul = c->n_heads / c->n_kv_heads;
+    size_t loff = (size_t)l * s->seq_len; /* first position of layer l */
     for (size_t h = 0; h < c->n_heads; h++) {
-        const float *qh = m->q + h * hs;
-        float *att = m->att; /* heads run one after another: one row suffices */
+        const float *qh = s->q + h * hs;
+        float *att = s->att; /* heads run one after another: one row suffices */
         size_t kvh = h / kvmul;
         for (int t = 0; t <= pos; t++) {
             size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
             float score = 0.0f;
-            if (m->kv_type == RT_KV_F32) {
-                score = m->k->dot_f32(qh, m->kc + cell, hs);
+            if (s->kv_type == RT_KV_F32) {
+                score = m->k->dot_f32(qh, s->kc + cell, hs);
             } else {
-                const int8_t *k = m->kq + cell;
+                const int8_t *k = s->kq + cell;
                 for (size_t i = 0; i < hs; i++)
                     score += qh[i] * (float)k[i];
-                score *= m->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
+                score *= s->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
             }
             att[t] = score / sqrtf((float)hs);
         }
         softmax(att, (size_t)pos + 1);
-        float *xb = m->xb + h * hs;
+        float *xb = s->xb + h * hs;
         memset(xb, 0, hs * sizeof(float));
         for (int t = 0; t <= pos; t++) {
             size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
             float a = att[t];
-            if (m->kv_type == RT_KV_F32) {
-                const float *v = m->vc + cell;
+            if (s->kv_type == RT_KV_F32) {
+                const float *v = s->vc + cell;
                 for (size_t i = 0; i < hs; i++)
                     xb[i] += a * v[i];
             } else {
-                const int8_t *v = m->vq + cell;
-                float av = a * m->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
+                const int8_t *v = s->vq + cell;
+                float av = a * s->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
                 for (size_t i = 0; i < hs; i++)
                     xb[i] += av * (float)v[i];
             }
@@ -636,63 +642,120 @@ attention(rt_model *m, uint32_t l, int pos)
 float *
 rt_forward(rt_model *m, int token, int pos)
 {
-    if (!m)
+    return m ? rt_state_forward(&m->st, token, pos) : NULL;
+}
+
+float *
+rt_state_forward(rt_state *s, int token, int pos)
+{
+    if (!s)
         return NULL;
+    const rt_model *m = s->m;
     const rt_config *c = &m->cfg;
-    if (token < 0 || (uint32_t)token >= c->vocab_size || pos < 0 || (uint32_t)pos >= c->seq_len)
+    if (token < 0 || (uint32_t)token >= c->vocab_size || pos < 0 || (uint32_t)pos >= s->seq_len)
         return NULL;
-    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = m->kv_dim, hs = c->head_dim;
-    float *x = m->x;
+    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = s->kv_dim, hs = c->head_dim;
+    float *x = s->x;
 
     /* x [dim] = embedding row of token */
     const rt__mat *e = &m->tok_embd;
     const uint8_t *row = e->data + (size_t)token * e->row_bytes;
     if (is_block(e)) {
-        rt__dequant_row(e->type, row, m->hb, e->cols_pad);
-        memcpy(x, m->hb, dim * 4);
+        rt__dequant_row(e->type, row, s->hb, e->cols_pad);
+        memcpy(x, s->hb, dim * 4);
     } else {
         rt__dequant_row(e->type, row, x, dim);
     }
 
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const rt_layer *L = &m->layers[l];
-        size_t cell = ((size_t)l * c->seq_len + (size_t)pos) * kv_dim;
+        size_t cell = ((size_t)l * s->seq_len + (size_t)pos) * kv_dim;
         /* attention: xb [dim] = rmsnorm(x); q [dim], k, v [kv_dim] */
-        rmsnorm(m->xb, x, L->attn_norm, dim, c->norm_eps);
-        float *k = m->kv_type == RT_KV_F32 ? m->kc + cell : m->hb;
-        float *v = m->kv_type == RT_KV_F32 ? m->vc + cell : m->hb2;
-        matvec(m, &L->wq, m->xb, m->q, true);
-        matvec(m, &L->wk, m->xb, k, L->wk.type != L->wq.type);
-        matvec(m, &L->wv, m->xb, v, L->wv.type != L->wk.type);
-        rope(m->q, dim, hs, pos, c->rope_theta);
+        rmsnorm(s->xb, x, L->attn_norm, dim, c->norm_eps);
+        float *k = s->kv_type == RT_KV_F32 ? s->kc + cell : s->hb;
+        float *v = s->kv_type == RT_KV_F32 ? s->vc + cell : s->hb2;
+        matvec(s, &L->wq, s->xb, s->q, true);
+        matvec(s, &L->wk, s->xb, k, L->wk.type != L->wq.type);
+        matvec(s, &L->wv, s->xb, v, L->wv.type != L->wk.type);
+        rope(s->q, dim, hs, pos, c->rope_theta);
         rope(k, kv_dim, hs, pos, c->rope_theta);
-        if (m->kv_type == RT_KV_Q8) {
-            size_t hcell = ((size_t)l * c->seq_len + (size_t)pos) * c->n_kv_heads;
+        if (s->kv_type == RT_KV_Q8) {
+            size_t hcell = ((size_t)l * s->seq_len + (size_t)pos) * c->n_kv_heads;
             for (size_t h = 0; h < c->n_kv_heads; h++) {
-                kv_quant(k + h * hs, hs, m->kq + cell + h * hs, &m->ks[hcell + h]);
-                kv_quant(v + h * hs, hs, m->vq + cell + h * hs, &m->vs[hcell + h]);
+                kv_quant(k + h * hs, hs, s->kq + cell + h * hs, &s->ks[hcell + h]);
+                kv_quant(v + h * hs, hs, s->vq + cell + h * hs, &s->vs[hcell + h]);
             }
         }
-        attention(m, l, pos);
+        attention(s, l, pos);
         /* xb2 [dim] = wo xb; residual */
-        matvec(m, &L->wo, m->xb, m->xb2, true);
+        matvec(s, &L->wo, s->xb, s->xb2, true);
         for (size_t i = 0; i < dim; i++)
-            x[i] += m->xb2[i];
+            x[i] += s->xb2[i];
         /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
-        rmsnorm(m->xb, x, L->ffn_norm, dim, c->norm_eps);
-        matvec(m, &L->w1, m->xb, m->hb, true);
-        matvec(m, &L->w3, m->xb, m->hb2, L->w3.type != L->w1.type);
+        rmsnorm(s->xb, x, L->ffn_norm, dim, c->norm_eps);
+        matvec(s, &L->w1, s->xb, s->hb, true);
+        matvec(s, &L->w3, s->xb, s->hb2, L->w3.type != L->w1.type);
         for (size_t i = 0; i < hid; i++) {
-            float val = m->hb[i];
+            float val = s->hb[i];
             val *= 1.0f / (1.0f + expf(-val));
-            m->hb[i] = val * m->hb2[i];
+            s->hb[i] = val * s->hb2[i];
         }
-        matvec(m, &L->w2, m->hb, m->xb, true);
+        matvec(s, &L->w2, s->hb, s->xb, true);
         for (size_t i = 0; i < dim; i++)
-            x[i] += m->xb[i];
+            x[i] += s->xb[i];
     }
     rmsnorm(x, x, m->output_norm, dim, c->norm_eps);
     /* logits [vocab] = classifier x */
-    matvec(m, &m->output, x, m->logits, true);
-    return m->logits;
+    matvec(s, &m->output, x, s->logits, true);
+    return s->logits;
+}
+
+static int
+state_layout(const rt_model *m, rt_kv_type kv_type, uint32_t seq_len, arena *a, rt_state **ret)
+{
+    if (!m || (unsigned)kv_type >= _RT_KV_TYPE_MAX || seq_len > m->cfg.model_seq_len)
+        return -EINVAL;
+    if (seq_len == 0)
+        seq_len = m->cfg.seq_len;
+    rt_state *s = arena_alloc(a, sizeof(rt_state), &a->rep->other);
+    alloc_state(a, &m->cfg, kv_type, seq_len, s);
+    if (a->too_big)
+        return -ENOMEM;
+    if (s) {
+        s->m = m;
+        *ret = s;
+    }
+    return 0;
+}
+
+int
+rt_state_plan(const rt_model *m, rt_kv_type kv_type, uint32_t seq_len, size_t *ret)
+{
+    rt_arena_report rep;
+    memset(&rep, 0, sizeof(rep));
+    arena a = { .rep = &rep };
+    int r = state_layout(m, kv_type, seq_len, &a, NULL);
+    if (r < 0)
+        return r;
+    *ret = a.used;
+    return 0;
+}
+
+int
+rt_state_init(const rt_model *m, rt_kv_type kv_type, uint32_t seq_len, void *mem, size_t size,
+              rt_state **ret)
+{
+    size_t need;
+    int r = rt_state_plan(m, kv_type, seq_len, &need);
+    if (r < 0)
+        return r;
+    if (!mem || !ret)
+        return -EINVAL;
+    size_t skew = (RT_ARENA_ALIGN - (uintptr_t)mem % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
+    if (size < skew || size - skew < need)
+        return -ENOMEM;
+    rt_arena_report rep;
+    memset(&rep, 0, sizeof(rep));
+    arena a = { .base = (uint8_t *)mem + skew, .rep = &rep };
+    return state_layout(m, kv_type, seq_len, &a, ret);
 }

@@ -167,4 +167,26 @@ bool rt_simd_available(void);
  * Returns NULL if token or pos is out of range. Never allocates. */
 float *rt_forward(rt_model *m, int token, int pos);
 
+/* Extra states: a model's weights are read-only after init, so several
+ * sequences can run on one model, each with its own state (activations and
+ * KV cache) in memory the caller gives. rt_forward uses the model's own
+ * state; these run others. One state is used by one thread at a time;
+ * different states of one model may run in different threads. */
+typedef struct rt_state rt_state;
+
+/* Exact bytes rt_state_init needs (for memory aligned to RT_ARENA_ALIGN)
+ * for kv_type and seq_len positions (0 = the model's seq_len; at most
+ * the model's context). Returns 0, -EINVAL, -ENOMEM (would not fit in
+ * size_t). */
+int rt_state_plan(const rt_model *m, rt_kv_type kv_type, uint32_t seq_len, size_t *ret);
+
+/* Builds a state in mem[0..size); m must outlive it. Returns 0 and *ret,
+ * -ENOMEM if size is too small, -EINVAL. */
+int rt_state_init(const rt_model *m, rt_kv_type kv_type, uint32_t seq_len, void *mem, size_t size,
+                  rt_state **ret);
+
+/* rt_forward on a state: the same contract (0 <= pos < the state's
+ * seq_len), logits valid until the next call on this state. */
+float *rt_state_forward(rt_state *s, int token, int pos);
+
 #endif

@@ -425,6 +425,54 @@ test_mixed_types(void **state)
     free(f);
 }
 
+/* Two extra states on one model, stepped alternately: each sequence gives
+ * its reference ids as if it ran alone. */
+static void
+test_states(void **state)
+{
+    size_t len;
+    uint8_t *f = load("aidreams260K.bin", &len);
+    if (!f)
+        skip();
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    void *arena;
+    rt_model *m = make(f, len, &o, &arena);
+    size_t need;
+    assert_int_equal(rt_state_plan(m, RT_KV_F32, 0, &need), 0);
+    assert_int_equal(rt_state_plan(m, RT_KV_F32, 129, &need), -EINVAL);
+    assert_int_equal(rt_state_plan(m, RT_KV_F32, 0, &need), 0);
+    void *ma = malloc(need), *mb = malloc(need);
+    rt_state *a, *b;
+    assert_int_equal(rt_state_init(m, RT_KV_F32, 0, ma, need - 1, &a), -ENOMEM);
+    assert_int_equal(rt_state_init(m, RT_KV_F32, 0, ma, need, &a), 0);
+    assert_int_equal(rt_state_init(m, RT_KV_F32, 0, mb, need, &b), 0);
+    int ta = 1, tb = 1;
+    for (int pos = 0; pos < 128; pos++) {
+        float *la = rt_state_forward(a, ta, pos);
+        ta = argmax(la, 512);
+        assert_int_equal(ta, ref_ids[pos]);
+        float *lb = rt_state_forward(b, tb, pos);
+        tb = pos < 6 ? ref_prompt_ids[pos] : argmax(lb, 512);
+        assert_int_equal(tb, ref_prompt_ids[pos]);
+        /* The model's own state is untouched by the others. */
+        if (pos == 0)
+            assert_non_null(rt_forward(m, 1, 0));
+    }
+    assert_null(rt_state_forward(a, 1, 128));
+    /* A short int8-KV state. */
+    assert_int_equal(rt_state_plan(m, RT_KV_Q8, 16, &need), 0);
+    void *mc = malloc(need);
+    rt_state *c;
+    assert_int_equal(rt_state_init(m, RT_KV_Q8, 16, mc, need, &c), 0);
+    assert_non_null(rt_state_forward(c, 1, 15));
+    assert_null(rt_state_forward(c, 1, 16));
+    free(mc);
+    free(ma);
+    free(mb);
+    free(arena);
+    free(f);
+}
+
 int
 main(void)
 {
@@ -434,6 +482,7 @@ main(void)
         cmocka_unit_test(test_requant_and_kv), cmocka_unit_test(test_arena_mcu),
         cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_mmap),
         cmocka_unit_test(test_mixed_types),    cmocka_unit_test(test_stories_gqa),
+        cmocka_unit_test(test_states),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
