@@ -146,12 +146,8 @@ print_sigs(const info_data *d)
     printf("signatures %zu\n", d->n_sigs);
     for (size_t i = 0; i < d->n_sigs; i++) {
         const cli_sig_result *s = &d->sigs[i];
-        printf("  %-9s key %s", cli_sig_status_name(s->status), s->keyid[0] ? s->keyid : "?");
-        if (s->key_name[0]) {
-            fputs(" (", stdout);
-            cli_print_escaped_str(stdout, s->key_name);
-            fputc(')', stdout);
-        }
+        fputs("  key ", stdout);
+        cli_sig_print(stdout, s);
         if (s->status == CLI_SIG_TRUSTED && s->info.has_name) {
             fputs(" name ", stdout);
             cli_print_escaped_str(stdout, s->info.name);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/escape.h"
 #include "cli/json.h"
 #include "cli/progress.h"
 #include "cli/sigs.h"
@@ -166,25 +165,19 @@ json_model(cli_json *j, const vmodel *m)
     cli_json_obj_end(j);
 }
 
+/* "ok <id>  2 signatures, 1 trusted: KEYID (name, trusted), KEYID (untrusted)"
+ * or one FAILED line per problem and per bad signature. */
 static void
 text_model(const vmodel *m)
 {
     char hex[CAS_HASH_HEX_LEN + 1];
     cas_hash_to_hex(m->id, hex);
     if (m->ok && m->n_bad_sigs == 0) {
-        printf("ok      %s  %zu signatures, %zu trusted", hex, m->n_sigs, m->n_trusted);
-        const char *sep = ": ";
+        printf("ok      %s  %zu signature%s, %zu trusted", hex, m->n_sigs, m->n_sigs == 1 ? "" : "s",
+               m->n_trusted);
         for (size_t k = 0; k < m->n_sigs; k++) {
-            const cli_sig_result *r = &m->sigs[k];
-            if (r->status != CLI_SIG_TRUSTED)
-                continue;
-            printf("%s%s", sep, r->keyid);
-            if (r->key_name[0]) {
-                fputs(" (", stdout);
-                cli_print_escaped_str(stdout, r->key_name);
-                fputc(')', stdout);
-            }
-            sep = ", ";
+            fputs(k ? ", " : ": ", stdout);
+            cli_sig_print(stdout, &m->sigs[k]);
         }
         putchar('\n');
         return;
@@ -197,8 +190,14 @@ text_model(const vmodel *m)
         else
             printf("FAILED  %s  data file or manifest %s\n", hex, problem_text(p->error));
     }
-    if (m->n_bad_sigs)
-        printf("FAILED  %s  %zu invalid signatures\n", hex, m->n_bad_sigs);
+    for (size_t k = 0; k < m->n_sigs; k++) {
+        cli_sig_status ss = m->sigs[k].status;
+        if (ss != CLI_SIG_INVALID && ss != CLI_SIG_MALFORMED)
+            continue;
+        printf("FAILED  %s  signature by ", hex);
+        cli_sig_print(stdout, &m->sigs[k]);
+        putchar('\n');
+    }
 }
 
 /* Prints the results; returns the exit code. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/escape.h"
 #include "libcas/store.h"
 
 const char *
@@ -82,6 +83,17 @@ cli_sigs_check(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const uint8_
     *ret = a.res;
     *ret_n = a.n;
     return 0;
+}
+
+void
+cli_sig_print(FILE *f, const cli_sig_result *r)
+{
+    fprintf(f, "%s (", r->keyid[0] ? r->keyid : "?");
+    if (r->key_name[0]) {
+        cli_print_escaped_str(f, r->key_name);
+        fputs(", ", f);
+    }
+    fprintf(f, "%s)", cli_sig_status_name(r->status));
 }
 
 void

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli/json.h"
 #include "libcas/hash.h"
@@ -42,6 +43,10 @@ const char *cli_sig_status_name(cli_sig_status s);
  */
 int cli_sigs_check(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const uint8_t *manifest,
                    size_t len, cli_sig_result **ret, size_t *ret_n);
+
+/* Prints "KEYID (key name, status)" for one result (the key name escaped,
+ * left out when the keyring has none). */
+void cli_sig_print(FILE *f, const cli_sig_result *r);
 
 /* Emits the results as a JSON array. */
 void cli_sigs_json(cli_json *j, const cli_sig_result *r, size_t n);

@@ -266,6 +266,15 @@ count(const char *hay, const char *needle)
     return n;
 }
 
+/* The key id of a public key file, as nvx and minisign print it. */
+static void
+key_id_of(const char *pub, char kid[static CAS_KEYID_HEX_SIZE])
+{
+    cas_pubkey pk;
+    assert_int_equal(cas_pubkey_load_file(pub, &pk), 0);
+    cas_keyid_format(pk.keyid, kid);
+}
+
 static void
 test_sign_trust_verify(void **state)
 {
@@ -310,10 +319,21 @@ test_sign_trust_verify(void **state)
     assert_int_equal(count(out, "\"untrusted\""), 1);
     assert_int_equal(count(out, "\"trusted\""), 1);
     free(out);
-
-    /* Keyring: ls, --json, rm by name and by id. */
+    /* verify names every signer and says whether it is trusted. */
+    char kid1[CAS_KEYID_HEX_SIZE], kid2[CAS_KEYID_HEX_SIZE], want[128];
+    key_id_of(f->pub, kid1);
     char p2[4096];
     snprintf(p2, sizeof(p2), "%s/second.pub", f->dir);
+    key_id_of(p2, kid2);
+    assert_int_equal(ct_run(f->store, &out, NULL, "verify", f->id, NULL), 0);
+    assert_non_null(strstr(out, "2 signatures, 1 trusted: "));
+    snprintf(want, sizeof(want), "%s (me, trusted)", kid1);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof(want), "%s (untrusted)", kid2);
+    assert_non_null(strstr(out, want));
+    free(out);
+
+    /* Keyring: ls, --json, rm by name and by id. */
     uint8_t *p2text;
     size_t p2len;
     assert_int_equal(read_text(p2, &p2text, &p2len), 0);
@@ -344,6 +364,12 @@ test_sign_trust_verify(void **state)
     assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
     assert_int_equal(count(out, "\"invalid\""), 1); /* signature no longer verifies */
     free(out);
+    assert_int_equal(ct_run(f->store, &out, &err, "verify", f->id, NULL), 4);
+    snprintf(want, sizeof(want), "FAILED  %s  signature by %s (evil, invalid)", f->id, kid1);
+    assert_non_null(strstr(out, want));
+    ct_assert_one_error(err, "invalid signature");
+    free(out);
+    free(err);
     assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", f->pub, "me", NULL), 0);
     assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "rm", "me", NULL), 0);
     cas_pubkey pk;
