@@ -133,8 +133,13 @@ cli_chunk_plan_from_buf(const void *buf, size_t len, uint64_t file_size, cli_chu
                      : mode == CLI_CHUNKER_LLAMA2C ? RT_FORMAT_LLAMA2C
                                                    : f;
     if (f != want) {
-        snprintf(why, why_cap, "not a %s file",
-                 want == RT_FORMAT_GGUF ? "GGUF" : "llama2.c checkpoint");
+        /* llama2.c checkpoints have no magic: they are recognised by a
+         * header whose implied size is the file size, so a truncated one
+         * looks like any other file. Say so. */
+        snprintf(why, why_cap, "%s",
+                 want == RT_FORMAT_GGUF ? "not a GGUF file"
+                                        : "not a llama2.c checkpoint (its header must describe "
+                                          "exactly the file's size; truncated?)");
         return -EBADMSG;
     }
     rt_layout l;

@@ -57,7 +57,12 @@ open_input(const char *path, int *ret_fd, struct stat *st)
         return cli_fail_errno(r, r == -ENOENT ? "check the path" : "check the file's permissions",
                               "cannot open %s", path);
     }
-    if (fstat(fd, st) < 0 || S_ISDIR(st->st_mode)) {
+    if (fstat(fd, st) < 0) {
+        int r = -errno;
+        close(fd);
+        return cli_fail_errno(r, NULL, "cannot read %s", path);
+    }
+    if (S_ISDIR(st->st_mode)) {
         close(fd);
         return cli_fail(CLI_EXIT_USAGE, "%s is a directory: give a model file", path);
     }

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "cli/chunkplan.h"
 #include "clitest.h"
 #include "libcas/manifest.h"
 #include "testutil.h"
@@ -68,6 +69,59 @@ expect_fail(const char *store, int code, const char *needle, int n, char **args)
         expect_fail(store, code, needle, (int)(sizeof(a_) / sizeof(a_[0])), a_); \
     } while (0)
 
+/* Runs `nvx --store store add file` in a child that first calls
+ * prep(arg) (resource limits, dropping privileges); returns the exit
+ * status, with stderr captured into err[0..cap). */
+static int
+add_in_child(const char *store, const char *file, void (*prep)(const void *), const void *arg,
+             char *err, size_t cap)
+{
+    int pe[2];
+    assert_int_equal(pipe(pe), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prep(arg);
+        dup2(pe[1], 2);
+        close(pe[0]);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        execl(ct_nvx(), "nvx", "--store", store, "add", file, (char *)NULL);
+        _exit(127);
+    }
+    close(pe[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(pe[0], err + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    err[n] = '\0';
+    close(pe[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* RLIMIT_FSIZE at *(rlim_t *)arg bytes, SIGXFSZ ignored: writes past it
+ * fail with EFBIG as on a full disk. */
+static void
+limit_fsize(const void *arg)
+{
+    rlim_t limit = *(const rlim_t *)arg;
+    struct rlimit rl = { limit, limit };
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+/* Becomes nobody, for whom a mode-000 file is unreadable (root reads it). */
+static void
+become_nobody(const void *arg)
+{
+    (void)arg;
+    if (setgid(65534) < 0 || setuid(65534) < 0)
+        _exit(126);
+}
+
 static void
 test_usage(void **state)
 {
@@ -114,11 +168,22 @@ test_paths_and_ids(void **state)
                 (char *)ct_path(f->dir, "o"));
     EXPECT_FAIL(f->store, 3, "no model matches", "verify", "0123456789abcdef");
     EXPECT_FAIL(f->store, 3, "no model matches", "rm", "0123456789abcdef");
-    if (geteuid() != 0) { /* root reads mode-000 files anyway */
-        const char *locked = ct_path(f->dir, "locked.bin");
-        ct_write_random(locked, 100, 3);
-        chmod(locked, 0);
+    const char *locked = ct_path(f->dir, "locked.bin");
+    ct_write_random(locked, 100, 3);
+    assert_int_equal(chmod(locked, 0), 0);
+    if (geteuid() != 0) {
         EXPECT_FAIL(f->store, 1, "Permission denied", "add", (char *)locked);
+    } else {
+        /* Root reads mode-000 files anyway: run the add as nobody (who may
+         * pass through the test directory but not read the file). */
+        assert_int_equal(chmod(f->dir, 0711), 0);
+        char msg[4096];
+        int r = add_in_child(f->store, locked, become_nobody, NULL, msg, sizeof(msg));
+        assert_int_equal(r, 1);
+        char want[4200];
+        snprintf(want, sizeof(want), "cannot open %s: Permission denied: check the file's", locked);
+        ct_assert_one_error(msg, want);
+        assert_int_equal(chmod(f->dir, 0700), 0);
     }
 }
 
@@ -140,34 +205,90 @@ test_not_a_store(void **state)
     EXPECT_FAIL(file, 3, "store", "ls");
 }
 
+/* What `nvx add FILE --chunker MODE` must do with a damaged or foreign file:
+ * exit code per mode (auto, cdc, gguf, llama2c, fixed) and the error. */
+typedef struct bad_case {
+    const char *file;
+    int code[5];
+    const char *why; /* in the error line of the failing modes */
+} bad_case;
+
 static void
 test_bad_models(void **state)
 {
     fixture *f = *state;
-    char *src = tu_model_path("aidreams260K-f32.gguf");
-    if (!src)
+    char *gguf = tu_model_path("aidreams260K-f32.gguf");
+    char *l2c = tu_model_path("aidreams260K.bin");
+    if (!gguf || !l2c)
         skip();
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(tu_read_file(src, &buf, &len), 0);
-    const char *trunc = ct_path(f->dir, "trunc.gguf");
-    assert_int_equal(tu_write_file(trunc, buf, 3000), 0);
-    EXPECT_FAIL(f->store, 4, "malformed GGUF", "add", (char *)trunc, "--chunker", "gguf");
-    EXPECT_FAIL(f->store, 4, "malformed GGUF", "add", (char *)trunc);
-    assert_int_equal(tu_write_file(trunc, buf, len - 10), 0);
-    EXPECT_FAIL(f->store, 4, "malformed GGUF", "add", (char *)trunc);
-    const char *garbage = ct_path(f->dir, "garbage.bin");
-    ct_write_random(garbage, 70000, 6);
-    EXPECT_FAIL(f->store, 4, "not a GGUF file", "add", (char *)garbage, "--chunker", "gguf");
-    EXPECT_FAIL(f->store, 4, "not a llama2.c", "add", (char *)garbage, "--chunker", "llama2c");
-    /* Nothing was added by the failures. */
+    uint8_t *g, *l;
+    size_t glen, llen;
+    assert_int_equal(tu_read_file(gguf, &g, &glen), 0);
+    assert_int_equal(tu_read_file(l2c, &l, &llen), 0);
+    char *paths[6];
+    const char *names[6] = { "empty", "garbage", "head.gguf", "tail.gguf", "short.bin", "long.bin" };
+    for (int i = 0; i < 6; i++)
+        paths[i] = strdup(ct_path(f->dir, names[i]));
+    assert_int_equal(tu_write_file(paths[0], g, 0), 0);
+    ct_write_random(paths[1], 70000, 6);
+    assert_int_equal(tu_write_file(paths[2], g, 3000), 0);        /* in the metadata */
+    assert_int_equal(tu_write_file(paths[3], g, glen - 10), 0);   /* in the last tensor */
+    assert_int_equal(tu_write_file(paths[4], l, llen / 2), 0);    /* llama2.c: size off */
+    uint8_t *l2 = malloc(llen + 1);
+    memcpy(l2, l, llen);
+    l2[llen] = 0;
+    assert_int_equal(tu_write_file(paths[5], l2, llen + 1), 0);
+    /* A file that is not of the asked format is refused (exit 4); auto only
+     * refuses a file that starts with the GGUF magic and does not parse,
+     * and adds anything else as raw bytes, like cdc and fixed. */
+    const bad_case cases[] = {
+        { paths[0], { 0, 0, 4, 4, 0 }, NULL },
+        { paths[1], { 0, 0, 4, 4, 0 }, NULL },
+        { paths[2], { 4, 0, 4, 4, 0 }, "malformed GGUF" },
+        { paths[3], { 4, 0, 4, 4, 0 }, "malformed GGUF" },
+        { paths[4], { 0, 0, 4, 4, 0 }, NULL },
+        { paths[5], { 0, 0, 4, 4, 0 }, NULL },
+    };
+    size_t added = 0;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (int m = 0; m < 5; m++) {
+            char *out, *err;
+            char *args[] = { "add", (char *)cases[c].file, "--chunker",
+                             (char *)cli_chunker_mode_names[m] };
+            int r = ct_runv(f->store, 4, args, &out, &err);
+            if (r != cases[c].code[m])
+                fail_msg("add %s --chunker %s: exit %d, wanted %d: %s", cases[c].file,
+                         cli_chunker_mode_names[m], r, cases[c].code[m], err);
+            if (r == 0) {
+                assert_string_equal(err, "");
+                added += strstr(out, "already stored") == NULL;
+            } else if (m == CLI_CHUNKER_GGUF && !cases[c].why) {
+                ct_assert_one_error(err, "not a GGUF file: check the file or use --chunker cdc");
+            } else if (m == CLI_CHUNKER_LLAMA2C) {
+                ct_assert_one_error(err, "not a llama2.c checkpoint");
+            } else {
+                ct_assert_one_error(err, cases[c].why);
+            }
+            free(out);
+            free(err);
+        }
+    }
+    /* What was added is whole; what failed left nothing behind. */
     char *out, *err;
-    if (ct_run(f->store, &out, &err, "ls", "--json", NULL) == 0)
-        assert_string_equal(out, "[]\n");
+    ct_ok(f->store, &out, &err, "-q", "ls", NULL);
+    assert_int_equal(strlen(out), added * (CAS_HASH_HEX_LEN + 1));
     free(out);
     free(err);
-    free(buf);
-    free(src);
+    ct_ok(f->store, &out, &err, "verify", "--all", NULL);
+    free(out);
+    free(err);
+    for (int i = 0; i < 6; i++)
+        free(paths[i]);
+    free(l2);
+    free(g);
+    free(l);
+    free(gguf);
+    free(l2c);
 }
 
 static void
@@ -316,40 +437,6 @@ count_entries(const char *dir)
     return n;
 }
 
-/* Runs `nvx --store store add file` with RLIMIT_FSIZE at limit bytes (and
- * SIGXFSZ ignored, so writes fail with EFBIG as on a full disk); returns the
- * exit status and the captured stderr. */
-static int
-add_with_fsize_limit(const char *store, const char *file, rlim_t limit, char *err, size_t cap)
-{
-    int pe[2];
-    assert_int_equal(pipe(pe), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct rlimit rl = { limit, limit };
-        signal(SIGXFSZ, SIG_IGN);
-        setrlimit(RLIMIT_FSIZE, &rl);
-        dup2(pe[1], 2);
-        close(pe[0]);
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 1);
-        execl(ct_nvx(), "nvx", "--store", store, "add", file, (char *)NULL);
-        _exit(127);
-    }
-    close(pe[1]);
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < cap && (k = read(pe[0], err + n, cap - 1 - n)) > 0)
-        n += (size_t)k;
-    err[n] = '\0';
-    close(pe[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        ;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void
 test_disk_full(void **state)
 {
@@ -363,7 +450,8 @@ test_disk_full(void **state)
     const char *big = ct_path(f->dir, "big.bin");
     ct_write_random(big, 8 << 20, 9);
     char msg[4096];
-    int r = add_with_fsize_limit(f->store, big, 2 << 20, msg, sizeof(msg));
+    rlim_t limit = 2 << 20;
+    int r = add_in_child(f->store, big, limit_fsize, &limit, msg, sizeof(msg));
     assert_int_equal(r, 1);
     ct_assert_one_error(msg, "the store is unchanged");
     assert_int_equal(count_entries(ct_path(f->store, "tmp")), 0);
