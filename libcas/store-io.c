@@ -8,13 +8,16 @@
  *
  * The data file is mapped read-only (it is 0444 and its size is checked
  * against the manifest first): hashing reads the page cache directly and
- * export writes straight from the mapping, one copy fewer than pread. A
- * regular output file is written with pwrite at each batch's offset, so the
- * workers never wait for each other; a pipe is written in batch order. The
- * bytes written are the bytes just hashed. (A process that truncates a data
+ * export writes the same page-cache pages, one copy fewer than pread. A
+ * regular output file gets each batch at its offset with copy_file_range (an
+ * in-kernel page-cache copy, as cp does; pwrite from the mapping where the
+ * file systems refuse), so the workers never wait for each other; a pipe is
+ * written from the mapping in batch order. Either way the bytes written are
+ * the page-cache pages just hashed. (A process that truncates a data
  * file while it is being read would raise SIGBUS; data files are read-only
  * and only the store removes them, by unlink, which keeps the mapping.)
  */
+#define _GNU_SOURCE /* copy_file_range() */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,7 +44,8 @@ typedef struct io_ctx {
     const uint8_t *map;    /* the data file, mapped read-only */
     int data_fd;           /* and open, for read-ahead hints */
     int out_fd;            /* export: output; verify: -1 */
-    bool out_seekable;     /* regular output: pwrite at batch offsets */
+    bool out_seekable;     /* regular output: written at batch offsets */
+    bool no_cfr;           /* copy_file_range refused: pwrite from the mapping */
     const uint8_t *bitmap; /* partial model: verified chunks, else NULL */
     io_batch *batches;
     size_t n_batches, next, write_turn;
@@ -168,6 +172,29 @@ prefetch(io_ctx *c, size_t bi)
                       POSIX_FADV_WILLNEED);
 }
 
+/* Writes batch b (hashed from buf, the mapping) at its offset in the
+ * output: copy_file_range from the data file, else pwrite. */
+static int
+write_at(io_ctx *c, const uint8_t *buf, const io_batch *b)
+{
+    size_t done = 0;
+    while (done < b->bytes && !__atomic_load_n(&c->no_cfr, __ATOMIC_RELAXED)) {
+        loff_t in = (loff_t)(b->off + done), out = in;
+        ssize_t n = copy_file_range(c->data_fd, &in, c->out_fd, &out, b->bytes - done, 0);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP &&
+            errno != EBADF)
+            return -errno;
+        __atomic_store_n(&c->no_cfr, true, __ATOMIC_RELAXED); /* also n == 0: short file */
+    }
+    return cas__pwrite_full(c->out_fd, buf + done, b->bytes - done, b->off + done);
+}
+
 static void *
 io_worker(void *arg)
 {
@@ -186,7 +213,7 @@ io_worker(void *arg)
         bool ok = check_batch(c, b, buf);
         int r = 0;
         if (c->out_fd >= 0 && ok && c->out_seekable) {
-            r = cas__pwrite_full(c->out_fd, buf, b->bytes, b->off);
+            r = write_at(c, buf, b);
         } else if (c->out_fd >= 0 && ok) {
             pthread_mutex_lock(&c->mu);
             while (!c->stop && c->write_turn != bi)
