@@ -302,7 +302,7 @@ build_weights(builder *b, rt_model *m)
         uint32_t rows[] = { 0, dim, kv_dim, kv_dim, dim, 0, hid, dim, hid };
         uint32_t cols[] = { dim, dim, dim, dim, dim, dim, dim, hid, dim };
         for (int i = 0; i < 9; i++) {
-            snprintf(name, sizeof(name), "blk.%u.%s.weight", l, t[i].suffix);
+            snprintf(name, sizeof(name), "blk.%u.%s.weight", (unsigned)l, t[i].suffix);
             rt__mat *d = dst[i] ? dst[i] : &norm;
             r = load_tensor(b, name, t[i].kind, li, rows[i], cols[i], d);
             if (r < 0)
