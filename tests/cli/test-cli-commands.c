@@ -2,6 +2,7 @@
 /* Every command end to end through the real binary, in a temp store. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,114 @@ test_help(void **state)
     free(err);
 }
 
+/* info --json lists every chunk: in order, without gaps, covering the whole
+ * file, each id the hash of the file's bytes at its offset. */
+static void
+check_chunk_list(const char *json, const char *file)
+{
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(tu_read_file(file, &data, &len), 0);
+    const char *p = strstr(json, "\"chunks\":[");
+    assert_non_null(p);
+    p += strlen("\"chunks\":[");
+    uint64_t next = 0;
+    size_t n = 0;
+    while (*p == '{') {
+        char hex[CAS_HASH_HEX_LEN + 1], want[CAS_HASH_HEX_LEN + 1];
+        unsigned long long off, clen;
+        int used = 0;
+        assert_int_equal(sscanf(p, "{\"id\":\"%64[0-9a-f]\",\"offset\":%llu,\"len\":%llu}%n", hex,
+                                &off, &clen, &used),
+                         3);
+        assert_true(used > 0);
+        assert_int_equal(off, next);
+        assert_true(clen > 0 && clen <= len - off);
+        uint8_t h[CAS_HASH_LEN];
+        cas_hash(data + off, (size_t)clen, h);
+        cas_hash_to_hex(h, want);
+        assert_string_equal(hex, want);
+        next = off + clen;
+        n++;
+        p += used;
+        if (*p == ',')
+            p++;
+    }
+    assert_int_equal(*p, ']');
+    assert_int_equal(next, len);
+    assert_true(n > 1);
+    char count[64];
+    snprintf(count, sizeof(count), "\"present\":%zu", n);
+    assert_non_null(strstr(json, count));
+    free(data);
+}
+
+/* True when the man page has a tagged paragraph (.TP) whose tag, after its
+ * font macro and an opening quote, starts with the word cmd. */
+static bool
+man_has_entry(const char *text, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    for (const char *p = text; (p = strstr(p, "\n.TP\n.B")) != NULL; p++) {
+        const char *tag = p + strlen("\n.TP\n.B");
+        tag += strspn(tag, "IR");
+        tag += strspn(tag, " \"");
+        if (strncmp(tag, cmd, n) == 0 && strchr(" \"\n", tag[n]))
+            return true;
+    }
+    return false;
+}
+
+/* The exit codes and environment variables nvx --help names are in nvx(1),
+ * and so are the commands of the local store. */
+static void
+test_man_page(void **state)
+{
+    const char *src = getenv("NVX_SOURCE_ROOT");
+    if (!src)
+        skip();
+    uint8_t *man;
+    size_t len;
+    assert_int_equal(tu_read_file(ct_path(src, "contrib/nvx.1"), &man, &len), 0);
+    char *text = calloc(1, len + 1);
+    memcpy(text, man, len);
+    char *out, *err;
+    ct_ok(NULL, &out, &err, "--help", NULL);
+    const char *codes = strstr(out, "exit codes:\n");
+    assert_non_null(codes);
+    int n = 0;
+    for (const char *p = codes; (p = strstr(p, "\n  ")) != NULL && p[3] >= '0' && p[3] <= '9'; p++) {
+        char want[16];
+        snprintf(want, sizeof(want), "\n.B %c\n", p[3]);
+        if (!strstr(text, want))
+            fail_msg("exit code %c is not in nvx(1)", p[3]);
+        n++;
+    }
+    assert_int_equal(n, 6);
+    const char *env = strstr(out, "environment:\n");
+    assert_non_null(env);
+    n = 0;
+    for (const char *p = strchr(env, '\n'); p && p[1] == ' '; p = strchr(p + 1, '\n')) {
+        char var[64], want[80];
+        if (sscanf(p + 1, "  %63[A-Z_]", var) != 1)
+            continue; /* a continuation line */
+        snprintf(want, sizeof(want), "\n.B %s\n", var);
+        if (!strstr(text, want))
+            fail_msg("%s is not in the ENVIRONMENT of nvx(1)", var);
+        n++;
+    }
+    assert_true(n >= 5);
+    const char *cmds[] = { "add",    "ls",  "info", "export", "cat",  "manifest", "verify",
+                           "pin",    "rm",  "gc",   "key",    "sign", "trust" };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (!man_has_entry(text, cmds[i]))
+            fail_msg("command '%s' has no entry in nvx(1)", cmds[i]);
+    free(out);
+    free(err);
+    free(text);
+    free(man);
+}
+
 static void
 test_add_ls_info(void **state)
 {
@@ -130,8 +239,7 @@ test_add_ls_info(void **state)
     free(err);
     ct_ok(f->store, &out, &err, "info", id, "--json", NULL);
     ct_assert_json(out);
-    assert_non_null(strstr(out, "\"chunks\":[{\"id\":\""));
-    assert_non_null(strstr(out, "\"len\":"));
+    check_chunk_list(out, file);
     assert_non_null(strstr(out, "\"signatures\":[]"));
     free(out);
     free(err);
@@ -322,6 +430,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_man_page),
         cmocka_unit_test_setup_teardown(test_add_ls_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, setup, teardown),
