@@ -22,6 +22,7 @@ rt_model_file_open(const char *path, const rt_model_opts *opts, rt_model_file **
     if (!path || !ret)
         return -EINVAL;
     int r, fd = -1;
+    size_t len = 0;
     void *map = MAP_FAILED, *arena = NULL;
     rt_model_file *f = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -38,7 +39,7 @@ rt_model_file_open(const char *path, const rt_model_opts *opts, rt_model_file **
         r = -EBADMSG;
         goto out;
     }
-    size_t len = (size_t)st.st_size;
+    len = (size_t)st.st_size;
     map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
         r = -errno;

@@ -275,7 +275,7 @@ build_weights(builder *b, rt_model *m)
 {
     const rt_config *c = &b->cfg;
     uint32_t dim = c->dim, kv_dim = dim / c->n_heads * c->n_kv_heads, hid = c->hidden_dim;
-    rt_layer scratch_layer;
+    rt_layer scratch_layer = { 0 }; /* written, never read, while planning */
     rt_layer *layers =
         arena_alloc(&b->a, (uint64_t)sizeof(rt_layer) * c->n_layers, &b->a.rep->other);
     rt__mat tmp;
