@@ -13,6 +13,7 @@
 
 #include "runtime/model-file.h"
 #include "runtime/model.h"
+#include "synth.h"
 #include "testutil.h"
 
 /* reference.md, section 1: greedy ids after BOS for aidreams260K. */
@@ -473,6 +474,84 @@ test_states(void **state)
     free(f);
 }
 
+/* A tiny llama GGUF built from the specification (synth.c), with one thing
+ * broken per variant; the loader must refuse each with -EBADMSG. */
+enum {
+    BAD_NONE,
+    BAD_ARCH,
+    BAD_MISSING,
+    BAD_SHAPE,
+    BAD_TYPE,
+    BAD_ROPE,
+    BAD_HEADS,
+    BAD_VOCAB1
+};
+
+static uint8_t *
+tiny_llama(int bad, size_t *len)
+{
+    enum {
+        D = 32,
+        H = 64,
+        V = 16,
+        KV = 16
+    };
+    static float w[H * D];
+    for (size_t i = 0; i < H * D; i++)
+        w[i] = (float)((i * 7919) % 101) / 101.0f - 0.5f;
+    synth s;
+    synth_init(&s, 3);
+    synth_kv_str(&s, "general.architecture", bad == BAD_ARCH ? "gpt2" : "llama");
+    synth_kv_u32(&s, "llama.embedding_length", D);
+    synth_kv_u32(&s, "llama.feed_forward_length", H);
+    synth_kv_u32(&s, "llama.block_count", 1);
+    synth_kv_u32(&s, "llama.attention.head_count", bad == BAD_HEADS ? 3 : 2);
+    synth_kv_u32(&s, "llama.attention.head_count_kv", 1);
+    synth_kv_u32(&s, "llama.context_length", 8);
+    synth_kv_u32(&s, "llama.rope.dimension_count", bad == BAD_ROPE ? 8 : 16);
+    const uint64_t emb[2] = { D, V }, vec[1] = { D }, sq[2] = { D, D }, kv[2] = { D, KV },
+                   up[2] = { D, H }, down[2] = { H, bad == BAD_SHAPE ? D + 1 : D };
+    synth_tensor(&s, "token_embd.weight", 0, 2, emb, w, sizeof(float) * D * V);
+    synth_tensor(&s, "output_norm.weight", 0, 1, vec, w, sizeof(float) * D);
+    synth_tensor(&s, "blk.0.attn_norm.weight", 0, 1, vec, w, sizeof(float) * D);
+    if (bad != BAD_MISSING)
+        synth_tensor(&s, "blk.0.attn_q.weight", 0, 2, sq, w, sizeof(float) * D * D);
+    synth_tensor(&s, "blk.0.attn_k.weight", 0, 2, kv, w, sizeof(float) * D * KV);
+    synth_tensor(&s, "blk.0.attn_v.weight", 0, 2, kv, w, sizeof(float) * D * KV);
+    if (bad == BAD_TYPE) /* q4_1: parsed, not computed */
+        synth_tensor(&s, "blk.0.attn_output.weight", 3, 2, sq, w, 20 * D);
+    else
+        synth_tensor(&s, "blk.0.attn_output.weight", 0, 2, sq, w, sizeof(float) * D * D);
+    synth_tensor(&s, "blk.0.ffn_norm.weight", 0, 1, vec, w, sizeof(float) * D);
+    synth_tensor(&s, "blk.0.ffn_gate.weight", 0, 2, up, w, sizeof(float) * D * H);
+    synth_tensor(&s, "blk.0.ffn_down.weight", 0, 2, down, w, sizeof(float) * H * down[1]);
+    synth_tensor(&s, "blk.0.ffn_up.weight", 0, 2, up, w, sizeof(float) * D * H);
+    return synth_finish(&s, len);
+}
+
+static void
+test_model_malformed(void **state)
+{
+    for (int bad = BAD_NONE; bad <= BAD_HEADS; bad++) {
+        size_t len;
+        uint8_t *f = tiny_llama(bad, &len);
+        rt_arena_report rep;
+        int r = rt_model_plan(f, len, NULL, &rep);
+        assert_int_equal(r, bad == BAD_NONE ? 0 : -EBADMSG);
+        if (bad == BAD_NONE) {
+            void *arena;
+            rt_model *m = make(f, len, NULL, &arena);
+            assert_true(rt_model_config(m)->shared_classifier);
+            assert_non_null(rt_forward(m, 3, 0));
+            free(arena);
+            /* Truncated anywhere: refused. */
+            for (size_t n = 0; n < len; n += 97)
+                assert_int_equal(rt_model_plan(f, n, NULL, &rep), -EBADMSG);
+        }
+        free(f);
+    }
+}
+
 int
 main(void)
 {
@@ -482,7 +561,7 @@ main(void)
         cmocka_unit_test(test_requant_and_kv), cmocka_unit_test(test_arena_mcu),
         cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_mmap),
         cmocka_unit_test(test_mixed_types),    cmocka_unit_test(test_stories_gqa),
-        cmocka_unit_test(test_states),
+        cmocka_unit_test(test_states),         cmocka_unit_test(test_model_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
