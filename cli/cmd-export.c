@@ -65,12 +65,9 @@ print_done(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *out)
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "id");
-        cli_json_str(&j, hex);
-        cli_json_key(&j, "file");
-        cli_json_str(&j, out);
-        cli_json_key(&j, "verified");
-        cli_json_bool(&j, true);
+        cli_json_kv_str(&j, "id", hex);
+        cli_json_kv_str(&j, "file", out);
+        cli_json_kv_bool(&j, "verified", true);
         cli_json_obj_end(&j);
         cli_json_finish(&j);
     } else if (!ctx->quiet) {

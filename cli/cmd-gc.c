@@ -33,10 +33,8 @@ one(void *userdata, const cas_model_info *m)
     cas_hash_to_hex(m->id, hex);
     if (st->ctx->json) {
         cli_json_obj_begin(st->j);
-        cli_json_key(st->j, "id");
-        cli_json_str(st->j, hex);
-        cli_json_key(st->j, "size");
-        cli_json_u64(st->j, m->size);
+        cli_json_kv_str(st->j, "id", hex);
+        cli_json_kv_u64(st->j, "size", m->size);
         cli_json_obj_end(st->j);
     } else if (!st->ctx->quiet) {
         printf("%s %s  %s\n", st->dry ? "would remove" : "removed", hex,
@@ -70,8 +68,7 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
     gc_state st = { ctx, &j, dry };
     if (ctx->json) {
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "dry_run");
-        cli_json_bool(&j, dry);
+        cli_json_kv_bool(&j, "dry_run", dry);
         cli_json_key(&j, "models");
         cli_json_arr_begin(&j);
     }
@@ -79,10 +76,8 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
     r = cas_store_gc(s, dry ? CAS_GC_DRY_RUN : 0, one, &st, &res);
     if (ctx->json) {
         cli_json_arr_end(&j);
-        cli_json_key(&j, "removed");
-        cli_json_u64(&j, res.n_models);
-        cli_json_key(&j, "bytes");
-        cli_json_u64(&j, res.bytes);
+        cli_json_kv_u64(&j, "removed", res.n_models);
+        cli_json_kv_u64(&j, "bytes", res.bytes);
         cli_json_obj_end(&j);
         if (cli_json_finish(&j) < 0 && r >= 0)
             return CLI_EXIT_FAIL;

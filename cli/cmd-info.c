@@ -47,12 +47,9 @@ json_chunks(cli_json *j, const cas_manifest *m)
             break;
         cas_hash_to_hex(c.id, hex);
         cli_json_obj_begin(j);
-        cli_json_key(j, "id");
-        cli_json_str(j, hex);
-        cli_json_key(j, "offset");
-        cli_json_u64(j, c.offset);
-        cli_json_key(j, "len");
-        cli_json_u64(j, c.len);
+        cli_json_kv_str(j, "id", hex);
+        cli_json_kv_u64(j, "offset", c.offset);
+        cli_json_kv_u64(j, "len", c.len);
         cli_json_obj_end(j);
     }
     cli_json_arr_end(j);
@@ -67,21 +64,16 @@ json_tensors(cli_json *j, const cas_manifest *m)
         if (cas_manifest_tensor(m, i, &t) < 0)
             break;
         cli_json_obj_begin(j);
-        cli_json_key(j, "name");
-        cli_json_str(j, t.name);
-        cli_json_key(j, "type");
-        cli_json_str(j, rt_type_name(t.type));
-        cli_json_key(j, "type_id");
-        cli_json_u64(j, t.type);
+        cli_json_kv_str(j, "name", t.name);
+        cli_json_kv_str(j, "type", rt_type_name(t.type));
+        cli_json_kv_u64(j, "type_id", t.type);
         cli_json_key(j, "dims");
         cli_json_arr_begin(j);
         for (uint32_t d = 0; d < t.n_dims; d++)
             cli_json_u64(j, t.dims[d]);
         cli_json_arr_end(j);
-        cli_json_key(j, "offset");
-        cli_json_u64(j, t.offset);
-        cli_json_key(j, "size");
-        cli_json_u64(j, t.size);
+        cli_json_kv_u64(j, "offset", t.offset);
+        cli_json_kv_u64(j, "size", t.size);
         cli_json_obj_end(j);
     }
     cli_json_arr_end(j);
@@ -95,31 +87,21 @@ print_json(cas_store *s, const info_data *d)
     cas_chunker_params p;
     cas_chunker_kind k = cas_manifest_chunker(d->m, &p);
     cli_json_obj_begin(&j);
-    cli_json_key(&j, "id");
-    cli_json_str(&j, d->hex);
+    cli_json_kv_str(&j, "id", d->hex);
     cli_json_key(&j, "names");
     cli_model_names_json(s, d->id, &j);
-    cli_json_key(&j, "size");
-    cli_json_u64(&j, d->mi.size);
-    cli_json_key(&j, "state");
-    cli_json_str(&j, d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial");
-    cli_json_key(&j, "pinned");
-    cli_json_bool(&j, d->mi.pinned);
-    cli_json_key(&j, "added");
-    cli_json_u64(&j, d->mi.added);
+    cli_json_kv_u64(&j, "size", d->mi.size);
+    cli_json_kv_str(&j, "state", d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial");
+    cli_json_kv_bool(&j, "pinned", d->mi.pinned);
+    cli_json_kv_u64(&j, "added", d->mi.added);
     cli_json_key(&j, "chunker");
     cli_json_obj_begin(&j);
-    cli_json_key(&j, "kind");
-    cli_json_str(&j, cas_chunker_kind_to_string(k));
-    cli_json_key(&j, "min");
-    cli_json_u64(&j, p.min);
-    cli_json_key(&j, "avg");
-    cli_json_u64(&j, p.avg);
-    cli_json_key(&j, "max");
-    cli_json_u64(&j, p.max);
+    cli_json_kv_str(&j, "kind", cas_chunker_kind_to_string(k));
+    cli_json_kv_u64(&j, "min", p.min);
+    cli_json_kv_u64(&j, "avg", p.avg);
+    cli_json_kv_u64(&j, "max", p.max);
     cli_json_obj_end(&j);
-    cli_json_key(&j, "present");
-    cli_json_u64(&j, d->mi.n_present);
+    cli_json_kv_u64(&j, "present", d->mi.n_present);
     cli_json_key(&j, "metadata");
     cli_json_obj_begin(&j);
     for (size_t i = 0; i < cas_manifest_meta_count(d->m); i++) {

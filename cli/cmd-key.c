@@ -247,16 +247,12 @@ print_pub(cli_ctx *ctx, const cas_pubkey *pk, const char *sec, const char *pub)
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "key_id");
-        cli_json_str(&j, id);
-        cli_json_key(&j, "public_key");
-        cli_json_str(&j, b64);
+        cli_json_kv_str(&j, "key_id", id);
+        cli_json_kv_str(&j, "public_key", b64);
         if (sec) {
-            cli_json_key(&j, "secret_key_file");
-            cli_json_str(&j, sec);
+            cli_json_kv_str(&j, "secret_key_file", sec);
         }
-        cli_json_key(&j, "public_key_file");
-        cli_json_str(&j, pub);
+        cli_json_kv_str(&j, "public_key_file", pub);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }

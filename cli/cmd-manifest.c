@@ -123,14 +123,10 @@ cli_manifest_main(cli_ctx *ctx, int argc, char **argv)
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "id");
-        cli_json_str(&j, hex);
-        cli_json_key(&j, "manifest");
-        cli_json_str(&j, out);
-        cli_json_key(&j, "bytes");
-        cli_json_u64(&j, ml);
-        cli_json_key(&j, "sig");
-        cli_json_str(&j, sig);
+        cli_json_kv_str(&j, "id", hex);
+        cli_json_kv_str(&j, "manifest", out);
+        cli_json_kv_u64(&j, "bytes", ml);
+        cli_json_kv_str(&j, "sig", sig);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }

@@ -45,10 +45,8 @@ done(cli_ctx *ctx, const char *verb, const uint8_t id[CAS_HASH_LEN])
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "id");
-        cli_json_str(&j, hex);
-        cli_json_key(&j, "action");
-        cli_json_str(&j, verb);
+        cli_json_kv_str(&j, "id", hex);
+        cli_json_kv_str(&j, "action", verb);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }

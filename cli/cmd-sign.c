@@ -86,16 +86,11 @@ report(cli_ctx *ctx, const char *idhex, const char *kid, const char *name, uint6
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "id");
-        cli_json_str(&j, idhex);
-        cli_json_key(&j, "key_id");
-        cli_json_str(&j, kid);
-        cli_json_key(&j, "name");
-        cli_json_str(&j, name);
-        cli_json_key(&j, "timestamp");
-        cli_json_u64(&j, ts);
-        cli_json_key(&j, "replaced");
-        cli_json_u64(&j, replaced);
+        cli_json_kv_str(&j, "id", idhex);
+        cli_json_kv_str(&j, "key_id", kid);
+        cli_json_kv_str(&j, "name", name);
+        cli_json_kv_u64(&j, "timestamp", ts);
+        cli_json_kv_u64(&j, "replaced", replaced);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }

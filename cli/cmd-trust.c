@@ -82,12 +82,9 @@ trust_add(cli_ctx *ctx, const char *key, const char *name)
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "key_id");
-        cli_json_str(&j, kid);
-        cli_json_key(&j, "name");
-        cli_json_str(&j, name ? name : "");
-        cli_json_key(&j, "public_key");
-        cli_json_str(&j, b64);
+        cli_json_kv_str(&j, "key_id", kid);
+        cli_json_kv_str(&j, "name", name ? name : "");
+        cli_json_kv_str(&j, "public_key", b64);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }
@@ -124,12 +121,9 @@ ls_one(void *userdata, const uint8_t *key_id, size_t key_id_len, const uint8_t *
     st->n++;
     if (st->ctx->json) {
         cli_json_obj_begin(&st->j);
-        cli_json_key(&st->j, "key_id");
-        cli_json_str(&st->j, kid);
-        cli_json_key(&st->j, "name");
-        cli_json_str(&st->j, name);
-        cli_json_key(&st->j, "public_key");
-        cli_json_str(&st->j, b64);
+        cli_json_kv_str(&st->j, "key_id", kid);
+        cli_json_kv_str(&st->j, "name", name);
+        cli_json_kv_str(&st->j, "public_key", b64);
         cli_json_obj_end(&st->j);
         return 0;
     }
@@ -221,8 +215,7 @@ trust_rm(cli_ctx *ctx, const char *what)
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "removed");
-        cli_json_str(&j, kid);
+        cli_json_kv_str(&j, "removed", kid);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }

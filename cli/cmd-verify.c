@@ -138,25 +138,19 @@ json_model(cli_json *j, const vmodel *m)
     char hex[CAS_HASH_HEX_LEN + 1];
     cas_hash_to_hex(m->id, hex);
     cli_json_obj_begin(j);
-    cli_json_key(j, "id");
-    cli_json_str(j, hex);
-    cli_json_key(j, "ok");
-    cli_json_bool(j, m->ok && m->n_bad_sigs == 0);
+    cli_json_kv_str(j, "id", hex);
+    cli_json_kv_bool(j, "ok", m->ok && m->n_bad_sigs == 0);
     cli_json_key(j, "problems");
     cli_json_arr_begin(j);
     for (size_t k = 0; k < m->n_problems && k < PROBLEMS_KEPT; k++) {
         const cas_store_problem *p = &m->problems[k];
         cli_json_obj_begin(j);
         if (p->chunk_index != CAS_STORE_NO_CHUNK) {
-            cli_json_key(j, "chunk");
-            cli_json_u64(j, p->chunk_index);
-            cli_json_key(j, "offset");
-            cli_json_u64(j, p->offset);
-            cli_json_key(j, "len");
-            cli_json_u64(j, p->len);
+            cli_json_kv_u64(j, "chunk", p->chunk_index);
+            cli_json_kv_u64(j, "offset", p->offset);
+            cli_json_kv_u64(j, "len", p->len);
         }
-        cli_json_key(j, "error");
-        cli_json_str(j, problem_text(p->error));
+        cli_json_kv_str(j, "error", problem_text(p->error));
         cli_json_obj_end(j);
     }
     cli_json_arr_end(j);
@@ -227,8 +221,7 @@ report(cli_ctx *ctx, vstate *st, bool require_trusted)
     }
     if (ctx->json) {
         cli_json_arr_end(&j);
-        cli_json_key(&j, "ok");
-        cli_json_bool(&j, bad == 0);
+        cli_json_kv_bool(&j, "ok", bad == 0);
         cli_json_obj_end(&j);
         cli_json_finish(&j);
     }

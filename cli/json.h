@@ -8,8 +8,9 @@
  *     cli_json j;
  *     cli_json_init(&j, stdout);
  *     cli_json_obj_begin(&j);
- *     cli_json_key(&j, "id");   cli_json_str(&j, id_hex);
- *     cli_json_key(&j, "size"); cli_json_u64(&j, size);
+ *     cli_json_kv_str(&j, "id", id_hex);     // = cli_json_key + cli_json_str
+ *     cli_json_key(&j, "chunks");
+ *     cli_json_arr_begin(&j); ... cli_json_arr_end(&j);
  *     cli_json_obj_end(&j);
  *     cli_json_finish(&j);      // newline after the document
  *
@@ -52,6 +53,13 @@ void cli_json_i64(cli_json *j, int64_t v);
 void cli_json_double(cli_json *j, double v);
 void cli_json_bool(cli_json *j, bool v);
 void cli_json_null(cli_json *j);
+/* An object member: cli_json_key(j, key) then the value. Most --json
+ * output is flat objects; these keep each member on one line. */
+void cli_json_kv_str(cli_json *j, const char *key, const char *s);
+void cli_json_kv_u64(cli_json *j, const char *key, uint64_t v);
+void cli_json_kv_i64(cli_json *j, const char *key, int64_t v);
+void cli_json_kv_double(cli_json *j, const char *key, double v);
+void cli_json_kv_bool(cli_json *j, const char *key, bool v);
 /* Ends the document with a newline and flushes. Returns 0 or -EIO when a
  * write failed (e.g. stdout closed or the disk is full). */
 int cli_json_finish(cli_json *j);

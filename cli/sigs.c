@@ -102,22 +102,16 @@ cli_sigs_json(cli_json *j, const cli_sig_result *r, size_t n)
     cli_json_arr_begin(j);
     for (size_t i = 0; i < n; i++) {
         cli_json_obj_begin(j);
-        cli_json_key(j, "status");
-        cli_json_str(j, cli_sig_status_name(r[i].status));
-        cli_json_key(j, "key_id");
-        cli_json_str(j, r[i].keyid);
-        cli_json_key(j, "key_name");
-        cli_json_str(j, r[i].key_name);
+        cli_json_kv_str(j, "status", cli_sig_status_name(r[i].status));
+        cli_json_kv_str(j, "key_id", r[i].keyid);
+        cli_json_kv_str(j, "key_name", r[i].key_name);
         if (r[i].status == CLI_SIG_TRUSTED) {
-            cli_json_key(j, "trusted_comment");
-            cli_json_str(j, r[i].info.trusted_comment);
+            cli_json_kv_str(j, "trusted_comment", r[i].info.trusted_comment);
             if (r[i].info.has_timestamp) {
-                cli_json_key(j, "timestamp");
-                cli_json_u64(j, r[i].info.timestamp);
+                cli_json_kv_u64(j, "timestamp", r[i].info.timestamp);
             }
             if (r[i].info.has_name) {
-                cli_json_key(j, "name");
-                cli_json_str(j, r[i].info.name);
+                cli_json_kv_str(j, "name", r[i].info.name);
             }
         }
         cli_json_obj_end(j);

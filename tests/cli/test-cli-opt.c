@@ -206,12 +206,20 @@ test_json(void **state)
     cli_json_key(&j, "e");
     cli_json_obj_begin(&j);
     cli_json_obj_end(&j);
+    cli_json_kv_str(&j, "k", "v");
+    cli_json_kv_str(&j, "n", NULL);
+    cli_json_kv_u64(&j, "u", UINT64_MAX);
+    cli_json_kv_i64(&j, "i", INT64_MIN);
+    cli_json_kv_double(&j, "d", -1.5);
+    cli_json_kv_bool(&j, "b", false);
     cli_json_obj_end(&j);
     assert_int_equal(cli_json_finish(&j), 0);
     fclose(f);
     assert_true(ct_json_valid(buf));
     assert_string_equal(buf, "{\"s\":\"q\\\"b\\\\\\n\\u0001\xef\xbf\xbd\xe2\x82\xac\","
-                             "\"a\":[1,-2,true,null,0.25],\"e\":{}}\n");
+                             "\"a\":[1,-2,true,null,0.25],\"e\":{},\"k\":\"v\",\"n\":null,"
+                             "\"u\":18446744073709551615,\"i\":-9223372036854775808,"
+                             "\"d\":-1.5,\"b\":false}\n");
     free(buf);
 }
 
