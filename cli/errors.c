@@ -16,7 +16,7 @@ enum {
     MSG_MAX = 1024, /* bytes of a formatted message before escaping */
 };
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 emit(const char *prefix, const char *fmt, va_list ap, const char *tail)
 {
     char msg[MSG_MAX], esc[4 * MSG_MAX + 8];

@@ -101,7 +101,7 @@ run_mem(size_t mtu, uint64_t *ret_segs)
     uv_loop_init(&loop);
     tp_mem_world *w;
     struct tp_mem_link link = { .mtu = mtu };
-    tp_net *a, *b;
+    tp_net *a = NULL, *b = NULL;
     tp_listener *l;
     tp_conn *c;
     struct state rx = { 0 }, tx = { 0 };
