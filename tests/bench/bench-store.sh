@@ -57,6 +57,7 @@ CP=$DIR/t.cp; RSS=$DIR/t.rss
 
 run() { "$@" > /dev/null 2>&1; }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 i=1
 while [ $i -le "$RUNS" ]; do
     echo "bench-store: run $i/$RUNS" >&2
@@ -108,6 +109,7 @@ ratio() { # ratio LABEL FILE_NVX FILE_BASE TARGET: throughput ratio of medians
 
 echo
 echo "nvx store benchmark: $((BYTES / 1048576)) MiB random file, $RUNS runs, $(nproc) cores, $NVX"
+echo "  load average at start / end: $LOAD0 / $(cut -d' ' -f1-3 /proc/loadavg) (other work skews the ratios)"
 line "nvx add (durable)" "$ADD"
 line "b2sum -l 256" "$B2"
 line "cp FILE STOREDIR && sync" "$CPS"
