@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "libcas/hash.h"
+#include "proto/session.h"
 
 #define NO_EXPIRY UINT64_MAX
 
@@ -33,7 +34,8 @@ typedef struct entry {
     uint64_t next_announce_ms; /* own provider records */
     uint8_t node[PROTO_ID_LEN];
     uint8_t model[PROTO_ID_LEN];
-    cas_namerec *name; /* name records: malloc'd */
+    proto_provider_record prov; /* provider records: as signed (hops unused) */
+    cas_namerec *name;          /* name records: malloc'd */
 } entry;
 
 typedef struct session {
@@ -57,9 +59,8 @@ typedef struct known {
 typedef struct out_rec {
     uint8_t kind;
     uint8_t hops;
-    uint32_t ttl_s;
-    uint8_t node[PROTO_ID_LEN]; /* provider: the provider; for exclusion */
-    uint8_t model[PROTO_ID_LEN];
+    uint32_t ttl_s;             /* name records */
+    proto_provider_record prov; /* provider records (hops set on sending) */
     cas_namerec name;
 } out_rec;
 
@@ -307,10 +308,10 @@ out_from_entry(const nvx_gossip *g, const entry *e, uint64_t now_ms, out_rec *re
     ret->kind = e->kind;
     ret->hops = e->send_hops;
     ret->ttl_s = ttl;
-    memcpy(ret->node, e->node, PROTO_ID_LEN);
-    memcpy(ret->model, e->model, PROTO_ID_LEN);
     if (e->kind == PROTO_RECORD_NAME)
         ret->name = *e->name;
+    else
+        ret->prov = e->prov;
     return true;
 }
 
@@ -325,16 +326,13 @@ send_batch(nvx_gossip *g, const session *s, const batch *b, bool count_forwarded
     proto_announce *a = &m->u.announce;
     for (size_t i = 0; i < b->n; i++) {
         const out_rec *o = &b->r[i];
-        if (o->kind == PROTO_RECORD_PROVIDER && memcmp(o->node, s->node, PROTO_ID_LEN) == 0)
+        if (o->kind == PROTO_RECORD_PROVIDER && memcmp(o->prov.node_id, s->node, PROTO_ID_LEN) == 0)
             continue;
         proto_record *pr = &a->records[a->n];
         pr->kind = o->kind;
         if (o->kind == PROTO_RECORD_PROVIDER) {
-            proto_provider_record *p = &pr->u.provider;
-            memcpy(p->node_id, o->node, PROTO_ID_LEN);
-            memcpy(p->model_id, o->model, PROTO_ID_LEN);
-            p->ttl_s = o->ttl_s;
-            p->hops = o->hops;
+            pr->u.provider = o->prov; /* as signed by its node */
+            pr->u.provider.hops = o->hops;
         } else {
             proto_name_record *p = &pr->u.name;
             memcpy(p->key_id, o->name.keyid, PROTO_KEYID_LEN);
@@ -411,6 +409,8 @@ nvx_gossip_new(const nvx_gossip_cfg *cfg, nvx_gossip **ret)
     if (!g)
         return -ENOMEM;
     g->cfg = *cfg;
+    if (cfg->identity)
+        memcpy(g->cfg.node_id, proto_identity_node_id(cfg->identity), PROTO_ID_LEN);
     if (!g->cfg.ttl_s)
         g->cfg.ttl_s = NVX_GOSSIP_TTL_DEFAULT_S;
     if (!g->cfg.name_ttl_s)
@@ -532,12 +532,22 @@ set_hops(entry *e, uint8_t hops_in)
     e->send_hops = hops_in > 0 ? (uint8_t)(hops_in - 1) : 0;
 }
 
-/* Returns 1 when accepted (and queued in g->fwd when it travels on). */
+/* Returns 1 when accepted (and queued in g->fwd when it travels on).
+ * Provider records are signed by their node over (node, model, time, ttl),
+ * so a relay cannot extend one: the newest time per (node, model) wins, and
+ * a copy coming back around a loop has the same time, a duplicate. */
 static int
 accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
 {
-    if (p->ttl_s == 0 || is_zero(p->node_id, PROTO_ID_LEN) || is_zero(p->model_id, PROTO_ID_LEN)) {
+    uint64_t now_s = now_ms / 1000;
+    if (p->ttl_s == 0 || p->ttl_s > NVX_GOSSIP_TTL_MAX_S || is_zero(p->node_id, PROTO_ID_LEN) ||
+        is_zero(p->model_id, PROTO_ID_LEN) || p->time > now_s + NVX_GOSSIP_SKEW_S) {
         g->st.invalid++;
+        return 0;
+    }
+    uint64_t expires = (p->time + p->ttl_s + NVX_GOSSIP_SKEW_S) * 1000;
+    if (expires <= now_ms) {
+        g->st.duplicates++; /* stale: expired on the way */
         return 0;
     }
     if (memcmp(p->node_id, g->cfg.node_id, PROTO_ID_LEN) == 0) {
@@ -546,14 +556,17 @@ accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
     }
     uint8_t key[CAS_HASH_LEN];
     provider_key(p->node_id, p->model_id, key);
-    uint64_t expires = expiry_of(p->ttl_s, now_ms);
     entry *e = lookup(g, key);
-    if (e) {
-        if (e->own || expires <= e->expires_ms + (uint64_t)NVX_GOSSIP_REFRESH_SLACK_S * 1000) {
-            g->st.duplicates++;
-            return 0;
-        }
-    } else {
+    if (e && (e->own || p->time <= e->prov.time)) {
+        g->st.duplicates++;
+        return 0;
+    }
+    /* Only now the signature: duplicates, the common case, cost no Ed25519. */
+    if (!proto_provider_verify(p)) {
+        g->st.invalid++;
+        return 0;
+    }
+    if (!e) {
         e = slot_new(g);
         if (!e)
             return 0;
@@ -565,6 +578,7 @@ accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
             return 0;
         e = lookup(g, key);
     }
+    e->prov = *p;
     e->expires_ms = expires;
     set_hops(e, p->hops);
     g->st.accepted++;
@@ -770,6 +784,25 @@ is_expired(const entry *e, const void *arg)
     return !e->own && e->expires_ms <= now_ms;
 }
 
+/* (Re-)signs our own provider record e with the current time. */
+static int
+own_sign(nvx_gossip *g, entry *e, uint64_t now_ms)
+{
+    proto_provider_record p;
+    memset(&p, 0, sizeof(p));
+    memcpy(p.model_id, e->model, PROTO_ID_LEN);
+    p.time = now_ms / 1000;
+    p.ttl_s = g->cfg.ttl_s;
+    p.hops = g->cfg.hops;
+    int r = proto_provider_sign(g->cfg.identity, &p);
+    if (r < 0)
+        return r;
+    e->prov = p;
+    e->expires_ms = (p.time + p.ttl_s) * 1000;
+    e->next_announce_ms = now_ms + (uint64_t)g->cfg.ttl_s * 500;
+    return 0;
+}
+
 void
 nvx_gossip_tick(nvx_gossip *g, uint64_t now_ms)
 {
@@ -784,8 +817,8 @@ nvx_gossip_tick(nvx_gossip *g, uint64_t now_ms)
         entry *e = &g->e[i];
         if (!e->own || e->kind != PROTO_RECORD_PROVIDER || now_ms < e->next_announce_ms)
             continue;
-        e->expires_ms = expiry_of(g->cfg.ttl_s, now_ms);
-        e->next_announce_ms = now_ms + (uint64_t)g->cfg.ttl_s * 500;
+        if (own_sign(g, e, now_ms) < 0)
+            continue;
         (void)out_from_entry(g, e, now_ms, &b->r[b->n]);
         if (++b->n == PROTO_ANNOUNCE_MAX) {
             for (size_t j = 0; j < g->n_s; j++)
@@ -807,6 +840,8 @@ nvx_gossip_tick(nvx_gossip *g, uint64_t now_ms)
 int
 nvx_gossip_provide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN], uint64_t now_ms)
 {
+    if (!g->cfg.identity)
+        return -EINVAL;
     uint8_t key[CAS_HASH_LEN];
     provider_key(g->cfg.node_id, model_id, key);
     entry *e = lookup(g, key);
@@ -900,6 +935,28 @@ nvx_gossip_providers(const nvx_gossip *g, const uint8_t model_id[static PROTO_ID
         n++;
     }
     return n;
+}
+
+bool
+nvx_gossip_connected(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN])
+{
+    return node_connected(g, node_id);
+}
+
+int
+nvx_gossip_addr(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], char *ret,
+                size_t cap)
+{
+    for (size_t i = 0; i < g->n_k; i++) {
+        if (memcmp(g->k[i].node, node_id, PROTO_ID_LEN) != 0)
+            continue;
+        size_t len = strlen(g->k[i].addr);
+        if (len >= cap)
+            return -EMSGSIZE;
+        memcpy(ret, g->k[i].addr, len + 1);
+        return 0;
+    }
+    return -ENOENT;
 }
 
 void

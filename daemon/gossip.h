@@ -10,19 +10,26 @@
  * callbacks, to send message bodies, to store a name record, or to dial a
  * peer it heard of.
  *
+ * Time: every now_ms is the wall clock (Unix time in milliseconds), because
+ * provider records carry their node's signed Unix time.
+ *
  * Rules (the "why" is in gossip.c):
- * - Every record carries a TTL (seconds from receipt) and a hop count. A
- *   record is forwarded to every other session with hops - 1 while hops > 0,
- *   never back to the session it came from, and forgotten when it expires.
+ * - Provider records are signed by their node over (node, model, time, TTL)
+ *   (proto_provider_sign) and live until time + TTL (+ NVX_GOSSIP_SKEW_S for
+ *   clock differences). Name records carry a TTL from receipt. Every record
+ *   has a hop count: it is forwarded to every other session with hops - 1
+ *   while hops > 0, never back to the session it came from, and forgotten
+ *   when it expires.
  * - De-duplication: one slot per provider (node, model) and per name
- *   (publisher key id, name). A provider record is new when its expiry is
- *   later than the known one by more than NVX_GOSSIP_REFRESH_SLACK_S (so a
- *   copy coming back around a loop, whose TTL only shrank, is dropped, and a
- *   publisher's refresh goes through). A name record is new when its
- *   sequence is higher than the known one (highest valid sequence wins; an
- *   equal sequence naming something else is dropped: first seen wins).
- * - Name records are verified (Ed25519) before anything else is done with
- *   them; a bad one is dropped and counted.
+ *   (publisher key id, name). A provider record is new when its signed time
+ *   is later than the known one (a copy coming back around a loop is not;
+ *   a node's refresh is). A name record is new when its sequence is higher
+ *   than the known one (highest valid sequence wins; an equal sequence
+ *   naming something else is dropped: first seen wins).
+ * - Signatures (Ed25519) are checked for every record that would be new,
+ *   before it is kept, forwarded or reported; a bad one is dropped and
+ *   counted. Records from the future (beyond the skew), with a TTL over
+ *   NVX_GOSSIP_TTL_MAX_S or all-zero ids are dropped as invalid.
  * - Rate limits per session: a token bucket of records (rate_per_s, burst);
  *   records over it are dropped. One PEERS message per
  *   NVX_GOSSIP_PEX_MIN_INTERVAL_MS is looked at; others are ignored.
@@ -41,11 +48,12 @@
 
 #include "libcas/namerec.h"
 #include "proto/message.h"
+#include "proto/session.h"
 
 enum nvx_gossip_limits {
     NVX_GOSSIP_TTL_DEFAULT_S = 30 * 60,       /* own provider records */
     NVX_GOSSIP_NAME_TTL_DEFAULT_S = 6 * 3600, /* name records held in memory */
-    NVX_GOSSIP_TTL_MAX_S = 24 * 3600,         /* incoming TTLs are clamped to this */
+    NVX_GOSSIP_TTL_MAX_S = 24 * 3600,         /* longest TTL accepted (names: clamped) */
     NVX_GOSSIP_HOPS_DEFAULT = 6,
     NVX_GOSSIP_HOPS_MAX = 16, /* incoming hop counts are clamped to this */
     NVX_GOSSIP_RECORDS_DEFAULT = 4096,
@@ -54,7 +62,7 @@ enum nvx_gossip_limits {
     NVX_GOSSIP_KNOWN_DEFAULT = 256, /* addresses kept for peer exchange */
     NVX_GOSSIP_RATE_DEFAULT = 50,   /* records per second per session */
     NVX_GOSSIP_BURST_DEFAULT = 256, /* a full sync of a small mesh */
-    NVX_GOSSIP_REFRESH_SLACK_S = 60,
+    NVX_GOSSIP_SKEW_S = 5 * 60,     /* clock difference allowed to a provider's signed time */
     NVX_GOSSIP_PEX_MIN_INTERVAL_MS = 10 * 1000,
     NVX_GOSSIP_PEX_INTERVAL_MS = 5 * 60 * 1000, /* PEERS re-sent to every session */
     NVX_GOSSIP_DIALS_PER_PEERS = 8,             /* dial callbacks per PEERS message */
@@ -82,7 +90,10 @@ typedef struct nvx_gossip_ops {
 
 /* Zero fields take the defaults above. */
 typedef struct nvx_gossip_cfg {
-    uint8_t node_id[PROTO_ID_LEN]; /* ours: records about us are not relayed to us */
+    /* Our identity: signs our provider records (proto_provider_sign). NULL:
+     * a relay only (nvx_gossip_provide() is -EINVAL); then node_id is ours. */
+    const proto_identity *identity;
+    uint8_t node_id[PROTO_ID_LEN]; /* ours (from identity when given) */
     const nvx_gossip_ops *ops;     /* required, with ops->send */
     void *userdata;
     uint32_t ttl_s;       /* TTL of our provider records */
@@ -167,6 +178,15 @@ int nvx_gossip_add_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN
  * included) into ret; returns how many there are in all. */
 size_t nvx_gossip_providers(const nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN],
                             uint64_t now_ms, uint8_t (*ret)[PROTO_ID_LEN], size_t cap);
+
+/* True when a session to node_id is up. */
+bool nvx_gossip_connected(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN]);
+
+/* Copies the address known for node_id (nvx_gossip_add_addr(), peer
+ * exchange) into ret (cap bytes, NUL-terminated). Returns 0, -ENOENT,
+ * -EMSGSIZE (cap short). */
+int nvx_gossip_addr(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], char *ret,
+                    size_t cap);
 
 /* Copies the counters. */
 void nvx_gossip_stats_get(const nvx_gossip *g, nvx_gossip_stats *ret);

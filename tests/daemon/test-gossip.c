@@ -88,10 +88,39 @@ static const nvx_gossip_ops ops = {
     .send = h_send, .provider = h_provider, .name = h_name, .dial = h_dial
 };
 
+/* Wall clock of the tests (gossip takes Unix milliseconds): 2026-01-01. */
+#define T0    UINT64_C(1767225600000)
+#define T(ms) (T0 + (uint64_t)(ms))
+#define T0_S  (T0 / 1000)
+
 static void
 id_of(uint8_t id[PROTO_ID_LEN], uint8_t v)
 {
     memset(id, v, PROTO_ID_LEN);
+}
+
+/* Node v's identity (seed v...v), made once. */
+static proto_identity *idents[256];
+
+static proto_identity *
+ident(uint8_t v)
+{
+    if (!idents[v]) {
+        uint8_t seed[PROTO_SEED_LEN];
+        memset(seed, v, sizeof(seed));
+        assert_int_equal(proto_identity_from_seed(seed, &idents[v]), 0);
+    }
+    return idents[v];
+}
+
+/* Node id of node v (0: all zero, an invalid id). */
+static void
+node_of(uint8_t id[PROTO_ID_LEN], uint8_t v)
+{
+    if (v == 0)
+        memset(id, 0, PROTO_ID_LEN);
+    else
+        memcpy(id, proto_identity_node_id(ident(v)), PROTO_ID_LEN);
 }
 
 static void
@@ -107,7 +136,7 @@ setup_cfg(nvx_gossip_cfg *cfg)
 {
     harness *h = calloc(1, sizeof(*h));
     h->msg = malloc(sizeof(*h->msg));
-    id_of(cfg->node_id, 0xee);
+    cfg->identity = ident(0xee);
     cfg->ops = &ops;
     cfg->userdata = h;
     assert_int_equal(nvx_gossip_new(cfg, &h->g), 0);
@@ -157,27 +186,38 @@ static void
 peer_up(harness *h, uint64_t peer, uint8_t node, uint64_t now)
 {
     uint8_t id[PROTO_ID_LEN];
-    id_of(id, node);
-    assert_int_equal(nvx_gossip_peer_up(h->g, peer, id, now), 0);
+    node_of(id, node);
+    assert_int_equal(nvx_gossip_peer_up(h->g, peer, id, T(now)), 0);
 }
 
-/* Feeds an ANNOUNCE of one provider record from peer. */
+/* Feeds an ANNOUNCE of one provider record from peer: node's record for
+ * model, signed at T0_S + time_s. */
 static int
-feed_provider(harness *h, uint64_t peer, uint8_t node, uint8_t model, uint32_t ttl, uint8_t hops,
-              uint64_t now)
+feed_provider_at(harness *h, uint64_t peer, uint8_t node, uint8_t model, int64_t time_s,
+                 uint32_t ttl, uint8_t hops, uint64_t now)
 {
     proto_msg *m = calloc(1, sizeof(*m));
     m->type = PROTO_MSG_ANNOUNCE;
     m->u.announce.n = 1;
     proto_provider_record *p = &m->u.announce.records[0].u.provider;
     m->u.announce.records[0].kind = PROTO_RECORD_PROVIDER;
-    id_of(p->node_id, node);
     id_of(p->model_id, model);
+    p->time = (uint64_t)((int64_t)T0_S + time_s);
     p->ttl_s = ttl;
     p->hops = hops;
-    int r = nvx_gossip_on_message(h->g, peer, m, now);
+    if (node)
+        assert_int_equal(proto_provider_sign(ident(node), p), 0);
+    int r = nvx_gossip_on_message(h->g, peer, m, T(now));
     free(m);
     return r;
+}
+
+/* The same, signed "now". */
+static int
+feed_provider(harness *h, uint64_t peer, uint8_t node, uint8_t model, uint32_t ttl, uint8_t hops,
+              uint64_t now)
+{
+    return feed_provider_at(h, peer, node, model, (int64_t)(now / 1000), ttl, hops, now);
 }
 
 static int
@@ -205,7 +245,7 @@ feed_name(harness *h, uint64_t peer, const cas_namerec *rec, uint8_t hops, uint6
     size_t len;
     assert_int_equal(proto_msg_encode(m, buf, PROTO_MSG_MAX, &len), 0);
     assert_int_equal(proto_msg_decode(PROTO_MSG_ANNOUNCE, buf, len, m), 0);
-    int r = nvx_gossip_on_message(h->g, peer, m, now);
+    int r = nvx_gossip_on_message(h->g, peer, m, T(now));
     free(buf);
     free(m);
     return r;
@@ -217,7 +257,7 @@ test_sync_on_connect(void **state)
     harness *h = *state;
     uint8_t model[PROTO_ID_LEN];
     id_of(model, 0x11);
-    assert_int_equal(nvx_gossip_provide(h->g, model, 1000), 0);
+    assert_int_equal(nvx_gossip_provide(h->g, model, T(1000)), 0);
     assert_int_equal(h->n, 0); /* nobody to tell yet */
     peer_up(h, 1, 0xa1, 2000);
     assert_int_equal(h->n, 1);
@@ -226,18 +266,20 @@ test_sync_on_connect(void **state)
     assert_int_equal(m->u.announce.n, 1);
     proto_provider_record *p = &m->u.announce.records[0].u.provider;
     uint8_t self[PROTO_ID_LEN];
-    id_of(self, 0xee);
+    node_of(self, 0xee);
     assert_memory_equal(p->node_id, self, 32);
     assert_memory_equal(p->model_id, model, 32);
     assert_int_equal(p->hops, NVX_GOSSIP_HOPS_DEFAULT);
-    assert_true(p->ttl_s > NVX_GOSSIP_TTL_DEFAULT_S - 5 && p->ttl_s <= NVX_GOSSIP_TTL_DEFAULT_S);
-    assert_int_equal(nvx_gossip_peer_up(h->g, 1, self, 2000), -EEXIST);
+    assert_int_equal(p->ttl_s, NVX_GOSSIP_TTL_DEFAULT_S);
+    assert_int_equal(p->time, T0_S + 1);
+    assert_true(proto_provider_verify(p)); /* signed by our identity */
+    assert_int_equal(nvx_gossip_peer_up(h->g, 1, self, T(2000)), -EEXIST);
 
     uint8_t got[4][PROTO_ID_LEN];
-    assert_int_equal(nvx_gossip_providers(h->g, model, 3000, got, 4), 1);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(3000), got, 4), 1);
     assert_memory_equal(got[0], self, 32);
     /* Provide again: idempotent, nothing new sent. */
-    assert_int_equal(nvx_gossip_provide(h->g, model, 3000), 0);
+    assert_int_equal(nvx_gossip_provide(h->g, model, T(3000)), 0);
     assert_int_equal(h->n, 1);
 }
 
@@ -258,12 +300,13 @@ test_forward_hops_dedup(void **state)
     for (size_t i = 0; i < h->n; i++) {
         proto_provider_record *p = &decoded(h, i)->u.announce.records[0].u.provider;
         assert_int_equal(p->hops, 2);
-        assert_true(p->ttl_s <= 600 && p->ttl_s >= 599);
+        assert_int_equal(p->ttl_s, 600); /* as signed: relays change only hops */
+        assert_true(proto_provider_verify(p));
     }
 
-    /* The copy coming back around a loop (smaller TTL) is a duplicate. */
+    /* The copy coming back around a loop (same signed time) is a duplicate. */
     clear_sent(h);
-    assert_int_equal(feed_provider(h, 2, 0x55, 0x66, 598, 2, 3000), 0);
+    assert_int_equal(feed_provider_at(h, 2, 0x55, 0x66, 1, 600, 2, 3000), 0);
     assert_int_equal(h->n, 0);
     assert_int_equal(h->n_provider, 1);
     nvx_gossip_stats st;
@@ -271,7 +314,9 @@ test_forward_hops_dedup(void **state)
     assert_int_equal(st.duplicates, 1);
     assert_int_equal(st.forwarded, 2);
 
-    /* A refresh much later travels again. */
+    /* An older one too; a refresh (signed later) travels again. */
+    assert_int_equal(feed_provider_at(h, 2, 0x55, 0x66, 0, 600, 2, 3000), 0);
+    assert_int_equal(h->n, 0);
     assert_int_equal(feed_provider(h, 3, 0x55, 0x66, 600, 3, 300000), 1);
     assert_int_equal(records_to(h, 1), 1);
     assert_int_equal(records_to(h, 2), 1);
@@ -287,7 +332,7 @@ test_forward_hops_dedup(void **state)
 
     uint8_t model[PROTO_ID_LEN], got[8][PROTO_ID_LEN];
     id_of(model, 0x66);
-    assert_int_equal(nvx_gossip_providers(h->g, model, 300000, got, 8), 3);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(300000), got, 8), 3);
 
     /* A new session gets what may travel: 0x55 (2 hops left) and 0x57 (0
      * left: it keeps it, relays no further); 0x56 came with 0 hops: not. */
@@ -308,12 +353,40 @@ test_invalid_and_own(void **state)
     assert_int_equal(feed_provider(h, 1, 0x00, 0x66, 600, 3, 0), 0); /* zero node */
     assert_int_equal(feed_provider(h, 1, 0x55, 0x00, 600, 3, 0), 0); /* zero model */
     assert_int_equal(feed_provider(h, 1, 0x55, 0x66, 0, 3, 0), 0);   /* no TTL */
+    assert_int_equal(feed_provider(h, 1, 0x55, 0x66, NVX_GOSSIP_TTL_MAX_S + 1, 3, 0), 0);
+    /* From the future beyond the allowed skew. */
+    assert_int_equal(feed_provider_at(h, 1, 0x55, 0x66, NVX_GOSSIP_SKEW_S + 1, 600, 3, 0), 0);
     assert_int_equal(feed_provider(h, 1, 0xee, 0x66, 600, 3, 0), 0); /* about us */
+    /* Expired on the way (signed long ago): dropped, counted as stale. */
+    assert_int_equal(feed_provider_at(h, 1, 0x55, 0x66, -4000, 600, 3, 0), 0);
     assert_int_equal(h->n, 0);
     nvx_gossip_stats st;
     nvx_gossip_stats_get(h->g, &st);
-    assert_int_equal(st.invalid, 3);
+    assert_int_equal(st.invalid, 5);
     assert_int_equal(st.records, 0);
+
+    /* Forged: node 0x55's record signed by someone else, or a field changed
+     * after signing. */
+    proto_msg *m = calloc(1, sizeof(*m));
+    m->type = PROTO_MSG_ANNOUNCE;
+    m->u.announce.n = 1;
+    m->u.announce.records[0].kind = PROTO_RECORD_PROVIDER;
+    proto_provider_record *fp = &m->u.announce.records[0].u.provider;
+    id_of(fp->model_id, 0x66);
+    fp->time = T0_S;
+    fp->ttl_s = 600;
+    fp->hops = 3;
+    assert_int_equal(proto_provider_sign(ident(0x56), fp), 0);
+    fp->ttl_s = 601;
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, T(0)), 0);
+    fp->ttl_s = 600;
+    node_of(fp->node_id, 0x55);
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, T(0)), 0);
+    free(m);
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.invalid, 7);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(h->n, 0);
 
     /* A record about peer 2's node is not sent to peer 2 itself. */
     assert_int_equal(feed_provider(h, 1, 0xa2, 0x66, 600, 3, 0), 1);
@@ -322,10 +395,10 @@ test_invalid_and_own(void **state)
     /* Unknown session; other message types are ignored. */
     assert_int_equal(feed_provider(h, 9, 0x55, 0x66, 600, 3, 0), -ENOENT);
     proto_msg ping = { .type = PROTO_MSG_PING };
-    assert_int_equal(nvx_gossip_on_message(h->g, 1, &ping, 0), 0);
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, &ping, T(0)), 0);
 
-    /* Huge TTLs and hop counts are clamped. */
-    assert_int_equal(feed_provider(h, 2, 0x58, 0x66, UINT32_MAX, 255, 0), 1);
+    /* Huge hop counts are clamped. */
+    assert_int_equal(feed_provider(h, 2, 0x58, 0x66, NVX_GOSSIP_TTL_MAX_S, 255, 0), 1);
     assert_int_equal(records_to(h, 1), 1);
     proto_provider_record *p = &decoded(h, 0)->u.announce.records[0].u.provider;
     assert_int_equal(p->ttl_s, NVX_GOSSIP_TTL_MAX_S);
@@ -341,9 +414,11 @@ test_expiry_and_reannounce(void **state)
     assert_int_equal(feed_provider(h, 1, 0x55, 0x66, 10, 3, 0), 1);
     uint8_t model[PROTO_ID_LEN], got[2][PROTO_ID_LEN];
     id_of(model, 0x66);
-    assert_int_equal(nvx_gossip_providers(h->g, model, 9000, got, 2), 1);
-    assert_int_equal(nvx_gossip_providers(h->g, model, 10000, got, 2), 0);
-    nvx_gossip_tick(h->g, 11000);
+    /* Live until signed time + TTL + the allowed clock skew. */
+    uint64_t end = 10000 + NVX_GOSSIP_SKEW_S * 1000;
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(end - 1), got, 2), 1);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(end), got, 2), 0);
+    nvx_gossip_tick(h->g, T(end + 1000));
     nvx_gossip_stats st;
     nvx_gossip_stats_get(h->g, &st);
     assert_int_equal(st.expired, 1);
@@ -352,19 +427,22 @@ test_expiry_and_reannounce(void **state)
     /* Our own record: re-sent to everyone every ttl/2, never expires here. */
     uint8_t own[PROTO_ID_LEN];
     id_of(own, 0x77);
-    assert_int_equal(nvx_gossip_provide(h->g, own, 20000), 0);
+    assert_int_equal(nvx_gossip_provide(h->g, own, T(20000)), 0);
     clear_sent(h);
-    nvx_gossip_tick(h->g, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 500 - 1);
+    nvx_gossip_tick(h->g, T(20000 + NVX_GOSSIP_TTL_DEFAULT_S * 500 - 1));
     assert_int_equal(records_to(h, 1), 0);
-    nvx_gossip_tick(h->g, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 500);
+    nvx_gossip_tick(h->g, T(20000 + NVX_GOSSIP_TTL_DEFAULT_S * 500));
     assert_int_equal(records_to(h, 1), 1);
     assert_int_equal(records_to(h, 2), 1);
-    nvx_gossip_tick(h->g, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 5000);
+    proto_provider_record *p = &decoded(h, 0)->u.announce.records[0].u.provider;
+    assert_int_equal(p->time, T0_S + 20 + NVX_GOSSIP_TTL_DEFAULT_S / 2); /* signed anew */
+    assert_true(proto_provider_verify(p));
+    nvx_gossip_tick(h->g, T(20000 + NVX_GOSSIP_TTL_DEFAULT_S * 5000));
     assert_int_equal(
-        nvx_gossip_providers(h->g, own, 20000 + NVX_GOSSIP_TTL_DEFAULT_S * 5000, got, 2), 1);
+        nvx_gossip_providers(h->g, own, T(20000 + NVX_GOSSIP_TTL_DEFAULT_S * 5000), got, 2), 1);
     assert_int_equal(nvx_gossip_unprovide(h->g, own), 0);
     assert_int_equal(nvx_gossip_unprovide(h->g, own), -ENOENT);
-    assert_int_equal(nvx_gossip_providers(h->g, own, 0, got, 2), 0);
+    assert_int_equal(nvx_gossip_providers(h->g, own, T(0), got, 2), 0);
 }
 
 static void
@@ -421,17 +499,17 @@ test_name_records(void **state)
     nvx_gossip_stats_get(h->g, &st);
     assert_int_equal(st.invalid, 1);
     assert_int_equal(h->n_name, 2);
-    assert_int_equal(nvx_gossip_publish(h->g, &forged, true, 40), -EBADMSG);
+    assert_int_equal(nvx_gossip_publish(h->g, &forged, true, T(40)), -EBADMSG);
 
     /* Publishing our own record goes to everyone and to every new session. */
     cas_namerec r3;
     assert_int_equal(cas_namerec_sign(sk, "llama/q4", 3, 300, m1, &r3), 0);
-    assert_int_equal(nvx_gossip_publish(h->g, &r3, true, 50), 1);
+    assert_int_equal(nvx_gossip_publish(h->g, &r3, true, T(50)), 1);
     assert_int_equal(records_to(h, 1), 1);
     assert_int_equal(records_to(h, 2), 1);
-    assert_int_equal(nvx_gossip_publish(h->g, &r3, true, 50), 0);
+    assert_int_equal(nvx_gossip_publish(h->g, &r3, true, T(50)), 0);
     clear_sent(h);
-    nvx_gossip_tick(h->g, 1000ull * NVX_GOSSIP_TTL_MAX_S * 2); /* own: never expires */
+    nvx_gossip_tick(h->g, T(1000ull * NVX_GOSSIP_TTL_MAX_S * 2)); /* own: never expires */
     peer_up(h, 3, 0xa3, 1000ull * NVX_GOSSIP_TTL_MAX_S * 2);
     assert_int_equal(records_to(h, 3), 1);
     p = &decoded(h, 0)->u.announce.records[0].u.name;
@@ -453,23 +531,30 @@ test_rate_limit(void **state)
     for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++) {
         m->u.announce.records[i].kind = PROTO_RECORD_PROVIDER;
         proto_provider_record *p = &m->u.announce.records[i].u.provider;
-        id_of(p->node_id, (uint8_t)(i + 1));
         id_of(p->model_id, 0x66);
+        p->time = T0_S;
         p->ttl_s = 600;
         p->hops = 1;
+        assert_int_equal(proto_provider_sign(ident((uint8_t)(i + 1)), p), 0);
     }
-    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 0), 5);
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, T(0)), 5);
     nvx_gossip_stats st;
     nvx_gossip_stats_get(h->g, &st);
     assert_int_equal(st.rate_dropped, PROTO_ANNOUNCE_MAX - 5);
     /* One second later: two more tokens (the first five are duplicates). */
-    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 1000), 0);
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, T(1000)), 0);
     nvx_gossip_stats_get(h->g, &st);
     assert_int_equal(st.duplicates, 2);
     /* Much later: a full bucket, no more. */
-    for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++)
-        id_of(m->u.announce.records[i].u.provider.model_id, 0x67);
-    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 1000000), 5);
+    for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++) {
+        proto_provider_record *p = &m->u.announce.records[i].u.provider;
+        id_of(p->model_id, 0x67);
+        p->time = T0_S + 900;
+        assert_int_equal(proto_provider_sign(ident((uint8_t)(i + 1)), p), 0);
+    }
+    assert_int_equal(nvx_gossip_on_message(h->g, 1, m, T(1000000)), 5);
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.invalid, 0);
     free(m);
     void *st_h = h;
     teardown(&st_h);
@@ -480,14 +565,14 @@ test_peer_exchange(void **state)
 {
     harness *h = *state;
     uint8_t x[PROTO_ID_LEN], y[PROTO_ID_LEN], p2[PROTO_ID_LEN];
-    id_of(x, 0x10);
-    id_of(y, 0x20);
-    id_of(p2, 0xa2);
-    assert_int_equal(nvx_gossip_add_addr(h->g, x, "tcp://192.0.2.10:7000", 0), 0);
-    assert_int_equal(nvx_gossip_add_addr(h->g, y, "tcp://192.0.2.20:7000", 0), 0);
-    assert_int_equal(nvx_gossip_add_addr(h->g, p2, "tcp://192.0.2.2:7000", 0), 0);
-    assert_int_equal(nvx_gossip_add_addr(h->g, y, "has space", 0), -EINVAL);
-    assert_int_equal(nvx_gossip_add_addr(h->g, y, "", 0), -EINVAL);
+    node_of(x, 0x10);
+    node_of(y, 0x20);
+    node_of(p2, 0xa2);
+    assert_int_equal(nvx_gossip_add_addr(h->g, x, "tcp://192.0.2.10:7000", T(0)), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "tcp://192.0.2.20:7000", T(0)), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, p2, "tcp://192.0.2.2:7000", T(0)), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "has space", T(0)), -EINVAL);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "", T(0)), -EINVAL);
 
     peer_up(h, 2, 0xa2, 0);
     assert_int_equal(h->n, 1);
@@ -505,31 +590,42 @@ test_peer_exchange(void **state)
                             "tcp://198.51.100.7:7000" };
     uint8_t nodes[] = { 0xee, 0xa3, 0x10, 0x30 };
     for (int i = 0; i < 4; i++) {
-        id_of(in->u.peers.peers[i].node_id, nodes[i]);
+        node_of(in->u.peers.peers[i].node_id, nodes[i]);
         in->u.peers.peers[i].addr.p = (const uint8_t *)addrs[i];
         in->u.peers.peers[i].addr.len = strlen(addrs[i]);
     }
-    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, 1000), 0);
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, T(1000)), 0);
     assert_int_equal(h->n_dial, 1);
     assert_string_equal(h->last_dial, "tcp://198.51.100.7:7000");
     /* A second PEERS within the minimum interval is ignored. */
-    id_of(in->u.peers.peers[3].node_id, 0x31);
-    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, 2000), 0);
+    node_of(in->u.peers.peers[3].node_id, 0x31);
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, T(2000)), 0);
     assert_int_equal(h->n_dial, 1);
-    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, 1000 + NVX_GOSSIP_PEX_MIN_INTERVAL_MS), 0);
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, T(1000 + NVX_GOSSIP_PEX_MIN_INTERVAL_MS)),
+                     0);
     assert_int_equal(h->n_dial, 2);
 
     /* PEERS are re-sent to every session after the interval. */
     clear_sent(h);
-    nvx_gossip_tick(h->g, NVX_GOSSIP_PEX_INTERVAL_MS);
+    nvx_gossip_tick(h->g, T(NVX_GOSSIP_PEX_INTERVAL_MS));
     size_t peers_msgs = 0;
     for (size_t i = 0; i < h->n; i++)
         peers_msgs += h->v[i].type == PROTO_MSG_PEERS;
     assert_int_equal(peers_msgs, 2);
     free(in);
 
+    char buf[PROTO_ADDR_MAX + 1];
+    uint8_t n30[PROTO_ID_LEN], n99[PROTO_ID_LEN];
+    node_of(n30, 0x30);
+    node_of(n99, 0x99);
+    assert_int_equal(nvx_gossip_addr(h->g, n30, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "tcp://198.51.100.7:7000");
+    assert_int_equal(nvx_gossip_addr(h->g, n30, buf, 5), -EMSGSIZE);
+    assert_int_equal(nvx_gossip_addr(h->g, n99, buf, sizeof(buf)), -ENOENT);
+    assert_true(nvx_gossip_connected(h->g, p2));
     nvx_gossip_peer_down(h->g, 2);
     nvx_gossip_peer_down(h->g, 2); /* unknown: ignored */
+    assert_false(nvx_gossip_connected(h->g, p2));
     assert_int_equal(feed_provider(h, 2, 0x55, 0x66, 600, 3, 0), -ENOENT);
 }
 
@@ -549,7 +645,7 @@ test_table_bound(void **state)
     /* The ones closest to expiry went; the newest are all findable. */
     uint8_t model[PROTO_ID_LEN], got[8][PROTO_ID_LEN];
     id_of(model, 0x66);
-    assert_int_equal(nvx_gossip_providers(h->g, model, 0, got, 8), 8);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(0), got, 8), 8);
     for (int i = 13; i <= 20; i++)
         assert_int_equal(feed_provider(h, 1, (uint8_t)i, 0x66, (uint32_t)(100 + i), 1, 0), 0);
     void *st_h = h;
@@ -574,12 +670,13 @@ test_sync_batches(void **state)
         for (int i = 0; i < PROTO_ANNOUNCE_MAX; i++) {
             m->u.announce.records[i].kind = PROTO_RECORD_PROVIDER;
             proto_provider_record *p = &m->u.announce.records[i].u.provider;
-            id_of(p->node_id, (uint8_t)(b * 40 + i + 1));
             id_of(p->model_id, 0x66);
+            p->time = T0_S;
             p->ttl_s = 600;
             p->hops = 2;
+            assert_int_equal(proto_provider_sign(ident((uint8_t)(b * 40 + i + 1)), p), 0);
         }
-        assert_int_equal(nvx_gossip_on_message(h->g, 1, m, 0), PROTO_ANNOUNCE_MAX);
+        assert_int_equal(nvx_gossip_on_message(h->g, 1, m, T(0)), PROTO_ANNOUNCE_MAX);
     }
     free(m);
     clear_sent(h);
@@ -602,5 +699,8 @@ main(void)
         cmocka_unit_test(test_table_bound),
         cmocka_unit_test_setup_teardown(test_sync_batches, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    for (size_t i = 0; i < 256; i++)
+        proto_identity_free(idents[i]);
+    return r;
 }

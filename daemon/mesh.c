@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Gossip and discovery wired into the node (daemon/mesh.h). Everything that
+ * touches the store runs on the libuv pool as one small job; the rest runs
+ * on the loop. Jobs copy what they need, so the loop side never waits.
+ */
+#include "daemon/mesh.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "daemon/discovery.h"
+#include "daemon/log.h"
+#include "daemon/node-internal.h"
+#include "libcas/namerec.h"
+#include "transport/tcp.h"
+
+struct nvx_mesh {
+    nvx_mesh_opts o;
+    nvx_gossip *g;
+    nvx_disc *disc;
+    uv_timer_t timer;
+    int open_handles; /* timer, discovery */
+    unsigned jobs;
+    bool closing;
+    bool scanning;
+    bool names_loaded;
+    uint64_t next_scan_ms;
+    uint8_t (*provided)[32]; /* sorted */
+    size_t n_provided;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+enum job_kind {
+    JOB_SCAN,
+    JOB_STORE_NAME,
+    JOB_PUBLISH
+};
+
+typedef struct job {
+    uv_work_t w; /* first: the work callbacks cast back */
+    nvx_mesh *m;
+    enum job_kind kind;
+    int r;
+    /* JOB_SCAN: complete model ids (sorted), and at the first scan the
+     * stored name records. */
+    uint8_t (*ids)[32];
+    size_t n_ids, cap_ids;
+    cas_namerec *recs;
+    size_t n_recs, cap_recs;
+    bool load_names;
+    /* JOB_STORE_NAME */
+    cas_namerec rec;
+    /* JOB_PUBLISH */
+    uint8_t model[32];
+    char name[CAS_NAMEREC_NAME_MAX + 1];
+    void (*cb)(void *arg, int r);
+    void *arg;
+} job;
+
+static void maybe_free(nvx_mesh *m);
+
+/* Gossip runs on the wall clock: provider records carry signed Unix times. */
+static uint64_t
+wall_ms(void)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+static void on_timer_closed(uv_handle_t *h);
+
+/* ---------------------------------------------------------------------- */
+/* Store jobs (pool side) */
+
+static int
+collect_model(void *userdata, const cas_model_info *info)
+{
+    job *j = userdata;
+    if (info->state != CAS_MODEL_COMPLETE)
+        return 0;
+    if (j->n_ids == j->cap_ids) {
+        size_t cap = j->cap_ids ? 2 * j->cap_ids : 16;
+        void *p = realloc(j->ids, cap * sizeof(*j->ids));
+        if (!p)
+            return -ENOMEM;
+        j->ids = p;
+        j->cap_ids = cap;
+    }
+    memcpy(j->ids[j->n_ids++], info->id, 32);
+    return 0;
+}
+
+static int
+collect_rec(void *userdata, const cas_namerec *rec)
+{
+    job *j = userdata;
+    if (j->kind == JOB_PUBLISH &&
+        (strcmp(rec->name, j->name) != 0 || memcmp(rec->model_id, j->model, 32) != 0))
+        return 0;
+    if (j->n_recs == j->cap_recs) {
+        size_t cap = j->cap_recs ? 2 * j->cap_recs : 8;
+        void *p = realloc(j->recs, cap * sizeof(*j->recs));
+        if (!p)
+            return -ENOMEM;
+        j->recs = p;
+        j->cap_recs = cap;
+    }
+    j->recs[j->n_recs++] = *rec;
+    return 0;
+}
+
+static void
+work(uv_work_t *w)
+{
+    job *j = (job *)w;
+    cas_store *s = j->m->o.store;
+    switch (j->kind) {
+    case JOB_SCAN:
+        j->r = cas_store_list(s, collect_model, j); /* id order: sorted */
+        if (j->r >= 0 && j->load_names)
+            j->r = cas_namerec_store_list(s, collect_rec, j);
+        break;
+    case JOB_STORE_NAME:
+        j->r = cas_namerec_store_put(s, &j->rec);
+        break;
+    case JOB_PUBLISH:
+        j->r = cas_namerec_store_list(s, collect_rec, j);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Store jobs (loop side) */
+
+static int
+id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* Provides what the scan found and stops providing what is gone. */
+static void
+apply_scan(nvx_mesh *m, job *j)
+{
+    uint64_t now = wall_ms();
+    for (size_t i = 0; i < m->n_provided; i++)
+        if (!bsearch(m->provided[i], j->ids, j->n_ids, 32, id_cmp))
+            (void)nvx_gossip_unprovide(m->g, m->provided[i]);
+    for (size_t i = 0; i < j->n_ids; i++)
+        if (!m->provided || !bsearch(j->ids[i], m->provided, m->n_provided, 32, id_cmp)) {
+            int r = nvx_gossip_provide(m->g, j->ids[i], now);
+            if (r < 0)
+                log_warn_errno(r, "cannot announce a model");
+        }
+    free(m->provided);
+    m->provided = j->ids;
+    m->n_provided = j->n_ids;
+    j->ids = NULL;
+    if (j->load_names) {
+        m->names_loaded = true;
+        for (size_t i = 0; i < j->n_recs; i++)
+            (void)nvx_gossip_publish(m->g, &j->recs[i], false, now);
+    }
+}
+
+static void
+after_work(uv_work_t *w, int status)
+{
+    job *j = (job *)w;
+    nvx_mesh *m = j->m;
+    m->jobs--;
+    int r = status < 0 ? status : j->r;
+    switch (j->kind) {
+    case JOB_SCAN:
+        m->scanning = false;
+        if (r < 0)
+            log_warn_errno(r, "cannot list the store for provider records");
+        else if (!m->closing)
+            apply_scan(m, j);
+        break;
+    case JOB_STORE_NAME:
+        if (r < 0)
+            log_debug("cannot store a name record: %s", strerror(-r));
+        break;
+    case JOB_PUBLISH: {
+        int n = 0;
+        if (r >= 0 && !m->closing) {
+            for (size_t i = 0; i < j->n_recs; i++)
+                if (nvx_gossip_publish(m->g, &j->recs[i], true, wall_ms()) >= 0)
+                    n++;
+        }
+        if (r >= 0)
+            r = m->closing ? -ECANCELED : n > 0 ? n : -ENOENT;
+        j->cb(j->arg, r);
+        break;
+    }
+    }
+    free(j->ids);
+    free(j->recs);
+    free(j);
+    maybe_free(m);
+}
+
+static int
+queue_job(nvx_mesh *m, job *j)
+{
+    if (m->closing || m->jobs >= NVX_MESH_JOBS_MAX)
+        return -EBUSY;
+    j->m = m;
+    int r = uv_queue_work(m->o.loop, &j->w, work, after_work);
+    if (r < 0)
+        return r;
+    m->jobs++;
+    return 0;
+}
+
+static void
+scan(nvx_mesh *m)
+{
+    if (m->scanning)
+        return;
+    job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->kind = JOB_SCAN;
+    j->load_names = !m->names_loaded;
+    if (queue_job(m, j) < 0) {
+        free(j);
+        return;
+    }
+    m->scanning = true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Gossip callbacks */
+
+static int
+g_send(void *userdata, uint64_t peer, const proto_msg *msg)
+{
+    (void)userdata;
+    return nvx_peer_send((nvx_peer *)(uintptr_t)peer, msg);
+}
+
+static void
+g_name(void *userdata, const cas_namerec *rec)
+{
+    nvx_mesh *m = userdata;
+    job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->kind = JOB_STORE_NAME;
+    j->rec = *rec;
+    if (queue_job(m, j) < 0)
+        free(j); /* it comes round again: gossip re-sends to new sessions */
+}
+
+/* Dials "HOST:PORT" (a "tcp://" prefix is accepted) unless connected. */
+static void
+dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
+{
+    if (m->closing || nvx_gossip_connected(m->g, node) ||
+        memcmp(node, nvx_node_id(m->o.node), 32) == 0)
+        return;
+    if (strncmp(addr, "tcp://", 6) == 0)
+        addr += 6;
+    int r = nvx_node_dial(m->o.node, addr);
+    char sid[17];
+    if (r < 0)
+        log_debug("cannot dial %s (%s): %s", nvx__short_id(node, sid), addr, strerror(-r));
+    else
+        log_debug("dialing %s at %s", nvx__short_id(node, sid), addr);
+}
+
+static void
+g_dial(void *userdata, const uint8_t node[static PROTO_ID_LEN], const char *addr)
+{
+    dial(userdata, node, addr);
+}
+
+static const nvx_gossip_ops gossip_ops = {
+    .send = g_send,
+    .name = g_name,
+    .dial = g_dial,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Node hooks */
+
+/* The address others can dial the peer at: its HELLO listen address, with
+ * an unspecified host (0.0.0.0, [::]) replaced by the session's source
+ * address. Returns false when there is none. */
+static bool
+peer_listen_addr(nvx_peer *p, char *out, size_t cap)
+{
+    /* TODO(mesh): use a public nvx_peer_hello() once node.h has one
+     * (requests.md); node-internal.h is the daemon's own internal header. */
+    const proto_hello *h = p->sess ? proto_session_peer_hello(p->sess) : NULL;
+    if (!h || h->n_addrs == 0 || h->addrs[0].len >= TP_TCP_HOST_MAX)
+        return false;
+    char hello[TP_TCP_HOST_MAX];
+    memcpy(hello, h->addrs[0].p, h->addrs[0].len);
+    hello[h->addrs[0].len] = '\0';
+    struct sockaddr_storage ls, rs;
+    if (tp_tcp_addr_parse(hello, 0, &ls) < 0)
+        return false;
+    const char *remote = nvx_peer_addr(p);
+    bool unspec = false;
+    if (ls.ss_family == AF_INET) {
+        unspec = ((struct sockaddr_in *)&ls)->sin_addr.s_addr == 0;
+    } else if (ls.ss_family == AF_INET6) {
+        static const uint8_t zero[16];
+        unspec = memcmp(&((struct sockaddr_in6 *)&ls)->sin6_addr, zero, 16) == 0;
+    }
+    if (unspec) {
+        if (!remote || tp_tcp_addr_parse(remote, 0, &rs) < 0)
+            return false;
+        if (rs.ss_family == AF_INET) {
+            uint16_t port = ls.ss_family == AF_INET ? ((struct sockaddr_in *)&ls)->sin_port
+                                                    : ((struct sockaddr_in6 *)&ls)->sin6_port;
+            ((struct sockaddr_in *)&rs)->sin_port = port;
+        } else {
+            uint16_t port = ls.ss_family == AF_INET ? ((struct sockaddr_in *)&ls)->sin_port
+                                                    : ((struct sockaddr_in6 *)&ls)->sin6_port;
+            ((struct sockaddr_in6 *)&rs)->sin6_port = port;
+        }
+        ls = rs;
+    }
+    char ip[64];
+    if (ls.ss_family == AF_INET) {
+        if (uv_ip4_name((struct sockaddr_in *)&ls, ip, sizeof(ip)) != 0)
+            return false;
+        snprintf(out, cap, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ls)->sin_port));
+    } else {
+        if (uv_ip6_name((struct sockaddr_in6 *)&ls, ip, sizeof(ip)) != 0)
+            return false;
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ls)->sin6_port));
+    }
+    return true;
+}
+
+static void
+h_peer_up(void *arg, nvx_peer *p)
+{
+    nvx_mesh *m = arg;
+    const uint8_t *id = nvx_peer_id(p);
+    if (m->closing || !id)
+        return;
+    uint64_t now = wall_ms();
+    char addr[PROTO_ADDR_MAX + 1];
+    if (peer_listen_addr(p, addr, sizeof(addr)))
+        (void)nvx_gossip_add_addr(m->g, id, addr, now);
+    int r = nvx_gossip_peer_up(m->g, (uint64_t)(uintptr_t)p, id, now);
+    if (r < 0)
+        log_warn_errno(r, "gossip cannot take another session");
+}
+
+static void
+h_peer_down(void *arg, nvx_peer *p)
+{
+    nvx_mesh *m = arg;
+    nvx_gossip_peer_down(m->g, (uint64_t)(uintptr_t)p);
+}
+
+static void
+h_message(void *arg, nvx_peer *p, const proto_msg *msg)
+{
+    nvx_mesh *m = arg;
+    if (m->closing || (msg->type != PROTO_MSG_ANNOUNCE && msg->type != PROTO_MSG_PEERS))
+        return;
+    (void)nvx_gossip_on_message(m->g, (uint64_t)(uintptr_t)p, msg, wall_ms());
+}
+
+/* ---------------------------------------------------------------------- */
+/* Discovery, timer */
+
+static void
+on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char *addr)
+{
+    nvx_mesh *m = arg;
+    (void)nvx_gossip_add_addr(m->g, node, addr, wall_ms());
+    char sid[17];
+    log_info("LAN discovery: node %s at %s", nvx__short_id(node, sid), addr);
+    dial(m, node, addr);
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+    nvx_mesh *m = t->data;
+    uint64_t now = wall_ms();
+    nvx_gossip_tick(m->g, now);
+    if (now >= m->next_scan_ms) {
+        m->next_scan_ms = now + NVX_MESH_RESCAN_MS;
+        scan(m);
+    }
+}
+
+static uint16_t
+listen_port(const nvx_node *n)
+{
+    struct sockaddr_storage ss;
+    const char *a = nvx_node_listen_addr(n);
+    if (!a || !a[0] || tp_tcp_addr_parse(a, 0, &ss) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static void
+start_discovery(nvx_mesh *m)
+{
+    nvx_disc_opts d = {
+        .loop = m->o.loop,
+        .listen_port = listen_port(m->o.node),
+        .group = m->o.discovery_group,
+        .port = m->o.discovery_port,
+        .interface = m->o.discovery_interface,
+        .interval_ms = m->o.discovery_interval_ms,
+        .cb = on_discovered,
+        .arg = m,
+    };
+    memcpy(d.node_id, nvx_node_id(m->o.node), 32);
+    int r = nvx_disc_start(&d, &m->disc);
+    if (r < 0) {
+        log_warn_errno(r, "LAN discovery is off: cannot use multicast %s:%u",
+                       d.group ? d.group : NVX_DISC_GROUP,
+                       (unsigned)(d.port ? d.port : NVX_DISC_PORT));
+        m->disc = NULL;
+        return;
+    }
+    m->open_handles++;
+    log_info("LAN discovery on %s:%u, announcing port %u", d.group ? d.group : NVX_DISC_GROUP,
+             (unsigned)(d.port ? d.port : NVX_DISC_PORT), (unsigned)d.listen_port);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Life cycle */
+
+int
+nvx_mesh_new(const nvx_mesh_opts *opts, nvx_mesh **ret)
+{
+    if (!opts || !ret || !opts->loop || !opts->node || !opts->store || !opts->identity ||
+        memcmp(proto_identity_node_id(opts->identity), nvx_node_id(opts->node), 32) != 0)
+        return -EINVAL;
+    nvx_mesh *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->o = *opts;
+    nvx_gossip_cfg gc = { .identity = opts->identity, .ops = &gossip_ops, .userdata = m };
+    int r = nvx_gossip_new(&gc, &m->g);
+    if (r < 0)
+        goto fail;
+    r = uv_timer_init(opts->loop, &m->timer);
+    if (r < 0)
+        goto fail;
+    m->timer.data = m;
+    m->open_handles = 1;
+    nvx_node_hook hook = {
+        .peer_up = h_peer_up, .peer_down = h_peer_down, .message = h_message, .arg = m
+    };
+    r = nvx_node_hook_add(opts->node, &hook);
+    if (r < 0) {
+        /* Not registered: m goes with the timer's close callback. */
+        m->closing = true;
+        uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+        return r;
+    }
+    (void)uv_timer_start(&m->timer, on_tick, 0, NVX_MESH_TICK_MS);
+    if (opts->discovery)
+        start_discovery(m);
+    *ret = m;
+    return 0;
+fail:
+    nvx_gossip_free(m->g);
+    free(m);
+    return r;
+}
+
+static void
+maybe_free(nvx_mesh *m)
+{
+    if (!m->closing || m->jobs > 0 || m->open_handles > 0)
+        return;
+    void (*done)(void *) = m->done;
+    void *arg = m->done_arg;
+    nvx_gossip_free(m->g);
+    free(m->provided);
+    free(m);
+    if (done)
+        done(arg);
+}
+
+static void
+on_timer_closed(uv_handle_t *h)
+{
+    nvx_mesh *m = h->data;
+    m->open_handles--;
+    maybe_free(m);
+}
+
+static void
+on_disc_stopped(void *arg)
+{
+    nvx_mesh *m = arg;
+    m->open_handles--;
+    maybe_free(m);
+}
+
+void
+nvx_mesh_close(nvx_mesh *m, void (*done)(void *arg), void *arg)
+{
+    if (!m) {
+        if (done)
+            done(arg);
+        return;
+    }
+    m->closing = true;
+    m->done = done;
+    m->done_arg = arg;
+    uv_timer_stop(&m->timer);
+    uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+    if (m->disc) {
+        nvx_disc_stop(m->disc, on_disc_stopped, m);
+        m->disc = NULL;
+    }
+}
+
+int
+nvx_mesh_publish(nvx_mesh *m, const uint8_t model_id[static 32], const char *name,
+                 void (*cb)(void *arg, int r), void *arg)
+{
+    if (!name || !cb || !cas_namerec_name_valid(name, strlen(name)))
+        return -EINVAL;
+    job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->kind = JOB_PUBLISH;
+    memcpy(j->model, model_id, 32);
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    j->cb = cb;
+    j->arg = arg;
+    int r = queue_job(m, j);
+    if (r < 0)
+        free(j);
+    return r;
+}
+
+int
+nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32])
+{
+    uint8_t ids[16][PROTO_ID_LEN];
+    size_t n = nvx_gossip_providers(m->g, model_id, wall_ms(), ids, 16);
+    int dials = 0;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        char addr[PROTO_ADDR_MAX + 1];
+        if (nvx_gossip_connected(m->g, ids[i]) ||
+            nvx_gossip_addr(m->g, ids[i], addr, sizeof(addr)) < 0)
+            continue;
+        dial(m, ids[i], addr);
+        dials++;
+    }
+    return dials;
+}
+
+nvx_gossip *
+nvx_mesh_gossip(nvx_mesh *m)
+{
+    return m->g;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NVX_DAEMON_MESH_H
+#define NVX_DAEMON_MESH_H
+/*
+ * The node's place in the mesh: wires gossip (daemon/gossip.h) and LAN
+ * discovery (daemon/discovery.h) into a running nvx_node through its hooks
+ * (nvx_node_hook_add) and the store.
+ *
+ * - Sessions: every established session joins gossip (ANNOUNCE and PEERS
+ *   messages go to it); its listen address (HELLO, with an unspecified host
+ *   such as 0.0.0.0 replaced by the address the session comes from) is
+ *   offered to peer exchange.
+ * - Provider records: every complete model of the store is announced as
+ *   provided by this node; the store is listed again every
+ *   NVX_MESH_RESCAN_MS (on the thread pool), so fetched models start being
+ *   announced and removed ones stop.
+ * - Name records: those stored at start are announced; new ones from peers
+ *   are verified by gossip and stored (highest sequence wins) on the pool;
+ *   nvx_mesh_publish() announces the records `nvx publish` stored.
+ * - Dialing: nodes heard by discovery or peer exchange and not connected
+ *   are dialed once (nvx_node_dial); the node's own limits apply.
+ *
+ * Loop thread only. Call nvx_mesh_close() only after nvx_node_stop()'s done
+ * callback: the node calls the hooks until then.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "daemon/gossip.h"
+#include "daemon/node.h"
+#include "libcas/store.h"
+
+enum {
+    NVX_MESH_TICK_MS = 1000,
+    NVX_MESH_RESCAN_MS = 60 * 1000,
+    NVX_MESH_JOBS_MAX = 64, /* store jobs in flight (name records beyond are dropped) */
+};
+
+typedef struct nvx_mesh nvx_mesh;
+
+typedef struct nvx_mesh_opts {
+    uv_loop_t *loop;
+    nvx_node *node;                  /* borrowed; hooks registered on it */
+    const proto_identity *identity;  /* the node's (signs provider records); borrowed */
+    cas_store *store;                /* borrowed */
+    bool discovery;                  /* LAN multicast discovery on */
+    const char *discovery_group;     /* NULL: NVX_DISC_GROUP */
+    uint16_t discovery_port;         /* 0: NVX_DISC_PORT */
+    const char *discovery_interface; /* NULL: the kernel's choice */
+    uint32_t discovery_interval_ms;  /* 0: NVX_DISC_INTERVAL_MS */
+} nvx_mesh_opts;
+
+/*
+ * Starts gossip (and discovery when asked; its failure to start — no
+ * multicast on this machine — is logged and the mesh runs without it),
+ * registers the node hooks and queues the first store scan. Returns 0 and
+ * *ret, -EINVAL, -ENOMEM, -ENOSPC (no hook slot left on the node).
+ */
+int nvx_mesh_new(const nvx_mesh_opts *opts, nvx_mesh **ret);
+
+/* Stops timers and discovery, waits for store jobs, frees m and calls
+ * done(arg) (may be NULL). See the header note on the order. */
+void nvx_mesh_close(nvx_mesh *m, void (*done)(void *arg), void *arg);
+
+/*
+ * Announces the stored name records (written by `nvx publish`) that bind
+ * name to model_id, as this node's own: to every session now and to every
+ * new one. Looks them up on the thread pool; cb(arg, r) runs on the loop
+ * with the number announced (>= 1), -ENOENT (no such stored record) or
+ * another negative errno. Returns 0 (cb will run) or -ENOMEM, -EBUSY.
+ */
+int nvx_mesh_publish(nvx_mesh *m, const uint8_t model_id[static 32], const char *name,
+                     void (*cb)(void *arg, int r), void *arg);
+
+/* Dials every provider of model_id gossip knows an address for and is not
+ * connected to (call before or while fetching it). Returns how many dials
+ * started. */
+int nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32]);
+
+/* The gossip state (stats, providers); valid until nvx_mesh_close(). */
+nvx_gossip *nvx_mesh_gossip(nvx_mesh *m);
+
+#endif
