@@ -52,8 +52,8 @@
 #include "libcas/manifest.h"
 
 /* Named limits. */
-#define CAS_STORE_VERSION      1u                  /* marker + index format version */
-#define CAS_STORE_MAP_SIZE     ((size_t)4 << 30)   /* LMDB map size (sparse) */
+#define CAS_STORE_VERSION      1u /* marker + index format version */
+#define CAS_STORE_MAP_SIZE     ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
 #define CAS_STORE_NAME_MAX     255u                /* bytes of a local model name */
 #define CAS_STORE_KEY_ID_MAX   64u                 /* bytes of a trusted key id */
 #define CAS_STORE_KEY_BLOB_MAX 4096u               /* bytes of a trusted key blob */
