@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,12 +83,31 @@ arena_alloc(arena *a, uint64_t n, size_t *counter)
 
 /* Where tensors come from. */
 typedef struct source {
+    char *why; /* reason for -EBADMSG, or NULL */
+    size_t why_cap;
     const uint8_t *file;
     size_t len;
     rt_format format;
     rt_gguf g;
     rt_llama2c l2c;
 } source;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+/* Writes the one-line reason of a refusal (if asked for) and returns
+ * -EBADMSG. */
+static int
+bad(source *s, const char *fmt, ...)
+{
+    if (s->why && s->why_cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->why, s->why_cap, fmt, ap);
+        va_end(ap);
+    }
+    return -EBADMSG;
+}
 
 typedef struct builder {
     source src;
@@ -119,12 +139,18 @@ load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t 
 {
     rt_tensor_info t;
     int r = tensor_by_name(&b->src, name, kind, layer, &t);
+    if (r == -ENOENT)
+        return bad(&b->src, "missing tensor %s", name);
     if (r < 0)
-        return r == -ENOENT ? -EBADMSG : r;
+        return r;
     bool vec = rows == 0;
-    if (!type_computable(t.type) || t.dims[0] != cols || t.dims[1] != (vec ? 1 : rows) ||
-        t.dims[2] != 1 || t.dims[3] != 1)
-        return -EBADMSG;
+    if (!type_computable(t.type))
+        return bad(&b->src, "tensor %s has type %s, which this runtime does not compute", t.name,
+                   rt_type_name(t.type));
+    if (t.dims[0] != cols || t.dims[1] != (vec ? 1 : rows) || t.dims[2] != 1 || t.dims[3] != 1)
+        return bad(&b->src, "tensor %s has shape %llux%llu, expected %ux%u", t.name,
+                   (unsigned long long)t.dims[0], (unsigned long long)t.dims[1], (unsigned)cols,
+                   (unsigned)(vec ? 1 : rows));
     if (vec)
         rows = 1;
     const uint8_t *src = b->src.file + t.offset;
@@ -190,37 +216,39 @@ read_config_gguf(source *s, rt_config *c)
     uint64_t n;
     int r = rt_gguf_get_str(&s->g, "general.architecture", &arch, &n);
     if (r < 0 || n != 5 || memcmp(arch, "llama", 5) != 0)
-        return -EBADMSG;
+        return bad(s, "general.architecture is not llama");
     static const char *const keys[] = { "llama.embedding_length", "llama.feed_forward_length",
                                         "llama.block_count", "llama.attention.head_count",
                                         "llama.context_length" };
     uint32_t *dst[] = { &c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->model_seq_len };
     for (int i = 0; i < 5; i++)
         if (rt_gguf_get_u32(&s->g, keys[i], dst[i]) < 0)
-            return -EBADMSG;
+            return bad(s, "metadata %s is missing or not an integer", keys[i]);
     c->n_kv_heads = c->n_heads;
     r = rt_gguf_get_u32(&s->g, "llama.attention.head_count_kv", &c->n_kv_heads);
     if (r < 0 && r != -ENOENT)
-        return -EBADMSG;
+        return bad(s, "metadata llama.attention.head_count_kv is not an integer");
     r = rt_gguf_get_f32(&s->g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps);
     if (r < 0 && r != -ENOENT)
-        return -EBADMSG;
+        return bad(s, "metadata llama.attention.layer_norm_rms_epsilon is not a float");
     r = rt_gguf_get_f32(&s->g, "llama.rope.freq_base", &c->rope_theta);
     if (r < 0 && r != -ENOENT)
-        return -EBADMSG;
+        return bad(s, "metadata llama.rope.freq_base is not a float");
     uint32_t v;
     if (rt_gguf_get_u32(&s->g, "tokenizer.ggml.bos_token_id", &v) == 0)
         c->bos_id = v;
     if (rt_gguf_get_u32(&s->g, "tokenizer.ggml.eos_token_id", &v) == 0)
         c->eos_id = v;
     if (c->n_heads == 0 || c->dim % c->n_heads != 0)
-        return -EBADMSG;
+        return bad(s, "%u heads do not divide the width %u", (unsigned)c->n_heads,
+                   (unsigned)c->dim);
     r = rt_gguf_get_u32(&s->g, "llama.rope.dimension_count", &v);
     if ((r < 0 && r != -ENOENT) || (r == 0 && v != c->dim / c->n_heads))
-        return -EBADMSG; /* partial rotary embeddings are not supported */
+        return bad(s, "rotary dimension %u differs from the head size %u (not supported)",
+                   (unsigned)v, (unsigned)(c->dim / c->n_heads));
     rt_tensor_info t;
     if (rt_gguf_tensor_find(&s->g, "token_embd.weight", &t) < 0 || t.dims[1] > UINT32_MAX)
-        return -EBADMSG;
+        return bad(s, "missing tensor token_embd.weight");
     c->vocab_size = (uint32_t)t.dims[1];
     c->shared_classifier = rt_gguf_tensor_find(&s->g, "output.weight", &t) == -ENOENT;
     return 0;
@@ -240,7 +268,9 @@ read_config(source *s, const void *file, size_t len, rt_config *c)
         s->format = RT_FORMAT_GGUF;
         int r = rt_gguf_parse(file, len, len, &s->g, NULL);
         if (r < 0)
-            return r == -EAGAIN ? -EBADMSG : r;
+            return r == -EAGAIN || r == -EBADMSG
+                       ? bad(s, "malformed GGUF file (header, metadata or tensor table)")
+                       : r;
         r = read_config_gguf(s, c);
         if (r < 0)
             return r;
@@ -248,7 +278,9 @@ read_config(source *s, const void *file, size_t len, rt_config *c)
         s->format = RT_FORMAT_LLAMA2C;
         int r = rt_llama2c_parse(file, len, len, &s->l2c);
         if (r < 0)
-            return r == -EAGAIN ? -EBADMSG : r;
+            return r == -EAGAIN || r == -EBADMSG
+                       ? bad(s, "neither GGUF nor a llama2.c checkpoint (header and size disagree)")
+                       : r;
         c->dim = (uint32_t)s->l2c.dim;
         c->hidden_dim = (uint32_t)s->l2c.hidden_dim;
         c->n_layers = (uint32_t)s->l2c.n_layers;
@@ -265,7 +297,12 @@ read_config(source *s, const void *file, size_t len, rt_config *c)
         (c->dim / c->n_heads) % 2 != 0 || c->dim / c->n_heads > RT_MAX_HEAD_DIM ||
         c->vocab_size < 1 || c->vocab_size > RT_MAX_VOCAB || c->model_seq_len < 1 ||
         c->model_seq_len > RT_MAX_SEQ || !(c->norm_eps > 0.0f) || !(c->rope_theta > 0.0f))
-        return -EBADMSG;
+        return bad(s,
+                   "hyper-parameters out of range (width %u, hidden %u, layers %u, heads %u/%u, "
+                   "vocabulary %u, context %u)",
+                   (unsigned)c->dim, (unsigned)c->hidden_dim, (unsigned)c->n_layers,
+                   (unsigned)c->n_heads, (unsigned)c->n_kv_heads, (unsigned)c->vocab_size,
+                   (unsigned)c->model_seq_len);
     c->head_dim = c->dim / c->n_heads;
     return 0;
 }
@@ -430,6 +467,8 @@ prepare(builder *b, const void *file, size_t len, const rt_model_opts *opts, rt_
         return r;
     memset(rep, 0, sizeof(*rep));
     b->a.rep = rep;
+    b->src.why = b->o.why;
+    b->src.why_cap = b->o.why_cap;
     return read_config(&b->src, file, len, &b->cfg);
 }
 

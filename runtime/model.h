@@ -91,10 +91,15 @@ typedef struct rt_model_opts {
     bool embd_q8; /* with requant Q4_0: the token embedding and the classifier
                      become Q8_0 instead (llama.cpp does so for the
                      classifier); they weigh most on quality */
+    char *why;    /* if not NULL: on -EBADMSG from plan or init, a one-line
+                     reason (e.g. "tensor blk.0.attn_q.weight has shape
+                     32x33, expected 32x32"), NUL-terminated, at most
+                     why_cap bytes; untouched otherwise */
+    size_t why_cap;
 } rt_model_opts;
-#define RT_MODEL_OPTS_INIT                                           \
-    {                                                                \
-        RT_KV_F32, RT_REQUANT_NONE, false, 0, RT_KERNELS_AUTO, false \
+#define RT_MODEL_OPTS_INIT                                                    \
+    {                                                                         \
+        RT_KV_F32, RT_REQUANT_NONE, false, 0, RT_KERNELS_AUTO, false, NULL, 0 \
     }
 
 typedef struct rt_config {

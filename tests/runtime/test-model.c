@@ -536,8 +536,22 @@ test_model_malformed(void **state)
         size_t len;
         uint8_t *f = tiny_llama(bad, &len);
         rt_arena_report rep;
-        int r = rt_model_plan(f, len, NULL, &rep);
+        char why[160] = "";
+        rt_model_opts o = RT_MODEL_OPTS_INIT;
+        o.why = why;
+        o.why_cap = sizeof(why);
+        int r = rt_model_plan(f, len, &o, &rep);
         assert_int_equal(r, bad == BAD_NONE ? 0 : -EBADMSG);
+        static const char *const expect[] = {
+            "",
+            "general.architecture is not llama",
+            "missing tensor blk.0.attn_q.weight",
+            "tensor blk.0.ffn_down.weight has shape 64x33, expected 64x32",
+            "tensor blk.0.attn_output.weight has type q4_1, which this runtime does not compute",
+            "rotary dimension 8 differs from the head size 16 (not supported)",
+            "3 heads do not divide the width 32",
+        };
+        assert_string_equal(why, expect[bad]);
         if (bad == BAD_NONE) {
             void *arena;
             rt_model *m = make(f, len, NULL, &arena);
