@@ -45,15 +45,24 @@ ct_runv(const char *store, int n, char *const *args, char **ret_out, char **ret_
     return tu_run(argv, ret_out, ret_err);
 }
 
+/* Collects the NULL-terminated variable arguments into args (at most
+ * MAX_ARGS); returns how many. */
+static int
+collect_args(va_list ap, char *args[MAX_ARGS])
+{
+    int n = 0;
+    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;)
+        args[n++] = a;
+    return n;
+}
+
 int
 ct_run(const char *store, char **ret_out, char **ret_err, ...)
 {
     char *args[MAX_ARGS];
-    int n = 0;
     va_list ap;
     va_start(ap, ret_err);
-    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;)
-        args[n++] = a;
+    int n = collect_args(ap, args);
     va_end(ap);
     return ct_runv(store, n, args, ret_out, ret_err);
 }
@@ -62,11 +71,9 @@ void
 ct_ok(const char *store, char **ret_out, char **ret_err, ...)
 {
     char *args[MAX_ARGS];
-    int n = 0;
     va_list ap;
     va_start(ap, ret_err);
-    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;)
-        args[n++] = a;
+    int n = collect_args(ap, args);
     va_end(ap);
     char *err = NULL;
     int r = ct_runv(store, n, args, ret_out, &err);
@@ -76,6 +83,27 @@ ct_ok(const char *store, char **ret_out, char **ret_err, ...)
         *ret_err = err;
     else
         free(err);
+}
+
+int
+ct_fixture_setup(void **state)
+{
+    ct_fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->dir = tu_tmpdir("cli");
+    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+    *state = f;
+    return 0;
+}
+
+int
+ct_fixture_teardown(void **state)
+{
+    ct_fixture *f = *state;
+    tu_rm_rf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
 }
 
 void

@@ -22,6 +22,17 @@ void ct_ok(const char *store, char **ret_out, char **ret_err, ...);
 /* Same with an argv array of n words. */
 int ct_runv(const char *store, int n, char *const *args, char **ret_out, char **ret_err);
 
+/* A temp directory and a store path inside it (not created). */
+typedef struct ct_fixture {
+    char *dir;
+    char store[4096];
+} ct_fixture;
+
+/* cmocka setup/teardown: *state becomes a ct_fixture; teardown removes the
+ * directory with everything in it. */
+int ct_fixture_setup(void **state);
+int ct_fixture_teardown(void **state);
+
 /* Asserts err is exactly one line "nvx: ...\n" that contains needle (if not
  * NULL), and prints it on failure. */
 void ct_assert_one_error(const char *err, const char *needle);

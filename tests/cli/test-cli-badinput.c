@@ -25,30 +25,7 @@
 #include "libcas/manifest.h"
 #include "testutil.h"
 
-typedef struct fixture {
-    char *dir;
-    char store[4096];
-} fixture;
-
-static int
-setup(void **state)
-{
-    fixture *f = calloc(1, sizeof(*f));
-    f->dir = tu_tmpdir("cli-bad");
-    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    tu_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+typedef ct_fixture fixture;
 
 /* Runs nvx with args, expects exit code `code` and one error line with needle. */
 static void
@@ -476,13 +453,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paths_and_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_models, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ambiguous_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_paths_and_ids, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_store, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_models, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_data, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_prefix, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, ct_fixture_setup, ct_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,30 +17,7 @@
 #include "libcas/hash.h"
 #include "testutil.h"
 
-typedef struct fixture {
-    char *dir;
-    char store[4096];
-} fixture;
-
-static int
-setup(void **state)
-{
-    fixture *f = calloc(1, sizeof(*f));
-    f->dir = tu_tmpdir("cli-cmd");
-    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *f = *state;
-    tu_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+typedef ct_fixture fixture;
 
 /* Adds path and returns its id (static buffer). */
 static const char *
@@ -477,11 +454,11 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_man_page),
-        cmocka_unit_test_setup_teardown(test_add_ls_info, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_add_stdin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_env_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_ls_info, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_add_stdin, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_env_store, ct_fixture_setup, ct_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

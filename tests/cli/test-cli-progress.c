@@ -228,9 +228,9 @@ assert_bar(const char *tty, const char *out, const char *label)
 static void
 test_tty(void **state)
 {
-    char *dir = tu_tmpdir("cli-tty");
-    char store[4096], file[4096], copy[4096], sopt[4200], id[CAS_HASH_HEX_LEN + 1];
-    snprintf(store, sizeof(store), "%s/store", dir);
+    const ct_fixture *f = *state;
+    const char *dir = f->dir, *store = f->store;
+    char file[4096], copy[4096], sopt[4200], id[CAS_HASH_HEX_LEN + 1];
     snprintf(file, sizeof(file), "%s/m.bin", dir);
     snprintf(copy, sizeof(copy), "%s/copy.bin", dir);
     snprintf(sopt, sizeof(sopt), "--store=%s", store);
@@ -292,8 +292,6 @@ test_tty(void **state)
     free(tty);
 
     unsetenv("NVX_PROGRESS_DELAY");
-    tu_rm_rf(dir);
-    free(dir);
 }
 
 int
@@ -303,7 +301,7 @@ main(void)
         cmocka_unit_test(test_bar),
         cmocka_unit_test(test_fmt_bytes),
         cmocka_unit_test(test_delay_env),
-        cmocka_unit_test(test_tty),
+        cmocka_unit_test_setup_teardown(test_tty, ct_fixture_setup, ct_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
