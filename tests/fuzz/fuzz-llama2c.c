@@ -16,7 +16,10 @@ static void
 run_model(const uint8_t *data, size_t size)
 {
     rt_model_opts o = RT_MODEL_OPTS_INIT;
+    char why[96];
     o.seq_len = 4;
+    o.why = why;
+    o.why_cap = sizeof(why);
     rt_arena_report rep;
     for (int v = 0; v < 3; v++) {
         o.requant = (rt_requant)v;
