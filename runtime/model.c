@@ -26,6 +26,12 @@
 #include "runtime/internal.h"
 #include "runtime/llama2c.h"
 
+/* F32 and F16 weights are used in place from the file, which is
+ * little-endian; so is every CPU this runtime targets. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "nvxrt reads model tensors in place and needs a little-endian CPU"
+#endif
+
 typedef struct rt_layer {
     const float *attn_norm, *ffn_norm; /* [dim] */
     rt__mat wq, wk, wv, wo;            /* [dim|kv_dim, dim] */
