@@ -296,6 +296,13 @@ test_arena_mcu(void **state)
     assert_true(rep.total <= 256 * 1024);
     assert_int_equal(rep.file_weights, 0);
     assert_int_equal(rep.kv_cache, 4 * 128 * 64 * 2 + 4 * 128 * 4 * 2 * 4);
+    /* Q4_0 blocks of 18 bytes: embedding 512x2, per layer q/k/v/o 64x2,
+     * gate/up 172x2, down 64x6 (172 padded to 192), plus F32 norms. */
+    assert_int_equal(rep.weights, 512 * 2 * 18 +
+                                      4 * (4 * 64 * 2 * 18 + 2 * 172 * 2 * 18 + 64 * 6 * 18) +
+                                      9 * 64 * 4);
+    /* x, xb, xb2, q [64]; hb, hb2 [192]; att [128]; logits [512]; xq 6 blocks. */
+    assert_int_equal(rep.activations, 4 * 64 * 4 + 2 * 192 * 4 + 128 * 4 + 512 * 4 + 6 * 36);
 
     /* With the embedding/classifier in Q8_0 (better quality) it still fits. */
     rt_model_opts o8 = o;
