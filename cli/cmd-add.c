@@ -125,8 +125,8 @@ report(cli_ctx *ctx, cas_store *s, const uint8_t id[CAS_HASH_LEN], bool is_new,
         printf("%s\n", hex);
         return CLI_EXIT_OK;
     }
-    printf("%s %s: %s, %llu chunks (%s)", is_new ? "added" : "already stored", plan->format,
-           cli_fmt_bytes(mi.size, sz), (unsigned long long)mi.n_chunks,
+    printf("%s %s: %s, %llu chunk%s (%s)", is_new ? "added" : "already stored", plan->format,
+           cli_fmt_bytes(mi.size, sz), (unsigned long long)mi.n_chunks, mi.n_chunks == 1 ? "" : "s",
            cas_chunker_kind_to_string(plan->kind));
     if (plan->n_tensors)
         printf(", %zu tensors", plan->n_tensors);

@@ -73,7 +73,7 @@ print_model(void *userdata, const cas_model_info *m)
                  (unsigned long long)m->n_chunks);
     printf("%s  %10s  %-6s  %-8s  ", hex, cli_fmt_bytes(m->size, sz), m->pinned ? "pinned" : "-",
            state);
-    cli_print_escaped(stdout, names, strlen(names));
+    cli_print_escaped_str(stdout, names[0] ? names : "-");
     putchar('\n');
     return 0;
 }

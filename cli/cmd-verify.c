@@ -232,23 +232,23 @@ report(cli_ctx *ctx, vstate *st, bool require_trusted)
         if (first->n_problems && p->chunk_index != CAS_STORE_NO_CHUNK)
             return cli_fail(CLI_EXIT_CORRUPT,
                             "model %s is corrupt: chunk %" PRIu64 " (offset %" PRIu64
-                            ") %s (%zu models failed): re-add or fetch it, or nvx rm it",
-                            hex, p->chunk_index, p->offset, problem_text(p->error), bad);
+                            ") %s (failed: %zu of %zu models): re-add or fetch it, or nvx rm it",
+                            hex, p->chunk_index, p->offset, problem_text(p->error), bad, st->n);
         if (first->n_problems)
             return cli_fail(CLI_EXIT_CORRUPT,
-                            "model %s is damaged: data file or manifest %s (%zu models "
-                            "failed): re-add or fetch it, or nvx rm it",
-                            hex, problem_text(p->error), bad);
+                            "model %s is damaged: data file or manifest %s (failed: %zu of %zu "
+                            "models): re-add or fetch it, or nvx rm it",
+                            hex, problem_text(p->error), bad, st->n);
         return cli_fail(CLI_EXIT_CORRUPT,
-                        "model %s has an invalid signature (%zu models failed): remove it or "
-                        "check the keyring (nvx trust ls)",
-                        hex, bad);
+                        "model %s has an invalid signature (failed: %zu of %zu models): remove "
+                        "it or check the keyring (nvx trust ls)",
+                        hex, bad, st->n);
     }
     if (require_trusted && untrusted)
         return cli_fail(CLI_EXIT_UNTRUSTED,
-                        "%zu models have no signature from a trusted key: trust the publisher's "
-                        "key (nvx trust add) or drop --require-trusted",
-                        untrusted);
+                        "no signature from a trusted key on %zu of %zu models: trust the "
+                        "publisher's key (nvx trust add) or drop --require-trusted",
+                        untrusted, st->n);
     return CLI_EXIT_OK;
 }
 

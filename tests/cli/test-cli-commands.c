@@ -195,6 +195,8 @@ test_add_ls_info(void **state)
 
     ct_ok(f->store, &out, &err, "ls", NULL);
     assert_non_null(strstr(out, id));
+    assert_null(strstr(out, " \n")); /* no trailing blanks: the names column says "-" */
+    assert_non_null(strstr(out, "complete  -\n"));
     free(out);
     free(err);
     ct_ok(f->store, &out, &err, "ls", "--json", NULL);
