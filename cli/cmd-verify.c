@@ -167,8 +167,8 @@ text_model(const vmodel *m)
     char hex[CAS_HASH_HEX_LEN + 1];
     cas_hash_to_hex(m->id, hex);
     if (m->ok && m->n_bad_sigs == 0) {
-        printf("ok      %s  %zu signature%s, %zu trusted", hex, m->n_sigs, m->n_sigs == 1 ? "" : "s",
-               m->n_trusted);
+        printf("ok      %s  %zu signature%s, %zu trusted", hex, m->n_sigs,
+               m->n_sigs == 1 ? "" : "s", m->n_trusted);
         for (size_t k = 0; k < m->n_sigs; k++) {
             fputs(k ? ", " : ": ", stdout);
             cli_sig_print(stdout, &m->sigs[k]);

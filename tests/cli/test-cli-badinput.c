@@ -203,14 +203,16 @@ test_bad_models(void **state)
     assert_int_equal(tu_read_file(gguf, &g, &glen), 0);
     assert_int_equal(tu_read_file(l2c, &l, &llen), 0);
     char *paths[6];
-    const char *names[6] = { "empty", "garbage", "head.gguf", "tail.gguf", "short.bin", "long.bin" };
+    const char *names[6] = {
+        "empty", "garbage", "head.gguf", "tail.gguf", "short.bin", "long.bin"
+    };
     for (int i = 0; i < 6; i++)
         paths[i] = strdup(ct_path(f->dir, names[i]));
     assert_int_equal(tu_write_file(paths[0], g, 0), 0);
     ct_write_random(paths[1], 70000, 6);
-    assert_int_equal(tu_write_file(paths[2], g, 3000), 0);        /* in the metadata */
-    assert_int_equal(tu_write_file(paths[3], g, glen - 10), 0);   /* in the last tensor */
-    assert_int_equal(tu_write_file(paths[4], l, llen / 2), 0);    /* llama2.c: size off */
+    assert_int_equal(tu_write_file(paths[2], g, 3000), 0);      /* in the metadata */
+    assert_int_equal(tu_write_file(paths[3], g, glen - 10), 0); /* in the last tensor */
+    assert_int_equal(tu_write_file(paths[4], l, llen / 2), 0);  /* llama2.c: size off */
     uint8_t *l2 = malloc(llen + 1);
     memcpy(l2, l, llen);
     l2[llen] = 0;
@@ -458,7 +460,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_not_a_store, ct_fixture_setup, ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bad_models, ct_fixture_setup, ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_data, ct_fixture_setup, ct_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_ambiguous_prefix, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_prefix, ct_fixture_setup,
+                                        ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, ct_fixture_setup, ct_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,7 +140,8 @@ test_man_page(void **state)
     const char *codes = strstr(out, "exit codes:\n");
     assert_non_null(codes);
     int n = 0;
-    for (const char *p = codes; (p = strstr(p, "\n  ")) != NULL && p[3] >= '0' && p[3] <= '9'; p++) {
+    for (const char *p = codes; (p = strstr(p, "\n  ")) != NULL && p[3] >= '0' && p[3] <= '9';
+         p++) {
         char want[16];
         snprintf(want, sizeof(want), "\n.B %c\n", p[3]);
         if (!strstr(text, want))
@@ -161,8 +162,8 @@ test_man_page(void **state)
         n++;
     }
     assert_true(n >= 5);
-    const char *cmds[] = { "add",    "ls",  "info", "export", "cat",  "manifest", "verify",
-                           "pin",    "rm",  "gc",   "key",    "sign", "trust" };
+    const char *cmds[] = { "add", "ls", "info", "export", "cat",  "manifest", "verify",
+                           "pin", "rm", "gc",   "key",    "sign", "trust" };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!man_has_entry(text, cmds[i]))
             fail_msg("command '%s' has no entry in nvx(1)", cmds[i]);
@@ -458,8 +459,10 @@ main(void)
         cmocka_unit_test(test_man_page),
         cmocka_unit_test_setup_teardown(test_add_ls_info, ct_fixture_setup, ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_add_stdin, ct_fixture_setup, ct_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, ct_fixture_setup, ct_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, ct_fixture_setup,
+                                        ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, ct_fixture_setup,
+                                        ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_env_store, ct_fixture_setup, ct_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

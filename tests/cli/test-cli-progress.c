@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -186,8 +186,7 @@ tty_run(char *const args[], char **ret_out, char **ret_tty)
     size_t olen = 0, tlen = 0;
     bool open_o = true, open_t = true;
     while (open_o || open_t) {
-        struct pollfd p[2] = { { open_o ? po[0] : -1, POLLIN, 0 },
-                               { open_t ? m : -1, POLLIN, 0 } };
+        struct pollfd p[2] = { { open_o ? po[0] : -1, POLLIN, 0 }, { open_t ? m : -1, POLLIN, 0 } };
         int k = poll(p, 2, 60000);
         if (k < 0 && errno == EINTR)
             continue;
