@@ -16,6 +16,7 @@
 #include "cli/cmd-run.h"
 #include "cli/json.h"
 #include "runtime/eval.h"
+#include "runtime/gguf.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 
@@ -160,143 +161,173 @@ print_result(cli_ctx *ctx, const rt_eval_result *ev, const char *model, const ch
 
 static const char *const kv_choices[] = { "f32", "int8", NULL };
 
+typedef struct e_args {
+    const char *ref, *text, *tokenizer;
+    uint64_t n_gen, seed;
+    bool gen_seen;
+    int kv;
+} e_args;
+
+enum {
+    E_N_OPTS = 7,
+};
+
+static void
+e_opts(e_args *a, cli_opt o[E_N_OPTS])
+{
+    int i = 0;
+    o[i++] = (cli_opt){ .lname = "ref",
+                        .type = CLI_OPT_STR,
+                        .dest = &a->ref,
+                        .metavar = "REFMODEL",
+                        .help = "reference model (ID, NAME or FILE), e.g. the F32 original" };
+    o[i++] = (cli_opt){ .lname = "text",
+                        .type = CLI_OPT_STR,
+                        .dest = &a->text,
+                        .metavar = "FILE",
+                        .help = "evaluate on this text (encoded with the model's vocabulary)" };
+    o[i++] = (cli_opt){ .lname = "generate",
+                        .type = CLI_OPT_U64,
+                        .dest = &a->n_gen,
+                        .metavar = "N",
+                        .min = 2,
+                        .max = 1u << 24,
+                        .seen = &a->gen_seen,
+                        .help = "evaluate on N positions the reference samples (default 2048)" };
+    o[i++] = (cli_opt){ .lname = "tokenizer",
+                        .type = CLI_OPT_STR,
+                        .dest = &a->tokenizer,
+                        .metavar = "FILE",
+                        .help = "llama2.c tokenizer.bin for --text with llama2.c models" };
+    o[i++] = (cli_opt){ .lname = "seed",
+                        .type = CLI_OPT_U64,
+                        .dest = &a->seed,
+                        .metavar = "S",
+                        .max = UINT64_MAX,
+                        .help = "seed of --generate (default 1)" };
+    o[i++] = (cli_opt){ .lname = "kv",
+                        .type = CLI_OPT_CHOICE,
+                        .dest = &a->kv,
+                        .metavar = "f32|int8",
+                        .choices = kv_choices,
+                        .help = "KV cache type of MODEL (default f32)" };
+    o[i] = (cli_opt)CLI_OPT_END;
+}
+
+/* Opens and builds MODEL and REF. Returns CLI_GO or an exit code. */
+static int
+open_both(cli_ctx *ctx, const e_args *a, const char *model, cli_rt_file *mf, cli_rt_file *rf,
+          built *mb, built *rb)
+{
+    int r = cli_rt_open(ctx, model, false, mf);
+    if (r == CLI_GO)
+        r = cli_rt_open(ctx, a->ref, false, rf);
+    if (r != CLI_GO)
+        return r;
+    int e = build(mf, a->kv == 1 ? RT_KV_Q8 : RT_KV_F32, mb);
+    const char *bad = model;
+    if (e >= 0) {
+        bad = a->ref;
+        e = build(rf, RT_KV_F32, rb);
+    }
+    if (e == -EBADMSG)
+        return cli_fail(CLI_EXIT_CORRUPT, "%s is not a model this runtime can run: check the file",
+                        bad);
+    if (e < 0)
+        return cli_fail_errno(e, NULL, "cannot load %s", bad);
+    uint32_t vm = rt_model_config(mb->m)->vocab_size, vr = rt_model_config(rb->m)->vocab_size;
+    if (vm != vr)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "%s has %" PRIu32 " tokens and %s %" PRIu32
+                        ": compare models that share a vocabulary",
+                        model, vm, a->ref, vr);
+    return CLI_GO;
+}
+
+/* The evaluation tokens: the encoded --text, or positions REF samples.
+ * *ret_toks is malloc'd. Returns CLI_GO or an exit code. */
+static int
+eval_tokens(const e_args *a, const cli_rt_file *mf, const cli_rt_file *rf, const built *rb,
+            int32_t **ret_toks, size_t *ret_n, char *source, size_t source_cap)
+{
+    uint32_t vocab = rt_model_config(rb->m)->vocab_size;
+    if (!a->text) {
+        *ret_toks = malloc((size_t)a->n_gen * sizeof(int32_t));
+        if (!*ret_toks)
+            return cli_fail_errno(-ENOMEM, NULL, "cannot sample %" PRIu64 " positions", a->n_gen);
+        *ret_n = sample_tokens(rb->m, a->seed, *ret_toks, (size_t)a->n_gen);
+        snprintf(source, source_cap, "sampled from the reference, T=1, seed %" PRIu64, a->seed);
+        return CLI_GO;
+    }
+    rt_tokenizer *tok = NULL;
+    /* A llama2.c MODEL has no vocabulary; a GGUF reference may carry it. */
+    const cli_rt_file *vf =
+        !a->tokenizer && !rt_gguf_is_gguf(mf->data, mf->len) && rt_gguf_is_gguf(rf->data, rf->len)
+            ? rf
+            : mf;
+    int r = cli_rt_tokenizer(vf, a->tokenizer, vocab, &tok);
+    if (r != CLI_GO)
+        return r;
+    char *body = NULL;
+    size_t len = 0;
+    int e = read_text(a->text, &body, &len);
+    if (e < 0) {
+        rt_tokenizer_free(tok);
+        return cli_fail_errno(e, NULL, "cannot read %s", a->text);
+    }
+    size_t cap = rt_tokenizer_encode_bound(len);
+    *ret_toks = malloc(cap * sizeof(int32_t));
+    e = *ret_toks ? rt_tokenizer_encode(tok, body, len, RT_TOK_ADD_BOS, *ret_toks, cap, ret_n)
+                  : -ENOMEM;
+    free(body);
+    rt_tokenizer_free(tok);
+    if (e < 0)
+        return cli_fail_errno(e, NULL, "cannot encode %s", a->text);
+    snprintf(source, source_cap, "text, %zu tokens", *ret_n);
+    return CLI_GO;
+}
+
 int
 cli_eval_main(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *ref_text = NULL, *text = NULL, *tokenizer = NULL;
-    uint64_t n_gen = 2048, seed = 1;
-    bool gen_seen = false;
-    int kv = 0;
-    const cli_opt opts[] = {
-        { .lname = "ref",
-          .type = CLI_OPT_STR,
-          .dest = &ref_text,
-          .metavar = "REFMODEL",
-          .help = "reference model (ID, NAME or FILE), e.g. the F32 original" },
-        { .lname = "text",
-          .type = CLI_OPT_STR,
-          .dest = &text,
-          .metavar = "FILE",
-          .help = "evaluate on this text (encoded with the model's vocabulary)" },
-        { .lname = "generate",
-          .type = CLI_OPT_U64,
-          .dest = &n_gen,
-          .metavar = "N",
-          .help = "evaluate on N positions the reference samples (default 2048)",
-          .min = 2,
-          .max = 1u << 24,
-          .seen = &gen_seen },
-        { .lname = "tokenizer",
-          .type = CLI_OPT_STR,
-          .dest = &tokenizer,
-          .metavar = "FILE",
-          .help = "llama2.c tokenizer.bin for --text with llama2.c models" },
-        { .lname = "seed",
-          .type = CLI_OPT_U64,
-          .dest = &seed,
-          .metavar = "S",
-          .help = "seed of --generate (default 1)",
-          .max = UINT64_MAX },
-        { .lname = "kv",
-          .type = CLI_OPT_CHOICE,
-          .dest = &kv,
-          .metavar = "f32|int8",
-          .help = "KV cache type of MODEL (default f32)",
-          .choices = kv_choices },
-        CLI_OPT_END,
-    };
+    e_args a = { .n_gen = 2048, .seed = 1 };
+    cli_opt opts[E_N_OPTS];
+    e_opts(&a, opts);
     int npos, r = cli_parse(ctx, &cli_cmd_eval, opts, argc, argv, &npos);
     if (r != CLI_GO)
         return r;
     if ((r = cli_want_args(&cli_cmd_eval, npos, 1, 1)) != CLI_GO)
         return r;
-    if (!ref_text)
+    if (!a.ref)
         return cli_fail(CLI_EXIT_USAGE, "eval needs a reference: nvx eval %s --ref REFMODEL",
                         argv[0]);
-    if (text && gen_seen)
+    if (a.text && a.gen_seen)
         return cli_fail(CLI_EXIT_USAGE, "choose one of --text and --generate");
     cli_rt_file mf = { 0 }, rf = { 0 };
     built mb = { 0 }, rb = { 0 };
-    rt_tokenizer *tok = NULL;
     rt_eval *e = NULL;
     int32_t *toks = NULL;
-    char *body = NULL;
     size_t n = 0;
-    r = cli_rt_open(ctx, argv[0], false, &mf);
+    char source[96];
+    r = open_both(ctx, &a, argv[0], &mf, &rf, &mb, &rb);
     if (r == CLI_GO)
-        r = cli_rt_open(ctx, ref_text, false, &rf);
-    if (r != CLI_GO)
-        goto out;
-    int err = build(&mf, kv == 1 ? RT_KV_Q8 : RT_KV_F32, &mb);
-    const char *bad = argv[0];
-    if (err >= 0) {
-        bad = ref_text;
-        err = build(&rf, RT_KV_F32, &rb);
-    }
-    if (err < 0) {
-        r = err == -EBADMSG ? cli_fail(CLI_EXIT_CORRUPT,
-                                       "%s is not a model this runtime can run: "
-                                       "check the file",
-                                       bad)
-                            : cli_fail_errno(err, NULL, "cannot load %s", bad);
-        goto out;
-    }
-    const rt_config *mc = rt_model_config(mb.m), *rc = rt_model_config(rb.m);
-    if (mc->vocab_size != rc->vocab_size) {
-        r = cli_fail(CLI_EXIT_USAGE,
-                     "%s has %" PRIu32 " tokens and %s %" PRIu32
-                     ": compare models that share a vocabulary",
-                     argv[0], mc->vocab_size, ref_text, rc->vocab_size);
-        goto out;
-    }
-    char source[64];
-    if (text) {
-        r = cli_rt_tokenizer(&mf, tokenizer, mc->vocab_size, &tok);
-        if (r != CLI_GO && !tokenizer) {
-            /* The reference may carry the vocabulary instead. */
-            r = cli_rt_tokenizer(&rf, NULL, mc->vocab_size, &tok);
-        }
-        if (r != CLI_GO)
-            goto out;
-        size_t len = 0;
-        err = read_text(text, &body, &len);
+        r = eval_tokens(&a, &mf, &rf, &rb, &toks, &n, source, sizeof(source));
+    if (r == CLI_GO) {
+        const rt_config *rc = rt_model_config(rb.m);
+        int err = rt_eval_new(rc->vocab_size, 2 * (uint64_t)n + 8, &e);
+        if (err >= 0)
+            err = rt_eval_run(mb.m, rb.m, toks, n, (int32_t)rc->bos_id, e);
         if (err < 0) {
-            r = cli_fail_errno(err, NULL, "cannot read %s", text);
-            goto out;
+            r = cli_fail_errno(err, NULL, "evaluation failed");
+        } else {
+            rt_eval_result ev;
+            rt_eval_result_get(e, &ev);
+            print_result(ctx, &ev, argv[0], a.ref, source);
+            r = CLI_EXIT_OK;
         }
-        size_t cap = rt_tokenizer_encode_bound(len);
-        toks = malloc(cap * sizeof(*toks));
-        err = toks ? rt_tokenizer_encode(tok, body, len, RT_TOK_ADD_BOS, toks, cap, &n) : -ENOMEM;
-        if (err < 0) {
-            r = cli_fail_errno(err, NULL, "cannot encode %s", text);
-            goto out;
-        }
-        snprintf(source, sizeof(source), "text, %zu tokens", n);
-    } else {
-        toks = malloc((size_t)n_gen * sizeof(*toks));
-        if (!toks) {
-            r = cli_fail_errno(-ENOMEM, NULL, "cannot sample %" PRIu64 " positions", n_gen);
-            goto out;
-        }
-        n = sample_tokens(rb.m, seed, toks, (size_t)n_gen);
-        snprintf(source, sizeof(source), "sampled from the reference, T=1, seed %" PRIu64, seed);
     }
-    err = rt_eval_new(mc->vocab_size, 2 * (uint64_t)n + 8, &e);
-    if (err >= 0)
-        err = rt_eval_run(mb.m, rb.m, toks, n, (int32_t)rc->bos_id, e);
-    if (err < 0) {
-        r = cli_fail_errno(err, NULL, "evaluation failed");
-        goto out;
-    }
-    rt_eval_result ev;
-    rt_eval_result_get(e, &ev);
-    print_result(ctx, &ev, argv[0], ref_text, source);
-    r = CLI_EXIT_OK;
-out:
     rt_eval_free(e);
     free(toks);
-    free(body);
-    rt_tokenizer_free(tok);
     free(mb.arena);
     free(rb.arena);
     cli_rt_close(&mf);

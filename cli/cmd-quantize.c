@@ -184,137 +184,165 @@ print_result(cli_ctx *ctx, const char *out, size_t bytes, const rt_quant_report 
                ev->n, ev->kl_mean, ev->kl_p99, 100.0 * ev->top1, ev->ppl, ev->ppl_ref);
 }
 
+typedef struct q_args {
+    const char *out, *tokenizer, *name;
+    int type;
+    bool awq, search, type_seen;
+    uint64_t n_eval, seed;
+} q_args;
+
+enum {
+    Q_N_OPTS = 9,
+};
+
+static void
+q_opts(q_args *a, cli_opt o[Q_N_OPTS])
+{
+    int i = 0;
+    o[i++] = (cli_opt){ .lname = "output",
+                        .sname = 'o',
+                        .type = CLI_OPT_STR,
+                        .dest = &a->out,
+                        .metavar = "OUT.gguf",
+                        .help = "GGUF file to write (replaced atomically)" };
+    o[i++] = (cli_opt){ .lname = "type",
+                        .type = CLI_OPT_CHOICE,
+                        .dest = &a->type,
+                        .metavar = "q8_0|q4_0|f16|f32",
+                        .choices = type_choices,
+                        .seen = &a->type_seen,
+                        .help = "weight type of the matrices" };
+    o[i++] = (cli_opt){ .lname = "awq",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &a->awq,
+                        .help = "q4_0: activation-aware scales and error compensation, "
+                                "calibrated on text the model samples itself" };
+    o[i++] = (cli_opt){ .lname = "search",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &a->search,
+                        .help = "q4_0: error-minimizing scale search per block, no calibration" };
+    o[i++] = (cli_opt){ .lname = "tokenizer",
+                        .type = CLI_OPT_STR,
+                        .dest = &a->tokenizer,
+                        .metavar = "FILE",
+                        .help = "llama2.c tokenizer.bin to embed (llama2.c input)" };
+    o[i++] = (cli_opt){ .lname = "name",
+                        .type = CLI_OPT_STR,
+                        .dest = &a->name,
+                        .metavar = "STR",
+                        .help = "general.name of the output" };
+    o[i++] = (cli_opt){ .lname = "eval",
+                        .type = CLI_OPT_U64,
+                        .dest = &a->n_eval,
+                        .metavar = "N",
+                        .max = 1u << 24,
+                        .help = "positions to measure the loss on, 0 = skip (default 512)" };
+    o[i++] = (cli_opt){ .lname = "seed",
+                        .type = CLI_OPT_U64,
+                        .dest = &a->seed,
+                        .metavar = "S",
+                        .max = UINT64_MAX,
+                        .help = "seed of the sampled calibration/eval text (default 1)" };
+    o[i] = (cli_opt)CLI_OPT_END;
+}
+
+/* Checks the option combination; returns CLI_GO or a usage exit code. */
+static int
+q_check(const q_args *a, const char *in)
+{
+    if (!a->out || !*a->out)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "quantize needs an output: nvx quantize %s -o OUT.gguf --type q8_0|q4_0",
+                        in);
+    if (!a->type_seen)
+        return cli_fail(CLI_EXIT_USAGE, "quantize needs a type: --type q8_0 or --type q4_0");
+    if ((a->awq || a->search) && type_values[a->type] != RT_TYPE_Q4_0)
+        return cli_fail(CLI_EXIT_USAGE, "--awq and --search apply to --type q4_0 only");
+    if (a->awq && a->search)
+        return cli_fail(CLI_EXIT_USAGE, "choose one of --awq and --search");
+    return CLI_GO;
+}
+
+/* Converts in and writes a->out; the file's bytes are also left in *buf for
+ * the quality measurement. Returns CLI_GO or an exit code. */
+static int
+convert(const q_args *a, const cli_rt_file *in, mem *buf, rt_quant_report *rep)
+{
+    rt_tokenizer *tok = NULL;
+    rt_quant_result *res = NULL;
+    bool gguf_in = rt_gguf_is_gguf(in->data, in->len);
+    int r = CLI_GO;
+    if (a->tokenizer)
+        r = cli_rt_tokenizer(in, a->tokenizer, 0, &tok);
+    else if (!gguf_in)
+        cli_warn("%s is a llama2.c checkpoint and no --tokenizer was given: the GGUF will have "
+                 "no vocabulary (nvx run will need --tokenizer)",
+                 in->what);
+    if (r != CLI_GO)
+        return r;
+    rt_quant_opts qo = { .type = type_values[a->type],
+                         .method = a->awq      ? RT_QUANT_AWQ
+                                   : a->search ? RT_QUANT_SEARCH
+                                               : RT_QUANT_RTN,
+                         .tok = gguf_in ? NULL : tok,
+                         .name = a->name,
+                         .seed = a->seed };
+    int e = rt_quant_model(in->data, in->len, &qo, &res, rep);
+    if (e == -EBADMSG)
+        r = cli_fail(CLI_EXIT_CORRUPT,
+                     "%s cannot be converted: give a llama2.c checkpoint or a llama GGUF with "
+                     "F32/F16 tensors (already quantized files are refused)",
+                     in->what);
+    else if (e < 0)
+        r = cli_fail_errno(e, NULL, "cannot convert %s", in->what);
+    if (r == CLI_GO) {
+        e = rt_gguf_writer_write(rt_quant_result_writer(res), mem_sink, buf);
+        if (e >= 0)
+            e = rt_gguf_writer_write_file(rt_quant_result_writer(res), a->out);
+        if (e < 0)
+            r = cli_fail_errno(e, NULL, "cannot write %s", a->out);
+    }
+    rt_quant_result_free(res);
+    rt_tokenizer_free(tok);
+    return r;
+}
+
 int
 cli_quantize_main(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *out = NULL, *tokenizer = NULL, *name = NULL;
-    int type = -1;
-    bool awq = false, search = false, type_seen = false;
-    uint64_t n_eval = 512, seed = 1;
-    const cli_opt opts[] = {
-        { .lname = "output",
-          .sname = 'o',
-          .type = CLI_OPT_STR,
-          .dest = &out,
-          .metavar = "OUT.gguf",
-          .help = "GGUF file to write (replaced atomically)" },
-        { .lname = "type",
-          .type = CLI_OPT_CHOICE,
-          .dest = &type,
-          .metavar = "q8_0|q4_0|f16|f32",
-          .help = "weight type of the matrices",
-          .choices = type_choices,
-          .seen = &type_seen },
-        { .lname = "awq",
-          .type = CLI_OPT_FLAG,
-          .dest = &awq,
-          .help = "q4_0: activation-aware scales folded into the norms (calibrates itself)" },
-        { .lname = "search",
-          .type = CLI_OPT_FLAG,
-          .dest = &search,
-          .help = "q4_0: error-minimizing scale search per block, no calibration" },
-        { .lname = "tokenizer",
-          .type = CLI_OPT_STR,
-          .dest = &tokenizer,
-          .metavar = "FILE",
-          .help = "llama2.c tokenizer.bin to embed (llama2.c input)" },
-        { .lname = "name",
-          .type = CLI_OPT_STR,
-          .dest = &name,
-          .metavar = "STR",
-          .help = "general.name of the output" },
-        { .lname = "eval",
-          .type = CLI_OPT_U64,
-          .dest = &n_eval,
-          .metavar = "N",
-          .help = "positions to measure the loss on, 0 = skip (default 512)",
-          .max = 1u << 24 },
-        { .lname = "seed",
-          .type = CLI_OPT_U64,
-          .dest = &seed,
-          .metavar = "S",
-          .help = "seed of the sampled calibration/eval text (default 1)",
-          .max = UINT64_MAX },
-        CLI_OPT_END,
-    };
+    q_args a = { .type = -1, .n_eval = 512, .seed = 1 };
+    cli_opt opts[Q_N_OPTS];
+    q_opts(&a, opts);
     int npos, r = cli_parse(ctx, &cli_cmd_quantize, opts, argc, argv, &npos);
     if (r != CLI_GO)
         return r;
     if ((r = cli_want_args(&cli_cmd_quantize, npos, 1, 1)) != CLI_GO)
         return r;
-    if (!out || !*out)
-        return cli_fail(CLI_EXIT_USAGE,
-                        "quantize needs an output: nvx quantize %s -o OUT.gguf "
-                        "--type q8_0|q4_0",
-                        argv[0]);
-    if (!type_seen)
-        return cli_fail(CLI_EXIT_USAGE, "quantize needs a type: --type q8_0 or --type q4_0");
-    if ((awq || search) && type_values[type] != RT_TYPE_Q4_0)
-        return cli_fail(CLI_EXIT_USAGE, "--awq and --search apply to --type q4_0 only");
-    if (awq && search)
-        return cli_fail(CLI_EXIT_USAGE, "choose one of --awq and --search");
+    if ((r = q_check(&a, argv[0])) != CLI_GO)
+        return r;
     cli_rt_file in;
-    rt_tokenizer *tok = NULL;
-    rt_quant_result *res = NULL;
     mem buf = { 0 };
-    r = cli_rt_open(ctx, argv[0], false, &in);
-    if (r != CLI_GO)
-        goto out;
-    bool gguf_in = rt_gguf_is_gguf(in.data, in.len);
-    if (tokenizer) {
-        r = cli_rt_tokenizer(&in, tokenizer, 0, &tok);
-        if (r != CLI_GO)
-            goto out;
-    } else if (!gguf_in) {
-        cli_warn("%s is a llama2.c checkpoint and no --tokenizer was given: the GGUF will have "
-                 "no vocabulary (nvx run will need --tokenizer)",
-                 argv[0]);
-    }
-    rt_quant_opts qo = { .type = type_values[type],
-                         .method = awq      ? RT_QUANT_AWQ
-                                   : search ? RT_QUANT_SEARCH
-                                            : RT_QUANT_RTN,
-                         .tok = gguf_in ? NULL : tok,
-                         .name = name,
-                         .seed = seed };
     rt_quant_report rep;
-    int e = rt_quant_model(in.data, in.len, &qo, &res, &rep);
-    if (e == -EBADMSG) {
-        r = cli_fail(CLI_EXIT_CORRUPT,
-                     "%s cannot be converted: give a llama2.c checkpoint or a llama GGUF with "
-                     "F32/F16 tensors (already quantized files are refused)",
-                     argv[0]);
-        goto out;
+    r = cli_rt_open(ctx, argv[0], false, &in);
+    if (r == CLI_GO)
+        r = convert(&a, &in, &buf, &rep);
+    if (r == CLI_GO) {
+        rt_eval_result ev = { 0 };
+        bool have_ev = false;
+        if (a.n_eval > 0) {
+            int e = measure(&in, &buf, a.n_eval, a.seed + 1, &ev);
+            if (e < 0)
+                cli_warn("wrote %s, but could not measure its quality: %s", a.out, strerror(-e));
+            have_ev = e >= 0;
+        }
+        print_result(ctx, a.out, buf.len, &rep, type_choices[a.type],
+                     a.awq      ? "awq"
+                     : a.search ? "search"
+                                : "round to nearest",
+                     &ev, have_ev);
+        r = CLI_EXIT_OK;
     }
-    if (e < 0) {
-        r = cli_fail_errno(e, NULL, "cannot convert %s", argv[0]);
-        goto out;
-    }
-    e = rt_gguf_writer_write(rt_quant_result_writer(res), mem_sink, &buf);
-    if (e >= 0)
-        e = rt_gguf_writer_write_file(rt_quant_result_writer(res), out);
-    if (e < 0) {
-        r = cli_fail_errno(e, NULL, "cannot write %s", out);
-        goto out;
-    }
-    rt_eval_result ev = { 0 };
-    bool have_ev = false;
-    if (n_eval > 0) {
-        e = measure(&in, &buf, n_eval, seed + 1, &ev);
-        if (e < 0)
-            cli_warn("wrote %s, but could not measure its quality: %s", out, strerror(-e));
-        have_ev = e >= 0;
-    }
-    print_result(ctx, out, buf.len, &rep, type_choices[type],
-                 awq      ? "awq"
-                 : search ? "search"
-                          : "round to nearest",
-                 &ev, have_ev);
-    r = CLI_EXIT_OK;
-out:
     free(buf.p);
-    rt_quant_result_free(res);
-    rt_tokenizer_free(tok);
     cli_rt_close(&in);
     return r;
 }
