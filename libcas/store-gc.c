@@ -102,6 +102,29 @@ del_names_of(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
     return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : cas__mdb_err(rc);
 }
 
+/* Deletes every chunk index entry that points into model id (full scan). */
+static int
+unindex_scan(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+{
+    MDB_cursor *c;
+    int r = cas__mdb_err(mdb_cursor_open(txn, s->db_chunks, &c));
+    if (r < 0)
+        return r;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (v.mv_size >= CAS_HASH_LEN && memcmp(v.mv_data, id, CAS_HASH_LEN) == 0) {
+            rc = mdb_cursor_del(c, 0);
+            if (rc == 0)
+                rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        } else {
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : cas__mdb_err(rc);
+}
+
 /* Unlinks data/<id> unless a record for id exists again (a concurrent re-add),
  * holding the write lock so no add can be between its rename and commit. */
 static int
@@ -132,19 +155,25 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
         return r;
     cas__model_rec rec;
     r = cas__model_get(s, txn, id, &rec);
-    if (r < 0)
+    bool damaged = r == -EBADMSG;
+    if (r < 0 && !damaged)
         goto fail;
     if (cas__is_pinned(s, txn, id) && !(flags & CAS_RM_FORCE)) {
         r = -EBUSY;
         goto fail;
     }
-    if (rec.state == CAS_MODEL_COMPLETE) {
+    if (!damaged && rec.state == CAS_MODEL_COMPLETE) {
         r = cas_manifest_decode(rec.manifest, rec.manifest_len, &m);
+        damaged = r == -EBADMSG;
         if (r == 0)
             r = cas__chunks_unindex(s, txn, m);
-        if (r < 0)
+        if (r < 0 && !damaged)
             goto fail;
     }
+    /* Without a sound manifest, find this model's chunk entries the slow
+     * way, so that removing a damaged model repairs the index. */
+    if (damaged && (r = unindex_scan(s, txn, id)) < 0)
+        goto fail;
     MDB_val k = { CAS_HASH_LEN, (void *)id };
     r = cas__mdb_err(mdb_del(txn, s->db_models, &k, NULL));
     if (r < 0)

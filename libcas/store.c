@@ -723,21 +723,17 @@ cas_store_list(cas_store *s, cas_model_fn cb, void *userdata)
         goto out;
     MDB_val k, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size != CAS_HASH_LEN) {
-            r = -EBADMSG;
-            goto out;
-        }
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         cas__model_rec rec;
         cas_model_info info;
-        r = cas__model_get(s, txn, k.mv_data, &rec);
-        if (r == 0)
-            r = fill_info(s, txn, k.mv_data, &rec, &info);
+        /* Damaged records are skipped here; verify reports them. */
+        if (k.mv_size != CAS_HASH_LEN || cas__model_get(s, txn, k.mv_data, &rec) < 0)
+            continue;
+        r = fill_info(s, txn, k.mv_data, &rec, &info);
         if (r == 0)
             r = cb(userdata, &info);
         if (r < 0)
             goto out;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     r = rc == MDB_NOTFOUND ? 0 : cas__mdb_err(rc);
 out:

@@ -183,8 +183,8 @@ typedef struct cas_model_info {
 int cas_store_model_info(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_model_info *ret);
 
 /* Calls cb for every model (partial and complete), in id order, from one read
- * transaction. cb returns 0 to go on or a negative value to stop (returned).
- * Returns 0 or a negative errno. */
+ * transaction; a damaged record is skipped (cas_store_verify reports it). cb returns 0 to go on or
+ * a negative value to stop (returned). Returns 0 or a negative errno. */
 typedef int (*cas_model_fn)(void *userdata, const cas_model_info *info);
 int cas_store_list(cas_store *s, cas_model_fn cb, void *userdata);
 
@@ -281,7 +281,9 @@ enum {
 
 /* Removes a model: index records (model, chunk index entries, bitmap,
  * signatures, names that point to it) in one transaction, then its data
- * file. Returns 0, -ENOENT, -EBUSY (pinned, no CAS_RM_FORCE). */
+ * file. Also removes a model whose record or manifest is damaged (verify
+ * reports those), which repairs the index. Returns 0, -ENOENT, -EBUSY
+ * (pinned, no CAS_RM_FORCE). */
 int cas_store_rm(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags);
 
 enum {

@@ -1114,6 +1114,76 @@ test_chunks_match_split(void **state)
     free(b);
 }
 
+static int
+count_listed(void *userdata, const cas_model_info *info)
+{
+    (*(size_t *)userdata)++;
+    (void)info;
+    return 0;
+}
+
+/* Damaged index records are reported as corrupt, never trusted. */
+static void
+test_damaged_records(void **state)
+{
+    fixture *f = *state;
+    uint8_t id[CAS_HASH_LEN];
+    uint8_t *b = random_bytes(70000, 800);
+    assert_int_equal(add_buf(f->s, f->dir, b, 70000, NULL, id), 1);
+    free(b);
+    /* A complete record whose manifest does not decode, with an index entry. */
+    uint8_t bad_manifest[40] = { 1, 2 };
+    bad_manifest[32] = 'X';
+    static const uint8_t bad_state[40] = { 1, 9 };
+    static const uint8_t bad_version[40] = { 7, 2 };
+    static const uint8_t short_rec[5] = { 1, 2 };
+    const struct {
+        const void *p;
+        size_t n;
+    } recs[] = { { bad_state, sizeof(bad_state) },
+                 { bad_version, sizeof(bad_version) },
+                 { short_rec, sizeof(short_rec) },
+                 { bad_manifest, sizeof(bad_manifest) } };
+    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+        uint8_t twin[CAS_HASH_LEN];
+        memcpy(twin, id, CAS_HASH_LEN);
+        twin[0] ^= (uint8_t)(0x80 | i);
+        MDB_txn *txn;
+        assert_int_equal(cas__txn_begin(f->s, false, &txn), 0);
+        MDB_val k = { CAS_HASH_LEN, twin }, v = { recs[i].n, (void *)recs[i].p };
+        assert_int_equal(mdb_put(txn, f->s->db_models, &k, &v, 0), 0);
+        uint8_t loc[44] = { 0 }, chunk[CAS_HASH_LEN] = { 0x42 };
+        memcpy(loc, twin, CAS_HASH_LEN);
+        loc[40] = 1;
+        MDB_val ck = { CAS_HASH_LEN, chunk }, cv = { sizeof(loc), loc };
+        assert_int_equal(mdb_put(txn, f->s->db_chunks, &ck, &cv, 0), 0);
+        assert_int_equal(cas__txn_commit(txn), 0);
+        cas_model_info info;
+        /* (The record of the last one is sound; only its manifest is not.) */
+        assert_int_equal(cas_store_model_info(f->s, twin, &info), i < 3 ? -EBADMSG : 0);
+        problems ps = { 0 };
+        cas_store_verify_opts vo = { .problem = problem_cb, .userdata = &ps };
+        assert_int_equal(cas_store_verify(f->s, twin, &vo), -EBADMSG);
+        assert_int_equal(ps.n, 1);
+        assert_int_equal(ps.first.chunk_index, CAS_STORE_NO_CHUNK);
+        ps.n = 0;
+        assert_int_equal(cas_store_verify(f->s, NULL, &vo), -EBADMSG);
+        assert_int_equal(ps.n, 1);
+        int nfd = open("/dev/null", O_WRONLY);
+        assert_int_equal(cas_store_export_fd(f->s, twin, nfd, NULL, NULL, NULL), -EBADMSG);
+        close(nfd);
+        size_t n_listed = 0;
+        assert_int_equal(cas_store_list(f->s, count_listed, &n_listed), 0);
+        assert_int_equal(n_listed, i < 3 ? 1 : 2);
+        /* rm repairs the index. */
+        assert_int_equal(cas_store_rm(f->s, twin, 0), 0);
+        assert_int_equal(cas_store_model_info(f->s, twin, &info), -ENOENT);
+        assert_int_equal(cas_store_verify(f->s, NULL, NULL), 0);
+        cas_chunk_loc cl;
+        assert_int_equal(cas_store_chunk_find(f->s, chunk, &cl), -ENOENT);
+    }
+}
+
 int
 main(void)
 {
@@ -1133,6 +1203,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp_cleanup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_threads, setup, teardown),
     };
