@@ -35,9 +35,10 @@
  * Checks made before anything is used: magic, version, counts against the
  * named maxima and against the bytes the file can hold, every length against
  * the file size, value types, bool values, alignment a power of two, tensor
- * names unique-length-bounded without NUL, dims >= 1 with no overflow,
- * known tensor type with row length a multiple of its block, offsets aligned,
- * every tensor's data inside the file. Arrays of arrays are rejected
+ * names of at most 64 bytes without NUL (uniqueness is not checked: lookups
+ * return the first), dims >= 1 with no overflow, known tensor type with the
+ * row length a multiple of its block, offsets aligned, every tensor's data
+ * inside the file. Arrays of arrays are rejected
  * (no llama model uses them). Malformed input gives -EBADMSG.
  */
 #include <stdbool.h>
