@@ -323,8 +323,9 @@ int cas_store_limit_set(cas_store *s, uint64_t bytes);
 typedef struct cas_partial cas_partial;
 
 /* Creates a partial model from canonical manifest bytes (decoded strictly;
- * the model id is their hash): an index record in state partial, an empty
- * bitmap and a sparse data file of the model's size. Writes the id to
+ * the model id is their hash, so a fetcher compares ret_id with the id it
+ * asked for before trusting a peer's manifest): an index record in state
+ * partial, an empty bitmap and a sparse data file of the model's size. Writes the id to
  * ret_id. Returns 1 when created, 0 when the model already exists (partial:
  * resume with cas_partial_open(); complete: nothing to do, check with
  * cas_store_model_info()), -EBADMSG (manifest does not decode), -ENOSPC. */
@@ -443,7 +444,9 @@ typedef int (*cas_key_fn)(void *userdata, const uint8_t *key_id, size_t key_id_l
 int cas_store_key_list(cas_store *s, cas_key_fn cb, void *userdata);
 
 /* ---------------------------------------------------------------------- */
-/* Peers (opaque records for the daemon, issue 3) */
+/* Peers (opaque records for the daemon, issue 3; the daemon may keep other
+ * small records here too, e.g. signed name records, under key prefixes of
+ * its own) */
 
 /* Stores value under key (1..CAS_STORE_PEER_KEY_MAX bytes; value up to
  * CAS_STORE_PEER_MAX bytes), replacing an older value. Returns 0, -EMSGSIZE,
