@@ -87,8 +87,8 @@ cas_hash_to_hex(const uint8_t id[static CAS_HASH_LEN], char ret[static CAS_HASH_
     ret[CAS_HASH_HEX_LEN] = '\0';
 }
 
-static int
-hex_value(char c)
+int
+cas__hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -111,7 +111,7 @@ cas_hash_prefix_parse(const char *s, cas_hash_prefix *ret)
     if (n < CAS_HASH_PREFIX_MIN || n > CAS_HASH_HEX_LEN)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        int v = hex_value(s[i]);
+        int v = cas__hex_value(s[i]);
         if (v < 0)
             return -EINVAL;
         p.bytes[i / 2] |= (uint8_t)(i % 2 == 0 ? v << 4 : v);

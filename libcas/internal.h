@@ -13,6 +13,9 @@
 /* BLAKE2b-256 through libb2 (reference for the libsodium hot path). */
 void cas__hash_b2(const void *buf, size_t len, uint8_t ret[static CAS_HASH_LEN]);
 
+/* The value of one hex digit (either case), or -1. */
+int cas__hex_value(char c);
+
 /* The chunker's 256-entry gear table. */
 extern const uint64_t *const cas__gear;
 

@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "libcas/internal.h"
 #include "libcas/sig-internal.h"
 #include "libcas/sig.h"
 
@@ -262,18 +263,6 @@ cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN], char out[static CAS_
     out[2 * CAS_KEYID_LEN] = '\0';
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 cas_keyid_parse(const char *hex, uint8_t ret_keyid[static CAS_KEYID_LEN])
 {
@@ -281,7 +270,7 @@ cas_keyid_parse(const char *hex, uint8_t ret_keyid[static CAS_KEYID_LEN])
     if (!hex || strlen(hex) != 2 * CAS_KEYID_LEN)
         return -EINVAL;
     for (int i = 0; i < CAS_KEYID_LEN; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = cas__hex_value(hex[2 * i]), lo = cas__hex_value(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         id[CAS_KEYID_LEN - 1 - i] = (uint8_t)(hi << 4 | lo);
