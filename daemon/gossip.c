@@ -592,15 +592,26 @@ accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
 /* Puts a verified name record into its slot when it wins. Returns 1 when it
  * did, 0 when gossip knew it or better, -ENOMEM / -ENOSPC. */
 static int
-name_store(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t expires, uint8_t hops_in)
+name_store(nvx_gossip *g, const cas_namerec *rec, bool own, bool local, uint64_t expires,
+           uint8_t hops_in)
 {
     uint8_t key[CAS_HASH_LEN];
     name_key(rec, key);
     entry *e = lookup(g, key);
     if (e && e->name->sequence >= rec->sequence) {
-        if (own && e->name->sequence == rec->sequence &&
-            memcmp(e->name->sig, rec->sig, CAS_SIGBYTES) == 0)
-            e->own = true; /* learned earlier, published by us: keep it alive */
+        bool same =
+            e->name->sequence == rec->sequence && memcmp(e->name->sig, rec->sig, CAS_SIGBYTES) == 0;
+        if (same && local) {
+            /* Published by us, or reloaded from the store: keep it alive
+             * and synced to new sessions, without flooding it again. */
+            e->own = e->own || own;
+            if (e->own)
+                e->expires_ms = NO_EXPIRY;
+            else if (expires > e->expires_ms)
+                e->expires_ms = expires;
+            e->can_send = true;
+            e->send_hops = g->cfg.hops;
+        }
         return 0;
     }
     cas_namerec *copy = malloc(sizeof(*copy));
@@ -648,7 +659,7 @@ accept_name(nvx_gossip *g, const proto_name_record *p, uint64_t now_ms)
         g->st.invalid++;
         return 0;
     }
-    int r = name_store(g, &rec, false, expiry_of(p->ttl_s, now_ms), p->hops);
+    int r = name_store(g, &rec, false, false, expiry_of(p->ttl_s, now_ms), p->hops);
     if (r <= 0) {
         if (r == 0)
             g->st.duplicates++;
@@ -892,7 +903,7 @@ nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now
     int r = cas_namerec_verify(rec);
     if (r < 0)
         return r;
-    r = name_store(g, rec, own, expiry_of(g->cfg.name_ttl_s, now_ms), 0);
+    r = name_store(g, rec, own, true, expiry_of(g->cfg.name_ttl_s, now_ms), 0);
     if (r <= 0)
         return r;
     uint8_t key[CAS_HASH_LEN];

@@ -162,9 +162,11 @@ int nvx_gossip_unprovide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_L
 /*
  * Announces a name record (verified here) to every session. With own, it is
  * held until the daemon stops and sent to every new session; otherwise (a
- * record loaded from the store at start) it is held for name_ttl_s.
- * Returns 1 when announced, 0 when gossip already knew it or a higher
- * sequence, -EBADMSG (bad signature), -ENOMEM, -ENOSPC.
+ * record loaded from the store) it is held for name_ttl_s. Publishing a
+ * record gossip holds already sends nothing but renews it (own: for good),
+ * so the daemon can reload its stored records now and then to keep them
+ * synced to new sessions. Returns 1 when announced, 0 when gossip already
+ * knew it or a higher sequence, -EBADMSG (bad signature), -ENOMEM, -ENOSPC.
  */
 int nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now_ms);
 

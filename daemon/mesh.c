@@ -28,7 +28,6 @@ struct nvx_mesh {
     unsigned jobs;
     bool closing;
     bool scanning;
-    bool names_loaded;
     uint64_t next_scan_ms;
     uint8_t (*provided)[32]; /* sorted */
     size_t n_provided;
@@ -164,7 +163,6 @@ apply_scan(nvx_mesh *m, job *j)
     m->n_provided = j->n_ids;
     j->ids = NULL;
     if (j->load_names) {
-        m->names_loaded = true;
         for (size_t i = 0; i < j->n_recs; i++)
             (void)nvx_gossip_publish(m->g, &j->recs[i], false, now);
     }
@@ -230,7 +228,7 @@ scan(nvx_mesh *m)
     if (!j)
         return;
     j->kind = JOB_SCAN;
-    j->load_names = !m->names_loaded;
+    j->load_names = true; /* renews them in gossip (nvx_gossip_publish) */
     if (queue_job(m, j) < 0) {
         free(j);
         return;

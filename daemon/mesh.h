@@ -14,9 +14,11 @@
  *   provided by this node; the store is listed again every
  *   NVX_MESH_RESCAN_MS (on the thread pool), so fetched models start being
  *   announced and removed ones stop.
- * - Name records: those stored at start are announced; new ones from peers
- *   are verified by gossip and stored (highest sequence wins) on the pool;
- *   nvx_mesh_publish() announces the records `nvx publish` stored.
+ * - Name records: the stored ones are handed to gossip at start and again
+ *   at every rescan (so every node keeps syncing them to new sessions); new
+ *   ones from peers are verified by gossip and stored (highest sequence
+ *   wins) on the pool; nvx_mesh_publish() announces the records `nvx
+ *   publish` stored, as this node's own.
  * - Dialing: nodes heard by discovery or peer exchange and not connected
  *   are dialed once (nvx_node_dial); the node's own limits apply.
  *

@@ -515,6 +515,23 @@ test_name_records(void **state)
     p = &decoded(h, 0)->u.announce.records[0].u.name;
     assert_int_equal(p->sequence, 3);
     assert_int_equal(p->hops, NVX_GOSSIP_HOPS_DEFAULT);
+
+    /* A record reloaded from the store (not own) is renewed by publishing
+     * it again, without being sent again. */
+    cas_namerec r9;
+    assert_int_equal(cas_namerec_sign(sk, "other", 9, 900, m2, &r9), 0);
+    uint64_t t1 = 1000ull * NVX_GOSSIP_TTL_MAX_S * 3;
+    assert_int_equal(nvx_gossip_publish(h->g, &r9, false, T(t1)), 1);
+    clear_sent(h);
+    uint64_t t2 = t1 + 1000ull * NVX_GOSSIP_NAME_TTL_DEFAULT_S - 1000;
+    assert_int_equal(nvx_gossip_publish(h->g, &r9, false, T(t2)), 0);
+    assert_int_equal(h->n, 0);
+    nvx_gossip_tick(h->g, T(t1 + 1000ull * NVX_GOSSIP_NAME_TTL_DEFAULT_S + 1000));
+    peer_up(h, 4, 0xa4, t1 + 1000ull * NVX_GOSSIP_NAME_TTL_DEFAULT_S + 1000);
+    assert_int_equal(records_to(h, 4), 2); /* r3 (own) and r9 (renewed) */
+    nvx_gossip_tick(h->g, T(t2 + 1000ull * NVX_GOSSIP_NAME_TTL_DEFAULT_S + 1000));
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.records, 1); /* r9 expired at last, r3 stays */
     cas_seckey_free(sk);
 }
 
