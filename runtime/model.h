@@ -15,8 +15,15 @@
  *   - arena mode: the caller gives the block (rt_model_init); weights are
  *     either read in place from the file buffer (zero-copy) or copied into
  *     the arena (opts.copy_weights), so the file may go away after init.
- *   - mmap mode: rt_model_open (runtime/model-file.h) maps a file and
+ *   - mmap mode: rt_model_file_open (runtime/model-file.h) maps a file and
  *     allocates an arena of exactly the planned size once.
+ * More sequences can share one model's weights through rt_state (below).
+ *
+ * Microcontroller sizing (aidreams260K: dim 64, 4 layers, vocab 512, 128
+ * positions; opts requant Q4_0, kv_type RT_KV_Q8, copy_weights): 223,360
+ * bytes in all on x86-64 -- weights 134,784, activations 5,336, KV cache
+ * 81,920, handle and tables 1,320 -- so it runs in a 256 KiB block with the
+ * F32 checkpoint left in flash.
  * rt_model_plan gives the exact byte counts before any memory is handed
  * over (the arena report).
  *
@@ -37,10 +44,11 @@
  * with target attributes, so the file needs no -mavx2) and on AArch64 a
  * NEON path are chosen at run time when the CPU has them. All paths give
  * the same integer block sums; quantized matrix results are bit-identical
- * across paths (the float accumulation over blocks is done in the same
- * order), F32/F16 results may differ in the last bits.
+ * across paths (the float accumulation over blocks uses the same four lanes
+ * and operations), F32/F16 dot products may differ in the last bits.
  *
- * Threads: one rt_model is used by one thread at a time.
+ * Threads: one rt_model (or rt_state) is used by one thread at a time.
+ * Tensors are read in place in file byte order: little-endian CPUs only.
  */
 #include <stdbool.h>
 #include <stddef.h>
