@@ -448,7 +448,8 @@ xjob_done(uv_work_t *w, int status)
     struct xjob *j = (struct xjob *)w;
     struct xfer *x = j->x;
     nvx_node *n = x->node;
-    x->jobs--;
+    /* x->jobs still counts this job while it is handled, so nothing below
+     * can free x (xfer_try_finalize waits for jobs == 0). */
     n->jobs--;
     if (status < 0 && j->res >= 0)
         j->res = status;
@@ -484,6 +485,7 @@ xjob_done(uv_work_t *w, int status)
         break;
     }
     free(j);
+    x->jobs--;
     if (x->ending) {
         xfer_try_finalize(x);
     } else {

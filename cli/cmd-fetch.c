@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvx fetch ID [--pin]: asks nvxd to fetch a model from its peers and shows
+ * the progress: a live line on a terminal, JSON events (one object per line)
+ * with --json. Ctrl-C stops waiting; closing the control connection makes
+ * nvxd cancel the transfer and keep a resumable partial.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/daemon-client.h"
+#include "cli/json.h"
+#include "cli/progress.h"
+
+int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
+
+const cli_command cli_cmd_fetch = {
+    .name = "fetch",
+    .main = cli_fetch_main,
+    .usage = "fetch ID [--pin]",
+    .summary = "Fetch a model by id from the node's peers (needs nvxd)",
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint(int sig)
+{
+    interrupted = 1;
+}
+
+static void
+draw(const proto_ctl_progress *p, bool *drawn)
+{
+    char b1[16], b2[16], b3[16];
+    fprintf(stderr, "\r\033[K%-9s %s / %s  %s/s  %llu peer%s",
+            cli_daemon_state_name(p->state), cli_fmt_bytes(p->bytes_done, b1),
+            cli_fmt_bytes(p->bytes_total, b2), cli_fmt_bytes(p->rate, b3),
+            (unsigned long long)p->peer_count, p->peer_count == 1 ? "" : "s");
+    if (p->rate > 0 && p->bytes_total > p->bytes_done) {
+        uint64_t eta = (p->bytes_total - p->bytes_done) / p->rate;
+        fprintf(stderr, "  ETA %llu:%02llu", (unsigned long long)(eta / 60),
+                (unsigned long long)(eta % 60));
+    }
+    fflush(stderr);
+    *drawn = true;
+}
+
+static void
+json_event(const proto_ctl_progress *p)
+{
+    cli_json j;
+    cli_json_init(&j, stdout);
+    cli_json_obj_begin(&j);
+    cli_json_key(&j, "event");
+    cli_json_str(&j, "progress");
+    cli_json_key(&j, "state");
+    cli_json_str(&j, cli_daemon_state_name(p->state));
+    cli_json_key(&j, "bytes_done");
+    cli_json_u64(&j, p->bytes_done);
+    cli_json_key(&j, "bytes_total");
+    cli_json_u64(&j, p->bytes_total);
+    cli_json_key(&j, "chunks_done");
+    cli_json_u64(&j, p->chunks_done);
+    cli_json_key(&j, "chunks_total");
+    cli_json_u64(&j, p->chunks_total);
+    cli_json_key(&j, "rate");
+    cli_json_u64(&j, p->rate);
+    cli_json_key(&j, "peers");
+    cli_json_u64(&j, p->peer_count);
+    cli_json_obj_end(&j);
+    cli_json_finish(&j);
+    fflush(stdout);
+}
+
+int
+cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
+{
+    bool pin = false;
+    const cli_opt opts[] = {
+        { .lname = "pin",
+          .type = CLI_OPT_FLAG,
+          .dest = &pin,
+          .help = "pin the model once fetched (kept and seeded)" },
+        CLI_OPT_END,
+    };
+    int npos, r = cli_parse(ctx, &cli_cmd_fetch, opts, argc, argv, &npos);
+    if (r != CLI_GO)
+        return r;
+    if ((r = cli_want_args(&cli_cmd_fetch, npos, 1, 1)) != CLI_GO)
+        return r;
+    const char *target = argv[0];
+    if (strlen(target) > PROTO_CTL_STR_MAX)
+        return cli_fail(CLI_EXIT_USAGE, "model id too long: give the 64-hex-digit id");
+    for (const char *p = target; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f)
+            return cli_fail(CLI_EXIT_USAGE, "bad model id: give the 64-hex-digit id");
+    cli_daemon *d = malloc(sizeof(*d));
+    proto_ctl_msg *m = malloc(sizeof(*m));
+    bool drawn = false;
+    if (!d || !m) {
+        free(d);
+        free(m);
+        return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
+    }
+    if ((r = cli_daemon_connect(ctx, d)) != CLI_GO)
+        goto out;
+    struct sigaction sa = { .sa_handler = on_sigint }; /* no SA_RESTART: read() returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    uint32_t id = cli_daemon_next_id(d);
+    proto_ctl_writer w;
+    proto_ctl_writer_init(&w, PROTO_CTL_FETCH, id);
+    proto_ctl_put_str(&w, PROTO_CTL_T_TARGET, target);
+    if (pin)
+        proto_ctl_put_bool(&w, PROTO_CTL_T_PIN, true);
+    r = cli_daemon_send(d, &w);
+    if (r < 0) {
+        r = cli_fail_errno(r, "check that nvxd is running", "cannot send to nvxd");
+        goto out;
+    }
+    for (;;) {
+        if (interrupted) {
+            if (drawn)
+                fputs("\r\033[K", stderr);
+            r = cli_fail(130, "fetch interrupted: run `nvx fetch %s` again to resume", target);
+            goto out;
+        }
+        r = cli_daemon_recv(d, m);
+        if (r == -EINTR)
+            continue;
+        if (r < 0) {
+            if (drawn)
+                fputs("\r\033[K", stderr);
+            r = cli_fail_errno(r, "check nvxd's log", "lost the connection to nvxd");
+            goto out;
+        }
+        if (m->id != id)
+            continue;
+        if (m->type == PROTO_CTL_PROGRESS) {
+            proto_ctl_progress p;
+            if (proto_ctl_progress_parse(m, &p) < 0)
+                continue;
+            if (ctx->json)
+                json_event(&p);
+            else if (ctx->progress)
+                draw(&p, &drawn);
+            continue;
+        }
+        if (drawn)
+            fputs("\r\033[K", stderr);
+        if (m->type == PROTO_CTL_ERROR) {
+            r = cli_daemon_fail(m, "check `nvx peers` and nvxd's log");
+            goto out;
+        }
+        if (m->type == PROTO_CTL_OK) {
+            char hex[65];
+            cli_daemon_hex(m, PROTO_CTL_T_MODEL_ID, hex);
+            if (ctx->json) {
+                cli_json j;
+                cli_json_init(&j, stdout);
+                cli_json_obj_begin(&j);
+                cli_json_key(&j, "event");
+                cli_json_str(&j, "done");
+                cli_json_key(&j, "id");
+                cli_json_str(&j, hex);
+                cli_json_key(&j, "pinned");
+                cli_json_bool(&j, pin);
+                cli_json_obj_end(&j);
+                cli_json_finish(&j);
+            } else {
+                printf("%s\n", hex);
+            }
+            r = CLI_EXIT_OK;
+            goto out;
+        }
+    }
+out:
+    cli_daemon_close(d);
+    free(d);
+    free(m);
+    return r;
+}
