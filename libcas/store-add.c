@@ -484,6 +484,7 @@ commit_model(cas_store *s, const cas_store_add_opts *o, const cas_manifest *m, c
             goto fail;
         }
         renamed = true;
+        cas__crash_point_reached(CAS__CP_ADD_RENAMED);
         r = cas__fsync_dir(s->data_fd);
         if (r < 0)
             goto fail;
@@ -511,6 +512,7 @@ commit_model(cas_store *s, const cas_store_add_opts *o, const cas_manifest *m, c
         r = put_name(s, txn, o->name, id);
     if (r < 0)
         goto fail;
+    cas__crash_point_reached(CAS__CP_ADD_PRE_COMMIT);
     r = cas__txn_commit(txn);
     if (r < 0) {
         if (renamed)
@@ -647,13 +649,16 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
         goto out;
     /* Steps 1 and 2 of FORMAT.md: the bytes are durable before anything
      * refers to them. */
+    cas__crash_point_reached(CAS__CP_ADD_WRITTEN);
     if (fdatasync(c.out_fd) < 0 || fchmod(c.out_fd, 0444) < 0) {
         r = -errno;
         goto out;
     }
+    cas__crash_point_reached(CAS__CP_ADD_SYNCED);
     r = commit_model(s, o, m, tmp_name);
     if (r < 0)
         goto out;
+    cas__crash_point_reached(CAS__CP_ADD_COMMITTED);
     memcpy(ret_id, cas_manifest_id(m), CAS_HASH_LEN);
     if (r == 1) {
         tmp_name[0] = '\0'; /* renamed away */

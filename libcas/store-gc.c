@@ -190,6 +190,7 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
     if (r < 0)
         return r;
     /* A crash here leaves an orphan data file, removed at the next open. */
+    cas__crash_point_reached(CAS__CP_RM_COMMITTED);
     return unlink_if_orphan(s, id);
 fail:
     cas_manifest_free(m);

@@ -54,6 +54,31 @@ typedef struct cas__model_rec {
     size_t manifest_len;
 } cas__model_rec;
 
+/* Crash points of the write protocol (FORMAT.md "Store"), for tests: when
+ * cas__crash_hook is set, it is called at each point (a test child _exit()s
+ * there to simulate a crash at that instant). NULL in normal use. */
+typedef enum cas__crash_point {
+    CAS__CP_ADD_WRITTEN,        /* temp file written, not synced */
+    CAS__CP_ADD_SYNCED,         /* temp file fdatasync'd */
+    CAS__CP_ADD_RENAMED,        /* in the write txn: renamed, dir not synced */
+    CAS__CP_ADD_PRE_COMMIT,     /* in the write txn: dir synced, records put */
+    CAS__CP_ADD_COMMITTED,      /* committed, temp fd still open */
+    CAS__CP_RM_COMMITTED,       /* records deleted, file not unlinked */
+    CAS__CP_PARTIAL_FILE,       /* in the write txn: data file created */
+    CAS__CP_PARTIAL_SYNCED,     /* commit: data synced, bitmap not written */
+    CAS__CP_PARTIAL_PRE_COMMIT, /* commit/complete: records put, not committed */
+    _CAS__CP_MAX,
+} cas__crash_point;
+
+extern void (*cas__crash_hook)(cas__crash_point cp);
+
+static inline void
+cas__crash_point_reached(cas__crash_point cp)
+{
+    if (cas__crash_hook)
+        cas__crash_hook(cp);
+}
+
 /* Converts an LMDB return code (0, positive errno, negative MDB_*) into 0 or a
  * negative errno: MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL/MDB_TXN_FULL ->
  * -ENOSPC, MDB_KEYEXIST -> -EEXIST, MDB_CORRUPTED/MDB_PAGE_NOTFOUND/

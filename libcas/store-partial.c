@@ -73,6 +73,7 @@ cas_store_partial_create(cas_store *s, const uint8_t *manifest, size_t len,
         goto out;
     }
     created = true;
+    cas__crash_point_reached(CAS__CP_PARTIAL_FILE);
     if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0) {
         r = -errno;
         goto out;
@@ -305,6 +306,7 @@ commit_locked(cas_partial *p, bool complete)
         r = -errno;
         goto out;
     }
+    cas__crash_point_reached(CAS__CP_PARTIAL_SYNCED);
     r = cas__txn_begin(p->s, false, &txn);
     if (r < 0)
         goto out;
@@ -331,6 +333,7 @@ commit_locked(cas_partial *p, bool complete)
     }
     if (r < 0)
         goto out;
+    cas__crash_point_reached(CAS__CP_PARTIAL_PRE_COMMIT);
     r = cas__txn_commit(txn);
     txn = NULL;
 out:

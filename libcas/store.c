@@ -29,6 +29,8 @@
 
 #include "libcas/store-internal.h"
 
+void (*cas__crash_hook)(cas__crash_point cp);
+
 int
 cas__mdb_err(int rc)
 {

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "libcas/store-internal.h"
 #include "libcas/store.h"
 #include "testutil.h"
 
@@ -305,12 +306,139 @@ test_two_processes(void **state)
     check_store(f, 0);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Deterministic crashes at every point of the write protocol. */
+
+static cas__crash_point crash_at;
+
+static void
+crash_hook(cas__crash_point cp)
+{
+    if (cp == crash_at)
+        _exit(77);
+}
+
+enum {
+    OP_ADD,
+    OP_RM,
+    OP_PARTIAL_CREATE,
+    OP_PARTIAL_COMMIT,
+    OP_PARTIAL_COMPLETE
+};
+
+/* Runs op on the store at dir (in a child when crashing). 0 or errno. */
+static int
+run_op(fixture *f, const char *dir, int op)
+{
+    cas_store *s;
+    int r = cas_store_open(dir, 0, &s);
+    if (r < 0)
+        return r;
+    uint8_t id[CAS_HASH_LEN];
+    switch (op) {
+    case OP_ADD:
+        r = add_file(s, f->files[1], false, id);
+        break;
+    case OP_RM:
+        r = add_file(s, f->files[1], false, id);
+        if (r >= 0) {
+            cas__crash_hook = crash_hook; /* only the rm may crash */
+            r = cas_store_rm(s, id, 0);
+        }
+        break;
+    case OP_PARTIAL_CREATE:
+        r = cas_store_partial_create(s, f->fetch_manifest[0], f->fetch_manifest_len[0], id);
+        break;
+    case OP_PARTIAL_COMMIT:
+        r = fetch_some(s, f, 0, 0, 5, true);
+        break;
+    case OP_PARTIAL_COMPLETE:
+        r = fetch_some(s, f, 0, 0, UINT64_MAX, true);
+        break;
+    }
+    cas_store_free(s);
+    return r < 0 ? r : 0;
+}
+
+static void
+test_crash_points(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        cas__crash_point cp;
+        int op;
+    } cases[] = {
+        { CAS__CP_ADD_WRITTEN, OP_ADD },
+        { CAS__CP_ADD_SYNCED, OP_ADD },
+        { CAS__CP_ADD_RENAMED, OP_ADD },
+        { CAS__CP_ADD_PRE_COMMIT, OP_ADD },
+        { CAS__CP_ADD_COMMITTED, OP_ADD },
+        { CAS__CP_RM_COMMITTED, OP_RM },
+        { CAS__CP_PARTIAL_FILE, OP_PARTIAL_CREATE },
+        { CAS__CP_PARTIAL_SYNCED, OP_PARTIAL_COMMIT },
+        { CAS__CP_PARTIAL_PRE_COMMIT, OP_PARTIAL_COMMIT },
+        { CAS__CP_PARTIAL_SYNCED, OP_PARTIAL_COMPLETE },
+        { CAS__CP_PARTIAL_PRE_COMMIT, OP_PARTIAL_COMPLETE },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "cp%zu", i);
+        char *dir = path_in(f->dir, name);
+        cas_store *s;
+        assert_int_equal(cas_store_open(dir, CAS_STORE_CREATE, &s), 0);
+        cas_store_free(s);
+        if (cases[i].op == OP_PARTIAL_COMMIT || cases[i].op == OP_PARTIAL_COMPLETE)
+            assert_int_equal(run_op(f, dir, OP_PARTIAL_CREATE), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            crash_at = cases[i].cp;
+            if (cases[i].op != OP_RM)
+                cas__crash_hook = crash_hook;
+            run_op(f, dir, cases[i].op);
+            _exit(1); /* the crash point was not reached */
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 77)
+            fail_msg("case %zu: the child did not stop at its crash point", i);
+
+        /* After the "crash": the store opens, verifies, has no leftovers. */
+        assert_int_equal(cas_store_open(dir, 0, &s), 0);
+        if (cas_store_verify(s, NULL, NULL) != 0)
+            fail_msg("case %zu: verify failed after the crash", i);
+        assert_int_equal(count_entries(dir, "tmp"), 0);
+        size_t n_models = 0;
+        assert_int_equal(cas_store_list(s, count_model, &n_models), 0);
+        assert_int_equal(count_entries(dir, "data"), n_models);
+        size_t want =
+            cases[i].cp == CAS__CP_ADD_COMMITTED                                                ? 1
+            : cases[i].op == OP_ADD || cases[i].op == OP_RM || cases[i].op == OP_PARTIAL_CREATE ? 0
+                                                                                                : 1;
+        if (n_models != want)
+            fail_msg("case %zu: %zu models after the crash, want %zu", i, n_models, want);
+        cas_store_free(s);
+        /* The operation then completes. */
+        if (cases[i].op == OP_PARTIAL_COMMIT)
+            assert_int_equal(run_op(f, dir, OP_PARTIAL_COMPLETE), 0);
+        else
+            assert_int_equal(run_op(f, dir, cases[i].op), 0);
+        assert_int_equal(cas_store_open(dir, 0, &s), 0);
+        assert_int_equal(cas_store_verify(s, NULL, NULL), 0);
+        assert_int_equal(count_entries(dir, "tmp"), 0);
+        cas_store_free(s);
+        free(dir);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sigkill_during_adds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
