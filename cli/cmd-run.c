@@ -447,6 +447,11 @@ cli_run_main(cli_ctx *ctx, int argc, char **argv)
         r = load_model(&a, &f, &arena, &m, &rep);
     if (r == CLI_GO)
         r = cli_rt_tokenizer(&f, a.tokenizer, rt_model_config(m)->vocab_size, &tok);
+    if (r == CLI_GO && rt_tokenizer_n_vocab(tok) > rt_model_config(m)->vocab_size)
+        r = cli_fail(CLI_EXIT_USAGE,
+                     "the tokenizer has %" PRIu32 " tokens but %s only %" PRIu32
+                     ": pass the tokenizer made for this model",
+                     rt_tokenizer_n_vocab(tok), argv[0], rt_model_config(m)->vocab_size);
     if (r == CLI_GO)
         r = generate_text(&a, m, tok, rep.total, t_start);
     rt_tokenizer_free(tok);
