@@ -252,6 +252,65 @@ cas_partial_put(cas_partial *p, uint64_t idx, const void *buf, size_t len)
     return r;
 }
 
+typedef struct rep {
+    uint8_t id[CAS_HASH_LEN];
+    uint64_t idx;
+} rep;
+
+static int
+cmp_rep(const void *a, const void *b)
+{
+    const rep *x = a, *y = b;
+    int c = memcmp(x->id, y->id, CAS_HASH_LEN);
+    return c ? c : x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Copies chunks that repeat within the model (same id at several indexes)
+ * from a present copy to the missing ones. */
+static int
+fill_repeats(cas_partial *p, uint8_t *buf, uint64_t *filled)
+{
+    if (p->n_chunks < 2)
+        return 0;
+    rep *v = malloc((size_t)p->n_chunks * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < p->n_chunks; i++) {
+        cas_chunk_info ci;
+        cas_manifest_chunk(p->m, (size_t)i, &ci);
+        memcpy(v[i].id, ci.id, CAS_HASH_LEN);
+        v[i].idx = i;
+    }
+    qsort(v, (size_t)p->n_chunks, sizeof(*v), cmp_rep);
+    int r = 0;
+    for (uint64_t a = 0, b; a < p->n_chunks && r >= 0; a = b) {
+        uint64_t src = UINT64_MAX, missing = 0;
+        for (b = a; b < p->n_chunks && memcmp(v[b].id, v[a].id, CAS_HASH_LEN) == 0; b++) {
+            if (cas_partial_has(p, v[b].idx))
+                src = src == UINT64_MAX ? v[b].idx : src;
+            else
+                missing++;
+        }
+        if (src == UINT64_MAX || missing == 0)
+            continue;
+        cas_chunk_info ci;
+        cas_manifest_chunk(p->m, (size_t)src, &ci);
+        r = cas__pread_full(p->fd, buf, ci.len, ci.offset);
+        for (uint64_t k = a; k < b && r >= 0; k++) {
+            if (cas_partial_has(p, v[k].idx))
+                continue;
+            r = cas_partial_put(p, v[k].idx, buf, ci.len); /* re-hashes */
+            if (r == -EBADMSG) {
+                r = 0; /* the present copy is bad on disk: fetch these */
+                break;
+            }
+            *filled += (uint64_t)(r > 0);
+        }
+    }
+    free(v);
+    return r < 0 ? r : 0;
+}
+
 int
 cas_partial_fill_local(cas_partial *p, uint64_t *ret_n)
 {
@@ -278,6 +337,8 @@ cas_partial_fill_local(cas_partial *p, uint64_t *ret_n)
         filled += (uint64_t)r;
         r = 0;
     }
+    if (r == 0)
+        r = fill_repeats(p, buf, &filled);
     free(buf);
     if (r == 0 && ret_n)
         *ret_n = filled;

@@ -362,7 +362,9 @@ int cas_partial_chunk(const cas_partial *p, uint64_t idx, uint8_t ret_id[static 
 int cas_partial_put(cas_partial *p, uint64_t idx, const void *buf, size_t len);
 
 /* Copies every missing chunk that a complete model of the store holds
- * (cas_store_chunk_find(), re-hashed) into the partial model. Writes to
+ * (cas_store_chunk_read(), re-hashed) into the partial model, and chunks
+ * repeated within the model from a present copy to their other indexes
+ * (call it again after putting chunks to fill their repeats). Writes to
  * *ret_n (may be NULL) how many chunks were filled. Returns 0 or errno. */
 int cas_partial_fill_local(cas_partial *p, uint64_t *ret_n);
 

@@ -1184,6 +1184,48 @@ test_damaged_records(void **state)
     }
 }
 
+/* A chunk that repeats inside a model is fetched once. */
+static void
+test_partial_repeats(void **state)
+{
+    fixture *f = *state;
+    cas_chunker_params par = { 1024, 4096, 16384 };
+    size_t len = 20 * 4096;
+    uint8_t *b = random_bytes(len, 900);
+    for (size_t i = 1; i < 20; i += 2)
+        memcpy(b + i * 4096, b + 4096, 4096); /* odd pieces are equal */
+    char *s2dir = path_in(f->dir, "store2");
+    cas_store *s2;
+    uint8_t id[CAS_HASH_LEN];
+    cas_store_add_opts o = { .kind = CAS_CHUNKER_FIXED, .params = &par };
+    cas_chunk_region reg = { 0, CAS_CHUNK_MODE_FIXED };
+    o.regions = &reg;
+    o.n_regions = 1;
+    assert_int_equal(cas_store_open(s2dir, CAS_STORE_CREATE, &s2), 0);
+    assert_int_equal(add_buf(s2, f->dir, b, len, &o, id), 1);
+    uint8_t *mb;
+    size_t ml;
+    assert_int_equal(cas_store_manifest_get(s2, id, &mb, &ml), 0);
+    cas_store_free(s2);
+    assert_int_equal(cas_store_partial_create(f->s, mb, ml, id), 1);
+    free(mb);
+    cas_partial *p;
+    assert_int_equal(cas_partial_open(f->s, id, &p), 0);
+    assert_int_equal(cas_partial_n_chunks(p), 20);
+    assert_int_equal(cas_partial_put(p, 1, b + 4096, 4096), 1);
+    uint64_t filled = 0;
+    assert_int_equal(cas_partial_fill_local(p, &filled), 0);
+    assert_int_equal(filled, 9);
+    assert_int_equal(cas_partial_n_present(p), 10);
+    for (uint64_t i = 0; i < 20; i += 2)
+        assert_int_equal(cas_partial_put(p, i, b + i * 4096, 4096), 1);
+    assert_int_equal(cas_partial_complete(p), 0);
+    cas_partial_free(p);
+    assert_export_equals(f->s, f->dir, id, b, len);
+    free(s2dir);
+    free(b);
+}
+
 int
 main(void)
 {
@@ -1206,6 +1248,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_damaged_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_repeats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
