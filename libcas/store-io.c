@@ -545,7 +545,8 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
                  .map = map,
                  .data_fd = data_fd,
                  .out_fd = out_fd,
-                 .out_seekable = fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode),
+                 .out_seekable = fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                                 !(fcntl(out_fd, F_GETFL) & O_APPEND), /* pwrite appends there */
                  .buf_size = buf_size_for(l.m),
                  .progress = progress,
                  .userdata = userdata,

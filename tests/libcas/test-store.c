@@ -1226,6 +1226,64 @@ test_partial_repeats(void **state)
     free(b);
 }
 
+typedef struct drain_arg {
+    int fd;
+    uint8_t *buf;
+    size_t len;
+} drain_arg;
+
+static void *
+pipe_reader(void *arg)
+{
+    drain_arg *a = arg;
+    for (;;) {
+        uint8_t tmp[65536];
+        ssize_t n = read(a->fd, tmp, sizeof(tmp));
+        if (n <= 0)
+            break;
+        a->buf = realloc(a->buf, a->len + (size_t)n);
+        memcpy(a->buf + a->len, tmp, (size_t)n);
+        a->len += (size_t)n;
+    }
+    return NULL;
+}
+
+/* Export to a pipe (in order) and to an O_APPEND file (no pwrite). */
+static void
+test_export_pipe_append(void **state)
+{
+    fixture *f = *state;
+    size_t len = 10 * 1024 * 1024 + 5;
+    uint8_t *b = random_bytes(len, 950);
+    uint8_t id[CAS_HASH_LEN];
+    assert_int_equal(add_buf(f->s, f->dir, b, len, NULL, id), 1);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    drain_arg a = { pfd[0], NULL, 0 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pipe_reader, &a), 0);
+    assert_int_equal(cas_store_export_fd(f->s, id, pfd[1], NULL, NULL, NULL), 0);
+    close(pfd[1]);
+    pthread_join(th, NULL);
+    close(pfd[0]);
+    assert_int_equal(a.len, len);
+    assert_memory_equal(a.buf, b, len);
+    free(a.buf);
+    char *p = path_in(f->dir, "append.bin");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(cas_store_export_fd(f->s, id, fd, NULL, NULL, NULL), 0);
+    close(fd);
+    uint8_t *got;
+    size_t got_len;
+    assert_int_equal(tu_read_file(p, &got, &got_len), 0);
+    assert_int_equal(got_len, len);
+    assert_memory_equal(got, b, len);
+    free(got);
+    free(p);
+    free(b);
+}
+
 int
 main(void)
 {
@@ -1249,6 +1307,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_threads_share_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_repeats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_pipe_append, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
