@@ -113,7 +113,8 @@ cli_fail(int code, const char *fmt, ...);
 /*
  * Like cli_fail() with the exit code derived from the negative errno r
  * (cli_exit_code()) and strerror(-r) inserted after the message:
- * "nvx: <message>: <strerror>: <hint>". hint may be NULL.
+ * "nvx: <message>: <strerror>: <hint>". hint NULL means a general hint for
+ * the error when there is one ("check the path", "free some space ...").
  */
 int cli_fail_errno(int r, const char *hint, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -64,10 +64,41 @@ cli_exit_code(int r)
     }
 }
 
+/* What to do about common errors, for callers that have no better hint:
+ * every error line should say what to do. NULL when nothing general fits. */
+static const char *
+default_hint(int r)
+{
+    switch (r) {
+    case -ENOENT:
+    case -ENOTDIR:
+        return "check the path";
+    case -EACCES:
+    case -EPERM:
+        return "check the permissions";
+    case -EROFS:
+        return "use a writable location";
+    case -ENOSPC:
+    case -EDQUOT:
+    case -EFBIG:
+        return "free some space and try again";
+    case -EIO:
+        return "check the disk (dmesg)";
+    case -ENOMEM:
+        return "free some memory and try again";
+    case -EBADMSG:
+        return "run nvx verify --all";
+    default:
+        return NULL;
+    }
+}
+
 int
 cli_fail_errno(int r, const char *hint, const char *fmt, ...)
 {
     char tail[512];
+    if (!hint)
+        hint = default_hint(r);
     const char *why = r == -EBADMSG ? "corrupt or malformed data" : strerror(r < 0 ? -r : r);
     snprintf(tail, sizeof(tail), ": %s%s%s", why, hint ? ": " : "", hint ? hint : "");
     va_list ap;

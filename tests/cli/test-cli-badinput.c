@@ -137,6 +137,7 @@ test_paths_and_ids(void **state)
     ct_write_random(file, 5000, 2);
     char *out, *err;
     assert_int_equal(ct_run(f->store, &out, &err, "add", (char *)file, NULL), 0);
+    char *id = strdup(ct_last_word(out));
     free(out);
     free(err);
     EXPECT_FAIL(f->store, 3, "no model matches 'abcdef0123'", "info", "abcdef0123");
@@ -145,6 +146,10 @@ test_paths_and_ids(void **state)
                 (char *)ct_path(f->dir, "o"));
     EXPECT_FAIL(f->store, 3, "no model matches", "verify", "0123456789abcdef");
     EXPECT_FAIL(f->store, 3, "no model matches", "rm", "0123456789abcdef");
+    /* Errors from the system say what to do too. */
+    EXPECT_FAIL(f->store, 3, "No such file or directory: check the path", "manifest", id, "-o",
+                "/nonexistent/dir/m.nvxm");
+    free(id);
     const char *locked = ct_path(f->dir, "locked.bin");
     ct_write_random(locked, 100, 3);
     assert_int_equal(chmod(locked, 0), 0);
