@@ -442,13 +442,36 @@ test_env_store(void **state)
     free(err);
     struct stat st;
     assert_int_equal(stat(ct_path(env_store, "nvx-store"), &st), 0);
+    /* --store wins over $NVX_STORE. */
+    ct_ok(f->store, &out, &err, "add", file, NULL);
+    free(out);
+    free(err);
+    assert_int_equal(stat(ct_path(f->store, "nvx-store"), &st), 0);
     unsetenv("NVX_STORE");
     setenv("XDG_DATA_HOME", xdg, 1);
     ct_ok(NULL, &out, &err, "add", file, NULL);
     free(out);
     free(err);
     assert_int_equal(stat(ct_path(xdg, "nvx/nvx-store"), &st), 0);
+    /* Without XDG_DATA_HOME (or with a relative one, which the XDG spec
+     * says to ignore): $HOME/.local/share/nvx. Without HOME either: an
+     * error that says how to name a store. */
+    char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    setenv("XDG_DATA_HOME", "relative/dir", 1);
+    setenv("HOME", f->dir, 1);
+    ct_ok(NULL, &out, &err, "add", file, NULL);
+    free(out);
+    free(err);
+    assert_int_equal(stat(ct_path(f->dir, ".local/share/nvx/nvx-store"), &st), 0);
     unsetenv("XDG_DATA_HOME");
+    unsetenv("HOME");
+    assert_int_equal(ct_run(NULL, &out, &err, "ls", NULL), 2);
+    ct_assert_one_error(err, "no store directory: pass --store DIR or set NVX_STORE");
+    free(out);
+    free(err);
+    if (home)
+        setenv("HOME", home, 1);
+    free(home);
 }
 
 int
