@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "cli/cli.h"
+#include "cli/fsutil.h"
 #include "cli/json.h"
 #include "cli/keyfile.h"
 #include "libcas/sig.h"
@@ -54,7 +55,7 @@ cli_key_paths(const char *opt_key, char **ret_sec, char **ret_pub)
         sec = strdup(env);
     } else {
         const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        if (xdg && *xdg)
+        if (xdg && xdg[0] == '/') /* the XDG spec: relative paths are ignored */
             sec = join(xdg, "/nvx/nvx.key");
         else if (home && *home)
             sec = join(home, "/.config/nvx/nvx.key");
@@ -79,28 +80,6 @@ cli_key_paths(const char *opt_key, char **ret_sec, char **ret_pub)
     *ret_sec = sec;
     *ret_pub = pub;
     return CLI_GO;
-}
-
-/* Makes the parent directories of path (mode 0700). */
-static int
-mkdir_parents(const char *path)
-{
-    char *p = strdup(path);
-    if (!p)
-        return -ENOMEM;
-    int r = 0;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            r = -errno;
-            break;
-        }
-        *s = '/';
-    }
-    free(p);
-    return r;
 }
 
 /* --- passphrases ---------------------------------------------------------- */
@@ -192,47 +171,48 @@ int
 cli_seckey_load(const char *path, cas_seckey **ret)
 {
     uint8_t buf[CAS_KEYFILE_MAXBYTES];
+    char *pass = NULL;
+    int ret_code = CLI_GO;
+    ssize_t n = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = -errno;
-        if (e == -ENOENT)
-            return cli_fail(CLI_EXIT_NOTFOUND, "no secret key at %s: make one with nvx key new",
-                            path);
-        return cli_fail_errno(e, NULL, "cannot open the secret key %s", path);
+    if (fd < 0 && errno == ENOENT)
+        return cli_fail(CLI_EXIT_NOTFOUND, "no secret key at %s: make one with nvx key new", path);
+    if (fd < 0)
+        return cli_fail_errno(-errno, NULL, "cannot open the secret key %s", path);
+    n = read(fd, buf, sizeof(buf));
+    if (n < 0) {
+        ret_code = cli_fail_errno(-errno, NULL, "cannot read the secret key %s", path);
+        goto out;
     }
-    ssize_t n = read(fd, buf, sizeof(buf));
-    close(fd);
-    if (n < 0)
-        return cli_fail_errno(-errno, NULL, "cannot read the secret key %s", path);
     bool enc = false;
     int r = cas_seckey_probe(buf, (size_t)n, &enc, NULL);
     if (r < 0) {
-        sodium_memzero(buf, sizeof(buf));
-        return cli_fail(CLI_EXIT_CORRUPT, "%s is not a minisign secret key (%s): pass --key FILE",
-                        path, strerror(-r));
+        ret_code =
+            cli_fail(CLI_EXIT_CORRUPT, "%s is not a minisign secret key (%s): pass --key FILE",
+                     path, strerror(-r));
+        goto out;
     }
-    char *pass = NULL;
     if (enc) {
         if (cas_sig_init() < 0 || !(pass = sodium_malloc(CAS_PASSPHRASE_MAXBYTES + 1))) {
-            sodium_memzero(buf, sizeof(buf));
-            return cli_fail_errno(-ENOMEM, NULL, "cannot read the passphrase");
+            ret_code = cli_fail_errno(-ENOMEM, NULL, "cannot read the passphrase");
+            goto out;
         }
-        r = cli_passphrase_read("Passphrase: ", false, pass, CAS_PASSPHRASE_MAXBYTES + 1);
-        if (r != CLI_GO) {
-            sodium_free(pass);
-            sodium_memzero(buf, sizeof(buf));
-            return r;
-        }
+        ret_code = cli_passphrase_read("Passphrase: ", false, pass, CAS_PASSPHRASE_MAXBYTES + 1);
+        if (ret_code != CLI_GO)
+            goto out;
     }
     r = cas_seckey_decode(buf, (size_t)n, pass, ret);
+    if (r == -EACCES)
+        ret_code = cli_fail(CLI_EXIT_FAIL, "wrong passphrase for %s: try again", path);
+    else if (r < 0)
+        ret_code =
+            cli_fail(CLI_EXIT_CORRUPT, "cannot load the secret key %s: %s", path, strerror(-r));
+out:
     sodium_memzero(buf, sizeof(buf));
     if (pass)
         sodium_free(pass);
-    if (r == -EACCES)
-        return cli_fail(CLI_EXIT_FAIL, "wrong passphrase for %s: try again", path);
-    if (r < 0)
-        return cli_fail(CLI_EXIT_CORRUPT, "cannot load the secret key %s: %s", path, strerror(-r));
-    return CLI_GO;
+    close(fd);
+    return ret_code;
 }
 
 /* --- commands ------------------------------------------------------------- */
@@ -279,7 +259,7 @@ key_new(cli_ctx *ctx, const char *sec, const char *pub, bool unencrypted, bool f
                         "a secret key exists at %s: keep it, or pass --force to replace it "
                         "(signatures made with it stay valid only for its public key)",
                         sec);
-    int r = mkdir_parents(sec);
+    int r = cli_mkdir_p(sec, false);
     if (r < 0)
         return cli_fail_errno(r, "pass --key FILE in a writable directory",
                               "cannot create the directory for %s", sec);

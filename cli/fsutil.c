@@ -58,3 +58,29 @@ out:
     free(tmp);
     return r;
 }
+
+int
+cli_mkdir_p(const char *path, bool last)
+{
+    char *p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    int r = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        if (*s == '\0' && !last)
+            break;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+            r = -errno;
+            break;
+        }
+        *s = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return r;
+}

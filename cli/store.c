@@ -6,34 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/fsutil.h"
 #include "cli/progress.h"
 #include "libcas/store.h"
-
-/* mkdir -p with mode 0700 for every directory it creates: a store holds
- * the user's trust decisions and signatures, so nobody else should list it. */
-static int
-mkdir_p(const char *path)
-{
-    char *p = strdup(path);
-    if (!p)
-        return -ENOMEM;
-    int r = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            r = -errno;
-            break;
-        }
-        *s = c;
-        if (c == '\0')
-            break;
-    }
-    free(p);
-    return r;
-}
 
 int
 cli_store_open(cli_ctx *ctx, bool create, cas_store **ret)
@@ -48,7 +23,7 @@ cli_store_open(cli_ctx *ctx, bool create, cas_store **ret)
     if (create) {
         struct stat st;
         if (stat(dir, &st) < 0 && errno == ENOENT) {
-            int r = mkdir_p(dir);
+            int r = cli_mkdir_p(dir, true);
             if (r < 0)
                 return cli_fail_errno(r, "pass --store with a writable directory",
                                       "cannot create the store directory %s", dir);

@@ -166,6 +166,10 @@ test_key_new_show(void **state)
     assert_int_equal(ct_run(NULL, &out, &err, "key", "new", "--unencrypted", NULL), 0);
     assert_int_equal(stat(f->key, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    char kdir[4096];
+    snprintf(kdir, sizeof(kdir), "%s/cfg/nvx", f->dir); /* made by key new, private */
+    assert_int_equal(stat(kdir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
     assert_int_equal(stat(f->pub, &st), 0);
     /* stdout is the .pub file, byte for byte, as `minisign` writes it. */
     uint8_t *pubtext = NULL;
