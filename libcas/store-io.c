@@ -355,12 +355,18 @@ unmap_data(const uint8_t *map, uint64_t size, int fd)
         close(fd);
 }
 
+/* Bytes per batch: CAS_STORE_BUF_SIZE, less for small models so that they
+ * still split into several batches for the workers (never below one max
+ * chunk, so a batch always holds a whole chunk). */
 static size_t
 buf_size_for(const cas_manifest *m)
 {
     cas_chunker_params p;
     cas_manifest_chunker(m, &p);
-    return p.max > CAS_STORE_BUF_SIZE ? p.max : CAS_STORE_BUF_SIZE;
+    uint64_t want = cas_manifest_size(m) / 8;
+    if (want > CAS_STORE_BUF_SIZE)
+        want = CAS_STORE_BUF_SIZE;
+    return want > p.max ? (size_t)want : p.max;
 }
 
 /* True when id has no record (any more). */
