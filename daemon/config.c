@@ -29,7 +29,7 @@ const char nvx_config_usage[] =
     "  --no-discovery         no LAN discovery (discovery = no)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --max-peers N          peer connections (default 64)\n"
-    "  --peer-max-requests N  requests queued per peer when serving (default 256)\n"
+    "  --peer-max-requests N  requests queued per peer when serving (default 1024)\n"
     "  --peer-max-bytes SIZE  bytes in flight per peer when serving (default 32M)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"

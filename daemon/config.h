@@ -39,7 +39,7 @@ enum nvx_config_limits {
 /* Defaults. */
 #define NVX_DEFAULT_LISTEN            "0.0.0.0:4747"
 #define NVX_DEFAULT_MAX_PEERS         64u
-#define NVX_DEFAULT_PEER_MAX_REQUESTS 256u
+#define NVX_DEFAULT_PEER_MAX_REQUESTS 1024u
 #define NVX_DEFAULT_PEER_MAX_BYTES    ((uint64_t)32 << 20)
 
 typedef struct nvx_config {

@@ -789,7 +789,9 @@ on_not_found(nvx_peer *p, const proto_not_found *nf)
     if (xp->pp)
         nvx_picker_cancel(x->pk, xp->pp, idx);
     if (nf->what == PROTO_NOTFOUND_BUSY) {
-        xp->retry_ms = nvx__now(p->node) + 1000;
+        xp->retry_ms = nvx__now(p->node) + NVX_NODE_BUSY_RETRY_MS;
+        if (xp->pp)
+            nvx_picker_peer_busy(xp->pp);
     } else {
         /* It said HAVE but cannot serve it: stop asking it for this model. */
         xpeer_remove(x, xp, true);
@@ -940,6 +942,14 @@ nvx__fetch_tick(nvx_node *n)
         if (x->ending)
             continue;
         xfer_pump(x);
+        for (struct xpeer *xp = x->peers; xp; xp = xp->next)
+            if (xp->pp)
+                log_debug("xfer %llu: peer %s window %llu inflight %llu rate %llu, jobs %u, done %llu/%llu",
+                          (unsigned long long)x->xid, xp->p->addr,
+                          (unsigned long long)nvx_picker_peer_window(xp->pp),
+                          (unsigned long long)nvx_picker_peer_inflight(xp->pp),
+                          (unsigned long long)nvx_picker_peer_rate(xp->pp), x->jobs,
+                          (unsigned long long)x->chunks_done, (unsigned long long)x->chunks_total);
         if (!x->finishing)
             notify(x, x->state, 0, false);
     }

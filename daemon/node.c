@@ -547,7 +547,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->store = opts->store;
     n->identity = opts->identity;
     n->max_peers = opts->max_peers ? opts->max_peers : 64;
-    n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 256;
+    n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 1024;
     n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)32 << 20;
     n->corrupt_serve = opts->corrupt_serve;
     n->next_xid = 1;

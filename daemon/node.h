@@ -44,6 +44,7 @@ enum nvx_node_limits {
     NVX_NODE_COMMIT_MS = 2000,        /* ... or this long */
     NVX_NODE_PIECE_MAX = 256 * 1024,  /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
+    NVX_NODE_BUSY_RETRY_MS = 100,     /* after NOT_FOUND BUSY */
 };
 
 typedef struct nvx_node nvx_node;
@@ -58,7 +59,7 @@ typedef struct nvx_node_opts {
     const char *const *peers;         /* addresses to dial (besides the store's peers db) */
     size_t n_peers;
     unsigned max_peers;               /* 0: 64 */
-    unsigned peer_max_requests;       /* 0: 256 */
+    unsigned peer_max_requests;       /* 0: 1024 */
     uint64_t peer_max_bytes;          /* 0: 32 MiB */
     const char *agent;                /* HELLO agent, e.g. "nvxd/0.1.0" */
     /* Test-only fault injection: flip a byte of every DATA this node sends

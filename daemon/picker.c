@@ -421,6 +421,14 @@ nvx_picker_cancel(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
         release(pk, pp, (size_t)i);
 }
 
+void
+nvx_picker_peer_busy(nvx_picker_peer *pp)
+{
+    pp->window /= 2;
+    if (pp->window < NVX_PICKER_WINDOW_MIN)
+        pp->window = NVX_PICKER_WINDOW_MIN;
+}
+
 size_t
 nvx_picker_holders(const nvx_picker *pk, uint32_t idx, nvx_picker_peer **out, size_t cap)
 {

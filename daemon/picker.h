@@ -42,7 +42,7 @@ enum nvx_picker_limits {
     NVX_PICKER_WINDOW_MS = 500,             /* target: this much data queued */
     NVX_PICKER_RATE_SAMPLE_MS = 200,        /* throughput sample interval */
     NVX_PICKER_ENDGAME_DUP = 2,             /* most requests for one chunk */
-    NVX_PICKER_REQS_MAX = 4096,             /* chunks in flight per peer */
+    NVX_PICKER_REQS_MAX = 512,              /* chunks in flight per peer */
     NVX_PICKER_PEERS_MAX = 4096,
 };
 
@@ -108,6 +108,10 @@ void nvx_picker_verified(nvx_picker *pk, uint32_t idx, bool ok);
 /* Releases pp's request for idx without data (NOT_FOUND, timeout, CANCEL
  * sent). No-op when pp has no such request. */
 void nvx_picker_cancel(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx);
+
+/* The peer answered BUSY (its request queue is full): halves its window
+ * (not below NVX_PICKER_WINDOW_MIN) so fewer requests queue there. */
+void nvx_picker_peer_busy(nvx_picker_peer *pp);
 
 /* Writes up to cap peers that have idx in flight; returns how many. */
 size_t nvx_picker_holders(const nvx_picker *pk, uint32_t idx, nvx_picker_peer **out, size_t cap);

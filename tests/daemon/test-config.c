@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/* The nvxd config file and command line (daemon/config.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+#include "testutil.h"
+
+static int
+parse(nvx_config *cfg, const char *text, char *err)
+{
+    nvx_config_defaults(cfg);
+    return nvx_config_parse(cfg, text, strlen(text), err);
+}
+
+static void
+test_defaults(void **state)
+{
+    nvx_config cfg;
+    nvx_config_defaults(&cfg);
+    assert_string_equal(cfg.listen, NVX_DEFAULT_LISTEN);
+    assert_true(cfg.discovery);
+    assert_int_equal(cfg.log_level, NVX_LOG_INFO);
+    assert_int_equal(cfg.max_peers, NVX_DEFAULT_MAX_PEERS);
+    assert_int_equal(cfg.n_peers, 0);
+    assert_string_equal(cfg.store, "");
+}
+
+static void
+test_full_file(void **state)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    const char *text = "# nvxd settings\n"
+                       "\n"
+                       "store = /var/lib/nvx\n"
+                       "listen=127.0.0.1:4000\r\n"
+                       "  peer = 10.0.0.1:4747  \n"
+                       "peer = node.example:4747\n"
+                       "\tdiscovery = no\n"
+                       "log-level = debug\n"
+                       "max-peers = 10\n"
+                       "peer-max-requests = 32\n"
+                       "peer-max-bytes = 8M\n"
+                       "# end";
+    assert_int_equal(parse(&cfg, text, err), 0);
+    assert_string_equal(cfg.store, "/var/lib/nvx");
+    assert_string_equal(cfg.listen, "127.0.0.1:4000");
+    assert_int_equal(cfg.n_peers, 2);
+    assert_string_equal(cfg.peers[0], "10.0.0.1:4747");
+    assert_string_equal(cfg.peers[1], "node.example:4747");
+    assert_false(cfg.discovery);
+    assert_int_equal(cfg.log_level, NVX_LOG_DEBUG);
+    assert_int_equal(cfg.max_peers, 10);
+    assert_int_equal(cfg.peer_max_requests, 32);
+    assert_int_equal(cfg.peer_max_bytes, 8u << 20);
+}
+
+/* Every malformed input is an error naming the line, never a crash. */
+static void
+test_malformed(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *want; /* substring of the message */
+    } cases[] = {
+        { "bogus = 1\n", "line 1: unknown setting" },
+        { "listen 127.0.0.1:1\n", "line 1: expected" },
+        { "= x\n", "missing key" },
+        { "listen =\n", "empty value" },
+        { "\nlisten = nowhere\n", "line 2: listen: bad value" },
+        { "listen = 1.2.3.4:99999\n", "bad value" },
+        { "listen = 1.2.3.4:\n", "bad value" },
+        { "peer = 1.2.3.4:0\n", "bad value" },
+        { "peer = a b:1\n", "bad value" },
+        { "discovery = maybe\n", "bad value" },
+        { "log-level = loud\n", "bad value" },
+        { "max-peers = 0\n", "bad value" },
+        { "max-peers = 4097\n", "bad value" },
+        { "max-peers = -1\n", "bad value" },
+        { "max-peers = 18446744073709551616\n", "bad value" },
+        { "max-peers = 1K\n", "bad value" },
+        { "peer-max-bytes = 1\n", "bad value" },
+        { "peer-max-bytes = 2T\n", "bad value" },
+        { "peer-max-bytes = 99999999999999999999G\n", "bad value" },
+        { "store = a\nstore = b\n", "line 2: store: set twice" },
+        { "listen = 1.2.3.4:1 # comment\n", "bad value" },
+        { "store = a\x01\n", "control byte" },
+        { "store = a\x7f\n", "control byte" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        nvx_config cfg;
+        char err[NVX_CONFIG_ERR_LEN] = "";
+        int r = parse(&cfg, cases[i].text, err);
+        if (r != -EINVAL || !strstr(err, cases[i].want))
+            fail_msg("case %zu: r=%d err='%s', want '%s'", i, r, err, cases[i].want);
+    }
+}
+
+static void
+test_limits(void **state)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    /* A NUL inside the text is a control byte. */
+    const char nul[] = "store = a\0b\n";
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_parse(&cfg, nul, sizeof(nul) - 1, err), -EINVAL);
+    /* Longest line accepted, one more refused. */
+    char *line = malloc(NVX_CONFIG_LINE_MAX + 3);
+    memset(line, 'x', NVX_CONFIG_LINE_MAX + 2);
+    memcpy(line, "store = ", 8);
+    line[NVX_CONFIG_LINE_MAX + 1] = '\n';
+    line[NVX_CONFIG_LINE_MAX + 2] = '\0';
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_parse(&cfg, line, strlen(line), err), -EMSGSIZE);
+    line[NVX_CONFIG_LINE_MAX] = '\n';
+    line[NVX_CONFIG_LINE_MAX + 1] = '\0';
+    nvx_config_defaults(&cfg);
+    /* 1016 bytes of value: over NVX_CONFIG_VALUE_MAX, refused cleanly. */
+    assert_int_equal(nvx_config_parse(&cfg, line, strlen(line), err), -EINVAL);
+    free(line);
+    /* Files over the size limit. */
+    size_t big = NVX_CONFIG_FILE_MAX + 1;
+    char *text = malloc(big);
+    memset(text, '\n', big);
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_parse(&cfg, text, big, err), -EMSGSIZE);
+    assert_int_equal(nvx_config_parse(&cfg, text, big - 1, err), 0);
+    free(text);
+    /* More peers than NVX_CONFIG_PEERS_MAX. */
+    size_t cap = (NVX_CONFIG_PEERS_MAX + 1) * 32;
+    char *peers = malloc(cap);
+    size_t off = 0;
+    for (int i = 0; i <= NVX_CONFIG_PEERS_MAX; i++)
+        off += (size_t)snprintf(peers + off, cap - off, "peer = 10.0.0.%d:1\n", i);
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_parse(&cfg, peers, off, err), -EINVAL);
+    assert_non_null(strstr(err, "more than"));
+    free(peers);
+}
+
+static void
+test_args(void **state)
+{
+    char *dir = tu_tmpdir("nvxd-config");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/nvxd.conf", dir);
+    const char *file = "listen = 127.0.0.1:1\npeer = 10.0.0.1:1\nlog-level = warn\n";
+    assert_int_equal(tu_write_file(path, file, strlen(file)), 0);
+    char *argv[] = { "nvxd", "--config", path, "--listen=127.0.0.1:2", "--peer", "10.0.0.2:2",
+                     "--no-discovery", "--store", "/tmp/x", NULL };
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_args(&cfg, 9, argv, err), NVX_CONFIG_RUN);
+    assert_string_equal(cfg.listen, "127.0.0.1:2"); /* flag over file */
+    assert_int_equal(cfg.n_peers, 2);               /* --peer adds */
+    assert_int_equal(cfg.log_level, NVX_LOG_WARN);  /* file over default */
+    assert_false(cfg.discovery);
+    assert_string_equal(cfg.store, "/tmp/x");
+
+    char *help[] = { "nvxd", "--bogus", "--help", NULL };
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_args(&cfg, 3, help, err), NVX_CONFIG_HELP);
+    char *bad[] = { "nvxd", "--bogus", NULL };
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_args(&cfg, 2, bad, err), -EINVAL);
+    assert_non_null(strstr(err, "unknown argument"));
+    char *noval[] = { "nvxd", "--listen", NULL };
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_args(&cfg, 2, noval, err), -EINVAL);
+    char *missing[] = { "nvxd", "--config", "/nonexistent/nvxd.conf", NULL };
+    nvx_config_defaults(&cfg);
+    assert_int_equal(nvx_config_args(&cfg, 3, missing, err), -EINVAL);
+    assert_non_null(strstr(err, "/nonexistent/nvxd.conf"));
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+/* The example shipped in contrib/ parses. */
+static void
+test_example(void **state)
+{
+    const char *src = getenv("NVX_SOURCE_ROOT");
+    if (!src)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/contrib/nvxd.conf.example", src);
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    nvx_config_defaults(&cfg);
+    int r = nvx_config_load(&cfg, path, err);
+    if (r < 0)
+        fail_msg("%s", err);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),  cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_malformed), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_args),      cmocka_unit_test(test_example),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
