@@ -22,7 +22,7 @@
 #   RUNS       runs per measurement (default 5)
 #   PARTS      which parts to run, any of "a b c d e" (default all)
 #   BENCH_DIR  scratch directory (default: a new one under $TMPDIR; removed)
-#   KEEP_LOGS  1: copy the server logs to ./bench-net-logs before cleanup
+#   KEEP_LOGS  a directory: copy the server and client logs there before cleanup
 # Needs (Debian): nginx-light (or nginx), curl, aria2, mktorrent,
 # opentracker, coreutils (b2sum, timeout), iproute2 (ss), procps (ps).
 # Every server listens on 127.0.0.1 only and runs under `timeout`; the EXIT
@@ -82,9 +82,9 @@ mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 cleanup() {
     stop_all
-    if [ "${KEEP_LOGS:-0}" = 1 ]; then
-        mkdir -p bench-net-logs
-        find "$DIR" -maxdepth 3 -name '*.log' -exec cp {} bench-net-logs/ \; 2>/dev/null || true
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS"
+        find "$DIR" -maxdepth 3 -name '*.log' -exec cp {} "$KEEP_LOGS/" \; 2>/dev/null || true
     fi
     chmod -R u+w "$DIR" 2>/dev/null || true
     rm -rf "$DIR"
@@ -265,7 +265,9 @@ fi
 nvxd_start() {
     NVXD_PORT=$(pick_port)
     mkdir -p "$DIR/$1"
-    spawn "$DIR/$1.nvxd.log" "$NVXD" --store "$DIR/$1" --listen "127.0.0.1:$NVXD_PORT"
+    # No LAN discovery: every packet of this benchmark stays on 127.0.0.1.
+    spawn "$DIR/$1.nvxd.log" "$NVXD" --store "$DIR/$1" --listen "127.0.0.1:$NVXD_PORT" \
+        --no-discovery
     NVXD_PID=$LAST_PID
     NVXD_REAL=$(child_of "$NVXD_PID") || NVXD_REAL=""
     end=$(($(date +%s) + START_LIMIT))
