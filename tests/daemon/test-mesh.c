@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon/mesh.c with real nodes: three nvx_nodes in one process over the
- * in-memory transport, in a line A - B - C (C is not connected to A). A
- * holds a model and a published name record. Through gossip alone, C learns
- * that A provides the model (a provider record relayed by B) and stores the
- * signed name record (verified, relayed, written to C's store on the pool),
- * and resolves "PUBLISHER/NAME" to the model once it trusts the key.
+ * daemon/mesh.c with real nodes over the in-memory transport.
+ *
+ * test_line: three nodes in a line A - B - C (C never talks to A). A holds
+ * a model and a published name record. Through gossip alone, C learns that
+ * A provides the model (a provider record relayed by B), stores the signed
+ * name record (verified, relayed, written on the pool), and resolves
+ * PUBLISHER/NAME to the model once it trusts the key.
+ *
+ * test_lossy: ten nodes, each dialing two earlier ones, over links with
+ * 50 ms latency and 5% loss; a record published on node 0 reaches every
+ * node's store, and every node learns node 0 provides the model.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -27,19 +32,26 @@
 #include "transport/mem.h"
 
 enum {
-    N = 3
+    MAXN = 10,
+    MAXP = 2
 };
 
 typedef struct world {
+    int n;
     uv_loop_t loop;
     tp_mem_world *mw;
-    char *dir[N];
-    cas_store *store[N];
-    proto_identity *ident[N];
-    tp_net *net[N];
-    nvx_node *node[N];
-    nvx_mesh *mesh[N];
+    char name[MAXN][16];
+    char *dir[MAXN];
+    cas_store *store[MAXN];
+    proto_identity *ident[MAXN];
+    tp_net *net[MAXN];
+    nvx_node *node[MAXN];
+    nvx_mesh *mesh[MAXN];
+    const char *peers[MAXN][MAXP];
+    size_t n_peers[MAXN];
     uint8_t model[32];
+    cas_seckey *sk;
+    cas_namerec rec;
     int published;
     int stopped;
     int closed;
@@ -83,7 +95,7 @@ static void
 run_until(world *w, bool (*done)(world *), uint64_t limit_ms)
 {
     /* A generous bound so that a broken build fails instead of hanging; not
-     * a timing assertion (the mem links have no latency). */
+     * a timing assertion. */
     uint64_t end = uv_now(&w->loop) + limit_ms;
     while (!done(w) && uv_now(&w->loop) < end) {
         uv_run(&w->loop, UV_RUN_ONCE);
@@ -92,74 +104,77 @@ run_until(world *w, bool (*done)(world *), uint64_t limit_ms)
     assert_true(done(w));
 }
 
+/* Node i knows node 0 provides the model and has the name record stored. */
 static bool
-c_knows(world *w)
+node_knows(world *w, int i)
 {
     uint8_t ids[4][32];
-    if (nvx_gossip_providers(nvx_mesh_gossip(w->mesh[2]), w->model, 0, ids, 4) == 0)
+    if (nvx_gossip_providers(nvx_mesh_gossip(w->mesh[i]), w->model, 0, ids, 4) == 0)
         return false;
-    return w->published == 1;
+    cas_namerec got;
+    return cas_namerec_store_get(w->store[i], w->rec.keyid, w->rec.name, &got) == 0;
 }
 
-static cas_namerec published_rec;
-
 static bool
-c_stored_name(world *w)
+all_know(world *w)
 {
-    cas_namerec got;
-    return cas_namerec_store_get(w->store[2], published_rec.keyid, "tiny/v1", &got) == 0;
+    if (w->published != 1)
+        return false;
+    for (int i = 1; i < w->n; i++)
+        if (!node_knows(w, i))
+            return false;
+    return true;
 }
 
 static bool
 all_stopped(world *w)
 {
-    return w->stopped == N;
+    return w->stopped == w->n;
 }
 
 static bool
 all_closed(world *w)
 {
-    return w->closed == N;
+    return w->closed == w->n;
 }
 
-static void
-test_three_nodes(void **state)
+/* Makes n nodes; node 0 holds the model and the stored name record. Node i
+ * dials the nodes listed in peers[i] (filled by the caller after this). */
+static world *
+world_new(int n, const struct tp_mem_link *link)
 {
-    (void)state;
     world *w = calloc(1, sizeof(*w));
+    w->n = n;
     assert_int_equal(uv_loop_init(&w->loop), 0);
-    assert_int_equal(tp_mem_world_new(&w->loop, 7, NULL, &w->mw), 0);
-    static const char *names[N] = { "a", "b", "c" };
-    for (int i = 0; i < N; i++) {
+    assert_int_equal(tp_mem_world_new(&w->loop, 7, link, &w->mw), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(w->name[i], sizeof(w->name[i]), "n%d", i);
         w->dir[i] = tu_tmpdir("mesh");
         assert_int_equal(cas_store_open(w->dir[i], CAS_STORE_CREATE, &w->store[i]), 0);
         assert_int_equal(proto_identity_generate(&w->ident[i]), 0);
-        assert_int_equal(tp_mem_net_new(w->mw, names[i], &w->net[i]), 0);
+        assert_int_equal(tp_mem_net_new(w->mw, w->name[i], &w->net[i]), 0);
     }
     add_model(w->store[0], w->model);
+    /* The publisher signs a name record and stores it on node 0, as `nvx
+     * publish` does. */
+    assert_int_equal(cas_seckey_generate(&w->sk), 0);
+    assert_int_equal(cas_namerec_sign(w->sk, "tiny/v1", 1, 1767225600, w->model, &w->rec), 0);
+    assert_int_equal(cas_namerec_store_put(w->store[0], &w->rec), 1);
+    return w;
+}
 
-    /* The publisher signs a name record and stores it on A (as `nvx
-     * publish` does). */
-    cas_seckey *sk = NULL;
-    assert_int_equal(cas_seckey_generate(&sk), 0);
-    cas_namerec rec;
-    assert_int_equal(cas_namerec_sign(sk, "tiny/v1", 1, 1767225600, w->model, &rec), 0);
-    assert_int_equal(cas_namerec_store_put(w->store[0], &rec), 1);
-
-    /* A - B - C: B dials A, C dials B. */
-    const char *b_peers[] = { "a" };
-    const char *c_peers[] = { "b" };
-    for (int i = 0; i < N; i++) {
+static void
+world_start(world *w)
+{
+    for (int i = 0; i < w->n; i++) {
         nvx_node_opts o = {
             .loop = &w->loop,
             .net = w->net[i],
             .store = w->store[i],
             .identity = w->ident[i],
-            .listen = names[i],
-            .peers = i == 1   ? b_peers
-                     : i == 2 ? c_peers
-                              : NULL,
-            .n_peers = i == 0 ? 0 : 1,
+            .listen = w->name[i],
+            .peers = w->peers[i],
+            .n_peers = w->n_peers[i],
             .agent = "test-mesh",
         };
         assert_int_equal(nvx_node_new(&o, &w->node[i]), 0);
@@ -171,55 +186,19 @@ test_three_nodes(void **state)
         };
         assert_int_equal(nvx_mesh_new(&mo, &w->mesh[i]), 0);
     }
-    /* A bad identity is refused. */
-    nvx_mesh *bad = NULL;
-    nvx_mesh_opts mo = {
-        .loop = &w->loop, .node = w->node[0], .identity = w->ident[1], .store = w->store[0]
-    };
-    assert_int_equal(nvx_mesh_new(&mo, &bad), -EINVAL);
-
     assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "tiny/v1", on_published, w), 0);
-    run_until(w, c_knows, 20000);
+}
 
-    /* C heard that A has the model, though it never talked to A. */
-    uint8_t ids[4][32];
-    assert_int_equal(nvx_gossip_providers(nvx_mesh_gossip(w->mesh[2]), w->model, 0, ids, 4), 1);
-    assert_memory_equal(ids[0], proto_identity_node_id(w->ident[0]), 32);
-
-    /* And got the name record, verified and stored on the pool. */
-    published_rec = rec;
-    run_until(w, c_stored_name, 20000);
-    cas_namerec got;
-    assert_int_equal(cas_namerec_store_get(w->store[2], rec.keyid, "tiny/v1", &got), 0);
-    assert_memory_equal(&got, &rec, sizeof(got));
-
-    /* C resolves it: untrusted until C trusts the key. */
-    char hex[CAS_KEYID_HEX_SIZE], target[64];
-    cas_keyid_format(rec.keyid, hex);
-    snprintf(target, sizeof(target), "%s/tiny/v1", hex);
-    cas_name_resolution res;
-    assert_int_equal(cas_namerec_resolve(w->store[2], target, &res), 0);
-    assert_false(res.trusted);
-    cas_pubkey pk;
-    cas_seckey_public(sk, &pk);
-    char b64[CAS_PUBKEY_B64_SIZE];
-    cas_pubkey_base64(&pk, b64);
-    assert_int_equal(cas_store_key_put(w->store[2], pk.keyid, 8, b64, strlen(b64), "pub"), 0);
-    assert_int_equal(cas_namerec_resolve(w->store[2], "pub/tiny/v1", &res), 0);
-    assert_true(res.trusted);
-    assert_memory_equal(res.rec.model_id, w->model, 32);
-
-    /* Publishing a name nobody stored fails cleanly. */
-    w->published = 0;
-    assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "a b", on_published, w), -EINVAL);
-
-    for (int i = 0; i < N; i++)
+static void
+world_free(world *w)
+{
+    for (int i = 0; i < w->n; i++)
         nvx_node_stop(w->node[i], on_stopped, w);
-    run_until(w, all_stopped, 20000);
-    for (int i = 0; i < N; i++)
+    run_until(w, all_stopped, 30000);
+    for (int i = 0; i < w->n; i++)
         nvx_mesh_close(w->mesh[i], on_closed, w);
-    run_until(w, all_closed, 20000);
-    for (int i = 0; i < N; i++) {
+    run_until(w, all_closed, 30000);
+    for (int i = 0; i < w->n; i++) {
         nvx_node_free(w->node[i]);
         assert_int_equal(tp_net_free(w->net[i]), 0);
         proto_identity_free(w->ident[i]);
@@ -230,15 +209,91 @@ test_three_nodes(void **state)
     assert_int_equal(tp_mem_world_close(w->mw), 0);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&w->loop), 0);
-    cas_seckey_free(sk);
+    cas_seckey_free(w->sk);
     free(w);
+}
+
+static void
+test_line(void **state)
+{
+    (void)state;
+    world *w = world_new(3, NULL);
+    w->peers[1][0] = w->name[0]; /* n1 dials n0, n2 dials n1 */
+    w->n_peers[1] = 1;
+    w->peers[2][0] = w->name[1];
+    w->n_peers[2] = 1;
+    world_start(w);
+
+    /* A bad identity is refused. */
+    nvx_mesh *bad = NULL;
+    nvx_mesh_opts mo = {
+        .loop = &w->loop, .node = w->node[0], .identity = w->ident[1], .store = w->store[0]
+    };
+    assert_int_equal(nvx_mesh_new(&mo, &bad), -EINVAL);
+
+    run_until(w, all_know, 20000);
+
+    /* n2 heard that n0 has the model, though it never talked to n0. */
+    uint8_t ids[4][32];
+    assert_int_equal(nvx_gossip_providers(nvx_mesh_gossip(w->mesh[2]), w->model, 0, ids, 4), 1);
+    assert_memory_equal(ids[0], proto_identity_node_id(w->ident[0]), 32);
+    cas_namerec got;
+    assert_int_equal(cas_namerec_store_get(w->store[2], w->rec.keyid, "tiny/v1", &got), 0);
+    assert_memory_equal(&got, &w->rec, sizeof(got));
+
+    /* n2 resolves it: untrusted until it trusts the key. */
+    char hex[CAS_KEYID_HEX_SIZE], target[64];
+    cas_keyid_format(w->rec.keyid, hex);
+    snprintf(target, sizeof(target), "%s/tiny/v1", hex);
+    cas_name_resolution res;
+    assert_int_equal(cas_namerec_resolve(w->store[2], target, &res), 0);
+    assert_false(res.trusted);
+    cas_pubkey pk;
+    cas_seckey_public(w->sk, &pk);
+    char b64[CAS_PUBKEY_B64_SIZE];
+    cas_pubkey_base64(&pk, b64);
+    assert_int_equal(cas_store_key_put(w->store[2], pk.keyid, 8, b64, strlen(b64), "pub"), 0);
+    assert_int_equal(cas_namerec_resolve(w->store[2], "pub/tiny/v1", &res), 0);
+    assert_true(res.trusted);
+    assert_memory_equal(res.rec.model_id, w->model, 32);
+
+    /* Publishing a bad name fails at once; one nobody stored, in the cb. */
+    assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "a b", on_published, w), -EINVAL);
+    world_free(w);
+}
+
+static void
+test_lossy(void **state)
+{
+    (void)state;
+    struct tp_mem_link link = { .latency_ms = 50, .loss_ppm = 50000 };
+    world *w = world_new(MAXN, &link);
+    uint64_t x = 0x9e3779b97f4a7c15u; /* a fixed graph: each node dials two earlier ones */
+    for (int i = 1; i < w->n; i++) {
+        int a = (int)((x >> 7) % (uint64_t)i);
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        int b = (int)((x >> 7) % (uint64_t)i);
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        w->peers[i][w->n_peers[i]++] = w->name[a];
+        if (b != a)
+            w->peers[i][w->n_peers[i]++] = w->name[b];
+    }
+    world_start(w);
+    run_until(w, all_know, 60000);
+    for (int i = 1; i < w->n; i++) {
+        nvx_gossip_stats st;
+        nvx_gossip_stats_get(nvx_mesh_gossip(w->mesh[i]), &st);
+        assert_int_equal(st.invalid, 0);
+    }
+    world_free(w);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_three_nodes),
+        cmocka_unit_test(test_line),
+        cmocka_unit_test(test_lossy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
