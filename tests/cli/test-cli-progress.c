@@ -278,14 +278,16 @@ test_tty(void **state)
     free(out);
     free(err);
 
-    /* An error after a drawn bar starts on a clean line: the bar is erased
-     * first, then comes the one error line. */
+    /* The error line starts on a clean line: a bar drawn before it (the bad
+     * byte is in the last chunk, so one usually is) was erased first. */
     char data[8192];
     snprintf(data, sizeof(data), "%s/data/%s", store, id);
-    ct_flip_byte(data, 2u << 20);
+    ct_flip_byte(data, (3u << 20) - 100);
     assert_int_equal(tty_run(export, &out, &tty), 4);
-    const char *e = strstr(tty, "\r\x1b[Knvx: model ");
+    const char *e = strstr(tty, "nvx: model ");
     assert_non_null(e);
+    if (e != tty)
+        assert_true(e - tty >= 4 && memcmp(e - 4, "\r\x1b[K", 4) == 0);
     assert_non_null(strstr(e, "is corrupt: chunk"));
     free(out);
     free(tty);
