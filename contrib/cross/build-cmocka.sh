@@ -40,7 +40,7 @@ rm -f "$prefix"/lib/libcmocka.so*
 mv "$prefix/lib/libcmocka-static.a" "$prefix/lib/libcmocka.a"
 cat >"$prefix/meson-cross.ini" <<INI
 [binaries]
-pkg-config = 'pkg-config'
+pkgconfig = 'pkg-config'
 
 [properties]
 pkg_config_libdir = ['$prefix/lib/pkgconfig']
