@@ -116,8 +116,14 @@ rt_quant_row_q8_0(const float *x, uint8_t *out, size_t n)
             amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         put_d(out, d);
-        for (int j = 0; j < RT_QK; j++)
-            out[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+        for (int j = 0; j < RT_QK; j++) {
+            /* |x * id| <= 127 for finite x; the clamp keeps a NaN or Inf
+             * (never in a loaded model: rt_quant_model refuses them) from
+             * reaching an undefined conversion. */
+            float v = roundf(x[j] * id);
+            int q = v >= -127.0f && v <= 127.0f ? (int)v : v > 0.0f ? 127 : v < 0.0f ? -127 : 0;
+            out[2 + j] = (uint8_t)(int8_t)q;
+        }
     }
 }
 
@@ -134,7 +140,9 @@ code4(float v)
 {
     /* v = x / d + 8, rounded half up as the reference quantizer does. */
     float c = floorf(v + 0.5f);
-    return (uint8_t)(c < 0.0f ? 0 : c > 15.0f ? 15 : c);
+    if (!(c >= 0.0f)) /* also NaN */
+        return 0;
+    return (uint8_t)(c > 15.0f ? 15 : c);
 }
 
 void
@@ -344,6 +352,10 @@ qmodel_add(qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t len)
         return -ENOMEM;
     m->n_t++;
     rt_quant_dequant_row(ti->type, file + ti->offset, t->w, (size_t)n);
+    /* NaN or Inf weights make every scale meaningless: the file is broken. */
+    for (uint64_t i = 0; i < n; i++)
+        if (!isfinite(t->w[i]))
+            return -EBADMSG;
     return 0;
 }
 
