@@ -389,6 +389,43 @@ test_rejects(void **state)
     free(p);
 }
 
+static void
+test_non_finite(void **state)
+{
+    (void)state;
+    /* Regression (libFuzzer): NaN/Inf weights reached undefined float-to-int
+     * conversions. The row quantizers now clamp, and models holding them are
+     * refused. */
+    float x[32];
+    for (int j = 0; j < 32; j++)
+        x[j] = (float)j;
+    x[3] = NAN;
+    x[7] = INFINITY;
+    x[9] = -INFINITY;
+    uint8_t q8[34], q4[18];
+    rt_quant_row_q8_0(x, q8, 32);
+    rt_quant_row_q4_0(x, q4, 32);
+    rt_quant_row_q4_0_search(x, NULL, q4, 32);
+    char *p = tu_model_path("aidreams260K-f32.gguf");
+    if (!p)
+        skip();
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(tu_read_file(p, &buf, &len), 0);
+    rt_gguf g;
+    rt_tensor_info ti;
+    assert_int_equal(rt_gguf_parse(buf, len, len, &g, NULL), 0);
+    assert_int_equal(rt_gguf_tensor_find(&g, "blk.2.ffn_up.weight", &ti), 0);
+    float nan = NAN;
+    memcpy(buf + ti.offset + 4 * 100, &nan, 4);
+    rt_quant_opts o = { .type = RT_TYPE_Q4_0 };
+    rt_quant_result *res = NULL;
+    assert_int_equal(rt_quant_model(buf, len, &o, &res, NULL), -EBADMSG);
+    assert_null(res);
+    free(buf);
+    free(p);
+}
+
 int
 main(void)
 {
@@ -403,6 +440,7 @@ main(void)
         cmocka_unit_test(test_model_from_gguf),
         cmocka_unit_test(test_awq_folds),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_non_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
