@@ -166,7 +166,7 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
     if (r != CLI_GO)
         goto out;
     cas_store *s;
-    r = cli_store_open(ctx, true, &s);
+    r = cli_store_open(ctx, CLI_STORE_CREATE, &s);
     if (r != CLI_GO)
         goto out;
     cas_store_meta meta[] = { { CAS_META_FORMAT, plan.format } };

@@ -61,7 +61,7 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
     if ((r = cli_want_args(&cli_cmd_gc, npos, 0, 0)) != CLI_GO)
         return r;
     cas_store *s;
-    if ((r = cli_store_open(ctx, false, &s)) != CLI_GO)
+    if ((r = cli_store_open(ctx, CLI_STORE_EXISTING, &s)) != CLI_GO)
         return r;
     cli_json j;
     cli_json_init(&j, stdout);

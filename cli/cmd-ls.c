@@ -2,11 +2,9 @@
 /*
  * nvx ls: one line per model (or a JSON array).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/escape.h"
@@ -87,13 +85,9 @@ cli_ls_main(cli_ctx *ctx, int argc, char **argv)
     if ((r = cli_want_args(&cli_cmd_ls, npos, 0, 0)) != CLI_GO)
         return r;
     ls_state st = { .ctx = ctx };
-    struct stat sb;
-    bool no_store = ctx->store_dir && stat(ctx->store_dir, &sb) < 0 && errno == ENOENT;
-    if (!no_store) {
-        r = cli_store_open(ctx, false, &st.s);
-        if (r != CLI_GO)
-            return r;
-    }
+    r = cli_store_open(ctx, CLI_STORE_IF_EXISTS, &st.s);
+    if (r != CLI_GO)
+        return r;
     cli_json_init(&st.j, stdout);
     if (ctx->json)
         cli_json_arr_begin(&st.j);

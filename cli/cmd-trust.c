@@ -61,7 +61,7 @@ trust_add(cli_ctx *ctx, const char *key, const char *name)
     if (name && strlen(name) > CAS_STORE_NAME_MAX)
         return cli_fail(CLI_EXIT_USAGE, "the name is too long: use at most %u bytes",
                         CAS_STORE_NAME_MAX);
-    if ((r = cli_store_open(ctx, true, &s)) != CLI_GO)
+    if ((r = cli_store_open(ctx, CLI_STORE_CREATE, &s)) != CLI_GO)
         return r;
     char b64[CAS_PUBKEY_B64_SIZE], kid[CAS_KEYID_HEX_SIZE];
     cas_pubkey_base64(&pk, b64);
@@ -137,7 +137,7 @@ static int
 trust_ls(cli_ctx *ctx)
 {
     cas_store *s;
-    int r = cli_store_open(ctx, false, &s);
+    int r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
     if (r != CLI_GO)
         return r;
     ls_state st = { .ctx = ctx };
@@ -180,7 +180,7 @@ static int
 trust_rm(cli_ctx *ctx, const char *what)
 {
     cas_store *s;
-    int r = cli_store_open(ctx, false, &s);
+    int r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
     if (r != CLI_GO)
         return r;
     rm_state st = { .name = what };

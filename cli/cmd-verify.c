@@ -276,7 +276,7 @@ cli_verify_main(cli_ctx *ctx, int argc, char **argv)
     uint8_t id[CAS_HASH_LEN];
     cas_store *s;
     if (all)
-        r = cli_store_open(ctx, false, &s);
+        r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
     else
         r = cli_resolve(ctx, argv[0], id);
     if (r != CLI_GO)

@@ -11,8 +11,9 @@
 #include "libcas/store.h"
 
 int
-cli_store_open(cli_ctx *ctx, bool create, cas_store **ret)
+cli_store_open(cli_ctx *ctx, cli_store_mode mode, cas_store **ret)
 {
+    bool create = mode == CLI_STORE_CREATE;
     if (ctx->store) {
         *ret = ctx->store;
         return CLI_GO;
@@ -35,6 +36,10 @@ cli_store_open(cli_ctx *ctx, bool create, cas_store **ret)
         *ret = ctx->store;
         return CLI_GO;
     case -ENOENT:
+        if (mode == CLI_STORE_IF_EXISTS) {
+            *ret = NULL;
+            return CLI_GO;
+        }
         return cli_fail(CLI_EXIT_NOTFOUND,
                         "no store at %s: add a model first (nvx add FILE) or pass --store DIR",
                         dir);
@@ -65,7 +70,7 @@ int
 cli_resolve(cli_ctx *ctx, const char *text, uint8_t ret_id[static CAS_HASH_LEN])
 {
     cas_store *s;
-    int r = cli_store_open(ctx, false, &s);
+    int r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
     if (r != CLI_GO)
         return r;
     uint8_t id[CAS_HASH_LEN];

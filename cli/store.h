@@ -15,9 +15,16 @@
 #include "cli/json.h"
 #include "libcas/hash.h"
 
-/* Opens ctx->store (once; later calls reuse it) and writes it to *ret. With
- * create, a missing store directory is made (mode 0700, parents too). */
-int cli_store_open(cli_ctx *ctx, bool create, cas_store **ret);
+/* How cli_store_open treats a store that does not exist yet. */
+typedef enum cli_store_mode {
+    CLI_STORE_EXISTING = 0,  /* an error (false: the old bool argument) */
+    CLI_STORE_CREATE = 1,    /* made (mode 0700, parents too) (true) */
+    CLI_STORE_IF_EXISTS = 2, /* CLI_GO with *ret NULL: nothing to list */
+} cli_store_mode;
+
+/* Opens ctx->store (once; later calls reuse it) and writes it to *ret.
+ * "Does not exist" means a missing or empty directory. */
+int cli_store_open(cli_ctx *ctx, cli_store_mode mode, cas_store **ret);
 
 /* Closes ctx->store if it is open (called by cli_main after the command). */
 void cli_store_close(cli_ctx *ctx);

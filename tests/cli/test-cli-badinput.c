@@ -178,6 +178,16 @@ test_not_a_store(void **state)
     ct_write_random(ct_path(notstore, "precious.txt"), 100, 4);
     const char *file = ct_path(f->dir, "x.bin");
     ct_write_random(file, 5000, 5);
+    /* An empty directory is a store not made yet: nothing to list, and
+     * the commands that need a store say how to make one. */
+    const char *empty = ct_path(f->dir, "empty");
+    mkdir(empty, 0700);
+    char *out, *err;
+    ct_ok(empty, &out, &err, "--json", "ls", NULL);
+    assert_string_equal(out, "[]\n");
+    free(out);
+    free(err);
+    EXPECT_FAIL(empty, 3, "no store at", "verify", "--all");
     EXPECT_FAIL(notstore, 3, "is not an nvx store", "ls");
     EXPECT_FAIL(notstore, 3, "is not an nvx store", "add", (char *)file);
     struct stat st;
