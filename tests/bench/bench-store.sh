@@ -50,56 +50,65 @@ now() { date +%s.%N; }
 # secs START END
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f\n", b - a }'; }
 
-# Sample files: one number per line.
-ADD=$DIR/t.add; B2=$DIR/t.b2; CPS=$DIR/t.cpsync; VER=$DIR/t.verify; EXP=$DIR/t.export
-CP=$DIR/t.cp; RSS=$DIR/t.rss
-: > "$ADD"; : > "$B2"; : > "$CPS"; : > "$VER"; : > "$EXP"; : > "$CP"; : > "$RSS"
 
-run() { "$@" > /dev/null 2>&1; }
+# timed NAME CMD...: appends wall seconds to $DIR/t.NAME, CPU seconds (user +
+# system of the command and its children, GNU time) to $DIR/c.NAME and peak
+# RSS (KiB) to $DIR/r.NAME; the command's stdout is left in $DIR/out.one.
+timed() {
+    name=$1; shift
+    t0=$(now)
+    /usr/bin/time -f "%U %S %M" -o "$DIR/time.one" "$@" > "$DIR/out.one" 2> "$DIR/err.one" || {
+        echo "bench-store: $* failed: $(tail -n 1 "$DIR/err.one")" >&2; exit 1; }
+    t1=$(now)
+    secs "$t0" "$t1" >> "$DIR/t.$name"
+    awk '{ printf "%.2f\n", $1 + $2 }' "$DIR/time.one" >> "$DIR/c.$name"
+    awk '{ print $3 }' "$DIR/time.one" >> "$DIR/r.$name"
+}
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 i=1
 while [ $i -le "$RUNS" ]; do
     echo "bench-store: run $i/$RUNS" >&2
     # b2sum baseline (hash only, from the page cache).
-    t0=$(now); b2sum -l 256 "$IN" > /dev/null; t1=$(now); secs "$t0" "$t1" >> "$B2"
+    timed b2 b2sum -l 256 "$IN"
 
     # cp + sync baseline: the same bytes written durably into the store's disk.
     rm -rf "$DIR/cpdir"; mkdir -p "$DIR/cpdir"; sync
-    t0=$(now); cp "$IN" "$DIR/cpdir/" && sync; t1=$(now); secs "$t0" "$t1" >> "$CPS"
+    timed cpsync sh -c 'cp "$1" "$2" && sync' sh "$IN" "$DIR/cpdir/"
     rm -rf "$DIR/cpdir"
 
     # nvx add into a fresh store (durable: synced before the index commits).
     chmod -R u+w "$DIR/store" 2>/dev/null || true
     rm -rf "$DIR/store"; sync
-    t0=$(now)
-    /usr/bin/time -f %M -o "$DIR/rss.one" "$NVX" --store "$DIR/store" -q add "$IN" > "$DIR/id"
-    t1=$(now); secs "$t0" "$t1" >> "$ADD"; cat "$DIR/rss.one" >> "$RSS"
-    ID=$(tail -n 1 "$DIR/id")
+    timed add "$NVX" --store "$DIR/store" -q add "$IN"
+    ID=$(tail -n 1 "$DIR/out.one")
 
-    # nvx verify (page cache warm after add).
-    t0=$(now); run "$NVX" --store "$DIR/store" -q verify "$ID"; t1=$(now); secs "$t0" "$t1" >> "$VER"
+    # nvx verify (the data file is cold: add wrote it with O_DIRECT).
+    timed verify "$NVX" --store "$DIR/store" -q verify "$ID"
 
     # export vs cp (neither syncs).
     rm -f "$DIR/out.exp" "$DIR/out.cp"; sync
-    t0=$(now); run "$NVX" --store "$DIR/store" -q export "$ID" -o "$DIR/out.exp"; t1=$(now)
-    secs "$t0" "$t1" >> "$EXP"
+    timed export "$NVX" --store "$DIR/store" -q export "$ID" -o "$DIR/out.exp"
     cmp -s "$IN" "$DIR/out.exp" || { echo "bench-store: export differs from the input" >&2; exit 1; }
     rm -f "$DIR/out.exp"; sync
-    t0=$(now); cp "$IN" "$DIR/out.cp"; t1=$(now); secs "$t0" "$t1" >> "$CP"
+    timed cp cp "$IN" "$DIR/out.cp"
     rm -f "$DIR/out.cp"
     i=$((i + 1))
 done
+ADD=$DIR/t.add; B2=$DIR/t.b2; CPS=$DIR/t.cpsync; VER=$DIR/t.verify; EXP=$DIR/t.export
+CP=$DIR/t.cp; RSS=$DIR/r.add
 
 # stats FILE -> "median min max" (seconds)
 stats() { sort -g "$1" | awk '{ v[NR] = $1 } END {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'; }
-# line LABEL FILE: throughput median (min..max) in MB/s
+# line LABEL FILE: throughput median (min..max) in MB/s, and the median CPU
+# seconds (user + system) of the same runs, which other load does not skew.
 line() {
+    cpu=$(stats "$(echo "$2" | sed 's|/t\.|/c.|')" | cut -d' ' -f1)
     set -- "$1" $(stats "$2")
-    awk -v l="$1" -v b="$BYTES" -v m="$2" -v lo="$3" -v hi="$4" 'BEGIN {
-        printf "  %-28s %8.0f MB/s  (min %.0f, max %.0f; median %.2f s)\n", l, b / m / 1e6,
-               b / hi / 1e6, b / lo / 1e6, m }'
+    awk -v l="$1" -v b="$BYTES" -v m="$2" -v lo="$3" -v hi="$4" -v c="$cpu" 'BEGIN {
+        printf "  %-26s %6.0f MB/s  (min %4.0f, max %4.0f; median %.2f s, CPU %.2f s)\n", l,
+               b / m / 1e6, b / hi / 1e6, b / lo / 1e6, m, c }'
 }
 ratio() { # ratio LABEL FILE_NVX FILE_BASE TARGET: throughput ratio of medians
     set -- "$1" "$(stats "$2" | cut -d' ' -f1)" "$(stats "$3" | cut -d' ' -f1)" "$4"
