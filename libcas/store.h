@@ -9,7 +9,7 @@
  *     DIR/nvx-store        marker: "nvx-store 1\n" (format version)
  *     DIR/index/           LMDB environment (data.mdb, lock.mdb)
  *     DIR/data/<id-hex>    model bytes at their final offsets; 0444 when complete
- *     DIR/tmp/             in-progress adds and exports (cleaned on open)
+ *     DIR/tmp/             temp files of adds in progress (stale ones removed on open)
  *
  * Ids are BLAKE2b-256 digests (libcas/hash.h): a chunk id hashes the chunk's
  * bytes, a model id the canonical manifest bytes (libcas/manifest.h).
@@ -18,7 +18,8 @@
  *   -EINVAL     caller bug (bad argument)
  *   -ENOENT     unknown model / chunk / name / key / peer
  *   -ENOTUNIQ   an id prefix matches more than one model
- *   -ENOTDIR    cas_store_open(): DIR exists and is not a store (no marker)
+ *   -ENOTDIR    cas_store_open(): DIR is not a directory, or a non-empty one
+ *               without the store marker (not a store)
  *   -EBADMSG    corrupt data: a chunk whose bytes do not hash to its id, a
  *               manifest that does not decode or hash to its id, a damaged
  *               index record or store marker of an unknown version
@@ -235,7 +236,8 @@ typedef struct cas_store_verify_opts {
     unsigned threads;         /* hash threads; 0: CAS_STORE_ADD_THREADS */
     cas_progress_fn progress; /* bytes over all models checked; may be NULL */
     /* Called once per problem found (verify goes on with the next model after
-     * a model's first bad chunk unless all_chunks). Return 0 to go on. */
+     * a model's first bad chunk unless all_chunks), possibly on a worker
+     * thread, never two calls at once. Return 0 to go on. */
     int (*problem)(void *userdata, const cas_store_problem *p);
     /* Called after each model is checked (ok: no problem). May be NULL. */
     int (*model_done)(void *userdata, const uint8_t id[static CAS_HASH_LEN], bool ok);
