@@ -155,11 +155,7 @@ cli_key_main(cli_ctx *ctx, int argc, char **argv)
     const char *keyfile = NULL;
     bool unencrypted = false, fast = false, force = false;
     const cli_opt opts[] = {
-        { .lname = "key",
-          .type = CLI_OPT_STR,
-          .dest = &keyfile,
-          .metavar = "FILE",
-          .help = "secret key file (default $NVX_KEY or ~/.config/nvx/nvx.key)" },
+        CLI_KEYFILE_OPT(&keyfile),
         { .lname = "unencrypted",
           .type = CLI_OPT_FLAG,
           .dest = &unencrypted,

@@ -172,11 +172,7 @@ cli_sign_main(cli_ctx *ctx, int argc, char **argv)
 {
     const char *keyfile = NULL, *name = NULL;
     const cli_opt opts[] = {
-        { .lname = "key",
-          .type = CLI_OPT_STR,
-          .dest = &keyfile,
-          .metavar = "FILE",
-          .help = "secret key file (default $NVX_KEY or ~/.config/nvx/nvx.key)" },
+        CLI_KEYFILE_OPT(&keyfile),
         { .lname = "name",
           .type = CLI_OPT_STR,
           .dest = &name,

@@ -17,6 +17,14 @@
 #include "cli/cli.h"
 #include "libcas/sig.h"
 
+/* The --key FILE option of the commands that use the secret key; dest is a
+ * const char ** (NULL: the default location). */
+#define CLI_KEYFILE_OPT(dest_)                                                   \
+    {                                                                            \
+        .lname = "key", .type = CLI_OPT_STR, .dest = (dest_), .metavar = "FILE", \
+        .help = "secret key file (default $NVX_KEY, else ~/.config/nvx/nvx.key)" \
+    }
+
 /* Resolves the secret and public key paths (malloc'd; caller frees) from
  * the --key value (may be NULL). Returns CLI_GO or an exit code after
  * printing an error. */
