@@ -187,13 +187,22 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
         .progress = cli_progress_cas,
         .userdata = &pr,
     };
-    uint8_t id[CAS_HASH_LEN];
+    /* A name names one model: adding under a name in use moves it. Say so,
+     * since the model that had it keeps no name of its own. */
+    uint8_t id[CAS_HASH_LEN], had[CAS_HASH_LEN];
+    bool name_used = a->name && cas_store_name_get(s, a->name, had) == 0;
     int ar = cas_store_add_fd(s, fd, &o, id);
     cli_progress_end(&pr);
-    if (ar < 0)
+    if (ar < 0) {
         r = add_error(ar, path, ctx->store_dir);
-    else
-        r = report(ctx, s, id, ar == 1, &plan, a);
+        goto out;
+    }
+    if (name_used && memcmp(had, id, CAS_HASH_LEN) != 0) {
+        char hex[CAS_HASH_HEX_LEN + 1];
+        cas_hash_to_hex(had, hex);
+        cli_warn("the name '%s' moved to this model from %s", a->name, hex);
+    }
+    r = report(ctx, s, id, ar == 1, &plan, a);
 out:
     cli_chunk_plan_free(&plan);
     close(fd);

@@ -86,8 +86,9 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
         return cli_fail_errno(r, NULL, "gc stopped");
     if (!ctx->json && !ctx->quiet) {
         char sz[16];
-        printf("%s %llu models, %s\n", dry ? "would free" : "freed",
-               (unsigned long long)res.n_models, cli_fmt_bytes(res.bytes, sz));
+        printf("%s %llu model%s, %s\n", dry ? "would free" : "freed",
+               (unsigned long long)res.n_models, res.n_models == 1 ? "" : "s",
+               cli_fmt_bytes(res.bytes, sz));
     }
     return CLI_EXIT_OK;
 }

@@ -76,6 +76,8 @@ default_hint(int r)
     case -EACCES:
     case -EPERM:
         return "check the permissions";
+    case -EISDIR:
+        return "give a file name, not a directory";
     case -EROFS:
         return "use a writable location";
     case -ENOSPC:

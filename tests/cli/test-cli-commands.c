@@ -289,6 +289,22 @@ test_names_pin_gc_rm(void **state)
     free(out);
     free(err);
     snprintf(idb, sizeof(idb), "%s", add(f->store, b, NULL));
+    /* A name in use moves to the new model, with a warning. */
+    ct_ok(f->store, &out, &err, "add", b, "--name", "alpha", NULL);
+    char want[160];
+    snprintf(want, sizeof(want), "nvx: warning: the name 'alpha' moved to this model from %s\n",
+             ida);
+    assert_string_equal(err, want);
+    free(out);
+    free(err);
+    ct_ok(f->store, &out, &err, "add", a, "--name", "alpha", NULL); /* and back */
+    assert_non_null(strstr(err, idb));
+    free(out);
+    free(err);
+    ct_ok(f->store, &out, &err, "add", a, "--name", "alpha", NULL);
+    assert_string_equal(err, ""); /* same model: nothing moved */
+    free(out);
+    free(err);
 
     ct_ok(f->store, &out, &err, "info", "alpha", NULL);
     assert_non_null(strstr(out, ida));
