@@ -275,6 +275,43 @@ test_add_stdin(void **state)
     free(model);
 }
 
+/* Adds running at once into one store: each gets its id, the same file
+ * twice gets one model, and the store verifies afterwards. */
+static void
+test_concurrent_adds(void **state)
+{
+    fixture *f = *state;
+    char x[4096], y[4096];
+    snprintf(x, sizeof(x), "%s", ct_path(f->dir, "x.bin"));
+    snprintf(y, sizeof(y), "%s", ct_path(f->dir, "y.bin"));
+    ct_write_random(x, 4 << 20, 21);
+    ct_write_random(y, 4 << 20, 22);
+    char cmd[20000];
+    snprintf(cmd, sizeof(cmd),
+             "n='%s'; s='%s'; \"$n\" --store \"$s\" -q add '%s' > \"$s.1\" & p1=$!; "
+             "\"$n\" --store \"$s\" -q add '%s' > \"$s.2\" & p2=$!; "
+             "\"$n\" --store \"$s\" -q add '%s' > \"$s.3\" & p3=$!; "
+             "wait $p1 && wait $p2 && wait $p3 && cat \"$s.1\" \"$s.2\" \"$s.3\"",
+             ct_nvx(), f->store, x, y, x);
+    char *sh[] = { "/bin/sh", "-c", cmd, NULL };
+    char *out, *err;
+    int r = tu_run(sh, &out, &err);
+    if (r != 0)
+        fail_msg("concurrent adds: exit %d: %s", r, err);
+    assert_int_equal(strlen(out), 3 * (CAS_HASH_HEX_LEN + 1));
+    assert_memory_equal(out, out + 2 * (CAS_HASH_HEX_LEN + 1), CAS_HASH_HEX_LEN + 1);
+    assert_memory_not_equal(out, out + CAS_HASH_HEX_LEN + 1, CAS_HASH_HEX_LEN + 1);
+    free(out);
+    free(err);
+    ct_ok(f->store, &out, &err, "-q", "ls", NULL);
+    assert_int_equal(strlen(out), 2 * (CAS_HASH_HEX_LEN + 1));
+    free(out);
+    free(err);
+    ct_ok(f->store, &out, &err, "verify", "--all", NULL);
+    free(out);
+    free(err);
+}
+
 static void
 test_names_pin_gc_rm(void **state)
 {
@@ -498,6 +535,8 @@ main(void)
         cmocka_unit_test(test_man_page),
         cmocka_unit_test_setup_teardown(test_add_ls_info, ct_fixture_setup, ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_add_stdin, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_adds, ct_fixture_setup,
+                                        ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_names_pin_gc_rm, ct_fixture_setup,
                                         ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_export_cat_verify_manifest, ct_fixture_setup,
