@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults with real nvxd processes on 127.0.0.1 (issue 3, "Bad input,
+ * faults and hostile peers"), through nvxd-test (nvxd built with the test
+ * hooks, daemon/meson.build) and the real nvx binary:
+ *
+ * test_corrupt_seeder: three seeders of one model, one of them started with
+ *   NVX_TEST_CORRUPT_SERVE=1 (flips a byte of every chunk it serves). The
+ *   fetch completes; the fetcher's log names the bad peer (its address and
+ *   short node id) and only that one; the bad peer is dropped (no session to
+ *   it afterwards, though it stays configured); `nvx verify` passes and the
+ *   export is bit-identical.
+ *
+ * test_kill_resume: the seeder serves slowly (NVX_TEST_SERVE_DELAY_MS), so
+ *   the fetch is still running when the test acts. Once part of the model
+ *   is in, the seeder is frozen (SIGSTOP) until the fetcher's byte counter
+ *   stops moving and a commit period has passed — so the counter read
+ *   before the kill is exact — then the fetcher gets SIGKILL and the seeder
+ *   goes on. The fetcher restarts and `nvx fetch` completes. Bytes counted
+ *   (`nvx status --json` bytes_fetched, payload of DATA since the daemon
+ *   started) before the kill plus after the resume stay below the model size
+ *   plus a small margin, and the resumed run fetches no more than what the
+ *   store lacked after the kill (plus the margin): verified chunks are not
+ *   fetched again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon/node.h"
+#include "daemonutil.h"
+#include "libcas/hash.h"
+#include "libcas/manifest.h"
+#include "libcas/store.h"
+#include "testutil.h"
+
+enum {
+    CORRUPT_MODEL_BYTES = 12 << 20,
+    RESUME_MODEL_BYTES = 16 << 20,
+    /* Per chunk served (each of the NVX_NODE_SERVE_JOBS pool reads per peer
+     * sleeps this long): at most ~4 x 64 KiB / 20 ms = 12.8 MB/s, so the
+     * 16 MiB transfer lasts over a second even on a fast machine. */
+    RESUME_SERVE_DELAY_MS = 20,
+    /* Received bytes that may be counted twice: chunks in flight at the kill
+     * that were not committed, endgame duplicates. Four of the largest
+     * chunks (CAS_CHUNKER_PARAMS_DEFAULT max 256 KiB). */
+    RESUME_MARGIN = 4 * 256 * 1024,
+    FETCH_WAIT_MS = 60000,
+};
+
+static int
+setup(void **state)
+{
+    (void)state;
+    du_setup("faults");
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    du_teardown();
+    return 0;
+}
+
+/* Each test leaves no daemon behind, whatever failed. */
+static int
+test_teardown(void **state)
+{
+    (void)state;
+    du_kill_all();
+    return 0;
+}
+
+static void
+test_corrupt_seeder(void **state)
+{
+    (void)state;
+    du_daemon s[3] = { 0 }, f = { 0 };
+    const char *const corrupt[] = { "NVX_TEST_CORRUPT_SERVE=1", NULL };
+    du_start(&s[0], "s0", NULL);
+    du_start(&s[1], "s1", corrupt);
+    du_start(&s[2], "s2", NULL);
+    du_start(&f, "f", NULL);
+    char *id = NULL;
+    for (int i = 0; i < 3; i++) {
+        char *x = du_add_model(&s[i], "m-corrupt.bin", CORRUPT_MODEL_BYTES, 2);
+        if (id) {
+            assert_string_equal(x, id);
+            free(x);
+        } else {
+            id = x;
+        }
+        du_nvx_ok(&f, NULL, "peer", "add", s[i].addr, NULL);
+    }
+    du_wait_peers(&f, 3);
+    char *out = NULL;
+    du_nvx_ok(&f, &out, "fetch", id, NULL);
+    assert_non_null(strstr(out, id));
+    free(out);
+    du_check_copy(&f, id, "m-corrupt.bin");
+
+    /* "peer SHORTID (ADDR) sent a bad chunk (N): dropping it ..." names s1
+     * by address and id, and no line names a good seeder. */
+    char *log = du_slurp(f.log);
+    char want[256];
+    snprintf(want, sizeof(want), "peer %.16s (%s) sent a bad chunk", s[1].id, s[1].addr);
+    if (!strstr(log, want)) {
+        du_dump_log(&f);
+        fail_msg("the fetcher's log does not name the corrupting seeder: no '%s'", want);
+    }
+    /* Every "sent a bad" line is about s1. */
+    for (const char *p = log; (p = strstr(p, "sent a bad")); p++) {
+        const char *bol = p;
+        while (bol > log && bol[-1] != '\n')
+            bol--;
+        char line[512];
+        snprintf(line, sizeof(line), "%.*s", (int)strcspn(bol, "\n"), bol);
+        if (!strstr(line, s[1].addr))
+            fail_msg("a good seeder was blamed: %s", line);
+    }
+    free(log);
+
+    /* Dropped: the fetcher has sessions to the two good seeders only (s1 is
+     * still configured, but refused while bad-listed). */
+    du_nvx_ok(&f, &out, "--json", "peers", NULL);
+    assert_null(strstr(out, s[1].id));
+    assert_non_null(strstr(out, s[0].id));
+    assert_non_null(strstr(out, s[2].id));
+    free(out);
+    du_nvx_ok(&f, &out, "peer", "ls", NULL);
+    assert_non_null(strstr(out, s[1].addr));
+    free(out);
+
+    for (int i = 0; i < 3; i++)
+        du_stop(&s[i]);
+    du_stop(&f);
+    free(id);
+}
+
+typedef struct xfer_status {
+    uint64_t bytes_fetched, chunks_done, chunks_total;
+} xfer_status;
+
+static bool
+read_status(const du_daemon *d, xfer_status *ret)
+{
+    char *out = NULL;
+    bool ok = du_nvx(d, &out, NULL, "--json", "status", NULL) == 0 && out;
+    if (ok) {
+        ret->bytes_fetched = du_json_u64(out, "bytes_fetched");
+        ret->chunks_done = du_json_u64(out, "chunks_done");
+        ret->chunks_total = du_json_u64(out, "chunks_total");
+        ok = ret->bytes_fetched != UINT64_MAX;
+    }
+    free(out);
+    return ok;
+}
+
+/* Bytes of the verified chunks of model hex in the store at dir (the daemon
+ * is not running). */
+static uint64_t
+present_bytes(const char *dir, const char *hex, uint64_t *ret_chunks)
+{
+    cas_store *st;
+    assert_int_equal(cas_store_open(dir, 0, &st), 0);
+    uint8_t id[CAS_HASH_LEN];
+    assert_int_equal(cas_store_resolve(st, hex, id), 0);
+    cas_model_info info;
+    assert_int_equal(cas_store_model_info(st, id, &info), 0);
+    assert_int_equal(info.state, CAS_MODEL_PARTIAL);
+    uint8_t *mbuf, *bits;
+    size_t mlen;
+    uint64_t nbits;
+    assert_int_equal(cas_store_manifest_get(st, id, &mbuf, &mlen), 0);
+    cas_manifest *man;
+    assert_int_equal(cas_manifest_decode(mbuf, mlen, &man), 0);
+    assert_int_equal(cas_store_bitmap_get(st, id, &bits, &nbits), 0);
+    uint64_t sum = 0, n = 0;
+    for (size_t i = 0; i < cas_manifest_chunk_count(man); i++) {
+        if (i < nbits && ((bits[i / 8] >> (i % 8)) & 1)) {
+            cas_chunk_info ci;
+            assert_int_equal(cas_manifest_chunk(man, i, &ci), 0);
+            sum += ci.len;
+            n++;
+        }
+    }
+    assert_int_equal(n, info.n_present);
+    free(bits);
+    cas_manifest_free(man);
+    free(mbuf);
+    cas_store_free(st);
+    *ret_chunks = n;
+    return sum;
+}
+
+static void
+test_kill_resume(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 };
+    char delay[64];
+    snprintf(delay, sizeof(delay), "NVX_TEST_SERVE_DELAY_MS=%d", RESUME_SERVE_DELAY_MS);
+    const char *const slow[] = { delay, NULL };
+    du_start(&a, "ka", slow);
+    du_start(&b, "kb", NULL);
+    char *id = du_add_model(&a, "m-resume.bin", RESUME_MODEL_BYTES, 3);
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    du_wait_peers(&b, 1);
+
+    /* nvx fetch in the background; it fails when its daemon dies. */
+    pid_t fp = fork();
+    assert_true(fp >= 0);
+    if (fp == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(dn, 1);
+        dup2(dn, 2);
+        char *bin = tu_build_path("cli/nvx");
+        execl(bin, bin, "--store", b.dir, "fetch", id, (char *)NULL);
+        _exit(127);
+    }
+
+    /* Wait for a quarter to a half of the model to be in. */
+    xfer_status st = { 0 };
+    uint64_t end = du_now_ms() + FETCH_WAIT_MS;
+    bool mid = false;
+    while (du_now_ms() < end) {
+        if (read_status(&b, &st) && st.chunks_total != UINT64_MAX && st.chunks_total > 0 &&
+            st.chunks_done * 4 >= st.chunks_total) {
+            mid = true;
+            break;
+        }
+        if (waitpid(fp, NULL, WNOHANG) == fp) {
+            fp = 0;
+            break;
+        }
+        du_sleep_ms(DU_POLL_MS);
+    }
+    if (!mid) {
+        du_dump_log(&b);
+        fail_msg("the fetch did not get a quarter in (or ended first): %llu of %llu chunks",
+                 (unsigned long long)st.chunks_done, (unsigned long long)st.chunks_total);
+    }
+    if (st.chunks_done >= st.chunks_total)
+        fail_msg("the fetch finished before the kill: raise RESUME_SERVE_DELAY_MS");
+
+    /* Freeze the seeder; wait until nothing more arrives and one commit
+     * period (NVX_NODE_COMMIT_MS, checked every tick) has passed. */
+    du_freeze(&a, true);
+    xfer_status prev = st;
+    uint64_t stable_since = du_now_ms();
+    end = du_now_ms() + DU_WAIT_MS;
+    while (du_now_ms() < end) {
+        du_sleep_ms(100);
+        assert_true(read_status(&b, &st));
+        if (st.bytes_fetched != prev.bytes_fetched || st.chunks_done != prev.chunks_done) {
+            prev = st;
+            stable_since = du_now_ms();
+        } else if (du_now_ms() - stable_since >= NVX_NODE_COMMIT_MS + 2 * NVX_NODE_TICK_MS) {
+            break;
+        }
+    }
+    uint64_t before = st.bytes_fetched;
+    assert_true(before < RESUME_MODEL_BYTES);
+    du_kill(&b);
+    du_freeze(&a, false);
+    if (fp > 0)
+        waitpid(fp, NULL, 0);
+    char *log = du_slurp(b.log);
+    assert_null(strstr(log, "fetched model"));
+    free(log);
+
+    uint64_t kept_chunks;
+    uint64_t kept = present_bytes(b.dir, id, &kept_chunks);
+    assert_true(kept > 0);
+
+    du_start(&b, "kb", NULL);
+    du_wait_peers(&b, 1);
+    char *out = NULL;
+    du_nvx_ok(&b, &out, "fetch", id, NULL);
+    free(out);
+    assert_true(read_status(&b, &st));
+    uint64_t after = st.bytes_fetched;
+    print_message("resume: %llu bytes fetched before the kill (%llu in %llu verified chunks "
+                  "kept), %llu after the restart; %llu in all for a %d-byte model (margin %d)\n",
+                  (unsigned long long)before, (unsigned long long)kept,
+                  (unsigned long long)kept_chunks, (unsigned long long)after,
+                  (unsigned long long)(before + after), RESUME_MODEL_BYTES, RESUME_MARGIN);
+    assert_true(after <= RESUME_MODEL_BYTES - kept + RESUME_MARGIN);
+    assert_true(before + after < (uint64_t)RESUME_MODEL_BYTES + RESUME_MARGIN);
+    du_check_copy(&b, id, "m-resume.bin");
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_corrupt_seeder, test_teardown),
+        cmocka_unit_test_teardown(test_kill_resume, test_teardown),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
