@@ -12,11 +12,13 @@
  *   - send a SEALED frame whose AEAD tag is corrupted, a message whose body
  *     does not decode, or a second HS_INIT after the handshake;
  *   - connect and say nothing, stop half way through HS_INIT, stop half way
- *     through a SEALED frame, or trickle a frame one byte a second.
+ *     through a SEALED frame, or trickle a frame one byte a second;
+ *   - open more silent connections at once than nvxd's max_peers.
  *
  * In every case A must close the connection (read returns 0 or ECONNRESET)
- * within a bounded time, while a normal fetch from A to B and `nvx status` on
- * A keep working, and A must still stop cleanly (exit 0) on SIGTERM.
+ * within a bounded time, while a normal fetch from A to B, a fetch by a new
+ * node C and `nvx status` on A keep working, and all three must still stop
+ * cleanly (exit 0, so also no leak under ASan) on SIGTERM.
  *
  * The bounds are about liveness, not speed; they follow nvxd's timeouts,
  * which are proto's defaults (nvxd sets neither): a protocol error closes at
@@ -49,6 +51,7 @@
 
 #include <cmocka.h>
 
+#include "daemon/config.h" /* NVX_DEFAULT_MAX_PEERS */
 #include "proto/frame.h"
 #include "proto/internal.h" /* proto__session_set_hello_node_id (test hook) */
 #include "proto/message.h"
@@ -62,6 +65,12 @@ enum {
     BOUND_HANDSHAKE_S = PROTO_HANDSHAKE_TIMEOUT_MS / 1000 + 15,
     /* A frame stalled after the handshake: the stall timeout plus a margin. */
     BOUND_STALL_S = PROTO_STALL_TIMEOUT_MS / 1000 + 15,
+    /* A new peer must get through a flood of silent connections: the
+     * flood's handshake timeout, nvxd's dial backoff (1, 2, 4, 8 s) and a
+     * margin. */
+    BOUND_THROUGH_FLOOD_S = BOUND_HANDSHAKE_S + 30,
+    /* Silent connections opened at once: more than nvxd's max_peers. */
+    FLOOD_CONNS = (int)NVX_DEFAULT_MAX_PEERS + 16,
     /* Waiting for a daemon to come up or to exit. */
     DAEMON_START_S = 30,
     DAEMON_STOP_S = 20,
@@ -81,7 +90,7 @@ typedef struct fixture {
     char *root;
     char *nvx;
     char *nvxd;
-    daemon_proc a, b;
+    daemon_proc a, b, c;
     char model_id[65];
 } fixture;
 
@@ -483,6 +492,7 @@ static int
 group_teardown(void **state)
 {
     (void)state;
+    daemon_stop(&fx.c);
     daemon_stop(&fx.b);
     daemon_stop(&fx.a);
     if (fx.root)
@@ -494,6 +504,8 @@ group_teardown(void **state)
     free(fx.a.log);
     free(fx.b.store);
     free(fx.b.log);
+    free(fx.c.store);
+    free(fx.c.log);
     return 0;
 }
 
@@ -755,15 +767,58 @@ probe_free(probe *pr)
     free(pr->frame);
 }
 
+/* Starts `timeout LIMIT nvx --store STORE -q fetch ID` without waiting;
+ * its output goes to STORE.fetch.log. Returns the pid. */
+static pid_t
+fetch_spawn(const daemon_proc *d, int limit_s)
+{
+    char lim[16], logname[600];
+    snprintf(lim, sizeof(lim), "%d", limit_s);
+    snprintf(logname, sizeof(logname), "%s.fetch.log", d->store);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(logname, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        char *argv[] = { "timeout", lim,     fx.nvx,      "--store", d->store,
+                         "-q",      "fetch", fx.model_id, NULL };
+        execvp("timeout", argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/*
+ * The slow cases side by side, with normal work around them:
+ *   - the four stall probes (silent, half HS_INIT, half SEALED, trickle);
+ *   - FLOOD_CONNS silent connections, more than nvxd's max_peers (64): the
+ *     ones over the limit must be refused at once, the rest must go at the
+ *     handshake timeout;
+ *   - B, already connected, fetches the model from A;
+ *   - C, a new node, dials A during the flood and fetches the model too.
+ *     nvxd has one limit for all connections, handshaking or not, so C only
+ *     gets a slot when the flood's connections time out (~10 s); the bound
+ *     checks that the node recovers, not that it is immune.
+ */
 static void
-test_stalls_while_fetching(void **state)
+test_stalls_and_flood_while_fetching(void **state)
 {
     (void)state;
     probe pr[_PROBE_KIND_MAX];
     for (int k = 0; k < _PROBE_KIND_MAX; k++)
         probe_open(&pr[k], k);
+    int flood[FLOOD_CONNS];
+    double flood_closed_at[FLOOD_CONNS];
+    double flood_t0 = now_s();
+    for (int i = 0; i < FLOOD_CONNS; i++) {
+        flood[i] = raw_connect(&fx.a);
+        flood_closed_at[i] = -1;
+    }
 
-    /* Meanwhile the normal work goes on: B fetches the model from A. */
+    /* B fetches the model from A meanwhile. */
     double t0 = now_s();
     char *argv[] = { fx.nvx, "--store", fx.b.store, "-q", "fetch", fx.model_id, NULL };
     char *err = NULL;
@@ -778,15 +833,23 @@ test_stalls_while_fetching(void **state)
     assert_int_equal(nvx_run(&fx.b, NULL, "verify", fx.model_id, NULL), 0);
     expect_alive(&fx.a);
 
-    /* Then every stalled connection must be closed within its bound. */
-    int open_n = _PROBE_KIND_MAX;
-    while (open_n > 0) {
+    /* C, a new node, dials A through the flood. */
+    daemon_start(&fx.c, "C");
+    assert_int_equal(nvx_run(&fx.c, NULL, "peer", "add", fx.a.addr), 0);
+    double c_t0 = now_s();
+    pid_t c_fetch = fetch_spawn(&fx.c, BOUND_THROUGH_FLOOD_S + 5);
+    double c_done = -1;
+    int c_status = 0;
+
+    int open_n = _PROBE_KIND_MAX, flood_open = FLOOD_CONNS;
+    bool refused_ok = false;
+    while (open_n > 0 || flood_open > 0 || c_done < 0) {
         double t = now_s();
         for (int k = 0; k < _PROBE_KIND_MAX; k++) {
             probe *p = &pr[k];
             if (p->closed_at >= 0)
                 continue;
-            /* One more byte a second (no catching up after the fetch). */
+            /* One more byte a second (no catching up after a pause). */
             if (k == PROBE_TRICKLE && p->sent < p->frame_len && t >= p->next_byte) {
                 send_all(p->fd, p->frame + p->sent, 1);
                 p->sent++;
@@ -805,10 +868,51 @@ test_stalls_while_fetching(void **state)
                          p->bound_s);
             }
         }
+        for (int i = 0; i < FLOOD_CONNS; i++) {
+            if (flood_closed_at[i] >= 0)
+                continue;
+            if (drain_closed(flood[i], 0)) {
+                flood_closed_at[i] = t - flood_t0;
+                flood_open--;
+            } else if (t - flood_t0 > BOUND_HANDSHAKE_S) {
+                dump_log(&fx.a);
+                fail_msg("flood connection %d: open for more than %d s", i, BOUND_HANDSHAKE_S);
+            }
+        }
+        /* Connections over max_peers are refused as they are accepted. */
+        if (!refused_ok) {
+            refused_ok = flood_open <= (int)NVX_DEFAULT_MAX_PEERS;
+            if (!refused_ok && t - flood_t0 > BOUND_IMMEDIATE_S)
+                fail_msg("nvxd holds more than %u connections: %d of %d flood connections open",
+                         NVX_DEFAULT_MAX_PEERS, flood_open, FLOOD_CONNS);
+        }
+        if (c_done < 0 && waitpid(c_fetch, &c_status, WNOHANG) == c_fetch)
+            c_done = t - c_t0;
         sleep_ms(50);
     }
     /* The trickle never completed its frame: it was cut off, not served. */
     assert_true(pr[PROBE_TRICKLE].sent < pr[PROBE_TRICKLE].frame_len);
+    double last = 0;
+    int early = 0;
+    for (int i = 0; i < FLOOD_CONNS; i++) {
+        close(flood[i]);
+        if (flood_closed_at[i] > last)
+            last = flood_closed_at[i];
+        if (flood_closed_at[i] < 1)
+            early++;
+    }
+    print_message("flood of %d silent connections: %d closed within 1 s, the last after %.2f s "
+                  "(bound %d s)\n",
+                  FLOOD_CONNS, early, last, BOUND_HANDSHAKE_S);
+    if (!WIFEXITED(c_status) || WEXITSTATUS(c_status) != 0) {
+        dump_log(&fx.a);
+        dump_log(&fx.c);
+        fail_msg("new node C could not fetch from A through the flood (status 0x%x, bound %d s)",
+                 c_status, BOUND_THROUGH_FLOOD_S);
+    }
+    print_message("new node C fetched through the flood in %.2f s (bound %d s)\n", c_done,
+                  BOUND_THROUGH_FLOOD_S);
+    assert_int_equal(nvx_run(&fx.c, NULL, "verify", fx.model_id, NULL), 0);
     for (int k = 0; k < _PROBE_KIND_MAX; k++)
         probe_free(&pr[k]);
     expect_alive(&fx.a);
@@ -820,6 +924,7 @@ static void
 test_clean_shutdown(void **state)
 {
     (void)state;
+    daemon_stop(&fx.c);
     daemon_stop(&fx.b);
     daemon_stop(&fx.a);
     if (!WIFEXITED(fx.a.exit_status) || WEXITSTATUS(fx.a.exit_status) != 0) {
@@ -829,6 +934,8 @@ test_clean_shutdown(void **state)
     }
     assert_true(WIFEXITED(fx.b.exit_status));
     assert_int_equal(WEXITSTATUS(fx.b.exit_status), 0);
+    assert_true(WIFEXITED(fx.c.exit_status));
+    assert_int_equal(WEXITSTATUS(fx.c.exit_status), 0);
 }
 
 int
@@ -846,7 +953,7 @@ main(void)
         cmocka_unit_test(test_handshake_frame_after_handshake),
         cmocka_unit_test(test_malformed_message),
         cmocka_unit_test(test_unknown_message_skipped),
-        cmocka_unit_test(test_stalls_while_fetching),
+        cmocka_unit_test(test_stalls_and_flood_while_fetching),
         cmocka_unit_test(test_clean_shutdown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
