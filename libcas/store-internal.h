@@ -85,6 +85,11 @@ cas__crash_point_reached(cas__crash_point cp)
  * MDB_INVALID/MDB_VERSION_MISMATCH -> -EBADMSG, other MDB_* -> -EIO. */
 int cas__mdb_err(int rc);
 
+/* BLAKE2b-256 of n messages (bufs[i], lens[i]) into ret[i]: several at once
+ * with AVX-512 where the CPU has it (store-hash.c), else cas_hash(). */
+void cas__hash_many(const uint8_t *const *bufs, const size_t *lens, size_t n,
+                    uint8_t (*ret)[CAS_HASH_LEN]);
+
 /* Little-endian loads and stores. */
 void cas__put_le16(uint8_t *p, uint16_t v);
 void cas__put_le32(uint8_t *p, uint32_t v);
