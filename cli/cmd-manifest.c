@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli/cli.h"
 #include "cli/fsutil.h"
@@ -27,7 +26,8 @@ const cli_command cli_cmd_manifest = {
 };
 
 typedef struct sig_pick {
-    const char *keyid; /* wanted key id (hex) or NULL for the first */
+    bool any;                     /* no --key: the first signature */
+    uint8_t keyid[CAS_KEYID_LEN]; /* else the one by this key */
     void *blob;
     size_t len;
     int err;
@@ -37,13 +37,9 @@ static int
 pick(void *userdata, const void *blob, size_t len)
 {
     sig_pick *p = userdata;
-    if (p->keyid) {
+    if (!p->any) {
         cas_sig_info info;
-        char hex[CAS_KEYID_HEX_SIZE];
-        if (cas_sig_parse(blob, len, &info) < 0)
-            return 0;
-        cas_keyid_format(info.keyid, hex);
-        if (strcasecmp(hex, p->keyid) != 0)
+        if (cas_sig_parse(blob, len, &info) < 0 || memcmp(info.keyid, p->keyid, CAS_KEYID_LEN) != 0)
             return 0;
     }
     p->blob = malloc(len);
@@ -58,7 +54,9 @@ static int
 write_sig(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *what, const char *path,
           const char *keyid)
 {
-    sig_pick p = { .keyid = keyid };
+    sig_pick p = { .any = !keyid };
+    if (keyid)
+        cas_keyid_parse(keyid, p.keyid); /* checked by the caller */
     int r = cas_store_sig_list(ctx->store, id, pick, &p);
     if (r < 0 && !p.blob)
         return cli_fail_errno(r, NULL, "cannot read the signatures of %s", what);
@@ -103,6 +101,10 @@ cli_manifest_main(cli_ctx *ctx, int argc, char **argv)
     if (!out || !*out)
         return cli_fail(CLI_EXIT_USAGE, "manifest needs an output file: nvx manifest %s -o FILE",
                         argv[0]);
+    uint8_t kid[CAS_KEYID_LEN];
+    if (keyid && cas_keyid_parse(keyid, kid) < 0)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "invalid key id '%s': give up to 16 hex digits (see nvx trust ls)", keyid);
     uint8_t id[CAS_HASH_LEN];
     if ((r = cli_resolve(ctx, argv[0], id)) != CLI_GO)
         return r;

@@ -254,28 +254,41 @@ out:
 void
 cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN], char out[static CAS_KEYID_HEX_SIZE])
 {
+    /* minisign prints le64_load(keynum) with "%" PRIX64: no leading zeros,
+     * so 1 key in 16 shows 15 digits or fewer. Print it the same way, or
+     * `nvx key show` and minisign's .pub files would differ. */
     static const char hex[] = "0123456789ABCDEF";
-    for (int i = 0; i < CAS_KEYID_LEN; i++) {
-        uint8_t b = keyid[CAS_KEYID_LEN - 1 - i];
-        out[2 * i] = hex[b >> 4];
-        out[2 * i + 1] = hex[b & 15];
-    }
-    out[2 * CAS_KEYID_LEN] = '\0';
+    uint64_t v = 0;
+    for (int i = CAS_KEYID_LEN - 1; i >= 0; i--)
+        v = v << 8 | keyid[i];
+    char tmp[CAS_KEYID_HEX_SIZE];
+    int n = 0;
+    do {
+        tmp[n++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    for (int i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
 }
 
 int
 cas_keyid_parse(const char *hex, uint8_t ret_keyid[static CAS_KEYID_LEN])
 {
-    uint8_t id[CAS_KEYID_LEN];
-    if (!hex || strlen(hex) != 2 * CAS_KEYID_LEN)
+    if (!hex)
         return -EINVAL;
-    for (int i = 0; i < CAS_KEYID_LEN; i++) {
-        int hi = cas__hex_value(hex[2 * i]), lo = cas__hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+    size_t n = strnlen(hex, 2 * CAS_KEYID_LEN + 1);
+    if (n == 0 || n > 2 * CAS_KEYID_LEN)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = cas__hex_value(hex[i]);
+        if (d < 0)
             return -EINVAL;
-        id[CAS_KEYID_LEN - 1 - i] = (uint8_t)(hi << 4 | lo);
+        v = v << 4 | (uint64_t)d;
     }
-    memcpy(ret_keyid, id, CAS_KEYID_LEN);
+    for (int i = 0; i < CAS_KEYID_LEN; i++)
+        ret_keyid[i] = (uint8_t)(v >> (8 * i));
     return 0;
 }
 

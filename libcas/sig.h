@@ -48,12 +48,12 @@
 #include <stdint.h>
 
 enum {
-    CAS_KEYID_LEN = 8,       /* minisign key id (random, shown as 16 hex) */
+    CAS_KEYID_LEN = 8,       /* minisign key id (random, shown as <= 16 hex) */
     CAS_PK_LEN = 32,         /* Ed25519 public key */
     CAS_SK_LEN = 64,         /* Ed25519 secret key (seed || pk, libsodium) */
     CAS_SIGBYTES = 64,       /* Ed25519 signature */
     CAS_MODEL_ID_LEN = 32,   /* BLAKE2b-256 of the canonical manifest */
-    CAS_KEYID_HEX_SIZE = 17, /* 16 upper-case hex + NUL, as minisign prints */
+    CAS_KEYID_HEX_SIZE = 17, /* <= 16 upper-case hex + NUL, as minisign prints */
     /* Base64 line of a public key ("RW..." 56 chars) + NUL. */
     CAS_PUBKEY_B64_SIZE = 57,
     /* Longest untrusted comment text accepted (minisign COMMENTMAXBYTES). */
@@ -109,12 +109,14 @@ int cas_sig_init(void);
 /* --- key ids ----------------------------------------------------------- */
 
 /* Writes the key id as minisign prints it: the 8 bytes read as a
- * little-endian integer, 16 upper-case hex digits, NUL-terminated. */
+ * little-endian integer, in upper-case hex without leading zeros (so 1 to
+ * 16 digits), NUL-terminated. */
 void cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN],
                       char out[static CAS_KEYID_HEX_SIZE]);
 
-/* Parses 16 hex digits (either case) as printed by cas_keyid_format.
- * Returns 0 and writes ret_keyid, or -EINVAL. */
+/* Parses 1 to 16 hex digits (either case, leading zeros optional) as
+ * printed by cas_keyid_format or minisign. Returns 0 and writes ret_keyid,
+ * or -EINVAL. */
 int cas_keyid_parse(const char *hex, uint8_t ret_keyid[static CAS_KEYID_LEN]);
 
 /* --- public keys ------------------------------------------------------- */

@@ -7,6 +7,7 @@
 /* posix_openpt, grantpt, unlockpt, ptsname: the terminal test. */
 #define _XOPEN_SOURCE 700
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -548,6 +549,20 @@ test_minisign_checks_nvx(void **state)
     snprintf(mk, sizeof(mk), "%s/ms.key", f->dir);
     snprintf(mp, sizeof(mp), "%s/ms.pub", f->dir);
     assert_int_equal(run(NULL, ms, "-G", "-W", "-s", mk, "-p", mp, NULL), 0);
+    /* key show prints minisign's public key file exactly, also when it
+     * has to derive it from the secret key (as minisign -R does). */
+    uint8_t *mptext;
+    size_t mplen;
+    assert_int_equal(read_text(mp, &mptext, &mplen), 0);
+    assert_int_equal(ct_run(NULL, &out, NULL, "key", "show", "--key", mk, NULL), 0);
+    assert_string_equal(out, (char *)mptext);
+    free(out);
+    assert_int_equal(rename(mp, man), 0);
+    assert_int_equal(ct_run(NULL, &out, NULL, "key", "show", "--key", mk, NULL), 0);
+    assert_string_equal(out, (char *)mptext);
+    free(out);
+    assert_int_equal(rename(man, mp), 0);
+    free(mptext);
     assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, "--key", mk, NULL), 0);
     assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", mp, "minisign", NULL), 0);
     assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
@@ -564,6 +579,22 @@ test_minisign_checks_nvx(void **state)
                      0);
     free(out);
     assert_int_equal(run(NULL, ms, "-Vm", man, "-x", sig, "-p", mp, NULL), 0);
+    /* The key id as typed: either case, leading zeros or not; a bad one is
+     * refused before anything is written. */
+    char padded[32];
+    snprintf(padded, sizeof(padded), "%16s", mkid);
+    for (char *c = padded; *c; c++)
+        *c = *c == ' ' ? '0' : (char)tolower((unsigned char)*c);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "manifest", f->id, "-o", man, "--sig", sig,
+                            "--key", padded, NULL),
+                     0);
+    assert_int_equal(run(NULL, ms, "-Vm", man, "-x", sig, "-p", mp, NULL), 0);
+    unlink(man);
+    assert_int_equal(fails(f, "invalid key id", "manifest", f->id, "-o", man, "--sig", sig, "--key",
+                           "XYZ", NULL),
+                     2);
+    struct stat st;
+    assert_int_not_equal(stat(man, &st), 0);
 
     free(ms);
 }

@@ -92,10 +92,24 @@ test_keyid(void **state)
     assert_string_equal(hex, "346F4B5B91D4CE7A");
     assert_int_equal(cas_keyid_parse("346f4b5b91d4ce7a", back), 0);
     assert_memory_equal(back, id, CAS_KEYID_LEN);
-    assert_int_equal(cas_keyid_parse("346F4B5B91D4CE7", back), -EINVAL);
     assert_int_equal(cas_keyid_parse("346F4B5B91D4CE7AA", back), -EINVAL);
     assert_int_equal(cas_keyid_parse("346F4B5B91D4CE7G", back), -EINVAL);
+    assert_int_equal(cas_keyid_parse("", back), -EINVAL);
     assert_int_equal(cas_keyid_parse(NULL, back), -EINVAL);
+    /* minisign prints "%" PRIX64: no leading zeros (1 key in 16). */
+    const uint8_t z[CAS_KEYID_LEN] = { 0x0b, 0x62, 0x63, 0x29, 0x35, 0x70, 0x51, 0x04 };
+    cas_keyid_format(z, hex);
+    assert_string_equal(hex, "45170352963620B");
+    assert_int_equal(cas_keyid_parse("45170352963620B", back), 0);
+    assert_memory_equal(back, z, CAS_KEYID_LEN);
+    assert_int_equal(cas_keyid_parse("045170352963620b", back), 0);
+    assert_memory_equal(back, z, CAS_KEYID_LEN);
+    const uint8_t zero[CAS_KEYID_LEN] = { 0 };
+    cas_keyid_format(zero, hex);
+    assert_string_equal(hex, "0");
+    const uint8_t max[CAS_KEYID_LEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    cas_keyid_format(max, hex);
+    assert_string_equal(hex, "FFFFFFFFFFFFFFFF");
 }
 
 static void
