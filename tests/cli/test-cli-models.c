@@ -115,6 +115,16 @@ test_models_roundtrip(void **state)
             assert_non_null(strstr(out, "\"tensors\":[{\"name\":"));
         free(out);
         free(err);
+        /* info --tensors lists as many tensors as info counts. */
+        assert_int_equal(ct_run(store_s, &out, &err, "info", id, "--tensors", NULL), 0);
+        const char *tl = strstr(out, "\ntensors    ");
+        assert_non_null(tl);
+        size_t listed = 0;
+        for (const char *p = out; (p = strstr(p, "\ntensor ")) != NULL; p++)
+            listed++;
+        assert_int_equal(listed, strtoull(tl + strlen("\ntensors    "), NULL, 10));
+        free(out);
+        free(err);
         free(path);
     }
     char *out, *err;

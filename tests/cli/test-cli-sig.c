@@ -296,11 +296,14 @@ test_sign_trust_verify(void **state)
     assert_non_null(strstr(out, "\"replaced\":1"));
     free(out);
 
-    /* Not yet trusted: reported as such. */
+    /* Not yet trusted: reported as such, and --require-trusted fails. */
     assert_int_equal(ct_run(f->store, &out, NULL, "--json", "info", f->id, NULL), 0);
     assert_int_equal(count(out, "\"untrusted\""), 1);
     assert_null(strstr(out, "\"trusted\""));
     free(out);
+    assert_int_equal(fails(f, "no signature from a trusted key on 1 of 1 models", "verify", f->id,
+                           "--require-trusted", NULL),
+                     5);
 
     /* Trust by .pub file; then the signature is valid and trusted. */
     assert_int_equal(ct_run(f->store, &out, NULL, "trust", "add", f->pub, "me", NULL), 0);
@@ -311,7 +314,7 @@ test_sign_trust_verify(void **state)
     assert_non_null(strstr(out, "name:tiny v2"));
     assert_non_null(strstr(out, "\"me\""));
     free(out);
-    assert_int_equal(ct_run(f->store, &out, NULL, "verify", f->id, NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, NULL, "verify", f->id, "--require-trusted", NULL), 0);
     assert_non_null(strstr(out, "1 trusted"));
     free(out);
 
