@@ -239,10 +239,35 @@ writer_main(void *arg)
     return NULL;
 }
 
+#define CAS__HASH_TAKE 16u /* jobs a hasher takes at once (hashed together) */
+
+/* Hashes job j whose bytes span two slots (incremental, over both). */
+static void
+hash_spanning(add_ctx *c, const job *j, uint8_t ret[static CAS_HASH_LEN])
+{
+    cas_hasher h;
+    cas_hasher_init(&h);
+    uint64_t seq = j->seq;
+    size_t off = j->off, left = j->len;
+    while (left > 0) {
+        slot *sl = slot_of(c, seq);
+        size_t n = sl->len - off < left ? sl->len - off : left;
+        cas_hasher_update(&h, sl->buf + off, n);
+        left -= n;
+        off = 0;
+        seq++;
+    }
+    cas_hasher_final(&h, ret);
+}
+
 static void *
 hasher_main(void *arg)
 {
     add_ctx *c = arg;
+    job js[CAS__HASH_TAKE];
+    const uint8_t *bufs[CAS__HASH_TAKE];
+    size_t lens[CAS__HASH_TAKE];
+    uint8_t ids[CAS__HASH_TAKE][CAS_HASH_LEN];
     for (;;) {
         pthread_mutex_lock(&c->mu);
         while (!c->stop && c->q_len == 0 && !c->jobs_done)
@@ -251,31 +276,43 @@ hasher_main(void *arg)
             pthread_mutex_unlock(&c->mu);
             break;
         }
-        job j = c->q[c->q_head];
-        c->q_head = (c->q_head + 1) % c->q_cap;
-        c->q_len--;
+        /* Half the queue (so the other hashers get work too), at most
+         * CAS__HASH_TAKE: several chunks hash together (store-hash.c). */
+        size_t n = (c->q_len + 1) / 2;
+        if (n > CAS__HASH_TAKE)
+            n = CAS__HASH_TAKE;
+        for (size_t k = 0; k < n; k++) {
+            js[k] = c->q[c->q_head];
+            c->q_head = (c->q_head + 1) % c->q_cap;
+        }
+        c->q_len -= n;
         pthread_mutex_unlock(&c->mu);
 
-        cas_hasher h;
-        cas_hasher_init(&h);
-        uint64_t seq = j.seq;
-        size_t off = j.off, left = j.len;
-        while (left > 0) {
-            slot *sl = slot_of(c, seq);
-            size_t n = sl->len - off < left ? sl->len - off : left;
-            cas_hasher_update(&h, sl->buf + off, n);
-            left -= n;
-            off = 0;
-            seq++;
+        size_t m = 0; /* chunks within one slot, hashed together */
+        for (size_t k = 0; k < n; k++) {
+            if (js[k].seq != js[k].end_seq)
+                continue;
+            bufs[m] = slot_of(c, js[k].seq)->buf + js[k].off;
+            lens[m++] = js[k].len;
         }
-        uint8_t id[CAS_HASH_LEN];
-        cas_hasher_final(&h, id);
+        uint8_t(*many)[CAS_HASH_LEN] = ids;
+        cas__hash_many(bufs, lens, m, many);
 
         pthread_mutex_lock(&c->mu);
-        memcpy(c->ids[j.idx], id, CAS_HASH_LEN);
-        for (uint64_t s = j.seq; s <= j.end_seq; s++)
-            unref_locked(c, s);
-        c->pending--;
+        for (size_t k = 0, i = 0; k < n; k++) {
+            if (js[k].seq == js[k].end_seq) {
+                memcpy(c->ids[js[k].idx], many[i++], CAS_HASH_LEN);
+            } else {
+                uint8_t id[CAS_HASH_LEN];
+                pthread_mutex_unlock(&c->mu);
+                hash_spanning(c, &js[k], id);
+                pthread_mutex_lock(&c->mu);
+                memcpy(c->ids[js[k].idx], id, CAS_HASH_LEN);
+            }
+            for (uint64_t sq = js[k].seq; sq <= js[k].end_seq; sq++)
+                unref_locked(c, sq);
+            c->pending--;
+        }
         pthread_cond_broadcast(&c->slot_cv);
         pthread_mutex_unlock(&c->mu);
     }
@@ -325,7 +362,6 @@ emit(add_ctx *c, uint64_t start_seq, size_t start_off, uint64_t end_seq, uint64_
     c->pending++;
     for (uint64_t s = start_seq; s <= end_seq; s++)
         slot_of(c, s)->refs++;
-    pthread_cond_signal(&c->job_cv);
 out:
     if (r < 0)
         fail_locked(c, r);
@@ -373,6 +409,8 @@ chunk_loop(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t to
         pthread_mutex_lock(&c->mu);
         for (; held < start_seq && held <= seq; held++)
             unref_locked(c, held);
+        /* The slot's jobs go out together, so hashers take them in groups. */
+        pthread_cond_broadcast(&c->job_cv);
         pthread_mutex_unlock(&c->mu);
         done += sl->len;
         if (o->progress && (done - reported >= CAS__PROGRESS_STEP || sl->eof)) {

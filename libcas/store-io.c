@@ -121,30 +121,53 @@ bit_set(const uint8_t *bits, uint64_t i)
     return (bits[i / 8] >> (i % 8)) & 1;
 }
 
-/* Hashes every chunk of batch b in buf; reports bad ones. Returns true when
- * all were good. */
+/* Reports bad chunk i (under the mutex). Returns true when to stop. */
+static bool
+bad_chunk(io_ctx *c, uint64_t i, const cas_chunk_info *ci)
+{
+    pthread_mutex_lock(&c->mu);
+    int r = report_locked(c, i, ci->offset, ci->len, -EBADMSG);
+    if (r < 0 || !c->all_chunks)
+        stop_locked(c, r);
+    bool stop = c->stop;
+    pthread_mutex_unlock(&c->mu);
+    return stop;
+}
+
+#define CAS__HASH_GROUP 64u /* chunks handed to cas__hash_many at once */
+
+/* Hashes every chunk of batch b in buf (several at once); reports bad ones.
+ * Returns true when all were good. */
 static bool
 check_batch(io_ctx *c, const io_batch *b, const uint8_t *buf)
 {
+    const uint8_t *bufs[CAS__HASH_GROUP];
+    size_t lens[CAS__HASH_GROUP];
+    uint64_t idx[CAS__HASH_GROUP];
+    uint8_t got[CAS__HASH_GROUP][CAS_HASH_LEN];
     bool ok = true;
-    for (uint64_t i = b->first; i < b->first + b->n; i++) {
-        cas_chunk_info ci;
-        cas_manifest_chunk(c->m, i, &ci);
-        if (c->bitmap && !bit_set(c->bitmap, i))
-            continue;
-        uint8_t h[CAS_HASH_LEN];
-        cas_hash(buf + (ci.offset - b->off), ci.len, h);
-        if (cas_hash_equal(h, ci.id))
-            continue;
-        ok = false;
-        pthread_mutex_lock(&c->mu);
-        int r = report_locked(c, i, ci.offset, ci.len, -EBADMSG);
-        if (r < 0 || !c->all_chunks)
-            stop_locked(c, r);
-        bool stop = c->stop;
-        pthread_mutex_unlock(&c->mu);
-        if (stop)
-            break;
+    uint64_t i = b->first, end = b->first + b->n;
+    while (i < end) {
+        size_t n = 0;
+        for (; i < end && n < CAS__HASH_GROUP; i++) {
+            if (c->bitmap && !bit_set(c->bitmap, i))
+                continue;
+            cas_chunk_info ci;
+            cas_manifest_chunk(c->m, i, &ci);
+            bufs[n] = buf + (ci.offset - b->off);
+            lens[n] = ci.len;
+            idx[n++] = i;
+        }
+        cas__hash_many(bufs, lens, n, got);
+        for (size_t k = 0; k < n; k++) {
+            cas_chunk_info ci;
+            cas_manifest_chunk(c->m, idx[k], &ci);
+            if (cas_hash_equal(got[k], ci.id))
+                continue;
+            ok = false;
+            if (bad_chunk(c, idx[k], &ci))
+                return false;
+        }
     }
     return ok;
 }
