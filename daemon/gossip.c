@@ -948,6 +948,12 @@ nvx_gossip_providers(const nvx_gossip *g, const uint8_t model_id[static PROTO_ID
     return n;
 }
 
+size_t
+nvx_gossip_sessions(const nvx_gossip *g)
+{
+    return g->n_s;
+}
+
 bool
 nvx_gossip_connected(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN])
 {

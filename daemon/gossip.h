@@ -181,6 +181,9 @@ int nvx_gossip_add_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN
 size_t nvx_gossip_providers(const nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN],
                             uint64_t now_ms, uint8_t (*ret)[PROTO_ID_LEN], size_t cap);
 
+/* Number of sessions up. */
+size_t nvx_gossip_sessions(const nvx_gossip *g);
+
 /* True when a session to node_id is up. */
 bool nvx_gossip_connected(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN]);
 

@@ -279,7 +279,12 @@ dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
 static void
 g_dial(void *userdata, const uint8_t node[static PROTO_ID_LEN], const char *addr)
 {
-    dial(userdata, node, addr);
+    nvx_mesh *m = userdata;
+    /* Enough neighbours: the address stays known (nvx_mesh_want can still
+     * use it) but a large mesh does not turn into a full mesh. */
+    if (nvx_gossip_sessions(m->g) >= NVX_MESH_PEX_TARGET)
+        return;
+    dial(m, node, addr);
 }
 
 static const nvx_gossip_ops gossip_ops = {

@@ -19,8 +19,9 @@
  *   ones from peers are verified by gossip and stored (highest sequence
  *   wins) on the pool; nvx_mesh_publish() announces the records `nvx
  *   publish` stored, as this node's own.
- * - Dialing: nodes heard by discovery or peer exchange and not connected
- *   are dialed once (nvx_node_dial); the node's own limits apply.
+ * - Dialing: nodes heard by LAN discovery, and by peer exchange while fewer
+ *   than NVX_MESH_PEX_TARGET sessions are up, are dialed once when not
+ *   connected (nvx_node_dial); the node's own limits apply.
  *
  * Loop thread only. Call nvx_mesh_close() only after nvx_node_stop()'s done
  * callback: the node calls the hooks until then.
@@ -38,6 +39,10 @@ enum {
     NVX_MESH_TICK_MS = 1000,
     NVX_MESH_RESCAN_MS = 60 * 1000,
     NVX_MESH_JOBS_MAX = 64, /* store jobs in flight (name records beyond are dropped) */
+    /* Peer exchange dials new nodes only while fewer sessions are up (LAN
+     * discovery and providers of a wanted model are dialed regardless,
+     * within the node's own max_peers). */
+    NVX_MESH_PEX_TARGET = 8,
 };
 
 typedef struct nvx_mesh nvx_mesh;

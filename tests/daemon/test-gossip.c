@@ -640,6 +640,7 @@ test_peer_exchange(void **state)
     assert_int_equal(nvx_gossip_addr(h->g, n30, buf, 5), -EMSGSIZE);
     assert_int_equal(nvx_gossip_addr(h->g, n99, buf, sizeof(buf)), -ENOENT);
     assert_true(nvx_gossip_connected(h->g, p2));
+    assert_int_equal(nvx_gossip_sessions(h->g), 2);
     nvx_gossip_peer_down(h->g, 2);
     nvx_gossip_peer_down(h->g, 2); /* unknown: ignored */
     assert_false(nvx_gossip_connected(h->g, p2));

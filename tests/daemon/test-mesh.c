@@ -8,6 +8,11 @@
  * name record (verified, relayed, written on the pool), and resolves
  * PUBLISHER/NAME to the model once it trusts the key.
  *
+ * test_pex_tcp: the same line over TCP on 127.0.0.1, where node 0 listens
+ * on 0.0.0.0: node 2 learns node 0's address by peer exchange from node 1
+ * (its HELLO address, with the unspecified host replaced by the address the
+ * session came from) and dials it.
+ *
  * test_lossy: ten nodes, each dialing two earlier ones, over links with
  * 50 ms latency and 5% loss; a record published on node 0 reaches every
  * node's store, and every node learns node 0 provides the model.
@@ -30,6 +35,7 @@
 #include "libcas/store.h"
 #include "testutil.h"
 #include "transport/mem.h"
+#include "transport/tcp.h"
 
 enum {
     MAXN = 10,
@@ -41,6 +47,8 @@ typedef struct world {
     uv_loop_t loop;
     tp_mem_world *mw;
     char name[MAXN][16];
+    char listen[MAXN][64];
+    char dial_addr[MAXN][64];
     char *dir[MAXN];
     cas_store *store[MAXN];
     proto_identity *ident[MAXN];
@@ -141,18 +149,23 @@ all_closed(world *w)
 /* Makes n nodes; node 0 holds the model and the stored name record. Node i
  * dials the nodes listed in peers[i] (filled by the caller after this). */
 static world *
-world_new(int n, const struct tp_mem_link *link)
+world_new(int n, const struct tp_mem_link *link, bool tcp)
 {
     world *w = calloc(1, sizeof(*w));
     w->n = n;
     assert_int_equal(uv_loop_init(&w->loop), 0);
-    assert_int_equal(tp_mem_world_new(&w->loop, 7, link, &w->mw), 0);
+    if (!tcp)
+        assert_int_equal(tp_mem_world_new(&w->loop, 7, link, &w->mw), 0);
     for (int i = 0; i < n; i++) {
         snprintf(w->name[i], sizeof(w->name[i]), "n%d", i);
+        snprintf(w->listen[i], sizeof(w->listen[i]), "%s", tcp ? "127.0.0.1:0" : w->name[i]);
         w->dir[i] = tu_tmpdir("mesh");
         assert_int_equal(cas_store_open(w->dir[i], CAS_STORE_CREATE, &w->store[i]), 0);
         assert_int_equal(proto_identity_generate(&w->ident[i]), 0);
-        assert_int_equal(tp_mem_net_new(w->mw, w->name[i], &w->net[i]), 0);
+        if (tcp)
+            assert_int_equal(tp_tcp_net_new(&w->loop, NULL, &w->net[i]), 0);
+        else
+            assert_int_equal(tp_mem_net_new(w->mw, w->name[i], &w->net[i]), 0);
     }
     add_model(w->store[0], w->model);
     /* The publisher signs a name record and stores it on node 0, as `nvx
@@ -164,28 +177,33 @@ world_new(int n, const struct tp_mem_link *link)
 }
 
 static void
+node_start(world *w, int i)
+{
+    nvx_node_opts o = {
+        .loop = &w->loop,
+        .net = w->net[i],
+        .store = w->store[i],
+        .identity = w->ident[i],
+        .listen = w->listen[i],
+        .peers = w->peers[i],
+        .n_peers = w->n_peers[i],
+        .agent = "test-mesh",
+    };
+    assert_int_equal(nvx_node_new(&o, &w->node[i]), 0);
+    nvx_mesh_opts mo = {
+        .loop = &w->loop,
+        .node = w->node[i],
+        .identity = w->ident[i],
+        .store = w->store[i],
+    };
+    assert_int_equal(nvx_mesh_new(&mo, &w->mesh[i]), 0);
+}
+
+static void
 world_start(world *w)
 {
-    for (int i = 0; i < w->n; i++) {
-        nvx_node_opts o = {
-            .loop = &w->loop,
-            .net = w->net[i],
-            .store = w->store[i],
-            .identity = w->ident[i],
-            .listen = w->name[i],
-            .peers = w->peers[i],
-            .n_peers = w->n_peers[i],
-            .agent = "test-mesh",
-        };
-        assert_int_equal(nvx_node_new(&o, &w->node[i]), 0);
-        nvx_mesh_opts mo = {
-            .loop = &w->loop,
-            .node = w->node[i],
-            .identity = w->ident[i],
-            .store = w->store[i],
-        };
-        assert_int_equal(nvx_mesh_new(&mo, &w->mesh[i]), 0);
-    }
+    for (int i = 0; i < w->n; i++)
+        node_start(w, i);
     assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "tiny/v1", on_published, w), 0);
 }
 
@@ -217,7 +235,7 @@ static void
 test_line(void **state)
 {
     (void)state;
-    world *w = world_new(3, NULL);
+    world *w = world_new(3, NULL, false);
     w->peers[1][0] = w->name[0]; /* n1 dials n0, n2 dials n1 */
     w->n_peers[1] = 1;
     w->peers[2][0] = w->name[1];
@@ -262,12 +280,56 @@ test_line(void **state)
     world_free(w);
 }
 
+static bool
+c_dialed_a(world *w)
+{
+    return nvx_gossip_connected(nvx_mesh_gossip(w->mesh[2]), proto_identity_node_id(w->ident[0]));
+}
+
+/* "0.0.0.0:PORT" or "127.0.0.1:PORT" -> "127.0.0.1:PORT" into w->dial_addr[i]. */
+static void
+loopback_addr(world *w, int i)
+{
+    const char *a = nvx_node_listen_addr(w->node[i]);
+    const char *colon = strrchr(a, ':');
+    assert_non_null(colon);
+    snprintf(w->dial_addr[i], sizeof(w->dial_addr[i]), "127.0.0.1%s", colon);
+}
+
+static void
+test_pex_tcp(void **state)
+{
+    (void)state;
+    world *w = world_new(3, NULL, true);
+    snprintf(w->listen[0], sizeof(w->listen[0]), "0.0.0.0:0");
+    node_start(w, 0);
+    loopback_addr(w, 0);
+    w->peers[1][0] = w->dial_addr[0];
+    w->n_peers[1] = 1;
+    node_start(w, 1);
+    loopback_addr(w, 1);
+    w->peers[2][0] = w->dial_addr[1];
+    w->n_peers[2] = 1;
+    node_start(w, 2);
+    assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "tiny/v1", on_published, w), 0);
+    run_until(w, c_dialed_a, 20000);
+    run_until(w, all_know, 20000);
+    /* n2 knows n0 at the loopback address, not at 0.0.0.0. */
+    char addr[PROTO_ADDR_MAX + 1];
+    assert_int_equal(nvx_gossip_addr(nvx_mesh_gossip(w->mesh[2]),
+                                     proto_identity_node_id(w->ident[0]), addr, sizeof(addr)),
+                     0);
+    assert_string_equal(addr, w->dial_addr[0]);
+    assert_int_equal(nvx_mesh_want(w->mesh[2], w->model), 0); /* connected already */
+    world_free(w);
+}
+
 static void
 test_lossy(void **state)
 {
     (void)state;
     struct tp_mem_link link = { .latency_ms = 50, .loss_ppm = 50000 };
-    world *w = world_new(MAXN, &link);
+    world *w = world_new(MAXN, &link, false);
     uint64_t x = 0x9e3779b97f4a7c15u; /* a fixed graph: each node dials two earlier ones */
     for (int i = 1; i < w->n; i++) {
         int a = (int)((x >> 7) % (uint64_t)i);
@@ -293,6 +355,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line),
+        cmocka_unit_test(test_pex_tcp),
         cmocka_unit_test(test_lossy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
