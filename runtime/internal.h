@@ -80,4 +80,41 @@ void rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n);
 void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt__blockq8 *xq,
                 float *out);
 
+/* ---- the quantizer's files (quantize.c, quantize-model.c, quantize-awq.c) ---- */
+
+/* A tensor of a model being converted, held as F32. */
+typedef struct rt__qtensor {
+    char name[RT_TENSOR_NAME_MAX + 1];
+    uint32_t n_dims;
+    uint64_t dims[RT_TENSOR_DIMS_MAX]; /* dims[0] = row length */
+    float *w;                          /* owned, prod(dims) floats */
+    float *imp;                        /* owned or NULL: per-column importance [dims[0]] */
+    uint8_t *q4;                       /* owned or NULL: Q4_0 blocks made by GPTQ */
+} rt__qtensor;
+
+/* A llama model held as F32 arrays while it is converted. */
+typedef struct rt__qmodel {
+    int32_t dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len;
+    float eps, rope_base;
+    rt__qtensor *t; /* in output order */
+    size_t n_t;
+} rt__qmodel;
+
+/* The tensor called name, or NULL; points into m->t. */
+rt__qtensor *rt__qmodel_find(rt__qmodel *m, const char *name);
+
+/* The activation-aware pass (quantize-awq.c): calibrates m on n_tokens
+ * positions it samples itself (seed), folds channel scales into m's
+ * weights and leaves Q4_0 blocks in each matrix's q4 (and importances in
+ * imp). Returns 0, -EBADMSG (a model it cannot calibrate), -ENOMEM. */
+int rt__quant_awq(rt__qmodel *m, uint64_t seed, uint32_t n_tokens);
+
+/* Q4_0 code of v = x / d + 8, rounded half up and clamped to 0..15 (NaN
+ * gives 0), as ggml's reference quantizer. */
+uint8_t rt__quant_code4(float v);
+
+/* Packs 32 codes 0..15 into 16 bytes: byte j holds q[j] (low nibble) and
+ * q[j + 16] (high). */
+void rt__quant_pack_q4(uint8_t *qs, const uint8_t *q);
+
 #endif
