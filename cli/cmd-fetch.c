@@ -37,10 +37,10 @@ static void
 draw(const proto_ctl_progress *p, bool *drawn)
 {
     char b1[16], b2[16], b3[16];
-    fprintf(stderr, "\r\033[K%-9s %s / %s  %s/s  %llu peer%s",
-            cli_daemon_state_name(p->state), cli_fmt_bytes(p->bytes_done, b1),
-            cli_fmt_bytes(p->bytes_total, b2), cli_fmt_bytes(p->rate, b3),
-            (unsigned long long)p->peer_count, p->peer_count == 1 ? "" : "s");
+    fprintf(stderr, "\r\033[K%-9s %s / %s  %s/s  %llu peer%s", cli_daemon_state_name(p->state),
+            cli_fmt_bytes(p->bytes_done, b1), cli_fmt_bytes(p->bytes_total, b2),
+            cli_fmt_bytes(p->rate, b3), (unsigned long long)p->peer_count,
+            p->peer_count == 1 ? "" : "s");
     if (p->rate > 0 && p->bytes_total > p->bytes_done) {
         uint64_t eta = (p->bytes_total - p->bytes_done) / p->rate;
         fprintf(stderr, "  ETA %llu:%02llu", (unsigned long long)(eta / 60),

@@ -59,7 +59,7 @@ cli_peer_main(cli_ctx *ctx, int argc, char **argv)
     if (npos == 2)
         proto_ctl_put_str(&w, PROTO_CTL_T_ADDR, argv[1]);
     r = cli_daemon_call(d, &w, m,
-                        type == PROTO_CTL_PEER_ADD ? "check the address (HOST:PORT)"
+                        type == PROTO_CTL_PEER_ADD  ? "check the address (HOST:PORT)"
                         : type == PROTO_CTL_PEER_RM ? "see `nvx peer ls`"
                                                     : NULL);
     if (r != CLI_GO)

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli/daemon-client.h"
 
-#include "cli/progress.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +8,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "cli/progress.h"
 
 int
 cli_daemon_connect(cli_ctx *ctx, cli_daemon *d)
@@ -20,7 +20,8 @@ cli_daemon_connect(cli_ctx *ctx, cli_daemon *d)
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     int n = snprintf(d->path, sizeof(d->path), "%s/%s", ctx->store_dir, CLI_DAEMON_SOCKET);
     if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-        return cli_fail(CLI_EXIT_FAIL, "store path too long for a Unix socket: %s: use a shorter --store",
+        return cli_fail(CLI_EXIT_FAIL,
+                        "store path too long for a Unix socket: %s: use a shorter --store",
                         ctx->store_dir);
     memcpy(sa.sun_path, d->path, (size_t)n + 1);
     d->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -34,8 +35,8 @@ cli_daemon_connect(cli_ctx *ctx, cli_daemon *d)
             return cli_fail(CLI_EXIT_FAIL, "no nvxd serves %s: start it with `nvxd --store %s`",
                             ctx->store_dir, ctx->store_dir);
         if (e == EACCES || e == EPERM)
-            return cli_fail(CLI_EXIT_FAIL, "cannot use %s: permission denied: run nvx as nvxd's user",
-                            d->path);
+            return cli_fail(CLI_EXIT_FAIL,
+                            "cannot use %s: permission denied: run nvx as nvxd's user", d->path);
         return cli_fail_errno(-e, NULL, "cannot connect to %s", d->path);
     }
     return CLI_GO;
@@ -87,8 +88,8 @@ cli_daemon_recv(cli_daemon *d, proto_ctl_msg *m)
             size_t used;
             const uint8_t *payload;
             size_t plen;
-            int r = proto_ctl_reader_feed(&d->rd, d->buf + d->off, d->len - d->off, &used,
-                                          &payload, &plen);
+            int r = proto_ctl_reader_feed(&d->rd, d->buf + d->off, d->len - d->off, &used, &payload,
+                                          &plen);
             d->off += used;
             if (r < 0)
                 return -EBADMSG;

@@ -13,6 +13,7 @@
 
 #include "daemon/log.h"
 #include "libcas/hash.h"
+#include "libcas/namerec.h"
 #include "transport/tcp.h"
 
 struct client;
@@ -38,6 +39,7 @@ struct nvx_ctl {
     uv_loop_t *loop;
     nvx_node *node;
     cas_store *store;
+    nvx_mesh *mesh;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char agent[PROTO_AGENT_MAX + 1];
     struct client *clients;
@@ -278,8 +280,11 @@ struct resolve_job {
     uint32_t id;
     char target[PROTO_CTL_STR_MAX + 1];
     bool pin;
+    bool untrusted; /* follow names signed by keys not in the keyring */
     uint8_t model[32];
     int r;
+    bool by_name;
+    cas_name_resolution res;
 };
 
 static void
@@ -291,6 +296,39 @@ resolve_work(uv_work_t *w)
         j->r = cas_store_resolve(j->cl->ctl->store, j->target, j->model);
     if (j->r < 0 && cas_store_name_get(j->cl->ctl->store, j->target, j->model) == 0)
         j->r = 0;
+    if (j->r < 0 && cas_namerec_is_target(j->target)) { /* PUBLISHER/NAME */
+        j->by_name = true;
+        j->r = cas_namerec_resolve(j->cl->ctl->store, j->target, &j->res);
+        if (j->r == 0 && !j->res.trusted && !j->untrusted)
+            j->r = -EACCES;
+        if (j->r == 0)
+            memcpy(j->model, j->res.rec.model_id, 32);
+    }
+}
+
+/* The error line for a PUBLISHER/NAME that did not resolve. */
+static void
+name_error(const struct resolve_job *j, char *msg, size_t cap)
+{
+    char kid[CAS_KEYID_HEX_SIZE];
+    cas_keyid_format(j->res.rec.keyid, kid);
+    switch (j->r) {
+    case -EACCES:
+        snprintf(msg, cap, "%.300s is signed by key %s, which you do not trust: nvx trust add it, or "
+                           "pass --allow-untrusted", j->target, kid);
+        break;
+    case -ENOTUNIQ:
+        snprintf(msg, cap, "several trusted keys are called like the publisher of %.300s: use the "
+                           "key id", j->target);
+        break;
+    case -ENOENT:
+        snprintf(msg, cap, "no record of %.300s yet: trust the publisher's key, or wait for a peer "
+                           "that has it", j->target);
+        break;
+    default:
+        snprintf(msg, cap, "cannot resolve %.300s: %s", j->target, strerror(-j->r));
+        break;
+    }
 }
 
 static void
@@ -301,6 +339,12 @@ resolve_done(uv_work_t *w, int st)
     cl->jobs--;
     if (cl->closing)
         goto out;
+    if (j->r < 0 && j->by_name) {
+        char msg[600];
+        name_error(j, msg, sizeof(msg));
+        send_error(cl, j->id, j->r, msg, false);
+        goto out;
+    }
     if (j->r < 0) {
         char msg[200];
         snprintf(msg, sizeof(msg),
@@ -321,6 +365,8 @@ resolve_done(uv_work_t *w, int st)
     }
     cs->cl = cl;
     cs->req_id = j->id;
+    if (cl->ctl->mesh)
+        (void)nvx_mesh_want(cl->ctl->mesh, j->model); /* dial providers gossip knows of */
     int r = nvx_node_fetch(cl->ctl->node, j->model, j->pin, fetch_cb, cs, &cs->sub);
     if (r < 0) {
         cs->cl = NULL;
@@ -347,12 +393,73 @@ handle_fetch(struct client *cl, const proto_ctl_msg *m)
     j->cl = cl;
     j->id = m->id;
     memcpy(j->target, t.p, t.len);
-    uint64_t pin = 0;
+    uint64_t pin = 0, untrusted = 0;
     proto_ctl_get_u64(m, PROTO_CTL_T_PIN, &pin);
+    proto_ctl_get_u64(m, PROTO_CTL_T_UNTRUSTED, &untrusted);
     j->pin = pin != 0;
+    j->untrusted = untrusted != 0;
     if (uv_queue_work(cl->ctl->loop, &j->w, resolve_work, resolve_done) < 0) {
         free(j);
         send_error(cl, m->id, -EIO, "cannot queue the fetch", false);
+        return;
+    }
+    cl->jobs++;
+}
+
+struct publish_req {
+    struct client *cl;
+    uint32_t id;
+};
+
+static void
+publish_done(void *arg, int r)
+{
+    struct publish_req *pr = arg;
+    struct client *cl = pr->cl;
+    cl->jobs--;
+    if (!cl->closing) {
+        if (r >= 1)
+            send_ok(cl, pr->id);
+        else if (r == -ENOENT)
+            send_error(cl, pr->id, r, "no signed record of that name for that model in the store: "
+                       "run nvx publish", false);
+        else
+            send_error(cl, pr->id, r, nvx_strerror(r), false);
+    }
+    free(pr);
+    client_put(cl);
+}
+
+/* PUBLISH MODEL_ID NAME: `nvx publish` stored the signed record; announce it. */
+static void
+handle_publish(struct client *cl, const proto_ctl_msg *m)
+{
+    const uint8_t *id;
+    proto_str s;
+    char name[CAS_NAMEREC_NAME_MAX + 1];
+    if (!proto_ctl_get_id(m, PROTO_CTL_T_MODEL_ID, &id) ||
+        !proto_ctl_get_str(m, PROTO_CTL_T_NAME, &s) || s.len == 0 ||
+        s.len > CAS_NAMEREC_NAME_MAX) {
+        send_error(cl, m->id, -EINVAL, "PUBLISH needs MODEL_ID and a NAME", false);
+        return;
+    }
+    if (!cl->ctl->mesh) {
+        send_error(cl, m->id, -ENOTSUP, "gossip is off in this nvxd", false);
+        return;
+    }
+    memcpy(name, s.p, s.len);
+    name[s.len] = '\0';
+    struct publish_req *pr = calloc(1, sizeof(*pr));
+    if (!pr) {
+        send_error(cl, m->id, -ENOMEM, "out of memory", false);
+        return;
+    }
+    pr->cl = cl;
+    pr->id = m->id;
+    int r = nvx_mesh_publish(cl->ctl->mesh, id, name, publish_done, pr);
+    if (r < 0) {
+        free(pr);
+        send_error(cl, m->id, r, r == -EINVAL ? "bad name" : nvx_strerror(r), false);
         return;
     }
     cl->jobs++;
@@ -459,7 +566,7 @@ handle(struct client *cl, const proto_ctl_msg *m)
         return;
     }
     case PROTO_CTL_PUBLISH:
-        send_error(cl, m->id, -ENOSYS, "publish is not implemented in this nvxd yet", false);
+        handle_publish(cl, m);
         return;
     default:
         send_error(cl, m->id, -EBADMSG, "not a request type", false);
@@ -621,6 +728,7 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     c->loop = opts->loop;
     c->node = opts->node;
     c->store = opts->store;
+    c->mesh = opts->mesh;
     c->on_shutdown = opts->on_shutdown;
     c->arg = opts->arg;
     c->started_ms = uv_now(c->loop);

@@ -12,6 +12,7 @@
  */
 #include <uv.h>
 
+#include "daemon/mesh.h"
 #include "daemon/node.h"
 
 enum {
@@ -29,6 +30,7 @@ typedef struct nvx_ctl_opts {
     cas_store *store;
     const char *path;     /* socket path; an old file there is replaced */
     const char *agent;
+    nvx_mesh *mesh;       /* gossip (PUBLISH, providers for FETCH); may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;
 } nvx_ctl_opts;

@@ -19,6 +19,7 @@
 #include "daemon/ctl.h"
 #include "daemon/identity.h"
 #include "daemon/log.h"
+#include "daemon/mesh.h"
 #include "daemon/node.h"
 #include "libcas/hash.h"
 #include "transport/tcp.h"
@@ -31,6 +32,7 @@ struct daemon {
     uv_loop_t *loop;
     nvx_node *node;
     nvx_ctl *ctl;
+    nvx_mesh *mesh;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -39,6 +41,9 @@ static void
 node_stopped(void *arg)
 {
     struct daemon *d = arg;
+    /* The node calls the mesh's hooks until it has stopped: close it now. */
+    nvx_mesh_close(d->mesh, NULL, NULL);
+    d->mesh = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -164,6 +169,8 @@ run(const nvx_config *cfg)
 #ifdef NVX_TEST_HOOKS
     const char *cs = getenv("NVX_TEST_CORRUPT_SERVE");
     no.corrupt_serve = cs && strcmp(cs, "1") == 0;
+    const char *dl = getenv("NVX_TEST_SERVE_DELAY_MS");
+    no.serve_delay_ms = dl ? (unsigned)strtoul(dl, NULL, 10) % 10000 : 0;
     if (no.corrupt_serve)
         log_warn("test hook: corrupting every chunk served (NVX_TEST_CORRUPT_SERVE=1)");
 #endif
@@ -172,6 +179,16 @@ run(const nvx_config *cfg)
         log_error_errno(r, "cannot listen on %s", cfg->listen);
         goto out;
     }
+    nvx_mesh_opts mo = {
+        .loop = d.loop,
+        .node = d.node,
+        .identity = ident,
+        .store = store,
+        .discovery = cfg->discovery,
+    };
+    r = nvx_mesh_new(&mo, &d.mesh);
+    if (r < 0)
+        log_warn_errno(r, "gossip is off");
     snprintf(path, sizeof(path), "%s/%s", dir, NVX_CTL_SOCKET_NAME);
     nvx_ctl_opts co = {
         .loop = d.loop,
@@ -181,11 +198,15 @@ run(const nvx_config *cfg)
         .agent = "nvxd/" NVX_VERSION,
         .on_shutdown = on_ctl_shutdown,
         .arg = &d,
+        .mesh = d.mesh,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
         log_error_errno(r, "cannot open the control socket %s", path);
         nvx_node_stop(d.node, NULL, NULL);
+        uv_run(d.loop, UV_RUN_NOWAIT);
+        nvx_mesh_close(d.mesh, NULL, NULL);
+        d.mesh = NULL;
         uv_run(d.loop, UV_RUN_NOWAIT);
         goto out;
     }
@@ -200,8 +221,6 @@ run(const nvx_config *cfg)
     log_info("store %s, control socket %s", dir, path);
     if (nvx_node_listen_addr(d.node)[0])
         log_info("listening on %s", nvx_node_listen_addr(d.node));
-    if (cfg->discovery)
-        log_debug("LAN discovery is not built into this nvxd yet");
     r = uv_run(d.loop, UV_RUN_DEFAULT);
     r = 0;
     log_info("stopped");

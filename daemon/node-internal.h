@@ -134,6 +134,7 @@ struct nvx_node {
     unsigned max_peers, peer_max_requests;
     uint64_t peer_max_bytes;
     bool corrupt_serve;
+    unsigned serve_delay_ms;
     char agent[PROTO_AGENT_MAX + 1];
     nvx_badlist bad;
     nvx_node_hook hooks[NVX_NODE_HOOKS_MAX];

@@ -550,6 +550,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 1024;
     n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)32 << 20;
     n->corrupt_serve = opts->corrupt_serve;
+    n->serve_delay_ms = opts->serve_delay_ms;
     n->next_xid = 1;
     snprintf(n->agent, sizeof(n->agent), "%s", opts->agent ? opts->agent : "nvxd");
     int r = 0;
@@ -618,6 +619,12 @@ const uint8_t *
 nvx_peer_id(const nvx_peer *p)
 {
     return p->established ? p->id : NULL;
+}
+
+const proto_hello *
+nvx_peer_hello(const nvx_peer *p)
+{
+    return p->established && p->sess ? proto_session_peer_hello(p->sess) : NULL;
 }
 
 const char *

@@ -66,6 +66,9 @@ typedef struct nvx_node_opts {
      * (nvxd sets it from NVX_TEST_CORRUPT_SERVE=1 in builds with
      * -Dnvx_test_hooks, see daemon/meson.build). */
     bool corrupt_serve;
+    /* Test-only: sleep this long before serving each chunk
+     * (NVX_TEST_SERVE_DELAY_MS), so tests can interrupt a transfer. */
+    unsigned serve_delay_ms;
 } nvx_node_opts;
 
 /* Creates the node and starts listening and dialing. Returns 0, errnos of
@@ -180,6 +183,9 @@ int nvx_node_hook_add(nvx_node *n, const nvx_node_hook *h);
 int nvx_peer_send(nvx_peer *p, const proto_msg *m);
 const uint8_t *nvx_peer_id(const nvx_peer *p); /* NULL before the handshake */
 const char *nvx_peer_addr(const nvx_peer *p);
+/* The peer's HELLO (addresses, features, agent) after the handshake, else
+ * NULL. Valid while the peer is (until peer_down returns). */
+const proto_hello *nvx_peer_hello(const nvx_peer *p);
 
 /* Dials addr once (not configured; e.g. a discovered peer). Returns 0 or
  * errnos of tp_dial. */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
@@ -155,6 +156,11 @@ serve_work(uv_work_t *w)
         break;
     }
     case JOB_CHUNK: {
+        if (j->p->node->serve_delay_ms) {
+            struct timespec ts = { j->p->node->serve_delay_ms / 1000,
+                                   (long)(j->p->node->serve_delay_ms % 1000) * 1000000 };
+            nanosleep(&ts, NULL);
+        }
         const cas_manifest *man = j->ce ? j->ce->man : NULL;
         if (!man) {
             int r = load_complete_manifest(s, j->r.model, &j->man);

@@ -157,8 +157,16 @@ test_args(void **state)
     snprintf(path, sizeof(path), "%s/nvxd.conf", dir);
     const char *file = "listen = 127.0.0.1:1\npeer = 10.0.0.1:1\nlog-level = warn\n";
     assert_int_equal(tu_write_file(path, file, strlen(file)), 0);
-    char *argv[] = { "nvxd", "--config", path, "--listen=127.0.0.1:2", "--peer", "10.0.0.2:2",
-                     "--no-discovery", "--store", "/tmp/x", NULL };
+    char *argv[] = { "nvxd",
+                     "--config",
+                     path,
+                     "--listen=127.0.0.1:2",
+                     "--peer",
+                     "10.0.0.2:2",
+                     "--no-discovery",
+                     "--store",
+                     "/tmp/x",
+                     NULL };
     nvx_config cfg;
     char err[NVX_CONFIG_ERR_LEN];
     nvx_config_defaults(&cfg);

@@ -306,16 +306,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new_bad),
-        cmocka_unit_test(test_single_peer),
-        cmocka_unit_test(test_rarest_first),
-        cmocka_unit_test(test_peer_bitmap),
-        cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_endgame),
-        cmocka_unit_test(test_bad_chunk),
-        cmocka_unit_test(test_peer_remove_releases),
-        cmocka_unit_test(test_window_adapts),
-        cmocka_unit_test(test_random_runs),
+        cmocka_unit_test(test_new_bad),       cmocka_unit_test(test_single_peer),
+        cmocka_unit_test(test_rarest_first),  cmocka_unit_test(test_peer_bitmap),
+        cmocka_unit_test(test_resume),        cmocka_unit_test(test_endgame),
+        cmocka_unit_test(test_bad_chunk),     cmocka_unit_test(test_peer_remove_releases),
+        cmocka_unit_test(test_window_adapts), cmocka_unit_test(test_random_runs),
         cmocka_unit_test(test_badlist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
