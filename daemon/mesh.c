@@ -31,6 +31,7 @@ struct nvx_mesh {
     uint64_t next_scan_ms;
     uint8_t (*provided)[32]; /* sorted */
     size_t n_provided;
+    size_t n_names; /* name records in the store (last scan, plus stored since) */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -55,6 +56,7 @@ typedef struct job {
     bool load_names;
     /* JOB_STORE_NAME */
     cas_namerec rec;
+    bool trusted_only; /* the store holds NVX_MESH_NAMES_MAX records already */
     /* JOB_PUBLISH */
     uint8_t model[32];
     char name[CAS_NAMEREC_NAME_MAX + 1];
@@ -127,7 +129,12 @@ work(uv_work_t *w)
             j->r = cas_namerec_store_list(s, collect_rec, j);
         break;
     case JOB_STORE_NAME:
-        j->r = cas_namerec_store_put(s, &j->rec);
+        /* Anyone can make keys, so records from keys nobody here trusts
+         * are kept only up to a bound; trusted ones always. */
+        if (j->trusted_only && !cas_namerec_trusted(s, &j->rec, NULL, 0))
+            j->r = 0;
+        else
+            j->r = cas_namerec_store_put(s, &j->rec);
         break;
     case JOB_PUBLISH:
         j->r = cas_namerec_store_list(s, collect_rec, j);
@@ -163,6 +170,7 @@ apply_scan(nvx_mesh *m, job *j)
     m->n_provided = j->n_ids;
     j->ids = NULL;
     if (j->load_names) {
+        m->n_names = j->n_recs;
         for (size_t i = 0; i < j->n_recs; i++)
             (void)nvx_gossip_publish(m->g, &j->recs[i], false, now);
     }
@@ -186,6 +194,8 @@ after_work(uv_work_t *w, int status)
     case JOB_STORE_NAME:
         if (r < 0)
             log_debug("cannot store a name record: %s", strerror(-r));
+        else if (r == 1)
+            m->n_names++;
         break;
     case JOB_PUBLISH: {
         int n = 0;
@@ -255,6 +265,7 @@ g_name(void *userdata, const cas_namerec *rec)
         return;
     j->kind = JOB_STORE_NAME;
     j->rec = *rec;
+    j->trusted_only = m->n_names >= NVX_MESH_NAMES_MAX;
     if (queue_job(m, j) < 0)
         free(j); /* it comes round again: gossip re-sends to new sessions */
 }

@@ -17,7 +17,8 @@
  * - Name records: the stored ones are handed to gossip at start and again
  *   at every rescan (so every node keeps syncing them to new sessions); new
  *   ones from peers are verified by gossip and stored (highest sequence
- *   wins) on the pool; nvx_mesh_publish() announces the records `nvx
+ *   wins) on the pool — past NVX_MESH_NAMES_MAX stored records, only those
+ *   signed by a trusted key; nvx_mesh_publish() announces the records `nvx
  *   publish` stored, as this node's own.
  * - Dialing: nodes heard by LAN discovery, and by peer exchange while fewer
  *   than NVX_MESH_PEX_TARGET sessions are up, are dialed once when not
@@ -43,6 +44,9 @@ enum {
      * discovery and providers of a wanted model are dialed regardless,
      * within the node's own max_peers). */
     NVX_MESH_PEX_TARGET = 8,
+    /* Name records received are stored while the store holds fewer than
+     * this many; past it, only those signed by a trusted key. */
+    NVX_MESH_NAMES_MAX = 10000,
 };
 
 typedef struct nvx_mesh nvx_mesh;
