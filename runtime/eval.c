@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/sampler.h"
+
 struct rt_eval {
     uint32_t n_vocab;
     uint64_t cap, n;
@@ -56,10 +58,7 @@ rt_eval_free(rt_eval *e)
 static uint32_t
 log_softmax(const float *x, uint32_t n, double *out)
 {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
+    uint32_t best = (uint32_t)rt_argmax(x, n);
     double mx = x[best], sum = 0.0;
     for (uint32_t i = 0; i < n; i++)
         sum += exp((double)x[i] - mx);

@@ -7,11 +7,11 @@
 #include "runtime/gguf-write.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "runtime/internal.h"
 
 enum {
     W_MAX_TENSORS = 1 << 20,
@@ -265,30 +265,6 @@ rt_gguf_writer_add_str(rt_gguf_writer *w, const char *key, const char *s, size_t
     return kv_end(w, mark, meta_str(w, s, len));
 }
 
-static size_t
-scalar_size(rt_gguf_vtype t)
-{
-    switch (t) {
-    case RT_GGUF_U8:
-    case RT_GGUF_I8:
-    case RT_GGUF_BOOL:
-        return 1;
-    case RT_GGUF_U16:
-    case RT_GGUF_I16:
-        return 2;
-    case RT_GGUF_U32:
-    case RT_GGUF_I32:
-    case RT_GGUF_F32:
-        return 4;
-    case RT_GGUF_U64:
-    case RT_GGUF_I64:
-    case RT_GGUF_F64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 /* Appends count elements of es bytes each, converting host order to
  * little-endian element by element. */
 static int
@@ -336,7 +312,7 @@ int
 rt_gguf_writer_add_arr(rt_gguf_writer *w, const char *key, rt_gguf_vtype elem_type,
                        const void *elems, uint64_t count)
 {
-    size_t es = scalar_size(elem_type);
+    size_t es = rt__gguf_scalar_size(elem_type);
     if (es == 0 || (!elems && count) || count > RT_GGUF_MAX_ARRAY ||
         (key && strcmp(key, "general.alignment") == 0))
         return -EINVAL;
@@ -381,7 +357,7 @@ rt_gguf_writer_add_value(rt_gguf_writer *w, const char *key, const rt_gguf_value
         return -EINVAL;
     if (key && strcmp(key, "general.alignment") == 0)
         return v->type == RT_GGUF_U32 ? rt_gguf_writer_add_u32(w, key, (uint32_t)v->u) : -EINVAL;
-    size_t es = scalar_size(v->type);
+    size_t es = rt__gguf_scalar_size(v->type);
     if (v->type == RT_GGUF_STRING)
         return rt_gguf_writer_add_str(w, key, v->str, (size_t)v->str_len);
     size_t mark;
@@ -621,49 +597,5 @@ rt_gguf_writer_write(const rt_gguf_writer *w, rt_gguf_sink sink, void *userdata)
     if (r >= 0)
         r = out_flush(o);
     free(o);
-    return r;
-}
-
-static int
-fd_sink(void *userdata, const void *buf, size_t len)
-{
-    int fd = *(int *)userdata;
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        len -= (size_t)k;
-    }
-    return 0;
-}
-
-int
-rt_gguf_writer_write_file(const rt_gguf_writer *w, const char *path)
-{
-    if (!w || !path)
-        return -EINVAL;
-    size_t pn = strlen(path);
-    char *tmp = malloc(pn + 5);
-    if (!tmp)
-        return -ENOMEM;
-    memcpy(tmp, path, pn);
-    memcpy(tmp + pn, ".tmp", 5);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int r = fd < 0 ? -errno : 0;
-    if (r >= 0)
-        r = rt_gguf_writer_write(w, fd_sink, &fd);
-    if (r >= 0 && fsync(fd) < 0)
-        r = -errno;
-    if (fd >= 0 && close(fd) < 0 && r >= 0)
-        r = -errno;
-    if (r >= 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0 && fd >= 0)
-        unlink(tmp);
-    free(tmp);
     return r;
 }

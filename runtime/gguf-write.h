@@ -93,7 +93,8 @@ typedef int (*rt_gguf_sink)(void *userdata, const void *buf, size_t len);
 int rt_gguf_writer_write(const rt_gguf_writer *w, rt_gguf_sink sink, void *userdata);
 
 /* Writes the file to path: to "path.tmp" first, fsync, then rename over
- * path, so a reader never sees half a file. Returns 0 or -errno. */
+ * path, so a reader never sees half a file. Returns 0 or -errno. POSIX:
+ * defined in file-io.c, which builds without <unistd.h> leave out. */
 int rt_gguf_writer_write_file(const rt_gguf_writer *w, const char *path);
 
 #endif

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "runtime/internal.h"
+
 typedef struct cursor {
     const uint8_t *p;
     size_t len;         /* bytes available */
@@ -82,8 +84,8 @@ cur_str(cursor *c, uint64_t max, const char **ret, uint64_t *ret_len)
     return 0;
 }
 
-static unsigned
-scalar_size(uint32_t t)
+unsigned
+rt__gguf_scalar_size(uint32_t t)
 {
     switch (t) {
     case RT_GGUF_U8:
@@ -153,7 +155,7 @@ cur_value(cursor *c, uint32_t t, rt_gguf_value *v)
 {
     memset(v, 0, sizeof(*v));
     v->type = (rt_gguf_vtype)t;
-    unsigned sz = scalar_size(t);
+    unsigned sz = rt__gguf_scalar_size(t);
     if (sz) {
         uint64_t raw;
         int r = cur_u(c, sz, &raw);
@@ -183,7 +185,7 @@ cur_value(cursor *c, uint32_t t, rt_gguf_value *v)
     v->count = count;
     v->data = c->p + c->off;
     size_t start = c->off;
-    unsigned esz = scalar_size(et);
+    unsigned esz = rt__gguf_scalar_size(et);
     if (esz) {
         /* count <= 2^26 and esz <= 8: no overflow. */
         r = cur_want(c, count * esz);
@@ -524,7 +526,7 @@ rt_gguf_arr_i64(const rt_gguf_value *arr, uint64_t i)
     assert(arr->type == RT_GGUF_ARRAY &&
            (is_int_type(arr->elem_type) || arr->elem_type == RT_GGUF_BOOL));
     assert(i < arr->count);
-    unsigned sz = scalar_size(arr->elem_type);
+    unsigned sz = rt__gguf_scalar_size(arr->elem_type);
     rt_gguf_value v = { 0 };
     decode_scalar(arr->elem_type, le_load(arr->data + i * sz, sz), &v);
     return is_signed_type(arr->elem_type) ? v.i : (int64_t)v.u;

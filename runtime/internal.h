@@ -61,6 +61,12 @@ rt__le16(const uint8_t *p)
     return (uint16_t)(p[0] | p[1] << 8);
 }
 
+static inline uint32_t
+rt__le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* Quantizes n floats into ceil(n/32) activation blocks, zero-padding the
  * last block. */
 void rt__quantize_act(const float *x, size_t n, rt__blockq8 *out);
@@ -79,6 +85,10 @@ void rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n);
  * block types). */
 void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt__blockq8 *xq,
                 float *out);
+
+/* Bytes of one GGUF scalar of value type t (rt_gguf_vtype), or 0 for a
+ * string, an array or an unknown type (gguf.c; the writer shares it). */
+unsigned rt__gguf_scalar_size(uint32_t t);
 
 /* ---- the quantizer's files (quantize.c, quantize-model.c, quantize-awq.c) ---- */
 

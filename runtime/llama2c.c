@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/internal.h"
+
 static const char *const kind_names[_RT_L2C_KIND_MAX] = {
     [RT_L2C_TOKEN_EMBD] = "token_embd.weight",   [RT_L2C_ATTN_NORM] = "attn_norm.weight",
     [RT_L2C_ATTN_Q] = "attn_q.weight",           [RT_L2C_ATTN_K] = "attn_k.weight",
@@ -64,7 +66,7 @@ kind_shape(const rt_llama2c *m, rt_l2c_kind k, uint64_t *ret_cols, uint64_t *ret
 static int32_t
 le_i32(const uint8_t *p)
 {
-    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t v = rt__le32(p);
     int32_t r;
     memcpy(&r, &v, 4);
     return r;

@@ -11,18 +11,14 @@
 #include "runtime/tokenizer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "runtime/gguf.h"
+#include "runtime/internal.h"
 
 enum {
-    /* Largest tokenizer.bin accepted from a file: the biggest legal vocab. */
-    TOK_FILE_MAX = 4 + RT_TOK_MAX_VOCAB * (8 + 64),
     /* Texts are indexed with int32 symbol numbers. */
     TOK_TEXT_MAX = (1 << 30),
 };
@@ -299,12 +295,6 @@ is_byte_token(const char *p, size_t n, int *ret_b)
     return true;
 }
 
-static uint32_t
-le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int
 rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_tokenizer **ret)
 {
@@ -313,7 +303,7 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
     if (n_vocab > RT_TOK_MAX_VOCAB)
         return -EMSGSIZE;
     size_t off = 0;
-    if (len < 4 || (int32_t)le32(buf) < 0)
+    if (len < 4 || (int32_t)rt__le32(buf) < 0)
         return -EBADMSG;
     off = 4;
     /* Count the records first when the caller does not know n_vocab. */
@@ -323,7 +313,7 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
         while (o < len) {
             if (len - o < 8 || n == RT_TOK_MAX_VOCAB)
                 return len - o < 8 ? -EBADMSG : -EMSGSIZE;
-            uint32_t pl = le32(buf + o + 4);
+            uint32_t pl = rt__le32(buf + o + 4);
             if (pl > RT_TOK_MAX_PIECE || len - o - 8 < pl)
                 return -EBADMSG;
             o += 8 + pl;
@@ -340,10 +330,10 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
         r = -EBADMSG;
         if (len - off < 8)
             goto fail;
-        uint32_t bits = le32(buf + off);
+        uint32_t bits = rt__le32(buf + off);
         float score;
         memcpy(&score, &bits, sizeof(score));
-        uint32_t pl = le32(buf + off + 4);
+        uint32_t pl = rt__le32(buf + off + 4);
         off += 8;
         if (pl > RT_TOK_MAX_PIECE || len - off < pl)
             goto fail;
@@ -373,53 +363,6 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
     return 0;
 fail:
     rt_tokenizer_free(t);
-    return r;
-}
-
-int
-rt_tokenizer_load_llama2c_file(const char *path, uint32_t n_vocab, rt_tokenizer **ret)
-{
-    if (!path || !ret)
-        return -EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    uint8_t *buf = NULL;
-    int r;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        r = -errno;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        r = -EINVAL;
-        goto out;
-    }
-    if (st.st_size > TOK_FILE_MAX) {
-        r = -EMSGSIZE;
-        goto out;
-    }
-    size_t len = (size_t)st.st_size;
-    buf = malloc(len ? len : 1);
-    if (!buf) {
-        r = -ENOMEM;
-        goto out;
-    }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t k = read(fd, buf + got, len - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            r = k < 0 ? -errno : -EBADMSG;
-            goto out;
-        }
-        got += (size_t)k;
-    }
-    r = rt_tokenizer_load_llama2c(buf, len, n_vocab, ret);
-out:
-    free(buf);
-    close(fd);
     return r;
 }
 

@@ -35,6 +35,8 @@
 enum {
     RT_TOK_MAX_VOCAB = 1 << 18, /* 262,144 pieces */
     RT_TOK_MAX_PIECE = 512,     /* bytes in one piece */
+    /* Largest tokenizer.bin read from a file: the biggest legal vocab. */
+    RT_TOK_FILE_MAX = 4 + RT_TOK_MAX_VOCAB * (8 + 64),
     RT_TOK_BOS_DEFAULT = 1,     /* llama2.c / Llama 2 ids */
     RT_TOK_EOS_DEFAULT = 2,
     RT_TOK_UNK_DEFAULT = 0,
@@ -69,8 +71,10 @@ typedef struct rt_tokenizer rt_tokenizer;
  * file, -EMSGSIZE over RT_TOK_MAX_VOCAB, -ENOMEM. */
 int rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_tokenizer **ret);
 
-/* Reads a whole tokenizer.bin from path, then rt_tokenizer_load_llama2c().
- * Also -errno of open/read. */
+/* Reads a whole tokenizer.bin from path (a regular file of at most
+ * RT_TOK_FILE_MAX bytes, else -EINVAL / -EMSGSIZE), then
+ * rt_tokenizer_load_llama2c(). Also -errno of open/read. POSIX: defined in
+ * file-io.c, which builds without <unistd.h> leave out. */
 int rt_tokenizer_load_llama2c_file(const char *path, uint32_t n_vocab, rt_tokenizer **ret);
 
 /* Reads the vocabulary of a GGUF file held in buf[0..len) (the whole
