@@ -15,7 +15,6 @@
 
 #include "daemon/discovery.h"
 #include "daemon/log.h"
-#include "daemon/node-internal.h"
 #include "libcas/namerec.h"
 #include "transport/tcp.h"
 
@@ -270,6 +269,19 @@ g_name(void *userdata, const cas_namerec *rec)
         free(j); /* it comes round again: gossip re-sends to new sessions */
 }
 
+/* The first 8 bytes of a node id in hex, for logs. */
+static const char *
+short_id(const uint8_t id[static 32], char buf[static 17])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+        buf[2 * i] = hex[id[i] >> 4];
+        buf[2 * i + 1] = hex[id[i] & 15];
+    }
+    buf[16] = '\0';
+    return buf;
+}
+
 /* Dials "HOST:PORT" (a "tcp://" prefix is accepted) unless connected. */
 static void
 dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
@@ -282,9 +294,9 @@ dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
     int r = nvx_node_dial(m->o.node, addr);
     char sid[17];
     if (r < 0)
-        log_debug("cannot dial %s (%s): %s", nvx__short_id(node, sid), addr, strerror(-r));
+        log_debug("cannot dial %s (%s): %s", short_id(node, sid), addr, strerror(-r));
     else
-        log_debug("dialing %s at %s", nvx__short_id(node, sid), addr);
+        log_debug("dialing %s at %s", short_id(node, sid), addr);
 }
 
 static void
@@ -313,9 +325,7 @@ static const nvx_gossip_ops gossip_ops = {
 static bool
 peer_listen_addr(nvx_peer *p, char *out, size_t cap)
 {
-    /* TODO(mesh): use a public nvx_peer_hello() once node.h has one
-     * (requests.md); node-internal.h is the daemon's own internal header. */
-    const proto_hello *h = p->sess ? proto_session_peer_hello(p->sess) : NULL;
+    const proto_hello *h = nvx_peer_hello(p);
     if (!h || h->n_addrs == 0 || h->addrs[0].len >= TP_TCP_HOST_MAX)
         return false;
     char hello[TP_TCP_HOST_MAX];
@@ -400,7 +410,7 @@ on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char 
     nvx_mesh *m = arg;
     (void)nvx_gossip_add_addr(m->g, node, addr, wall_ms());
     char sid[17];
-    log_info("LAN discovery: node %s at %s", nvx__short_id(node, sid), addr);
+    log_info("LAN discovery: node %s at %s", short_id(node, sid), addr);
     dial(m, node, addr);
 }
 
