@@ -124,11 +124,28 @@ open_store_model(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *f)
     return CLI_GO;
 }
 
+/* True if text can only be a path (absolute or relative, or a model
+ * file's suffix): never resolved in the store, so a typo in a path is
+ * reported as a missing file, not as an unknown model. */
+static bool
+looks_like_path(const char *text)
+{
+    size_t n = strlen(text);
+    return text[0] == '/' || strncmp(text, "./", 2) == 0 || strncmp(text, "../", 3) == 0 ||
+           (n > 5 && strcmp(text + n - 5, ".gguf") == 0) ||
+           (n > 4 && strcmp(text + n - 4, ".bin") == 0);
+}
+
 int
 cli_rt_open(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *ret)
 {
     memset(ret, 0, sizeof(*ret));
     ret->what = text;
+    struct stat st;
+    if (!is_file(text) && (looks_like_path(text) || stat(text, &st) == 0))
+        return cli_fail(CLI_EXIT_NOTFOUND, "%s is not a model file (%s): give a GGUF or llama2.c "
+                        "file, or a model id or name from nvx ls", text,
+                        stat(text, &st) == 0 ? "not a regular file" : "no such file");
     if (is_file(text)) {
         ret->path = strdup(text);
         if (!ret->path)
@@ -355,6 +372,22 @@ load_model(const run_args *a, const cli_rt_file *f, void **ret_arena, rt_model *
                         f->what);
     if (e < 0)
         return cli_fail_errno(e, NULL, "cannot load %s", f->what);
+    /* --requant converts F32/F16 matrices only; on a file whose matrices are
+     * all quantized already it would silently do nothing. Without copying,
+     * the arena holds exactly the requantized weights. */
+    rt_arena_report own = rep;
+    if (mo.requant != RT_REQUANT_NONE && mo.copy_weights) {
+        rt_model_opts nc = mo;
+        nc.copy_weights = false;
+        e = rt_model_plan(f->data, f->len, &nc, &own);
+        if (e < 0)
+            return cli_fail_errno(e, NULL, "cannot load %s", f->what);
+    }
+    if (mo.requant != RT_REQUANT_NONE && own.weights == 0)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "--requant %s has nothing to do: every matrix of %s is quantized "
+                        "already: leave --requant out",
+                        requant_choices[a->requant], f->what);
     if (a->report) {
         print_report(stdout, &rep, &mo);
         return CLI_EXIT_OK;
@@ -405,6 +438,7 @@ generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t ar
     free(scratch);
     if (ro.n > 0)
         fputc('\n', stdout);
+    fflush(stdout); /* the text's last line before the --stats line */
     if (e == -EMSGSIZE)
         return cli_fail(CLI_EXIT_USAGE,
                         "the prompt is %" PRIu32 " tokens, the model's context is %" PRIu32

@@ -350,6 +350,94 @@ test_cli_run(void **state)
     free(bin), free(bin_model), free(gguf), free(tok);
 }
 
+/* Expects exit status rc and exactly one "nvx: ..." line on stderr that
+ * contains want; frees the outputs. */
+static void
+expect_error(int status, int rc, char *out, char *err, const char *want)
+{
+    assert_int_equal(status, rc);
+    assert_true(one_error_line(err));
+    assert_non_null(strstr(err, want));
+    free(out), free(err);
+}
+
+static void
+test_cli_run_errors(void **state)
+{
+    (void)state;
+    char *bin = nvx_path(), *bin_model = tu_model_path("aidreams260K.bin");
+    char *tok = tu_model_path("tok512.bin"), *gguf = tu_model_path("aidreams260K-f32.gguf");
+    if (!bin || !bin_model || !tok || !gguf)
+        skip();
+    char *out, *err;
+    /* Bad sampling options and counts: usage errors naming the option. */
+    int s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "-t", "-1", NULL);
+    expect_error(s, 2, out, err, "--temperature");
+    s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "-t", "hot", NULL);
+    expect_error(s, 2, out, err, "--temperature");
+    s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "--top-p", "1.5", NULL);
+    expect_error(s, 2, out, err, "--top-p");
+    s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "--top-p", "0", NULL);
+    expect_error(s, 2, out, err, "--top-p");
+    s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "-n", "-3", NULL);
+    expect_error(s, 2, out, err, "--tokens");
+    s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "--kv", "int4", NULL);
+    expect_error(s, 2, out, err, "--kv");
+    /* -n 0: the prompt only. */
+    assert_int_equal(nvx(bin, &out, &err, "run", gguf, "-p", "I dreamed", "-n", "0", NULL), 0);
+    assert_string_equal(out, "I dreamed\n");
+    free(out), free(err);
+    /* A missing file is a missing file, not an unknown model id. */
+    s = nvx(bin, &out, &err, "run", "/nonexistent/model.gguf", "-p", "x", NULL);
+    expect_error(s, 3, out, err, "no such file");
+    /* Too small an arena says how many bytes are needed: the exact total
+     * that --arena-report prints for the same options. */
+    assert_int_equal(nvx(bin, &out, &err, "run", gguf, "--arena", "1M", "--arena-report", NULL),
+                     0);
+    const char *lines[] = { "weights", "activations", "kv_cache", "other", "total" };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        assert_non_null(strstr(out, lines[i]));
+    long total = strtol(strstr(out, "total") + 5, NULL, 10);
+    assert_true(total > 1000000);
+    free(out), free(err);
+    s = nvx(bin, &out, &err, "run", gguf, "-p", "x", "--arena", "1000", NULL);
+    char want[64];
+    snprintf(want, sizeof(want), "needs %ld bytes", total);
+    expect_error(s, 1, out, err, want);
+    /* --requant on a model whose matrices are all quantized does nothing:
+     * refused rather than silently ignored. */
+    char *mk = tu_build_path("tests/tools/nvx-mkmodel");
+    char *dir = tu_tmpdir("cli-run-err"), q4[4096];
+    snprintf(q4, sizeof(q4), "%s/q4.gguf", dir);
+    if (access(mk, X_OK) == 0) {
+        /* Every width a multiple of 32: no F16 fallback matrix. */
+        char *argv[] = { mk,       "-o",    q4,      "--type", "q4_0", "--dim", "64",
+                         "--hidden", "128", "--vocab", "300",  NULL };
+        assert_int_equal(tu_run(argv, NULL, NULL), 0);
+        s = nvx(bin, &out, &err, "run", q4, "-p", "x", "--requant", "q8_0", NULL);
+        expect_error(s, 2, out, err, "--requant q8_0 has nothing to do");
+        assert_int_equal(nvx(bin, &out, &err, "run", q4, "-p", "x", "-n", "2", NULL), 0);
+        free(out), free(err);
+    } else {
+        printf("skipping the --requant case: %s is not built\n", mk);
+    }
+    /* eval --text: perplexity of both models on a file. */
+    char text[4200];
+    snprintf(text, sizeof(text), "%s/text.txt", dir);
+    const char *t = "I dreamed of a quiet city where the lights hummed softly.\n";
+    assert_int_equal(tu_write_file(text, t, strlen(t)), 0);
+    assert_int_equal(
+        nvx(bin, &out, &err, "eval", gguf, "--ref", bin_model, "--text", text, NULL), 0);
+    assert_non_null(strstr(out, "perplexity"));
+    assert_non_null(strstr(out, "(text,"));
+    /* The same weights: identical distributions. */
+    assert_non_null(strstr(out, "top1_agreement  100.00%"));
+    free(out), free(err);
+    tu_rm_rf(dir);
+    free(dir), free(mk);
+    free(bin), free(bin_model), free(tok), free(gguf);
+}
+
 static void
 test_cli_quantize_eval(void **state)
 {
@@ -462,6 +550,7 @@ main(void)
         cmocka_unit_test(test_quantized_and_int8_kv_run), cmocka_unit_test(test_caps_and_stops),
         cmocka_unit_test(test_sampled_deterministic),     cmocka_unit_test(test_cli_run),
         cmocka_unit_test(test_cli_quantize_eval),         cmocka_unit_test(test_cli_run_store),
+        cmocka_unit_test(test_cli_run_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
