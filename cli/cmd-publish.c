@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,10 @@ const cli_command cli_cmd_resolve = {
 };
 
 #define SOCKET_NAME "nvxd.sock" /* = NVX_CTL_SOCKET_NAME (daemon/ctl.h) */
+
+enum {
+    ANNOUNCE_TIMEOUT_S = 10
+};
 
 /* ---------------------------------------------------------------------- */
 /* Asking nvxd to announce */
@@ -91,6 +96,8 @@ read_response(int fd, uint32_t id, char *msg, size_t cap)
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            r = -ETIMEDOUT; /* SO_RCVTIMEO */
         if (n <= 0)
             break;
         size_t off = 0;
@@ -146,6 +153,11 @@ announce(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *name, char *w
     if (fd < 0)
         return ANN_NO_DAEMON;
     enum announce_result res = ANN_FAILED;
+    /* The record is stored already: a daemon that does not answer must not
+     * hang the command. */
+    struct timeval tv = { .tv_sec = ANNOUNCE_TIMEOUT_S };
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         res = ANN_NO_DAEMON; /* a stale socket file */
         goto out;
