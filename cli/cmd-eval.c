@@ -34,27 +34,6 @@ const cli_command cli_cmd_eval = {
     .summary = "Measure KL divergence, top-1 agreement and perplexity against a reference",
 };
 
-typedef struct built {
-    void *arena;
-    rt_model *m;
-} built;
-
-static int
-build(const cli_rt_file *f, rt_kv_type kv, built *b)
-{
-    rt_model_opts o = RT_MODEL_OPTS_INIT;
-    o.kv_type = kv;
-    rt_arena_report rep;
-    int r = rt_model_plan(f->data, f->len, &o, &rep);
-    if (r < 0)
-        return r;
-    size_t size = (rep.total + 2 * RT_ARENA_ALIGN) / RT_ARENA_ALIGN * RT_ARENA_ALIGN;
-    b->arena = aligned_alloc(RT_ARENA_ALIGN, size);
-    if (!b->arena)
-        return -ENOMEM;
-    return rt_model_init(f->data, f->len, &o, b->arena, size, &b->m, NULL);
-}
-
 static int
 read_text(const char *path, char **ret, size_t *ret_len)
 {
@@ -92,30 +71,6 @@ read_text(const char *path, char **ret, size_t *ret_len)
     *ret = p;
     *ret_len = len;
     return 0;
-}
-
-static size_t
-sample_tokens(rt_model *m, uint64_t seed, int32_t *t, size_t n)
-{
-    const rt_config *c = rt_model_config(m);
-    rt_sampler s;
-    if (rt_sampler_init(&s, c->vocab_size, 1.0f, 1.0f, seed, NULL, 0) < 0)
-        return 0;
-    size_t k = 0;
-    while (k < n) {
-        int32_t tok = (int32_t)c->bos_id;
-        t[k++] = tok;
-        for (uint32_t pos = 0; pos + 1 < c->seq_len && k < n; pos++) {
-            float *l = rt_forward(m, tok, (int)pos);
-            if (!l)
-                return k;
-            tok = rt_sampler_sample(&s, l);
-            if ((uint32_t)tok == c->bos_id || (uint32_t)tok == c->eos_id)
-                break;
-            t[k++] = tok;
-        }
-    }
-    return k;
 }
 
 static void
@@ -217,18 +172,18 @@ e_opts(e_args *a, cli_opt o[E_N_OPTS])
 /* Opens and builds MODEL and REF. Returns CLI_GO or an exit code. */
 static int
 open_both(cli_ctx *ctx, const e_args *a, const char *model, cli_rt_file *mf, cli_rt_file *rf,
-          built *mb, built *rb)
+          cli_rt_model *mb, cli_rt_model *rb)
 {
     int r = cli_rt_open(ctx, model, false, mf);
     if (r == CLI_GO)
         r = cli_rt_open(ctx, a->ref, false, rf);
     if (r != CLI_GO)
         return r;
-    int e = build(mf, a->kv == 1 ? RT_KV_Q8 : RT_KV_F32, mb);
+    int e = cli_rt_build(mf->data, mf->len, a->kv == 1 ? RT_KV_Q8 : RT_KV_F32, mb);
     const char *bad = model;
     if (e >= 0) {
         bad = a->ref;
-        e = build(rf, RT_KV_F32, rb);
+        e = cli_rt_build(rf->data, rf->len, RT_KV_F32, rb);
     }
     if (e == -EBADMSG)
         return cli_fail(CLI_EXIT_CORRUPT, "%s is not a model this runtime can run: check the file",
@@ -247,7 +202,7 @@ open_both(cli_ctx *ctx, const e_args *a, const char *model, cli_rt_file *mf, cli
 /* The evaluation tokens: the encoded --text, or positions REF samples.
  * *ret_toks is malloc'd. Returns CLI_GO or an exit code. */
 static int
-eval_tokens(const e_args *a, const cli_rt_file *mf, const cli_rt_file *rf, const built *rb,
+eval_tokens(const e_args *a, const cli_rt_file *mf, const cli_rt_file *rf, const cli_rt_model *rb,
             int32_t **ret_toks, size_t *ret_n, char *source, size_t source_cap)
 {
     uint32_t vocab = rt_model_config(rb->m)->vocab_size;
@@ -255,7 +210,7 @@ eval_tokens(const e_args *a, const cli_rt_file *mf, const cli_rt_file *rf, const
         *ret_toks = malloc((size_t)a->n_gen * sizeof(int32_t));
         if (!*ret_toks)
             return cli_fail_errno(-ENOMEM, NULL, "cannot sample %" PRIu64 " positions", a->n_gen);
-        *ret_n = sample_tokens(rb->m, a->seed, *ret_toks, (size_t)a->n_gen);
+        *ret_n = cli_rt_sample(rb->m, a->seed, *ret_toks, (size_t)a->n_gen);
         snprintf(source, source_cap, "sampled from the reference, T=1, seed %" PRIu64, a->seed);
         return CLI_GO;
     }
@@ -304,7 +259,7 @@ cli_eval_main(cli_ctx *ctx, int argc, char **argv)
     if (a.text && a.gen_seen)
         return cli_fail(CLI_EXIT_USAGE, "choose one of --text and --generate");
     cli_rt_file mf = { 0 }, rf = { 0 };
-    built mb = { 0 }, rb = { 0 };
+    cli_rt_model mb = { 0 }, rb = { 0 };
     rt_eval *e = NULL;
     int32_t *toks = NULL;
     size_t n = 0;

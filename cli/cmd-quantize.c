@@ -55,71 +55,24 @@ mem_sink(void *ud, const void *p, size_t n)
     return 0;
 }
 
-/* A model built in its own aligned block. */
-typedef struct built {
-    void *arena;
-    rt_model *m;
-} built;
-
-static int
-build(const void *data, size_t len, built *b)
-{
-    rt_model_opts o = RT_MODEL_OPTS_INIT;
-    rt_arena_report rep;
-    int r = rt_model_plan(data, len, &o, &rep);
-    if (r < 0)
-        return r;
-    size_t size = (rep.total + 2 * RT_ARENA_ALIGN) / RT_ARENA_ALIGN * RT_ARENA_ALIGN;
-    b->arena = aligned_alloc(RT_ARENA_ALIGN, size);
-    if (!b->arena)
-        return -ENOMEM;
-    return rt_model_init(data, len, &o, b->arena, size, &b->m, NULL);
-}
-
-/* Samples about n positions from m at temperature 1: sequences from BOS
- * that end at BOS/EOS or the context end. Returns the token count. */
-static size_t
-sample_tokens(rt_model *m, uint64_t seed, int32_t *t, size_t n)
-{
-    const rt_config *c = rt_model_config(m);
-    rt_sampler s;
-    if (rt_sampler_init(&s, c->vocab_size, 1.0f, 1.0f, seed, NULL, 0) < 0)
-        return 0;
-    size_t k = 0;
-    while (k < n) {
-        int32_t tok = (int32_t)c->bos_id;
-        t[k++] = tok;
-        for (uint32_t pos = 0; pos + 1 < c->seq_len && k < n; pos++) {
-            float *l = rt_forward(m, tok, (int)pos);
-            if (!l)
-                return k;
-            tok = rt_sampler_sample(&s, l);
-            if ((uint32_t)tok == c->bos_id || (uint32_t)tok == c->eos_id)
-                break;
-            t[k++] = tok;
-        }
-    }
-    return k;
-}
-
 /* Teacher-forces n sampled positions through both models. */
 static int
 measure(const cli_rt_file *in, const mem *out, uint64_t n, uint64_t seed, rt_eval_result *ret)
 {
-    built a = { 0 }, b = { 0 };
+    cli_rt_model a = { 0 }, b = { 0 };
     int32_t *toks = malloc((size_t)n * sizeof(int32_t));
     rt_eval *e = NULL;
     int r = toks ? 0 : -ENOMEM;
     if (r >= 0)
-        r = build(in->data, in->len, &a);
+        r = cli_rt_build(in->data, in->len, RT_KV_F32, &a);
     if (r >= 0)
-        r = build(out->p, out->len, &b);
+        r = cli_rt_build(out->p, out->len, RT_KV_F32, &b);
     if (r >= 0 && rt_model_config(a.m)->vocab_size != rt_model_config(b.m)->vocab_size)
         r = -EBADMSG;
     if (r >= 0)
         r = rt_eval_new(rt_model_config(a.m)->vocab_size, 2 * n + 8, &e);
     if (r >= 0) {
-        size_t k = sample_tokens(a.m, seed, toks, (size_t)n);
+        size_t k = cli_rt_sample(a.m, seed, toks, (size_t)n);
         r = rt_eval_run(b.m, a.m, toks, k, (int32_t)rt_model_config(a.m)->bos_id, e);
     }
     if (r >= 0)

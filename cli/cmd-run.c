@@ -206,6 +206,52 @@ cli_rt_tokenizer(const cli_rt_file *f, const char *tokenizer_path, uint32_t n_vo
     return CLI_GO;
 }
 
+int
+cli_rt_build(const void *data, size_t len, rt_kv_type kv, cli_rt_model *ret)
+{
+    rt_model_opts o = RT_MODEL_OPTS_INIT;
+    o.kv_type = kv;
+    rt_arena_report rep;
+    int r = rt_model_plan(data, len, &o, &rep);
+    if (r < 0)
+        return r;
+    size_t size = (rep.total + 2 * RT_ARENA_ALIGN) / RT_ARENA_ALIGN * RT_ARENA_ALIGN;
+    void *arena = aligned_alloc(RT_ARENA_ALIGN, size);
+    if (!arena)
+        return -ENOMEM;
+    r = rt_model_init(data, len, &o, arena, size, &ret->m, NULL);
+    if (r < 0) {
+        free(arena);
+        return r;
+    }
+    ret->arena = arena;
+    return 0;
+}
+
+size_t
+cli_rt_sample(rt_model *m, uint64_t seed, int32_t *t, size_t n)
+{
+    const rt_config *c = rt_model_config(m);
+    rt_sampler s;
+    if (rt_sampler_init(&s, c->vocab_size, 1.0f, 1.0f, seed, NULL, 0) < 0)
+        return 0;
+    size_t k = 0;
+    while (k < n) {
+        int32_t tok = (int32_t)c->bos_id;
+        t[k++] = tok;
+        for (uint32_t pos = 0; pos + 1 < c->seq_len && k < n; pos++) {
+            float *l = rt_forward(m, tok, (int)pos);
+            if (!l)
+                return k;
+            tok = rt_sampler_sample(&s, l);
+            if ((uint32_t)tok == c->bos_id || (uint32_t)tok == c->eos_id)
+                break;
+            t[k++] = tok;
+        }
+    }
+    return k;
+}
+
 /* ---- nvx run ---- */
 
 static double

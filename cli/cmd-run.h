@@ -4,14 +4,16 @@
 /*
  * Helpers shared by the runtime commands (run, quantize, eval), defined in
  * cmd-run.c: finding a model given as ID, NAME or FILE (refusing store
- * models that are not complete and verified) and mapping it, and loading
- * the tokenizer that goes with it.
+ * models that are not complete and verified) and mapping it, loading
+ * the tokenizer that goes with it, building a model in its own block and
+ * sampling text from it (what quantize and eval measure on).
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "cli/cli.h"
+#include "runtime/model.h"
 #include "runtime/tokenizer.h"
 
 /* A model file mapped read-only. */
@@ -37,5 +39,22 @@ void cli_rt_close(cli_rt_file *f);
  * an error and returns the exit code. */
 int cli_rt_tokenizer(const cli_rt_file *f, const char *tokenizer_path, uint32_t n_vocab,
                      rt_tokenizer **ret);
+
+/* A model built in its own aligned block (arena mode over a borrowed file
+ * buffer, weights read in place). */
+typedef struct cli_rt_model {
+    void *arena; /* malloc'd; free() it when done with m */
+    rt_model *m;
+} cli_rt_model;
+
+/* Builds the model held in data[0..len) (which must outlive it) with the
+ * given KV cache type. Returns 0 and *ret, or a negative errno as
+ * rt_model_plan/rt_model_init (nothing to free then). */
+int cli_rt_build(const void *data, size_t len, rt_kv_type kv, cli_rt_model *ret);
+
+/* Samples about n positions from m at temperature 1 (seed): sequences from
+ * BOS that end at BOS/EOS or the context end. Writes the tokens to t and
+ * returns their count (<= n). Uses m's own state. */
+size_t cli_rt_sample(rt_model *m, uint64_t seed, int32_t *t, size_t n);
 
 #endif
