@@ -326,7 +326,7 @@ lookup(cli_ctx *ctx, const char *target, cas_name_resolution *res)
     case -EINVAL:
         return cli_fail(CLI_EXIT_USAGE,
                         "%s is not PUBLISHER/NAME: give a trusted key's name or "
-                        "16-hex key id, a slash and the name",
+                        "key id, a slash and the name",
                         target);
     case -ENOTUNIQ:
         return cli_fail(CLI_EXIT_USAGE,

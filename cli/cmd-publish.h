@@ -15,7 +15,7 @@
 
 /*
  * Resolves "PUBLISHER/NAME" (PUBLISHER: a key name from `nvx trust`, or a
- * key id in 16 hex digits) to a model id through the highest-sequence
+ * key id as minisign and `nvx key show` print it) to a model id through the highest-sequence
  * record stored for that publisher and name. A record signed by a key the
  * keyring does not hold (with that exact public key) is shown on stderr and
  * not followed — CLI_EXIT_UNTRUSTED — unless allow_untrusted (then a warning

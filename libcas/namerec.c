@@ -497,8 +497,9 @@ cas_namerec_target_parse(cas_store *s, const char *target, uint8_t ret_keyid[sta
     if (b.n_match == 1) {
         memcpy(keyid, b.keyid, CAS_KEYID_LEN);
     } else {
+        /* A key id as minisign prints it: 1 to 16 hex digits. */
         char hex[CAS_KEYID_HEX_SIZE];
-        if (pub_len != CAS_KEYID_HEX_SIZE - 1)
+        if (pub_len > CAS_KEYID_HEX_SIZE - 1)
             return -ENOENT;
         memcpy(hex, target, pub_len);
         hex[pub_len] = '\0';

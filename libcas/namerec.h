@@ -51,7 +51,7 @@ enum {
     CAS_NAMEREC_MIN = CAS_NAMEREC_FIXED_LEN + 1 + CAS_SIGBYTES,
     CAS_NAMEREC_MAX = CAS_NAMEREC_FIXED_LEN + CAS_NAMEREC_NAME_MAX + CAS_SIGBYTES,
     CAS_NAMEREC_PROOF_LEN = 1 + CAS_PK_LEN + CAS_SIGBYTES, /* wire "sig" blob */
-    /* "PUBLISHER/NAME": publisher (key name or 16 hex), "/", name. */
+    /* "PUBLISHER/NAME": publisher (key name or key id), "/", name. */
     CAS_NAMEREC_TARGET_MAX = CAS_STORE_NAME_MAX + 1 + CAS_NAMEREC_NAME_MAX,
 };
 
@@ -157,11 +157,11 @@ typedef struct cas_name_resolution {
 
 /*
  * Splits "PUBLISHER/NAME" at the first '/': PUBLISHER is a keyring key name
- * or a key id in 16 hex digits (cas_keyid_format; the key need not be in
- * the keyring), NAME a record name. Writes the key id and the name
- * (NUL-terminated, ret_name of CAS_NAMEREC_NAME_MAX + 1 bytes).
- * Returns 0; -EINVAL (no '/', bad name), -ENOENT (no trusted key of that
- * name, and not a key id), -ENOTUNIQ (several keys carry that name).
+ * (tried first) or a key id as minisign prints it, 1 to 16 hex digits
+ * (cas_keyid_parse; the key need not be in the keyring), NAME a record name. Writes the key id and
+ * the name (NUL-terminated, ret_name of CAS_NAMEREC_NAME_MAX + 1 bytes). Returns 0; -EINVAL (no
+ * '/', bad name), -ENOENT (no trusted key of that name, and not a key id), -ENOTUNIQ (several keys
+ * carry that name).
  */
 int cas_namerec_target_parse(cas_store *s, const char *target,
                              uint8_t ret_keyid[static CAS_KEYID_LEN], char *ret_name);

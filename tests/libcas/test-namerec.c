@@ -380,6 +380,17 @@ test_resolve(void **state)
     assert_string_equal(res.key_name, "");
     assert_int_equal(res.rec.sequence, 5);
 
+    /* Key ids as minisign prints them: leading zeros dropped or not. */
+    uint8_t kid[CAS_KEYID_LEN], want[CAS_KEYID_LEN] = { 0x7a, 0x01 };
+    char nm[CAS_NAMEREC_NAME_MAX + 1];
+    assert_int_equal(cas_namerec_target_parse(f->s, "17A/m", kid, nm), 0);
+    assert_memory_equal(kid, want, CAS_KEYID_LEN);
+    assert_string_equal(nm, "m");
+    assert_int_equal(cas_namerec_target_parse(f->s, "000000000000017a/m", kid, nm), 0);
+    assert_memory_equal(kid, want, CAS_KEYID_LEN);
+    assert_int_equal(cas_namerec_target_parse(f->s, "10000000000000000/m", kid, nm), -ENOENT);
+    assert_int_equal(cas_namerec_target_parse(f->s, "xyz/m", kid, nm), -ENOENT);
+
     assert_int_equal(cas_namerec_resolve(f->s, "alice/none", &res), -ENOENT);
     assert_int_equal(cas_namerec_resolve(f->s, "carol/llama/q4", &res), -ENOENT);
     assert_int_equal(cas_namerec_resolve(f->s, "alice", &res), -EINVAL);
