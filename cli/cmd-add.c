@@ -31,7 +31,22 @@ typedef struct add_args {
     const char *name;
     int mode;
     uint64_t min, avg, max;
+    bool min_seen, max_seen;
 } add_args;
+
+/* min and max not given follow avg in the default ratio (16K/64K/256K), so
+ * --avg alone (or --chunker fixed --avg 16K) is always a valid request. */
+static cas_chunker_params
+chunk_params(const add_args *a)
+{
+    uint64_t min = a->min_seen ? a->min : a->avg / 4;
+    uint64_t max = a->max_seen ? a->max : a->avg * 4;
+    if (min < CAS_CHUNK_SIZE_FLOOR)
+        min = CAS_CHUNK_SIZE_FLOOR;
+    if (max > CAS_CHUNK_SIZE_CEIL)
+        max = CAS_CHUNK_SIZE_CEIL;
+    return (cas_chunker_params){ (uint32_t)min, (uint32_t)a->avg, (uint32_t)max };
+}
 
 /* A local name must not be mistaken for an id prefix, and is printed back. */
 static bool
@@ -212,10 +227,7 @@ out:
 int
 cli_add_main(cli_ctx *ctx, int argc, char **argv)
 {
-    add_args a = { .mode = CLI_CHUNKER_AUTO,
-                   .min = CAS_CHUNK_MIN_DEFAULT,
-                   .avg = CAS_CHUNK_AVG_DEFAULT,
-                   .max = CAS_CHUNK_MAX_DEFAULT };
+    add_args a = { .mode = CLI_CHUNKER_AUTO, .avg = CAS_CHUNK_AVG_DEFAULT };
     const cli_opt opts[] = {
         { .lname = "pin",
           .type = CLI_OPT_FLAG,
@@ -238,7 +250,8 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
           .metavar = "SIZE",
           .min = CAS_CHUNK_SIZE_FLOOR,
           .max = CAS_CHUNK_SIZE_CEIL,
-          .help = "smallest CDC chunk (default 16K)" },
+          .seen = &a.min_seen,
+          .help = "smallest CDC chunk (default avg/4: 16K)" },
         { .lname = "avg",
           .type = CLI_OPT_SIZE,
           .dest = &a.avg,
@@ -252,7 +265,8 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
           .metavar = "SIZE",
           .min = CAS_CHUNK_SIZE_FLOOR,
           .max = CAS_CHUNK_SIZE_CEIL,
-          .help = "largest chunk (default 256K)" },
+          .seen = &a.max_seen,
+          .help = "largest chunk (default 4*avg: 256K)" },
         CLI_OPT_END,
     };
     int npos, r = cli_parse(ctx, &cli_cmd_add, opts, argc, argv, &npos);
@@ -260,13 +274,13 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     if ((r = cli_want_args(&cli_cmd_add, npos, 1, 1)) != CLI_GO)
         return r;
-    cas_chunker_params params = { (uint32_t)a.min, (uint32_t)a.avg, (uint32_t)a.max };
+    cas_chunker_params params = chunk_params(&a);
     if (cas_chunker_params_validate(&params) < 0)
         return cli_fail(CLI_EXIT_USAGE,
                         "invalid chunk sizes --min %llu --avg %llu --max %llu: need min < avg < "
                         "max and avg a power of two",
-                        (unsigned long long)a.min, (unsigned long long)a.avg,
-                        (unsigned long long)a.max);
+                        (unsigned long long)params.min, (unsigned long long)params.avg,
+                        (unsigned long long)params.max);
     if (a.name && !name_ok(a.name))
         return cli_fail(CLI_EXIT_USAGE,
                         "invalid name '%s': use 1 to %u printable bytes that do not look like an "
