@@ -72,6 +72,10 @@ typedef enum cas__crash_point {
 
 extern void (*cas__crash_hook)(cas__crash_point cp);
 
+/* For tests: LMDB map size of stores opened from now on (0: the default,
+ * CAS_STORE_MAP_SIZE), to reach MDB_MAP_FULL quickly. */
+extern size_t cas__map_size;
+
 static inline void
 cas__crash_point_reached(cas__crash_point cp)
 {

@@ -30,6 +30,7 @@
 #include "libcas/store-internal.h"
 
 void (*cas__crash_hook)(cas__crash_point cp);
+size_t cas__map_size;
 
 int
 cas__mdb_err(int rc)
@@ -594,7 +595,8 @@ cas_store_open(const char *dir, unsigned flags, cas_store **ret)
         goto fail;
     r = cas__mdb_err(mdb_env_set_maxdbs(s->env, CAS__STORE_MAX_DBS));
     if (r == 0)
-        r = cas__mdb_err(mdb_env_set_mapsize(s->env, CAS_STORE_MAP_SIZE));
+        r = cas__mdb_err(
+            mdb_env_set_mapsize(s->env, cas__map_size ? cas__map_size : CAS_STORE_MAP_SIZE));
     if (r == 0)
         r = cas__mdb_err(mdb_env_set_maxreaders(s->env, 252));
     if (r == 0)
