@@ -30,7 +30,7 @@ const char nvx_config_usage[] =
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --max-peers N          peer connections (default 64)\n"
     "  --peer-max-requests N  requests queued per peer when serving (default 1024)\n"
-    "  --peer-max-bytes SIZE  bytes in flight per peer when serving (default 32M)\n"
+    "  --peer-max-bytes SIZE  bytes in flight per peer when serving (default 8M)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -209,8 +209,9 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",     "listen",    "discovery",         "log-level",
-                                        "max-peers", "peer-max-requests", "peer-max-bytes" };
+    static const char *const once[] = { "store",         "listen",    "discovery",
+                                        "log-level",     "max-peers", "peer-max-requests",
+                                        "peer-max-bytes" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -252,8 +253,7 @@ parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONF
 }
 
 int
-nvx_config_parse(nvx_config *cfg, const char *text, size_t len,
-                 char err[static NVX_CONFIG_ERR_LEN])
+nvx_config_parse(nvx_config *cfg, const char *text, size_t len, char err[static NVX_CONFIG_ERR_LEN])
 {
     char line[NVX_CONFIG_LINE_MAX + 1];
     char msg[NVX_CONFIG_ERR_LEN];
@@ -338,8 +338,8 @@ out:
 }
 
 /* Flags that take a value, mapped to config keys. */
-static const char *const valued[] = { "store",     "listen",            "peer",
-                                      "log-level", "max-peers", "peer-max-requests",
+static const char *const valued[] = { "store",         "listen",    "peer",
+                                      "log-level",     "max-peers", "peer-max-requests",
                                       "peer-max-bytes" };
 
 static const char *

@@ -40,18 +40,18 @@ enum nvx_config_limits {
 #define NVX_DEFAULT_LISTEN            "0.0.0.0:4747"
 #define NVX_DEFAULT_MAX_PEERS         64u
 #define NVX_DEFAULT_PEER_MAX_REQUESTS 1024u
-#define NVX_DEFAULT_PEER_MAX_BYTES    ((uint64_t)32 << 20)
+#define NVX_DEFAULT_PEER_MAX_BYTES    ((uint64_t)8 << 20)
 
 typedef struct nvx_config {
     char store[NVX_CONFIG_VALUE_MAX];  /* "" = not set (main() applies the XDG default) */
     char listen[NVX_CONFIG_VALUE_MAX]; /* "HOST:PORT"; "none" = do not listen */
     size_t n_peers;
     char peers[NVX_CONFIG_PEERS_MAX][NVX_CONFIG_VALUE_MAX];
-    bool discovery;              /* LAN discovery (handled by a later module) */
-    int log_level;               /* enum nvx_log_level */
-    unsigned max_peers;          /* connections, 1..4096 */
-    unsigned peer_max_requests;  /* REQUESTs queued per peer when serving, 1..65536 */
-    uint64_t peer_max_bytes;     /* bytes in flight per peer when serving, 64K..1G */
+    bool discovery;             /* LAN discovery (handled by a later module) */
+    int log_level;              /* enum nvx_log_level */
+    unsigned max_peers;         /* connections, 1..4096 */
+    unsigned peer_max_requests; /* REQUESTs queued per peer when serving, 1..65536 */
+    uint64_t peer_max_bytes;    /* bytes in flight per peer when serving, 64K..1G */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */
@@ -61,7 +61,8 @@ void nvx_config_defaults(nvx_config *cfg);
  * (which holds defaults or earlier values). Returns 0, or -EINVAL /
  * -EMSGSIZE with "line N: ..." in err[NVX_CONFIG_ERR_LEN]; cfg may then be
  * partly updated. */
-int nvx_config_parse(nvx_config *cfg, const char *text, size_t len, char err[static NVX_CONFIG_ERR_LEN]);
+int nvx_config_parse(nvx_config *cfg, const char *text, size_t len,
+                     char err[static NVX_CONFIG_ERR_LEN]);
 
 /* Reads and parses the file at path. Returns as nvx_config_parse(), plus
  * errnos from open/read (err names the file). */

@@ -314,16 +314,22 @@ name_error(const struct resolve_job *j, char *msg, size_t cap)
     cas_keyid_format(j->res.rec.keyid, kid);
     switch (j->r) {
     case -EACCES:
-        snprintf(msg, cap, "%.300s is signed by key %s, which you do not trust: nvx trust add it, or "
-                           "pass --allow-untrusted", j->target, kid);
+        snprintf(msg, cap,
+                 "%.300s is signed by key %s, which you do not trust: nvx trust add it, or "
+                 "pass --allow-untrusted",
+                 j->target, kid);
         break;
     case -ENOTUNIQ:
-        snprintf(msg, cap, "several trusted keys are called like the publisher of %.300s: use the "
-                           "key id", j->target);
+        snprintf(msg, cap,
+                 "several trusted keys are called like the publisher of %.300s: use the "
+                 "key id",
+                 j->target);
         break;
     case -ENOENT:
-        snprintf(msg, cap, "no record of %.300s yet: trust the publisher's key, or wait for a peer "
-                           "that has it", j->target);
+        snprintf(msg, cap,
+                 "no record of %.300s yet: trust the publisher's key, or wait for a peer "
+                 "that has it",
+                 j->target);
         break;
     default:
         snprintf(msg, cap, "cannot resolve %.300s: %s", j->target, strerror(-j->r));
@@ -421,8 +427,10 @@ publish_done(void *arg, int r)
         if (r >= 1)
             send_ok(cl, pr->id);
         else if (r == -ENOENT)
-            send_error(cl, pr->id, r, "no signed record of that name for that model in the store: "
-                       "run nvx publish", false);
+            send_error(cl, pr->id, r,
+                       "no signed record of that name for that model in the store: "
+                       "run nvx publish",
+                       false);
         else
             send_error(cl, pr->id, r, nvx_strerror(r), false);
     }
@@ -438,8 +446,7 @@ handle_publish(struct client *cl, const proto_ctl_msg *m)
     proto_str s;
     char name[CAS_NAMEREC_NAME_MAX + 1];
     if (!proto_ctl_get_id(m, PROTO_CTL_T_MODEL_ID, &id) ||
-        !proto_ctl_get_str(m, PROTO_CTL_T_NAME, &s) || s.len == 0 ||
-        s.len > CAS_NAMEREC_NAME_MAX) {
+        !proto_ctl_get_str(m, PROTO_CTL_T_NAME, &s) || s.len == 0 || s.len > CAS_NAMEREC_NAME_MAX) {
         send_error(cl, m->id, -EINVAL, "PUBLISH needs MODEL_ID and a NAME", false);
         return;
     }

@@ -28,9 +28,9 @@ typedef struct nvx_ctl_opts {
     uv_loop_t *loop;
     nvx_node *node;
     cas_store *store;
-    const char *path;     /* socket path; an old file there is replaced */
+    const char *path; /* socket path; an old file there is replaced */
     const char *agent;
-    nvx_mesh *mesh;       /* gossip (PUBLISH, providers for FETCH); may be NULL */
+    nvx_mesh *mesh;                 /* gossip (PUBLISH, providers for FETCH); may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;
 } nvx_ctl_opts;

@@ -22,7 +22,11 @@
 #include "daemon/node-internal.h"
 #include "libcas/hash.h"
 
-enum { OPEN_COMPLETE = 1, OPEN_NEED_MANIFEST = 2, OPEN_READY = 3 };
+enum {
+    OPEN_COMPLETE = 1,
+    OPEN_NEED_MANIFEST = 2,
+    OPEN_READY = 3
+};
 
 struct xjob {
     uv_work_t w;
@@ -45,7 +49,13 @@ struct xjob {
     uint32_t len;
 };
 
-enum { XJOB_OPEN, XJOB_PUT, XJOB_COMMIT, XJOB_FINISH, XJOB_END };
+enum {
+    XJOB_OPEN,
+    XJOB_PUT,
+    XJOB_COMMIT,
+    XJOB_FINISH,
+    XJOB_END
+};
 
 static void xfer_pump(struct xfer *x);
 static void xfer_end(struct xfer *x, int state, int error);
@@ -930,7 +940,7 @@ nvx__fetch_tick(nvx_node *n)
         x->rate_bytes = 0;
         maybe_commit(x, false);
         /* Requests that never came back: the peer stalls; drop it. */
-    again:
+again:
         for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
             for (struct creq *c = xp->p->creqs; c; c = c->next) {
                 if (c->x == x && now - c->t_sent > NVX_NODE_REQUEST_TIMEOUT_MS) {
@@ -944,7 +954,8 @@ nvx__fetch_tick(nvx_node *n)
         xfer_pump(x);
         for (struct xpeer *xp = x->peers; xp; xp = xp->next)
             if (xp->pp)
-                log_debug("xfer %llu: peer %s window %llu inflight %llu rate %llu, jobs %u, done %llu/%llu",
+                log_debug("xfer %llu: peer %s window %llu inflight %llu rate %llu, jobs %u, done "
+                          "%llu/%llu",
                           (unsigned long long)x->xid, xp->p->addr,
                           (unsigned long long)nvx_picker_peer_window(xp->pp),
                           (unsigned long long)nvx_picker_peer_inflight(xp->pp),

@@ -28,9 +28,9 @@ enum nvx_log_level {
 };
 
 enum {
-    NVX_LOG_BURST = 10,        /* lines per call site per window */
-    NVX_LOG_BURST_MS = 5000,   /* rate-limit window */
-    NVX_LOG_LINE_MAX = 1024,   /* longer lines are cut */
+    NVX_LOG_BURST = 10,      /* lines per call site per window */
+    NVX_LOG_BURST_MS = 5000, /* rate-limit window */
+    NVX_LOG_LINE_MAX = 1024, /* longer lines are cut */
 };
 
 extern int nvx__log_level;
@@ -47,7 +47,8 @@ const char *nvx_log_level_name(int level);
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-void nvx__log(int level, const char *fmt, ...);
+void
+nvx__log(int level, const char *fmt, ...);
 
 /* A per-call-site rate limiter. */
 typedef struct nvx_ratelimit {
@@ -59,10 +60,10 @@ typedef struct nvx_ratelimit {
 /* True when another line may be written now; counts suppressed lines. */
 bool nvx_ratelimit_ok(nvx_ratelimit *rl);
 
-#define nvx_log(level, ...)                  \
-    do {                                     \
-        if ((level) <= nvx__log_level)       \
-            nvx__log((level), __VA_ARGS__);  \
+#define nvx_log(level, ...)                 \
+    do {                                    \
+        if ((level) <= nvx__log_level)      \
+            nvx__log((level), __VA_ARGS__); \
     } while (0)
 
 #define log_error(...) nvx_log(NVX_LOG_ERROR, __VA_ARGS__)
@@ -79,14 +80,15 @@ bool nvx_ratelimit_ok(nvx_ratelimit *rl);
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-int nvx__log_errno(int level, int r, const char *fmt, ...);
+int
+nvx__log_errno(int level, int r, const char *fmt, ...);
 
 /* A line a remote peer can trigger: level-checked, then rate-limited. */
-#define log_peer(level, ...)                                              \
-    do {                                                                  \
-        static nvx_ratelimit rl_;                                         \
-        if ((level) <= nvx__log_level && nvx_ratelimit_ok(&rl_))          \
-            nvx__log((level), __VA_ARGS__);                               \
+#define log_peer(level, ...)                                     \
+    do {                                                         \
+        static nvx_ratelimit rl_;                                \
+        if ((level) <= nvx__log_level && nvx_ratelimit_ok(&rl_)) \
+            nvx__log((level), __VA_ARGS__);                      \
     } while (0)
 
 /* strerror() of a negative errno (thread-safe, static strings). */

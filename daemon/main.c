@@ -24,6 +24,8 @@
 #include "libcas/hash.h"
 #include "transport/tcp.h"
 
+#define NVX_POOL_THREADS "8"
+
 #ifndef NVX_VERSION
 #define NVX_VERSION "0"
 #endif
@@ -262,6 +264,10 @@ main(int argc, char **argv)
         return 0;
     }
     nvx_log_set_level(cfg.log_level);
+    /* Hashing, reads, writes and fdatasync share libuv's pool: 4 threads
+     * (the default) leave too few free while commits wait on the disk. */
+    if (!getenv("UV_THREADPOOL_SIZE"))
+        setenv("UV_THREADPOOL_SIZE", NVX_POOL_THREADS, 0);
     setvbuf(stderr, NULL, _IOLBF, 0);
     return run(&cfg);
 }

@@ -6,6 +6,8 @@
  * (answering peers) and fetch.c (transfers). Loop thread only, except the
  * fields a pool job documents as its own.
  */
+#include <stdatomic.h>
+
 #include "daemon/node.h"
 #include "daemon/picker.h"
 #include "libcas/manifest.h"
@@ -30,7 +32,7 @@ struct creq {
     struct xfer *x;
     uint32_t idx, len;
     uint32_t req_base, npieces, piece;
-    uint32_t got;        /* bytes received */
+    uint32_t got;         /* bytes received */
     uint64_t got_bits[4]; /* pieces received (npieces <= 256) */
     uint8_t *buf;
     uint64_t t_sent;
@@ -78,7 +80,7 @@ struct xpeer {
     nvx_picker_peer *pp; /* NULL until the picker exists */
     uint8_t *bits;       /* NULL: ALL */
     uint32_t nbits;
-    uint64_t retry_ms;   /* BUSY: do not ask before this */
+    uint64_t retry_ms; /* BUSY: do not ask before this */
 };
 
 struct xfer {
@@ -87,8 +89,8 @@ struct xfer {
     uint64_t xid;
     uint8_t id[32];
     bool pin;
-    int state;      /* enum proto_ctl_state */
-    bool opening;   /* open job running */
+    int state;    /* enum proto_ctl_state */
+    bool opening; /* open job running */
     bool ending;
     int end_state, end_error;
     nvx_fetch_sub *subs;
@@ -110,10 +112,17 @@ struct xfer {
     uint64_t rate, rate_bytes;
 };
 
-struct mcache_entry {
+/* A complete model being served: its manifest, its data file kept open, and
+ * which chunks were re-hashed since it was opened (served without hashing
+ * from then on). Shared read-only with pool jobs through refs; the
+ * verified bits and dead are set from pool threads (atomics). */
+struct smodel {
     uint8_t id[32];
     cas_manifest *man;
-    unsigned refs;
+    int fd;
+    _Atomic uint8_t *verified;
+    _Atomic bool dead; /* the data file was removed (rm, gc) */
+    unsigned refs;     /* loop thread only */
     uint64_t used;
 };
 
@@ -139,7 +148,7 @@ struct nvx_node {
     nvx_badlist bad;
     nvx_node_hook hooks[NVX_NODE_HOOKS_MAX];
     size_t n_hooks;
-    struct mcache_entry mcache[NVX_NODE_MCACHE];
+    struct smodel *mcache[NVX_NODE_MCACHE];
     uint64_t mcache_clock;
     uint64_t bytes_fetched;
     bool stopping, timer_closed;

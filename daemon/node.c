@@ -122,8 +122,8 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
         m.u.bye.text.len = strlen(why) < PROTO_BYE_TEXT_MAX ? strlen(why) : 0;
         if (proto_session_send_msg(p->sess, &m) == 0)
             nvx__peer_flush(p);
-        log_peer(NVX_LOG_INFO, "peer %s (%s) disconnected: %s", nvx__short_id(p->id, sid),
-                 p->addr, why);
+        log_peer(NVX_LOG_INFO, "peer %s (%s) disconnected: %s", nvx__short_id(p->id, sid), p->addr,
+                 why);
     } else {
         log_peer(NVX_LOG_DEBUG, "connection %s closed: %s", p->addr, why);
     }
@@ -548,7 +548,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->identity = opts->identity;
     n->max_peers = opts->max_peers ? opts->max_peers : 64;
     n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 1024;
-    n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)32 << 20;
+    n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)8 << 20;
     n->corrupt_serve = opts->corrupt_serve;
     n->serve_delay_ms = opts->serve_delay_ms;
     n->next_xid = 1;

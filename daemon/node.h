@@ -38,13 +38,13 @@ enum nvx_node_limits {
     NVX_NODE_TICK_MS = 250,
     NVX_NODE_DIAL_BACKOFF_MIN_MS = 1000,
     NVX_NODE_DIAL_BACKOFF_MAX_MS = 60000,
-    NVX_NODE_SERVE_JOBS = 4,          /* reads on the pool per peer at once */
+    NVX_NODE_SERVE_JOBS = 8, /* reads on the pool per peer at once */
     NVX_NODE_REQUEST_TIMEOUT_MS = 30000,
-    NVX_NODE_COMMIT_CHUNKS = 256,     /* commit a partial after this many chunks */
-    NVX_NODE_COMMIT_MS = 2000,        /* ... or this long */
-    NVX_NODE_PIECE_MAX = 256 * 1024,  /* largest REQUEST length */
+    NVX_NODE_COMMIT_CHUNKS = 256,    /* commit a partial after this many chunks */
+    NVX_NODE_COMMIT_MS = 2000,       /* ... or this long */
+    NVX_NODE_PIECE_MAX = 256 * 1024, /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
-    NVX_NODE_BUSY_RETRY_MS = 100,     /* after NOT_FOUND BUSY */
+    NVX_NODE_BUSY_RETRY_MS = 100, /* after NOT_FOUND BUSY */
 };
 
 typedef struct nvx_node nvx_node;
@@ -52,16 +52,16 @@ typedef struct nvx_peer nvx_peer;
 
 typedef struct nvx_node_opts {
     uv_loop_t *loop;
-    tp_net *net;                      /* borrowed; outlives the node */
-    cas_store *store;                 /* borrowed; outlives the node */
-    const proto_identity *identity;   /* borrowed */
-    const char *listen;               /* NULL: do not listen */
-    const char *const *peers;         /* addresses to dial (besides the store's peers db) */
+    tp_net *net;                    /* borrowed; outlives the node */
+    cas_store *store;               /* borrowed; outlives the node */
+    const proto_identity *identity; /* borrowed */
+    const char *listen;             /* NULL: do not listen */
+    const char *const *peers;       /* addresses to dial (besides the store's peers db) */
     size_t n_peers;
-    unsigned max_peers;               /* 0: 64 */
-    unsigned peer_max_requests;       /* 0: 1024 */
-    uint64_t peer_max_bytes;          /* 0: 32 MiB */
-    const char *agent;                /* HELLO agent, e.g. "nvxd/0.1.0" */
+    unsigned max_peers;         /* 0: 64 */
+    unsigned peer_max_requests; /* 0: 1024 */
+    uint64_t peer_max_bytes;    /* 0: 8 MiB */
+    const char *agent;          /* HELLO agent, e.g. "nvxd/0.1.0" */
     /* Test-only fault injection: flip a byte of every DATA this node sends
      * (nvxd sets it from NVX_TEST_CORRUPT_SERVE=1 in builds with
      * -Dnvx_test_hooks, see daemon/meson.build). */
@@ -107,8 +107,8 @@ void nvx_node_peer_list(nvx_node *n, void (*cb)(void *arg, const char *addr), vo
 typedef struct nvx_peer_info {
     const uint8_t *node_id; /* NULL before the handshake */
     const char *addr;
-    const char *agent;      /* "" when unknown; printable */
-    int state;              /* 1 handshaking, 2 established */
+    const char *agent; /* "" when unknown; printable */
+    int state;         /* 1 handshaking, 2 established */
     uint64_t bytes_in, bytes_out, rate_in;
     bool outbound;
 } nvx_peer_info;

@@ -15,7 +15,7 @@ enum chunk_state {
 struct nvx_picker_peer {
     nvx_picker_peer *prev, *next;
     void *user;
-    uint8_t *bits; /* NULL: has every chunk */
+    uint8_t *bits;  /* NULL: has every chunk */
     uint32_t *reqs; /* chunk indexes in flight, unordered */
     size_t n_reqs, cap_reqs;
     uint64_t inflight; /* bytes */
@@ -30,13 +30,13 @@ struct nvx_picker {
     uint32_t n;
     uint32_t *len;
     uint8_t *state;
-    uint8_t *inflight;  /* requests per chunk */
-    uint16_t *avail;    /* bitmap peers that have it (ALL peers counted in n_all) */
+    uint8_t *inflight; /* requests per chunk */
+    uint16_t *avail;   /* bitmap peers that have it (ALL peers counted in n_all) */
     uint32_t n_have;
-    uint32_t n_fresh;   /* MISSING and not in flight */
-    uint32_t hint;      /* no fresh chunk below this */
+    uint32_t n_fresh;     /* MISSING and not in flight */
+    uint32_t hint;        /* no fresh chunk below this */
     uint32_t low_missing; /* no non-HAVE chunk below this */
-    uint32_t n_all;     /* peers with every chunk */
+    uint32_t n_all;       /* peers with every chunk */
     size_t n_peers;
     bool endgame;
     nvx_picker_peer *peers;

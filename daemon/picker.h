@@ -35,14 +35,14 @@
 #include <stdint.h>
 
 enum nvx_picker_limits {
-    NVX_PICKER_CHUNKS_MAX = 1 << 20,        /* as PROTO_CHUNKS_MAX */
-    NVX_PICKER_WINDOW_MIN = 512 * 1024,     /* bytes outstanding per peer, floor */
+    NVX_PICKER_CHUNKS_MAX = 1 << 20,    /* as PROTO_CHUNKS_MAX */
+    NVX_PICKER_WINDOW_MIN = 512 * 1024, /* bytes outstanding per peer, floor */
     NVX_PICKER_WINDOW_INIT = 2 * 1024 * 1024,
     NVX_PICKER_WINDOW_MAX = 64 * 1024 * 1024,
-    NVX_PICKER_WINDOW_MS = 500,             /* target: this much data queued */
-    NVX_PICKER_RATE_SAMPLE_MS = 200,        /* throughput sample interval */
-    NVX_PICKER_ENDGAME_DUP = 2,             /* most requests for one chunk */
-    NVX_PICKER_REQS_MAX = 512,              /* chunks in flight per peer */
+    NVX_PICKER_WINDOW_MS = 500,      /* target: this much data queued */
+    NVX_PICKER_RATE_SAMPLE_MS = 200, /* throughput sample interval */
+    NVX_PICKER_ENDGAME_DUP = 2,      /* most requests for one chunk */
+    NVX_PICKER_REQS_MAX = 512,       /* chunks in flight per peer */
     NVX_PICKER_PEERS_MAX = 4096,
 };
 

@@ -3,21 +3,29 @@
  * Serving peers: WANT -> HAVE (complete models), MANIFEST_REQ -> MANIFEST,
  * REQUEST -> DATA read and re-hashed on the thread pool, CANCEL.
  *
- * Re-hash policy: every chunk is read with cas_store_chunk_read(), which
- * hashes it against its id before it is sent, every time. That costs one
- * BLAKE2b pass per chunk served (about 1 GB/s per core) and means a chunk
- * that rotted on disk is never sent: the peer gets NOT_FOUND and fetches it
- * elsewhere. A verified-chunk cache would save the hash for popular chunks;
- * left for later (TODO(nvxd)).
+ * Re-hash policy (a verified cache): a served model is opened once (its
+ * manifest decoded, its data file kept open, struct smodel, up to
+ * NVX_NODE_MCACHE models). The first time a chunk is served it is read and
+ * re-hashed against its id; a chunk that rotted on disk is never sent (the
+ * peer gets NOT_FOUND and fetches it elsewhere; the log says to run nvx
+ * verify). Its bit in the model's verified bitmap is then set, and later
+ * requests for it (other peers, other pieces) are served with one pread and
+ * no hash. The bitmap lives as long as the cache entry, so a model evicted
+ * and reopened is re-hashed again. A data file whose link count dropped to 0
+ * (nvx rm, nvx gc) is no longer served: unpin + gc stop seeding.
  *
  * Limits per peer: at most peer_max_requests REQUESTs queued (more get
  * NOT_FOUND BUSY), NVX_NODE_SERVE_JOBS reads on the pool at once, and no new
  * read starts while peer_max_bytes of sent data wait in the transport.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
@@ -34,16 +42,15 @@ struct serve_job {
     nvx_peer *p;
     int kind;
     struct sreq r;
-    struct mcache_entry *ce; /* cached manifest used (ref held), or NULL */
-    cas_manifest *man;       /* loaded by the job (JOB_CHUNK without a cache hit) */
+    struct smodel *sm;     /* cached model used (ref held), or NULL */
+    struct smodel *sm_new; /* opened by the job (JOB_CHUNK without a cache hit) */
     uint8_t *buf;
     int64_t res;
     uint32_t total; /* JOB_MANIFEST: manifest size */
 };
 
 static void
-send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t chunk,
-               uint8_t what)
+send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t chunk, uint8_t what)
 {
     proto_msg m = { .type = PROTO_MSG_NOT_FOUND };
     m.u.not_found.req_id = req_id;
@@ -53,14 +60,26 @@ send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t c
     proto_session_send_msg(p->sess, &m);
 }
 
-/* ---- manifest cache ---------------------------------------------------- */
+/* ---- served models ---------------------------------------------------- */
 
-static struct mcache_entry *
+static void
+smodel_free(struct smodel *sm)
+{
+    if (!sm)
+        return;
+    if (sm->fd >= 0)
+        close(sm->fd);
+    cas_manifest_free(sm->man);
+    free((void *)sm->verified);
+    free(sm);
+}
+
+static struct smodel *
 mcache_get(nvx_node *n, const uint8_t id[32])
 {
     for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
-        struct mcache_entry *e = &n->mcache[i];
-        if (e->man && memcmp(e->id, id, 32) == 0) {
+        struct smodel *e = n->mcache[i];
+        if (e && !atomic_load(&e->dead) && memcmp(e->id, id, 32) == 0) {
             e->used = ++n->mcache_clock;
             e->refs++;
             return e;
@@ -69,58 +88,143 @@ mcache_get(nvx_node *n, const uint8_t id[32])
     return NULL;
 }
 
-/* Takes ownership of man: caches it or frees it. */
+/* Drops a reference; a dead entry nobody uses leaves the cache. */
 static void
-mcache_put(nvx_node *n, const uint8_t id[32], cas_manifest *man)
+mcache_unref(nvx_node *n, struct smodel *sm)
 {
-    struct mcache_entry *victim = NULL;
+    sm->refs--;
+    if (sm->refs > 0 || !atomic_load(&sm->dead))
+        return;
+    for (size_t i = 0; i < NVX_NODE_MCACHE; i++)
+        if (n->mcache[i] == sm)
+            n->mcache[i] = NULL;
+    smodel_free(sm);
+}
+
+/* Takes ownership of sm: caches it or frees it. */
+static void
+mcache_put(nvx_node *n, struct smodel *sm)
+{
+    size_t victim = NVX_NODE_MCACHE;
     for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
-        struct mcache_entry *e = &n->mcache[i];
-        if (e->man && memcmp(e->id, id, 32) == 0) {
-            cas_manifest_free(man);
+        struct smodel *e = n->mcache[i];
+        if (e && !atomic_load(&e->dead) && memcmp(e->id, sm->id, 32) == 0) {
+            smodel_free(sm);
             return;
         }
-        if (e->refs == 0 && (!victim || !e->man || (victim->man && e->used < victim->used)))
-            victim = e;
+        if (!e) {
+            victim = i;
+            break;
+        }
+        if (e->refs == 0 && (victim == NVX_NODE_MCACHE || e->used < n->mcache[victim]->used))
+            victim = i;
     }
-    if (!victim) {
-        cas_manifest_free(man);
+    if (victim == NVX_NODE_MCACHE || atomic_load(&sm->dead)) {
+        smodel_free(sm);
         return;
     }
-    cas_manifest_free(victim->man);
-    memcpy(victim->id, id, 32);
-    victim->man = man;
-    victim->used = ++n->mcache_clock;
+    smodel_free(n->mcache[victim]);
+    sm->used = ++n->mcache_clock;
+    n->mcache[victim] = sm;
 }
 
 void
 nvx__mcache_clear(nvx_node *n)
 {
     for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
-        cas_manifest_free(n->mcache[i].man);
-        n->mcache[i].man = NULL;
+        smodel_free(n->mcache[i]);
+        n->mcache[i] = NULL;
     }
 }
 
 /* ---- pool side --------------------------------------------------------- */
 
+/* Opens complete model id for serving (pool thread). */
 static int
-load_complete_manifest(cas_store *s, const uint8_t id[32], cas_manifest **ret)
+smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
 {
     cas_model_info info;
+    uint8_t *buf = NULL;
+    char *path = NULL;
+    size_t len;
     int r = cas_store_model_info(s, id, &info);
     if (r < 0)
         return r;
     if (info.state != CAS_MODEL_COMPLETE)
         return -EAGAIN;
-    uint8_t *buf;
-    size_t len;
+    struct smodel *sm = calloc(1, sizeof(*sm));
+    if (!sm)
+        return -ENOMEM;
+    sm->fd = -1;
+    memcpy(sm->id, id, 32);
     r = cas_store_manifest_get(s, id, &buf, &len);
     if (r < 0)
-        return r;
-    r = cas_manifest_decode(buf, len, ret);
+        goto out;
+    r = cas_manifest_decode(buf, len, &sm->man);
+    if (r < 0)
+        goto out;
+    size_t nc = cas_manifest_chunk_count(sm->man);
+    sm->verified = calloc(nc / 8 + 1, 1);
+    if (!sm->verified) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = cas_store_data_path(s, id, &path);
+    if (r < 0)
+        goto out;
+    sm->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (sm->fd < 0)
+        r = -errno;
+out:
     free(buf);
-    return r;
+    free(path);
+    if (r < 0) {
+        smodel_free(sm);
+        return r;
+    }
+    *ret = sm;
+    return 0;
+}
+
+/* Reads chunk idx of a served model into a new buffer, re-hashing it the
+ * first time (pool thread). Returns its length or a negative errno. */
+static int64_t
+smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
+{
+    cas_chunk_info ci;
+    if (cas_manifest_chunk(sm->man, idx, &ci) < 0)
+        return -ERANGE;
+    struct stat st;
+    if (fstat(sm->fd, &st) == 0 && st.st_nlink == 0) {
+        atomic_store(&sm->dead, true); /* removed: stop seeding it */
+        return -ENOENT;
+    }
+    uint8_t *buf = malloc(ci.len);
+    if (!buf)
+        return -ENOMEM;
+    for (size_t off = 0; off < ci.len;) {
+        ssize_t k = pread(sm->fd, buf + off, ci.len - off, (off_t)(ci.offset + off));
+        if (k <= 0) {
+            int r = k < 0 ? -errno : -EIO;
+            if (r == -EINTR)
+                continue;
+            free(buf);
+            return r;
+        }
+        off += (size_t)k;
+    }
+    uint8_t bit = (uint8_t)(1u << (idx % 8));
+    if (!(atomic_load(&sm->verified[idx / 8]) & bit)) {
+        uint8_t h[CAS_HASH_LEN];
+        cas_hash(buf, ci.len, h);
+        if (!cas_hash_equal(h, ci.id)) {
+            free(buf);
+            return -EBADMSG;
+        }
+        atomic_fetch_or(&sm->verified[idx / 8], bit);
+    }
+    *ret_buf = buf;
+    return ci.len;
 }
 
 static void
@@ -161,31 +265,26 @@ serve_work(uv_work_t *w)
                                    (long)(j->p->node->serve_delay_ms % 1000) * 1000000 };
             nanosleep(&ts, NULL);
         }
-        const cas_manifest *man = j->ce ? j->ce->man : NULL;
-        if (!man) {
-            int r = load_complete_manifest(s, j->r.model, &j->man);
+        struct smodel *sm = j->sm;
+        if (!sm) {
+            int r = smodel_open(s, j->r.model, &j->sm_new);
             if (r < 0) {
                 j->res = r;
                 break;
             }
-            man = j->man;
+            sm = j->sm_new;
         }
-        cas_chunk_info ci;
-        if (cas_manifest_chunk(man, j->r.chunk, &ci) < 0 || j->r.offset >= ci.len) {
-            j->res = -ERANGE;
-            break;
-        }
-        j->buf = malloc(ci.len);
-        if (!j->buf) {
-            j->res = -ENOMEM;
-            break;
-        }
-        int64_t n = cas_store_chunk_read(s, ci.id, j->buf, ci.len);
+        int64_t n = smodel_read(sm, j->r.chunk, &j->buf);
         if (n < 0) {
             j->res = n;
             break;
         }
-        uint32_t len = ci.len - j->r.offset < j->r.length ? ci.len - j->r.offset : j->r.length;
+        if (j->r.offset >= n) {
+            j->res = -ERANGE;
+            break;
+        }
+        uint32_t len =
+            (uint32_t)n - j->r.offset < j->r.length ? (uint32_t)n - j->r.offset : j->r.length;
         memmove(j->buf, j->buf + j->r.offset, len);
         j->res = len;
         break;
@@ -201,10 +300,10 @@ serve_done(uv_work_t *w, int status)
     nvx_node *n = p->node;
     n->jobs--;
     p->jobs--;
-    if (j->ce)
-        j->ce->refs--;
-    if (j->man)
-        mcache_put(n, j->r.model, j->man);
+    if (j->sm)
+        mcache_unref(n, j->sm);
+    if (j->sm_new)
+        mcache_put(n, j->sm_new);
     if (j->kind == JOB_CHUNK)
         p->serve_jobs--;
     if (status < 0 && j->res >= 0)
@@ -250,7 +349,8 @@ serve_done(uv_work_t *w, int status)
                 proto_session_send_msg(p->sess, &m);
             } else {
                 if (j->res == -EBADMSG)
-                    log_peer(NVX_LOG_ERROR, "a stored chunk is corrupt, not serving it: run nvx verify");
+                    log_peer(NVX_LOG_ERROR,
+                             "a stored chunk is corrupt, not serving it: run nvx verify");
                 send_not_found(p, j->r.req_id, j->r.model, j->r.chunk, PROTO_NOTFOUND_CHUNK);
             }
             break;
@@ -276,11 +376,11 @@ queue_job(nvx_peer *p, int kind, const struct sreq *r)
     j->kind = kind;
     j->r = *r;
     if (kind == JOB_CHUNK)
-        j->ce = mcache_get(n, r->model);
+        j->sm = mcache_get(n, r->model);
     int rc = uv_queue_work(n->loop, &j->w, serve_work, serve_done);
     if (rc < 0) {
-        if (j->ce)
-            j->ce->refs--;
+        if (j->sm)
+            mcache_unref(n, j->sm);
         free(j);
         return rc;
     }
