@@ -310,8 +310,19 @@ g_dial(void *userdata, const uint8_t node[static PROTO_ID_LEN], const char *addr
     dial(m, node, addr);
 }
 
+static void
+g_provider(void *userdata, const uint8_t node[static PROTO_ID_LEN],
+           const uint8_t model[static PROTO_ID_LEN], uint64_t expires_ms)
+{
+    (void)expires_ms;
+    nvx_mesh *m = userdata;
+    if (m->o.provider && !m->closing)
+        m->o.provider(m->o.arg, node, model);
+}
+
 static const nvx_gossip_ops gossip_ops = {
     .send = g_send,
+    .provider = g_provider,
     .name = g_name,
     .dial = g_dial,
 };
@@ -575,6 +586,15 @@ nvx_mesh_publish(nvx_mesh *m, const uint8_t model_id[static 32], const char *nam
     if (r < 0)
         free(j);
     return r;
+}
+
+int
+nvx_mesh_provide(nvx_mesh *m, const uint8_t model_id[static 32])
+{
+    if (m->closing)
+        return -ECANCELED;
+    /* The next rescan finds the model in the store and keeps providing it. */
+    return nvx_gossip_provide(m->g, model_id, wall_ms());
 }
 
 int

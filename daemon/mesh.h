@@ -61,6 +61,11 @@ typedef struct nvx_mesh_opts {
     uint16_t discovery_port;         /* 0: NVX_DISC_PORT */
     const char *discovery_interface; /* NULL: the kernel's choice */
     uint32_t discovery_interval_ms;  /* 0: NVX_DISC_INTERVAL_MS */
+    /* Gossip learned (or refreshed) that node provides model: e.g. ask
+     * that peer again for a model being fetched. May be NULL. Runs on the
+     * loop; must not close the mesh. */
+    void (*provider)(void *arg, const uint8_t node[static 32], const uint8_t model[static 32]);
+    void *arg;
 } nvx_mesh_opts;
 
 /*
@@ -84,6 +89,10 @@ void nvx_mesh_close(nvx_mesh *m, void (*done)(void *arg), void *arg);
  */
 int nvx_mesh_publish(nvx_mesh *m, const uint8_t model_id[static 32], const char *name,
                      void (*cb)(void *arg, int r), void *arg);
+
+/* Announces now that this node provides model_id (e.g. a fetch just
+ * completed), instead of at the next store rescan. Returns 0 or -errno. */
+int nvx_mesh_provide(nvx_mesh *m, const uint8_t model_id[static 32]);
 
 /* Dials every provider of model_id gossip knows an address for and is not
  * connected to (call before or while fetching it). Returns how many dials

@@ -61,6 +61,8 @@ typedef struct world {
     cas_seckey *sk;
     cas_namerec rec;
     int published;
+    int provider_cb[MAXN]; /* nvx_mesh_opts.provider calls per node */
+    uint8_t other[32];     /* a model announced with nvx_mesh_provide */
     int stopped;
     int closed;
 } world;
@@ -176,6 +178,22 @@ world_new(int n, const struct tp_mem_link *link, bool tcp)
     return w;
 }
 
+typedef struct cb_arg {
+    world *w;
+    int i;
+} cb_arg;
+
+static cb_arg cb_args[MAXN];
+
+static void
+on_provider(void *arg, const uint8_t node[static 32], const uint8_t model[static 32])
+{
+    (void)node;
+    (void)model;
+    cb_arg *a = arg;
+    a->w->provider_cb[a->i]++;
+}
+
 static void
 node_start(world *w, int i)
 {
@@ -190,13 +208,23 @@ node_start(world *w, int i)
         .agent = "test-mesh",
     };
     assert_int_equal(nvx_node_new(&o, &w->node[i]), 0);
+    cb_args[i] = (cb_arg){ .w = w, .i = i };
     nvx_mesh_opts mo = {
         .loop = &w->loop,
         .node = w->node[i],
         .identity = w->ident[i],
         .store = w->store[i],
+        .provider = on_provider,
+        .arg = &cb_args[i],
     };
     assert_int_equal(nvx_mesh_new(&mo, &w->mesh[i]), 0);
+}
+
+static bool
+c_knows_other(world *w)
+{
+    uint8_t ids[4][32];
+    return nvx_gossip_providers(nvx_mesh_gossip(w->mesh[2]), w->other, 0, ids, 4) == 1;
 }
 
 static void
@@ -274,6 +302,13 @@ test_line(void **state)
     assert_int_equal(cas_namerec_resolve(w->store[2], "pub/tiny/v1", &res), 0);
     assert_true(res.trusted);
     assert_memory_equal(res.rec.model_id, w->model, 32);
+
+    /* Gossip told nvxd's provider callback on n2 (n0's record came via n1). */
+    assert_true(w->provider_cb[2] >= 1);
+    /* nvx_mesh_provide announces at once (a fetch just completed on n1). */
+    memset(w->other, 0x42, 32);
+    assert_int_equal(nvx_mesh_provide(w->mesh[1], w->other), 0);
+    run_until(w, c_knows_other, 20000);
 
     /* Publishing a bad name fails at once; one nobody stored, in the cb. */
     assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "a b", on_published, w), -EINVAL);
