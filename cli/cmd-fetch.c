@@ -12,17 +12,20 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cmd-publish.h"
 #include "cli/daemon-client.h"
 #include "cli/json.h"
 #include "cli/progress.h"
+#include "libcas/hash.h"
+#include "libcas/namerec.h"
 
 int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command cli_cmd_fetch = {
     .name = "fetch",
     .main = cli_fetch_main,
-    .usage = "fetch ID [--pin]",
-    .summary = "Fetch a model by id from the node's peers (needs nvxd)",
+    .usage = "fetch ID|PUBLISHER/NAME [--pin] [--allow-untrusted]",
+    .summary = "Fetch a model by id or signed name from the node's peers (needs nvxd)",
 };
 
 static volatile sig_atomic_t interrupted;
@@ -80,8 +83,12 @@ json_event(const proto_ctl_progress *p)
 int
 cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
 {
-    bool pin = false;
+    bool pin = false, allow_untrusted = false;
     const cli_opt opts[] = {
+        { .lname = "allow-untrusted",
+          .type = CLI_OPT_FLAG,
+          .dest = &allow_untrusted,
+          .help = "follow a name record signed by a key not in `nvx trust` (warns)" },
         { .lname = "pin",
           .type = CLI_OPT_FLAG,
           .dest = &pin,
@@ -94,6 +101,16 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
     if ((r = cli_want_args(&cli_cmd_fetch, npos, 1, 1)) != CLI_GO)
         return r;
     const char *target = argv[0];
+    char resolved[CAS_HASH_HEX_LEN + 1];
+    if (cas_namerec_is_target(target)) {
+        /* PUBLISHER/NAME: resolved here from the records gossip stored, so
+         * an untrusted publisher is refused with its own exit code. */
+        uint8_t mid[CAS_HASH_LEN];
+        if ((r = cli_name_resolve(ctx, target, allow_untrusted, mid)) != CLI_GO)
+            return r;
+        cas_hash_to_hex(mid, resolved);
+        target = resolved;
+    }
     if (strlen(target) > PROTO_CTL_STR_MAX)
         return cli_fail(CLI_EXIT_USAGE, "model id too long: give the 64-hex-digit id");
     for (const char *p = target; *p; p++)
@@ -119,6 +136,8 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
     proto_ctl_put_str(&w, PROTO_CTL_T_TARGET, target);
     if (pin)
         proto_ctl_put_bool(&w, PROTO_CTL_T_PIN, true);
+    if (allow_untrusted)
+        proto_ctl_put_bool(&w, PROTO_CTL_T_UNTRUSTED, true);
     r = cli_daemon_send(d, &w);
     if (r < 0) {
         r = cli_fail_errno(r, "check that nvxd is running", "cannot send to nvxd");
