@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -296,6 +297,70 @@ test_fetch(void **state)
     free(id);
 }
 
+/* A fetch running in the background: pid of `nvx fetch`, output in a file. */
+static pid_t
+fetch_bg(const node *n, const char *id, const char *out_path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(nvx_bin, nvx_bin, "--store", n->dir, "--json", "fetch", id, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Unpin + gc on the seeder stop seeding: a new fetch finds nobody and
+ * waits (its progress says so); Ctrl-C on nvx cancels it cleanly. */
+static void
+test_gc_stops_seeding(void **state)
+{
+    node a = { 0 }, b = { 0 };
+    node_start(&a, "ga", NULL);
+    node_start(&b, "gb", NULL);
+    char *id = add_model(&a, "m4.bin", 1 << 20, 4);
+    nvx_ok(&a, NULL, "pin", id, NULL);
+    nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    nvx_ok(&b, NULL, "fetch", id, NULL);
+    nvx_ok(&b, NULL, "rm", "--force", id, NULL);
+    nvx_ok(&a, NULL, "unpin", id, NULL);
+    nvx_ok(&a, NULL, "gc", NULL);
+
+    char out_path[700];
+    snprintf(out_path, sizeof(out_path), "%s/fetch-bg.out", tmp);
+    pid_t fp = fetch_bg(&b, id, out_path);
+    sleep_ms(1500);
+    char *out = NULL;
+    nvx_ok(&b, &out, "--json", "status", NULL);
+    assert_non_null(strstr(out, "\"state\":\"manifest\""));
+    assert_int_equal(json_u64(out, "bytes_fetched"), 1 << 20); /* the first fetch only */
+    free(out);
+    assert_int_equal(kill(fp, SIGINT), 0);
+    int st;
+    assert_int_equal(waitpid(fp, &st, 0), fp);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+    out = slurp(out_path);
+    assert_non_null(strstr(out, "run `nvx fetch"));
+    free(out);
+    for (int i = 0; i < 100; i++) { /* the daemon notices the hang-up */
+        nvx_ok(&b, &out, "--json", "status", NULL);
+        bool idle = strstr(out, "\"transfers\":[]") != NULL;
+        free(out);
+        if (idle)
+            break;
+        sleep_ms(20);
+    }
+    char *log = slurp(b.log);
+    assert_non_null(strstr(log, "cancelled (resumable)"));
+    free(log);
+    node_stop(&a);
+    node_stop(&b);
+    free(id);
+}
+
 static int
 ctl_connect(const node *n)
 {
@@ -411,6 +476,7 @@ main(void)
         cmocka_unit_test(test_fetch),
         cmocka_unit_test(test_control_malformed),
         cmocka_unit_test(test_no_daemon),
+        cmocka_unit_test(test_gc_stops_seeding),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
