@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli/escape.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 size_t
@@ -37,18 +38,36 @@ cli_utf8_next(const unsigned char *s, size_t len, uint32_t *ret_cp)
     return n;
 }
 
+/* Invisible code points that reorder or hide the text around them: bidi
+ * embeddings, overrides and isolates ("Trojan Source"), zero-width
+ * characters, line/paragraph separators and the BOM. A tensor name or a
+ * trusted comment must not make the rest of a line read differently. */
+static bool
+is_format_char(uint32_t cp)
+{
+    return (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+           (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
+}
+
 /* Returns how many bytes of s[0..len) form the next unit and writes its
  * printable form into buf (at most 16 bytes incl. NUL). */
 static size_t
 next_unit(const unsigned char *s, size_t len, char buf[16])
 {
+    static const char hex[] = "0123456789abcdef";
     uint32_t cp;
     size_t n = cli_utf8_next(s, len, &cp);
     if (n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) {
-        static const char hex[] = "0123456789abcdef";
         buf[0] = '\\', buf[1] = 'x', buf[2] = hex[s[0] >> 4], buf[3] = hex[s[0] & 15];
         buf[4] = '\0';
         return 1;
+    }
+    if (is_format_char(cp)) {
+        buf[0] = '\\', buf[1] = 'u';
+        for (int i = 0; i < 4; i++)
+            buf[2 + i] = hex[(cp >> (12 - 4 * i)) & 15];
+        buf[6] = '\0';
+        return n;
     }
     if (cp == '\\') {
         memcpy(buf, "\\\\", 3);

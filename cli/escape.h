@@ -4,7 +4,8 @@
 /*
  * Printing untrusted strings (file names, tensor names, metadata, trusted
  * comments): bytes that could move the cursor, end a line or start a terminal
- * escape sequence are shown as \xNN. Valid UTF-8 text is kept as it is.
+ * escape sequence are shown as \xNN, characters that reorder or hide text
+ * as \uNNNN. Other valid UTF-8 text is kept as it is.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +22,9 @@ size_t cli_utf8_next(const unsigned char *s, size_t len, uint32_t *ret_cp);
  * Escapes s[0..len) into out[0..cap) (always NUL-terminated when cap > 0;
  * truncated on a character boundary with "..." when it does not fit). Escaped:
  * C0 controls, DEL, C1 controls (U+0080..U+009F), invalid UTF-8 and
- * backslash itself. Returns the length written (without the NUL).
+ * backslash itself as \xNN; invisible formatting characters (bidi controls,
+ * zero-width characters, U+2028/2029, BOM) as \uNNNN. Returns the length
+ * written (without the NUL).
  */
 size_t cli_escape(const char *s, size_t len, char *out, size_t cap);
 

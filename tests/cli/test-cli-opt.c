@@ -177,6 +177,14 @@ test_escape(void **state)
     /* Overlong and surrogate forms are not valid UTF-8. */
     cli_escape("\xc0\xaf\xed\xa0\x80", 5, out, sizeof(out));
     assert_string_equal(out, "\\xc0\\xaf\\xed\\xa0\\x80");
+    /* Bidi overrides, zero-width characters and the BOM are shown. */
+    cli_escape("a\xe2\x80\xae"
+               "b\xe2\x80\x8b"
+               "c\xef\xbb\xbf\xe2\x81\xa6",
+               15, out, sizeof(out));
+    assert_string_equal(out, "a\\u202eb\\u200bc\\ufeff\\u2066");
+    cli_escape("\xe2\x80\x94", 3, out, sizeof(out)); /* an em dash is text */
+    assert_string_equal(out, "\xe2\x80\x94");
     /* Truncation keeps the output NUL-terminated and marks it. */
     char small[8];
     cli_escape("abcdefghijkl", 12, small, sizeof(small));
