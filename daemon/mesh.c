@@ -437,16 +437,33 @@ on_tick(uv_timer_t *t)
     }
 }
 
+/* The port to announce on the LAN, 0 for none: not listening, or
+ * listening on loopback only while announcing on another interface (the
+ * others would dial our LAN address and find nothing there). */
 static uint16_t
-listen_port(const nvx_node *n)
+listen_port(const nvx_node *n, const char *interface)
 {
     struct sockaddr_storage ss;
     const char *a = nvx_node_listen_addr(n);
     if (!a || !a[0] || tp_tcp_addr_parse(a, 0, &ss) < 0)
         return 0;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    bool loopback = false;
+    uint16_t port;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+        port = ntohs(sin->sin_port);
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+        static const uint8_t one[16] = { [15] = 1 };
+        loopback = memcmp(&sin6->sin6_addr, one, 16) == 0;
+        port = ntohs(sin6->sin6_port);
+    }
+    if (loopback && !(interface && strncmp(interface, "127.", 4) == 0)) {
+        log_info("LAN discovery: listening on %s only, so not announcing (listen only)", a);
+        return 0;
+    }
+    return port;
 }
 
 static void
@@ -454,7 +471,7 @@ start_discovery(nvx_mesh *m)
 {
     nvx_disc_opts d = {
         .loop = m->o.loop,
-        .listen_port = listen_port(m->o.node),
+        .listen_port = listen_port(m->o.node, m->o.discovery_interface),
         .group = m->o.discovery_group,
         .port = m->o.discovery_port,
         .interface = m->o.discovery_interface,

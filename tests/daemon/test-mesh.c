@@ -13,17 +13,26 @@
  * (its HELLO address, with the unspecified host replaced by the address the
  * session came from) and dials it.
  *
+ * test_discovery_tcp: two TCP nodes on 127.0.0.1 with no peers configured
+ * find each other by LAN multicast (on the loopback interface, a random
+ * port) and connect; skipped when this machine has no loopback multicast.
+ *
  * test_lossy: ten nodes, each dialing two earlier ones, over links with
  * 50 ms latency and 5% loss; a record published on node 0 reaches every
  * node's store, and every node learns node 0 provides the model.
  */
+#define _DEFAULT_SOURCE /* struct ip_mreq */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -49,6 +58,8 @@ typedef struct world {
     char name[MAXN][16];
     char listen[MAXN][64];
     char dial_addr[MAXN][64];
+    bool discovery;
+    uint16_t disc_port;
     char *dir[MAXN];
     cas_store *store[MAXN];
     proto_identity *ident[MAXN];
@@ -216,6 +227,10 @@ node_start(world *w, int i)
         .store = w->store[i],
         .provider = on_provider,
         .arg = &cb_args[i],
+        .discovery = w->discovery,
+        .discovery_port = w->disc_port,
+        .discovery_interface = "127.0.0.1",
+        .discovery_interval_ms = 100,
     };
     assert_int_equal(nvx_mesh_new(&mo, &w->mesh[i]), 0);
 }
@@ -359,6 +374,66 @@ test_pex_tcp(void **state)
     world_free(w);
 }
 
+/* A free UDP port, and whether multicast sent on 127.0.0.1 comes back to a
+ * member socket here (plain sockets: a skip says "this machine"). */
+static bool
+loopback_multicast(uint16_t *ret_port)
+{
+    bool ok = false;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    struct ip_mreq mr;
+    memset(&mr, 0, sizeof(mr));
+    inet_pton(AF_INET, "239.255.77.88", &mr.imr_multiaddr);
+    inet_pton(AF_INET, "127.0.0.1", &mr.imr_interface);
+    socklen_t len = sizeof(a);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr.imr_interface, sizeof(mr.imr_interface)) <
+            0)
+        goto out;
+    struct sockaddr_in g = { .sin_family = AF_INET,
+                             .sin_port = a.sin_port,
+                             .sin_addr = mr.imr_multiaddr };
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char buf[8];
+    ok = sendto(fd, "x", 1, 0, (struct sockaddr *)&g, sizeof(g)) == 1 && poll(&pfd, 1, 1000) == 1 &&
+         recv(fd, buf, sizeof(buf), 0) == 1;
+    *ret_port = ntohs(a.sin_port);
+out:
+    close(fd);
+    return ok;
+}
+
+static bool
+discovered(world *w)
+{
+    return nvx_gossip_connected(nvx_mesh_gossip(w->mesh[1]), proto_identity_node_id(w->ident[0]));
+}
+
+static void
+test_discovery_tcp(void **state)
+{
+    (void)state;
+    uint16_t port = 0;
+    if (!loopback_multicast(&port)) {
+        fprintf(stderr, "[  SKIP    ] no multicast on 127.0.0.1 here\n");
+        skip();
+    }
+    world *w = world_new(2, NULL, true);
+    w->discovery = true;
+    w->disc_port = port;
+    world_start(w);
+    run_until(w, discovered, 20000);
+    run_until(w, all_know, 20000);
+    world_free(w);
+}
+
 static void
 test_lossy(void **state)
 {
@@ -391,6 +466,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line),
         cmocka_unit_test(test_pex_tcp),
+        cmocka_unit_test(test_discovery_tcp),
         cmocka_unit_test(test_lossy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
