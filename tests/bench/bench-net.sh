@@ -460,6 +460,9 @@ fi
 echo
 echo "bench-net: $SIZE_MB MiB random file over 127.0.0.1, medians of $RUNS runs (min, max)"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ $have_nvx = 1 ]; then
+    echo "nvx: $("$NVXD" --version 2>/dev/null | head -n 1), tree $(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown)"
+fi
 cat "$REPORT"
 if want c; then
     if [ -n "$NVX_MBPS" ]; then
