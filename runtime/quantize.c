@@ -72,16 +72,6 @@ rt__quant_pack_q4(uint8_t *qs, const uint8_t *q)
         qs[j] = (uint8_t)(q[j] | q[j + RT_QK / 2] << 4);
 }
 
-uint8_t
-rt__quant_code4(float v)
-{
-    /* v = x / d + 8, rounded half up as the reference quantizer does. */
-    float c = floorf(v + 0.5f);
-    if (!(c >= 0.0f)) /* also NaN */
-        return 0;
-    return (uint8_t)(c > 15.0f ? 15 : c);
-}
-
 void
 rt_quant_row_q4_0(const float *x, uint8_t *out, size_t n)
 {
