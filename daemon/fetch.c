@@ -284,15 +284,24 @@ cancel_creq_send(nvx_peer *p, struct creq *c)
     }
 }
 
+/* Takes c off its peer's list (O(1)). */
+static void
+creq_remove(nvx_peer *p, struct creq *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->creqs = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        p->creqs_tail = c->prev;
+}
+
 static void
 creq_unlink(nvx_peer *p, struct creq *c)
 {
-    for (struct creq **cp = &p->creqs; *cp; cp = &(*cp)->next) {
-        if (*cp == c) {
-            *cp = c->next;
-            break;
-        }
-    }
+    creq_remove(p, c);
     free(c->buf);
     free(c);
 }
@@ -301,17 +310,13 @@ creq_unlink(nvx_peer *p, struct creq *c)
 static void
 drop_creqs(nvx_peer *p, struct xfer *x, bool send_cancel)
 {
-    for (struct creq **cp = &p->creqs; *cp;) {
-        struct creq *c = *cp;
-        if (c->x != x) {
-            cp = &c->next;
+    for (struct creq *c = p->creqs, *next; c; c = next) {
+        next = c->next;
+        if (c->x != x)
             continue;
-        }
         if (send_cancel)
             cancel_creq_send(p, c);
-        *cp = c->next;
-        free(c->buf);
-        free(c);
+        creq_unlink(p, c);
     }
 }
 
@@ -539,8 +544,12 @@ send_requests(struct xfer *x, struct xpeer *xp, uint64_t now)
         p->next_req_id += c->npieces;
         c->buf = buf;
         c->t_sent = now;
-        c->next = p->creqs;
-        p->creqs = c;
+        c->prev = p->creqs_tail;
+        if (p->creqs_tail)
+            p->creqs_tail->next = c;
+        else
+            p->creqs = c;
+        p->creqs_tail = c;
         for (uint32_t i = 0; i < c->npieces; i++) {
             proto_msg m = { .type = PROTO_MSG_REQUEST };
             m.u.request.req_id = c->req_base + i;
@@ -557,11 +566,19 @@ send_requests(struct xfer *x, struct xpeer *xp, uint64_t now)
         nvx__peer_flush(p);
 }
 
+/* Sends requests to every peer with room in its window. Inside a read
+ * callback this waits until the whole read was handled, so the requests
+ * freed by several DATA frames leave in one write. */
 static void
 xfer_pump(struct xfer *x)
 {
     if (!x->pk || x->ending || x->finishing)
         return;
+    if (x->node->in_recv) {
+        x->pump_pending = true;
+        return;
+    }
+    x->pump_pending = false;
     uint64_t now = nvx__now(x->node);
     for (struct xpeer *xp = x->peers, *next; xp; xp = next) {
         next = xp->next;
@@ -963,6 +980,16 @@ again:
                           (unsigned long long)x->chunks_done, (unsigned long long)x->chunks_total);
         if (!x->finishing)
             notify(x, x->state, 0, false);
+    }
+}
+
+void
+nvx__fetch_pump_pending(nvx_node *n)
+{
+    for (struct xfer *x = n->xfers, *next; x; x = next) {
+        next = x->next;
+        if (x->pump_pending)
+            xfer_pump(x);
     }
 }
 

@@ -28,7 +28,7 @@ struct cfg_peer {
 
 /* One chunk requested from one peer, maybe in several pieces. */
 struct creq {
-    struct creq *next;
+    struct creq *prev, *next; /* the peer's list, oldest first */
     struct xfer *x;
     uint32_t idx, len;
     uint32_t req_base, npieces, piece;
@@ -63,7 +63,7 @@ struct nvx_peer {
     size_t sq_head, sq_len;
     unsigned serve_jobs;
     /* fetching */
-    struct creq *creqs;
+    struct creq *creqs, *creqs_tail; /* oldest first: answers come in order */
     uint32_t next_req_id;
 };
 
@@ -108,6 +108,7 @@ struct xfer {
     uint32_t uncommitted;
     uint64_t last_commit_ms;
     bool committing, finishing;
+    bool pump_pending; /* pumped once the current read is handled */
     unsigned jobs;
     uint64_t rate, rate_bytes;
 };
@@ -151,6 +152,7 @@ struct nvx_node {
     struct smodel *mcache[NVX_NODE_MCACHE];
     uint64_t mcache_clock;
     uint64_t bytes_fetched;
+    unsigned in_recv; /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
     void (*stop_done)(void *);
     void *stop_arg;
@@ -176,5 +178,6 @@ void nvx__fetch_peer_up(nvx_peer *p);
 void nvx__fetch_peer_gone(nvx_peer *p);
 void nvx__fetch_tick(nvx_node *n);
 void nvx__fetch_stop_all(nvx_node *n);
+void nvx__fetch_pump_pending(nvx_node *n);
 
 #endif

@@ -78,10 +78,19 @@ on_close(tp_conn *c)
     nvx__peer_put(p);
 }
 
+/* Session output handed to the link in one tp_send (one writev). */
+struct send_batch {
+    unsigned n;
+    uint8_t *bufs[TP_SEND_BUFS_MAX];
+};
+
 static void
 on_send(tp_conn *c, void *arg, int status)
 {
-    free(arg);
+    struct send_batch *b = arg;
+    for (unsigned i = 0; i < b->n; i++)
+        free(b->bufs[i]);
+    free(b);
     nvx_peer *p = tp_conn_data(c);
     if (p && !p->closing)
         nvx__serve_pump(p);
@@ -92,19 +101,38 @@ nvx__peer_flush(nvx_peer *p)
 {
     uint8_t *buf;
     size_t len;
-    while (proto_session_output(p->sess, &buf, &len) > 0) {
-        if (p->closing || !p->conn) {
+    struct send_batch *b = NULL;
+    tp_buf tb[TP_SEND_BUFS_MAX];
+    for (;;) {
+        int more = proto_session_output(p->sess, &buf, &len);
+        if (more > 0 && (p->closing || !p->conn)) {
             free(buf);
             continue;
         }
-        tp_buf b = { buf, len };
-        int r = tp_send(p->conn, &b, 1, on_send, buf);
-        if (r < 0) {
+        if (more > 0 && !b && !(b = calloc(1, sizeof(*b)))) {
             free(buf);
-            nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
+            nvx__peer_close(p, PROTO_BYE_NORMAL, "out of memory");
             return;
         }
-        p->bytes_out += len;
+        if (more > 0) {
+            tb[b->n].base = buf;
+            tb[b->n].len = len;
+            b->bufs[b->n++] = buf;
+            p->bytes_out += len;
+        }
+        if (b && (more <= 0 || b->n == TP_SEND_BUFS_MAX)) {
+            int r = tp_send(p->conn, tb, b->n, on_send, b);
+            if (r < 0) {
+                for (unsigned i = 0; i < b->n; i++)
+                    free(b->bufs[i]);
+                free(b);
+                nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
+                return;
+            }
+            b = NULL;
+        }
+        if (more <= 0)
+            return;
     }
 }
 
@@ -344,6 +372,7 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
     if (p->closing)
         return;
     p->bytes_in += len;
+    p->node->in_recv++;
     while (len > 0 && !p->closing) {
         size_t used = 0;
         proto_event ev;
@@ -356,7 +385,7 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
             snprintf(why, sizeof(why), "session failed: %s",
                      proto_fail_str(proto_session_fail(p->sess)));
             nvx__peer_close(p, PROTO_BYE_PROTOCOL_ERROR, why);
-            return;
+            break;
         }
         if (r == 0)
             break;
@@ -367,6 +396,8 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
     }
     if (!p->closing)
         nvx__peer_flush(p);
+    if (--p->node->in_recv == 0)
+        nvx__fetch_pump_pending(p->node);
 }
 
 static void
