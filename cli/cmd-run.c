@@ -143,9 +143,10 @@ cli_rt_open(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *ret)
     ret->what = text;
     struct stat st;
     if (!is_file(text) && (looks_like_path(text) || stat(text, &st) == 0))
-        return cli_fail(CLI_EXIT_NOTFOUND, "%s is not a model file (%s): give a GGUF or llama2.c "
-                        "file, or a model id or name from nvx ls", text,
-                        stat(text, &st) == 0 ? "not a regular file" : "no such file");
+        return cli_fail(CLI_EXIT_NOTFOUND,
+                        "%s is not a model file (%s): give a GGUF or llama2.c "
+                        "file, or a model id or name from nvx ls",
+                        text, stat(text, &st) == 0 ? "not a regular file" : "no such file");
     if (is_file(text)) {
         ret->path = strdup(text);
         if (!ret->path)

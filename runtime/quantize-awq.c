@@ -265,8 +265,8 @@ group_err(const float *w, const float *ws, int rows, int cols, const float *imp,
  * of site st; pred_vec (a norm weight, length cols) or pred_rows (a matrix
  * whose row j produces input channel map[j]) absorbs 1/s. */
 static int
-awq_group(calib *c, const site *st, rt__qtensor **mats, int n_mats, float *pred_vec, float *pred_rows,
-          int pred_cols, const int *map, int n_pred_rows)
+awq_group(calib *c, const site *st, rt__qtensor **mats, int n_mats, float *pred_vec,
+          float *pred_rows, int pred_cols, const int *map, int n_pred_rows)
 {
     int cols = (int)st->n;
     if (cols % RT_QK)
@@ -474,7 +474,7 @@ gptq(rt__qtensor *t, const site *st)
     for (int i = 0; i < rows; i++)
         for (int b = 0; b < n / RT_QK; b++)
             rt__quant_pack_q4(out + (size_t)i * row_bytes + (size_t)b * RT_Q4_0_BYTES + 2,
-                    codes + (size_t)i * n + (size_t)b * RT_QK);
+                              codes + (size_t)i * n + (size_t)b * RT_QK);
     free(t->q4);
     t->q4 = out;
     out = NULL;

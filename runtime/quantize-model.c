@@ -5,8 +5,6 @@
  * runs the activation-aware pass (quantize-awq.c), and hands every tensor,
  * quantized, to a GGUF writer with llama metadata and vocabulary.
  */
-#include "runtime/quantize.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +13,7 @@
 
 #include "runtime/internal.h"
 #include "runtime/layout.h"
+#include "runtime/quantize.h"
 
 /* ---- model conversion ---- */
 
@@ -533,7 +532,7 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
     }
     if (opts->type == RT_TYPE_Q4_0 && opts->method == RT_QUANT_AWQ) {
         r = rt__quant_awq(&m, opts->seed,
-                      opts->calib_tokens ? opts->calib_tokens : RT_QUANT_CALIB_TOKENS);
+                          opts->calib_tokens ? opts->calib_tokens : RT_QUANT_CALIB_TOKENS);
         if (r < 0)
             goto out;
     }

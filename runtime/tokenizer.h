@@ -37,7 +37,7 @@ enum {
     RT_TOK_MAX_PIECE = 512,     /* bytes in one piece */
     /* Largest tokenizer.bin read from a file: the biggest legal vocab. */
     RT_TOK_FILE_MAX = 4 + RT_TOK_MAX_VOCAB * (8 + 64),
-    RT_TOK_BOS_DEFAULT = 1,     /* llama2.c / Llama 2 ids */
+    RT_TOK_BOS_DEFAULT = 1, /* llama2.c / Llama 2 ids */
     RT_TOK_EOS_DEFAULT = 2,
     RT_TOK_UNK_DEFAULT = 0,
 };

@@ -392,8 +392,7 @@ test_cli_run_errors(void **state)
     expect_error(s, 3, out, err, "no such file");
     /* Too small an arena says how many bytes are needed: the exact total
      * that --arena-report prints for the same options. */
-    assert_int_equal(nvx(bin, &out, &err, "run", gguf, "--arena", "1M", "--arena-report", NULL),
-                     0);
+    assert_int_equal(nvx(bin, &out, &err, "run", gguf, "--arena", "1M", "--arena-report", NULL), 0);
     const char *lines[] = { "weights", "activations", "kv_cache", "other", "total" };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         assert_non_null(strstr(out, lines[i]));
@@ -411,8 +410,8 @@ test_cli_run_errors(void **state)
     snprintf(q4, sizeof(q4), "%s/q4.gguf", dir);
     if (access(mk, X_OK) == 0) {
         /* Every width a multiple of 32: no F16 fallback matrix. */
-        char *argv[] = { mk,       "-o",    q4,      "--type", "q4_0", "--dim", "64",
-                         "--hidden", "128", "--vocab", "300",  NULL };
+        char *argv[] = { mk,   "-o",       q4,    "--type",  "q4_0", "--dim",
+                         "64", "--hidden", "128", "--vocab", "300",  NULL };
         assert_int_equal(tu_run(argv, NULL, NULL), 0);
         s = nvx(bin, &out, &err, "run", q4, "-p", "x", "--requant", "q8_0", NULL);
         expect_error(s, 2, out, err, "--requant q8_0 has nothing to do");
@@ -426,8 +425,8 @@ test_cli_run_errors(void **state)
     snprintf(text, sizeof(text), "%s/text.txt", dir);
     const char *t = "I dreamed of a quiet city where the lights hummed softly.\n";
     assert_int_equal(tu_write_file(text, t, strlen(t)), 0);
-    assert_int_equal(
-        nvx(bin, &out, &err, "eval", gguf, "--ref", bin_model, "--text", text, NULL), 0);
+    assert_int_equal(nvx(bin, &out, &err, "eval", gguf, "--ref", bin_model, "--text", text, NULL),
+                     0);
     assert_non_null(strstr(out, "perplexity"));
     assert_non_null(strstr(out, "(text,"));
     /* The same weights: identical distributions. */
@@ -546,10 +545,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_llama2c),         cmocka_unit_test(test_reference_gguf_f32),
-        cmocka_unit_test(test_quantized_and_int8_kv_run), cmocka_unit_test(test_caps_and_stops),
-        cmocka_unit_test(test_sampled_deterministic),     cmocka_unit_test(test_cli_run),
-        cmocka_unit_test(test_cli_quantize_eval),         cmocka_unit_test(test_cli_run_store),
+        cmocka_unit_test(test_reference_llama2c),
+        cmocka_unit_test(test_reference_gguf_f32),
+        cmocka_unit_test(test_quantized_and_int8_kv_run),
+        cmocka_unit_test(test_caps_and_stops),
+        cmocka_unit_test(test_sampled_deterministic),
+        cmocka_unit_test(test_cli_run),
+        cmocka_unit_test(test_cli_quantize_eval),
+        cmocka_unit_test(test_cli_run_store),
         cmocka_unit_test(test_cli_run_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
