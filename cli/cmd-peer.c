@@ -45,23 +45,13 @@ cli_peer_main(cli_ctx *ctx, int argc, char **argv)
     for (const char *p = npos == 2 ? argv[1] : ""; *p; p++)
         if (*p <= 0x20 || *p >= 0x7f)
             return cli_fail(CLI_EXIT_USAGE, "bad address: give HOST:PORT");
-    cli_daemon *d = malloc(sizeof(*d));
-    proto_ctl_msg *m = malloc(sizeof(*m));
-    if (!d || !m) {
-        free(d);
-        free(m);
-        return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
-    }
-    if ((r = cli_daemon_connect(ctx, d)) != CLI_GO)
-        goto out;
-    proto_ctl_writer w;
-    proto_ctl_writer_init(&w, type, cli_daemon_next_id(d));
-    if (npos == 2)
-        proto_ctl_put_str(&w, PROTO_CTL_T_ADDR, argv[1]);
-    r = cli_daemon_call(d, &w, m,
-                        type == PROTO_CTL_PEER_ADD  ? "check the address (HOST:PORT)"
-                        : type == PROTO_CTL_PEER_RM ? "see `nvx peer ls`"
-                                                    : NULL);
+    cli_daemon *d;
+    proto_ctl_msg *m;
+    r = cli_daemon_request(ctx, type, npos == 2 ? argv[1] : NULL,
+                           type == PROTO_CTL_PEER_ADD  ? "check the address (HOST:PORT)"
+                           : type == PROTO_CTL_PEER_RM ? "see `nvx peer ls`"
+                                                       : NULL,
+                           &d, &m);
     if (r != CLI_GO)
         goto out;
     cli_json j;
@@ -97,8 +87,6 @@ cli_peer_main(cli_ctx *ctx, int argc, char **argv)
     }
     r = CLI_EXIT_OK;
 out:
-    cli_daemon_close(d);
-    free(d);
-    free(m);
+    cli_daemon_done(d, m);
     return r;
 }

@@ -94,18 +94,9 @@ cli_status_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     if ((r = cli_want_args(&cli_cmd_status, npos, 0, 0)) != CLI_GO)
         return r;
-    cli_daemon *d = malloc(sizeof(*d));
-    proto_ctl_msg *m = malloc(sizeof(*m));
-    if (!d || !m) {
-        free(d);
-        free(m);
-        return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
-    }
-    if ((r = cli_daemon_connect(ctx, d)) != CLI_GO)
-        goto out;
-    proto_ctl_writer w;
-    proto_ctl_writer_init(&w, PROTO_CTL_STATUS, cli_daemon_next_id(d));
-    if ((r = cli_daemon_call(d, &w, m, NULL)) != CLI_GO)
+    cli_daemon *d;
+    proto_ctl_msg *m;
+    if ((r = cli_daemon_request(ctx, PROTO_CTL_STATUS, NULL, NULL, &d, &m)) != CLI_GO)
         goto out;
     char id[65], b1[16], b2[16];
     cli_daemon_hex(m, PROTO_CTL_T_NODE_ID, id);
@@ -160,8 +151,6 @@ cli_status_main(cli_ctx *ctx, int argc, char **argv)
     }
     r = CLI_EXIT_OK;
 out:
-    cli_daemon_close(d);
-    free(d);
-    free(m);
+    cli_daemon_done(d, m);
     return r;
 }

@@ -141,6 +141,35 @@ cli_daemon_call(cli_daemon *d, proto_ctl_writer *w, proto_ctl_msg *resp, const c
     }
 }
 
+int
+cli_daemon_request(cli_ctx *ctx, uint8_t type, const char *addr, const char *hint,
+                   cli_daemon **ret_d, proto_ctl_msg **ret_m)
+{
+    cli_daemon *d = malloc(sizeof(*d));
+    proto_ctl_msg *m = malloc(sizeof(*m));
+    *ret_d = d;
+    *ret_m = m;
+    if (!d || !m)
+        return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
+    int r = cli_daemon_connect(ctx, d);
+    if (r != CLI_GO)
+        return r;
+    proto_ctl_writer w;
+    proto_ctl_writer_init(&w, type, cli_daemon_next_id(d));
+    if (addr)
+        proto_ctl_put_str(&w, PROTO_CTL_T_ADDR, addr);
+    return cli_daemon_call(d, &w, m, hint);
+}
+
+void
+cli_daemon_done(cli_daemon *d, proto_ctl_msg *m)
+{
+    if (d)
+        cli_daemon_close(d);
+    free(d);
+    free(m);
+}
+
 void
 cli_daemon_hex(const proto_ctl_msg *m, uint8_t tag, char buf[static 65])
 {

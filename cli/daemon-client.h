@@ -47,6 +47,15 @@ int cli_daemon_recv(cli_daemon *d, proto_ctl_msg *m);
  * prints "nvx: <daemon's message>: <hint>" and returns the exit code. */
 int cli_daemon_call(cli_daemon *d, proto_ctl_writer *w, proto_ctl_msg *resp, const char *hint);
 
+/* The common shape of a one-shot request: allocates a connection and a
+ * message, connects, sends `type` (with an ADDR field when addr is not
+ * NULL) and waits for the OK into *ret_m. Returns CLI_GO, or the exit code
+ * after printing the error line. Release both with cli_daemon_done(), also
+ * after a failure. */
+int cli_daemon_request(cli_ctx *ctx, uint8_t type, const char *addr, const char *hint,
+                       cli_daemon **ret_d, proto_ctl_msg **ret_m);
+void cli_daemon_done(cli_daemon *d, proto_ctl_msg *m);
+
 /* Prints an ERROR response as a failure line; returns the exit code. */
 int cli_daemon_fail(const proto_ctl_msg *m, const char *hint);
 
