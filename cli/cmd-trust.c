@@ -127,9 +127,12 @@ ls_one(void *userdata, const uint8_t *key_id, size_t key_id_len, const uint8_t *
         cli_json_obj_end(&st->j);
         return 0;
     }
-    printf("%s  %s  ", kid, b64);
-    cli_print_escaped_str(stdout, name);
-    printf("\n");
+    printf("%-16s  %s", kid, b64);
+    if (*name) {
+        fputs("  ", stdout);
+        cli_print_escaped_str(stdout, name);
+    }
+    putchar('\n');
     return 0;
 }
 
@@ -137,7 +140,7 @@ static int
 trust_ls(cli_ctx *ctx)
 {
     cas_store *s;
-    int r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
+    int r = cli_store_open(ctx, CLI_STORE_IF_EXISTS, &s);
     if (r != CLI_GO)
         return r;
     ls_state st = { .ctx = ctx };
@@ -145,7 +148,7 @@ trust_ls(cli_ctx *ctx)
         cli_json_init(&st.j, stdout);
         cli_json_arr_begin(&st.j);
     }
-    r = cas_store_key_list(s, ls_one, &st);
+    r = s ? cas_store_key_list(s, ls_one, &st) : 0; /* no store yet: no keys */
     if (ctx->json) {
         cli_json_arr_end(&st.j);
         if (cli_json_finish(&st.j) < 0 && r >= 0)

@@ -352,6 +352,13 @@ test_sign_trust_verify(void **state)
     assert_int_equal(count(out, "\n"), 2);
     assert_non_null(strstr(out, line));
     assert_non_null(strstr(out, "second one"));
+    assert_null(strstr(out, " \n"));
+    free(out);
+    /* No store yet: no trusted keys, not an error. */
+    char nostore[4200];
+    snprintf(nostore, sizeof(nostore), "%s/nostore", f->dir);
+    assert_int_equal(ct_run(nostore, &out, NULL, "--json", "trust", "ls", NULL), 0);
+    assert_string_equal(out, "[]\n");
     free(out);
     assert_int_equal(ct_run(f->store, &out, NULL, "--json", "trust", "ls", NULL), 0);
     assert_int_equal(count(out, "\"key_id\""), 2);
