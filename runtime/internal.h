@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/model.h"
 #include "runtime/types.h"
 
 /* An activation block: 32 values quantized to int8 with one float scale,
@@ -89,6 +90,38 @@ void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt
 /* Bytes of one GGUF scalar of value type t (rt_gguf_vtype), or 0 for a
  * string, an array or an unknown type (gguf.c; the writer shares it). */
 unsigned rt__gguf_scalar_size(uint32_t t);
+
+/* ---- the engine's files (model.c builds, model-forward.c runs) ---- */
+
+/* One transformer layer's weights. */
+typedef struct rt_layer {
+    const float *attn_norm, *ffn_norm; /* [dim] */
+    rt__mat wq, wk, wv, wo;            /* [dim|kv_dim, dim] */
+    rt__mat w1, w2, w3;                /* gate [hidden, dim], down [dim, hidden], up */
+} rt_layer;
+
+/* rt_state and rt_model (opaque in model.h); all pointers into the arena. */
+struct rt_state {
+    const rt_model *m;
+    uint32_t seq_len; /* positions the KV cache holds */
+    rt_kv_type kv_type;
+    size_t kv_dim;
+    float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
+    rt__blockq8 *xq;
+    float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
+    int8_t *kq, *vq; /* int8 cache */
+    float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
+};
+
+struct rt_model {
+    rt_config cfg;
+    rt_arena_report rep;
+    const rt__kernels *k;
+    rt__mat tok_embd, output;
+    const float *output_norm;
+    rt_layer *layers;
+    rt_state st; /* the state rt_forward uses */
+};
 
 /* ---- the quantizer's files (quantize.c, quantize-model.c, quantize-awq.c) ---- */
 

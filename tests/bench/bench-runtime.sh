@@ -20,6 +20,7 @@ esac
 $CC -std=c17 -O2 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -I"$root" -o "$out" \
     "$here/bench-runtime.c" "$root"/runtime/types.c "$root"/runtime/gguf.c \
     "$root"/runtime/llama2c.c "$root"/runtime/layout.c "$root"/runtime/kernels.c \
-    "$root"/runtime/model.c "$root"/runtime/model-file.c $arch_src -lm
+    "$root"/runtime/model.c "$root"/runtime/model-forward.c \
+    "$root"/runtime/model-file.c $arch_src -lm
 trap 'rm -f "$out"' EXIT
 "$out" "$model" "${2:-7}" "${3:-20}"
