@@ -22,6 +22,12 @@
  *   plus a small margin, and the resumed run fetches no more than what the
  *   store lacked after the kill (plus the margin): verified chunks are not
  *   fetched again.
+ *
+ * test_kill_flowing: the same without freezing: SIGKILL while DATA flows
+ *   (halfway). The store left behind verifies (a sound partial model), the
+ *   restarted fetch completes and fetches no more than the partial lacked
+ *   plus the margin. No exact total here: verified chunks not yet committed
+ *   (NVX_NODE_COMMIT_MS) are lost by design and fetched again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +62,9 @@ enum {
      * that were not committed, endgame duplicates. Four of the largest
      * chunks (CAS_CHUNKER_PARAMS_DEFAULT max 256 KiB). */
     RESUME_MARGIN = 4 * 256 * 1024,
+    /* About 2.6 MB/s at most (4 x 64 KiB / 100 ms): the kill after a commit
+     * period (2.75 s) lands about halfway through the 16 MiB transfer. */
+    FLOWING_SERVE_DELAY_MS = 100,
     FETCH_WAIT_MS = 60000,
 };
 
@@ -206,21 +215,10 @@ present_bytes(const char *dir, const char *hex, uint64_t *ret_chunks)
     return sum;
 }
 
-static void
-test_kill_resume(void **state)
+/* Starts `nvx fetch id` on d in the background; it fails when d dies. */
+static pid_t
+fetch_bg(const du_daemon *d, const char *id)
 {
-    (void)state;
-    du_daemon a = { 0 }, b = { 0 };
-    char delay[64];
-    snprintf(delay, sizeof(delay), "NVX_TEST_SERVE_DELAY_MS=%d", RESUME_SERVE_DELAY_MS);
-    const char *const slow[] = { delay, NULL };
-    du_start(&a, "ka", slow);
-    du_start(&b, "kb", NULL);
-    char *id = du_add_model(&a, "m-resume.bin", RESUME_MODEL_BYTES, 3);
-    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
-    du_wait_peers(&b, 1);
-
-    /* nvx fetch in the background; it fails when its daemon dies. */
     pid_t fp = fork();
     assert_true(fp >= 0);
     if (fp == 0) {
@@ -228,40 +226,86 @@ test_kill_resume(void **state)
         dup2(dn, 1);
         dup2(dn, 2);
         char *bin = tu_build_path("cli/nvx");
-        execl(bin, bin, "--store", b.dir, "fetch", id, (char *)NULL);
+        execl(bin, bin, "--store", d->dir, "fetch", id, (char *)NULL);
         _exit(127);
     }
+    return fp;
+}
 
-    /* Wait for a quarter to a half of the model to be in. */
+/* Waits until at least num/den of the chunks are verified (and not all of
+ * them: the transfer must still be running). */
+static void
+wait_fraction(const du_daemon *d, pid_t fp, unsigned num, unsigned den, xfer_status *ret)
+{
     xfer_status st = { 0 };
     uint64_t end = du_now_ms() + FETCH_WAIT_MS;
-    bool mid = false;
     while (du_now_ms() < end) {
-        if (read_status(&b, &st) && st.chunks_total != UINT64_MAX && st.chunks_total > 0 &&
-            st.chunks_done * 4 >= st.chunks_total) {
-            mid = true;
-            break;
+        if (read_status(d, &st) && st.chunks_total != UINT64_MAX && st.chunks_total > 0 &&
+            st.chunks_done * den >= st.chunks_total * num) {
+            if (st.chunks_done >= st.chunks_total)
+                fail_msg("the fetch finished before the kill: raise RESUME_SERVE_DELAY_MS");
+            *ret = st;
+            return;
         }
-        if (waitpid(fp, NULL, WNOHANG) == fp) {
-            fp = 0;
+        if (waitpid(fp, NULL, WNOHANG) == fp)
             break;
-        }
         du_sleep_ms(DU_POLL_MS);
     }
-    if (!mid) {
-        du_dump_log(&b);
-        fail_msg("the fetch did not get a quarter in (or ended first): %llu of %llu chunks",
-                 (unsigned long long)st.chunks_done, (unsigned long long)st.chunks_total);
-    }
-    if (st.chunks_done >= st.chunks_total)
-        fail_msg("the fetch finished before the kill: raise RESUME_SERVE_DELAY_MS");
+    du_dump_log(d);
+    fail_msg("the fetch did not get %u/%u in (or ended first): %llu of %llu chunks", num, den,
+             (unsigned long long)st.chunks_done, (unsigned long long)st.chunks_total);
+}
+
+/* Restarts d, fetches id to the end in the foreground and returns the bytes
+ * this run of d fetched. */
+static uint64_t
+restart_and_fetch(du_daemon *d, const char *name, const char *id)
+{
+    du_start(d, name, NULL);
+    du_wait_peers(d, 1);
+    char *out = NULL;
+    du_nvx_ok(d, &out, "fetch", id, NULL);
+    assert_non_null(strstr(out, id));
+    free(out);
+    xfer_status st;
+    assert_true(read_status(d, &st));
+    return st.bytes_fetched;
+}
+
+/* Starts the slow seeder a with a new model and the fetcher b peered to it;
+ * returns the model id. */
+static char *
+seeder_and_fetcher(du_daemon *a, const char *an, du_daemon *b, const char *bn, const char *model,
+                   unsigned delay_ms)
+{
+    char delay[64];
+    snprintf(delay, sizeof(delay), "NVX_TEST_SERVE_DELAY_MS=%u", delay_ms);
+    const char *const slow[] = { delay, NULL };
+    du_start(a, an, slow);
+    du_start(b, bn, NULL);
+    char *id = du_add_model(a, model, RESUME_MODEL_BYTES, 3);
+    du_nvx_ok(b, NULL, "peer", "add", a->addr, NULL);
+    du_wait_peers(b, 1);
+    return id;
+}
+
+/* The exact count: kill with the seeder frozen and everything committed. */
+static void
+test_kill_resume(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 };
+    char *id = seeder_and_fetcher(&a, "ka", &b, "kb", "m-resume.bin", RESUME_SERVE_DELAY_MS);
+    pid_t fp = fetch_bg(&b, id);
+    xfer_status st;
+    wait_fraction(&b, fp, 1, 4, &st);
 
     /* Freeze the seeder; wait until nothing more arrives and one commit
      * period (NVX_NODE_COMMIT_MS, checked every tick) has passed. */
     du_freeze(&a, true);
     xfer_status prev = st;
     uint64_t stable_since = du_now_ms();
-    end = du_now_ms() + DU_WAIT_MS;
+    uint64_t end = du_now_ms() + DU_WAIT_MS;
     while (du_now_ms() < end) {
         du_sleep_ms(100);
         assert_true(read_status(&b, &st));
@@ -276,8 +320,7 @@ test_kill_resume(void **state)
     assert_true(before < RESUME_MODEL_BYTES);
     du_kill(&b);
     du_freeze(&a, false);
-    if (fp > 0)
-        waitpid(fp, NULL, 0);
+    waitpid(fp, NULL, 0);
     char *log = du_slurp(b.log);
     assert_null(strstr(log, "fetched model"));
     free(log);
@@ -285,14 +328,9 @@ test_kill_resume(void **state)
     uint64_t kept_chunks;
     uint64_t kept = present_bytes(b.dir, id, &kept_chunks);
     assert_true(kept > 0);
+    assert_true(kept <= before);
 
-    du_start(&b, "kb", NULL);
-    du_wait_peers(&b, 1);
-    char *out = NULL;
-    du_nvx_ok(&b, &out, "fetch", id, NULL);
-    free(out);
-    assert_true(read_status(&b, &st));
-    uint64_t after = st.bytes_fetched;
+    uint64_t after = restart_and_fetch(&b, "kb", id);
     print_message("resume: %llu bytes fetched before the kill (%llu in %llu verified chunks "
                   "kept), %llu after the restart; %llu in all for a %d-byte model (margin %d)\n",
                   (unsigned long long)before, (unsigned long long)kept,
@@ -306,6 +344,51 @@ test_kill_resume(void **state)
     free(id);
 }
 
+/* The kill lands while DATA flows (chunks in flight, some verified but not
+ * yet committed): the store holds a sound partial model, and the restarted
+ * daemon fetches only what that partial lacks. */
+static void
+test_kill_flowing(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 };
+    char *id = seeder_and_fetcher(&a, "la", &b, "lb", "m-flow.bin", FLOWING_SERVE_DELAY_MS);
+    uint64_t t0 = du_now_ms();
+    pid_t fp = fetch_bg(&b, id);
+    xfer_status st;
+    wait_fraction(&b, fp, 1, 4, &st);
+    /* Late enough for a commit to have happened, so that some chunks are
+     * kept and others (verified since) are not yet. */
+    while (du_now_ms() - t0 < NVX_NODE_COMMIT_MS + 3 * NVX_NODE_TICK_MS)
+        du_sleep_ms(DU_POLL_MS);
+    assert_true(read_status(&b, &st));
+    if (st.chunks_done >= st.chunks_total)
+        fail_msg("the fetch finished before the kill: raise FLOWING_SERVE_DELAY_MS");
+    du_kill(&b);
+    waitpid(fp, NULL, 0);
+
+    /* Sound: every chunk the bitmap claims re-hashes. */
+    cas_store *s;
+    assert_int_equal(cas_store_open(b.dir, CAS_STORE_NO_CLEANUP, &s), 0);
+    assert_int_equal(cas_store_verify(s, NULL, NULL), 0);
+    cas_store_free(s);
+    uint64_t kept_chunks;
+    uint64_t kept = present_bytes(b.dir, id, &kept_chunks);
+    assert_true(kept > 0);
+
+    uint64_t after = restart_and_fetch(&b, "lb", id);
+    print_message("kill while flowing: %llu bytes counted before the kill, %llu in %llu chunks "
+                  "kept, %llu fetched after the restart (model %d, margin %d)\n",
+                  (unsigned long long)st.bytes_fetched, (unsigned long long)kept,
+                  (unsigned long long)kept_chunks, (unsigned long long)after, RESUME_MODEL_BYTES,
+                  RESUME_MARGIN);
+    assert_true(after <= RESUME_MODEL_BYTES - kept + RESUME_MARGIN);
+    du_check_copy(&b, id, "m-flow.bin");
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+}
+
 int
 main(void)
 {
@@ -313,6 +396,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_corrupt_seeder, test_teardown),
         cmocka_unit_test_teardown(test_kill_resume, test_teardown),
+        cmocka_unit_test_teardown(test_kill_flowing, test_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -151,6 +151,38 @@ make_graph(struct sim *s, uint64_t seed)
 }
 
 static void
+count_established(void *arg, const nvx_peer_info *pi)
+{
+    if (pi->state == 2)
+        (*(int *)arg)++;
+}
+
+static void
+print_xfer(void *arg, const nvx_xfer_info *xi)
+{
+    print_message("sim:   node %d: transfer state %d, %llu of %llu chunks, %llu peers\n",
+                  *(int *)arg, xi->state, (unsigned long long)xi->chunks_done,
+                  (unsigned long long)xi->chunks_total, (unsigned long long)xi->peer_count);
+}
+
+/* For a failure: where every node stands. */
+static void
+dump_states(struct sim *s)
+{
+    static const char *names[] = { "waiting", "fetching", "done", "failed" };
+    for (int i = 0; i < SIM_NODES; i++) {
+        struct sim_node *sn = &s->nodes[i];
+        int up = 0;
+        if (sn->node)
+            nvx_node_peers_each(sn->node, count_established, &up);
+        print_message("sim: node %d: %s%s, %d of %d sessions up\n", i, names[sn->state],
+                      i == s->pub ? " (publisher)" : "", up, s->degree[i]);
+        if (sn->node)
+            nvx_node_xfers_each(sn->node, print_xfer, &sn->idx);
+    }
+}
+
+static void
 run_until(struct sim *s, bool (*cond)(struct sim *), uint64_t limit_ms, const char *what)
 {
     uint64_t end = uv_now(&s->loop) + limit_ms;
@@ -158,16 +190,11 @@ run_until(struct sim *s, bool (*cond)(struct sim *), uint64_t limit_ms, const ch
         uv_run(&s->loop, UV_RUN_ONCE);
         uv_update_time(&s->loop);
     }
-    if (!cond(s))
+    if (!cond(s)) {
+        dump_states(s);
         fail_msg("simulation: %s did not happen within %llu ms", what,
                  (unsigned long long)limit_ms);
-}
-
-static void
-count_established(void *arg, const nvx_peer_info *pi)
-{
-    if (pi->state == 2)
-        (*(int *)arg)++;
+    }
 }
 
 static bool
