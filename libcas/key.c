@@ -63,22 +63,6 @@ cas_sig_init(void)
     return sodium_init() < 0 ? -ENOMEM : 0;
 }
 
-static uint64_t
-le64_load(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void
-le64_store(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* --- shared helpers (sig-internal.h) ------------------------------------ */
 
 int
@@ -258,9 +242,7 @@ cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN], char out[static CAS_
      * so 1 key in 16 shows 15 digits or fewer. Print it the same way, or
      * `nvx key show` and minisign's .pub files would differ. */
     static const char hex[] = "0123456789ABCDEF";
-    uint64_t v = 0;
-    for (int i = CAS_KEYID_LEN - 1; i >= 0; i--)
-        v = v << 8 | keyid[i];
+    uint64_t v = cas__le64_load(keyid);
     char tmp[CAS_KEYID_HEX_SIZE];
     int n = 0;
     do {
@@ -287,8 +269,7 @@ cas_keyid_parse(const char *hex, uint8_t ret_keyid[static CAS_KEYID_LEN])
             return -EINVAL;
         v = v << 4 | (uint64_t)d;
     }
-    for (int i = 0; i < CAS_KEYID_LEN; i++)
-        ret_keyid[i] = (uint8_t)(v >> (8 * i));
+    cas__le64_store(ret_keyid, v);
     return 0;
 }
 
@@ -502,8 +483,8 @@ cas_seckey_encode(const cas_seckey *sk, const char *passphrase, uint64_t opslimi
     if (passphrase) {
         memcpy(box + SK_OFF_KDFALG, KDFALG, 2);
         randombytes_buf(box + SK_OFF_SALT, SK_SALT_LEN);
-        le64_store(box + SK_OFF_OPSLIMIT, opslimit);
-        le64_store(box + SK_OFF_MEMLIMIT, memlimit);
+        cas__le64_store(box + SK_OFF_OPSLIMIT, opslimit);
+        cas__le64_store(box + SK_OFF_MEMLIMIT, memlimit);
         r = box_xor_stream(box, passphrase, opslimit, memlimit);
         if (r < 0)
             goto out;
@@ -587,7 +568,7 @@ cas_seckey_probe(const uint8_t *buf, size_t len, bool *ret_encrypted, uint64_t *
         if (ret_encrypted)
             *ret_encrypted = enc;
         if (ret_memlimit)
-            *ret_memlimit = enc ? le64_load(box + SK_OFF_MEMLIMIT) : 0;
+            *ret_memlimit = enc ? cas__le64_load(box + SK_OFF_MEMLIMIT) : 0;
     }
     sodium_free(box);
     return r;
@@ -608,7 +589,8 @@ cas_seckey_decode(const uint8_t *buf, size_t len, const char *passphrase, cas_se
         goto out;
     bool encrypted = memcmp(box + SK_OFF_KDFALG, KDFALG, 2) == 0;
     if (encrypted) {
-        uint64_t ops = le64_load(box + SK_OFF_OPSLIMIT), mem = le64_load(box + SK_OFF_MEMLIMIT);
+        uint64_t ops = cas__le64_load(box + SK_OFF_OPSLIMIT),
+                 mem = cas__le64_load(box + SK_OFF_MEMLIMIT);
         if (ops > CAS_KDF_OPSLIMIT_MAX || mem > CAS_KDF_MEMLIMIT_MAX || mem > SIZE_MAX) {
             r = -EMSGSIZE;
             goto out;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libcas/internal.h"
+
 static const uint8_t magic[4] = { 'N', 'V', 'X', 'M' };
 
 /* Smallest encodings, used to bound counts by the bytes that remain before
@@ -42,74 +44,6 @@ struct cas_manifest {
     cas_tensor_info *tensors;
     char *strings; /* NUL-terminated copies of keys, values and names */
 };
-
-/* Bounds-checked reader over untrusted bytes (STYLE §6). Every getter checks
- * the remaining length first, in subtraction form, and fails with -EBADMSG. */
-typedef struct cursor {
-    const uint8_t *p;
-    size_t len;
-    size_t off;
-} cursor;
-
-static int
-cur_bytes(cursor *c, size_t n, const uint8_t **ret)
-{
-    if (c->len - c->off < n)
-        return -EBADMSG;
-    *ret = c->p + c->off;
-    c->off += n;
-    return 0;
-}
-
-static int
-cur_u8(cursor *c, uint8_t *ret)
-{
-    const uint8_t *b;
-    int r = cur_bytes(c, 1, &b);
-    if (r < 0)
-        return r;
-    *ret = b[0];
-    return 0;
-}
-
-static int
-cur_u16(cursor *c, uint16_t *ret)
-{
-    const uint8_t *b;
-    int r = cur_bytes(c, 2, &b);
-    if (r < 0)
-        return r;
-    *ret = (uint16_t)(b[0] | (unsigned)b[1] << 8);
-    return 0;
-}
-
-static uint32_t
-load_le32(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static int
-cur_u32(cursor *c, uint32_t *ret)
-{
-    const uint8_t *b;
-    int r = cur_bytes(c, 4, &b);
-    if (r < 0)
-        return r;
-    *ret = load_le32(b);
-    return 0;
-}
-
-static int
-cur_u64(cursor *c, uint64_t *ret)
-{
-    const uint8_t *b;
-    int r = cur_bytes(c, 8, &b);
-    if (r < 0)
-        return r;
-    *ret = (uint64_t)load_le32(b) | (uint64_t)load_le32(b + 4) << 32;
-    return 0;
-}
 
 /* Strict UTF-8: shortest form, no surrogates, at most U+10FFFF, and no NUL
  * (names and values become C strings). */
@@ -200,22 +134,22 @@ cas_manifest_free(cas_manifest *m)
 
 /* Header: everything up to the metadata entries. */
 static int
-decode_header(cursor *c, cas_manifest *m, uint16_t *ret_n_meta)
+decode_header(cas__cursor *c, cas_manifest *m, uint16_t *ret_n_meta)
 {
     const uint8_t *mg;
     uint16_t version, n_meta, reserved;
     uint8_t kind, flags;
     uint32_t n_chunks, n_tensors;
 
-    int r = cur_bytes(c, sizeof(magic), &mg);
+    int r = cas__cursor_bytes(c, sizeof(magic), &mg);
     if (r < 0 || memcmp(mg, magic, sizeof(magic)) != 0)
         return -EBADMSG;
-    if ((r = cur_u16(c, &version)) < 0 || (r = cur_u8(c, &kind)) < 0 ||
-        (r = cur_u8(c, &flags)) < 0 || (r = cur_u32(c, &m->params.min)) < 0 ||
-        (r = cur_u32(c, &m->params.avg)) < 0 || (r = cur_u32(c, &m->params.max)) < 0 ||
-        (r = cur_u32(c, &n_chunks)) < 0 || (r = cur_u64(c, &m->total)) < 0 ||
-        (r = cur_u32(c, &n_tensors)) < 0 || (r = cur_u16(c, &n_meta)) < 0 ||
-        (r = cur_u16(c, &reserved)) < 0)
+    if ((r = cas__cursor_u16(c, &version)) < 0 || (r = cas__cursor_u8(c, &kind)) < 0 ||
+        (r = cas__cursor_u8(c, &flags)) < 0 || (r = cas__cursor_u32(c, &m->params.min)) < 0 ||
+        (r = cas__cursor_u32(c, &m->params.avg)) < 0 ||
+        (r = cas__cursor_u32(c, &m->params.max)) < 0 || (r = cas__cursor_u32(c, &n_chunks)) < 0 ||
+        (r = cas__cursor_u64(c, &m->total)) < 0 || (r = cas__cursor_u32(c, &n_tensors)) < 0 ||
+        (r = cas__cursor_u16(c, &n_meta)) < 0 || (r = cas__cursor_u16(c, &reserved)) < 0)
         return -EBADMSG;
     if (version != CAS_MANIFEST_VERSION || kind >= _CAS_CHUNKER_KIND_MAX || flags != 0 ||
         reserved != 0)
@@ -242,7 +176,7 @@ decode_header(cursor *c, cas_manifest *m, uint16_t *ret_n_meta)
 }
 
 static int
-decode_meta(cursor *c, cas_manifest *m, size_t n_meta, char **arena)
+decode_meta(cas__cursor *c, cas_manifest *m, size_t n_meta, char **arena)
 {
     const uint8_t *prev = NULL;
     size_t prev_len = 0;
@@ -251,12 +185,13 @@ decode_meta(cursor *c, cas_manifest *m, size_t n_meta, char **arena)
         uint8_t klen;
         uint16_t vlen;
         const uint8_t *k, *v;
-        if (cur_u8(c, &klen) < 0 || cur_bytes(c, klen, &k) < 0 || !key_valid(k, klen))
+        if (cas__cursor_u8(c, &klen) < 0 || cas__cursor_bytes(c, klen, &k) < 0 ||
+            !key_valid(k, klen))
             return -EBADMSG;
         if (prev && key_cmp(prev, prev_len, k, klen) >= 0)
             return -EBADMSG; /* unsorted or duplicate */
-        if (cur_u16(c, &vlen) < 0 || vlen > CAS_MANIFEST_VALUE_MAX || cur_bytes(c, vlen, &v) < 0 ||
-            !utf8_valid(v, vlen))
+        if (cas__cursor_u16(c, &vlen) < 0 || vlen > CAS_MANIFEST_VALUE_MAX ||
+            cas__cursor_bytes(c, vlen, &v) < 0 || !utf8_valid(v, vlen))
             return -EBADMSG;
         m->meta[i].key = arena_put(arena, k, klen);
         m->meta[i].value = arena_put(arena, v, vlen);
@@ -268,16 +203,16 @@ decode_meta(cursor *c, cas_manifest *m, size_t n_meta, char **arena)
 }
 
 static int
-decode_chunks(cursor *c, cas_manifest *m)
+decode_chunks(cas__cursor *c, cas_manifest *m)
 {
     const uint8_t *recs;
 
-    if (cur_bytes(c, m->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN, &recs) < 0)
+    if (cas__cursor_bytes(c, m->n_chunks * (size_t)CAS_MANIFEST_CHUNK_REC_LEN, &recs) < 0)
         return -EBADMSG;
     m->chunk_recs = recs;
     m->offsets[0] = 0;
     for (size_t i = 0; i < m->n_chunks; i++) {
-        uint32_t len = load_le32(recs + i * CAS_MANIFEST_CHUNK_REC_LEN + CAS_HASH_LEN);
+        uint32_t len = cas__le32_load(recs + i * CAS_MANIFEST_CHUNK_REC_LEN + CAS_HASH_LEN);
         if (len == 0 || len > m->params.max)
             return -EBADMSG;
         m->offsets[i + 1] = m->offsets[i] + len; /* <= 2^22 * 2^24: no overflow */
@@ -288,7 +223,7 @@ decode_chunks(cursor *c, cas_manifest *m)
 }
 
 static int
-decode_tensors(cursor *c, cas_manifest *m, char **arena)
+decode_tensors(cas__cursor *c, cas_manifest *m, char **arena)
 {
     uint64_t prev_end = 0;
 
@@ -297,16 +232,17 @@ decode_tensors(cursor *c, cas_manifest *m, char **arena)
         uint16_t nlen;
         uint8_t n_dims;
         const uint8_t *name;
-        if (cur_u16(c, &nlen) < 0 || nlen < 1 || nlen > CAS_TENSOR_NAME_MAX ||
-            cur_bytes(c, nlen, &name) < 0 || !utf8_valid(name, nlen))
+        if (cas__cursor_u16(c, &nlen) < 0 || nlen < 1 || nlen > CAS_TENSOR_NAME_MAX ||
+            cas__cursor_bytes(c, nlen, &name) < 0 || !utf8_valid(name, nlen))
             return -EBADMSG;
-        if (cur_u32(c, &t->type) < 0 || cur_u8(c, &n_dims) < 0 || n_dims > CAS_TENSOR_DIMS_MAX)
+        if (cas__cursor_u32(c, &t->type) < 0 || cas__cursor_u8(c, &n_dims) < 0 ||
+            n_dims > CAS_TENSOR_DIMS_MAX)
             return -EBADMSG;
         t->n_dims = n_dims;
         for (size_t d = 0; d < n_dims; d++)
-            if (cur_u64(c, &t->dims[d]) < 0)
+            if (cas__cursor_u64(c, &t->dims[d]) < 0)
                 return -EBADMSG;
-        if (cur_u64(c, &t->offset) < 0 || cur_u64(c, &t->size) < 0)
+        if (cas__cursor_u64(c, &t->offset) < 0 || cas__cursor_u64(c, &t->size) < 0)
             return -EBADMSG;
         /* Inside the file, in strictly increasing offset order, no overlap. */
         if (t->offset > m->total || t->size > m->total - t->offset)
@@ -331,7 +267,7 @@ cas_manifest_decode(const void *buf, size_t len, cas_manifest **ret)
     m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
-    cursor c = { .p = buf, .len = len, .off = 0 };
+    cas__cursor c = { .p = buf, .len = len, .off = 0 };
     r = decode_header(&c, m, &n_meta);
     if (r < 0)
         goto out;
