@@ -429,9 +429,13 @@ check_dir(const char *dir, unsigned flags, int *ret_fd)
     int r = read_marker(fd);
     if (r == -ENOENT) {
         r = dir_is_empty(fd);
-        if (r == 0)
-            r = -ENOTDIR; /* something else lives here */
-        else if (r > 0)
+        /* Not empty: another process may have just created the store (its
+         * marker goes in before anything else), so look once more. */
+        if (r == 0) {
+            r = read_marker(fd);
+            if (r == -ENOENT)
+                r = -ENOTDIR; /* something else lives here */
+        } else if (r > 0)
             r = (flags & CAS_STORE_CREATE) ? write_marker(fd) : -ENOENT;
     }
     if (r < 0) {

@@ -310,6 +310,7 @@ test_two_processes(void **state)
 /* Deterministic crashes at every point of the write protocol. */
 
 static cas__crash_point crash_at;
+static bool crash_armed; /* set in the child only */
 
 static void
 crash_hook(cas__crash_point cp)
@@ -342,7 +343,8 @@ run_op(fixture *f, const char *dir, int op)
     case OP_RM:
         r = add_file(s, f->files[1], false, id);
         if (r >= 0) {
-            cas__crash_hook = crash_hook; /* only the rm may crash */
+            if (crash_armed)
+                cas__crash_hook = crash_hook; /* only the rm may crash */
             r = cas_store_rm(s, id, 0);
         }
         break;
@@ -394,6 +396,7 @@ test_crash_points(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             crash_at = cases[i].cp;
+            crash_armed = true;
             if (cases[i].op != OP_RM)
                 cas__crash_hook = crash_hook;
             run_op(f, dir, cases[i].op);
@@ -432,6 +435,46 @@ test_crash_points(void **state)
     }
 }
 
+/* Several processes creating one store at once all succeed. */
+static void
+test_concurrent_create(void **state)
+{
+    fixture *f = *state;
+    for (int round = 0; round < 20; round++) {
+        char name[32];
+        snprintf(name, sizeof(name), "new%d", round);
+        char *dir = path_in(f->dir, name);
+        fflush(NULL);
+        int gate[2]; /* children start together when the parent closes it */
+        assert_int_equal(pipe(gate), 0);
+        pid_t pids[6];
+        for (int c = 0; c < 6; c++) {
+            pids[c] = fork();
+            assert_true(pids[c] >= 0);
+            if (pids[c] == 0) {
+                char x;
+                close(gate[1]);
+                if (read(gate[0], &x, 1) < 0)
+                    _exit(2);
+                cas_store *s = NULL;
+                int r = cas_store_open(dir, CAS_STORE_CREATE, &s);
+                if (r == 0)
+                    cas_store_free(s);
+                _exit(r == 0 ? 0 : 1);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]);
+        for (int c = 0; c < 6; c++) {
+            int st;
+            assert_int_equal(waitpid(pids[c], &st, 0), pids[c]);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                fail_msg("round %d: a concurrent creator failed", round);
+        }
+        free(dir);
+    }
+}
+
 int
 main(void)
 {
@@ -439,6 +482,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sigkill_during_adds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_create, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
