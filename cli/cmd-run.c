@@ -497,8 +497,9 @@ generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t ar
         return cli_fail_errno(e, NULL, "generation failed");
     if (a->stats)
         fprintf(stderr,
-                "nvx: %" PRIu32 " tokens (%" PRIu32 " prompt, %" PRIu32 " new) in %.3f s: "
-                "%.1f tok/s; first token %.1f ms after start; %s kernels, %s KV, arena %zu bytes\n",
+                "nvx: %" PRIu32 " forward passes (%" PRIu32 " prompt tokens, %" PRIu32
+                " new) in %.3f s: %.1f tok/s; first token %.1f ms after start; %s kernels, %s KV, "
+                "arena %zu bytes\n",
                 gs.n_forward, gs.n_prompt, gs.n_generated, gen,
                 gen > 0 ? (double)gs.n_forward / gen : 0.0,
                 ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m),
