@@ -64,9 +64,8 @@ typedef struct io_ctx {
 } io_ctx;
 
 static int
-make_batches(io_ctx *c, size_t max_bytes)
+make_batches(io_ctx *c, size_t max_bytes, size_t n)
 {
-    size_t n = cas_manifest_chunk_count(c->m);
     c->batches = malloc((n ? n : 1) * sizeof(*c->batches));
     if (!c->batches)
         return -ENOMEM;
@@ -338,11 +337,11 @@ out:
     return r;
 }
 
-/* Maps the data file of id after checking its size. *ret_map is NULL for an
- * empty model. */
+/* Maps the first min(size, file size) bytes of the data file of id, and
+ * writes the file's size to *ret_fsize. *ret_map is NULL when that is 0. */
 static int
 map_data(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint64_t size,
-         const uint8_t **ret_map, int *ret_fd)
+         const uint8_t **ret_map, int *ret_fd, uint64_t *ret_fsize)
 {
     char hex[CAS_HASH_HEX_LEN + 1];
     cas__data_name(id, hex);
@@ -350,30 +349,52 @@ map_data(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint64_t size,
     if (fd < 0)
         return -errno;
     struct stat st;
-    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size || size > SIZE_MAX) {
+    if (fstat(fd, &st) < 0 || size > SIZE_MAX) {
         close(fd);
         return -EBADMSG;
     }
+    uint64_t len = (uint64_t)st.st_size < size ? (uint64_t)st.st_size : size;
     void *m = NULL;
-    if (size > 0) {
-        m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+    if (len > 0) {
+        m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED) {
             int e = -errno;
             close(fd);
             return e;
         }
-        posix_madvise(m, (size_t)size, POSIX_MADV_SEQUENTIAL);
+        posix_madvise(m, (size_t)len, POSIX_MADV_SEQUENTIAL);
     }
     *ret_map = m;
     *ret_fd = fd;
+    *ret_fsize = (uint64_t)st.st_size;
     return 0;
 }
 
+/* Index of the first chunk of m that is not wholly within fsize bytes. */
+static size_t
+first_missing(const cas_manifest *m, uint64_t fsize)
+{
+    size_t idx;
+    return cas_manifest_chunk_at(m, fsize, &idx) == 0 ? idx : cas_manifest_chunk_count(m);
+}
+
+/* Reports chunk idx as missing (the data file ends before it ends). */
+static int
+report_missing(io_ctx *c, size_t idx)
+{
+    cas_chunk_info ci;
+    cas_manifest_chunk(c->m, idx, &ci);
+    pthread_mutex_lock(&c->mu);
+    int r = report_locked(c, idx, ci.offset, ci.len, -ENOENT);
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
 static void
-unmap_data(const uint8_t *map, uint64_t size, int fd)
+unmap_data(const uint8_t *map, uint64_t size, uint64_t fsize, int fd)
 {
     if (map)
-        munmap((void *)map, (size_t)size);
+        munmap((void *)map, (size_t)(fsize < size ? fsize : size));
     if (fd >= 0)
         close(fd);
 }
@@ -416,11 +437,12 @@ verify_one(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const cas_store_
     loaded l;
     const uint8_t *map = NULL;
     int data_fd = -1;
+    uint64_t fsize = 0;
     int r = load_model(s, id, &l);
     if (r == -ENOENT && !l.m && l.rec.manifest_len == 0)
         goto out;
     if (r == 0)
-        r = map_data(s, id, l.rec.size, &map, &data_fd);
+        r = map_data(s, id, l.rec.size, &map, &data_fd, &fsize);
     if (r == -ENOENT && model_gone(s, id))
         goto out; /* removed since it was loaded: not a problem */
     if (r == -ENOENT || r == -EBADMSG) {
@@ -446,7 +468,20 @@ verify_one(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const cas_store_
                  .reported = reported };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
-    r = make_batches(&c, c.buf_size);
+    /* A short data file: the chunks it does not hold are missing; those
+     * before are checked as usual. A long one is a problem of no chunk. */
+    size_t limit = fsize < l.rec.size ? first_missing(l.m, fsize) : cas_manifest_chunk_count(l.m);
+    r = fsize > l.rec.size ? call_problem(o, id, -EBADMSG) : 0;
+    c.bad = fsize > l.rec.size;
+    for (size_t i = limit; r >= 0 && i < cas_manifest_chunk_count(l.m); i++) {
+        if (l.bitmap && !bit_set(l.bitmap, i))
+            continue;
+        r = report_missing(&c, i);
+        if (!c.all_chunks)
+            break;
+    }
+    if (r >= 0)
+        r = make_batches(&c, c.buf_size, limit);
     if (r == 0)
         r = io_run(&c, o ? o->threads : 0);
     if (r == 0 && c.bad)
@@ -455,7 +490,7 @@ verify_one(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const cas_store_
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
 out:
-    unmap_data(map, l.rec.size, data_fd);
+    unmap_data(map, l.rec.size, fsize, data_fd);
     loaded_free(&l);
     if (r >= 0 && o && o->model_done) {
         int mr = o->model_done(o->userdata, id, r == 0);
@@ -550,6 +585,7 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
     loaded l;
     const uint8_t *map = NULL;
     int data_fd = -1;
+    uint64_t fsize = 0;
     int r = load_model(s, id, &l);
     if (r < 0)
         goto out;
@@ -557,7 +593,23 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
         r = -EAGAIN;
         goto out;
     }
-    r = map_data(s, id, l.rec.size, &map, &data_fd);
+    r = map_data(s, id, l.rec.size, &map, &data_fd, &fsize);
+    if (r == 0 && fsize != l.rec.size) {
+        r = -EBADMSG; /* refused before a byte is written */
+        if (ret_problem) {
+            size_t i = fsize < l.rec.size ? first_missing(l.m, fsize) : CAS_STORE_NO_CHUNK;
+            cas_chunk_info ci = { .offset = 0, .len = 0 };
+            if (i != CAS_STORE_NO_CHUNK)
+                cas_manifest_chunk(l.m, i, &ci);
+            *ret_problem =
+                (cas_store_problem){ .chunk_index = i,
+                                     .offset = ci.offset,
+                                     .len = ci.len,
+                                     .error = i == CAS_STORE_NO_CHUNK ? -EBADMSG : -ENOENT };
+            memcpy(ret_problem->model, id, CAS_HASH_LEN);
+        }
+        goto out;
+    }
     if (r == -ENOENT && !model_gone(s, id))
         r = -EBADMSG; /* the index names a file that is gone */
     if (r < 0) {
@@ -584,7 +636,7 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
                  .reported = &reported };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
-    r = make_batches(&c, c.buf_size);
+    r = make_batches(&c, c.buf_size, cas_manifest_chunk_count(l.m));
     if (r == 0)
         r = io_run(&c, 0);
     if (r == 0 && c.bad)
@@ -595,7 +647,7 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
 out:
-    unmap_data(map, l.rec.size, data_fd);
+    unmap_data(map, l.rec.size, fsize, data_fd);
     loaded_free(&l);
     return r;
 }

@@ -103,9 +103,12 @@ const char *cas_store_dir(const cas_store *s);
  * worker thread of the operation (never two calls at once). */
 typedef int (*cas_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
-/* A problem found by verify or export. chunk_index is CAS_STORE_NO_CHUNK when
- * the problem is not one chunk's (data file missing or of the wrong size,
- * manifest damaged). */
+/* A problem found by verify or export. error is -EBADMSG for a chunk whose
+ * bytes do not hash to its id, -ENOENT for a chunk the data file is too
+ * short to hold (each one past the end with all_chunks, else the first).
+ * chunk_index is CAS_STORE_NO_CHUNK when the problem is not one chunk's:
+ * data file missing (-ENOENT) or longer than the model, manifest or record
+ * damaged (-EBADMSG). */
 #define CAS_STORE_NO_CHUNK UINT64_MAX
 typedef struct cas_store_problem {
     uint8_t model[CAS_HASH_LEN];

@@ -825,13 +825,35 @@ test_corrupt(void **state)
     uint8_t *buf = malloc(CAS_CHUNK_MAX_DEFAULT);
     assert_int_equal(cas_store_chunk_read(f->s, ci.id, buf, CAS_CHUNK_MAX_DEFAULT), -EBADMSG);
 
-    /* A truncated data file is a problem with no chunk index. */
+    /* Bytes appended to a data file: a problem of no chunk. */
     chmod(dp, 0644);
-    assert_int_equal(truncate(dp, 100), 0);
+    assert_int_equal(truncate(dp, (off_t)len + 10), 0);
     ps.n = 0;
     assert_int_equal(cas_store_verify(f->s, id, &vo), -EBADMSG);
     assert_int_equal(ps.first.chunk_index, CAS_STORE_NO_CHUNK);
-    /* A missing one too. */
+    assert_int_equal(ps.first.error, -EBADMSG);
+    assert_int_equal(cas_store_export_path(f->s, id, out, NULL, NULL, &prob), -EBADMSG);
+    assert_int_equal(prob.chunk_index, CAS_STORE_NO_CHUNK);
+    /* A truncated one: the first chunk past the end is missing, and the
+     * bad chunk before it is still found. */
+    assert_int_equal(truncate(dp, 5000000), 0);
+    size_t cut;
+    assert_int_equal(cas_manifest_chunk_at(m, 5000000, &cut), 0);
+    ps.n = 0;
+    vo.all_chunks = true;
+    assert_int_equal(cas_store_verify(f->s, id, &vo), -EBADMSG);
+    assert_int_equal(ps.n, 1 + (int)(cas_manifest_chunk_count(m) - cut));
+    assert_int_equal(ps.first.chunk_index, cut);
+    assert_int_equal(ps.first.error, -ENOENT);
+    vo.all_chunks = false;
+    assert_int_equal(cas_store_export_path(f->s, id, out, NULL, NULL, &prob), -EBADMSG);
+    assert_int_equal(prob.chunk_index, cut);
+    assert_int_equal(prob.error, -ENOENT);
+    assert_int_equal(truncate(dp, 100), 0);
+    ps.n = 0;
+    assert_int_equal(cas_store_verify(f->s, id, &vo), -EBADMSG);
+    assert_int_equal(ps.first.chunk_index, 0);
+    /* A missing one: a problem of no chunk. */
     unlink(dp);
     ps.n = 0;
     assert_int_equal(cas_store_verify(f->s, id, &vo), -EBADMSG);
