@@ -19,7 +19,7 @@
 #define CAS__STORE_INDEX_DIR  "index"
 #define CAS__STORE_DATA_DIR   "data"
 #define CAS__STORE_TMP_DIR    "tmp"
-#define CAS__STORE_MAX_DBS    10u
+#define CAS__STORE_MAX_DBS    16u
 #define CAS__MODEL_REC_LEN    32u /* model record header before the manifest bytes */
 #define CAS__MODEL_REC_VER    1u
 #define CAS__CHUNK_LOC_LEN    (CAS_HASH_LEN + 8u + 4u)
@@ -32,15 +32,16 @@ struct cas_store {
     int data_fd; /* DIR/data, for fsync and openat */
     int tmp_fd;  /* DIR/tmp */
     MDB_env *env;
-    MDB_dbi db_meta;    /* "meta": config and version */
-    MDB_dbi db_models;  /* model id -> model record (header + manifest) */
-    MDB_dbi db_chunks;  /* chunk id -> dup sorted (model id, offset, len) */
-    MDB_dbi db_pins;    /* model id -> u64 pin time (ns) */
-    MDB_dbi db_names;   /* name -> model id */
-    MDB_dbi db_bitmaps; /* model id -> bitmap of verified chunks (partial) */
-    MDB_dbi db_sigs;    /* model id | hash(blob) -> blob */
-    MDB_dbi db_keys;    /* key id -> u16 name len | name | blob */
-    MDB_dbi db_peers;   /* key -> value */
+    MDB_dbi db_meta;     /* "meta": config and version */
+    MDB_dbi db_models;   /* model id -> model record (header + manifest) */
+    MDB_dbi db_chunks;   /* chunk id -> dup sorted (model id, offset, len) */
+    MDB_dbi db_pins;     /* model id -> u64 pin time (ns) */
+    MDB_dbi db_names;    /* name -> model id */
+    MDB_dbi db_bitmaps;  /* model id -> bitmap of verified chunks (partial) */
+    MDB_dbi db_sigs;     /* model id | hash(blob) -> blob */
+    MDB_dbi db_keys;     /* key id -> u16 name len | name | blob */
+    MDB_dbi db_peers;    /* key -> value */
+    MDB_dbi db_namerecs; /* publisher key id | name -> u64 seq | record blob */
 };
 
 /* A decoded model record header; manifest points into the LMDB value (valid

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small records of the store: local names, signature blobs, trusted keys and
- * peer records. Each call is one LMDB transaction.
+ * Small records of the store: local names, signature blobs, trusted keys,
+ * peer records and signed name records. Each call is one LMDB transaction.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -362,6 +362,110 @@ cas_store_peer_list(cas_store *s, cas_peer_fn cb, void *userdata)
     int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
     for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
         r = cb(userdata, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Signed name records: key -> u64 seq | blob */
+
+static int
+check_namerec_key(const void *key, size_t len)
+{
+    if (!key || len == 0)
+        return -EINVAL;
+    return len > CAS_STORE_NAMEREC_KEY_MAX ? -EMSGSIZE : 0;
+}
+
+int
+cas_store_namerec_put(cas_store *s, const void *key, size_t key_len, uint64_t seq, const void *blob,
+                      size_t len)
+{
+    int r = check_namerec_key(key, key_len);
+    if (r < 0)
+        return r;
+    if (!blob || len == 0)
+        return -EINVAL;
+    if (len > CAS_STORE_NAMEREC_MAX)
+        return -EMSGSIZE;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_len, (void *)key }, v;
+    if (mdb_get(txn, s->db_namerecs, &k, &v) == 0 && v.mv_size >= 8 &&
+        cas__get_le64(v.mv_data) >= seq)
+        return finish(txn, 0); /* the stored record is as new or newer */
+    v = (MDB_val){ 8 + len, NULL };
+    r = cas__mdb_err(mdb_put(txn, s->db_namerecs, &k, &v, MDB_RESERVE));
+    if (r == 0) {
+        cas__put_le64(v.mv_data, seq);
+        memcpy((uint8_t *)v.mv_data + 8, blob, len);
+    }
+    return finish(txn, r < 0 ? r : 1);
+}
+
+int
+cas_store_namerec_get(cas_store *s, const void *key, size_t key_len, uint64_t *ret_seq,
+                      uint8_t **ret_blob, size_t *ret_len)
+{
+    int r = check_namerec_key(key, key_len);
+    if (r < 0)
+        return r == -EINVAL ? r : -ENOENT;
+    MDB_txn *txn;
+    r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_len, (void *)key }, v;
+    r = cas__mdb_err(mdb_get(txn, s->db_namerecs, &k, &v));
+    if (r == 0 && v.mv_size <= 8)
+        r = -EBADMSG;
+    if (r == 0) {
+        uint8_t *b = malloc(v.mv_size - 8);
+        if (!b) {
+            r = -ENOMEM;
+        } else {
+            memcpy(b, (const uint8_t *)v.mv_data + 8, v.mv_size - 8);
+            *ret_seq = cas__get_le64(v.mv_data);
+            *ret_blob = b;
+            *ret_len = v.mv_size - 8;
+        }
+    }
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas_store_namerec_del(cas_store *s, const void *key, size_t key_len)
+{
+    if (check_namerec_key(key, key_len) < 0)
+        return -ENOENT;
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { key_len, (void *)key };
+    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_namerecs, &k, NULL)));
+}
+
+int
+cas_store_namerec_list(cas_store *s, cas_store_namerec_fn cb, void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_namerecs, &c));
+    MDB_val k, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (v.mv_size <= 8)
+            continue;
+        r = cb(userdata, k.mv_data, k.mv_size, cas__get_le64(v.mv_data),
+               (const uint8_t *)v.mv_data + 8, v.mv_size - 8);
+    }
     mdb_cursor_close(c);
     mdb_txn_abort(txn);
     return r;

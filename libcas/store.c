@@ -467,6 +467,7 @@ open_dbs(cas_store *s)
         { "sigs", 0, offsetof(cas_store, db_sigs) },
         { "keys", 0, offsetof(cas_store, db_keys) },
         { "peers", 0, offsetof(cas_store, db_peers) },
+        { "namerecs", 0, offsetof(cas_store, db_namerecs) },
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);

@@ -53,14 +53,17 @@
 #include "libcas/manifest.h"
 
 /* Named limits. */
-#define CAS_STORE_VERSION      1u /* marker + index format version */
-#define CAS_STORE_MAP_SIZE     ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
-#define CAS_STORE_NAME_MAX     255u                /* bytes of a local model name */
-#define CAS_STORE_KEY_ID_MAX   64u                 /* bytes of a trusted key id */
-#define CAS_STORE_KEY_BLOB_MAX 4096u               /* bytes of a trusted key blob */
-#define CAS_STORE_SIG_MAX      (64u * 1024)        /* bytes of one signature blob */
-#define CAS_STORE_PEER_KEY_MAX 256u                /* bytes of a peer record key */
-#define CAS_STORE_PEER_MAX     (64u * 1024)        /* bytes of a peer record value */
+#define CAS_STORE_VERSION         1u /* marker + index format version */
+#define CAS_STORE_MAP_SIZE        ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
+#define CAS_STORE_NAME_MAX        255u         /* bytes of a local model name */
+#define CAS_STORE_KEY_ID_MAX      64u          /* bytes of a trusted key id */
+#define CAS_STORE_KEY_BLOB_MAX    4096u        /* bytes of a trusted key blob */
+#define CAS_STORE_SIG_MAX         (64u * 1024) /* bytes of one signature blob */
+#define CAS_STORE_PEER_KEY_MAX    256u         /* bytes of a peer record key */
+#define CAS_STORE_PEER_MAX        (64u * 1024)
+#define CAS_STORE_NAMEREC_KEY_MAX 256u /* bytes of a name record key */
+#define CAS_STORE_NAMEREC_MAX \
+    4096u /* bytes of a name record blob */        /* bytes of a peer record value */
 #define CAS_STORE_MANIFEST_MAX ((size_t)256 << 20) /* bytes of a stored manifest */
 #define CAS_STORE_ADD_THREADS  2u                  /* default hash threads of add/verify */
 #define CAS_STORE_BUF_SIZE     ((size_t)4 << 20)   /* one I/O buffer of add/verify/export */
@@ -468,5 +471,32 @@ int cas_store_peer_del(cas_store *s, const void *key, size_t key_len);
 typedef int (*cas_peer_fn)(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val,
                            size_t val_len);
 int cas_store_peer_list(cas_store *s, cas_peer_fn cb, void *userdata);
+
+/* ---------------------------------------------------------------------- */
+/* Signed name records (opaque blobs with a sequence number; libcas/namerec.h
+ * defines them: key = publisher key id || name) */
+
+/* Stores blob (1..CAS_STORE_NAMEREC_MAX bytes) under key (1..
+ * CAS_STORE_NAMEREC_KEY_MAX bytes) with sequence number seq, unless the
+ * stored record's sequence is >= seq: the compare and the write are one
+ * transaction, so concurrent writers (nvxd, nvx) never lose the higher
+ * record. Returns 1 when stored, 0 when the stored one was kept, -EINVAL,
+ * -EMSGSIZE. */
+int cas_store_namerec_put(cas_store *s, const void *key, size_t key_len, uint64_t seq,
+                          const void *blob, size_t len);
+
+/* Copies the record under key: its sequence, and its blob into a malloc'd
+ * buffer the caller frees. Returns 0, -ENOENT, -ENOMEM, -EBADMSG (damaged). */
+int cas_store_namerec_get(cas_store *s, const void *key, size_t key_len, uint64_t *ret_seq,
+                          uint8_t **ret_blob, size_t *ret_len);
+
+/* Removes the record under key. Returns 0 or -ENOENT. */
+int cas_store_namerec_del(cas_store *s, const void *key, size_t key_len);
+
+/* Calls cb for every record in key order (pointers valid during the call;
+ * damaged values are skipped). Returns 0 or the callback's negative value. */
+typedef int (*cas_store_namerec_fn)(void *userdata, const uint8_t *key, size_t key_len,
+                                    uint64_t seq, const uint8_t *blob, size_t len);
+int cas_store_namerec_list(cas_store *s, cas_store_namerec_fn cb, void *userdata);
 
 #endif

@@ -1364,6 +1364,53 @@ test_map_full(void **state)
     free(b);
 }
 
+static int
+namerec_cb(void *userdata, const uint8_t *key, size_t key_len, uint64_t seq, const uint8_t *blob,
+           size_t len)
+{
+    int *n = userdata;
+    (*n)++;
+    (void)key;
+    (void)key_len;
+    (void)seq;
+    (void)blob;
+    (void)len;
+    return 0;
+}
+
+static void
+test_namerecs(void **state)
+{
+    fixture *f = *state;
+    const char key[] = "\x01\x02\x03\x04\x05\x06\x07\x08llama";
+    size_t kl = sizeof(key) - 1;
+    assert_int_equal(cas_store_namerec_put(f->s, key, kl, 5, "rec5", 4), 1);
+    assert_int_equal(cas_store_namerec_put(f->s, key, kl, 5, "rec5b", 5), 0); /* not newer */
+    assert_int_equal(cas_store_namerec_put(f->s, key, kl, 3, "rec3", 4), 0);
+    uint64_t seq;
+    uint8_t *blob;
+    size_t len;
+    assert_int_equal(cas_store_namerec_get(f->s, key, kl, &seq, &blob, &len), 0);
+    assert_int_equal(seq, 5);
+    assert_int_equal(len, 4);
+    assert_memory_equal(blob, "rec5", 4);
+    free(blob);
+    assert_int_equal(cas_store_namerec_put(f->s, key, kl, 9, "rec9", 4), 1);
+    assert_int_equal(cas_store_namerec_get(f->s, key, kl, &seq, &blob, &len), 0);
+    assert_int_equal(seq, 9);
+    free(blob);
+    assert_int_equal(cas_store_namerec_put(f->s, "k2", 2, 1, "x", 1), 1);
+    int n = 0;
+    assert_int_equal(cas_store_namerec_list(f->s, namerec_cb, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(cas_store_namerec_del(f->s, "k2", 2), 0);
+    assert_int_equal(cas_store_namerec_del(f->s, "k2", 2), -ENOENT);
+    assert_int_equal(cas_store_namerec_get(f->s, "k2", 2, &seq, &blob, &len), -ENOENT);
+    assert_int_equal(cas_store_namerec_put(f->s, key, kl, 10, "", 0), -EINVAL);
+    uint8_t big[CAS_STORE_NAMEREC_MAX + 1] = { 0 };
+    assert_int_equal(cas_store_namerec_put(f->s, key, kl, 10, big, sizeof(big)), -EMSGSIZE);
+}
+
 int
 main(void)
 {
@@ -1390,6 +1437,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_partial_repeats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_pipe_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_namerecs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
