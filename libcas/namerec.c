@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "libcas/hash.h"
+#include "libcas/internal.h"
 #include "libcas/sig-internal.h"
 
 static const uint8_t magic[CAS_NAMEREC_MAGIC_LEN] = { 'n', 'v', 'x', 'n',
@@ -26,22 +27,6 @@ enum {
     STORE_KEY_MAX = STORE_PREFIX_LEN + CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX,
     STORE_VAL_MAX = 8 + CAS_NAMEREC_MAX,
 };
-
-static void
-le64_store(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t
-le64_load(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 bool
 cas_namerec_name_valid(const char *name, size_t len)
@@ -77,9 +62,9 @@ signed_part(const cas_namerec *rec, uint8_t *out)
     out[off++] = (uint8_t)rec->name_len;
     memcpy(out + off, rec->name, rec->name_len);
     off += rec->name_len;
-    le64_store(out + off, rec->sequence);
+    cas__le64_store(out + off, rec->sequence);
     off += 8;
-    le64_store(out + off, rec->time);
+    cas__le64_store(out + off, rec->time);
     off += 8;
     memcpy(out + off, rec->model_id, CAS_MODEL_ID_LEN);
     off += CAS_MODEL_ID_LEN;
@@ -153,58 +138,38 @@ cas_namerec_encode(const cas_namerec *rec, uint8_t *out, size_t cap)
     return (int)len;
 }
 
-/* Bounds-checked reader over untrusted bytes (STYLE.md 6). */
-typedef struct cursor {
-    const uint8_t *p;
-    size_t len;
-    size_t off;
-} cursor;
-
-static int
-take(cursor *c, size_t n, const uint8_t **ret)
-{
-    if (c->len - c->off < n)
-        return -EBADMSG;
-    *ret = c->p + c->off;
-    c->off += n;
-    return 0;
-}
-
 int
 cas_namerec_decode(const uint8_t *buf, size_t len, cas_namerec *ret)
 {
     if (!buf || len < CAS_NAMEREC_MIN || len > CAS_NAMEREC_MAX)
         return -EBADMSG;
-    cursor c = { .p = buf, .len = len, .off = 0 };
+    cas__cursor c = { buf, len, 0 }; /* libcas/internal.h: bounds-checked, STYLE.md 6 */
     const uint8_t *p;
+    uint8_t k;
     cas_namerec rec;
     memset(&rec, 0, sizeof(rec));
 
-    if (take(&c, CAS_NAMEREC_MAGIC_LEN, &p) < 0 || memcmp(p, magic, sizeof(magic)) != 0)
+    if (cas__cursor_bytes(&c, CAS_NAMEREC_MAGIC_LEN, &p) < 0 ||
+        memcmp(p, magic, sizeof(magic)) != 0)
         return -EBADMSG;
-    if (take(&c, CAS_KEYID_LEN, &p) < 0)
+    if (cas__cursor_bytes(&c, CAS_KEYID_LEN, &p) < 0)
         return -EBADMSG;
     memcpy(rec.keyid, p, CAS_KEYID_LEN);
-    if (take(&c, CAS_PK_LEN, &p) < 0)
+    if (cas__cursor_bytes(&c, CAS_PK_LEN, &p) < 0)
         return -EBADMSG;
     memcpy(rec.pk, p, CAS_PK_LEN);
-    if (take(&c, 1, &p) < 0)
+    if (cas__cursor_u8(&c, &k) < 0)
         return -EBADMSG;
-    size_t k = p[0];
-    if (take(&c, k, &p) < 0 || !cas_namerec_name_valid((const char *)p, k))
+    if (cas__cursor_bytes(&c, k, &p) < 0 || !cas_namerec_name_valid((const char *)p, k))
         return -EBADMSG;
     memcpy(rec.name, p, k);
     rec.name_len = k;
-    if (take(&c, 8, &p) < 0)
+    if (cas__cursor_u64(&c, &rec.sequence) < 0 || cas__cursor_u64(&c, &rec.time) < 0)
         return -EBADMSG;
-    rec.sequence = le64_load(p);
-    if (take(&c, 8, &p) < 0)
-        return -EBADMSG;
-    rec.time = le64_load(p);
-    if (take(&c, CAS_MODEL_ID_LEN, &p) < 0)
+    if (cas__cursor_bytes(&c, CAS_MODEL_ID_LEN, &p) < 0)
         return -EBADMSG;
     memcpy(rec.model_id, p, CAS_MODEL_ID_LEN);
-    if (take(&c, CAS_SIGBYTES, &p) < 0)
+    if (cas__cursor_bytes(&c, CAS_SIGBYTES, &p) < 0)
         return -EBADMSG;
     memcpy(rec.sig, p, CAS_SIGBYTES);
     if (c.off != c.len)
@@ -287,7 +252,7 @@ store_val_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t 
         return r;
     uint8_t k[STORE_KEY_MAX];
     size_t kl = store_key(rec.keyid, rec.name, rec.name_len, k);
-    if (kl != key_len || memcmp(k, key, kl) != 0 || le64_load(val) != rec.sequence)
+    if (kl != key_len || memcmp(k, key, kl) != 0 || cas__le64_load(val) != rec.sequence)
         return -EBADMSG;
     *ret = rec;
     return 0;
@@ -349,7 +314,7 @@ cas_namerec_store_put(cas_store *s, const cas_namerec *rec)
         return r; /* a damaged stored record is replaced */
 
     uint8_t val[STORE_VAL_MAX];
-    le64_store(val, rec->sequence);
+    cas__le64_store(val, rec->sequence);
     r = cas_namerec_encode(rec, val + 8, sizeof(val) - 8);
     if (r < 0)
         return r;
