@@ -13,7 +13,9 @@
  *     does not decode, or a second HS_INIT after the handshake;
  *   - connect and say nothing, stop half way through HS_INIT, stop half way
  *     through a SEALED frame, or trickle a frame one byte a second;
- *   - open more silent connections at once than nvxd's max_peers.
+ *   - open more silent connections at once than nvxd's max_peers;
+ *   - and, with A dialing us (`nvx peer add`), answer its HS_INIT with a
+ *     wrong transcript signature or with garbage.
  *
  * In every case A must close the connection (read returns 0 or ECONNRESET)
  * within a bounded time, while a normal fetch from A to B, a fetch by a new
@@ -687,6 +689,143 @@ test_handshake_frame_after_handshake(void **state)
     expect_alive(&fx.a);
 }
 
+/* ---- hostile responders: A dials us ------------------------------------------ */
+
+/* A listening socket on an ephemeral port of 127.0.0.1; its "IP:PORT". */
+static int
+listen_ephemeral(char addr[static 64])
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(addr, 64, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    return fd;
+}
+
+/* Waits for A to dial the listener (it dials configured peers on its
+ * 250 ms tick). */
+static int
+accept_dial(int lfd)
+{
+    struct pollfd pf = { .fd = lfd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, BOUND_IMMEDIATE_S * 1000), 1);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+enum dialed_mode {
+    DIALED_HONEST,  /* the control: a correct responder */
+    DIALED_BAD_SIG, /* HELLO claims another node id, so sig_r is wrong */
+    DIALED_GARBAGE,
+};
+
+/* A is told to dial us; we answer its HS_INIT as a responder (see enum
+ * dialed_mode). A must hang up at once on a liar and complete the handshake
+ * with an honest responder. */
+static void
+dialed_by_a(int mode)
+{
+    bool garbage = mode == DIALED_GARBAGE;
+    char addr[64];
+    int lfd = listen_ephemeral(addr);
+    assert_int_equal(nvx_run(&fx.a, NULL, "peer", "add", addr), 0);
+    int fd = accept_dial(lfd);
+    if (garbage) {
+        uint8_t junk[512];
+        tu_fill_random(junk, sizeof(junk), 11);
+        send_all(fd, junk, sizeof(junk));
+        expect_closed(fd, BOUND_IMMEDIATE_S, "dialed peer answering with garbage");
+    } else {
+        raw_peer p;
+        memset(&p, 0, sizeof(p));
+        p.fd = fd;
+        assert_int_equal(proto_identity_generate(&p.id), 0);
+        assert_int_equal(proto_identity_generate(&p.other), 0);
+        proto_session_config cfg = { .identity = p.id, .initiator = false };
+        assert_int_equal(proto_session_new(&cfg, now_ms(), &p.s), 0);
+        if (mode == DIALED_BAD_SIG)
+            proto__session_set_hello_node_id(p.s, proto_identity_node_id(p.other));
+        /* Read HS_INIT; the session answers with HS_RESP. */
+        double end = now_s() + BOUND_IMMEDIATE_S;
+        size_t got = 0;
+        while (got < PROTO_FRAME_HEADER_LEN + 40) {
+            assert_true(now_s() < end);
+            struct pollfd pf = { .fd = fd, .events = POLLIN };
+            if (poll(&pf, 1, 200) <= 0)
+                continue;
+            uint8_t buf[256];
+            ssize_t n = recv(fd, buf, PROTO_FRAME_HEADER_LEN + 40 - got, 0);
+            assert_true(n > 0);
+            size_t used = 0;
+            proto_event ev;
+            assert_true(proto_session_feed(p.s, buf, (size_t)n, now_ms(), &used, &ev) >= 0);
+            got += (size_t)n;
+        }
+        peer_flush(&p); /* HS_RESP */
+        if (mode == DIALED_BAD_SIG) {
+            expect_closed(fd, BOUND_IMMEDIATE_S, "dialed peer signing the wrong transcript");
+        } else {
+            /* A answers with HS_FINISH and the session comes up; A then
+             * asks us something (a PING is enough to check). */
+            proto_msg m = { .type = PROTO_MSG_PING, .u.ping = { .nonce = 9 } };
+            end = now_s() + BOUND_IMMEDIATE_S;
+            while (!proto_session_established(p.s)) {
+                assert_true(now_s() < end);
+                struct pollfd pf = { .fd = fd, .events = POLLIN };
+                if (poll(&pf, 1, 200) <= 0)
+                    continue;
+                uint8_t buf[4096];
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                assert_true(n > 0);
+                /* Feed every byte: A may send messages right behind HS_FINISH. */
+                for (size_t off = 0; off < (size_t)n;) {
+                    size_t used = 0;
+                    proto_event ev;
+                    assert_true(proto_session_feed(p.s, buf + off, (size_t)n - off, now_ms(), &used,
+                                                   &ev) >= 0);
+                    off += used;
+                }
+            }
+            assert_int_equal(proto_session_send_msg(p.s, &m), 0);
+            peer_flush(&p);
+            assert_true(peer_wait_msg(&p, PROTO_MSG_PONG, BOUND_IMMEDIATE_S * 1000));
+            close(fd);
+        }
+        p.fd = -1;
+        peer_free(&p);
+    }
+    close(lfd);
+    assert_int_equal(nvx_run(&fx.a, NULL, "peer", "rm", addr), 0);
+    expect_alive(&fx.a);
+}
+
+static void
+test_dialed_peer_bad_signature(void **state)
+{
+    (void)state;
+    dialed_by_a(DIALED_BAD_SIG);
+}
+
+static void
+test_dialed_peer_honest(void **state)
+{
+    (void)state;
+    dialed_by_a(DIALED_HONEST);
+}
+
+static void
+test_dialed_peer_garbage(void **state)
+{
+    (void)state;
+    dialed_by_a(DIALED_GARBAGE);
+}
+
 /* ---- stalls, side by side with a real fetch --------------------------------- */
 
 enum probe_kind {
@@ -953,6 +1092,9 @@ main(void)
         cmocka_unit_test(test_handshake_frame_after_handshake),
         cmocka_unit_test(test_malformed_message),
         cmocka_unit_test(test_unknown_message_skipped),
+        cmocka_unit_test(test_dialed_peer_bad_signature),
+        cmocka_unit_test(test_dialed_peer_honest),
+        cmocka_unit_test(test_dialed_peer_garbage),
         cmocka_unit_test(test_stalls_and_flood_while_fetching),
         cmocka_unit_test(test_clean_shutdown),
     };
