@@ -60,6 +60,8 @@ typedef struct job {
 
 typedef struct add_ctx {
     int in_fd, out_fd;
+    const uint8_t *prefix; /* caller's bytes before in_fd's (reader thread) */
+    size_t prefix_left;
     int dio_fd; /* the temp file opened O_DIRECT, or -1 */
     size_t slot_size;
     slot slots[CAS__ADD_SLOTS];
@@ -123,11 +125,16 @@ wait_filled_locked(add_ctx *c, uint64_t seq)
 }
 
 static int
-read_fill(int fd, uint8_t *buf, size_t cap, size_t *ret_len, bool *ret_eof)
+read_fill(add_ctx *c, uint8_t *buf, size_t cap, size_t *ret_len, bool *ret_eof)
 {
-    size_t n = 0;
+    size_t n = c->prefix_left < cap ? c->prefix_left : cap;
+    if (n > 0) {
+        memcpy(buf, c->prefix, n);
+        c->prefix += n;
+        c->prefix_left -= n;
+    }
     while (n < cap) {
-        ssize_t k = read(fd, buf + n, cap - n);
+        ssize_t k = read(c->in_fd, buf + n, cap - n);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -158,7 +165,7 @@ reader_main(void *arg)
             break;
         size_t len = 0;
         bool eof = false;
-        int r = read_fill(c->in_fd, sl->buf, c->slot_size, &len, &eof);
+        int r = read_fill(c, sl->buf, c->slot_size, &len, &eof);
         pthread_mutex_lock(&c->mu);
         if (r < 0) {
             fail_locked(c, r);
@@ -647,11 +654,20 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
     if (r < 0)
         return r;
     struct stat st;
-    uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    if (o->prefix_len > 0 && !o->prefix)
+        return -EINVAL;
+    uint64_t total = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        off_t pos = lseek(fd, 0, SEEK_CUR);
+        if (pos >= 0 && (uint64_t)pos <= (uint64_t)st.st_size)
+            total = (uint64_t)st.st_size - (uint64_t)pos + o->prefix_len;
+    }
     if (total > 0 && (r = precheck_limit(s, total)) < 0)
         return r;
 
-    add_ctx c = { .in_fd = fd, .out_fd = -1, .dio_fd = -1 };
+    add_ctx c = {
+        .in_fd = fd, .out_fd = -1, .dio_fd = -1, .prefix = o->prefix, .prefix_left = o->prefix_len
+    };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.slot_cv, NULL);
     pthread_cond_init(&c.job_cv, NULL);

@@ -144,6 +144,11 @@ typedef struct cas_store_add_opts {
     unsigned threads;         /* hash threads; 0: CAS_STORE_ADD_THREADS */
     cas_progress_fn progress; /* may be NULL */
     void *userdata;
+    /* Bytes the caller already read from fd (e.g. a file header it needed
+     * to plan the chunking of a pipe): they come first, then the rest of
+     * fd. Borrowed for the call; may be NULL. */
+    const void *prefix;
+    size_t prefix_len;
 } cas_store_add_opts;
 
 /* Reads fd to EOF (a file or a pipe; never the whole stream in memory: about

@@ -225,6 +225,20 @@ test_add_pipe_same_id(void **state)
     pthread_join(th, NULL);
     close(pfd[0]);
     assert_memory_equal(id, id2, CAS_HASH_LEN);
+
+    /* A prefix the caller read already, then the rest of the pipe: same id. */
+    const size_t plens[] = { 0, 1000, 4 * 1024 * 1024 + 7, len };
+    for (size_t pi = 0; pi < sizeof(plens) / sizeof(plens[0]); pi++) {
+        size_t plen = plens[pi];
+        assert_int_equal(pipe(pfd), 0);
+        a = (pipe_arg){ pfd[1], b + plen, len - plen };
+        assert_int_equal(pthread_create(&th, NULL, pipe_writer, &a), 0);
+        cas_store_add_opts po = { .prefix = b, .prefix_len = plen };
+        assert_int_equal(cas_store_add_fd(f->s, pfd[0], &po, id2), 0);
+        pthread_join(th, NULL);
+        close(pfd[0]);
+        assert_memory_equal(id, id2, CAS_HASH_LEN);
+    }
     free(b);
 }
 
