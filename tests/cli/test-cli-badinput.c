@@ -321,6 +321,16 @@ test_corrupt_data(void **state)
     assert_non_null(strstr(out, "\"chunk\":"));
     free(out);
     free(err);
+    /* A truncated data file: verify names the first chunk past the end. */
+    assert_int_equal(truncate(data, 300000), 0);
+    assert_int_equal(ct_run(f->store, &out, &err, "verify", id, NULL), 4);
+    ct_assert_one_error(err, "is missing");
+    ct_assert_one_error(err, "chunk ");
+    assert_non_null(strstr(out, "is missing"));
+    free(out);
+    free(err);
+    EXPECT_FAIL(f->store, 4, "chunk", "export", id, "-o", (char *)copy);
+    assert_int_equal(stat(copy, &st), -1);
 }
 
 /* Two models whose ids share their first 8 hex digits: found by a birthday
