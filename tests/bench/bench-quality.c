@@ -92,6 +92,16 @@ now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of this thread: speed figures that do not depend on what else
+ * the machine runs (it is shared; wall time swings 2x under load). */
+static double
+cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Sampled token stream: sequences from BOS at temperature 1. */
 typedef struct stream {
     int32_t *t;
@@ -140,68 +150,45 @@ typedef struct variant {
     double tps[16];
 } variant;
 
-int
-main(int argc, char **argv)
-{
-    const char *dir = "../shared/models";
-    size_t positions = 2048;
-    int runs = 5;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--positions") == 0 && i + 1 < argc)
-            positions = (size_t)strtoul(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else
-            dir = argv[i];
-    }
-    if (runs < 1 || runs > 16)
-        runs = 5;
-    char path[4096];
-    buf f32 = { 0 }, q8cpp = { 0 }, q4cpp = { 0 };
-    snprintf(path, sizeof(path), "%s/aidreams260K.bin", dir);
-    if (read_all(path, &f32) < 0) {
-        fprintf(stderr, "bench-quality: cannot read %s: pass the shared models folder\n", path);
-        return 1;
-    }
-    snprintf(path, sizeof(path), "%s/aidreams260K-Q8_0-ffndownF16.gguf", dir);
-    read_all(path, &q8cpp);
-    snprintf(path, sizeof(path), "%s/aidreams260K-Q4_0-ffndownF16.gguf", dir);
-    read_all(path, &q4cpp);
-    snprintf(path, sizeof(path), "%s/tok512.bin", dir);
-    rt_tokenizer *tok = NULL;
-    if (rt_tokenizer_load_llama2c_file(path, 512, &tok) < 0) {
-        fprintf(stderr, "bench-quality: cannot read %s\n", path);
-        return 1;
-    }
+static const struct {
+    const char *name;
+    rt_type type;
+    rt_quant_method method;
+} qv[] = {
+    { "Q8_0 (RTN)", RT_TYPE_Q8_0, RT_QUANT_RTN },
+    { "Q4_0 RTN", RT_TYPE_Q4_0, RT_QUANT_RTN },
+    { "Q4_0 search", RT_TYPE_Q4_0, RT_QUANT_SEARCH },
+    { "Q4_0 AWQ", RT_TYPE_Q4_0, RT_QUANT_AWQ },
+};
+enum {
+    NQ = 4,
+    NV = NQ + 4
+};
 
-    rt_model_opts def = RT_MODEL_OPTS_INIT;
-    loaded ref = { 0 };
-    int r = load(&f32, &def, &ref);
-    if (r < 0) {
-        fprintf(stderr, "bench-quality: cannot load the F32 model: %s\n", strerror(-r));
-        return 1;
-    }
-    stream text;
-    sample_stream(ref.m, tok, 1, positions, &text);
-
-    /* The variants. */
-    struct {
-        const char *name;
-        rt_type type;
-        rt_quant_method method;
-    } qv[] = {
-        { "Q8_0 (RTN)", RT_TYPE_Q8_0, RT_QUANT_RTN },
-        { "Q4_0 RTN", RT_TYPE_Q4_0, RT_QUANT_RTN },
-        { "Q4_0 search", RT_TYPE_Q4_0, RT_QUANT_SEARCH },
-        { "Q4_0 AWQ", RT_TYPE_Q4_0, RT_QUANT_AWQ },
-    };
-    enum {
-        NQ = 4,
-        NV = NQ + 4
-    };
+/* Everything main loads once and the parts of the benchmark share. */
+typedef struct bench {
+    int runs;
+    buf f32;
+    rt_tokenizer *tok;
+    rt_model_opts def;
+    loaded ref;  /* the F32 model */
+    stream text; /* F32 samples at T=1, teacher-forced through every variant */
     variant v[NV];
-    memset(v, 0, sizeof(v));
+    double t_awq; /* seconds the AWQ conversion took */
+    stream g0;    /* the F32 greedy text from BOS (arena run, speed) */
+} bench;
+
+/* Quantizes the F32 model every way in qv[] (into b->v[0..NQ)) and sets up
+ * the other variants. Returns 0 or 1 after printing why. */
+static int
+make_variants(bench *b, buf q8cpp, buf q4cpp)
+{
+    buf f32 = b->f32;
+    rt_tokenizer *tok = b->tok;
+    rt_model_opts def = b->def;
+    variant *v = b->v;
     double t_awq = 0.0;
+    int r;
     for (int i = 0; i < NQ; i++) {
         rt_quant_opts qo = { .type = qv[i].type, .method = qv[i].method, .tok = tok, .seed = 2 };
         rt_quant_result *res = NULL;
@@ -225,13 +212,26 @@ main(int argc, char **argv)
     v[NQ + 1].opts.kv_type = RT_KV_Q8;
     v[NQ + 2] = (variant){ .name = "llama.cpp Q8_0", .file = q8cpp, .opts = def };
     v[NQ + 3] = (variant){ .name = "llama.cpp Q4_0", .file = q4cpp, .opts = def };
+    b->t_awq = t_awq;
+    return 0;
+}
 
+/* Teacher-forces the sampled text through F32 and every variant; prints
+ * the quality table and the targets. */
+static void
+quality_table(bench *b)
+{
+    buf f32 = b->f32;
+    loaded ref = b->ref;
+    stream text = b->text;
+    variant *v = b->v;
+    int runs = b->runs;
+    rt_tokenizer *tok = b->tok;
     printf("bench-quality: aidreams260K, %zu teacher-forced positions of F32 samples "
            "(T=1, seed 1); AWQ calibrated on %d other sampled positions (seed 2, %.2f s)\n\n",
-           text.n, RT_QUANT_CALIB_TOKENS, t_awq);
+           text.n, RT_QUANT_CALIB_TOKENS, b->t_awq);
     printf("%-20s %9s %10s %10s %8s %8s %9s\n", "variant", "file B", "KL mean", "KL p99", "top-1 %",
            "ppl", "pos/s");
-    rt_eval_result base = { 0 };
     double base_tps = 0.0;
     for (int i = -1; i < NV; i++) {
         variant *x = i < 0 ? NULL : &v[i];
@@ -259,17 +259,14 @@ main(int argc, char **argv)
         }
         qsort(tps, (size_t)runs, sizeof(double), cmp_d);
         double med = tps[runs / 2];
-        if (!x) {
-            base = res;
+        if (!x)
             base_tps = med;
-        }
         printf("%-20s %9zu %10.5f %10.5f %8.2f %8.3f %9.0f (%.0f..%.0f, x%.2f)\n",
                x ? x->name : "F32 (reference)", x ? x->file.len : f32.len, res.kl_mean, res.kl_p99,
                100.0 * res.top1, res.ppl, med, tps[0], tps[runs - 1], med / base_tps);
         if (x)
             x->res = res;
     }
-    (void)base;
     double kl_rtn = v[1].res.kl_mean, kl_s = v[2].res.kl_mean, kl_awq = v[3].res.kl_mean;
     printf("\ntargets: Q8_0 top-1 >= 98%% and mean KL <= 0.01: %s (%.2f%%, %.5f)\n",
            v[0].res.top1 >= 0.98 && v[0].res.kl_mean <= 0.01 ? "met" : "MISSED",
@@ -281,8 +278,19 @@ main(int argc, char **argv)
     printf("         int8 KV costs <= 1 point of top-1: %s (%.2f points)\n",
            100.0 * (1.0 - v[NQ].res.top1) <= 1.0 ? "met" : "MISSED",
            100.0 * (1.0 - v[NQ].res.top1));
+}
 
-    /* The microcontroller run. */
+/* The microcontroller configuration: the arena byte breakdown and how close
+ * its output stays to F32. Returns 0 or 1 after printing why. */
+static int
+arena_runs(bench *b)
+{
+    buf f32 = b->f32;
+    rt_tokenizer *tok = b->tok;
+    loaded ref = b->ref;
+    stream text = b->text;
+    variant *v = b->v;
+    int r;
     rt_model_opts mo = RT_MODEL_OPTS_INIT;
     mo.kv_type = RT_KV_Q8;
     mo.requant = RT_REQUANT_Q4_0;
@@ -352,10 +360,26 @@ main(int argc, char **argv)
                rep.weights, 100.0 * rs.top1, rs.kl_mean);
     }
     free(arena);
+    b->g0 = g0;
+    return 0;
+}
 
-    /* Speed: greedy generation from BOS over the whole context. */
-    printf("\nspeed: greedy, %u positions from BOS, median of %d runs (min..max), ratio to F32 "
-           "portable\n",
+/* Speed: greedy generation from BOS over the whole context, F32, Q8_0 and
+ * Q4_0, portable and SIMD kernels. */
+static void
+speed(bench *b)
+{
+    buf f32 = b->f32;
+    rt_tokenizer *tok = b->tok;
+    loaded ref = b->ref;
+    variant *v = b->v;
+    int runs = b->runs;
+    stream g0 = b->g0;
+    rt_sampler greedy;
+    rt_sampler_init(&greedy, 512, 0.0f, 1.0f, 0, NULL, 0);
+    printf("\nspeed: greedy, %u positions from BOS, thread CPU time, median of %d runs "
+           "(min..max), ratio to F32 portable; the Q8_0/Q4_0 files keep ffn_down in F16 "
+           "(bench-runtime.sh times all-quantized weights)\n",
            rt_model_config(ref.m)->seq_len, runs);
     const buf *files[3] = { &f32, &v[0].file, &v[1].file };
     const char *fnames[3] = { "F32", "Q8_0", "Q4_0" };
@@ -372,9 +396,9 @@ main(int argc, char **argv)
             double t[16];
             for (int i = 0; i < runs; i++) {
                 stream g = { .cap = 200, .t = g0.t, .n = 0 };
-                double t0 = now();
+                double t0 = cpu_now();
                 rt_generate(sl.m, tok, &greedy, "", 0, NULL, on_tok, &g, NULL);
-                t[i] = (double)(g.n + 1) / (now() - t0);
+                t[i] = (double)(g.n + 1) / (cpu_now() - t0);
             }
             qsort(t, (size_t)runs, sizeof(double), cmp_d);
             if (fi == 0 && k == RT_KERNELS_PORTABLE)
@@ -385,5 +409,58 @@ main(int argc, char **argv)
             free(sl.arena);
         }
     }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *dir = "../shared/models";
+    size_t positions = 2048;
+    int runs = 5;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--positions") == 0 && i + 1 < argc)
+            positions = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else
+            dir = argv[i];
+    }
+    if (runs < 1 || runs > 16)
+        runs = 5;
+    char path[4096];
+    buf f32 = { 0 }, q8cpp = { 0 }, q4cpp = { 0 };
+    snprintf(path, sizeof(path), "%s/aidreams260K.bin", dir);
+    if (read_all(path, &f32) < 0) {
+        fprintf(stderr, "bench-quality: cannot read %s: pass the shared models folder\n", path);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/aidreams260K-Q8_0-ffndownF16.gguf", dir);
+    read_all(path, &q8cpp);
+    snprintf(path, sizeof(path), "%s/aidreams260K-Q4_0-ffndownF16.gguf", dir);
+    read_all(path, &q4cpp);
+    snprintf(path, sizeof(path), "%s/tok512.bin", dir);
+    rt_tokenizer *tok = NULL;
+    if (rt_tokenizer_load_llama2c_file(path, 512, &tok) < 0) {
+        fprintf(stderr, "bench-quality: cannot read %s\n", path);
+        return 1;
+    }
+
+    static bench b; /* large: variants hold their eval results */
+    b.runs = runs;
+    b.f32 = f32;
+    b.tok = tok;
+    b.def = (rt_model_opts)RT_MODEL_OPTS_INIT;
+    int r = load(&f32, &b.def, &b.ref);
+    if (r < 0) {
+        fprintf(stderr, "bench-quality: cannot load the F32 model: %s\n", strerror(-r));
+        return 1;
+    }
+    sample_stream(b.ref.m, tok, 1, positions, &b.text);
+    if (make_variants(&b, q8cpp, q4cpp) != 0)
+        return 1;
+    quality_table(&b);
+    if (arena_runs(&b) != 0)
+        return 1;
+    speed(&b);
     return 0;
 }
