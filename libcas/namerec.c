@@ -19,13 +19,9 @@
 static const uint8_t magic[CAS_NAMEREC_MAGIC_LEN] = { 'n', 'v', 'x', 'n',
                                                       'a', 'm', 'e', CAS_NAMEREC_VERSION };
 
-/* Key prefix of name records in the store's generic `peers` database (until
- * the store has a database of its own for them). */
-static const uint8_t store_prefix[4] = { 'n', 'r', '1', 0 };
 enum {
-    STORE_PREFIX_LEN = sizeof(store_prefix),
-    STORE_KEY_MAX = STORE_PREFIX_LEN + CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX,
-    STORE_VAL_MAX = 8 + CAS_NAMEREC_MAX,
+    /* Store key: publisher key id || name (libcas/store.h namerec db). */
+    STORE_KEY_MAX = CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX,
 };
 
 bool
@@ -232,66 +228,25 @@ static size_t
 store_key(const uint8_t keyid[static CAS_KEYID_LEN], const char *name, size_t name_len,
           uint8_t out[static STORE_KEY_MAX])
 {
-    memcpy(out, store_prefix, STORE_PREFIX_LEN);
-    memcpy(out + STORE_PREFIX_LEN, keyid, CAS_KEYID_LEN);
-    memcpy(out + STORE_PREFIX_LEN + CAS_KEYID_LEN, name, name_len);
-    return STORE_PREFIX_LEN + CAS_KEYID_LEN + name_len;
+    memcpy(out, keyid, CAS_KEYID_LEN);
+    memcpy(out + CAS_KEYID_LEN, name, name_len);
+    return CAS_KEYID_LEN + name_len;
 }
 
-/* Decodes a stored value (u64 LE sequence || record) and checks that it
- * belongs under key. */
+/* Decodes a stored record and checks that it belongs under key with seq. */
 static int
-store_val_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
-                 cas_namerec *ret)
+stored_decode(const uint8_t *key, size_t key_len, uint64_t seq, const uint8_t *blob, size_t len,
+              cas_namerec *ret)
 {
-    if (val_len < 8)
-        return -EBADMSG;
     cas_namerec rec;
-    int r = cas_namerec_decode(val + 8, val_len - 8, &rec);
+    int r = cas_namerec_decode(blob, len, &rec);
     if (r < 0)
         return r;
     uint8_t k[STORE_KEY_MAX];
     size_t kl = store_key(rec.keyid, rec.name, rec.name_len, k);
-    if (kl != key_len || memcmp(k, key, kl) != 0 || cas__le64_load(val) != rec.sequence)
+    if (kl != key_len || memcmp(k, key, kl) != 0 || seq != rec.sequence)
         return -EBADMSG;
     *ret = rec;
-    return 0;
-}
-
-typedef struct get_ctx {
-    const uint8_t *key;
-    size_t key_len;
-    bool found;
-    int error;
-    cas_namerec rec;
-} get_ctx;
-
-static int
-get_cb(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
-{
-    get_ctx *g = userdata;
-    if (key_len != g->key_len || memcmp(key, g->key, key_len) != 0)
-        return 0;
-    g->found = true;
-    g->error = store_val_decode(key, key_len, val, val_len, &g->rec);
-    return 1; /* stop */
-}
-
-/* TODO(mesh): the generic peers API has no point lookup, so this scans the
- * peers database; switch to cas_store_namerec_get() once the store has it
- * (requests.md, 11:10). */
-static int
-store_lookup(cas_store *s, const uint8_t *key, size_t key_len, cas_namerec *ret)
-{
-    get_ctx g = { .key = key, .key_len = key_len };
-    int r = cas_store_peer_list(s, get_cb, &g);
-    if (r < 0)
-        return r;
-    if (!g.found)
-        return -ENOENT;
-    if (g.error < 0)
-        return g.error;
-    *ret = g.rec;
     return 0;
 }
 
@@ -303,23 +258,13 @@ cas_namerec_store_put(cas_store *s, const cas_namerec *rec)
     int r = cas_namerec_verify(rec);
     if (r < 0)
         return r;
-    uint8_t key[STORE_KEY_MAX];
+    uint8_t key[STORE_KEY_MAX], buf[CAS_NAMEREC_MAX];
     size_t key_len = store_key(rec->keyid, rec->name, rec->name_len, key);
-
-    cas_namerec old;
-    r = store_lookup(s, key, key_len, &old);
-    if (r == 0 && old.sequence >= rec->sequence)
-        return 0;
-    if (r < 0 && r != -ENOENT && r != -EBADMSG)
-        return r; /* a damaged stored record is replaced */
-
-    uint8_t val[STORE_VAL_MAX];
-    cas__le64_store(val, rec->sequence);
-    r = cas_namerec_encode(rec, val + 8, sizeof(val) - 8);
+    r = cas_namerec_encode(rec, buf, sizeof(buf));
     if (r < 0)
         return r;
-    r = cas_store_peer_put(s, key, key_len, val, 8 + (size_t)r);
-    return r < 0 ? r : 1;
+    /* The store compares sequences and writes in one transaction. */
+    return cas_store_namerec_put(s, key, key_len, rec->sequence, buf, (size_t)r);
 }
 
 int
@@ -333,7 +278,15 @@ cas_namerec_store_get(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], c
         return -EINVAL;
     uint8_t key[STORE_KEY_MAX];
     size_t key_len = store_key(keyid, name, n, key);
-    return store_lookup(s, key, key_len, ret);
+    uint64_t seq;
+    uint8_t *blob = NULL;
+    size_t len;
+    int r = cas_store_namerec_get(s, key, key_len, &seq, &blob, &len);
+    if (r < 0)
+        return r;
+    r = stored_decode(key, key_len, seq, blob, len, ret);
+    free(blob);
+    return r;
 }
 
 typedef struct list_ctx {
@@ -342,13 +295,12 @@ typedef struct list_ctx {
 } list_ctx;
 
 static int
-list_cb(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
+list_cb(void *userdata, const uint8_t *key, size_t key_len, uint64_t seq, const uint8_t *blob,
+        size_t len)
 {
     list_ctx *l = userdata;
-    if (key_len < STORE_PREFIX_LEN || memcmp(key, store_prefix, STORE_PREFIX_LEN) != 0)
-        return 0;
     cas_namerec rec;
-    if (store_val_decode(key, key_len, val, val_len, &rec) < 0)
+    if (stored_decode(key, key_len, seq, blob, len, &rec) < 0)
         return 0; /* damaged: skipped */
     return l->cb(l->userdata, &rec);
 }
@@ -359,7 +311,7 @@ cas_namerec_store_list(cas_store *s, cas_namerec_fn cb, void *userdata)
     if (!s || !cb)
         return -EINVAL;
     list_ctx l = { .cb = cb, .userdata = userdata };
-    return cas_store_peer_list(s, list_cb, &l);
+    return cas_store_namerec_list(s, list_cb, &l);
 }
 
 int
@@ -372,7 +324,7 @@ cas_namerec_store_del(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], c
         return -EINVAL;
     uint8_t key[STORE_KEY_MAX];
     size_t key_len = store_key(keyid, name, n, key);
-    return cas_store_peer_del(s, key, key_len);
+    return cas_store_namerec_del(s, key, key_len);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -298,7 +298,7 @@ test_store_highest_wins(void **state)
     assert_int_equal(cas_namerec_store_get(f->s, r1.keyid, "llama", &got), 0);
     assert_int_equal(got.sequence, 2);
 
-    /* Other peer records in the same database are not name records. */
+    /* Peer records (another database) are not name records. */
     assert_int_equal(cas_store_peer_put(f->s, "peer-x", 6, "v", 1), 0);
     n = 0;
     assert_int_equal(cas_namerec_store_list(f->s, count_cb, &n), 0);
