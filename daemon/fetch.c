@@ -61,6 +61,7 @@ static void xfer_pump(struct xfer *x);
 static void xfer_end(struct xfer *x, int state, int error);
 static void xfer_try_finalize(struct xfer *x);
 static void manifest_next(struct xfer *x);
+static void send_want(struct xfer *x, nvx_peer *p);
 
 static struct xfer *
 xfer_find(nvx_node *n, const uint8_t id[32])
@@ -414,9 +415,33 @@ open_done(struct xfer *x, struct xjob *j)
     }
     free(x->mbuf);
     x->mbuf = NULL;
+    /* Peers that said NOT_FOUND before may be fetching this model too and
+     * have a partial now; ask again (they ask us back: nvx__fetch_peer_wants). */
+    for (nvx_peer *p = n->peers; p; p = p->next)
+        if (p->established && !p->closing && !xpeer_find(x, p))
+            send_want(x, p);
 out:
     free(j->chunk_len);
     free(j->have);
+}
+
+/* Tells the peers that are fetching this model too (their HAVE was a
+ * bitmap) that we hold chunk idx now, so they may ask us for it. */
+static void
+announce_chunk(struct xfer *x, uint32_t idx)
+{
+    proto_msg m = { .type = PROTO_MSG_HAVE };
+    memcpy(m.u.want.model_id, x->id, 32);
+    m.u.want.set.kind = PROTO_CHUNKSET_RANGES;
+    m.u.want.set.n_ranges = 1;
+    m.u.want.set.ranges[0].start = idx;
+    m.u.want.set.ranges[0].count = 1;
+    for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
+        if (!xp->bits || xp->p->closing || !xp->p->established)
+            continue;
+        if (proto_session_send_msg(xp->p->sess, &m) == 0)
+            nvx__peer_flush(xp->p);
+    }
 }
 
 static void
@@ -431,6 +456,7 @@ put_done(struct xfer *x, struct xjob *j)
             x->bytes_done += j->len;
             x->chunks_done++;
             x->uncommitted++;
+            announce_chunk(x, j->idx);
         }
         /* Cancel the duplicates the endgame sent elsewhere. */
         nvx_picker_peer *holders[NVX_PICKER_ENDGAME_DUP * 2];
@@ -702,14 +728,36 @@ chunkset_bits(const proto_chunkset *set, uint8_t **ret_bits, uint32_t *ret_n)
     return 0;
 }
 
+/* A peer we already know announced more chunks (a fetcher that verified
+ * some): add them to its bitmap and to the picker's counts. */
+static void
+have_merge(struct xfer *x, struct xpeer *xp, const proto_chunkset *set)
+{
+    if (!xp->bits)
+        return; /* has everything already */
+    uint32_t n = x->pk ? nvx_picker_n_chunks(x->pk) : xp->nbits;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!proto_chunkset_contains(set, i))
+            continue;
+        if (i < xp->nbits)
+            xp->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+        if (xp->pp)
+            nvx_picker_peer_have(x->pk, xp->pp, i);
+    }
+    xfer_pump(x);
+}
+
 static void
 on_have(nvx_peer *p, const proto_want *h)
 {
     struct xfer *x = xfer_find(p->node, h->model_id);
     if (!x || x->finishing)
         return;
-    if (xpeer_find(x, p))
-        return; /* TODO(nvxd): merge incremental HAVEs */
+    struct xpeer *old = xpeer_find(x, p);
+    if (old) {
+        have_merge(x, old, &h->set);
+        return;
+    }
     struct xpeer *xp = calloc(1, sizeof(*xp));
     if (!xp)
         return;
@@ -855,6 +903,16 @@ send_want(struct xfer *x, nvx_peer *p)
     m.u.want.set.kind = PROTO_CHUNKSET_ALL;
     proto_session_send_msg(p->sess, &m);
     nvx__peer_flush(p);
+}
+
+void
+nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32])
+{
+    struct xfer *x = xfer_find(p->node, model);
+    /* Only once we hold a partial ourselves (x->pk): two fetchers still
+     * waiting for the manifest would otherwise WANT each other forever. */
+    if (x && x->pk && !x->finishing && p->established && !p->closing && !xpeer_find(x, p))
+        send_want(x, p);
 }
 
 void

@@ -123,6 +123,7 @@ struct smodel {
     int fd;
     _Atomic uint8_t *verified;
     _Atomic bool dead; /* the data file was removed (rm, gc) */
+    bool partial;      /* being fetched: unverified chunks are absent, not corrupt */
     unsigned refs;     /* loop thread only */
     uint64_t used;
 };
@@ -179,5 +180,6 @@ void nvx__fetch_peer_gone(nvx_peer *p);
 void nvx__fetch_tick(nvx_node *n);
 void nvx__fetch_stop_all(nvx_node *n);
 void nvx__fetch_pump_pending(nvx_node *n);
+void nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32]);
 
 #endif

@@ -340,7 +340,8 @@ nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms)
     int64_t idx = -1;
     if (pk->n_fresh > 0)
         idx = pick_fresh(pk, pp);
-    if (idx < 0 && pk->n_fresh == 0 && pk->n_have < pk->n) {
+    if (idx < 0 && pk->n_fresh == 0 && pk->n_have < pk->n &&
+        pk->n - pk->n_have <= NVX_PICKER_ENDGAME_MISSING) {
         pk->endgame = true;
         idx = pick_endgame(pk, pp);
     }

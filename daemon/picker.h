@@ -16,10 +16,13 @@
  *     always full measures a rate of window / RTT, so it grows until the
  *     link (not the window) is the bottleneck and half a second of data is
  *     queued — enough to ride out jitter, small enough to cancel.
- *   - Endgame: once every missing chunk is requested from someone, a peer
- *     with room in its window duplicates chunks in flight elsewhere (at most
+ *   - Endgame: once every missing chunk is requested from someone and at
+ *     most NVX_PICKER_ENDGAME_MISSING chunks are missing, a peer with room
+ *     in its window duplicates chunks in flight elsewhere (at most
  *     NVX_PICKER_ENDGAME_DUP requests per chunk); when one copy verifies,
- *     nvx_picker_holders() names the peers whose duplicates to CANCEL.
+ *     nvx_picker_holders() names the peers whose duplicates to CANCEL. (The
+ *     limit keeps a large window from turning a whole small model into
+ *     duplicates.)
  *   - A chunk whose bytes arrived is VERIFYING: not requested again unless
  *     verification fails (nvx_picker_verified(ok = false)), which puts it
  *     back into the pool. The node drops the peer that sent it.
@@ -42,6 +45,7 @@ enum nvx_picker_limits {
     NVX_PICKER_WINDOW_MS = 500,      /* target: this much data queued */
     NVX_PICKER_RATE_SAMPLE_MS = 200, /* throughput sample interval */
     NVX_PICKER_ENDGAME_DUP = 2,      /* most requests for one chunk */
+    NVX_PICKER_ENDGAME_MISSING = 32, /* endgame only with this few chunks left */
     NVX_PICKER_REQS_MAX = 512,       /* chunks in flight per peer */
     NVX_PICKER_PEERS_MAX = 4096,
 };

@@ -30,6 +30,7 @@
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
 #include "libcas/hash.h"
+#include "libcas/store.h"
 
 enum job_kind {
     JOB_WANT,
@@ -139,7 +140,19 @@ nvx__mcache_clear(nvx_node *n)
 
 /* ---- pool side --------------------------------------------------------- */
 
-/* Opens complete model id for serving (pool thread). */
+static int
+asprintf_path(char **ret, const char *dir, const char *hex)
+{
+    size_t n = strlen(dir) + strlen(hex) + 8;
+    char *p = malloc(n);
+    if (!p)
+        return -ENOMEM;
+    snprintf(p, n, "%s/data/%s", dir, hex);
+    *ret = p;
+    return 0;
+}
+
+/* Opens model id (complete or partial) for serving (pool thread). */
 static int
 smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
 {
@@ -150,12 +163,11 @@ smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
     int r = cas_store_model_info(s, id, &info);
     if (r < 0)
         return r;
-    if (info.state != CAS_MODEL_COMPLETE)
-        return -EAGAIN;
     struct smodel *sm = calloc(1, sizeof(*sm));
     if (!sm)
         return -ENOMEM;
     sm->fd = -1;
+    sm->partial = info.state != CAS_MODEL_COMPLETE;
     memcpy(sm->id, id, 32);
     r = cas_store_manifest_get(s, id, &buf, &len);
     if (r < 0)
@@ -169,9 +181,21 @@ smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
         r = -ENOMEM;
         goto out;
     }
-    r = cas_store_data_path(s, id, &path);
-    if (r < 0)
-        goto out;
+    if (sm->partial) {
+        /* A partial model's data file has the final name already
+         * (libcas/store.h: DIR/data/<id-hex>); cas_store_data_path()
+         * only names complete ones. Its verified chunks are served. */
+        char hex[CAS_HASH_HEX_LEN + 1];
+        cas_hash_to_hex(id, hex);
+        if (asprintf_path(&path, cas_store_dir(s), hex) < 0) {
+            r = -ENOMEM;
+            goto out;
+        }
+    } else {
+        r = cas_store_data_path(s, id, &path);
+        if (r < 0)
+            goto out;
+    }
     sm->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (sm->fd < 0)
         r = -errno;
@@ -219,7 +243,7 @@ smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
         cas_hash(buf, ci.len, h);
         if (!cas_hash_equal(h, ci.id)) {
             free(buf);
-            return -EBADMSG;
+            return sm->partial ? -ENOENT : -EBADMSG; /* partial: not fetched yet */
         }
         atomic_fetch_or(&sm->verified[idx / 8], bit);
     }
@@ -234,9 +258,17 @@ serve_work(uv_work_t *w)
     cas_store *s = j->p->node->store;
     switch (j->kind) {
     case JOB_WANT: {
+        /* Complete: HAVE ALL. Partial: HAVE with the committed bitmap, so
+         * fetchers of the same model trade chunks among themselves. */
         cas_model_info info;
         int r = cas_store_model_info(s, j->r.model, &info);
         j->res = r < 0 ? r : info.state == CAS_MODEL_COMPLETE ? 1 : 0;
+        uint64_t nbits;
+        if (j->res == 0 && cas_store_bitmap_get(s, j->r.model, &j->buf, &nbits) == 0 && nbits > 0 &&
+            nbits <= PROTO_CHUNKS_MAX) {
+            j->total = (uint32_t)nbits;
+            j->res = 2;
+        }
         break;
     }
     case JOB_MANIFEST: {
@@ -312,14 +344,17 @@ serve_done(uv_work_t *w, int status)
         proto_msg m;
         switch (j->kind) {
         case JOB_WANT:
-            if (j->res == 1) {
+            if (j->res == 1 || j->res == 2) {
                 m.type = PROTO_MSG_HAVE;
                 memcpy(m.u.want.model_id, j->r.model, 32);
-                m.u.want.set.kind = PROTO_CHUNKSET_ALL;
+                m.u.want.set.kind = j->res == 1 ? PROTO_CHUNKSET_ALL : PROTO_CHUNKSET_BITMAP;
+                m.u.want.set.nbits = j->total;
+                m.u.want.set.bitmap = j->buf;
                 proto_session_send_msg(p->sess, &m);
             } else {
                 send_not_found(p, 0, j->r.model, 0, PROTO_NOTFOUND_MANIFEST);
             }
+            nvx__fetch_peer_wants(p, j->r.model);
             break;
         case JOB_MANIFEST:
             if (j->res > 0) {

@@ -158,6 +158,27 @@ test_endgame(void **state)
     nvx_picker_free(pk);
 }
 
+/* No endgame while many chunks are missing: a peer with a large window
+ * would otherwise duplicate most of a small model. */
+static void
+test_endgame_late(void **state)
+{
+    uint32_t n = NVX_PICKER_ENDGAME_MISSING + 1;
+    nvx_picker *pk = make(n, 1 * KiB);
+    nvx_picker_peer *a, *b;
+    assert_int_equal(nvx_picker_peer_add(pk, NULL, 0, 0, NULL, &a), 0);
+    assert_int_equal(nvx_picker_peer_add(pk, NULL, 0, 0, NULL, &b), 0);
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(nvx_picker_next(pk, a, 0), i);
+    assert_int_equal(nvx_picker_next(pk, b, 0), -1);
+    assert_false(nvx_picker_endgame(pk));
+    assert_int_equal(nvx_picker_received(pk, a, 0, 1), 1);
+    nvx_picker_verified(pk, 0, true);
+    assert_true(nvx_picker_next(pk, b, 1) >= 1); /* now within the limit */
+    assert_true(nvx_picker_endgame(pk));
+    nvx_picker_free(pk);
+}
+
 /* A chunk that fails verification goes back to the pool and is requested
  * from another peer; the bad peer is removed. */
 static void
@@ -306,11 +327,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new_bad),       cmocka_unit_test(test_single_peer),
-        cmocka_unit_test(test_rarest_first),  cmocka_unit_test(test_peer_bitmap),
-        cmocka_unit_test(test_resume),        cmocka_unit_test(test_endgame),
-        cmocka_unit_test(test_bad_chunk),     cmocka_unit_test(test_peer_remove_releases),
-        cmocka_unit_test(test_window_adapts), cmocka_unit_test(test_random_runs),
+        cmocka_unit_test(test_new_bad),
+        cmocka_unit_test(test_single_peer),
+        cmocka_unit_test(test_rarest_first),
+        cmocka_unit_test(test_peer_bitmap),
+        cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_endgame),
+        cmocka_unit_test(test_endgame_late),
+        cmocka_unit_test(test_bad_chunk),
+        cmocka_unit_test(test_peer_remove_releases),
+        cmocka_unit_test(test_window_adapts),
+        cmocka_unit_test(test_random_runs),
         cmocka_unit_test(test_badlist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
