@@ -64,6 +64,7 @@ enum sim_state {
     ST_FETCHING,
     ST_DONE,
     ST_FAILED,
+    ST_CORRUPT, /* holds the model, serves it corrupted, fetches nothing */
 };
 
 struct sim_node {
@@ -94,6 +95,8 @@ struct sim {
     uint8_t model[CAS_HASH_LEN];
     uint8_t *bytes; /* the published model */
     int pub;        /* the publisher's index */
+    int corrupt;    /* the corrupting node's index, -1: none */
+    int fetchers;   /* nodes that fetch */
     bool start_all; /* NVX_SIM_START_ALL=1: every fetch at once (see start_ready_fetches) */
     int done, failed, stopped;
 };
@@ -169,7 +172,7 @@ print_xfer(void *arg, const nvx_xfer_info *xi)
 static void
 dump_states(struct sim *s)
 {
-    static const char *names[] = { "waiting", "fetching", "done", "failed" };
+    static const char *names[] = { "waiting", "fetching", "done", "failed", "corrupting" };
     for (int i = 0; i < SIM_NODES; i++) {
         struct sim_node *sn = &s->nodes[i];
         int up = 0;
@@ -265,7 +268,7 @@ start_ready_fetches(struct sim *s)
 static bool
 all_fetched(struct sim *s)
 {
-    return s->done + s->failed == SIM_NODES - 1;
+    return s->done + s->failed == s->fetchers;
 }
 
 static void
@@ -301,6 +304,12 @@ publish(struct sim *s)
     assert_non_null(f);
     cas_store_add_opts ao = { .kind = CAS_CHUNKER_CDC, .pin = true };
     assert_int_equal(cas_store_add_fd(s->nodes[s->pub].store, fileno(f), &ao, s->model), 1);
+    if (s->corrupt >= 0) {
+        uint8_t id[CAS_HASH_LEN];
+        assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+        assert_int_equal(cas_store_add_fd(s->nodes[s->corrupt].store, fileno(f), &ao, id), 1);
+        assert_memory_equal(id, s->model, CAS_HASH_LEN);
+    }
     fclose(f);
     unlink(path);
 }
@@ -330,10 +339,26 @@ check_copy(struct sim *s, int i)
     unlink(path);
 }
 
+/* Sessions of node i to the node with id `id`. */
+struct find_peer {
+    const uint8_t *id;
+    int n;
+};
+
 static void
-test_sim_20_nodes(void **state)
+find_peer(void *arg, const nvx_peer_info *pi)
 {
-    (void)state;
+    struct find_peer *fp = arg;
+    if (pi->state == 2 && pi->node_id && memcmp(pi->node_id, fp->id, 32) == 0)
+        fp->n++;
+}
+
+/* Runs the simulation; with_corrupt: the best connected node other than the
+ * publisher also holds the model and corrupts every chunk it serves
+ * (nvx_node_opts.corrupt_serve); it fetches nothing. */
+static void
+run_sim(bool with_corrupt)
+{
     /* Node logs (bad chunks, timeouts) still show; debug chatter of 20
      * nodes would drown the report. */
     nvx_log_set_level(NVX_LOG_WARN);
@@ -363,6 +388,15 @@ test_sim_20_nodes(void **state)
     for (int i = 1; i < SIM_NODES; i++)
         if (s->degree[i] < s->degree[s->pub])
             s->pub = i;
+    s->corrupt = -1;
+    s->fetchers = SIM_NODES - 1;
+    if (with_corrupt) {
+        for (int i = 0; i < SIM_NODES; i++)
+            if (i != s->pub && (s->corrupt < 0 || s->degree[i] > s->degree[s->corrupt]))
+                s->corrupt = i;
+        s->nodes[s->corrupt].state = ST_CORRUPT;
+        s->fetchers--;
+    }
     const char *all = getenv("NVX_SIM_START_ALL");
     s->start_all = all && strcmp(all, "1") == 0;
     publish(s);
@@ -378,6 +412,7 @@ test_sim_20_nodes(void **state)
             .peers = sn->dials,
             .n_peers = sn->n_dials,
             .agent = "test-sim",
+            .corrupt_serve = i == s->corrupt,
         };
         assert_int_equal(nvx_node_new(&o, &sn->node), 0);
     }
@@ -391,7 +426,7 @@ test_sim_20_nodes(void **state)
     run_until(s, all_fetched, SIM_FETCH_LIMIT_MS, "every fetch ending");
     uint64_t t_end = uv_now(&s->loop);
     assert_int_equal(s->failed, 0);
-    assert_int_equal(s->done, SIM_NODES - 1);
+    assert_int_equal(s->done, s->fetchers);
 
     struct tp_mem_stats ms;
     tp_mem_world_stats(s->world, &ms);
@@ -401,17 +436,18 @@ test_sim_20_nodes(void **state)
                   SIM_BANDWIDTH / 1024, (unsigned long long)ms.connections);
     print_message("sim: sessions up after %llu ms; all %d copies after %llu ms (simulated "
                   "time = loop time); %llu segments, %llu losses (%.2f%%)\n",
-                  (unsigned long long)(t_conn - t0), SIM_NODES - 1,
+                  (unsigned long long)(t_conn - t0), s->fetchers,
                   (unsigned long long)(t_end - t_conn), (unsigned long long)ms.segments,
                   (unsigned long long)ms.losses,
                   ms.segments ? 100.0 * (double)ms.losses / (double)ms.segments : 0.0);
-    uint64_t served_total = 0;
+    uint64_t served_total = 0, fetched_total = 0;
     int serving_nodes = 0;
     for (int i = 0; i < SIM_NODES; i++) {
         struct sim_node *sn = &s->nodes[i];
         uint64_t out = 0;
         nvx_node_peers_each(sn->node, sum_bytes_out, &out);
         served_total += out;
+        fetched_total += nvx_node_bytes_fetched(sn->node);
         if (out > SIM_MODEL_BYTES / 8)
             serving_nodes++;
         char peers[64] = "";
@@ -419,23 +455,49 @@ test_sim_20_nodes(void **state)
         for (int j = 0; j < SIM_NODES && k + 4 < sizeof(peers); j++)
             if (s->adj[i][j])
                 k += (size_t)snprintf(peers + k, sizeof(peers) - k, "%s%d", k ? "," : "", j);
-        if (i == s->pub)
-            print_message("sim: node %2d  publisher            served %9llu bytes  peers %s\n", i,
-                          (unsigned long long)out, peers);
+        if (i == s->corrupt)
+            print_message("sim: node %2d  corrupting                           served %9llu bytes  "
+                          "peers %s\n",
+                          i, (unsigned long long)out, peers);
+        else if (i == s->pub)
+            print_message("sim: node %2d  publisher                            served %9llu bytes  "
+                          "peers %s\n",
+                          i, (unsigned long long)out, peers);
         else
-            print_message("sim: node %2d  wave %d  %6llu ms  served %9llu bytes  peers %s\n", i,
-                          sn->wave, (unsigned long long)(sn->t_done - sn->t_start),
+            print_message("sim: node %2d  wave %d  %6llu ms  fetched %9llu  served %9llu bytes  "
+                          "peers %s\n",
+                          i, sn->wave, (unsigned long long)(sn->t_done - sn->t_start),
+                          (unsigned long long)nvx_node_bytes_fetched(sn->node),
                           (unsigned long long)out, peers);
     }
-    print_message("sim: %llu bytes sent in all (%.2fx the %d copies), %d nodes served > 1/8 "
-                  "of the model\n",
+    /* Sent counts every byte on the sessions (frames, AEAD tags, DATA the
+     * receiver had cancelled); fetched only the DATA payload requested. */
+    print_message("sim: %llu bytes sent in all (%.2fx the %d copies), %llu fetched (%.2fx); "
+                  "%d nodes served > 1/8 of the model\n",
                   (unsigned long long)served_total,
-                  (double)served_total / ((double)SIM_MODEL_BYTES * (SIM_NODES - 1)), SIM_NODES - 1,
-                  serving_nodes);
+                  (double)served_total / ((double)SIM_MODEL_BYTES * s->fetchers), s->fetchers,
+                  (unsigned long long)fetched_total,
+                  (double)fetched_total / ((double)SIM_MODEL_BYTES * s->fetchers), serving_nodes);
 
     for (int i = 0; i < SIM_NODES; i++)
-        if (i != s->pub)
+        if (i != s->pub && i != s->corrupt)
             check_copy(s, i);
+    if (s->corrupt >= 0) {
+        /* Its neighbours that got a chunk from it dropped it (and refuse it
+         * for NVX_BADLIST_MS); the others may keep the session. */
+        int nb = 0, dropped = 0;
+        for (int j = 0; j < SIM_NODES; j++) {
+            if (!s->adj[s->corrupt][j])
+                continue;
+            struct find_peer fp = { nvx_node_id(s->nodes[s->corrupt].node), 0 };
+            nvx_node_peers_each(s->nodes[j].node, find_peer, &fp);
+            nb++;
+            dropped += fp.n == 0;
+        }
+        print_message("sim: %d of the %d neighbours of corrupting node %d dropped it\n", dropped,
+                      nb, s->corrupt);
+        assert_true(dropped > 0);
+    }
     /* More than the publisher served: the load spread (the publisher has only
      * a few neighbours, so this holds for any connected graph of this size). */
     assert_true(serving_nodes > 1);
@@ -459,11 +521,28 @@ test_sim_20_nodes(void **state)
     free(s);
 }
 
+static void
+test_sim_20_nodes(void **state)
+{
+    (void)state;
+    run_sim(false);
+}
+
+/* The same mesh with a node that corrupts what it serves: every other node
+ * still gets a bit-identical copy, and the bad node is dropped. */
+static void
+test_sim_corrupt_node(void **state)
+{
+    (void)state;
+    run_sim(true);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_20_nodes),
+        cmocka_unit_test(test_sim_corrupt_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
