@@ -130,8 +130,10 @@ int
 rt_tokenizer_set(rt_tokenizer *t, uint32_t id, const char *piece, size_t len, float score,
                  rt_tok_type type, bool sp_space)
 {
+    /* The unsigned compare also catches a negative type, and does not warn
+     * where the enum is an unsigned char (-fshort-enums on arm-none-eabi). */
     if (!t || t->finished || id >= t->n_vocab || len > RT_TOK_MAX_PIECE || (len && !piece) ||
-        (int)type < 0 || type >= _RT_TOK_TYPE_MAX)
+        (unsigned)type >= (unsigned)_RT_TOK_TYPE_MAX)
         return -EINVAL;
     if (isnan(score))
         return -EBADMSG;

@@ -416,6 +416,9 @@ test_builder_sp_space(void **state)
                      0);
     assert_int_equal(rt_tokenizer_set(t, 5, "x", 1, NAN, RT_TOK_TYPE_NORMAL, true), -EBADMSG);
     assert_int_equal(rt_tokenizer_set(t, 6, "x", 1, 0, RT_TOK_TYPE_NORMAL, true), -EINVAL);
+    /* Token types outside the enum, on either side. */
+    assert_int_equal(rt_tokenizer_set(t, 4, "x", 1, 0, (rt_tok_type)-1, true), -EINVAL);
+    assert_int_equal(rt_tokenizer_set(t, 4, "x", 1, 0, _RT_TOK_TYPE_MAX, true), -EINVAL);
     assert_int_equal(rt_tokenizer_set(t, 4, "<0xZZ>", 6, 0, RT_TOK_TYPE_BYTE, true), -EBADMSG);
     assert_int_equal(rt_tokenizer_set_special(t, 1, 2, 0), 0);
     int32_t tok[8];
