@@ -361,6 +361,44 @@ test_gc_stops_seeding(void **state)
     free(id);
 }
 
+/* One seeder, three fetchers that know only the seeder (peer exchange
+ * connects them): all complete at once, verify, and no fetcher ever gets a
+ * bad chunk from another's partial model. */
+static void
+test_swarm(void **state)
+{
+    node a = { 0 }, f[3] = { 0 };
+    node_start(&a, "wa", NULL);
+    char *id = add_model(&a, "m5.bin", 8 << 20, 5);
+    char name[8];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "wf%d", i);
+        node_start(&f[i], name, NULL);
+        nvx_ok(&f[i], NULL, "peer", "add", a.addr, NULL);
+    }
+    pid_t fp[3];
+    char out_path[3][700];
+    for (int i = 0; i < 3; i++) {
+        snprintf(out_path[i], sizeof(out_path[i]), "%s/swarm-%d.out", tmp, i);
+        fp[i] = fetch_bg(&f[i], id, out_path[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        int st;
+        assert_int_equal(waitpid(fp[i], &st, 0), fp[i]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("fetch %d failed: %s", i, slurp(out_path[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        export_compare(&f[i], id, "m5.bin");
+        char *log = slurp(f[i].log);
+        assert_null(strstr(log, "sent a bad chunk"));
+        free(log);
+        node_stop(&f[i]);
+    }
+    node_stop(&a);
+    free(id);
+}
+
 static int
 ctl_connect(const node *n)
 {
@@ -473,10 +511,9 @@ main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fetch),
-        cmocka_unit_test(test_control_malformed),
-        cmocka_unit_test(test_no_daemon),
-        cmocka_unit_test(test_gc_stops_seeding),
+        cmocka_unit_test(test_fetch),     cmocka_unit_test(test_control_malformed),
+        cmocka_unit_test(test_no_daemon), cmocka_unit_test(test_gc_stops_seeding),
+        cmocka_unit_test(test_swarm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
