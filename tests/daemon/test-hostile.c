@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Hostile peers against a real nvxd (issue 3, "Bad input, faults and hostile
- * peers"). The test starts two nvxd processes on 127.0.0.1 (ephemeral ports,
- * temporary stores), A holding a small model and B configured to dial A, and
- * then opens raw TCP connections to A that
+ * peers"). The test starts nvxd processes on 127.0.0.1 (ephemeral ports,
+ * temporary stores, no LAN discovery), A holding a small model and B
+ * configured to dial A (a third, C, joins during the flood case), and then
+ * opens raw TCP connections to A that
  *
  *   - send garbage, or an HTTP request, instead of a frame;
  *   - announce an oversized frame (before and after the handshake);
