@@ -451,16 +451,26 @@ prepare(builder *b, const void *file, size_t len, const rt_model_opts *opts, rt_
     return read_config(&b->src, file, len, &b->cfg);
 }
 
+/* Checks the file and opts and counts every block into *rep (a dry run of
+ * the layout, touching no memory); b is then ready for build(b, &m). */
+static int
+plan(builder *b, const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *rep)
+{
+    memset(b, 0, sizeof(*b));
+    int r = prepare(b, file, len, opts, rep);
+    if (r < 0)
+        return r;
+    return build(b, NULL);
+}
+
 int
 rt_model_plan(const void *file, size_t len, const rt_model_opts *opts, rt_arena_report *ret)
 {
+    if (!ret)
+        return -EINVAL;
     builder b;
-    memset(&b, 0, sizeof(b));
     rt_arena_report rep;
-    int r = prepare(&b, file, len, opts, &rep);
-    if (r < 0)
-        return r;
-    r = build(&b, NULL);
+    int r = plan(&b, file, len, opts, &rep);
     if (r < 0)
         return r;
     *ret = rep;
@@ -474,12 +484,8 @@ rt_model_init(const void *file, size_t len, const rt_model_opts *opts, void *are
     if (!arena_mem || !ret)
         return -EINVAL;
     builder b;
-    memset(&b, 0, sizeof(b));
     rt_arena_report rep;
-    int r = prepare(&b, file, len, opts, &rep);
-    if (r < 0)
-        return r;
-    r = build(&b, NULL);
+    int r = plan(&b, file, len, opts, &rep);
     if (r < 0)
         return r;
     size_t skew = (RT_ARENA_ALIGN - (uintptr_t)arena_mem % RT_ARENA_ALIGN) % RT_ARENA_ALIGN;
