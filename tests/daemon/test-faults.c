@@ -23,8 +23,8 @@
  *   store lacked after the kill (plus the margin): verified chunks are not
  *   fetched again.
  *
- * test_kill_flowing: the same without freezing: SIGKILL while DATA flows
- *   (halfway). The store left behind verifies (a sound partial model), the
+ * test_kill_flowing: the same without freezing: SIGKILL while DATA flows,
+ *   right after the first commit. The store left behind verifies (a sound partial model), the
  *   restarted fetch completes and fetches no more than the partial lacked
  *   plus the margin. No exact total here: verified chunks not yet committed
  *   (NVX_NODE_COMMIT_MS) are lost by design and fetched again.
@@ -55,16 +55,17 @@ enum {
     CORRUPT_MODEL_BYTES = 12 << 20,
     RESUME_MODEL_BYTES = 16 << 20,
     /* Per chunk served (each of the NVX_NODE_SERVE_JOBS pool reads per peer
-     * sleeps this long): at most ~4 x 64 KiB / 20 ms = 12.8 MB/s, so the
-     * 16 MiB transfer lasts over a second even on a fast machine. */
-    RESUME_SERVE_DELAY_MS = 20,
+     * sleeps this long): at most NVX_NODE_SERVE_JOBS x 64 KiB (the average
+     * chunk) per 10 ms, ~6.5 MB/s, so the 16 MiB transfer lasts 2.5 s or
+     * more however fast the rest of nvxd gets. */
+    RESUME_SERVE_DELAY_MS = NVX_NODE_SERVE_JOBS * 10,
     /* Received bytes that may be counted twice: chunks in flight at the kill
      * that were not committed, endgame duplicates. Four of the largest
      * chunks (CAS_CHUNKER_PARAMS_DEFAULT max 256 KiB). */
     RESUME_MARGIN = 4 * 256 * 1024,
-    /* About 2.6 MB/s at most (4 x 64 KiB / 100 ms): the kill after a commit
-     * period (2.75 s) lands about halfway through the 16 MiB transfer. */
-    FLOWING_SERVE_DELAY_MS = 100,
+    /* ~2.6 MB/s at most: the transfer lasts over 6 s, so the kill after the
+     * first commit (NVX_NODE_COMMIT_MS) lands well before its end. */
+    FLOWING_SERVE_DELAY_MS = NVX_NODE_SERVE_JOBS * 25,
     FETCH_WAIT_MS = 60000,
 };
 
@@ -290,6 +291,19 @@ seeder_and_fetcher(du_daemon *a, const char *an, du_daemon *b, const char *bn, c
 }
 
 /* The exact count: kill with the seeder frozen and everything committed. */
+static uint64_t
+committed_chunks(const char *dir, const char *hex)
+{
+    cas_store *st;
+    assert_int_equal(cas_store_open(dir, CAS_STORE_NO_CLEANUP, &st), 0);
+    uint8_t id[CAS_HASH_LEN];
+    cas_model_info info = { 0 };
+    if (cas_store_resolve(st, hex, id) < 0 || cas_store_model_info(st, id, &info) < 0)
+        info.n_present = 0;
+    cas_store_free(st);
+    return info.n_present;
+}
+
 static void
 test_kill_resume(void **state)
 {
@@ -353,13 +367,14 @@ test_kill_flowing(void **state)
     (void)state;
     du_daemon a = { 0 }, b = { 0 };
     char *id = seeder_and_fetcher(&a, "la", &b, "lb", "m-flow.bin", FLOWING_SERVE_DELAY_MS);
-    uint64_t t0 = du_now_ms();
     pid_t fp = fetch_bg(&b, id);
     xfer_status st;
-    wait_fraction(&b, fp, 1, 4, &st);
-    /* Late enough for a commit to have happened, so that some chunks are
-     * kept and others (verified since) are not yet. */
-    while (du_now_ms() - t0 < NVX_NODE_COMMIT_MS + 3 * NVX_NODE_TICK_MS)
+    wait_fraction(&b, fp, 1, 8, &st);
+    /* Kill once a commit has happened (the store, opened beside nvxd as nvx
+     * does, shows verified chunks), so that some chunks are kept and others,
+     * verified since, are not yet. */
+    uint64_t end = du_now_ms() + FETCH_WAIT_MS;
+    while (committed_chunks(b.dir, id) == 0 && du_now_ms() < end)
         du_sleep_ms(DU_POLL_MS);
     assert_true(read_status(&b, &st));
     if (st.chunks_done >= st.chunks_total)
