@@ -32,6 +32,7 @@
 
 enum {
     RUN_REVERIFY_MAX = 64 << 20, /* re-hash store models up to this size on every run */
+    RUN_WHY_MAX = 200,           /* bytes of the runtime's reason for refusing a file */
 };
 
 int cli_run_main(cli_ctx *ctx, int argc, char **argv);
@@ -410,13 +411,17 @@ load_model(const run_args *a, const cli_rt_file *f, void **ret_arena, rt_model *
                  : a->requant == 2 ? RT_REQUANT_Q4_0
                                    : RT_REQUANT_NONE;
     mo.copy_weights = a->arena_seen;
+    char why[RUN_WHY_MAX] = "";
+    mo.why = why;
+    mo.why_cap = sizeof(why);
     rt_arena_report rep;
     int e = rt_model_plan(f->data, f->len, &mo, &rep);
     if (e == -EBADMSG)
         return cli_fail(CLI_EXIT_CORRUPT,
-                        "%s is not a model this runtime can run (malformed, or not a llama "
-                        "GGUF/llama2.c file with F32/F16/Q8_0/Q4_0 tensors): check the file",
-                        f->what);
+                        "%s is not a model this runtime can run (%s): check the file", f->what,
+                        why[0] ? why
+                               : "malformed, or not a llama GGUF/llama2.c file with "
+                                 "F32/F16/Q8_0/Q4_0 tensors");
     if (e < 0)
         return cli_fail_errno(e, NULL, "cannot load %s", f->what);
     /* --requant converts F32/F16 matrices only; on a file whose matrices are

@@ -420,6 +420,17 @@ test_cli_run_errors(void **state)
     } else {
         printf("skipping the --requant case: %s is not built\n", mk);
     }
+    /* A damaged file: one line with the runtime's reason. */
+    char cut[4200];
+    snprintf(cut, sizeof(cut), "%s/cut.bin", dir);
+    FILE *src = fopen(bin_model, "rb");
+    assert_non_null(src);
+    static char head[100000];
+    assert_int_equal(fread(head, 1, sizeof(head), src), sizeof(head));
+    fclose(src);
+    assert_int_equal(tu_write_file(cut, head, sizeof(head)), 0);
+    s = nvx(bin, &out, &err, "run", cut, "--tokenizer", tok, "-p", "x", NULL);
+    expect_error(s, 4, out, err, "llama2.c checkpoint (header and size disagree)");
     /* eval --text: perplexity of both models on a file. */
     char text[4200];
     snprintf(text, sizeof(text), "%s/text.txt", dir);
