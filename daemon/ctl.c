@@ -269,7 +269,12 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
         send_error(cl, cs->req_id, ECANCELED, "fetch cancelled: run it again to resume", false);
     } else {
         char msg[160];
-        snprintf(msg, sizeof(msg), "fetch failed: %s", nvx_strerror(error ? error : -EIO));
+        if (error == -EHOSTUNREACH)
+            snprintf(msg, sizeof(msg),
+                     "no connected peer has this model: add one that has it (nvx peer add "
+                     "HOST:PORT) and fetch again");
+        else
+            snprintf(msg, sizeof(msg), "fetch failed: %s", nvx_strerror(error ? error : -EIO));
         send_error(cl, cs->req_id, error ? error : -EIO, msg, false);
     }
 }

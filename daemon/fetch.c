@@ -1011,6 +1011,16 @@ nvx__fetch_tick(nvx_node *n)
         next = x->next;
         if (x->ending)
             continue;
+        if (x->state == PROTO_CTL_STATE_MANIFEST && !x->opening && !x->peers) {
+            if (!x->lonely_since_ms)
+                x->lonely_since_ms = now;
+            if (now - x->lonely_since_ms >= NVX_NODE_NO_PROVIDER_MS) {
+                xfer_end(x, PROTO_CTL_STATE_FAILED, -EHOSTUNREACH);
+                continue;
+            }
+        } else {
+            x->lonely_since_ms = 0;
+        }
         x->rate = (x->rate * 3 + x->rate_bytes * (1000 / NVX_NODE_TICK_MS)) / 4;
         x->rate_bytes = 0;
         maybe_commit(x, false);

@@ -108,7 +108,8 @@ struct xfer {
     uint32_t uncommitted;
     uint64_t last_commit_ms;
     bool committing, finishing;
-    bool pump_pending; /* pumped once the current read is handled */
+    bool pump_pending;        /* pumped once the current read is handled */
+    uint64_t lonely_since_ms; /* MANIFEST with no peer that has it, since */
     unsigned jobs;
     uint64_t rate, rate_bytes;
 };

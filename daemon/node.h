@@ -44,7 +44,8 @@ enum nvx_node_limits {
     NVX_NODE_COMMIT_MS = 2000,       /* ... or this long */
     NVX_NODE_PIECE_MAX = 256 * 1024, /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
-    NVX_NODE_BUSY_RETRY_MS = 100, /* after NOT_FOUND BUSY */
+    NVX_NODE_BUSY_RETRY_MS = 100,    /* after NOT_FOUND BUSY */
+    NVX_NODE_NO_PROVIDER_MS = 60000, /* a fetch nobody answers HAVE fails */
 };
 
 typedef struct nvx_node nvx_node;
@@ -146,7 +147,9 @@ typedef struct nvx_fetch_sub nvx_fetch_sub;
  * copied locally; the rest is requested from every peer that has the model
  * (daemon/picker.h), each chunk verified by cas_partial_put() before it
  * counts. Verified chunks are committed every NVX_NODE_COMMIT_CHUNKS chunks
- * or NVX_NODE_COMMIT_MS. With pin the model is pinned when complete.
+ * or NVX_NODE_COMMIT_MS. With pin the model is pinned when complete. A
+ * fetch that found no peer with the model (no HAVE) within
+ * NVX_NODE_NO_PROVIDER_MS fails with -EHOSTUNREACH.
  * Returns 0 and the subscription in *ret (for nvx_node_fetch_unsub), or
  * -ENOMEM, -EBUSY (too many transfers).
  */
