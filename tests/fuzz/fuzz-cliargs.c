@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target for the CLI's parsers of outside bytes: the option parser
- * (input split at NUL bytes into argv words), the number and size parsers,
- * the escaper and JSON string writer, and the chunk planner over the input
- * taken as a model file (GGUF / llama2.c layouts through runtime/).
+ * (input split at NUL bytes into argv words), the number, size and key id
+ * parsers, the escaper and JSON string writer, and the chunk planner over
+ * the input taken as a model file (GGUF / llama2.c layouts via runtime/).
  */
 #include <assert.h>
 #include <stdint.h>
@@ -15,6 +15,7 @@
 #include "cli/escape.h"
 #include "cli/json.h"
 #include "cli/opt.h"
+#include "libcas/sig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,6 +73,15 @@ parse_numbers(const char *w)
     (void)cli_parse_i64(w, INT64_MIN, INT64_MAX, &i);
     (void)cli_parse_size(w, 0, UINT64_MAX, &u);
     (void)cli_parse_double(w, -1e300, 1e300, &d);
+    /* Key ids (trust rm, manifest --key): what parses formats back to the
+     * same bytes, in at most 16 digits. */
+    uint8_t kid[CAS_KEYID_LEN], back[CAS_KEYID_LEN];
+    if (cas_keyid_parse(w, kid) == 0) {
+        char hex[CAS_KEYID_HEX_SIZE];
+        cas_keyid_format(kid, hex);
+        assert(strlen(hex) >= 1 && strlen(hex) <= 16);
+        assert(cas_keyid_parse(hex, back) == 0 && memcmp(kid, back, CAS_KEYID_LEN) == 0);
+    }
 }
 
 static void
@@ -82,6 +92,15 @@ escape_and_json(const uint8_t *data, size_t size)
     assert(n < sizeof(out) && strlen(out) == n);
     for (size_t k = 0; k < n; k++)
         assert((unsigned char)out[k] >= 0x20 && out[k] != 0x7f);
+    /* What is left is valid UTF-8 without invisible reordering characters. */
+    for (size_t k = 0; k < n;) {
+        uint32_t cp;
+        size_t len = cli_utf8_next((const unsigned char *)out + k, n - k, &cp);
+        assert(len > 0);
+        assert(!(cp >= 0x200b && cp <= 0x200f) && !(cp >= 0x2028 && cp <= 0x202e) &&
+               !(cp >= 0x2060 && cp <= 0x2069) && cp != 0xfeff && !(cp >= 0x80 && cp <= 0x9f));
+        k += len;
+    }
     static FILE *devnull;
     if (!devnull)
         devnull = fopen("/dev/null", "w");
