@@ -353,17 +353,17 @@ find_peer(void *arg, const nvx_peer_info *pi)
         fp->n++;
 }
 
-/* Runs the simulation; with_corrupt: the best connected node other than the
- * publisher also holds the model and corrupts every chunk it serves
- * (nvx_node_opts.corrupt_serve); it fetches nothing. */
-static void
-run_sim(bool with_corrupt)
+/* The simulation of the running test, for the teardown after a failure. */
+static struct sim *current;
+
+/* Makes the world, the stores and the graph; chooses the publisher and
+ * (with_corrupt) the corrupting node; publishes the model. */
+static struct sim *
+sim_new(bool with_corrupt)
 {
-    /* Node logs (bad chunks, timeouts) still show; debug chatter of 20
-     * nodes would drown the report. */
-    nvx_log_set_level(NVX_LOG_WARN);
     struct sim *s = calloc(1, sizeof(*s));
     assert_non_null(s);
+    current = s;
     assert_int_equal(uv_loop_init(&s->loop), 0);
     struct tp_mem_link link = {
         .latency_ms = SIM_LATENCY_MS,
@@ -400,7 +400,12 @@ run_sim(bool with_corrupt)
     const char *all = getenv("NVX_SIM_START_ALL");
     s->start_all = all && strcmp(all, "1") == 0;
     publish(s);
+    return s;
+}
 
+static void
+sim_start_nodes(struct sim *s)
+{
     for (int i = 0; i < SIM_NODES; i++) {
         struct sim_node *sn = &s->nodes[i];
         nvx_node_opts o = {
@@ -416,6 +421,119 @@ run_sim(bool with_corrupt)
         };
         assert_int_equal(nvx_node_new(&o, &sn->node), 0);
     }
+}
+
+/* Prints one line per node and the totals; returns how many nodes served
+ * more than 1/8 of the model. "Served" is what a node sent on the sessions
+ * still up at the end (a dropped corrupting node's sessions are gone). */
+static int
+sim_report(struct sim *s)
+{
+    uint64_t served_total = 0, fetched_total = 0;
+    int serving_nodes = 0;
+    for (int i = 0; i < SIM_NODES; i++) {
+        struct sim_node *sn = &s->nodes[i];
+        uint64_t out = 0;
+        nvx_node_peers_each(sn->node, sum_bytes_out, &out);
+        served_total += out;
+        fetched_total += nvx_node_bytes_fetched(sn->node);
+        if (out > SIM_MODEL_BYTES / 8)
+            serving_nodes++;
+        char peers[64] = "";
+        size_t k = 0;
+        for (int j = 0; j < SIM_NODES && k + 4 < sizeof(peers); j++)
+            if (s->adj[i][j])
+                k += (size_t)snprintf(peers + k, sizeof(peers) - k, "%s%d", k ? "," : "", j);
+        if (i == s->corrupt || i == s->pub)
+            print_message("sim: node %2d  %-10s                           served %9llu bytes  "
+                          "peers %s\n",
+                          i, i == s->pub ? "publisher" : "corrupting", (unsigned long long)out,
+                          peers);
+        else
+            print_message("sim: node %2d  wave %d  %6llu ms  fetched %9llu  served %9llu bytes  "
+                          "peers %s\n",
+                          i, sn->wave, (unsigned long long)(sn->t_done - sn->t_start),
+                          (unsigned long long)nvx_node_bytes_fetched(sn->node),
+                          (unsigned long long)out, peers);
+    }
+    /* Sent counts every byte on the sessions (frames, AEAD tags, DATA the
+     * receiver had cancelled); fetched only the DATA payload requested. */
+    print_message("sim: %llu bytes sent in all (%.2fx the %d copies), %llu fetched (%.2fx); "
+                  "%d nodes served > 1/8 of the model\n",
+                  (unsigned long long)served_total,
+                  (double)served_total / ((double)SIM_MODEL_BYTES * s->fetchers), s->fetchers,
+                  (unsigned long long)fetched_total,
+                  (double)fetched_total / ((double)SIM_MODEL_BYTES * s->fetchers), serving_nodes);
+    return serving_nodes;
+}
+
+/* The corrupting node's neighbours that got a chunk from it dropped it (and
+ * refuse it for NVX_BADLIST_MS); the others may keep the session. */
+static void
+check_corrupt_dropped(struct sim *s)
+{
+    int nb = 0, dropped = 0;
+    for (int j = 0; j < SIM_NODES; j++) {
+        if (!s->adj[s->corrupt][j])
+            continue;
+        struct find_peer fp = { nvx_node_id(s->nodes[s->corrupt].node), 0 };
+        nvx_node_peers_each(s->nodes[j].node, find_peer, &fp);
+        nb++;
+        dropped += fp.n == 0;
+    }
+    print_message("sim: %d of the %d neighbours of corrupting node %d dropped it\n", dropped, nb,
+                  s->corrupt);
+    assert_true(dropped > 0);
+}
+
+static void
+sim_free(struct sim *s)
+{
+    for (int i = 0; i < SIM_NODES; i++)
+        nvx_node_stop(s->nodes[i].node, on_stopped, s);
+    run_until(s, all_stopped, SIM_STOP_LIMIT_MS, "every node stopping");
+    for (int i = 0; i < SIM_NODES; i++) {
+        struct sim_node *sn = &s->nodes[i];
+        nvx_node_free(sn->node);
+        assert_int_equal(tp_net_free(sn->net), 0);
+        proto_identity_free(sn->ident);
+        cas_store_free(sn->store);
+        tu_rm_rf(sn->dir);
+        free(sn->dir);
+    }
+    assert_int_equal(tp_mem_world_close(s->world), 0);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&s->loop), 0);
+    free(s->bytes);
+    free(s);
+    current = NULL;
+}
+
+/* After a failed assertion (cmocka jumped out of the test): remove the
+ * stores; the rest dies with the process. */
+static int
+sim_teardown(void **state)
+{
+    (void)state;
+    if (current)
+        for (int i = 0; i < SIM_NODES; i++)
+            if (current->nodes[i].dir)
+                tu_rm_rf(current->nodes[i].dir);
+    current = NULL;
+    return 0;
+}
+
+/* Runs the simulation; with_corrupt: the best connected node other than the
+ * publisher also holds the model and corrupts every chunk it serves
+ * (nvx_node_opts.corrupt_serve); it fetches nothing. */
+static void
+run_sim(bool with_corrupt)
+{
+    /* Node logs (bad chunks, timeouts) still show; debug chatter of 20
+     * nodes would drown the report. */
+    nvx_log_set_level(NVX_LOG_WARN);
+    struct sim *s = sim_new(with_corrupt);
+    sim_start_nodes(s);
     uv_update_time(&s->loop);
     uint64_t t0 = uv_now(&s->loop);
     run_until(s, all_connected, SIM_CONNECT_LIMIT_MS, "every session up");
@@ -440,85 +558,17 @@ run_sim(bool with_corrupt)
                   (unsigned long long)(t_end - t_conn), (unsigned long long)ms.segments,
                   (unsigned long long)ms.losses,
                   ms.segments ? 100.0 * (double)ms.losses / (double)ms.segments : 0.0);
-    uint64_t served_total = 0, fetched_total = 0;
-    int serving_nodes = 0;
-    for (int i = 0; i < SIM_NODES; i++) {
-        struct sim_node *sn = &s->nodes[i];
-        uint64_t out = 0;
-        nvx_node_peers_each(sn->node, sum_bytes_out, &out);
-        served_total += out;
-        fetched_total += nvx_node_bytes_fetched(sn->node);
-        if (out > SIM_MODEL_BYTES / 8)
-            serving_nodes++;
-        char peers[64] = "";
-        size_t k = 0;
-        for (int j = 0; j < SIM_NODES && k + 4 < sizeof(peers); j++)
-            if (s->adj[i][j])
-                k += (size_t)snprintf(peers + k, sizeof(peers) - k, "%s%d", k ? "," : "", j);
-        if (i == s->corrupt)
-            print_message("sim: node %2d  corrupting                           served %9llu bytes  "
-                          "peers %s\n",
-                          i, (unsigned long long)out, peers);
-        else if (i == s->pub)
-            print_message("sim: node %2d  publisher                            served %9llu bytes  "
-                          "peers %s\n",
-                          i, (unsigned long long)out, peers);
-        else
-            print_message("sim: node %2d  wave %d  %6llu ms  fetched %9llu  served %9llu bytes  "
-                          "peers %s\n",
-                          i, sn->wave, (unsigned long long)(sn->t_done - sn->t_start),
-                          (unsigned long long)nvx_node_bytes_fetched(sn->node),
-                          (unsigned long long)out, peers);
-    }
-    /* Sent counts every byte on the sessions (frames, AEAD tags, DATA the
-     * receiver had cancelled); fetched only the DATA payload requested. */
-    print_message("sim: %llu bytes sent in all (%.2fx the %d copies), %llu fetched (%.2fx); "
-                  "%d nodes served > 1/8 of the model\n",
-                  (unsigned long long)served_total,
-                  (double)served_total / ((double)SIM_MODEL_BYTES * s->fetchers), s->fetchers,
-                  (unsigned long long)fetched_total,
-                  (double)fetched_total / ((double)SIM_MODEL_BYTES * s->fetchers), serving_nodes);
+    int serving_nodes = sim_report(s);
 
     for (int i = 0; i < SIM_NODES; i++)
         if (i != s->pub && i != s->corrupt)
             check_copy(s, i);
-    if (s->corrupt >= 0) {
-        /* Its neighbours that got a chunk from it dropped it (and refuse it
-         * for NVX_BADLIST_MS); the others may keep the session. */
-        int nb = 0, dropped = 0;
-        for (int j = 0; j < SIM_NODES; j++) {
-            if (!s->adj[s->corrupt][j])
-                continue;
-            struct find_peer fp = { nvx_node_id(s->nodes[s->corrupt].node), 0 };
-            nvx_node_peers_each(s->nodes[j].node, find_peer, &fp);
-            nb++;
-            dropped += fp.n == 0;
-        }
-        print_message("sim: %d of the %d neighbours of corrupting node %d dropped it\n", dropped,
-                      nb, s->corrupt);
-        assert_true(dropped > 0);
-    }
+    if (s->corrupt >= 0)
+        check_corrupt_dropped(s);
     /* More than the publisher served: the load spread (the publisher has only
      * a few neighbours, so this holds for any connected graph of this size). */
     assert_true(serving_nodes > 1);
-
-    for (int i = 0; i < SIM_NODES; i++)
-        nvx_node_stop(s->nodes[i].node, on_stopped, s);
-    run_until(s, all_stopped, SIM_STOP_LIMIT_MS, "every node stopping");
-    for (int i = 0; i < SIM_NODES; i++) {
-        struct sim_node *sn = &s->nodes[i];
-        nvx_node_free(sn->node);
-        assert_int_equal(tp_net_free(sn->net), 0);
-        proto_identity_free(sn->ident);
-        cas_store_free(sn->store);
-        tu_rm_rf(sn->dir);
-        free(sn->dir);
-    }
-    assert_int_equal(tp_mem_world_close(s->world), 0);
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&s->loop), 0);
-    free(s->bytes);
-    free(s);
+    sim_free(s);
 }
 
 static void
@@ -541,8 +591,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sim_20_nodes),
-        cmocka_unit_test(test_sim_corrupt_node),
+        cmocka_unit_test_teardown(test_sim_20_nodes, sim_teardown),
+        cmocka_unit_test_teardown(test_sim_corrupt_node, sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
