@@ -147,6 +147,14 @@ test_paths_and_ids(void **state)
     EXPECT_FAIL(f->store, 3, "no model matches", "verify", "0123456789abcdef");
     EXPECT_FAIL(f->store, 3, "no model matches", "rm", "0123456789abcdef");
     /* Errors from the system say what to do too. */
+    EXPECT_FAIL(f->store, 1, "Is a directory: give a file name", "export", id, "-o", f->dir);
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "'%s' --store '%s' cat %s > /dev/full", ct_nvx(), f->store, id);
+    char *sh[] = { "/bin/sh", "-c", cmd, NULL };
+    assert_int_equal(tu_run(sh, &out, &err), 1);
+    ct_assert_one_error(err, "No space left on device: free space and try again");
+    free(out);
+    free(err);
     EXPECT_FAIL(f->store, 3, "No such file or directory: check the path", "manifest", id, "-o",
                 "/nonexistent/dir/m.nvxm");
     free(id);
