@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/fsutil.h"
@@ -100,6 +101,11 @@ cli_manifest_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     if (!out || !*out)
         return cli_fail(CLI_EXIT_USAGE, "manifest needs an output file: nvx manifest %s -o FILE",
+                        argv[0]);
+    if (strcmp(out, "-") == 0 && isatty(STDOUT_FILENO))
+        return cli_fail(CLI_EXIT_USAGE,
+                        "stdout is a terminal: redirect it (nvx manifest %s -o - "
+                        "> FILE) or give -o FILE",
                         argv[0]);
     uint8_t kid[CAS_KEYID_LEN];
     if (keyid && cas_keyid_parse(keyid, kid) < 0)

@@ -153,12 +153,13 @@ drain_fd(int fd, char **buf, size_t *len)
 }
 
 /*
- * Runs nvx args (NULL-terminated, args[0] = "nvx") with stdout on a pipe and
- * stderr on a new pseudo-terminal; *ret_out and *ret_tty get what each
- * received. Returns the exit status.
+ * Runs nvx args (NULL-terminated, args[0] = "nvx") with file descriptor
+ * tty_fd (2: stderr, 1: stdout) on a new pseudo-terminal and the other of
+ * the two on a pipe; *ret_tty and *ret_out get what each received. Returns
+ * the exit status.
  */
 static int
-tty_run(char *const args[], char **ret_out, char **ret_tty)
+tty_run_fd(int tty_fd, char *const args[], char **ret_out, char **ret_tty)
 {
     int m = posix_openpt(O_RDWR | O_NOCTTY);
     assert_true(m >= 0);
@@ -173,8 +174,8 @@ tty_run(char *const args[], char **ret_out, char **ret_tty)
     if (pid == 0) {
         int null = open("/dev/null", O_RDONLY);
         dup2(null, 0);
-        dup2(po[1], 1);
-        dup2(s, 2);
+        dup2(po[1], 3 - tty_fd);
+        dup2(s, tty_fd);
         close(m);
         close(po[0]);
         execv(ct_nvx(), args);
@@ -207,6 +208,13 @@ tty_run(char *const args[], char **ret_out, char **ret_tty)
     *ret_out = out;
     *ret_tty = tty;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Stderr on the terminal: where progress bars go. */
+static int
+tty_run(char *const args[], char **ret_out, char **ret_tty)
+{
+    return tty_run_fd(2, args, ret_out, ret_tty);
 }
 
 /* Asserts the terminal showed a bar for label and ended on an erased line,
@@ -293,6 +301,19 @@ test_tty(void **state)
     free(tty);
 
     unsetenv("NVX_PROGRESS_DELAY");
+
+    /* Model and manifest bytes (tensor names from the file included) are
+     * never written raw to a terminal. */
+    char *cat[] = { "nvx", sopt, "cat", id, NULL };
+    char *man[] = { "nvx", sopt, "manifest", id, "-o", "-", NULL };
+    char *const *binary[] = { cat, man };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tty_run_fd(1, binary[i], &err, &tty), 2);
+        assert_string_equal(tty, "");
+        ct_assert_one_error(err, "stdout is a terminal");
+        free(err);
+        free(tty);
+    }
 }
 
 int
