@@ -13,7 +13,10 @@
  * in-kernel page-cache copy, as cp does; pwrite from the mapping where the
  * file systems refuse), so the workers never wait for each other; a pipe is
  * written from the mapping in batch order. Either way the bytes written are
- * the page-cache pages just hashed. (A process that truncates a data
+ * the page-cache pages just hashed. export_path goes further: one thread
+ * copies the whole file (large copy_file_range calls, as cp) into its temp
+ * file while the workers hash, and the temp file is renamed into place only
+ * when every chunk hashed right. (A process that truncates a data
  * file while it is being read would raise SIGBUS; data files are read-only
  * and only the store removes them, by unlink, which keeps the mapping.)
  */
@@ -578,9 +581,56 @@ cas_store_verify(cas_store *s, const uint8_t *id, const cas_store_verify_opts *o
     return r < 0 ? r : bad ? -EBADMSG : 0;
 }
 
-int
-cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd,
-                    cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem)
+/* Copies the data file to a fresh regular output while the workers hash it
+ * (export_path only: its temp file is renamed into place only when every
+ * chunk hashed right, so unverified bytes are never visible at the path). */
+typedef struct copier {
+    int in_fd, out_fd;
+    const uint8_t *map;
+    uint64_t size;
+    bool stop; /* atomic: the hashers found a bad chunk */
+    int err;
+} copier;
+
+#define CAS__COPY_STEP ((size_t)64 << 20) /* bytes per copy_file_range call */
+
+static void *
+copier_main(void *arg)
+{
+    copier *k = arg;
+    bool cfr = true;
+    for (uint64_t off = 0; off < k->size && !__atomic_load_n(&k->stop, __ATOMIC_RELAXED);) {
+        size_t n = k->size - off < CAS__COPY_STEP ? (size_t)(k->size - off) : CAS__COPY_STEP;
+        if (cfr) {
+            loff_t in = (loff_t)off, out = (loff_t)off;
+            ssize_t w = copy_file_range(k->in_fd, &in, k->out_fd, &out, n, 0);
+            if (w > 0) {
+                off += (uint64_t)w;
+                continue;
+            }
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+                errno != EOPNOTSUPP && errno != EBADF) {
+                k->err = -errno;
+                break;
+            }
+            cfr = false; /* refused (or a short file): write from the mapping */
+            continue;
+        }
+        int r = cas__pwrite_full(k->out_fd, k->map + off, n, off);
+        if (r < 0) {
+            k->err = r;
+            break;
+        }
+        off += n;
+    }
+    return NULL;
+}
+
+static int
+export_impl(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd, bool copy_ahead,
+            cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem)
 {
     loaded l;
     const uint8_t *map = NULL;
@@ -636,9 +686,22 @@ cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out
                  .reported = &reported };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
+    copier k = { .in_fd = data_fd, .out_fd = out_fd, .map = map, .size = l.rec.size };
+    pthread_t kt;
+    bool copying = copy_ahead && c.out_seekable && l.rec.size > 0 &&
+                   pthread_create(&kt, NULL, copier_main, &k) == 0;
+    if (copying)
+        c.out_fd = -1; /* the workers only hash */
     r = make_batches(&c, c.buf_size, cas_manifest_chunk_count(l.m));
     if (r == 0)
         r = io_run(&c, 0);
+    if (copying) {
+        if (r < 0 || c.bad)
+            __atomic_store_n(&k.stop, true, __ATOMIC_RELAXED);
+        pthread_join(kt, NULL);
+        if (r == 0)
+            r = k.err;
+    }
     if (r == 0 && c.bad)
         r = -EBADMSG;
     if (c.bad && ret_problem)
@@ -650,6 +713,13 @@ out:
     unmap_data(map, l.rec.size, fsize, data_fd);
     loaded_free(&l);
     return r;
+}
+
+int
+cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd,
+                    cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem)
+{
+    return export_impl(s, id, out_fd, false, progress, userdata, ret_problem);
 }
 
 int
@@ -669,7 +739,7 @@ cas_store_export_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const
     }
     int r = fchmod(fd, 0644) < 0 ? -errno : 0;
     if (r == 0)
-        r = cas_store_export_fd(s, id, fd, progress, userdata, ret_problem);
+        r = export_impl(s, id, fd, true, progress, userdata, ret_problem);
     if (close(fd) < 0 && r == 0)
         r = -errno;
     if (r == 0 && rename(tmp, path) < 0)

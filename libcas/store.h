@@ -274,7 +274,9 @@ int cas_store_export_fd(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int
                         cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem);
 
 /* Like cas_store_export_fd() into a new file at path (mode 0644, replaced
- * atomically when it exists): written to "path.nvx-XXXXXX", then renamed.
+ * atomically when it exists): written to "path.nvx-XXXXXX" (copied by one
+ * thread while the others re-hash every chunk), then renamed only when every
+ * chunk hashed right.
  * Not fsync'd (like cp): call fsync on path for durability. On any failure
  * nothing is left at path (and an old file is kept). */
 int cas_store_export_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const char *path,
