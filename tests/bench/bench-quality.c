@@ -92,8 +92,8 @@ now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* CPU time of this thread: speed figures that do not depend on what else
- * the machine runs (it is shared; wall time swings 2x under load). */
+/* CPU time of this thread: speed figures (pos/s, tok/s) that do not depend
+ * on what else the machine runs (it is shared; wall time swings 2x). */
 static double
 cpu_now(void)
 {
@@ -251,9 +251,9 @@ quality_table(bench *b)
             rt_eval_new(rt_model_config(l.m)->vocab_size, text.n * 2 + 8, &e);
             /* pos/s: teacher-forced positions per second, each running the
              * variant AND the F32 reference (eval throughput, not speed). */
-            double t0 = now();
+            double t0 = cpu_now();
             rt_eval_run(l.m, ref.m, text.t, text.n, rt_tokenizer_bos(tok), e);
-            tps[k] = (double)text.n / (now() - t0);
+            tps[k] = (double)text.n / (cpu_now() - t0);
             rt_eval_result_get(e, &res);
             rt_eval_free(e);
         }
