@@ -1021,6 +1021,16 @@ nvx__fetch_tick(nvx_node *n)
         } else {
             x->lonely_since_ms = 0;
         }
+        /* A peer that had nothing when asked may be fetching the model too
+         * (or have finished it) by now: ask the others again now and then. */
+        if (!x->finishing && now - x->rewant_ms >= NVX_NODE_REWANT_MS) {
+            x->rewant_ms = now;
+            for (nvx_peer *p = n->peers; p; p = p->next) {
+                struct xpeer *xp = xpeer_find(x, p);
+                if (p->established && !p->closing && (!xp || xp->bits))
+                    send_want(x, p); /* partial holders answer with their bitmap */
+            }
+        }
         x->rate = (x->rate * 3 + x->rate_bytes * (1000 / NVX_NODE_TICK_MS)) / 4;
         x->rate_bytes = 0;
         maybe_commit(x, false);

@@ -55,6 +55,7 @@ struct nvx_peer {
     char addr[NVX_ADDR_LEN];
     char agent[PROTO_AGENT_MAX + 1];
     uint8_t id[32];
+    uint64_t t_start_ms; /* connection accepted or dialed */
     uint64_t bytes_in, bytes_out;
     uint64_t rate_in, rate_bytes; /* DATA payload bytes/s (per tick EWMA) */
     unsigned jobs;                /* pool jobs referring to this peer */
@@ -110,6 +111,7 @@ struct xfer {
     bool committing, finishing;
     bool pump_pending;        /* pumped once the current read is handled */
     uint64_t lonely_since_ms; /* MANIFEST with no peer that has it, since */
+    uint64_t rewant_ms;       /* last WANT round to peers without the model */
     unsigned jobs;
     uint64_t rate, rate_bytes;
 };

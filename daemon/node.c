@@ -190,6 +190,7 @@ peer_new(nvx_node *n, tp_conn *c, bool outbound, const char *addr)
     p->node = n;
     p->conn = c;
     p->outbound = outbound;
+    p->t_start_ms = nvx__now(n);
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
     p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
     if (!p->sq) {
@@ -239,7 +240,27 @@ on_accept(tp_listener *l, tp_conn *c, int status)
         log_error_errno(status, "listener failed");
         return;
     }
-    if (n->stopping || n->n_peers >= n->max_peers) {
+    /* Connections that never finish their handshake must not lock real
+     * peers out: past NVX_NODE_HANDSHAKING_MAX of them, or when the peer
+     * limit is reached, the oldest one still handshaking makes room. */
+    size_t live = 0, handshaking = 0;
+    nvx_peer *oldest = NULL;
+    for (nvx_peer *q = n->peers; q; q = q->next) {
+        if (q->closing)
+            continue;
+        live++;
+        if (!q->established && !q->outbound) {
+            handshaking++;
+            if (!oldest || q->t_start_ms < oldest->t_start_ms)
+                oldest = q;
+        }
+    }
+    if (!n->stopping && oldest &&
+        (handshaking >= NVX_NODE_HANDSHAKING_MAX || live >= n->max_peers)) {
+        nvx__peer_close(oldest, PROTO_BYE_TOO_MANY_PEERS, "evicted: too many handshakes");
+        live--;
+    }
+    if (n->stopping || live >= n->max_peers) {
         log_peer(NVX_LOG_DEBUG, "refusing connection from %s: %s", tp_conn_remote_addr(c),
                  n->stopping ? "stopping" : "too many peers");
         tp_close(c, NULL);

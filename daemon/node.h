@@ -46,6 +46,8 @@ enum nvx_node_limits {
     NVX_NODE_XFERS_MAX = 64,
     NVX_NODE_BUSY_RETRY_MS = 100,    /* after NOT_FOUND BUSY */
     NVX_NODE_NO_PROVIDER_MS = 60000, /* a fetch nobody answers HAVE fails */
+    NVX_NODE_REWANT_MS = 2000,       /* WANT again to peers that did not have it */
+    NVX_NODE_HANDSHAKING_MAX = 16,   /* inbound connections still handshaking */
 };
 
 typedef struct nvx_node nvx_node;
