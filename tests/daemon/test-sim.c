@@ -9,21 +9,20 @@
  * peers to dial and most nodes never talk to the publisher.
  *
  * The least connected node adds a few MiB of random bytes and pins them
- * (publish). Every other node fetches the model with pin, so a node that
- * finished seeds it too. A
- * node starts its fetch once it is connected and one of its neighbours holds
- * the complete model: the node sends WANT to the peers connected when the
- * fetch starts (and to new sessions), not again to a peer that answered
- * NOT_FOUND and completed later (requests.md: sim -> nvxd, re-WANT), so a
- * fetch started before any neighbour could serve would wait forever.
+ * (publish). Once every session is up, all other nodes start fetching the
+ * model with pin at the same moment (a swarm): a node far from the
+ * publisher gets it from neighbours that are still fetching (partials are
+ * traded) or finished (and seed it). That needs the fetcher to ask its
+ * neighbours again (nvxd's periodic WANT); NVX_SIM_WAVES=1 instead starts a
+ * node's fetch only when a neighbour holds the complete model.
  *
  * Checks: all 19 fetches end DONE, every store verifies the model, and every
  * export is bit-identical to the published bytes. Prints the simulated
  * duration (loop time from the first fetch to the last DONE), per-node
- * bytes served and the hop wave each node finished in, so a reader sees the
- * load spread over the seeders and not only on the publisher. No timing
- * assertion: the run is bounded only so that a broken build fails instead of
- * hanging. NVX_SIM_START_ALL=1 starts every fetch at once instead.
+ * bytes served and each node's distance in hops from the publisher, so a
+ * reader sees the load spread over the nodes and not only on the publisher.
+ * No timing assertion: the run is bounded only so that a broken build fails
+ * instead of hanging.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -80,7 +79,7 @@ struct sim_node {
     size_t n_dials;
     enum sim_state state;
     int error;
-    int wave;         /* hops from the publisher in fetch order: 1 + a serving neighbour's */
+    int hops;         /* shortest path to the publisher */
     uint64_t t_start; /* loop ms */
     uint64_t t_done;
     nvx_fetch_sub *sub;
@@ -97,7 +96,7 @@ struct sim {
     int pub;        /* the publisher's index */
     int corrupt;    /* the corrupting node's index, -1: none */
     int fetchers;   /* nodes that fetch */
-    bool start_all; /* NVX_SIM_START_ALL=1: every fetch at once (see start_ready_fetches) */
+    bool waves;     /* NVX_SIM_WAVES=1: see start_ready_fetches */
     int done, failed, stopped;
 };
 
@@ -238,8 +237,8 @@ on_fetch(void *arg, const proto_ctl_progress *p, int error)
     }
 }
 
-/* Starts the fetch on every waiting node with a neighbour that has the
- * complete model. */
+/* Starts the fetch on every waiting node; in waves mode only on those with
+ * a neighbour that holds the complete model (the publisher counts). */
 static void
 start_ready_fetches(struct sim *s)
 {
@@ -247,18 +246,11 @@ start_ready_fetches(struct sim *s)
         struct sim_node *sn = &s->nodes[i];
         if (sn->state != ST_WAITING)
             continue;
-        int wave = s->start_all ? 1 : 0;
-        for (int j = 0; j < SIM_NODES; j++) {
-            if (!s->adj[i][j])
-                continue;
-            if (j == s->pub)
-                wave = 1;
-            else if (s->nodes[j].state == ST_DONE && (!wave || s->nodes[j].wave + 1 < wave))
-                wave = s->nodes[j].wave + 1;
-        }
-        if (!wave)
+        bool ready = !s->waves;
+        for (int j = 0; j < SIM_NODES && !ready; j++)
+            ready = s->adj[i][j] && s->nodes[j].state == ST_DONE;
+        if (!ready)
             continue;
-        sn->wave = wave;
         sn->state = ST_FETCHING;
         sn->t_start = uv_now(&s->loop);
         assert_int_equal(nvx_node_fetch(sn->node, s->model, true, on_fetch, sn, &sn->sub), 0);
@@ -397,8 +389,24 @@ sim_new(bool with_corrupt)
         s->nodes[s->corrupt].state = ST_CORRUPT;
         s->fetchers--;
     }
-    const char *all = getenv("NVX_SIM_START_ALL");
-    s->start_all = all && strcmp(all, "1") == 0;
+    const char *waves = getenv("NVX_SIM_WAVES");
+    s->waves = waves && strcmp(waves, "1") == 0;
+    /* Hops from the publisher (breadth first), for the report. */
+    int queue[SIM_NODES], head = 0, tail = 0;
+    for (int i = 0; i < SIM_NODES; i++)
+        s->nodes[i].hops = -1;
+    s->nodes[s->pub].hops = 0;
+    queue[tail++] = s->pub;
+    while (head < tail) {
+        int i = queue[head++];
+        for (int j = 0; j < SIM_NODES; j++) {
+            if (s->adj[i][j] && s->nodes[j].hops < 0) {
+                s->nodes[j].hops = s->nodes[i].hops + 1;
+                queue[tail++] = j;
+            }
+        }
+    }
+    assert_int_equal(tail, SIM_NODES); /* connected */
     publish(s);
     return s;
 }
@@ -450,9 +458,9 @@ sim_report(struct sim *s)
                           i, i == s->pub ? "publisher" : "corrupting", (unsigned long long)out,
                           peers);
         else
-            print_message("sim: node %2d  wave %d  %6llu ms  fetched %9llu  served %9llu bytes  "
+            print_message("sim: node %2d  hops %d  %6llu ms  fetched %9llu  served %9llu bytes  "
                           "peers %s\n",
-                          i, sn->wave, (unsigned long long)(sn->t_done - sn->t_start),
+                          i, sn->hops, (unsigned long long)(sn->t_done - sn->t_start),
                           (unsigned long long)nvx_node_bytes_fetched(sn->node),
                           (unsigned long long)out, peers);
     }
