@@ -517,6 +517,8 @@ xjob_done(uv_work_t *w, int status)
             char sid[17];
             log_info("fetched model %s (%llu bytes)", nvx__short_id(x->id, sid),
                      (unsigned long long)x->bytes_total);
+            if (n->fetched)
+                n->fetched(n->fetched_arg, x->id);
             xfer_end(x, PROTO_CTL_STATE_DONE, 0);
         }
         break;

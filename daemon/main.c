@@ -71,6 +71,16 @@ shutdown_daemon(struct daemon *d)
         ctl_closed(d);
 }
 
+/* A fetch completed: announce the model through gossip now rather than at
+ * the mesh's next store rescan. */
+static void
+on_fetched(void *arg, const uint8_t id[32])
+{
+    struct daemon *d = arg;
+    if (d->mesh)
+        nvx_mesh_provide(d->mesh, id);
+}
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
@@ -167,6 +177,8 @@ run(const nvx_config *cfg)
         .peer_max_requests = cfg->peer_max_requests,
         .peer_max_bytes = cfg->peer_max_bytes,
         .agent = "nvxd/" NVX_VERSION,
+        .fetched = on_fetched,
+        .arg = &d,
     };
 #ifdef NVX_TEST_HOOKS
     const char *cs = getenv("NVX_TEST_CORRUPT_SERVE");

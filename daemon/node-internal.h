@@ -149,6 +149,8 @@ struct nvx_node {
     uint64_t peer_max_bytes;
     bool corrupt_serve;
     unsigned serve_delay_ms;
+    void (*fetched)(void *arg, const uint8_t id[32]);
+    void *fetched_arg;
     char agent[PROTO_AGENT_MAX + 1];
     nvx_badlist bad;
     nvx_node_hook hooks[NVX_NODE_HOOKS_MAX];

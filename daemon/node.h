@@ -72,6 +72,10 @@ typedef struct nvx_node_opts {
     /* Test-only: sleep this long before serving each chunk
      * (NVX_TEST_SERVE_DELAY_MS), so tests can interrupt a transfer. */
     unsigned serve_delay_ms;
+    /* Called on the loop when a fetch completed model id (e.g. to announce
+     * it through gossip at once). May be NULL. */
+    void (*fetched)(void *arg, const uint8_t id[32]);
+    void *arg;
 } nvx_node_opts;
 
 /* Creates the node and starts listening and dialing. Returns 0, errnos of
