@@ -570,13 +570,23 @@ int
 rt_gguf_tensor_find(const rt_gguf *g, const char *name, rt_tensor_info *ret)
 {
     rt_gguf_iter it = RT_GGUF_ITER_INIT;
-    rt_tensor_info ti;
+    rt_tensor_info ti, found;
+    bool seen = false;
     int r;
+    /* The whole table is scanned: a name given twice is refused rather than
+     * resolved to the first, which another reader might not pick. */
     while ((r = rt_gguf_tensor_next(g, &it, &ti)) > 0) {
         if (strcmp(ti.name, name) == 0) {
-            *ret = ti;
-            return 0;
+            if (seen)
+                return -EBADMSG;
+            found = ti;
+            seen = true;
         }
     }
-    return r < 0 ? r : -ENOENT;
+    if (r < 0)
+        return r;
+    if (!seen)
+        return -ENOENT;
+    *ret = found;
+    return 0;
 }

@@ -168,7 +168,8 @@ int rt_gguf_kv_next(const rt_gguf *g, uint64_t *cursor, const char **ret_key, ui
  * the end. */
 int rt_gguf_tensor_next(const rt_gguf *g, rt_gguf_iter *it, rt_tensor_info *ret);
 
-/* Finds a tensor by name. Returns 0, or -ENOENT. O(n_tensors). */
+/* Finds a tensor by name. Returns 0, -ENOENT, or -EBADMSG if two tensors
+ * have that name. O(n_tensors). */
 int rt_gguf_tensor_find(const rt_gguf *g, const char *name, rt_tensor_info *ret);
 
 #endif

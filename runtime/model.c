@@ -120,6 +120,8 @@ load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t 
     int r = tensor_by_name(&b->src, name, kind, layer, &t);
     if (r == -ENOENT)
         return bad(&b->src, "missing tensor %s", name);
+    if (r == -EBADMSG && b->src.format == RT_FORMAT_GGUF)
+        return bad(&b->src, "tensor %s appears more than once", name);
     if (r < 0)
         return r;
     bool vec = rows == 0;

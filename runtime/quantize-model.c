@@ -78,6 +78,9 @@ qmodel_add(rt__qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t 
         return -EBADMSG;
     if (ti->offset > len || ti->size > len - ti->offset)
         return -EBADMSG;
+    /* A name given twice: refused, as the engine does (rt_gguf_tensor_find). */
+    if (rt__qmodel_find(m, ti->name))
+        return -EBADMSG;
     rt__qtensor *t = realloc(m->t, (m->n_t + 1) * sizeof(*t));
     if (!t)
         return -ENOMEM;

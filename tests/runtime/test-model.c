@@ -491,6 +491,7 @@ enum {
     BAD_TYPE,
     BAD_ROPE,
     BAD_HEADS,
+    BAD_DUP, /* two tensors with one name: which one counts would depend on the reader */
     BAD_VOCAB1
 };
 
@@ -524,7 +525,8 @@ tiny_llama(int bad, size_t *len)
     if (bad != BAD_MISSING)
         synth_tensor(&s, "blk.0.attn_q.weight", 0, 2, sq, w, sizeof(float) * D * D);
     synth_tensor(&s, "blk.0.attn_k.weight", 0, 2, kv, w, sizeof(float) * D * KV);
-    synth_tensor(&s, "blk.0.attn_v.weight", 0, 2, kv, w, sizeof(float) * D * KV);
+    synth_tensor(&s, bad == BAD_DUP ? "blk.0.attn_k.weight" : "blk.0.attn_v.weight", 0, 2, kv, w,
+                 sizeof(float) * D * KV);
     if (bad == BAD_TYPE) /* q4_1: parsed, not computed */
         synth_tensor(&s, "blk.0.attn_output.weight", 3, 2, sq, w, 20 * D);
     else
@@ -539,7 +541,7 @@ tiny_llama(int bad, size_t *len)
 static void
 test_model_malformed(void **state)
 {
-    for (int bad = BAD_NONE; bad <= BAD_HEADS; bad++) {
+    for (int bad = BAD_NONE; bad <= BAD_DUP; bad++) {
         size_t len;
         uint8_t *f = tiny_llama(bad, &len);
         rt_arena_report rep;
@@ -557,6 +559,7 @@ test_model_malformed(void **state)
             "tensor blk.0.attn_output.weight has type q4_1, which this runtime does not compute",
             "rotary dimension 8 differs from the head size 16 (not supported)",
             "3 heads do not divide the width 32",
+            "tensor blk.0.attn_k.weight appears more than once",
         };
         assert_string_equal(why, expect[bad]);
         if (bad == BAD_NONE) {

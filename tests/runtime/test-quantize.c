@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "runtime/gguf.h"
+#include "runtime/model.h"
 #include "runtime/quantize.h"
 #include "testutil.h"
 
@@ -389,6 +390,40 @@ test_rejects(void **state)
     free(p);
 }
 
+/* The F32 GGUF with blk.0.attn_k.weight renamed blk.0.attn_q.weight in the
+ * tensor table: two tensors of one name. Both the converter and the engine
+ * refuse it (which one is meant would depend on the reader). */
+static void
+test_rejects_duplicate_names(void **state)
+{
+    (void)state;
+    char *p = tu_model_path("aidreams260K-f32.gguf");
+    if (!p)
+        skip();
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(tu_read_file(p, &buf, &len), 0);
+    const char *from = "blk.0.attn_k.weight";
+    size_t n = strlen(from);
+    uint8_t *at = NULL;
+    for (size_t i = 0; i + n <= len && !at; i++)
+        if (memcmp(buf + i, from, n) == 0)
+            at = buf + i;
+    assert_non_null(at);
+    rt_quant_opts o = { .type = RT_TYPE_Q8_0 };
+    rt_quant_result *res = NULL;
+    assert_int_equal(rt_quant_model(buf, len, &o, &res, NULL), 0); /* intact: fine */
+    rt_quant_result_free(res);
+    res = NULL;
+    at[11] = 'q'; /* "blk.0.attn_" is 11 bytes */
+    assert_int_equal(rt_quant_model(buf, len, &o, &res, NULL), -EBADMSG);
+    assert_null(res);
+    rt_arena_report rep;
+    assert_int_equal(rt_model_plan(buf, len, NULL, &rep), -EBADMSG);
+    free(buf);
+    free(p);
+}
+
 static void
 test_non_finite(void **state)
 {
@@ -440,6 +475,7 @@ main(void)
         cmocka_unit_test(test_model_from_gguf),
         cmocka_unit_test(test_awq_folds),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_rejects_duplicate_names),
         cmocka_unit_test(test_non_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
