@@ -238,6 +238,10 @@ eval_tokens(const e_args *a, const cli_rt_file *mf, const cli_rt_file *rf, const
     rt_tokenizer_free(tok);
     if (e < 0)
         return cli_fail_errno(e, NULL, "cannot encode %s", a->text);
+    /* BOS plus at least one token: else there is no next token to score
+     * and the perplexity would be a meaningless 0. */
+    if (*ret_n < 2)
+        return cli_fail(CLI_EXIT_USAGE, "%s holds no text to score: give a longer text", a->text);
     snprintf(source, source_cap, "text, %zu tokens", *ret_n);
     return CLI_GO;
 }

@@ -443,6 +443,10 @@ test_cli_run_errors(void **state)
     /* The same weights: identical distributions. */
     assert_non_null(strstr(out, "top1_agreement  100.00%"));
     free(out), free(err);
+    /* An empty text has nothing to score. */
+    assert_int_equal(tu_write_file(text, "", 0), 0);
+    s = nvx(bin, &out, &err, "eval", gguf, "--ref", bin_model, "--text", text, NULL);
+    expect_error(s, 2, out, err, "no text to score");
     tu_rm_rf(dir);
     free(dir), free(mk);
     free(bin), free(bin_model), free(tok), free(gguf);
