@@ -2,6 +2,7 @@
 #include "cli/chunkplan.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,82 @@ cli_chunk_plan_make(int fd, uint64_t size, cli_chunker_mode mode, cli_chunk_plan
             next = CLI_PLAN_PREFIX_MAX;
         want = (size_t)(next < size ? next : size);
     }
+    free(buf);
+    return r;
+}
+
+/* Reads up to cap bytes of fd into buf; *ret_eof tells whether it ended. */
+static int
+read_stream(int fd, uint8_t *buf, size_t cap, size_t *ret_len, bool *ret_eof)
+{
+    size_t have = 0;
+    *ret_eof = false;
+    while (have < cap) {
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0) {
+            *ret_eof = true;
+            break;
+        }
+        have += (size_t)n;
+    }
+    *ret_len = have;
+    return 0;
+}
+
+int
+cli_chunk_plan_stream(int fd, cli_chunker_mode mode, cli_chunk_plan *ret, uint8_t **ret_prefix,
+                      size_t *ret_prefix_len, char *why, size_t why_cap)
+{
+    static const uint8_t gguf_magic[4] = { 'G', 'G', 'U', 'F' };
+    if (why_cap)
+        why[0] = '\0';
+    *ret_prefix = NULL;
+    *ret_prefix_len = 0;
+    if (mode == CLI_CHUNKER_CDC || mode == CLI_CHUNKER_FIXED) {
+        cli_chunk_plan_plain(mode, ret);
+        return 0;
+    }
+    uint8_t *buf = malloc(CLI_PLAN_STREAM_MAX); /* pages are touched only as filled */
+    if (!buf)
+        return -ENOMEM;
+    size_t have = 0;
+    bool eof = false;
+    int r = read_stream(fd, buf, CLI_PLAN_STREAM_MAX, &have, &eof);
+    if (r < 0)
+        goto fail;
+    bool gguf = have >= sizeof(gguf_magic) && memcmp(buf, gguf_magic, sizeof(gguf_magic)) == 0;
+    uint64_t need = 0;
+    if (!eof && mode == CLI_CHUNKER_AUTO && !gguf) {
+        cli_chunk_plan_plain(CLI_CHUNKER_CDC, ret);
+    } else if (!eof && mode == CLI_CHUNKER_LLAMA2C) {
+        snprintf(why, why_cap,
+                 "a llama2.c checkpoint is recognised by its size, and a pipe "
+                 "over %d MiB has none yet",
+                 CLI_PLAN_STREAM_MAX >> 20);
+        r = -EMSGSIZE;
+        goto fail;
+    } else {
+        /* The size of a stream that goes on is not known: the largest
+         * possible, so that only the header is checked now (libcas checks
+         * the tensor map against the real size when the add ends). */
+        r = cli_chunk_plan_from_buf(buf, have, eof ? have : UINT64_MAX, mode, ret, &need, why,
+                                    why_cap);
+        if (r == -EAGAIN) {
+            snprintf(why, why_cap, "header and metadata over %d MiB in a pipe",
+                     CLI_PLAN_STREAM_MAX >> 20);
+            r = -EMSGSIZE;
+        }
+        if (r < 0)
+            goto fail;
+    }
+    *ret_prefix = buf;
+    *ret_prefix_len = have;
+    return 0;
+fail:
     free(buf);
     return r;
 }

@@ -36,6 +36,7 @@ extern const char *const cli_chunker_mode_names[];
 enum {
     CLI_PLAN_PREFIX_FIRST = 64 * 1024, /* first read of a file's prefix */
     CLI_PLAN_PREFIX_MAX = 256 << 20,   /* largest header+metadata accepted */
+    CLI_PLAN_STREAM_MAX = 16 << 20,    /* bytes of a pipe read ahead to plan it */
 };
 
 typedef struct cli_chunk_plan {
@@ -68,7 +69,21 @@ int cli_chunk_plan_make(int fd, uint64_t size, cli_chunker_mode mode, cli_chunk_
 int cli_chunk_plan_from_buf(const void *buf, size_t len, uint64_t file_size, cli_chunker_mode mode,
                             cli_chunk_plan *ret, uint64_t *ret_need, char *why, size_t why_cap);
 
-/* Plan for a stream of unknown layout (pipe or CDC/FIXED modes). */
+/*
+ * Builds the plan for a stream (pipe) open at fd by reading its first
+ * CLI_PLAN_STREAM_MAX bytes (or all of it, when shorter), so a model piped
+ * in gets the same plan, and id, as the same file: a stream that ends
+ * within them is planned exactly like a file of that size; a longer one as
+ * GGUF when it starts with the magic (header and metadata within those
+ * bytes), else by content (AUTO; llama2.c, whose format is its size, is
+ * refused). The bytes read are handed back in *ret_prefix (malloc'd,
+ * caller frees; give them to cas_store_add_opts.prefix). Errors as
+ * cli_chunk_plan_make.
+ */
+int cli_chunk_plan_stream(int fd, cli_chunker_mode mode, cli_chunk_plan *ret, uint8_t **ret_prefix,
+                          size_t *ret_prefix_len, char *why, size_t why_cap);
+
+/* Plan for a stream of unknown layout (CDC/FIXED modes). */
 void cli_chunk_plan_plain(cli_chunker_mode mode, cli_chunk_plan *ret);
 
 void cli_chunk_plan_free(cli_chunk_plan *p);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,21 +86,15 @@ open_input(const char *path, int *ret_fd, struct stat *st)
     return CLI_GO;
 }
 
+/* Plans the chunking; for a pipe, the bytes read ahead go to *prefix. */
 static int
 make_plan(const char *path, int fd, const struct stat *st, cli_chunker_mode mode,
-          cli_chunk_plan *plan)
+          cli_chunk_plan *plan, uint8_t **prefix, size_t *prefix_len)
 {
-    if (!S_ISREG(st->st_mode)) {
-        if (mode == CLI_CHUNKER_GGUF || mode == CLI_CHUNKER_LLAMA2C)
-            return cli_fail(CLI_EXIT_USAGE,
-                            "--chunker %s needs a regular file, %s is a stream: save it to a file "
-                            "first or use --chunker cdc",
-                            cli_chunker_mode_names[mode], path);
-        cli_chunk_plan_plain(mode == CLI_CHUNKER_FIXED ? mode : CLI_CHUNKER_CDC, plan);
-        return CLI_GO;
-    }
     char why[256];
-    int r = cli_chunk_plan_make(fd, (uint64_t)st->st_size, mode, plan, why, sizeof(why));
+    int r = S_ISREG(st->st_mode)
+                ? cli_chunk_plan_make(fd, (uint64_t)st->st_size, mode, plan, why, sizeof(why))
+                : cli_chunk_plan_stream(fd, mode, plan, prefix, prefix_len, why, sizeof(why));
     if (r == -EBADMSG)
         return cli_fail(CLI_EXIT_CORRUPT, "cannot add %s: %s: check the file or use --chunker cdc",
                         path, why);
@@ -174,10 +169,12 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
     int fd = -1, r;
     struct stat st;
     cli_chunk_plan plan = { 0 };
+    uint8_t *prefix = NULL;
+    size_t prefix_len = 0;
     r = open_input(path, &fd, &st);
     if (r != CLI_GO)
         return r;
-    r = make_plan(path, fd, &st, (cli_chunker_mode)a->mode, &plan);
+    r = make_plan(path, fd, &st, (cli_chunker_mode)a->mode, &plan, &prefix, &prefix_len);
     if (r != CLI_GO)
         goto out;
     cas_store *s;
@@ -201,6 +198,8 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
         .name = a->name,
         .progress = cli_progress_cas,
         .userdata = &pr,
+        .prefix = prefix,
+        .prefix_len = prefix_len,
     };
     /* A name names one model: adding under a name in use moves it. Say so,
      * since the model that had it keeps no name of its own. */
@@ -220,6 +219,7 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
     r = report(ctx, s, id, ar == 1, &plan, a);
 out:
     cli_chunk_plan_free(&plan);
+    free(prefix);
     close(fd);
     return r;
 }
