@@ -34,6 +34,7 @@
 #include "libcas/store-internal.h"
 
 #define CAS__ADD_SLOTS 8u
+#define CAS__WRITERS   2u    /* writer threads: two O_DIRECT writes in flight */
 #define CAS__DIO_ALIGN 4096u /* O_DIRECT buffer, offset and length alignment */
 
 enum {
@@ -62,7 +63,8 @@ typedef struct add_ctx {
     int in_fd, out_fd;
     const uint8_t *prefix; /* caller's bytes before in_fd's (reader thread) */
     size_t prefix_left;
-    int dio_fd; /* the temp file opened O_DIRECT, or -1 */
+    int dio_fd;  /* the temp file opened O_DIRECT, or -1 */
+    bool no_dio; /* atomic: O_DIRECT writes refused, write buffered */
     size_t slot_size;
     slot slots[CAS__ADD_SLOTS];
     pthread_mutex_t mu;
@@ -70,7 +72,8 @@ typedef struct add_ctx {
     pthread_cond_t job_cv;  /* job queued or no more jobs */
     int err;
     bool stop;
-    bool writer_done;
+    unsigned writers_done;
+    uint64_t eof_seq; /* the slot that holds the end of the stream, once read */
     bool jobs_done;
     job *q;
     size_t q_head, q_len, q_cap;
@@ -177,6 +180,8 @@ reader_main(void *arg)
         sl->eof = eof;
         sl->refs = 2; /* writer + chunker */
         sl->state = SLOT_FILLED;
+        if (eof)
+            c->eof_seq = seq;
         pthread_cond_broadcast(&c->slot_cv);
         pthread_mutex_unlock(&c->mu);
         if (eof)
@@ -192,12 +197,12 @@ reader_main(void *arg)
 static int
 write_slot(add_ctx *c, const uint8_t *buf, size_t len, uint64_t off)
 {
-    size_t direct = c->dio_fd >= 0 ? len - len % CAS__DIO_ALIGN : 0;
+    bool dio = c->dio_fd >= 0 && !__atomic_load_n(&c->no_dio, __ATOMIC_RELAXED);
+    size_t direct = dio ? len - len % CAS__DIO_ALIGN : 0;
     if (direct > 0) {
         int r = cas__pwrite_full(c->dio_fd, buf, direct, off);
         if (r == -EINVAL) {
-            close(c->dio_fd);
-            c->dio_fd = -1;
+            __atomic_store_n(&c->no_dio, true, __ATOMIC_RELAXED);
             direct = 0;
         } else if (r < 0) {
             return r;
@@ -215,34 +220,41 @@ write_slot(add_ctx *c, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+typedef struct writer_arg {
+    add_ctx *c;
+    unsigned k; /* writes slots k, k + CAS__WRITERS, ... */
+} writer_arg;
+
 static void *
 writer_main(void *arg)
 {
-    add_ctx *c = arg;
-    uint64_t off = 0;
-    for (uint64_t seq = 0;; seq++) {
+    add_ctx *c = ((writer_arg *)arg)->c;
+    for (uint64_t seq = ((writer_arg *)arg)->k;; seq += CAS__WRITERS) {
+        slot *sl = slot_of(c, seq);
         pthread_mutex_lock(&c->mu);
-        slot *sl = wait_filled_locked(c, seq);
+        while (!c->stop && !(sl->state == SLOT_FILLED && sl->seq == seq) && seq <= c->eof_seq)
+            pthread_cond_wait(&c->slot_cv, &c->mu);
+        bool go = !c->stop && seq <= c->eof_seq;
         pthread_mutex_unlock(&c->mu);
-        if (!sl)
-            break;
-        int r = write_slot(c, sl->buf, sl->len, off);
+        if (!go)
+            break; /* stopping, or the stream ended in an earlier slot */
+        /* Every slot but the last is full, so slot seq starts here. */
+        int r = write_slot(c, sl->buf, sl->len, seq * c->slot_size);
         if (r < 0) {
             fail(c, r);
             break;
         }
-        off += sl->len;
         bool eof = sl->eof;
         pthread_mutex_lock(&c->mu);
         unref_locked(c, seq);
-        if (eof) {
-            c->writer_done = true;
-            pthread_cond_broadcast(&c->slot_cv);
-        }
         pthread_mutex_unlock(&c->mu);
         if (eof)
             break;
     }
+    pthread_mutex_lock(&c->mu);
+    c->writers_done++;
+    pthread_cond_broadcast(&c->slot_cv);
+    pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
@@ -573,20 +585,21 @@ fail:
 }
 
 static int
-start_threads(add_ctx *c, pthread_t *th, unsigned n_hash, unsigned *ret_started)
+start_threads(add_ctx *c, pthread_t *th, writer_arg *wa, unsigned n_hash, unsigned *ret_started)
 {
-    void *(*fn[2])(void *) = { reader_main, writer_main };
     unsigned n = 0;
-    for (unsigned i = 0; i < 2 + n_hash; i++) {
-        int e = pthread_create(&th[i], NULL, i < 2 ? fn[i] : hasher_main, c);
-        if (e) {
-            *ret_started = n;
-            return -e;
-        }
+    int e = pthread_create(&th[n], NULL, reader_main, c);
+    for (unsigned k = 0; e == 0 && k < CAS__WRITERS; k++) {
         n++;
+        wa[k] = (writer_arg){ c, k };
+        e = pthread_create(&th[n], NULL, writer_main, &wa[k]);
     }
-    *ret_started = n;
-    return 0;
+    for (unsigned i = 0; e == 0 && i < n_hash; i++) {
+        n++;
+        e = pthread_create(&th[n], NULL, hasher_main, c);
+    }
+    *ret_started = e == 0 ? n + 1 : n;
+    return -e;
 }
 
 static int
@@ -595,9 +608,10 @@ run_pipeline(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t 
     unsigned n_hash = o->threads ? o->threads : CAS_STORE_ADD_THREADS;
     if (n_hash > 16)
         n_hash = 16;
-    pthread_t th[18];
+    pthread_t th[1 + CAS__WRITERS + 16];
+    writer_arg wa[CAS__WRITERS];
     unsigned started = 0;
-    int r = start_threads(c, th, n_hash, &started);
+    int r = start_threads(c, th, wa, n_hash, &started);
     if (r < 0)
         fail(c, r);
     else
@@ -605,7 +619,7 @@ run_pipeline(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t 
     pthread_mutex_lock(&c->mu);
     if (r < 0)
         fail_locked(c, r);
-    while (!c->stop && (c->pending > 0 || !c->writer_done))
+    while (!c->stop && (c->pending > 0 || c->writers_done < CAS__WRITERS))
         pthread_cond_wait(&c->slot_cv, &c->mu);
     c->jobs_done = true;
     pthread_cond_broadcast(&c->job_cv);
@@ -666,7 +680,12 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
         return r;
 
     add_ctx c = {
-        .in_fd = fd, .out_fd = -1, .dio_fd = -1, .prefix = o->prefix, .prefix_left = o->prefix_len
+        .in_fd = fd,
+        .out_fd = -1,
+        .dio_fd = -1,
+        .eof_seq = UINT64_MAX,
+        .prefix = o->prefix,
+        .prefix_left = o->prefix_len,
     };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.slot_cv, NULL);
