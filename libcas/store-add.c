@@ -3,7 +3,8 @@
  * Streaming add: a pipeline over a ring of CAS__ADD_SLOTS buffers.
  *
  *   reader thread   read(fd) into the next free slot
- *   writer thread   write each filled slot, in order, to a temp file in
+ *   writer threads  (two, alternate slots) write each filled slot at its
+ *                   offset in a temp file in
  *                   DIR/tmp: with O_DIRECT where the file system takes it
  *                   (DMA from the slot: no page-cache copy and no write-back
  *                   work on our two cores), else buffered writes whose
