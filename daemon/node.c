@@ -96,8 +96,11 @@ on_send(tp_conn *c, void *arg, int status)
         nvx__serve_pump(p);
 }
 
-void
-nvx__peer_flush(nvx_peer *p)
+/* Hands the session's queued output to the link, then extra (an owned
+ * frame sealed after everything queued, or NULL), in as few tp_sends as
+ * TP_SEND_BUFS_MAX allows. */
+static void
+peer_flush(nvx_peer *p, uint8_t *extra, size_t extra_len)
 {
     uint8_t *buf;
     size_t len;
@@ -105,12 +108,19 @@ nvx__peer_flush(nvx_peer *p)
     tp_buf tb[TP_SEND_BUFS_MAX];
     for (;;) {
         int more = proto_session_output(p->sess, &buf, &len);
+        if (more <= 0 && extra) {
+            buf = extra;
+            len = extra_len;
+            extra = NULL;
+            more = 1;
+        }
         if (more > 0 && (p->closing || !p->conn)) {
             free(buf);
             continue;
         }
         if (more > 0 && !b && !(b = calloc(1, sizeof(*b)))) {
             free(buf);
+            free(extra);
             nvx__peer_close(p, PROTO_BYE_NORMAL, "out of memory");
             return;
         }
@@ -126,6 +136,7 @@ nvx__peer_flush(nvx_peer *p)
                 for (unsigned i = 0; i < b->n; i++)
                     free(b->bufs[i]);
                 free(b);
+                free(extra);
                 nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
                 return;
             }
@@ -134,6 +145,18 @@ nvx__peer_flush(nvx_peer *p)
         if (more <= 0)
             return;
     }
+}
+
+void
+nvx__peer_flush(nvx_peer *p)
+{
+    peer_flush(p, NULL, 0);
+}
+
+void
+nvx__peer_send_frame(nvx_peer *p, uint8_t *frame, size_t len)
+{
+    peer_flush(p, frame, len);
 }
 
 void

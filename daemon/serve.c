@@ -61,6 +61,15 @@ send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t c
     proto_session_send_msg(p->sess, &m);
 }
 
+static void
+put_be32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)(v >> 24);
+    b[1] = (uint8_t)(v >> 16);
+    b[2] = (uint8_t)(v >> 8);
+    b[3] = (uint8_t)v;
+}
+
 /* ---- served models ---------------------------------------------------- */
 
 static void
@@ -210,8 +219,18 @@ out:
     return 0;
 }
 
-/* Reads chunk idx of a served model into a new buffer, re-hashing it the
- * first time (pool thread). Returns its length or a negative errno. */
+/* DATA frames are built in place: the chunk is read at DATA_PAYLOAD of its
+ * buffer, behind room for the frame and seal header and the DATA fields,
+ * with room for the tag after it, and sealed there (no copy). */
+enum {
+    DATA_FIELDS = 4 + 32 + 4 + 4 + 4, /* req_id, model, chunk, offset, length */
+    DATA_PAYLOAD = PROTO_SEAL_BODY_OFFSET + DATA_FIELDS,
+    DATA_TAIL = PROTO_SEAL_OVERHEAD - PROTO_SEAL_BODY_OFFSET,
+};
+
+/* Reads chunk idx of a served model into a new buffer at DATA_PAYLOAD,
+ * re-hashing it the first time (pool thread). Returns its length or a
+ * negative errno. */
 static int64_t
 smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
 {
@@ -223,16 +242,17 @@ smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
         atomic_store(&sm->dead, true); /* removed: stop seeding it */
         return -ENOENT;
     }
-    uint8_t *buf = malloc(ci.len);
-    if (!buf)
+    uint8_t *base = malloc(DATA_PAYLOAD + (size_t)ci.len + DATA_TAIL);
+    if (!base)
         return -ENOMEM;
+    uint8_t *buf = base + DATA_PAYLOAD;
     for (size_t off = 0; off < ci.len;) {
         ssize_t k = pread(sm->fd, buf + off, ci.len - off, (off_t)(ci.offset + off));
         if (k <= 0) {
             int r = k < 0 ? -errno : -EIO;
             if (r == -EINTR)
                 continue;
-            free(buf);
+            free(base);
             return r;
         }
         off += (size_t)k;
@@ -242,12 +262,12 @@ smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
         uint8_t h[CAS_HASH_LEN];
         cas_hash(buf, ci.len, h);
         if (!cas_hash_equal(h, ci.id)) {
-            free(buf);
+            free(base);
             return sm->partial ? -ENOENT : -EBADMSG; /* partial: not fetched yet */
         }
         atomic_fetch_or(&sm->verified[idx / 8], bit);
     }
-    *ret_buf = buf;
+    *ret_buf = base;
     return ci.len;
 }
 
@@ -317,7 +337,8 @@ serve_work(uv_work_t *w)
         }
         uint32_t len =
             (uint32_t)n - j->r.offset < j->r.length ? (uint32_t)n - j->r.offset : j->r.length;
-        memmove(j->buf, j->buf + j->r.offset, len);
+        if (j->r.offset > 0)
+            memmove(j->buf + DATA_PAYLOAD, j->buf + DATA_PAYLOAD + j->r.offset, len);
         j->res = len;
         break;
     }
@@ -372,16 +393,22 @@ serve_done(uv_work_t *w, int status)
             break;
         case JOB_CHUNK:
             if (j->res > 0) {
+                uint8_t *f = j->buf;
                 if (n->corrupt_serve)
-                    j->buf[0] ^= 0x5a; /* test-only fault injection */
-                m.type = PROTO_MSG_DATA;
-                m.u.data.req_id = j->r.req_id;
-                memcpy(m.u.data.model_id, j->r.model, 32);
-                m.u.data.chunk = j->r.chunk;
-                m.u.data.offset = j->r.offset;
-                m.u.data.bytes.p = j->buf;
-                m.u.data.bytes.len = (size_t)j->res;
-                proto_session_send_msg(p->sess, &m);
+                    f[DATA_PAYLOAD] ^= 0x5a; /* test-only fault injection */
+                uint8_t *d = f + PROTO_SEAL_BODY_OFFSET;
+                put_be32(d, j->r.req_id);
+                memcpy(d + 4, j->r.model, 32);
+                put_be32(d + 36, j->r.chunk);
+                put_be32(d + 40, j->r.offset);
+                put_be32(d + 44, (uint32_t)j->res);
+                size_t cap = DATA_PAYLOAD + (size_t)j->res + DATA_TAIL, flen;
+                /* Sealed after everything queued, sent right behind it. */
+                if (proto_session_seal(p->sess, PROTO_MSG_DATA, d, DATA_FIELDS + (size_t)j->res, f,
+                                       cap, &flen) == 0) {
+                    j->buf = NULL;
+                    nvx__peer_send_frame(p, f, flen);
+                }
             } else {
                 if (j->res == -EBADMSG)
                     log_peer(NVX_LOG_ERROR,
