@@ -237,3 +237,20 @@ tu_fill_random(void *buf, size_t len, uint64_t seed)
         p[i] = (uint8_t)(x >> ((i & 7) * 8));
     }
 }
+
+char *
+tu_find_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    char *dirs = xstrdup(path && *path ? path : "/usr/bin:/bin");
+    char *save = NULL, *found = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        char *p = join(d, name);
+        if (access(p, X_OK) == 0)
+            found = p;
+        else
+            free(p);
+    }
+    free(dirs);
+    return found;
+}

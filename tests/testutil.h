@@ -36,6 +36,10 @@ char *tu_build_path(const char *rel);
  * the exit status (0..255), 128+signal if it died from a signal, or -errno. */
 int tu_run(char *const argv[], char **ret_out, char **ret_err);
 
+/* Returns the malloc'd path of the executable name found in $PATH (or
+ * /usr/bin:/bin when PATH is unset), or NULL when there is none. */
+char *tu_find_program(const char *name);
+
 /* Fills buf with deterministic pseudo-random bytes from seed (xorshift). */
 void tu_fill_random(void *buf, size_t len, uint64_t seed);
 

@@ -98,26 +98,6 @@ read_text(const char *path, uint8_t **ret, size_t *ret_len)
     return 0;
 }
 
-static char *
-find_minisign(void)
-{
-    const char *path = getenv("PATH");
-    char *dirs = strdup(path && *path ? path : "/usr/bin:/bin");
-    char *save = NULL, *found = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        size_t n = strlen(d) + sizeof("/minisign");
-        char *p = malloc(n);
-        snprintf(p, n, "%s/minisign", d);
-        if (access(p, X_OK) == 0) {
-            found = p;
-            break;
-        }
-        free(p);
-    }
-    free(dirs);
-    return found;
-}
-
 /* Runs argv (NULL-terminated) directly; returns the exit status. */
 static int
 run(char **ret_out, const char *arg0, ...)
@@ -510,7 +490,7 @@ static void
 test_minisign_checks_nvx(void **state)
 {
     fixture *f = *state;
-    char *ms = find_minisign();
+    char *ms = tu_find_program("minisign");
     if (!ms) {
         printf("skipping: minisign not found in PATH (apt-get install minisign)\n");
         skip();

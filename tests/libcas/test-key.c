@@ -47,27 +47,6 @@ u8(const char *s)
     return (const uint8_t *)s;
 }
 
-/* Path of the minisign binary in $PATH, malloc'd, or NULL. */
-static char *
-find_minisign(void)
-{
-    const char *path = getenv("PATH");
-    char *dirs = strdup(path && *path ? path : "/usr/bin:/bin");
-    char *save = NULL, *found = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        size_t n = strlen(d) + sizeof("/minisign");
-        char *p = malloc(n);
-        snprintf(p, n, "%s/minisign", d);
-        if (access(p, X_OK) == 0) {
-            found = p;
-            break;
-        }
-        free(p);
-    }
-    free(dirs);
-    return found;
-}
-
 /* Runs a shell command line; returns its exit status. */
 static int
 sh(const char *cmd, char **ret_out)
@@ -416,7 +395,7 @@ static void
 test_interop_keys(void **state)
 {
     (void)state;
-    char *ms = find_minisign();
+    char *ms = tu_find_program("minisign");
     if (!ms) {
         printf("skipping: minisign not found in PATH (apt-get install minisign)\n");
         skip();
