@@ -40,7 +40,7 @@ enum nvx_node_limits {
     NVX_NODE_DIAL_BACKOFF_MAX_MS = 60000,
     NVX_NODE_SERVE_JOBS = 8, /* reads on the pool per peer at once */
     NVX_NODE_REQUEST_TIMEOUT_MS = 30000,
-    NVX_NODE_COMMIT_CHUNKS = 256,    /* commit a partial after this many chunks */
+    NVX_NODE_COMMIT_CHUNKS = 64,     /* commit a partial after this many chunks */
     NVX_NODE_COMMIT_MS = 2000,       /* ... or this long */
     NVX_NODE_PIECE_MAX = 256 * 1024, /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
