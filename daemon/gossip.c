@@ -629,7 +629,10 @@ name_store(nvx_gossip *g, const cas_namerec *rec, bool own, bool local, uint64_t
         e->name = copy;
         if (slot_insert(g, e) < 0)
             return -ENOMEM; /* slot_commit freed copy with the entry */
+        /* slot_commit may have moved the entries: find it again. */
         e = lookup(g, key);
+        if (!e)
+            return -EFAULT; /* the index lost a record it just took */
     } else {
         free(e->name);
         e->name = copy;

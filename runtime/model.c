@@ -331,7 +331,7 @@ build_weights(builder *b, rt_model *m)
                 L->ffn_norm = (const float *)(const void *)norm.data;
         }
     }
-    rt__mat norm;
+    rt__mat norm = { 0 };
     r = load_tensor(b, "output_norm.weight", RT_L2C_OUTPUT_NORM, 0, 0, dim, &norm);
     if (r < 0)
         return r;

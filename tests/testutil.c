@@ -74,8 +74,7 @@ tu_model_path(const char *name)
     }
     char *p = join(dir, name);
     if (access(p, R_OK) != 0) {
-        printf("skipping: %s is absent (the shared models folder is not beside this clone)\n",
-               p);
+        printf("skipping: %s is absent (the shared models folder is not beside this clone)\n", p);
         free(p);
         return NULL;
     }

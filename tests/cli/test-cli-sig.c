@@ -230,7 +230,7 @@ test_key_passphrase(void **state)
     /* NVX_KEY selects the key too. */
     setenv("NVX_KEY", kpath, 1);
     assert_int_equal(ct_run(NULL, &out, NULL, "key", "show", NULL), 0);
-    uint8_t *pubtext;
+    uint8_t *pubtext = NULL;
     size_t publen;
     assert_int_equal(read_text(ppath, &pubtext, &publen), 0);
     assert_memory_equal(out, pubtext, publen);
@@ -322,7 +322,7 @@ test_sign_trust_verify(void **state)
     free(out);
 
     /* Keyring: ls, --json, rm by name and by id. */
-    uint8_t *p2text;
+    uint8_t *p2text = NULL;
     size_t p2len;
     assert_int_equal(read_text(p2, &p2text, &p2len), 0);
     char *line = strchr((char *)p2text, '\n') + 1; /* bare "RW..." line */
@@ -541,7 +541,7 @@ test_minisign_checks_nvx(void **state)
     assert_int_equal(run(NULL, ms, "-G", "-W", "-s", mk, "-p", mp, NULL), 0);
     /* key show prints minisign's public key file exactly, also when it
      * has to derive it from the secret key (as minisign -R does). */
-    uint8_t *mptext;
+    uint8_t *mptext = NULL;
     size_t mplen;
     assert_int_equal(read_text(mp, &mptext, &mplen), 0);
     assert_int_equal(ct_run(NULL, &out, NULL, "key", "show", "--key", mk, NULL), 0);

@@ -5,7 +5,6 @@
  * parsers, the escaper and JSON string writer, and the chunk planner over
  * the input taken as a model file (GGUF / llama2.c layouts via runtime/).
  */
-#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,13 @@
 #include "libcas/sig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Not CHECK(): the checks must stay in release (NDEBUG) builds too. */
+#define CHECK(x)     \
+    do {             \
+        if (!(x))    \
+            abort(); \
+    } while (0)
 
 enum {
     MAX_WORDS = 64,
@@ -49,13 +55,13 @@ parse_words(char **words, int n)
     int npos = -1;
     int r = cli_opt_parse(tables, n, words, &npos, err);
     if (r == CLI_OPT_OK) {
-        assert(npos >= 0 && npos <= n);
-        assert(u == 0 || (u >= 1 && u <= 1000));
-        assert(i >= -5 && i <= 5);
-        assert(sz == 0 || (sz >= 64 && sz <= (1 << 24)));
-        assert(d >= 0 && d <= 2);
+        CHECK(npos >= 0 && npos <= n);
+        CHECK(u == 0 || (u >= 1 && u <= 1000));
+        CHECK(i >= -5 && i <= 5);
+        CHECK(sz == 0 || (sz >= 64 && sz <= (1 << 24)));
+        CHECK(d >= 0 && d <= 2);
     } else if (r < 0) {
-        assert(strlen(err) > 0 && strchr(err, '\n') == NULL);
+        CHECK(strlen(err) > 0 && strchr(err, '\n') == NULL);
     }
 }
 
@@ -68,7 +74,7 @@ parse_numbers(const char *w)
     if (cli_parse_u64(w, 0, UINT64_MAX, &u) == 0) {
         char back[32];
         snprintf(back, sizeof(back), "%llu", (unsigned long long)u);
-        assert(strcmp(back, w) == 0 || w[0] == '0');
+        CHECK(strcmp(back, w) == 0 || w[0] == '0');
     }
     (void)cli_parse_i64(w, INT64_MIN, INT64_MAX, &i);
     (void)cli_parse_size(w, 0, UINT64_MAX, &u);
@@ -79,8 +85,8 @@ parse_numbers(const char *w)
     if (cas_keyid_parse(w, kid) == 0) {
         char hex[CAS_KEYID_HEX_SIZE];
         cas_keyid_format(kid, hex);
-        assert(strlen(hex) >= 1 && strlen(hex) <= 16);
-        assert(cas_keyid_parse(hex, back) == 0 && memcmp(kid, back, CAS_KEYID_LEN) == 0);
+        CHECK(strlen(hex) >= 1 && strlen(hex) <= 16);
+        CHECK(cas_keyid_parse(hex, back) == 0 && memcmp(kid, back, CAS_KEYID_LEN) == 0);
     }
 }
 
@@ -89,16 +95,16 @@ escape_and_json(const uint8_t *data, size_t size)
 {
     char out[256];
     size_t n = cli_escape((const char *)data, size, out, sizeof(out));
-    assert(n < sizeof(out) && strlen(out) == n);
+    CHECK(n < sizeof(out) && strlen(out) == n);
     for (size_t k = 0; k < n; k++)
-        assert((unsigned char)out[k] >= 0x20 && out[k] != 0x7f);
+        CHECK((unsigned char)out[k] >= 0x20 && out[k] != 0x7f);
     /* What is left is valid UTF-8 without invisible reordering characters. */
     for (size_t k = 0; k < n;) {
         uint32_t cp;
         size_t len = cli_utf8_next((const unsigned char *)out + k, n - k, &cp);
-        assert(len > 0);
-        assert(!(cp >= 0x200b && cp <= 0x200f) && !(cp >= 0x2028 && cp <= 0x202e) &&
-               !(cp >= 0x2060 && cp <= 0x2069) && cp != 0xfeff && !(cp >= 0x80 && cp <= 0x9f));
+        CHECK(len > 0);
+        CHECK(!(cp >= 0x200b && cp <= 0x200f) && !(cp >= 0x2028 && cp <= 0x202e) &&
+              !(cp >= 0x2060 && cp <= 0x2069) && cp != 0xfeff && !(cp >= 0x80 && cp <= 0x9f));
         k += len;
     }
     static FILE *devnull;
@@ -119,9 +125,9 @@ plan(const uint8_t *data, size_t size)
                                         sizeof(why));
         if (r == 0) {
             for (size_t k = 1; k < p.n_regions; k++)
-                assert(p.regions[k].offset > p.regions[k - 1].offset);
+                CHECK(p.regions[k].offset > p.regions[k - 1].offset);
             for (size_t k = 0; k < p.n_tensors; k++)
-                assert(p.tensors[k].offset + p.tensors[k].size <= size);
+                CHECK(p.tensors[k].offset + p.tensors[k].size <= size);
             cli_chunk_plan_free(&p);
         }
     }
