@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Not CHECK(): the checks must stay in release (NDEBUG) builds too. */
+/* Not assert(): the checks must stay in release (NDEBUG) builds too. */
 #define CHECK(x)     \
     do {             \
         if (!(x))    \
