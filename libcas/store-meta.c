@@ -21,6 +21,18 @@ finish(MDB_txn *txn, int r)
     return c < 0 ? c : r;
 }
 
+/* Deletes one key of one table in its own write transaction; -ENOENT when absent. */
+static int
+del_key(cas_store *s, MDB_dbi dbi, const void *key, size_t len)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { len, (void *)key };
+    return finish(txn, cas__mdb_err(mdb_del(txn, dbi, &k, NULL)));
+}
+
 static bool
 model_exists(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
 {
@@ -82,12 +94,7 @@ cas_store_name_del(cas_store *s, const char *name)
     int r = check_name(name);
     if (r < 0)
         return r == -EINVAL ? -ENOENT : r;
-    MDB_txn *txn;
-    r = cas__txn_begin(s, false, &txn);
-    if (r < 0)
-        return r;
-    MDB_val k = { strlen(name), (void *)name };
-    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_names, &k, NULL)));
+    return del_key(s, s->db_names, name, strlen(name));
 }
 
 int
@@ -177,12 +184,7 @@ cas_store_sig_del(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const voi
         return -ENOENT;
     uint8_t key[2 * CAS_HASH_LEN];
     sig_key(id, blob, len, key);
-    MDB_txn *txn;
-    int r = cas__txn_begin(s, false, &txn);
-    if (r < 0)
-        return r;
-    MDB_val k = { sizeof(key), key };
-    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_sigs, &k, NULL)));
+    return del_key(s, s->db_sigs, key, sizeof(key));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -286,12 +288,7 @@ cas_store_key_del(cas_store *s, const void *key_id, size_t key_id_len)
     int r = check_key_id(key_id, key_id_len);
     if (r < 0)
         return r;
-    MDB_txn *txn;
-    r = cas__txn_begin(s, false, &txn);
-    if (r < 0)
-        return r;
-    MDB_val k = { key_id_len, (void *)key_id };
-    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_keys, &k, NULL)));
+    return del_key(s, s->db_keys, key_id, key_id_len);
 }
 
 int
@@ -341,12 +338,7 @@ cas_store_peer_del(cas_store *s, const void *key, size_t key_len)
 {
     if (!key || key_len == 0 || key_len > CAS_STORE_PEER_KEY_MAX)
         return -ENOENT;
-    MDB_txn *txn;
-    int r = cas__txn_begin(s, false, &txn);
-    if (r < 0)
-        return r;
-    MDB_val k = { key_len, (void *)key };
-    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_peers, &k, NULL)));
+    return del_key(s, s->db_peers, key, key_len);
 }
 
 int
@@ -441,12 +433,7 @@ cas_store_namerec_del(cas_store *s, const void *key, size_t key_len)
 {
     if (check_namerec_key(key, key_len) < 0)
         return -ENOENT;
-    MDB_txn *txn;
-    int r = cas__txn_begin(s, false, &txn);
-    if (r < 0)
-        return r;
-    MDB_val k = { key_len, (void *)key };
-    return finish(txn, cas__mdb_err(mdb_del(txn, s->db_namerecs, &k, NULL)));
+    return del_key(s, s->db_namerecs, key, key_len);
 }
 
 int
