@@ -79,41 +79,21 @@ del_prefixed(MDB_txn *txn, MDB_dbi db, const uint8_t id[static CAS_HASH_LEN])
     return rc == 0 || rc == MDB_NOTFOUND || rc == EINVAL ? 0 : cas__mdb_err(rc);
 }
 
-/* Deletes every name bound to id. */
+/* Deletes every entry of table dbi whose value begins with id (full scan).
+ * With exact, only values of exactly CAS_HASH_LEN bytes count: name entries
+ * are bare ids, chunk index entries are (model id, offset, len). */
 static int
-del_names_of(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
+del_values_of(MDB_txn *txn, MDB_dbi dbi, const uint8_t id[static CAS_HASH_LEN], bool exact)
 {
     MDB_cursor *c;
-    int r = cas__mdb_err(mdb_cursor_open(txn, s->db_names, &c));
+    int r = cas__mdb_err(mdb_cursor_open(txn, dbi, &c));
     if (r < 0)
         return r;
     MDB_val k, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (rc == 0) {
-        if (v.mv_size == CAS_HASH_LEN && memcmp(v.mv_data, id, CAS_HASH_LEN) == 0) {
-            rc = mdb_cursor_del(c, 0);
-            if (rc == 0)
-                rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-        } else {
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        }
-    }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : cas__mdb_err(rc);
-}
-
-/* Deletes every chunk index entry that points into model id (full scan). */
-static int
-unindex_scan(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
-{
-    MDB_cursor *c;
-    int r = cas__mdb_err(mdb_cursor_open(txn, s->db_chunks, &c));
-    if (r < 0)
-        return r;
-    MDB_val k, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (v.mv_size >= CAS_HASH_LEN && memcmp(v.mv_data, id, CAS_HASH_LEN) == 0) {
+        bool len_ok = exact ? v.mv_size == CAS_HASH_LEN : v.mv_size >= CAS_HASH_LEN;
+        if (len_ok && memcmp(v.mv_data, id, CAS_HASH_LEN) == 0) {
             rc = mdb_cursor_del(c, 0);
             if (rc == 0)
                 rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
@@ -172,7 +152,7 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
     }
     /* Without a sound manifest, find this model's chunk entries the slow
      * way, so that removing a damaged model repairs the index. */
-    if (damaged && (r = unindex_scan(s, txn, id)) < 0)
+    if (damaged && (r = del_values_of(txn, s->db_chunks, id, false)) < 0)
         goto fail;
     MDB_val k = { CAS_HASH_LEN, (void *)id };
     r = cas__mdb_err(mdb_del(txn, s->db_models, &k, NULL));
@@ -182,7 +162,7 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
     mdb_del(txn, s->db_bitmaps, &k, NULL);
     r = del_prefixed(txn, s->db_sigs, id);
     if (r == 0)
-        r = del_names_of(s, txn, id);
+        r = del_values_of(txn, s->db_names, id, true);
     if (r < 0)
         goto fail;
     cas_manifest_free(m);
