@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Real nvxd processes for the daemon tests (see daemonutil.h). Start-up
- * follows test-nvxd.c: fork, stderr appended to a log file, exec nvxd-test,
+ * Real nvxd processes for the daemon tests (see daemonutil.h). Start-up:
+ * fork, stderr appended to a log file, exec nvxd-test,
  * then poll for the control socket and this run's "listening on" line.
  */
 #include "daemonutil.h"
@@ -122,6 +122,18 @@ const char *
 du_root(void)
 {
     return root;
+}
+
+const char *
+du_nvx_bin(void)
+{
+    return nvx_bin;
+}
+
+const char *
+du_nvxd_bin(void)
+{
+    return nvxd_bin;
 }
 
 /* The last occurrence of what in s, NULL when none. */

@@ -48,6 +48,10 @@ void du_teardown(void);
 /* The temp root ("/tmp/nvx-TAG-XXXX"). */
 const char *du_root(void);
 
+/* Paths of the nvx and nvxd-test binaries, valid until du_teardown(). */
+const char *du_nvx_bin(void);
+const char *du_nvxd_bin(void);
+
 /* SIGKILLs and reaps every daemon still running. */
 void du_kill_all(void);
 
