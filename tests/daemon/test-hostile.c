@@ -275,6 +275,17 @@ send_all(int fd, const void *buf, size_t len)
     }
 }
 
+/* Sends a bare frame header announcing body_len bytes of the given type. */
+static void
+send_frame_header(int fd, uint32_t body_len, uint8_t type)
+{
+    uint8_t hdr[PROTO_FRAME_HEADER_LEN] = { 0 };
+    proto__put_be32(hdr, body_len);
+    hdr[4] = PROTO_FRAME_VERSION;
+    hdr[5] = type;
+    send_all(fd, hdr, sizeof(hdr));
+}
+
 /* Reads and discards whatever arrives; returns true once the daemon has
  * closed the connection (EOF or reset). Waits at most timeout_ms. */
 static bool
@@ -547,12 +558,8 @@ test_oversized_frame(void **state)
     (void)state;
     static const uint32_t lens[] = { PROTO_FRAME_MAX_BODY + 1, 0x7fffffffu, 0xffffffffu };
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-        uint8_t hdr[PROTO_FRAME_HEADER_LEN] = { 0 };
-        proto__put_be32(hdr, lens[i]);
-        hdr[4] = PROTO_FRAME_VERSION;
-        hdr[5] = PROTO_FRAME_HS_INIT;
         int fd = raw_connect(&fx.a);
-        send_all(fd, hdr, sizeof(hdr));
+        send_frame_header(fd, lens[i], PROTO_FRAME_HS_INIT);
         char what[64];
         snprintf(what, sizeof(what), "frame header announcing %u bytes", (unsigned)lens[i]);
         expect_closed(fd, BOUND_IMMEDIATE_S, what);
@@ -566,12 +573,8 @@ static void
 test_oversized_unknown_type(void **state)
 {
     (void)state;
-    uint8_t hdr[PROTO_FRAME_HEADER_LEN] = { 0 };
-    proto__put_be32(hdr, PROTO_FRAME_MAX_BODY + 1);
-    hdr[4] = PROTO_FRAME_VERSION;
-    hdr[5] = 200;
     int fd = raw_connect(&fx.a);
-    send_all(fd, hdr, sizeof(hdr));
+    send_frame_header(fd, PROTO_FRAME_MAX_BODY + 1, 200);
     expect_closed(fd, BOUND_IMMEDIATE_S, "unknown frame type, oversized");
     expect_alive(&fx.a);
 }
@@ -628,11 +631,7 @@ test_oversized_after_handshake(void **state)
     (void)state;
     raw_peer p;
     peer_handshake(&p, false);
-    uint8_t hdr[PROTO_FRAME_HEADER_LEN] = { 0 };
-    proto__put_be32(hdr, PROTO_FRAME_MAX_BODY + 1);
-    hdr[4] = PROTO_FRAME_VERSION;
-    hdr[5] = PROTO_FRAME_SEALED;
-    send_all(p.fd, hdr, sizeof(hdr));
+    send_frame_header(p.fd, PROTO_FRAME_MAX_BODY + 1, PROTO_FRAME_SEALED);
     expect_closed(p.fd, BOUND_IMMEDIATE_S, "oversized SEALED frame after the handshake");
     peer_free(&p);
     expect_alive(&fx.a);
