@@ -199,3 +199,9 @@ cas__hash_many(const uint8_t *const *bufs, const size_t *lens, size_t n,
     for (size_t i = 0; i < n; i++)
         cas_hash(bufs[i], lens[i], ret[i]);
 }
+
+void
+cas_hash_many(const void *const bufs[], const size_t lens[], size_t n, uint8_t ret[][CAS_HASH_LEN])
+{
+    cas__hash_many((const uint8_t *const *)bufs, lens, n, ret);
+}

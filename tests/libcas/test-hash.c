@@ -193,13 +193,45 @@ test_prefix(void **state)
     assert_memory_equal(hi, id, CAS_HASH_LEN);
 }
 
+/* cas_hash_many() agrees with cas_hash() for every count 0..11 (a refill
+ * of the eight lanes and a tail) and lengths around block boundaries. */
+static void
+test_hash_many(void **state)
+{
+    (void)state;
+    enum {
+        N = 11,
+        MAX = 3 * 128 + 1
+    };
+    static const size_t len_of[N] = { 0, 1, 127, 128, 129, 255, 256, 257, MAX, 64, 200 };
+    uint8_t *data = malloc((size_t)N * MAX);
+    assert_non_null(data);
+    for (size_t i = 0; i < (size_t)N * MAX; i++)
+        data[i] = (uint8_t)(i * 131u + 7u);
+    for (size_t n = 0; n <= N; n++) {
+        const void *bufs[N];
+        size_t lens[N];
+        uint8_t got[N][CAS_HASH_LEN], want[CAS_HASH_LEN];
+        for (size_t i = 0; i < n; i++) {
+            lens[i] = len_of[(i + n) % N];
+            bufs[i] = lens[i] ? data + i * MAX : NULL;
+        }
+        cas_hash_many(bufs, lens, n, got);
+        for (size_t i = 0; i < n; i++) {
+            cas_hash(bufs[i], lens[i], want);
+            assert_memory_equal(got[i], want, CAS_HASH_LEN);
+        }
+    }
+    free(data);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers), cmocka_unit_test(test_libs_agree),
         cmocka_unit_test(test_incremental),   cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_prefix),
+        cmocka_unit_test(test_prefix),        cmocka_unit_test(test_hash_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
