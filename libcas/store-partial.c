@@ -238,7 +238,21 @@ cas_partial_put(cas_partial *p, uint64_t idx, const void *buf, size_t len)
         return 0;
     uint8_t h[CAS_HASH_LEN];
     cas_hash(buf, len, h);
-    if (!cas_hash_equal(h, ci.id))
+    return cas_partial_put_hashed(p, idx, buf, len, h);
+}
+
+int
+cas_partial_put_hashed(cas_partial *p, uint64_t idx, const void *buf, size_t len,
+                       const uint8_t hash[static CAS_HASH_LEN])
+{
+    cas_chunk_info ci;
+    if (idx >= p->n_chunks || cas_manifest_chunk(p->m, (size_t)idx, &ci) < 0)
+        return -EINVAL;
+    if (len != ci.len)
+        return -EBADMSG;
+    if (cas_partial_has(p, idx))
+        return 0;
+    if (!cas_hash_equal(hash, ci.id))
         return -EBADMSG;
     int r = cas__pwrite_full(p->fd, buf, len, ci.offset);
     if (r < 0)

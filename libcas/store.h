@@ -376,6 +376,13 @@ int cas_partial_chunk(const cas_partial *p, uint64_t idx, uint8_t ret_id[static 
  * length or hash: nothing written), -EINVAL, write errnos. */
 int cas_partial_put(cas_partial *p, uint64_t idx, const void *buf, size_t len);
 
+/* cas_partial_put() for a caller that already hashed buf (e.g. several chunks
+ * at once with cas_hash_many()): hash must be cas_hash(buf, len). It is
+ * compared with chunk idx's id in the manifest here, so a chunk whose hash
+ * does not match is never written. Same returns as cas_partial_put(). */
+int cas_partial_put_hashed(cas_partial *p, uint64_t idx, const void *buf, size_t len,
+                           const uint8_t hash[static CAS_HASH_LEN]);
+
 /* Copies every missing chunk that a complete model of the store holds
  * (cas_store_chunk_read(), re-hashed) into the partial model, and chunks
  * repeated within the model from a present copy to their other indexes

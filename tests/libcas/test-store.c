@@ -719,6 +719,13 @@ test_partial_resume(void **state)
     assert_int_equal(cas_partial_put(p, 2, a + off, clen), -EBADMSG);
     assert_int_equal(cas_partial_put(p, 2, b + off, clen - 1), -EBADMSG);
     assert_int_equal(cas_partial_put(p, n, b, 1), -EINVAL);
+    /* Already hashed by the caller: still compared with the manifest. */
+    uint8_t wrong[CAS_HASH_LEN];
+    cas_hash(a + off, clen, wrong);
+    assert_int_equal(cas_partial_put_hashed(p, 2, a + off, clen, wrong), -EBADMSG);
+    assert_int_equal(cas_partial_put_hashed(p, 2, b + off, clen - 1, cid), -EBADMSG);
+    assert_false(cas_partial_has(p, 2));
+    assert_int_equal(cas_partial_put_hashed(p, 1, b, 1, cid), -EBADMSG);
     assert_int_equal(cas_partial_commit(p), 0);
     /* Put but not committed: lost when the handle goes. */
     assert_int_equal(cas_partial_put(p, 2, b + off, clen), 1);
