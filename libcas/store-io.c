@@ -13,11 +13,15 @@
  * in-kernel page-cache copy, as cp does; pwrite from the mapping where the
  * file systems refuse), so the workers never wait for each other; a pipe is
  * written from the mapping in batch order. Either way the bytes written are
- * the page-cache pages just hashed. export_path goes further: one thread
- * copies the whole file (large copy_file_range calls, as cp) into its temp
- * file while the workers hash, and the temp file is renamed into place only
- * when every chunk hashed right. (A process that truncates a data
- * file while it is being read would raise SIGBUS; data files are read-only
+ * the page-cache pages just hashed. export_path goes further: the file is
+ * copied in large in-order units (copy_file_range, as cp) that the workers
+ * take in turn with the hashing batches, one copier at a time: ext4 holds the
+ * inode lock for a buffered write, so a second copier would only sleep, and
+ * this way one core copies while the other hashes (a separate copier thread
+ * next to two hashers got only two thirds of a core on two cores). The temp
+ * file is renamed into place only when every chunk hashed right. (A process
+ * that truncates a data file while it is being read would raise SIGBUS; data
+ * files are read-only
  * and only the store removes them, by unlink, which keeps the mapping.)
  */
 #define _GNU_SOURCE /* copy_file_range() */
@@ -44,11 +48,14 @@ typedef struct io_batch {
 typedef struct io_ctx {
     const cas_manifest *m;
     const uint8_t *model;
-    const uint8_t *map;    /* the data file, mapped read-only */
-    int data_fd;           /* and open, for read-ahead hints */
-    int out_fd;            /* export: output; verify: -1 */
-    bool out_seekable;     /* regular output: written at batch offsets */
-    bool no_cfr;           /* copy_file_range refused: pwrite from the mapping */
+    const uint8_t *map; /* the data file, mapped read-only */
+    int data_fd;        /* and open, for read-ahead hints */
+    int out_fd;         /* export: output; verify: -1 */
+    bool out_seekable;  /* regular output: written at batch offsets */
+    bool no_cfr;        /* copy_file_range refused: pwrite from the mapping */
+    bool copy_units;    /* export_path: copy [copy_next, copy_end) in units */
+    bool copy_busy;     /* a worker is copying a unit */
+    uint64_t copy_next, copy_end;
     const uint8_t *bitmap; /* partial model: verified chunks, else NULL */
     io_batch *batches;
     size_t n_batches, next, write_turn;
@@ -197,15 +204,15 @@ prefetch(io_ctx *c, size_t bi)
                       POSIX_FADV_WILLNEED);
 }
 
-/* Writes batch b (hashed from buf, the mapping) at its offset in the
- * output: copy_file_range from the data file, else pwrite. */
+/* Writes bytes [off, off + len) of the data file at the same offset of the
+ * output: copy_file_range, else pwrite from the mapping. */
 static int
-write_at(io_ctx *c, const uint8_t *buf, const io_batch *b)
+write_range(io_ctx *c, uint64_t off, size_t len)
 {
     size_t done = 0;
-    while (done < b->bytes && !__atomic_load_n(&c->no_cfr, __ATOMIC_RELAXED)) {
-        loff_t in = (loff_t)(b->off + done), out = in;
-        ssize_t n = copy_file_range(c->data_fd, &in, c->out_fd, &out, b->bytes - done, 0);
+    while (done < len && !__atomic_load_n(&c->no_cfr, __ATOMIC_RELAXED)) {
+        loff_t in = (loff_t)(off + done), out = in;
+        ssize_t n = copy_file_range(c->data_fd, &in, c->out_fd, &out, len - done, 0);
         if (n > 0) {
             done += (size_t)n;
             continue;
@@ -217,7 +224,23 @@ write_at(io_ctx *c, const uint8_t *buf, const io_batch *b)
             return -errno;
         __atomic_store_n(&c->no_cfr, true, __ATOMIC_RELAXED); /* also n == 0: short file */
     }
-    return cas__pwrite_full(c->out_fd, buf + done, b->bytes - done, b->off + done);
+    return cas__pwrite_full(c->out_fd, c->map + off + done, len - done, off + done);
+}
+
+#define CAS__COPY_UNIT ((uint64_t)16 << 20) /* bytes per copy unit of export_path */
+
+/* Takes the next copy unit when nobody copies (under the mutex). */
+static bool
+take_copy_locked(io_ctx *c, uint64_t *ret_off, size_t *ret_len)
+{
+    if (!c->copy_units || c->copy_busy || c->copy_next >= c->copy_end)
+        return false;
+    uint64_t n = c->copy_end - c->copy_next;
+    *ret_off = c->copy_next;
+    *ret_len = (size_t)(n < CAS__COPY_UNIT ? n : CAS__COPY_UNIT);
+    c->copy_next += *ret_len;
+    c->copy_busy = true;
+    return true;
 }
 
 static void *
@@ -226,9 +249,21 @@ io_worker(void *arg)
     io_ctx *c = arg;
     for (;;) {
         pthread_mutex_lock(&c->mu);
+        uint64_t coff;
+        size_t clen;
+        if (!c->stop && take_copy_locked(c, &coff, &clen)) {
+            pthread_mutex_unlock(&c->mu);
+            int r = write_range(c, coff, clen);
+            pthread_mutex_lock(&c->mu);
+            c->copy_busy = false;
+            if (r < 0)
+                stop_locked(c, r);
+            pthread_mutex_unlock(&c->mu);
+            continue;
+        }
         if (c->stop || c->next == c->n_batches) {
             pthread_mutex_unlock(&c->mu);
-            break;
+            break; /* a copier still busy takes the remaining units itself */
         }
         size_t bi = c->next++;
         pthread_mutex_unlock(&c->mu);
@@ -237,8 +272,10 @@ io_worker(void *arg)
         const uint8_t *buf = c->map + b->off;
         bool ok = check_batch(c, b, buf);
         int r = 0;
-        if (c->out_fd >= 0 && ok && c->out_seekable) {
-            r = write_at(c, buf, b);
+        if (c->copy_units) {
+            /* written by the copy units */
+        } else if (c->out_fd >= 0 && ok && c->out_seekable) {
+            r = write_range(c, b->off, b->bytes);
         } else if (c->out_fd >= 0 && ok) {
             pthread_mutex_lock(&c->mu);
             while (!c->stop && c->write_turn != bi)
@@ -581,53 +618,6 @@ cas_store_verify(cas_store *s, const uint8_t *id, const cas_store_verify_opts *o
     return r < 0 ? r : bad ? -EBADMSG : 0;
 }
 
-/* Copies the data file to a fresh regular output while the workers hash it
- * (export_path only: its temp file is renamed into place only when every
- * chunk hashed right, so unverified bytes are never visible at the path). */
-typedef struct copier {
-    int in_fd, out_fd;
-    const uint8_t *map;
-    uint64_t size;
-    bool stop; /* atomic: the hashers found a bad chunk */
-    int err;
-} copier;
-
-#define CAS__COPY_STEP ((size_t)64 << 20) /* bytes per copy_file_range call */
-
-static void *
-copier_main(void *arg)
-{
-    copier *k = arg;
-    bool cfr = true;
-    for (uint64_t off = 0; off < k->size && !__atomic_load_n(&k->stop, __ATOMIC_RELAXED);) {
-        size_t n = k->size - off < CAS__COPY_STEP ? (size_t)(k->size - off) : CAS__COPY_STEP;
-        if (cfr) {
-            loff_t in = (loff_t)off, out = (loff_t)off;
-            ssize_t w = copy_file_range(k->in_fd, &in, k->out_fd, &out, n, 0);
-            if (w > 0) {
-                off += (uint64_t)w;
-                continue;
-            }
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
-                errno != EOPNOTSUPP && errno != EBADF) {
-                k->err = -errno;
-                break;
-            }
-            cfr = false; /* refused (or a short file): write from the mapping */
-            continue;
-        }
-        int r = cas__pwrite_full(k->out_fd, k->map + off, n, off);
-        if (r < 0) {
-            k->err = r;
-            break;
-        }
-        off += n;
-    }
-    return NULL;
-}
-
 static int
 export_impl(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd, bool copy_ahead,
             cas_progress_fn progress, void *userdata, cas_store_problem *ret_problem)
@@ -686,22 +676,13 @@ export_impl(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd, boo
                  .reported = &reported };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
-    copier k = { .in_fd = data_fd, .out_fd = out_fd, .map = map, .size = l.rec.size };
-    pthread_t kt;
-    bool copying = copy_ahead && c.out_seekable && l.rec.size > 0 &&
-                   pthread_create(&kt, NULL, copier_main, &k) == 0;
-    if (copying)
-        c.out_fd = -1; /* the workers only hash */
+    /* export_path: renamed into place only when every chunk hashed right, so
+     * the copy may run ahead of the hashing. */
+    c.copy_units = copy_ahead && c.out_seekable;
+    c.copy_end = l.rec.size;
     r = make_batches(&c, c.buf_size, cas_manifest_chunk_count(l.m));
     if (r == 0)
         r = io_run(&c, 0);
-    if (copying) {
-        if (r < 0 || c.bad)
-            __atomic_store_n(&k.stop, true, __ATOMIC_RELAXED);
-        pthread_join(kt, NULL);
-        if (r == 0)
-            r = k.err;
-    }
     if (r == 0 && c.bad)
         r = -EBADMSG;
     if (c.bad && ret_problem)
