@@ -113,6 +113,8 @@ struct xfer {
     uint64_t lonely_since_ms; /* MANIFEST with no peer that has it, since */
     uint64_t rewant_ms;       /* last WANT round to peers without the model */
     unsigned jobs;
+    struct xjob *ready, **ready_tail; /* received chunks waiting for a puts job */
+    unsigned n_ready;
     uint64_t rate, rate_bytes;
 };
 
