@@ -50,7 +50,7 @@ struct xjob {
     /* put (one received chunk, waiting in x->ready or part of a puts job) */
     struct xjob *next;
     uint32_t idx;
-    uint8_t *buf;
+    uint8_t *buf, *mem; /* the chunk's bytes, within mem (freed) */
     uint32_t len;
     /* puts */
     struct xjob *subs[NVX_NODE_PUT_BATCH];
@@ -252,7 +252,7 @@ ready_free(struct xfer *x)
     while (x->ready) {
         struct xjob *j = x->ready;
         x->ready = j->next;
-        free(j->buf);
+        free(j->mem);
         free(j);
     }
     x->ready_tail = &x->ready;
@@ -279,7 +279,7 @@ ready_dispatch(struct xfer *x, bool all)
         if (xjob_queue(x, b) < 0) {
             for (unsigned k = 0; k < b->n_subs; k++) {
                 nvx_picker_verified(x->pk, b->subs[k]->idx, false);
-                free(b->subs[k]->buf);
+                free(b->subs[k]->mem);
                 free(b->subs[k]);
             }
             free(b);
@@ -574,7 +574,7 @@ xjob_done(uv_work_t *w, int status)
     case XJOB_PUTS:
         for (unsigned k = 0; k < j->n_subs; k++) {
             put_done(x, j->subs[k]);
-            free(j->subs[k]->buf);
+            free(j->subs[k]->mem);
             free(j->subs[k]);
         }
         break;
@@ -631,9 +631,13 @@ send_requests(struct xfer *x, struct xpeer *xp, uint64_t now)
     while (!p->closing && (idx = nvx_picker_next(x->pk, xp->pp, now)) >= 0) {
         cas_chunk_info ci;
         cas_manifest_chunk(x->man, (size_t)idx, &ci);
+        /* A chunk in one piece keeps the session's plaintext buffer of its
+         * DATA (no copy, no buffer while it is in flight); pieces are
+         * gathered in a buffer of the chunk's size. */
+        bool pieces = ci.len > piece;
         struct creq *c = calloc(1, sizeof(*c));
-        uint8_t *buf = malloc(ci.len);
-        if (!c || !buf) {
+        uint8_t *buf = pieces ? malloc(ci.len) : NULL;
+        if (!c || (pieces && !buf)) {
             free(c);
             free(buf);
             nvx_picker_cancel(x->pk, xp->pp, (uint32_t)idx);
@@ -891,22 +895,40 @@ on_data(nvx_peer *p, const proto_data *d)
     if ((c->got_bits[i / 64] >> (i % 64)) & 1)
         return;
     c->got_bits[i / 64] |= UINT64_C(1) << (i % 64);
-    memcpy(c->buf + off, d->bytes.p, want);
+    uint8_t *mem = NULL, *data = c->buf;
+    if (c->buf) {
+        memcpy(c->buf + off, d->bytes.p, want);
+    } else {
+        size_t cap;
+        mem = proto_session_take_message(p->sess, &cap);
+        if (mem && d->bytes.p >= mem && (size_t)(d->bytes.p - mem) + want <= cap) {
+            data = (uint8_t *)d->bytes.p;
+        } else { /* not in the message buffer after all: copy it */
+            free(mem);
+            mem = data = malloc(want ? want : 1);
+            if (mem)
+                memcpy(data, d->bytes.p, want);
+        }
+    }
     c->got += want;
     if (c->got < c->len)
         return;
     struct xpeer *xp = xpeer_find(x, p);
     int r = xp && xp->pp ? nvx_picker_received(x->pk, xp->pp, c->idx, nvx__now(n)) : -ENOENT;
     if (r == 1) {
-        struct xjob *j = xjob_new(XJOB_PUTS); /* one chunk of a future puts job */
+        /* One chunk of a future puts job (none without memory: it is then
+         * fetched again). */
+        struct xjob *j = data ? xjob_new(XJOB_PUTS) : NULL;
         if (j) {
             j->x = x;
             j->idx = c->idx;
-            j->buf = c->buf;
+            j->mem = c->buf ? c->buf : mem;
+            j->buf = data;
             j->len = c->len;
             memcpy(j->sender, p->id, 32);
             snprintf(j->sender_addr, sizeof(j->sender_addr), "%s", p->addr);
             c->buf = NULL; /* the ready list owns it */
+            mem = NULL;
             *x->ready_tail = j;
             x->ready_tail = &j->next;
             x->n_ready++;
@@ -915,6 +937,7 @@ on_data(nvx_peer *p, const proto_data *d)
             nvx_picker_verified(x->pk, c->idx, false);
         }
     }
+    free(mem); /* a duplicate, or no memory for the job */
     creq_unlink(p, c);
     xfer_pump(x);
 }

@@ -690,6 +690,16 @@ proto_session_trim(proto_session *s)
     }
 }
 
+uint8_t *
+proto_session_take_message(proto_session *s, size_t *ret_cap)
+{
+    uint8_t *b = s->pt;
+    *ret_cap = b ? s->pt_cap : 0;
+    s->pt = NULL;
+    s->pt_cap = 0;
+    return b;
+}
+
 /* ---- getters ------------------------------------------------------------ */
 
 bool

@@ -251,6 +251,15 @@ int proto_session_output(proto_session *s, uint8_t **ret_buf, size_t *ret_len);
  */
 void proto_session_trim(proto_session *s);
 
+/*
+ * Hands the caller the buffer that holds the last MESSAGE event's body, so
+ * that a large message (DATA) is kept without a copy; the session allocates
+ * another for the next frame. Call it before feeding more input. Writes the
+ * buffer's size to *ret_cap; the caller free()s it. NULL when there is none
+ * (the body of an event lies within [buffer, buffer + *ret_cap) otherwise).
+ */
+uint8_t *proto_session_take_message(proto_session *s, size_t *ret_cap);
+
 /* True once the handshake has completed (and the session has not failed). */
 bool proto_session_established(const proto_session *s);
 

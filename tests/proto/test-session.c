@@ -782,6 +782,39 @@ test_trim(void **state)
     node_free(&r);
 }
 
+/* The buffer of a message taken by the caller keeps its body after the
+ * session has received more; the next message gets a fresh buffer. */
+static void
+test_take_message(void **state)
+{
+    node i, r;
+    established(&i, &r, 0);
+    size_t cap;
+    assert_null(proto_session_take_message(r.s, &cap)); /* no message yet */
+    assert_int_equal(cap, 0);
+    uint8_t *ref = malloc(PROTO_CHUNK_MAX);
+    assert_non_null(ref);
+    tu_fill_random(ref, PROTO_CHUNK_MAX, 9);
+    uint8_t *f;
+    size_t n;
+    capture(&i, PROTO_MSG_DATA, ref, PROTO_CHUNK_MAX, &f, &n);
+    size_t used;
+    proto_event ev;
+    assert_int_equal(proto_session_feed(r.s, f, n, 0, &used, &ev), 1);
+    assert_int_equal(ev.type, PROTO_EVENT_MESSAGE);
+    uint8_t *taken = proto_session_take_message(r.s, &cap);
+    assert_non_null(taken);
+    assert_true(ev.body >= taken && ev.body + ev.len <= taken + cap);
+    const uint8_t *body = ev.body;
+    exchange(&i, &r, PROTO_MSG_DATA, PROTO_CHUNK_MAX, 10); /* reuses nothing taken */
+    assert_memory_equal(body, ref, PROTO_CHUNK_MAX);
+    free(taken);
+    free(f);
+    free(ref);
+    node_free(&i);
+    node_free(&r);
+}
+
 static void
 test_send_msg(void **state)
 {
@@ -930,6 +963,7 @@ main(void)
         cmocka_unit_test(test_seal_in_place),
         cmocka_unit_test(test_send_msg),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_take_message),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_provider_signature),
