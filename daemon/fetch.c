@@ -252,6 +252,7 @@ ready_free(struct xfer *x)
     while (x->ready) {
         struct xjob *j = x->ready;
         x->ready = j->next;
+        x->pending -= j->len;
         free(j->mem);
         free(j);
     }
@@ -279,6 +280,7 @@ ready_dispatch(struct xfer *x, bool all)
         if (xjob_queue(x, b) < 0) {
             for (unsigned k = 0; k < b->n_subs; k++) {
                 nvx_picker_verified(x->pk, b->subs[k]->idx, false);
+                x->pending -= b->subs[k]->len;
                 free(b->subs[k]->mem);
                 free(b->subs[k]);
             }
@@ -573,6 +575,7 @@ xjob_done(uv_work_t *w, int status)
         break;
     case XJOB_PUTS:
         for (unsigned k = 0; k < j->n_subs; k++) {
+            x->pending -= j->subs[k]->len;
             put_done(x, j->subs[k]);
             free(j->subs[k]->mem);
             free(j->subs[k]);
@@ -692,6 +695,11 @@ xfer_pump(struct xfer *x)
         next = xp->next;
         if (!xp->pp || xp->retry_ms > now || xp->p->closing)
             continue;
+        /* Received chunks the pool has not written yet hold memory: no new
+         * requests past NVX_NODE_PENDING_MAX of them (a slow disk slows
+         * the transfer instead of growing the daemon). */
+        if (x->pending >= NVX_NODE_PENDING_MAX)
+            break;
         send_requests(x, xp, now);
     }
     ready_dispatch(x, !expect_more(x));
@@ -932,6 +940,7 @@ on_data(nvx_peer *p, const proto_data *d)
             *x->ready_tail = j;
             x->ready_tail = &j->next;
             x->n_ready++;
+            x->pending += j->len;
             ready_dispatch(x, false);
         } else {
             nvx_picker_verified(x->pk, c->idx, false);

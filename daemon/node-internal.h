@@ -115,6 +115,7 @@ struct xfer {
     unsigned jobs;
     struct xjob *ready, **ready_tail; /* received chunks waiting for a puts job */
     unsigned n_ready;
+    uint64_t pending; /* bytes received, not yet written (ready + puts jobs) */
     uint64_t rate, rate_bytes;
 };
 

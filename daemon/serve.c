@@ -352,8 +352,8 @@ serve_work(uv_work_t *w)
     }
 }
 
-/* Seals and sends a DATA frame built in f (len bytes of the chunk at
- * DATA_PAYLOAD, from smodel_read or serve_inline); takes f. */
+/* Queues a DATA frame built in f (len bytes of the chunk at DATA_PAYLOAD,
+ * from smodel_read or serve_inline) on the session; takes f. */
 static void
 send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
 {
@@ -365,13 +365,8 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
     put_be32(d + 36, r->chunk);
     put_be32(d + 40, r->offset);
     put_be32(d + 44, len);
-    size_t cap = DATA_PAYLOAD + (size_t)len + DATA_TAIL, flen;
-    /* Sealed after everything queued, sent right behind it. */
-    if (proto_session_seal(p->sess, PROTO_MSG_DATA, d, DATA_FIELDS + (size_t)len, f, cap, &flen) ==
-        0)
-        nvx__peer_send_frame(p, f, flen);
-    else
-        free(f);
+    (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, DATA_FIELDS + (size_t)len,
+                                 DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }
 
 /* Serves r on the loop when its chunk was verified and its bytes are in the
@@ -508,18 +503,27 @@ void
 nvx__serve_pump(nvx_peer *p)
 {
     nvx_node *n = p->node;
+    unsigned sent = 0;
     while (!p->closing && p->sq_len > 0 && p->serve_jobs < NVX_NODE_SERVE_JOBS &&
            tp_conn_queued(p->conn) < n->peer_max_bytes) {
         struct sreq r = p->sq[p->sq_head];
         p->sq_head = (p->sq_head + 1) % n->peer_max_requests;
         p->sq_len--;
-        if (serve_inline(p, &r))
+        if (serve_inline(p, &r)) {
+            sent++;
+            /* one writev per TP_SEND_BUFS_MAX frames; tp_conn_queued()
+             * counts them once flushed */
+            if (sent % TP_SEND_BUFS_MAX == 0)
+                nvx__peer_flush(p);
             continue;
+        }
         if (queue_job(p, JOB_CHUNK, &r) < 0) {
             send_not_found(p, r.req_id, r.model, r.chunk, PROTO_NOTFOUND_BUSY);
             nvx__peer_flush(p);
         }
     }
+    if (sent % TP_SEND_BUFS_MAX)
+        nvx__peer_flush(p);
 }
 
 void

@@ -130,9 +130,22 @@ proto_session_send(proto_session *s, uint8_t msg_type, const void *body, size_t 
 }
 
 int
+proto_session_send_buf(proto_session *s, uint8_t msg_type, uint8_t *buf, size_t len, size_t cap)
+{
+    size_t n;
+    int r = proto_session_seal(s, msg_type, buf + PROTO_SEAL_BODY_OFFSET, len, buf, cap, &n);
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    r = proto__session_enqueue(s, buf, n);
+    return r < 0 ? proto__session_fail(s, PROTO_FAIL_NOMEM) : 0;
+}
+
+int
 proto_session_send_msg(proto_session *s, const proto_msg *m)
 {
-    size_t len, n;
+    size_t len;
     if (m->type == PROTO_MSG_HELLO)
         return -EINVAL;
     int r = proto_msg_encode(m, NULL, 0, &len);
@@ -143,14 +156,11 @@ proto_session_send_msg(proto_session *s, const proto_msg *m)
     if (!b)
         return -ENOMEM;
     r = proto_msg_encode(m, b + PROTO_SEAL_BODY_OFFSET, len, &len);
-    if (r >= 0)
-        r = proto_session_seal(s, m->type, b + PROTO_SEAL_BODY_OFFSET, len, b, cap, &n);
     if (r < 0) {
         free(b);
         return r;
     }
-    r = proto__session_enqueue(s, b, n);
-    return r < 0 ? proto__session_fail(s, PROTO_FAIL_NOMEM) : 0;
+    return proto_session_send_buf(s, m->type, b, len, cap);
 }
 
 int

@@ -236,6 +236,15 @@ int proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, siz
                        uint8_t *out, size_t cap, size_t *ret_len);
 
 /*
+ * proto_session_send() for a body already in place at PROTO_SEAL_BODY_OFFSET
+ * of buf, a malloc'd buffer of cap bytes: sealed there and queued without a
+ * copy (the daemon's DATA path). The session owns buf from the call on, on
+ * failure too. Returns as proto_session_seal().
+ */
+int proto_session_send_buf(proto_session *s, uint8_t msg_type, uint8_t *buf, size_t len,
+                           size_t cap);
+
+/*
  * Pops the oldest queued output. Returns 1 with *ret_buf (malloc'd, the
  * caller now owns it and free()s it once written) and *ret_len, or 0 when
  * nothing is queued.
