@@ -163,6 +163,8 @@ struct nvx_node {
     uint64_t bytes_fetched;
     unsigned in_recv; /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
+    uint64_t tx_queued; /* bytes handed to the links, not yet written */
+    bool serve_starved; /* a peer waits for tx_queued to fall */
     void (*stop_done)(void *);
     void *stop_arg;
 };

@@ -80,7 +80,9 @@ on_close(tp_conn *c)
 
 /* Session output handed to the link in one tp_send (one writev). */
 struct send_batch {
+    nvx_node *node;
     unsigned n;
+    size_t bytes;
     uint8_t *bufs[TP_SEND_BUFS_MAX];
 };
 
@@ -88,12 +90,21 @@ static void
 on_send(tp_conn *c, void *arg, int status)
 {
     struct send_batch *b = arg;
+    nvx_node *n = b->node;
     for (unsigned i = 0; i < b->n; i++)
         free(b->bufs[i]);
+    n->tx_queued -= b->bytes;
     free(b);
     nvx_peer *p = tp_conn_data(c);
     if (p && !p->closing)
         nvx__serve_pump(p);
+    /* Peers held back by the node's send budget get their turn too. */
+    if (n->serve_starved && n->tx_queued < NVX_NODE_SERVE_MAX_BYTES) {
+        n->serve_starved = false;
+        for (nvx_peer *q = n->peers; q; q = q->next)
+            if (q != p && !q->closing && q->sq_len > 0)
+                nvx__serve_pump(q);
+    }
 }
 
 /* Hands the session's queued output to the link, then extra (an owned
@@ -125,13 +136,17 @@ peer_flush(nvx_peer *p, uint8_t *extra, size_t extra_len)
             return;
         }
         if (more > 0) {
+            b->node = p->node;
             tb[b->n].base = buf;
             tb[b->n].len = len;
             b->bufs[b->n++] = buf;
+            b->bytes += len;
             p->bytes_out += len;
         }
         if (b && (more <= 0 || b->n == TP_SEND_BUFS_MAX)) {
             int r = tp_send(p->conn, tb, b->n, on_send, b);
+            if (r == 0)
+                p->node->tx_queued += b->bytes;
             if (r < 0) {
                 for (unsigned i = 0; i < b->n; i++)
                     free(b->bufs[i]);

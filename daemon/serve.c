@@ -21,7 +21,9 @@
  *
  * Limits per peer: at most peer_max_requests REQUESTs queued (more get
  * NOT_FOUND BUSY), NVX_NODE_SERVE_JOBS reads on the pool at once, and no new
- * read starts while peer_max_bytes of sent data wait in the transport.
+ * read starts while peer_max_bytes of sent data wait in the transport. For
+ * the node: no new read while NVX_NODE_SERVE_MAX_BYTES wait to be written to
+ * all peers together, so memory does not grow with the number of peers.
  */
 #define _GNU_SOURCE /* preadv2(), RWF_NOWAIT */
 #include <errno.h>
@@ -503,18 +505,17 @@ void
 nvx__serve_pump(nvx_peer *p)
 {
     nvx_node *n = p->node;
-    unsigned sent = 0;
     while (!p->closing && p->sq_len > 0 && p->serve_jobs < NVX_NODE_SERVE_JOBS &&
            tp_conn_queued(p->conn) < n->peer_max_bytes) {
+        if (n->tx_queued >= NVX_NODE_SERVE_MAX_BYTES) {
+            n->serve_starved = true; /* on_send pumps this peer again */
+            break;
+        }
         struct sreq r = p->sq[p->sq_head];
         p->sq_head = (p->sq_head + 1) % n->peer_max_requests;
         p->sq_len--;
         if (serve_inline(p, &r)) {
-            sent++;
-            /* one writev per TP_SEND_BUFS_MAX frames; tp_conn_queued()
-             * counts them once flushed */
-            if (sent % TP_SEND_BUFS_MAX == 0)
-                nvx__peer_flush(p);
+            nvx__peer_flush(p);
             continue;
         }
         if (queue_job(p, JOB_CHUNK, &r) < 0) {
@@ -522,8 +523,6 @@ nvx__serve_pump(nvx_peer *p)
             nvx__peer_flush(p);
         }
     }
-    if (sent % TP_SEND_BUFS_MAX)
-        nvx__peer_flush(p);
 }
 
 void
