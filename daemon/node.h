@@ -12,11 +12,13 @@
  * (LMDB, reads, hashing, writes) goes to the libuv thread pool through
  * uv_queue_work; callbacks come back on the loop.
  *
- * Serving: a REQUEST for chunk i of a complete model is answered with DATA
- * read and re-hashed on the pool every time (cas_store_chunk_read): a chunk
- * that rotted on disk is never sent (NOT_FOUND instead). Requests a peer
- * queues are bounded (opts.peer_max_requests; more get NOT_FOUND BUSY) and so
- * are the bytes the node has in flight towards it (opts.peer_max_bytes).
+ * Serving (daemon/serve.c): a chunk is read and re-hashed on the pool the
+ * first time it is served, so one that rotted on disk is never sent
+ * (NOT_FOUND instead); later requests for it are read on the loop when its
+ * bytes are in the page cache. Requests a peer queues are bounded
+ * (opts.peer_max_requests; more get NOT_FOUND BUSY), and so are the bytes
+ * in flight towards one peer (opts.peer_max_bytes) and towards all peers
+ * together (NVX_NODE_SERVE_MAX_BYTES).
  *
  * Fetching: see nvx_node_fetch().
  *
