@@ -244,6 +244,15 @@ xjob_new(int kind)
     return j;
 }
 
+/* Frees one received chunk (written, failed or dropped). */
+static void
+chunk_free(struct xfer *x, struct xjob *j)
+{
+    x->pending -= j->len;
+    free(j->mem);
+    free(j);
+}
+
 /* Frees the received chunks not yet handed to a puts job (the transfer
  * ends: they were never written, so they are simply fetched again later). */
 static void
@@ -252,9 +261,7 @@ ready_free(struct xfer *x)
     while (x->ready) {
         struct xjob *j = x->ready;
         x->ready = j->next;
-        x->pending -= j->len;
-        free(j->mem);
-        free(j);
+        chunk_free(x, j);
     }
     x->ready_tail = &x->ready;
     x->n_ready = 0;
@@ -280,9 +287,7 @@ ready_dispatch(struct xfer *x, bool all)
         if (xjob_queue(x, b) < 0) {
             for (unsigned k = 0; k < b->n_subs; k++) {
                 nvx_picker_verified(x->pk, b->subs[k]->idx, false);
-                x->pending -= b->subs[k]->len;
-                free(b->subs[k]->mem);
-                free(b->subs[k]);
+                chunk_free(x, b->subs[k]);
             }
             free(b);
             return;
@@ -575,10 +580,8 @@ xjob_done(uv_work_t *w, int status)
         break;
     case XJOB_PUTS:
         for (unsigned k = 0; k < j->n_subs; k++) {
-            x->pending -= j->subs[k]->len;
             put_done(x, j->subs[k]);
-            free(j->subs[k]->mem);
-            free(j->subs[k]);
+            chunk_free(x, j->subs[k]);
         }
         break;
     case XJOB_COMMIT:
