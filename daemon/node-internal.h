@@ -163,8 +163,10 @@ struct nvx_node {
     uint64_t bytes_fetched;
     unsigned in_recv; /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
-    uint64_t tx_queued; /* bytes handed to the links, not yet written */
-    bool serve_starved; /* a peer waits for tx_queued to fall */
+    uint64_t tx_queued;               /* bytes handed to the links, not yet written */
+    bool serve_starved;               /* a peer waits for tx_queued to fall */
+    uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */
+    bool trim_due;                    /* traffic since the last malloc_trim */
     void (*stop_done)(void *);
     void *stop_arg;
 };

@@ -5,6 +5,9 @@
  * status. Everything here runs on the loop thread.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +145,7 @@ peer_flush(nvx_peer *p, uint8_t *extra, size_t extra_len)
             b->bufs[b->n++] = buf;
             b->bytes += len;
             p->bytes_out += len;
+            p->node->io_bytes += len;
         }
         if (b && (more <= 0 || b->n == TP_SEND_BUFS_MAX)) {
             int r = tp_send(p->conn, tb, b->n, on_send, b);
@@ -431,6 +435,7 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
     if (p->closing)
         return;
     p->bytes_in += len;
+    p->node->io_bytes += len;
     p->node->in_recv++;
     while (len > 0 && !p->closing) {
         size_t used = 0;
@@ -494,6 +499,17 @@ tick(uv_timer_t *t)
                 }
             }
     nvx__fetch_tick(n);
+    /* A tick without traffic after a burst: give the allocator's free
+     * memory back (main.c keeps it while frames flow). */
+    if (n->io_bytes != n->io_bytes_seen) {
+        n->io_bytes_seen = n->io_bytes;
+        n->trim_due = true;
+    } else if (n->trim_due && !n->xfers && n->tx_queued == 0) {
+        n->trim_due = false;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+    }
 }
 
 /* ---- configured peers -------------------------------------------------- */
