@@ -11,6 +11,13 @@
  *   it afterwards, though it stays configured); `nvx verify` passes and the
  *   export is bit-identical.
  *
+ * test_rotted_seeder: two seeders of one model; in one, a byte of every
+ *   256 KiB of the data file rotted on disk. That seeder refuses the chunks
+ *   it finds corrupt when it re-hashes them (NOT_FOUND, "a stored chunk is
+ *   corrupt" in its log), including chunks it hashed ahead of a request; it
+ *   never sends one, so the fetcher blames nobody and stays connected to
+ *   it. The fetch completes from both and the copy verifies.
+ *
  * test_kill_resume: the seeder serves slowly (NVX_TEST_SERVE_DELAY_MS), so
  *   the fetch is still running when the test acts. Once part of the model
  *   is in, the seeder is frozen (SIGSTOP) until the fetcher's byte counter
@@ -39,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -305,6 +313,58 @@ committed_chunks(const char *dir, const char *hex)
 }
 
 static void
+test_rotted_seeder(void **state)
+{
+    (void)state;
+    du_daemon s[2] = { 0 }, f = { 0 };
+    du_start(&s[0], "r0", NULL);
+    du_start(&s[1], "r1", NULL);
+    du_start(&f, "rf", NULL);
+    char *id = du_add_model(&s[0], "m-rot.bin", CORRUPT_MODEL_BYTES, 3);
+    char *id1 = du_add_model(&s[1], "m-rot.bin", CORRUPT_MODEL_BYTES, 3);
+    assert_string_equal(id, id1);
+    free(id1);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/data/%s", s[1].dir, id);
+    assert_int_equal(chmod(path, 0644), 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    for (off_t off = 100000; off < CORRUPT_MODEL_BYTES; off += 256 << 10) {
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, off), 1);
+        b ^= 0x20;
+        assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    }
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        du_nvx_ok(&f, NULL, "peer", "add", s[i].addr, NULL);
+    du_wait_peers(&f, 2);
+    du_nvx_ok(&f, NULL, "fetch", id, NULL);
+    du_check_copy(&f, id, "m-rot.bin");
+
+    char *log = du_slurp(s[1].log);
+    if (!strstr(log, "a stored chunk is corrupt, not serving it")) {
+        du_dump_log(&s[1]);
+        fail_msg("the rotted seeder did not report a corrupt chunk");
+    }
+    free(log);
+    log = du_slurp(f.log);
+    if (strstr(log, "sent a bad")) {
+        du_dump_log(&f);
+        fail_msg("a seeder sent a corrupt chunk");
+    }
+    free(log);
+    char *out = NULL;
+    du_nvx_ok(&f, &out, "--json", "peers", NULL);
+    assert_non_null(strstr(out, s[1].id));
+    free(out);
+    for (int i = 0; i < 2; i++)
+        du_stop(&s[i]);
+    du_stop(&f);
+    free(id);
+}
+
+static void
 test_kill_resume(void **state)
 {
     (void)state;
@@ -410,6 +470,7 @@ main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_corrupt_seeder, test_teardown),
+        cmocka_unit_test_teardown(test_rotted_seeder, test_teardown),
         cmocka_unit_test_teardown(test_kill_resume, test_teardown),
         cmocka_unit_test_teardown(test_kill_flowing, test_teardown),
     };
