@@ -601,6 +601,9 @@ xjob_done(uv_work_t *w, int status)
                      (unsigned long long)x->bytes_total);
             if (n->fetched)
                 n->fetched(n->fetched_arg, x->id);
+            /* The publisher's signatures come from whoever had the model. */
+            for (struct xpeer *xp = x->peers; xp; xp = xp->next)
+                nvx__sigs_ask(xp->p, x->id);
             xfer_end(x, PROTO_CTL_STATE_DONE, 0);
         }
         break;

@@ -66,6 +66,8 @@ struct nvx_peer {
     /* fetching */
     struct creq *creqs, *creqs_tail; /* oldest first: answers come in order */
     uint32_t next_req_id;
+    struct sig_ask *sig_asks; /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
+    unsigned n_sig_asks;
 };
 
 struct nvx_fetch_sub {
@@ -196,5 +198,10 @@ void nvx__fetch_tick(nvx_node *n);
 void nvx__fetch_stop_all(nvx_node *n);
 void nvx__fetch_pump_pending(nvx_node *n);
 void nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32]);
+
+/* daemon/sigs.c: signatures that travel with a fetch */
+void nvx__sigs_ask(nvx_peer *p, const uint8_t model[static 32]);
+void nvx__sigs_msg(nvx_peer *p, const proto_msg *m);
+void nvx__sigs_peer_gone(nvx_peer *p);
 
 #endif

@@ -58,6 +58,7 @@ peer_free(nvx_peer *p)
         p->next->prev = p->prev;
     n->n_peers--;
     proto_session_free(p->sess);
+    nvx__sigs_peer_gone(p);
     free(p->sq);
     free(p);
     nvx__node_maybe_stopped(n);
@@ -209,6 +210,7 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
     bool was_up = p->established;
     nvx__fetch_peer_gone(p);
     nvx__serve_peer_gone(p);
+    nvx__sigs_peer_gone(p);
     if (was_up)
         for (size_t i = 0; i < n->n_hooks; i++)
             if (n->hooks[i].peer_down)
@@ -408,7 +410,11 @@ dispatch(nvx_peer *p, const proto_event *ev)
     case PROTO_MSG_REQUEST:
     case PROTO_MSG_CANCEL:
     case PROTO_MSG_MANIFEST_REQ:
+    case PROTO_MSG_SIGS_REQ:
         nvx__serve_msg(p, &m);
+        break;
+    case PROTO_MSG_SIGS:
+        nvx__sigs_msg(p, &m);
         break;
     case PROTO_MSG_HAVE:
     case PROTO_MSG_DATA:

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Serving peers: WANT -> HAVE (complete models), MANIFEST_REQ -> MANIFEST,
- * REQUEST -> DATA read and re-hashed on the thread pool, CANCEL.
+ * REQUEST -> DATA read and re-hashed on the thread pool, CANCEL, SIGS_REQ ->
+ * SIGS (the signatures attached to a complete model; daemon/sigs.c).
  *
  * Re-hash policy (a verified cache): a served model is opened once (its
  * manifest decoded, its data file kept open, struct smodel, up to
@@ -45,6 +46,7 @@ enum job_kind {
     JOB_WANT,
     JOB_MANIFEST,
     JOB_CHUNK,
+    JOB_SIGS,
 };
 
 struct serve_job {
@@ -57,6 +59,9 @@ struct serve_job {
     uint8_t *buf;
     int64_t res;
     uint32_t total; /* JOB_MANIFEST: manifest size */
+    /* JOB_SIGS: blob i at buf + i * PROTO_SIG_MAX */
+    unsigned n_sigs;
+    uint16_t sig_len[PROTO_SIGS_MAX];
 };
 
 static void
@@ -328,6 +333,19 @@ smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
     return ci.len;
 }
 
+/* cas_store_sig_list callback: keeps up to PROTO_SIGS_MAX blobs that fit a
+ * SIGS (longer ones are left out). */
+static int
+sig_collect(void *userdata, const void *blob, size_t len)
+{
+    struct serve_job *j = userdata;
+    if (j->n_sigs < PROTO_SIGS_MAX && len >= 1 && len <= PROTO_SIG_MAX) {
+        memcpy(j->buf + (size_t)j->n_sigs * PROTO_SIG_MAX, blob, len);
+        j->sig_len[j->n_sigs++] = (uint16_t)len;
+    }
+    return 0;
+}
+
 static void
 serve_work(uv_work_t *w)
 {
@@ -366,6 +384,16 @@ serve_work(uv_work_t *w)
         j->buf = buf;
         j->total = (uint32_t)len;
         j->res = (int64_t)n;
+        break;
+    }
+    case JOB_SIGS: {
+        cas_model_info info;
+        j->buf = malloc(PROTO_SIGS_MAX * PROTO_SIG_MAX);
+        if (!j->buf)
+            j->res = -ENOMEM;
+        else if (cas_store_model_info(s, j->r.model, &info) == 0 &&
+                 info.state == CAS_MODEL_COMPLETE)
+            j->res = cas_store_sig_list(s, j->r.model, sig_collect, j);
         break;
     }
     case JOB_CHUNK: {
@@ -501,6 +529,15 @@ serve_done(uv_work_t *w, int status)
                 send_not_found(p, j->r.req_id, j->r.model, 0, PROTO_NOTFOUND_MANIFEST);
             }
             break;
+        case JOB_SIGS:
+            m.type = PROTO_MSG_SIGS;
+            m.u.sigs.req_id = j->r.req_id;
+            memcpy(m.u.sigs.model_id, j->r.model, 32);
+            m.u.sigs.n = j->res < 0 ? 0 : j->n_sigs;
+            for (size_t i = 0; i < m.u.sigs.n; i++)
+                m.u.sigs.sigs[i] = (proto_str){ j->buf + i * PROTO_SIG_MAX, j->sig_len[i] };
+            proto_session_send_msg(p->sess, &m);
+            break;
         case JOB_CHUNK:
             if (j->res > 0) {
                 send_data(p, &j->r, j->buf, (uint32_t)j->res);
@@ -597,6 +634,11 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
         r.length = m->u.manifest_req.length;
         if (queue_job(p, JOB_MANIFEST, &r) < 0)
             send_not_found(p, r.req_id, r.model, 0, PROTO_NOTFOUND_BUSY);
+        break;
+    case PROTO_MSG_SIGS_REQ:
+        r.req_id = m->u.sigs_req.req_id;
+        memcpy(r.model, m->u.sigs_req.model_id, 32);
+        (void)queue_job(p, JOB_SIGS, &r); /* out of memory: the asker goes without */
         break;
     case PROTO_MSG_REQUEST:
         r.req_id = m->u.request.req_id;

@@ -27,6 +27,8 @@ static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
     [PROTO_MSG_ANNOUNCE] = "ANNOUNCE",
     [PROTO_MSG_PEERS] = "PEERS",
     [PROTO_MSG_BYE] = "BYE",
+    [PROTO_MSG_SIGS_REQ] = "SIGS_REQ",
+    [PROTO_MSG_SIGS] = "SIGS",
 };
 
 bool
@@ -400,6 +402,35 @@ record_read(proto__rd *r, proto_record *rec, bool *ret_known)
     return k;
 }
 
+static int
+sigs_read(proto__rd *r, proto_sigs *s)
+{
+    uint8_t n;
+    int k = proto__rd_u32(r, &s->req_id);
+    if (k >= 0)
+        k = rd_id(r, s->model_id);
+    if (k >= 0)
+        k = proto__rd_u8(r, &n);
+    if (k < 0)
+        return k;
+    if (n > PROTO_SIGS_MAX)
+        return -EBADMSG;
+    s->n = n;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t len;
+        k = proto__rd_u16(r, &len);
+        if (k < 0)
+            return k;
+        if (len < 1 || len > PROTO_SIG_MAX)
+            return -EBADMSG;
+        k = proto__rd_bytes(r, len, &s->sigs[i].p);
+        if (k < 0)
+            return k;
+        s->sigs[i].len = len;
+    }
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 static int
@@ -451,6 +482,16 @@ msg_check(const proto_msg *m)
         return 0;
     case PROTO_MSG_BYE:
         return str_ok(&m->u.bye.text, 0, PROTO_BYE_TEXT_MAX, true) ? 0 : -EINVAL;
+    case PROTO_MSG_SIGS_REQ:
+        return 0;
+    case PROTO_MSG_SIGS:
+        if (m->u.sigs.n > PROTO_SIGS_MAX)
+            return -EINVAL;
+        for (size_t i = 0; i < m->u.sigs.n; i++)
+            if (m->u.sigs.sigs[i].len < 1 || m->u.sigs.sigs[i].len > PROTO_SIG_MAX ||
+                !m->u.sigs.sigs[i].p)
+                return -EINVAL;
+        return 0;
     default:
         return -EINVAL;
     }
@@ -523,6 +564,19 @@ msg_write(proto__wr *w, const proto_msg *m)
     case PROTO_MSG_BYE:
         proto__wr_u8(w, m->u.bye.reason);
         wr_str8(w, &m->u.bye.text);
+        break;
+    case PROTO_MSG_SIGS_REQ:
+        proto__wr_u32(w, m->u.sigs_req.req_id);
+        proto__wr_bytes(w, m->u.sigs_req.model_id, PROTO_ID_LEN);
+        break;
+    case PROTO_MSG_SIGS:
+        proto__wr_u32(w, m->u.sigs.req_id);
+        proto__wr_bytes(w, m->u.sigs.model_id, PROTO_ID_LEN);
+        proto__wr_u8(w, (uint8_t)m->u.sigs.n);
+        for (size_t i = 0; i < m->u.sigs.n; i++) {
+            proto__wr_u16(w, (uint16_t)m->u.sigs.sigs[i].len);
+            proto__wr_bytes(w, m->u.sigs.sigs[i].p, m->u.sigs.sigs[i].len);
+        }
         break;
     }
 }
@@ -719,6 +773,11 @@ msg_read(proto__rd *r, proto_msg *m)
     case PROTO_MSG_BYE:
         k = proto__rd_u8(r, &m->u.bye.reason);
         return k < 0 ? k : rd_str8(r, 0, PROTO_BYE_TEXT_MAX, true, &m->u.bye.text);
+    case PROTO_MSG_SIGS_REQ:
+        k = proto__rd_u32(r, &m->u.sigs_req.req_id);
+        return k < 0 ? k : rd_id(r, m->u.sigs_req.model_id);
+    case PROTO_MSG_SIGS:
+        return sigs_read(r, &m->u.sigs);
     default:
         return -EOPNOTSUPP;
     }

@@ -37,6 +37,7 @@ enum proto_msg_limits {
     PROTO_NODE_SIG_LEN = 64, /* Ed25519 signature by a node's identity */
     PROTO_ANNOUNCE_MAX = 32, /* records per ANNOUNCE */
     PROTO_PEERS_MAX = 32,    /* entries per PEERS */
+    PROTO_SIGS_MAX = 8,      /* signature blobs per SIGS */
     PROTO_BYE_TEXT_MAX = 128,
     /* Largest message body that fits one SEALED frame. */
     PROTO_MSG_MAX = PROTO_FRAME_MAX_BODY - 8 - 16 - 1,
@@ -56,6 +57,8 @@ enum proto_msg_type {
     PROTO_MSG_ANNOUNCE = 11,
     PROTO_MSG_PEERS = 12,
     PROTO_MSG_BYE = 13,
+    PROTO_MSG_SIGS_REQ = 14,
+    PROTO_MSG_SIGS = 15,
     _PROTO_MSG_TYPE_MAX,
     /* HELLO travels only inside the handshake, never in a SEALED frame. */
     PROTO_MSG_HELLO = 0x80,
@@ -161,6 +164,21 @@ typedef struct proto_manifest {
     proto_str bytes; /* 1..PROTO_MANIFEST_PIECE_MAX */
 } proto_manifest;
 
+/* SIGS_REQ: "send me the signatures you hold for model M". */
+typedef struct proto_sigs_req {
+    uint32_t req_id;
+    uint8_t model_id[PROTO_ID_LEN];
+} proto_sigs_req;
+
+/* SIGS: the answer, 0..PROTO_SIGS_MAX opaque signature blobs (libcas
+ * checks them) of 1..PROTO_SIG_MAX bytes each. */
+typedef struct proto_sigs {
+    uint32_t req_id;
+    uint8_t model_id[PROTO_ID_LEN];
+    size_t n;
+    proto_str sigs[PROTO_SIGS_MAX];
+} proto_sigs;
+
 enum proto_record_kind {
     PROTO_RECORD_PROVIDER = 1,
     PROTO_RECORD_NAME = 2,
@@ -242,6 +260,8 @@ typedef struct proto_msg {
         proto_announce announce;
         proto_peers peers;
         proto_bye bye;
+        proto_sigs_req sigs_req;
+        proto_sigs sigs;
     } u;
 } proto_msg;
 

@@ -3,8 +3,8 @@
  * Real nvxd processes (build/daemon/nvxd-test: nvxd with the test hooks)
  * on 127.0.0.1 with stores in temp dirs and ephemeral ports, driven by the
  * real nvx binary: fetch between two nodes, the control socket's mode and
- * error handling, clean SIGTERM. (A corrupting seeder and SIGKILL + resume
- * are in test-faults.c.)
+ * error handling, clean SIGTERM, signatures that travel with a fetch. (A
+ * corrupting seeder and SIGKILL + resume are in test-faults.c.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +25,8 @@
 #include <cmocka.h>
 
 #include "daemonutil.h"
+#include "libcas/hash.h"
+#include "libcas/store.h"
 #include "testutil.h"
 
 static int
@@ -97,6 +99,84 @@ test_fetch(void **state)
     du_stop(&b);
     assert_int_not_equal(access(sock, F_OK), 0); /* socket removed on exit */
     free(id);
+}
+
+/* Polls `nvx info ID` on n until it lists want signatures (they arrive
+ * after the fetch completes); fails after 10 s. */
+static void
+wait_sigs(const du_daemon *n, const char *id, unsigned want)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "signatures %u\n", want);
+    for (int i = 0; i < 200; i++) {
+        char *out = NULL;
+        du_nvx_ok(n, &out, "info", id, NULL);
+        bool ok = strstr(out, line) != NULL;
+        free(out);
+        if (ok)
+            return;
+        du_sleep_ms(50);
+    }
+    fail_msg("%s: no '%s' after 10 s", n->dir, line);
+}
+
+/* The publisher signs on A; B fetches by id and gets the signature with the
+ * model: untrusted until B trusts A's key, then `verify --require-trusted`
+ * passes. A signature of another model that A attached to this one (its
+ * trusted comment names the other model) is not taken. */
+static void
+test_signatures_travel(void **state)
+{
+    du_daemon a = { 0 }, b = { 0 };
+    du_start(&a, "sa", NULL);
+    du_start(&b, "sb", NULL);
+    char key[600], pub[600], other_sig[600], mf[600];
+    snprintf(key, sizeof(key), "%s/pub.key", du_root());
+    snprintf(pub, sizeof(pub), "%s/pub.pub", du_root());
+    snprintf(other_sig, sizeof(other_sig), "%s/other.minisig", du_root());
+    snprintf(mf, sizeof(mf), "%s/other.manifest", du_root());
+    du_nvx_ok(&a, NULL, "key", "new", "--key", key, "--unencrypted", NULL);
+    char *out = NULL;
+    du_nvx_ok(&a, &out, "key", "show", "--key", key, NULL);
+    FILE *f = fopen(pub, "w");
+    assert_non_null(f);
+    fputs(out, f);
+    fclose(f);
+    free(out);
+
+    char *id = du_add_model(&a, "signed.bin", 1 << 20, 7);
+    char *other = du_add_model(&a, "other.bin", 1 << 20, 8);
+    du_nvx_ok(&a, NULL, "sign", id, "--key", key, NULL);
+    du_nvx_ok(&a, NULL, "sign", other, "--key", key, NULL);
+    du_nvx_ok(&a, NULL, "manifest", other, "-o", mf, "--sig", other_sig, NULL);
+    size_t blen;
+    uint8_t *blob;
+    assert_int_equal(tu_read_file(other_sig, &blob, &blen), 0);
+    cas_store *s;
+    uint8_t mid[CAS_HASH_LEN];
+    assert_int_equal(cas_hash_from_hex(id, mid), 0);
+    assert_int_equal(cas_store_open(a.dir, 0, &s), 0);
+    assert_int_equal(cas_store_sig_add(s, mid, blob, blen), 1);
+    cas_store_free(s);
+    free(blob);
+
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    du_nvx_ok(&b, NULL, "fetch", id, NULL);
+    wait_sigs(&b, id, 1);
+    du_sleep_ms(300); /* the other blob had its chance */
+    du_nvx_ok(&b, &out, "info", id, NULL);
+    assert_non_null(strstr(out, "signatures 1\n"));
+    assert_non_null(strstr(out, "untrusted"));
+    free(out);
+    assert_int_equal(du_nvx(&b, NULL, NULL, "verify", id, "--require-trusted", NULL), 5);
+    du_nvx_ok(&b, NULL, "trust", "add", pub, "publisher", NULL);
+    du_nvx_ok(&b, &out, "verify", id, "--require-trusted", NULL);
+    assert_non_null(strstr(out, "1 trusted"));
+    free(out);
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+    free(other);
 }
 
 /* A fetch running in the background: pid of `nvx fetch`, output in a file. */
@@ -314,7 +394,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fetch),     cmocka_unit_test(test_control_malformed),
         cmocka_unit_test(test_no_daemon), cmocka_unit_test(test_gc_stops_seeding),
-        cmocka_unit_test(test_swarm),
+        cmocka_unit_test(test_swarm),     cmocka_unit_test(test_signatures_travel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

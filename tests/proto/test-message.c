@@ -140,6 +140,23 @@ examples(proto_msg *m)
     m[n].u.bye.reason = PROTO_BYE_BAD_DATA;
     m[n].u.bye.text = S("chunk 17 failed verification");
     n++;
+
+    m[n].type = PROTO_MSG_SIGS_REQ;
+    m[n].u.sigs_req.req_id = 13;
+    memset(m[n].u.sigs_req.model_id, 10, 32);
+    n++;
+
+    m[n].type = PROTO_MSG_SIGS;
+    m[n].u.sigs.req_id = 14;
+    memset(m[n].u.sigs.model_id, 11, 32);
+    m[n].u.sigs.n = 2;
+    m[n].u.sigs.sigs[0] = (proto_str){ sig, sizeof(sig) };
+    m[n].u.sigs.sigs[1] = (proto_str){ chunk, PROTO_SIG_MAX };
+    n++;
+
+    m[n].type = PROTO_MSG_SIGS; /* none held */
+    m[n].u.sigs.req_id = 15;
+    n++;
     return n;
 }
 
@@ -213,6 +230,13 @@ check_equal(const proto_msg *a, const proto_msg *b)
         assert_int_equal(a->u.bye.reason, b->u.bye.reason);
         assert_true(str_eq(a->u.bye.text, b->u.bye.text));
         break;
+    case PROTO_MSG_SIGS:
+        assert_int_equal(a->u.sigs.req_id, b->u.sigs.req_id);
+        assert_memory_equal(a->u.sigs.model_id, b->u.sigs.model_id, 32);
+        assert_int_equal(a->u.sigs.n, b->u.sigs.n);
+        for (size_t i = 0; i < a->u.sigs.n; i++)
+            assert_true(str_eq(a->u.sigs.sigs[i], b->u.sigs.sigs[i]));
+        break;
     default:
         /* Fixed-size messages: the re-encoding check below covers them. */
         break;
@@ -222,7 +246,7 @@ check_equal(const proto_msg *a, const proto_msg *b)
 static void
 test_roundtrip_and_truncation(void **state)
 {
-    proto_msg *m = calloc(16, sizeof(*m)), *d = malloc(sizeof(*d));
+    proto_msg *m = calloc(32, sizeof(*m)), *d = malloc(sizeof(*d));
     assert_non_null(m);
     assert_non_null(d);
     size_t n = examples(m);
@@ -372,6 +396,20 @@ test_malformed_table(void **state)
                      -EBADMSG);
     static const uint8_t ann_long[] = { 1, 1, 0, 142, [4 + 141] = 9 };
     assert_int_equal(proto_msg_decode(PROTO_MSG_ANNOUNCE, ann_long, sizeof(ann_long), d), -EBADMSG);
+
+    /* SIGS: count over the limit, an empty blob, a blob over PROTO_SIG_MAX. */
+    uint8_t sg[36 + 1 + 2 + PROTO_SIG_MAX + 1] = { 0 };
+    sg[36] = PROTO_SIGS_MAX + 1;
+    assert_int_equal(proto_msg_decode(PROTO_MSG_SIGS, sg, 37, d), -EBADMSG);
+    sg[36] = 1; /* one blob of length 0 */
+    assert_int_equal(proto_msg_decode(PROTO_MSG_SIGS, sg, 39, d), -EBADMSG);
+    sg[37] = (PROTO_SIG_MAX + 1) >> 8;
+    sg[38] = (PROTO_SIG_MAX + 1) & 0xff;
+    assert_int_equal(proto_msg_decode(PROTO_MSG_SIGS, sg, sizeof(sg), d), -EBADMSG);
+    sg[37] = 0;
+    sg[38] = 1;
+    assert_int_equal(proto_msg_decode(PROTO_MSG_SIGS, sg, 40, d), 0);
+    assert_int_equal(d->u.sigs.n, 1);
 
     /* MANIFEST piece past the total. */
     uint8_t mf[48 + 4] = { 0 };
