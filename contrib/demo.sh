@@ -65,6 +65,15 @@ until "$nvx" --store "$work/b" resolve alice/demo 2>/dev/null; do
     sleep 0.1
 done
 
+step "node B: the signature came with the model; check it against alice's key"
+i=0
+until "$nvx" --store "$work/b" verify "$id" --require-trusted >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 50 ] || { echo "demo: alice's signature did not reach node B" >&2; exit 1; }
+    sleep 0.1
+done
+"$nvx" --store "$work/b" verify "$id" --require-trusted
+
 step "node B: export and compare bit for bit"
 "$nvx" --store "$work/b" export "$id" -o "$work/copy.gguf"
 cmp "$work/demo.gguf" "$work/copy.gguf" && echo "identical: $(wc -c <"$work/copy.gguf") bytes"
