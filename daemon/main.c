@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +283,7 @@ main(int argc, char **argv)
      * (the default) leave too few free while commits wait on the disk. */
     if (!getenv("UV_THREADPOOL_SIZE"))
         setenv("UV_THREADPOOL_SIZE", NVX_POOL_THREADS, 0);
-#ifdef M_ARENA_MAX
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
     /* glibc gives each pool thread an arena that keeps what chunk buffers
      * freed in it; two arenas held a seeder's peak RSS down (serving four
      * peers: see tests/bench/bench-net.sh part e). Frame and chunk buffers

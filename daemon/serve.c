@@ -248,6 +248,12 @@ is_verified(struct smodel *sm, size_t i)
     return atomic_load(&sm->verified[i / 8]) & (1u << (i % 8));
 }
 
+static void
+set_verified(struct smodel *sm, size_t i)
+{
+    atomic_fetch_or(&sm->verified[i / 8], (uint8_t)(1u << (i % 8)));
+}
+
 /* Hashes chunk idx (its bytes in buf; the hash goes to h) together with up
  * to SERVE_AHEAD_CHUNKS unverified chunks after it, read here (at most
  * SERVE_AHEAD_BYTES), and marks those that match verified: several SIMD
@@ -286,7 +292,7 @@ verify_ahead(struct smodel *sm, uint32_t idx, const uint8_t *buf, uint8_t h[stat
     memcpy(h, got[0], CAS_HASH_LEN);
     for (size_t k = 1; k < n; k++)
         if (cas_hash_equal(got[k], ci[k].id))
-            atomic_fetch_or(&sm->verified[(idx + k) / 8], (uint8_t)(1u << ((idx + k) % 8)));
+            set_verified(sm, idx + k);
     free(ahead);
 }
 
@@ -319,15 +325,14 @@ smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
         }
         off += (size_t)k;
     }
-    uint8_t bit = (uint8_t)(1u << (idx % 8));
-    if (!(atomic_load(&sm->verified[idx / 8]) & bit)) {
+    if (!is_verified(sm, idx)) {
         uint8_t h[CAS_HASH_LEN];
         verify_ahead(sm, idx, buf, h);
         if (!cas_hash_equal(h, ci.id)) {
             free(base);
             return sm->partial ? -ENOENT : -EBADMSG; /* partial: not fetched yet */
         }
-        atomic_fetch_or(&sm->verified[idx / 8], bit);
+        set_verified(sm, idx);
     }
     *ret_buf = base;
     return ci.len;
@@ -461,10 +466,8 @@ serve_inline(nvx_peer *p, const struct sreq *r)
     bool sent = false;
     cas_chunk_info ci;
     struct stat st;
-    uint8_t bit = (uint8_t)(1u << (r->chunk % 8));
     if (cas_manifest_chunk(sm->man, r->chunk, &ci) < 0 || r->offset >= ci.len ||
-        !(atomic_load(&sm->verified[r->chunk / 8]) & bit) || fstat(sm->fd, &st) < 0 ||
-        st.st_nlink == 0)
+        !is_verified(sm, r->chunk) || fstat(sm->fd, &st) < 0 || st.st_nlink == 0)
         goto out; /* the job reports each of these */
     uint32_t len = ci.len - r->offset < r->length ? ci.len - r->offset : r->length;
     uint8_t *f = malloc(DATA_PAYLOAD + (size_t)len + DATA_TAIL);
