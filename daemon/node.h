@@ -40,7 +40,8 @@ enum nvx_node_limits {
     NVX_NODE_TICK_MS = 250,
     NVX_NODE_DIAL_BACKOFF_MIN_MS = 1000,
     NVX_NODE_DIAL_BACKOFF_MAX_MS = 60000,
-    NVX_NODE_SERVE_JOBS = 8, /* reads on the pool per peer at once */
+    NVX_NODE_SERVE_JOBS = 8,      /* reads on the pool per peer at once */
+    NVX_NODE_PEER_META_JOBS = 64, /* WANT/MANIFEST_REQ/SIGS_REQ jobs per peer */
     NVX_NODE_REQUEST_TIMEOUT_MS = 30000,
     NVX_NODE_COMMIT_CHUNKS = 64,         /* commit a partial after this many chunks */
     NVX_NODE_COMMIT_MS = 2000,           /* ... or this long */

@@ -21,7 +21,8 @@
  * hand-off back to the loop each, about a tenth of a seeder's CPU.
  *
  * Limits per peer: at most peer_max_requests REQUESTs queued (more get
- * NOT_FOUND BUSY), NVX_NODE_SERVE_JOBS reads on the pool at once, and no new
+ * NOT_FOUND BUSY), NVX_NODE_PEER_META_JOBS WANT, MANIFEST_REQ and SIGS_REQ
+ * jobs at once (BUSY too), NVX_NODE_SERVE_JOBS reads on the pool at once, and no new
  * read starts while peer_max_bytes of sent data wait in the transport. For
  * the node: no new read while NVX_NODE_SERVE_MAX_BYTES wait to be written to
  * all peers together, so memory does not grow with the number of peers.
@@ -589,6 +590,19 @@ queue_job(nvx_peer *p, int kind, const struct sreq *r)
     return 0;
 }
 
+/* WANT, MANIFEST_REQ and SIGS_REQ each take a pool job (and a manifest
+ * copy, or a few KiB): a peer gets NVX_NODE_PEER_META_JOBS of them at once
+ * and a BUSY answer past that, so a flood of small requests cannot queue
+ * unbounded work and memory. An honest peer has at most one WANT per
+ * transfer (NVX_NODE_XFERS_MAX) outstanding, and a few manifest pieces. */
+static int
+queue_meta_job(nvx_peer *p, int kind, const struct sreq *r)
+{
+    if (p->jobs - p->serve_jobs >= NVX_NODE_PEER_META_JOBS)
+        return -EBUSY;
+    return queue_job(p, kind, r);
+}
+
 void
 nvx__serve_pump(nvx_peer *p)
 {
@@ -627,7 +641,7 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
     switch (m->type) {
     case PROTO_MSG_WANT:
         memcpy(r.model, m->u.want.model_id, 32);
-        if (queue_job(p, JOB_WANT, &r) < 0)
+        if (queue_meta_job(p, JOB_WANT, &r) < 0)
             send_not_found(p, 0, r.model, 0, PROTO_NOTFOUND_BUSY);
         break;
     case PROTO_MSG_MANIFEST_REQ:
@@ -635,13 +649,18 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
         memcpy(r.model, m->u.manifest_req.model_id, 32);
         r.offset = m->u.manifest_req.offset;
         r.length = m->u.manifest_req.length;
-        if (queue_job(p, JOB_MANIFEST, &r) < 0)
+        if (queue_meta_job(p, JOB_MANIFEST, &r) < 0)
             send_not_found(p, r.req_id, r.model, 0, PROTO_NOTFOUND_BUSY);
         break;
     case PROTO_MSG_SIGS_REQ:
         r.req_id = m->u.sigs_req.req_id;
         memcpy(r.model, m->u.sigs_req.model_id, 32);
-        (void)queue_job(p, JOB_SIGS, &r); /* out of memory: the asker goes without */
+        if (queue_meta_job(p, JOB_SIGS, &r) < 0) { /* busy: none this time */
+            proto_msg none = { .type = PROTO_MSG_SIGS };
+            none.u.sigs.req_id = r.req_id;
+            memcpy(none.u.sigs.model_id, r.model, 32);
+            proto_session_send_msg(p->sess, &none);
+        }
         break;
     case PROTO_MSG_REQUEST:
         r.req_id = m->u.request.req_id;

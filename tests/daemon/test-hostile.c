@@ -55,6 +55,7 @@
 #include <cmocka.h>
 
 #include "daemon/config.h" /* NVX_DEFAULT_MAX_PEERS */
+#include "libcas/hash.h"
 #include "proto/frame.h"
 #include "proto/internal.h" /* proto__session_set_hello_node_id (test hook) */
 #include "proto/message.h"
@@ -691,6 +692,83 @@ test_handshake_frame_after_handshake(void **state)
     expect_alive(&fx.a);
 }
 
+/* A flood of small requests, each of which takes a pool job on A: A answers
+ * every one, either with the data or BUSY (at most NVX_NODE_PEER_META_JOBS
+ * jobs per peer at once, so the flood cannot queue unbounded work), and the
+ * session goes on. A SIGS nobody asked for is ignored. */
+static void
+test_request_flood(void **state)
+{
+    (void)state;
+    enum {
+        FLOOD = 400
+    };
+    raw_peer p;
+    peer_handshake(&p, false);
+    uint8_t model[32];
+    assert_int_equal(cas_hash_from_hex(fx.model_id, model), 0);
+    proto_msg m = { .type = PROTO_MSG_SIGS };
+    m.u.sigs.req_id = 1;
+    memcpy(m.u.sigs.model_id, model, 32);
+    m.u.sigs.n = 1;
+    m.u.sigs.sigs[0] = (proto_str){ (const uint8_t *)"junk", 4 };
+    assert_int_equal(proto_session_send_msg(p.s, &m), 0);
+    for (uint32_t i = 0; i < FLOOD; i++) {
+        m = (proto_msg){ .type = PROTO_MSG_MANIFEST_REQ };
+        m.u.manifest_req = (proto_manifest_req){ .req_id = 100 + i, .offset = 0, .length = 64 };
+        memcpy(m.u.manifest_req.model_id, model, 32);
+        assert_int_equal(proto_session_send_msg(p.s, &m), 0);
+    }
+    m = (proto_msg){ .type = PROTO_MSG_SIGS_REQ };
+    m.u.sigs_req.req_id = 99;
+    memcpy(m.u.sigs_req.model_id, model, 32);
+    assert_int_equal(proto_session_send_msg(p.s, &m), 0);
+    peer_flush(&p);
+
+    unsigned manifests = 0, busy = 0, sigs = 0;
+    double end = now_s() + 10 * BOUND_IMMEDIATE_S;
+    while ((manifests + busy < FLOOD || sigs < 1) && now_s() < end) {
+        struct pollfd pf = { .fd = p.fd, .events = POLLIN };
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        uint8_t buf[65536];
+        ssize_t n = recv(p.fd, buf, sizeof(buf), 0);
+        assert_true(n > 0);
+        for (size_t off = 0; off < (size_t)n;) {
+            size_t used = 0;
+            proto_event ev;
+            int r = proto_session_feed(p.s, buf + off, (size_t)n - off, now_ms(), &used, &ev);
+            assert_true(r >= 0);
+            off += used;
+            if (r == 0)
+                break;
+            proto_msg a;
+            if (ev.type != PROTO_EVENT_MESSAGE ||
+                proto_msg_decode(ev.msg_type, ev.body, ev.len, &a) < 0)
+                continue;
+            manifests += a.type == PROTO_MSG_MANIFEST;
+            busy += a.type == PROTO_MSG_NOT_FOUND && a.u.not_found.what == PROTO_NOTFOUND_BUSY;
+            if (a.type == PROTO_MSG_SIGS) {
+                assert_int_equal(a.u.sigs.req_id, 99);
+                assert_int_equal(a.u.sigs.n, 0); /* the junk was not attached */
+                sigs++;
+            }
+        }
+    }
+    if (manifests + busy != FLOOD || sigs != 1)
+        fail_msg("%u MANIFEST + %u BUSY answers to %d MANIFEST_REQs, %u SIGS", manifests, busy,
+                 FLOOD, sigs);
+    assert_true(manifests > 0);
+    assert_true(busy > 0);
+    proto_msg ping = { .type = PROTO_MSG_PING, .u.ping = { .nonce = 9 } };
+    assert_int_equal(proto_session_send_msg(p.s, &ping), 0);
+    peer_flush(&p);
+    assert_true(peer_wait_msg(&p, PROTO_MSG_PONG, BOUND_IMMEDIATE_S * 1000));
+    close(p.fd);
+    peer_free(&p);
+    expect_alive(&fx.a);
+}
+
 /* ---- hostile responders: A dials us ------------------------------------------ */
 
 /* A listening socket on an ephemeral port of 127.0.0.1; its "IP:PORT". */
@@ -1092,6 +1170,7 @@ main(void)
         cmocka_unit_test(test_handshake_frame_after_handshake),
         cmocka_unit_test(test_malformed_message),
         cmocka_unit_test(test_unknown_message_skipped),
+        cmocka_unit_test(test_request_flood),
         cmocka_unit_test(test_dialed_peer_bad_signature),
         cmocka_unit_test(test_dialed_peer_honest),
         cmocka_unit_test(test_dialed_peer_garbage),
