@@ -15,6 +15,8 @@
  *   - connect and say nothing, stop half way through HS_INIT, stop half way
  *     through a SEALED frame, or trickle a frame one byte a second;
  *   - open more silent connections at once than nvxd's max_peers;
+ *   - flood 400 MANIFEST_REQs and an unsolicited SIGS (every request is
+ *     answered, past NVX_NODE_PEER_META_JOBS with BUSY; the SIGS is ignored);
  *   - and, with A dialing us (`nvx peer add`), answer its HS_INIT with a
  *     wrong transcript signature or with garbage.
  *
