@@ -423,7 +423,7 @@ static void
 bad_peer(nvx_node *n, const uint8_t id[32], const char *addr, const char *what)
 {
     char sid[17];
-    log_warn("peer %s (%s) sent %s: dropping it for %d s", nvx__short_id(id, sid), addr, what,
+    log_warn("peer %s (%s) sent %s: dropping it for %d s", nvx_short_id(id, sid), addr, what,
              NVX_BADLIST_MS / 1000);
     nvx_badlist_add(&n->bad, id, nvx__now(n));
     nvx_peer *p = nvx__peer_by_id(n, id);
@@ -597,7 +597,7 @@ xjob_done(uv_work_t *w, int status)
             xfer_end(x, PROTO_CTL_STATE_FAILED, j->res);
         } else {
             char sid[17];
-            log_info("fetched model %s (%llu bytes)", nvx__short_id(x->id, sid),
+            log_info("fetched model %s (%llu bytes)", nvx_short_id(x->id, sid),
                      (unsigned long long)x->bytes_total);
             if (n->fetched)
                 n->fetched(n->fetched_arg, x->id);
@@ -1272,7 +1272,7 @@ nvx_node_fetch_unsub(nvx_node *n, nvx_fetch_sub *sub)
     free(sub);
     if (!x->subs && !x->ending) {
         char sid[17];
-        log_info("fetch of %s cancelled (resumable)", nvx__short_id(x->id, sid));
+        log_info("fetch of %s cancelled (resumable)", nvx_short_id(x->id, sid));
         xfer_end(x, PROTO_CTL_STATE_CANCELLED, -ECANCELED);
     }
 }

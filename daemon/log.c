@@ -101,3 +101,15 @@ nvx_ratelimit_ok(nvx_ratelimit *rl)
     rl->suppressed++;
     return false;
 }
+
+const char *
+nvx_short_id(const uint8_t id[static 32], char buf[static 17])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+        buf[2 * i] = hex[id[i] >> 4];
+        buf[2 * i + 1] = hex[id[i] & 15];
+    }
+    buf[16] = '\0';
+    return buf;
+}

@@ -94,4 +94,8 @@ nvx__log_errno(int level, int r, const char *fmt, ...);
 /* strerror() of a negative errno (thread-safe, static strings). */
 const char *nvx_strerror(int r);
 
+/* The first 8 bytes of a node or model id in hex (16 characters), for log
+ * lines. Returns buf. */
+const char *nvx_short_id(const uint8_t id[static 32], char buf[static 17]);
+
 #endif

@@ -269,19 +269,6 @@ g_name(void *userdata, const cas_namerec *rec)
         free(j); /* it comes round again: gossip re-sends to new sessions */
 }
 
-/* The first 8 bytes of a node id in hex, for logs. */
-static const char *
-short_id(const uint8_t id[static 32], char buf[static 17])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 8; i++) {
-        buf[2 * i] = hex[id[i] >> 4];
-        buf[2 * i + 1] = hex[id[i] & 15];
-    }
-    buf[16] = '\0';
-    return buf;
-}
-
 /* Dials "HOST:PORT" (a "tcp://" prefix is accepted) unless connected. */
 static void
 dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
@@ -294,9 +281,9 @@ dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
     int r = nvx_node_dial(m->o.node, addr);
     char sid[17];
     if (r < 0)
-        log_debug("cannot dial %s (%s): %s", short_id(node, sid), addr, strerror(-r));
+        log_debug("cannot dial %s (%s): %s", nvx_short_id(node, sid), addr, strerror(-r));
     else
-        log_debug("dialing %s at %s", short_id(node, sid), addr);
+        log_debug("dialing %s at %s", nvx_short_id(node, sid), addr);
 }
 
 static void
@@ -421,7 +408,7 @@ on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char 
     nvx_mesh *m = arg;
     (void)nvx_gossip_add_addr(m->g, node, addr, wall_ms());
     char sid[17];
-    log_info("LAN discovery: node %s at %s", short_id(node, sid), addr);
+    log_info("LAN discovery: node %s at %s", nvx_short_id(node, sid), addr);
     dial(m, node, addr);
 }
 

@@ -175,14 +175,10 @@ struct nvx_node {
 
 uint64_t nvx__now(nvx_node *n);
 void nvx__peer_flush(nvx_peer *p);
-/* Sends frame (malloc'd, sealed with proto_session_seal() after everything
- * the session has queued; ownership passes) right after the queued output. */
-void nvx__peer_send_frame(nvx_peer *p, uint8_t *frame, size_t len);
 void nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why);
 void nvx__peer_put(nvx_peer *p);
 nvx_peer *nvx__peer_by_id(nvx_node *n, const uint8_t id[static 32]);
 void nvx__node_maybe_stopped(nvx_node *n);
-const char *nvx__short_id(const uint8_t id[static 32], char buf[static 17]);
 
 /* serve.c */
 void nvx__serve_msg(nvx_peer *p, const proto_msg *m);

@@ -25,18 +25,6 @@ nvx__now(nvx_node *n)
     return uv_now(n->loop);
 }
 
-const char *
-nvx__short_id(const uint8_t id[static 32], char buf[static 17])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 8; i++) {
-        buf[2 * i] = hex[id[i] >> 4];
-        buf[2 * i + 1] = hex[id[i] & 15];
-    }
-    buf[16] = '\0';
-    return buf;
-}
-
 nvx_peer *
 nvx__peer_by_id(nvx_node *n, const uint8_t id[static 32])
 {
@@ -111,11 +99,10 @@ on_send(tp_conn *c, void *arg, int status)
     }
 }
 
-/* Hands the session's queued output to the link, then extra (an owned
- * frame sealed after everything queued, or NULL), in as few tp_sends as
+/* Hands the session's queued output to the link in as few tp_sends as
  * TP_SEND_BUFS_MAX allows. */
-static void
-peer_flush(nvx_peer *p, uint8_t *extra, size_t extra_len)
+void
+nvx__peer_flush(nvx_peer *p)
 {
     uint8_t *buf;
     size_t len;
@@ -123,19 +110,12 @@ peer_flush(nvx_peer *p, uint8_t *extra, size_t extra_len)
     tp_buf tb[TP_SEND_BUFS_MAX];
     for (;;) {
         int more = proto_session_output(p->sess, &buf, &len);
-        if (more <= 0 && extra) {
-            buf = extra;
-            len = extra_len;
-            extra = NULL;
-            more = 1;
-        }
         if (more > 0 && (p->closing || !p->conn)) {
             free(buf);
             continue;
         }
         if (more > 0 && !b && !(b = calloc(1, sizeof(*b)))) {
             free(buf);
-            free(extra);
             nvx__peer_close(p, PROTO_BYE_NORMAL, "out of memory");
             return;
         }
@@ -150,33 +130,19 @@ peer_flush(nvx_peer *p, uint8_t *extra, size_t extra_len)
         }
         if (b && (more <= 0 || b->n == TP_SEND_BUFS_MAX)) {
             int r = tp_send(p->conn, tb, b->n, on_send, b);
-            if (r == 0)
-                p->node->tx_queued += b->bytes;
             if (r < 0) {
                 for (unsigned i = 0; i < b->n; i++)
                     free(b->bufs[i]);
                 free(b);
-                free(extra);
                 nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
                 return;
             }
+            p->node->tx_queued += b->bytes;
             b = NULL;
         }
         if (more <= 0)
             return;
     }
-}
-
-void
-nvx__peer_flush(nvx_peer *p)
-{
-    peer_flush(p, NULL, 0);
-}
-
-void
-nvx__peer_send_frame(nvx_peer *p, uint8_t *frame, size_t len)
-{
-    peer_flush(p, frame, len);
 }
 
 void
@@ -193,7 +159,7 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
         m.u.bye.text.len = strlen(why) < PROTO_BYE_TEXT_MAX ? strlen(why) : 0;
         if (proto_session_send_msg(p->sess, &m) == 0)
             nvx__peer_flush(p);
-        log_peer(NVX_LOG_INFO, "peer %s (%s) disconnected: %s", nvx__short_id(p->id, sid), p->addr,
+        log_peer(NVX_LOG_INFO, "peer %s (%s) disconnected: %s", nvx_short_id(p->id, sid), p->addr,
                  why);
     } else {
         log_peer(NVX_LOG_DEBUG, "connection %s closed: %s", p->addr, why);
@@ -377,7 +343,7 @@ handshake_done(nvx_peer *p)
     p->established = true;
     if (p->cfg)
         p->cfg->backoff_ms = NVX_NODE_DIAL_BACKOFF_MIN_MS;
-    log_info("peer %s (%s) connected%s%s", nvx__short_id(id, sid), p->addr, al ? ", " : "",
+    log_info("peer %s (%s) connected%s%s", nvx_short_id(id, sid), p->addr, al ? ", " : "",
              p->agent);
     nvx__fetch_peer_up(p);
     for (size_t i = 0; i < n->n_hooks && !p->closing; i++)

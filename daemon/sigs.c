@@ -121,7 +121,7 @@ sigs_done(uv_work_t *w, int status)
     n->jobs--;
     if (status == 0 && j->added) {
         char sid[17];
-        log_info("model %s: %u signature%s from %s", nvx__short_id(j->model, sid), j->added,
+        log_info("model %s: %u signature%s from %s", nvx_short_id(j->model, sid), j->added,
                  j->added == 1 ? "" : "s", j->from);
     }
     for (unsigned i = 0; i < j->n; i++)

@@ -226,16 +226,25 @@ cas_partial_chunk(const cas_partial *p, uint64_t idx, uint8_t ret_id[static CAS_
     return 0;
 }
 
+/* Checks chunk idx of len bytes before a put: 1 to go on (*ci filled), 0
+ * when it is present already, or -EINVAL / -EBADMSG. */
+static int
+put_check(cas_partial *p, uint64_t idx, size_t len, cas_chunk_info *ci)
+{
+    if (idx >= p->n_chunks || cas_manifest_chunk(p->m, (size_t)idx, ci) < 0)
+        return -EINVAL;
+    if (len != ci->len)
+        return -EBADMSG;
+    return cas_partial_has(p, idx) ? 0 : 1;
+}
+
 int
 cas_partial_put(cas_partial *p, uint64_t idx, const void *buf, size_t len)
 {
     cas_chunk_info ci;
-    if (idx >= p->n_chunks || cas_manifest_chunk(p->m, (size_t)idx, &ci) < 0)
-        return -EINVAL;
-    if (len != ci.len)
-        return -EBADMSG;
-    if (cas_partial_has(p, idx))
-        return 0;
+    int r = put_check(p, idx, len, &ci); /* before hashing: no hash for nothing */
+    if (r <= 0)
+        return r;
     uint8_t h[CAS_HASH_LEN];
     cas_hash(buf, len, h);
     return cas_partial_put_hashed(p, idx, buf, len, h);
@@ -246,15 +255,12 @@ cas_partial_put_hashed(cas_partial *p, uint64_t idx, const void *buf, size_t len
                        const uint8_t hash[static CAS_HASH_LEN])
 {
     cas_chunk_info ci;
-    if (idx >= p->n_chunks || cas_manifest_chunk(p->m, (size_t)idx, &ci) < 0)
-        return -EINVAL;
-    if (len != ci.len)
-        return -EBADMSG;
-    if (cas_partial_has(p, idx))
-        return 0;
+    int r = put_check(p, idx, len, &ci);
+    if (r <= 0)
+        return r;
     if (!cas_hash_equal(hash, ci.id))
         return -EBADMSG;
-    int r = cas__pwrite_full(p->fd, buf, len, ci.offset);
+    r = cas__pwrite_full(p->fd, buf, len, ci.offset);
     if (r < 0)
         return r;
     pthread_mutex_lock(&p->mu);

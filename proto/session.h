@@ -225,12 +225,12 @@ int proto_session_send(proto_session *s, uint8_t msg_type, const void *body, siz
 int proto_session_send_msg(proto_session *s, const proto_msg *m);
 
 /*
- * Seals one message into a caller buffer instead of the queue (no allocation;
- * the daemon's DATA path). out needs len + PROTO_SEAL_OVERHEAD bytes. When
- * body == out + PROTO_SEAL_BODY_OFFSET the body is sealed in place without a
- * copy. Frames leave in counter order: write everything proto_session_output()
- * holds first, and this frame before any frame sealed or queued later.
- * Returns as proto_session_send(), plus -EMSGSIZE when cap is too small.
+ * Seals one message into a caller buffer instead of the queue (no
+ * allocation; proto_session_send_buf() queues such a buffer). out needs len + PROTO_SEAL_OVERHEAD
+ * bytes. When body == out + PROTO_SEAL_BODY_OFFSET the body is sealed in place without a copy.
+ * Frames leave in counter order: write everything proto_session_output() holds first, and this
+ * frame before any frame sealed or queued later. Returns as proto_session_send(), plus -EMSGSIZE
+ * when cap is too small.
  */
 int proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, size_t len,
                        uint8_t *out, size_t cap, size_t *ret_len);
