@@ -46,6 +46,8 @@ expect_fail(const char *store, int code, const char *needle, int n, char **args)
         expect_fail(store, code, needle, (int)(sizeof(a_) / sizeof(a_[0])), a_); \
     } while (0)
 
+extern char **environ;
+
 /* Runs `nvx --store store add file` in a child that first calls
  * prep(arg) (resource limits, dropping privileges); returns the exit
  * status, with stderr captured into err[0..cap). */
@@ -58,12 +60,16 @@ add_in_child(const char *store, const char *file, void (*prep)(const void *), co
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* Opened before prep drops privileges: the build directory may be
+         * one that nobody cannot enter (a clone in a mode-0700 directory). */
+        int exe = open(ct_nvx(), O_RDONLY | O_CLOEXEC);
         prep(arg);
         dup2(pe[1], 2);
         close(pe[0]);
         int null = open("/dev/null", O_RDWR);
         dup2(null, 1);
-        execl(ct_nvx(), "nvx", "--store", store, "add", file, (char *)NULL);
+        char *argv[] = { "nvx", "--store", (char *)store, "add", (char *)file, NULL };
+        fexecve(exe, argv, environ);
         _exit(127);
     }
     close(pe[1]);
