@@ -232,11 +232,31 @@ struct proto_identity {
  * only as aligned as its size. libsodium declares its state types with
  * CRYPTO_ALIGN (64 for BLAKE2b, 16 for AES), which makes the struct size a
  * multiple of 64, so the block comes back 64-byte aligned (asserted below). */
+enum proto__gcm_consts {
+    PROTO__GCM_ROUNDS = 14, /* AES-256 */
+    PROTO__GCM_POWERS = 16, /* blocks GHASHed per reduction */
+    PROTO__GCM_NPUB = 12,
+};
+
+/* A key prepared for proto__gcm_*: AES round keys, then H^16..H^1 in
+ * GHASH's byte-reversed form and four zero blocks. */
+struct proto__gcm_key {
+    uint8_t rk[16 * (PROTO__GCM_ROUNDS + 1)];
+    uint8_t pow[16 * (PROTO__GCM_POWERS + 4)];
+};
+
+/* One direction's AES-256-GCM key, in the form of whichever implementation
+ * the session chose (s->gcm_vaes). */
+union proto__aes_key {
+    crypto_aead_aes256gcm_state sodium;
+    struct proto__gcm_key vaes;
+};
+
 struct proto__secrets {
     crypto_generichash_state th;  /* running transcript hash */
     crypto_generichash_state tmp; /* snapshot for h1..h3 */
-    crypto_aead_aes256gcm_state aes_tx;
-    crypto_aead_aes256gcm_state aes_rx;
+    _Alignas(64) union proto__aes_key aes_tx;
+    _Alignas(64) union proto__aes_key aes_rx;
     uint8_t e_sk[PROTO__KEY_LEN];
     uint8_t dh[PROTO__KEY_LEN];
     uint8_t hs_i2r[PROTO__KEY_LEN];
@@ -275,6 +295,7 @@ struct proto_session {
     uint16_t peer_vmin, peer_vmax; /* from HS_INIT (responder) */
     uint16_t version;
     int cipher;
+    bool gcm_vaes; /* AES-256-GCM through gcm.c rather than libsodium */
 
     uint8_t peer_id[PROTO_NODE_ID_LEN];
     uint8_t *peer_hello_buf; /* copy the decoded peer_hello points into */
@@ -307,6 +328,19 @@ int proto__session_enqueue(proto_session *s, uint8_t *buf, size_t len);
 /* Prepares the record layer once the handshake has chosen s->cipher and put
  * the traffic keys in place (AES key schedules). */
 void proto__record_start(proto_session *s);
+
+/* AES-256-GCM on VAES/VPCLMULQDQ (gcm.c), the same bytes as libsodium's
+ * crypto_aead_aes256gcm_*. Usable only where proto__gcm_available(), which
+ * reads CPUID each call. seal: c receives mlen bytes and the 16-byte tag, c
+ * may equal m. open: clen includes the tag; m (may equal c) receives
+ * clen - 16 bytes; false when the tag is wrong, and then m is wiped. */
+bool proto__gcm_available(void);
+void proto__gcm_init(struct proto__gcm_key *k, const uint8_t key[static PROTO__KEY_LEN]);
+void proto__gcm_seal(const struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
+                     const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);
+__attribute__((warn_unused_result)) bool
+proto__gcm_open(const struct proto__gcm_key *k, uint8_t *m, const uint8_t *c, size_t clen,
+                const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);
 
 /* Opens one SEALED frame: 1 with a MESSAGE event, 0 when skipped, <0 failed. */
 int proto__record_open(proto_session *s, const proto_frame *f, proto_event *ev);

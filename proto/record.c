@@ -31,8 +31,17 @@ nonce_xchacha(uint8_t n[static crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ui
 
 /* key' = BLAKE2b-256(key = key, LABEL_REKEY); the old key is overwritten, so
  * earlier frames stay safe if a later key leaks. */
+static void
+aes_key_init(const proto_session *s, union proto__aes_key *aes, const uint8_t key[static PROTO__KEY_LEN])
+{
+    if (s->gcm_vaes)
+        proto__gcm_init(&aes->vaes, key);
+    else
+        crypto_aead_aes256gcm_beforenm(&aes->sodium, key);
+}
+
 static __attribute__((warn_unused_result)) bool
-ratchet(proto_session *s, uint8_t key[static PROTO__KEY_LEN], crypto_aead_aes256gcm_state *aes)
+ratchet(proto_session *s, uint8_t key[static PROTO__KEY_LEN], union proto__aes_key *aes)
 {
     uint8_t next[PROTO__KEY_LEN];
     if (crypto_generichash(next, PROTO__KEY_LEN, LABEL_REKEY, sizeof(LABEL_REKEY), key,
@@ -41,7 +50,7 @@ ratchet(proto_session *s, uint8_t key[static PROTO__KEY_LEN], crypto_aead_aes256
     memcpy(key, next, PROTO__KEY_LEN);
     sodium_memzero(next, sizeof(next));
     if (s->cipher == PROTO_CIPHER_AES256GCM)
-        crypto_aead_aes256gcm_beforenm(aes, key);
+        aes_key_init(s, aes, key);
     return true;
 }
 
@@ -53,8 +62,12 @@ record_encrypt(proto_session *s, uint8_t *c, size_t mlen, const uint8_t ad[stati
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
         uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
         nonce_aes(n, ctr);
+        if (s->gcm_vaes) {
+            proto__gcm_seal(&s->sec->aes_tx.vaes, c, c, mlen, ad, PROTO__SEAL_HDR, n);
+            return true;
+        }
         return crypto_aead_aes256gcm_encrypt_afternm(c, NULL, c, mlen, ad, PROTO__SEAL_HDR, NULL, n,
-                                                     &s->sec->aes_tx) == 0;
+                                                     &s->sec->aes_tx.sodium) == 0;
     }
     uint8_t n[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
     nonce_xchacha(n, ctr);
@@ -69,8 +82,10 @@ record_decrypt(proto_session *s, uint8_t *m, const uint8_t *c, size_t clen,
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
         uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
         nonce_aes(n, ctr);
+        if (s->gcm_vaes)
+            return proto__gcm_open(&s->sec->aes_rx.vaes, m, c, clen, ad, PROTO__SEAL_HDR, n);
         return crypto_aead_aes256gcm_decrypt_afternm(m, NULL, NULL, c, clen, ad, PROTO__SEAL_HDR, n,
-                                                     &s->sec->aes_rx) == 0;
+                                                     &s->sec->aes_rx.sodium) == 0;
     }
     uint8_t n[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
     nonce_xchacha(n, ctr);
@@ -207,7 +222,8 @@ void
 proto__record_start(proto_session *s)
 {
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
-        crypto_aead_aes256gcm_beforenm(&s->sec->aes_tx, s->sec->k_tx);
-        crypto_aead_aes256gcm_beforenm(&s->sec->aes_rx, s->sec->k_rx);
+        s->gcm_vaes = proto__gcm_available();
+        aes_key_init(s, &s->sec->aes_tx, s->sec->k_tx);
+        aes_key_init(s, &s->sec->aes_rx, s->sec->k_rx);
     }
 }
