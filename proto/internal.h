@@ -295,7 +295,8 @@ struct proto_session {
     uint16_t peer_vmin, peer_vmax; /* from HS_INIT (responder) */
     uint16_t version;
     int cipher;
-    bool gcm_vaes; /* AES-256-GCM through gcm.c rather than libsodium */
+    bool gcm_vaes;        /* AES-256-GCM through gcm.c rather than libsodium */
+    bool gcm_sodium_only; /* test hook: never gcm.c */
 
     uint8_t peer_id[PROTO_NODE_ID_LEN];
     uint8_t *peer_hello_buf; /* copy the decoded peer_hello points into */
@@ -357,6 +358,10 @@ void proto__session_set_rekey_interval(proto_session *s, uint64_t frames);
 /* Makes the session claim another node id in its HELLO while still signing
  * with its own key: an impersonation attempt the peer must reject. */
 void proto__session_set_hello_node_id(proto_session *s, const uint8_t id[static 32]);
+
+/* Makes the session use libsodium's AES-256-GCM even where gcm.c could run
+ * (before the handshake ends), so tests pair the two implementations. */
+void proto__session_set_gcm_sodium_only(proto_session *s);
 
 /* Moves the send counter (to test the close-before-wrap limit). */
 void proto__session_set_send_counter(proto_session *s, uint64_t counter);

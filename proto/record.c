@@ -222,7 +222,7 @@ void
 proto__record_start(proto_session *s)
 {
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
-        s->gcm_vaes = proto__gcm_available();
+        s->gcm_vaes = !s->gcm_sodium_only && proto__gcm_available();
         aes_key_init(s, &s->sec->aes_tx, s->sec->k_tx);
         aes_key_init(s, &s->sec->aes_rx, s->sec->k_rx);
     }

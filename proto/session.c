@@ -311,6 +311,12 @@ proto__session_set_rekey_interval(proto_session *s, uint64_t frames)
 }
 
 void
+proto__session_set_gcm_sodium_only(proto_session *s)
+{
+    s->gcm_sodium_only = true;
+}
+
+void
 proto__session_set_hello_node_id(proto_session *s, const uint8_t id[static 32])
 {
     memcpy(s->hello, id, PROTO_ID_LEN); /* the node id opens the HELLO */
