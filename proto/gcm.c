@@ -382,20 +382,23 @@ gcm_ad(const struct proto__gcm_key *k, const uint8_t *ad, size_t adlen)
     return ghash_bytes(_mm_setzero_si128(), h1, ad, adlen);
 }
 
-GCM_TARGET void
+GCM_TARGET bool
 proto__gcm_seal(const struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB])
 {
+    if (mlen > PROTO__GCM_MSG_MAX)
+        return false;
     __m128i j0 = gcm_j0(npub), y = gcm_ad(k, ad, adlen);
     gcm_ctr(k, c, m, mlen, bswap128(j0), &y, true);
     _mm_storeu_si128((__m128i *)(c + mlen), gcm_tag(k, y, j0, adlen, mlen));
+    return true;
 }
 
 GCM_TARGET bool
 proto__gcm_open(const struct proto__gcm_key *k, uint8_t *m, const uint8_t *c, size_t clen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB])
 {
-    if (clen < PROTO__TAG_LEN)
+    if (clen < PROTO__TAG_LEN || clen - PROTO__TAG_LEN > PROTO__GCM_MSG_MAX)
         return false;
     size_t mlen = clen - PROTO__TAG_LEN;
     uint8_t want[PROTO__TAG_LEN];
@@ -425,12 +428,12 @@ proto__gcm_init(struct proto__gcm_key *k, const uint8_t key[static PROTO__KEY_LE
     memset(k, 0, sizeof(*k));
 }
 
-void
+bool
 proto__gcm_seal(const struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB])
 {
     (void)k, (void)c, (void)m, (void)mlen, (void)ad, (void)adlen, (void)npub;
-    __builtin_trap(); /* callers check proto__gcm_available() first */
+    return false; /* callers check proto__gcm_available() first */
 }
 
 bool

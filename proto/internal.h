@@ -237,6 +237,8 @@ enum proto__gcm_consts {
     PROTO__GCM_POWERS = 16, /* blocks GHASHed per reduction */
     PROTO__GCM_NPUB = 12,
 };
+/* SP 800-38D: at most 2^32 - 2 blocks, so the 32-bit counter never wraps. */
+#define PROTO__GCM_MSG_MAX ((((uint64_t)1 << 32) - 2) * 16)
 
 /* A key prepared for proto__gcm_*: AES round keys, then H^16..H^1 in
  * GHASH's byte-reversed form and four zero blocks. */
@@ -333,12 +335,14 @@ void proto__record_start(proto_session *s);
 /* AES-256-GCM on VAES/VPCLMULQDQ (gcm.c), the same bytes as libsodium's
  * crypto_aead_aes256gcm_*. Usable only where proto__gcm_available(), which
  * reads CPUID each call. seal: c receives mlen bytes and the 16-byte tag, c
- * may equal m. open: clen includes the tag; m (may equal c) receives
- * clen - 16 bytes; false when the tag is wrong, and then m is wiped. */
+ * may equal m; false only past PROTO__GCM_MSG_MAX. open: clen includes the
+ * tag; m (may equal c) receives clen - 16 bytes; false when the tag is wrong
+ * (m is wiped then) or the length is out of range. */
 bool proto__gcm_available(void);
 void proto__gcm_init(struct proto__gcm_key *k, const uint8_t key[static PROTO__KEY_LEN]);
-void proto__gcm_seal(const struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
-                     const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);
+__attribute__((warn_unused_result)) bool
+proto__gcm_seal(const struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
+                const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);
 __attribute__((warn_unused_result)) bool
 proto__gcm_open(const struct proto__gcm_key *k, uint8_t *m, const uint8_t *c, size_t clen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);

@@ -62,10 +62,8 @@ record_encrypt(proto_session *s, uint8_t *c, size_t mlen, const uint8_t ad[stati
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
         uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
         nonce_aes(n, ctr);
-        if (s->gcm_vaes) {
-            proto__gcm_seal(&s->sec->aes_tx.vaes, c, c, mlen, ad, PROTO__SEAL_HDR, n);
-            return true;
-        }
+        if (s->gcm_vaes)
+            return proto__gcm_seal(&s->sec->aes_tx.vaes, c, c, mlen, ad, PROTO__SEAL_HDR, n);
         return crypto_aead_aes256gcm_encrypt_afternm(c, NULL, c, mlen, ad, PROTO__SEAL_HDR, NULL, n,
                                                      &s->sec->aes_tx.sodium) == 0;
     }

@@ -49,7 +49,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     unsigned long long n;
     check(crypto_aead_aes256gcm_encrypt_afternm(c1, &n, m, mlen, ad, adlen, NULL, npub, &ref) == 0);
-    proto__gcm_seal(&k, c2, m, mlen, ad, adlen, npub);
+    check(proto__gcm_seal(&k, c2, m, mlen, ad, adlen, npub));
     check(memcmp(c1, c2, mlen + 16) == 0);
     check(proto__gcm_open(&k, p, c1, mlen + 16, ad, adlen, npub) && memcmp(p, m, mlen) == 0);
 

@@ -5,7 +5,7 @@
  * length up to a few registers past the 256-byte group and large ones, every
  * associated-data length the sessions could use and more, in place and not,
  * each side opening the other's output, and a flipped bit anywhere refused
- * with the plaintext wiped. Skips on a CPU without VAES/VPCLMULQDQ/AVX-512,
+ * with the plaintext wiped, as is a length past GCM's limit. Skips on a CPU without VAES/VPCLMULQDQ/AVX-512,
  * where sessions use libsodium itself.
  */
 #include <setjmp.h>
@@ -66,12 +66,12 @@ test_known_answers(void **state)
     struct proto__gcm_key k;
     proto__gcm_init(&k, key);
 
-    proto__gcm_seal(&k, out, NULL, 0, NULL, 0, npub);
+    assert_true(proto__gcm_seal(&k, out, NULL, 0, NULL, 0, npub));
     unhex(want, "530f8afbc74536b9a963b4f1c4cb738b", TAG);
     assert_memory_equal(out, want, TAG);
 
     uint8_t zero[16] = { 0 };
-    proto__gcm_seal(&k, out, zero, 16, NULL, 0, npub);
+    assert_true(proto__gcm_seal(&k, out, zero, 16, NULL, 0, npub));
     unhex(want, "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919", 16 + TAG);
     assert_memory_equal(out, want, 16 + TAG);
     uint8_t back[16];
@@ -90,7 +90,7 @@ check_against_sodium(const struct proto__gcm_key *k, const crypto_aead_aes256gcm
     assert_int_equal(
         crypto_aead_aes256gcm_encrypt_afternm(c1, &clen, m, mlen, ad, adlen, NULL, npub, ref), 0);
     assert_int_equal(clen, mlen + TAG);
-    proto__gcm_seal(k, c2, m, mlen, ad, adlen, npub);
+    assert_true(proto__gcm_seal(k, c2, m, mlen, ad, adlen, npub));
     if (memcmp(c1, c2, mlen + TAG) != 0)
         fail_msg("ciphertext differs from libsodium at mlen %zu adlen %zu", mlen, adlen);
 
@@ -105,7 +105,7 @@ check_against_sodium(const struct proto__gcm_key *k, const crypto_aead_aes256gcm
 
     /* In place: c2 holds m, is sealed over itself, then opened over itself. */
     memcpy(c2, m, mlen);
-    proto__gcm_seal(k, c2, c2, mlen, ad, adlen, npub);
+    assert_true(proto__gcm_seal(k, c2, c2, mlen, ad, adlen, npub));
     assert_memory_equal(c2, c1, mlen + TAG);
     assert_true(proto__gcm_open(k, c2, c2, mlen + TAG, ad, adlen, npub));
     assert_memory_equal(c2, m, mlen);
@@ -180,7 +180,7 @@ test_tampering(void **state)
     tu_fill_random(m, sizeof(m), 10);
     struct proto__gcm_key k;
     proto__gcm_init(&k, key);
-    proto__gcm_seal(&k, c, m, MLEN, ad, sizeof(ad), npub);
+    assert_true(proto__gcm_seal(&k, c, m, MLEN, ad, sizeof(ad), npub));
     static const uint8_t zero[MLEN];
     for (size_t bit = 0; bit < 8 * sizeof(c); bit++) {
         memcpy(t, c, sizeof(c));
@@ -204,6 +204,10 @@ test_tampering(void **state)
     assert_false(proto__gcm_open(&k, p, c, sizeof(c) - 1, ad, sizeof(ad), npub));
     assert_true(proto__gcm_open(&k, p, c, sizeof(c), ad, sizeof(ad), npub));
     assert_memory_equal(p, m, MLEN);
+    /* Past 2^32 - 2 blocks the counter would wrap: refused before any byte
+     * is touched (the buffers here are far smaller than the lengths). */
+    assert_false(proto__gcm_seal(&k, t, m, PROTO__GCM_MSG_MAX + 1, ad, sizeof(ad), npub));
+    assert_false(proto__gcm_open(&k, p, c, PROTO__GCM_MSG_MAX + 1 + TAG, ad, sizeof(ad), npub));
 }
 
 int
