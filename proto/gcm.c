@@ -38,7 +38,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
-#define GCM_TARGET                                                                                 \
+#define GCM_TARGET \
     __attribute__((target("aes,pclmul,sse4.1,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")))
 #define GCM_INLINE GCM_TARGET static inline __attribute__((always_inline))
 /* Round and lane loops are short and fixed: unrolled, the round keys and
@@ -68,7 +68,8 @@ proto__gcm_available(void)
         return false;
     __cpuid_count(7, 0, a, b, c, d);
     unsigned want_b = L7B_AVX512F | L7B_AVX512BW | L7B_AVX512VL;
-    return (b & want_b) == want_b && (c & (L7C_VAES | L7C_VPCLMULQDQ)) == (L7C_VAES | L7C_VPCLMULQDQ);
+    return (b & want_b) == want_b &&
+           (c & (L7C_VAES | L7C_VPCLMULQDQ)) == (L7C_VAES | L7C_VPCLMULQDQ);
 }
 
 /* ---- AES-256 --------------------------------------------------------------- */
@@ -85,12 +86,11 @@ expand_step(__m128i prev, __m128i assist)
 /* FIPS 197 key expansion: even round keys take RotWord/SubWord/Rcon of the
  * previous one, odd ones SubWord only. aeskeygenassist needs its round
  * constant as an immediate, hence the macros. */
-#define EXPAND_EVEN(i, rcon)                                                                       \
-    rk[i] = expand_step(rk[(i) - 2],                                                              \
-                        _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i) - 1], rcon), 0xff))
-#define EXPAND_ODD(i)                                                                              \
-    rk[i] = expand_step(rk[(i) - 2],                                                              \
-                        _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i) - 1], 0), 0xaa))
+#define EXPAND_EVEN(i, rcon)       \
+    rk[i] = expand_step(rk[(i)-2], \
+                        _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i)-1], rcon), 0xff))
+#define EXPAND_ODD(i) \
+    rk[i] = expand_step(rk[(i)-2], _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i)-1], 0), 0xaa))
 
 GCM_INLINE __m128i
 round_key(const struct proto__gcm_key *k, int r)
@@ -119,8 +119,8 @@ bswap128(__m128i x)
 GCM_INLINE __m512i
 bswap512(__m512i x)
 {
-    return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(_mm_set_epi8(
-                                      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+    return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(_mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                                      10, 11, 12, 13, 14, 15)));
 }
 
 /* High qword: the folding constant; low qword 1: together, x^-1 reduced,
@@ -137,8 +137,10 @@ GCM_INLINE __m128i
 gf_reduce(__m128i lo, __m128i mi, __m128i hi)
 {
     __m128i p = gf_poly();
-    mi = _mm_xor_si128(mi, _mm_xor_si128(_mm_shuffle_epi32(lo, 0x4e), _mm_clmulepi64_si128(lo, p, 0x10)));
-    return _mm_xor_si128(hi, _mm_xor_si128(_mm_shuffle_epi32(mi, 0x4e), _mm_clmulepi64_si128(mi, p, 0x10)));
+    mi = _mm_xor_si128(
+        mi, _mm_xor_si128(_mm_shuffle_epi32(lo, 0x4e), _mm_clmulepi64_si128(lo, p, 0x10)));
+    return _mm_xor_si128(
+        hi, _mm_xor_si128(_mm_shuffle_epi32(mi, 0x4e), _mm_clmulepi64_si128(mi, p, 0x10)));
 }
 
 GCM_INLINE __m128i
@@ -280,10 +282,13 @@ aes_x4(const __m512i rkz[static PROTO__GCM_ROUNDS + 1], __m512i *b, int n)
  * buffer) with counters from 2 (1 is the tag's), folding the ciphertext into *y. Returns
  * nothing: the caller finishes the tag. */
 GCM_INLINE void
-gcm_ctr(const struct proto__gcm_key *k, uint8_t *out, const uint8_t *in, size_t len,
-        __m128i j0_rev, __m128i *y, bool enc)
+gcm_ctr(const struct proto__gcm_key *k, uint8_t *out, const uint8_t *in, size_t len, __m128i j0_rev,
+        __m128i *y, bool enc)
 {
-    enum { GROUP = 4, GROUP_BYTES = 64 * GROUP };
+    enum {
+        GROUP = 4,
+        GROUP_BYTES = 64 * GROUP
+    };
     _Static_assert(PROTO__GCM_POWERS == 4 * GROUP, "one power of H per block of a group");
     __m512i rkz[PROTO__GCM_ROUNDS + 1];
     UNROLL
@@ -360,7 +365,8 @@ GCM_INLINE __m128i
 gcm_tag(const struct proto__gcm_key *k, __m128i y, __m128i j0, size_t adlen, size_t clen)
 {
     __m128i h1 = _mm_loadu_si128((const __m128i *)(k->pow + 16 * (PROTO__GCM_POWERS - 1)));
-    __m128i lens = _mm_set_epi64x((long long)((uint64_t)adlen * 8), (long long)((uint64_t)clen * 8));
+    __m128i lens =
+        _mm_set_epi64x((long long)((uint64_t)adlen * 8), (long long)((uint64_t)clen * 8));
     y = gf_mul(_mm_xor_si128(y, lens), h1);
     return _mm_xor_si128(bswap128(y), aes_block(k, j0));
 }

@@ -228,10 +228,6 @@ struct proto_identity {
     struct proto__identity_secret *sec; /* sodium_malloc */
 };
 
-/* sodium_malloc places the block against a guard page, so its address is
- * only as aligned as its size. libsodium declares its state types with
- * CRYPTO_ALIGN (64 for BLAKE2b, 16 for AES), which makes the struct size a
- * multiple of 64, so the block comes back 64-byte aligned (asserted below). */
 enum proto__gcm_consts {
     PROTO__GCM_ROUNDS = 14, /* AES-256 */
     PROTO__GCM_POWERS = 16, /* blocks GHASHed per reduction */
@@ -254,6 +250,10 @@ union proto__aes_key {
     struct proto__gcm_key vaes;
 };
 
+/* sodium_malloc places the block against a guard page, so its address is
+ * only as aligned as its size. libsodium declares its state types with
+ * CRYPTO_ALIGN (64 for BLAKE2b, 16 for AES), which makes the struct size a
+ * multiple of 64, so the block comes back 64-byte aligned (asserted below). */
 struct proto__secrets {
     crypto_generichash_state th;  /* running transcript hash */
     crypto_generichash_state tmp; /* snapshot for h1..h3 */

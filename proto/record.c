@@ -29,10 +29,9 @@ nonce_xchacha(uint8_t n[static crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ui
     proto__put_be64(n + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
 }
 
-/* key' = BLAKE2b-256(key = key, LABEL_REKEY); the old key is overwritten, so
- * earlier frames stay safe if a later key leaks. */
 static void
-aes_key_init(const proto_session *s, union proto__aes_key *aes, const uint8_t key[static PROTO__KEY_LEN])
+aes_key_init(const proto_session *s, union proto__aes_key *aes,
+             const uint8_t key[static PROTO__KEY_LEN])
 {
     if (s->gcm_vaes)
         proto__gcm_init(&aes->vaes, key);
@@ -40,6 +39,8 @@ aes_key_init(const proto_session *s, union proto__aes_key *aes, const uint8_t ke
         crypto_aead_aes256gcm_beforenm(&aes->sodium, key);
 }
 
+/* key' = BLAKE2b-256(key = key, LABEL_REKEY); the old key is overwritten, so
+ * earlier frames stay safe if a later key leaks. */
 static __attribute__((warn_unused_result)) bool
 ratchet(proto_session *s, uint8_t key[static PROTO__KEY_LEN], union proto__aes_key *aes)
 {

@@ -65,8 +65,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The message as if it were a sealed frame off the wire. */
     if (mlen >= 16) {
         bool ours = proto__gcm_open(&k, p, m, mlen, ad, adlen, npub);
-        bool theirs =
-            crypto_aead_aes256gcm_decrypt_afternm(c1, &n, NULL, m, mlen, ad, adlen, npub, &ref) == 0;
+        bool theirs = crypto_aead_aes256gcm_decrypt_afternm(c1, &n, NULL, m, mlen, ad, adlen, npub,
+                                                            &ref) == 0;
         check(ours == theirs);
     }
     free(c1), free(c2), free(p);

@@ -5,8 +5,8 @@
  * length up to a few registers past the 256-byte group and large ones, every
  * associated-data length the sessions could use and more, in place and not,
  * each side opening the other's output, and a flipped bit anywhere refused
- * with the plaintext wiped, as is a length past GCM's limit. Skips on a CPU without VAES/VPCLMULQDQ/AVX-512,
- * where sessions use libsodium itself.
+ * with the plaintext wiped, as is a length past GCM's limit. Skips on a CPU without
+ * VAES/VPCLMULQDQ/AVX-512, where sessions use libsodium itself.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -98,9 +98,9 @@ check_against_sodium(const struct proto__gcm_key *k, const crypto_aead_aes256gcm
     assert_true(proto__gcm_open(k, p, c1, mlen + TAG, ad, adlen, npub));
     assert_memory_equal(p, m, mlen);
     unsigned long long plen = 0;
-    assert_int_equal(crypto_aead_aes256gcm_decrypt_afternm(p, &plen, NULL, c2, mlen + TAG, ad,
-                                                           adlen, npub, ref),
-                     0);
+    assert_int_equal(
+        crypto_aead_aes256gcm_decrypt_afternm(p, &plen, NULL, c2, mlen + TAG, ad, adlen, npub, ref),
+        0);
     assert_memory_equal(p, m, mlen);
 
     /* In place: c2 holds m, is sealed over itself, then opened over itself. */
@@ -116,7 +116,9 @@ test_every_length(void **state)
 {
     (void)state;
     need_vaes();
-    enum { MAX = 1100 };
+    enum {
+        MAX = 1100
+    };
     uint8_t key[32], npub[12], ad[80];
     uint8_t *m = malloc(MAX), *c1 = malloc(MAX + TAG), *c2 = malloc(MAX + TAG), *p = malloc(MAX);
     assert_true(m && c1 && c2 && p);
@@ -172,7 +174,9 @@ test_tampering(void **state)
 {
     (void)state;
     need_vaes();
-    enum { MLEN = 300 };
+    enum {
+        MLEN = 300
+    };
     uint8_t key[32], npub[12], ad[PROTO__SEAL_HDR], m[MLEN], c[MLEN + TAG], t[MLEN + TAG], p[MLEN];
     tu_fill_random(key, sizeof(key), 7);
     tu_fill_random(npub, sizeof(npub), 8);

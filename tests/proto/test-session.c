@@ -664,8 +664,8 @@ static void
 test_gcm_implementations_mix(void **state)
 {
     (void)state;
-    static const size_t sizes[] = { 0, 1, 15, 16, 63, 64, 255, 256, 257, 1000, 70000,
-                                    PROTO_CHUNK_MAX + 48 };
+    static const size_t sizes[] = { 0,   1,   15,  16,   63,    64,
+                                    255, 256, 257, 1000, 70000, PROTO_CHUNK_MAX + 48 };
     for (int sodium_end = 0; sodium_end <= 1; sodium_end++) {
         node i, r;
         pair(&i, &r, PROTO_CIPHER_PREF_AUTO, PROTO_CIPHER_PREF_AUTO);
