@@ -262,7 +262,7 @@ ctr_lanes(__m128i j0_rev, int first)
 }
 
 GCM_INLINE void
-aes_x4(const __m512i rkz[static PROTO__GCM_ROUNDS + 1], __m512i *b, int n)
+aes_regs(const __m512i rkz[static PROTO__GCM_ROUNDS + 1], __m512i *b, int n)
 {
     UNROLL
     for (int i = 0; i < n; i++)
@@ -279,8 +279,8 @@ aes_x4(const __m512i rkz[static PROTO__GCM_ROUNDS + 1], __m512i *b, int n)
 }
 
 /* Encrypts or decrypts len bytes from in to out (which may be the same
- * buffer) with counters from 2 (1 is the tag's), folding the ciphertext into *y. Returns
- * nothing: the caller finishes the tag. */
+ * buffer) with counters from 2 (1 is the tag's), folding the ciphertext
+ * into *y; the caller finishes the tag. */
 GCM_INLINE void
 gcm_ctr(const struct proto__gcm_key *k, uint8_t *out, const uint8_t *in, size_t len, __m128i j0_rev,
         __m128i *y, bool enc)
@@ -311,7 +311,7 @@ gcm_ctr(const struct proto__gcm_key *k, uint8_t *out, const uint8_t *in, size_t 
             for (int i = 0; i < GROUP; i++)
                 c[i] = _mm512_loadu_si512(in + 64 * i);
         }
-        aes_x4(rkz, ks, GROUP);
+        aes_regs(rkz, ks, GROUP);
         UNROLL
         for (int i = 0; i < GROUP; i++) {
             __m512i x = enc ? _mm512_loadu_si512(in + 64 * i) : c[i];
@@ -336,7 +336,7 @@ gcm_ctr(const struct proto__gcm_key *k, uint8_t *out, const uint8_t *in, size_t 
         }
         __m512i ks = ctr;
         ctr = _mm512_add_epi32(ctr, step);
-        aes_x4(rkz, &ks, 1);
+        aes_regs(rkz, &ks, 1);
         __m512i o = _mm512_xor_si512(x, ks), cipher;
         if (n == 64) {
             _mm512_storeu_si512(out, o);
