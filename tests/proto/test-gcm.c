@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * proto/gcm.c, the VAES AES-256-GCM, held to libsodium's
- * crypto_aead_aes256gcm byte for byte: NIST known answers, every message
- * length up to a few registers past the 256-byte group and large ones, every
- * associated-data length the sessions could use and more, in place and not,
- * each side opening the other's output, and a flipped bit anywhere refused
- * with the plaintext wiped, as is a length past GCM's limit. Skips on a CPU without
+ * crypto_aead_aes256gcm byte for byte: NIST known answers; every message
+ * length up to a few registers past the 256-byte group, and large ones;
+ * associated data from none to 4 KiB; in place and not; buffers of exact
+ * size (AddressSanitizer sees any byte past an end); each side opening the
+ * other's output; a flipped bit anywhere refused with the plaintext wiped,
+ * as is a length past GCM's limit. Skips on a CPU without
  * VAES/VPCLMULQDQ/AVX-512, where sessions use libsodium itself.
  */
 #include <setjmp.h>
@@ -79,36 +80,58 @@ test_known_answers(void **state)
     assert_memory_equal(back, zero, 16);
 }
 
-/* Seals m both ways and checks the bytes agree, then that each side opens
- * the other's output, out of place and in place. */
-static void
-check_against_sodium(const struct proto__gcm_key *k, const crypto_aead_aes256gcm_state *ref,
-                     const uint8_t *m, size_t mlen, const uint8_t *ad, size_t adlen,
-                     const uint8_t npub[12], uint8_t *c1, uint8_t *c2, uint8_t *p)
+static uint8_t *
+dup_exact(const uint8_t *src, size_t n)
 {
+    uint8_t *d = malloc(n);
+    assert_true(d != NULL || n == 0);
+    if (n)
+        memcpy(d, src, n);
+    return d;
+}
+
+/* Seals m both ways and checks the bytes agree, then that each side opens
+ * the other's output, out of place and in place. Every buffer is allocated
+ * at its exact size, so under AddressSanitizer a byte read or written past
+ * any end fails the test. */
+static void
+check_against_sodium(const uint8_t key[32], const uint8_t *m_in, size_t mlen, const uint8_t *ad_in,
+                     size_t adlen, const uint8_t npub[12])
+{
+    struct proto__gcm_key k;
+    crypto_aead_aes256gcm_state ref;
+    proto__gcm_init(&k, key);
+    crypto_aead_aes256gcm_beforenm(&ref, key);
+    uint8_t *m = dup_exact(m_in, mlen), *ad = dup_exact(ad_in, adlen);
+    uint8_t *c1 = malloc(mlen + TAG), *c2 = malloc(mlen + TAG), *p = malloc(mlen);
+    assert_true(c1 && c2 && (p || mlen == 0));
+
     unsigned long long clen = 0;
     assert_int_equal(
-        crypto_aead_aes256gcm_encrypt_afternm(c1, &clen, m, mlen, ad, adlen, NULL, npub, ref), 0);
+        crypto_aead_aes256gcm_encrypt_afternm(c1, &clen, m, mlen, ad, adlen, NULL, npub, &ref), 0);
     assert_int_equal(clen, mlen + TAG);
-    assert_true(proto__gcm_seal(k, c2, m, mlen, ad, adlen, npub));
+    assert_true(proto__gcm_seal(&k, c2, m, mlen, ad, adlen, npub));
     if (memcmp(c1, c2, mlen + TAG) != 0)
         fail_msg("ciphertext differs from libsodium at mlen %zu adlen %zu", mlen, adlen);
 
-    memset(p, 0xa5, mlen);
-    assert_true(proto__gcm_open(k, p, c1, mlen + TAG, ad, adlen, npub));
+    if (mlen)
+        memset(p, 0xa5, mlen);
+    assert_true(proto__gcm_open(&k, p, c1, mlen + TAG, ad, adlen, npub));
     assert_memory_equal(p, m, mlen);
     unsigned long long plen = 0;
-    assert_int_equal(
-        crypto_aead_aes256gcm_decrypt_afternm(p, &plen, NULL, c2, mlen + TAG, ad, adlen, npub, ref),
-        0);
+    assert_int_equal(crypto_aead_aes256gcm_decrypt_afternm(p, &plen, NULL, c2, mlen + TAG, ad,
+                                                           adlen, npub, &ref),
+                     0);
     assert_memory_equal(p, m, mlen);
 
     /* In place: c2 holds m, is sealed over itself, then opened over itself. */
-    memcpy(c2, m, mlen);
-    assert_true(proto__gcm_seal(k, c2, c2, mlen, ad, adlen, npub));
+    if (mlen)
+        memcpy(c2, m, mlen);
+    assert_true(proto__gcm_seal(&k, c2, c2, mlen, ad, adlen, npub));
     assert_memory_equal(c2, c1, mlen + TAG);
-    assert_true(proto__gcm_open(k, c2, c2, mlen + TAG, ad, adlen, npub));
+    assert_true(proto__gcm_open(&k, c2, c2, mlen + TAG, ad, adlen, npub));
     assert_memory_equal(c2, m, mlen);
+    free(m), free(ad), free(c1), free(c2), free(p);
 }
 
 static void
@@ -119,36 +142,47 @@ test_every_length(void **state)
     enum {
         MAX = 1100
     };
-    uint8_t key[32], npub[12], ad[80];
-    uint8_t *m = malloc(MAX), *c1 = malloc(MAX + TAG), *c2 = malloc(MAX + TAG), *p = malloc(MAX);
-    assert_true(m && c1 && c2 && p);
+    uint8_t key[32], npub[12], ad[80], m[MAX];
     static const size_t adlens[] = { 0, 1, 15, 16, 17, 31, 32, 33, 64, 79 };
     for (size_t mlen = 0; mlen <= MAX; mlen++) {
         tu_fill_random(key, sizeof(key), 3 * mlen + 1);
         tu_fill_random(npub, sizeof(npub), 3 * mlen + 2);
         tu_fill_random(m, mlen, 3 * mlen + 3);
         tu_fill_random(ad, sizeof(ad), mlen);
-        struct proto__gcm_key k;
-        crypto_aead_aes256gcm_state ref;
-        proto__gcm_init(&k, key);
-        crypto_aead_aes256gcm_beforenm(&ref, key);
         size_t adlen = adlens[mlen % (sizeof(adlens) / sizeof(adlens[0]))];
-        check_against_sodium(&k, &ref, m, mlen, ad, adlen, npub, c1, c2, p);
+        check_against_sodium(key, m, mlen, ad, adlen, npub);
     }
-    free(m), free(c1), free(c2), free(p);
 }
 
-/* Frame-sized messages, and a counter about to pass 2^32 - 1 in its low 32
- * bits (an all-ones nonce tail has no bearing on it, but checks nothing
- * carries out of the counter word). */
+/* Associated data longer than the 16 bytes sessions use. */
+static void
+test_long_ad(void **state)
+{
+    (void)state;
+    need_vaes();
+    static const size_t adlens[] = { 80, 255, 256, 257, 1000, 4103 };
+    static const size_t mlens[] = { 0, 17, 300 };
+    uint8_t key[32], npub[12], ad[4103], m[300];
+    for (size_t i = 0; i < sizeof(adlens) / sizeof(adlens[0]); i++) {
+        for (size_t j = 0; j < sizeof(mlens) / sizeof(mlens[0]); j++) {
+            tu_fill_random(key, sizeof(key), 10 * i + j + 1);
+            tu_fill_random(npub, sizeof(npub), 10 * i + j + 2);
+            tu_fill_random(ad, adlens[i], 10 * i + j + 3);
+            tu_fill_random(m, mlens[j], 10 * i + j + 4);
+            check_against_sodium(key, m, mlens[j], ad, adlens[i], npub);
+        }
+    }
+}
+
+/* Frame-sized messages and larger, with all-ones nonces on every other. */
 static void
 test_large(void **state)
 {
     (void)state;
     need_vaes();
     size_t cap = 4u << 20;
-    uint8_t *m = malloc(cap), *c1 = malloc(cap + TAG), *c2 = malloc(cap + TAG), *p = malloc(cap);
-    assert_true(m && c1 && c2 && p);
+    uint8_t *m = malloc(cap);
+    assert_non_null(m);
     tu_fill_random(m, cap, 99);
     static const size_t lens[] = { 4095, 4096, 4097, 65536 + 17, BIG - 1, BIG, BIG + 1, 4u << 20 };
     uint8_t key[32], npub[12], ad[PROTO__SEAL_HDR];
@@ -158,13 +192,9 @@ test_large(void **state)
         if (i % 2)
             memset(npub, 0xff, sizeof(npub));
         tu_fill_random(ad, sizeof(ad), 3000 + i);
-        struct proto__gcm_key k;
-        crypto_aead_aes256gcm_state ref;
-        proto__gcm_init(&k, key);
-        crypto_aead_aes256gcm_beforenm(&ref, key);
-        check_against_sodium(&k, &ref, m, lens[i], ad, sizeof(ad), npub, c1, c2, p);
+        check_against_sodium(key, m, lens[i], ad, sizeof(ad), npub);
     }
-    free(m), free(c1), free(c2), free(p);
+    free(m);
 }
 
 /* Every flipped bit of ciphertext, tag, AD or nonce is refused, and the
@@ -203,6 +233,11 @@ test_tampering(void **state)
         assert_false(proto__gcm_open(&k, p, c, sizeof(c), ad, sizeof(ad), npub));
         npub[bit / 8] ^= (uint8_t)(1u << bit % 8);
     }
+    /* In place, a refused frame is wiped where it lay. */
+    memcpy(t, c, sizeof(c));
+    t[5] ^= 1;
+    assert_false(proto__gcm_open(&k, t, t, sizeof(t), ad, sizeof(ad), npub));
+    assert_memory_equal(t, zero, MLEN);
     /* Shorter than a tag, and a truncated message: refused. */
     assert_false(proto__gcm_open(&k, p, c, TAG - 1, ad, sizeof(ad), npub));
     assert_false(proto__gcm_open(&k, p, c, sizeof(c) - 1, ad, sizeof(ad), npub));
@@ -218,9 +253,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_answers),
-        cmocka_unit_test(test_every_length),
-        cmocka_unit_test(test_large),
+        cmocka_unit_test(test_known_answers), cmocka_unit_test(test_every_length),
+        cmocka_unit_test(test_long_ad),       cmocka_unit_test(test_large),
         cmocka_unit_test(test_tampering),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
