@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
@@ -198,6 +199,11 @@ xjob_work(uv_work_t *w)
         for (unsigned k = 0; k < j->n_subs; k++) {
             bufs[k] = j->subs[k]->buf;
             lens[k] = j->subs[k]->len;
+        }
+        if (j->x->node->put_delay_ms) {
+            unsigned ms = j->x->node->put_delay_ms * j->n_subs;
+            struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+            nanosleep(&ts, NULL);
         }
         cas_hash_many(bufs, lens, j->n_subs, got);
         for (unsigned k = 0; k < j->n_subs; k++)
@@ -626,8 +632,10 @@ xjob_done(uv_work_t *w, int status)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* Requests chunks from one peer while its window has room and *budget
+ * (bytes the transfer may still hold) lasts. */
 static void
-send_requests(struct xfer *x, struct xpeer *xp, uint64_t now)
+send_requests(struct xfer *x, struct xpeer *xp, uint64_t now, uint64_t *budget)
 {
     nvx_peer *p = xp->p;
     size_t piece = tp_conn_mtu(p->conn);
@@ -637,9 +645,10 @@ send_requests(struct xfer *x, struct xpeer *xp, uint64_t now)
         piece = 1024;
     bool sent = false;
     int64_t idx;
-    while (!p->closing && (idx = nvx_picker_next(x->pk, xp->pp, now)) >= 0) {
+    while (!p->closing && *budget > 0 && (idx = nvx_picker_next(x->pk, xp->pp, now)) >= 0) {
         cas_chunk_info ci;
         cas_manifest_chunk(x->man, (size_t)idx, &ci);
+        *budget = *budget > ci.len ? *budget - ci.len : 0;
         /* A chunk in one piece keeps the session's plaintext buffer of its
          * DATA (no copy, no buffer while it is in flight); pieces are
          * gathered in a buffer of the chunk's size. */
@@ -697,16 +706,30 @@ xfer_pump(struct xfer *x)
     }
     x->pump_pending = false;
     uint64_t now = nvx__now(x->node);
-    for (struct xpeer *xp = x->peers, *next; xp; xp = next) {
-        next = xp->next;
-        if (!xp->pp || xp->retry_ms > now || xp->p->closing)
-            continue;
-        /* Received chunks the pool has not written yet hold memory: no new
-         * requests past NVX_NODE_PENDING_MAX of them (a slow disk slows
-         * the transfer instead of growing the daemon). */
-        if (x->pending >= NVX_NODE_PENDING_MAX)
-            break;
-        send_requests(x, xp, now);
+    /* Received chunks the pool has not written yet hold memory, and every
+     * requested one will: together they stay under NVX_NODE_HELD_MAX, so a
+     * disk slower than the link slows the transfer instead of growing the
+     * daemon (windows alone would let 64 MiB per peer land). */
+    uint64_t held = x->pending;
+    for (struct xpeer *xp = x->peers; xp; xp = xp->next)
+        if (xp->pp)
+            held += nvx_picker_peer_inflight(xp->pp);
+    uint64_t budget = held < NVX_NODE_HELD_MAX ? NVX_NODE_HELD_MAX - held : 0;
+    /* First an even share each, so a short budget is not all taken by the
+     * first peer listed; then whatever the others' windows left. */
+    size_t eligible = 0;
+    for (struct xpeer *xp = x->peers; xp; xp = xp->next)
+        eligible += xp->pp && xp->retry_ms <= now && !xp->p->closing;
+    for (int pass = 0; pass < 2 && eligible > 0 && budget > 0; pass++) {
+        uint64_t share = pass == 0 ? budget / eligible + 1 : UINT64_MAX;
+        for (struct xpeer *xp = x->peers, *next; xp && budget > 0; xp = next) {
+            next = xp->next;
+            if (!xp->pp || xp->retry_ms > now || xp->p->closing)
+                continue;
+            uint64_t left = share < budget ? share : budget, given = left;
+            send_requests(x, xp, now, &left);
+            budget -= given - left;
+        }
     }
     ready_dispatch(x, !expect_more(x));
 }
@@ -1167,13 +1190,14 @@ again:
         xfer_pump(x);
         for (struct xpeer *xp = x->peers; xp; xp = xp->next)
             if (xp->pp)
-                log_debug("xfer %llu: peer %s window %llu inflight %llu rate %llu, jobs %u, done "
-                          "%llu/%llu",
+                log_debug("xfer %llu: peer %s window %llu inflight %llu rate %llu, jobs %u, "
+                          "pending %llu, done %llu/%llu",
                           (unsigned long long)x->xid, xp->p->addr,
                           (unsigned long long)nvx_picker_peer_window(xp->pp),
                           (unsigned long long)nvx_picker_peer_inflight(xp->pp),
                           (unsigned long long)nvx_picker_peer_rate(xp->pp), x->jobs,
-                          (unsigned long long)x->chunks_done, (unsigned long long)x->chunks_total);
+                          (unsigned long long)x->pending, (unsigned long long)x->chunks_done,
+                          (unsigned long long)x->chunks_total);
         if (!x->finishing)
             notify(x, x->state, 0, false);
     }

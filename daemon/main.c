@@ -188,6 +188,8 @@ run(const nvx_config *cfg)
     no.corrupt_serve = cs && strcmp(cs, "1") == 0;
     const char *dl = getenv("NVX_TEST_SERVE_DELAY_MS");
     no.serve_delay_ms = dl ? (unsigned)strtoul(dl, NULL, 10) % 10000 : 0;
+    const char *pd = getenv("NVX_TEST_PUT_DELAY_MS");
+    no.put_delay_ms = pd ? (unsigned)strtoul(pd, NULL, 10) % 10000 : 0;
     if (no.corrupt_serve)
         log_warn("test hook: corrupting every chunk served (NVX_TEST_CORRUPT_SERVE=1)");
 #endif

@@ -153,7 +153,7 @@ struct nvx_node {
     unsigned max_peers, peer_max_requests;
     uint64_t peer_max_bytes;
     bool corrupt_serve;
-    unsigned serve_delay_ms;
+    unsigned serve_delay_ms, put_delay_ms;
     void (*fetched)(void *arg, const uint8_t id[32]);
     void *fetched_arg;
     char agent[PROTO_AGENT_MAX + 1];

@@ -629,6 +629,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)8 << 20;
     n->corrupt_serve = opts->corrupt_serve;
     n->serve_delay_ms = opts->serve_delay_ms;
+    n->put_delay_ms = opts->put_delay_ms;
     n->fetched = opts->fetched;
     n->fetched_arg = opts->arg;
     n->next_xid = 1;

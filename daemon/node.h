@@ -46,7 +46,7 @@ enum nvx_node_limits {
     NVX_NODE_COMMIT_CHUNKS = 64,         /* commit a partial after this many chunks */
     NVX_NODE_COMMIT_MS = 2000,           /* ... or this long */
     NVX_NODE_PUT_BATCH = 32,             /* received chunks hashed at once */
-    NVX_NODE_PENDING_MAX = 16 << 20,     /* received bytes waiting for the disk */
+    NVX_NODE_HELD_MAX = 16 << 20, /* per transfer: requested + received, unwritten */
     NVX_NODE_SERVE_MAX_BYTES = 16 << 20, /* sent bytes in flight, all peers */
     NVX_NODE_PIECE_MAX = 256 * 1024,     /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
@@ -78,6 +78,9 @@ typedef struct nvx_node_opts {
     /* Test-only: sleep this long before serving each chunk
      * (NVX_TEST_SERVE_DELAY_MS), so tests can interrupt a transfer. */
     unsigned serve_delay_ms;
+    /* Test-only: sleep this long per received chunk before writing it
+     * (NVX_TEST_PUT_DELAY_MS), a disk slower than the link. */
+    unsigned put_delay_ms;
     /* Called on the loop when a fetch completed model id (e.g. to announce
      * it through gossip at once). May be NULL. */
     void (*fetched)(void *arg, const uint8_t id[32]);

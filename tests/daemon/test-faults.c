@@ -30,6 +30,14 @@
  *   store lacked after the kill (plus the margin): verified chunks are not
  *   fetched again.
  *
+ * test_slow_disk: the fetcher's disk is slower than the link
+ *   (NVX_TEST_PUT_DELAY_MS per chunk written), so received chunks pile up.
+ *   Each tick the fetcher logs, per peer, the bytes requested and not yet
+ *   received (inflight) and the received ones not yet written (pending):
+ *   their sum never passes NVX_NODE_HELD_MAX plus a chunk per peer and
+ *   request pass, and does come near it (the test saw the pile-up). The
+ *   fetch completes and the copy verifies.
+ *
  * test_kill_flowing: the same without freezing: SIGKILL while DATA flows,
  *   right after the first commit. The store left behind verifies (a sound partial model), the
  *   restarted fetch completes and fetches no more than the partial lacked
@@ -75,6 +83,11 @@ enum {
      * first commit (NVX_NODE_COMMIT_MS) lands well before its end. */
     FLOWING_SERVE_DELAY_MS = NVX_NODE_SERVE_JOBS * 25,
     FETCH_WAIT_MS = 60000,
+    /* ~13 MB/s of writes with 4 pool threads (32 chunks of ~64 KiB per
+     * 0.64 s each): the 48 MiB fetch lasts several seconds of ticks. */
+    SLOW_MODEL_BYTES = 48 << 20,
+    SLOW_PUT_DELAY_MS = 20,
+    CHUNK_MAX = 256 * 1024, /* CAS_CHUNKER_PARAMS_DEFAULT */
 };
 
 static int
@@ -365,6 +378,51 @@ test_rotted_seeder(void **state)
 }
 
 static void
+test_slow_disk(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 };
+    char delay[64];
+    snprintf(delay, sizeof(delay), "NVX_TEST_PUT_DELAY_MS=%u", SLOW_PUT_DELAY_MS);
+    const char *const slow[] = { delay, NULL };
+    du_start(&a, "sa", NULL);
+    du_start(&b, "sb", slow);
+    char *id = du_add_model(&a, "m-slow.bin", SLOW_MODEL_BYTES, 5);
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    du_wait_peers(&b, 1);
+    du_nvx_ok(&b, NULL, "fetch", id, NULL);
+    du_check_copy(&b, id, "m-slow.bin");
+
+    /* One peer, so each tick line is the whole transfer. */
+    char *log = du_slurp(b.log);
+    unsigned long long most = 0;
+    int lines = 0;
+    for (const char *l = strstr(log, " inflight "); l; l = strstr(l + 1, " inflight ")) {
+        const char *pd = strstr(l, " pending ");
+        const char *eol = strchr(l, '\n');
+        unsigned long long inflight, pending;
+        if (!pd || (eol && pd > eol) || sscanf(l, " inflight %llu", &inflight) != 1 ||
+            sscanf(pd, " pending %llu", &pending) != 1)
+            fail_msg("unexpected transfer log line near: %.120s", l);
+        if (inflight + pending > most)
+            most = inflight + pending;
+        lines++;
+    }
+    print_message("slow disk: %d tick lines, at most %llu bytes requested + unwritten\n", lines,
+                  most);
+    if (most > (unsigned long long)NVX_NODE_HELD_MAX + 2 * CHUNK_MAX) {
+        du_dump_log(&b);
+        fail_msg("the fetcher held %llu bytes (limit %d)", most, NVX_NODE_HELD_MAX);
+    }
+    assert_true(lines >= 3);
+    assert_true(most >= NVX_NODE_HELD_MAX / 2);
+    free(log);
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+}
+
+static void
 test_kill_resume(void **state)
 {
     (void)state;
@@ -471,6 +529,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_corrupt_seeder, test_teardown),
         cmocka_unit_test_teardown(test_rotted_seeder, test_teardown),
+        cmocka_unit_test_teardown(test_slow_disk, test_teardown),
         cmocka_unit_test_teardown(test_kill_resume, test_teardown),
         cmocka_unit_test_teardown(test_kill_flowing, test_teardown),
     };
