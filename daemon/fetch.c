@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
@@ -200,11 +199,8 @@ xjob_work(uv_work_t *w)
             bufs[k] = j->subs[k]->buf;
             lens[k] = j->subs[k]->len;
         }
-        if (j->x->node->put_delay_ms) {
-            unsigned ms = j->x->node->put_delay_ms * j->n_subs;
-            struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-            nanosleep(&ts, NULL);
-        }
+        if (j->x->node->put_delay_ms)
+            nvx__test_delay(j->x->node->put_delay_ms * j->n_subs);
         cas_hash_many(bufs, lens, j->n_subs, got);
         for (unsigned k = 0; k < j->n_subs; k++)
             j->subs[k]->res = cas_partial_put_hashed(j->part, j->subs[k]->idx, j->subs[k]->buf,

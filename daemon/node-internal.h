@@ -174,6 +174,9 @@ struct nvx_node {
 };
 
 uint64_t nvx__now(nvx_node *n);
+
+/* Sleeps ms on a pool thread: the test hooks' slow disk and slow seeder. */
+void nvx__test_delay(unsigned ms);
 void nvx__peer_flush(nvx_peer *p);
 void nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why);
 void nvx__peer_put(nvx_peer *p);

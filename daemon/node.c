@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
@@ -23,6 +24,13 @@ uint64_t
 nvx__now(nvx_node *n)
 {
     return uv_now(n->loop);
+}
+
+void
+nvx__test_delay(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
 }
 
 nvx_peer *

@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
@@ -403,11 +402,8 @@ serve_work(uv_work_t *w)
         break;
     }
     case JOB_CHUNK: {
-        if (j->p->node->serve_delay_ms) {
-            struct timespec ts = { j->p->node->serve_delay_ms / 1000,
-                                   (long)(j->p->node->serve_delay_ms % 1000) * 1000000 };
-            nanosleep(&ts, NULL);
-        }
+        if (j->p->node->serve_delay_ms)
+            nvx__test_delay(j->p->node->serve_delay_ms);
         struct smodel *sm = j->sm;
         if (!sm) {
             int r = smodel_open(s, j->r.model, &j->sm_new);
