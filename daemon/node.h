@@ -46,7 +46,7 @@ enum nvx_node_limits {
     NVX_NODE_COMMIT_CHUNKS = 64,         /* commit a partial after this many chunks */
     NVX_NODE_COMMIT_MS = 2000,           /* ... or this long */
     NVX_NODE_PUT_BATCH = 32,             /* received chunks hashed at once */
-    NVX_NODE_HELD_MAX = 16 << 20, /* per transfer: requested + received, unwritten */
+    NVX_NODE_HELD_MAX = 16 << 20,        /* per transfer: requested + received, unwritten */
     NVX_NODE_SERVE_MAX_BYTES = 16 << 20, /* sent bytes in flight, all peers */
     NVX_NODE_PIECE_MAX = 256 * 1024,     /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
