@@ -400,7 +400,7 @@ test_slow_disk(void **state)
     for (const char *l = strstr(log, " inflight "); l; l = strstr(l + 1, " inflight ")) {
         const char *pd = strstr(l, " pending ");
         const char *eol = strchr(l, '\n');
-        unsigned long long inflight, pending;
+        unsigned long long inflight = 0, pending = 0;
         if (!pd || (eol && pd > eol) || sscanf(l, " inflight %llu", &inflight) != 1 ||
             sscanf(pd, " pending %llu", &pending) != 1)
             fail_msg("unexpected transfer log line near: %.120s", l);
