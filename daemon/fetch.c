@@ -707,15 +707,16 @@ xfer_pump(struct xfer *x)
      * disk slower than the link slows the transfer instead of growing the
      * daemon (windows alone would let 64 MiB per peer land). */
     uint64_t held = x->pending;
-    for (struct xpeer *xp = x->peers; xp; xp = xp->next)
-        if (xp->pp)
-            held += nvx_picker_peer_inflight(xp->pp);
+    size_t eligible = 0;
+    for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
+        if (!xp->pp)
+            continue;
+        held += nvx_picker_peer_inflight(xp->pp);
+        eligible += xp->retry_ms <= now && !xp->p->closing;
+    }
     uint64_t budget = held < NVX_NODE_HELD_MAX ? NVX_NODE_HELD_MAX - held : 0;
     /* First an even share each, so a short budget is not all taken by the
      * first peer listed; then whatever the others' windows left. */
-    size_t eligible = 0;
-    for (struct xpeer *xp = x->peers; xp; xp = xp->next)
-        eligible += xp->pp && xp->retry_ms <= now && !xp->p->closing;
     for (int pass = 0; pass < 2 && eligible > 0 && budget > 0; pass++) {
         uint64_t share = pass == 0 ? budget / eligible + 1 : UINT64_MAX;
         for (struct xpeer *xp = x->peers, *next; xp && budget > 0; xp = next) {
