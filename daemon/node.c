@@ -108,9 +108,11 @@ on_send(tp_conn *c, void *arg, int status)
 }
 
 /* Hands the session's queued output to the link in as few tp_sends as
- * TP_SEND_BUFS_MAX allows. */
-void
-nvx__peer_flush(nvx_peer *p)
+ * TP_SEND_BUFS_MAX allows. `last` is the BYE of a peer being closed: its
+ * output still goes out, but nothing that fails here closes the peer again
+ * (the link may be the very thing that failed). */
+static void
+flush(nvx_peer *p, bool last)
 {
     uint8_t *buf;
     size_t len;
@@ -118,14 +120,16 @@ nvx__peer_flush(nvx_peer *p)
     tp_buf tb[TP_SEND_BUFS_MAX];
     for (;;) {
         int more = proto_session_output(p->sess, &buf, &len);
-        if (more > 0 && (p->closing || !p->conn)) {
+        if (more > 0 && ((p->closing && !last) || !p->conn)) {
             free(buf);
             continue;
         }
         if (more > 0 && !b && !(b = calloc(1, sizeof(*b)))) {
             free(buf);
             nvx__peer_close(p, PROTO_BYE_NORMAL, "out of memory");
-            return;
+            if (!last)
+                return;
+            continue; /* drain (and free) what is left */
         }
         if (more > 0) {
             b->node = p->node;
@@ -142,8 +146,11 @@ nvx__peer_flush(nvx_peer *p)
                 for (unsigned i = 0; i < b->n; i++)
                     free(b->bufs[i]);
                 free(b);
+                b = NULL;
                 nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
-                return;
+                if (!last)
+                    return;
+                continue;
             }
             p->node->tx_queued += b->bytes;
             b = NULL;
@@ -154,10 +161,21 @@ nvx__peer_flush(nvx_peer *p)
 }
 
 void
+nvx__peer_flush(nvx_peer *p)
+{
+    flush(p, false);
+}
+
+/* Closes a peer exactly once. `closing` is set before anything else: the
+ * BYE below, the hooks and the transfer clean-up may each fail a send or
+ * call back here, and a peer whose link failed must not be closed again
+ * (that recursion overflowed the stack on every TCP reset). */
+void
 nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
 {
     if (p->closing)
         return;
+    p->closing = true;
     nvx_node *n = p->node;
     char sid[17];
     if (p->established) {
@@ -165,14 +183,13 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
         m.u.bye.reason = bye_reason;
         m.u.bye.text.p = (const uint8_t *)why;
         m.u.bye.text.len = strlen(why) < PROTO_BYE_TEXT_MAX ? strlen(why) : 0;
-        if (proto_session_send_msg(p->sess, &m) == 0)
-            nvx__peer_flush(p);
+        if (p->conn && proto_session_send_msg(p->sess, &m) == 0)
+            flush(p, true);
         log_peer(NVX_LOG_INFO, "peer %s (%s) disconnected: %s", nvx_short_id(p->id, sid), p->addr,
                  why);
     } else {
         log_peer(NVX_LOG_DEBUG, "connection %s closed: %s", p->addr, why);
     }
-    p->closing = true;
     if (p->cfg) {
         p->cfg->conn = NULL;
         p->cfg->next_dial_ms = nvx__now(n) + p->cfg->backoff_ms;

@@ -612,6 +612,40 @@ test_good_handshake_stays_open(void **state)
     expect_alive(&fx.a);
 }
 
+/* Resets the connection (SO_LINGER 0: close sends RST, not FIN). */
+static void
+close_with_reset(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd);
+}
+
+/* Issue 9 item 1: a TCP reset right after the handshake from a throw-away
+ * key. nvxd's close path sent BYE on the dead link, the failed send closed
+ * the peer again before it was marked closing, and the recursion overflowed
+ * the stack. Several in a row, on an idle session and on one that has just
+ * sent a request, and the node must still answer. */
+static void
+test_reset_after_handshake(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        raw_peer p;
+        peer_handshake(&p, false);
+        if (i & 1) {
+            size_t len;
+            uint8_t *ping = peer_ping_frame(&p, &len);
+            send_all(p.fd, ping, len);
+            free(ping);
+        }
+        close_with_reset(p.fd);
+        peer_free(&p);
+    }
+    sleep_ms(300); /* let nvxd read the resets (a crash shows below) */
+    expect_alive(&fx.a);
+}
+
 static void
 test_bad_tag_after_handshake(void **state)
 {
@@ -1167,6 +1201,7 @@ main(void)
         cmocka_unit_test(test_oversized_unknown_type),
         cmocka_unit_test(test_bad_handshake_signature),
         cmocka_unit_test(test_good_handshake_stays_open),
+        cmocka_unit_test(test_reset_after_handshake),
         cmocka_unit_test(test_bad_tag_after_handshake),
         cmocka_unit_test(test_oversized_after_handshake),
         cmocka_unit_test(test_handshake_frame_after_handshake),
