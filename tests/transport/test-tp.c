@@ -127,6 +127,7 @@ run_all(uv_loop_t *loop, tp_net *srv, tp_net *cli, const char *listen_addr, cons
 
 /* --- the links --- */
 
+#include "transport/fault.h"
 #include "transport/mem.h"
 #include "transport/tcp.h"
 
@@ -172,12 +173,53 @@ test_over_mem(void **state)
     tpt_loop_finish(&loop);
 }
 
+/* The fault wrapper with no fault armed is invisible: the same scenarios
+ * pass through it over both links. */
+static void
+test_over_fault_tcp(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tp_net *inner, *net;
+    assert_int_equal(tp_tcp_net_new(&loop, NULL, &inner), 0);
+    assert_int_equal(tp_fault_net_new(inner, &net), 0);
+    tp_listener *l;
+    assert_int_equal(tp_listen(net, "127.0.0.1:0", never_accept, NULL, &l), 0);
+    char dead[TP_ADDR_MAX];
+    snprintf(dead, sizeof(dead), "%s", tp_listener_addr(l));
+    tp_listener_close(l, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    run_all(&loop, net, net, "127.0.0.1:0", dead);
+    assert_int_equal(tp_fault_count(net), 0);
+    tpt_loop_finish(&loop);
+}
+
+static void
+test_over_fault_mem(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tp_mem_world *w;
+    struct tp_mem_link link = { .latency_ms = 2, .loss_ppm = 10000, .mtu = 16 * 1024 };
+    assert_int_equal(tp_mem_world_new(&loop, 6, &link, &w), 0);
+    tp_net *srv_in, *cli_in, *srv, *cli;
+    assert_int_equal(tp_mem_net_new(w, "server", &srv_in), 0);
+    assert_int_equal(tp_mem_net_new(w, "client", &cli_in), 0);
+    assert_int_equal(tp_fault_net_new(srv_in, &srv), 0);
+    assert_int_equal(tp_fault_net_new(cli_in, &cli), 0);
+    run_all(&loop, srv, cli, "server", "nobody");
+    assert_int_equal(tp_mem_world_close(w), 0);
+    tpt_loop_finish(&loop);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_over_tcp),
         cmocka_unit_test(test_over_mem),
+        cmocka_unit_test(test_over_fault_tcp),
+        cmocka_unit_test(test_over_fault_mem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
