@@ -1329,6 +1329,7 @@ nvx_node_xfers_each(nvx_node *n, void (*cb)(void *arg, const nvx_xfer_info *xi),
             .chunks_total = x->chunks_total,
             .rate = x->rate,
             .peer_count = np,
+            .endgame = x->pk && nvx_picker_endgame(x->pk),
         };
         cb(arg, &xi);
     }

@@ -52,10 +52,12 @@ struct nvx_peer {
     proto_session *sess;
     struct cfg_peer *cfg; /* dialed for this configured peer, or NULL */
     bool outbound, established, closing, conn_closed;
+    bool doomed; /* a send failed: closed from the loop (reap), output dropped */
     char addr[NVX_ADDR_LEN];
     char agent[PROTO_AGENT_MAX + 1];
     uint8_t id[32];
-    uint64_t t_start_ms; /* connection accepted or dialed */
+    uint64_t t_start_ms;         /* connection accepted or dialed */
+    uint64_t t_rx_ms, t_ping_ms; /* last bytes received; last keepalive PING */
     uint64_t bytes_in, bytes_out;
     uint64_t rate_in, rate_bytes; /* DATA payload bytes/s (per tick EWMA) */
     unsigned jobs;                /* pool jobs referring to this peer */
@@ -144,6 +146,7 @@ struct nvx_node {
     tp_listener *listener;
     char listen_addr[NVX_ADDR_LEN];
     uv_timer_t timer;
+    uv_timer_t reap; /* closes doomed peers from the loop */
     nvx_peer *peers;
     size_t n_peers;
     struct cfg_peer *cfg_peers;
@@ -154,6 +157,7 @@ struct nvx_node {
     uint64_t peer_max_bytes;
     bool corrupt_serve;
     unsigned serve_delay_ms, put_delay_ms;
+    uint32_t peer_timeout_ms;
     void (*fetched)(void *arg, const uint8_t id[32]);
     void *fetched_arg;
     char agent[PROTO_AGENT_MAX + 1];
@@ -165,6 +169,7 @@ struct nvx_node {
     uint64_t bytes_fetched;
     unsigned in_recv; /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
+    unsigned handles_closed;          /* timer and reap, once stopping */
     uint64_t tx_queued;               /* bytes handed to the links, not yet written */
     bool serve_starved;               /* a peer waits for tx_queued to fall */
     uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */

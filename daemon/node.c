@@ -107,10 +107,31 @@ on_send(tp_conn *c, void *arg, int status)
     }
 }
 
+static void
+reap(uv_timer_t *t)
+{
+    nvx_node *n = (nvx_node *)((char *)t - offsetof(nvx_node, reap));
+    for (nvx_peer *p = n->peers; p; p = p->next)
+        if (p->doomed && !p->closing)
+            nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
+}
+
+/* A send failed: the peer is closed from the loop, never from inside the
+ * send. Callers send while they walk their own lists (transfers, peers,
+ * requests); a close from inside the send freed entries under them. */
+static void
+doom(nvx_peer *p)
+{
+    if (p->doomed || p->closing)
+        return;
+    p->doomed = true;
+    if (!uv_is_closing((uv_handle_t *)&p->node->reap))
+        uv_timer_start(&p->node->reap, reap, 0, 0);
+}
+
 /* Hands the session's queued output to the link in as few tp_sends as
  * TP_SEND_BUFS_MAX allows. `last` is the BYE of a peer being closed: its
- * output still goes out, but nothing that fails here closes the peer again
- * (the link may be the very thing that failed). */
+ * output still goes out. A failure never closes the peer here (see doom). */
 static void
 flush(nvx_peer *p, bool last)
 {
@@ -120,15 +141,13 @@ flush(nvx_peer *p, bool last)
     tp_buf tb[TP_SEND_BUFS_MAX];
     for (;;) {
         int more = proto_session_output(p->sess, &buf, &len);
-        if (more > 0 && ((p->closing && !last) || !p->conn)) {
+        if (more > 0 && (((p->closing || p->doomed) && !last) || !p->conn)) {
             free(buf);
             continue;
         }
         if (more > 0 && !b && !(b = calloc(1, sizeof(*b)))) {
             free(buf);
-            nvx__peer_close(p, PROTO_BYE_NORMAL, "out of memory");
-            if (!last)
-                return;
+            doom(p);
             continue; /* drain (and free) what is left */
         }
         if (more > 0) {
@@ -147,10 +166,8 @@ flush(nvx_peer *p, bool last)
                     free(b->bufs[i]);
                 free(b);
                 b = NULL;
-                nvx__peer_close(p, PROTO_BYE_NORMAL, "send failed");
-                if (!last)
-                    return;
-                continue;
+                doom(p);
+                continue; /* drain (and free) what is left */
             }
             p->node->tx_queued += b->bytes;
             b = NULL;
@@ -432,6 +449,7 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
     if (p->closing)
         return;
     p->bytes_in += len;
+    p->t_rx_ms = nvx__now(p->node);
     p->node->io_bytes += len;
     p->node->in_recv++;
     while (len > 0 && !p->closing) {
@@ -468,6 +486,28 @@ on_end(tp_conn *c, int status)
     nvx__peer_close(p, PROTO_BYE_NORMAL, status < 0 ? nvx_strerror(status) : "connection closed");
 }
 
+/* A link can die without a word (a NAT entry dropped, a peer frozen, a
+ * stalled route): nothing ends the stream and nothing arrives. Every
+ * established session hears from its peer at least every
+ * peer_timeout_ms / 3 (our PING gets a PONG), or it is closed and its work
+ * moves elsewhere. */
+static void
+keepalive(nvx_peer *p, uint64_t now)
+{
+    uint32_t limit = p->node->peer_timeout_ms;
+    uint64_t quiet = now - (p->t_rx_ms > p->t_start_ms ? p->t_rx_ms : p->t_start_ms);
+    if (quiet >= limit) {
+        nvx__peer_close(p, PROTO_BYE_IDLE, "peer silent too long");
+        return;
+    }
+    if (quiet >= limit / 3 && now - p->t_ping_ms >= limit / 3) {
+        p->t_ping_ms = now;
+        proto_msg m = { .type = PROTO_MSG_PING, .u.ping = { .nonce = now } };
+        if (proto_session_send_msg(p->sess, &m) == 0)
+            nvx__peer_flush(p);
+    }
+}
+
 static void
 tick(uv_timer_t *t)
 {
@@ -482,6 +522,8 @@ tick(uv_timer_t *t)
         if (proto_session_tick(p->sess, now) < 0) {
             nvx__peer_flush(p);
             nvx__peer_close(p, PROTO_BYE_IDLE, "handshake timed out or peer stalled");
+        } else if (p->established) {
+            keepalive(p, now);
         }
     }
     if (!n->stopping)
@@ -655,6 +697,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->corrupt_serve = opts->corrupt_serve;
     n->serve_delay_ms = opts->serve_delay_ms;
     n->put_delay_ms = opts->put_delay_ms;
+    n->peer_timeout_ms = opts->peer_timeout_ms ? opts->peer_timeout_ms : NVX_NODE_PEER_TIMEOUT_MS;
     n->fetched = opts->fetched;
     n->fetched_arg = opts->arg;
     n->next_xid = 1;
@@ -669,6 +712,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
         snprintf(n->listen_addr, sizeof(n->listen_addr), "%s", tp_listener_addr(n->listener));
     }
     uv_timer_init(n->loop, &n->timer);
+    uv_timer_init(n->loop, &n->reap);
     uv_timer_start(&n->timer, tick, NVX_NODE_TICK_MS, NVX_NODE_TICK_MS);
     for (size_t i = 0; i < opts->n_peers; i++) {
         r = nvx_node_peer_add(n, opts->peers[i], false);
@@ -760,11 +804,13 @@ nvx_node_peers_each(nvx_node *n, void (*cb)(void *arg, const nvx_peer_info *pi),
 }
 
 static void
-timer_closed(uv_handle_t *h)
+handle_closed(uv_handle_t *h)
 {
-    nvx_node *n = (nvx_node *)((char *)h - offsetof(nvx_node, timer));
-    n->timer_closed = true;
-    nvx__node_maybe_stopped(n);
+    nvx_node *n = h->data;
+    if (++n->handles_closed == 2) {
+        n->timer_closed = true;
+        nvx__node_maybe_stopped(n);
+    }
 }
 
 static void
@@ -783,8 +829,11 @@ nvx__node_maybe_stopped(nvx_node *n)
     if (n->peers || n->jobs || n->xfers || n->listener)
         return;
     if (!n->timer_closed) {
-        if (!uv_is_closing((uv_handle_t *)&n->timer))
-            uv_close((uv_handle_t *)&n->timer, timer_closed);
+        if (!uv_is_closing((uv_handle_t *)&n->timer)) {
+            n->timer.data = n->reap.data = n;
+            uv_close((uv_handle_t *)&n->timer, handle_closed);
+            uv_close((uv_handle_t *)&n->reap, handle_closed);
+        }
         return;
     }
     void (*done)(void *) = n->stop_done;

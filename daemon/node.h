@@ -54,6 +54,9 @@ enum nvx_node_limits {
     NVX_NODE_NO_PROVIDER_MS = 60000, /* a fetch nobody answers HAVE fails */
     NVX_NODE_REWANT_MS = 2000,       /* WANT again to peers that did not have it */
     NVX_NODE_HANDSHAKING_MAX = 16,   /* inbound connections still handshaking */
+    /* A session that received nothing for this long is dead (a silent
+     * stall: no reset, no end); a third of it without traffic sends PING. */
+    NVX_NODE_PEER_TIMEOUT_MS = 60000,
 };
 
 typedef struct nvx_node nvx_node;
@@ -81,6 +84,9 @@ typedef struct nvx_node_opts {
     /* Test-only: sleep this long per received chunk before writing it
      * (NVX_TEST_PUT_DELAY_MS), a disk slower than the link. */
     unsigned put_delay_ms;
+    /* A session silent this long is closed (PING after a third of it);
+     * 0: NVX_NODE_PEER_TIMEOUT_MS. Tests lower it. */
+    uint32_t peer_timeout_ms;
     /* Called on the loop when a fetch completed model id (e.g. to announce
      * it through gossip at once). May be NULL. */
     void (*fetched)(void *arg, const uint8_t id[32]);
@@ -136,6 +142,7 @@ typedef struct nvx_xfer_info {
     const uint8_t *model;
     int state; /* enum proto_ctl_state */
     uint64_t bytes_done, bytes_total, chunks_done, chunks_total, rate, peer_count;
+    bool endgame; /* every missing chunk is requested (daemon/picker.h) */
 } nvx_xfer_info;
 
 void nvx_node_xfers_each(nvx_node *n, void (*cb)(void *arg, const nvx_xfer_info *xi), void *arg);
