@@ -38,6 +38,11 @@
  *   request pass, and does come near it (the test saw the pile-up). The
  *   fetch completes and the copy verifies.
  *
+ * test_seeder_leaves: a seeder with three fetchers leaves cleanly (SIGTERM),
+ *   a fetcher is killed with unread DATA in its socket (a reset under the
+ *   seeder's sends), the seeder is SIGKILLed; each node that stays notices
+ *   and stays up, and every fetch completes and verifies once all return.
+ *
  * test_kill_flowing: the same without freezing: SIGKILL while DATA flows,
  *   right after the first commit. The store left behind verifies (a sound partial model), the
  *   restarted fetch completes and fetches no more than the partial lacked
@@ -522,6 +527,141 @@ test_kill_flowing(void **state)
     free(id);
 }
 
+/* Waits until d's log holds at least n lines with "disconnected" (it has
+ * handled a lost session), then checks that d still answers. */
+static void
+expect_survived_disconnect(const du_daemon *d, unsigned n)
+{
+    uint64_t end = du_now_ms() + DU_WAIT_MS;
+    unsigned seen = 0;
+    while (du_now_ms() < end) {
+        char *log = du_slurp(d->log);
+        seen = 0;
+        for (const char *q = log; (q = strstr(q, ") disconnected: ")); q++)
+            seen++;
+        free(log);
+        if (seen >= n)
+            break;
+        du_sleep_ms(DU_POLL_MS);
+    }
+    if (seen < n) {
+        du_dump_log(d);
+        fail_msg("%s never noticed the seeder leaving", d->dir);
+    }
+    xfer_status st;
+    if (!read_status(d, &st)) {
+        du_dump_log(d);
+        fail_msg("%s died when its seeder left (issue 9, item 1)", d->dir);
+    }
+}
+
+/* True once a TCP socket of process pid has received bytes it has not
+ * read (rx_queue of /proc/net/tcp, matched through the socket inodes in
+ * /proc/PID/fd). */
+static bool
+has_unread_bytes(pid_t pid)
+{
+    char dir[64], link[64], path[96];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    unsigned long inodes[64];
+    size_t n = 0;
+    for (int fd = 0; fd < 256 && n < 64; fd++) {
+        snprintf(path, sizeof(path), "%s/%d", dir, fd);
+        ssize_t l = readlink(path, link, sizeof(link) - 1);
+        if (l <= 0)
+            continue;
+        link[l] = '\0';
+        if (sscanf(link, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    FILE *f = fopen("/proc/net/tcp", "r");
+    assert_non_null(f);
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long txq, rxq, inode;
+        if (sscanf(line, " %*d: %*x:%*x %*x:%*x %*x %lx:%lx %*x:%*x %*x %*u %*u %lu", &txq, &rxq,
+                   &inode) != 3)
+            continue;
+        for (size_t i = 0; i < n && !found; i++)
+            found = inode == inodes[i] && rxq > 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Issue 9, item 1: a vanished peer crashed the node; a reset or failed
+ * send during the close recursed until the stack overflowed. Three
+ * fetchers of one seeder, while DATA flows:
+ *   1. the seeder leaves cleanly (SIGTERM): every fetcher stays up;
+ *   2. it comes back, a fetcher is frozen until bytes sit unread in its
+ *      socket and is SIGKILLed: its kernel resets the link under the
+ *      seeder's DATA (the seeder crashed, 3 of 3 runs);
+ *   3. the seeder is SIGKILLed: the other fetchers stay up;
+ *   4. all return, every fetch completes and verifies. */
+static void
+test_seeder_leaves(void **state)
+{
+    (void)state;
+    enum {
+        FETCHERS = 3
+    };
+    du_daemon a = { 0 }, f[FETCHERS];
+    memset(f, 0, sizeof(f));
+    static const char *const names[FETCHERS] = { "sb", "sc", "sd" };
+    char *id = seeder_and_fetcher(&a, "sa", &f[0], names[0], "m-leave.bin", FLOWING_SERVE_DELAY_MS);
+    for (int i = 1; i < FETCHERS; i++) {
+        du_start(&f[i], names[i], NULL);
+        du_nvx_ok(&f[i], NULL, "peer", "add", a.addr, NULL);
+        du_wait_peers(&f[i], 1);
+    }
+    pid_t fp[FETCHERS];
+    for (int i = 0; i < FETCHERS; i++)
+        fp[i] = fetch_bg(&f[i], id);
+    xfer_status st;
+    wait_fraction(&f[0], fp[0], 1, 8, &st);
+
+    du_stop(&a); /* 1. BYE, then the sockets close */
+    for (int i = 0; i < FETCHERS; i++)
+        expect_survived_disconnect(&f[i], 1);
+
+    /* The seeder comes back on a new port, at full speed. */
+    du_start(&a, "sa", NULL);
+    for (int i = 0; i < FETCHERS; i++)
+        du_nvx_ok(&f[i], NULL, "peer", "add", a.addr, NULL);
+    du_wait_peers(&f[2], 1);
+    du_freeze(&f[2], true); /* 2. */
+    uint64_t end = du_now_ms() + DU_WAIT_MS;
+    while (!has_unread_bytes(f[2].pid) && du_now_ms() < end)
+        du_sleep_ms(DU_POLL_MS);
+    assert_true(has_unread_bytes(f[2].pid));
+    du_kill(&f[2]);
+    waitpid(fp[2], NULL, 0);
+    expect_survived_disconnect(&a, 1);
+
+    du_kill(&a); /* 3. no BYE */
+    for (int i = 0; i < 2; i++)
+        expect_survived_disconnect(&f[i], 2);
+
+    du_start(&a, "sa", NULL); /* 4. */
+    du_start(&f[2], names[2], NULL);
+    for (int i = 0; i < FETCHERS; i++)
+        du_nvx_ok(&f[i], NULL, "peer", "add", a.addr, NULL);
+    fp[2] = fetch_bg(&f[2], id);
+    for (int i = 0; i < FETCHERS; i++) {
+        int status;
+        assert_int_equal(waitpid(fp[i], &status, 0), fp[i]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            du_dump_log(&f[i]);
+            fail_msg("fetch on %s did not complete after the seeder came back", names[i]);
+        }
+        du_check_copy(&f[i], id, "m-leave.bin");
+        du_stop(&f[i]);
+    }
+    du_stop(&a);
+    free(id);
+}
+
 int
 main(void)
 {
@@ -532,6 +672,7 @@ main(void)
         cmocka_unit_test_teardown(test_slow_disk, test_teardown),
         cmocka_unit_test_teardown(test_kill_resume, test_teardown),
         cmocka_unit_test_teardown(test_kill_flowing, test_teardown),
+        cmocka_unit_test_teardown(test_seeder_leaves, test_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
