@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
 #include "libcas/hash.h"
@@ -475,6 +477,9 @@ open_done(struct xfer *x, struct xjob *j)
         xfer_end(x, PROTO_CTL_STATE_FAILED, r);
         goto out;
     }
+    /* Random ties between equally rare chunks: fetchers that start
+     * together must not all ask for the same next chunk (daemon/picker.h). */
+    nvx_picker_seed(x->pk, (uint64_t)randombytes_random() << 32 | randombytes_random());
     x->man = j->man;
     x->part = j->part;
     x->state = PROTO_CTL_STATE_FETCHING;

@@ -39,6 +39,8 @@ struct nvx_picker {
     uint32_t n_all;       /* peers with every chunk */
     size_t n_peers;
     bool endgame;
+    bool seeded;
+    uint64_t rng; /* splitmix64 state: where a seeded scan starts */
     nvx_picker_peer *peers;
 };
 
@@ -282,34 +284,80 @@ push_req(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
     return 0;
 }
 
-/* The rarest fresh chunk pp has, or -1. Every chunk has at least n_all
- * holders, so a candidate with exactly that many ends the scan. */
-static int64_t
-pick_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
+void
+nvx_picker_seed(nvx_picker *pk, uint64_t seed)
 {
-    int64_t best = -1;
-    uint32_t best_avail = UINT32_MAX;
-    bool seen_fresh = false;
-    for (uint32_t i = pk->hint; i < pk->n; i++) {
+    pk->seeded = true;
+    pk->rng = seed;
+}
+
+static uint64_t
+rng_next(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+struct pick {
+    int64_t best, first_fresh;
+    uint32_t best_avail;
+};
+
+/* Scans [from, to) for the rarest fresh chunk pp has; true when it found
+ * one no other can beat (every chunk has at least n_all holders). Records
+ * the first fresh chunk seen, for the hint. */
+static bool
+scan_fresh(const nvx_picker *pk, const nvx_picker_peer *pp, uint32_t from, uint32_t to,
+           struct pick *pc)
+{
+    for (uint32_t i = from; i < to; i++) {
         if (pk->state[i] != CH_MISSING || pk->inflight[i] != 0)
             continue;
-        if (!seen_fresh) {
-            seen_fresh = true;
-            pk->hint = i; /* nothing fresh below i */
-        }
+        if (pc->first_fresh < 0)
+            pc->first_fresh = i;
         if (!peer_has(pp, i))
             continue;
         uint32_t a = pk->n_all + pk->avail[i];
-        if (a < best_avail) {
-            best = i;
-            best_avail = a;
+        if (a < pc->best_avail) {
+            pc->best = i;
+            pc->best_avail = a;
             if (a <= pk->n_all + (pp->bits ? 1u : 0u))
-                break;
+                return true;
         }
     }
-    if (!seen_fresh)
-        pk->hint = pk->n;
-    return best;
+    return false;
+}
+
+/* The rarest fresh chunk pp has, or -1. Ties go to the first one found:
+ * unseeded, the scan starts at the lowest fresh chunk (sequential writes);
+ * seeded, at a random chunk and wraps around, so fetchers that start
+ * together (or a seeder's many downloaders) ask for different chunks and
+ * soon hold pieces to trade. */
+static int64_t
+pick_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
+{
+    uint32_t lo = pk->hint, start = lo;
+    if (pk->seeded && lo < pk->n)
+        start = lo + (uint32_t)(rng_next(&pk->rng) % (pk->n - lo));
+    struct pick pc = { -1, -1, UINT32_MAX };
+    bool stop = scan_fresh(pk, pp, start, pk->n, &pc);
+    int64_t first_high = pc.first_fresh;
+    if (start == lo) {
+        pk->hint = first_high >= 0 ? (uint32_t)first_high : pk->n;
+        return pc.best;
+    }
+    if (stop)
+        return pc.best;
+    pc.first_fresh = -1;
+    stop = scan_fresh(pk, pp, lo, start, &pc);
+    /* The first fresh chunk of [lo, start) is the lowest of all. */
+    if (pc.first_fresh >= 0)
+        pk->hint = (uint32_t)pc.first_fresh;
+    else if (!stop)
+        pk->hint = first_high >= 0 ? (uint32_t)first_high : pk->n;
+    return pc.best;
 }
 
 /* Endgame: a chunk in flight elsewhere (fewest requests first), not yet

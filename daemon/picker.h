@@ -8,8 +8,10 @@
  *
  * Policy (after BitTorrent's piece picker and libtorrent's request queue):
  *   - Rarest first: of the missing chunks nobody is fetching, the peer gets
- *     the one the fewest connected peers have (ties: lowest index, which
- *     keeps data-file writes mostly sequential).
+ *     the one the fewest connected peers have. Ties: a seeded picker
+ *     (nvx_picker_seed, as nvxd does) takes the first one after a random
+ *     chunk, so fetchers that start together spread over the model and
+ *     trade; unseeded, the lowest index (sequential writes, for tests).
  *   - A per-peer window of bytes outstanding. It follows the peer's measured
  *     throughput: window = rate * NVX_PICKER_WINDOW_MS, between
  *     NVX_PICKER_WINDOW_MIN and NVX_PICKER_WINDOW_MAX. A window that is
@@ -57,6 +59,11 @@ typedef struct nvx_picker_peer nvx_picker_peer;
  * lengths chunk_len[] are copied. Every chunk starts MISSING. Returns 0,
  * -EINVAL, -ENOMEM. */
 int nvx_picker_new(uint32_t n_chunks, const uint32_t *chunk_len, nvx_picker **ret);
+
+/* Breaks ties between equally rare chunks at random from now on, drawing
+ * from seed (the caller's randomness: the picker has no source of its
+ * own, so a simulation can replay a run). */
+void nvx_picker_seed(nvx_picker *pk, uint64_t seed);
 
 /* Frees the picker and its peers (NULL is a no-op). */
 void nvx_picker_free(nvx_picker *pk);

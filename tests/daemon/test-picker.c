@@ -271,6 +271,8 @@ test_random_runs(void **state)
     for (int run = 0; run < 50; run++) {
         uint32_t n = 1 + (uint32_t)(seed % 300);
         nvx_picker *pk = make(n, 4 * KiB);
+        if (run % 2)
+            nvx_picker_seed(pk, seed); /* random ties: the same property */
         nvx_picker_peer *pp[4];
         uint8_t *bits = calloc((n + 7) / 8, 1);
         for (uint32_t i = 0; i < n; i++)
@@ -298,6 +300,73 @@ test_random_runs(void **state)
         free(bits);
         nvx_picker_free(pk);
     }
+}
+
+/* Issue 10: fetchers that start together from one seeder each asked for
+ * chunk 0, then 1, ...; none ever held a chunk another lacked. Seeded
+ * pickers (one per fetcher) spread: 8 fetchers' first 4 requests of a
+ * 1,000-chunk model hit (nearly) 32 distinct chunks, where unseeded they
+ * hit 4. */
+static void
+test_seeded_fetchers_spread(void **state)
+{
+    enum {
+        FETCHERS = 8,
+        FIRST = 4,
+        CHUNKS = 1000
+    };
+    for (int seeded = 0; seeded < 2; seeded++) {
+        uint8_t asked[CHUNKS] = { 0 };
+        unsigned distinct = 0;
+        for (int f = 0; f < FETCHERS; f++) {
+            nvx_picker *pk = make(CHUNKS, 64 * KiB);
+            if (seeded)
+                nvx_picker_seed(pk, 0x5eed0000u + (uint64_t)f);
+            nvx_picker_peer *seeder;
+            assert_int_equal(nvx_picker_peer_add(pk, NULL, 0, 0, NULL, &seeder), 0);
+            for (int k = 0; k < FIRST; k++) {
+                int64_t idx = nvx_picker_next(pk, seeder, 0);
+                assert_true(idx >= 0 && idx < CHUNKS);
+                distinct += !asked[idx];
+                asked[idx] = 1;
+            }
+            nvx_picker_free(pk);
+        }
+        if (seeded)
+            assert_true(distinct >= FETCHERS * FIRST - 4);
+        else
+            assert_int_equal(distinct, FIRST);
+    }
+}
+
+/* Seeded, rarest first still wins over the random start, and a chunk is
+ * never handed out twice before the endgame; every chunk is picked once. */
+static void
+test_seeded_rarest_and_complete(void **state)
+{
+    nvx_picker *pk = make(64, 1 * KiB);
+    nvx_picker_seed(pk, 42);
+    uint8_t bits[8];
+    memset(bits, 0xff, sizeof(bits));
+    bits[5] = 0; /* b lacks 40..47: those have one holder (a) */
+    nvx_picker_peer *a, *b;
+    assert_int_equal(nvx_picker_peer_add(pk, NULL, 0, 0, NULL, &a), 0);
+    assert_int_equal(nvx_picker_peer_add(pk, bits, 64, 0, NULL, &b), 0);
+    for (int k = 0; k < 8; k++) {
+        int64_t idx = nvx_picker_next(pk, a, 0);
+        assert_true(idx >= 40 && idx < 48);
+    }
+    uint8_t seen[64] = { 0 };
+    for (int k = 40; k < 48; k++)
+        seen[k] = 1;
+    for (int k = 0; k < 56; k++) {
+        int64_t idx = nvx_picker_next(pk, b, 0);
+        assert_true(idx >= 0 && idx < 64);
+        assert_false(seen[idx]);
+        seen[idx] = 1;
+    }
+    assert_int_equal(nvx_picker_next(pk, b, 0), -1); /* nothing fresh left for b */
+    nvx_picker_free(pk);
 }
 
 static void
@@ -338,6 +407,8 @@ main(void)
         cmocka_unit_test(test_peer_remove_releases),
         cmocka_unit_test(test_window_adapts),
         cmocka_unit_test(test_random_runs),
+        cmocka_unit_test(test_seeded_fetchers_spread),
+        cmocka_unit_test(test_seeded_rarest_and_complete),
         cmocka_unit_test(test_badlist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
