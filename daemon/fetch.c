@@ -850,21 +850,46 @@ chunkset_bits(const proto_chunkset *set, uint8_t **ret_bits, uint32_t *ret_n)
     return 0;
 }
 
+static void
+have_one(struct xfer *x, struct xpeer *xp, uint32_t i)
+{
+    if (i >= xp->nbits) {
+        /* Ranges announced before the manifest came may reach past the
+         * first HAVE's last chunk (a super-seeder reveals more). */
+        uint32_t nb = i + 1;
+        uint8_t *b = realloc(xp->bits, (nb + 7) / 8 + 1);
+        if (!b)
+            return;
+        memset(b + (xp->nbits + 7) / 8 + 1, 0, (nb + 7) / 8 - (xp->nbits + 7) / 8);
+        xp->bits = b;
+        xp->nbits = nb;
+    }
+    xp->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+    if (xp->pp)
+        nvx_picker_peer_have(x->pk, xp->pp, i);
+}
+
 /* A peer we already know announced more chunks (a fetcher that verified
- * some): add them to its bitmap and to the picker's counts. */
+ * some, a super-seeder revealing more): add them to its bitmap and to the
+ * picker's counts. Ranges cost what they name, not the model's size: a
+ * fetcher announces every chunk it verifies, one HAVE each. */
 static void
 have_merge(struct xfer *x, struct xpeer *xp, const proto_chunkset *set)
 {
     if (!xp->bits)
         return; /* has everything already */
     uint32_t n = x->pk ? nvx_picker_n_chunks(x->pk) : xp->nbits;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!proto_chunkset_contains(set, i))
-            continue;
-        if (i < xp->nbits)
-            xp->bits[i / 8] |= (uint8_t)(1u << (i % 8));
-        if (xp->pp)
-            nvx_picker_peer_have(x->pk, xp->pp, i);
+    if (set->kind == PROTO_CHUNKSET_RANGES) {
+        if (!x->pk)
+            n = PROTO_CHUNKS_MAX; /* the manifest will say; bits grow */
+        for (size_t r = 0; r < set->n_ranges; r++)
+            for (uint64_t i = set->ranges[r].start;
+                 i < (uint64_t)set->ranges[r].start + set->ranges[r].count && i < n; i++)
+                have_one(x, xp, (uint32_t)i);
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            if (proto_chunkset_contains(set, i))
+                have_one(x, xp, i);
     }
     xfer_pump(x);
 }

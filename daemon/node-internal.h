@@ -14,7 +14,8 @@
 
 enum {
     NVX_NODE_HOOKS_MAX = 8,
-    NVX_NODE_MCACHE = 16, /* decoded manifests kept for serving */
+    NVX_NODE_MCACHE = 16,    /* decoded manifests kept for serving */
+    NVX_NODE_SSEEDS_MAX = 8, /* models super-seeded at once (daemon/serve-seed.c) */
     NVX_ADDR_LEN = 128,
 };
 
@@ -165,6 +166,8 @@ struct nvx_node {
     nvx_node_hook hooks[NVX_NODE_HOOKS_MAX];
     size_t n_hooks;
     struct smodel *mcache[NVX_NODE_MCACHE];
+    struct sseed *sseeds; /* daemon/serve-seed.c */
+    unsigned n_sseeds;
     uint64_t mcache_clock;
     uint64_t bytes_fetched;
     unsigned in_recv; /* inside a read callback: pumps are deferred */
@@ -193,6 +196,16 @@ void nvx__serve_msg(nvx_peer *p, const proto_msg *m);
 void nvx__serve_pump(nvx_peer *p);
 void nvx__serve_peer_gone(nvx_peer *p);
 void nvx__mcache_clear(nvx_node *n);
+
+/* serve-seed.c: super-seeding (daemon/superseed.h). want: p asked for a
+ * complete model of n_chunks chunks; true when a HAVE with the chunks
+ * revealed to p was queued (else answer HAVE ALL). sent: we sent p the
+ * first bytes of chunk. have: p announced chunks. */
+bool nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks);
+void nvx__seed_sent(nvx_peer *p, const uint8_t model[static 32], uint32_t chunk);
+void nvx__seed_have(nvx_peer *p, const proto_want *h);
+void nvx__seed_peer_gone(nvx_peer *p);
+void nvx__seed_tick(nvx_node *n); /* the tail's HAVE ALL comes on time */
 
 /* fetch.c */
 void nvx__fetch_msg(nvx_peer *p, const proto_msg *m);

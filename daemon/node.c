@@ -218,6 +218,7 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
     bool was_up = p->established;
     nvx__fetch_peer_gone(p);
     nvx__serve_peer_gone(p);
+    nvx__seed_peer_gone(p);
     nvx__sigs_peer_gone(p);
     if (was_up)
         for (size_t i = 0; i < n->n_hooks; i++)
@@ -425,6 +426,9 @@ dispatch(nvx_peer *p, const proto_event *ev)
         nvx__sigs_msg(p, &m);
         break;
     case PROTO_MSG_HAVE:
+        nvx__fetch_msg(p, &m);
+        nvx__seed_have(p, &m.u.want);
+        break;
     case PROTO_MSG_DATA:
     case PROTO_MSG_NOT_FOUND:
     case PROTO_MSG_MANIFEST:
@@ -538,6 +542,7 @@ tick(uv_timer_t *t)
                 }
             }
     nvx__fetch_tick(n);
+    nvx__seed_tick(n);
     /* A tick without traffic after a burst: give the allocator's free
      * memory back (main.c keeps it while frames flow). */
     if (n->io_bytes != n->io_bytes_seen) {

@@ -58,7 +58,7 @@ struct serve_job {
     struct smodel *sm_new; /* opened by the job (JOB_CHUNK without a cache hit) */
     uint8_t *buf;
     int64_t res;
-    uint32_t total; /* JOB_MANIFEST: manifest size */
+    uint32_t total; /* JOB_MANIFEST: manifest size; JOB_WANT: chunks */
     /* JOB_SIGS: blob i at buf + i * PROTO_SIG_MAX */
     unsigned n_sigs;
     uint16_t sig_len[PROTO_SIGS_MAX];
@@ -363,6 +363,8 @@ serve_work(uv_work_t *w)
         cas_model_info info;
         int r = cas_store_model_info(s, j->r.model, &info);
         j->res = r < 0 ? r : info.state == CAS_MODEL_COMPLETE ? 1 : 0;
+        if (j->res == 1 && info.n_chunks <= PROTO_CHUNKS_MAX)
+            j->total = (uint32_t)info.n_chunks;
         uint64_t nbits;
         if (j->res == 0 && cas_store_bitmap_get(s, j->r.model, &j->buf, &nbits) == 0 && nbits > 0 &&
             nbits <= PROTO_CHUNKS_MAX) {
@@ -445,6 +447,8 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
     put_be32(d + 36, r->chunk);
     put_be32(d + 40, r->offset);
     put_be32(d + 44, len);
+    if (r->offset == 0)
+        nvx__seed_sent(p, r->model, r->chunk);
     (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, DATA_FIELDS + (size_t)len,
                                  DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }
@@ -503,7 +507,9 @@ serve_done(uv_work_t *w, int status)
         proto_msg m;
         switch (j->kind) {
         case JOB_WANT:
-            if (j->res == 1 || j->res == 2) {
+            if (j->res == 1 && j->total > 0 && nvx__seed_want(p, j->r.model, j->total)) {
+                /* super-seeding: HAVE with the chunks revealed to p */
+            } else if (j->res == 1 || j->res == 2) {
                 m.type = PROTO_MSG_HAVE;
                 memcpy(m.u.want.model_id, j->r.model, 32);
                 m.u.want.set.kind = j->res == 1 ? PROTO_CHUNKSET_ALL : PROTO_CHUNKSET_BITMAP;

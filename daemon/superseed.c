@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/* Super-seeding of one model; see superseed.h. */
+#include "daemon/superseed.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/message.h"
+
+struct nvx_ss_peer {
+    nvx_ss_peer *prev, *next;
+    uint8_t *shown; /* bitmap: revealed to this peer */
+    uint8_t *got;   /* bitmap: this peer holds it */
+    uint32_t ahead; /* shown and not got */
+    bool all_due, all_told;
+};
+
+struct nvx_ss {
+    uint32_t n;
+    uint32_t *pool; /* never revealed, in random order: the tail is drawn */
+    uint32_t n_pool;
+    uint8_t *got_any; /* bitmap: some fetcher got it (from us or a peer) */
+    uint32_t n_got_any;
+    bool drained; /* the pool ran empty at drained_ms */
+    uint64_t drained_ms;
+    nvx_ss_peer *peers;
+    size_t n_peers;
+};
+
+static bool
+bit(const uint8_t *b, uint32_t i)
+{
+    return (b[i / 8] >> (i % 8)) & 1;
+}
+
+static void
+set_bit(uint8_t *b, uint32_t i)
+{
+    b[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+static uint64_t
+rng_next(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+int
+nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
+{
+    if (n_chunks == 0 || n_chunks > PROTO_CHUNKS_MAX)
+        return -EINVAL;
+    nvx_ss *ss = calloc(1, sizeof(*ss));
+    if (!ss)
+        return -ENOMEM;
+    ss->n = n_chunks;
+    ss->pool = malloc(sizeof(uint32_t) * n_chunks);
+    ss->got_any = calloc((n_chunks + 7) / 8, 1);
+    if (!ss->pool || !ss->got_any) {
+        nvx_ss_free(ss);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n_chunks; i++)
+        ss->pool[i] = i;
+    for (uint32_t i = n_chunks - 1; i > 0; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)(rng_next(&seed) % ((uint64_t)i + 1));
+        uint32_t t = ss->pool[i];
+        ss->pool[i] = ss->pool[j];
+        ss->pool[j] = t;
+    }
+    ss->n_pool = n_chunks;
+    *ret = ss;
+    return 0;
+}
+
+static void
+peer_free(nvx_ss_peer *pp)
+{
+    free(pp->shown);
+    free(pp->got);
+    free(pp);
+}
+
+void
+nvx_ss_free(nvx_ss *ss)
+{
+    if (!ss)
+        return;
+    while (ss->peers) {
+        nvx_ss_peer *pp = ss->peers;
+        ss->peers = pp->next;
+        peer_free(pp);
+    }
+    free(ss->pool);
+    free(ss->got_any);
+    free(ss);
+}
+
+int
+nvx_ss_peer_add(nvx_ss *ss, nvx_ss_peer **ret)
+{
+    if (ss->n_peers >= NVX_SS_PEERS_MAX)
+        return -ENOSPC;
+    nvx_ss_peer *pp = calloc(1, sizeof(*pp));
+    if (!pp)
+        return -ENOMEM;
+    pp->shown = calloc((ss->n + 7) / 8, 1);
+    pp->got = calloc((ss->n + 7) / 8, 1);
+    if (!pp->shown || !pp->got) {
+        peer_free(pp);
+        return -ENOMEM;
+    }
+    pp->next = ss->peers;
+    if (ss->peers)
+        ss->peers->prev = pp;
+    ss->peers = pp;
+    ss->n_peers++;
+    *ret = pp;
+    return 0;
+}
+
+void
+nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp)
+{
+    /* Revealed to it, not yet at it: someone else must get them from us. */
+    for (uint32_t i = 0; i < ss->n && pp->ahead > 0; i++) {
+        if (bit(pp->shown, i) && !bit(pp->got, i)) {
+            pp->ahead--;
+            ss->pool[ss->n_pool++] = i;
+        }
+    }
+    if (pp->prev)
+        pp->prev->next = pp->next;
+    else
+        ss->peers = pp->next;
+    if (pp->next)
+        pp->next->prev = pp->prev;
+    ss->n_peers--;
+    peer_free(pp);
+}
+
+void
+nvx_ss_peer_got(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx)
+{
+    if (idx >= ss->n || bit(pp->got, idx))
+        return;
+    set_bit(pp->got, idx);
+    if (bit(pp->shown, idx))
+        pp->ahead--;
+    if (!bit(ss->got_any, idx)) {
+        set_bit(ss->got_any, idx);
+        ss->n_got_any++;
+    }
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t
+nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_t cap,
+              bool *ret_all)
+{
+    *ret_all = false;
+    if (pp->all_told)
+        return 0;
+    /* A lone fetcher gets a deep window (the link, not the reveals, must
+     * bound it); many share NVX_SS_AHEAD_TOTAL. */
+    uint32_t ahead = NVX_SS_AHEAD_TOTAL / (uint32_t)ss->n_peers;
+    if (ahead < NVX_SS_AHEAD_MIN)
+        ahead = NVX_SS_AHEAD_MIN;
+    size_t k = 0;
+    while (pp->ahead < ahead && k < cap && ss->n_pool > 0) {
+        uint32_t idx = ss->pool[--ss->n_pool];
+        if (bit(pp->got, idx))
+            continue; /* it has it already: no use revealing it */
+        set_bit(pp->shown, idx);
+        pp->ahead++;
+        out[k++] = idx;
+    }
+    if (ss->n_pool == 0 && !ss->drained) {
+        ss->drained = true;
+        ss->drained_ms = now_ms;
+    }
+    if (ss->n_pool == 0 && k == 0 &&
+        (ss->n_got_any == ss->n || now_ms - ss->drained_ms >= NVX_SS_TAIL_MS)) {
+        /* Every chunk is out in the swarm (or a fetcher sits on what was
+         * revealed to it): from now on the seeder is a seeder. */
+        pp->all_told = true;
+        *ret_all = true;
+    }
+    /* Ascending, as a chunk set's ranges must be. */
+    qsort(out, k, sizeof(*out), cmp_u32);
+    return k;
+}
+
+uint32_t
+nvx_ss_pool(const nvx_ss *ss)
+{
+    return ss->n_pool;
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of super-seeding (daemon/superseed.c), fed event sequences. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon/superseed.h"
+
+enum {
+    N = 1000,
+    PEERS = 8
+};
+
+static void
+test_bad_input(void **state)
+{
+    (void)state;
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(0, 1, &ss), -EINVAL);
+    assert_int_equal(nvx_ss_new(10, 1, &ss), 0);
+    nvx_ss_peer *pp[NVX_SS_PEERS_MAX];
+    for (int i = 0; i < NVX_SS_PEERS_MAX; i++)
+        assert_int_equal(nvx_ss_peer_add(ss, &pp[i]), 0);
+    nvx_ss_peer *extra;
+    assert_int_equal(nvx_ss_peer_add(ss, &extra), -ENOSPC);
+    nvx_ss_peer_got(ss, pp[0], 10); /* out of range: ignored */
+    nvx_ss_peer_got(ss, pp[0], UINT32_MAX);
+    nvx_ss_free(ss);
+}
+
+/* Each chunk is revealed to one fetcher only, each fetcher is kept a few
+ * chunks ahead, and what a fetcher gets reveals more. */
+static void
+test_reveals_are_distinct(void **state)
+{
+    (void)state;
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(N, 7, &ss), 0);
+    nvx_ss_peer *pp[PEERS];
+    for (int i = 0; i < PEERS; i++)
+        assert_int_equal(nvx_ss_peer_add(ss, &pp[i]), 0);
+    static int owner[N];
+    for (int i = 0; i < N; i++)
+        owner[i] = -1;
+    uint32_t out[NVX_SS_AHEAD_TOTAL];
+    bool all;
+    uint32_t want = NVX_SS_AHEAD_TOTAL / PEERS;
+    for (int i = 0; i < PEERS; i++) {
+        size_t k = nvx_ss_reveal(ss, pp[i], 0, out, NVX_SS_AHEAD_TOTAL, &all);
+        assert_int_equal(k, want);
+        assert_false(all);
+        for (size_t j = 0; j < k; j++) {
+            assert_true(j == 0 || out[j - 1] < out[j]); /* ascending */
+            assert_int_equal(owner[out[j]], -1);
+            owner[out[j]] = i;
+        }
+        /* Nothing more until it gets some. */
+        assert_int_equal(nvx_ss_reveal(ss, pp[i], 0, out, NVX_SS_AHEAD_TOTAL, &all), 0);
+    }
+    /* Peer 0 gets 3 of its chunks: 3 more are revealed to it. */
+    int got = 0;
+    for (int c = 0; c < N && got < 3; c++)
+        if (owner[c] == 0) {
+            nvx_ss_peer_got(ss, pp[0], (uint32_t)c);
+            got++;
+        }
+    size_t k = nvx_ss_reveal(ss, pp[0], 0, out, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(k, 3);
+    for (size_t j = 0; j < k; j++)
+        assert_int_equal(owner[out[j]], -1);
+    assert_int_equal(nvx_ss_pool(ss), N - PEERS * want - 3);
+    nvx_ss_free(ss);
+}
+
+/* A fetcher that leaves hands its unreceived reveals back; they go to
+ * others. */
+static void
+test_leaver_returns_chunks(void **state)
+{
+    (void)state;
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(40, 3, &ss), 0);
+    nvx_ss_peer *a, *b;
+    assert_int_equal(nvx_ss_peer_add(ss, &a), 0);
+    assert_int_equal(nvx_ss_peer_add(ss, &b), 0);
+    uint32_t out[NVX_SS_AHEAD_TOTAL], ra[NVX_SS_AHEAD_TOTAL];
+    bool all;
+    size_t ka = nvx_ss_reveal(ss, a, 0, ra, NVX_SS_AHEAD_TOTAL, &all);
+    size_t kb = nvx_ss_reveal(ss, b, 0, out, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(ka + kb, 40); /* 2 fetchers: 256 ahead each, 40 chunks */
+    nvx_ss_peer_got(ss, a, ra[0]);
+    nvx_ss_peer_remove(ss, a);
+    assert_int_equal(nvx_ss_pool(ss), ka - 1);
+    for (size_t j = 0; j < kb; j++)
+        nvx_ss_peer_got(ss, b, out[j]);
+    size_t k = nvx_ss_reveal(ss, b, 0, out, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(k, ka - 1);
+    for (size_t j = 0; j < k; j++)
+        assert_int_not_equal(out[j], ra[0]); /* a had that one */
+    nvx_ss_free(ss);
+}
+
+/* HAVE ALL once every chunk is out in the swarm; not before, unless a
+ * fetcher sits on its reveals past NVX_SS_TAIL_MS. */
+static void
+test_all_when_out_or_tail(void **state)
+{
+    (void)state;
+    for (int sit = 0; sit < 2; sit++) {
+        /* 32 fetchers share the depth: 16 ahead each; a and b split the
+         * 32 chunks, the others stay quiet. */
+        nvx_ss *ss;
+        assert_int_equal(nvx_ss_new(32, 11, &ss), 0);
+        nvx_ss_peer *a, *b, *quiet;
+        assert_int_equal(nvx_ss_peer_add(ss, &a), 0);
+        assert_int_equal(nvx_ss_peer_add(ss, &b), 0);
+        for (int i = 2; i < NVX_SS_AHEAD_TOTAL / NVX_SS_AHEAD_MIN; i++)
+            assert_int_equal(nvx_ss_peer_add(ss, &quiet), 0);
+        uint32_t ra[NVX_SS_AHEAD_TOTAL], rb[NVX_SS_AHEAD_TOTAL];
+        bool all;
+        size_t ka = nvx_ss_reveal(ss, a, 100, ra, NVX_SS_AHEAD_TOTAL, &all);
+        size_t kb = nvx_ss_reveal(ss, b, 100, rb, NVX_SS_AHEAD_TOTAL, &all);
+        assert_int_equal(ka, NVX_SS_AHEAD_MIN);
+        assert_int_equal(ka + kb, 32);
+        for (size_t j = 0; j < ka; j++)
+            nvx_ss_peer_got(ss, a, ra[j]);
+        for (size_t j = 0; j + (size_t)sit < kb; j++) /* sit: b keeps one */
+            nvx_ss_peer_got(ss, b, rb[j]);
+        uint32_t out[NVX_SS_AHEAD_TOTAL];
+        assert_int_equal(nvx_ss_reveal(ss, a, 200, out, NVX_SS_AHEAD_TOTAL, &all), 0);
+        assert_true(all == !sit);
+        if (sit) {
+            assert_int_equal(nvx_ss_reveal(ss, a, 100 + NVX_SS_TAIL_MS - 1, out, 8, &all), 0);
+            assert_false(all);
+            assert_int_equal(nvx_ss_reveal(ss, a, 100 + NVX_SS_TAIL_MS, out, 8, &all), 0);
+            assert_true(all);
+        }
+        /* Told once. */
+        assert_int_equal(nvx_ss_reveal(ss, a, UINT32_MAX, out, 8, &all), 0);
+        assert_false(all);
+        nvx_ss_free(ss);
+    }
+}
+
+/* Property: fetchers that request only what the seeder revealed to them
+ * and trade the rest make the seeder send every chunk exactly once before
+ * HAVE ALL, over random orders of events and a fetcher leaving. */
+static void
+test_each_chunk_once(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x1234567;
+    for (int run = 0; run < 20; run++) {
+        uint32_t n = 1 + (uint32_t)(rng % 2000);
+        nvx_ss *ss;
+        assert_int_equal(nvx_ss_new(n, rng, &ss), 0);
+        nvx_ss_peer *pp[PEERS];
+        bool gone[PEERS] = { false };
+        uint32_t *pend[PEERS]; /* revealed, not yet sent */
+        size_t npend[PEERS] = { 0 };
+        uint32_t *sent = calloc(n, sizeof(*sent));
+        for (int i = 0; i < PEERS; i++) {
+            assert_int_equal(nvx_ss_peer_add(ss, &pp[i]), 0);
+            pend[i] = malloc(sizeof(uint32_t) * (n + NVX_SS_AHEAD_TOTAL));
+        }
+        bool any_all = false;
+        for (int step = 0; step < 200000 && !any_all; step++) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            int i = (int)(rng % PEERS);
+            if (gone[i])
+                continue;
+            if (run % 2 && step == 50 && i == 0) { /* a fetcher leaves */
+                nvx_ss_peer_remove(ss, pp[i]);
+                gone[i] = true;
+                continue;
+            }
+            uint32_t out[NVX_SS_AHEAD_TOTAL];
+            bool all;
+            size_t k = nvx_ss_reveal(ss, pp[i], 0, out, NVX_SS_AHEAD_TOTAL, &all);
+            if (all) {
+                any_all = true;
+                break;
+            }
+            for (size_t j = 0; j < k; j++)
+                pend[i][npend[i]++] = out[j];
+            if (npend[i] > 0) { /* the seeder sends one revealed chunk */
+                uint32_t c = pend[i][--npend[i]];
+                sent[c]++;
+                nvx_ss_peer_got(ss, pp[i], c);
+            }
+        }
+        assert_true(any_all);
+        for (uint32_t c = 0; c < n; c++)
+            assert_true(sent[c] >= 1 && sent[c] <= (run % 2 ? 2u : 1u));
+        for (int i = 0; i < PEERS; i++)
+            free(pend[i]);
+        free(sent);
+        nvx_ss_free(ss);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_reveals_are_distinct),
+        cmocka_unit_test(test_leaver_returns_chunks),
+        cmocka_unit_test(test_all_when_out_or_tail),
+        cmocka_unit_test(test_each_chunk_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
