@@ -512,17 +512,36 @@ out:
     free(j->have);
 }
 
-/* Tells the peers that are fetching this model too (their HAVE was a
- * bitmap) that we hold chunk idx now, so they may ask us for it. */
-static void
-announce_chunk(struct xfer *x, uint32_t idx)
+static int
+cmp_u32(const void *a, const void *b)
 {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Tells the peers that are fetching this model too (their HAVE was not
+ * ALL: fetchers, and a super-seeder) that we hold the n chunks of idx now
+ * (one puts job's worth: verified together, announced in one HAVE), so
+ * they may ask us for them. Sorts idx. */
+static void
+announce_chunks(struct xfer *x, uint32_t *idx, size_t n)
+{
+    if (n == 0)
+        return;
+    qsort(idx, n, sizeof(*idx), cmp_u32);
     proto_msg m = { .type = PROTO_MSG_HAVE };
     memcpy(m.u.want.model_id, x->id, 32);
-    m.u.want.set.kind = PROTO_CHUNKSET_RANGES;
-    m.u.want.set.n_ranges = 1;
-    m.u.want.set.ranges[0].start = idx;
-    m.u.want.set.ranges[0].count = 1;
+    proto_chunkset *set = &m.u.want.set;
+    set->kind = PROTO_CHUNKSET_RANGES;
+    for (size_t i = 0; i < n; i++) {
+        proto_range *last = set->n_ranges ? &set->ranges[set->n_ranges - 1] : NULL;
+        if (last && idx[i] < last->start + last->count)
+            continue; /* a duplicate */
+        if (last && last->start + last->count == idx[i])
+            last->count++;
+        else
+            set->ranges[set->n_ranges++] = (proto_range){ .start = idx[i], .count = 1 };
+    }
     for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
         if (!xp->bits || xp->p->closing || !xp->p->established)
             continue;
@@ -531,9 +550,11 @@ announce_chunk(struct xfer *x, uint32_t idx)
     }
 }
 
-static void
+/* Returns true when chunk j->idx is newly verified (to be announced). */
+static bool
 put_done(struct xfer *x, struct xjob *j)
 {
+    bool fresh = false;
     nvx_node *n = x->node;
     bool ok = j->res >= 0;
     if (x->pk)
@@ -543,7 +564,7 @@ put_done(struct xfer *x, struct xjob *j)
             x->bytes_done += j->len;
             x->chunks_done++;
             x->uncommitted++;
-            announce_chunk(x, j->idx);
+            fresh = true;
         }
         /* Cancel the duplicates the endgame sent elsewhere. */
         nvx_picker_peer *holders[NVX_PICKER_ENDGAME_DUP * 2];
@@ -568,6 +589,7 @@ put_done(struct xfer *x, struct xjob *j)
         log_error_errno(j->res, "fetch: cannot write chunk %u", j->idx);
         xfer_end(x, PROTO_CTL_STATE_FAILED, j->res);
     }
+    return fresh;
 }
 
 static void
@@ -585,12 +607,18 @@ xjob_done(uv_work_t *w, int status)
     case XJOB_OPEN:
         open_done(x, j);
         break;
-    case XJOB_PUTS:
+    case XJOB_PUTS: {
+        uint32_t fresh[NVX_NODE_PUT_BATCH];
+        size_t nf = 0;
         for (unsigned k = 0; k < j->n_subs; k++) {
-            put_done(x, j->subs[k]);
+            if (put_done(x, j->subs[k]))
+                fresh[nf++] = j->subs[k]->idx;
             chunk_free(x, j->subs[k]);
         }
+        if (!x->ending)
+            announce_chunks(x, fresh, nf);
         break;
+    }
     case XJOB_COMMIT:
         x->committing = false;
         if (j->res < 0 && !x->ending) {
