@@ -95,6 +95,18 @@ sseed_free(nvx_node *n, struct sseed *s)
     n->n_sseeds--;
 }
 
+/* Unlinks and frees sp (its ss peer already removed or never added). */
+static void
+seed_forget(struct sseed *s, struct sspeer *sp)
+{
+    for (struct sspeer **pp = &s->peers; *pp; pp = &(*pp)->next)
+        if (*pp == sp) {
+            *pp = sp->next;
+            break;
+        }
+    free(sp);
+}
+
 bool
 nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks)
 {
@@ -114,18 +126,23 @@ nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks)
         n->sseeds = s;
         n->n_sseeds++;
     }
+    /* A WANT again from the same peer: it starts over (it removed the
+     * model, or its transfer ended), so what it got before counts no more. */
     struct sspeer *sp = sspeer_find(s, p);
-    if (!sp) {
-        sp = calloc(1, sizeof(*sp));
-        if (!sp || nvx_ss_peer_add(s->ss, &sp->pp) < 0) {
-            free(sp);
-            if (!s->peers)
-                sseed_free(n, s);
-            return false;
-        }
+    if (sp) {
+        nvx_ss_peer_remove(s->ss, sp->pp);
+        sp->pp = NULL;
+    } else if ((sp = calloc(1, sizeof(*sp)))) {
         sp->p = p;
         sp->next = s->peers;
         s->peers = sp;
+    }
+    if (!sp || nvx_ss_peer_add(s->ss, &sp->pp) < 0) {
+        if (sp)
+            seed_forget(s, sp);
+        if (!s->peers)
+            sseed_free(n, s);
+        return false;
     }
     reveal(s, sp);
     return true;
@@ -179,14 +196,10 @@ nvx__seed_peer_gone(nvx_peer *p)
 {
     for (struct sseed *s = p->node->sseeds, *next; s; s = next) {
         next = s->next;
-        for (struct sspeer **pp = &s->peers; *pp; pp = &(*pp)->next) {
-            struct sspeer *sp = *pp;
-            if (sp->p != p)
-                continue;
-            *pp = sp->next;
+        struct sspeer *sp = sspeer_find(s, p);
+        if (sp) {
             nvx_ss_peer_remove(s->ss, sp->pp);
-            free(sp);
-            break;
+            seed_forget(s, sp);
         }
         if (!s->peers)
             sseed_free(p->node, s);

@@ -243,6 +243,29 @@ test_gc_stops_seeding(void **state)
     free(id);
 }
 
+/* Fetch, remove, fetch again over the same session: the seeder
+ * super-seeds (daemon/superseed.h) and must answer the second WANT as a new
+ * start, not as the fetcher that already got every chunk (it sent no HAVE
+ * at all, and the second fetch found no provider). */
+static void
+test_refetch_same_session(void **state)
+{
+    du_daemon a = { 0 }, b = { 0 };
+    du_start(&a, "ra", NULL);
+    du_start(&b, "rb", NULL);
+    char *id = du_add_model(&a, "m-re.bin", 2 << 20, 14);
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    for (int i = 0; i < 3; i++) {
+        du_nvx_ok(&b, NULL, "fetch", id, NULL);
+        du_check_copy(&b, id, "m-re.bin");
+        du_nvx_ok(&b, NULL, "rm", "--force", id, NULL);
+        du_nvx_ok(&b, NULL, "gc", NULL);
+    }
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+}
+
 /* One seeder, three fetchers that know only the seeder (peer exchange
  * connects them): all complete at once, verify, and no fetcher ever gets a
  * bad chunk from another's partial model. */
@@ -392,9 +415,13 @@ main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fetch),     cmocka_unit_test(test_control_malformed),
-        cmocka_unit_test(test_no_daemon), cmocka_unit_test(test_gc_stops_seeding),
-        cmocka_unit_test(test_swarm),     cmocka_unit_test(test_signatures_travel),
+        cmocka_unit_test(test_fetch),
+        cmocka_unit_test(test_control_malformed),
+        cmocka_unit_test(test_no_daemon),
+        cmocka_unit_test(test_gc_stops_seeding),
+        cmocka_unit_test(test_swarm),
+        cmocka_unit_test(test_refetch_same_session),
+        cmocka_unit_test(test_signatures_travel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
