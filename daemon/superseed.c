@@ -8,12 +8,20 @@
 
 #include "proto/message.h"
 
+struct reveal {
+    uint32_t idx;
+    uint64_t t_ms;
+};
+
 struct nvx_ss_peer {
     nvx_ss_peer *prev, *next;
-    uint8_t *shown; /* bitmap: revealed to this peer */
-    uint8_t *got;   /* bitmap: this peer holds it */
-    uint32_t ahead; /* shown and not got */
-    bool all_due, all_told;
+    uint8_t *shown;      /* bitmap: revealed to this peer */
+    uint8_t *got;        /* bitmap: this peer holds it */
+    uint8_t *stale;      /* bitmap: revealed long ago, no longer counted ahead */
+    uint32_t ahead;      /* shown, not got, not stale */
+    struct reveal *fifo; /* the ahead reveals, oldest first (a ring) */
+    uint32_t fifo_head, fifo_len, fifo_cap;
+    bool all_told;
 };
 
 struct nvx_ss {
@@ -82,6 +90,8 @@ peer_free(nvx_ss_peer *pp)
 {
     free(pp->shown);
     free(pp->got);
+    free(pp->stale);
+    free(pp->fifo);
     free(pp);
 }
 
@@ -110,7 +120,10 @@ nvx_ss_peer_add(nvx_ss *ss, nvx_ss_peer **ret)
         return -ENOMEM;
     pp->shown = calloc((ss->n + 7) / 8, 1);
     pp->got = calloc((ss->n + 7) / 8, 1);
-    if (!pp->shown || !pp->got) {
+    pp->stale = calloc((ss->n + 7) / 8, 1);
+    pp->fifo_cap = NVX_SS_AHEAD_TOTAL;
+    pp->fifo = calloc(pp->fifo_cap, sizeof(*pp->fifo));
+    if (!pp->shown || !pp->got || !pp->stale || !pp->fifo) {
         peer_free(pp);
         return -ENOMEM;
     }
@@ -127,12 +140,9 @@ void
 nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp)
 {
     /* Revealed to it, not yet at it: someone else must get them from us. */
-    for (uint32_t i = 0; i < ss->n && pp->ahead > 0; i++) {
-        if (bit(pp->shown, i) && !bit(pp->got, i)) {
-            pp->ahead--;
+    for (uint32_t i = 0; i < ss->n; i++)
+        if (bit(pp->shown, i) && !bit(pp->got, i))
             ss->pool[ss->n_pool++] = i;
-        }
-    }
     if (pp->prev)
         pp->prev->next = pp->next;
     else
@@ -149,12 +159,30 @@ nvx_ss_peer_got(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx)
     if (idx >= ss->n || bit(pp->got, idx))
         return;
     set_bit(pp->got, idx);
-    if (bit(pp->shown, idx))
+    if (bit(pp->shown, idx) && !bit(pp->stale, idx))
         pp->ahead--;
     if (!bit(ss->got_any, idx)) {
         set_bit(ss->got_any, idx);
         ss->n_got_any++;
     }
+}
+
+/* Drops the reveals the fetcher took from the ring (they wait for their
+ * turn at the head otherwise); what stays is at most `ahead` entries, fewer
+ * than the ring holds whenever a reveal is due. */
+static void
+fifo_compact(nvx_ss_peer *pp)
+{
+    struct reveal keep[NVX_SS_AHEAD_TOTAL];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < pp->fifo_len; i++) {
+        struct reveal r = pp->fifo[(pp->fifo_head + i) % pp->fifo_cap];
+        if (!bit(pp->got, r.idx))
+            keep[k++] = r;
+    }
+    memcpy(pp->fifo, keep, k * sizeof(*keep));
+    pp->fifo_head = 0;
+    pp->fifo_len = k;
 }
 
 static int
@@ -171,6 +199,20 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
     *ret_all = false;
     if (pp->all_told)
         return 0;
+    /* Reveals the fetcher sat on for NVX_SS_STALE_MS stop holding its
+     * window: it may have had those chunks before (a resumed fetch) or got
+     * them from a peer without saying so. */
+    while (pp->fifo_len > 0) {
+        struct reveal *r = &pp->fifo[pp->fifo_head];
+        if (!bit(pp->got, r->idx)) {
+            if (now_ms - r->t_ms < NVX_SS_STALE_MS)
+                break;
+            set_bit(pp->stale, r->idx);
+            pp->ahead--;
+        }
+        pp->fifo_head = (pp->fifo_head + 1) % pp->fifo_cap;
+        pp->fifo_len--;
+    }
     /* A lone fetcher gets a deep window (the link, not the reveals, must
      * bound it); many share NVX_SS_AHEAD_TOTAL. */
     uint32_t ahead = NVX_SS_AHEAD_TOTAL / (uint32_t)ss->n_peers;
@@ -184,6 +226,10 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
         set_bit(pp->shown, idx);
         pp->ahead++;
         out[k++] = idx;
+        if (pp->fifo_len == pp->fifo_cap)
+            fifo_compact(pp);
+        pp->fifo[(pp->fifo_head + pp->fifo_len++) % pp->fifo_cap] =
+            (struct reveal){ .idx = idx, .t_ms = now_ms };
     }
     if (ss->n_pool == 0 && !ss->drained) {
         ss->drained = true;

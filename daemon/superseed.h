@@ -26,7 +26,9 @@
  * reveal, so a fetcher that sits on its reveals cannot hold the swarm
  * back), each fetcher is told HAVE ALL and the seeder serves as usual for
  * the tail: every chunk left the seeder once before any left it twice
- * (chunks revealed to a fetcher that left go back into the pool).
+ * (chunks revealed to a fetcher that left go back into the pool). A reveal
+ * the fetcher has not taken after NVX_SS_STALE_MS stops counting against
+ * its depth: a resumed fetcher may hold it already and says nothing.
  *
  * Memory: 4 bytes per chunk plus 2 bits per chunk and fetcher.
  * Thread safety: none (the loop).
@@ -40,6 +42,7 @@ enum {
     NVX_SS_AHEAD_MIN = 16,    /* ... and for each */
     NVX_SS_PEERS_MAX = 256,
     NVX_SS_TAIL_MS = 10000, /* after the last reveal: HAVE ALL regardless */
+    NVX_SS_STALE_MS = 3000, /* a reveal not taken this long stops counting */
 };
 
 typedef struct nvx_ss nvx_ss;

@@ -149,6 +149,47 @@ test_all_when_out_or_tail(void **state)
     }
 }
 
+/* A resumed fetcher holds half the model and says nothing about it: the
+ * reveals it sits on stop counting after NVX_SS_STALE_MS, so it gets the
+ * chunks it lacks instead of stalling with a window full of chunks it has. */
+static void
+test_stale_reveals(void **state)
+{
+    (void)state;
+    enum {
+        M = 4096
+    };
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(M, 5, &ss), 0);
+    nvx_ss_peer *pp;
+    assert_int_equal(nvx_ss_peer_add(ss, &pp), 0);
+    static uint8_t has[M], sent[M];
+    memset(sent, 0, sizeof(sent));
+    for (int i = 0; i < M; i++)
+        has[i] = i % 2; /* the odd chunks it had before */
+    uint64_t now = 0;
+    uint32_t out[NVX_SS_AHEAD_TOTAL];
+    bool all = false;
+    int missing = M / 2;
+    for (int round = 0; round < 10000 && !all; round++) {
+        size_t k = nvx_ss_reveal(ss, pp, now, out, NVX_SS_AHEAD_TOTAL, &all);
+        for (size_t j = 0; j < k; j++) {
+            if (has[out[j]])
+                continue; /* it asks only for what it lacks */
+            assert_false(sent[out[j]]);
+            sent[out[j]] = 1;
+            nvx_ss_peer_got(ss, pp, out[j]);
+            missing--;
+        }
+        now += 100;
+    }
+    assert_int_equal(missing, 0);
+    assert_true(all);
+    /* Well before the tail timeout: the stale reveals freed the window. */
+    assert_true(now < 200000);
+    nvx_ss_free(ss);
+}
+
 /* Property: fetchers that request only what the seeder revealed to them
  * and trade the rest make the seeder send every chunk exactly once before
  * HAVE ALL, over random orders of events and a fetcher leaving. */
@@ -216,6 +257,7 @@ main(void)
         cmocka_unit_test(test_reveals_are_distinct),
         cmocka_unit_test(test_leaver_returns_chunks),
         cmocka_unit_test(test_all_when_out_or_tail),
+        cmocka_unit_test(test_stale_reveals),
         cmocka_unit_test(test_each_chunk_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
