@@ -229,25 +229,25 @@ struct proto_identity {
 };
 
 enum proto__gcm_consts {
-    PROTO__GCM_ROUNDS = 14, /* AES-256 */
-    PROTO__GCM_POWERS = 16, /* blocks GHASHed per reduction */
     PROTO__GCM_NPUB = 12,
+    PROTO__GCM_TAG = 16,
 };
 /* SP 800-38D: at most 2^32 - 2 blocks, so the 32-bit counter never wraps. */
 #define PROTO__GCM_MSG_MAX ((((uint64_t)1 << 32) - 2) * 16)
 
-/* A key prepared for proto__gcm_*: AES round keys, then H^16..H^1 in
- * GHASH's byte-reversed form and four zero blocks. */
+/* An AES-256-GCM key for proto__gcm_*: an OpenSSL cipher context (which
+ * holds the expanded key) set up to seal or to open. */
+struct evp_cipher_ctx_st;
 struct proto__gcm_key {
-    uint8_t rk[16 * (PROTO__GCM_ROUNDS + 1)];
-    uint8_t pow[16 * (PROTO__GCM_POWERS + 4)];
+    struct evp_cipher_ctx_st *ctx;
+    bool keyed;
 };
 
 /* One direction's AES-256-GCM key, in the form of whichever implementation
- * the session chose (s->gcm_vaes). */
+ * the session uses (s->gcm_sodium: libsodium, a test hook; else OpenSSL). */
 union proto__aes_key {
     crypto_aead_aes256gcm_state sodium;
-    struct proto__gcm_key vaes;
+    struct proto__gcm_key ossl;
 };
 
 /* sodium_malloc places the block against a guard page, so its address is
@@ -297,8 +297,8 @@ struct proto_session {
     uint16_t peer_vmin, peer_vmax; /* from HS_INIT (responder) */
     uint16_t version;
     int cipher;
-    bool gcm_vaes;        /* AES-256-GCM through gcm.c rather than libsodium */
-    bool gcm_sodium_only; /* test hook: never gcm.c */
+    bool gcm_sodium;      /* AES-256-GCM through libsodium, not OpenSSL (gcm.c) */
+    bool gcm_sodium_only; /* test hook: libsodium where the CPU allows */
 
     uint8_t peer_id[PROTO_NODE_ID_LEN];
     uint8_t *peer_hello_buf; /* copy the decoded peer_hello points into */
@@ -330,22 +330,32 @@ int proto__session_enqueue(proto_session *s, uint8_t *buf, size_t len);
 
 /* Prepares the record layer once the handshake has chosen s->cipher and put
  * the traffic keys in place (AES key schedules). */
-void proto__record_start(proto_session *s);
+__attribute__((warn_unused_result)) bool proto__record_start(proto_session *s);
+/* Releases the record layer's keys (before the secrets block is freed). */
+void proto__record_free(proto_session *s);
 
-/* AES-256-GCM on VAES/VPCLMULQDQ (gcm.c), the same bytes as libsodium's
- * crypto_aead_aes256gcm_*. Usable only where proto__gcm_available(), which
- * reads CPUID each call. seal: c receives mlen bytes and the 16-byte tag, c
- * may equal m; false only past PROTO__GCM_MSG_MAX. open: clen includes the
- * tag; m (may equal c) receives clen - 16 bytes; false when the tag is wrong
- * (m is wiped then) or the length is out of range. */
-bool proto__gcm_available(void);
-void proto__gcm_init(struct proto__gcm_key *k, const uint8_t key[static PROTO__KEY_LEN]);
+/* AES-256-GCM through OpenSSL (gcm.c), the same bytes as libsodium's
+ * crypto_aead_aes256gcm_*. init: keys k for sealing or opening (again with
+ * a new key after a ratchet); false on allocation failure. free: releases
+ * and cleanses it (a zeroed k is fine). seal: c receives mlen bytes and the
+ * 16-byte tag, c may equal m; false past PROTO__GCM_MSG_MAX. open: clen
+ * includes the tag; m (may equal c) receives clen - 16 bytes; false when
+ * the tag is wrong (m is wiped then) or the length is out of range. */
 __attribute__((warn_unused_result)) bool
-proto__gcm_seal(const struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
+proto__gcm_init(struct proto__gcm_key *k, const uint8_t key[static PROTO__KEY_LEN], bool seal);
+void proto__gcm_free(struct proto__gcm_key *k);
+__attribute__((warn_unused_result)) bool
+proto__gcm_seal(struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);
 __attribute__((warn_unused_result)) bool
-proto__gcm_open(const struct proto__gcm_key *k, uint8_t *m, const uint8_t *c, size_t clen,
+proto__gcm_open(struct proto__gcm_key *k, uint8_t *m, const uint8_t *c, size_t clen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB]);
+
+/* True when this CPU runs AES-GCM in hardware (x86 AES-NI + PCLMULQDQ,
+ * ARMv8 AES + PMULL): the node then offers PROTO_FEAT_HW_AES. Elsewhere
+ * sessions use XChaCha20-Poly1305, which is fast and constant-time in
+ * software. */
+bool proto__aes_hw(void);
 
 /* Opens one SEALED frame: 1 with a MESSAGE event, 0 when skipped, <0 failed. */
 int proto__record_open(proto_session *s, const proto_frame *f, proto_event *ev);

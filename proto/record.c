@@ -29,14 +29,13 @@ nonce_xchacha(uint8_t n[static crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ui
     proto__put_be64(n + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
 }
 
-static void
+static __attribute__((warn_unused_result)) bool
 aes_key_init(const proto_session *s, union proto__aes_key *aes,
-             const uint8_t key[static PROTO__KEY_LEN])
+             const uint8_t key[static PROTO__KEY_LEN], bool seal)
 {
-    if (s->gcm_vaes)
-        proto__gcm_init(&aes->vaes, key);
-    else
-        crypto_aead_aes256gcm_beforenm(&aes->sodium, key);
+    if (s->gcm_sodium)
+        return crypto_aead_aes256gcm_beforenm(&aes->sodium, key) == 0;
+    return proto__gcm_init(&aes->ossl, key, seal);
 }
 
 /* key' = BLAKE2b-256(key = key, LABEL_REKEY); the old key is overwritten, so
@@ -51,7 +50,7 @@ ratchet(proto_session *s, uint8_t key[static PROTO__KEY_LEN], union proto__aes_k
     memcpy(key, next, PROTO__KEY_LEN);
     sodium_memzero(next, sizeof(next));
     if (s->cipher == PROTO_CIPHER_AES256GCM)
-        aes_key_init(s, aes, key);
+        return aes_key_init(s, aes, key, aes == &s->sec->aes_tx);
     return true;
 }
 
@@ -63,8 +62,8 @@ record_encrypt(proto_session *s, uint8_t *c, size_t mlen, const uint8_t ad[stati
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
         uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
         nonce_aes(n, ctr);
-        if (s->gcm_vaes)
-            return proto__gcm_seal(&s->sec->aes_tx.vaes, c, c, mlen, ad, PROTO__SEAL_HDR, n);
+        if (!s->gcm_sodium)
+            return proto__gcm_seal(&s->sec->aes_tx.ossl, c, c, mlen, ad, PROTO__SEAL_HDR, n);
         return crypto_aead_aes256gcm_encrypt_afternm(c, NULL, c, mlen, ad, PROTO__SEAL_HDR, NULL, n,
                                                      &s->sec->aes_tx.sodium) == 0;
     }
@@ -81,8 +80,8 @@ record_decrypt(proto_session *s, uint8_t *m, const uint8_t *c, size_t clen,
     if (s->cipher == PROTO_CIPHER_AES256GCM) {
         uint8_t n[crypto_aead_aes256gcm_NPUBBYTES];
         nonce_aes(n, ctr);
-        if (s->gcm_vaes)
-            return proto__gcm_open(&s->sec->aes_rx.vaes, m, c, clen, ad, PROTO__SEAL_HDR, n);
+        if (!s->gcm_sodium)
+            return proto__gcm_open(&s->sec->aes_rx.ossl, m, c, clen, ad, PROTO__SEAL_HDR, n);
         return crypto_aead_aes256gcm_decrypt_afternm(m, NULL, NULL, c, clen, ad, PROTO__SEAL_HDR, n,
                                                      &s->sec->aes_rx.sodium) == 0;
     }
@@ -217,12 +216,39 @@ proto__record_open(proto_session *s, const proto_frame *f, proto_event *ev)
     return 1;
 }
 
-void
+bool
 proto__record_start(proto_session *s)
 {
-    if (s->cipher == PROTO_CIPHER_AES256GCM) {
-        s->gcm_vaes = !s->gcm_sodium_only && proto__gcm_available();
-        aes_key_init(s, &s->sec->aes_tx, s->sec->k_tx);
-        aes_key_init(s, &s->sec->aes_rx, s->sec->k_rx);
+    if (s->cipher != PROTO_CIPHER_AES256GCM)
+        return true;
+    s->gcm_sodium = s->gcm_sodium_only && crypto_aead_aes256gcm_is_available();
+    /* sodium_malloc fills with garbage: OpenSSL contexts start from NULL. */
+    memset(&s->sec->aes_tx, 0, sizeof(s->sec->aes_tx));
+    memset(&s->sec->aes_rx, 0, sizeof(s->sec->aes_rx));
+    return aes_key_init(s, &s->sec->aes_tx, s->sec->k_tx, true) &&
+           aes_key_init(s, &s->sec->aes_rx, s->sec->k_rx, false);
+}
+
+void
+proto__record_free(proto_session *s)
+{
+    if (s->sec && s->cipher == PROTO_CIPHER_AES256GCM && !s->gcm_sodium) {
+        proto__gcm_free(&s->sec->aes_tx.ossl);
+        proto__gcm_free(&s->sec->aes_rx.ossl);
     }
+}
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+bool
+proto__aes_hw(void)
+{
+#if defined(__aarch64__) && defined(__linux__)
+    unsigned long hw = getauxval(AT_HWCAP);
+    return (hw & (1UL << 3)) && (hw & (1UL << 4)); /* HWCAP_AES, HWCAP_PMULL */
+#else
+    return crypto_aead_aes256gcm_is_available() != 0; /* x86: AES-NI and PCLMULQDQ */
+#endif
 }

@@ -160,6 +160,7 @@ proto__session_fail(proto_session *s, int why)
     s->state = PROTO__ST_FAILED;
     s->fail = why;
     s->err = fail_table[why].err;
+    proto__record_free(s); /* OpenSSL's key contexts, before their pointers go */
     sodium_memzero(s->sec, sizeof(*s->sec));
     return s->err;
 }
@@ -259,7 +260,7 @@ proto_session_new(const proto_session_config *cfg, uint64_t now_ms, proto_sessio
     s->peer_check = cfg->peer_check;
     s->userdata = cfg->userdata;
     s->features = cfg->features & ~(uint64_t)PROTO_FEAT_HW_AES;
-    if (cfg->cipher_pref == PROTO_CIPHER_PREF_AUTO && crypto_aead_aes256gcm_is_available())
+    if (cfg->cipher_pref == PROTO_CIPHER_PREF_AUTO && proto__aes_hw())
         s->features |= PROTO_FEAT_HW_AES;
     s->rekey_interval = PROTO_REKEY_INTERVAL;
     s->hs_deadline = now_ms + (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
@@ -293,6 +294,7 @@ proto_session_free(proto_session *s)
         free(s->pt);
     }
     free(s->peer_hello_buf);
+    proto__record_free(s);
     sodium_free(s->sec);
     free(s);
 }
@@ -442,10 +444,10 @@ establish(proto_session *s)
     sodium_memzero(k->dh, PROTO__KEY_LEN);
     sodium_memzero(k->hs_i2r, PROTO__KEY_LEN);
     sodium_memzero(k->hs_r2i, PROTO__KEY_LEN);
-    bool aes = (s->features & s->peer_hello.features & PROTO_FEAT_HW_AES) &&
-               crypto_aead_aes256gcm_is_available();
+    bool aes = (s->features & s->peer_hello.features & PROTO_FEAT_HW_AES) && proto__aes_hw();
     s->cipher = aes ? PROTO_CIPHER_AES256GCM : PROTO_CIPHER_XCHACHA20POLY1305;
-    proto__record_start(s);
+    if (!proto__record_start(s))
+        return proto__session_fail(s, PROTO_FAIL_NOMEM);
     s->state = PROTO__ST_ESTABLISHED;
     return 0;
 }

@@ -4,8 +4,8 @@
  * each cipher this CPU can negotiate: seal (in place, the daemon's send
  * path), open (feed a sealed frame, get the plaintext event) and, as the
  * baseline measured in the same run, libsodium's raw AEAD on the same size.
- * On a CPU with VAES/VPCLMULQDQ/AVX-512 the session's AES-256-GCM is
- * proto/gcm.c, so its "x raw" is that code's speed over libsodium's.
+ * The session's AES-256-GCM is OpenSSL's EVP (proto/gcm.c), so its "x raw"
+ * is OpenSSL's speed over libsodium's.
  * Prints the median of RUNS runs with min and max, in MB/s (10^6 bytes) of
  * thread CPU time.
  *

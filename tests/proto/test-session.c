@@ -657,8 +657,8 @@ test_rekey(void **state)
     }
 }
 
-/* One end on libsodium's AES-256-GCM, the other on gcm.c where this CPU
- * has VAES (as between two machines): frames of every size class cross both
+/* One end on libsodium's AES-256-GCM, the other on OpenSSL's (gcm.c), as
+ * between two implementations on the wire: frames of every size class cross both
  * ways, through key ratchets. */
 static void
 test_gcm_implementations_mix(void **state)
