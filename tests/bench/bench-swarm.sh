@@ -17,7 +17,9 @@
 # (bytes sent by its interface / size) and the CPU seconds per GiB delivered
 # (all the tool's processes: daemons read from /proc before they stop,
 # clients through /usr/bin/time). CHURN=1 kills the seeder once it has
-# uploaded 1.1 copies; every fetcher must still complete.
+# uploaded CHURN_AT copies (1.1; its interface's bytes, headers included);
+# every fetcher must still complete. A tool whose swarm finishes before its
+# seeder uploaded that much says so (the kill did not happen).
 #
 # The kernel here has tbf but no netem, so links have no added delay: the
 # figures are for bandwidth-bound swarms. Addresses are 198.18.0.0/24
@@ -41,6 +43,8 @@ RATE_MBIT=${RATE_MBIT:-50}
 RUNS=${RUNS:-3}
 TOOLS=${TOOLS:-nvx aria2c curl}
 CHURN=${CHURN:-0}
+CHURN_AT=${CHURN_AT:-1.1}
+CHURN_MILLI=$(awk -v c="$CHURN_AT" 'BEGIN { printf "%d", c * 1000 }')
 BUILD=${BUILD:-build}
 NVX=$(cd "$(dirname "${NVX:-$BUILD/cli/nvx}")" && pwd)/nvx
 NVXD=$(cd "$(dirname "${NVXD:-$BUILD/daemon/nvxd}")" && pwd)/nvxd
@@ -92,7 +96,7 @@ cpu_of() {
         awk -v hz="$(getconf CLK_TCK)" '{ s += $14 + $15 } END { printf "%.2f\n", s / hz }'
 }
 
-note "$FETCHERS fetchers + 1 seeder, ${SIZE_MB} MiB, uplinks ${RATE_MBIT} Mbit/s (ideal ${IDEAL} s), runs $RUNS, churn $CHURN"
+note "$FETCHERS fetchers + 1 seeder, ${SIZE_MB} MiB, uplinks ${RATE_MBIT} Mbit/s (ideal ${IDEAL} s), runs $RUNS, churn $CHURN at $CHURN_AT copies"
 chmod 755 "$DIR" # nginx's workers and opentracker run as nobody
 head -c $BYTES /dev/urandom > "$DIR/input.bin"
 chmod 644 "$DIR/input.bin"
@@ -123,8 +127,8 @@ run_fetchers() {
             break
         fi
         if [ "$CHURN" = 1 ] && [ $killed = 0 ] &&
-            [ $(( ($(tx_bytes) - TX0) * 10 )) -ge $((BYTES * 11)) ]; then
-            note "churn: killing the seeder at 1.1 copies uploaded"
+            [ $(( ($(tx_bytes) - TX0) * 1000 )) -ge $((BYTES * CHURN_MILLI)) ]; then
+            note "churn: killing the seeder at $CHURN_AT copies uploaded"
             SEED_CPU=$(cpu_of $SEED_KILL)
             kill -KILL $SEED_KILL 2>/dev/null || true
             killed=1
@@ -133,6 +137,9 @@ run_fetchers() {
     done
     for p in $pids; do wait "$p" 2>/dev/null || true; done
     TX=$(( $(tx_bytes) - TX0 ))
+    if [ "$CHURN" = 1 ] && [ $killed = 0 ]; then
+        note "churn: the swarm finished before the seeder uploaded $CHURN_AT copies (not killed)"
+    fi
     n=$(ls "$DIR"/done.* 2>/dev/null | wc -l)
     if [ "$n" -lt "$FETCHERS" ]; then
         note "only $n of $FETCHERS fetchers completed: see the logs"
@@ -292,7 +299,7 @@ while [ $r -le "$RUNS" ]; do
 done
 
 echo
-echo "swarm: $FETCHERS fetchers + 1 seeder, $SIZE_MB MiB, ${RATE_MBIT} Mbit/s uplinks, ideal $IDEAL s, churn $CHURN, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "swarm: $FETCHERS fetchers + 1 seeder, $SIZE_MB MiB, ${RATE_MBIT} Mbit/s uplinks, ideal $IDEAL s, churn $CHURN (at $CHURN_AT copies), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %-28s %-22s %-22s %s\n' tool "last verified s (min-max)" "x ideal (median)" "seeder copies (med)" "CPU s/GiB (med)"
 for t in $TOOLS; do
     [ -s "$DIR/t.$t" ] || { printf '%-8s failed\n' "$t"; continue; }
