@@ -26,6 +26,7 @@
 
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
+#include "daemon/util.h"
 #include "libcas/hash.h"
 
 enum {
@@ -512,13 +513,6 @@ out:
     free(j->have);
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Tells the peers that are fetching this model too (their HAVE was not
  * ALL: fetchers, and a super-seeder) that we hold the n chunks of idx now
  * (one puts job's worth: verified together, announced in one HAVE), so
@@ -528,7 +522,7 @@ announce_chunks(struct xfer *x, uint32_t *idx, size_t n)
 {
     if (n == 0)
         return;
-    qsort(idx, n, sizeof(*idx), cmp_u32);
+    qsort(idx, n, sizeof(*idx), nvx_cmp_u32);
     proto_msg m = { .type = PROTO_MSG_HAVE };
     memcpy(m.u.want.model_id, x->id, 32);
     proto_chunkset *set = &m.u.want.set;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "daemon/util.h"
+
 enum chunk_state {
     CH_MISSING = 0,
     CH_VERIFYING = 1,
@@ -291,15 +293,6 @@ nvx_picker_seed(nvx_picker *pk, uint64_t seed)
     pk->rng = seed;
 }
 
-static uint64_t
-rng_next(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
 struct pick {
     int64_t best, first_fresh;
     uint32_t best_avail;
@@ -340,7 +333,7 @@ pick_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
 {
     uint32_t lo = pk->hint, start = lo;
     if (pk->seeded && lo < pk->n)
-        start = lo + (uint32_t)(rng_next(&pk->rng) % (pk->n - lo));
+        start = lo + (uint32_t)(nvx_splitmix64(&pk->rng) % (pk->n - lo));
     struct pick pc = { -1, -1, UINT32_MAX };
     bool stop = scan_fresh(pk, pp, start, pk->n, &pc);
     int64_t first_high = pc.first_fresh;

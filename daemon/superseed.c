@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/util.h"
 #include "proto/message.h"
 
 struct reveal {
@@ -48,15 +49,6 @@ set_bit(uint8_t *b, uint32_t i)
     b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-static uint64_t
-rng_next(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
 int
 nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
 {
@@ -75,7 +67,7 @@ nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
     for (uint32_t i = 0; i < n_chunks; i++)
         ss->pool[i] = i;
     for (uint32_t i = n_chunks - 1; i > 0; i--) { /* Fisher-Yates */
-        uint32_t j = (uint32_t)(rng_next(&seed) % ((uint64_t)i + 1));
+        uint32_t j = (uint32_t)(nvx_splitmix64(&seed) % ((uint64_t)i + 1));
         uint32_t t = ss->pool[i];
         ss->pool[i] = ss->pool[j];
         ss->pool[j] = t;
@@ -185,13 +177,6 @@ fifo_compact(nvx_ss_peer *pp)
     pp->fifo_len = k;
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 size_t
 nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_t cap,
               bool *ret_all)
@@ -243,7 +228,7 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
         *ret_all = true;
     }
     /* Ascending, as a chunk set's ranges must be. */
-    qsort(out, k, sizeof(*out), cmp_u32);
+    qsort(out, k, sizeof(*out), nvx_cmp_u32);
     return k;
 }
 
