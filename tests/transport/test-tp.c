@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,13 +138,25 @@ never_accept(tp_listener *l, tp_conn *c, int status)
     fail_msg("unexpected connection");
 }
 
+/* wrap: through the fault wrapper with no fault armed, which must be
+ * invisible (the same scenarios pass through it). */
+static tp_net *
+maybe_wrap(tp_net *net, bool wrap)
+{
+    tp_net *f = net;
+    if (wrap)
+        assert_int_equal(tp_fault_net_new(net, &f), 0);
+    return f;
+}
+
 static void
-test_over_tcp(void **state)
+over_tcp(bool wrap)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
     tp_net *net;
     assert_int_equal(tp_tcp_net_new(&loop, NULL, &net), 0);
+    net = maybe_wrap(net, wrap);
     /* A port that was just free: listen on an ephemeral one and close it. */
     tp_listener *l;
     assert_int_equal(tp_listen(net, "127.0.0.1:0", never_accept, NULL, &l), 0);
@@ -156,7 +169,7 @@ test_over_tcp(void **state)
 }
 
 static void
-test_over_mem(void **state)
+over_mem(bool wrap)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -168,47 +181,33 @@ test_over_mem(void **state)
     tp_net *srv, *cli;
     assert_int_equal(tp_mem_net_new(w, "server", &srv), 0);
     assert_int_equal(tp_mem_net_new(w, "client", &cli), 0);
-    run_all(&loop, srv, cli, "server", "nobody");
+    run_all(&loop, maybe_wrap(srv, wrap), maybe_wrap(cli, wrap), "server", "nobody");
     assert_int_equal(tp_mem_world_close(w), 0);
     tpt_loop_finish(&loop);
 }
 
-/* The fault wrapper with no fault armed is invisible: the same scenarios
- * pass through it over both links. */
+static void
+test_over_tcp(void **state)
+{
+    over_tcp(false);
+}
+
+static void
+test_over_mem(void **state)
+{
+    over_mem(false);
+}
+
 static void
 test_over_fault_tcp(void **state)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    tp_net *inner, *net;
-    assert_int_equal(tp_tcp_net_new(&loop, NULL, &inner), 0);
-    assert_int_equal(tp_fault_net_new(inner, &net), 0);
-    tp_listener *l;
-    assert_int_equal(tp_listen(net, "127.0.0.1:0", never_accept, NULL, &l), 0);
-    char dead[TP_ADDR_MAX];
-    snprintf(dead, sizeof(dead), "%s", tp_listener_addr(l));
-    tp_listener_close(l, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    run_all(&loop, net, net, "127.0.0.1:0", dead);
-    tpt_loop_finish(&loop);
+    over_tcp(true);
 }
 
 static void
 test_over_fault_mem(void **state)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    tp_mem_world *w;
-    struct tp_mem_link link = { .latency_ms = 2, .loss_ppm = 10000, .mtu = 16 * 1024 };
-    assert_int_equal(tp_mem_world_new(&loop, 6, &link, &w), 0);
-    tp_net *srv_in, *cli_in, *srv, *cli;
-    assert_int_equal(tp_mem_net_new(w, "server", &srv_in), 0);
-    assert_int_equal(tp_mem_net_new(w, "client", &cli_in), 0);
-    assert_int_equal(tp_fault_net_new(srv_in, &srv), 0);
-    assert_int_equal(tp_fault_net_new(cli_in, &cli), 0);
-    run_all(&loop, srv, cli, "server", "nobody");
-    assert_int_equal(tp_mem_world_close(w), 0);
-    tpt_loop_finish(&loop);
+    over_mem(true);
 }
 
 int
