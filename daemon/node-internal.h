@@ -10,6 +10,7 @@
 
 #include "daemon/node.h"
 #include "daemon/picker.h"
+#include "daemon/xfer.h"
 #include "libcas/manifest.h"
 
 enum {
@@ -25,18 +26,6 @@ struct cfg_peer {
     nvx_peer *conn; /* live connection dialed for it, or NULL */
     uint64_t next_dial_ms;
     uint32_t backoff_ms;
-};
-
-/* One chunk requested from one peer, maybe in several pieces. */
-struct creq {
-    struct creq *prev, *next; /* the peer's list, oldest first */
-    struct xfer *x;
-    uint32_t idx, len;
-    uint32_t req_base, npieces, piece;
-    uint32_t got;         /* bytes received */
-    uint64_t got_bits[4]; /* pieces received (npieces <= 256) */
-    uint8_t *buf;
-    uint64_t t_sent;
 };
 
 /* A queued REQUEST this node is serving. */
@@ -66,9 +55,7 @@ struct nvx_peer {
     struct sreq *sq;
     size_t sq_head, sq_len;
     unsigned serve_jobs;
-    /* fetching */
-    struct creq *creqs, *creqs_tail; /* oldest first: answers come in order */
-    uint32_t next_req_id;
+    uint32_t next_req_id; /* our requests: fetch.c, sigs.c */
     struct sig_ask *sig_asks; /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
     unsigned n_sig_asks;
 };
@@ -80,48 +67,20 @@ struct nvx_fetch_sub {
     void *arg;
 };
 
-struct xpeer {
-    struct xpeer *next;
-    nvx_peer *p;
-    nvx_picker_peer *pp; /* NULL until the picker exists */
-    uint8_t *bits;       /* NULL: ALL */
-    uint32_t nbits;
-    uint64_t retry_ms; /* BUSY: do not ask before this */
-};
-
+/* A transfer: the engine (daemon/xfer.h) and what the adapter
+ * (daemon/fetch.c) holds for it: the partial model, pool jobs, and the
+ * control-socket subscribers. */
 struct xfer {
     struct xfer *next;
     nvx_node *node;
+    nvx_xfer *e;
     uint64_t xid;
     uint8_t id[32];
     bool pin;
-    int state;    /* enum proto_ctl_state */
-    bool opening; /* open job running */
-    bool ending;
-    int end_state, end_error;
+    bool ended;  /* the engine ended; freed once no job runs */
     nvx_fetch_sub *subs;
-    struct xpeer *peers;
-    /* manifest download */
-    nvx_peer *mpeer;
-    uint32_t mreq;
-    uint8_t *mbuf;
-    uint32_t mtotal, mhave;
-    /* chunks */
-    cas_manifest *man;
     cas_partial *part;
-    nvx_picker *pk;
-    uint64_t bytes_total, bytes_done, chunks_total, chunks_done;
-    uint32_t uncommitted;
-    uint64_t last_commit_ms;
-    bool committing, finishing;
-    bool pump_pending;        /* pumped once the current read is handled */
-    uint64_t lonely_since_ms; /* MANIFEST with no peer that has it, since */
-    uint64_t rewant_ms;       /* last WANT round to peers without the model */
-    unsigned jobs;
-    struct xjob *ready, **ready_tail; /* received chunks waiting for a puts job */
-    unsigned n_ready;
-    uint64_t pending; /* bytes received, not yet written (ready + puts jobs) */
-    uint64_t rate, rate_bytes;
+    unsigned jobs; /* pool jobs running */
 };
 
 /* A complete model being served: its manifest, its data file kept open, and

@@ -42,17 +42,9 @@ enum nvx_node_limits {
     NVX_NODE_DIAL_BACKOFF_MAX_MS = 60000,
     NVX_NODE_SERVE_JOBS = 8,      /* reads on the pool per peer at once */
     NVX_NODE_PEER_META_JOBS = 64, /* WANT/MANIFEST_REQ/SIGS_REQ jobs per peer */
-    NVX_NODE_REQUEST_TIMEOUT_MS = 30000,
-    NVX_NODE_COMMIT_CHUNKS = 64,         /* commit a partial after this many chunks */
-    NVX_NODE_COMMIT_MS = 2000,           /* ... or this long */
-    NVX_NODE_PUT_BATCH = 32,             /* received chunks hashed at once */
-    NVX_NODE_HELD_MAX = 16 << 20,        /* per transfer: requested + received, unwritten */
     NVX_NODE_SERVE_MAX_BYTES = 16 << 20, /* sent bytes in flight, all peers */
     NVX_NODE_PIECE_MAX = 256 * 1024,     /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
-    NVX_NODE_BUSY_RETRY_MS = 100,    /* after NOT_FOUND BUSY */
-    NVX_NODE_NO_PROVIDER_MS = 60000, /* a fetch nobody answers HAVE fails */
-    NVX_NODE_REWANT_MS = 2000,       /* WANT again to peers that did not have it */
     NVX_NODE_HANDSHAKING_MAX = 16,   /* inbound connections still handshaking */
     /* A session that received nothing for this long is dead (a silent
      * stall: no reset, no end); a third of it without traffic sends PING. */

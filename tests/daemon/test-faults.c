@@ -34,7 +34,7 @@
  *   (NVX_TEST_PUT_DELAY_MS per chunk written), so received chunks pile up.
  *   Each tick the fetcher logs, per peer, the bytes requested and not yet
  *   received (inflight) and the received ones not yet written (pending):
- *   their sum never passes NVX_NODE_HELD_MAX plus a chunk per peer and
+ *   their sum never passes NVX_XFER_HELD_MAX plus a chunk per peer and
  *   request pass, and does come near it (the test saw the pile-up). The
  *   fetch completes and the copy verifies.
  *
@@ -47,7 +47,7 @@
  *   right after the first commit. The store left behind verifies (a sound partial model), the
  *   restarted fetch completes and fetches no more than the partial lacked
  *   plus the margin. No exact total here: verified chunks not yet committed
- *   (NVX_NODE_COMMIT_MS) are lost by design and fetched again.
+ *   (NVX_XFER_COMMIT_MS) are lost by design and fetched again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +66,7 @@
 #include <cmocka.h>
 
 #include "daemon/node.h"
+#include "daemon/xfer.h"
 #include "daemonutil.h"
 #include "libcas/hash.h"
 #include "libcas/manifest.h"
@@ -85,7 +86,7 @@ enum {
      * chunks (CAS_CHUNKER_PARAMS_DEFAULT max 256 KiB). */
     RESUME_MARGIN = 4 * 256 * 1024,
     /* ~2.6 MB/s at most: the transfer lasts over 6 s, so the kill after the
-     * first commit (NVX_NODE_COMMIT_MS) lands well before its end. */
+     * first commit (NVX_XFER_COMMIT_MS) lands well before its end. */
     FLOWING_SERVE_DELAY_MS = NVX_NODE_SERVE_JOBS * 25,
     FETCH_WAIT_MS = 60000,
     /* ~13 MB/s of writes with 4 pool threads (32 chunks of ~64 KiB per
@@ -415,12 +416,12 @@ test_slow_disk(void **state)
     }
     print_message("slow disk: %d tick lines, at most %llu bytes requested + unwritten\n", lines,
                   most);
-    if (most > (unsigned long long)NVX_NODE_HELD_MAX + 2 * CHUNK_MAX) {
+    if (most > (unsigned long long)NVX_XFER_HELD_MAX + 2 * CHUNK_MAX) {
         du_dump_log(&b);
-        fail_msg("the fetcher held %llu bytes (limit %d)", most, NVX_NODE_HELD_MAX);
+        fail_msg("the fetcher held %llu bytes (limit %d)", most, NVX_XFER_HELD_MAX);
     }
     assert_true(lines >= 3);
-    assert_true(most >= NVX_NODE_HELD_MAX / 2);
+    assert_true(most >= NVX_XFER_HELD_MAX / 2);
     free(log);
     du_stop(&a);
     du_stop(&b);
@@ -438,7 +439,7 @@ test_kill_resume(void **state)
     wait_fraction(&b, fp, 1, 4, &st);
 
     /* Freeze the seeder; wait until nothing more arrives and one commit
-     * period (NVX_NODE_COMMIT_MS, checked every tick) has passed. */
+     * period (NVX_XFER_COMMIT_MS, checked every tick) has passed. */
     du_freeze(&a, true);
     xfer_status prev = st;
     uint64_t stable_since = du_now_ms();
@@ -449,7 +450,7 @@ test_kill_resume(void **state)
         if (st.bytes_fetched != prev.bytes_fetched || st.chunks_done != prev.chunks_done) {
             prev = st;
             stable_since = du_now_ms();
-        } else if (du_now_ms() - stable_since >= NVX_NODE_COMMIT_MS + 2 * NVX_NODE_TICK_MS) {
+        } else if (du_now_ms() - stable_since >= NVX_XFER_COMMIT_MS + 2 * NVX_NODE_TICK_MS) {
             break;
         }
     }
