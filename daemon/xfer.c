@@ -29,7 +29,6 @@ struct creq {
     uint32_t got;                                /* bytes received */
     uint64_t got_bits[CREQ_PIECES_MAX / 64];     /* pieces received */
     uint8_t *buf;                                /* pieces gathered here (NULL: one piece) */
-    uint64_t t_sent;
 };
 
 struct xpeer {
@@ -45,6 +44,10 @@ struct xpeer {
     nvx_picker_peer *pp; /* with has, once the picker exists */
     uint64_t retry_ms;   /* BUSY: do not ask before this */
     struct creq *creqs, *creqs_tail;
+    /* Last DATA, or when requests started waiting: a peer whose queue
+     * makes no progress for NVX_XFER_REQUEST_TIMEOUT_MS stalls (a slow
+     * honest peer with a deep queue still delivers every few seconds). */
+    uint64_t progress_ms;
 };
 
 struct nvx_xfer {
@@ -248,7 +251,8 @@ send_requests(nvx_xfer *x, struct xpeer *xp, uint64_t now, uint64_t *budget)
         c->npieces = (len + piece - 1) / piece;
         c->req_base = x->ops->req_ids(x->arg, xp->peer, c->npieces);
         c->buf = buf;
-        c->t_sent = now;
+        if (!xp->creqs)
+            xp->progress_ms = now;
         c->prev = xp->creqs_tail;
         if (xp->creqs_tail)
             xp->creqs_tail->next = c;
@@ -649,6 +653,7 @@ nvx_xfer_data(nvx_xfer *x, void *peer, const proto_data *d, uint64_t now)
         goto out;
     }
     x->rate_bytes += want;
+    xp->progress_ms = now;
     if ((c->got_bits[i / 64] >> (i % 64)) & 1)
         goto out;
     c->got_bits[i / 64] |= UINT64_C(1) << (i % 64);
@@ -950,7 +955,7 @@ nvx_xfer_tick(nvx_xfer *x, uint64_t now, uint64_t tick_ms)
     /* Requests that never came back: the peer stalls; drop it. */
 again:
     for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
-        if ((xp->creqs && now - xp->creqs->t_sent > NVX_XFER_REQUEST_TIMEOUT_MS) ||
+        if ((xp->creqs && now - xp->progress_ms > NVX_XFER_REQUEST_TIMEOUT_MS) ||
             (x->mpeer == xp && now - x->mreq_ms > NVX_XFER_REQUEST_TIMEOUT_MS)) {
             xpeer_drop(x, xp, "request timed out");
             goto again;

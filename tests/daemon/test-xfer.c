@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transfer engine (daemon/xfer.h) fed event sequences directly: no
+ * loop, no sockets, no store. Each test plays one story, including the
+ * hostile and fault cases of the hardening issue that are events: a peer
+ * that answers with the wrong DATA, a corrupt chunk, a stalled manifest or
+ * request, a peer that vanishes with requests in flight, a cancel while the
+ * disk still writes, a memory budget against a disk that never answers.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/control.h"
+#include "xferfake.h"
+
+static int pa, pb, pc; /* peers: only their addresses matter */
+#define A ((void *)&pa)
+#define B ((void *)&pb)
+#define C ((void *)&pc)
+
+static nvx_xfer_stats
+stats(xf *f)
+{
+    nvx_xfer_stats st;
+    nvx_xfer_stats_get(f->x, &st);
+    return st;
+}
+
+/* Runs store, commit and finish until the engine ends; asserts DONE. */
+static void
+finish_done(xf *f)
+{
+    xf_settle(f);
+    assert_int_equal(f->finishes, 1);
+    assert_int_equal(stats(f).state, PROTO_CTL_STATE_VERIFYING);
+    nvx_xfer_finished(f->x, 0);
+    assert_true(f->ended);
+    assert_int_equal(stats(f).state, PROTO_CTL_STATE_DONE);
+}
+
+static void
+test_one_peer(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 100, 4096, 100);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    proto_msg m;
+    assert_true(xf_take(&f, A, PROTO_MSG_WANT, &m));
+    assert_int_equal(m.u.want.set.kind, PROTO_CHUNKSET_ALL);
+    xf_have_all(&f, A);
+    nvx_xfer_pump(f.x, f.now);
+    size_t served = 0;
+    for (int round = 0; round < 100 && !f.finishes; round++) {
+        served += xf_serve(&f, A, false);
+        xf_settle(&f);
+    }
+    assert_int_equal(served, 100);
+    assert_true(f.commits >= 1);
+    nvx_xfer_stats st = stats(&f);
+    assert_int_equal(st.chunks_done, 100);
+    assert_int_equal(st.bytes_done, 100 * 4096 - 100);
+    assert_int_equal(st.pending, 0);
+    finish_done(&f);
+    assert_int_equal(f.drops + f.bads, 0);
+    xf_free(&f);
+}
+
+/* A resume that holds every chunk finishes without asking anyone. */
+static void
+test_resume_complete(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 8, 1000, 0);
+    xf_opened_ready(&f, 8);
+    assert_int_equal(f.finishes, 1);
+    nvx_xfer_finished(f.x, 0);
+    assert_true(f.ended);
+    xf_free(&f);
+}
+
+/* The manifest: a peer that sends inconsistent pieces is dropped, one that
+ * stalls loses it to the next after the deadline, and a manifest that does
+ * not match the id punishes its sender and moves on. */
+static void
+test_manifest_hostile(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 4, 1000, 0);
+    nvx_xfer_opened(f.x, NVX_XFER_OPEN_NEED_MANIFEST, 0, NULL, NULL, f.now);
+    xf_peer_up(&f, A, 1);
+    xf_peer_up(&f, B, 2);
+    xf_peer_up(&f, C, 3);
+    xf_have_all(&f, A);
+    xf_have_all(&f, B);
+    xf_have_all(&f, C);
+    proto_msg m;
+    assert_true(xf_take(&f, A, PROTO_MSG_MANIFEST_REQ, &m));
+    uint8_t piece[100] = { 0 };
+    proto_manifest man = { .req_id = m.u.manifest_req.req_id, .total = 200, .offset = 0 };
+    memcpy(man.model_id, nvx_xfer_id(f.x), 32);
+    man.bytes.p = piece;
+    man.bytes.len = 100;
+    nvx_xfer_manifest(f.x, A, &man);
+    assert_true(xf_take(&f, A, PROTO_MSG_MANIFEST_REQ, &m));
+    man.req_id = m.u.manifest_req.req_id;
+    man.offset = 50; /* not where it left off */
+    nvx_xfer_manifest(f.x, A, &man);
+    assert_int_equal(f.drops, 1);
+    assert_ptr_equal(f.dropped, A);
+    assert_string_equal(f.drop_why, "inconsistent manifest pieces");
+
+    /* The next provider is asked; it stalls past the deadline. */
+    void *next = xf_take(&f, B, PROTO_MSG_MANIFEST_REQ, &m) ? B : C;
+    if (next == C)
+        assert_true(xf_take(&f, C, PROTO_MSG_MANIFEST_REQ, &m));
+    f.now += NVX_XFER_REQUEST_TIMEOUT_MS + 1;
+    nvx_xfer_tick(f.x, f.now, 250);
+    assert_int_equal(f.drops, 2);
+    assert_ptr_equal(f.dropped, next);
+    assert_string_equal(f.drop_why, "request timed out");
+
+    /* The last one sends a whole manifest that does not hash to the id. */
+    void *last = next == B ? C : B;
+    assert_true(xf_take(&f, last, PROTO_MSG_MANIFEST_REQ, &m));
+    man = (proto_manifest){ .req_id = m.u.manifest_req.req_id, .total = 100 };
+    memcpy(man.model_id, nvx_xfer_id(f.x), 32);
+    man.bytes.p = piece;
+    man.bytes.len = 100;
+    nvx_xfer_manifest(f.x, last, &man);
+    assert_int_equal(f.opens, 2);
+    assert_int_equal(f.mlen, 100);
+    nvx_xfer_opened(f.x, -EBADMSG, 0, NULL, NULL, f.now);
+    assert_int_equal(f.bads, 1);
+    assert_int_equal(f.bad_id[0], last == B ? 2 : 3);
+    assert_false(f.ended);
+    xf_free(&f);
+}
+
+/* DATA that does not match its REQUEST drops the peer; its chunks go to
+ * the other peer and the fetch completes. */
+static void
+test_wrong_data_drops(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 16, 2048, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    xf_peer_up(&f, B, 2);
+    xf_have_all(&f, A);
+    xf_have_all(&f, B);
+    nvx_xfer_pump(f.x, f.now);
+    proto_msg m;
+    assert_true(xf_take(&f, A, PROTO_MSG_REQUEST, &m));
+    uint8_t junk[2048] = { 0 };
+    proto_data d = { .req_id = m.u.request.req_id, .chunk = m.u.request.chunk + 1 };
+    memcpy(d.model_id, nvx_xfer_id(f.x), 32);
+    d.bytes.p = junk;
+    d.bytes.len = m.u.request.length;
+    assert_int_equal(nvx_xfer_data(f.x, A, &d, f.now), 0);
+    assert_int_equal(f.drops, 1);
+    assert_string_equal(f.drop_why, "DATA does not match its REQUEST");
+    /* Unsolicited DATA from a peer the transfer no longer knows: ignored. */
+    assert_int_equal(nvx_xfer_data(f.x, A, &d, f.now), 0);
+    nvx_xfer_pump(f.x, f.now);
+    for (int round = 0; round < 100 && !f.finishes; round++) {
+        xf_serve(&f, B, false);
+        xf_settle(&f);
+    }
+    finish_done(&f);
+    xf_free(&f);
+}
+
+/* A corrupt chunk: the store says -EBADMSG, the sender is punished by id,
+ * and the chunk comes from the honest peer. */
+static void
+test_bad_chunk(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 8, 1024, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    xf_have_all(&f, A);
+    nvx_xfer_pump(f.x, f.now);
+    assert_int_equal(xf_serve(&f, A, true), 8);
+    nvx_xfer_tick(f.x, f.now, 250); /* hands the short batch to the store */
+    assert_true(xf_store_one(&f));
+    assert_int_equal(f.bads, 8);
+    assert_int_equal(f.bad_id[0], 1);
+    assert_int_equal(stats(&f).chunks_done, 0);
+    nvx_xfer_peer_down(f.x, A); /* nvxd closes it */
+    xf_peer_up(&f, B, 2);
+    xf_have_all(&f, B);
+    nvx_xfer_pump(f.x, f.now);
+    for (int round = 0; round < 100 && !f.finishes; round++) {
+        xf_serve(&f, B, false);
+        nvx_xfer_tick(f.x, f.now, 250);
+        xf_settle(&f);
+    }
+    finish_done(&f);
+    xf_free(&f);
+}
+
+/* A peer that claims every chunk and never sends: at the deadline it is
+ * dropped and all it held moves to the honest one; one that goes away with
+ * requests in flight likewise. */
+static void
+test_stall_and_vanish(void **state)
+{
+    (void)state;
+    for (int vanish = 0; vanish < 2; vanish++) {
+        xf f;
+        xf_init(&f, 64, 64 * 1024, 0); /* more than one window */
+        xf_opened_ready(&f, 0);
+        xf_peer_up(&f, A, 1);
+        xf_peer_up(&f, B, 2);
+        xf_have_all(&f, A);
+        xf_have_all(&f, B);
+        nvx_xfer_pump(f.x, f.now);
+        assert_true(xf_count(&f, A, PROTO_MSG_REQUEST) > 0);
+        xf_serve(&f, B, false);
+        xf_settle(&f);
+        if (vanish) {
+            nvx_xfer_peer_down(f.x, A);
+        } else {
+            /* B answers every second, A never (B's window stays full: 64
+             * KiB chunks, a slow link) */
+            for (int s = 0; s <= NVX_XFER_REQUEST_TIMEOUT_MS / 1000 && !f.drops; s++) {
+                f.now += 1000;
+                proto_msg m;
+                if (xf_take(&f, B, PROTO_MSG_REQUEST, &m)) {
+                    uint8_t *b = malloc(m.u.request.length);
+                    for (uint32_t k = 0; k < m.u.request.length; k++)
+                        b[k] = xf_byte(m.u.request.chunk, m.u.request.offset + k);
+                    proto_data d = { .req_id = m.u.request.req_id, .chunk = m.u.request.chunk,
+                                     .offset = m.u.request.offset };
+                    memcpy(d.model_id, nvx_xfer_id(f.x), 32);
+                    d.bytes.p = b;
+                    d.bytes.len = m.u.request.length;
+                    nvx_xfer_data(f.x, B, &d, f.now);
+                    free(b);
+                }
+                nvx_xfer_tick(f.x, f.now, 250);
+            }
+            assert_int_equal(f.drops, 1);
+            assert_ptr_equal(f.dropped, A);
+        }
+        nvx_xfer_pump(f.x, f.now);
+        for (int round = 0; round < 200 && !f.finishes; round++) {
+            xf_serve(&f, B, false);
+            nvx_xfer_tick(f.x, f.now, 250);
+            xf_settle(&f);
+        }
+        assert_int_equal(stats(&f).peers, 1);
+        finish_done(&f);
+        xf_free(&f);
+    }
+}
+
+/* NOT_FOUND BUSY backs off and asks again; NOT_FOUND for a chunk means the
+ * peer no longer counts as a holder until it says HAVE again. */
+static void
+test_not_found(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 4, 1024, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    xf_have_all(&f, A);
+    nvx_xfer_pump(f.x, f.now);
+    proto_msg m;
+    assert_true(xf_take(&f, A, PROTO_MSG_REQUEST, &m));
+    proto_not_found nf = { .req_id = m.u.request.req_id, .chunk = m.u.request.chunk,
+                           .what = PROTO_NOTFOUND_BUSY };
+    memcpy(nf.model_id, nvx_xfer_id(f.x), 32);
+    nvx_xfer_not_found(f.x, A, &nf, f.now);
+    assert_int_equal(stats(&f).peers, 1);
+    nvx_xfer_pump(f.x, f.now); /* too early: nothing new */
+    f.now += NVX_XFER_BUSY_RETRY_MS + 1;
+    nvx_xfer_pump(f.x, f.now);
+    assert_true(xf_take(&f, A, PROTO_MSG_REQUEST, &m));
+    nf.req_id = m.u.request.req_id;
+    nf.chunk = m.u.request.chunk;
+    nf.what = PROTO_NOTFOUND_CHUNK;
+    nvx_xfer_not_found(f.x, A, &nf, f.now);
+    assert_int_equal(stats(&f).peers, 0);
+    assert_true(xf_count(&f, A, PROTO_MSG_CANCEL) > 0); /* its other requests */
+    xf_free(&f);
+}
+
+/* Cancel while a store action runs: CANCEL for what is in flight, and the
+ * end waits until the store answers. */
+static void
+test_cancel_waits(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 64, 1024, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    xf_have_all(&f, A);
+    nvx_xfer_pump(f.x, f.now);
+    proto_msg m;
+    for (int i = 0; i < 40; i++) { /* serve 40 of the requests */
+        assert_true(xf_take(&f, A, PROTO_MSG_REQUEST, &m));
+        uint8_t b[1024];
+        for (uint32_t k = 0; k < 1024; k++)
+            b[k] = xf_byte(m.u.request.chunk, k);
+        proto_data d = { .req_id = m.u.request.req_id, .chunk = m.u.request.chunk };
+        memcpy(d.model_id, nvx_xfer_id(f.x), 32);
+        d.bytes.p = b;
+        d.bytes.len = 1024;
+        assert_int_equal(nvx_xfer_data(f.x, A, &d, f.now), 1024);
+    }
+    assert_int_equal(f.n_batches, 1); /* one full batch at the store */
+    nvx_xfer_end(f.x, PROTO_CTL_STATE_CANCELLED, -ECANCELED);
+    assert_true(xf_count(&f, A, PROTO_MSG_CANCEL) > 0);
+    assert_false(f.ended);
+    xf_settle(&f);
+    assert_true(f.ended);
+    assert_int_equal(stats(&f).error, -ECANCELED);
+    xf_free(&f);
+}
+
+/* Nobody has it: FAILED with -EHOSTUNREACH after NVX_XFER_NO_PROVIDER_MS. */
+static void
+test_no_provider(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 4, 1024, 0);
+    nvx_xfer_opened(f.x, NVX_XFER_OPEN_NEED_MANIFEST, 0, NULL, NULL, f.now);
+    xf_peer_up(&f, A, 1);
+    for (uint64_t t = 0; t <= NVX_XFER_NO_PROVIDER_MS + 500 && !f.ended; t += 250) {
+        f.now += 250;
+        nvx_xfer_tick(f.x, f.now, 250);
+    }
+    assert_true(f.ended);
+    assert_int_equal(stats(&f).error, -EHOSTUNREACH);
+    assert_true(xf_count(&f, A, PROTO_MSG_WANT) >= 10); /* asked again and again */
+    xf_free(&f);
+}
+
+/* A disk that never answers: requested + received bytes stay within
+ * NVX_XFER_HELD_MAX (plus one chunk), however much the peers offer. */
+static void
+test_memory_budget(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 4096, 64 * 1024, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    xf_peer_up(&f, B, 2);
+    xf_have_all(&f, A);
+    xf_have_all(&f, B);
+    nvx_xfer_pump(f.x, f.now);
+    uint64_t most = 0;
+    for (int round = 0; round < 50; round++) {
+        f.now += 10;
+        xf_serve(&f, A, false);
+        xf_serve(&f, B, false);
+        nvx_xfer_stats st = stats(&f);
+        if (st.pending + st.inflight > most)
+            most = st.pending + st.inflight;
+    }
+    assert_true(most <= NVX_XFER_HELD_MAX + 64 * 1024);
+    assert_true(stats(&f).pending >= NVX_XFER_HELD_MAX / 2);
+    xf_free(&f);
+}
+
+/* Verified chunks are announced, batched, to peers that fetch too (their
+ * HAVE was partial) and not to seeders (HAVE ALL). */
+static void
+test_announce(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 32, 1024, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    xf_peer_up(&f, B, 2);
+    xf_have_all(&f, A);
+    proto_chunkset part = { .kind = PROTO_CHUNKSET_RANGES, .n_ranges = 1 };
+    part.ranges[0] = (proto_range){ .start = 31, .count = 1 };
+    nvx_xfer_have(f.x, B, &part);
+    nvx_xfer_pump(f.x, f.now);
+    xf_serve(&f, A, false);
+    xf_serve(&f, B, false);
+    nvx_xfer_tick(f.x, f.now, 250);
+    xf_settle(&f);
+    proto_msg m;
+    size_t announced = 0, haves = 0;
+    while (xf_take(&f, B, PROTO_MSG_HAVE, &m)) {
+        haves++;
+        for (size_t r = 0; r < m.u.want.set.n_ranges; r++)
+            announced += m.u.want.set.ranges[r].count;
+    }
+    assert_int_equal(announced, 32);
+    assert_true(haves <= 4); /* batched, not one per chunk */
+    assert_int_equal(xf_count(&f, A, PROTO_MSG_HAVE), 0);
+    xf_free(&f);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_peer),       cmocka_unit_test(test_resume_complete),
+        cmocka_unit_test(test_manifest_hostile), cmocka_unit_test(test_wrong_data_drops),
+        cmocka_unit_test(test_bad_chunk),      cmocka_unit_test(test_stall_and_vanish),
+        cmocka_unit_test(test_not_found),      cmocka_unit_test(test_cancel_waits),
+        cmocka_unit_test(test_no_provider),    cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_announce),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
