@@ -26,6 +26,12 @@ struct nvx_picker_peer {
     uint64_t sample_t0; /* start of the current sample, ms */
     uint64_t sample_bytes;
     bool sampling;
+    /* A scan that found nothing fresh for this peer, and the generations
+     * it saw: until a chunk turns fresh again or the peer announces one,
+     * the answer stays "nothing" without a scan (a pump asks every peer
+     * after every message; scans would cost chunks x peers each time). */
+    uint64_t barren_fresh_gen, barren_have_gen;
+    uint64_t have_gen;
 };
 
 struct nvx_picker {
@@ -43,8 +49,16 @@ struct nvx_picker {
     bool endgame;
     bool seeded;
     uint64_t rng; /* splitmix64 state: where a seeded scan starts */
+    uint64_t win_min, win_init, win_max;
+    uint64_t fresh_gen; /* bumped whenever a chunk turns fresh again */
     nvx_picker_peer *peers;
 };
+
+static uint64_t
+clamp_window(const nvx_picker *pk, uint64_t w)
+{
+    return w < pk->win_min ? pk->win_min : w > pk->win_max ? pk->win_max : w;
+}
 
 int
 nvx_picker_new(uint32_t n_chunks, const uint32_t *chunk_len, nvx_picker **ret)
@@ -65,8 +79,21 @@ nvx_picker_new(uint32_t n_chunks, const uint32_t *chunk_len, nvx_picker **ret)
     }
     memcpy(pk->len, chunk_len, sizeof(uint32_t) * n_chunks);
     pk->n_fresh = n_chunks;
+    pk->win_min = NVX_PICKER_WINDOW_MIN;
+    pk->win_init = NVX_PICKER_WINDOW_INIT;
+    pk->win_max = NVX_PICKER_WINDOW_MAX;
     *ret = pk;
     return 0;
+}
+
+void
+nvx_picker_windows(nvx_picker *pk, uint64_t min, uint64_t init, uint64_t max)
+{
+    if (min == 0 || max < min)
+        return;
+    pk->win_min = min;
+    pk->win_max = max;
+    pk->win_init = clamp_window(pk, init);
 }
 
 void
@@ -170,11 +197,8 @@ nvx_picker_peer_add(nvx_picker *pk, const uint8_t *bits, uint32_t nbits, uint64_
         pk->n_all++;
     }
     pp->user = user;
-    pp->window = window_init ? window_init : NVX_PICKER_WINDOW_INIT;
-    if (pp->window < NVX_PICKER_WINDOW_MIN)
-        pp->window = NVX_PICKER_WINDOW_MIN;
-    if (pp->window > NVX_PICKER_WINDOW_MAX)
-        pp->window = NVX_PICKER_WINDOW_MAX;
+    pp->window = clamp_window(pk, window_init ? window_init : pk->win_init);
+    pp->barren_fresh_gen = UINT64_MAX; /* no scan yet */
     pp->next = pk->peers;
     if (pk->peers)
         pk->peers->prev = pp;
@@ -190,6 +214,7 @@ nvx_picker_peer_have(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
     if (!pp->bits || idx >= pk->n || peer_has(pp, idx))
         return;
     pp->bits[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    pp->have_gen++;
     if (pk->avail[idx] < UINT16_MAX)
         pk->avail[idx]++;
 }
@@ -205,6 +230,7 @@ release(nvx_picker *pk, nvx_picker_peer *pp, size_t i)
     pk->inflight[idx]--;
     if (pk->state[idx] == CH_MISSING && pk->inflight[idx] == 0) {
         pk->n_fresh++;
+        pk->fresh_gen++;
         if (idx < pk->hint)
             pk->hint = idx;
     }
@@ -329,7 +355,7 @@ scan_fresh(const nvx_picker *pk, const nvx_picker_peer *pp, uint32_t from, uint3
  * together (or a seeder's many downloaders) ask for different chunks and
  * soon hold pieces to trade. */
 static int64_t
-pick_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
+scan_all_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
 {
     uint32_t lo = pk->hint, start = lo;
     if (pk->seeded && lo < pk->n)
@@ -353,6 +379,19 @@ pick_fresh(nvx_picker *pk, const nvx_picker_peer *pp)
     return pc.best;
 }
 
+static int64_t
+pick_fresh(nvx_picker *pk, nvx_picker_peer *pp)
+{
+    if (pp->barren_fresh_gen == pk->fresh_gen && pp->barren_have_gen == pp->have_gen)
+        return -1;
+    int64_t idx = scan_all_fresh(pk, pp);
+    if (idx < 0) {
+        pp->barren_fresh_gen = pk->fresh_gen;
+        pp->barren_have_gen = pp->have_gen;
+    }
+    return idx;
+}
+
 /* Endgame: a chunk in flight elsewhere (fewest requests first), not yet
  * asked of pp. */
 static int64_t
@@ -373,6 +412,16 @@ pick_endgame(nvx_picker *pk, const nvx_picker_peer *pp)
     return best;
 }
 
+static void
+start_sample(nvx_picker_peer *pp, uint64_t now_ms)
+{
+    if (!pp->sampling) {
+        pp->sampling = true;
+        pp->sample_t0 = now_ms;
+        pp->sample_bytes = 0;
+    }
+}
+
 int64_t
 nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms)
 {
@@ -390,17 +439,26 @@ nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms)
         return -1;
     if (push_req(pk, pp, (uint32_t)idx) < 0)
         return -1;
-    if (!pp->sampling) {
-        pp->sampling = true;
-        pp->sample_t0 = now_ms;
-        pp->sample_bytes = 0;
-    }
+    start_sample(pp, now_ms);
     return idx;
+}
+
+int
+nvx_picker_dup(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx, uint64_t now_ms)
+{
+    if (idx >= pk->n || pk->state[idx] != CH_MISSING || pk->inflight[idx] == 0 ||
+        pk->inflight[idx] >= NVX_PICKER_ENDGAME_DUP || pp->inflight >= pp->window ||
+        pp->n_reqs >= NVX_PICKER_REQS_MAX || !peer_has(pp, idx) || find_req(pp, idx) >= 0)
+        return -EAGAIN;
+    if (push_req(pk, pp, idx) < 0)
+        return -ENOMEM;
+    start_sample(pp, now_ms);
+    return 0;
 }
 
 /* Feeds the throughput estimate and resizes the window. */
 static void
-account(nvx_picker_peer *pp, uint64_t bytes, uint64_t now_ms)
+account(const nvx_picker *pk, nvx_picker_peer *pp, uint64_t bytes, uint64_t now_ms)
 {
     pp->sample_bytes += bytes;
     uint64_t dt = now_ms - pp->sample_t0;
@@ -408,12 +466,7 @@ account(nvx_picker_peer *pp, uint64_t bytes, uint64_t now_ms)
         return;
     uint64_t sample = pp->sample_bytes * 1000 / dt;
     pp->rate = pp->rate ? (pp->rate * 3 + sample) / 4 : sample;
-    uint64_t w = pp->rate * NVX_PICKER_WINDOW_MS / 1000;
-    if (w < NVX_PICKER_WINDOW_MIN)
-        w = NVX_PICKER_WINDOW_MIN;
-    if (w > NVX_PICKER_WINDOW_MAX)
-        w = NVX_PICKER_WINDOW_MAX;
-    pp->window = w;
+    pp->window = clamp_window(pk, pp->rate * NVX_PICKER_WINDOW_MS / 1000);
     pp->sample_t0 = now_ms;
     pp->sample_bytes = 0;
     /* An idle peer restarts its sample at its next request. */
@@ -432,7 +485,7 @@ nvx_picker_received(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx, uint64_t 
     if (wanted)
         pk->state[idx] = CH_VERIFYING;
     release(pk, pp, (size_t)i);
-    account(pp, pk->len[idx], now_ms);
+    account(pk, pp, pk->len[idx], now_ms);
     return wanted ? 1 : 0;
 }
 
@@ -450,6 +503,7 @@ nvx_picker_verified(nvx_picker *pk, uint32_t idx, bool ok)
     pk->state[idx] = CH_MISSING;
     if (pk->inflight[idx] == 0) {
         pk->n_fresh++;
+        pk->fresh_gen++;
         if (idx < pk->hint)
             pk->hint = idx;
     }
@@ -464,11 +518,9 @@ nvx_picker_cancel(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
 }
 
 void
-nvx_picker_peer_busy(nvx_picker_peer *pp)
+nvx_picker_peer_busy(const nvx_picker *pk, nvx_picker_peer *pp)
 {
-    pp->window /= 2;
-    if (pp->window < NVX_PICKER_WINDOW_MIN)
-        pp->window = NVX_PICKER_WINDOW_MIN;
+    pp->window = clamp_window(pk, pp->window / 2);
 }
 
 size_t

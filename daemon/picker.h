@@ -65,6 +65,11 @@ int nvx_picker_new(uint32_t n_chunks, const uint32_t *chunk_len, nvx_picker **re
  * own, so a simulation can replay a run). */
 void nvx_picker_seed(nvx_picker *pk, uint64_t seed);
 
+/* Window limits in bytes instead of NVX_PICKER_WINDOW_MIN/_INIT/_MAX (a
+ * simulation scales them with its model; max >= min > 0, else ignored).
+ * Applies to peers added afterwards. */
+void nvx_picker_windows(nvx_picker *pk, uint64_t min, uint64_t init, uint64_t max);
+
 /* Frees the picker and its peers (NULL is a no-op). */
 void nvx_picker_free(nvx_picker *pk);
 
@@ -105,6 +110,15 @@ uint64_t nvx_picker_peer_rate(const nvx_picker_peer *pp);     /* bytes/s, EWMA *
  * clock. */
 int64_t nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms);
 
+/* Asks pp for idx too, though another peer has it in flight: the caller
+ * saw that request wait too long (a slow peer; daemon/xfer.c). As endgame
+ * duplicates: at most NVX_PICKER_ENDGAME_DUP requests per chunk, the first
+ * copy wins and nvx_picker_holders() names the others to cancel. Returns
+ * 0; -EAGAIN when pp's window is full, pp lacks idx or has it in flight,
+ * idx is not MISSING or not in flight, or has enough copies in flight;
+ * -ENOMEM. */
+int nvx_picker_dup(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx, uint64_t now_ms);
+
 /* All bytes of chunk idx arrived from pp. Releases pp's request and feeds
  * its throughput estimate. Returns 1 when the node should verify and store
  * the bytes (the chunk is now VERIFYING), 0 when they are redundant (another
@@ -122,7 +136,7 @@ void nvx_picker_cancel(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx);
 
 /* The peer answered BUSY (its request queue is full): halves its window
  * (not below NVX_PICKER_WINDOW_MIN) so fewer requests queue there. */
-void nvx_picker_peer_busy(nvx_picker_peer *pp);
+void nvx_picker_peer_busy(const nvx_picker *pk, nvx_picker_peer *pp);
 
 /* Writes up to cap peers that have idx in flight; returns how many. */
 size_t nvx_picker_holders(const nvx_picker *pk, uint32_t idx, nvx_picker_peer **out, size_t cap);

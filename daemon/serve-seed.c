@@ -54,18 +54,27 @@ sspeer_find(struct sseed *s, const nvx_peer *p)
     return NULL;
 }
 
-/* Tells p what was revealed to it now (HAVE with ranges, or HAVE ALL). */
+/* Tells p what was revealed to it now (HAVE with ranges, or HAVE ALL).
+ * answer: p asked (WANT): a HAVE goes out even with nothing revealed (an
+ * empty bitmap), so that p counts us as a partial holder and tells us what
+ * it gets; without that we could not tell a fetcher that starves. */
 static void
-reveal(struct sseed *s, struct sspeer *sp)
+reveal(struct sseed *s, struct sspeer *sp, bool answer)
 {
     uint32_t idx[NVX_SS_AHEAD_TOTAL];
     bool all;
     size_t k = nvx_ss_reveal(s->ss, sp->pp, nvx__now(sp->p->node), idx, NVX_SS_AHEAD_TOTAL, &all);
-    if (k == 0 && !all)
+    if (k == 0 && !all && !answer)
         return;
     proto_msg m = { .type = PROTO_MSG_HAVE };
     memcpy(m.u.want.model_id, s->id, 32);
     m.u.want.set.kind = all ? PROTO_CHUNKSET_ALL : PROTO_CHUNKSET_RANGES;
+    if (k == 0 && !all) {
+        static const uint8_t none = 0;
+        m.u.want.set.kind = PROTO_CHUNKSET_BITMAP;
+        m.u.want.set.nbits = 1;
+        m.u.want.set.bitmap = &none;
+    }
     for (size_t i = 0; i < k; i++) {
         proto_chunkset *set = &m.u.want.set;
         proto_range *last = set->n_ranges ? &set->ranges[set->n_ranges - 1] : NULL;
@@ -126,9 +135,15 @@ nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks)
         n->sseeds = s;
         n->n_sseeds++;
     }
-    /* A WANT again from the same peer: it starts over (it removed the
-     * model, or its transfer ended), so what it got before counts no more. */
+    /* A WANT again from the same peer: fetchers ask partial holders again
+     * every NVX_XFER_REWANT_MS. One that had every chunk starts over (it
+     * removed the model): what it got counts no more. (One that removed a
+     * partial copy gets HAVE ALL once it starves: daemon/superseed.h.) */
     struct sspeer *sp = sspeer_find(s, p);
+    if (sp && !nvx_ss_peer_has_all(s->ss, sp->pp)) {
+        reveal(s, sp, true);
+        return true;
+    }
     if (sp) {
         nvx_ss_peer_remove(s->ss, sp->pp);
         sp->pp = NULL;
@@ -144,7 +159,7 @@ nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks)
             sseed_free(n, s);
         return false;
     }
-    reveal(s, sp);
+    reveal(s, sp, true);
     return true;
 }
 
@@ -159,7 +174,7 @@ got(nvx_peer *p, const uint8_t model[32], const proto_range *ranges, size_t n_ra
     for (size_t r = 0; r < n_ranges && budget > 0; r++)
         for (uint32_t i = 0; i < ranges[r].count && budget > 0; i++, budget--)
             nvx_ss_peer_got(s->ss, sp->pp, ranges[r].start + i);
-    reveal(s, sp);
+    reveal(s, sp, false);
 }
 
 void
@@ -186,7 +201,7 @@ nvx__seed_tick(nvx_node *n)
     for (struct sseed *s = n->sseeds; s; s = s->next)
         for (struct sspeer *sp = s->peers; sp; sp = sp->next)
             if (!sp->p->closing) {
-                reveal(s, sp);
+                reveal(s, sp, false);
                 nvx__peer_flush(sp->p);
             }
 }

@@ -22,6 +22,8 @@ struct nvx_ss_peer {
     uint32_t ahead;      /* shown, not got, not stale */
     struct reveal *fifo; /* the ahead reveals, oldest first (a ring) */
     uint32_t fifo_head, fifo_len, fifo_cap;
+    uint32_t n_got;
+    uint64_t progress, progress_seen, progress_ms; /* as nvx_ss's, for this peer */
     bool all_told;
 };
 
@@ -29,10 +31,13 @@ struct nvx_ss {
     uint32_t n;
     uint32_t *pool; /* never revealed, in random order: the tail is drawn */
     uint32_t n_pool;
+    uint8_t *in_pool; /* bitmap */
     uint8_t *got_any; /* bitmap: some fetcher got it (from us or a peer) */
     uint32_t n_got_any;
-    bool drained; /* the pool ran empty at drained_ms */
-    uint64_t drained_ms;
+    uint16_t *holders; /* connected fetchers that hold it */
+    /* Progress (a reveal, a chunk out in the swarm for the first time),
+     * counted where no clock is passed and timed at the next reveal. */
+    uint64_t progress, progress_seen, progress_ms;
     nvx_ss_peer *peers;
     size_t n_peers;
 };
@@ -49,6 +54,12 @@ set_bit(uint8_t *b, uint32_t i)
     b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
+static void
+clear_bit(uint8_t *b, uint32_t i)
+{
+    b[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
+
 int
 nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
 {
@@ -59,8 +70,10 @@ nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
         return -ENOMEM;
     ss->n = n_chunks;
     ss->pool = malloc(sizeof(uint32_t) * n_chunks);
+    ss->in_pool = malloc((n_chunks + 7) / 8);
     ss->got_any = calloc((n_chunks + 7) / 8, 1);
-    if (!ss->pool || !ss->got_any) {
+    ss->holders = calloc(n_chunks, sizeof(uint16_t));
+    if (!ss->pool || !ss->in_pool || !ss->got_any || !ss->holders) {
         nvx_ss_free(ss);
         return -ENOMEM;
     }
@@ -73,6 +86,8 @@ nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
         ss->pool[j] = t;
     }
     ss->n_pool = n_chunks;
+    memset(ss->in_pool, 0xff, (n_chunks + 7) / 8);
+    ss->progress = 1; /* timed at the first reveal */
     *ret = ss;
     return 0;
 }
@@ -98,7 +113,9 @@ nvx_ss_free(nvx_ss *ss)
         peer_free(pp);
     }
     free(ss->pool);
+    free(ss->in_pool);
     free(ss->got_any);
+    free(ss->holders);
     free(ss);
 }
 
@@ -119,6 +136,7 @@ nvx_ss_peer_add(nvx_ss *ss, nvx_ss_peer **ret)
         peer_free(pp);
         return -ENOMEM;
     }
+    pp->progress = 1; /* timed at its first reveal */
     pp->next = ss->peers;
     if (ss->peers)
         ss->peers->prev = pp;
@@ -131,10 +149,20 @@ nvx_ss_peer_add(nvx_ss *ss, nvx_ss_peer **ret)
 void
 nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp)
 {
-    /* Revealed to it, not yet at it: someone else must get them from us. */
-    for (uint32_t i = 0; i < ss->n; i++)
-        if (bit(pp->shown, i) && !bit(pp->got, i))
+    /* Revealed to it, not yet at it: someone else must get them from us;
+     * and so must the chunks only it held (they left the swarm with it). */
+    for (uint32_t i = 0; i < ss->n; i++) {
+        bool back = bit(pp->shown, i) && !bit(pp->got, i);
+        if (bit(pp->got, i) && --ss->holders[i] == 0 && bit(ss->got_any, i)) {
+            clear_bit(ss->got_any, i);
+            ss->n_got_any--;
+            back = true;
+        }
+        if (back && !bit(ss->in_pool, i)) {
+            set_bit(ss->in_pool, i);
             ss->pool[ss->n_pool++] = i;
+        }
+    }
     if (pp->prev)
         pp->prev->next = pp->next;
     else
@@ -145,17 +173,27 @@ nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp)
     peer_free(pp);
 }
 
+bool
+nvx_ss_peer_has_all(const nvx_ss *ss, const nvx_ss_peer *pp)
+{
+    return pp->n_got == ss->n;
+}
+
 void
 nvx_ss_peer_got(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx)
 {
     if (idx >= ss->n || bit(pp->got, idx))
         return;
     set_bit(pp->got, idx);
+    pp->n_got++;
+    pp->progress++;
+    ss->holders[idx]++;
     if (bit(pp->shown, idx) && !bit(pp->stale, idx))
         pp->ahead--;
     if (!bit(ss->got_any, idx)) {
         set_bit(ss->got_any, idx);
         ss->n_got_any++;
+        ss->progress++;
     }
 }
 
@@ -203,9 +241,18 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
     uint32_t ahead = NVX_SS_AHEAD_TOTAL / (uint32_t)ss->n_peers;
     if (ahead < NVX_SS_AHEAD_MIN)
         ahead = NVX_SS_AHEAD_MIN;
+    /* ... but never more than a share of the model: the first of many
+     * fetchers asks alone for a moment, and must not take a small model's
+     * whole pool (the others would then wait for the tail). */
+    uint32_t share = ss->n / NVX_SS_SHARE_DIV;
+    if (share < NVX_SS_AHEAD_MIN)
+        share = NVX_SS_AHEAD_MIN;
+    if (ahead > share)
+        ahead = share;
     size_t k = 0;
     while (pp->ahead < ahead && k < cap && ss->n_pool > 0) {
         uint32_t idx = ss->pool[--ss->n_pool];
+        clear_bit(ss->in_pool, idx);
         if (bit(pp->got, idx))
             continue; /* it has it already: no use revealing it */
         set_bit(pp->shown, idx);
@@ -216,14 +263,26 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
         pp->fifo[(pp->fifo_head + pp->fifo_len++) % pp->fifo_cap] =
             (struct reveal){ .idx = idx, .t_ms = now_ms };
     }
-    if (ss->n_pool == 0 && !ss->drained) {
-        ss->drained = true;
-        ss->drained_ms = now_ms;
+    if (k > 0)
+        ss->progress++;
+    if (ss->progress != ss->progress_seen) {
+        ss->progress_seen = ss->progress;
+        ss->progress_ms = now_ms;
     }
-    if (ss->n_pool == 0 && k == 0 &&
-        (ss->n_got_any == ss->n || now_ms - ss->drained_ms >= NVX_SS_TAIL_MS)) {
-        /* Every chunk is out in the swarm (or a fetcher sits on what was
-         * revealed to it): from now on the seeder is a seeder. */
+    if (k > 0 || pp->progress != pp->progress_seen) {
+        pp->progress_seen = pp->progress;
+        pp->progress_ms = now_ms;
+    }
+    /* A fetcher that gets nothing new while it lacks chunks has no peer
+     * that holds them (its peers left, or never had them): it is told
+     * HAVE ALL alone, before the swarm's tail. */
+    bool starving = ss->n_got_any == ss->n && pp->n_got < ss->n &&
+                    now_ms - pp->progress_ms >= NVX_SS_STARVE_MS;
+    if (ss->n_pool == 0 && k == 0 && (starving || now_ms - ss->progress_ms >= NVX_SS_TAIL_MS)) {
+        /* Nothing new for a while: the swarm has every chunk and trades
+         * them, or a fetcher sits on what was revealed to it. From now on
+         * the seeder is a seeder (while the swarm trades, it stays out of
+         * the way: what it would send, fetchers have for each other). */
         pp->all_told = true;
         *ret_all = true;
     }

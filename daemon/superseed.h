@@ -17,20 +17,28 @@
  * random from the chunks never revealed. A fetcher is kept a few chunks
  * ahead (NVX_SS_AHEAD_TOTAL shared by the fetchers, at least
  * NVX_SS_AHEAD_MIN each; a lone fetcher gets the whole depth, so that its
- * link and not the reveals bounds it): when one of its revealed chunks reaches it
- * (the seeder sent it, or the fetcher announced it got it elsewhere), the
- * seeder reveals another. Other fetchers get that chunk from the fetcher
- * that holds it (fetchers announce each verified chunk to peers whose HAVE
- * was partial, which the seeder's now is). Once every chunk has been
- * revealed and some fetcher holds each (or NVX_SS_TAIL_MS after the last
- * reveal, so a fetcher that sits on its reveals cannot hold the swarm
- * back), each fetcher is told HAVE ALL and the seeder serves as usual for
- * the tail: every chunk left the seeder once before any left it twice
- * (chunks revealed to a fetcher that left go back into the pool). A reveal
- * the fetcher has not taken after NVX_SS_STALE_MS stops counting against
- * its depth: a resumed fetcher may hold it already and says nothing.
+ * link and not the reveals bounds it, but at most an eighth of the model,
+ * so that the first of many fetchers cannot take a small model's whole
+ * pool): when one of its revealed chunks reaches it (the seeder sent it, or
+ * the fetcher announced it got it elsewhere), the seeder reveals another.
+ * Other fetchers get that chunk from the fetcher that holds it (fetchers
+ * announce each verified chunk to peers whose HAVE was partial, which the
+ * seeder's is), and tell the seeder so: it knows who holds what. Chunks
+ * revealed to a fetcher that left, and chunks that only a fetcher that
+ * left held, go back into the pool and are revealed again. Once the pool
+ * is empty and nothing new happened (no reveal, no chunk reaching the
+ * swarm for the first time) for NVX_SS_TAIL_MS, each fetcher is told HAVE
+ * ALL and the seeder serves as usual: while the swarm still trades, the
+ * seeder stays out of its way (every chunk left it once, and what it would
+ * send twice the fetchers have for each other); a fetcher that sits on its
+ * reveals cannot hold the others back for longer than that. Once every
+ * chunk is out, a fetcher that got none for NVX_SS_STARVE_MS while it
+ * lacks some (its peers left, or never held them) is told HAVE ALL alone,
+ * at once. A reveal the
+ * fetcher has not taken after NVX_SS_STALE_MS stops counting against its
+ * depth: a resumed fetcher may hold it already and says nothing.
  *
- * Memory: 4 bytes per chunk plus 2 bits per chunk and fetcher.
+ * Memory: 6 bytes and 2 bits per chunk, plus 3 bits per chunk and fetcher.
  * Thread safety: none (the loop).
  */
 #include <stdbool.h>
@@ -40,9 +48,11 @@
 enum {
     NVX_SS_AHEAD_TOTAL = 512, /* revealed chunks not yet held, all fetchers */
     NVX_SS_AHEAD_MIN = 16,    /* ... and for each */
+    NVX_SS_SHARE_DIV = 8,     /* one fetcher: at most n_chunks / 8 of them (>= MIN) */
     NVX_SS_PEERS_MAX = 256,
     NVX_SS_TAIL_MS = 10000, /* after the last reveal: HAVE ALL regardless */
     NVX_SS_STALE_MS = 3000, /* a reveal not taken this long stops counting */
+    NVX_SS_STARVE_MS = 3000, /* a fetcher that got nothing this long: HAVE ALL */
 };
 
 typedef struct nvx_ss nvx_ss;
@@ -65,6 +75,9 @@ void nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp);
 /* The fetcher holds chunk idx now (we sent it, or it announced it). Out of
  * range: ignored. */
 void nvx_ss_peer_got(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx);
+
+/* True when the fetcher holds every chunk (as far as we know). */
+bool nvx_ss_peer_has_all(const nvx_ss *ss, const nvx_ss_peer *pp);
 
 /* What to tell the fetcher now (now_ms: the caller's monotonic clock):
  * writes up to cap newly revealed chunk indices (ascending) to out and

@@ -29,6 +29,8 @@ struct creq {
     uint32_t got;                                /* bytes received */
     uint64_t got_bits[CREQ_PIECES_MAX / 64];     /* pieces received */
     uint8_t *buf;                                /* pieces gathered here (NULL: one piece) */
+    uint64_t t_sent;
+    bool dup_asked; /* asked of another peer as well (slow) */
 };
 
 struct xpeer {
@@ -55,6 +57,7 @@ struct nvx_xfer {
     void *arg;
     uint8_t id[32];
     uint64_t seed, now;
+    uint64_t win[3]; /* picker window limits (0: the picker's) */
     int state, error;
     bool opening, ending, ended, committing, finishing, pump_due;
     unsigned depth; /* public entries on the stack */
@@ -220,6 +223,46 @@ xpeer_drop(nvx_xfer *x, struct xpeer *xp, const char *why)
     x->ops->drop_peer(x->arg, peer, why);
 }
 
+/* Sends the REQUESTs for chunk idx to xp (the picker counts it in flight
+ * there already). Returns false without memory (the request is released). */
+static bool
+request_chunk(nvx_xfer *x, struct xpeer *xp, uint32_t idx, uint64_t now)
+{
+    uint32_t len = x->chunk_len[idx];
+    uint32_t piece = xp->piece;
+    if (piece < (len + CREQ_PIECES_MAX - 1) / CREQ_PIECES_MAX)
+        piece = (len + CREQ_PIECES_MAX - 1) / CREQ_PIECES_MAX;
+    /* A chunk in one piece keeps the session's plaintext buffer of its
+     * DATA (no copy, no buffer while it is in flight); pieces are gathered
+     * in a buffer of the chunk's size. */
+    bool pieces = len > piece;
+    struct creq *c = calloc(1, sizeof(*c));
+    uint8_t *buf = pieces ? malloc(len) : NULL;
+    if (!c || (pieces && !buf)) {
+        free(c);
+        free(buf);
+        nvx_picker_cancel(x->pk, xp->pp, idx);
+        return false;
+    }
+    c->idx = idx;
+    c->len = len;
+    c->piece = piece;
+    c->npieces = (len + piece - 1) / piece;
+    c->req_base = x->ops->req_ids(x->arg, xp->peer, c->npieces);
+    c->buf = buf;
+    c->t_sent = now;
+    if (!xp->creqs)
+        xp->progress_ms = now;
+    c->prev = xp->creqs_tail;
+    if (xp->creqs_tail)
+        xp->creqs_tail->next = c;
+    else
+        xp->creqs = c;
+    xp->creqs_tail = c;
+    creq_send(x, xp, c, PROTO_MSG_REQUEST);
+    return true;
+}
+
 /* Requests chunks from one peer while its window has room and *budget
  * (bytes the transfer may still hold) lasts. */
 static void
@@ -230,40 +273,41 @@ send_requests(nvx_xfer *x, struct xpeer *xp, uint64_t now, uint64_t *budget)
     while (*budget > 0 && (idx = nvx_picker_next(x->pk, xp->pp, now)) >= 0) {
         uint32_t len = x->chunk_len[idx];
         *budget = *budget > len ? *budget - len : 0;
-        uint32_t piece = xp->piece;
-        if (piece < (len + CREQ_PIECES_MAX - 1) / CREQ_PIECES_MAX)
-            piece = (len + CREQ_PIECES_MAX - 1) / CREQ_PIECES_MAX;
-        /* A chunk in one piece keeps the session's plaintext buffer of its
-         * DATA (no copy, no buffer while it is in flight); pieces are
-         * gathered in a buffer of the chunk's size. */
-        bool pieces = len > piece;
-        struct creq *c = calloc(1, sizeof(*c));
-        uint8_t *buf = pieces ? malloc(len) : NULL;
-        if (!c || (pieces && !buf)) {
-            free(c);
-            free(buf);
-            nvx_picker_cancel(x->pk, xp->pp, (uint32_t)idx);
+        if (!request_chunk(x, xp, (uint32_t)idx, now))
             break;
-        }
-        c->idx = (uint32_t)idx;
-        c->len = len;
-        c->piece = piece;
-        c->npieces = (len + piece - 1) / piece;
-        c->req_base = x->ops->req_ids(x->arg, xp->peer, c->npieces);
-        c->buf = buf;
-        if (!xp->creqs)
-            xp->progress_ms = now;
-        c->prev = xp->creqs_tail;
-        if (xp->creqs_tail)
-            xp->creqs_tail->next = c;
-        else
-            xp->creqs = c;
-        xp->creqs_tail = c;
-        creq_send(x, xp, c, PROTO_MSG_REQUEST);
         sent = true;
     }
     if (sent)
         x->ops->flush(x->arg, xp->peer);
+}
+
+/* A request that has waited NVX_XFER_SLOW_MS at one peer (a seeder shared
+ * by many fetchers, a peer on a thin link) is asked of another peer that
+ * has the chunk and room as well; the first copy wins and the other is
+ * cancelled (stored_one). Without this a chunk queued at a slow peer is
+ * not asked anywhere else until the endgame, however fast the others. */
+static void
+ask_slow_elsewhere(nvx_xfer *x, uint64_t now)
+{
+    unsigned asked = 0;
+    for (struct xpeer *slow = x->peers; slow; slow = slow->next) {
+        for (struct creq *c = slow->creqs; c && now - c->t_sent > NVX_XFER_SLOW_MS;
+             c = c->next) {
+            if (c->dup_asked)
+                continue;
+            for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
+                if (xp == slow || !xp->pp || xp->retry_ms > now ||
+                    nvx_picker_dup(x->pk, xp->pp, c->idx, now) < 0)
+                    continue;
+                if (request_chunk(x, xp, c->idx, now))
+                    x->ops->flush(x->arg, xp->peer);
+                c->dup_asked = true;
+                if (++asked == NVX_XFER_SLOW_ASK_MAX)
+                    return;
+                break;
+            }
+        }
+    }
 }
 
 /* ---- store actions ----------------------------------------------------- */
@@ -478,6 +522,8 @@ nvx_xfer_opened(nvx_xfer *x, int res, uint32_t nc, const uint32_t *chunk_len,
     /* Random ties between equally rare chunks: fetchers that start
      * together must not all ask for the same next chunk (daemon/picker.h). */
     nvx_picker_seed(x->pk, x->seed);
+    if (x->win[0])
+        nvx_picker_windows(x->pk, x->win[0], x->win[1], x->win[2]);
     x->state = PROTO_CTL_STATE_FETCHING;
     x->chunks_total = nc;
     for (uint32_t i = 0; i < nc; i++) {
@@ -865,7 +911,7 @@ nvx_xfer_not_found(nvx_xfer *x, void *peer, const proto_not_found *nf, uint64_t 
     if (nf->what == PROTO_NOTFOUND_BUSY) {
         xp->retry_ms = now + NVX_XFER_BUSY_RETRY_MS;
         if (xp->pp)
-            nvx_picker_peer_busy(xp->pp);
+            nvx_picker_peer_busy(x->pk, xp->pp);
     } else {
         /* It said HAVE but cannot serve it: stop asking it until it says
          * HAVE again. */
@@ -940,11 +986,13 @@ nvx_xfer_tick(nvx_xfer *x, uint64_t now, uint64_t tick_ms)
         x->lonely_since_ms = 0;
     }
     /* A peer that had nothing when asked may be fetching the model too
-     * (or have finished it) by now: ask the others again now and then. */
+     * (or have finished it) by now: ask the others again now and then.
+     * Partial holders too: one that finished before it knew we fetch
+     * never announced its last chunks to us, and answers HAVE now. */
     if (!x->finishing && now - x->rewant_ms >= NVX_XFER_REWANT_MS) {
         x->rewant_ms = now;
         for (struct xpeer *xp = x->peers; xp; xp = xp->next)
-            if (!xp->has || xp->bits) /* partial holders answer with their bitmap */
+            if (!xp->has || xp->bits)
                 send_want(x, xp);
     }
     if (tick_ms)
@@ -952,6 +1000,8 @@ nvx_xfer_tick(nvx_xfer *x, uint64_t now, uint64_t tick_ms)
     x->rate_bytes = 0;
     ready_dispatch(x, true); /* bounds how long a received chunk waits */
     maybe_commit(x, now, false);
+    if (x->pk && !x->finishing)
+        ask_slow_elsewhere(x, now);
     /* Requests that never came back: the peer stalls; drop it. */
 again:
     for (struct xpeer *xp = x->peers; xp; xp = xp->next) {
@@ -994,6 +1044,14 @@ nvx_xfer_new(const nvx_xfer_ops *ops, void *arg, const uint8_t id[static 32], ui
     x->ready_tail = &x->ready;
     *ret = x;
     return 0;
+}
+
+void
+nvx_xfer_windows(nvx_xfer *x, uint64_t min, uint64_t init, uint64_t max)
+{
+    x->win[0] = min;
+    x->win[1] = init;
+    x->win[2] = max;
 }
 
 void

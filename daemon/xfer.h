@@ -54,6 +54,8 @@ enum nvx_xfer_limits {
     NVX_XFER_BUSY_RETRY_MS = 100, /* after NOT_FOUND BUSY */
     NVX_XFER_NO_PROVIDER_MS = 60000, /* a fetch nobody answers HAVE fails */
     NVX_XFER_REWANT_MS = 2000,       /* WANT again to peers that had not all */
+    NVX_XFER_SLOW_MS = 2000,    /* a request waiting this long is asked elsewhere too */
+    NVX_XFER_SLOW_ASK_MAX = 64, /* ... at most this many per tick */
     NVX_XFER_ADDR_LEN = 128,
 };
 
@@ -130,6 +132,10 @@ typedef struct nvx_xfer_stats {
 int nvx_xfer_new(const nvx_xfer_ops *ops, void *arg, const uint8_t id[static 32], uint64_t seed,
                  uint64_t now_ms, nvx_xfer **ret);
 void nvx_xfer_free(nvx_xfer *x);
+/* Request window limits per peer, bytes (see nvx_picker_windows); before
+ * nvx_xfer_start. nvxd keeps the picker's; a simulation of a small model
+ * scales them down with it. */
+void nvx_xfer_windows(nvx_xfer *x, uint64_t min, uint64_t init, uint64_t max);
 void nvx_xfer_start(nvx_xfer *x);
 
 /* Events. */

@@ -257,7 +257,7 @@ test_window_adapts(void **state)
     uint64_t slow = nvx_picker_peer_window(pp);
     assert_true(slow < fast);
     assert_true(slow >= NVX_PICKER_WINDOW_MIN);
-    nvx_picker_peer_busy(pp);
+    nvx_picker_peer_busy(pk, pp);
     assert_true(nvx_picker_peer_window(pp) >= NVX_PICKER_WINDOW_MIN);
     nvx_picker_free(pk);
 }

@@ -94,23 +94,28 @@ test_leaver_returns_chunks(void **state)
     bool all;
     size_t ka = nvx_ss_reveal(ss, a, 0, ra, NVX_SS_AHEAD_TOTAL, &all);
     size_t kb = nvx_ss_reveal(ss, b, 0, out, NVX_SS_AHEAD_TOTAL, &all);
-    assert_int_equal(ka + kb, 40); /* 2 fetchers: 256 ahead each, 40 chunks */
+    /* 2 fetchers: 256 ahead each, but a small model: 16 each */
+    assert_int_equal(ka, NVX_SS_AHEAD_MIN);
+    assert_int_equal(kb, NVX_SS_AHEAD_MIN);
+    assert_int_equal(nvx_ss_pool(ss), 40 - 2 * NVX_SS_AHEAD_MIN);
     nvx_ss_peer_got(ss, a, ra[0]);
+    nvx_ss_peer_got(ss, b, ra[0]); /* b got it from a */
     nvx_ss_peer_remove(ss, a);
-    assert_int_equal(nvx_ss_pool(ss), ka - 1);
+    assert_int_equal(nvx_ss_pool(ss), 40 - 2 * NVX_SS_AHEAD_MIN + ka - 1);
     for (size_t j = 0; j < kb; j++)
         nvx_ss_peer_got(ss, b, out[j]);
     size_t k = nvx_ss_reveal(ss, b, 0, out, NVX_SS_AHEAD_TOTAL, &all);
-    assert_int_equal(k, ka - 1);
+    assert_int_equal(k, NVX_SS_AHEAD_MIN);
     for (size_t j = 0; j < k; j++)
         assert_int_not_equal(out[j], ra[0]); /* a had that one */
     nvx_ss_free(ss);
 }
 
-/* HAVE ALL once every chunk is out in the swarm; not before, unless a
- * fetcher sits on its reveals past NVX_SS_TAIL_MS. */
+/* HAVE ALL only once nothing new happened for NVX_SS_TAIL_MS: while the
+ * swarm trades (every chunk out, b still sitting on one), the seeder stays
+ * out of the way; a chunk reaching the swarm restarts the wait. */
 static void
-test_all_when_out_or_tail(void **state)
+test_all_after_quiet(void **state)
 {
     (void)state;
     for (int sit = 0; sit < 2; sit++) {
@@ -129,24 +134,102 @@ test_all_when_out_or_tail(void **state)
         size_t kb = nvx_ss_reveal(ss, b, 100, rb, NVX_SS_AHEAD_TOTAL, &all);
         assert_int_equal(ka, NVX_SS_AHEAD_MIN);
         assert_int_equal(ka + kb, 32);
-        for (size_t j = 0; j < ka; j++)
+        for (size_t j = 0; j < ka; j++) { /* a and b trade */
             nvx_ss_peer_got(ss, a, ra[j]);
-        for (size_t j = 0; j + (size_t)sit < kb; j++) /* sit: b keeps one */
+            nvx_ss_peer_got(ss, b, ra[j]);
+        }
+        for (size_t j = 0; j + (size_t)sit < kb; j++) { /* sit: b sits on one */
             nvx_ss_peer_got(ss, b, rb[j]);
+            nvx_ss_peer_got(ss, a, rb[j]);
+        }
         uint32_t out[NVX_SS_AHEAD_TOTAL];
         assert_int_equal(nvx_ss_reveal(ss, a, 200, out, NVX_SS_AHEAD_TOTAL, &all), 0);
-        assert_true(all == !sit);
-        if (sit) {
-            assert_int_equal(nvx_ss_reveal(ss, a, 100 + NVX_SS_TAIL_MS - 1, out, 8, &all), 0);
+        assert_false(all); /* progress at 200: the wait starts */
+        assert_int_equal(nvx_ss_reveal(ss, a, 200 + NVX_SS_TAIL_MS - 1, out, 8, &all), 0);
+        assert_false(all);
+        if (sit) { /* the last chunk reaches the swarm: wait again */
+            nvx_ss_peer_got(ss, a, rb[kb - 1]);
+            assert_int_equal(nvx_ss_reveal(ss, a, 200 + NVX_SS_TAIL_MS, out, 8, &all), 0);
             assert_false(all);
-            assert_int_equal(nvx_ss_reveal(ss, a, 100 + NVX_SS_TAIL_MS, out, 8, &all), 0);
-            assert_true(all);
+            assert_int_equal(nvx_ss_reveal(ss, a, 200 + 2 * NVX_SS_TAIL_MS, out, 8, &all), 0);
+        } else {
+            assert_int_equal(nvx_ss_reveal(ss, a, 200 + NVX_SS_TAIL_MS, out, 8, &all), 0);
         }
+        assert_true(all);
         /* Told once. */
         assert_int_equal(nvx_ss_reveal(ss, a, UINT32_MAX, out, 8, &all), 0);
         assert_false(all);
         nvx_ss_free(ss);
     }
+}
+
+/* Once every chunk is out, a fetcher that gets none for NVX_SS_STARVE_MS
+ * while it lacks some (no peer of its holds them) is told HAVE ALL alone;
+ * one that progresses is not. */
+static void
+test_starving_fetcher(void **state)
+{
+    (void)state;
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(32, 9, &ss), 0);
+    nvx_ss_peer *a, *b, *c;
+    assert_int_equal(nvx_ss_peer_add(ss, &a), 0);
+    assert_int_equal(nvx_ss_peer_add(ss, &b), 0);
+    assert_int_equal(nvx_ss_peer_add(ss, &c), 0);
+    uint32_t ra[NVX_SS_AHEAD_TOTAL], rb[NVX_SS_AHEAD_TOTAL], out[NVX_SS_AHEAD_TOTAL];
+    bool all;
+    size_t ka = nvx_ss_reveal(ss, a, 0, ra, NVX_SS_AHEAD_TOTAL, &all);
+    size_t kb = nvx_ss_reveal(ss, b, 0, rb, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(ka + kb, 32);
+    assert_int_equal(nvx_ss_reveal(ss, c, 0, out, NVX_SS_AHEAD_TOTAL, &all), 0);
+    for (size_t j = 0; j < ka; j++)
+        nvx_ss_peer_got(ss, a, ra[j]);
+    for (size_t j = 0; j < kb; j++)
+        nvx_ss_peer_got(ss, b, rb[j]);
+    nvx_ss_peer_got(ss, c, ra[0]); /* c got one, then nothing more */
+    assert_int_equal(nvx_ss_reveal(ss, c, 1000, out, 8, &all), 0);
+    assert_false(all);
+    for (uint64_t t = 1000; t < 1000 + NVX_SS_STARVE_MS; t += 500) {
+        nvx_ss_peer_got(ss, a, rb[t / 500 % kb]); /* a keeps getting chunks */
+        assert_int_equal(nvx_ss_reveal(ss, a, t, out, 8, &all), 0);
+        assert_false(all);
+        assert_int_equal(nvx_ss_reveal(ss, c, t, out, 8, &all), 0);
+        assert_false(all);
+    }
+    assert_int_equal(nvx_ss_reveal(ss, c, 1000 + NVX_SS_STARVE_MS, out, 8, &all), 0);
+    assert_true(all);
+    nvx_ss_free(ss);
+}
+
+/* A fetcher that leaves takes the chunks only it held out of the swarm:
+ * they are revealed again (to the next fetcher that asks), the chunks
+ * another fetcher holds too are not. */
+static void
+test_lost_chunks_return(void **state)
+{
+    (void)state;
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(16, 5, &ss), 0);
+    nvx_ss_peer *a, *b;
+    assert_int_equal(nvx_ss_peer_add(ss, &a), 0);
+    uint32_t ra[NVX_SS_AHEAD_TOTAL], out[NVX_SS_AHEAD_TOTAL];
+    bool all;
+    size_t ka = nvx_ss_reveal(ss, a, 0, ra, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(ka, 16); /* a lone fetcher: all of a small model */
+    for (size_t j = 0; j < ka; j++)
+        nvx_ss_peer_got(ss, a, ra[j]);
+    assert_int_equal(nvx_ss_pool(ss), 0);
+    assert_int_equal(nvx_ss_peer_add(ss, &b), 0);
+    for (size_t j = 0; j < 6; j++) /* b got 6 of them from a */
+        nvx_ss_peer_got(ss, b, ra[j]);
+    nvx_ss_peer_remove(ss, a);
+    assert_int_equal(nvx_ss_pool(ss), 10);
+    size_t kb = nvx_ss_reveal(ss, b, 1, out, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(kb, 10);
+    for (size_t j = 0; j < kb; j++)
+        for (size_t i = 0; i < 6; i++)
+            assert_int_not_equal(out[j], ra[i]);
+    nvx_ss_free(ss);
 }
 
 /* A resumed fetcher holds half the model and says nothing about it: the
@@ -226,7 +309,7 @@ test_each_chunk_once(void **state)
             }
             uint32_t out[NVX_SS_AHEAD_TOTAL];
             bool all;
-            size_t k = nvx_ss_reveal(ss, pp[i], 0, out, NVX_SS_AHEAD_TOTAL, &all);
+            size_t k = nvx_ss_reveal(ss, pp[i], (uint64_t)step, out, NVX_SS_AHEAD_TOTAL, &all);
             if (all) {
                 any_all = true;
                 break;
@@ -256,7 +339,9 @@ main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_reveals_are_distinct),
         cmocka_unit_test(test_leaver_returns_chunks),
-        cmocka_unit_test(test_all_when_out_or_tail),
+        cmocka_unit_test(test_all_after_quiet),
+        cmocka_unit_test(test_lost_chunks_return),
+        cmocka_unit_test(test_starving_fetcher),
         cmocka_unit_test(test_stale_reveals),
         cmocka_unit_test(test_each_chunk_once),
     };
