@@ -24,7 +24,7 @@ int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
 const cli_command cli_cmd_fetch = {
     .name = "fetch",
     .main = cli_fetch_main,
-    .usage = "fetch ID|PUBLISHER/NAME [--pin] [--allow-untrusted]",
+    .usage = "fetch ID|PUBLISHER/NAME [--pin] [--allow-untrusted] [--timeout SECONDS]",
     .summary = "Fetch a model by id or signed name from the node's peers (needs nvxd)",
 };
 
@@ -83,7 +83,8 @@ json_event(const proto_ctl_progress *p)
 int
 cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
 {
-    bool pin = false, allow_untrusted = false;
+    bool pin = false, allow_untrusted = false, timeout_seen = false;
+    uint64_t timeout_s = 0;
     const cli_opt opts[] = {
         { .lname = "allow-untrusted",
           .type = CLI_OPT_FLAG,
@@ -93,6 +94,15 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
           .type = CLI_OPT_FLAG,
           .dest = &pin,
           .help = "pin the model once fetched (kept and seeded)" },
+        { .lname = "timeout",
+          .type = CLI_OPT_U64,
+          .dest = &timeout_s,
+          .metavar = "SECONDS",
+          .min = 1,
+          .max = 7 * 24 * 3600,
+          .seen = &timeout_seen,
+          .help = "give up when no connected peer has had the model for this long "
+                  "(default 60; a partial copy is kept)" },
         CLI_OPT_END,
     };
     int npos, r = cli_parse(ctx, &cli_cmd_fetch, opts, argc, argv, &npos);
@@ -138,6 +148,8 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         proto_ctl_put_bool(&w, PROTO_CTL_T_PIN, true);
     if (allow_untrusted)
         proto_ctl_put_bool(&w, PROTO_CTL_T_UNTRUSTED, true);
+    if (timeout_seen)
+        proto_ctl_put_u64(&w, PROTO_CTL_T_TIMEOUT_S, timeout_s);
     r = cli_daemon_send(d, &w);
     if (r < 0) {
         r = cli_fail_errno(r, "check that nvxd is running", "cannot send to nvxd");

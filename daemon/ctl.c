@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "daemon/xfer.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
 #include "transport/tcp.h"
@@ -22,6 +23,7 @@ struct csub {
     struct client *cl;
     nvx_fetch_sub *sub;
     uint32_t req_id;
+    uint64_t timeout_s; /* for the message when no peer has the model */
 };
 
 struct client {
@@ -271,8 +273,9 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
         char msg[160];
         if (error == -EHOSTUNREACH)
             snprintf(msg, sizeof(msg),
-                     "no connected peer has this model: add one that has it (nvx peer add "
-                     "HOST:PORT) and fetch again");
+                     "no connected peer has had this model for %llu s: add one that has it "
+                     "(nvx peer add HOST:PORT) and fetch again (what arrived is kept)",
+                     (unsigned long long)cs->timeout_s);
         else
             snprintf(msg, sizeof(msg), "fetch failed: %s", nvx_strerror(error ? error : -EIO));
         send_error(cl, cs->req_id, error ? error : -EIO, msg, false);
@@ -285,7 +288,8 @@ struct resolve_job {
     uint32_t id;
     char target[PROTO_CTL_STR_MAX + 1];
     bool pin;
-    bool untrusted; /* follow names signed by keys not in the keyring */
+    bool untrusted;     /* follow names signed by keys not in the keyring */
+    uint64_t timeout_s; /* 0: the node's default */
     uint8_t model[32];
     int r;
     bool by_name;
@@ -378,10 +382,13 @@ resolve_done(uv_work_t *w, int st)
     cs->req_id = j->id;
     if (cl->ctl->mesh)
         (void)nvx_mesh_want(cl->ctl->mesh, j->model); /* dial providers gossip knows of */
+    cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
     int r = nvx_node_fetch(cl->ctl->node, j->model, j->pin, fetch_cb, cs, &cs->sub);
     if (r < 0) {
         cs->cl = NULL;
         send_error(cl, j->id, r, "cannot start the fetch", false);
+    } else if (j->timeout_s) {
+        nvx_node_fetch_timeout(cs->sub, j->timeout_s * 1000);
     }
 out:
     free(j);
@@ -407,6 +414,7 @@ handle_fetch(struct client *cl, const proto_ctl_msg *m)
     uint64_t pin = 0, untrusted = 0;
     proto_ctl_get_u64(m, PROTO_CTL_T_PIN, &pin);
     proto_ctl_get_u64(m, PROTO_CTL_T_UNTRUSTED, &untrusted);
+    proto_ctl_get_u64(m, PROTO_CTL_T_TIMEOUT_S, &j->timeout_s);
     j->pin = pin != 0;
     j->untrusted = untrusted != 0;
     if (uv_queue_work(cl->ctl->loop, &j->w, resolve_work, resolve_done) < 0) {

@@ -440,7 +440,7 @@ op_bad_peer(void *arg, const uint8_t id[32], const char *addr, const char *what)
     char sid[17];
     log_warn("peer %s (%s) sent %s: dropping it for %d s", nvx_short_id(id, sid), addr, what,
              NVX_BADLIST_MS / 1000);
-    nvx_badlist_add(&n->bad, id, nvx__now(n));
+    nvx__peer_bad(n, id, addr);
     nvx_peer *p = nvx__peer_by_id(n, id);
     if (p)
         nvx__peer_close(p, PROTO_BYE_BAD_DATA, what);
@@ -749,6 +749,13 @@ nvx_node_fetch_unsub(nvx_node *n, nvx_fetch_sub *sub)
         nvx_xfer_end(x->e, PROTO_CTL_STATE_CANCELLED, -ECANCELED);
         xfer_settle(x);
     }
+}
+
+void
+nvx_node_fetch_timeout(nvx_fetch_sub *sub, uint64_t ms)
+{
+    if (!sub->x->ended)
+        nvx_xfer_set_timeout(sub->x->e, ms);
 }
 
 int

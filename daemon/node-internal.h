@@ -55,7 +55,7 @@ struct nvx_peer {
     struct sreq *sq;
     size_t sq_head, sq_len;
     unsigned serve_jobs;
-    uint32_t next_req_id; /* our requests: fetch.c, sigs.c */
+    uint32_t next_req_id;     /* our requests: fetch.c, sigs.c */
     struct sig_ask *sig_asks; /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
     unsigned n_sig_asks;
 };
@@ -77,7 +77,7 @@ struct xfer {
     uint64_t xid;
     uint8_t id[32];
     bool pin;
-    bool ended;  /* the engine ended; freed once no job runs */
+    bool ended; /* the engine ended; freed once no job runs */
     nvx_fetch_sub *subs;
     cas_partial *part;
     unsigned jobs; /* pool jobs running */
@@ -148,6 +148,10 @@ void nvx__peer_flush(nvx_peer *p);
 void nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why);
 void nvx__peer_put(nvx_peer *p);
 nvx_peer *nvx__peer_by_id(nvx_node *n, const uint8_t id[static 32]);
+/* Refuses the key, and the address's host unless it is loopback, for
+ * NVX_BADLIST_MS (a peer that sent bad bytes or claimed what it never
+ * delivered: a new key from the same host buys no second try). */
+void nvx__peer_bad(nvx_node *n, const uint8_t id[static 32], const char *addr);
 void nvx__node_maybe_stopped(nvx_node *n);
 
 /* serve.c */
@@ -162,6 +166,7 @@ void nvx__mcache_clear(nvx_node *n);
  * first bytes of chunk. have: p announced chunks. */
 bool nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks);
 void nvx__seed_sent(nvx_peer *p, const uint8_t model[static 32], uint32_t chunk);
+void nvx__seed_asked(nvx_peer *p, const uint8_t model[static 32], uint32_t chunk);
 void nvx__seed_have(nvx_peer *p, const proto_want *h);
 void nvx__seed_peer_gone(nvx_peer *p);
 void nvx__seed_tick(nvx_node *n); /* the tail's HAVE ALL comes on time */

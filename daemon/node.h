@@ -40,12 +40,12 @@ enum nvx_node_limits {
     NVX_NODE_TICK_MS = 250,
     NVX_NODE_DIAL_BACKOFF_MIN_MS = 1000,
     NVX_NODE_DIAL_BACKOFF_MAX_MS = 60000,
-    NVX_NODE_SERVE_JOBS = 8,      /* reads on the pool per peer at once */
-    NVX_NODE_PEER_META_JOBS = 64, /* WANT/MANIFEST_REQ/SIGS_REQ jobs per peer */
+    NVX_NODE_SERVE_JOBS = 8,             /* reads on the pool per peer at once */
+    NVX_NODE_PEER_META_JOBS = 64,        /* WANT/MANIFEST_REQ/SIGS_REQ jobs per peer */
     NVX_NODE_SERVE_MAX_BYTES = 16 << 20, /* sent bytes in flight, all peers */
     NVX_NODE_PIECE_MAX = 256 * 1024,     /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
-    NVX_NODE_HANDSHAKING_MAX = 16,   /* inbound connections still handshaking */
+    NVX_NODE_HANDSHAKING_MAX = 16, /* inbound connections still handshaking */
     /* A session that received nothing for this long is dead (a silent
      * stall: no reset, no end); a third of it without traffic sends PING. */
     NVX_NODE_PEER_TIMEOUT_MS = 60000,
@@ -173,6 +173,11 @@ int nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], bool pin, nvx_fetch
 /* Drops a subscription without a final callback. When it was the last one,
  * the transfer is cancelled (a resumable partial stays in the store). */
 void nvx_node_fetch_unsub(nvx_node *n, nvx_fetch_sub *sub);
+
+/* The transfer fails (-EHOSTUNREACH) once no connected peer has had the
+ * model for ms (default NVX_XFER_NO_PROVIDER_MS); the last subscriber to
+ * ask sets it. */
+void nvx_node_fetch_timeout(nvx_fetch_sub *sub, uint64_t ms);
 
 /* Cancels the transfer of model id (or with transfer id xid when id is
  * NULL): subscribers get CANCELLED. Returns 0 or -ENOENT. */

@@ -443,12 +443,17 @@ nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms)
     return idx;
 }
 
+bool
+nvx_picker_peer_can_take(const nvx_picker *pk, const nvx_picker_peer *pp, uint32_t idx)
+{
+    return idx < pk->n && pk->state[idx] == CH_MISSING && pp->inflight < pp->window &&
+           pp->n_reqs < NVX_PICKER_REQS_MAX && peer_has(pp, idx) && find_req(pp, idx) < 0;
+}
+
 int
 nvx_picker_dup(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx, uint64_t now_ms)
 {
-    if (idx >= pk->n || pk->state[idx] != CH_MISSING || pk->inflight[idx] == 0 ||
-        pk->inflight[idx] >= NVX_PICKER_ENDGAME_DUP || pp->inflight >= pp->window ||
-        pp->n_reqs >= NVX_PICKER_REQS_MAX || !peer_has(pp, idx) || find_req(pp, idx) >= 0)
+    if (!nvx_picker_peer_can_take(pk, pp, idx) || pk->inflight[idx] >= NVX_PICKER_ENDGAME_DUP)
         return -EAGAIN;
     if (push_req(pk, pp, idx) < 0)
         return -ENOMEM;

@@ -110,13 +110,16 @@ uint64_t nvx_picker_peer_rate(const nvx_picker_peer *pp);     /* bytes/s, EWMA *
  * clock. */
 int64_t nvx_picker_next(nvx_picker *pk, nvx_picker_peer *pp, uint64_t now_ms);
 
-/* Asks pp for idx too, though another peer has it in flight: the caller
+/* True when pp could be asked for idx now: idx is MISSING, pp has it and
+ * is not asked for it yet, and pp's window has room. */
+bool nvx_picker_peer_can_take(const nvx_picker *pk, const nvx_picker_peer *pp, uint32_t idx);
+
+/* Asks pp for idx, though another peer may have it in flight: the caller
  * saw that request wait too long (a slow peer; daemon/xfer.c). As endgame
  * duplicates: at most NVX_PICKER_ENDGAME_DUP requests per chunk, the first
  * copy wins and nvx_picker_holders() names the others to cancel. Returns
- * 0; -EAGAIN when pp's window is full, pp lacks idx or has it in flight,
- * idx is not MISSING or not in flight, or has enough copies in flight;
- * -ENOMEM. */
+ * 0; -EAGAIN when nvx_picker_peer_can_take() is false or idx has enough
+ * copies in flight; -ENOMEM. */
 int nvx_picker_dup(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx, uint64_t now_ms);
 
 /* All bytes of chunk idx arrived from pp. Releases pp's request and feeds

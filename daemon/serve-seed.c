@@ -136,11 +136,13 @@ nvx__seed_want(nvx_peer *p, const uint8_t model[static 32], uint32_t n_chunks)
         n->n_sseeds++;
     }
     /* A WANT again from the same peer: fetchers ask partial holders again
-     * every NVX_XFER_REWANT_MS. One that had every chunk starts over (it
+     * every NVX_XFER_REWANT_MS, and get their untaken reveals re-dealt
+     * (nvx_ss_peer_redeal). One that had every chunk starts over (it
      * removed the model): what it got counts no more. (One that removed a
      * partial copy gets HAVE ALL once it starves: daemon/superseed.h.) */
     struct sspeer *sp = sspeer_find(s, p);
     if (sp && !nvx_ss_peer_has_all(s->ss, sp->pp)) {
+        nvx_ss_peer_redeal(s->ss, sp->pp);
         reveal(s, sp, true);
         return true;
     }
@@ -182,6 +184,15 @@ nvx__seed_sent(nvx_peer *p, const uint8_t model[static 32], uint32_t chunk)
 {
     proto_range r = { .start = chunk, .count = 1 };
     got(p, model, &r, 1);
+}
+
+void
+nvx__seed_asked(nvx_peer *p, const uint8_t model[static 32], uint32_t chunk)
+{
+    struct sseed *s = sseed_find(p->node, model);
+    struct sspeer *sp = s ? sspeer_find(s, p) : NULL;
+    if (sp)
+        nvx_ss_peer_asked(s->ss, sp->pp, chunk);
 }
 
 void

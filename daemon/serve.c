@@ -677,6 +677,8 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
         }
         p->sq[(p->sq_head + p->sq_len) % n->peer_max_requests] = r;
         p->sq_len++;
+        if (r.offset == 0)
+            nvx__seed_asked(p, r.model, r.chunk);
         nvx__serve_pump(p);
         break;
     case PROTO_MSG_CANCEL:

@@ -19,6 +19,8 @@ struct nvx_ss_peer {
     uint8_t *shown;      /* bitmap: revealed to this peer */
     uint8_t *got;        /* bitmap: this peer holds it */
     uint8_t *stale;      /* bitmap: revealed long ago, no longer counted ahead */
+    uint8_t *asked;      /* bitmap: it requested it from us (queued here) */
+    uint8_t *redealt;    /* bitmap: taken back from it once (never twice) */
     uint32_t ahead;      /* shown, not got, not stale */
     struct reveal *fifo; /* the ahead reveals, oldest first (a ring) */
     uint32_t fifo_head, fifo_len, fifo_cap;
@@ -57,7 +59,7 @@ set_bit(uint8_t *b, uint32_t i)
 static void
 clear_bit(uint8_t *b, uint32_t i)
 {
-    b[i / 8] &= (uint8_t)~(1u << (i % 8));
+    b[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 int
@@ -98,6 +100,8 @@ peer_free(nvx_ss_peer *pp)
     free(pp->shown);
     free(pp->got);
     free(pp->stale);
+    free(pp->asked);
+    free(pp->redealt);
     free(pp->fifo);
     free(pp);
 }
@@ -130,9 +134,11 @@ nvx_ss_peer_add(nvx_ss *ss, nvx_ss_peer **ret)
     pp->shown = calloc((ss->n + 7) / 8, 1);
     pp->got = calloc((ss->n + 7) / 8, 1);
     pp->stale = calloc((ss->n + 7) / 8, 1);
+    pp->asked = calloc((ss->n + 7) / 8, 1);
+    pp->redealt = calloc((ss->n + 7) / 8, 1);
     pp->fifo_cap = NVX_SS_AHEAD_TOTAL;
     pp->fifo = calloc(pp->fifo_cap, sizeof(*pp->fifo));
-    if (!pp->shown || !pp->got || !pp->stale || !pp->fifo) {
+    if (!pp->shown || !pp->got || !pp->stale || !pp->asked || !pp->redealt || !pp->fifo) {
         peer_free(pp);
         return -ENOMEM;
     }
@@ -171,6 +177,33 @@ nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp)
         pp->next->prev = pp->prev;
     ss->n_peers--;
     peer_free(pp);
+}
+
+void
+nvx_ss_peer_redeal(nvx_ss *ss, nvx_ss_peer *pp)
+{
+    /* What it neither got nor asked for goes to whoever asks next, once:
+     * a resumed fetcher holds chunks it never announces, and those must
+     * not cycle between it and the pool for ever. */
+    for (uint32_t i = 0; i < ss->n; i++) {
+        if (bit(pp->shown, i) && !bit(pp->got, i) && !bit(pp->asked, i) && !bit(pp->redealt, i) &&
+            !bit(ss->in_pool, i)) {
+            set_bit(pp->redealt, i);
+            if (!bit(pp->stale, i))
+                pp->ahead--;
+            clear_bit(pp->shown, i);
+            clear_bit(pp->stale, i);
+            set_bit(ss->in_pool, i);
+            ss->pool[ss->n_pool++] = i;
+        }
+    }
+}
+
+void
+nvx_ss_peer_asked(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx)
+{
+    if (idx < ss->n)
+        set_bit(pp->asked, idx);
 }
 
 bool
@@ -227,7 +260,8 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
      * them from a peer without saying so. */
     while (pp->fifo_len > 0) {
         struct reveal *r = &pp->fifo[pp->fifo_head];
-        if (!bit(pp->got, r->idx)) {
+        /* (a reveal re-dealt since is not its own any more) */
+        if (!bit(pp->got, r->idx) && bit(pp->shown, r->idx) && !bit(pp->stale, r->idx)) {
             if (now_ms - r->t_ms < NVX_SS_STALE_MS)
                 break;
             set_bit(pp->stale, r->idx);
@@ -276,8 +310,8 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
     /* A fetcher that gets nothing new while it lacks chunks has no peer
      * that holds them (its peers left, or never had them): it is told
      * HAVE ALL alone, before the swarm's tail. */
-    bool starving = ss->n_got_any == ss->n && pp->n_got < ss->n &&
-                    now_ms - pp->progress_ms >= NVX_SS_STARVE_MS;
+    bool starving =
+        ss->n_got_any == ss->n && pp->n_got < ss->n && now_ms - pp->progress_ms >= NVX_SS_STARVE_MS;
     if (ss->n_pool == 0 && k == 0 && (starving || now_ms - ss->progress_ms >= NVX_SS_TAIL_MS)) {
         /* Nothing new for a while: the swarm has every chunk and trades
          * them, or a fetcher sits on what was revealed to it. From now on

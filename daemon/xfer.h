@@ -47,15 +47,19 @@
 
 enum nvx_xfer_limits {
     NVX_XFER_REQUEST_TIMEOUT_MS = 30000,
-    NVX_XFER_COMMIT_CHUNKS = 64,  /* commit a partial after this many chunks */
-    NVX_XFER_COMMIT_MS = 2000,    /* ... or this long */
-    NVX_XFER_PUT_BATCH = 32,      /* received chunks hashed at once */
-    NVX_XFER_HELD_MAX = 16 << 20, /* requested + received, unwritten bytes */
-    NVX_XFER_BUSY_RETRY_MS = 100, /* after NOT_FOUND BUSY */
-    NVX_XFER_NO_PROVIDER_MS = 60000, /* a fetch nobody answers HAVE fails */
-    NVX_XFER_REWANT_MS = 2000,       /* WANT again to peers that had not all */
-    NVX_XFER_SLOW_MS = 2000,    /* a request waiting this long is asked elsewhere too */
-    NVX_XFER_SLOW_ASK_MAX = 64, /* ... at most this many per tick */
+    NVX_XFER_COMMIT_CHUNKS = 64,      /* commit a partial after this many chunks */
+    NVX_XFER_COMMIT_MS = 2000,        /* ... or this long */
+    NVX_XFER_PUT_BATCH = 32,          /* received chunks hashed at once */
+    NVX_XFER_HELD_MAX = 16 << 20,     /* requested + received, unwritten bytes */
+    NVX_XFER_BUSY_RETRY_MS = 100,     /* after NOT_FOUND BUSY */
+    NVX_XFER_NO_PROVIDER_MS = 60000,  /* a fetch nobody answers HAVE fails */
+    NVX_XFER_REWANT_MS = 2000,        /* WANT again to peers that had not all */
+    NVX_XFER_SLOW_MS = 2000,          /* a request waiting this long is asked elsewhere too */
+    NVX_XFER_SLOW_ASK_MAX = 64,       /* ... at most this many per tick */
+    NVX_XFER_BENCH_AFTER = 16,        /* a peer that never delivered, after this many
+                                       * requests moved away from it ... */
+    NVX_XFER_BENCH_MS = 30000,        /* ... is asked nothing new this long */
+    NVX_XFER_MANIFEST_SLOW_MS = 1000, /* a late manifest piece: ask more holders */
     NVX_XFER_ADDR_LEN = 128,
 };
 
@@ -137,6 +141,9 @@ void nvx_xfer_free(nvx_xfer *x);
  * scales them down with it. */
 void nvx_xfer_windows(nvx_xfer *x, uint64_t min, uint64_t init, uint64_t max);
 void nvx_xfer_start(nvx_xfer *x);
+/* The transfer fails (-EHOSTUNREACH) once no peer has had the model for
+ * ms (default NVX_XFER_NO_PROVIDER_MS), before or after the manifest. */
+void nvx_xfer_set_timeout(nvx_xfer *x, uint64_t ms);
 
 /* Events. */
 void nvx_xfer_opened(nvx_xfer *x, int res, uint32_t n_chunks, const uint32_t *chunk_len,

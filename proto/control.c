@@ -26,6 +26,7 @@ static const struct {
     [PROTO_CTL_T_NAME] = { PROTO_CTL_K_STR, false },
     [PROTO_CTL_T_PIN] = { PROTO_CTL_K_BOOL, false },
     [PROTO_CTL_T_UNTRUSTED] = { PROTO_CTL_K_BOOL, false },
+    [PROTO_CTL_T_TIMEOUT_S] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_BYTES_DONE] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_BYTES_TOTAL] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_RATE] = { PROTO_CTL_K_U64, false },
@@ -65,7 +66,7 @@ static const struct {
     [PROTO_CTL_PEER_LS] = { "PEER_LS", 0, 0 },
     [PROTO_CTL_FETCH] = { "FETCH",
                           BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_PIN) |
-                              BIT(PROTO_CTL_T_UNTRUSTED),
+                              BIT(PROTO_CTL_T_UNTRUSTED) | BIT(PROTO_CTL_T_TIMEOUT_S),
                           BIT(PROTO_CTL_T_TARGET) },
     [PROTO_CTL_PUBLISH] = { "PUBLISH", BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME),
                             BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME) },

@@ -113,6 +113,7 @@ enum proto_ctl_tag {
     PROTO_CTL_T_TRANSFER_ID = 23,  /* U64 */
     PROTO_CTL_T_AGENT = 24,        /* STR */
     PROTO_CTL_T_UPTIME_S = 25,     /* U64 */
+    PROTO_CTL_T_TIMEOUT_S = 26,    /* U64: FETCH gives up after this long with no provider */
     _PROTO_CTL_TAG_MAX,
 };
 

@@ -381,6 +381,13 @@ test_control_malformed(void **state)
     assert_int_not_equal(du_nvx(&a, NULL, &err, "fetch", "zz", NULL), 0);
     assert_non_null(strstr(err, "nvx: "));
     free(err);
+    /* An id nobody has: a clear line once --timeout passes, not a hang. */
+    const char *nobody = "5bd6b0a8e36ac2ab0f1b15e5cd9b0ad2e2e3e5f1e8df5dd4a1c6b6f5fd8b1f3a";
+    assert_int_not_equal(du_nvx(&a, NULL, &err, "fetch", nobody, "--timeout", "1", NULL), 0);
+    assert_non_null(strstr(err, "no connected peer has had this model for 1 s"));
+    free(err);
+    assert_int_not_equal(du_nvx(&a, NULL, &err, "fetch", nobody, "--timeout", "0", NULL), 0);
+    free(err);
     du_stop(&a);
 }
 

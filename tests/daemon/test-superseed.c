@@ -201,6 +201,39 @@ test_starving_fetcher(void **state)
     nvx_ss_free(ss);
 }
 
+/* A fetcher asks again (every few seconds): the reveals it neither got
+ * nor requested go to whoever asks next; the ones it requested stay its
+ * own (no second copy leaves the seeder for them). */
+static void
+test_redeal(void **state)
+{
+    (void)state;
+    nvx_ss *ss;
+    assert_int_equal(nvx_ss_new(64, 7, &ss), 0);
+    nvx_ss_peer *a, *b;
+    assert_int_equal(nvx_ss_peer_add(ss, &a), 0);
+    uint32_t ra[NVX_SS_AHEAD_TOTAL], rb[NVX_SS_AHEAD_TOTAL];
+    bool all;
+    size_t ka = nvx_ss_reveal(ss, a, 0, ra, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(ka, NVX_SS_AHEAD_MIN); /* an eighth of 64, at least 16 */
+    nvx_ss_peer_asked(ss, a, ra[0]);
+    nvx_ss_peer_asked(ss, a, ra[1]);
+    nvx_ss_peer_got(ss, a, ra[2]);
+    uint32_t pool = nvx_ss_pool(ss);
+    nvx_ss_peer_redeal(ss, a);
+    assert_int_equal(nvx_ss_pool(ss), pool + ka - 3);
+    assert_int_equal(nvx_ss_peer_add(ss, &b), 0);
+    size_t kb = nvx_ss_reveal(ss, b, 1, rb, NVX_SS_AHEAD_TOTAL, &all);
+    assert_true(kb > 0);
+    for (size_t j = 0; j < kb; j++)
+        for (size_t i = 0; i < 3; i++)
+            assert_int_not_equal(rb[j], ra[i]);
+    /* a is dealt afresh, its requested ones still count ahead */
+    size_t k2 = nvx_ss_reveal(ss, a, 2, rb, NVX_SS_AHEAD_TOTAL, &all);
+    assert_int_equal(k2, NVX_SS_AHEAD_MIN - 2);
+    nvx_ss_free(ss);
+}
+
 /* A fetcher that leaves takes the chunks only it held out of the swarm:
  * they are revealed again (to the next fetcher that asks), the chunks
  * another fetcher holds too are not. */
@@ -342,6 +375,7 @@ main(void)
         cmocka_unit_test(test_all_after_quiet),
         cmocka_unit_test(test_lost_chunks_return),
         cmocka_unit_test(test_starving_fetcher),
+        cmocka_unit_test(test_redeal),
         cmocka_unit_test(test_stale_reveals),
         cmocka_unit_test(test_each_chunk_once),
     };

@@ -14,7 +14,9 @@
 
 #include "daemon/xfer.h"
 
-enum { XF_BATCHES_MAX = 256 };
+enum {
+    XF_BATCHES_MAX = 256
+};
 
 typedef struct xf_sent {
     void *peer;
@@ -45,9 +47,9 @@ typedef struct xf {
     xf_batch batches[XF_BATCHES_MAX]; /* store actions not answered yet */
     unsigned n_batches;
     unsigned drops, bads;
-    void *dropped;        /* the last drop_peer */
+    void *dropped; /* the last drop_peer */
     char drop_why[64];
-    uint8_t bad_id[32];   /* the last bad_peer */
+    uint8_t bad_id[32]; /* the last bad_peer */
     bool ended;
 } xf;
 
