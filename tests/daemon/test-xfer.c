@@ -314,18 +314,7 @@ test_cancel_waits(void **state)
     xf_peer_up(&f, A, 1);
     xf_have_all(&f, A);
     nvx_xfer_pump(f.x, f.now);
-    proto_msg m;
-    for (int i = 0; i < 40; i++) { /* serve 40 of the requests */
-        assert_true(xf_take(&f, A, PROTO_MSG_REQUEST, &m));
-        uint8_t b[1024];
-        for (uint32_t k = 0; k < 1024; k++)
-            b[k] = xf_byte(m.u.request.chunk, k);
-        proto_data d = { .req_id = m.u.request.req_id, .chunk = m.u.request.chunk };
-        memcpy(d.model_id, nvx_xfer_id(f.x), 32);
-        d.bytes.p = b;
-        d.bytes.len = 1024;
-        assert_int_equal(nvx_xfer_data(f.x, A, &d, f.now), 1024);
-    }
+    assert_int_equal(xf_serve_n(&f, A, false, 40), 40);
     assert_int_equal(f.n_batches, 1); /* one full batch at the store */
     nvx_xfer_end(f.x, PROTO_CTL_STATE_CANCELLED, -ECANCELED);
     assert_true(xf_count(&f, A, PROTO_MSG_CANCEL) > 0);

@@ -203,9 +203,15 @@ xf_have_all(xf *f, void *peer)
 size_t
 xf_serve(xf *f, void *peer, bool corrupt)
 {
+    return xf_serve_n(f, peer, corrupt, SIZE_MAX);
+}
+
+size_t
+xf_serve_n(xf *f, void *peer, bool corrupt, size_t max)
+{
     size_t n = 0;
     proto_msg m;
-    while (xf_take(f, peer, PROTO_MSG_REQUEST, &m)) {
+    while (n < max && xf_take(f, peer, PROTO_MSG_REQUEST, &m)) {
         proto_request *r = &m.u.request;
         uint8_t *b = malloc(r->length);
         assert_non_null(b);

@@ -68,6 +68,8 @@ void xf_have_all(xf *f, void *peer);
 /* Answers every REQUEST sent to peer with its right bytes (corrupt: the
  * first byte of each flipped); returns how many. */
 size_t xf_serve(xf *f, void *peer, bool corrupt);
+/* The same for the oldest max REQUESTs only. */
+size_t xf_serve_n(xf *f, void *peer, bool corrupt, size_t max);
 /* Answers the oldest store action: hash check against the model. */
 bool xf_store_one(xf *f);
 /* Answers the open action as a store that has n_have chunks (READY). */
