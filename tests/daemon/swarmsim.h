@@ -158,7 +158,7 @@ struct sim {
 
 uint64_t rnd(sim *s, uint64_t n);
 bool bit(const uint8_t *b, uint32_t i);
-void fail_run(sim *s, const char *fmt, ...);
+void fail_run(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool ev_less(const sev *a, const sev *b);
 sev *ev_new(sim *s, uint64_t t, int kind, snode *n);
 sev *ev_pop(sim *s);
