@@ -227,32 +227,12 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
     tp_close(p->conn, on_close);
 }
 
-/* The badlist key of an address's host (port dropped): "addr:" + host,
- * hashed to an id's size. Loopback hosts have none: every local process
- * shares them, and their keys are what tells them apart. Returns false
- * then. */
-static bool
-addr_key(const char *addr, uint8_t key[32])
-{
-    const char *end = addr[0] == '[' ? strchr(addr, ']') : strrchr(addr, ':');
-    size_t off = addr[0] == '[', len = end ? (size_t)(end - addr) - off : strlen(addr);
-    if ((len >= 4 && memcmp(addr + off, "127.", 4) == 0) ||
-        (len == 3 && !memcmp(addr + off, "::1", 3)))
-        return false;
-    cas_hasher h;
-    cas_hasher_init(&h);
-    cas_hasher_update(&h, "addr:", 5);
-    cas_hasher_update(&h, addr + off, len);
-    cas_hasher_final(&h, key);
-    return true;
-}
-
 void
 nvx__peer_bad(nvx_node *n, const uint8_t id[static 32], const char *addr)
 {
     uint8_t key[32];
     nvx_badlist_add(&n->bad, id, nvx__now(n));
-    if (addr && addr_key(addr, key))
+    if (addr && nvx_badlist_addr_key(addr, key))
         nvx_badlist_add(&n->bad, key, nvx__now(n));
 }
 
@@ -263,7 +243,7 @@ peer_check(void *userdata, const uint8_t peer_id[PROTO_NODE_ID_LEN])
     uint8_t key[32];
     uint64_t now = nvx__now(p->node);
     return !nvx_badlist_has(&p->node->bad, peer_id, now) &&
-           !(addr_key(p->addr, key) && nvx_badlist_has(&p->node->bad, key, now));
+           !(nvx_badlist_addr_key(p->addr, key) && nvx_badlist_has(&p->node->bad, key, now));
 }
 
 static nvx_peer *

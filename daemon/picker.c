@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "daemon/util.h"
+#include "libcas/hash.h"
 
 enum chunk_state {
     CH_MISSING = 0,
@@ -571,4 +572,21 @@ nvx_badlist_has(const nvx_badlist *b, const uint8_t id[static 32], uint64_t now_
         if (memcmp(b->e[i].id, id, 32) == 0)
             return now_ms < b->e[i].until_ms;
     return false;
+}
+
+bool
+nvx_badlist_addr_key(const char *addr, uint8_t key[static 32])
+{
+    const char *end = addr[0] == '[' ? strchr(addr, ']') : strrchr(addr, ':');
+    size_t off = addr[0] == '[';
+    size_t len = end ? (size_t)(end - addr) - off : strlen(addr);
+    if ((len >= 4 && memcmp(addr + off, "127.", 4) == 0) ||
+        (len == 3 && memcmp(addr + off, "::1", 3) == 0) || len == 0)
+        return false;
+    cas_hasher h;
+    cas_hasher_init(&h);
+    cas_hasher_update(&h, "addr:", 5);
+    cas_hasher_update(&h, addr + off, len);
+    cas_hasher_final(&h, key);
+    return true;
 }

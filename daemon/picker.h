@@ -167,4 +167,11 @@ void nvx_badlist_add(nvx_badlist *b, const uint8_t id[static 32], uint64_t now_m
 /* True when id is bad at now_ms. */
 bool nvx_badlist_has(const nvx_badlist *b, const uint8_t id[static 32], uint64_t now_ms);
 
+/* The badlist key of a transport address's host ("HOST:PORT", "[V6]:PORT";
+ * the port is dropped): BLAKE2b of "addr:" + host, so a host is refused
+ * whatever key or port it comes back with. False, and no key, for a
+ * loopback host: every local process shares it, and their node keys are
+ * what tells them apart. */
+bool nvx_badlist_addr_key(const char *addr, uint8_t key[static 32]);
+
 #endif

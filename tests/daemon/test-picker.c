@@ -392,6 +392,32 @@ test_badlist(void **state)
     free(b);
 }
 
+/* Address keys: one per host whatever the port, none for loopback. */
+static void
+test_badlist_addr(void **state)
+{
+    (void)state;
+    uint8_t a[32], b[32], c[32], d[32], e[32];
+    assert_true(nvx_badlist_addr_key("198.51.100.7:4001", a));
+    assert_true(nvx_badlist_addr_key("198.51.100.7:5999", b));
+    assert_memory_equal(a, b, 32);
+    assert_true(nvx_badlist_addr_key("198.51.100.8:4001", c));
+    assert_memory_not_equal(a, c, 32);
+    assert_true(nvx_badlist_addr_key("[2001:db8::1]:4001", d));
+    assert_true(nvx_badlist_addr_key("[2001:db8::1]:80", e));
+    assert_memory_equal(d, e, 32);
+    assert_memory_not_equal(a, d, 32);
+    assert_false(nvx_badlist_addr_key("127.0.0.1:4001", e));
+    assert_false(nvx_badlist_addr_key("127.9.9.9:1", e));
+    assert_false(nvx_badlist_addr_key("[::1]:4001", e));
+    assert_false(nvx_badlist_addr_key("", e));
+    nvx_badlist bl = { 0 };
+    nvx_badlist_add(&bl, a, 1000);
+    assert_true(nvx_badlist_has(&bl, b, 1001)); /* the same host, another port */
+    assert_false(nvx_badlist_has(&bl, c, 1001));
+    assert_false(nvx_badlist_has(&bl, b, 1000 + NVX_BADLIST_MS));
+}
+
 int
 main(void)
 {
@@ -410,6 +436,7 @@ main(void)
         cmocka_unit_test(test_seeded_fetchers_spread),
         cmocka_unit_test(test_seeded_rarest_and_complete),
         cmocka_unit_test(test_badlist),
+        cmocka_unit_test(test_badlist_addr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
