@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/progress.h"
+#include "cli/stats.h"
 #include "cli/store.h"
 #include "libcas/store.h"
 
@@ -205,8 +206,23 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
      * since the model that had it keeps no name of its own. */
     uint8_t id[CAS_HASH_LEN], had[CAS_HASH_LEN];
     bool name_used = a->name && cas_store_name_get(s, a->name, had) == 0;
+    cas_store_add_stats ws = { 0 };
+    o.stats = &ws;
+    cli_stats stats;
+    cli_stats_begin(ctx, &stats);
     int ar = cas_store_add_fd(s, fd, &o, id);
     cli_progress_end(&pr);
+    if (ar >= 0) {
+        char writes[80];
+        if (ws.buffered_bytes == 0)
+            snprintf(writes, sizeof(writes), "%s", ws.direct_bytes ? "O_DIRECT" : "none");
+        else if (ws.direct_bytes == 0)
+            snprintf(writes, sizeof(writes), "buffered");
+        else
+            snprintf(writes, sizeof(writes), "O_DIRECT, buffered tail %llu bytes",
+                     (unsigned long long)ws.buffered_bytes);
+        cli_stats_end(&stats, "add", ws.direct_bytes + ws.buffered_bytes, writes);
+    }
     if (ar < 0) {
         r = add_error(ar, path, ctx->store_dir);
         goto out;

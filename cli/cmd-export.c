@@ -14,6 +14,7 @@
 #include "cli/escape.h"
 #include "cli/json.h"
 #include "cli/progress.h"
+#include "cli/stats.h"
 #include "cli/store.h"
 #include "libcas/store.h"
 
@@ -143,10 +144,13 @@ cli_export_main(cli_ctx *ctx, int argc, char **argv)
     cli_progress pr;
     cli_progress_begin(&pr, ctx->progress, "export", model_size(ctx->store, id));
     cas_store_problem pb = { .chunk_index = CAS_STORE_NO_CHUNK };
+    cli_stats stats;
+    cli_stats_begin(ctx, &stats);
     r = cas_store_export_path(ctx->store, id, out, cli_progress_cas, &pr, &pb);
     cli_progress_end(&pr);
     if (r < 0)
         return export_error(r, argv[0], out, &pb, "nothing was written");
+    cli_stats_end(&stats, "export", model_size(ctx->store, id), "buffered");
     print_done(ctx, id, out);
     return CLI_EXIT_OK;
 }

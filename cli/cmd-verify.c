@@ -13,6 +13,7 @@
 #include "cli/json.h"
 #include "cli/progress.h"
 #include "cli/sigs.h"
+#include "cli/stats.h"
 #include "cli/store.h"
 #include "libcas/store.h"
 
@@ -291,8 +292,11 @@ cli_verify_main(cli_ctx *ctx, int argc, char **argv)
     cas_store_verify_opts o = {
         .progress = on_progress, .problem = on_problem, .model_done = on_done, .userdata = &st
     };
+    cli_stats stats;
+    cli_stats_begin(ctx, &stats);
     int vr = cas_store_verify(s, all ? NULL : id, &o);
     cli_progress_end(&st.pr);
+    cli_stats_end(&stats, "verify", total, NULL);
     if (vr < 0 && vr != -EBADMSG)
         r = cli_fail_errno(st.oom ? st.oom : vr, NULL, "verify stopped");
     else {

@@ -64,8 +64,9 @@ typedef struct add_ctx {
     int in_fd, out_fd;
     const uint8_t *prefix; /* caller's bytes before in_fd's (reader thread) */
     size_t prefix_left;
-    int dio_fd;  /* the temp file opened O_DIRECT, or -1 */
-    bool no_dio; /* atomic: O_DIRECT writes refused, write buffered */
+    int dio_fd;                            /* the temp file opened O_DIRECT, or -1 */
+    bool no_dio;                           /* atomic: O_DIRECT writes refused, write buffered */
+    uint64_t direct_bytes, buffered_bytes; /* atomic: written each way */
     size_t slot_size;
     slot slots[CAS__ADD_SLOTS];
     pthread_mutex_t mu;
@@ -207,6 +208,8 @@ write_slot(add_ctx *c, const uint8_t *buf, size_t len, uint64_t off)
             direct = 0;
         } else if (r < 0) {
             return r;
+        } else {
+            __atomic_add_fetch(&c->direct_bytes, direct, __ATOMIC_RELAXED);
         }
     }
     if (direct == len)
@@ -214,6 +217,7 @@ write_slot(add_ctx *c, const uint8_t *buf, size_t len, uint64_t off)
     int r = cas__pwrite_full(c->out_fd, buf + direct, len - direct, off + direct);
     if (r < 0)
         return r;
+    __atomic_add_fetch(&c->buffered_bytes, len - direct, __ATOMIC_RELAXED);
     /* Start write-back now so the final fdatasync has little left to do;
      * errors show up again at fdatasync. */
     sync_file_range(c->out_fd, (off64_t)(off + direct), (off64_t)(len - direct),
@@ -718,6 +722,9 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
     r = run_pipeline(&c, ch, o, total);
     if (r < 0)
         goto out;
+    if (o->stats)
+        *o->stats = (cas_store_add_stats){ .direct_bytes = c.direct_bytes,
+                                           .buffered_bytes = c.buffered_bytes };
     r = build_manifest(&c, o, &p, &m);
     if (r < 0)
         goto out;

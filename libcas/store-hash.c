@@ -200,6 +200,16 @@ cas__hash_many(const uint8_t *const *bufs, const size_t *lens, size_t n,
         cas_hash(bufs[i], lens[i], ret[i]);
 }
 
+const char *
+cas_hash_many_path(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (have_avx512())
+        return "avx512 x8";
+#endif
+    return "libsodium x1";
+}
+
 void
 cas_hash_many(const void *const bufs[], const size_t lens[], size_t n, uint8_t ret[][CAS_HASH_LEN])
 {

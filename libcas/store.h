@@ -149,7 +149,17 @@ typedef struct cas_store_add_opts {
      * fd. Borrowed for the call; may be NULL. */
     const void *prefix;
     size_t prefix_len;
+    /* When not NULL, filled in with how the data file was written. */
+    struct cas_store_add_stats *stats;
 } cas_store_add_opts;
+
+/* How cas_store_add_fd() wrote the data file: bytes written with O_DIRECT
+ * (DMA from the buffers, no page-cache copy) and through the page cache (the
+ * unaligned tail, or all of it where the file system refuses O_DIRECT). */
+typedef struct cas_store_add_stats {
+    uint64_t direct_bytes;
+    uint64_t buffered_bytes;
+} cas_store_add_stats;
 
 /* Reads fd to EOF (a file or a pipe; never the whole stream in memory: about
  * 8 * CAS_STORE_BUF_SIZE at most), cuts it into chunks, hashes them on worker
