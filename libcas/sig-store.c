@@ -136,11 +136,11 @@ cas_store_sig_recheck(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN],
     int r = keyring_get(s, keyid, &pk);
     if (r < 0)
         return r;
+    /* Only kept-apart blobs: attached ones verified under a known key
+     * when attached, and one that fails now means the keyring changed
+     * (nvx verify reports it) rather than a forgery to throw away. */
     recheck_ctx c = { .keyid = keyid, .pending = true };
     r = cas__sig_list_all(s, true, collect, &c);
-    c.pending = false;
-    if (r == 0)
-        r = cas__sig_list_all(s, false, collect, &c);
     cas_sig_recheck_result res = { 0 };
     for (size_t i = 0; r == 0 && i < c.n; i++) {
         found *f = &c.v[i];

@@ -25,13 +25,13 @@ int cas_store_sig_add_key(cas_store *s, const uint8_t id[static CAS_HASH_LEN], c
 
 typedef struct cas_sig_recheck_result {
     unsigned attached; /* kept-apart blobs that verified and are now attached */
-    unsigned dropped;  /* blobs (kept apart or attached) that did not verify: removed */
+    unsigned dropped;  /* kept-apart blobs that did not verify: removed */
 } cas_sig_recheck_result;
 
 /*
- * Checks every signature of key id keyid, kept apart or attached, with the
- * key the keyring now holds for it: good kept-apart ones are attached, ones
- * that do not verify are removed. Call after trusting a key (nvx trust
+ * Checks every kept-apart signature of key id keyid with the key the
+ * keyring now holds for it: good ones are attached, ones that do not
+ * verify are removed (attached ones are left alone). Call after trusting a key (nvx trust
  * add). Returns 0 and *ret, -ENOENT (keyring lacks keyid), store errors.
  */
 int cas_store_sig_recheck(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN],

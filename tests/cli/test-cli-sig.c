@@ -648,6 +648,44 @@ test_sig_poisoning(void **state)
     free(bad);
 }
 
+/* nvx sig ls shows attached and kept-apart signatures; sig rm removes
+ * those of one key; the kept-apart set is bounded per model. */
+static void
+test_sig_ls_rm(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL;
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, NULL), 0);
+    size_t len;
+    uint8_t *bad = forge(f, &len);
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", "--force", NULL), 0);
+    assert_int_equal(inject(f, bad, len), 2); /* key not trusted: kept apart */
+    assert_int_equal(ct_run(f->store, &out, NULL, "sig", "ls", f->id, NULL), 0);
+    assert_non_null(strstr(out, "attached"));
+    assert_non_null(strstr(out, "kept apart"));
+    char kid[CAS_KEYID_HEX_SIZE];
+    snprintf(kid, sizeof(kid), "%.16s", out);
+    free(out);
+    /* Both lines carry the same (first) key id. */
+    assert_int_equal(ct_run(f->store, &out, NULL, "sig", "rm", f->id, kid, NULL), 0);
+    assert_non_null(strstr(out, "removed 2 signatures"));
+    free(out);
+    fails(f, "no signature by key", "sig", "rm", f->id, kid, NULL);
+    fails(f, "unknown sig command", "sig", "frob", f->id, NULL);
+    /* Bounded: at most CAS_STORE_SIG_PENDING_PER_MODEL kept apart. */
+    int stored = 0, r = 0;
+    for (unsigned i = 0; i < CAS_STORE_SIG_PENDING_PER_MODEL + 2; i++) {
+        char *line2 = strchr((char *)bad, '\n') + 1 + 50;
+        *line2 = (char)('C' + i);
+        r = inject(f, bad, len);
+        stored += r == 2;
+    }
+    assert_int_equal(stored, CAS_STORE_SIG_PENDING_PER_MODEL);
+    assert_int_equal(r, -ENOSPC);
+    free(bad);
+}
+
 int
 main(void)
 {
@@ -656,6 +694,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_key_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_trust_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sig_poisoning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sig_ls_rm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tty_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minisign_checks_nvx, setup, teardown),
     };
