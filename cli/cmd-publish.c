@@ -230,7 +230,7 @@ sign_store(cli_ctx *ctx, const cas_seckey *sk, const char *name, const uint8_t i
     uint64_t now = (uint64_t)time(NULL);
     uint64_t seq = now;
     cas_namerec old;
-    int r = cas_namerec_store_get(ctx->store, pk.keyid, name, &old);
+    int r = cas_namerec_store_get(ctx->store, pk.pk, name, &old);
     if (r == 0 && old.sequence >= seq) {
         if (old.sequence == UINT64_MAX)
             return cli_fail(CLI_EXIT_FAIL,

@@ -15,6 +15,7 @@
 #include "cli/json.h"
 #include "cli/keyfile.h"
 #include "cli/store.h"
+#include "libcas/sig-store.h"
 #include "libcas/sig.h"
 #include "libcas/store.h"
 
@@ -154,7 +155,7 @@ sign_store(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *idhex, cons
                        keypath);
         goto out;
     }
-    r = cas_store_sig_add(ctx->store, id, sig, slen);
+    r = cas_store_sig_add_key(ctx->store, id, sig, slen, &pk);
     if (r < 0) {
         ret = cli_fail_errno(r, NULL, "cannot store the signature of %s", idhex);
         goto out;

@@ -14,6 +14,7 @@
 #include "cli/escape.h"
 #include "cli/json.h"
 #include "cli/store.h"
+#include "libcas/sig-store.h"
 #include "libcas/sig.h"
 #include "libcas/store.h"
 
@@ -78,6 +79,16 @@ trust_add(cli_ctx *ctx, const char *key, const char *name)
     r = cas_store_key_put(s, pk.keyid, CAS_KEYID_LEN, b64, strlen(b64), name ? name : "");
     if (r < 0)
         return cli_fail_errno(r, NULL, "cannot add key %s to the keyring", kid);
+    /* Signatures of this key kept apart are checked now; forgeries under
+     * it go, so they can never make nvx verify fail an intact model. */
+    cas_sig_recheck_result rc = { 0 };
+    r = cas_store_sig_recheck(s, pk.keyid, &rc);
+    if (r < 0)
+        cli_warn("cannot check the stored signatures of key %s (%s): run nvx trust add again", kid,
+                 strerror(-r));
+    else if (rc.dropped && !ctx->quiet)
+        fprintf(stderr, "removed %u signature%s by key %s that did not verify\n", rc.dropped,
+                rc.dropped == 1 ? "" : "s", kid);
     if (ctx->json) {
         cli_json j;
         cli_json_init(&j, stdout);

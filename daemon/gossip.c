@@ -110,14 +110,16 @@ provider_key(const uint8_t node[PROTO_ID_LEN], const uint8_t model[PROTO_ID_LEN]
     cas_hash(b, sizeof(b), ret);
 }
 
+/* A name record's slot: its public key and name. Never the key id, which
+ * any key may carry, so that nobody can take another publisher's slot. */
 static void
 name_key(const cas_namerec *rec, uint8_t ret[CAS_HASH_LEN])
 {
-    uint8_t b[1 + CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX];
+    uint8_t b[1 + CAS_PK_LEN + CAS_NAMEREC_NAME_MAX];
     b[0] = 'N';
-    memcpy(b + 1, rec->keyid, CAS_KEYID_LEN);
-    memcpy(b + 1 + CAS_KEYID_LEN, rec->name, rec->name_len);
-    cas_hash(b, 1 + CAS_KEYID_LEN + rec->name_len, ret);
+    memcpy(b + 1, rec->pk, CAS_PK_LEN);
+    memcpy(b + 1 + CAS_PK_LEN, rec->name, rec->name_len);
+    cas_hash(b, 1 + CAS_PK_LEN + rec->name_len, ret);
 }
 
 static int

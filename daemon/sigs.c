@@ -4,14 +4,15 @@
  * SIGS_REQ to every peer that had the model (daemon/fetch.c) and remembers
  * the request; serve.c answers SIGS_REQ from the store. A SIGS that answers
  * no request of ours is ignored. Each blob is checked on the pool before it
- * is attached (cas_store_sig_add, which ignores one already there):
- *   - it must parse as a minisign signature (cas_sig_parse);
- *   - a "nvx-model:" field in its trusted comment must name this model;
+ * is filed (cas_store_sig_add, libcas/sig-store.h, which ignores one
+ * already there):
+ *   - it must parse as a minisign signature naming this model, if any;
  *   - when its key is in the keyring, it must verify over the manifest
- *     (a peer cannot attach a forged signature of a key we trust).
- * A blob whose key is not in the keyring cannot be checked and is kept:
- * `nvx verify` shows it as untrusted, and checks it once the user trusts
- * the key (nvx trust add).
+ *     (a peer cannot attach a forged signature of a key we trust);
+ *   - a blob whose key is not in the keyring cannot be checked: it is kept
+ *     apart, at most CAS_STORE_SIG_PENDING_PER_MODEL per model, never
+ *     served on, and checked once the user trusts the key (nvx trust add);
+ *     a forgery then goes, so it can never make `nvx verify` fail.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ struct sigs_job {
     nvx_node *node;
     uint8_t model[32];
     char from[NVX_ADDR_LEN];
-    unsigned n, added;
+    unsigned n, added, pending;
     size_t lens[PROTO_SIGS_MAX];
     uint8_t *blobs[PROTO_SIGS_MAX];
 };
@@ -76,41 +77,19 @@ nvx__sigs_peer_gone(nvx_peer *p)
     p->n_sig_asks = 0;
 }
 
-/* True when blob may be attached to model (manifest[0..len)). */
-static bool
-sig_acceptable(cas_store *s, const uint8_t model[static 32], const uint8_t *manifest, size_t len,
-               const uint8_t *blob, size_t blob_len)
-{
-    cas_sig_info info;
-    if (cas_sig_parse(blob, blob_len, &info) < 0)
-        return false;
-    if (info.has_model_id && memcmp(info.model_id, model, 32) != 0)
-        return false;
-    uint8_t *kblob = NULL;
-    size_t klen = 0;
-    if (cas_store_key_get(s, info.keyid, CAS_KEYID_LEN, &kblob, &klen, NULL) < 0)
-        return true; /* unknown key: kept, shown as untrusted */
-    cas_pubkey pk;
-    bool ok = cas_pubkey_decode(kblob, klen, &pk) == 0 &&
-              cas_sig_verify(&pk, blob, blob_len, manifest, len, NULL) == 0;
-    free(kblob);
-    return ok;
-}
-
 static void
 sigs_work(uv_work_t *w)
 {
     struct sigs_job *j = (struct sigs_job *)w;
-    cas_store *s = j->node->store;
-    uint8_t *manifest = NULL;
-    size_t len = 0;
-    if (cas_store_manifest_get(s, j->model, &manifest, &len) < 0)
-        return;
-    for (unsigned i = 0; i < j->n; i++)
-        if (sig_acceptable(s, j->model, manifest, len, j->blobs[i], j->lens[i]) &&
-            cas_store_sig_add(s, j->model, j->blobs[i], j->lens[i]) == 1)
+    for (unsigned i = 0; i < j->n; i++) {
+        /* cas_store_sig_add checks: forgeries are dropped, blobs of keys
+         * nobody here trusts are kept apart (bounded) until trusted. */
+        int r = cas_store_sig_add(j->node->store, j->model, j->blobs[i], j->lens[i]);
+        if (r == 1)
             j->added++;
-    free(manifest);
+        else if (r == 2)
+            j->pending++;
+    }
 }
 
 static void
@@ -119,10 +98,11 @@ sigs_done(uv_work_t *w, int status)
     struct sigs_job *j = (struct sigs_job *)w;
     nvx_node *n = j->node;
     n->jobs--;
-    if (status == 0 && j->added) {
+    if (status == 0 && (j->added || j->pending)) {
         char sid[17];
-        log_info("model %s: %u signature%s from %s", nvx_short_id(j->model, sid), j->added,
-                 j->added == 1 ? "" : "s", j->from);
+        log_info("model %s: %u signature%s from %s (%u more of untrusted keys kept apart)",
+                 nvx_short_id(j->model, sid), j->added, j->added == 1 ? "" : "s", j->from,
+                 j->pending);
     }
     for (unsigned i = 0; i < j->n; i++)
         free(j->blobs[i]);

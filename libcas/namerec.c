@@ -20,8 +20,10 @@ static const uint8_t magic[CAS_NAMEREC_MAGIC_LEN] = { 'n', 'v', 'x', 'n',
                                                       'a', 'm', 'e', CAS_NAMEREC_VERSION };
 
 enum {
-    /* Store key: publisher key id || name (libcas/store.h namerec db). */
-    STORE_KEY_MAX = CAS_KEYID_LEN + CAS_NAMEREC_NAME_MAX,
+    /* Store key: publisher public key || name (libcas/store.h namerec db).
+     * The public key, not the key id: anyone may write any key id into a
+     * record, so a slot keyed by it could be taken by any key. */
+    STORE_KEY_MAX = CAS_PK_LEN + CAS_NAMEREC_NAME_MAX,
 };
 
 bool
@@ -225,12 +227,12 @@ cas_namerec_from_wire(const uint8_t keyid[static CAS_KEYID_LEN], const uint8_t *
 /* Storage */
 
 static size_t
-store_key(const uint8_t keyid[static CAS_KEYID_LEN], const char *name, size_t name_len,
+store_key(const uint8_t pk[static CAS_PK_LEN], const char *name, size_t name_len,
           uint8_t out[static STORE_KEY_MAX])
 {
-    memcpy(out, keyid, CAS_KEYID_LEN);
-    memcpy(out + CAS_KEYID_LEN, name, name_len);
-    return CAS_KEYID_LEN + name_len;
+    memcpy(out, pk, CAS_PK_LEN);
+    memcpy(out + CAS_PK_LEN, name, name_len);
+    return CAS_PK_LEN + name_len;
 }
 
 /* Decodes a stored record and checks that it belongs under key with seq. */
@@ -243,7 +245,7 @@ stored_decode(const uint8_t *key, size_t key_len, uint64_t seq, const uint8_t *b
     if (r < 0)
         return r;
     uint8_t k[STORE_KEY_MAX];
-    size_t kl = store_key(rec.keyid, rec.name, rec.name_len, k);
+    size_t kl = store_key(rec.pk, rec.name, rec.name_len, k);
     if (kl != key_len || memcmp(k, key, kl) != 0 || seq != rec.sequence)
         return -EBADMSG;
     *ret = rec;
@@ -259,7 +261,7 @@ cas_namerec_store_put(cas_store *s, const cas_namerec *rec)
     if (r < 0)
         return r;
     uint8_t key[STORE_KEY_MAX], buf[CAS_NAMEREC_MAX];
-    size_t key_len = store_key(rec->keyid, rec->name, rec->name_len, key);
+    size_t key_len = store_key(rec->pk, rec->name, rec->name_len, key);
     r = cas_namerec_encode(rec, buf, sizeof(buf));
     if (r < 0)
         return r;
@@ -268,7 +270,7 @@ cas_namerec_store_put(cas_store *s, const cas_namerec *rec)
 }
 
 int
-cas_namerec_store_get(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], const char *name,
+cas_namerec_store_get(cas_store *s, const uint8_t pk[static CAS_PK_LEN], const char *name,
                       cas_namerec *ret)
 {
     if (!s || !name || !ret)
@@ -277,7 +279,7 @@ cas_namerec_store_get(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], c
     if (!cas_namerec_name_valid(name, n))
         return -EINVAL;
     uint8_t key[STORE_KEY_MAX];
-    size_t key_len = store_key(keyid, name, n, key);
+    size_t key_len = store_key(pk, name, n, key);
     uint64_t seq;
     uint8_t *blob = NULL;
     size_t len;
@@ -315,7 +317,7 @@ cas_namerec_store_list(cas_store *s, cas_namerec_fn cb, void *userdata)
 }
 
 int
-cas_namerec_store_del(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], const char *name)
+cas_namerec_store_del(cas_store *s, const uint8_t pk[static CAS_PK_LEN], const char *name)
 {
     if (!s || !name)
         return -EINVAL;
@@ -323,7 +325,7 @@ cas_namerec_store_del(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], c
     if (!cas_namerec_name_valid(name, n))
         return -EINVAL;
     uint8_t key[STORE_KEY_MAX];
-    size_t key_len = store_key(keyid, name, n, key);
+    size_t key_len = store_key(pk, name, n, key);
     return cas_store_namerec_del(s, key, key_len);
 }
 
@@ -428,6 +430,41 @@ cas_namerec_target_parse(cas_store *s, const char *target, uint8_t ret_keyid[sta
     return 0;
 }
 
+/* The keyring's public key for keyid. Returns 0, -ENOENT, -EBADMSG. */
+static int
+keyring_pk(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], cas_pubkey *ret)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int r = cas_store_key_get(s, keyid, CAS_KEYID_LEN, &blob, &len, NULL);
+    if (r < 0)
+        return r;
+    r = cas_pubkey_decode(blob, len, ret);
+    free(blob);
+    if (r == 0 && memcmp(ret->keyid, keyid, CAS_KEYID_LEN) != 0)
+        r = -EBADMSG;
+    return r < 0 ? -EBADMSG : 0;
+}
+
+typedef struct byid_ctx {
+    const uint8_t *keyid;
+    const char *name;
+    unsigned n_keys;
+    cas_namerec rec;
+} byid_ctx;
+
+static int
+byid_cb(void *userdata, const cas_namerec *rec)
+{
+    byid_ctx *b = userdata;
+    if (memcmp(rec->keyid, b->keyid, CAS_KEYID_LEN) != 0 || strcmp(rec->name, b->name) != 0)
+        return 0;
+    /* One slot per public key, so each match is another key. */
+    b->n_keys++;
+    b->rec = *rec;
+    return 0;
+}
+
 int
 cas_namerec_resolve(cas_store *s, const char *target, cas_name_resolution *ret)
 {
@@ -440,7 +477,23 @@ cas_namerec_resolve(cas_store *s, const char *target, cas_name_resolution *ret)
         return r;
     cas_name_resolution res;
     memset(&res, 0, sizeof(res));
-    r = cas_namerec_store_get(s, keyid, name, &res.rec);
+    cas_pubkey pk;
+    r = keyring_pk(s, keyid, &pk);
+    if (r == 0) {
+        /* The keyring names the key: only its slot counts, whatever
+         * other keys claim under the same key id. */
+        r = cas_namerec_store_get(s, pk.pk, name, &res.rec);
+    } else if (r == -ENOENT) {
+        /* No key to go by: the key id is only a label anyone can copy,
+         * so follow it only when exactly one key claims it. */
+        byid_ctx b = { .keyid = keyid, .name = name };
+        r = cas_namerec_store_list(s, byid_cb, &b);
+        if (r == 0 && b.n_keys == 0)
+            r = -ENOENT;
+        else if (r == 0 && b.n_keys > 1)
+            r = -ENOTUNIQ;
+        res.rec = b.rec;
+    }
     if (r < 0)
         return r;
     res.trusted = cas_namerec_trusted(s, &res.rec, res.key_name, sizeof(res.key_name));

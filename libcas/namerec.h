@@ -114,29 +114,29 @@ int cas_namerec_from_wire(const uint8_t keyid[static CAS_KEYID_LEN], const uint8
                           size_t proof_len, cas_namerec *ret);
 
 /* ---------------------------------------------------------------------- */
-/* Storage (one record per (key id, name): the highest sequence wins) */
+/* Storage (one record per (public key, name): the highest sequence wins;
+ * the key id is a label inside the record, never a slot) */
 
 /*
- * Verifies rec and stores it unless a record with the same key id and name
+ * Verifies rec and stores it unless a record with the same public key and name
  * and a sequence >= rec's is already stored. Returns 1 when stored, 0 when
  * kept the stored one, -EBADMSG (bad signature), store errors.
  */
 int cas_namerec_store_put(cas_store *s, const cas_namerec *rec);
 
-/* Loads the stored record for (keyid, name). Returns 0 and *ret, -ENOENT,
+/* Loads the stored record for (pk, name). Returns 0 and *ret, -ENOENT,
  * -EBADMSG (a damaged stored record). */
-int cas_namerec_store_get(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN], const char *name,
+int cas_namerec_store_get(cas_store *s, const uint8_t pk[static CAS_PK_LEN], const char *name,
                           cas_namerec *ret);
 
-/* Calls cb for every stored record (key id, then name order); rec is valid
+/* Calls cb for every stored record (public key, then name order); rec is valid
  * during the call. Damaged stored records are skipped. Returns 0 or the
  * callback's negative value. */
 typedef int (*cas_namerec_fn)(void *userdata, const cas_namerec *rec);
 int cas_namerec_store_list(cas_store *s, cas_namerec_fn cb, void *userdata);
 
-/* Removes the record for (keyid, name). Returns 0 or -ENOENT. */
-int cas_namerec_store_del(cas_store *s, const uint8_t keyid[static CAS_KEYID_LEN],
-                          const char *name);
+/* Removes the record for (pk, name). Returns 0 or -ENOENT. */
+int cas_namerec_store_del(cas_store *s, const uint8_t pk[static CAS_PK_LEN], const char *name);
 
 /* ---------------------------------------------------------------------- */
 /* Trust and resolution */
@@ -167,8 +167,12 @@ int cas_namerec_target_parse(cas_store *s, const char *target,
                              uint8_t ret_keyid[static CAS_KEYID_LEN], char *ret_name);
 
 /*
- * Resolves "PUBLISHER/NAME" through the stored records. Returns 0 and *ret
- * when a record exists, whether trusted or not: the caller follows
+ * Resolves "PUBLISHER/NAME" through the stored records. When the keyring
+ * holds PUBLISHER's key id, only the record of that public key counts
+ * (records of other keys that copy the key id are never looked at). When it
+ * does not, the record under that key id is returned (untrusted) only if
+ * exactly one public key claims it; several give -ENOTUNIQ. Returns 0 and
+ * *ret when a record exists, whether trusted or not: the caller follows
  * ret->rec.model_id only when ret->trusted or the user allowed untrusted
  * records, and otherwise shows the record as untrusted (the key id, the
  * model id). Errors as cas_namerec_target_parse(), and -ENOENT when no

@@ -162,6 +162,8 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
     mdb_del(txn, s->db_bitmaps, &k, NULL);
     r = del_prefixed(txn, s->db_sigs, id);
     if (r == 0)
+        r = del_prefixed(txn, s->db_sigs_pending, id);
+    if (r == 0)
         r = del_values_of(txn, s->db_names, id, true);
     if (r < 0)
         goto fail;

@@ -32,16 +32,18 @@ struct cas_store {
     int data_fd; /* DIR/data, for fsync and openat */
     int tmp_fd;  /* DIR/tmp */
     MDB_env *env;
-    MDB_dbi db_meta;     /* "meta": config and version */
-    MDB_dbi db_models;   /* model id -> model record (header + manifest) */
-    MDB_dbi db_chunks;   /* chunk id -> dup sorted (model id, offset, len) */
-    MDB_dbi db_pins;     /* model id -> u64 pin time (ns) */
-    MDB_dbi db_names;    /* name -> model id */
-    MDB_dbi db_bitmaps;  /* model id -> bitmap of verified chunks (partial) */
-    MDB_dbi db_sigs;     /* model id | hash(blob) -> blob */
-    MDB_dbi db_keys;     /* key id -> u16 name len | name | blob */
-    MDB_dbi db_peers;    /* key -> value */
-    MDB_dbi db_namerecs; /* publisher key id | name -> u64 seq | record blob */
+    MDB_dbi db_meta;         /* "meta": config and version */
+    MDB_dbi db_models;       /* model id -> model record (header + manifest) */
+    MDB_dbi db_chunks;       /* chunk id -> dup sorted (model id, offset, len) */
+    MDB_dbi db_pins;         /* model id -> u64 pin time (ns) */
+    MDB_dbi db_names;        /* name -> model id */
+    MDB_dbi db_bitmaps;      /* model id -> bitmap of verified chunks (partial) */
+    MDB_dbi db_sigs;         /* model id | hash(blob) -> blob */
+    MDB_dbi db_keys;         /* key id -> u16 name len | name | blob */
+    MDB_dbi db_peers;        /* key -> value */
+    MDB_dbi db_namerecs;     /* publisher public key | name -> u64 seq | record blob */
+    MDB_dbi db_namerecs_v1;  /* legacy (key id | name), emptied at open: FORMAT.md */
+    MDB_dbi db_sigs_pending; /* model id | hash(blob) -> blob, key not trusted */
 };
 
 /* A decoded model record header; manifest points into the LMDB value (valid
@@ -108,6 +110,29 @@ uint64_t cas__now_ns(void);
 
 /* Begins a transaction (read-only when rdonly). Returns 0 or errno. */
 int cas__txn_begin(cas_store *s, bool rdonly, MDB_txn **ret);
+
+/* Moves the name records of a store written before records were keyed by
+ * public key (db_namerecs_v1) into db_namerecs, inside txn (store open).
+ * Returns 0 or an LMDB error as negative errno. */
+int cas__namerec_migrate(cas_store *s, MDB_txn *txn);
+
+/* Puts a signature blob into the attached (db_sigs) or the kept-apart
+ * (db_sigs_pending, bounded by CAS_STORE_SIG_PENDING_*) set of model id,
+ * unchecked: callers are libcas/sig-store.c, which checks first. Returns 1
+ * stored, 0 already there, -ENOENT no such model, -ENOSPC kept-apart set
+ * full, -EMSGSIZE, -EINVAL. */
+int cas__sig_put(cas_store *s, bool pending, const uint8_t id[static CAS_HASH_LEN],
+                 const void *blob, size_t len);
+
+/* Calls cb for every kept-apart (pending) or attached blob of every model
+ * (key = model id || hash, 64 bytes; pointers valid during the call). */
+typedef int (*cas__sig_fn)(void *userdata, const uint8_t *key, const void *blob, size_t len);
+int cas__sig_list_all(cas_store *s, bool pending, cas__sig_fn cb, void *userdata);
+
+/* Moves a kept-apart blob of model id to the attached set, in one
+ * transaction (its key became trusted and it verified). 0 or -ENOENT. */
+int cas__sig_unpend(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob,
+                    size_t len);
 
 /* Commits txn (always consumed). Returns 0 or errno. */
 int cas__txn_commit(MDB_txn *txn);

@@ -132,12 +132,34 @@ sig_key(const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len,
     cas_hash(blob, len, ret + CAS_HASH_LEN);
 }
 
+/* Entries of db whose key starts with id (at most limit are counted). */
+static size_t
+count_prefixed(MDB_txn *txn, MDB_dbi db, const uint8_t id[static CAS_HASH_LEN], size_t limit)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, db, &c) != 0)
+        return limit;
+    uint8_t lo[2 * CAS_HASH_LEN] = { 0 };
+    memcpy(lo, id, CAS_HASH_LEN);
+    MDB_val k = { sizeof(lo), lo }, v;
+    size_t n = 0;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && n < limit && k.mv_size == sizeof(lo) &&
+           memcmp(k.mv_data, id, CAS_HASH_LEN) == 0) {
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return n;
+}
+
 int
-cas_store_sig_add(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len)
+cas__sig_put(cas_store *s, bool pending, const uint8_t id[static CAS_HASH_LEN], const void *blob,
+             size_t len)
 {
     if (!blob || len == 0)
         return -EINVAL;
-    if (len > CAS_STORE_SIG_MAX)
+    if (len > (pending ? CAS_STORE_SIG_PENDING_BLOB_MAX : CAS_STORE_SIG_MAX))
         return -EMSGSIZE;
     uint8_t key[2 * CAS_HASH_LEN];
     sig_key(id, blob, len, key);
@@ -147,24 +169,36 @@ cas_store_sig_add(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const voi
         return r;
     if (!model_exists(s, txn, id))
         return finish(txn, -ENOENT);
-    MDB_val k = { sizeof(key), key }, v = { len, (void *)blob };
-    int rc = mdb_put(txn, s->db_sigs, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST)
+    MDB_dbi db = pending ? s->db_sigs_pending : s->db_sigs;
+    MDB_val k = { sizeof(key), key }, v;
+    if (mdb_get(txn, db, &k, &v) == 0)
         return finish(txn, 0);
-    r = cas__mdb_err(rc);
+    if (pending) {
+        /* Keys are free: whoever makes them must not fill the disk. */
+        MDB_stat st;
+        r = cas__mdb_err(mdb_stat(txn, db, &st));
+        if (r < 0)
+            return finish(txn, r);
+        if (st.ms_entries >= CAS_STORE_SIG_PENDING_MAX ||
+            count_prefixed(txn, db, id, CAS_STORE_SIG_PENDING_PER_MODEL) >=
+                CAS_STORE_SIG_PENDING_PER_MODEL)
+            return finish(txn, -ENOSPC);
+    }
+    v = (MDB_val){ len, (void *)blob };
+    r = cas__mdb_err(mdb_put(txn, db, &k, &v, MDB_NOOVERWRITE));
     return finish(txn, r < 0 ? r : 1);
 }
 
-int
-cas_store_sig_list(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
-                   void *userdata)
+static int
+sig_list(cas_store *s, MDB_dbi db, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
+         void *userdata)
 {
     MDB_txn *txn;
     MDB_cursor *c = NULL;
     int r = cas__txn_begin(s, true, &txn);
     if (r < 0)
         return r;
-    r = cas__mdb_err(mdb_cursor_open(txn, s->db_sigs, &c));
+    r = cas__mdb_err(mdb_cursor_open(txn, db, &c));
     uint8_t lo[2 * CAS_HASH_LEN] = { 0 };
     memcpy(lo, id, CAS_HASH_LEN);
     MDB_val k = { sizeof(lo), lo }, v;
@@ -178,13 +212,68 @@ cas_store_sig_list(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob
 }
 
 int
+cas_store_sig_list(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
+                   void *userdata)
+{
+    return sig_list(s, s->db_sigs, id, cb, userdata);
+}
+
+int
+cas_store_sig_list_pending(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
+                           void *userdata)
+{
+    return sig_list(s, s->db_sigs_pending, id, cb, userdata);
+}
+
+int
+cas__sig_list_all(cas_store *s, bool pending, cas__sig_fn cb, void *userdata)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, pending ? s->db_sigs_pending : s->db_sigs, &c));
+    MDB_val k, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (k.mv_size == 2 * CAS_HASH_LEN)
+            r = cb(userdata, k.mv_data, v.mv_data, v.mv_size);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int
+cas__sig_unpend(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len)
+{
+    uint8_t key[2 * CAS_HASH_LEN];
+    sig_key(id, blob, len, key);
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    MDB_val k = { sizeof(key), key }, v = { len, (void *)blob };
+    r = cas__mdb_err(mdb_del(txn, s->db_sigs_pending, &k, NULL));
+    if (r == 0) {
+        int rc = mdb_put(txn, s->db_sigs, &k, &v, MDB_NOOVERWRITE);
+        r = rc == MDB_KEYEXIST ? 0 : cas__mdb_err(rc);
+    }
+    return finish(txn, r);
+}
+
+int
 cas_store_sig_del(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob, size_t len)
 {
     if (!blob || len == 0)
         return -ENOENT;
     uint8_t key[2 * CAS_HASH_LEN];
     sig_key(id, blob, len, key);
-    return del_key(s, s->db_sigs, key, sizeof(key));
+    int r = del_key(s, s->db_sigs, key, sizeof(key));
+    int rp = del_key(s, s->db_sigs_pending, key, sizeof(key));
+    if (r == 0 || rp == 0)
+        return 0;
+    return r != -ENOENT ? r : rp;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -361,6 +450,58 @@ cas_store_peer_list(cas_store *s, cas_peer_fn cb, void *userdata)
 
 /* ---------------------------------------------------------------------- */
 /* Signed name records: key -> u64 seq | blob */
+
+enum {
+    /* Record layout (FORMAT.md "Name records"): what migration reads. */
+    V1_PK_OFF = 16,
+    V1_K_OFF = 48,
+    V1_NAME_OFF = 49,
+};
+
+int
+cas__namerec_migrate(cas_store *s, MDB_txn *txn)
+{
+    MDB_stat st;
+    int r = cas__mdb_err(mdb_stat(txn, s->db_namerecs_v1, &st));
+    if (r < 0 || st.ms_entries == 0)
+        return r;
+    MDB_cursor *c = NULL;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_namerecs_v1, &c));
+    if (r < 0)
+        return r;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        /* The old key (key id | name) was never tied to the key inside
+         * the record; the new one is the record's own public key and
+         * name, so a hijacked slot moves to the hijacker's key. Values
+         * too short to hold those fields are dropped; the rest are still
+         * checked (signature, key) whenever they are read. */
+        const uint8_t *b = (const uint8_t *)v.mv_data + 8;
+        if (v.mv_size < 8 + V1_NAME_OFF || v.mv_size - 8 > CAS_STORE_NAMEREC_MAX)
+            continue;
+        size_t blen = v.mv_size - 8, nlen = b[V1_K_OFF];
+        if (nlen == 0 || blen - V1_NAME_OFF < nlen)
+            continue;
+        uint8_t key[32 + 255];
+        memcpy(key, b + V1_PK_OFF, 32);
+        memcpy(key + 32, b + V1_NAME_OFF, nlen);
+        MDB_val nk = { 32 + nlen, key }, old;
+        uint64_t seq = cas__get_le64(v.mv_data);
+        if (mdb_get(txn, s->db_namerecs, &nk, &old) == 0 && old.mv_size >= 8 &&
+            cas__get_le64(old.mv_data) >= seq)
+            continue;
+        /* Copied: v points into pages this transaction may move. */
+        uint8_t val[8 + CAS_STORE_NAMEREC_MAX];
+        memcpy(val, v.mv_data, v.mv_size);
+        MDB_val nv = { v.mv_size, val };
+        r = cas__mdb_err(mdb_put(txn, s->db_namerecs, &nk, &nv, 0));
+    }
+    mdb_cursor_close(c);
+    if (r < 0)
+        return r;
+    return cas__mdb_err(mdb_drop(txn, s->db_namerecs_v1, 0));
+}
 
 static int
 check_namerec_key(const void *key, size_t len)

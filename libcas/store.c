@@ -467,7 +467,9 @@ open_dbs(cas_store *s)
         { "sigs", 0, offsetof(cas_store, db_sigs) },
         { "keys", 0, offsetof(cas_store, db_keys) },
         { "peers", 0, offsetof(cas_store, db_peers) },
-        { "namerecs", 0, offsetof(cas_store, db_namerecs) },
+        { "namerecs-pk", 0, offsetof(cas_store, db_namerecs) },
+        { "namerecs", 0, offsetof(cas_store, db_namerecs_v1) },
+        { "sigs-pending", 0, offsetof(cas_store, db_sigs_pending) },
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
@@ -485,6 +487,9 @@ open_dbs(cas_store *s)
     } else if (r == 0 && (v.mv_size != 4 || cas__get_le32(v.mv_data) != CAS_STORE_VERSION)) {
         r = -EBADMSG;
     }
+    if (r < 0)
+        goto fail;
+    r = cas__namerec_migrate(s, txn);
     if (r < 0)
         goto fail;
     return cas__txn_commit(txn);

@@ -53,15 +53,20 @@
 #include "libcas/manifest.h"
 
 /* Named limits. */
-#define CAS_STORE_VERSION         1u /* marker + index format version */
-#define CAS_STORE_MAP_SIZE        ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
-#define CAS_STORE_NAME_MAX        255u         /* bytes of a local model name */
-#define CAS_STORE_KEY_ID_MAX      64u          /* bytes of a trusted key id */
-#define CAS_STORE_KEY_BLOB_MAX    4096u        /* bytes of a trusted key blob */
-#define CAS_STORE_SIG_MAX         (64u * 1024) /* bytes of one signature blob */
-#define CAS_STORE_PEER_KEY_MAX    256u         /* bytes of a peer record key */
-#define CAS_STORE_PEER_MAX        (64u * 1024)
-#define CAS_STORE_NAMEREC_KEY_MAX 256u /* bytes of a name record key */
+#define CAS_STORE_VERSION      1u /* marker + index format version */
+#define CAS_STORE_MAP_SIZE     ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
+#define CAS_STORE_NAME_MAX     255u         /* bytes of a local model name */
+#define CAS_STORE_KEY_ID_MAX   64u          /* bytes of a trusted key id */
+#define CAS_STORE_KEY_BLOB_MAX 4096u        /* bytes of a trusted key blob */
+#define CAS_STORE_SIG_MAX      (64u * 1024) /* bytes of one signature blob */
+/* Signatures whose key the keyring does not hold are kept apart, bounded
+ * (anyone can make keys): blobs in all, per model, bytes per blob. */
+#define CAS_STORE_SIG_PENDING_MAX       1024u
+#define CAS_STORE_SIG_PENDING_PER_MODEL 8u
+#define CAS_STORE_SIG_PENDING_BLOB_MAX  (10u * 1024)
+#define CAS_STORE_PEER_KEY_MAX          256u /* bytes of a peer record key */
+#define CAS_STORE_PEER_MAX              (64u * 1024)
+#define CAS_STORE_NAMEREC_KEY_MAX       256u /* bytes of a name record key */
 #define CAS_STORE_NAMEREC_MAX \
     4096u /* bytes of a name record blob */        /* bytes of a peer record value */
 #define CAS_STORE_MANIFEST_MAX ((size_t)256 << 20) /* bytes of a stored manifest */
@@ -437,19 +442,34 @@ int cas_store_name_list(cas_store *s, cas_name_fn cb, void *userdata);
 /* ---------------------------------------------------------------------- */
 /* Signatures (opaque blobs attached to a model; libcas/sig.h parses them) */
 
-/* Attaches a signature blob (1..CAS_STORE_SIG_MAX bytes) to existing model
- * id. Identical blobs are stored once. Returns 1 when new, 0 when already
- * present, -ENOENT, -EMSGSIZE. */
+/*
+ * Checks a minisign signature blob (1..CAS_STORE_SIG_MAX bytes) and files it
+ * with existing model id (defined in libcas/sig-store.c). A blob that does
+ * not parse, names another model, or does not verify under the key the
+ * keyring holds for its key id is never stored (-EBADMSG). One whose key
+ * the keyring does not hold cannot be checked: it is kept apart (bounded,
+ * CAS_STORE_SIG_PENDING_*), never listed by cas_store_sig_list(), and
+ * checked by cas_store_sig_recheck() when its key becomes trusted.
+ * Identical blobs are stored once. Returns 1 attached, 2 kept apart, 0
+ * already present, -EBADMSG, -ENOENT, -EMSGSIZE, -ENOSPC (the kept-apart
+ * set is full).
+ */
 int cas_store_sig_add(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob,
                       size_t len);
 
-/* Calls cb for every signature blob of model id (blob valid only during the
- * call). Returns 0 (also when there are none) or the callback's value. */
+/* Calls cb for every attached signature blob of model id (blob valid only
+ * during the call). Returns 0 (also when there are none) or the callback's
+ * value. */
 typedef int (*cas_blob_fn)(void *userdata, const void *blob, size_t len);
 int cas_store_sig_list(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
                        void *userdata);
 
-/* Removes one signature blob (matched by its bytes). Returns 0 or -ENOENT. */
+/* As cas_store_sig_list(), for the blobs kept apart (unchecked keys). */
+int cas_store_sig_list_pending(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_blob_fn cb,
+                               void *userdata);
+
+/* Removes one signature blob (matched by its bytes), attached or kept
+ * apart. Returns 0 or -ENOENT. */
 int cas_store_sig_del(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const void *blob,
                       size_t len);
 
@@ -498,7 +518,7 @@ int cas_store_peer_list(cas_store *s, cas_peer_fn cb, void *userdata);
 
 /* ---------------------------------------------------------------------- */
 /* Signed name records (opaque blobs with a sequence number; libcas/namerec.h
- * defines them: key = publisher key id || name) */
+ * defines them: key = publisher public key || name) */
 
 /* Stores blob (1..CAS_STORE_NAMEREC_MAX bytes) under key (1..
  * CAS_STORE_NAMEREC_KEY_MAX bytes) with sequence number seq, unless the

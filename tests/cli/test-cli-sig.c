@@ -29,6 +29,7 @@
 #include "clitest.h"
 #include "libcas/hash.h"
 #include "libcas/sig.h"
+#include "libcas/store.h"
 #include "testutil.h"
 
 typedef struct fixture {
@@ -589,6 +590,102 @@ test_minisign_checks_nvx(void **state)
     free(ms);
 }
 
+/* Writes a copy of the model's signature by the default key with one
+ * base64 character of the Ed25519 signature changed: a blob that parses,
+ * carries the publisher's key id and does not verify. Returns it. */
+static uint8_t *
+forge(fixture *f, size_t *ret_len)
+{
+    char sig[4096], mf[4096];
+    snprintf(sig, sizeof(sig), "%s/good.minisig", f->dir);
+    snprintf(mf, sizeof(mf), "%s/manifest.bin", f->dir);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "manifest", f->id, "-o", mf, "--sig", sig, NULL),
+                     0);
+    uint8_t *b;
+    size_t len;
+    assert_int_equal(read_text(sig, &b, &len), 0);
+    char *line2 = strchr((char *)b, '\n');
+    assert_non_null(line2);
+    line2 += 1 + 40; /* inside the signature bytes (offset 10..74) */
+    *line2 = *line2 == 'A' ? 'B' : 'A';
+    *ret_len = len;
+    return b;
+}
+
+/* Injects blob the way a peer's SIGS answer reaches the store. */
+static int
+inject(fixture *f, const uint8_t *blob, size_t len)
+{
+    cas_store *s;
+    uint8_t mid[CAS_HASH_LEN];
+    assert_int_equal(cas_hash_from_hex(f->id, mid), 0);
+    assert_int_equal(cas_store_open(f->store, 0, &s), 0);
+    int r = cas_store_sig_add(s, mid, blob, len);
+    cas_store_free(s);
+    return r;
+}
+
+/* Issue 9 item 3: a forged blob under the publisher's key id, received
+ * while that key is not trusted, never makes verify fail the intact,
+ * correctly signed model once the key is trusted. */
+static void
+test_sig_poisoning(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL;
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, NULL), 0);
+    size_t len;
+    uint8_t *bad = forge(f, &len);
+    (void)inject(f, bad, len); /* the key is not trusted yet */
+    assert_int_equal(ct_run(f->store, NULL, NULL, "trust", "add", f->pub, "pub", NULL), 0);
+    assert_int_equal(ct_run(f->store, &out, NULL, "verify", f->id, "--require-trusted", NULL), 0);
+    assert_non_null(strstr(out, "ok"));
+    free(out);
+    /* Once the key is trusted, a forgery is refused outright. */
+    assert_true(inject(f, bad, len) < 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "verify", f->id, NULL), 0);
+    free(bad);
+}
+
+/* nvx sig ls shows attached and kept-apart signatures; sig rm removes
+ * those of one key; the kept-apart set is bounded per model. */
+static void
+test_sig_ls_rm(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL;
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", NULL), 0);
+    assert_int_equal(ct_run(f->store, NULL, NULL, "sign", f->id, NULL), 0);
+    size_t len;
+    uint8_t *bad = forge(f, &len);
+    assert_int_equal(ct_run(NULL, NULL, NULL, "key", "new", "--unencrypted", "--force", NULL), 0);
+    assert_int_equal(inject(f, bad, len), 2); /* key not trusted: kept apart */
+    assert_int_equal(ct_run(f->store, &out, NULL, "sig", "ls", f->id, NULL), 0);
+    assert_non_null(strstr(out, "attached"));
+    assert_non_null(strstr(out, "kept apart"));
+    char kid[CAS_KEYID_HEX_SIZE];
+    snprintf(kid, sizeof(kid), "%.16s", out);
+    free(out);
+    /* Both lines carry the same (first) key id. */
+    assert_int_equal(ct_run(f->store, &out, NULL, "sig", "rm", f->id, kid, NULL), 0);
+    assert_non_null(strstr(out, "removed 2 signatures"));
+    free(out);
+    fails(f, "no signature by key", "sig", "rm", f->id, kid, NULL);
+    fails(f, "unknown sig command", "sig", "frob", f->id, NULL);
+    /* Bounded: at most CAS_STORE_SIG_PENDING_PER_MODEL kept apart. */
+    int stored = 0, r = 0;
+    for (unsigned i = 0; i < CAS_STORE_SIG_PENDING_PER_MODEL + 2; i++) {
+        char *line2 = strchr((char *)bad, '\n') + 1 + 50;
+        *line2 = (char)('C' + i);
+        r = inject(f, bad, len);
+        stored += r == 2;
+    }
+    assert_int_equal(stored, CAS_STORE_SIG_PENDING_PER_MODEL);
+    assert_int_equal(r, -ENOSPC);
+    free(bad);
+}
+
 int
 main(void)
 {
@@ -596,6 +693,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_key_new_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_trust_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sig_poisoning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sig_ls_rm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tty_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minisign_checks_nvx, setup, teardown),
     };

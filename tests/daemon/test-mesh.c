@@ -133,7 +133,7 @@ node_knows(world *w, int i)
     if (nvx_gossip_providers(nvx_mesh_gossip(w->mesh[i]), w->model, 0, ids, 4) == 0)
         return false;
     cas_namerec got;
-    return cas_namerec_store_get(w->store[i], w->rec.keyid, w->rec.name, &got) == 0;
+    return cas_namerec_store_get(w->store[i], w->rec.pk, w->rec.name, &got) == 0;
 }
 
 static bool
@@ -299,7 +299,7 @@ test_line(void **state)
     assert_int_equal(nvx_gossip_providers(nvx_mesh_gossip(w->mesh[2]), w->model, 0, ids, 4), 1);
     assert_memory_equal(ids[0], proto_identity_node_id(w->ident[0]), 32);
     cas_namerec got;
-    assert_int_equal(cas_namerec_store_get(w->store[2], w->rec.keyid, "tiny/v1", &got), 0);
+    assert_int_equal(cas_namerec_store_get(w->store[2], w->rec.pk, "tiny/v1", &got), 0);
     assert_memory_equal(&got, &w->rec, sizeof(got));
 
     /* n2 resolves it: untrusted until it trusts the key. */

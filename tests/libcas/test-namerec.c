@@ -14,10 +14,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 #include <sodium.h>
 
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
+#include "libcas/sig-internal.h"
 #include "libcas/store.h"
 #include "testutil.h"
 
@@ -277,12 +279,12 @@ test_store_highest_wins(void **state)
     assert_int_equal(cas_namerec_sign(f->alice, "llama", 2, 200, m2, &r2), 0);
     assert_int_equal(cas_namerec_sign(f->alice, "llama", 1, 300, m3, &r1b), 0);
 
-    assert_int_equal(cas_namerec_store_get(f->s, r1.keyid, "llama", &got), -ENOENT);
+    assert_int_equal(cas_namerec_store_get(f->s, r1.pk, "llama", &got), -ENOENT);
     assert_int_equal(cas_namerec_store_put(f->s, &r1), 1);
     assert_int_equal(cas_namerec_store_put(f->s, &r1), 0); /* same again: kept */
     assert_int_equal(cas_namerec_store_put(f->s, &r2), 1);
     assert_int_equal(cas_namerec_store_put(f->s, &r1b), 0); /* older sequence: kept r2 */
-    assert_int_equal(cas_namerec_store_get(f->s, r1.keyid, "llama", &got), 0);
+    assert_int_equal(cas_namerec_store_get(f->s, r1.pk, "llama", &got), 0);
     assert_int_equal(got.sequence, 2);
     assert_memory_equal(got.model_id, m2, 32);
 
@@ -295,7 +297,7 @@ test_store_highest_wins(void **state)
     int n = 0;
     assert_int_equal(cas_namerec_store_list(f->s, count_cb, &n), 0);
     assert_int_equal(n, 3);
-    assert_int_equal(cas_namerec_store_get(f->s, r1.keyid, "llama", &got), 0);
+    assert_int_equal(cas_namerec_store_get(f->s, r1.pk, "llama", &got), 0);
     assert_int_equal(got.sequence, 2);
 
     /* Peer records (another database) are not name records. */
@@ -309,9 +311,9 @@ test_store_highest_wins(void **state)
     bad.sequence = 99;
     assert_int_equal(cas_namerec_store_put(f->s, &bad), -EBADMSG);
 
-    assert_int_equal(cas_namerec_store_del(f->s, r1.keyid, "llama"), 0);
-    assert_int_equal(cas_namerec_store_del(f->s, r1.keyid, "llama"), -ENOENT);
-    assert_int_equal(cas_namerec_store_get(f->s, r1.keyid, "llama", &got), -ENOENT);
+    assert_int_equal(cas_namerec_store_del(f->s, r1.pk, "llama"), 0);
+    assert_int_equal(cas_namerec_store_del(f->s, r1.pk, "llama"), -ENOENT);
+    assert_int_equal(cas_namerec_store_get(f->s, r1.pk, "llama", &got), -ENOENT);
 }
 
 static void
@@ -405,6 +407,133 @@ test_resolve(void **state)
     assert_false(cas_namerec_is_target("abcdef01"));
 }
 
+/* A record signed by mallory's key but carrying alice's key id (anyone can
+ * write any 8 bytes there) with the highest possible sequence. */
+static void
+hijack(fixture *f, const cas_seckey *mallory, const cas_namerec *victim, const uint8_t model[32],
+       cas_namerec *ret)
+{
+    assert_int_equal(cas_namerec_sign(mallory, victim->name, UINT64_MAX, 1, model, ret), 0);
+    memcpy(ret->keyid, victim->keyid, CAS_KEYID_LEN);
+    uint8_t buf[CAS_NAMEREC_MAX];
+    int n = cas_namerec_encode(ret, buf, sizeof(buf));
+    assert_true(n > CAS_SIGBYTES);
+    assert_int_equal(cas__seckey_sign(mallory, ret->sig, buf, (size_t)n - CAS_SIGBYTES), 0);
+    assert_int_equal(cas_namerec_verify(ret), 0); /* valid, just not alice's */
+    (void)f;
+}
+
+/* Issue 9 item 2: a record under alice's key id signed with another key
+ * never shadows alice's, trusted or not, and alice's next publish wins. */
+static void
+test_hijack(void **state)
+{
+    fixture *f = *state;
+    uint8_t m_alice[32], m_evil[32], m_next[32];
+    model_of(m_alice, 1);
+    model_of(m_evil, 66);
+    model_of(m_next, 2);
+    cas_namerec ra, evil, ra2;
+    assert_int_equal(cas_namerec_sign(f->alice, "demo", 5, 5, m_alice, &ra), 0);
+    assert_int_equal(cas_namerec_store_put(f->s, &ra), 1);
+    hijack(f, f->bob, &ra, m_evil, &evil);
+    (void)cas_namerec_store_put(f->s, &evil); /* stored apart, or refused */
+
+    char hex[CAS_KEYID_HEX_SIZE], target[128];
+    cas_keyid_format(ra.keyid, hex);
+    snprintf(target, sizeof(target), "%s/demo", hex);
+    cas_name_resolution res;
+    /* Before alice is trusted, the key id alone names two keys: neither
+     * is followed silently (an attacker could pick any key id). */
+    int r = cas_namerec_resolve(f->s, target, &res);
+    assert_true(r == -ENOTUNIQ || (r == 0 && memcmp(res.rec.model_id, m_evil, 32) != 0));
+
+    trust(f, f->alice, "alice");
+    const char *targets[] = { "alice/demo", target };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(cas_namerec_resolve(f->s, targets[i], &res), 0);
+        assert_true(res.trusted);
+        assert_int_equal(res.rec.sequence, 5);
+        assert_memory_equal(res.rec.model_id, m_alice, 32);
+    }
+    /* The forged record arriving after trust changes nothing either. */
+    (void)cas_namerec_store_put(f->s, &evil);
+    assert_int_equal(cas_namerec_resolve(f->s, "alice/demo", &res), 0);
+    assert_memory_equal(res.rec.model_id, m_alice, 32);
+
+    /* Alice's next publish still wins her slot. */
+    assert_int_equal(cas_namerec_sign(f->alice, "demo", 6, 6, m_next, &ra2), 0);
+    assert_int_equal(cas_namerec_store_put(f->s, &ra2), 1);
+    assert_int_equal(cas_namerec_resolve(f->s, "alice/demo", &res), 0);
+    assert_true(res.trusted);
+    assert_int_equal(res.rec.sequence, 6);
+    assert_memory_equal(res.rec.model_id, m_next, 32);
+}
+
+/* Writes rec the way stores before public-key slots did: into the
+ * "namerecs" database under key id || name (a real LMDB file). */
+static void
+put_v1(const char *dir, const cas_namerec *rec)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "namerecs", MDB_CREATE, &dbi), 0);
+    uint8_t key[8 + CAS_NAMEREC_NAME_MAX], val[8 + CAS_NAMEREC_MAX];
+    memcpy(key, rec->keyid, 8);
+    memcpy(key + 8, rec->name, rec->name_len);
+    for (int i = 0; i < 8; i++)
+        val[i] = (uint8_t)(rec->sequence >> (8 * i));
+    int n = cas_namerec_encode(rec, val + 8, sizeof(val) - 8);
+    assert_true(n > 0);
+    MDB_val k = { 8 + rec->name_len, key }, v = { 8 + (size_t)n, val };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    uint8_t junk[20] = { 0 }; /* too short to be a record: dropped */
+    k = (MDB_val){ 9, "junkjunkj" };
+    v = (MDB_val){ sizeof(junk), junk };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A store written before public-key slots opens, and its records resolve
+ * from their new slot. */
+static void
+test_migrate_v1(void **state)
+{
+    fixture *f = *state;
+    uint8_t m[32];
+    model_of(m, 7);
+    cas_namerec ra, got;
+    assert_int_equal(cas_namerec_sign(f->alice, "old/name", 3, 3, m, &ra), 0);
+    cas_store_free(f->s);
+    put_v1(f->dir, &ra);
+    assert_int_equal(cas_store_open(f->dir, 0, &f->s), 0);
+    assert_int_equal(cas_namerec_store_get(f->s, ra.pk, "old/name", &got), 0);
+    assert_int_equal(got.sequence, 3);
+    int n = 0;
+    assert_int_equal(cas_namerec_store_list(f->s, count_cb, &n), 0);
+    assert_int_equal(n, 1);
+    trust(f, f->alice, "alice");
+    cas_name_resolution res;
+    assert_int_equal(cas_namerec_resolve(f->s, "alice/old/name", &res), 0);
+    assert_true(res.trusted);
+    assert_memory_equal(res.rec.model_id, m, 32);
+    /* Opening again finds nothing left to move. */
+    cas_store_free(f->s);
+    assert_int_equal(cas_store_open(f->dir, 0, &f->s), 0);
+    n = 0;
+    assert_int_equal(cas_namerec_store_list(f->s, count_cb, &n), 0);
+    assert_int_equal(n, 1);
+}
+
 int
 main(void)
 {
@@ -417,6 +546,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_highest_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hijack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -625,11 +625,11 @@ test_sigs_keys_peers(void **state)
     uint8_t *b = random_bytes(1000, 60);
     assert_int_equal(add_buf(f->s, f->dir, b, 1000, NULL, id), 1);
     free(b);
-    assert_int_equal(cas_store_sig_add(f->s, id, "sig-one", 7), 1);
-    assert_int_equal(cas_store_sig_add(f->s, id, "sig-one", 7), 0);
-    assert_int_equal(cas_store_sig_add(f->s, id, "sig-two", 7), 1);
+    assert_int_equal(cas__sig_put(f->s, false, id, "sig-one", 7), 1);
+    assert_int_equal(cas__sig_put(f->s, false, id, "sig-one", 7), 0);
+    assert_int_equal(cas__sig_put(f->s, false, id, "sig-two", 7), 1);
     uint8_t unknown[CAS_HASH_LEN] = { 9 };
-    assert_int_equal(cas_store_sig_add(f->s, unknown, "s", 1), -ENOENT);
+    assert_int_equal(cas__sig_put(f->s, false, unknown, "s", 1), -ENOENT);
     int n = 0;
     assert_int_equal(cas_store_sig_list(f->s, id, sig_cb, &n), 0);
     assert_int_equal(n, 2);
