@@ -61,7 +61,7 @@ typedef struct cli_ctx {
     const char *store_dir; /* resolved: --store, $NVX_STORE or the XDG default */
     bool json;             /* --json: machine-readable stdout */
     bool quiet;            /* -q: only the essential result on stdout, no progress */
-    bool stats;            /* --stats: a line of time, CPU and I/O paths on stderr */
+    bool stats;            /* add/verify/export --stats: time, CPU, I/O paths on stderr */
     bool progress;         /* stderr is a terminal and !quiet: draw progress bars */
     cas_store *store;      /* opened lazily by cli_store_open(); closed by cli_main */
     char *store_dir_owned; /* storage for the XDG default path */

@@ -283,6 +283,10 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
           .max = CAS_CHUNK_SIZE_CEIL,
           .seen = &a.max_seen,
           .help = "largest chunk (default 4*avg: 256K)" },
+        { .lname = "stats",
+          .type = CLI_OPT_FLAG,
+          .dest = &ctx->stats,
+          .help = "then print time, CPU s/GiB, hash path and write mode on stderr" },
         CLI_OPT_END,
     };
     int npos, r = cli_parse(ctx, &cli_cmd_add, opts, argc, argv, &npos);

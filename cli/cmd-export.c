@@ -124,6 +124,10 @@ cli_export_main(cli_ctx *ctx, int argc, char **argv)
           .dest = &out,
           .metavar = "FILE",
           .help = "file to write (replaced atomically)" },
+        { .lname = "stats",
+          .type = CLI_OPT_FLAG,
+          .dest = &ctx->stats,
+          .help = "then print time, CPU s/GiB, hash path and write mode on stderr" },
         CLI_OPT_END,
     };
     int npos, r = cli_parse(ctx, &cli_cmd_export, opts, argc, argv, &npos);

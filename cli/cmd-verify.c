@@ -267,6 +267,10 @@ cli_verify_main(cli_ctx *ctx, int argc, char **argv)
           .type = CLI_OPT_FLAG,
           .dest = &require_trusted,
           .help = "fail (exit 5) unless each model has a trusted signature" },
+        { .lname = "stats",
+          .type = CLI_OPT_FLAG,
+          .dest = &ctx->stats,
+          .help = "then print time, CPU s/GiB, hash path and write mode on stderr" },
         CLI_OPT_END,
     };
     int npos, r = cli_parse(ctx, &cli_cmd_verify, opts, argc, argv, &npos);

@@ -16,9 +16,9 @@
 
 /* Fills out[] with the global option table bound to ctx. */
 static void
-global_opts(cli_ctx *ctx, cli_opt out[5])
+global_opts(cli_ctx *ctx, cli_opt out[4])
 {
-    memset(out, 0, 5 * sizeof(*out));
+    memset(out, 0, 4 * sizeof(*out));
     out[0] = (cli_opt){ .lname = "store",
                         .type = CLI_OPT_STR,
                         .dest = &ctx->store_dir,
@@ -34,11 +34,6 @@ global_opts(cli_ctx *ctx, cli_opt out[5])
                         .type = CLI_OPT_FLAG,
                         .dest = &ctx->quiet,
                         .help = "print only the essential result, no progress" };
-    out[3] = (cli_opt){ .lname = "stats",
-                        .type = CLI_OPT_FLAG,
-                        .dest = &ctx->stats,
-                        .help = "after add, verify and export: a line on stderr with time, "
-                                "CPU, hash and write path" };
 }
 
 static void
@@ -59,7 +54,7 @@ static const char exit_codes_text[] =
 static void
 print_main_help(FILE *f)
 {
-    fputs("usage: nvx [--store DIR] [--json] [-q] [--stats] COMMAND [ARGS...]\n\n"
+    fputs("usage: nvx [--store DIR] [--json] [-q] COMMAND [ARGS...]\n\n"
           "nvx stores model weights by content, verifies them, and runs them.\n\n"
           "commands:\n",
           f);
@@ -67,7 +62,7 @@ print_main_help(FILE *f)
         fprintf(f, "  %-10s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
     fputs("\nglobal options (before or after COMMAND):\n", f);
     cli_ctx dummy = { 0 };
-    cli_opt g[5];
+    cli_opt g[4];
     global_opts(&dummy, g);
     cli_opt_help(g, emit_line, f);
     fputs("  -h, --help                   show help (nvx COMMAND --help for a command)\n"
@@ -96,7 +91,7 @@ print_cmd_help(const cli_command *cmd, const cli_opt *opts)
     }
     fputs("\nglobal options:\n", stdout);
     cli_ctx dummy = { 0 };
-    cli_opt g[5];
+    cli_opt g[4];
     global_opts(&dummy, g);
     cli_opt_help(g, emit_line, stdout);
     fputs("\n", stdout);
@@ -136,7 +131,7 @@ int
 cli_parse(cli_ctx *ctx, const cli_command *cmd, const cli_opt *opts, int argc, char **argv,
           int *ret_npos)
 {
-    cli_opt g[5];
+    cli_opt g[4];
     global_opts(ctx, g);
     const cli_opt *const tables[2] = { g, opts };
     char err[CLI_OPT_ERR_LEN];
@@ -205,7 +200,7 @@ cli_main(int argc, char **argv)
             return CLI_EXIT_OK;
         }
     }
-    cli_opt g[5];
+    cli_opt g[4];
     global_opts(&ctx, g);
     const cli_opt *const tables[2] = { g, NULL };
     char err[CLI_OPT_ERR_LEN];

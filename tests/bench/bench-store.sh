@@ -12,7 +12,7 @@
 # So that a slow disk can be told from a slow code path it also prints, from
 # the same run: the disk's own write speed (dd of the input, O_DIRECT and
 # buffered, each with fdatasync), the CPU seconds per GiB of every command, and
-# which hash path (nvx --stats: "avx512 x8" or "libsodium x1") and write mode
+# which hash path (nvx add|verify|export --stats: "avx512 x8" or "libsodium x1") and write mode
 # (O_DIRECT or buffered) each nvx command used.
 #
 # Fresh pages and returned pages. On these VMs free memory goes back to the
@@ -102,11 +102,11 @@ while [ $i -le "$RUNS" ]; do
     # nvx add into a fresh store (durable: synced before the index commits).
     chmod -R u+w "$DIR/store" 2>/dev/null || true
     rm -rf "$DIR/store"; sync
-    timed add "$NVX" --store "$DIR/store" -q --stats add "$IN"
+    timed add "$NVX" --store "$DIR/store" -q add --stats "$IN"
     ID=$(tail -n 1 "$DIR/out.one")
 
     # nvx verify (the data file is cold: add wrote it with O_DIRECT).
-    timed verify "$NVX" --store "$DIR/store" -q --stats verify "$ID"
+    timed verify "$NVX" --store "$DIR/store" -q verify --stats "$ID"
 
     # export vs cp (neither syncs) into fresh pages: each runs right after a
     # 1 GiB file was deleted (a scratch copy for cp).
@@ -114,7 +114,7 @@ while [ $i -le "$RUNS" ]; do
     cp "$IN" "$DIR/out.scratch"; rm -f "$DIR/out.scratch"; sync
     timed cp cp "$IN" "$DIR/out.cp"
     rm -f "$DIR/out.cp"; sync
-    timed export "$NVX" --store "$DIR/store" -q --stats export "$ID" -o "$DIR/out.exp"
+    timed export "$NVX" --store "$DIR/store" -q export --stats "$ID" -o "$DIR/out.exp"
     cmp -s "$IN" "$DIR/out.exp" || { echo "bench-store: export differs from the input" >&2; exit 1; }
     rm -f "$DIR/out.exp"; sync
 
@@ -124,7 +124,7 @@ while [ $i -le "$RUNS" ]; do
         timed cpcold cp "$IN" "$DIR/out.cp"
         rm -f "$DIR/out.cp"; sync
         sleep "$COLD_PAUSE"
-        timed exportcold "$NVX" --store "$DIR/store" -q --stats export "$ID" -o "$DIR/out.exp"
+        timed exportcold "$NVX" --store "$DIR/store" -q export --stats "$ID" -o "$DIR/out.exp"
         rm -f "$DIR/out.exp"; sync
     fi
     i=$((i + 1))
