@@ -21,6 +21,7 @@ typedef struct sig_acc {
     size_t len;
     cli_sig_result *res;
     size_t n, cap;
+    bool kept_apart; /* listing the blobs of unknown keys */
 } sig_acc;
 
 static void
@@ -66,7 +67,8 @@ on_blob(void *userdata, const void *blob, size_t len)
         a->res = nr;
         a->cap = cap;
     }
-    check_one(a, blob, len, &a->res[a->n++]);
+    check_one(a, blob, len, &a->res[a->n]);
+    a->res[a->n++].kept_apart = a->kept_apart;
     return 0;
 }
 
@@ -76,6 +78,13 @@ cli_sigs_check(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const uint8_
 {
     sig_acc a = { .s = s, .manifest = manifest, .len = len };
     int r = cas_store_sig_list(s, id, on_blob, &a);
+    if (r == 0) {
+        /* Blobs of keys the keyring lacks are kept apart (sig-store.c);
+         * they are shown, as untrusted, so that the user sees what to
+         * trust. */
+        a.kept_apart = true;
+        r = cas_store_sig_list_pending(s, id, on_blob, &a);
+    }
     if (r < 0) {
         free(a.res);
         return r;
@@ -93,7 +102,8 @@ cli_sig_print(FILE *f, const cli_sig_result *r)
         cli_print_escaped_str(f, r->key_name);
         fputs(", ", f);
     }
-    fprintf(f, "%s)", cli_sig_status_name(r->status));
+    fprintf(f, "%s%s)", cli_sig_status_name(r->status),
+            r->kept_apart ? ", kept apart until its key is trusted" : "");
 }
 
 void
@@ -105,6 +115,7 @@ cli_sigs_json(cli_json *j, const cli_sig_result *r, size_t n)
         cli_json_kv_str(j, "status", cli_sig_status_name(r[i].status));
         cli_json_kv_str(j, "key_id", r[i].keyid);
         cli_json_kv_str(j, "key_name", r[i].key_name);
+        cli_json_kv_bool(j, "kept_apart", r[i].kept_apart);
         if (r[i].status == CLI_SIG_TRUSTED) {
             cli_json_kv_str(j, "trusted_comment", r[i].info.trusted_comment);
             if (r[i].info.has_timestamp) {

@@ -31,13 +31,14 @@ typedef struct cli_sig_result {
     char keyid[CAS_KEYID_HEX_SIZE]; /* "" when malformed */
     char key_name[256];             /* keyring name ("" when none) */
     cas_sig_info info;              /* parsed fields (trust them only when TRUSTED) */
+    bool kept_apart;                /* held apart: its key was unknown when it came */
 } cli_sig_result;
 
 /* "trusted", "untrusted", "invalid", "malformed". */
 const char *cli_sig_status_name(cli_sig_status s);
 
 /*
- * Checks every signature of model id (whose canonical manifest bytes are
+ * Checks every signature of model id, attached or kept apart, (whose canonical manifest bytes are
  * manifest[0..len)). Writes a malloc'd array (caller frees; NULL when none)
  * and its length. Returns 0 or a negative errno from the store.
  */

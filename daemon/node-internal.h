@@ -8,6 +8,7 @@
  */
 #include <stdatomic.h>
 
+#include "daemon/budget.h"
 #include "daemon/node.h"
 #include "daemon/picker.h"
 #include "daemon/xfer.h"
@@ -50,6 +51,8 @@ struct nvx_peer {
     uint64_t t_rx_ms, t_ping_ms; /* last bytes received; last keepalive PING */
     uint64_t bytes_in, bytes_out;
     uint64_t rate_in, rate_bytes; /* DATA payload bytes/s (per tick EWMA) */
+    nvx_budget cpu;               /* its share of the loop (budget.h) */
+    bool throttled;               /* reading stopped until cpu refills */
     unsigned jobs;                /* pool jobs referring to this peer */
     /* serving */
     struct sreq *sq;

@@ -256,6 +256,7 @@ peer_new(nvx_node *n, tp_conn *c, bool outbound, const char *addr)
     p->conn = c;
     p->outbound = outbound;
     p->t_start_ms = nvx__now(n);
+    nvx_budget_init(&p->cpu, p->t_start_ms);
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
     p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
     if (!p->sq) {
@@ -484,10 +485,23 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
         }
         if (r == 0)
             break;
-        if (ev.type == PROTO_EVENT_HANDSHAKE_DONE)
+        if (ev.type == PROTO_EVENT_HANDSHAKE_DONE) {
             handshake_done(p);
-        else if (ev.type == PROTO_EVENT_MESSAGE)
+        } else if (ev.type == PROTO_EVENT_MESSAGE && ev.msg_type == PROTO_MSG_DATA) {
             dispatch(p, &ev);
+        } else if (ev.type == PROTO_EVENT_MESSAGE) {
+            uint64_t t0 = uv_hrtime();
+            dispatch(p, &ev);
+            nvx_budget_spend(&p->cpu, (uv_hrtime() - t0) / 1000);
+        }
+    }
+    if (!p->closing && nvx_budget_empty(&p->cpu, nvx__now(p->node))) {
+        /* Over its share of the loop: read nothing more from it until the
+         * tick finds the bucket refilled. */
+        tp_read_stop(c);
+        if (!p->throttled)
+            log_peer(NVX_LOG_INFO, "peer %s: over its share of the loop, reading paused", p->addr);
+        p->throttled = true;
     }
     if (!p->closing)
         nvx__peer_flush(p);
@@ -533,6 +547,9 @@ tick(uv_timer_t *t)
         next = p->next;
         if (p->closing || !p->sess)
             continue;
+        if (p->throttled && !nvx_budget_empty(&p->cpu, now) &&
+            tp_read_start(p->conn, on_recv, on_end) == 0)
+            p->throttled = false;
         p->rate_in = (p->rate_in * 3 + p->rate_bytes * (1000 / NVX_NODE_TICK_MS)) / 4;
         p->rate_bytes = 0;
         if (proto_session_tick(p->sess, now) < 0) {

@@ -401,6 +401,11 @@ serve_work(uv_work_t *w)
         else if (cas_store_model_info(s, j->r.model, &info) == 0 &&
                  info.state == CAS_MODEL_COMPLETE)
             j->res = cas_store_sig_list(s, j->r.model, sig_collect, j);
+        /* Then those of keys we do not hold (kept apart, never trusted
+         * here): the asker checks each against its own keyring, so a
+         * signature travels through nodes that do not trust its key. */
+        if (j->res == 0)
+            j->res = cas_store_sig_list_pending(s, j->r.model, sig_collect, j);
         break;
     }
     case JOB_CHUNK: {

@@ -83,6 +83,7 @@ struct nvx_xfer {
     unsigned n_ready;
     uint64_t pending; /* bytes received, not yet stored */
     uint64_t rate, rate_bytes;
+    uint64_t work; /* HAVE merging: bytes of bitmap touched + new chunks */
 };
 
 #define ENTER(x) ((x)->depth++)

@@ -468,6 +468,28 @@ nvx__xf_manifest_late(nvx_xfer *x, uint64_t now)
 
 /* ---- HAVE -------------------------------------------------------------- */
 
+/* Sets bits [a, b) of bits, a byte at a time; with on_new, calls it for
+ * every bit that was clear. Returns the bytes touched plus the new bits:
+ * the work a HAVE costs, whatever it claims (a range of a million chunks
+ * that are all set already costs 128 Ki byte tests, never a million
+ * calls). */
+static uint64_t
+bits_set_range(uint8_t *bits, uint32_t a, uint32_t b, void (*on_new)(void *, uint32_t), void *arg)
+{
+    uint64_t work = 0;
+    while (a < b) {
+        uint32_t k = a / 8, lo = a % 8, hi = b - 8 * k < 8 ? b - 8 * k : 8;
+        uint8_t mask = (uint8_t)(((1u << hi) - 1) & ~((1u << lo) - 1));
+        uint8_t fresh = (uint8_t)(mask & ~bits[k]);
+        bits[k] |= mask;
+        work++;
+        for (; fresh && on_new; fresh &= (uint8_t)(fresh - 1), work++)
+            on_new(arg, 8 * k + (uint32_t)__builtin_ctz(fresh));
+        a = 8 * k + hi;
+    }
+    return work;
+}
+
 int
 nvx__xf_chunkset_bits(const proto_chunkset *set, uint8_t **ret_bits, uint32_t *ret_n)
 {
@@ -488,54 +510,87 @@ nvx__xf_chunkset_bits(const proto_chunkset *set, uint8_t **ret_bits, uint32_t *r
         memcpy(bits, set->bitmap, (n + 7) / 8);
     else
         for (size_t r = 0; r < set->n_ranges; r++)
-            for (uint32_t i = 0; i < set->ranges[r].count; i++) {
-                uint32_t k = set->ranges[r].start + i;
-                bits[k / 8] |= (uint8_t)(1u << (k % 8));
-            }
+            bits_set_range(bits, set->ranges[r].start, set->ranges[r].start + set->ranges[r].count,
+                           NULL, NULL);
     *ret_bits = bits;
     *ret_n = n;
     return 0;
 }
 
-static void
-have_one(nvx_xfer *x, struct xpeer *xp, uint32_t i)
+/* Grows a peer's bits to nb (ranges announced before the manifest came may
+ * reach past its first HAVE's last chunk: a super-seeder reveals more). */
+static int
+bits_grow(struct xpeer *xp, uint32_t nb)
 {
-    if (i >= xp->nbits) {
-        /* Ranges announced before the manifest came may reach past the
-         * first HAVE's last chunk (a super-seeder reveals more). */
-        uint32_t nb = i + 1;
-        uint8_t *b = realloc(xp->bits, (nb + 7) / 8 + 1);
-        if (!b)
-            return;
-        memset(b + (xp->nbits + 7) / 8 + 1, 0, (nb + 7) / 8 - (xp->nbits + 7) / 8);
-        xp->bits = b;
-        xp->nbits = nb;
-    }
-    xp->bits[i / 8] |= (uint8_t)(1u << (i % 8));
-    if (xp->pp)
-        nvx_picker_peer_have(x->pk, xp->pp, i);
+    if (nb <= xp->nbits)
+        return 0;
+    uint8_t *b = realloc(xp->bits, (nb + 7) / 8 + 1);
+    if (!b)
+        return -ENOMEM;
+    memset(b + (xp->nbits + 7) / 8 + 1, 0, (nb + 7) / 8 - (xp->nbits + 7) / 8);
+    xp->bits = b;
+    xp->nbits = nb;
+    return 0;
+}
+
+struct have_arg {
+    nvx_xfer *x;
+    struct xpeer *xp;
+};
+
+static void
+have_new(void *arg, uint32_t i)
+{
+    struct have_arg *h = arg;
+    if (h->xp->pp)
+        nvx_picker_peer_have(h->x->pk, h->xp->pp, i);
 }
 
 /* A peer we already know announced more chunks (a fetcher that verified
- * some, a super-seeder revealing more). Ranges cost what they name, not
- * the model's size. */
+ * some, a super-seeder revealing more). The cost is the bytes of bitmap the
+ * message names plus the chunks new to us (bits_set_range), never a scan
+ * per claimed chunk: a peer that repeats a HAVE naming every chunk gets
+ * little work out of it (issue 9, item 6). */
 void
 nvx__xf_have_merge(nvx_xfer *x, struct xpeer *xp, const proto_chunkset *set)
 {
     if (!xp->bits)
         return; /* has everything already */
-    uint32_t n = x->pk ? nvx_picker_n_chunks(x->pk) : xp->nbits;
+    uint32_t n = x->pk ? nvx_picker_n_chunks(x->pk) : PROTO_CHUNKS_MAX;
+    struct have_arg h = { x, xp };
     if (set->kind == PROTO_CHUNKSET_RANGES) {
-        if (!x->pk)
-            n = PROTO_CHUNKS_MAX; /* the manifest will say; bits grow */
-        for (size_t r = 0; r < set->n_ranges; r++)
-            for (uint64_t i = set->ranges[r].start;
-                 i < (uint64_t)set->ranges[r].start + set->ranges[r].count && i < n; i++)
-                have_one(x, xp, (uint32_t)i);
-    } else {
-        for (uint32_t i = 0; i < n; i++)
-            if (proto_chunkset_contains(set, i))
-                have_one(x, xp, i);
+        if (set->n_ranges == 0)
+            return;
+        const proto_range *last = &set->ranges[set->n_ranges - 1];
+        uint64_t end = (uint64_t)last->start + last->count;
+        if (bits_grow(xp, end < n ? (uint32_t)end : n) < 0)
+            return;
+        n = n < xp->nbits ? n : xp->nbits;
+        for (size_t r = 0; r < set->n_ranges && set->ranges[r].start < n; r++) {
+            uint64_t e = (uint64_t)set->ranges[r].start + set->ranges[r].count;
+            x->work += bits_set_range(xp->bits, set->ranges[r].start, e < n ? (uint32_t)e : n,
+                                      have_new, &h);
+        }
+    } else if (set->kind == PROTO_CHUNKSET_BITMAP) {
+        if (bits_grow(xp, set->nbits < n ? set->nbits : n) < 0)
+            return;
+        uint32_t m = set->nbits < xp->nbits ? set->nbits : xp->nbits;
+        for (uint32_t k = 0; k < (m + 7) / 8; k++) {
+            uint8_t want = set->bitmap[k];
+            if (8 * k + 8 > m)
+                want &= (uint8_t)((1u << (m - 8 * k)) - 1);
+            uint8_t fresh = (uint8_t)(want & ~xp->bits[k]);
+            xp->bits[k] |= want;
+            x->work++;
+            for (; fresh; fresh &= (uint8_t)(fresh - 1), x->work++)
+                have_new(&h, 8 * k + (uint32_t)__builtin_ctz(fresh));
+        }
+    } else if (x->pk) {
+        x->work += bits_set_range(xp->bits, 0, n, have_new, &h);
+    } else { /* ALL before the manifest: it has everything, whatever the size */
+        free(xp->bits);
+        xp->bits = NULL;
+        xp->nbits = 0;
     }
     x->pump_due = true;
 }

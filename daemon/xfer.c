@@ -125,6 +125,12 @@ out:
     LEAVE(x);
 }
 
+uint64_t
+nvx_xfer_work(const nvx_xfer *x)
+{
+    return x->work;
+}
+
 void
 nvx_xfer_have(nvx_xfer *x, void *peer, const proto_chunkset *set)
 {

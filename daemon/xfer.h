@@ -144,6 +144,9 @@ void nvx_xfer_start(nvx_xfer *x);
 /* The transfer fails (-EHOSTUNREACH) once no peer has had the model for
  * ms (default NVX_XFER_NO_PROVIDER_MS), before or after the manifest. */
 void nvx_xfer_set_timeout(nvx_xfer *x, uint64_t ms);
+/* Work done merging HAVEs so far (bytes of bitmap touched plus chunks new
+ * to a peer): what a flood of HAVEs could make the engine do, for tests. */
+uint64_t nvx_xfer_work(const nvx_xfer *x);
 
 /* Events. */
 void nvx_xfer_opened(nvx_xfer *x, int res, uint32_t n_chunks, const uint32_t *chunk_len,

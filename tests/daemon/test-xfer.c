@@ -405,6 +405,62 @@ test_announce(void **state)
     xf_free(&f);
 }
 
+/* A HAVE flood (issue 9, item 6): repeating a HAVE that names a million
+ * chunks, before the manifest or after it, costs the bytes of bitmap it
+ * names and the chunks new to the engine, never a scan per claimed chunk
+ * (the old merge called have_one per chunk: 2^20 calls, with a realloc for
+ * each, per 8 KiB HAVE). */
+static void
+flood(xf *f, void *peer, uint32_t span, uint64_t *max_work)
+{
+    proto_chunkset first = { .kind = PROTO_CHUNKSET_RANGES, .n_ranges = 1 };
+    first.ranges[0] = (proto_range){ .start = 0, .count = 1 };
+    nvx_xfer_have(f->x, peer, &first);
+    proto_chunkset set = { .kind = PROTO_CHUNKSET_RANGES, .n_ranges = PROTO_RANGES_MAX };
+    for (uint32_t i = 0; i + 1 < PROTO_RANGES_MAX; i++)
+        set.ranges[i] = (proto_range){ .start = 2 * i, .count = 1 };
+    uint32_t tail = 2 * (PROTO_RANGES_MAX - 1);
+    set.ranges[PROTO_RANGES_MAX - 1] = (proto_range){ .start = tail, .count = span - tail };
+    *max_work = 0;
+    for (int i = 0; i < 200; i++) {
+        uint64_t w0 = nvx_xfer_work(f->x);
+        nvx_xfer_have(f->x, peer, &set);
+        uint64_t w = nvx_xfer_work(f->x) - w0;
+        if (i > 0 && w > *max_work) /* the first one adds the new chunks */
+            *max_work = w;
+    }
+}
+
+static void
+test_have_flood(void **state)
+{
+    (void)state;
+    enum {
+        N = 7182
+    };
+    /* Bound per repeated HAVE: a byte per range plus a byte per 8 chunks. */
+    const uint64_t bound_max = PROTO_RANGES_MAX + PROTO_CHUNKS_MAX / 8 + 8;
+    const uint64_t bound_n = PROTO_RANGES_MAX + N / 8 + 8;
+    xf f;
+    xf_init(&f, N, 256, 0);
+    nvx_xfer_opened(f.x, NVX_XFER_OPEN_NEED_MANIFEST, 0, NULL, NULL, f.now);
+    xf_peer_up(&f, A, 1);
+    uint64_t w;
+    flood(&f, A, PROTO_CHUNKS_MAX, &w); /* before the manifest: no size known */
+    assert_true(w <= bound_max);
+    xf_free(&f);
+
+    xf_init(&f, N, 256, 0);
+    xf_opened_ready(&f, 0);
+    xf_peer_up(&f, A, 1);
+    flood(&f, A, PROTO_CHUNKS_MAX, &w); /* claims past the model's end are cut */
+    assert_true(w <= bound_n);
+    /* The claims still count: A is asked for chunks. */
+    nvx_xfer_pump(f.x, f.now);
+    assert_true(xf_count(&f, A, PROTO_MSG_REQUEST) > 0);
+    xf_free(&f);
+}
+
 int
 main(void)
 {
@@ -414,7 +470,7 @@ main(void)
         cmocka_unit_test(test_bad_chunk),        cmocka_unit_test(test_stall_and_vanish),
         cmocka_unit_test(test_not_found),        cmocka_unit_test(test_cancel_waits),
         cmocka_unit_test(test_no_provider),      cmocka_unit_test(test_memory_budget),
-        cmocka_unit_test(test_announce),
+        cmocka_unit_test(test_announce),         cmocka_unit_test(test_have_flood),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
