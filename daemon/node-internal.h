@@ -102,7 +102,7 @@ struct smodel {
      * model (set by the pool's check); chunks are served on the loop only
      * before it, so an unpin stops seeding within NVX_NODE_SHARE_RECHECK_MS. */
     _Atomic uint64_t shared_until_ms;
-    unsigned refs;     /* loop thread only */
+    unsigned refs; /* loop thread only */
     uint64_t used;
 };
 

@@ -183,9 +183,9 @@ du_start_args(du_daemon *d, const char *name, const char *const *env, const char
             if (env[i][k] != '=' || setenv(var, env[i] + k + 1, 1) < 0)
                 _exit(127);
         }
-        const char *argv[10 + DU_ARGS_MAX] = { nvxd_bin, "--store",  d->dir,      "--listen",
-                                               "127.0.0.1:0", "--no-discovery", "--log-level",
-                                               "debug" };
+        const char *argv[10 + DU_ARGS_MAX] = { nvxd_bin,      "--store",     d->dir,
+                                               "--listen",    "127.0.0.1:0", "--no-discovery",
+                                               "--log-level", "debug" };
         for (size_t i = 0; args && args[i] && i < DU_ARGS_MAX; i++)
             argv[8 + i] = args[i];
         execv(nvxd_bin, (char *const *)argv);

@@ -65,8 +65,7 @@ void du_start(du_daemon *d, const char *name, const char *const *env);
 
 /* du_start() with extra nvxd arguments (NULL or a NULL-terminated list,
  * at most DU_ARGS_MAX), e.g. { "--serve", "all", NULL }. */
-void du_start_args(du_daemon *d, const char *name, const char *const *env,
-                   const char *const *args);
+void du_start_args(du_daemon *d, const char *name, const char *const *env, const char *const *args);
 
 /* SIGTERM and wait (bounded): nvxd must exit 0 after logging "stopped". */
 void du_stop(du_daemon *d);
