@@ -174,9 +174,9 @@ static int
 open_both(cli_ctx *ctx, const e_args *a, const char *model, cli_rt_file *mf, cli_rt_file *rf,
           cli_rt_model *mb, cli_rt_model *rb)
 {
-    int r = cli_rt_open(ctx, model, false, mf);
+    int r = cli_rt_open(ctx, model, 0, mf);
     if (r == CLI_GO)
-        r = cli_rt_open(ctx, a->ref, false, rf);
+        r = cli_rt_open(ctx, a->ref, 0, rf);
     if (r != CLI_GO)
         return r;
     int e = cli_rt_build(mf->data, mf->len, a->kv == 1 ? RT_KV_Q8 : RT_KV_F32, mb);

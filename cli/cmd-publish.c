@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nvx publish ID NAME [--key FILE]: signs a name record "NAME is model ID"
- * with the user's minisign key (libcas/namerec.h), stores it, and asks the
+ * with the user's minisign key (libcas/namerec.h), stores it, pins the model
+ * (a published model is shared: daemon/share.h), and asks the
  * nvxd serving the store to announce it to the mesh (control PUBLISH). The
  * record goes into the store first, so the daemon never needs the secret
  * key, and a daemon that is not running announces it when it starts.
@@ -303,6 +304,13 @@ cli_publish_main(cli_ctx *ctx, int argc, char **argv)
     free(pub);
     if (r != CLI_GO)
         return r;
+    /* Publishing is the user's choice to share the model (daemon/share.h):
+     * the pin makes nvxd's default `serve = pinned` serve and announce it,
+     * and keeps gc from removing what the name points to. */
+    r = cas_store_pin(ctx->store, id);
+    if (r < 0)
+        return cli_fail_errno(r, NULL, "published, but cannot pin %s: run nvx pin %s", argv[0],
+                              argv[0]);
     char why[256] = "";
     enum announce_result ann = announce(ctx, id, name, why, sizeof(why));
     return report_publish(ctx, &rec, ann, why);

@@ -276,7 +276,7 @@ cli_quantize_main(cli_ctx *ctx, int argc, char **argv)
     cli_rt_file in;
     mem buf = { 0 };
     rt_quant_report rep;
-    r = cli_rt_open(ctx, argv[0], false, &in);
+    r = cli_rt_open(ctx, argv[0], 0, &in);
     if (r == CLI_GO)
         r = convert(&a, &in, &buf, &rep);
     if (r == CLI_GO) {

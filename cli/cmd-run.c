@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nvx run ID|NAME|FILE -p PROMPT: stream text from a model with the bundled
- * runtime. A model from the store must be complete (every chunk verified as
- * it arrived); models up to RUN_REVERIFY_MAX bytes are re-hashed before each
- * run as well (a few milliseconds), larger ones with --verify. The data file
+ * runtime. A model from the store must be complete and is re-hashed before
+ * each run, and with --require-trusted (or NVX_REQUIRE_TRUSTED=1) it must
+ * carry a trusted signature (cli/run-check.h). The data file
  * is mapped, never copied (mmap mode), unless --arena BYTES asks for the
  * one-block arena mode, where weights are copied (or requantized) into a
  * block of exactly that size.
@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/run-check.h"
 #include "cli/store.h"
 #include "libcas/hash.h"
 #include "libcas/store.h"
@@ -31,8 +32,7 @@
 #include "runtime/model.h"
 
 enum {
-    RUN_REVERIFY_MAX = 64 << 20, /* re-hash store models up to this size on every run */
-    RUN_WHY_MAX = 200,           /* bytes of the runtime's reason for refusing a file */
+    RUN_WHY_MAX = 200, /* bytes of the runtime's reason for refusing a file */
 };
 
 int cli_run_main(cli_ctx *ctx, int argc, char **argv);
@@ -42,7 +42,7 @@ const cli_command cli_cmd_run = {
     .main = cli_run_main,
     .usage = "run ID|NAME|FILE -p PROMPT [-n N] [-t T] [--top-p P] [--seed S] [--kv int8] "
              "[--tokenizer FILE] [--arena BYTES] [--requant q8_0|q4_0] [--arena-report] "
-             "[--stats] [--verify]",
+             "[--stats] [--require-trusted]",
     .summary = "Stream text from a verified model with the bundled runtime",
 };
 
@@ -83,7 +83,7 @@ map_file(cli_rt_file *f)
 }
 
 static int
-open_store_model(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *f)
+open_store_model(cli_ctx *ctx, const char *text, unsigned flags, cli_rt_file *f)
 {
     uint8_t id[CAS_HASH_LEN];
     int r = cli_resolve(ctx, text, id);
@@ -100,16 +100,8 @@ open_store_model(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *f)
                         "model %s is not complete (%" PRIu64 " of %" PRIu64
                         " chunks verified): run nvx fetch %.16s to finish it, then nvx run again",
                         text, mi.n_present, mi.n_chunks, hex);
-    if (verify || mi.size <= RUN_REVERIFY_MAX) {
-        r = cas_store_verify(ctx->store, id, NULL);
-        if (r == -EBADMSG)
-            return cli_fail(CLI_EXIT_CORRUPT,
-                            "model %s failed verification (a chunk does not match its id): "
-                            "run nvx verify %.16s to see which, then fetch or add it again",
-                            text, hex);
-        if (r < 0)
-            return cli_fail_errno(r, "run nvx verify", "cannot verify model %s", text);
-    }
+    if ((r = cli_run_check(ctx, id, text, flags)) != CLI_GO)
+        return r;
     r = cas_store_data_path(ctx->store, id, &f->path);
     if (r < 0)
         return cli_fail_errno(r, "run nvx verify", "cannot find the data of model %s", text);
@@ -138,8 +130,9 @@ looks_like_path(const char *text)
 }
 
 int
-cli_rt_open(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *ret)
+cli_rt_open(cli_ctx *ctx, const char *text, unsigned flags, cli_rt_file *ret)
 {
+    flags |= cli_run_check_env();
     memset(ret, 0, sizeof(*ret));
     ret->what = text;
     struct stat st;
@@ -148,6 +141,12 @@ cli_rt_open(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *ret)
                         "%s is not a model file (%s): give a GGUF or llama2.c "
                         "file, or a model id or name from nvx ls",
                         text, stat(text, &st) == 0 ? "not a regular file" : "no such file");
+    if (is_file(text) && (flags & CLI_RUN_REQUIRE_TRUSTED))
+        return cli_fail(CLI_EXIT_UNTRUSTED,
+                        "%s is a file, and a trusted signature is required: nvx add it and "
+                        "check its signature with nvx verify, or drop --require-trusted (and "
+                        "NVX_REQUIRE_TRUSTED)",
+                        text);
     if (is_file(text)) {
         ret->path = strdup(text);
         if (!ret->path)
@@ -159,7 +158,7 @@ cli_rt_open(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *ret)
             return cli_fail_errno(r, NULL, "cannot open %s", text);
         return CLI_GO;
     }
-    return open_store_model(ctx, text, verify, ret);
+    return open_store_model(ctx, text, flags, ret);
 }
 
 void
@@ -310,11 +309,11 @@ typedef struct run_args {
     uint64_t n_new, arena_bytes, seed;
     double temp, top_p;
     int kv, requant;
-    bool n_seen, arena_seen, seed_seen, report, stats, verify;
+    bool n_seen, arena_seen, seed_seen, report, stats, verify, require_trusted;
 } run_args;
 
 enum {
-    RUN_N_OPTS = 13,
+    RUN_N_OPTS = 14,
 };
 
 /* The option table of nvx run, bound to a. */
@@ -394,7 +393,12 @@ run_opts(run_args *a, cli_opt o[RUN_N_OPTS])
     o[i++] = (cli_opt){ .lname = "verify",
                         .type = CLI_OPT_FLAG,
                         .dest = &a->verify,
-                        .help = "re-hash a store model before running even if it is large" };
+                        .help = "(always on now) re-hash a store model before running" };
+    o[i++] = (cli_opt){ .lname = "require-trusted",
+                        .type = CLI_OPT_FLAG,
+                        .dest = &a->require_trusted,
+                        .help = "refuse a model without a signature from a trusted key "
+                                "(also NVX_REQUIRE_TRUSTED=1)" };
     o[i] = (cli_opt)CLI_OPT_END;
 }
 
@@ -529,7 +533,7 @@ cli_run_main(cli_ctx *ctx, int argc, char **argv)
     void *arena = NULL;
     rt_model *m = NULL;
     rt_arena_report rep = { 0 };
-    r = cli_rt_open(ctx, argv[0], a.verify, &f);
+    r = cli_rt_open(ctx, argv[0], a.require_trusted ? CLI_RUN_REQUIRE_TRUSTED : 0, &f);
     if (r == CLI_GO)
         r = load_model(&a, &f, &arena, &m, &rep);
     if (r == CLI_GO)

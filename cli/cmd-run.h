@@ -26,10 +26,11 @@ typedef struct cli_rt_file {
 } cli_rt_file;
 
 /* Resolves text (an existing file path first, else a store id/prefix/name),
- * checks a store model is complete (and, with verify, re-hashes it), and
- * maps it. Returns CLI_GO, or prints one error line and returns the exit
- * code. */
-int cli_rt_open(cli_ctx *ctx, const char *text, bool verify, cli_rt_file *ret);
+ * checks a store model is complete, re-hashes it and, with
+ * CLI_RUN_REQUIRE_TRUSTED in flags or the environment, checks it has a
+ * trusted signature (cli/run-check.h), and maps it. Returns CLI_GO, or
+ * prints one error line and returns the exit code. */
+int cli_rt_open(cli_ctx *ctx, const char *text, unsigned flags, cli_rt_file *ret);
 
 /* Unmaps and frees (zeroed f is fine). */
 void cli_rt_close(cli_rt_file *f);

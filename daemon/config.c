@@ -14,9 +14,10 @@ const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
     "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
+    "            [--serve pinned|all|none]\n"
     "\n"
-    "The nvx node: serves the models of its store to peers and fetches models\n"
-    "for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
+    "The nvx node: serves the pinned models of its store to peers and fetches\n"
+    "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
     "\n"
     "  --store DIR            store directory (default $NVX_STORE, else\n"
     "                         ${XDG_DATA_HOME:-$HOME/.local/share}/nvx)\n"
@@ -31,6 +32,9 @@ const char nvx_config_usage[] =
     "  --max-peers N          peer connections (default 64)\n"
     "  --peer-max-requests N  requests queued per peer when serving (default 1024)\n"
     "  --peer-max-bytes SIZE  bytes in flight per peer when serving (default 8M)\n"
+    "  --serve WHAT           models peers may see and fetch: pinned (default;\n"
+    "                         pinned or published models, and the chunks of a\n"
+    "                         model being fetched), all, or none\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -46,6 +50,7 @@ nvx_config_defaults(nvx_config *cfg)
     cfg->max_peers = NVX_DEFAULT_MAX_PEERS;
     cfg->peer_max_requests = NVX_DEFAULT_PEER_MAX_REQUESTS;
     cfg->peer_max_bytes = NVX_DEFAULT_PEER_MAX_BYTES;
+    cfg->serve = NVX_SERVE_PINNED;
 }
 
 /* Strict decimal in [min, max] with an optional K/M/G suffix (powers of 1024)
@@ -191,6 +196,15 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         cfg->peer_max_bytes = u;
         return 0;
     }
+    if (strcmp(key, "serve") == 0) {
+        int p = nvx_serve_policy_parse(value);
+        if (p < 0) {
+            snprintf(err, NVX_CONFIG_ERR_LEN, "serve: use pinned, all or none");
+            return -EINVAL;
+        }
+        cfg->serve = (nvx_serve_policy)p;
+        return 0;
+    }
     snprintf(err, NVX_CONFIG_ERR_LEN, "unknown setting '%.64s'", key);
     return -EINVAL;
 bad:
@@ -209,9 +223,9 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",         "listen",    "discovery",
-                                        "log-level",     "max-peers", "peer-max-requests",
-                                        "peer-max-bytes" };
+    static const char *const once[] = { "store",          "listen",    "discovery",
+                                        "log-level",      "max-peers", "peer-max-requests",
+                                        "peer-max-bytes", "serve" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -338,9 +352,9 @@ out:
 }
 
 /* Flags that take a value, mapped to config keys. */
-static const char *const valued[] = { "store",         "listen",    "peer",
-                                      "log-level",     "max-peers", "peer-max-requests",
-                                      "peer-max-bytes" };
+static const char *const valued[] = { "store",          "listen",    "peer",
+                                      "log-level",      "max-peers", "peer-max-requests",
+                                      "peer-max-bytes", "serve" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])

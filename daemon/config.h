@@ -12,7 +12,7 @@
  *
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
- * max-peers, peer-max-requests, peer-max-bytes). Values are printable ASCII
+ * max-peers, peer-max-requests, peer-max-bytes, serve). Values are printable ASCII
  * with no inner '#' handling (a '#' after a value is part of it, so it is
  * refused where the value's syntax does not allow it). Parsing is strict: an
  * unknown key, a repeated key (except peer, which adds one peer per line),
@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "daemon/share.h"
 
 enum nvx_config_limits {
     NVX_CONFIG_FILE_MAX = 64 * 1024,
@@ -52,6 +54,7 @@ typedef struct nvx_config {
     unsigned max_peers;         /* connections, 1..4096 */
     unsigned peer_max_requests; /* REQUESTs queued per peer when serving, 1..65536 */
     uint64_t peer_max_bytes;    /* bytes in flight per peer when serving, 64K..1G */
+    nvx_serve_policy serve;     /* what peers may see and fetch (daemon/share.h) */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

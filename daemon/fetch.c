@@ -290,8 +290,8 @@ finish_done(struct xjob *jb)
         nvx_xfer_stats_get(x->e, &st);
         log_info("fetched model %s (%llu bytes)", nvx_short_id(x->id, sid),
                  (unsigned long long)st.bytes_total);
-        if (n->fetched)
-            n->fetched(n->fetched_arg, x->id);
+        if (n->fetched && (n->serve == NVX_SERVE_ALL || (n->serve == NVX_SERVE_PINNED && x->pin)))
+            n->fetched(n->fetched_arg, x->id); /* else the mesh's rescan decides */
         /* The publisher's signatures come from whoever had the model. */
         void *holders[64];
         size_t nh = nvx_xfer_holders(x->e, holders, 64);
@@ -339,6 +339,10 @@ op_send(void *arg, void *peer, const proto_msg *m)
 {
     (void)arg;
     nvx_peer *p = peer;
+    /* HAVE tells peers which chunks we hold: under serve = none we hold
+     * nothing for them. */
+    if (m->type == PROTO_MSG_HAVE && p->node->serve == NVX_SERVE_NONE)
+        return;
     if (p->established && !p->closing)
         proto_session_send_msg(p->sess, m);
 }
@@ -524,6 +528,12 @@ nvx__fetch_msg(nvx_peer *p, const proto_msg *m)
         break;
     }
     xfer_settle(x);
+}
+
+bool
+nvx__fetch_active(nvx_node *n, const uint8_t model[static 32])
+{
+    return xfer_find(n, model) != NULL;
 }
 
 void

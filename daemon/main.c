@@ -180,6 +180,7 @@ run(const nvx_config *cfg)
         .peer_max_requests = cfg->peer_max_requests,
         .peer_max_bytes = cfg->peer_max_bytes,
         .agent = "nvxd/" NVX_VERSION,
+        .serve = cfg->serve,
         .fetched = on_fetched,
         .arg = &d,
     };
@@ -238,6 +239,7 @@ run(const nvx_config *cfg)
     cas_hash_to_hex(nvx_node_id(d.node), hex);
     log_info("node %s%s", hex, created ? " (new key)" : "");
     log_info("store %s, control socket %s", dir, path);
+    log_info("serve = %s (what peers may fetch)", nvx_serve_policy_name(cfg->serve));
     if (nvx_node_listen_addr(d.node)[0])
         log_info("listening on %s", nvx_node_listen_addr(d.node));
     r = uv_run(d.loop, UV_RUN_DEFAULT);

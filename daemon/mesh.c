@@ -53,6 +53,7 @@ typedef struct job {
     cas_namerec *recs;
     size_t n_recs, cap_recs;
     bool load_names;
+    nvx_serve_policy serve; /* the node's: which models to announce */
     /* JOB_STORE_NAME */
     cas_namerec rec;
     bool trusted_only; /* the store holds NVX_MESH_NAMES_MAX records already */
@@ -83,7 +84,7 @@ static int
 collect_model(void *userdata, const cas_model_info *info)
 {
     job *j = userdata;
-    if (info->state != CAS_MODEL_COMPLETE)
+    if (info->state != CAS_MODEL_COMPLETE || !nvx_share_allowed(j->serve, info, false))
         return 0;
     if (j->n_ids == j->cap_ids) {
         size_t cap = j->cap_ids ? 2 * j->cap_ids : 16;
@@ -238,6 +239,7 @@ scan(nvx_mesh *m)
         return;
     j->kind = JOB_SCAN;
     j->load_names = true; /* renews them in gossip (nvx_gossip_publish) */
+    j->serve = nvx_node_serve_policy(m->o.node);
     if (queue_job(m, j) < 0) {
         free(j);
         return;

@@ -10,10 +10,11 @@
  *   messages go to it); its listen address (HELLO, with an unspecified host
  *   such as 0.0.0.0 replaced by the address the session comes from) is
  *   offered to peer exchange.
- * - Provider records: every complete model of the store is announced as
- *   provided by this node; the store is listed again every
- *   NVX_MESH_RESCAN_MS (on the thread pool), so fetched models start being
- *   announced and removed ones stop.
+ * - Provider records: every complete model of the store that the node's
+ *   serve policy shares (daemon/share.h) is announced as provided by this
+ *   node; the store is listed again every NVX_MESH_RESCAN_MS (on the thread
+ *   pool), so fetched and pinned models start being announced and removed
+ *   or unpinned ones stop.
  * - Name records: the stored ones are handed to gossip at start and again
  *   at every rescan (so every node keeps syncing them to new sessions); new
  *   ones from peers are verified by gossip and stored (highest sequence

@@ -18,6 +18,10 @@ enum {
     NVX_NODE_HOOKS_MAX = 8,
     NVX_NODE_MCACHE = 16,    /* decoded manifests kept for serving */
     NVX_NODE_SSEEDS_MAX = 8, /* models super-seeded at once (daemon/serve-seed.c) */
+    /* How long a cached served model is served on the loop after the pool
+     * last checked the serve policy (an LMDB read per chunk would cost the
+     * loop; 10 s of seeding after an unpin is the price). */
+    NVX_NODE_SHARE_RECHECK_MS = 10 * 1000,
     NVX_ADDR_LEN = 128,
 };
 
@@ -97,7 +101,11 @@ struct smodel {
     _Atomic uint8_t *verified;
     _Atomic bool dead; /* the data file was removed (rm, gc) */
     bool partial;      /* being fetched: unverified chunks are absent, not corrupt */
-    unsigned refs;     /* loop thread only */
+    /* Until this CLOCK_MONOTONIC ms the serve policy allowed serving the
+     * model (set by the pool's check); chunks are served on the loop only
+     * before it, so an unpin stops seeding within NVX_NODE_SHARE_RECHECK_MS. */
+    _Atomic uint64_t shared_until_ms;
+    unsigned refs; /* loop thread only */
     uint64_t used;
 };
 
@@ -119,6 +127,7 @@ struct nvx_node {
     unsigned max_peers, peer_max_requests;
     uint64_t peer_max_bytes;
     bool corrupt_serve;
+    nvx_serve_policy serve; /* daemon/share.h */
     unsigned serve_delay_ms, put_delay_ms;
     uint32_t peer_timeout_ms;
     void (*fetched)(void *arg, const uint8_t id[32]);
@@ -182,6 +191,8 @@ void nvx__fetch_tick(nvx_node *n);
 void nvx__fetch_stop_all(nvx_node *n);
 void nvx__fetch_pump_pending(nvx_node *n);
 void nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32]);
+/* Whether n runs a transfer of model now (loop thread). */
+bool nvx__fetch_active(nvx_node *n, const uint8_t model[static 32]);
 
 /* daemon/sigs.c: signatures that travel with a fetch */
 void nvx__sigs_ask(nvx_peer *p, const uint8_t model[static 32]);

@@ -729,6 +729,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 1024;
     n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)8 << 20;
     n->corrupt_serve = opts->corrupt_serve;
+    n->serve = (unsigned)opts->serve < _NVX_SERVE_POLICY_MAX ? opts->serve : NVX_SERVE_NONE;
     n->serve_delay_ms = opts->serve_delay_ms;
     n->put_delay_ms = opts->put_delay_ms;
     n->peer_timeout_ms = opts->peer_timeout_ms ? opts->peer_timeout_ms : NVX_NODE_PEER_TIMEOUT_MS;
@@ -777,6 +778,12 @@ uint64_t
 nvx_node_bytes_fetched(const nvx_node *n)
 {
     return n->bytes_fetched;
+}
+
+nvx_serve_policy
+nvx_node_serve_policy(const nvx_node *n)
+{
+    return n->serve;
 }
 
 int

@@ -30,6 +30,7 @@
 
 #include <uv.h>
 
+#include "daemon/share.h"
 #include "libcas/store.h"
 #include "proto/control.h"
 #include "proto/message.h"
@@ -66,6 +67,8 @@ typedef struct nvx_node_opts {
     unsigned peer_max_requests; /* 0: 1024 */
     uint64_t peer_max_bytes;    /* 0: 8 MiB */
     const char *agent;          /* HELLO agent, e.g. "nvxd/0.1.0" */
+    /* What peers may see and fetch (daemon/share.h); 0 = pinned. */
+    nvx_serve_policy serve;
     /* Test-only fault injection: flip a byte of every DATA this node sends
      * (nvxd sets it from NVX_TEST_CORRUPT_SERVE=1 in builds with
      * -Dnvx_test_hooks, see daemon/meson.build). */
@@ -79,8 +82,9 @@ typedef struct nvx_node_opts {
     /* A session silent this long is closed (PING after a third of it);
      * 0: NVX_NODE_PEER_TIMEOUT_MS. Tests lower it. */
     uint32_t peer_timeout_ms;
-    /* Called on the loop when a fetch completed model id (e.g. to announce
-     * it through gossip at once). May be NULL. */
+    /* Called on the loop when a fetch completed model id and it is shared
+     * under the serve policy (e.g. to announce it through gossip at once).
+     * May be NULL. */
     void (*fetched)(void *arg, const uint8_t id[32]);
     void *arg;
 } nvx_node_opts;
@@ -141,6 +145,9 @@ void nvx_node_xfers_each(nvx_node *n, void (*cb)(void *arg, const nvx_xfer_info 
 
 /* Payload bytes received in DATA since start (the resume test counts them). */
 uint64_t nvx_node_bytes_fetched(const nvx_node *n);
+
+/* The node's serve policy (nvx_node_opts.serve; fixed for its life). */
+nvx_serve_policy nvx_node_serve_policy(const nvx_node *n);
 
 /* ---- Fetching --------------------------------------------------------- */
 

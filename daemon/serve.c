@@ -15,6 +15,12 @@
  * and reopened is re-hashed again. A data file whose link count dropped to 0
  * (nvx rm, nvx gc) is no longer served: unpin + gc stop seeding.
  *
+ * What is served at all is the serve policy's (daemon/share.h): every job
+ * asks it first, on the pool (a model the policy does not share gets the
+ * same NOT_FOUND as a model we lack, so a peer cannot tell them apart), and
+ * the loop serves a cached model's chunks only within
+ * NVX_NODE_SHARE_RECHECK_MS of the pool's last yes.
+ *
  * A request for a verified chunk whose bytes are in the page cache is served
  * on the loop: preadv2(RWF_NOWAIT) reads them or fails at once, never
  * waiting for the disk. A pool job per chunk cost a thread wake-up and a
@@ -35,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
@@ -58,6 +65,7 @@ struct serve_job {
     struct smodel *sm_new; /* opened by the job (JOB_CHUNK without a cache hit) */
     uint8_t *buf;
     int64_t res;
+    bool fetching;  /* this node fetches r.model now (the serve policy asks) */
     uint32_t total; /* JOB_MANIFEST: manifest size; JOB_WANT: chunks */
     /* JOB_SIGS: blob i at buf + i * PROTO_SIG_MAX */
     unsigned n_sigs;
@@ -82,6 +90,16 @@ put_be32(uint8_t *b, uint32_t v)
     b[1] = (uint8_t)(v >> 16);
     b[2] = (uint8_t)(v >> 8);
     b[3] = (uint8_t)v;
+}
+
+/* CLOCK_MONOTONIC in ms: the pool and the loop both read it (uv_now() is
+ * the loop's alone). */
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- served models ---------------------------------------------------- */
@@ -351,11 +369,29 @@ sig_collect(void *userdata, const void *blob, size_t len)
     return 0;
 }
 
+/* Whether the serve policy shares j's model (pool thread). A model we do
+ * not have is not shared either. */
+static bool
+job_shared(const struct serve_job *j, cas_store *s)
+{
+    nvx_serve_policy pol = j->p->node->serve;
+    if (pol == NVX_SERVE_NONE)
+        return false;
+    cas_model_info info;
+    if (cas_store_model_info(s, j->r.model, &info) < 0)
+        return pol == NVX_SERVE_ALL; /* the job itself reports what is missing */
+    return nvx_share_allowed(pol, &info, j->fetching);
+}
+
 static void
 serve_work(uv_work_t *w)
 {
     struct serve_job *j = (struct serve_job *)w;
     cas_store *s = j->p->node->store;
+    if (!job_shared(j, s)) {
+        j->res = -ENOENT; /* JOB_SIGS: an empty SIGS */
+        return;
+    }
     switch (j->kind) {
     case JOB_WANT: {
         /* Complete: HAVE ALL. Partial: HAVE with the committed bitmap, so
@@ -420,6 +456,7 @@ serve_work(uv_work_t *w)
             }
             sm = j->sm_new;
         }
+        atomic_store(&sm->shared_until_ms, mono_ms() + NVX_NODE_SHARE_RECHECK_MS);
         int64_t n = smodel_read(sm, j->r.chunk, &j->buf);
         if (n < 0) {
             j->res = n;
@@ -472,7 +509,8 @@ serve_inline(nvx_peer *p, const struct sreq *r)
     bool sent = false;
     cas_chunk_info ci;
     struct stat st;
-    if (cas_manifest_chunk(sm->man, r->chunk, &ci) < 0 || r->offset >= ci.len ||
+    if (atomic_load(&sm->shared_until_ms) <= mono_ms() ||
+        cas_manifest_chunk(sm->man, r->chunk, &ci) < 0 || r->offset >= ci.len ||
         !is_verified(sm, r->chunk) || fstat(sm->fd, &st) < 0 || st.st_nlink == 0)
         goto out; /* the job reports each of these */
     uint32_t len = ci.len - r->offset < r->length ? ci.len - r->offset : r->length;
@@ -581,6 +619,7 @@ queue_job(nvx_peer *p, int kind, const struct sreq *r)
     j->p = p;
     j->kind = kind;
     j->r = *r;
+    j->fetching = nvx__fetch_active(n, r->model);
     if (kind == JOB_CHUNK)
         j->sm = mcache_get(n, r->model);
     int rc = uv_queue_work(n->loop, &j->w, serve_work, serve_done);

@@ -149,6 +149,12 @@ last_of(const char *s, const char *what)
 void
 du_start(du_daemon *d, const char *name, const char *const *env)
 {
+    du_start_args(d, name, env, NULL);
+}
+
+void
+du_start_args(du_daemon *d, const char *name, const char *const *env, const char *const *args)
+{
     if (!d->dir[0]) {
         snprintf(d->dir, sizeof(d->dir), "%s/%s", root, name);
         snprintf(d->log, sizeof(d->log), "%s/%s.log", root, name);
@@ -177,8 +183,12 @@ du_start(du_daemon *d, const char *name, const char *const *env)
             if (env[i][k] != '=' || setenv(var, env[i] + k + 1, 1) < 0)
                 _exit(127);
         }
-        execl(nvxd_bin, nvxd_bin, "--store", d->dir, "--listen", "127.0.0.1:0", "--no-discovery",
-              "--log-level", "debug", (char *)NULL);
+        const char *argv[10 + DU_ARGS_MAX] = { nvxd_bin,      "--store",     d->dir,
+                                               "--listen",    "127.0.0.1:0", "--no-discovery",
+                                               "--log-level", "debug" };
+        for (size_t i = 0; args && args[i] && i < DU_ARGS_MAX; i++)
+            argv[8 + i] = args[i];
+        execv(nvxd_bin, (char *const *)argv);
         _exit(127);
     }
     d->pid = pid;
@@ -354,7 +364,7 @@ du_add_model(const du_daemon *d, const char *name, size_t size, uint64_t seed)
     assert_int_equal(tu_write_file(path, buf, size), 0);
     free(buf);
     char *out = NULL;
-    du_nvx_ok(d, &out, "add", "-q", path, NULL);
+    du_nvx_ok(d, &out, "add", "-q", "--pin", path, NULL);
     out[strcspn(out, "\n")] = '\0';
     assert_int_equal(strlen(out), 64);
     return out;

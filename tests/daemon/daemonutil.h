@@ -27,6 +27,7 @@ enum {
     DU_WAIT_MS = 20000,  /* peers connecting and other polls */
     DU_POLL_MS = 20,
     DU_DAEMONS_MAX = 16,
+    DU_ARGS_MAX = 8,
 };
 
 typedef struct du_daemon {
@@ -62,6 +63,10 @@ void du_kill_all(void);
  * (with the log) if nvxd exits or is not up within DU_START_MS. */
 void du_start(du_daemon *d, const char *name, const char *const *env);
 
+/* du_start() with extra nvxd arguments (NULL or a NULL-terminated list,
+ * at most DU_ARGS_MAX), e.g. { "--serve", "all", NULL }. */
+void du_start_args(du_daemon *d, const char *name, const char *const *env, const char *const *args);
+
 /* SIGTERM and wait (bounded): nvxd must exit 0 after logging "stopped". */
 void du_stop(du_daemon *d);
 
@@ -92,7 +97,8 @@ char *du_slurp(const char *path);
 void du_dump_log(const du_daemon *d);
 
 /* Writes size random bytes (seed) to du_root()/name, adds the file to d
- * with `nvx add`, returns the malloc'd hex id. */
+ * with `nvx add --pin` (nvxd serves pinned models by default), returns the
+ * malloc'd hex id. */
 char *du_add_model(const du_daemon *d, const char *name, size_t size, uint64_t seed);
 
 /* `nvx verify ID` passes on d and `nvx export` gives exactly the bytes of

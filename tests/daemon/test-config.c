@@ -51,6 +51,7 @@ test_full_file(void **state)
                        "max-peers = 10\n"
                        "peer-max-requests = 32\n"
                        "peer-max-bytes = 8M\n"
+                       "serve = all\n"
                        "# end";
     assert_int_equal(parse(&cfg, text, err), 0);
     assert_string_equal(cfg.store, "/var/lib/nvx");
@@ -63,6 +64,9 @@ test_full_file(void **state)
     assert_int_equal(cfg.max_peers, 10);
     assert_int_equal(cfg.peer_max_requests, 32);
     assert_int_equal(cfg.peer_max_bytes, 8u << 20);
+    assert_int_equal(cfg.serve, NVX_SERVE_ALL);
+    nvx_config_defaults(&cfg);
+    assert_int_equal(cfg.serve, NVX_SERVE_PINNED); /* the default shares the least */
 }
 
 /* Every malformed input is an error naming the line, never a crash. */
@@ -93,6 +97,8 @@ test_malformed(void **state)
         { "peer-max-bytes = 2T\n", "bad value" },
         { "peer-max-bytes = 99999999999999999999G\n", "bad value" },
         { "store = a\nstore = b\n", "line 2: store: set twice" },
+        { "serve = everything\n", "serve: use pinned, all or none" },
+        { "serve = none\nserve = all\n", "line 2: serve: set twice" },
         { "listen = 1.2.3.4:1 # comment\n", "bad value" },
         { "store = a\x01\n", "control byte" },
         { "store = a\x7f\n", "control byte" },

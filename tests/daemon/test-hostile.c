@@ -491,7 +491,7 @@ group_setup(void **state)
     free(model);
     fx.a.store = path_join(fx.root, "A");
     char *out = NULL;
-    char *argv[] = { fx.nvx, "--store", fx.a.store, "-q", "add", mpath, NULL };
+    char *argv[] = { fx.nvx, "--store", fx.a.store, "-q", "add", "--pin", mpath, NULL };
     assert_int_equal(tu_run(argv, &out, NULL), 0);
     assert_non_null(out);
     assert_true(strlen(out) >= 64);

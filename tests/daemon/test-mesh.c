@@ -88,7 +88,8 @@ add_model(cas_store *s, uint8_t ret_id[32])
     tu_fill_random(buf, sizeof(buf), 42);
     assert_int_equal(write(fds[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
     close(fds[1]);
-    assert_true(cas_store_add_fd(s, fds[0], NULL, ret_id) >= 0);
+    cas_store_add_opts ao = { .pin = true }; /* nodes announce pinned models only */
+    assert_true(cas_store_add_fd(s, fds[0], &ao, ret_id) >= 0);
     close(fds[0]);
 }
 
