@@ -23,8 +23,9 @@
  *   -EBADMSG    corrupt data: a chunk whose bytes do not hash to its id, a
  *               manifest that does not decode or hash to its id, a damaged
  *               index record or store marker of an unknown version
- *   -ENOSPC     disk full, LMDB map full, or the store size limit cannot be
- *               met because pinned content exceeds it
+ *   -ENOSPC     disk full, LMDB map full at CAS_STORE_MAP_MAX (a full map
+ *               is grown and the write retried below that), or the store
+ *               size limit cannot be met because pinned content exceeds it
  *   -EFBIG      a data file hit the file size limit (RLIMIT_FSIZE)
  *   -EBUSY      cas_store_rm() of a pinned model without CAS_RM_FORCE
  *   -EAGAIN     the model exists but is partial (not yet complete)
@@ -53,8 +54,12 @@
 #include "libcas/manifest.h"
 
 /* Named limits. */
-#define CAS_STORE_VERSION      1u /* marker + index format version */
-#define CAS_STORE_MAP_SIZE     ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
+#define CAS_STORE_VERSION  1u /* marker + index format version */
+#define CAS_STORE_MAP_SIZE ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
+/* The map doubles when it fills, up to this (address space, not disk). */
+#define CAS_STORE_MAP_MAX (sizeof(size_t) > 4 ? (size_t)1 << 40 : (size_t)3 << 29)
+/* DIR/reserve: preallocated, released so that rm and gc commit on a full disk. */
+#define CAS_STORE_RESERVE_SIZE ((uint64_t)1 << 20)
 #define CAS_STORE_NAME_MAX     255u         /* bytes of a local model name */
 #define CAS_STORE_KEY_ID_MAX   64u          /* bytes of a trusted key id */
 #define CAS_STORE_KEY_BLOB_MAX 4096u        /* bytes of a trusted key blob */
