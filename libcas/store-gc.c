@@ -327,6 +327,10 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
 {
     for (;;) {
         int r = rm_records_first(s, id, flags);
+        /* A full disk shows as -ENOSPC, or as -EIO when LMDB's page write
+         * was cut short: either way, free the file first. */
+        if (r == -EIO)
+            return cas__rm_unlink_first(s, id, flags);
         if (r != -ENOSPC)
             return r;
         /* A full map: grow it and try again. A full disk: LMDB cannot
