@@ -548,4 +548,24 @@ typedef int (*cas_store_namerec_fn)(void *userdata, const uint8_t *key, size_t k
                                     uint64_t seq, const uint8_t *blob, size_t len);
 int cas_store_namerec_list(cas_store *s, cas_store_namerec_fn cb, void *userdata);
 
+/* ---------------------------------------------------------------------- */
+/* Repair (FORMAT.md "Repair") */
+
+/* Marks chunks idx[0..n) of model id as missing, in one write transaction,
+ * so that they are fetched again or filled from a file: a complete model
+ * turns partial (its chunk index entries go, its data file becomes writable,
+ * every other chunk stays present); a partial model loses those bits. A
+ * missing data file is created (sparse, model-sized). n may be 0 (a complete
+ * model then turns partial with every chunk present). Returns 0, -ENOENT,
+ * -EINVAL (an index out of range), -EBADMSG (damaged record: nvx rm it). */
+int cas_store_chunks_forget(cas_store *s, const uint8_t id[static CAS_HASH_LEN],
+                            const uint64_t *idx, size_t n);
+
+/* Fills the missing chunks of p from fd, a file with the model's bytes: for
+ * each missing chunk, the bytes at its manifest offset are read, re-hashed
+ * and put when they match (durable after cas_partial_commit()). Chunks the
+ * file does not hold (shorter, other bytes) stay missing. Writes the number
+ * put to ret_n. Returns 0 or a negative errno (read errors, -ENOMEM). */
+int cas_partial_fill_fd(cas_partial *p, int fd, uint64_t *ret_n);
+
 #endif
