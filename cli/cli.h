@@ -49,6 +49,7 @@ enum {
     CLI_EXIT_NOTFOUND = 3,  /* no such model id, name, file or store */
     CLI_EXIT_CORRUPT = 4,   /* corrupt data, bad format, failed verification or signature */
     CLI_EXIT_UNTRUSTED = 5, /* valid signatures, none of them from a trusted key */
+    CLI_EXIT_PARTIAL = 6,   /* sound so far, but a model lacks chunks (not fully fetched) */
     _CLI_EXIT_MAX
 };
 

@@ -37,6 +37,8 @@ typedef struct vmodel {
     cas_store_problem problems[PROBLEMS_KEPT];
     cli_sig_result *sigs;
     size_t n_sigs, n_trusted, n_bad_sigs;
+    bool partial; /* sound, but chunks are missing: not "ok" */
+    uint64_t n_present, n_chunks;
 } vmodel;
 
 typedef struct vstate {
@@ -99,12 +101,19 @@ on_progress(void *userdata, uint64_t done, uint64_t total)
     return 0;
 }
 
-/* Checks the signatures of every model verified. */
+/* Checks the signatures of every model verified, and notes which are
+ * partial (verify checks only the chunks they hold). */
 static void
 check_sigs(cas_store *s, vstate *st)
 {
     for (size_t i = 0; i < st->n; i++) {
         vmodel *m = &st->models[i];
+        cas_model_info mi;
+        if (cas_store_model_info(s, m->id, &mi) == 0 && mi.state == CAS_MODEL_PARTIAL) {
+            m->partial = true;
+            m->n_present = mi.n_present;
+            m->n_chunks = mi.n_chunks;
+        }
         uint8_t *mb = NULL;
         size_t ml = 0;
         if (cas_store_manifest_get(s, m->id, &mb, &ml) < 0)
@@ -140,7 +149,12 @@ json_model(cli_json *j, const vmodel *m)
     cas_hash_to_hex(m->id, hex);
     cli_json_obj_begin(j);
     cli_json_kv_str(j, "id", hex);
-    cli_json_kv_bool(j, "ok", m->ok && m->n_bad_sigs == 0);
+    cli_json_kv_bool(j, "ok", m->ok && m->n_bad_sigs == 0 && !m->partial);
+    cli_json_kv_bool(j, "partial", m->partial);
+    if (m->partial) {
+        cli_json_kv_u64(j, "chunks_present", m->n_present);
+        cli_json_kv_u64(j, "chunks", m->n_chunks);
+    }
     cli_json_key(j, "problems");
     cli_json_arr_begin(j);
     for (size_t k = 0; k < m->n_problems && k < PROBLEMS_KEPT; k++) {
@@ -167,6 +181,11 @@ text_model(const vmodel *m)
 {
     char hex[CAS_HASH_HEX_LEN + 1];
     cas_hash_to_hex(m->id, hex);
+    if (m->ok && m->n_bad_sigs == 0 && m->partial) {
+        printf("partial %s  %" PRIu64 " of %" PRIu64 " chunks present\n", hex, m->n_present,
+               m->n_chunks);
+        return;
+    }
     if (m->ok && m->n_bad_sigs == 0) {
         printf("ok      %s  %zu signature%s, %zu trusted", hex, m->n_sigs,
                m->n_sigs == 1 ? "" : "s", m->n_trusted);
@@ -199,8 +218,8 @@ text_model(const vmodel *m)
 static int
 report(cli_ctx *ctx, vstate *st, bool require_trusted)
 {
-    size_t bad = 0, untrusted = 0;
-    const vmodel *first = NULL;
+    size_t bad = 0, untrusted = 0, partial = 0;
+    const vmodel *first = NULL, *first_partial = NULL;
     cli_json j;
     cli_json_init(&j, stdout);
     if (ctx->json) {
@@ -214,7 +233,10 @@ report(cli_ctx *ctx, vstate *st, bool require_trusted)
         if (!ok && !first)
             first = m;
         bad += !ok;
-        untrusted += ok && m->n_trusted == 0;
+        if (ok && m->partial && !first_partial)
+            first_partial = m;
+        partial += ok && m->partial;
+        untrusted += ok && !m->partial && m->n_trusted == 0;
         if (ctx->json)
             json_model(&j, m);
         else if (!ctx->quiet || !ok)
@@ -222,7 +244,7 @@ report(cli_ctx *ctx, vstate *st, bool require_trusted)
     }
     if (ctx->json) {
         cli_json_arr_end(&j);
-        cli_json_kv_bool(&j, "ok", bad == 0);
+        cli_json_kv_bool(&j, "ok", bad == 0 && partial == 0);
         cli_json_obj_end(&j);
         cli_json_finish(&j);
     }
@@ -233,17 +255,28 @@ report(cli_ctx *ctx, vstate *st, bool require_trusted)
         if (first->n_problems && p->chunk_index != CAS_STORE_NO_CHUNK)
             return cli_fail(CLI_EXIT_CORRUPT,
                             "model %s is corrupt: chunk %" PRIu64 " (offset %" PRIu64
-                            ") %s (failed: %zu of %zu models): re-add or fetch it, or nvx rm it",
-                            hex, p->chunk_index, p->offset, problem_text(p->error), bad, st->n);
+                            ") %s (failed: %zu of %zu models): run nvx repair %.16s [FILE]",
+                            hex, p->chunk_index, p->offset, problem_text(p->error), bad, st->n,
+                            hex);
         if (first->n_problems)
             return cli_fail(CLI_EXIT_CORRUPT,
                             "model %s is damaged: data file or manifest %s (failed: %zu of %zu "
-                            "models): re-add or fetch it, or nvx rm it",
-                            hex, problem_text(p->error), bad, st->n);
+                            "models): run nvx repair %.16s [FILE], or nvx rm it",
+                            hex, problem_text(p->error), bad, st->n, hex);
         return cli_fail(CLI_EXIT_CORRUPT,
                         "model %s has an invalid signature (failed: %zu of %zu models): remove "
                         "it or check the keyring (nvx trust ls)",
                         hex, bad, st->n);
+    }
+    if (first_partial) {
+        char hex[CAS_HASH_HEX_LEN + 1];
+        cas_hash_to_hex(first_partial->id, hex);
+        return cli_fail(CLI_EXIT_PARTIAL,
+                        "model %s is partial: %" PRIu64 " of %" PRIu64
+                        " chunks present, those verify (partial: %zu of %zu models): run nvx "
+                        "fetch %.16s to complete it, or nvx rm it",
+                        hex, first_partial->n_present, first_partial->n_chunks, partial, st->n,
+                        hex);
     }
     if (require_trusted && untrusted)
         return cli_fail(CLI_EXIT_UNTRUSTED,

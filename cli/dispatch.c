@@ -49,7 +49,8 @@ static const char exit_codes_text[] =
     "  2  usage error (bad option or value, ambiguous id prefix)\n"
     "  3  not found (model id or name, file, store)\n"
     "  4  corrupt or malformed data, verification failed\n"
-    "  5  signatures valid but none from a trusted key\n";
+    "  5  signatures valid but none from a trusted key\n"
+    "  6  partial model: the chunks present verify, others are missing\n";
 
 static void
 print_main_help(FILE *f)

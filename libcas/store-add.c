@@ -577,15 +577,17 @@ commit_model(cas_store *s, const cas_store_add_opts *o, const cas_manifest *m, c
     cas__crash_point_reached(CAS__CP_ADD_PRE_COMMIT);
     r = cas__txn_commit(txn);
     if (r < 0) {
-        if (renamed)
-            unlinkat(s->data_fd, hex, 0); /* may remove a concurrent re-add: rare, harmless */
+        /* Moved back so that a retry after the map grew finds it; may race a
+         * concurrent re-add: rare, harmless. */
+        if (renamed && renameat(s->data_fd, hex, s->tmp_fd, tmp_name) < 0)
+            unlinkat(s->data_fd, hex, 0);
         return r;
     }
     return ret;
 fail:
-    if (renamed)
+    if (renamed && renameat(s->data_fd, hex, s->tmp_fd, tmp_name) < 0)
         unlinkat(s->data_fd, hex, 0); /* still under the write lock */
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -656,7 +658,7 @@ precheck_limit(cas_store *s, uint64_t size)
     if (r < 0)
         return r;
     r = cas__limit_check(s, txn, size);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -736,7 +738,16 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
         goto out;
     }
     cas__crash_point_reached(CAS__CP_ADD_SYNCED);
-    r = commit_model(s, o, m, tmp_name);
+    /* A full LMDB map is grown and the commit run again (bounded by
+     * CAS_STORE_MAP_MAX); a full disk is not (cas__map_grow() says 0). */
+    for (;;) {
+        r = commit_model(s, o, m, tmp_name);
+        int g = r == -ENOSPC ? cas__map_grow(s) : 0;
+        if (g <= 0) {
+            r = g < 0 ? g : r;
+            break;
+        }
+    }
     if (r < 0)
         goto out;
     cas__crash_point_reached(CAS__CP_ADD_COMMITTED);

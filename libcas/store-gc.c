@@ -32,7 +32,7 @@ cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
         r = cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
     }
     if (r < 0) {
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
         return r;
     }
     return cas__txn_commit(txn);
@@ -54,7 +54,7 @@ cas_store_unpin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
             r = 0;
     }
     if (r < 0) {
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
         return r;
     }
     return cas__txn_commit(txn);
@@ -121,26 +121,25 @@ unlink_if_orphan(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
         if (unlinkat(s->data_fd, hex, 0) < 0 && errno != ENOENT)
             r = -errno;
     }
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
+/* Deletes every record of model id in txn: the model record, its chunk
+ * index entries, pin, bitmap, signatures and the names bound to it.
+ * Returns 0, -ENOENT, -EBUSY (pinned, no CAS_RM_FORCE), LMDB errors. */
 static int
-rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
+rm_records(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
 {
-    MDB_txn *txn;
     cas_manifest *m = NULL;
-    int r = cas__txn_begin(s, false, &txn);
-    if (r < 0)
-        return r;
     cas__model_rec rec;
-    r = cas__model_get(s, txn, id, &rec);
+    int r = cas__model_get(s, txn, id, &rec);
     bool damaged = r == -EBADMSG;
     if (r < 0 && !damaged)
-        goto fail;
+        goto out;
     if (cas__is_pinned(s, txn, id) && !(flags & CAS_RM_FORCE)) {
         r = -EBUSY;
-        goto fail;
+        goto out;
     }
     if (!damaged && rec.state == CAS_MODEL_COMPLETE) {
         r = cas_manifest_decode(rec.manifest, rec.manifest_len, &m);
@@ -148,16 +147,16 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
         if (r == 0)
             r = cas__chunks_unindex(s, txn, m);
         if (r < 0 && !damaged)
-            goto fail;
+            goto out;
     }
     /* Without a sound manifest, find this model's chunk entries the slow
      * way, so that removing a damaged model repairs the index. */
     if (damaged && (r = del_values_of(txn, s->db_chunks, id, false)) < 0)
-        goto fail;
+        goto out;
     MDB_val k = { CAS_HASH_LEN, (void *)id };
     r = cas__mdb_err(mdb_del(txn, s->db_models, &k, NULL));
     if (r < 0)
-        goto fail;
+        goto out;
     mdb_del(txn, s->db_pins, &k, NULL);
     mdb_del(txn, s->db_bitmaps, &k, NULL);
     r = del_prefixed(txn, s->db_sigs, id);
@@ -165,19 +164,183 @@ rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
         r = del_prefixed(txn, s->db_sigs_pending, id);
     if (r == 0)
         r = del_values_of(txn, s->db_names, id, true);
-    if (r < 0)
-        goto fail;
+out:
     cas_manifest_free(m);
+    return r;
+}
+
+/* The usual order: delete the records and commit, then unlink the file. */
+static int
+rm_records_first(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    r = rm_records(s, txn, id, flags);
+    if (r < 0) {
+        cas__txn_abort(txn);
+        return r;
+    }
     r = cas__txn_commit(txn);
     if (r < 0)
         return r;
     /* A crash here leaves an orphan data file, removed at the next open. */
     cas__crash_point_reached(CAS__CP_RM_COMMITTED);
     return unlink_if_orphan(s, id);
+}
+
+static void
+removing_key(const uint8_t id[static CAS_HASH_LEN],
+             uint8_t ret[static CAS__REMOVING_KEY_LEN + CAS_HASH_LEN])
+{
+    memcpy(ret, CAS__REMOVING_KEY, CAS__REMOVING_KEY_LEN);
+    memcpy(ret + CAS__REMOVING_KEY_LEN, id, CAS_HASH_LEN);
+}
+
+/* Step 2 of the disk-full order: under one write transaction, unlink the
+ * data file (freeing its space before LMDB needs pages), delete the
+ * records and the mark, commit. A crash after the unlink leaves the mark,
+ * and the next open runs this again. */
+static int
+rm_unlink_then_records(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
+{
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    if (cas__is_pinned(s, txn, id) && !(flags & CAS_RM_FORCE)) {
+        r = -EBUSY; /* checked before the unlink, which cannot be undone */
+        goto fail;
+    }
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas__data_name(id, hex);
+    if (unlinkat(s->data_fd, hex, 0) < 0 && errno != ENOENT) {
+        r = -errno;
+        goto fail;
+    }
+    cas__crash_point_reached(CAS__CP_RM_UNLINKED);
+    r = rm_records(s, txn, id, flags);
+    if (r == -ENOENT)
+        r = 0; /* the record went before a crash; only the mark is left */
+    if (r < 0)
+        goto fail;
+    uint8_t mk[CAS__REMOVING_KEY_LEN + CAS_HASH_LEN];
+    removing_key(id, mk);
+    MDB_val k = { sizeof(mk), mk };
+    r = cas__mdb_err(mdb_del(txn, s->db_meta, &k, NULL));
+    if (r < 0 && r != -ENOENT)
+        goto fail;
+    return cas__txn_commit(txn);
 fail:
-    cas_manifest_free(m);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
+}
+
+int
+cas__rm_unlink_first(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
+{
+    /* Step 1: commit a mark naming the model. It needs a page or two, which
+     * the released reserve provides on a full disk. */
+    cas__reserve_release(s);
+    MDB_txn *txn;
+    int r = cas__txn_begin(s, false, &txn);
+    if (r < 0)
+        return r;
+    cas__model_rec rec;
+    r = cas__model_get(s, txn, id, &rec);
+    if (r == -EBADMSG)
+        r = 0; /* a damaged record is removed all the same */
+    if (r == 0 && cas__is_pinned(s, txn, id) && !(flags & CAS_RM_FORCE))
+        r = -EBUSY;
+    uint8_t mk[CAS__REMOVING_KEY_LEN + CAS_HASH_LEN];
+    removing_key(id, mk);
+    MDB_val k = { sizeof(mk), mk }, v = { 0, NULL };
+    if (r == 0)
+        r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
+    if (r < 0) {
+        cas__txn_abort(txn);
+        return r;
+    }
+    r = cas__txn_commit(txn);
+    if (r == -ENOSPC) {
+        /* Not even the mark fits (the reserve was used up): last resort,
+         * unlink and delete in one transaction without it. A crash inside
+         * that leaves a record without its file, which verify reports and
+         * nvx rm removes. */
+        r = rm_unlink_then_records(s, id, flags);
+        cas__reserve_make(s);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    cas__crash_point_reached(CAS__CP_RM_MARKED);
+    /* The mark stands for the user's decision: from here on the removal is
+     * finished even if pinned meanwhile. */
+    r = rm_unlink_then_records(s, id, flags | CAS_RM_FORCE);
+    cas__reserve_make(s);
+    return r;
+}
+
+int
+cas__rm_finish_marked(cas_store *s)
+{
+    /* Collect first: the write transactions below must not run under the
+     * read transaction that scans. */
+    uint8_t(*ids)[CAS_HASH_LEN] = NULL;
+    size_t n = 0, cap = 0;
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int r = cas__txn_begin(s, true, &txn);
+    if (r < 0)
+        return r;
+    r = cas__mdb_err(mdb_cursor_open(txn, s->db_meta, &c));
+    MDB_val k = { CAS__REMOVING_KEY_LEN, CAS__REMOVING_KEY }, v;
+    int rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < CAS__REMOVING_KEY_LEN ||
+            memcmp(k.mv_data, CAS__REMOVING_KEY, CAS__REMOVING_KEY_LEN) != 0)
+            break;
+        if (k.mv_size != CAS__REMOVING_KEY_LEN + CAS_HASH_LEN)
+            continue; /* not ours: leave it */
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4;
+            void *ni = realloc(ids, cap * CAS_HASH_LEN);
+            if (!ni) {
+                r = -ENOMEM;
+                break;
+            }
+            ids = ni;
+        }
+        memcpy(ids[n++], (const uint8_t *)k.mv_data + CAS__REMOVING_KEY_LEN, CAS_HASH_LEN);
+    }
+    mdb_cursor_close(c);
+    cas__txn_abort(txn);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = rm_unlink_then_records(s, ids[i], CAS_RM_FORCE);
+    free(ids);
+    return r;
+}
+
+static int
+rm_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags)
+{
+    for (;;) {
+        int r = rm_records_first(s, id, flags);
+        /* A full disk shows as -ENOSPC, or as -EIO when LMDB's page write
+         * was cut short: either way, free the file first. */
+        if (r == -EIO)
+            return cas__rm_unlink_first(s, id, flags);
+        if (r != -ENOSPC)
+            return r;
+        /* A full map: grow it and try again. A full disk: LMDB cannot
+         * write the pages of the deletion, so free the file first. */
+        r = cas__map_grow(s);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return cas__rm_unlink_first(s, id, flags);
+    }
 }
 
 int
@@ -255,7 +418,7 @@ gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, ui
 out:
     free(cands);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -378,7 +541,7 @@ cas_store_usage_get(cas_store *s, cas_store_usage *ret)
     *ret = u;
 out:
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -394,7 +557,7 @@ cas_store_limit_set(cas_store *s, uint64_t bytes)
     MDB_val k = { 5, "limit" }, v = { sizeof(b), b };
     r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
     if (r < 0) {
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
         return r;
     }
     return cas__txn_commit(txn);

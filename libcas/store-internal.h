@@ -6,6 +6,7 @@
  * store-io.c, store-partial.c, store-meta.c). Not installed. Record layouts
  * are documented in libcas/FORMAT.md, section "Store".
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,14 @@
 #define CAS__CHUNK_LOC_LEN    (CAS_HASH_LEN + 8u + 4u)
 #define CAS__CHUNK_READ_TRIES 8u                   /* models tried by cas_store_chunk_read */
 #define CAS__PROGRESS_STEP    ((uint64_t)16 << 20) /* bytes between progress calls */
+#define CAS__RESERVE_NAME     "reserve"            /* DIR/reserve: space kept for removals */
+/* meta key prefix of a removal that unlinks the data file first (disk full):
+ * "removing" || model id. FORMAT.md "Remove on a full disk". */
+#define CAS__REMOVING_KEY     "removing"
+#define CAS__REMOVING_KEY_LEN 8u
+/* Below this much free space on the index's file system an -ENOSPC is the
+ * disk's, not the map's, so the map is not grown for it. */
+#define CAS__MAP_GROW_DISK_MIN ((uint64_t)4 << 20)
 
 struct cas_store {
     char *dir;
@@ -44,6 +53,11 @@ struct cas_store {
     MDB_dbi db_namerecs;     /* publisher public key | name -> u64 seq | record blob */
     MDB_dbi db_namerecs_v1;  /* legacy (key id | name), emptied at open: FORMAT.md */
     MDB_dbi db_sigs_pending; /* model id | hash(blob) -> blob, key not trusted */
+    /* Held shared by every transaction from begin to end, exclusively while
+     * the map is resized: mdb_env_set_mapsize() remaps the file, which must
+     * not happen under another thread's open transaction (lmdb.h). */
+    pthread_rwlock_t map_lock;
+    size_t map_max; /* the map never grows past this */
 };
 
 /* A decoded model record header; manifest points into the LMDB value (valid
@@ -70,6 +84,9 @@ typedef enum cas__crash_point {
     CAS__CP_PARTIAL_FILE,       /* in the write txn: data file created */
     CAS__CP_PARTIAL_SYNCED,     /* commit: data synced, bitmap not written */
     CAS__CP_PARTIAL_PRE_COMMIT, /* commit/complete: records put, not committed */
+    CAS__CP_RM_MARKED,          /* disk-full rm: removal mark committed, file kept */
+    CAS__CP_RM_UNLINKED,        /* disk-full rm: data file unlinked, records kept */
+    CAS__CP_FORGET_PRE_COMMIT,  /* chunks_forget: file writable, records put */
     _CAS__CP_MAX,
 } cas__crash_point;
 
@@ -108,8 +125,38 @@ uint64_t cas__get_le64(const uint8_t *p);
 /* Current wall-clock time in nanoseconds since the epoch. */
 uint64_t cas__now_ns(void);
 
-/* Begins a transaction (read-only when rdonly). Returns 0 or errno. */
+/* Begins a transaction (read-only when rdonly); it holds s->map_lock shared
+ * until cas__txn_commit() or cas__txn_abort() ends it, so every transaction
+ * must end through those two. A write transaction first grows the map when
+ * more than half of it is used and no other transaction of this process is
+ * open; a map grown by another process (MDB_MAP_RESIZED) is adopted. A
+ * thread never begins a transaction while it holds one. Returns 0 or a
+ * negative errno. */
 int cas__txn_begin(cas_store *s, bool rdonly, MDB_txn **ret);
+
+/* Aborts txn (NULL is a no-op) and releases its hold on the map lock. */
+void cas__txn_abort(MDB_txn *txn);
+
+/* Called after a write transaction failed with -ENOSPC, holding no
+ * transaction: doubles the LMDB map (at most s->map_max) unless the index's
+ * file system is itself full. Returns 1 when the map grew (run the
+ * transaction again), 0 when it cannot help, or a negative errno. */
+int cas__map_grow(cas_store *s);
+
+/* Space reserve (FORMAT.md "Remove on a full disk"): cas__reserve_make()
+ * preallocates DIR/reserve (best effort, no error when the disk is full);
+ * cas__reserve_release() unlinks it so that a removal can commit. */
+void cas__reserve_make(cas_store *s);
+void cas__reserve_release(cas_store *s);
+
+/* Removes model id in the disk-full order: release the reserve, commit a
+ * removal mark, then under one write transaction unlink the data file and
+ * delete the records and the mark. Same returns as cas_store_rm(). Exposed
+ * for the crash tests, which cannot fill a disk. */
+int cas__rm_unlink_first(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags);
+
+/* At open: finishes removals whose mark survived a crash. */
+int cas__rm_finish_marked(cas_store *s);
 
 /* Moves the name records of a store written before records were keyed by
  * public key (db_namerecs_v1) into db_namerecs, inside txn (store open).

@@ -315,7 +315,7 @@ load_model(cas_store *s, const uint8_t id[static CAS_HASH_LEN], loaded *ret)
     }
 out:
     ret->rec.manifest = NULL; /* points into the ended transaction */
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -497,7 +497,7 @@ all_ids(cas_store *s, uint8_t (**ret_ids)[CAS_HASH_LEN], size_t *ret_n, uint64_t
             total += rec.size;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     if (r < 0) {
         free(ids);
         return r;

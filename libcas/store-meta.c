@@ -14,7 +14,7 @@ static int
 finish(MDB_txn *txn, int r)
 {
     if (r < 0) {
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
         return r;
     }
     int c = cas__txn_commit(txn);
@@ -84,7 +84,7 @@ cas_store_name_get(cas_store *s, const char *name, uint8_t ret_id[static CAS_HAS
         r = -EBADMSG;
     if (r == 0)
         memcpy(ret_id, v.mv_data, CAS_HASH_LEN);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -117,7 +117,7 @@ cas_store_name_list(cas_store *s, cas_name_fn cb, void *userdata)
         r = cb(userdata, name, v.mv_data);
     }
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -207,7 +207,7 @@ sig_list(cas_store *s, MDB_dbi db, const uint8_t id[static CAS_HASH_LEN], cas_bl
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
         r = cb(userdata, v.mv_data, v.mv_size);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -240,7 +240,7 @@ cas__sig_list_all(cas_store *s, bool pending, cas__sig_fn cb, void *userdata)
         if (k.mv_size == 2 * CAS_HASH_LEN)
             r = cb(userdata, k.mv_data, v.mv_data, v.mv_size);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -367,7 +367,7 @@ cas_store_key_get(cas_store *s, const void *key_id, size_t key_id_len, uint8_t *
                 *ret_name = n;
         }
     }
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -400,7 +400,7 @@ cas_store_key_list(cas_store *s, cas_key_fn cb, void *userdata)
         r = cb(userdata, k.mv_data, k.mv_size, blob, bl, name);
     }
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -444,7 +444,7 @@ cas_store_peer_list(cas_store *s, cas_peer_fn cb, void *userdata)
     for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
         r = cb(userdata, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -565,7 +565,7 @@ cas_store_namerec_get(cas_store *s, const void *key, size_t key_len, uint64_t *r
             *ret_len = v.mv_size - 8;
         }
     }
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -595,6 +595,6 @@ cas_store_namerec_list(cas_store *s, cas_store_namerec_fn cb, void *userdata)
                (const uint8_t *)v.mv_data + 8, v.mv_size - 8);
     }
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }

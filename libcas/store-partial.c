@@ -35,9 +35,9 @@ bm_len_for(uint64_t n)
     return (size_t)((n + 7) / 8);
 }
 
-int
-cas_store_partial_create(cas_store *s, const uint8_t *manifest, size_t len,
-                         uint8_t ret_id[static CAS_HASH_LEN])
+static int
+partial_create(cas_store *s, const uint8_t *manifest, size_t len,
+               uint8_t ret_id[static CAS_HASH_LEN])
 {
     cas_manifest *m = NULL;
     MDB_txn *txn = NULL;
@@ -113,12 +113,26 @@ out:
     if (created)
         unlinkat(s->data_fd, hex, 0);
     if (txn)
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
     if (fd >= 0)
         close(fd);
     free(zeros);
     cas_manifest_free(m);
     return r;
+}
+
+int
+cas_store_partial_create(cas_store *s, const uint8_t *manifest, size_t len,
+                         uint8_t ret_id[static CAS_HASH_LEN])
+{
+    /* A full map is grown and the creation (which undoes itself on failure)
+     * run again. */
+    for (;;) {
+        int r = partial_create(s, manifest, len, ret_id);
+        int g = r == -ENOSPC ? cas__map_grow(s) : 0;
+        if (g <= 0)
+            return g < 0 ? g : r;
+    }
 }
 
 int
@@ -156,7 +170,7 @@ cas_partial_open(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_partia
         for (uint64_t i = 0; i < p->n_chunks; i++)
             p->n_present += (p->present[i / 8] >> (i % 8)) & 1;
     }
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     if (r < 0)
         goto fail;
     char hex[CAS_HASH_HEX_LEN + 1];
@@ -419,16 +433,28 @@ commit_locked(cas_partial *p, bool complete)
     txn = NULL;
 out:
     if (txn)
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
     free(snap);
     return r;
+}
+
+/* commit_locked(), growing a full map and committing again. */
+static int
+commit_grow(cas_partial *p, bool complete)
+{
+    for (;;) {
+        int r = commit_locked(p, complete);
+        int g = r == -ENOSPC ? cas__map_grow(p->s) : 0;
+        if (g <= 0)
+            return g < 0 ? g : r;
+    }
 }
 
 int
 cas_partial_commit(cas_partial *p)
 {
     pthread_mutex_lock(&p->commit_mu);
-    int r = commit_locked(p, false);
+    int r = commit_grow(p, false);
     pthread_mutex_unlock(&p->commit_mu);
     return r;
 }
@@ -437,7 +463,7 @@ int
 cas_partial_complete(cas_partial *p)
 {
     pthread_mutex_lock(&p->commit_mu);
-    int r = commit_locked(p, true);
+    int r = commit_grow(p, true);
     pthread_mutex_unlock(&p->commit_mu);
     return r;
 }
@@ -471,6 +497,6 @@ cas_store_bitmap_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint8_
     *ret_bits = bits;
     *ret_n_chunks = rec.n_chunks;
 out:
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }

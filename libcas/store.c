@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,16 +114,121 @@ cas__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Sets the map size to want (0: adopt the size another process recorded)
+ * while no transaction of this process is open. With wait false it gives up
+ * (returns 0) when one is. Returns 1 when resized, 0, or a negative errno. */
+static int
+map_resize(cas_store *s, size_t want, bool wait)
+{
+    if (wait)
+        pthread_rwlock_wrlock(&s->map_lock);
+    else if (pthread_rwlock_trywrlock(&s->map_lock) != 0)
+        return 0;
+    int r = cas__mdb_err(mdb_env_set_mapsize(s->env, want));
+    pthread_rwlock_unlock(&s->map_lock);
+    return r < 0 ? r : 1;
+}
+
+/* The map size that holds twice what is used now, or 0 when the map is at
+ * its maximum or less than half full. */
+static size_t
+map_wanted(cas_store *s, bool force)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    size_t used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    size_t cur = info.me_mapsize;
+    if (cur >= s->map_max || (!force && used <= cur / 2))
+        return 0;
+    size_t want = cur <= s->map_max / 2 ? cur * 2 : s->map_max;
+    while (want < 2 * used && want <= s->map_max / 2)
+        want *= 2;
+    return want;
+}
+
 int
 cas__txn_begin(cas_store *s, bool rdonly, MDB_txn **ret)
 {
-    return cas__mdb_err(mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, ret));
+    size_t want = rdonly ? 0 : map_wanted(s, false);
+    if (want) {
+        /* Growing ahead keeps most writes from ever meeting MDB_MAP_FULL;
+         * skipped while other transactions are open (never waits here: the
+         * caller may be one of them). */
+        int r = map_resize(s, want, false);
+        if (r < 0)
+            return r;
+    }
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, ret);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc != MDB_MAP_RESIZED || tries >= 3)
+            return cas__mdb_err(rc);
+        /* Another process grew the map past ours: adopt its size. */
+        int r = map_resize(s, 0, true);
+        if (r < 0)
+            return r;
+    }
 }
 
 int
 cas__txn_commit(MDB_txn *txn)
 {
-    return cas__mdb_err(mdb_txn_commit(txn));
+    MDB_env *env = mdb_txn_env(txn);
+    int r = cas__mdb_err(mdb_txn_commit(txn));
+    cas_store *s = mdb_env_get_userctx(env);
+    pthread_rwlock_unlock(&s->map_lock);
+    return r;
+}
+
+void
+cas__txn_abort(MDB_txn *txn)
+{
+    if (!txn)
+        return;
+    /* The lock is released after the abort: the transaction's pages stay
+     * mapped until then. */
+    MDB_env *env = mdb_txn_env(txn);
+    mdb_txn_abort(txn);
+    cas_store *s = mdb_env_get_userctx(env);
+    pthread_rwlock_unlock(&s->map_lock);
+}
+
+int
+cas__map_grow(cas_store *s)
+{
+    /* LMDB reports a full disk and a full map alike once converted; when the
+     * file system is (nearly) full, a bigger map would not help. */
+    struct statvfs vfs;
+    if (fstatvfs(s->dir_fd, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < CAS__MAP_GROW_DISK_MIN)
+        return 0;
+    size_t want = map_wanted(s, true);
+    return want ? map_resize(s, want, true) : 0;
+}
+
+void
+cas__reserve_make(cas_store *s)
+{
+    int fd =
+        openat(s->dir_fd, CAS__RESERVE_NAME, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 < CAS_STORE_RESERVE_SIZE &&
+        posix_fallocate(fd, 0, (off_t)CAS_STORE_RESERVE_SIZE) != 0)
+        unlinkat(s->dir_fd, CAS__RESERVE_NAME, 0); /* no room now: made after the next rm */
+    close(fd);
+}
+
+void
+cas__reserve_release(cas_store *s)
+{
+    unlinkat(s->dir_fd, CAS__RESERVE_NAME, 0);
 }
 
 void
@@ -494,7 +600,7 @@ open_dbs(cas_store *s)
         goto fail;
     return cas__txn_commit(txn);
 fail:
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -544,7 +650,7 @@ clean_orphans(cas_store *s)
     if (!d) {
         if (fd >= 0)
             close(fd);
-        mdb_txn_abort(txn);
+        cas__txn_abort(txn);
         return 0;
     }
     struct dirent *de;
@@ -557,7 +663,7 @@ clean_orphans(cas_store *s)
             unlinkat(s->data_fd, de->d_name, 0);
     }
     closedir(d);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return 0;
 }
 
@@ -573,6 +679,8 @@ cas_store_open(const char *dir, unsigned flags, cas_store **ret)
     if (!s)
         return -ENOMEM;
     s->dir_fd = s->data_fd = s->tmp_fd = -1;
+    pthread_rwlock_init(&s->map_lock, NULL);
+    s->map_max = CAS_STORE_MAP_MAX;
     s->dir = strdup(dir);
     char *index = NULL;
     if (!s->dir) {
@@ -603,6 +711,7 @@ cas_store_open(const char *dir, unsigned flags, cas_store **ret)
     r = cas__mdb_err(mdb_env_create(&s->env));
     if (r < 0)
         goto fail;
+    mdb_env_set_userctx(s->env, s); /* lets cas__txn_commit/abort find the map lock */
     r = cas__mdb_err(mdb_env_set_maxdbs(s->env, CAS__STORE_MAX_DBS));
     if (r == 0)
         r = cas__mdb_err(
@@ -620,9 +729,12 @@ cas_store_open(const char *dir, unsigned flags, cas_store **ret)
         goto fail;
     if (!(flags & CAS_STORE_NO_CLEANUP)) {
         clean_tmp(s);
-        r = clean_orphans(s);
+        r = cas__rm_finish_marked(s);
+        if (r == 0)
+            r = clean_orphans(s);
         if (r < 0)
             goto fail;
+        cas__reserve_make(s);
     }
     free(index);
     *ret = s;
@@ -646,6 +758,7 @@ cas_store_free(cas_store *s)
         close(s->data_fd);
     if (s->dir_fd >= 0)
         close(s->dir_fd);
+    pthread_rwlock_destroy(&s->map_lock);
     free(s->dir);
     free(s);
 }
@@ -720,7 +833,7 @@ cas_store_model_info(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_mo
     r = cas__model_get(s, txn, id, &rec);
     if (r == 0)
         r = fill_info(s, txn, id, &rec, ret);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -752,7 +865,7 @@ cas_store_list(cas_store *s, cas_model_fn cb, void *userdata)
     r = rc == MDB_NOTFOUND ? 0 : cas__mdb_err(rc);
 out:
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -793,7 +906,7 @@ cas_store_resolve(cas_store *s, const char *text, uint8_t ret_id[static CAS_HASH
         memcpy(ret_id, found, CAS_HASH_LEN);
 out:
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -817,7 +930,7 @@ cas_store_manifest_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint
             *ret_len = rec.manifest_len;
         }
     }
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -869,7 +982,7 @@ cas_store_chunk_find(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], cas
     if (r < 0)
         return r;
     r = chunk_find_txn(s, txn, chunk, ret);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     return r;
 }
 
@@ -917,7 +1030,7 @@ chunk_locs(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], cas_chunk_loc
         n++;
     }
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    cas__txn_abort(txn);
     if (r < 0)
         return r;
     *ret_n = n;

@@ -23,8 +23,9 @@
  *   -EBADMSG    corrupt data: a chunk whose bytes do not hash to its id, a
  *               manifest that does not decode or hash to its id, a damaged
  *               index record or store marker of an unknown version
- *   -ENOSPC     disk full, LMDB map full, or the store size limit cannot be
- *               met because pinned content exceeds it
+ *   -ENOSPC     disk full, LMDB map full at CAS_STORE_MAP_MAX (a full map
+ *               is grown and the write retried below that), or the store
+ *               size limit cannot be met because pinned content exceeds it
  *   -EFBIG      a data file hit the file size limit (RLIMIT_FSIZE)
  *   -EBUSY      cas_store_rm() of a pinned model without CAS_RM_FORCE
  *   -EAGAIN     the model exists but is partial (not yet complete)
@@ -53,8 +54,12 @@
 #include "libcas/manifest.h"
 
 /* Named limits. */
-#define CAS_STORE_VERSION      1u /* marker + index format version */
-#define CAS_STORE_MAP_SIZE     ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
+#define CAS_STORE_VERSION  1u /* marker + index format version */
+#define CAS_STORE_MAP_SIZE ((size_t)1 << (sizeof(size_t) > 4 ? 32 : 30)) /* LMDB map (sparse) */
+/* The map doubles when it fills, up to this (address space, not disk). */
+#define CAS_STORE_MAP_MAX (sizeof(size_t) > 4 ? (size_t)1 << 40 : (size_t)3 << 29)
+/* DIR/reserve: preallocated, released so that rm and gc commit on a full disk. */
+#define CAS_STORE_RESERVE_SIZE ((uint64_t)1 << 20)
 #define CAS_STORE_NAME_MAX     255u         /* bytes of a local model name */
 #define CAS_STORE_KEY_ID_MAX   64u          /* bytes of a trusted key id */
 #define CAS_STORE_KEY_BLOB_MAX 4096u        /* bytes of a trusted key blob */
@@ -542,5 +547,25 @@ int cas_store_namerec_del(cas_store *s, const void *key, size_t key_len);
 typedef int (*cas_store_namerec_fn)(void *userdata, const uint8_t *key, size_t key_len,
                                     uint64_t seq, const uint8_t *blob, size_t len);
 int cas_store_namerec_list(cas_store *s, cas_store_namerec_fn cb, void *userdata);
+
+/* ---------------------------------------------------------------------- */
+/* Repair (FORMAT.md "Repair") */
+
+/* Marks chunks idx[0..n) of model id as missing, in one write transaction,
+ * so that they are fetched again or filled from a file: a complete model
+ * turns partial (its chunk index entries go, its data file becomes writable,
+ * every other chunk stays present); a partial model loses those bits. A
+ * missing data file is created (sparse, model-sized). n may be 0 (a complete
+ * model then turns partial with every chunk present). Returns 0, -ENOENT,
+ * -EINVAL (an index out of range), -EBADMSG (damaged record: nvx rm it). */
+int cas_store_chunks_forget(cas_store *s, const uint8_t id[static CAS_HASH_LEN],
+                            const uint64_t *idx, size_t n);
+
+/* Fills the missing chunks of p from fd, a file with the model's bytes: for
+ * each missing chunk, the bytes at its manifest offset are read, re-hashed
+ * and put when they match (durable after cas_partial_commit()). Chunks the
+ * file does not hold (shorter, other bytes) stay missing. Writes the number
+ * put to ret_n. Returns 0 or a negative errno (read errors, -ENOMEM). */
+int cas_partial_fill_fd(cas_partial *p, int fd, uint64_t *ret_n);
 
 #endif
