@@ -790,7 +790,7 @@ on_peers(nvx_gossip *g, session *from, const proto_peers *p, uint64_t now_ms)
         int r = nvx_pex_put(g->pex, pe->node_id, pe->addr.p, pe->addr.len, NVX_PEX_GOSSIP, now_ms);
         if (r == -EINVAL)
             g->st.invalid++;
-        else if (r == -EPERM)
+        else if (r == -EPERM || r == -EADDRNOTAVAIL)
             g->st.pex_refused++;
         if (r != 1 || node_connected(g, pe->node_id) || dials >= NVX_GOSSIP_DIALS_PER_PEERS)
             continue;

@@ -130,7 +130,7 @@ typedef struct nvx_gossip_stats {
     uint64_t messages;    /* messages handed to ops->send */
     uint64_t send_errors; /* ops->send returned < 0 */
     uint64_t dials;       /* ops->dial calls */
-    uint64_t pex_refused; /* gossiped addresses that did not replace a better-sourced one */
+    uint64_t pex_refused; /* gossiped addresses refused: a name, or over a better source's */
 } nvx_gossip_stats;
 
 /* Creates a gossip state. Returns 0 and *ret, -EINVAL (no ops/send, limits

@@ -115,7 +115,7 @@ nvx_pex_put(nvx_pex *x, const uint8_t node[static PROTO_ID_LEN], const uint8_t *
     if (!printable(addr, len) || source < 0 || source >= _NVX_PEX_SOURCE_MAX)
         return -EINVAL;
     if (source == NVX_PEX_GOSSIP && !nvx_pex_addr_numeric(addr, len))
-        return -EINVAL;
+        return -EADDRNOTAVAIL;
     known *k = find(x, node);
     if (k && k->source > source) {
         bool same = strlen(k->addr) == len && memcmp(k->addr, addr, len) == 0;

@@ -42,7 +42,8 @@ bool nvx_pex_addr_numeric(const uint8_t *addr, size_t len);
  * source. Keeps the known address when it came from a better source.
  * When full, the least recently seen entry of the worst source makes room.
  * Returns 1 when the address is news (new or changed), 0 when not,
- * -EINVAL (bad address), -EPERM (a better source said otherwise). */
+ * -EINVAL (bad address), -EADDRNOTAVAIL (gossiped, not numeric), -EPERM
+ * (a better source said otherwise). */
 int nvx_pex_put(nvx_pex *x, const uint8_t node[static PROTO_ID_LEN], const uint8_t *addr,
                 size_t len, int source, uint64_t now_ms);
 

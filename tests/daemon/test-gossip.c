@@ -780,8 +780,8 @@ test_pex_sources(void **state)
     assert_int_equal(nvx_gossip_addr(h->g, w, buf, sizeof(buf)), NVX_PEX_GOSSIP);
     nvx_gossip_stats st;
     nvx_gossip_stats_get(h->g, &st);
-    assert_int_equal(st.pex_refused, 2);
-    assert_int_equal(st.invalid, 1);
+    assert_int_equal(st.pex_refused, 3);
+    assert_int_equal(st.invalid, 0);
     /* The pinned dial met another key: forgotten (not so a first-hand one). */
     assert_int_equal(nvx_gossip_forget_addr(h->g, w, "[2001:db8::7]:7000"), 0);
     assert_int_equal(nvx_gossip_addr(h->g, w, buf, sizeof(buf)), -ENOENT);
