@@ -62,8 +62,9 @@ nvx_admit_keys(const char *addr, bool prefix_loopback, nvx_admit_key *ret_addr,
 unsigned
 nvx_admit_inbound_max(unsigned max_peers)
 {
-    unsigned reserve = max_peers / 4 ? max_peers / 4 : 1;
-    return max_peers > reserve ? max_peers - reserve : 0;
+    /* A single-slot node (max_peers 1) keeps it for whoever comes. */
+    unsigned reserve = max_peers / 4 ? max_peers / 4 : max_peers >= 2;
+    return max_peers - reserve;
 }
 
 static uint64_t

@@ -13,7 +13,8 @@
  * node out of the peers it is configured to use. The rules:
  *
  * - Outbound slots are kept: inbound sessions (handshaking or not) hold at
- *   most max_peers - reserve slots (reserve = max_peers / 4, at least 1), so
+ *   most max_peers - reserve slots (reserve = max_peers / 4, at least 1 unless
+ *   max_peers is 1), so
  *   a configured dial always finds room unless our own dials filled it.
  * - A dial for a configured peer or a useful one (a provider of a model we
  *   fetch) that finds every slot taken evicts an idle session that is
