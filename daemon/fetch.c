@@ -518,6 +518,8 @@ nvx__fetch_msg(nvx_peer *p, const proto_msg *m)
         uint32_t got = nvx_xfer_data(x->e, p, &m->u.data, nvx__now(n));
         n->bytes_fetched += got;
         p->rate_bytes += got;
+        if (got > 0) /* bytes we wanted: the peer is useful (daemon/admit.h) */
+            p->t_useful_ms = nvx__now(n);
         break;
     }
     case PROTO_MSG_NOT_FOUND:

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "daemon/pex.h"
 #include "libcas/hash.h"
 #include "proto/session.h"
 
@@ -32,6 +33,7 @@ typedef struct entry {
     uint8_t send_hops; /* hops value we put on the wire */
     uint64_t expires_ms;
     uint64_t next_announce_ms; /* own provider records */
+    uint64_t origin;           /* the live session it came from; 0: none (gone, local) */
     uint8_t node[PROTO_ID_LEN];
     uint8_t model[PROTO_ID_LEN];
     proto_provider_record prov; /* provider records: as signed (hops unused) */
@@ -46,13 +48,8 @@ typedef struct session {
     bool pex_rx_seen;
     uint64_t pex_rx_ms;
     uint64_t pex_tx_ms;
+    size_t held; /* table entries whose origin this session is */
 } session;
-
-typedef struct known {
-    uint8_t node[PROTO_ID_LEN];
-    char addr[PROTO_ADDR_MAX + 1];
-    uint64_t seen_ms;
-} known;
 
 /* A record on its way out: a copy, so that table changes while a batch is
  * being collected cannot change it. */
@@ -78,8 +75,7 @@ struct nvx_gossip {
     bool dirty; /* an entry was reused in place: the index needs a rebuild */
     session *s;
     size_t n_s, cap_s;
-    known *k;
-    size_t n_k;
+    nvx_pex *pex; /* peer-exchange addresses (daemon/pex.h) */
     nvx_gossip_stats st;
     proto_msg msg;              /* encode scratch (large) */
     uint8_t buf[PROTO_MSG_MAX]; /* encoded body */
@@ -169,6 +165,29 @@ entry_clear(entry *e)
     memset(e, 0, sizeof(*e));
 }
 
+static session *session_find(nvx_gossip *g, uint64_t id);
+
+/* Makes session `from` (NULL: none) the origin of e, keeping the
+ * sessions' counts of held records right. */
+static void
+set_origin(nvx_gossip *g, entry *e, session *from)
+{
+    session *old = e->origin ? session_find(g, e->origin) : NULL;
+    if (old && old->held > 0)
+        old->held--;
+    e->origin = from ? from->id : 0;
+    if (from)
+        from->held++;
+}
+
+/* Removes e's record, its origin's count with it. */
+static void
+entry_drop(nvx_gossip *g, entry *e)
+{
+    set_origin(g, e, NULL);
+    entry_clear(e);
+}
+
 /* Removes entries for which drop() is true; one index rebuild. */
 static void
 table_sweep(nvx_gossip *g, bool (*drop)(const entry *, const void *), const void *arg)
@@ -176,7 +195,7 @@ table_sweep(nvx_gossip *g, bool (*drop)(const entry *, const void *), const void
     size_t w = 0;
     for (size_t i = 0; i < g->n; i++) {
         if (drop(&g->e[i], arg)) {
-            entry_clear(&g->e[i]);
+            entry_drop(g, &g->e[i]);
             continue;
         }
         if (w != i)
@@ -189,22 +208,53 @@ table_sweep(nvx_gossip *g, bool (*drop)(const entry *, const void *), const void
     (void)index_rebuild(g, g->n); /* same or smaller size: no allocation */
 }
 
-/* A free entry for a new record: appended, or, when the table is full, the
- * learned record closest to expiry is evicted. Returns NULL when the table
- * is full of our own records or memory ran out. The caller fills the entry
- * (key first) and calls slot_commit(). */
+/* The learned record to evict: of session `from` when from is not NULL;
+ * else a record whose session is gone (records from live sessions are
+ * preferred), else one of the session holding the most. Closest to expiry
+ * first. NULL when there is none. */
 static entry *
-slot_new(nvx_gossip *g)
+victim_of(nvx_gossip *g, const session *from)
 {
-    if (g->n >= g->cfg.records_max) {
-        entry *victim = NULL;
-        for (size_t i = 0; i < g->n; i++)
-            if (!g->e[i].own && (!victim || g->e[i].expires_ms < victim->expires_ms))
-                victim = &g->e[i];
+    uint64_t origin = from ? from->id : 0;
+    if (!from) {
+        const session *big = NULL;
+        for (size_t i = 0; i < g->n_s; i++)
+            if (!big || g->s[i].held > big->held)
+                big = &g->s[i];
+        bool orphans = false;
+        for (size_t i = 0; i < g->n && !orphans; i++)
+            orphans = !g->e[i].own && g->e[i].origin == 0;
+        if (!orphans && big)
+            origin = big->id;
+    }
+    entry *victim = NULL;
+    for (size_t i = 0; i < g->n; i++)
+        if (!g->e[i].own && g->e[i].origin == origin &&
+            (!victim || g->e[i].expires_ms < victim->expires_ms))
+            victim = &g->e[i];
+    return victim;
+}
+
+/* A free entry for a new record from session from (NULL: local). Each
+ * session holds at most origin_share records: past it, its own record
+ * closest to expiry makes room, so that one peer with free keys and long
+ * TTLs only churns its own share. When the table is full, a record is
+ * evicted (victim_of). Returns NULL when the table is full of our own
+ * records or memory ran out. The caller fills the entry (key first), calls
+ * slot_insert() and then set_origin(). */
+static entry *
+slot_new(nvx_gossip *g, session *from)
+{
+    entry *victim = NULL;
+    if (from && from->held >= g->cfg.origin_share)
+        victim = victim_of(g, from);
+    else if (g->n >= g->cfg.records_max)
+        victim = victim_of(g, NULL);
+    if (victim || g->n >= g->cfg.records_max) {
         if (!victim)
             return NULL;
         g->st.evicted++;
-        entry_clear(victim);
+        entry_drop(g, victim);
         g->dirty = true;
         return victim;
     }
@@ -383,12 +433,15 @@ send_peers(nvx_gossip *g, session *s, uint64_t now_ms)
     memset(m, 0, sizeof(*m));
     m->type = PROTO_MSG_PEERS;
     proto_peers *p = &m->u.peers;
-    for (size_t i = 0; i < g->n_k && p->n < PROTO_PEERS_MAX; i++) {
-        if (memcmp(g->k[i].node, s->node, PROTO_ID_LEN) == 0)
+    for (size_t i = 0; i < nvx_pex_count(g->pex) && p->n < PROTO_PEERS_MAX; i++) {
+        const uint8_t *node;
+        const char *addr;
+        nvx_pex_at(g->pex, i, &node, &addr);
+        if (memcmp(node, s->node, PROTO_ID_LEN) == 0)
             continue;
-        memcpy(p->peers[p->n].node_id, g->k[i].node, PROTO_ID_LEN);
-        p->peers[p->n].addr.p = (const uint8_t *)g->k[i].addr;
-        p->peers[p->n].addr.len = strlen(g->k[i].addr);
+        memcpy(p->peers[p->n].node_id, node, PROTO_ID_LEN);
+        p->peers[p->n].addr.p = (const uint8_t *)addr;
+        p->peers[p->n].addr.len = strlen(addr);
         p->n++;
     }
     s->pex_tx_ms = now_ms;
@@ -427,8 +480,11 @@ nvx_gossip_new(const nvx_gossip_cfg *cfg, nvx_gossip **ret)
         g->cfg.rate_per_s = NVX_GOSSIP_RATE_DEFAULT;
     if (!g->cfg.burst)
         g->cfg.burst = NVX_GOSSIP_BURST_DEFAULT;
-    g->k = calloc(g->cfg.known_max, sizeof(*g->k));
-    if (!g->k || index_rebuild(g, 0) < 0) {
+    if (!g->cfg.origin_share)
+        g->cfg.origin_share = g->cfg.records_max / NVX_GOSSIP_ORIGIN_SHARE_DIV
+                                  ? g->cfg.records_max / NVX_GOSSIP_ORIGIN_SHARE_DIV
+                                  : 1;
+    if (nvx_pex_new(g->cfg.known_max, &g->pex) < 0 || index_rebuild(g, 0) < 0) {
         nvx_gossip_free(g);
         return -ENOMEM;
     }
@@ -446,7 +502,7 @@ nvx_gossip_free(nvx_gossip *g)
     free(g->e);
     free(g->index);
     free(g->s);
-    free(g->k);
+    nvx_pex_free(g->pex);
     free(g);
 }
 
@@ -483,6 +539,11 @@ nvx_gossip_peer_down(nvx_gossip *g, uint64_t peer)
     session *s = session_find(g, peer);
     if (!s)
         return;
+    /* Its records stay, without an origin: the first to go when the table
+     * is full (the daemon's handle may be reused by a new session). */
+    for (size_t i = 0; i < g->n; i++)
+        if (g->e[i].origin == peer)
+            g->e[i].origin = 0;
     *s = g->s[--g->n_s];
 }
 
@@ -539,7 +600,7 @@ set_hops(entry *e, uint8_t hops_in)
  * so a relay cannot extend one: the newest time per (node, model) wins, and
  * a copy coming back around a loop has the same time, a duplicate. */
 static int
-accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
+accept_provider(nvx_gossip *g, session *from, const proto_provider_record *p, uint64_t now_ms)
 {
     uint64_t now_s = now_ms / 1000;
     if (p->ttl_s == 0 || p->ttl_s > NVX_GOSSIP_TTL_MAX_S || is_zero(p->node_id, PROTO_ID_LEN) ||
@@ -569,7 +630,7 @@ accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
         return 0;
     }
     if (!e) {
-        e = slot_new(g);
+        e = slot_new(g, from);
         if (!e)
             return 0;
         memcpy(e->key, key, CAS_HASH_LEN);
@@ -580,6 +641,7 @@ accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
             return 0;
         e = lookup(g, key);
     }
+    set_origin(g, e, from);
     e->prov = *p;
     e->expires_ms = expires;
     set_hops(e, p->hops);
@@ -594,8 +656,8 @@ accept_provider(nvx_gossip *g, const proto_provider_record *p, uint64_t now_ms)
 /* Puts a verified name record into its slot when it wins. Returns 1 when it
  * did, 0 when gossip knew it or better, -ENOMEM / -ENOSPC. */
 static int
-name_store(nvx_gossip *g, const cas_namerec *rec, bool own, bool local, uint64_t expires,
-           uint8_t hops_in)
+name_store(nvx_gossip *g, session *from, const cas_namerec *rec, bool own, bool local,
+           uint64_t expires, uint8_t hops_in)
 {
     uint8_t key[CAS_HASH_LEN];
     name_key(rec, key);
@@ -621,7 +683,7 @@ name_store(nvx_gossip *g, const cas_namerec *rec, bool own, bool local, uint64_t
         return -ENOMEM;
     *copy = *rec;
     if (!e) {
-        e = slot_new(g);
+        e = slot_new(g, from);
         if (!e) {
             free(copy);
             return -ENOSPC;
@@ -639,6 +701,7 @@ name_store(nvx_gossip *g, const cas_namerec *rec, bool own, bool local, uint64_t
         free(e->name);
         e->name = copy;
     }
+    set_origin(g, e, from);
     memcpy(e->model, rec->model_id, PROTO_ID_LEN);
     e->own = e->own || own;
     e->expires_ms = e->own ? NO_EXPIRY : expires;
@@ -652,7 +715,7 @@ name_store(nvx_gossip *g, const cas_namerec *rec, bool own, bool local, uint64_t
 }
 
 static int
-accept_name(nvx_gossip *g, const proto_name_record *p, uint64_t now_ms)
+accept_name(nvx_gossip *g, session *from, const proto_name_record *p, uint64_t now_ms)
 {
     if (p->ttl_s == 0) {
         g->st.invalid++;
@@ -664,7 +727,7 @@ accept_name(nvx_gossip *g, const proto_name_record *p, uint64_t now_ms)
         g->st.invalid++;
         return 0;
     }
-    int r = name_store(g, &rec, false, false, expiry_of(p->ttl_s, now_ms), p->hops);
+    int r = name_store(g, from, &rec, false, false, expiry_of(p->ttl_s, now_ms), p->hops);
     if (r <= 0) {
         if (r == 0)
             g->st.duplicates++;
@@ -693,9 +756,9 @@ on_announce(nvx_gossip *g, session *from, const proto_announce *a, uint64_t now_
             break;
         }
         if (pr->kind == PROTO_RECORD_PROVIDER)
-            accepted += accept_provider(g, &pr->u.provider, now_ms);
+            accepted += accept_provider(g, from, &pr->u.provider, now_ms);
         else if (pr->kind == PROTO_RECORD_NAME)
-            accepted += accept_name(g, &pr->u.name, now_ms);
+            accepted += accept_name(g, from, &pr->u.name, now_ms);
     }
     if (g->fwd.n) {
         for (size_t i = 0; i < g->n_s; i++)
@@ -703,50 +766,6 @@ on_announce(nvx_gossip *g, session *from, const proto_announce *a, uint64_t now_
                 send_batch(g, &g->s[i], &g->fwd, true);
     }
     return accepted;
-}
-
-static known *
-known_find(nvx_gossip *g, const uint8_t node[PROTO_ID_LEN])
-{
-    for (size_t i = 0; i < g->n_k; i++)
-        if (memcmp(g->k[i].node, node, PROTO_ID_LEN) == 0)
-            return &g->k[i];
-    return NULL;
-}
-
-/* Remembers (node, addr). Returns true when this address is news. */
-static bool
-known_put(nvx_gossip *g, const uint8_t node[PROTO_ID_LEN], const uint8_t *addr, size_t len,
-          uint64_t now_ms)
-{
-    known *k = known_find(g, node);
-    bool news = !k || strlen(k->addr) != len || memcmp(k->addr, addr, len) != 0;
-    if (!k) {
-        if (g->n_k < g->cfg.known_max) {
-            k = &g->k[g->n_k++];
-        } else {
-            k = &g->k[0];
-            for (size_t i = 1; i < g->n_k; i++)
-                if (g->k[i].seen_ms < k->seen_ms)
-                    k = &g->k[i];
-        }
-        memcpy(k->node, node, PROTO_ID_LEN);
-    }
-    memcpy(k->addr, addr, len);
-    k->addr[len] = '\0';
-    k->seen_ms = now_ms;
-    return news;
-}
-
-static bool
-addr_valid(const uint8_t *p, size_t len)
-{
-    if (len < 1 || len > PROTO_ADDR_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] < 0x21 || p[i] > 0x7e)
-            return false;
-    return true;
 }
 
 static void
@@ -761,19 +780,27 @@ on_peers(nvx_gossip *g, session *from, const proto_peers *p, uint64_t now_ms)
     unsigned dials = 0;
     for (size_t i = 0; i < p->n && i < PROTO_PEERS_MAX; i++) {
         const proto_peer_entry *pe = &p->peers[i];
-        if (!addr_valid(pe->addr.p, pe->addr.len) || is_zero(pe->node_id, PROTO_ID_LEN)) {
-            g->st.invalid++;
+        if (is_zero(pe->node_id, PROTO_ID_LEN) ||
+            memcmp(pe->node_id, g->cfg.node_id, PROTO_ID_LEN) == 0) {
+            g->st.invalid += !is_zero(pe->node_id, PROTO_ID_LEN) ? 0 : 1;
             continue;
         }
-        if (memcmp(pe->node_id, g->cfg.node_id, PROTO_ID_LEN) == 0)
+        /* A third party's word: numeric addresses only, never over one
+         * from a better source (daemon/pex.h), dialed pinned to the id. */
+        int r = nvx_pex_put(g->pex, pe->node_id, pe->addr.p, pe->addr.len, NVX_PEX_GOSSIP, now_ms);
+        if (r == -EINVAL)
+            g->st.invalid++;
+        else if (r == -EPERM || r == -EADDRNOTAVAIL)
+            g->st.pex_refused++;
+        if (r != 1 || node_connected(g, pe->node_id) || dials >= NVX_GOSSIP_DIALS_PER_PEERS)
             continue;
-        bool news = known_put(g, pe->node_id, pe->addr.p, pe->addr.len, now_ms);
-        if (!news || node_connected(g, pe->node_id) || dials >= NVX_GOSSIP_DIALS_PER_PEERS)
+        const char *addr;
+        if (nvx_pex_get(g->pex, pe->node_id, &addr) < 0)
             continue;
         dials++;
         g->st.dials++;
         if (g->cfg.ops->dial)
-            g->cfg.ops->dial(g->cfg.userdata, pe->node_id, known_find(g, pe->node_id)->addr);
+            g->cfg.ops->dial(g->cfg.userdata, pe->node_id, addr);
     }
 }
 
@@ -864,7 +891,7 @@ nvx_gossip_provide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN], u
     if (e && e->own)
         return 0;
     if (!e) {
-        e = slot_new(g);
+        e = slot_new(g, NULL);
         if (!e)
             return -ENOSPC;
         memcpy(e->key, key, CAS_HASH_LEN);
@@ -908,7 +935,7 @@ nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now
     int r = cas_namerec_verify(rec);
     if (r < 0)
         return r;
-    r = name_store(g, rec, own, true, expiry_of(g->cfg.name_ttl_s, now_ms), 0);
+    r = name_store(g, NULL, rec, own, true, expiry_of(g->cfg.name_ttl_s, now_ms), 0);
     if (r <= 0)
         return r;
     uint8_t key[CAS_HASH_LEN];
@@ -927,12 +954,18 @@ nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now
 
 int
 nvx_gossip_add_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], const char *addr,
-                    uint64_t now_ms)
+                    int source, uint64_t now_ms)
 {
-    if (!addr || !addr_valid((const uint8_t *)addr, strlen(addr)))
+    if (!addr)
         return -EINVAL;
-    (void)known_put(g, node_id, (const uint8_t *)addr, strlen(addr), now_ms);
-    return 0;
+    int r = nvx_pex_put(g->pex, node_id, (const uint8_t *)addr, strlen(addr), source, now_ms);
+    return r < 0 ? r : 0;
+}
+
+int
+nvx_gossip_forget_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], const char *addr)
+{
+    return nvx_pex_forget(g->pex, node_id, addr);
 }
 
 size_t
@@ -969,16 +1002,15 @@ int
 nvx_gossip_addr(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], char *ret,
                 size_t cap)
 {
-    for (size_t i = 0; i < g->n_k; i++) {
-        if (memcmp(g->k[i].node, node_id, PROTO_ID_LEN) != 0)
-            continue;
-        size_t len = strlen(g->k[i].addr);
-        if (len >= cap)
-            return -EMSGSIZE;
-        memcpy(ret, g->k[i].addr, len + 1);
-        return 0;
-    }
-    return -ENOENT;
+    const char *addr;
+    int source = nvx_pex_get(g->pex, node_id, &addr);
+    if (source < 0)
+        return source;
+    size_t len = strlen(addr);
+    if (len >= cap)
+        return -EMSGSIZE;
+    memcpy(ret, addr, len + 1);
+    return source;
 }
 
 void

@@ -30,6 +30,12 @@
  *   before it is kept, forwarded or reported; a bad one is dropped and
  *   counted. Records from the future (beyond the skew), with a TTL over
  *   NVX_GOSSIP_TTL_MAX_S or all-zero ids are dropped as invalid.
+ * - Shares: each session (the origin of what it sent) holds at most
+ *   origin_share records; a full table evicts records whose session is
+ *   gone first, then those of the session holding the most (never our own).
+ * - Peer exchange: addresses carry their source (daemon/pex.h); a PEERS
+ *   message never replaces a first-hand or self-announced address, and
+ *   only numeric ones are kept. The daemon dials them pinned to the id.
  * - Rate limits per session: a token bucket of records (rate_per_s, burst);
  *   records over it are dropped. One PEERS message per
  *   NVX_GOSSIP_PEX_MIN_INTERVAL_MS is looked at; others are ignored.
@@ -46,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/pex.h"
 #include "libcas/namerec.h"
 #include "proto/message.h"
 #include "proto/session.h"
@@ -66,6 +73,8 @@ enum nvx_gossip_limits {
     NVX_GOSSIP_PEX_MIN_INTERVAL_MS = 10 * 1000,
     NVX_GOSSIP_PEX_INTERVAL_MS = 5 * 60 * 1000, /* PEERS re-sent to every session */
     NVX_GOSSIP_DIALS_PER_PEERS = 8,             /* dial callbacks per PEERS message */
+    /* Records one session may hold: records_max / this, by default. */
+    NVX_GOSSIP_ORIGIN_SHARE_DIV = 8,
 };
 
 typedef struct nvx_gossip nvx_gossip;
@@ -101,8 +110,12 @@ typedef struct nvx_gossip_cfg {
     uint8_t hops;         /* hop count of our records */
     uint32_t records_max; /* records held (own ones included) */
     uint32_t known_max;   /* peer-exchange addresses held */
-    uint32_t rate_per_s;  /* per-session record rate ... */
-    uint32_t burst;       /* ... and burst */
+    /* Records held from any one session (their origin): past it, that
+     * session's own records make room for its new ones. 0:
+     * records_max / NVX_GOSSIP_ORIGIN_SHARE_DIV. */
+    uint32_t origin_share;
+    uint32_t rate_per_s; /* per-session record rate ... */
+    uint32_t burst;      /* ... and burst */
 } nvx_gossip_cfg;
 
 typedef struct nvx_gossip_stats {
@@ -117,6 +130,7 @@ typedef struct nvx_gossip_stats {
     uint64_t messages;    /* messages handed to ops->send */
     uint64_t send_errors; /* ops->send returned < 0 */
     uint64_t dials;       /* ops->dial calls */
+    uint64_t pex_refused; /* gossiped addresses refused: a name, or over a better source's */
 } nvx_gossip_stats;
 
 /* Creates a gossip state. Returns 0 and *ret, -EINVAL (no ops/send, limits
@@ -170,11 +184,19 @@ int nvx_gossip_unprovide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_L
  */
 int nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now_ms);
 
-/* Remembers an address of a node for peer exchange (a connected peer's
- * HELLO address, a configured peer). addr: a token of 1..PROTO_ADDR_MAX
- * bytes (NUL-terminated). Returns 0 or -EINVAL. */
+/* Remembers an address of a node for peer exchange; source: enum
+ * nvx_pex_source (daemon/pex.h): NVX_PEX_FIRST_HAND for the address of a
+ * session we dialed, NVX_PEX_CLAIMED for a peer's HELLO address or LAN
+ * discovery. addr: a token of 1..PROTO_ADDR_MAX bytes (NUL-terminated).
+ * Returns 0, -EINVAL, -EPERM (a better source gave another address). */
 int nvx_gossip_add_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], const char *addr,
-                        uint64_t now_ms);
+                        int source, uint64_t now_ms);
+
+/* A dial of addr pinned to node_id met another key: forgets the address
+ * when it is still the one known and came from gossip. Returns 0 or
+ * -ENOENT. */
+int nvx_gossip_forget_addr(nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN],
+                           const char *addr);
 
 /* Copies up to cap node ids that provide model_id (live records, ours
  * included) into ret; returns how many there are in all. */
@@ -188,8 +210,8 @@ size_t nvx_gossip_sessions(const nvx_gossip *g);
 bool nvx_gossip_connected(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN]);
 
 /* Copies the address known for node_id (nvx_gossip_add_addr(), peer
- * exchange) into ret (cap bytes, NUL-terminated). Returns 0, -ENOENT,
- * -EMSGSIZE (cap short). */
+ * exchange) into ret (cap bytes, NUL-terminated). Returns its source
+ * (enum nvx_pex_source, >= 0), -ENOENT, -EMSGSIZE (cap short). */
 int nvx_gossip_addr(const nvx_gossip *g, const uint8_t node_id[static PROTO_ID_LEN], char *ret,
                     size_t cap);
 

@@ -271,16 +271,19 @@ g_name(void *userdata, const cas_namerec *rec)
         free(j); /* it comes round again: gossip re-sends to new sessions */
 }
 
-/* Dials "HOST:PORT" (a "tcp://" prefix is accepted) unless connected. */
+/* Dials "HOST:PORT" (a "tcp://" prefix is accepted) unless connected,
+ * pinned to node: a session that turns out to hold another key is dropped
+ * in the handshake (and h_mismatch forgets the address). useful: a
+ * provider of a model we want (it may take an idle session's slot). */
 static void
-dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr)
+dial(nvx_mesh *m, const uint8_t node[static 32], const char *addr, bool useful)
 {
     if (m->closing || nvx_gossip_connected(m->g, node) ||
         memcmp(node, nvx_node_id(m->o.node), 32) == 0)
         return;
     if (strncmp(addr, "tcp://", 6) == 0)
         addr += 6;
-    int r = nvx_node_dial(m->o.node, addr);
+    int r = nvx_node_dial_id(m->o.node, addr, node, useful);
     char sid[17];
     if (r < 0)
         log_debug("cannot dial %s (%s): %s", nvx_short_id(node, sid), addr, strerror(-r));
@@ -296,7 +299,10 @@ g_dial(void *userdata, const uint8_t node[static PROTO_ID_LEN], const char *addr
      * use it) but a large mesh does not turn into a full mesh. */
     if (nvx_gossip_sessions(m->g) >= NVX_MESH_PEX_TARGET)
         return;
-    dial(m, node, addr);
+    /* gossip keeps only numeric addresses from PEERS: no name lookup. */
+    if (!nvx_pex_addr_numeric((const uint8_t *)addr, strlen(addr)))
+        return;
+    dial(m, node, addr, false);
 }
 
 static void
@@ -378,8 +384,12 @@ h_peer_up(void *arg, nvx_peer *p)
         return;
     uint64_t now = wall_ms();
     char addr[PROTO_ADDR_MAX + 1];
-    if (peer_listen_addr(p, addr, sizeof(addr)))
-        (void)nvx_gossip_add_addr(m->g, id, addr, now);
+    /* A session we dialed proved that this key answers at that address:
+     * first hand. An inbound peer's HELLO address is its own claim. */
+    if (nvx_peer_outbound(p))
+        (void)nvx_gossip_add_addr(m->g, id, nvx_peer_addr(p), NVX_PEX_FIRST_HAND, now);
+    else if (peer_listen_addr(p, addr, sizeof(addr)))
+        (void)nvx_gossip_add_addr(m->g, id, addr, NVX_PEX_CLAIMED, now);
     int r = nvx_gossip_peer_up(m->g, (uint64_t)(uintptr_t)p, id, now);
     if (r < 0)
         log_warn_errno(r, "gossip cannot take another session");
@@ -390,6 +400,15 @@ h_peer_down(void *arg, nvx_peer *p)
 {
     nvx_mesh *m = arg;
     nvx_gossip_peer_down(m->g, (uint64_t)(uintptr_t)p);
+}
+
+static void
+h_mismatch(void *arg, const uint8_t claimed[32], const char *addr)
+{
+    nvx_mesh *m = arg;
+    char sid[17];
+    if (nvx_gossip_forget_addr(m->g, claimed, addr) == 0)
+        log_debug("forgot %s for %s: another key answered there", addr, nvx_short_id(claimed, sid));
 }
 
 static void
@@ -408,10 +427,10 @@ static void
 on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char *addr)
 {
     nvx_mesh *m = arg;
-    (void)nvx_gossip_add_addr(m->g, node, addr, wall_ms());
+    (void)nvx_gossip_add_addr(m->g, node, addr, NVX_PEX_CLAIMED, wall_ms());
     char sid[17];
     log_info("LAN discovery: node %s at %s", nvx_short_id(node, sid), addr);
-    dial(m, node, addr);
+    dial(m, node, addr, false);
 }
 
 static void
@@ -504,9 +523,11 @@ nvx_mesh_new(const nvx_mesh_opts *opts, nvx_mesh **ret)
         goto fail;
     m->timer.data = m;
     m->open_handles = 1;
-    nvx_node_hook hook = {
-        .peer_up = h_peer_up, .peer_down = h_peer_down, .message = h_message, .arg = m
-    };
+    nvx_node_hook hook = { .peer_up = h_peer_up,
+                           .peer_down = h_peer_down,
+                           .message = h_message,
+                           .mismatch = h_mismatch,
+                           .arg = m };
     r = nvx_node_hook_add(opts->node, &hook);
     if (r < 0) {
         /* Not registered: m goes with the timer's close callback. */
@@ -614,7 +635,7 @@ nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32])
         if (nvx_gossip_connected(m->g, ids[i]) ||
             nvx_gossip_addr(m->g, ids[i], addr, sizeof(addr)) < 0)
             continue;
-        dial(m, ids[i], addr);
+        dial(m, ids[i], addr, true);
         dials++;
     }
     return dials;

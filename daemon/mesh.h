@@ -23,7 +23,12 @@
  *   publish` stored, as this node's own.
  * - Dialing: nodes heard by LAN discovery, and by peer exchange while fewer
  *   than NVX_MESH_PEX_TARGET sessions are up, are dialed once when not
- *   connected (nvx_node_dial); the node's own limits apply.
+ *   connected, pinned to the node id they were heard with
+ *   (nvx_node_dial_id); a dial that meets another key forgets the address.
+ *   Peer-exchange addresses are numeric only (no name lookups); the
+ *   address of a session we dialed is first hand and gossip never
+ *   replaces it (daemon/pex.h). The node's slot rules apply
+ *   (daemon/admit.h): providers of a wanted model dial as useful.
  *
  * Loop thread only. Call nvx_mesh_close() only after nvx_node_stop()'s done
  * callback: the node calls the hooks until then.

@@ -8,6 +8,7 @@
  */
 #include <stdatomic.h>
 
+#include "daemon/admit.h"
 #include "daemon/budget.h"
 #include "daemon/node.h"
 #include "daemon/picker.h"
@@ -48,11 +49,15 @@ struct nvx_peer {
     struct cfg_peer *cfg; /* dialed for this configured peer, or NULL */
     bool outbound, established, closing, conn_closed;
     bool doomed; /* a send failed: closed from the loop (reap), output dropped */
+    bool useful; /* dialed as useful (a provider we want): never evicted */
+    bool pinned; /* dialed for the node id in expect (peer exchange) */
+    uint8_t expect[32];
     char addr[NVX_ADDR_LEN];
     char agent[PROTO_AGENT_MAX + 1];
     uint8_t id[32];
     uint64_t t_start_ms;         /* connection accepted or dialed */
     uint64_t t_rx_ms, t_ping_ms; /* last bytes received; last keepalive PING */
+    uint64_t t_useful_ms;        /* last DATA either way (daemon/admit.h); 0 never */
     uint64_t bytes_in, bytes_out;
     uint64_t rate_in, rate_bytes; /* DATA payload bytes/s (per tick EWMA) */
     nvx_budget cpu;               /* its share of the loop (budget.h) */
@@ -125,6 +130,7 @@ struct nvx_node {
     uint64_t next_xid;
     unsigned jobs;
     unsigned max_peers, peer_max_requests;
+    nvx_admit_cfg admit; /* session slots (daemon/admit.h) */
     uint64_t peer_max_bytes;
     bool corrupt_serve;
     nvx_serve_policy serve; /* daemon/share.h */
@@ -165,6 +171,9 @@ nvx_peer *nvx__peer_by_id(nvx_node *n, const uint8_t id[static 32]);
  * delivered: a new key from the same host buys no second try). */
 void nvx__peer_bad(nvx_node *n, const uint8_t id[static 32], const char *addr);
 void nvx__node_maybe_stopped(nvx_node *n);
+
+/* cfgpeers.c: adds the peers stored in the store's peers db. */
+void nvx__cfg_peers_load(nvx_node *n);
 
 /* serve.c */
 void nvx__serve_msg(nvx_peer *p, const proto_msg *m);

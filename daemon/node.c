@@ -287,6 +287,7 @@ peer_start(nvx_peer *p)
         .agent = n->agent,
         .n_addrs = n->listen_addr[0] ? 1 : 0,
         .addrs = addrs,
+        .expected_peer = p->pinned ? p->expect : NULL,
     };
     int r = proto_session_new(&cfg, nvx__now(n), &p->sess);
     if (r < 0)
@@ -298,6 +299,55 @@ peer_start(nvx_peer *p)
     return 0;
 }
 
+/* Asks daemon/admit.c whether a connection from in_addr (NULL: a dial of
+ * kind dial_kind) may have a slot; closes the sessions it names to make
+ * room. Returns true when the slot is there. */
+static bool
+admit(nvx_node *n, const char *in_addr, int dial_kind)
+{
+    /* Each round closes one session; the policy never needs more than a
+     * handshake and an idle session, so a few rounds are plenty. */
+    for (int round = 0; round < 4; round++) {
+        size_t cap = n->n_peers ? n->n_peers : 1, k = 0;
+        nvx_admit_peer *v = calloc(cap, sizeof(*v));
+        nvx_peer **map = calloc(cap, sizeof(*map));
+        if (!v || !map) {
+            free(v);
+            free(map);
+            return false;
+        }
+        for (nvx_peer *q = n->peers; q && k < cap; q = q->next) {
+            if (q->closing)
+                continue;
+            v[k] = (nvx_admit_peer){
+                .addr = q->addr,
+                .inbound = !q->outbound,
+                .established = q->established,
+                .protected_ = q->cfg || q->useful,
+                .t_start_ms = q->t_start_ms,
+                .t_useful_ms = q->t_useful_ms,
+            };
+            map[k++] = q;
+        }
+        size_t victim = 0;
+        uint64_t now = nvx__now(n);
+        int r = in_addr ? nvx_admit_inbound(&n->admit, v, k, in_addr, now, &victim)
+                        : nvx_admit_dial(&n->admit, v, k, dial_kind, now, &victim);
+        nvx_peer *vp = r == NVX_ADMIT_EVICT ? map[victim] : NULL;
+        free(v);
+        free(map);
+        if (r != NVX_ADMIT_EVICT)
+            return r == NVX_ADMIT_YES;
+        log_peer(NVX_LOG_DEBUG, "evicting %s %s for %s",
+                 vp->established ? "idle session" : "handshake", vp->addr,
+                 in_addr ? in_addr : "a dial");
+        nvx__peer_close(vp, PROTO_BYE_TOO_MANY_PEERS,
+                        vp->established ? "evicted: idle, slot needed"
+                                        : "evicted: too many handshakes");
+    }
+    return false;
+}
+
 static void
 on_accept(tp_listener *l, tp_conn *c, int status)
 {
@@ -306,33 +356,17 @@ on_accept(tp_listener *l, tp_conn *c, int status)
         log_error_errno(status, "listener failed");
         return;
     }
-    /* Connections that never finish their handshake must not lock real
-     * peers out: past NVX_NODE_HANDSHAKING_MAX of them, or when the peer
-     * limit is reached, the oldest one still handshaking makes room. */
-    size_t live = 0, handshaking = 0;
-    nvx_peer *oldest = NULL;
-    for (nvx_peer *q = n->peers; q; q = q->next) {
-        if (q->closing)
-            continue;
-        live++;
-        if (!q->established && !q->outbound) {
-            handshaking++;
-            if (!oldest || q->t_start_ms < oldest->t_start_ms)
-                oldest = q;
-        }
-    }
-    if (!n->stopping && oldest &&
-        (handshaking >= NVX_NODE_HANDSHAKING_MAX || live >= n->max_peers)) {
-        nvx__peer_close(oldest, PROTO_BYE_TOO_MANY_PEERS, "evicted: too many handshakes");
-        live--;
-    }
-    if (n->stopping || live >= n->max_peers) {
-        log_peer(NVX_LOG_DEBUG, "refusing connection from %s: %s", tp_conn_remote_addr(c),
-                 n->stopping ? "stopping" : "too many peers");
+    /* Slots (daemon/admit.h): a quarter kept for our dials, caps per
+     * address and per network, silent handshakes and idle sessions make
+     * room for newcomers. */
+    const char *from = tp_conn_remote_addr(c);
+    if (n->stopping || !admit(n, from, 0)) {
+        log_peer(NVX_LOG_DEBUG, "refusing connection from %s: %s", from,
+                 n->stopping ? "stopping" : "no slot (too many peers)");
         tp_close(c, NULL);
         return;
     }
-    nvx_peer *p = peer_new(n, c, false, tp_conn_remote_addr(c));
+    nvx_peer *p = peer_new(n, c, false, from);
     if (!p) {
         tp_close(c, NULL);
         return;
@@ -359,9 +393,9 @@ on_connect(tp_conn *c, int status)
 }
 
 static int
-dial(nvx_node *n, const char *addr, struct cfg_peer *cfg)
+dial(nvx_node *n, const char *addr, struct cfg_peer *cfg, const uint8_t *id, bool useful)
 {
-    if (n->n_peers >= n->max_peers)
+    if (!admit(n, NULL, cfg || useful ? NVX_ADMIT_DIAL_USEFUL : NVX_ADMIT_DIAL_PLAIN))
         return -EAGAIN;
     tp_conn *c;
     int r = tp_dial(n->net, addr, on_connect, NULL, &c);
@@ -375,13 +409,30 @@ dial(nvx_node *n, const char *addr, struct cfg_peer *cfg)
     p->cfg = cfg;
     if (cfg)
         cfg->conn = p;
+    p->useful = useful;
+    if (id) {
+        p->pinned = true;
+        memcpy(p->expect, id, 32);
+    }
     return 0;
 }
 
 int
 nvx_node_dial(nvx_node *n, const char *addr)
 {
-    return dial(n, addr, NULL);
+    return dial(n, addr, NULL, NULL, false);
+}
+
+int
+nvx_node_dial_id(nvx_node *n, const char *addr, const uint8_t *id, bool useful)
+{
+    return dial(n, addr, NULL, id, useful);
+}
+
+bool
+nvx_peer_outbound(const nvx_peer *p)
+{
+    return p->outbound;
 }
 
 static void
@@ -477,6 +528,10 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
         len -= used;
         if (r < 0) {
             nvx__peer_flush(p);
+            if (p->pinned && proto_session_fail(p->sess) == PROTO_FAIL_PEER_MISMATCH)
+                for (size_t i = 0; i < p->node->n_hooks; i++)
+                    if (p->node->hooks[i].mismatch)
+                        p->node->hooks[i].mismatch(p->node->hooks[i].arg, p->expect, p->addr);
             char why[96];
             snprintf(why, sizeof(why), "session failed: %s",
                      proto_fail_str(proto_session_fail(p->sess)));
@@ -562,7 +617,7 @@ tick(uv_timer_t *t)
     if (!n->stopping)
         for (struct cfg_peer *cp = n->cfg_peers; cp; cp = cp->next)
             if (!cp->conn && now >= cp->next_dial_ms) {
-                int r = dial(n, cp->addr, cp);
+                int r = dial(n, cp->addr, cp, NULL, false);
                 if (r < 0) {
                     log_peer(NVX_LOG_WARN, "cannot dial %s: %s", cp->addr, nvx_strerror(r));
                     cp->next_dial_ms = now + cp->backoff_ms;
@@ -585,132 +640,6 @@ tick(uv_timer_t *t)
     }
 }
 
-/* ---- configured peers -------------------------------------------------- */
-
-static const char peer_key_prefix[] = "addr/";
-
-struct peer_job {
-    uv_work_t w;
-    nvx_node *n;
-    char addr[NVX_ADDR_LEN];
-    bool add;
-};
-
-static void
-peer_job_work(uv_work_t *w)
-{
-    struct peer_job *j = (struct peer_job *)w;
-    char key[NVX_ADDR_LEN + 8];
-    int kl = snprintf(key, sizeof(key), "%s%s", peer_key_prefix, j->addr);
-    int r = j->add ? cas_store_peer_put(j->n->store, key, (size_t)kl, "tcp", 3)
-                   : cas_store_peer_del(j->n->store, key, (size_t)kl);
-    if (r < 0 && r != -ENOENT)
-        log_error_errno(r, "cannot %s peer %s in the store", j->add ? "save" : "remove", j->addr);
-}
-
-static void
-peer_job_done(uv_work_t *w, int status)
-{
-    struct peer_job *j = (struct peer_job *)w;
-    nvx_node *n = j->n;
-    free(j);
-    n->jobs--;
-    nvx__node_maybe_stopped(n);
-}
-
-static void
-persist_peer(nvx_node *n, const char *addr, bool add)
-{
-    struct peer_job *j = calloc(1, sizeof(*j));
-    if (!j)
-        return;
-    j->n = n;
-    snprintf(j->addr, sizeof(j->addr), "%s", addr);
-    j->add = add;
-    if (uv_queue_work(n->loop, &j->w, peer_job_work, peer_job_done) == 0)
-        n->jobs++;
-    else
-        free(j);
-}
-
-static bool
-addr_valid(const char *addr)
-{
-    size_t l = strlen(addr);
-    if (l == 0 || l >= PROTO_ADDR_MAX)
-        return false;
-    for (size_t i = 0; i < l; i++)
-        if (addr[i] <= 0x20 || addr[i] >= 0x7f)
-            return false;
-    return true;
-}
-
-int
-nvx_node_peer_add(nvx_node *n, const char *addr, bool persist)
-{
-    if (!addr_valid(addr))
-        return -EINVAL;
-    for (struct cfg_peer *cp = n->cfg_peers; cp; cp = cp->next)
-        if (strcmp(cp->addr, addr) == 0)
-            return -EEXIST;
-    struct cfg_peer *cp = calloc(1, sizeof(*cp));
-    if (!cp)
-        return -ENOMEM;
-    snprintf(cp->addr, sizeof(cp->addr), "%s", addr);
-    cp->backoff_ms = NVX_NODE_DIAL_BACKOFF_MIN_MS;
-    cp->next_dial_ms = 0; /* next tick */
-    cp->next = n->cfg_peers;
-    n->cfg_peers = cp;
-    if (persist)
-        persist_peer(n, addr, true);
-    return 0;
-}
-
-int
-nvx_node_peer_rm(nvx_node *n, const char *addr)
-{
-    for (struct cfg_peer **pp = &n->cfg_peers; *pp; pp = &(*pp)->next) {
-        struct cfg_peer *cp = *pp;
-        if (strcmp(cp->addr, addr) != 0)
-            continue;
-        *pp = cp->next;
-        if (cp->conn) {
-            nvx_peer *p = cp->conn;
-            p->cfg = NULL;
-            nvx__peer_close(p, PROTO_BYE_NORMAL, "peer removed");
-        }
-        free(cp);
-        persist_peer(n, addr, false);
-        return 0;
-    }
-    /* Not dialing it now, but it may still sit in the db. */
-    persist_peer(n, addr, false);
-    return -ENOENT;
-}
-
-void
-nvx_node_peer_list(nvx_node *n, void (*cb)(void *arg, const char *addr), void *arg)
-{
-    for (struct cfg_peer *cp = n->cfg_peers; cp; cp = cp->next)
-        cb(arg, cp->addr);
-}
-
-static int
-load_peer(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
-{
-    nvx_node *n = userdata;
-    size_t pl = sizeof(peer_key_prefix) - 1;
-    if (key_len <= pl || key_len - pl >= NVX_ADDR_LEN || memcmp(key, peer_key_prefix, pl) != 0)
-        return 0;
-    char addr[NVX_ADDR_LEN];
-    memcpy(addr, key + pl, key_len - pl);
-    addr[key_len - pl] = '\0';
-    int r = nvx_node_peer_add(n, addr, false);
-    if (r < 0 && r != -EEXIST)
-        log_warn("ignoring stored peer: %s", nvx_strerror(r));
-    return 0;
-}
-
 /* ---- lifecycle --------------------------------------------------------- */
 
 int
@@ -726,6 +655,12 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->store = opts->store;
     n->identity = opts->identity;
     n->max_peers = opts->max_peers ? opts->max_peers : 64;
+    n->admit = (nvx_admit_cfg){
+        .max_peers = n->max_peers,
+        .per_addr = opts->inbound_per_addr,
+        .per_prefix = opts->inbound_per_prefix,
+        .prefix_loopback = opts->prefix_loopback,
+    };
     n->peer_max_requests = opts->peer_max_requests ? opts->peer_max_requests : 1024;
     n->peer_max_bytes = opts->peer_max_bytes ? opts->peer_max_bytes : (uint64_t)8 << 20;
     n->corrupt_serve = opts->corrupt_serve;
@@ -754,10 +689,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
         if (r < 0 && r != -EEXIST)
             log_warn("ignoring peer %s: %s", opts->peers[i], nvx_strerror(r));
     }
-    /* The peers db is small; reading it once at start-up on the loop is fine. */
-    r = cas_store_peer_list(n->store, load_peer, n);
-    if (r < 0)
-        log_warn_errno(r, "cannot read the stored peers");
+    nvx__cfg_peers_load(n);
     *ret = n;
     return 0;
 }

@@ -46,7 +46,7 @@ enum nvx_node_limits {
     NVX_NODE_SERVE_MAX_BYTES = 16 << 20, /* sent bytes in flight, all peers */
     NVX_NODE_PIECE_MAX = 256 * 1024,     /* largest REQUEST length */
     NVX_NODE_XFERS_MAX = 64,
-    NVX_NODE_HANDSHAKING_MAX = 16, /* inbound connections still handshaking */
+    NVX_NODE_HANDSHAKING_MAX = 16, /* inbound connections still handshaking (admit.h) */
     /* A session that received nothing for this long is dead (a silent
      * stall: no reset, no end); a third of it without traffic sends PING. */
     NVX_NODE_PEER_TIMEOUT_MS = 60000,
@@ -63,7 +63,12 @@ typedef struct nvx_node_opts {
     const char *listen;             /* NULL: do not listen */
     const char *const *peers;       /* addresses to dial (besides the store's peers db) */
     size_t n_peers;
-    unsigned max_peers;         /* 0: 64 */
+    unsigned max_peers;          /* 0: 64 (a quarter is kept for dialing: daemon/admit.h) */
+    unsigned inbound_per_addr;   /* inbound sessions per address; 0: NVX_ADMIT_PER_ADDR_DEFAULT */
+    unsigned inbound_per_prefix; /* ... per /24 or /48; 0: NVX_ADMIT_PER_PREFIX_DEFAULT */
+    /* Test-only: apply the per-prefix cap to 127.0.0.0/8 too, so tests on
+     * loopback exercise it (real addresses are always capped). */
+    bool prefix_loopback;
     unsigned peer_max_requests; /* 0: 1024 */
     uint64_t peer_max_bytes;    /* 0: 8 MiB */
     const char *agent;          /* HELLO agent, e.g. "nvxd/0.1.0" */
@@ -200,6 +205,9 @@ typedef struct nvx_node_hook {
      * any message when all is true. m borrows the frame: valid during the
      * call. */
     void (*message)(void *arg, nvx_peer *p, const proto_msg *m);
+    /* A dial pinned to node id claimed (nvx_node_dial_id) reached a node
+     * with another key at addr: the session was dropped. May be NULL. */
+    void (*mismatch)(void *arg, const uint8_t claimed[32], const char *addr);
     bool all;
     void *arg;
 } nvx_node_hook;
@@ -216,8 +224,19 @@ const char *nvx_peer_addr(const nvx_peer *p);
  * NULL. Valid while the peer is (until peer_down returns). */
 const proto_hello *nvx_peer_hello(const nvx_peer *p);
 
-/* Dials addr once (not configured; e.g. a discovered peer). Returns 0 or
+/* Dials addr once (not configured; e.g. a discovered peer). It takes a
+ * free session slot only (daemon/admit.h). Returns 0, -EAGAIN (no slot) or
  * errnos of tp_dial. */
 int nvx_node_dial(nvx_node *n, const char *addr);
+
+/* Dials addr once, expecting node id (when not NULL): the handshake fails
+ * unless the peer holds that key (PROTO_FAIL_PEER_MISMATCH; the hooks'
+ * mismatch runs). useful: a peer we need (a provider of a model being
+ * fetched): it may evict an idle session for a slot and is never evicted
+ * itself. Returns 0, -EAGAIN, or errnos of tp_dial. */
+int nvx_node_dial_id(nvx_node *n, const char *addr, const uint8_t *id, bool useful);
+
+/* True for a session this node dialed. */
+bool nvx_peer_outbound(const nvx_peer *p);
 
 #endif

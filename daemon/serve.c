@@ -491,6 +491,7 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
     put_be32(d + 44, len);
     if (r->offset == 0)
         nvx__seed_sent(p, r->model, r->chunk);
+    p->t_useful_ms = nvx__now(p->node); /* a peer we serve is not idle (admit.h) */
     (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, DATA_FIELDS + (size_t)len,
                                  DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }

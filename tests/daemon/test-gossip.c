@@ -585,11 +585,14 @@ test_peer_exchange(void **state)
     node_of(x, 0x10);
     node_of(y, 0x20);
     node_of(p2, 0xa2);
-    assert_int_equal(nvx_gossip_add_addr(h->g, x, "tcp://192.0.2.10:7000", T(0)), 0);
-    assert_int_equal(nvx_gossip_add_addr(h->g, y, "tcp://192.0.2.20:7000", T(0)), 0);
-    assert_int_equal(nvx_gossip_add_addr(h->g, p2, "tcp://192.0.2.2:7000", T(0)), 0);
-    assert_int_equal(nvx_gossip_add_addr(h->g, y, "has space", T(0)), -EINVAL);
-    assert_int_equal(nvx_gossip_add_addr(h->g, y, "", T(0)), -EINVAL);
+    assert_int_equal(nvx_gossip_add_addr(h->g, x, "tcp://192.0.2.10:7000", NVX_PEX_CLAIMED, T(0)),
+                     0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "tcp://192.0.2.20:7000", NVX_PEX_CLAIMED, T(0)),
+                     0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, p2, "tcp://192.0.2.2:7000", NVX_PEX_CLAIMED, T(0)),
+                     0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "has space", NVX_PEX_CLAIMED, T(0)), -EINVAL);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "", NVX_PEX_CLAIMED, T(0)), -EINVAL);
 
     peer_up(h, 2, 0xa2, 0);
     assert_int_equal(h->n, 1);
@@ -651,7 +654,7 @@ static void
 test_table_bound(void **state)
 {
     (void)state;
-    nvx_gossip_cfg cfg = { .records_max = 8, .burst = 1000, .rate_per_s = 1000 };
+    nvx_gossip_cfg cfg = { .records_max = 8, .origin_share = 8, .burst = 1000, .rate_per_s = 1000 };
     harness *h = setup_cfg(&cfg);
     peer_up(h, 1, 0xa1, 0);
     for (int i = 1; i <= 20; i++)
@@ -672,6 +675,124 @@ test_table_bound(void **state)
     nvx_gossip *g = NULL;
     assert_int_equal(nvx_gossip_new(&(nvx_gossip_cfg){ .ops = NULL }, &g), -EINVAL);
     assert_null(g);
+}
+
+/* Issue 9: records from fresh keys with 24 h TTLs, all from one session,
+ * cannot push out what other sessions gave: each session holds at most
+ * origin_share records and past it churns only its own. (Before, the
+ * record closest to expiry went: every honest 30-minute record.) */
+static void
+test_origin_share(void **state)
+{
+    (void)state;
+    nvx_gossip_cfg cfg = {
+        .records_max = 32, .origin_share = 16, .burst = 1000, .rate_per_s = 1000
+    };
+    harness *h = setup_cfg(&cfg);
+    peer_up(h, 1, 0xa1, 0); /* honest */
+    peer_up(h, 2, 0xa2, 0); /* attacker */
+    for (int i = 1; i <= 16; i++)
+        assert_int_equal(feed_provider(h, 1, (uint8_t)i, 0x66, 1800, 1, 0), 1);
+    for (int i = 100; i < 200; i++)
+        assert_int_equal(feed_provider(h, 2, (uint8_t)i, 0x77, NVX_GOSSIP_TTL_MAX_S, 1, 0), 1);
+    uint8_t model[PROTO_ID_LEN], got[32][PROTO_ID_LEN];
+    id_of(model, 0x66);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(0), got, 32), 16);
+    id_of(model, 0x77);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(0), got, 32), 16);
+    void *st_h = h;
+    teardown(&st_h);
+}
+
+/* A full table makes room with records whose session is gone before those
+ * of live sessions, even when the live ones expire sooner. */
+static void
+test_prefer_live(void **state)
+{
+    (void)state;
+    nvx_gossip_cfg cfg = {
+        .records_max = 16, .origin_share = 16, .burst = 1000, .rate_per_s = 1000
+    };
+    harness *h = setup_cfg(&cfg);
+    peer_up(h, 1, 0xa1, 0);
+    peer_up(h, 2, 0xa2, 0);
+    peer_up(h, 3, 0xa3, 0);
+    for (int i = 1; i <= 8; i++)
+        assert_int_equal(feed_provider(h, 1, (uint8_t)i, 0x66, 600, 1, 0), 1);
+    for (int i = 20; i < 28; i++)
+        assert_int_equal(feed_provider(h, 2, (uint8_t)i, 0x77, 7200, 1, 0), 1);
+    nvx_gossip_peer_down(h->g, 2);
+    for (int i = 40; i < 48; i++)
+        assert_int_equal(feed_provider(h, 3, (uint8_t)i, 0x88, 7200, 1, 0), 1);
+    uint8_t model[PROTO_ID_LEN], got[16][PROTO_ID_LEN];
+    id_of(model, 0x66);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(0), got, 16), 8);
+    id_of(model, 0x77);
+    assert_int_equal(nvx_gossip_providers(h->g, model, T(0), got, 16), 0);
+    void *st_h = h;
+    teardown(&st_h);
+}
+
+static proto_msg *
+peers_msg(const uint8_t *nodes, const char *const *addrs, size_t n)
+{
+    proto_msg *in = calloc(1, sizeof(*in));
+    in->type = PROTO_MSG_PEERS;
+    in->u.peers.n = n;
+    for (size_t i = 0; i < n; i++) {
+        node_of(in->u.peers.peers[i].node_id, nodes[i]);
+        in->u.peers.peers[i].addr.p = (const uint8_t *)addrs[i];
+        in->u.peers.peers[i].addr.len = strlen(addrs[i]);
+    }
+    return in;
+}
+
+/* Issue 9: PEERS never overwrites an address learned first hand or from
+ * the node itself, never brings a name to resolve, and a gossiped address
+ * a pinned dial found wrong is forgotten. */
+static void
+test_pex_sources(void **state)
+{
+    harness *h = *state;
+    uint8_t x[PROTO_ID_LEN], y[PROTO_ID_LEN], z[PROTO_ID_LEN], w[PROTO_ID_LEN];
+    node_of(x, 0x10);
+    node_of(y, 0x20);
+    node_of(z, 0x30);
+    node_of(w, 0x40);
+    assert_int_equal(nvx_gossip_add_addr(h->g, x, "192.0.2.10:7000", NVX_PEX_FIRST_HAND, T(0)), 0);
+    assert_int_equal(nvx_gossip_add_addr(h->g, y, "192.0.2.20:7000", NVX_PEX_CLAIMED, T(0)), 0);
+    peer_up(h, 2, 0xa2, 0);
+    const uint8_t nodes[] = { 0x10, 0x20, 0x30, 0x40 };
+    const char *addrs[] = { "203.0.113.66:7000", "203.0.113.66:7001", "evil.example:7000",
+                            "tcp://[2001:db8::7]:7000" };
+    proto_msg *in = peers_msg(nodes, addrs, 4);
+    assert_int_equal(nvx_gossip_on_message(h->g, 2, in, T(1000)), 0);
+    free(in);
+    /* Only w was dialed; x and y kept their addresses; z (a name) is unknown. */
+    assert_int_equal(h->n_dial, 1);
+    assert_string_equal(h->last_dial, "tcp://[2001:db8::7]:7000");
+    char buf[PROTO_ADDR_MAX + 1];
+    assert_int_equal(nvx_gossip_addr(h->g, x, buf, sizeof(buf)), NVX_PEX_FIRST_HAND);
+    assert_string_equal(buf, "192.0.2.10:7000");
+    assert_int_equal(nvx_gossip_addr(h->g, y, buf, sizeof(buf)), NVX_PEX_CLAIMED);
+    assert_string_equal(buf, "192.0.2.20:7000");
+    assert_int_equal(nvx_gossip_addr(h->g, z, buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(nvx_gossip_addr(h->g, w, buf, sizeof(buf)), NVX_PEX_GOSSIP);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(h->g, &st);
+    assert_int_equal(st.pex_refused, 3);
+    assert_int_equal(st.invalid, 0);
+    /* The pinned dial met another key: forgotten (not so a first-hand one). */
+    assert_int_equal(nvx_gossip_forget_addr(h->g, w, "[2001:db8::7]:7000"), 0);
+    assert_int_equal(nvx_gossip_addr(h->g, w, buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(nvx_gossip_forget_addr(h->g, x, "192.0.2.10:7000"), -ENOENT);
+    assert_int_equal(nvx_gossip_addr(h->g, x, buf, sizeof(buf)), NVX_PEX_FIRST_HAND);
+    /* Numeric means numeric. */
+    const char *bad[] = { "1.2.3:7",       "0x7f.0.0.1:7",     "1.2.3.4",    "1.2.3.4:0",
+                          "1.2.3.4:65536", "[fe80::1%eth0]:7", "localhost:7" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(nvx_pex_addr_numeric((const uint8_t *)bad[i], strlen(bad[i])));
+    assert_true(nvx_pex_addr_numeric((const uint8_t *)"tcp://10.0.0.1:1", 16));
 }
 
 /* Many sessions and records: a full sync is split into ANNOUNCE batches
@@ -715,6 +836,9 @@ main(void)
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test_setup_teardown(test_peer_exchange, setup, teardown),
         cmocka_unit_test(test_table_bound),
+        cmocka_unit_test(test_origin_share),
+        cmocka_unit_test(test_prefer_live),
+        cmocka_unit_test_setup_teardown(test_pex_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_batches, setup, teardown),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -365,13 +365,64 @@ test_pex_tcp(void **state)
     assert_int_equal(nvx_mesh_publish(w->mesh[0], w->model, "tiny/v1", on_published, w), 0);
     run_until(w, c_dialed_a, 20000);
     run_until(w, all_know, 20000);
-    /* n2 knows n0 at the loopback address, not at 0.0.0.0. */
+    /* n2 knows n0 at the loopback address, not at 0.0.0.0, and first
+     * hand now: it dialed n0 there and the handshake proved the id. */
     char addr[PROTO_ADDR_MAX + 1];
     assert_int_equal(nvx_gossip_addr(nvx_mesh_gossip(w->mesh[2]),
                                      proto_identity_node_id(w->ident[0]), addr, sizeof(addr)),
-                     0);
+                     NVX_PEX_FIRST_HAND);
     assert_string_equal(addr, w->dial_addr[0]);
     assert_int_equal(nvx_mesh_want(w->mesh[2], w->model), 0); /* connected already */
+    world_free(w);
+}
+
+static bool
+forgotten(world *w)
+{
+    char addr[PROTO_ADDR_MAX + 1];
+    return nvx_gossip_addr(nvx_mesh_gossip(w->mesh[1]), w->other, addr, sizeof(addr)) == -ENOENT;
+}
+
+/*
+ * Issue 9: a PEERS message claims that node X (a made-up id) is at n0's
+ * address. n1 dials it pinned to X: n0 answers with its own key, so the
+ * handshake fails, no session comes up, and n1 forgets the address. (Before,
+ * n1 dialed unpinned, connected to n0 and kept X's address.) The PEERS
+ * comes from a session injected into n1's gossip: n1's store is empty, so
+ * gossip has nothing to send to it.
+ */
+static void
+test_pex_pinned_tcp(void **state)
+{
+    (void)state;
+    world *w = world_new(2, NULL, true);
+    node_start(w, 0);
+    node_start(w, 1);
+    loopback_addr(w, 0);
+    nvx_gossip *g = nvx_mesh_gossip(w->mesh[1]);
+    uint8_t fake[PROTO_ID_LEN];
+    memset(fake, 0x5a, sizeof(fake));
+    memset(w->other, 0x3c, sizeof(w->other));
+    const uint64_t handle = 0xfeed;
+    uv_timeval64_t tv;
+    assert_int_equal(uv_gettimeofday(&tv), 0);
+    uint64_t now = (uint64_t)tv.tv_sec * 1000;
+    assert_int_equal(nvx_gossip_peer_up(g, handle, fake, now), 0);
+    proto_msg *m = calloc(1, sizeof(*m));
+    m->type = PROTO_MSG_PEERS;
+    m->u.peers.n = 1;
+    memcpy(m->u.peers.peers[0].node_id, w->other, 32);
+    m->u.peers.peers[0].addr.p = (const uint8_t *)w->dial_addr[0];
+    m->u.peers.peers[0].addr.len = strlen(w->dial_addr[0]);
+    assert_int_equal(nvx_gossip_on_message(g, handle, m, now), 0);
+    nvx_gossip_peer_down(g, handle);
+    free(m);
+    nvx_gossip_stats st;
+    nvx_gossip_stats_get(g, &st);
+    assert_int_equal(st.dials, 1);
+    run_until(w, forgotten, 20000);
+    assert_int_equal(nvx_gossip_sessions(g), 0);
+    assert_false(nvx_gossip_connected(g, proto_identity_node_id(w->ident[0])));
     world_free(w);
 }
 
@@ -465,9 +516,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_line),
-        cmocka_unit_test(test_pex_tcp),
-        cmocka_unit_test(test_discovery_tcp),
+        cmocka_unit_test(test_line),           cmocka_unit_test(test_pex_tcp),
+        cmocka_unit_test(test_pex_pinned_tcp), cmocka_unit_test(test_discovery_tcp),
         cmocka_unit_test(test_lossy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
