@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/daemon-client.h"
 #include "cli/store.h"
 #include "libcas/store.h"
 
@@ -128,6 +129,16 @@ cli_repair_main(cli_ctx *ctx, int argc, char **argv)
         for (uint64_t i = 0; i < mi.n_chunks; i++)
             b.idx[i] = i;
         b.n = mi.n_chunks;
+    }
+    /* Without FILE the chunks come through nvxd: say so before the store
+     * changes, rather than marking chunks missing and then failing on the
+     * connection with advice that leaves out FILE. */
+    if (npos == 1 && !cli_daemon_running(ctx)) {
+        r = cli_fail(CLI_EXIT_FAIL,
+                     "cannot fetch the bad chunks of %.16s: no nvxd serves %s: start `nvxd "
+                     "--store %s`, or pass a file with the model's bytes: nvx repair %.16s FILE",
+                     hex, ctx->store_dir, ctx->store_dir, hex);
+        goto out;
     }
     r = cas_store_chunks_forget(s, id, b.idx, b.n);
     if (r < 0) {

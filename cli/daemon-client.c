@@ -42,6 +42,21 @@ cli_daemon_connect(cli_ctx *ctx, cli_daemon *d)
     return CLI_GO;
 }
 
+bool
+cli_daemon_running(cli_ctx *ctx)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", ctx->store_dir, CLI_DAEMON_SOCKET);
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+        return false;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return up;
+}
+
 void
 cli_daemon_close(cli_daemon *d)
 {

@@ -32,6 +32,10 @@ int cli_daemon_connect(cli_ctx *ctx, cli_daemon *d);
 
 void cli_daemon_close(cli_daemon *d);
 
+/* Whether an nvxd accepts connections on ctx's control socket now; prints
+ * nothing (for commands that choose what to say without one). */
+bool cli_daemon_running(cli_ctx *ctx);
+
 /* Finishes w (a request started with proto_ctl_writer_init(w, type,
  * cli_daemon_next_id(d))) and sends it. Returns 0 or a negative errno. */
 int cli_daemon_send(cli_daemon *d, proto_ctl_writer *w);

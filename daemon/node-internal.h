@@ -104,8 +104,13 @@ struct smodel {
     cas_manifest *man;
     int fd;
     _Atomic uint8_t *verified;
-    _Atomic bool dead; /* the data file was removed (rm, gc) */
+    _Atomic bool dead; /* the data file was removed (rm, gc) or changed */
     bool partial;      /* being fetched: unverified chunks are absent, not corrupt */
+    /* The data file's ctime when a complete model was opened. A complete
+     * file is 0444 and never written, so a later ctime means someone
+     * changed it (nvx repair makes it writable, or the bytes rotted under
+     * a chmod): the verified bits no longer hold and the entry is dropped. */
+    struct timespec ctime;
     /* Until this CLOCK_MONOTONIC ms the serve policy allowed serving the
      * model (set by the pool's check); chunks are served on the loop only
      * before it, so an unpin stops seeding within NVX_NODE_SHARE_RECHECK_MS. */

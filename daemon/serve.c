@@ -13,7 +13,12 @@
  * requests for it (other peers, other pieces) are served with one pread and
  * no hash. The bitmap lives as long as the cache entry, so a model evicted
  * and reopened is re-hashed again. A data file whose link count dropped to 0
- * (nvx rm, nvx gc) is no longer served: unpin + gc stop seeding.
+ * (nvx rm, nvx gc) is no longer served: unpin + gc stop seeding. Nor is the
+ * cache entry of a complete model whose data file changed (its ctime moved:
+ * `nvx repair` made it writable to mark bad chunks missing, or someone wrote
+ * to it): the entry is dropped and the model reopened from the store, so a
+ * chunk repair found bad is never served from a stale verified bit, and a
+ * model repair turned partial is served as partial.
  *
  * What is served at all is the serve policy's (daemon/share.h): every job
  * asks it first, on the pool (a model the policy does not share gets the
@@ -238,8 +243,11 @@ smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
             goto out;
     }
     sm->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (sm->fd < 0)
+    struct stat st;
+    if (sm->fd < 0 || fstat(sm->fd, &st) < 0)
         r = -errno;
+    else
+        sm->ctime = st.st_ctim;
 out:
     free(buf);
     free(path);
@@ -270,6 +278,22 @@ static void
 set_verified(struct smodel *sm, size_t i)
 {
     atomic_fetch_or(&sm->verified[i / 8], (uint8_t)(1u << (i % 8)));
+}
+
+/* Whether sm can no longer be served from: its data file was removed, or
+ * (complete models) changed since it was opened. Marks it dead then, so
+ * mcache_get() stops returning it and the next job reopens the model. */
+static bool
+smodel_stale(struct smodel *sm)
+{
+    struct stat st;
+    if (fstat(sm->fd, &st) < 0)
+        return false; /* the read that follows reports it */
+    bool stale = st.st_nlink == 0 || (!sm->partial && (st.st_ctim.tv_sec != sm->ctime.tv_sec ||
+                                                       st.st_ctim.tv_nsec != sm->ctime.tv_nsec));
+    if (stale)
+        atomic_store(&sm->dead, true);
+    return stale;
 }
 
 /* Hashes chunk idx (its bytes in buf; the hash goes to h) together with up
@@ -323,11 +347,8 @@ smodel_read(struct smodel *sm, uint32_t idx, uint8_t **ret_buf)
     cas_chunk_info ci;
     if (cas_manifest_chunk(sm->man, idx, &ci) < 0)
         return -ERANGE;
-    struct stat st;
-    if (fstat(sm->fd, &st) == 0 && st.st_nlink == 0) {
-        atomic_store(&sm->dead, true); /* removed: stop seeding it */
-        return -ENOENT;
-    }
+    if (smodel_stale(sm))
+        return -ESTALE; /* removed: stop seeding it; changed: reopen it */
     uint8_t *base = malloc(DATA_PAYLOAD + (size_t)ci.len + DATA_TAIL);
     if (!base)
         return -ENOMEM;
@@ -448,6 +469,8 @@ serve_work(uv_work_t *w)
         if (j->p->node->serve_delay_ms)
             nvx__test_delay(j->p->node->serve_delay_ms);
         struct smodel *sm = j->sm;
+        if (sm && smodel_stale(sm))
+            sm = NULL; /* changed since cached: reopen from the store */
         if (!sm) {
             int r = smodel_open(s, j->r.model, &j->sm_new);
             if (r < 0) {
@@ -509,10 +532,9 @@ serve_inline(nvx_peer *p, const struct sreq *r)
         return false;
     bool sent = false;
     cas_chunk_info ci;
-    struct stat st;
     if (atomic_load(&sm->shared_until_ms) <= mono_ms() ||
         cas_manifest_chunk(sm->man, r->chunk, &ci) < 0 || r->offset >= ci.len ||
-        !is_verified(sm, r->chunk) || fstat(sm->fd, &st) < 0 || st.st_nlink == 0)
+        !is_verified(sm, r->chunk) || smodel_stale(sm))
         goto out; /* the job reports each of these */
     uint32_t len = ci.len - r->offset < r->length ? ci.len - r->offset : r->length;
     uint8_t *f = malloc(DATA_PAYLOAD + (size_t)len + DATA_TAIL);
