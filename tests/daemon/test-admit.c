@@ -453,7 +453,9 @@ add_model(cas_store *s, uint8_t ret_id[32])
     tu_fill_random(buf, sizeof(buf), 7);
     assert_int_equal(write(fds[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
     close(fds[1]);
-    assert_true(cas_store_add_fd(s, fds[0], NULL, ret_id) >= 0);
+    /* Pinned: nvxd serves pinned models only (serve = pinned). */
+    cas_store_add_opts o = { .kind = CAS_CHUNKER_CDC, .pin = true };
+    assert_true(cas_store_add_fd(s, fds[0], &o, ret_id) >= 0);
     close(fds[0]);
 }
 
