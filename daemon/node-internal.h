@@ -99,8 +99,9 @@ struct smodel {
     cas_manifest *man;
     int fd;
     _Atomic uint8_t *verified;
-    _Atomic bool dead; /* the data file was removed (rm, gc) */
-    bool partial;      /* being fetched: unverified chunks are absent, not corrupt */
+    _Atomic uint8_t *reported; /* chunks found corrupt and logged (once each) */
+    _Atomic bool dead;         /* the data file was removed (rm, gc) */
+    bool partial;              /* being fetched: unverified chunks are absent, not corrupt */
     /* Until this CLOCK_MONOTONIC ms the serve policy allowed serving the
      * model (set by the pool's check); chunks are served on the loop only
      * before it, so an unpin stops seeding within NVX_NODE_SHARE_RECHECK_MS. */
