@@ -185,6 +185,18 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         }
         if (drawn)
             fputs("\r\033[K", stderr);
+        uint64_t chunk;
+        if (m->type == PROTO_CTL_ERROR && proto_ctl_get_u64(m, PROTO_CTL_T_CHUNK, &chunk)) {
+            /* No provider could serve a chunk: the daemon's message names it
+             * and says what to do; peers and the log would not help. */
+            uint64_t code = 0;
+            proto_str msg = { (const uint8_t *)"error", 5 };
+            proto_ctl_get_u64(m, PROTO_CTL_T_CODE, &code);
+            proto_ctl_get_str(m, PROTO_CTL_T_MESSAGE, &msg);
+            r = cli_fail(cli_exit_code(code > 0 && code < 4096 ? -(int)code : -EIO),
+                         "fetch %s: %.*s", target, (int)msg.len, (const char *)msg.p);
+            goto out;
+        }
         if (m->type == PROTO_CTL_ERROR) {
             r = cli_daemon_fail(m, "check `nvx peers` and nvxd's log");
             goto out;

@@ -247,6 +247,32 @@ send_ok(struct client *cl, uint32_t id)
     send_writer(cl, &w, id);
 }
 
+/* The ERROR of a fetch that failed because no provider could serve some
+ * chunks: the message names the first and what to do; the CHUNK_* fields
+ * carry the same for scripts. */
+static void
+send_chunk_error(struct client *cl, uint32_t id, const proto_ctl_progress *p, int error)
+{
+    char msg[320], more[64] = "";
+    if (p->chunk_count > 1)
+        snprintf(more, sizeof(more), " and %llu more", (unsigned long long)p->chunk_count - 1);
+    uint64_t others = p->chunks_total - p->chunks_done;
+    snprintf(msg, sizeof(msg),
+             "chunk %llu (bytes %llu..%llu)%s is corrupt or missing at every provider (%llu "
+             "tried); the other %llu chunks are stored%s: run nvx fetch again when another "
+             "provider is online",
+             (unsigned long long)p->chunk, (unsigned long long)p->chunk_offset,
+             (unsigned long long)(p->chunk_offset + p->chunk_len), more,
+             (unsigned long long)p->chunk_tried, (unsigned long long)p->chunks_done,
+             others > p->chunk_count ? " (some still missing)" : "");
+    proto_ctl_writer w;
+    proto_ctl_writer_init(&w, PROTO_CTL_ERROR, id);
+    proto_ctl_put_u64(&w, PROTO_CTL_T_CODE, (uint64_t)(error ? -error : EIO));
+    proto_ctl_put_str(&w, PROTO_CTL_T_MESSAGE, msg);
+    proto_ctl_put_chunk(&w, p);
+    send_writer(cl, &w, id);
+}
+
 static void
 fetch_cb(void *arg, const proto_ctl_progress *p, int error)
 {
@@ -269,6 +295,8 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
         send_writer(cl, &w, cs->req_id);
     } else if (p->state == PROTO_CTL_STATE_CANCELLED) {
         send_error(cl, cs->req_id, ECANCELED, "fetch cancelled: run it again to resume", false);
+    } else if (p->has_chunk) {
+        send_chunk_error(cl, cs->req_id, p, error);
     } else {
         char msg[160];
         if (error == -EHOSTUNREACH)

@@ -584,6 +584,12 @@ notify(struct xfer *x, bool final)
         .rate = st.rate,
         .peer_count = st.peers,
         .has_model_id = true,
+        .has_chunk = st.has_fail_chunk,
+        .chunk = st.fail_chunk,
+        .chunk_offset = st.fail_offset,
+        .chunk_len = st.fail_chunk_len,
+        .chunk_count = st.fail_chunks,
+        .chunk_tried = st.fail_tried,
     };
     memcpy(pr.model_id, x->id, 32);
     for (nvx_fetch_sub *s = x->subs, *next; s; s = next) {

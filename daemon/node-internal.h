@@ -104,8 +104,9 @@ struct smodel {
     cas_manifest *man;
     int fd;
     _Atomic uint8_t *verified;
-    _Atomic bool dead; /* the data file was removed (rm, gc) or changed */
-    bool partial;      /* being fetched: unverified chunks are absent, not corrupt */
+    _Atomic uint8_t *reported; /* chunks found corrupt and logged (once each) */
+    _Atomic bool dead;         /* the data file was removed (rm, gc) or changed */
+    bool partial;              /* being fetched: unverified chunks are absent, not corrupt */
     /* The data file's ctime when a complete model was opened. A complete
      * file is 0444 and never written, so a later ctime means someone
      * changed it (nvx repair makes it writable, or the bytes rotted under

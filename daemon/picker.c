@@ -220,6 +220,43 @@ nvx_picker_peer_have(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
         pk->avail[idx]++;
 }
 
+/* Defined below: releases request i of pp. */
+static void release(nvx_picker *pk, nvx_picker_peer *pp, size_t i);
+static ssize_t find_req(const nvx_picker_peer *pp, uint32_t idx);
+
+int
+nvx_picker_peer_lose(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
+{
+    if (idx >= pk->n || !peer_has(pp, idx))
+        return 0;
+    if (!pp->bits) {
+        /* It had every chunk: it becomes a peer with a bitmap of all but
+         * idx, counted per chunk from now on. */
+        uint8_t *bits = malloc((pk->n + 7) / 8);
+        if (!bits)
+            return -ENOMEM;
+        memset(bits, 0xff, (pk->n + 7) / 8);
+        pp->bits = bits;
+        pk->n_all--;
+        for (uint32_t i = 0; i < pk->n; i++)
+            if (pk->avail[i] < UINT16_MAX)
+                pk->avail[i]++;
+    }
+    pp->bits[idx / 8] &= (uint8_t) ~(1u << (idx % 8));
+    if (pk->avail[idx] > 0)
+        pk->avail[idx]--;
+    ssize_t i = find_req(pp, idx);
+    if (i >= 0)
+        release(pk, pp, (size_t)i);
+    return 0;
+}
+
+uint32_t
+nvx_picker_avail(const nvx_picker *pk, uint32_t idx)
+{
+    return idx < pk->n ? pk->n_all + pk->avail[idx] : 0;
+}
+
 /* Drops request i of pp's list and returns the chunk to the pool when no
  * other request for it remains. */
 static void

@@ -96,6 +96,17 @@ int nvx_picker_peer_add(nvx_picker *pk, const uint8_t *bits, uint32_t nbits, uin
 /* The peer announced one more chunk (HAVE after it fetched it). */
 void nvx_picker_peer_have(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx);
 
+/* The peer cannot serve chunk idx after all (it answered NOT_FOUND for it,
+ * or its copy failed verification): it stops counting as a holder of idx
+ * and is not asked for it again; its other chunks stay. A peer that had
+ * every chunk gets a bitmap of its own here (n_chunks / 8 bytes, once).
+ * Its request for idx, if any, is released. Returns 0, -ENOMEM (nothing
+ * changed: the caller stops asking the peer anything instead). */
+int nvx_picker_peer_lose(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx);
+
+/* How many peers hold chunk idx (those with every chunk included). */
+uint32_t nvx_picker_avail(const nvx_picker *pk, uint32_t idx);
+
 /* Removes a peer (disconnected, bad, left the transfer): its requests are
  * released and their chunks go back to the pool. pp is freed. */
 void nvx_picker_peer_remove(nvx_picker *pk, nvx_picker_peer *pp);

@@ -71,6 +71,7 @@ struct serve_job {
     uint8_t *buf;
     int64_t res;
     bool fetching;  /* this node fetches r.model now (the serve policy asks) */
+    bool report;    /* JOB_CHUNK: the chunk is corrupt, first time seen: log it */
     uint32_t total; /* JOB_MANIFEST: manifest size; JOB_WANT: chunks */
     /* JOB_SIGS: blob i at buf + i * PROTO_SIG_MAX */
     unsigned n_sigs;
@@ -118,6 +119,7 @@ smodel_free(struct smodel *sm)
         close(sm->fd);
     cas_manifest_free(sm->man);
     free((void *)sm->verified);
+    free((void *)sm->reported);
     free(sm);
 }
 
@@ -223,7 +225,8 @@ smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
         goto out;
     size_t nc = cas_manifest_chunk_count(sm->man);
     sm->verified = calloc(nc / 8 + 1, 1);
-    if (!sm->verified) {
+    sm->reported = calloc(nc / 8 + 1, 1);
+    if (!sm->verified || !sm->reported) {
         r = -ENOMEM;
         goto out;
     }
@@ -481,6 +484,12 @@ serve_work(uv_work_t *w)
         }
         atomic_store(&sm->shared_until_ms, mono_ms() + NVX_NODE_SHARE_RECHECK_MS);
         int64_t n = smodel_read(sm, j->r.chunk, &j->buf);
+        if (n == -EBADMSG) {
+            /* Logged once per chunk (while the model stays cached), not
+             * once per request: any peer can ask for it again and again. */
+            uint8_t bit = (uint8_t)(1u << (j->r.chunk % 8));
+            j->report = !(atomic_fetch_or(&sm->reported[j->r.chunk / 8], bit) & bit);
+        }
         if (n < 0) {
             j->res = n;
             break;
@@ -615,9 +624,14 @@ serve_done(uv_work_t *w, int status)
                 send_data(p, &j->r, j->buf, (uint32_t)j->res);
                 j->buf = NULL;
             } else {
-                if (j->res == -EBADMSG)
-                    log_peer(NVX_LOG_ERROR,
-                             "a stored chunk is corrupt, not serving it: run nvx verify");
+                if (j->res == -EBADMSG && j->report) {
+                    char sid[17];
+                    log_error("model %s: stored chunk %u is corrupt: peers get NOT_FOUND for it "
+                              "and the rest as usual: run nvx verify, then nvx repair",
+                              nvx_short_id(j->r.model, sid), j->r.chunk);
+                }
+                /* Only this chunk is refused: the asker keeps fetching the
+                 * others from us (daemon/xfer-refuse.c). */
                 send_not_found(p, j->r.req_id, j->r.model, j->r.chunk, PROTO_NOTFOUND_CHUNK);
             }
             break;

@@ -51,6 +51,11 @@ struct xpeer {
      * makes no progress for NVX_XFER_REQUEST_TIMEOUT_MS stalls (a slow
      * honest peer with a deep queue still delivers every few seconds). */
     uint64_t progress_ms;
+    /* Chunks it could not serve (NOT_FOUND CHUNK, bad bytes): not asked of
+     * it again this session, whatever its HAVEs say (daemon/xfer-refuse.c). */
+    uint8_t *refused; /* NULL: none; else n_refused_bits bits */
+    uint32_t n_refused_bits;
+    unsigned bad_chunks; /* chunks from it that failed their hash */
 };
 
 struct nvx_xfer {
@@ -84,6 +89,17 @@ struct nvx_xfer {
     uint64_t pending; /* bytes received, not yet stored */
     uint64_t rate, rate_bytes;
     uint64_t work; /* HAVE merging: bytes of bitmap touched + new chunks */
+    /* Refusals (daemon/xfer-refuse.c): per chunk, how many sessions
+     * refused it (saturating; NULL until the first); chunks with one. */
+    uint8_t *refusals;
+    uint32_t n_refused;
+    uint64_t stuck_since_ms; /* idle with a chunk nobody can serve, since */
+    /* Why the transfer failed with -ENODATA: the first chunk nobody could
+     * serve, its byte offset, how many sessions refused it, how many such
+     * chunks there were. */
+    bool has_fail_chunk;
+    uint32_t fail_chunk, fail_tried, fail_chunks;
+    uint64_t fail_offset;
 };
 
 #define ENTER(x) ((x)->depth++)
@@ -120,5 +136,11 @@ void nvx__xf_xpeer_punish(nvx_xfer *x, struct xpeer *xp, const char *what);
 int nvx__xf_chunkset_bits(const proto_chunkset *set, uint8_t **ret_bits, uint32_t *ret_n);
 void nvx__xf_have_merge(nvx_xfer *x, struct xpeer *xp, const proto_chunkset *set);
 void nvx__xf_announce_chunks(nvx_xfer *x, uint32_t *idx, size_t n);
+/* daemon/xfer-refuse.c */
+bool nvx__xf_refused(const struct xpeer *xp, uint32_t idx);
+void nvx__xf_refuse(nvx_xfer *x, struct xpeer *xp, uint32_t idx);
+void nvx__xf_refused_apply(nvx_xfer *x, struct xpeer *xp);
+void nvx__xf_bad_chunk(nvx_xfer *x, const nvx_xfer_chunk *c);
+void nvx__xf_check_stuck(nvx_xfer *x, uint64_t now);
 
 #endif

@@ -133,6 +133,7 @@ nvx__xf_xpeer_remove(nvx_xfer *x, struct xpeer *xp, bool send_cancel)
             break;
         }
     }
+    free(xp->refused);
     free(xp);
 }
 
@@ -542,7 +543,7 @@ static void
 have_new(void *arg, uint32_t i)
 {
     struct have_arg *h = arg;
-    if (h->xp->pp)
+    if (h->xp->pp && !nvx__xf_refused(h->xp, i))
         nvx_picker_peer_have(h->x->pk, h->xp->pp, i);
 }
 

@@ -148,6 +148,8 @@ nvx_xfer_have(nvx_xfer *x, void *peer, const proto_chunkset *set)
     if (x->pk) {
         if (nvx_picker_peer_add(x->pk, xp->bits, xp->nbits, xp->window, xp, &xp->pp) < 0)
             nvx__xf_xpeer_unhave(x, xp, false);
+        else
+            nvx__xf_refused_apply(x, xp); /* a HAVE again does not undo a refusal */
         x->pump_due = true;
     } else {
         nvx__xf_manifest_next(x); /* when nobody is asked yet */
@@ -259,9 +261,7 @@ stored_one(nvx_xfer *x, nvx_xfer_chunk *c)
         return true;
     }
     if (c->res == -EBADMSG) {
-        char what[64];
-        snprintf(what, sizeof(what), "a bad chunk (%u)", c->idx);
-        x->ops->bad_peer(x->arg, c->sender, c->sender_addr, what);
+        nvx__xf_bad_chunk(x, c);    /* it loses the chunk, or its standing */
     } else if (c->res != -EAGAIN) { /* EAGAIN: not stored, fetched again */
         nvx__xf_end(x, PROTO_CTL_STATE_FAILED, c->res);
     }
@@ -389,9 +389,11 @@ nvx_xfer_not_found(nvx_xfer *x, void *peer, const proto_not_found *nf, uint64_t 
         if (xp->pp)
             nvx_picker_peer_busy(x->pk, xp->pp);
     } else {
-        /* It said HAVE but cannot serve it: stop asking it until it says
-         * HAVE again. */
-        nvx__xf_xpeer_unhave(x, xp, true);
+        /* It said HAVE but cannot serve this chunk (its copy rotted, or it
+         * lost it): it loses its claim on the chunk, and only that one; if
+         * nobody else has it, the transfer fails naming it once nothing
+         * else is left (nvx__xf_check_stuck). */
+        nvx__xf_refuse(x, xp, idx);
     }
     x->pump_due = true;
 out:
@@ -480,6 +482,11 @@ nvx_xfer_tick(nvx_xfer *x, uint64_t now, uint64_t tick_ms)
     if (x->pk && !x->finishing)
         nvx__xf_ask_slow_elsewhere(x, now);
     nvx__xf_manifest_late(x, now);
+    if (x->pk && !x->ending) {
+        nvx__xf_check_stuck(x, now);
+        if (x->ending)
+            goto out;
+    }
     /* Requests that never came back: the peer claimed what it does not
      * deliver (or stalls); it loses its claims and its standing. */
 again:
@@ -561,10 +568,12 @@ nvx_xfer_free(nvx_xfer *x)
         while (xp->creqs)
             nvx__xf_creq_unlink(xp, xp->creqs);
         free(xp->bits);
+        free(xp->refused);
         free(xp);
     }
     nvx_picker_free(x->pk);
     free(x->chunk_len);
+    free(x->refusals);
     free(x->mbuf);
     free(x);
 }
@@ -615,7 +624,14 @@ nvx_xfer_stats_get(const nvx_xfer *x, nvx_xfer_stats *st)
         .peers = nvx_xfer_holders(x, NULL, 0),
         .endgame = x->pk && nvx_picker_endgame(x->pk),
         .pending = x->pending,
+        .has_fail_chunk = x->has_fail_chunk,
+        .fail_chunk = x->fail_chunk,
+        .fail_tried = x->fail_tried,
+        .fail_chunks = x->fail_chunks,
+        .fail_offset = x->fail_offset,
     };
+    if (x->has_fail_chunk && x->chunk_len)
+        st->fail_chunk_len = x->chunk_len[x->fail_chunk];
     for (const struct xpeer *xp = x->peers; xp; xp = xp->next)
         if (xp->pp)
             st->inflight += nvx_picker_peer_inflight(xp->pp);

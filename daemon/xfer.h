@@ -61,6 +61,7 @@ enum nvx_xfer_limits {
     NVX_XFER_BENCH_MS = 30000,        /* ... is asked nothing new this long */
     NVX_XFER_MANIFEST_SLOW_MS = 1000, /* a late manifest piece: ask more holders */
     NVX_XFER_ADDR_LEN = 128,
+    NVX_XFER_BAD_CHUNKS_MAX = 2, /* bad chunks from a session before it is punished */
 };
 
 /* Results of the open action (nvx_xfer_opened), besides negative errnos. */
@@ -129,6 +130,13 @@ typedef struct nvx_xfer_stats {
     bool endgame;
     uint64_t pending;  /* bytes received, not yet stored */
     uint64_t inflight; /* bytes requested, not yet received */
+    /* Ended with -ENODATA: chunks that every provider refused (NOT_FOUND
+     * CHUNK or bytes that fail its hash) and no other could serve for the
+     * no-provider timeout. The first of them, where it lies in the model,
+     * how many sessions refused it; how many such chunks. */
+    bool has_fail_chunk;
+    uint32_t fail_chunk, fail_chunk_len, fail_tried, fail_chunks;
+    uint64_t fail_offset;
 } nvx_xfer_stats;
 
 /* Creates a transfer of model id. seed makes the picker's random choices
@@ -142,7 +150,9 @@ void nvx_xfer_free(nvx_xfer *x);
 void nvx_xfer_windows(nvx_xfer *x, uint64_t min, uint64_t init, uint64_t max);
 void nvx_xfer_start(nvx_xfer *x);
 /* The transfer fails (-EHOSTUNREACH) once no peer has had the model for
- * ms (default NVX_XFER_NO_PROVIDER_MS), before or after the manifest. */
+ * ms (default NVX_XFER_NO_PROVIDER_MS), before or after the manifest; and
+ * (-ENODATA, nvx_xfer_stats names the chunk) once nothing is left to fetch
+ * but chunks that every holder refused, for as long. */
 void nvx_xfer_set_timeout(nvx_xfer *x, uint64_t ms);
 /* Work done merging HAVEs so far (bytes of bitmap touched plus chunks new
  * to a peer): what a flood of HAVEs could make the engine do, for tests. */

@@ -45,14 +45,22 @@ static const struct {
     [PROTO_CTL_T_TRANSFER_ID] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_AGENT] = { PROTO_CTL_K_STR, false },
     [PROTO_CTL_T_UPTIME_S] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_CHUNK] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_CHUNK_OFFSET] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_CHUNK_LEN] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_CHUNK_COUNT] = { PROTO_CTL_K_U64, false },
 };
+_Static_assert(_PROTO_CTL_TAG_MAX <= 32, "tag sets are 32-bit masks");
 
 #define ALL_TAGS (BIT(_PROTO_CTL_TAG_MAX) - 2) /* every tag 1.._MAX-1 */
+#define CHUNK_TAGS                                                                         \
+    (BIT(PROTO_CTL_T_CHUNK) | BIT(PROTO_CTL_T_CHUNK_OFFSET) | BIT(PROTO_CTL_T_CHUNK_LEN) | \
+     BIT(PROTO_CTL_T_CHUNK_COUNT))
 #define PROGRESS_TAGS                                                                              \
     (BIT(PROTO_CTL_T_STATE) | BIT(PROTO_CTL_T_TRANSFER_ID) | BIT(PROTO_CTL_T_BYTES_DONE) |         \
      BIT(PROTO_CTL_T_BYTES_TOTAL) | BIT(PROTO_CTL_T_CHUNKS_DONE) | BIT(PROTO_CTL_T_CHUNKS_TOTAL) | \
      BIT(PROTO_CTL_T_RATE) | BIT(PROTO_CTL_T_PEER_COUNT) | BIT(PROTO_CTL_T_MODEL_ID) |             \
-     BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_MESSAGE))
+     BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_MESSAGE) | CHUNK_TAGS)
 
 static const struct {
     const char *name;
@@ -73,7 +81,7 @@ static const struct {
     [PROTO_CTL_CANCEL] = { "CANCEL", BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_TRANSFER_ID), 0 },
     [PROTO_CTL_SHUTDOWN] = { "SHUTDOWN", 0, 0 },
     [PROTO_CTL_OK] = { "OK", ALL_TAGS, 0 },
-    [PROTO_CTL_ERROR] = { "ERROR", BIT(PROTO_CTL_T_CODE) | BIT(PROTO_CTL_T_MESSAGE),
+    [PROTO_CTL_ERROR] = { "ERROR", BIT(PROTO_CTL_T_CODE) | BIT(PROTO_CTL_T_MESSAGE) | CHUNK_TAGS,
                           BIT(PROTO_CTL_T_CODE) | BIT(PROTO_CTL_T_MESSAGE) },
     [PROTO_CTL_PROGRESS] = { "PROGRESS", PROGRESS_TAGS, BIT(PROTO_CTL_T_STATE) },
 };
@@ -422,6 +430,15 @@ put_nonzero(proto_ctl_writer *w, uint8_t tag, uint64_t v)
         proto_ctl_put_u64(w, tag, v);
 }
 
+void
+proto_ctl_put_chunk(proto_ctl_writer *w, const proto_ctl_progress *p)
+{
+    proto_ctl_put_u64(w, PROTO_CTL_T_CHUNK, p->chunk);
+    proto_ctl_put_u64(w, PROTO_CTL_T_CHUNK_OFFSET, p->chunk_offset);
+    proto_ctl_put_u64(w, PROTO_CTL_T_CHUNK_LEN, p->chunk_len);
+    proto_ctl_put_u64(w, PROTO_CTL_T_CHUNK_COUNT, p->chunk_count);
+}
+
 int
 proto_ctl_progress_build(uint32_t id, const proto_ctl_progress *p, uint8_t **ret_buf,
                          size_t *ret_len)
@@ -438,6 +455,8 @@ proto_ctl_progress_build(uint32_t id, const proto_ctl_progress *p, uint8_t **ret
     put_nonzero(&w, PROTO_CTL_T_PEER_COUNT, p->peer_count);
     if (p->has_model_id)
         proto_ctl_put_id(&w, PROTO_CTL_T_MODEL_ID, p->model_id);
+    if (p->has_chunk)
+        proto_ctl_put_chunk(&w, p);
     return proto_ctl_writer_finish(&w, ret_buf, ret_len);
 }
 
@@ -460,6 +479,10 @@ proto_ctl_progress_parse(const proto_ctl_msg *m, proto_ctl_progress *ret)
         p.has_model_id = true;
         memcpy(p.model_id, idp, PROTO_ID_LEN);
     }
+    p.has_chunk = proto_ctl_get_u64(m, PROTO_CTL_T_CHUNK, &p.chunk);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_CHUNK_OFFSET, &p.chunk_offset);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_CHUNK_LEN, &p.chunk_len);
+    (void)proto_ctl_get_u64(m, PROTO_CTL_T_CHUNK_COUNT, &p.chunk_count);
     *ret = p;
     return 0;
 }

@@ -114,6 +114,15 @@ enum proto_ctl_tag {
     PROTO_CTL_T_AGENT = 24,        /* STR */
     PROTO_CTL_T_UPTIME_S = 25,     /* U64 */
     PROTO_CTL_T_TIMEOUT_S = 26,    /* U64: FETCH gives up after this long with no provider */
+    /* A FETCH that failed because no provider could serve some chunks
+     * (each refused it or sent bytes that fail its hash): the first such
+     * chunk's index, byte offset and length in the model, and how many
+     * such chunks there were. PROGRESS (FAILED) and ERROR. */
+    PROTO_CTL_T_CHUNK = 27,        /* U64 */
+    PROTO_CTL_T_CHUNK_OFFSET = 28, /* U64 */
+    PROTO_CTL_T_CHUNK_LEN = 29,    /* U64 */
+    PROTO_CTL_T_CHUNK_COUNT = 30,  /* U64 */
+    /* The field sets are 32-bit masks: 31 is the last tag they can hold. */
     _PROTO_CTL_TAG_MAX,
 };
 
@@ -227,7 +236,14 @@ typedef struct proto_ctl_progress {
     uint64_t peer_count;
     bool has_model_id;
     uint8_t model_id[PROTO_ID_LEN];
+    bool has_chunk; /* the CHUNK_* fields (a fetch that failed for a chunk) */
+    uint64_t chunk, chunk_offset, chunk_len, chunk_count;
+    uint64_t chunk_tried; /* sessions that refused it; for the daemon's message, not encoded */
 } proto_ctl_progress;
+
+/* Puts p's CHUNK, CHUNK_OFFSET, CHUNK_LEN and CHUNK_COUNT fields (PROGRESS
+ * and ERROR of a fetch that failed for a chunk). */
+void proto_ctl_put_chunk(proto_ctl_writer *w, const proto_ctl_progress *p);
 
 /* Builds a PROGRESS frame for request id. Returns as proto_ctl_writer_finish(). */
 int proto_ctl_progress_build(uint32_t id, const proto_ctl_progress *p, uint8_t **ret_buf,

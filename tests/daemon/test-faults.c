@@ -18,6 +18,14 @@
  *   never sends one, so the fetcher blames nobody and stays connected to
  *   it. The fetch completes from both and the copy verifies.
  *
+ * test_rotted_only_seeder: the only seeder of a model has one rotted byte.
+ *   It refuses that chunk (NOT_FOUND; its log says so once, with the advice
+ *   nvx verify / nvx repair) and serves the rest; `nvx fetch --timeout 5`
+ *   stores every other chunk and then exits non-zero, well before
+ *   FETCH_WAIT_MS, with one line naming the chunk and its byte range (which
+ *   holds the rotted byte). The old engine dropped the seeder's whole claim
+ *   on every NOT_FOUND, took it back at its next HAVE, and never ended.
+ *
  * test_kill_resume: the seeder serves slowly (NVX_TEST_SERVE_DELAY_MS), so
  *   the fetch is still running when the test acts. Once part of the model
  *   is in, the seeder is frozen (SIGSTOP) until the fetcher's byte counter
@@ -362,7 +370,7 @@ test_rotted_seeder(void **state)
     du_check_copy(&f, id, "m-rot.bin");
 
     char *log = du_slurp(s[1].log);
-    if (!strstr(log, "a stored chunk is corrupt, not serving it")) {
+    if (!strstr(log, "is corrupt: peers get NOT_FOUND for it")) {
         du_dump_log(&s[1]);
         fail_msg("the rotted seeder did not report a corrupt chunk");
     }
@@ -379,6 +387,102 @@ test_rotted_seeder(void **state)
     free(out);
     for (int i = 0; i < 2; i++)
         du_stop(&s[i]);
+    du_stop(&f);
+    free(id);
+}
+
+/* Flips the byte at off of d's data file of model id (0444 in the store). */
+static void
+rot_byte(const du_daemon *d, const char *id, off_t off)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/data/%s", d->dir, id);
+    assert_int_equal(chmod(path, 0644), 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+static void
+test_rotted_only_seeder(void **state)
+{
+    (void)state;
+    enum {
+        ROT_AT = 5000000
+    };
+    du_daemon s = { 0 }, f = { 0 };
+    du_start(&s, "o0", NULL);
+    du_start(&f, "of", NULL);
+    char *id = du_add_model(&s, "m-rot1.bin", CORRUPT_MODEL_BYTES, 7);
+    rot_byte(&s, id, ROT_AT);
+    du_nvx_ok(&f, NULL, "peer", "add", s.addr, NULL);
+    du_wait_peers(&f, 1);
+
+    /* nvx fetch in a child, its stderr kept: a hang is a failure of its
+     * own, after FETCH_WAIT_MS, not a test that never ends. */
+    char errpath[700];
+    snprintf(errpath, sizeof(errpath), "%s/fetch.err", f.dir);
+    uint64_t t0 = du_now_ms();
+    pid_t fp = fork();
+    assert_true(fp >= 0);
+    if (fp == 0) {
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(dn, 1);
+        dup2(fd, 2);
+        char *bin = tu_build_path("cli/nvx");
+        execl(bin, bin, "--store", f.dir, "fetch", "--timeout", "5", id, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    bool exited = false;
+    while (!exited && du_now_ms() - t0 < FETCH_WAIT_MS) {
+        exited = waitpid(fp, &status, WNOHANG) == fp;
+        if (!exited)
+            du_sleep_ms(DU_POLL_MS);
+    }
+    if (!exited) {
+        kill(fp, SIGKILL);
+        waitpid(fp, NULL, 0);
+        du_dump_log(&f);
+        fail_msg("nvx fetch still running after %d ms: it hangs on the rotted chunk",
+                 FETCH_WAIT_MS);
+    }
+    char *err = du_slurp(errpath);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 0 ||
+        !strstr(err, "is corrupt or missing at every provider (1 tried)"))
+        fail_msg("nvx fetch exited %d: %s", WEXITSTATUS(status), err);
+    /* "nvx: fetch ID: chunk N (bytes A..B) is corrupt ...": the range holds
+     * the rotted byte; one line. */
+    unsigned idx;
+    unsigned long long a, b;
+    const char *c = strstr(err, ": chunk ");
+    assert_non_null(c);
+    assert_int_equal(sscanf(c, ": chunk %u (bytes %llu..%llu)", &idx, &a, &b), 3);
+    assert_true(a <= ROT_AT && ROT_AT < b);
+    assert_non_null(strstr(err, id));
+    assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err));
+    free(err);
+
+    /* The seeder said it once, and the fetcher blamed nobody. */
+    char want[96];
+    snprintf(want, sizeof(want), "stored chunk %u is corrupt", idx);
+    char *log = du_slurp(s.log);
+    const char *l = strstr(log, want);
+    if (!l || strstr(l + 1, want) || !strstr(l, "nvx repair")) {
+        du_dump_log(&s);
+        fail_msg("the seeder's log does not say '%s' once, with the advice", want);
+    }
+    free(log);
+    log = du_slurp(f.log);
+    assert_null(strstr(log, "sent a bad"));
+    free(log);
+    du_stop(&s);
     du_stop(&f);
     free(id);
 }
@@ -670,6 +774,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_corrupt_seeder, test_teardown),
         cmocka_unit_test_teardown(test_rotted_seeder, test_teardown),
+        cmocka_unit_test_teardown(test_rotted_only_seeder, test_teardown),
         cmocka_unit_test_teardown(test_slow_disk, test_teardown),
         cmocka_unit_test_teardown(test_kill_resume, test_teardown),
         cmocka_unit_test_teardown(test_kill_flowing, test_teardown),

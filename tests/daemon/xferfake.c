@@ -206,26 +206,58 @@ xf_serve(xf *f, void *peer, bool corrupt)
     return xf_serve_n(f, peer, corrupt, SIZE_MAX);
 }
 
+/* Answers REQUEST r from peer with its bytes (corrupt: one flipped). */
+static void
+answer(xf *f, void *peer, const proto_request *r, bool corrupt)
+{
+    uint8_t *b = malloc(r->length);
+    assert_non_null(b);
+    for (uint32_t k = 0; k < r->length; k++)
+        b[k] = xf_byte(r->chunk, r->offset + k);
+    if (corrupt)
+        b[0] ^= 0xff;
+    proto_data d = { .req_id = r->req_id, .chunk = r->chunk, .offset = r->offset };
+    memcpy(d.model_id, r->model_id, 32);
+    d.bytes.p = b;
+    d.bytes.len = r->length;
+    nvx_xfer_data(f->x, peer, &d, f->now);
+    free(b);
+}
+
 size_t
 xf_serve_n(xf *f, void *peer, bool corrupt, size_t max)
 {
     size_t n = 0;
     proto_msg m;
     while (n < max && xf_take(f, peer, PROTO_MSG_REQUEST, &m)) {
-        proto_request *r = &m.u.request;
-        uint8_t *b = malloc(r->length);
-        assert_non_null(b);
-        for (uint32_t k = 0; k < r->length; k++)
-            b[k] = xf_byte(r->chunk, r->offset + k);
-        if (corrupt)
-            b[0] ^= 0xff;
-        proto_data d = { .req_id = r->req_id, .chunk = r->chunk, .offset = r->offset };
-        memcpy(d.model_id, r->model_id, 32);
-        d.bytes.p = b;
-        d.bytes.len = r->length;
-        nvx_xfer_data(f->x, peer, &d, f->now);
-        free(b);
+        answer(f, peer, &m.u.request, corrupt);
         n++;
+    }
+    nvx_xfer_pump(f->x, f->now);
+    return n;
+}
+
+size_t
+xf_serve_but(xf *f, void *peer, uint32_t bad, enum xf_fault fault)
+{
+    size_t n = 0;
+    proto_msg m;
+    while (xf_take(f, peer, PROTO_MSG_REQUEST, &m)) {
+        proto_request *r = &m.u.request;
+        if (r->chunk != bad) {
+            answer(f, peer, r, false);
+            continue;
+        }
+        n++;
+        if (fault == XF_CORRUPT) {
+            answer(f, peer, r, true);
+            continue;
+        }
+        proto_not_found nf = { .req_id = r->req_id,
+                               .chunk = r->chunk,
+                               .what = PROTO_NOTFOUND_CHUNK };
+        memcpy(nf.model_id, r->model_id, 32);
+        nvx_xfer_not_found(f->x, peer, &nf, f->now);
     }
     nvx_xfer_pump(f->x, f->now);
     return n;

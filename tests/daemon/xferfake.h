@@ -70,6 +70,14 @@ void xf_have_all(xf *f, void *peer);
 size_t xf_serve(xf *f, void *peer, bool corrupt);
 /* The same for the oldest max REQUESTs only. */
 size_t xf_serve_n(xf *f, void *peer, bool corrupt, size_t max);
+/* How a peer fails the one chunk it cannot serve (xf_serve_but). */
+enum xf_fault {
+    XF_NOT_FOUND, /* NOT_FOUND CHUNK */
+    XF_CORRUPT,   /* DATA with a byte flipped */
+};
+/* As xf_serve, but every REQUEST for chunk bad is answered with fault;
+ * returns how many REQUESTs for bad there were. */
+size_t xf_serve_but(xf *f, void *peer, uint32_t bad, enum xf_fault fault);
 /* Answers the oldest store action: hash check against the model. */
 bool xf_store_one(xf *f);
 /* Answers the open action as a store that has n_have chunks (READY). */
