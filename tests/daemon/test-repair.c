@@ -135,7 +135,7 @@ test_repair_from_peer(void **state)
      * says why. The fetch cannot complete: B is C's only source. */
     char *out = NULL, *err = NULL;
     pid_t fetch = spawn_fetch(&c, id);
-    wait_either(&b, "a stored chunk is corrupt", &c, "dropping it");
+    wait_either(&b, "is corrupt: peers get NOT_FOUND", &c, "dropping it");
     /* The fetch waits on for the chunk (it is resumable): stop waiting.
      * C's nvxd keeps the partial copy, which the fetch below resumes. */
     kill(fetch, SIGKILL);
@@ -145,7 +145,7 @@ test_repair_from_peer(void **state)
         du_dump_log(&c);
         fail_msg("B served the corrupt chunk from its cache");
     }
-    if (!log_has(&b, "a stored chunk is corrupt")) {
+    if (!log_has(&b, "is corrupt: peers get NOT_FOUND")) {
         du_dump_log(&b);
         fail_msg("B did not notice the corrupt chunk");
     }
