@@ -665,7 +665,9 @@ test_sig_ls_rm(void **state)
     assert_non_null(strstr(out, "attached"));
     assert_non_null(strstr(out, "kept apart"));
     char kid[CAS_KEYID_HEX_SIZE];
-    snprintf(kid, sizeof(kid), "%.16s", out);
+    /* The first word: a key id has 16 hex digits or fewer (minisign drops
+     * leading zeros, 1 key in 16). */
+    assert_int_equal(sscanf(out, "%16s", kid), 1);
     free(out);
     /* Both lines carry the same (first) key id. */
     assert_int_equal(ct_run(f->store, &out, NULL, "sig", "rm", f->id, kid, NULL), 0);
