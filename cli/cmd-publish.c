@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/daemon-client.h"
 #include "cli/json.h"
 #include "cli/keyfile.h"
 #include "cli/store.h"
@@ -51,8 +52,6 @@ const cli_command cli_cmd_resolve = {
     .summary = "Show what a published name resolves to, and whether its key is trusted",
 };
 
-#define SOCKET_NAME "nvxd.sock" /* = NVX_CTL_SOCKET_NAME (daemon/ctl.h) */
-
 enum {
     ANNOUNCE_TIMEOUT_S = 10
 };
@@ -66,122 +65,56 @@ enum announce_result {
     ANN_FAILED
 };
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads the response to request id (skipping anything else). Returns 0 on
- * OK, the daemon's negative error code on ERROR (message copied into msg),
- * -ECONNRESET or -EBADMSG. */
-static int
-read_response(int fd, uint32_t id, char *msg, size_t cap)
-{
-    proto_ctl_reader rd = { 0 };
-    proto_ctl_msg *m = malloc(sizeof(*m));
-    uint8_t buf[4096];
-    int r = -ECONNRESET;
-    if (!m)
-        return -ENOMEM;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            r = -ETIMEDOUT; /* SO_RCVTIMEO */
-        if (n <= 0)
-            break;
-        size_t off = 0;
-        while (off < (size_t)n) {
-            size_t used;
-            const uint8_t *payload;
-            size_t plen;
-            int fr = proto_ctl_reader_feed(&rd, buf + off, (size_t)n - off, &used, &payload, &plen);
-            off += used;
-            if (fr < 0) {
-                r = fr;
-                goto out;
-            }
-            if (fr == 0)
-                continue;
-            if (proto_ctl_decode(payload, plen, m) < 0) {
-                r = -EBADMSG;
-                goto out;
-            }
-            if (m->id != id || m->type == PROTO_CTL_PROGRESS)
-                continue;
-            if (m->type == PROTO_CTL_OK) {
-                r = 0;
-                goto out;
-            }
-            uint64_t code = EIO;
-            proto_str text = { 0 };
-            proto_ctl_get_u64(m, PROTO_CTL_T_CODE, &code);
-            proto_ctl_get_str(m, PROTO_CTL_T_MESSAGE, &text);
-            snprintf(msg, cap, "%.*s", (int)text.len, (const char *)text.p);
-            r = code > 0 && code < 4096 ? -(int)code : -EIO;
-            goto out;
-        }
-    }
-out:
-    proto_ctl_reader_reset(&rd);
-    free(m);
-    return r;
-}
-
 /* Sends PUBLISH (MODEL_ID, NAME) to the nvxd serving the store, if one
- * runs. TODO(mesh): use cli/daemon-client.h once it is in the tree. */
+ * runs (cli/daemon-client.h, without printing: the record is stored either
+ * way and the caller words the outcome). */
 static enum announce_result
 announce(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *name, char *why, size_t cap)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", ctx->store_dir, SOCKET_NAME);
-    struct stat st;
-    if (n < 0 || (size_t)n >= sizeof(sa.sun_path) || stat(sa.sun_path, &st) < 0 ||
-        !S_ISSOCK(st.st_mode))
+    if (!cli_daemon_running(ctx))
         return ANN_NO_DAEMON;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return ANN_NO_DAEMON;
+    cli_daemon *d = malloc(sizeof(*d));
+    proto_ctl_msg *m = malloc(sizeof(*m));
     enum announce_result res = ANN_FAILED;
+    if (d)
+        d->fd = -1;
+    if (!d || !m || cli_daemon_connect(ctx, d) != CLI_GO)
+        goto out;
     /* The record is stored already: a daemon that does not answer must not
      * hang the command. */
     struct timeval tv = { .tv_sec = ANNOUNCE_TIMEOUT_S };
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        res = ANN_NO_DAEMON; /* a stale socket file */
-        goto out;
-    }
+    (void)setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(d->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    uint32_t req = cli_daemon_next_id(d);
     proto_ctl_writer w;
-    uint8_t *frame = NULL;
-    size_t flen;
-    const uint32_t req = 1;
     proto_ctl_writer_init(&w, PROTO_CTL_PUBLISH, req);
     proto_ctl_put_id(&w, PROTO_CTL_T_MODEL_ID, id);
     proto_ctl_put_str(&w, PROTO_CTL_T_NAME, name);
-    int r = proto_ctl_writer_finish(&w, &frame, &flen);
-    if (r == 0)
-        r = write_all(fd, frame, flen);
-    free(frame);
-    if (r == 0)
-        r = read_response(fd, req, why, cap);
-    if (r == 0)
-        res = ANN_SENT;
-    else if (!why[0])
-        snprintf(why, cap, "%s", strerror(-r));
+    int r = cli_daemon_send(d, &w);
+    while (r == 0) {
+        r = cli_daemon_recv(d, m);
+        if (r == -EINTR) {
+            r = 0;
+            continue;
+        }
+        if (r < 0 || m->id != req || m->type == PROTO_CTL_PROGRESS)
+            continue;
+        if (m->type == PROTO_CTL_OK) {
+            res = ANN_SENT;
+            break;
+        }
+        proto_str text = { (const uint8_t *)"error", 5 };
+        proto_ctl_get_str(m, PROTO_CTL_T_MESSAGE, &text);
+        snprintf(why, cap, "%.*s", (int)text.len, (const char *)text.p);
+        break;
+    }
+    if (r < 0 && !why[0])
+        snprintf(why, cap, "%s", r == -EAGAIN || r == -EWOULDBLOCK ? "no answer" : strerror(-r));
 out:
-    close(fd);
+    if (d && d->fd >= 0)
+        cli_daemon_close(d);
+    free(d);
+    free(m);
     return res;
 }
 

@@ -18,7 +18,7 @@ cli_daemon_connect(cli_ctx *ctx, cli_daemon *d)
     d->fd = -1;
     d->next_id = 1;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int n = snprintf(d->path, sizeof(d->path), "%s/%s", ctx->store_dir, CLI_DAEMON_SOCKET);
+    int n = snprintf(d->path, sizeof(d->path), "%s/%s", ctx->store_dir, PROTO_CTL_SOCKET_NAME);
     if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
         return cli_fail(CLI_EXIT_FAIL,
                         "store path too long for a Unix socket: %s: use a shorter --store",
@@ -46,7 +46,8 @@ bool
 cli_daemon_running(cli_ctx *ctx)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", ctx->store_dir, CLI_DAEMON_SOCKET);
+    int n =
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", ctx->store_dir, PROTO_CTL_SOCKET_NAME);
     if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
         return false;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -15,8 +15,6 @@
 #include "cli/cli.h"
 #include "proto/control.h"
 
-#define CLI_DAEMON_SOCKET "nvxd.sock"
-
 typedef struct cli_daemon {
     int fd;
     uint32_t next_id;

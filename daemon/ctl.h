@@ -20,8 +20,6 @@ enum {
     NVX_CTL_SUBS_MAX = 8, /* concurrent FETCHes per client */
 };
 
-#define NVX_CTL_SOCKET_NAME "nvxd.sock"
-
 typedef struct nvx_ctl nvx_ctl;
 
 typedef struct nvx_ctl_opts {

@@ -25,6 +25,7 @@
 #include "daemon/mesh.h"
 #include "daemon/node.h"
 #include "libcas/hash.h"
+#include "proto/control.h"
 #include "transport/tcp.h"
 
 #define NVX_POOL_THREADS "8"
@@ -209,7 +210,7 @@ run(const nvx_config *cfg)
     r = nvx_mesh_new(&mo, &d.mesh);
     if (r < 0)
         log_warn_errno(r, "gossip is off");
-    snprintf(path, sizeof(path), "%s/%s", dir, NVX_CTL_SOCKET_NAME);
+    snprintf(path, sizeof(path), "%s/%s", dir, PROTO_CTL_SOCKET_NAME);
     nvx_ctl_opts co = {
         .loop = d.loop,
         .node = d.node,

@@ -62,6 +62,10 @@
 
 #include "proto/message.h"
 
+/* The control socket's name in the store directory (nvxd listens, nvx
+ * connects). */
+#define PROTO_CTL_SOCKET_NAME "nvxd.sock"
+
 enum proto_ctl_limits {
     PROTO_CTL_HEADER_LEN = 4,
     PROTO_CTL_VERSION = 1,
