@@ -12,6 +12,11 @@
  *   calling thread  runs the chunker over each slot, queues one hash job per
  *                   chunk (a chunk may span two slots)
  *   hash threads    hash queued chunks, store ids by chunk index
+ *   syncer thread   fdatasync()s the temp file after every CAS__SYNC_STEP
+ *                   bytes written, so the device flushes while the rest
+ *                   is read, hashed and written: measured here, one
+ *                   flush of a whole GiB at the end cost 0.6-0.7 s that
+ *                   the pipeline could not hide
  *
  * A slot is reused when its writer, the chunker and every job touching it
  * have released it (a reference count under the one mutex). So memory stays
@@ -35,8 +40,9 @@
 #include "libcas/store-internal.h"
 
 #define CAS__ADD_SLOTS 8u
-#define CAS__WRITERS   2u    /* writer threads: two O_DIRECT writes in flight */
-#define CAS__DIO_ALIGN 4096u /* O_DIRECT buffer, offset and length alignment */
+#define CAS__WRITERS   2u                   /* writer threads: two O_DIRECT writes in flight */
+#define CAS__DIO_ALIGN 4096u                /* O_DIRECT buffer, offset and length alignment */
+#define CAS__SYNC_STEP ((uint64_t)64 << 20) /* bytes written between background syncs */
 
 enum {
     SLOT_FREE = 0,
@@ -67,6 +73,9 @@ typedef struct add_ctx {
     int dio_fd;                            /* the temp file opened O_DIRECT, or -1 */
     bool no_dio;                           /* atomic: O_DIRECT writes refused, write buffered */
     uint64_t direct_bytes, buffered_bytes; /* atomic: written each way */
+    uint64_t written;                      /* bytes written (under mu), for the syncer */
+    bool sync_done;                        /* no more writes: the syncer ends */
+    pthread_cond_t sync_cv;                /* written grew a step, or sync_done */
     size_t slot_size;
     slot slots[CAS__ADD_SLOTS];
     pthread_mutex_t mu;
@@ -93,6 +102,7 @@ fail_locked(add_ctx *c, int r)
     c->stop = true;
     pthread_cond_broadcast(&c->slot_cv);
     pthread_cond_broadcast(&c->job_cv);
+    pthread_cond_broadcast(&c->sync_cv);
 }
 
 static void
@@ -251,6 +261,9 @@ writer_main(void *arg)
         }
         bool eof = sl->eof;
         pthread_mutex_lock(&c->mu);
+        c->written += sl->len;
+        if (c->written % CAS__SYNC_STEP < sl->len || eof)
+            pthread_cond_signal(&c->sync_cv);
         unref_locked(c, seq);
         pthread_mutex_unlock(&c->mu);
         if (eof)
@@ -591,11 +604,43 @@ fail:
     return r;
 }
 
+/* Syncs what the writers wrote, a step at a time, until sync_done. An
+ * error here fails the add: Linux reports a write-back error to one
+ * fdatasync only, so the final one could not be trusted to see it. */
+static void *
+syncer_main(void *arg)
+{
+    add_ctx *c = arg;
+    uint64_t synced = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->stop && !c->sync_done && c->written - synced < CAS__SYNC_STEP)
+            pthread_cond_wait(&c->sync_cv, &c->mu);
+        if (c->stop || c->sync_done)
+            break;
+        uint64_t upto = c->written;
+        pthread_mutex_unlock(&c->mu);
+        int r = fdatasync(c->out_fd) < 0 ? -errno : 0;
+        pthread_mutex_lock(&c->mu);
+        if (r < 0) {
+            fail_locked(c, r);
+            break;
+        }
+        synced = upto;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
 static int
 start_threads(add_ctx *c, pthread_t *th, writer_arg *wa, unsigned n_hash, unsigned *ret_started)
 {
     unsigned n = 0;
     int e = pthread_create(&th[n], NULL, reader_main, c);
+    if (e == 0) {
+        n++;
+        e = pthread_create(&th[n], NULL, syncer_main, c);
+    }
     for (unsigned k = 0; e == 0 && k < CAS__WRITERS; k++) {
         n++;
         wa[k] = (writer_arg){ c, k };
@@ -615,7 +660,7 @@ run_pipeline(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t 
     unsigned n_hash = o->threads ? o->threads : CAS_STORE_ADD_THREADS;
     if (n_hash > 16)
         n_hash = 16;
-    pthread_t th[1 + CAS__WRITERS + 16];
+    pthread_t th[2 + CAS__WRITERS + 16];
     writer_arg wa[CAS__WRITERS];
     unsigned started = 0;
     int r = start_threads(c, th, wa, n_hash, &started);
@@ -629,7 +674,9 @@ run_pipeline(add_ctx *c, cas_chunker *ch, const cas_store_add_opts *o, uint64_t 
     while (!c->stop && (c->pending > 0 || c->writers_done < CAS__WRITERS))
         pthread_cond_wait(&c->slot_cv, &c->mu);
     c->jobs_done = true;
+    c->sync_done = true;
     pthread_cond_broadcast(&c->job_cv);
+    pthread_cond_broadcast(&c->sync_cv);
     r = c->err;
     pthread_mutex_unlock(&c->mu);
     for (unsigned i = 0; i < started; i++)
@@ -648,6 +695,7 @@ ctx_free(add_ctx *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->slot_cv);
     pthread_cond_destroy(&c->job_cv);
+    pthread_cond_destroy(&c->sync_cv);
 }
 
 static int
@@ -697,6 +745,7 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.slot_cv, NULL);
     pthread_cond_init(&c.job_cv, NULL);
+    pthread_cond_init(&c.sync_cv, NULL);
     cas_chunker *ch = NULL;
     cas_manifest *m = NULL;
     char tmp_name[64] = "";

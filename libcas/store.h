@@ -185,9 +185,9 @@ typedef struct cas_store_add_stats {
  * read(), the callback's value. The library never changes signal handling: a
  * process that sets RLIMIT_FSIZE must ignore SIGXFSZ to get -EFBIG. The data
  * file is written with O_DIRECT where the file system allows it, so its
- * bytes are not left in the page cache. Runs CAS_STORE_ADD_THREADS hash
- * threads plus a reader and a writer thread; progress is called on the
- * calling thread. */
+ * bytes are not left in the page cache, and synced a step at a time while
+ * the add runs. Runs CAS_STORE_ADD_THREADS hash threads plus a reader, two
+ * writers and a syncer thread; progress is called on the calling thread. */
 int cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
                      uint8_t ret_id[static CAS_HASH_LEN]);
 

@@ -1288,7 +1288,12 @@ test_have_flood(void **state)
 
     /* Every probe but one within the bound (a loaded machine may stall
      * one), and none more than 4x it (the old code stalled one for 21 s). */
+    /* The bound grows with the machine's own noise, measured unflooded
+     * just before: a loaded machine (a build beside the test) stalls a
+     * probe now and then whatever nvxd does. */
     double bound = 3 * base_ms > 50 ? 3 * base_ms : 50;
+    if (2 * base[PROBES - 1] > bound)
+        bound = 2 * base[PROBES - 1];
     print_message("nvx status during a HAVE flood: median %.1f ms, 2nd worst %.1f, worst %.1f; "
                   "without: median %.1f ms; bound %.0f ms\n",
                   during_ms, during[PROBES - 2], during[PROBES - 1], base_ms, bound);
