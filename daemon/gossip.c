@@ -4,9 +4,10 @@
  * (daemon/gossip.h). Sans-I/O: everything arrives as a call with the current
  * time, everything leaves through the ops callbacks.
  *
- * Records live in one table of slots (an array plus an open-addressing index
- * keyed by a BLAKE2b-256 slot key): a provider slot per (node, model), a
- * name slot per (publisher key id, name). Keying by the *slot* rather than
+ * Records live in one table of slots (daemon/gossip-table.c: an array
+ * plus an open-addressing index keyed by a BLAKE2b-256 slot key): a
+ * provider slot per (node, model), a name slot per (publisher key id,
+ * name). Keying by the *slot* rather than
  * by the record's bytes is what makes both de-duplication rules cheap: a
  * looping copy of a provider record finds its slot with an expiry that is
  * not later, and a stale name record finds a higher sequence.
@@ -19,298 +20,13 @@
 
 #include <sodium.h>
 
+#include "daemon/gossip-internal.h"
 #include "daemon/pex.h"
 #include "libcas/hash.h"
 #include "proto/session.h"
 
-#define NO_EXPIRY UINT64_MAX
-
-typedef struct entry {
-    uint8_t key[CAS_HASH_LEN]; /* slot key */
-    uint8_t kind;              /* PROTO_RECORD_PROVIDER / PROTO_RECORD_NAME */
-    bool own;
-    bool can_send;     /* hops left for the next receiver (send_hops) */
-    uint8_t send_hops; /* hops value we put on the wire */
-    uint64_t expires_ms;
-    uint64_t next_announce_ms; /* own provider records */
-    uint64_t origin;           /* the live session it came from; 0: none (gone, local) */
-    uint8_t node[PROTO_ID_LEN];
-    uint8_t model[PROTO_ID_LEN];
-    proto_provider_record prov; /* provider records: as signed (hops unused) */
-    cas_namerec *name;          /* name records: malloc'd */
-} entry;
-
-typedef struct session {
-    uint64_t id;
-    uint8_t node[PROTO_ID_LEN];
-    uint64_t tokens; /* thousandths of a record */
-    uint64_t refill_ms;
-    bool pex_rx_seen;
-    uint64_t pex_rx_ms;
-    uint64_t pex_tx_ms;
-    size_t held; /* table entries whose origin this session is */
-} session;
-
-/* A record on its way out: a copy, so that table changes while a batch is
- * being collected cannot change it. */
-typedef struct out_rec {
-    uint8_t kind;
-    uint8_t hops;
-    uint32_t ttl_s;             /* name records */
-    proto_provider_record prov; /* provider records (hops set on sending) */
-    cas_namerec name;
-} out_rec;
-
-typedef struct batch {
-    size_t n;
-    out_rec r[PROTO_ANNOUNCE_MAX];
-} batch;
-
-struct nvx_gossip {
-    nvx_gossip_cfg cfg;
-    entry *e;
-    size_t n, cap;
-    uint32_t *index; /* entry index + 1, 0 = empty */
-    size_t index_cap;
-    bool dirty; /* an entry was reused in place: the index needs a rebuild */
-    session *s;
-    size_t n_s, cap_s;
-    nvx_pex *pex; /* peer-exchange addresses (daemon/pex.h) */
-    nvx_gossip_stats st;
-    proto_msg msg;              /* encode scratch (large) */
-    uint8_t buf[PROTO_MSG_MAX]; /* encoded body */
-    batch fwd;                  /* records accepted from one ANNOUNCE */
-    batch out;                  /* batch being sent */
-    uint8_t proofs[PROTO_ANNOUNCE_MAX][CAS_NAMEREC_PROOF_LEN];
-};
-
-/* ---------------------------------------------------------------------- */
-/* Table */
-
-static uint64_t
-key_hash(const uint8_t key[CAS_HASH_LEN])
-{
-    uint64_t h = 0;
-    memcpy(&h, key, sizeof(h));
-    return h;
-}
-
-static void
-provider_key(const uint8_t node[PROTO_ID_LEN], const uint8_t model[PROTO_ID_LEN],
-             uint8_t ret[CAS_HASH_LEN])
-{
-    uint8_t b[1 + 2 * PROTO_ID_LEN];
-    b[0] = 'P';
-    memcpy(b + 1, node, PROTO_ID_LEN);
-    memcpy(b + 1 + PROTO_ID_LEN, model, PROTO_ID_LEN);
-    cas_hash(b, sizeof(b), ret);
-}
-
-/* A name record's slot: its public key and name. Never the key id, which
- * any key may carry, so that nobody can take another publisher's slot. */
-static void
-name_key(const cas_namerec *rec, uint8_t ret[CAS_HASH_LEN])
-{
-    uint8_t b[1 + CAS_PK_LEN + CAS_NAMEREC_NAME_MAX];
-    b[0] = 'N';
-    memcpy(b + 1, rec->pk, CAS_PK_LEN);
-    memcpy(b + 1 + CAS_PK_LEN, rec->name, rec->name_len);
-    cas_hash(b, 1 + CAS_PK_LEN + rec->name_len, ret);
-}
-
-static int
-index_rebuild(nvx_gossip *g, size_t want)
-{
-    size_t cap = 64;
-    while (cap < 2 * want)
-        cap *= 2;
-    if (cap != g->index_cap) {
-        uint32_t *ix = calloc(cap, sizeof(*ix));
-        if (!ix)
-            return -ENOMEM;
-        free(g->index);
-        g->index = ix;
-        g->index_cap = cap;
-    } else {
-        memset(g->index, 0, cap * sizeof(*g->index));
-    }
-    g->dirty = false;
-    for (size_t i = 0; i < g->n; i++) {
-        size_t j = key_hash(g->e[i].key) & (g->index_cap - 1);
-        while (g->index[j])
-            j = (j + 1) & (g->index_cap - 1);
-        g->index[j] = (uint32_t)(i + 1);
-    }
-    return 0;
-}
-
-static entry *
-lookup(const nvx_gossip *g, const uint8_t key[CAS_HASH_LEN])
-{
-    if (!g->index_cap)
-        return NULL;
-    for (size_t j = key_hash(key) & (g->index_cap - 1); g->index[j];
-         j = (j + 1) & (g->index_cap - 1)) {
-        entry *e = &g->e[g->index[j] - 1];
-        if (memcmp(e->key, key, CAS_HASH_LEN) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static void
-entry_clear(entry *e)
-{
-    free(e->name);
-    memset(e, 0, sizeof(*e));
-}
-
-static session *session_find(nvx_gossip *g, uint64_t id);
-
-/* Makes session `from` (NULL: none) the origin of e, keeping the
- * sessions' counts of held records right. */
-static void
-set_origin(nvx_gossip *g, entry *e, session *from)
-{
-    session *old = e->origin ? session_find(g, e->origin) : NULL;
-    if (old && old->held > 0)
-        old->held--;
-    e->origin = from ? from->id : 0;
-    if (from)
-        from->held++;
-}
-
-/* Removes e's record, its origin's count with it. */
-static void
-entry_drop(nvx_gossip *g, entry *e)
-{
-    set_origin(g, e, NULL);
-    entry_clear(e);
-}
-
-/* Removes entries for which drop() is true; one index rebuild. */
-static void
-table_sweep(nvx_gossip *g, bool (*drop)(const entry *, const void *), const void *arg)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        if (drop(&g->e[i], arg)) {
-            entry_drop(g, &g->e[i]);
-            continue;
-        }
-        if (w != i)
-            g->e[w] = g->e[i];
-        w++;
-    }
-    if (w == g->n)
-        return;
-    g->n = w;
-    (void)index_rebuild(g, g->n); /* same or smaller size: no allocation */
-}
-
-/* The learned record to evict: of session `from` when from is not NULL;
- * else a record whose session is gone (records from live sessions are
- * preferred), else one of the session holding the most. Closest to expiry
- * first. NULL when there is none. */
-static entry *
-victim_of(nvx_gossip *g, const session *from)
-{
-    uint64_t origin = from ? from->id : 0;
-    if (!from) {
-        const session *big = NULL;
-        for (size_t i = 0; i < g->n_s; i++)
-            if (!big || g->s[i].held > big->held)
-                big = &g->s[i];
-        bool orphans = false;
-        for (size_t i = 0; i < g->n && !orphans; i++)
-            orphans = !g->e[i].own && g->e[i].origin == 0;
-        if (!orphans && big)
-            origin = big->id;
-    }
-    entry *victim = NULL;
-    for (size_t i = 0; i < g->n; i++)
-        if (!g->e[i].own && g->e[i].origin == origin &&
-            (!victim || g->e[i].expires_ms < victim->expires_ms))
-            victim = &g->e[i];
-    return victim;
-}
-
-/* A free entry for a new record from session from (NULL: local). Each
- * session holds at most origin_share records: past it, its own record
- * closest to expiry makes room, so that one peer with free keys and long
- * TTLs only churns its own share. When the table is full, a record is
- * evicted (victim_of). Returns NULL when the table is full of our own
- * records or memory ran out. The caller fills the entry (key first), calls
- * slot_insert() and then set_origin(). */
-static entry *
-slot_new(nvx_gossip *g, session *from)
-{
-    entry *victim = NULL;
-    if (from && from->held >= g->cfg.origin_share)
-        victim = victim_of(g, from);
-    else if (g->n >= g->cfg.records_max)
-        victim = victim_of(g, NULL);
-    if (victim || g->n >= g->cfg.records_max) {
-        if (!victim)
-            return NULL;
-        g->st.evicted++;
-        entry_drop(g, victim);
-        g->dirty = true;
-        return victim;
-    }
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 64;
-        if (cap > g->cfg.records_max)
-            cap = g->cfg.records_max;
-        entry *e = realloc(g->e, cap * sizeof(*e));
-        if (!e)
-            return NULL;
-        g->e = e;
-        g->cap = cap;
-    }
-    entry *e = &g->e[g->n++];
-    memset(e, 0, sizeof(*e));
-    return e;
-}
-
-static int
-slot_commit(nvx_gossip *g)
-{
-    int r = index_rebuild(g, g->n);
-    if (r < 0) {
-        entry_clear(&g->e[--g->n]);
-        return r;
-    }
-    return 0;
-}
-
-/* Adds the entry just filled in to the index: one probe when it was
- * appended and the index has room, a rebuild after growth or eviction. */
-static int
-slot_insert(nvx_gossip *g, entry *e)
-{
-    size_t i = (size_t)(e - g->e);
-    if (!g->dirty && i + 1 == g->n && 2 * g->n <= g->index_cap) {
-        size_t j = key_hash(e->key) & (g->index_cap - 1);
-        while (g->index[j])
-            j = (j + 1) & (g->index_cap - 1);
-        g->index[j] = (uint32_t)(i + 1);
-        return 0;
-    }
-    return slot_commit(g);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Sessions and sending */
-
-static session *
-session_find(nvx_gossip *g, uint64_t id)
-{
-    for (size_t i = 0; i < g->n_s; i++)
-        if (g->s[i].id == id)
-            return &g->s[i];
-    return NULL;
-}
 
 static bool
 node_connected(const nvx_gossip *g, const uint8_t node[PROTO_ID_LEN])
@@ -484,7 +200,7 @@ nvx_gossip_new(const nvx_gossip_cfg *cfg, nvx_gossip **ret)
         g->cfg.origin_share = g->cfg.records_max / NVX_GOSSIP_ORIGIN_SHARE_DIV
                                   ? g->cfg.records_max / NVX_GOSSIP_ORIGIN_SHARE_DIV
                                   : 1;
-    if (nvx_pex_new(g->cfg.known_max, &g->pex) < 0 || index_rebuild(g, 0) < 0) {
+    if (nvx_pex_new(g->cfg.known_max, &g->pex) < 0 || nvx__gossip_index_rebuild(g, 0) < 0) {
         nvx_gossip_free(g);
         return -ENOMEM;
     }
@@ -498,7 +214,7 @@ nvx_gossip_free(nvx_gossip *g)
     if (!g)
         return;
     for (size_t i = 0; i < g->n; i++)
-        entry_clear(&g->e[i]);
+        nvx__gossip_entry_clear(&g->e[i]);
     free(g->e);
     free(g->index);
     free(g->s);
@@ -510,7 +226,7 @@ int
 nvx_gossip_peer_up(nvx_gossip *g, uint64_t peer, const uint8_t node_id[static PROTO_ID_LEN],
                    uint64_t now_ms)
 {
-    if (session_find(g, peer))
+    if (nvx__gossip_session_find(g, peer))
         return -EEXIST;
     if (g->n_s >= NVX_GOSSIP_SESSIONS_MAX)
         return -EMSGSIZE;
@@ -536,7 +252,7 @@ nvx_gossip_peer_up(nvx_gossip *g, uint64_t peer, const uint8_t node_id[static PR
 void
 nvx_gossip_peer_down(nvx_gossip *g, uint64_t peer)
 {
-    session *s = session_find(g, peer);
+    session *s = nvx__gossip_session_find(g, peer);
     if (!s)
         return;
     /* Its records stay, without an origin: the first to go when the table
@@ -618,8 +334,8 @@ accept_provider(nvx_gossip *g, session *from, const proto_provider_record *p, ui
         return 0;
     }
     uint8_t key[CAS_HASH_LEN];
-    provider_key(p->node_id, p->model_id, key);
-    entry *e = lookup(g, key);
+    nvx__gossip_provider_key(p->node_id, p->model_id, key);
+    entry *e = nvx__gossip_lookup(g, key);
     if (e && (e->own || p->time <= e->prov.time)) {
         g->st.duplicates++;
         return 0;
@@ -630,18 +346,18 @@ accept_provider(nvx_gossip *g, session *from, const proto_provider_record *p, ui
         return 0;
     }
     if (!e) {
-        e = slot_new(g, from);
+        e = nvx__gossip_slot_new(g, from);
         if (!e)
             return 0;
         memcpy(e->key, key, CAS_HASH_LEN);
         e->kind = PROTO_RECORD_PROVIDER;
         memcpy(e->node, p->node_id, PROTO_ID_LEN);
         memcpy(e->model, p->model_id, PROTO_ID_LEN);
-        if (slot_insert(g, e) < 0)
+        if (nvx__gossip_slot_insert(g, e) < 0)
             return 0;
-        e = lookup(g, key);
+        e = nvx__gossip_lookup(g, key);
     }
-    set_origin(g, e, from);
+    nvx__gossip_set_origin(g, e, from);
     e->prov = *p;
     e->expires_ms = expires;
     set_hops(e, p->hops);
@@ -660,8 +376,8 @@ name_store(nvx_gossip *g, session *from, const cas_namerec *rec, bool own, bool 
            uint64_t expires, uint8_t hops_in)
 {
     uint8_t key[CAS_HASH_LEN];
-    name_key(rec, key);
-    entry *e = lookup(g, key);
+    nvx__gossip_name_key(rec, key);
+    entry *e = nvx__gossip_lookup(g, key);
     if (e && e->name->sequence >= rec->sequence) {
         bool same =
             e->name->sequence == rec->sequence && memcmp(e->name->sig, rec->sig, CAS_SIGBYTES) == 0;
@@ -683,7 +399,7 @@ name_store(nvx_gossip *g, session *from, const cas_namerec *rec, bool own, bool 
         return -ENOMEM;
     *copy = *rec;
     if (!e) {
-        e = slot_new(g, from);
+        e = nvx__gossip_slot_new(g, from);
         if (!e) {
             free(copy);
             return -ENOSPC;
@@ -691,17 +407,17 @@ name_store(nvx_gossip *g, session *from, const cas_namerec *rec, bool own, bool 
         memcpy(e->key, key, CAS_HASH_LEN);
         e->kind = PROTO_RECORD_NAME;
         e->name = copy;
-        if (slot_insert(g, e) < 0)
-            return -ENOMEM; /* slot_commit freed copy with the entry */
-        /* slot_commit may have moved the entries: find it again. */
-        e = lookup(g, key);
+        if (nvx__gossip_slot_insert(g, e) < 0)
+            return -ENOMEM; /* nvx__gossip_slot_commit freed copy with the entry */
+        /* nvx__gossip_slot_commit may have moved the entries: find it again. */
+        e = nvx__gossip_lookup(g, key);
         if (!e)
             return -EFAULT; /* the index lost a record it just took */
     } else {
         free(e->name);
         e->name = copy;
     }
-    set_origin(g, e, from);
+    nvx__gossip_set_origin(g, e, from);
     memcpy(e->model, rec->model_id, PROTO_ID_LEN);
     e->own = e->own || own;
     e->expires_ms = e->own ? NO_EXPIRY : expires;
@@ -737,8 +453,8 @@ accept_name(nvx_gossip *g, session *from, const proto_name_record *p, uint64_t n
     if (g->cfg.ops->name)
         g->cfg.ops->name(g->cfg.userdata, &rec);
     uint8_t key[CAS_HASH_LEN];
-    name_key(&rec, key);
-    entry *e = lookup(g, key);
+    nvx__gossip_name_key(&rec, key);
+    entry *e = nvx__gossip_lookup(g, key);
     if (e && e->can_send && g->fwd.n < PROTO_ANNOUNCE_MAX)
         (void)out_from_entry(g, e, now_ms, &g->fwd.r[g->fwd.n++]);
     return 1;
@@ -807,7 +523,7 @@ on_peers(nvx_gossip *g, session *from, const proto_peers *p, uint64_t now_ms)
 int
 nvx_gossip_on_message(nvx_gossip *g, uint64_t peer, const proto_msg *m, uint64_t now_ms)
 {
-    session *s = session_find(g, peer);
+    session *s = nvx__gossip_session_find(g, peer);
     if (!s)
         return -ENOENT;
     if (m->type == PROTO_MSG_ANNOUNCE)
@@ -850,7 +566,7 @@ void
 nvx_gossip_tick(nvx_gossip *g, uint64_t now_ms)
 {
     size_t before = g->n;
-    table_sweep(g, is_expired, &now_ms);
+    nvx__gossip_sweep(g, is_expired, &now_ms);
     g->st.expired += before - g->n;
 
     /* Re-announce our own provider records that are due, to every session. */
@@ -886,22 +602,22 @@ nvx_gossip_provide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN], u
     if (!g->cfg.identity)
         return -EINVAL;
     uint8_t key[CAS_HASH_LEN];
-    provider_key(g->cfg.node_id, model_id, key);
-    entry *e = lookup(g, key);
+    nvx__gossip_provider_key(g->cfg.node_id, model_id, key);
+    entry *e = nvx__gossip_lookup(g, key);
     if (e && e->own)
         return 0;
     if (!e) {
-        e = slot_new(g, NULL);
+        e = nvx__gossip_slot_new(g, NULL);
         if (!e)
             return -ENOSPC;
         memcpy(e->key, key, CAS_HASH_LEN);
         e->kind = PROTO_RECORD_PROVIDER;
         memcpy(e->node, g->cfg.node_id, PROTO_ID_LEN);
         memcpy(e->model, model_id, PROTO_ID_LEN);
-        int r = slot_insert(g, e);
+        int r = nvx__gossip_slot_insert(g, e);
         if (r < 0)
             return r;
-        e = lookup(g, key);
+        e = nvx__gossip_lookup(g, key);
     }
     e->own = true;
     e->can_send = true;
@@ -922,10 +638,10 @@ int
 nvx_gossip_unprovide(nvx_gossip *g, const uint8_t model_id[static PROTO_ID_LEN])
 {
     uint8_t key[CAS_HASH_LEN];
-    provider_key(g->cfg.node_id, model_id, key);
-    if (!lookup(g, key))
+    nvx__gossip_provider_key(g->cfg.node_id, model_id, key);
+    if (!nvx__gossip_lookup(g, key))
         return -ENOENT;
-    table_sweep(g, is_model, key);
+    nvx__gossip_sweep(g, is_model, key);
     return 0;
 }
 
@@ -939,8 +655,8 @@ nvx_gossip_publish(nvx_gossip *g, const cas_namerec *rec, bool own, uint64_t now
     if (r <= 0)
         return r;
     uint8_t key[CAS_HASH_LEN];
-    name_key(rec, key);
-    entry *e = lookup(g, key);
+    nvx__gossip_name_key(rec, key);
+    entry *e = nvx__gossip_lookup(g, key);
     e->can_send = true;
     e->send_hops = g->cfg.hops;
     batch *b = &g->fwd;

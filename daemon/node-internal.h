@@ -16,7 +16,8 @@
 #include "libcas/manifest.h"
 
 enum {
-    NVX_NODE_HOOKS_MAX = 8,
+    NVX_NODE_HOOKS_OWN = 4, /* fetch, serve, serve-seed, sigs (daemon/wire.c) */
+    NVX_NODE_HOOKS_MAX = NVX_NODE_HOOKS_OWN + 8,
     NVX_NODE_MCACHE = 16,    /* decoded manifests kept for serving */
     NVX_NODE_SSEEDS_MAX = 8, /* models super-seeded at once (daemon/serve-seed.c) */
     /* How long a cached served model is served on the loop after the pool
@@ -155,14 +156,26 @@ struct nvx_node {
     uint64_t bytes_fetched;
     unsigned in_recv; /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
-    unsigned handles_closed;          /* timer and reap, once stopping */
-    uint64_t tx_queued;               /* bytes handed to the links, not yet written */
-    bool serve_starved;               /* a peer waits for tx_queued to fall */
+    unsigned handles_closed; /* timer and reap, once stopping */
+    uint64_t tx_queued;      /* bytes handed to the links, not yet written */
+    /* A hook found the send budget spent (tx_queued at
+     * NVX_NODE_SERVE_MAX_BYTES): once it falls, every hook's writable runs
+     * for every peer. */
+    bool serve_starved;
     uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */
     bool trim_due;                    /* traffic since the last malloc_trim */
     void (*stop_done)(void *);
     void *stop_arg;
 };
+
+/* node.c: nvx_node_new() in two steps, so that daemon/wire.c registers the
+ * node's own hooks between them, before any peer can connect.
+ * nvx__node_create allocates and configures (no I/O; free with
+ * nvx_node_free). nvx__node_start listens (when opts->listen) and starts
+ * the timers; on failure the node is left unstarted (nvx_node_free it).
+ * Returns 0, -EINVAL, -ENOMEM, errnos of tp_listen. */
+int nvx__node_create(const nvx_node_opts *opts, nvx_node **ret);
+int nvx__node_start(nvx_node *n, const char *listen);
 
 uint64_t nvx__now(nvx_node *n);
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The node core: listener, dialing configured peers with backoff, one proto
- * session per connection, message dispatch to serve.c / fetch.c / hooks,
- * status. Everything here runs on the loop thread.
+ * session per connection, message dispatch to hooks, the send budget,
+ * status. Fetching, serving and signatures are hooks like any other
+ * (daemon/wire.c wires them); nothing here calls them by name. Everything
+ * here runs on the loop thread.
  */
 #include <errno.h>
 #ifdef __GLIBC__
@@ -54,7 +56,9 @@ peer_free(nvx_peer *p)
         p->next->prev = p->prev;
     n->n_peers--;
     proto_session_free(p->sess);
-    nvx__sigs_peer_gone(p);
+    for (size_t i = 0; i < n->n_hooks; i++)
+        if (n->hooks[i].peer_free)
+            n->hooks[i].peer_free(n->hooks[i].arg, p);
     free(p->sq);
     free(p);
     nvx__node_maybe_stopped(n);
@@ -86,6 +90,48 @@ struct send_batch {
     uint8_t *bufs[TP_SEND_BUFS_MAX];
 };
 
+/* Tells the hooks that p may send more (nvx_node_hook.writable). */
+static void
+writable(nvx_node *n, nvx_peer *p)
+{
+    for (size_t i = 0; i < n->n_hooks && !p->closing; i++)
+        if (n->hooks[i].writable)
+            n->hooks[i].writable(n->hooks[i].arg, p);
+}
+
+/* True while a hook holds work (nvx_node_hook.busy). */
+static bool
+hooks_busy(nvx_node *n)
+{
+    for (size_t i = 0; i < n->n_hooks; i++)
+        if (n->hooks[i].busy && n->hooks[i].busy(n->hooks[i].arg))
+            return true;
+    return false;
+}
+
+enum hook_event {
+    HOOK_TICK,
+    HOOK_RECV_DONE,
+    HOOK_STOP,
+    HOOK_FREE
+};
+
+/* Runs the hooks' member for ev (those that take only their arg), in the
+ * order the hooks were added. */
+static void
+hooks_run(nvx_node *n, enum hook_event ev)
+{
+    for (size_t i = 0; i < n->n_hooks; i++) {
+        const nvx_node_hook *h = &n->hooks[i];
+        void (*f)(void *) = ev == HOOK_TICK        ? h->tick
+                            : ev == HOOK_RECV_DONE ? h->recv_done
+                            : ev == HOOK_STOP      ? h->stop
+                                                   : h->free;
+        if (f)
+            f(h->arg);
+    }
+}
+
 static void
 on_send(tp_conn *c, void *arg, int status)
 {
@@ -96,14 +142,14 @@ on_send(tp_conn *c, void *arg, int status)
     n->tx_queued -= b->bytes;
     free(b);
     nvx_peer *p = tp_conn_data(c);
-    if (p && !p->closing)
-        nvx__serve_pump(p);
+    if (p)
+        writable(n, p);
     /* Peers held back by the node's send budget get their turn too. */
     if (n->serve_starved && n->tx_queued < NVX_NODE_SERVE_MAX_BYTES) {
         n->serve_starved = false;
         for (nvx_peer *q = n->peers; q; q = q->next)
-            if (q != p && !q->closing && q->sq_len > 0)
-                nvx__serve_pump(q);
+            if (q != p)
+                writable(n, q);
     }
 }
 
@@ -216,10 +262,13 @@ nvx__peer_close(nvx_peer *p, uint8_t bye_reason, const char *why)
         p->cfg = NULL;
     }
     bool was_up = p->established;
-    nvx__fetch_peer_gone(p);
-    nvx__serve_peer_gone(p);
-    nvx__seed_peer_gone(p);
-    nvx__sigs_peer_gone(p);
+    /* Every hook's own clean-up first (transfers, queued requests,
+     * super-seeding, signature asks), then the peer_down listeners: a
+     * hook's clean-up may send to other peers or close this one again
+     * (which `closing` turns into a no-op). */
+    for (size_t i = 0; i < n->n_hooks; i++)
+        if (n->hooks[i].peer_gone)
+            n->hooks[i].peer_gone(n->hooks[i].arg, p);
     if (was_up)
         for (size_t i = 0; i < n->n_hooks; i++)
             if (n->hooks[i].peer_down)
@@ -452,7 +501,6 @@ handshake_done(nvx_peer *p)
         p->cfg->backoff_ms = NVX_NODE_DIAL_BACKOFF_MIN_MS;
     log_info("peer %s (%s) connected%s%s", nvx_short_id(id, sid), p->addr, al ? ", " : "",
              p->agent);
-    nvx__fetch_peer_up(p);
     for (size_t i = 0; i < n->n_hooks && !p->closing; i++)
         if (n->hooks[i].peer_up)
             n->hooks[i].peer_up(n->hooks[i].arg, p);
@@ -470,6 +518,9 @@ dispatch(nvx_peer *p, const proto_event *ev)
         nvx__peer_close(p, PROTO_BYE_PROTOCOL_ERROR, "malformed message");
         return;
     }
+    /* PING, PONG and BYE are the node's own; hooks claim the rest
+     * (nvx_node_hook.claims). */
+    uint64_t bit = m.type < 64 ? (uint64_t)1 << m.type : 0;
     bool handled = true;
     switch (m.type) {
     case PROTO_MSG_PING: {
@@ -479,35 +530,21 @@ dispatch(nvx_peer *p, const proto_event *ev)
     }
     case PROTO_MSG_PONG:
         break;
-    case PROTO_MSG_WANT:
-    case PROTO_MSG_REQUEST:
-    case PROTO_MSG_CANCEL:
-    case PROTO_MSG_MANIFEST_REQ:
-    case PROTO_MSG_SIGS_REQ:
-        nvx__serve_msg(p, &m);
-        break;
-    case PROTO_MSG_SIGS:
-        nvx__sigs_msg(p, &m);
-        break;
-    case PROTO_MSG_HAVE:
-        nvx__fetch_msg(p, &m);
-        nvx__seed_have(p, &m.u.want);
-        break;
-    case PROTO_MSG_DATA:
-    case PROTO_MSG_NOT_FOUND:
-    case PROTO_MSG_MANIFEST:
-        nvx__fetch_msg(p, &m);
-        break;
     case PROTO_MSG_BYE:
         nvx__peer_close(p, PROTO_BYE_NORMAL, "peer said bye");
         return;
     default:
         handled = false;
+        for (size_t i = 0; i < n->n_hooks; i++)
+            handled |= (n->hooks[i].claims & bit) != 0;
         break;
     }
-    for (size_t i = 0; i < n->n_hooks && !p->closing; i++)
-        if (n->hooks[i].message && (!handled || n->hooks[i].all))
-            n->hooks[i].message(n->hooks[i].arg, p, &m);
+    for (size_t i = 0; i < n->n_hooks && !p->closing; i++) {
+        const nvx_node_hook *h = &n->hooks[i];
+        bool mine = h->claims ? (h->claims & bit) != 0 : !handled;
+        if (h->message && (mine || h->all))
+            h->message(h->arg, p, &m);
+    }
 }
 
 static void
@@ -561,7 +598,7 @@ on_recv(tp_conn *c, const uint8_t *buf, size_t len)
     if (!p->closing)
         nvx__peer_flush(p);
     if (--p->node->in_recv == 0)
-        nvx__fetch_pump_pending(p->node);
+        hooks_run(p->node, HOOK_RECV_DONE);
 }
 
 static void
@@ -625,14 +662,13 @@ tick(uv_timer_t *t)
                         cp->backoff_ms *= 2;
                 }
             }
-    nvx__fetch_tick(n);
-    nvx__seed_tick(n);
+    hooks_run(n, HOOK_TICK);
     /* A tick without traffic after a burst: give the allocator's free
      * memory back (main.c keeps it while frames flow). */
     if (n->io_bytes != n->io_bytes_seen) {
         n->io_bytes_seen = n->io_bytes;
         n->trim_due = true;
-    } else if (n->trim_due && !n->xfers && n->tx_queued == 0) {
+    } else if (n->trim_due && n->tx_queued == 0 && !hooks_busy(n)) {
         n->trim_due = false;
 #ifdef __GLIBC__
         malloc_trim(0);
@@ -643,7 +679,7 @@ tick(uv_timer_t *t)
 /* ---- lifecycle --------------------------------------------------------- */
 
 int
-nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
+nvx__node_create(const nvx_node_opts *opts, nvx_node **ret)
 {
     if (!opts || !opts->loop || !opts->net || !opts->store || !opts->identity)
         return -EINVAL;
@@ -672,25 +708,22 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
     n->fetched_arg = opts->arg;
     n->next_xid = 1;
     snprintf(n->agent, sizeof(n->agent), "%s", opts->agent ? opts->agent : "nvxd");
-    int r = 0;
-    if (opts->listen) {
-        r = tp_listen(n->net, opts->listen, on_accept, n, &n->listener);
-        if (r < 0) {
-            free(n);
+    *ret = n;
+    return 0;
+}
+
+int
+nvx__node_start(nvx_node *n, const char *listen)
+{
+    if (listen) {
+        int r = tp_listen(n->net, listen, on_accept, n, &n->listener);
+        if (r < 0)
             return r;
-        }
         snprintf(n->listen_addr, sizeof(n->listen_addr), "%s", tp_listener_addr(n->listener));
     }
     uv_timer_init(n->loop, &n->timer);
     uv_timer_init(n->loop, &n->reap);
     uv_timer_start(&n->timer, tick, NVX_NODE_TICK_MS, NVX_NODE_TICK_MS);
-    for (size_t i = 0; i < opts->n_peers; i++) {
-        r = nvx_node_peer_add(n, opts->peers[i], false);
-        if (r < 0 && r != -EEXIST)
-            log_warn("ignoring peer %s: %s", opts->peers[i], nvx_strerror(r));
-    }
-    nvx__cfg_peers_load(n);
-    *ret = n;
     return 0;
 }
 
@@ -799,7 +832,7 @@ nvx__node_maybe_stopped(nvx_node *n)
 {
     if (!n->stopping || !n->stop_done)
         return;
-    if (n->peers || n->jobs || n->xfers || n->listener)
+    if (n->peers || n->jobs || n->listener || hooks_busy(n))
         return;
     if (!n->timer_closed) {
         if (!uv_is_closing((uv_handle_t *)&n->timer)) {
@@ -824,7 +857,7 @@ nvx_node_stop(nvx_node *n, void (*done)(void *arg), void *arg)
     n->stop_arg = arg;
     if (n->listener)
         tp_listener_close(n->listener, listener_closed);
-    nvx__fetch_stop_all(n);
+    hooks_run(n, HOOK_STOP);
     for (nvx_peer *p = n->peers, *next; p; p = next) {
         next = p->next;
         nvx__peer_close(p, PROTO_BYE_SHUTDOWN, "shutting down");
@@ -842,6 +875,6 @@ nvx_node_free(nvx_node *n)
         n->cfg_peers = cp->next;
         free(cp);
     }
-    nvx__mcache_clear(n);
+    hooks_run(n, HOOK_FREE);
     free(n);
 }

@@ -22,7 +22,8 @@
  *
  * Fetching: see nvx_node_fetch().
  *
- * Hooks for other modules (discovery, gossip): nvx_node_hook_add().
+ * Hooks for other modules (fetch, serve, discovery, gossip):
+ * nvx_node_hook_add().
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -195,24 +196,63 @@ void nvx_node_fetch_timeout(nvx_fetch_sub *sub, uint64_t ms);
  * NULL): subscribers get CANCELLED. Returns 0 or -ENOENT. */
 int nvx_node_fetch_cancel(nvx_node *n, const uint8_t *id, uint64_t xid);
 
-/* ---- Hooks for discovery / gossip -------------------------------------- */
+/* ---- Hooks ------------------------------------------------------------ */
 
+/*
+ * The node knows peers, sessions, dialing, dispatch and the send budget;
+ * everything else attaches through hooks: fetching (daemon/fetch.c),
+ * serving (daemon/serve.c, serve-seed.c) and signatures (daemon/sigs.c),
+ * wired by nvx_node_new() (daemon/wire.c) before any peer can connect, and
+ * discovery and gossip (daemon/mesh.c) after it. Hooks run in the order
+ * they were added, on the loop thread; every field may be NULL.
+ *
+ * Re-entrancy: a hook may send (a failed send only dooms the peer: it is
+ * closed later from the loop) and may close peers with nvx__peer_close()
+ * (daemon/node-internal.h). Once a peer is closing, no hook hears of it
+ * again except through peer_gone, peer_down and peer_free.
+ */
 typedef struct nvx_node_hook {
     /* A session finished its handshake / went away. */
     void (*peer_up)(void *arg, nvx_peer *p);
     void (*peer_down)(void *arg, nvx_peer *p);
-    /* A message the node does not handle itself (ANNOUNCE, PEERS, ...) or
-     * any message when all is true. m borrows the frame: valid during the
-     * call. */
+    /* Any peer is being closed, established or not: runs once, first thing
+     * after `closing` is set (every hook's peer_gone, then every hook's
+     * peer_down). The work of the peer must end here. */
+    void (*peer_gone)(void *arg, nvx_peer *p);
+    /* The peer's memory is about to be freed (its link closed and no pool
+     * job refers to it any more). */
+    void (*peer_free)(void *arg, nvx_peer *p);
+    /* Messages. A hook whose claims has bit (1 << type) set handles that
+     * type (the node's own: PING, PONG, BYE); one with claims 0 sees the
+     * types nobody claims (ANNOUNCE, PEERS, ...), or every message when all
+     * is true. m borrows the frame: valid during the call. */
     void (*message)(void *arg, nvx_peer *p, const proto_msg *m);
+    uint64_t claims;
     /* A dial pinned to node id claimed (nvx_node_dial_id) reached a node
-     * with another key at addr: the session was dropped. May be NULL. */
+     * with another key at addr: the session was dropped. */
     void (*mismatch)(void *arg, const uint8_t claimed[32], const char *addr);
+    /* The send budget: p's link wrote a batch, or the node's bytes in
+     * flight fell under NVX_NODE_SERVE_MAX_BYTES after a hook found the
+     * budget spent (serve_starved, daemon/node-internal.h); p may send more. */
+    void (*writable)(void *arg, nvx_peer *p);
+    /* Every NVX_NODE_TICK_MS, after the node's own timers. */
+    void (*tick)(void *arg);
+    /* A read callback ended and no other is running: work deferred while
+     * messages arrived may go out now, in one batch. */
+    void (*recv_done)(void *arg);
+    /* True while the hook holds work that keeps a stopping node alive (and
+     * the allocator's memory in use). */
+    bool (*busy)(void *arg);
+    /* nvx_node_stop(): before the sessions get BYE. */
+    void (*stop)(void *arg);
+    /* nvx_node_free(): the node is stopped; release what the hook holds. */
+    void (*free)(void *arg);
     bool all;
     void *arg;
 } nvx_node_hook;
 
-/* Registers a hook (copied; at most 8). Returns 0 or -ENOSPC. */
+/* Registers a hook (copied; at most 8 besides the node's own). Returns 0
+ * or -ENOSPC. */
 int nvx_node_hook_add(nvx_node *n, const nvx_node_hook *h);
 
 /* Sends a message to an established peer. Returns 0, -ENOTCONN, errnos of

@@ -136,8 +136,16 @@ void nvx__xf_xpeer_punish(nvx_xfer *x, struct xpeer *xp, const char *what);
 int nvx__xf_chunkset_bits(const proto_chunkset *set, uint8_t **ret_bits, uint32_t *ret_n);
 void nvx__xf_have_merge(nvx_xfer *x, struct xpeer *xp, const proto_chunkset *set);
 void nvx__xf_announce_chunks(nvx_xfer *x, uint32_t *idx, size_t n);
+/* Whether xp refused chunk idx (daemon/xfer-refuse.c keeps the bits). A
+ * plain read, inline so that xfer-state.c need not call into
+ * xfer-refuse.c, which calls it. */
+static inline bool
+nvx__xf_refused(const struct xpeer *xp, uint32_t idx)
+{
+    return xp->refused && idx < xp->n_refused_bits && ((xp->refused[idx / 8] >> (idx % 8)) & 1);
+}
+
 /* daemon/xfer-refuse.c */
-bool nvx__xf_refused(const struct xpeer *xp, uint32_t idx);
 void nvx__xf_refuse(nvx_xfer *x, struct xpeer *xp, uint32_t idx);
 void nvx__xf_refused_apply(nvx_xfer *x, struct xpeer *xp);
 void nvx__xf_bad_chunk(nvx_xfer *x, const nvx_xfer_chunk *c);

@@ -30,12 +30,6 @@ n_chunks(const nvx_xfer *x)
     return x->pk ? nvx_picker_n_chunks(x->pk) : 0;
 }
 
-bool
-nvx__xf_refused(const struct xpeer *xp, uint32_t idx)
-{
-    return xp->refused && idx < xp->n_refused_bits && ((xp->refused[idx / 8] >> (idx % 8)) & 1);
-}
-
 /* Marks idx refused by xp (its bit and the chunk's count). Returns 1 when
  * newly refused, 0 when it was already, -ENOMEM. */
 static int
