@@ -67,8 +67,9 @@ struct nvx_peer {
     struct sreq *sq;
     size_t sq_head, sq_len;
     unsigned serve_jobs;
-    uint32_t next_req_id;     /* our requests: fetch.c, sigs.c */
-    struct sig_ask *sig_asks; /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
+    struct nvx_recip_peer *rp; /* reciprocation (daemon/recip.h), or NULL */
+    uint32_t next_req_id;      /* our requests: fetch.c, sigs.c */
+    struct sig_ask *sig_asks;  /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
     unsigned n_sig_asks;
 };
 
@@ -158,6 +159,7 @@ struct nvx_node {
     unsigned handles_closed;          /* timer and reap, once stopping */
     uint64_t tx_queued;               /* bytes handed to the links, not yet written */
     bool serve_starved;               /* a peer waits for tx_queued to fall */
+    struct nvx_recip *recip;          /* whose requests go first (serve.c), or NULL */
     uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */
     bool trim_due;                    /* traffic since the last malloc_trim */
     void (*stop_done)(void *);
@@ -185,7 +187,11 @@ void nvx__cfg_peers_load(nvx_node *n);
 void nvx__serve_msg(nvx_peer *p, const proto_msg *m);
 void nvx__serve_pump(nvx_peer *p);
 void nvx__serve_peer_gone(nvx_peer *p);
-void nvx__mcache_clear(nvx_node *n);
+/* Feeds reciprocation the DATA each peer sent since the last tick (call
+ * before the tick resets rate_bytes). */
+void nvx__serve_tick(nvx_node *n);
+/* Frees the serve side's node state: the model cache, reciprocation. */
+void nvx__serve_free(nvx_node *n);
 
 /* serve-seed.c: super-seeding (daemon/superseed.h). want: p asked for a
  * complete model of n_chunks chunks; true when a HAVE with the chunks

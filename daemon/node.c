@@ -598,6 +598,7 @@ tick(uv_timer_t *t)
 {
     nvx_node *n = (nvx_node *)((char *)t - offsetof(nvx_node, timer));
     uint64_t now = nvx__now(n);
+    nvx__serve_tick(n); /* reads rate_bytes, reset below */
     for (nvx_peer *p = n->peers, *next; p; p = next) {
         next = p->next;
         if (p->closing || !p->sess)
@@ -842,6 +843,6 @@ nvx_node_free(nvx_node *n)
         n->cfg_peers = cp->next;
         free(cp);
     }
-    nvx__mcache_clear(n);
+    nvx__serve_free(n);
     free(n);
 }
