@@ -340,7 +340,9 @@ test_silent_peers(void **state)
  * other, hold each other's slots while the uplinks are contended: their
  * median completion comes before the free-riders' median, and everyone
  * completes (a free-rider gets the optimistic slot, idle capacity and the
- * seeder's fair share). Each seed also runs without reciprocation (the
+ * seeder's fair share). Asserted across seeds: the median ratio of the
+ * two medians is at most 0.9, and at most a tenth of the seeds have the
+ * honest not faster. Each seed also runs without reciprocation (the
  * control, printed beside it): there the free-riders are served as well as
  * anyone. */
 static void
@@ -353,6 +355,7 @@ test_freeriders(void **state)
     double *on = calloc(n, sizeof(double)), *off = calloc(n, sizeof(double));
     double *hx = calloc(n, sizeof(double)), *fx = calloc(n, sizeof(double));
     assert_true(s && on && off && hx && fx);
+    unsigned slower = 0; /* seeds where the honest were not faster */
     for (unsigned k = 0; k < n; k++) {
         uint64_t seed = 5000 + k;
         sim_opts with = { .nodes = 19, .freeriders = 6 };
@@ -368,16 +371,19 @@ test_freeriders(void **state)
         off[k] = b.honest_x / b.free_x;
         hx[k] = a.honest_x;
         fx[k] = a.free_x;
-        if (a.honest_x >= a.free_x)
-            fail_msg("free-riders: seed %llu: honest fetchers done at %.2f x ideal (median), "
-                     "free-riders at %.2f: not faster (replay: NVX_SIM_SEED=%llu)",
-                     (unsigned long long)seed, a.honest_x, a.free_x, (unsigned long long)seed);
+        slower += a.honest_x >= a.free_x;
     }
     double mh = median(hx, n), mf = median(fx, n), mon = median(on, n), moff = median(off, n);
     print_message("6 free-riders + 12 honest + 1 seeder: %u seeds: honest done at %.2f x ideal, "
                   "free-riders at %.2f (medians); honest/free-rider time %.2f (median; "
                   "%.2f-%.2f), without reciprocation %.2f (median; %.2f-%.2f)\n",
                   n, mh, mf, mon, on[0], on[n - 1], moff, off[0], off[n - 1]);
+    /* One seed's medians (12 and 6 nodes) vary; across seeds the honest
+     * are clearly faster (without reciprocation: about 1.15). */
+    if (mon > 0.9 || slower * 10 > n)
+        fail_msg("free-riders: honest/free-rider time %.2f (median, at most 0.90); honest not "
+                 "faster in %u of %u seeds (at most a tenth)",
+                 mon, slower, n);
     free(on);
     free(off);
     free(hx);
