@@ -61,6 +61,7 @@ struct nvx_peer {
     uint64_t t_useful_ms;        /* last DATA either way (daemon/admit.h); 0 never */
     uint64_t bytes_in, bytes_out;
     uint64_t rate_in, rate_bytes; /* DATA payload bytes/s (per tick EWMA) */
+    uint64_t rate_last;           /* DATA payload bytes in the last tick (for hooks' ticks) */
     nvx_budget cpu;               /* its share of the loop (budget.h) */
     bool throttled;               /* reading stopped until cpu refills */
     unsigned jobs;                /* pool jobs referring to this peer */
@@ -68,8 +69,9 @@ struct nvx_peer {
     struct sreq *sq;
     size_t sq_head, sq_len;
     unsigned serve_jobs;
-    uint32_t next_req_id;     /* our requests: fetch.c, sigs.c */
-    struct sig_ask *sig_asks; /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
+    struct nvx_recip_peer *rp; /* reciprocation (daemon/recip.h), or NULL */
+    uint32_t next_req_id;      /* our requests: fetch.c, sigs.c */
+    struct sig_ask *sig_asks;  /* SIGS_REQs awaiting an answer (daemon/sigs.c) */
     unsigned n_sig_asks;
 };
 
@@ -162,6 +164,7 @@ struct nvx_node {
      * NVX_NODE_SERVE_MAX_BYTES): once it falls, every hook's writable runs
      * for every peer. */
     bool serve_starved;
+    struct nvx_recip *recip;          /* whose requests go first (serve.c), or NULL */
     uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */
     bool trim_due;                    /* traffic since the last malloc_trim */
     void (*stop_done)(void *);
@@ -198,7 +201,11 @@ void nvx__cfg_peers_load(nvx_node *n);
 void nvx__serve_msg(nvx_peer *p, const proto_msg *m);
 void nvx__serve_pump(nvx_peer *p);
 void nvx__serve_peer_gone(nvx_peer *p);
-void nvx__mcache_clear(nvx_node *n);
+/* Feeds reciprocation the DATA each peer sent since the last tick (call
+ * before the tick resets rate_bytes). */
+void nvx__serve_tick(nvx_node *n);
+/* Frees the serve side's node state: the model cache, reciprocation. */
+void nvx__serve_free(nvx_node *n);
 
 /* serve-seed.c: super-seeding (daemon/superseed.h). want: p asked for a
  * complete model of n_chunks chunks; true when a HAVE with the chunks

@@ -643,6 +643,7 @@ tick(uv_timer_t *t)
             tp_read_start(p->conn, on_recv, on_end) == 0)
             p->throttled = false;
         p->rate_in = (p->rate_in * 3 + p->rate_bytes * (1000 / NVX_NODE_TICK_MS)) / 4;
+        p->rate_last = p->rate_bytes;
         p->rate_bytes = 0;
         if (proto_session_tick(p->sess, now) < 0) {
             nvx__peer_flush(p);

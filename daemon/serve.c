@@ -49,8 +49,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
+#include "daemon/recip.h"
 #include "libcas/hash.h"
 #include "libcas/store.h"
 
@@ -177,8 +180,8 @@ mcache_put(nvx_node *n, struct smodel *sm)
     n->mcache[victim] = sm;
 }
 
-void
-nvx__mcache_clear(nvx_node *n)
+static void
+mcache_clear(nvx_node *n)
 {
     for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
         smodel_free(n->mcache[i]);
@@ -673,6 +676,63 @@ queue_job(nvx_peer *p, int kind, const struct sreq *r)
     return 0;
 }
 
+/* ---- reciprocation (daemon/recip.h) ----------------------------------- */
+
+/* p's reciprocation state, made at first use with the node's. NULL when
+ * out of memory: p is then served as before reciprocation existed. */
+static nvx_recip_peer *
+peer_rp(nvx_peer *p)
+{
+    nvx_node *n = p->node;
+    if (p->rp)
+        return p->rp;
+    if (!n->recip &&
+        nvx_recip_new(NULL, randombytes_random() | (uint64_t)randombytes_random() << 32,
+                      nvx__now(n), &n->recip) < 0)
+        return NULL;
+    if (nvx_recip_peer_add(n->recip, nvx__now(n), &p->rp) < 0)
+        p->rp = NULL;
+    return p->rp;
+}
+
+static void
+sq_changed(nvx_peer *p)
+{
+    nvx_recip_peer *rp = peer_rp(p);
+    if (rp)
+        nvx_recip_queued(p->node->recip, rp, p->sq_len, nvx__now(p->node));
+}
+
+/* Whether r must wait: only a model this node fetches itself is traded
+ * tit-for-tat; what it holds complete it serves to all alike. */
+static bool
+choked(nvx_peer *p, const struct sreq *r)
+{
+    return p->rp && nvx_recip_choked(p->node->recip, p->rp) && nvx__fetch_active(p->node, r->model);
+}
+
+void
+nvx__serve_tick(nvx_node *n)
+{
+    for (nvx_peer *p = n->peers; p; p = p->next) {
+        if (p->closing || (!p->rp && p->rate_last == 0))
+            continue; /* a peer that never sent us DATA nor asked: nothing to rank */
+        nvx_recip_peer *rp = peer_rp(p);
+        if (rp)
+            nvx_recip_received(n->recip, rp, p->rate_last);
+    }
+    if (n->recip)
+        nvx_recip_tick(n->recip, nvx__now(n));
+}
+
+void
+nvx__serve_free(nvx_node *n)
+{
+    mcache_clear(n);
+    nvx_recip_free(n->recip); /* its peers are gone (nvx__serve_peer_gone) */
+    n->recip = NULL;
+}
+
 /* WANT, MANIFEST_REQ and SIGS_REQ each take a pool job (and a manifest
  * copy, or a few KiB): a peer gets NVX_NODE_PEER_META_JOBS of them at once
  * and a BUSY answer past that, so a flood of small requests cannot queue
@@ -699,6 +759,14 @@ nvx__serve_pump(nvx_peer *p)
         struct sreq r = p->sq[p->sq_head];
         p->sq_head = (p->sq_head + 1) % n->peer_max_requests;
         p->sq_len--;
+        sq_changed(p);
+        if (choked(p, &r)) {
+            /* Said at once, not left in the queue: the asker retries
+             * later and meanwhile asks peers that serve it. */
+            send_not_found(p, r.req_id, r.model, r.chunk, PROTO_NOTFOUND_BUSY);
+            nvx__peer_flush(p);
+            continue;
+        }
         if (serve_inline(p, &r)) {
             nvx__peer_flush(p);
             continue;
@@ -714,6 +782,8 @@ void
 nvx__serve_peer_gone(nvx_peer *p)
 {
     p->sq_len = 0;
+    nvx_recip_peer_remove(p->node->recip, p->rp);
+    p->rp = NULL;
 }
 
 void
@@ -758,6 +828,7 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
         }
         p->sq[(p->sq_head + p->sq_len) % n->peer_max_requests] = r;
         p->sq_len++;
+        sq_changed(p);
         if (r.offset == 0)
             nvx__seed_asked(p, r.model, r.chunk);
         nvx__serve_pump(p);
@@ -773,6 +844,7 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
                     p->sq[(p->sq_head + k) % n->peer_max_requests] =
                         p->sq[(p->sq_head + k + 1) % n->peer_max_requests];
                 p->sq_len--;
+                sq_changed(p);
                 break;
             }
         }

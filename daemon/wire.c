@@ -87,9 +87,15 @@ serve_writable(void *arg, nvx_peer *p)
 }
 
 static void
+serve_tick(void *arg)
+{
+    nvx__serve_tick(arg); /* after node.c's per-peer tick: reads rate_last */
+}
+
+static void
 serve_free(void *arg)
 {
-    nvx__mcache_clear(arg);
+    nvx__serve_free(arg);
 }
 
 static void
@@ -155,6 +161,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
                       MSG_BIT(PROTO_MSG_CANCEL) | MSG_BIT(PROTO_MSG_MANIFEST_REQ) |
                       MSG_BIT(PROTO_MSG_SIGS_REQ),
             .writable = serve_writable,
+            .tick = serve_tick,
             .free = serve_free,
             .arg = n,
         },

@@ -238,6 +238,9 @@ end_close(sim *s, send_ *e, bool tell_other)
         msg_free(m);
     }
     e->rq_tail = &e->rq;
+    e->n_rq = 0;
+    nvx_recip_peer_remove(n->rc, e->rp);
+    e->rp = NULL;
     end_remove(n, e);
     if (e->ssp) {
         nvx_ss_peer_remove(n->ss, e->ssp);

@@ -59,7 +59,10 @@ msg_from(const proto_msg *pm)
 void
 op_send(void *arg, void *peer, const proto_msg *m)
 {
-    link_send(arg, peer, msg_from(m));
+    snode *n = arg;
+    if (n->freerider && m->type == PROTO_MSG_HAVE)
+        return; /* announces nothing: nobody asks it for anything */
+    link_send(n, peer, msg_from(m));
 }
 
 void
@@ -261,6 +264,34 @@ serve_want(sim *s, snode *n, send_ *e)
         nvx_xfer_peer_wants(n->x, e);
 }
 
+/* The reciprocation state of e's peer, made at its first use (NULL when
+ * the node has none, or out of memory: then served as before). */
+nvx_recip_peer *
+end_rp(snode *n, send_ *e)
+{
+    if (!e->rp && n->rc && nvx_recip_peer_add(n->rc, n->s->now_us / 1000, &e->rp) < 0)
+        e->rp = NULL;
+    return e->rp;
+}
+
+/* e's serve queue grew or shrank by delta: reciprocation hears of it. */
+void
+rq_count(snode *n, send_ *e, int delta)
+{
+    e->n_rq = (size_t)((ptrdiff_t)e->n_rq + delta);
+    nvx_recip_peer *rp = end_rp(n, e);
+    if (rp)
+        nvx_recip_queued(n->rc, rp, e->n_rq, n->s->now_us / 1000);
+}
+
+/* As serve.c: a fetching node answers BUSY to a peer outside its slots
+ * while a peer in one waits (daemon/recip.h); a seeder serves all. */
+static bool
+choked(snode *n, send_ *e)
+{
+    return n->x && !n->s->recip_off && e->rp && nvx_recip_choked(n->rc, e->rp);
+}
+
 /* The uplink takes the oldest REQUEST of e: its DATA, or NOT_FOUND. */
 smsg *
 data_for(snode *n, send_ *e)
@@ -269,8 +300,12 @@ data_for(snode *n, send_ *e)
     e->rq = r->next;
     if (!e->rq)
         e->rq_tail = &e->rq;
-    if (r->chunk < SIM_CHUNKS && bit(n->stored, r->chunk) &&
-        r->offset + (uint64_t)r->length <= SIM_CHUNK) {
+    rq_count(n, e, -1);
+    if (choked(n, e)) {
+        r->type = PROTO_MSG_NOT_FOUND;
+        r->what = PROTO_NOTFOUND_BUSY;
+    } else if (r->chunk < SIM_CHUNKS && bit(n->stored, r->chunk) &&
+               r->offset + (uint64_t)r->length <= SIM_CHUNK) {
         r->type = PROTO_MSG_DATA;
         r->bytes = n->s->content + (size_t)r->chunk * SIM_CHUNK + r->offset;
         r->len = r->length;
@@ -297,18 +332,20 @@ serve_request(snode *n, send_ *e, const smsg *r)
     m->length = r->length;
     *e->rq_tail = m;
     e->rq_tail = &m->next;
+    rq_count(n, e, 1);
     if (!n->tx_busy)
         tx_next(n);
 }
 
 void
-serve_cancel(send_ *e, const smsg *c)
+serve_cancel(snode *n, send_ *e, const smsg *c)
 {
     for (smsg **mp = &e->rq; *mp; mp = &(*mp)->next) {
         if ((*mp)->req_id == c->req_id) {
             smsg *m = *mp;
             *mp = m->next;
             msg_free(m);
+            rq_count(n, e, -1);
             break;
         }
     }
@@ -347,6 +384,15 @@ deliver(sim *s, snode *n, send_ *e, const smsg *m)
         }
         return;
     }
+    if (n->freerider && (m->type == PROTO_MSG_WANT || m->type == PROTO_MSG_MANIFEST_REQ)) {
+        smsg *h = msg_new(PROTO_MSG_NOT_FOUND); /* "I have nothing" */
+        h->what = PROTO_NOTFOUND_MANIFEST;
+        h->req_id = m->req_id;
+        link_send(n, e, h);
+        if (m->type == PROTO_MSG_WANT && n->x)
+            nvx_xfer_peer_wants(n->x, e);
+        return;
+    }
     proto_chunkset set = { .kind = m->kind };
     if (m->kind == PROTO_CHUNKSET_RANGES) {
         set.n_ranges = m->n_ranges;
@@ -366,7 +412,7 @@ deliver(sim *s, snode *n, send_ *e, const smsg *m)
         serve_manifest(n, e, m);
         break;
     case PROTO_MSG_CANCEL:
-        serve_cancel(e, m);
+        serve_cancel(n, e, m);
         break;
     case PROTO_MSG_HAVE:
         if (e->ssp) {
@@ -384,7 +430,11 @@ deliver(sim *s, snode *n, send_ *e, const smsg *m)
             memcpy(d.model_id, s->id, 32);
             d.bytes.p = m->bytes;
             d.bytes.len = m->len;
-            n->data_down += nvx_xfer_data(n->x, e, &d, s->now_us / 1000);
+            uint32_t got = nvx_xfer_data(n->x, e, &d, s->now_us / 1000);
+            n->data_down += got;
+            nvx_recip_peer *rp = got ? end_rp(n, e) : NULL;
+            if (rp)
+                nvx_recip_received(n->rc, rp, got);
         }
         break;
     case PROTO_MSG_NOT_FOUND:
@@ -424,6 +474,8 @@ node_die(sim *s, snode *n)
         end_close(s, n->ends[0], true);
     nvx_ss_free(n->ss);
     n->ss = NULL;
+    nvx_recip_free(n->rc); /* end_close removed its peers */
+    n->rc = NULL;
     n->tx_busy = false;
 }
 
@@ -432,6 +484,10 @@ node_start(sim *s, snode *n)
 {
     n->alive = true;
     n->tx_busy = false;
+    const nvx_recip_cfg rcfg = { .rank_ms = SIM_RECIP_RANK_MS,
+                                 .optimistic_ms = SIM_RECIP_OPTIMISTIC_MS,
+                                 .new_ms = SIM_RECIP_NEW_MS };
+    assert_int_equal(nvx_recip_new(&rcfg, nvx_splitmix64(&s->rng), s->now_us / 1000, &n->rc), 0);
     if (!n->complete)
         fetch_start(s, n);
     connect_all(s, n);
@@ -510,6 +566,7 @@ on_tick(sim *s, snode *n)
 {
     if (n->x)
         nvx_xfer_tick(n->x, s->now_us / 1000, SIM_TICK_MS);
+    nvx_recip_tick(n->rc, s->now_us / 1000);
     for (size_t k = 0; n->ss && k < n->n_ends; k++)
         if (n->ends[k]->ssp)
             ss_reveal(n, n->ends[k], false);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/recip.h"
 #include "daemon/superseed.h"
 #include "daemon/xfer.h"
 
@@ -29,6 +30,11 @@ enum {
     SIM_TICK_MS = 250,
     SIM_LIMIT_MS = 600 * 1000, /* sim time: a run that has not ended fails */
     SIM_CHURN_PCT = 20,
+    /* Reciprocation's intervals scaled to this transfer (BitTorrent's 10 s
+     * and 30 s against a swarm that lasts minutes; this one lasts ~14 s). */
+    SIM_RECIP_RANK_MS = 1000,
+    SIM_RECIP_OPTIMISTIC_MS = 3000,
+    SIM_RECIP_NEW_MS = 6000,
 };
 
 /* Seeds per scenario: three scenarios, ~0.2 s a seed in a plain build;
@@ -73,6 +79,8 @@ typedef struct send_ {
                           * takes it, as serve.c reads when the links drain,
                           * so a CANCEL still removes what waits */
     nvx_ss_peer *ssp;    /* super-seeding state, when we serve a complete model */
+    size_t n_rq;         /* REQUESTs in rq */
+    nvx_recip_peer *rp;  /* reciprocation state of the peer (daemon/recip.h) */
 } send_;
 
 struct slink {
@@ -103,6 +111,8 @@ struct snode {
     nvx_ss *ss;                    /* super-seeding of the complete model */
     bool silent;                   /* hostile: claims every chunk (HAVE ALL), sends nothing */
     uint8_t banned[SIM_NODES / 8]; /* addresses this node refuses */
+    bool freerider;                /* fetches, announces nothing, serves nothing */
+    nvx_recip *rc;                 /* reciprocation, while alive */
 };
 
 enum {
@@ -153,6 +163,7 @@ struct sim {
     unsigned n_seeder_sent;
     unsigned drops, punished;
     unsigned waiting; /* nodes that must still complete */
+    bool recip_off;   /* serve everyone round-robin (the control run) */
     char fail[256];
 };
 
@@ -194,7 +205,9 @@ void ss_reveal(snode *n, send_ *e, bool answer);
 void serve_want(sim *s, snode *n, send_ *e);
 smsg *data_for(snode *n, send_ *e);
 void serve_request(snode *n, send_ *e, const smsg *r);
-void serve_cancel(send_ *e, const smsg *c);
+void serve_cancel(snode *n, send_ *e, const smsg *c);
+nvx_recip_peer *end_rp(snode *n, send_ *e);
+void rq_count(snode *n, send_ *e, int delta);
 void serve_manifest(snode *n, send_ *e, const smsg *r);
 void deliver(sim *s, snode *n, send_ *e, const smsg *m);
 void node_die(sim *s, snode *n);
