@@ -197,11 +197,16 @@ cli_rt_tokenizer(const cli_rt_file *f, const char *tokenizer_path, uint32_t n_vo
                         "%s has %s vocabulary: pass --tokenizer tokenizer.bin", f->what,
                         r == -ENOENT ? "no" : "a malformed");
     }
-    if (r == -ENOTSUP)
+    if (r == -ENOTSUP) {
+        const char *key = "tokenizer.ggml.model", *val = "?";
+        size_t vl = 1;
+        (void)rt_tokenizer_gguf_unsupported(f->data, f->len, &key, &val, &vl);
+        /* cli_fail escapes the value: it is bytes from the file. */
         return cli_fail(CLI_EXIT_FAIL,
-                        "%s uses a tokenizer other than SentencePiece (llama): "
-                        "pass --tokenizer tokenizer.bin",
-                        f->what);
+                        "%s: unsupported tokenizer: %s = \"%.*s\" (supported: model llama; "
+                        "model gpt2 with pre gpt-2, phi-2, starcoder, refact)",
+                        f->what, key, (int)(vl < 64 ? vl : 64), val);
+    }
     if (r < 0)
         return cli_fail_errno(r, NULL, "cannot read the vocabulary of %s", f->what);
     return CLI_GO;

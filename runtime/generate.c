@@ -23,9 +23,17 @@ rt_generate(rt_model *m, const rt_tokenizer *tok, rt_sampler *s, const char *pro
     int32_t *ptok = malloc(cap * sizeof(*ptok));
     if (!ptok)
         return -ENOMEM;
-    int r = rt_tokenizer_encode(tok, prompt, prompt_len, RT_TOK_ADD_BOS, ptok, cap, &n);
+    /* BOS as the vocabulary asks (Qwen2-style BPE files add none). */
+    unsigned flags = rt_tokenizer_add_bos(tok) ? RT_TOK_ADD_BOS : 0;
+    int r = rt_tokenizer_encode(tok, prompt, prompt_len, flags, ptok, cap, &n);
     if (r < 0)
         goto out;
+    if (n == 0) {
+        /* An empty prompt without BOS: the model needs one token to
+         * condition on, and BOS is the neutral one (cap >= 3). */
+        ptok[0] = rt_tokenizer_bos(tok);
+        n = 1;
+    }
     st.n_prompt = (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX);
     if (n > cfg->seq_len) {
         r = -EMSGSIZE;

@@ -15,12 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/gguf.h"
 #include "runtime/internal.h"
+#include "runtime/tok-bpe.h"
+#include "runtime/tok-internal.h"
+#include "runtime/unicode.h"
 
 enum {
     /* Texts are indexed with int32 symbol numbers. */
     TOK_TEXT_MAX = (1 << 30),
+    /* BPE working memory per text byte: a code point, a word end, and up
+     * to 6 bytes of byte-alphabet spelling (see encode_bpe). */
+    RT_TOK_WORK_PER_BYTE = 4 + 4 + 6,
 };
 
 struct rt_tokenizer {
@@ -37,6 +42,11 @@ struct rt_tokenizer {
     int32_t byte_id[256];
     char bytes[256]; /* decode storage of byte tokens */
     int32_t bos, eos, unk;
+    bool space_prefix; /* SentencePiece's dummy " " before the text */
+    bool add_bos;      /* the vocabulary's wish; callers ask rt_tokenizer_add_bos */
+    rt__bpe *bpe;      /* byte-level BPE tables, or NULL for SentencePiece */
+    int32_t *special;  /* ids matched as whole strings, longest first */
+    uint32_t n_special;
     bool finished;
 };
 
@@ -51,6 +61,8 @@ rt_tokenizer_free(rt_tokenizer *t)
     free(t->type);
     free(t->blob);
     free(t->sorted);
+    free(t->special);
+    rt__bpe_free(t->bpe);
     free(t);
 }
 
@@ -82,6 +94,8 @@ rt_tokenizer_new(uint32_t n_vocab, rt_tokenizer **ret)
     t->bos = RT_TOK_BOS_DEFAULT < n_vocab ? RT_TOK_BOS_DEFAULT : -1;
     t->eos = RT_TOK_EOS_DEFAULT < n_vocab ? RT_TOK_EOS_DEFAULT : -1;
     t->unk = RT_TOK_UNK_DEFAULT;
+    t->space_prefix = true;
+    t->add_bos = true;
     *ret = t;
     return 0;
 }
@@ -234,6 +248,39 @@ sort_ids(const rt_tokenizer *t, int32_t *ids, uint32_t n)
     return 0;
 }
 
+/* Control, user-defined and unknown tokens are matched in the text as whole
+ * strings before any merging (llama.cpp's special-token partition), longest
+ * first; a counting sort by length keeps this O(n) for hostile vocabularies. */
+static int
+collect_special(rt_tokenizer *t)
+{
+    uint32_t count[RT_TOK_MAX_PIECE + 2] = { 0 };
+    uint32_t n = 0;
+    for (uint32_t id = 0; id < t->n_vocab; id++) {
+        uint8_t ty = t->type[id];
+        if (t->len[id] == 0 || (ty != RT_TOK_TYPE_CONTROL && ty != RT_TOK_TYPE_USER_DEFINED &&
+                                ty != RT_TOK_TYPE_UNKNOWN))
+            continue;
+        count[RT_TOK_MAX_PIECE - t->len[id] + 1]++;
+        n++;
+    }
+    free(t->special);
+    t->special = malloc((size_t)(n ? n : 1) * sizeof(*t->special));
+    if (!t->special)
+        return -ENOMEM;
+    for (uint32_t i = 1; i < RT_TOK_MAX_PIECE + 2; i++)
+        count[i] += count[i - 1];
+    for (uint32_t id = 0; id < t->n_vocab; id++) {
+        uint8_t ty = t->type[id];
+        if (t->len[id] == 0 || (ty != RT_TOK_TYPE_CONTROL && ty != RT_TOK_TYPE_USER_DEFINED &&
+                                ty != RT_TOK_TYPE_UNKNOWN))
+            continue;
+        t->special[count[RT_TOK_MAX_PIECE - t->len[id]]++] = (int32_t)id;
+    }
+    t->n_special = n;
+    return 0;
+}
+
 int
 rt_tokenizer_finish(rt_tokenizer *t)
 {
@@ -258,6 +305,9 @@ rt_tokenizer_finish(rt_tokenizer *t)
             t->max_len = t->len[id];
     }
     int r = sort_ids(t, t->sorted, t->n_sorted);
+    if (r < 0)
+        return r;
+    r = collect_special(t);
     if (r < 0)
         return r;
     t->finished = true;
@@ -389,30 +439,58 @@ rt_tokenizer_eos(const rt_tokenizer *t)
 size_t
 rt_tokenizer_encode_bound(size_t len)
 {
-    return len + 3;
+    return 3 * len + 3;
+}
+
+bool
+rt_tokenizer_add_bos(const rt_tokenizer *t)
+{
+    return t->add_bos;
+}
+
+int32_t
+rt__tokenizer_lookup(const rt_tokenizer *t, const char *s, size_t n)
+{
+    return lookup(t, s, n);
+}
+
+void
+rt__tokenizer_set_mode(rt_tokenizer *t, bool space_prefix, bool add_bos)
+{
+    t->space_prefix = space_prefix;
+    t->add_bos = add_bos;
+}
+
+void
+rt__tokenizer_set_bpe(rt_tokenizer *t, rt__bpe *bpe)
+{
+    rt__bpe_free(t->bpe);
+    t->bpe = bpe;
 }
 
 /* ---- encoding ---- */
 
 typedef struct sym {
-    uint32_t start, len; /* span of the prepared text */
+    uint32_t start, len; /* span of the text being merged */
     int32_t id;
     int32_t prev, next; /* -1 at the ends */
     bool merge;         /* false for byte-fallback and dead symbols */
 } sym;
 
 typedef struct pair {
-    float score;
+    float score; /* SentencePiece: the piece's score; BPE: -rank */
     int32_t left, right, id;
     uint32_t len; /* left.len + right.len when pushed */
 } pair;
 
 typedef struct enc {
     const rt_tokenizer *t;
-    const char *s; /* prepared text */
+    const char *s; /* text being merged */
     sym *syms;
     pair *heap;
     size_t n_heap;
+    int32_t *tok; /* output */
+    size_t cap, n;
 } enc;
 
 /* True when a outranks b: higher score, then leftmost. */
@@ -460,7 +538,8 @@ heap_pop(enc *e)
     return top;
 }
 
-/* Pushes the pair (left, left.next) when its concatenation is a piece. */
+/* Pushes the pair (left, left.next) when it can merge: for SentencePiece
+ * when the concatenation is a piece, for BPE when a merge rule names it. */
 static void
 try_pair(enc *e, int32_t left)
 {
@@ -470,15 +549,23 @@ try_pair(enc *e, int32_t left)
     if (a->next < 0 || !a->merge || !e->syms[a->next].merge)
         return;
     const sym *b = &e->syms[a->next];
-    /* b starts where a ends, so the concatenation is a span of the text. */
-    int32_t id = lookup(e->t, e->s + a->start, (size_t)a->len + b->len);
-    if (id < 0)
-        return;
-    heap_push(e, (pair){ .score = e->t->score[id],
-                         .left = left,
-                         .right = a->next,
-                         .id = id,
-                         .len = a->len + b->len });
+    int32_t id;
+    float score;
+    if (e->t->bpe) {
+        uint32_t rank;
+        if (!rt__bpe_merge(e->t->bpe, a->id, b->id, &rank, &id))
+            return;
+        score = -(float)rank; /* exact: ranks < RT_BPE_MAX_MERGES < 2^24 */
+    } else {
+        /* b starts where a ends, so the concatenation is a span of the text. */
+        id = lookup(e->t, e->s + a->start, (size_t)a->len + b->len);
+        if (id < 0)
+            return;
+        score = e->t->score[id];
+    }
+    heap_push(
+        e,
+        (pair){ .score = score, .left = left, .right = a->next, .id = id, .len = a->len + b->len });
 }
 
 /* A popped pair is stale if either side was merged away or grew since. */
@@ -489,7 +576,7 @@ pair_valid(const enc *e, const pair *p)
     return a->merge && a->next == p->right && a->len + e->syms[p->right].len == p->len;
 }
 
-/* Splits the prepared text into code-point symbols, with byte fallback. */
+/* Splits s[0..n) into code-point symbols, with byte fallback. */
 static size_t
 split(enc *e, size_t n)
 {
@@ -507,7 +594,7 @@ split(enc *e, size_t n)
         if (id >= 0) {
             e->syms[ns++] =
                 (sym){ .start = (uint32_t)i, .len = (uint32_t)cl, .id = id, .merge = true };
-        } else {
+        } else if (!t->bpe) {
             for (size_t k = 0; k < cl; k++) {
                 int32_t bid = t->byte_id[(uint8_t)e->s[i + k]];
                 if (bid < 0)
@@ -518,6 +605,8 @@ split(enc *e, size_t n)
                     (sym){ .start = (uint32_t)(i + k), .len = 1, .id = bid, .merge = false };
             }
         }
+        /* A BPE byte symbol missing from the vocabulary is dropped, as
+         * llama.cpp does (it finds no piece for it). */
         i += cl;
     }
     for (size_t k = 0; k < ns; k++) {
@@ -525,6 +614,131 @@ split(enc *e, size_t n)
         e->syms[k].next = k + 1 < ns ? (int32_t)k + 1 : -1;
     }
     return ns;
+}
+
+static int
+emit(enc *e, int32_t id)
+{
+    if (e->n == e->cap)
+        return -EMSGSIZE;
+    e->tok[e->n++] = id;
+    return 0;
+}
+
+/* Merges s[0..n) (n >= 1) and appends its tokens. */
+static int
+merge_text(enc *e, const char *s, size_t n)
+{
+    e->s = s;
+    e->n_heap = 0;
+    size_t ns = split(e, n);
+    for (size_t k = 0; k + 1 < ns; k++)
+        try_pair(e, (int32_t)k);
+    while (e->n_heap > 0) {
+        pair p = heap_pop(e);
+        if (!pair_valid(e, &p))
+            continue;
+        sym *a = &e->syms[p.left], *b = &e->syms[p.right];
+        a->len += b->len;
+        a->id = p.id;
+        a->next = b->next;
+        if (b->next >= 0)
+            e->syms[b->next].prev = p.left;
+        b->merge = false;
+        b->next = b->prev = -1;
+        try_pair(e, a->prev);
+        try_pair(e, p.left);
+    }
+    for (int32_t k = ns ? 0 : -1; k >= 0; k = e->syms[k].next) {
+        int r = emit(e, e->syms[k].id);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Byte-level BPE of one raw fragment: pre-tokenize into words, spell each
+ * word in the byte alphabet, merge each word on its own. work holds
+ * RT_TOK_WORK_PER_BYTE bytes per text byte. */
+static int
+encode_bpe(enc *e, const char *text, size_t len, char *work)
+{
+    uint32_t *cps = (uint32_t *)(void *)work;
+    uint32_t *ends = cps + len;
+    char *mapped = (char *)(ends + len);
+    size_t ncp = 0;
+    for (size_t i = 0; i < len;) {
+        size_t cl;
+        cps[ncp++] = rt_utf8_decode(text + i, len - i, &cl);
+        i += cl;
+    }
+    size_t nw = rt_pretok_split(rt__bpe_pretok(e->t->bpe), cps, ncp, ends);
+    size_t w0 = 0;
+    for (size_t w = 0; w < nw; w++) {
+        /* Invalid UTF-8 was read as U+FFFD and is spelled as its 3 bytes,
+         * as llama.cpp does; each byte then maps to at most 2 bytes. */
+        size_t m = 0;
+        for (size_t k = w0; k < ends[w]; k++) {
+            char u[RT_UTF8_MAX];
+            size_t ul = rt_utf8_encode(cps[k], u);
+            for (size_t j = 0; j < ul; j++)
+                m += rt_utf8_encode(rt__bpe_byte_cp((uint8_t)u[j]), mapped + m);
+        }
+        w0 = ends[w];
+        int r = merge_text(e, mapped, m);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* A fragment of the text: raw bytes (id < 0) or a special token. */
+typedef struct frag {
+    size_t off, len;
+    int32_t id;
+} frag;
+
+/* Cuts the special tokens out of text, longest token first, each at every
+ * occurrence in the raw fragments left by the longer ones (llama.cpp's
+ * order). Control and unknown tokens only with parse_special. frags and
+ * tmp hold 2 * len + 1 entries. Returns the fragment count. */
+static size_t
+partition(const rt_tokenizer *t, const char *text, size_t len, bool parse_special, frag *frags,
+          frag *tmp)
+{
+    size_t nf = 0;
+    frags[nf++] = (frag){ .off = 0, .len = len, .id = -1 };
+    for (uint32_t s = 0; s < t->n_special; s++) {
+        int32_t id = t->special[s];
+        if (!parse_special && t->type[id] != RT_TOK_TYPE_USER_DEFINED)
+            continue;
+        const char *p = t->blob + t->off[id];
+        size_t pl = t->len[id], nt = 0;
+        for (size_t f = 0; f < nf; f++) {
+            frag fr = frags[f];
+            if (fr.id >= 0 || fr.len < pl) {
+                tmp[nt++] = fr;
+                continue;
+            }
+            size_t start = fr.off, end = fr.off + fr.len;
+            for (size_t i = fr.off; end - i >= pl;) {
+                if (memcmp(text + i, p, pl) != 0) {
+                    i++;
+                    continue;
+                }
+                if (i > start)
+                    tmp[nt++] = (frag){ .off = start, .len = i - start, .id = -1 };
+                tmp[nt++] = (frag){ .off = i, .len = pl, .id = id };
+                i += pl;
+                start = i;
+            }
+            if (start < end)
+                tmp[nt++] = (frag){ .off = start, .len = end - start, .id = -1 };
+        }
+        memcpy(frags, tmp, nt * sizeof(*frags));
+        nf = nt;
+    }
+    return nf;
 }
 
 int
@@ -535,65 +749,63 @@ rt_tokenizer_encode(const rt_tokenizer *t, const char *text, size_t len, unsigne
         return -EINVAL;
     if (len >= TOK_TEXT_MAX)
         return -EMSGSIZE;
-    size_t n = 0;
-    if (flags & RT_TOK_ADD_BOS) {
-        if (cap < 1)
-            return -EMSGSIZE;
-        tokens[n++] = t->bos;
-    }
+    enc e = { .t = t, .tok = tokens, .cap = cap };
     int r = 0;
-    enc e = { .t = t };
-    char *prep = NULL;
+    frag *frags = NULL, *tmp = NULL;
+    char *work = NULL;
+    if (flags & RT_TOK_ADD_BOS) {
+        r = emit(&e, t->bos);
+        if (r < 0)
+            return r;
+    }
     if (len > 0) {
-        /* The dummy prefix: SentencePiece treats the text as if preceded by
-         * a space, so the first word gets its usual "▁word" piece. */
-        size_t pn = len + 1;
-        prep = malloc(pn);
-        e.syms = malloc(pn * sizeof(*e.syms));
-        e.heap = malloc(3 * pn * sizeof(*e.heap));
-        if (!prep || !e.syms || !e.heap) {
+        /* Sizes: a fragment may gain the dummy prefix; a BPE byte becomes
+         * up to 3 code points (U+FFFD) of up to 2 mapped bytes each. */
+        size_t nsym = t->bpe ? 6 * len : len + 1;
+        frags = malloc((2 * len + 1) * sizeof(*frags));
+        tmp = malloc((2 * len + 1) * sizeof(*tmp));
+        work = malloc(t->bpe ? RT_TOK_WORK_PER_BYTE * len : len + 1);
+        e.syms = malloc(nsym * sizeof(*e.syms));
+        e.heap = malloc(3 * nsym * sizeof(*e.heap));
+        if (!frags || !tmp || !work || !e.syms || !e.heap) {
             r = -ENOMEM;
             goto out;
         }
-        prep[0] = ' ';
-        memcpy(prep + 1, text, len);
-        e.s = prep;
-        size_t ns = split(&e, pn);
-        for (size_t k = 0; k + 1 < ns; k++)
-            try_pair(&e, (int32_t)k);
-        while (e.n_heap > 0) {
-            pair p = heap_pop(&e);
-            if (!pair_valid(&e, &p))
-                continue;
-            sym *a = &e.syms[p.left], *b = &e.syms[p.right];
-            a->len += b->len;
-            a->id = p.id;
-            a->next = b->next;
-            if (b->next >= 0)
-                e.syms[b->next].prev = p.left;
-            b->merge = false;
-            b->next = b->prev = -1;
-            try_pair(&e, a->prev);
-            try_pair(&e, p.left);
-        }
-        for (int32_t k = ns ? 0 : -1; k >= 0; k = e.syms[k].next) {
-            if (n == cap) {
-                r = -EMSGSIZE;
-                goto out;
+        size_t nf = partition(t, text, len, flags & RT_TOK_PARSE_SPECIAL, frags, tmp);
+        bool after_special = true;
+        for (size_t f = 0; f < nf && r >= 0; f++) {
+            const char *s = text + frags[f].off;
+            size_t n = frags[f].len;
+            if (frags[f].id >= 0) {
+                r = emit(&e, frags[f].id);
+                after_special = true;
+            } else if (t->bpe) {
+                r = encode_bpe(&e, s, n, work);
+            } else {
+                /* The dummy prefix: SentencePiece treats the text (and
+                 * text after a special token) as if preceded by a space,
+                 * so the first word gets its usual "▁word" piece. */
+                size_t pn = 0;
+                if (t->space_prefix && after_special)
+                    work[pn++] = ' ';
+                memcpy(work + pn, s, n);
+                r = merge_text(&e, work, pn + n);
+                after_special = false;
             }
-            tokens[n++] = e.syms[k].id;
         }
+        if (r < 0)
+            goto out;
     }
     if ((flags & RT_TOK_ADD_EOS) && t->eos >= 0) {
-        if (n == cap) {
-            r = -EMSGSIZE;
+        r = emit(&e, t->eos);
+        if (r < 0)
             goto out;
-        }
-        tokens[n++] = t->eos;
     }
-    *ret_n = n;
+    *ret_n = e.n;
 out:
-    free(prep);
+    free(frags);
+    free(tmp);
+    free(work);
     free(e.syms);
     free(e.heap);
     return r;
@@ -618,11 +830,16 @@ rt_tokenizer_decode(const rt_tokenizer *t, int32_t prev, int32_t id, const char 
             p = &t->bytes[b];
             /* A vocabulary without a " " piece spells the dummy prefix
              * <0x20>; it is stripped like a leading space. */
-            n = b == ' ' && prev == t->bos && prev >= 0 ? 0 : 1;
+            n = b == ' ' && prev == t->bos && prev >= 0 && t->space_prefix ? 0 : 1;
         }
         break;
+    case RT_TOK_TYPE_USER_DEFINED:
+        /* Matched as written in the text, so decoded as written. */
+        break;
     default:
-        if (prev == t->bos && prev >= 0 && n > 0 && p[0] == ' ') {
+        if (t->bpe) {
+            p = rt__bpe_piece(t->bpe, (uint32_t)id, &n);
+        } else if (prev == t->bos && prev >= 0 && n > 0 && p[0] == ' ' && t->space_prefix) {
             p++;
             n--;
         }
@@ -648,92 +865,4 @@ rt_tokenizer_piece(const rt_tokenizer *t, int32_t id, const char **ret_piece, si
     if (ret_type)
         *ret_type = (rt_tok_type)t->type[id];
     return 0;
-}
-
-static int
-gguf_id(const rt_gguf *g, const char *key, int32_t def, uint32_t n, int32_t *ret)
-{
-    uint32_t v;
-    int r = rt_gguf_get_u32(g, key, &v);
-    if (r == -ENOENT) {
-        *ret = def < (int32_t)n ? def : -1;
-        return 0;
-    }
-    if (r < 0)
-        return -EBADMSG;
-    /* UINT32_MAX is how converters spell "none". */
-    *ret = v < n ? (int32_t)v : -1;
-    return 0;
-}
-
-int
-rt_tokenizer_load_gguf(const void *buf, size_t len, rt_tokenizer **ret)
-{
-    if (!buf || !ret)
-        return -EINVAL;
-    rt_gguf g;
-    int r = rt_gguf_parse(buf, len, len, &g, NULL);
-    if (r < 0)
-        return r == -EAGAIN ? -EBADMSG : r;
-    const char *model;
-    uint64_t ml;
-    r = rt_gguf_get_str(&g, "tokenizer.ggml.model", &model, &ml);
-    if (r == -ENOENT)
-        return -ENOENT;
-    if (r < 0)
-        return -EBADMSG;
-    if (ml != 5 || memcmp(model, "llama", 5) != 0)
-        return -ENOTSUP;
-    rt_gguf_value toks, scores, types;
-    if (rt_gguf_get_arr(&g, "tokenizer.ggml.tokens", RT_GGUF_STRING, &toks) < 0)
-        return -EBADMSG;
-    bool has_scores = rt_gguf_get_arr(&g, "tokenizer.ggml.scores", RT_GGUF_F32, &scores) == 0;
-    bool has_types = rt_gguf_get_arr(&g, "tokenizer.ggml.token_type", RT_GGUF_I32, &types) == 0;
-    if (toks.count == 0 || (has_scores && scores.count != toks.count) ||
-        (has_types && types.count != toks.count))
-        return -EBADMSG;
-    if (toks.count > RT_TOK_MAX_VOCAB)
-        return -EMSGSIZE;
-    uint32_t n = (uint32_t)toks.count;
-    int32_t bos, eos, unk;
-    if (gguf_id(&g, "tokenizer.ggml.bos_token_id", RT_TOK_BOS_DEFAULT, n, &bos) < 0 ||
-        gguf_id(&g, "tokenizer.ggml.eos_token_id", RT_TOK_EOS_DEFAULT, n, &eos) < 0 ||
-        gguf_id(&g, "tokenizer.ggml.unknown_token_id", RT_TOK_UNK_DEFAULT, n, &unk) < 0 || bos < 0)
-        return -EBADMSG;
-    rt_tokenizer *t = NULL;
-    r = rt_tokenizer_new(n, &t);
-    if (r < 0)
-        return r;
-    uint64_t cur = 0;
-    for (uint32_t id = 0; id < n; id++) {
-        const char *p;
-        uint64_t pl;
-        r = -EBADMSG;
-        if (rt_gguf_arr_str_next(&toks, &cur, &p, &pl) != 1 || pl > RT_TOK_MAX_PIECE)
-            goto fail;
-        float score = has_scores ? rt_gguf_arr_f32(&scores, id) : 0.0f;
-        int64_t ty = has_types ? rt_gguf_arr_i64(&types, id) : RT_TOK_TYPE_NORMAL;
-        int b;
-        if (ty < 0 || ty >= _RT_TOK_TYPE_MAX)
-            goto fail;
-        if (!has_types && is_byte_token(p, (size_t)pl, &b))
-            ty = RT_TOK_TYPE_BYTE;
-        if (!has_types && (id == (uint32_t)bos || id == (uint32_t)eos))
-            ty = RT_TOK_TYPE_CONTROL;
-        r = rt_tokenizer_set(t, id, p, (size_t)pl, score, (rt_tok_type)ty, true);
-        if (r < 0)
-            goto fail;
-    }
-    r = rt_tokenizer_set_special(t, bos, eos, unk);
-    if (r >= 0)
-        r = rt_tokenizer_finish(t);
-    if (r < 0) {
-        r = r == -EINVAL ? -EBADMSG : r;
-        goto fail;
-    }
-    *ret = t;
-    return 0;
-fail:
-    rt_tokenizer_free(t);
-    return r;
 }

@@ -2,12 +2,23 @@
 #ifndef NVX_RUNTIME_TOKENIZER_H
 #define NVX_RUNTIME_TOKENIZER_H
 /*
- * SentencePiece-style BPE tokenizer (the scheme llama2.c and Llama 2 use):
- * text is split into UTF-8 code points (a leading " " dummy prefix is added),
- * each looked up in the vocabulary, code points absent from it fall back to
- * their bytes as <0xXX> tokens, then adjacent pairs are merged greedily, the
- * pair whose concatenation has the highest score first (leftmost on ties),
- * until no concatenation is in the vocabulary.
+ * Tokenizers of the llama family and of byte-level BPE models.
+ *
+ * SentencePiece-style BPE (llama2.c, Llama 2, GGUF tokenizer.ggml.model =
+ * "llama"): text is split into UTF-8 code points (a leading " " dummy
+ * prefix is added), each looked up in the vocabulary, code points absent
+ * from it fall back to their bytes as <0xXX> tokens, then adjacent pairs are
+ * merged greedily, the pair whose concatenation has the highest score first
+ * (leftmost on ties), until no concatenation is in the vocabulary.
+ *
+ * Byte-level BPE (GGUF tokenizer.ggml.model = "gpt2"): the text is cut into
+ * words by the pre-tokenizer tokenizer.ggml.pre names (tok-pretok.h), each
+ * word is spelled in GPT-2's byte alphabet (tok-bpe.h) and merged on its
+ * own, the pair of the lowest-ranked tokenizer.ggml.merges rule first.
+ *
+ * Both first cut special tokens out of the text as whole strings, longest
+ * first: user-defined tokens always, control and unknown tokens with
+ * RT_TOK_PARSE_SPECIAL (llama.cpp's parse_special).
  *
  * Vocabulary sources:
  *
@@ -58,6 +69,8 @@ typedef enum rt_tok_type {
 enum {
     RT_TOK_ADD_BOS = 1u << 0,
     RT_TOK_ADD_EOS = 1u << 1,
+    /* Also match control tokens (e.g. "<|im_end|>") written in the text. */
+    RT_TOK_PARSE_SPECIAL = 1u << 2,
 };
 
 typedef struct rt_tokenizer rt_tokenizer;
@@ -78,14 +91,26 @@ int rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, 
 int rt_tokenizer_load_llama2c_file(const char *path, uint32_t n_vocab, rt_tokenizer **ret);
 
 /* Reads the vocabulary of a GGUF file held in buf[0..len) (the whole
- * file, or a prefix holding all its metadata): tokenizer.ggml.model must be
- * "llama" (SentencePiece); tokens (strings, "▁" for spaces), scores
- * (optional, f32) and token_type (optional, i32) arrays of equal length,
- * bos/eos/unknown ids (optional; defaults 1, 2, 0). Copies what it needs.
+ * file, or a prefix holding all its metadata). tokenizer.ggml.model is
+ * "llama" (SentencePiece; tokens with "▁" for spaces, scores, token_type;
+ * bos/eos/unknown ids default to 1, 2, 0; add_space_prefix and
+ * add_bos_token default to true) or "gpt2" (byte-level BPE; tokens,
+ * token_type, merges, and pre naming a pre-tokenizer of tok-pretok.h;
+ * bos_token_id required; add_bos_token defaults to false). scores and
+ * token_type are optional and, when present, as long as tokens. Merges
+ * naming strings that are no token are skipped. Copies what it needs.
  * Returns 0 and *ret; -ENOENT when the file has no vocabulary; -ENOTSUP
- * for another tokenizer model (e.g. "gpt2"); -EBADMSG for a malformed
- * file or vocabulary; -EMSGSIZE; -ENOMEM. */
+ * for a tokenizer model or pre-tokenizer this runtime does not know (see
+ * rt_tokenizer_gguf_unsupported); -EBADMSG for a malformed file or
+ * vocabulary; -EMSGSIZE; -ENOMEM. */
 int rt_tokenizer_load_gguf(const void *buf, size_t len, rt_tokenizer **ret);
+
+/* After rt_tokenizer_load_gguf() gave -ENOTSUP: the metadata key whose
+ * value is not supported (a static string) and that value (*ret_val points
+ * into buf, not NUL-terminated; outside bytes, escape before printing).
+ * Returns 0, or -ENOENT when the file has nothing unsupported. */
+int rt_tokenizer_gguf_unsupported(const void *buf, size_t len, const char **ret_key,
+                                  const char **ret_val, size_t *ret_val_len);
 
 /* Builder for other vocabularies (GGUF): allocate n_vocab empty slots, set
  * each one, then finish. Unset slots become unused tokens. With sp_space the
@@ -104,11 +129,16 @@ int rt_tokenizer_finish(rt_tokenizer *t);
 void rt_tokenizer_free(rt_tokenizer *t);
 
 uint32_t rt_tokenizer_n_vocab(const rt_tokenizer *t);
+/* Whether the vocabulary asks for a BOS before the prompt (GGUF
+ * tokenizer.ggml.add_bos_token; true for llama2.c vocabularies). */
+bool rt_tokenizer_add_bos(const rt_tokenizer *t);
 int32_t rt_tokenizer_bos(const rt_tokenizer *t);
 int32_t rt_tokenizer_eos(const rt_tokenizer *t);
 
 /* Upper bound of the token count rt_tokenizer_encode() can produce for len
- * bytes of text (one token per byte, plus dummy prefix, BOS and EOS). */
+ * bytes of text: 3 per byte (an invalid byte is read as U+FFFD, 3 bytes of
+ * byte-level BPE; a SentencePiece fragment after a special token gains a
+ * dummy prefix), plus BOS and EOS. */
 size_t rt_tokenizer_encode_bound(size_t len);
 
 /* Encodes text[0..len) (any bytes; need not be valid UTF-8 nor
@@ -120,8 +150,10 @@ int rt_tokenizer_encode(const rt_tokenizer *t, const char *text, size_t len, uns
                         int32_t *tokens, size_t cap, size_t *ret_n);
 
 /* The bytes that token id contributes to the text when it follows token prev
- * (prev < 0: none): the piece, without its leading " " right after BOS, a
- * byte token as its single byte, control tokens (BOS, EOS, ...) as nothing.
+ * (prev < 0: none): the piece, without its leading " " right after BOS
+ * (SentencePiece with the dummy prefix only), a byte token as its single
+ * byte, a byte-level BPE piece as the bytes it spells, a user-defined
+ * token as written, control tokens (BOS, EOS, ...) as nothing.
  * *ret_piece points into t and lives as long as t; it is not NUL-terminated.
  * Returns 0, or -EINVAL for an id out of range. */
 int rt_tokenizer_decode(const rt_tokenizer *t, int32_t prev, int32_t id, const char **ret_piece,
