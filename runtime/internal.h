@@ -163,6 +163,7 @@ struct rt_state {
     rt__blockq8 *xq;
     float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
     int8_t *kq, *vq; /* int8 cache */
+    uint8_t *kh, *vh; /* f16 cache, little-endian halves */
     float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
 };
 

@@ -142,6 +142,23 @@ kv_quant(const float *x, size_t n, int8_t *q, float *scale)
     *scale = d;
 }
 
+/* x rounded to the nearest half, as a float. */
+static float
+half_round(float x)
+{
+    return rt__f16_to_f32(rt__f32_to_f16(x));
+}
+
+static void
+store_f16(uint8_t *dst, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = rt__f32_to_f16(x[i]);
+        dst[2 * i] = (uint8_t)h;
+        dst[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
 static void
 attention(rt_state *s, uint32_t l, int pos)
 {
@@ -158,6 +175,8 @@ attention(rt_state *s, uint32_t l, int pos)
             float score = 0.0f;
             if (s->kv_type == RT_KV_F32) {
                 score = m->k->dot_f32(qh, s->kc + cell, hs);
+            } else if (s->kv_type == RT_KV_F16) {
+                score = m->k->dot_f16(s->kh + 2 * cell, qh, hs);
             } else {
                 const int8_t *k = s->kq + cell;
                 for (size_t i = 0; i < hs; i++)
@@ -167,6 +186,9 @@ attention(rt_state *s, uint32_t l, int pos)
             att[t] = score / sqrtf((float)hs);
         }
         softmax(att, (size_t)pos + 1);
+        if (s->kv_type == RT_KV_F16) /* llama.cpp's V product takes them as halves */
+            for (int t = 0; t <= pos; t++)
+                att[t] = half_round(att[t]);
         float *xb = s->xb + h * hs;
         memset(xb, 0, hs * sizeof(float));
         for (int t = 0; t <= pos; t++) {
@@ -176,6 +198,10 @@ attention(rt_state *s, uint32_t l, int pos)
                 const float *v = s->vc + cell;
                 for (size_t i = 0; i < hs; i++)
                     xb[i] += a * v[i];
+            } else if (s->kv_type == RT_KV_F16) {
+                const uint8_t *v = s->vh + 2 * cell;
+                for (size_t i = 0; i < hs; i++)
+                    xb[i] += a * rt__f16_to_f32(rt__le16(v + 2 * i));
             } else {
                 const int8_t *v = s->vq + cell;
                 float av = a * s->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
@@ -233,6 +259,13 @@ rt_state_forward(rt_state *s, int token, int pos)
         } else {
             rope(s->q, dim, hs, pos, c->rope_theta);
             rope(k, kv_dim, hs, pos, c->rope_theta);
+        }
+        if (s->kv_type == RT_KV_F16) {
+            /* q meets the half-precision keys as a half, as in llama.cpp */
+            store_f16(s->kh + 2 * cell, k, kv_dim);
+            store_f16(s->vh + 2 * cell, v, kv_dim);
+            for (size_t i = 0; i < dim; i++)
+                s->q[i] = half_round(s->q[i]);
         }
         if (s->kv_type == RT_KV_Q8) {
             size_t hcell = ((size_t)l * s->seq_len + (size_t)pos) * c->n_kv_heads;

@@ -416,6 +416,9 @@ alloc_state(arena *a, const rt_config *c, rt_kv_type kv, uint32_t seq_len, rt_st
     if (kv == RT_KV_F32) {
         t.kc = arena_alloc(a, cells * 4, kvc);
         t.vc = arena_alloc(a, cells * 4, kvc);
+    } else if (kv == RT_KV_F16) {
+        t.kh = arena_alloc(a, cells * 2, kvc);
+        t.vh = arena_alloc(a, cells * 2, kvc);
     } else {
         t.kq = arena_alloc(a, cells, kvc);
         t.vq = arena_alloc(a, cells, kvc);

@@ -38,8 +38,9 @@
  * zero-padded the same way, so the padding adds exactly 0 to every dot
  * product. 1-D tensors (norms) stay F32.
  *
- * KV cache. F32, or int8 with one float scale per (position, layer, kv head)
- * vector (symmetric, round to nearest), which quarters its size.
+ * KV cache. F32, F16 (halves it, and rounds as llama.cpp does), or int8
+ * with one float scale per (position, layer, kv head) vector (symmetric,
+ * round to nearest), which quarters its size.
  *
  * Kernels. A portable C path always exists; on x86-64 an AVX2 path (built
  * with target attributes, so the file needs no -mavx2) and on AArch64 a
@@ -74,6 +75,10 @@ enum {
 typedef enum rt_kv_type {
     RT_KV_F32 = 0,
     RT_KV_Q8 = 1, /* int8 + one float scale per head vector */
+    RT_KV_F16 = 2, /* IEEE half, as llama.cpp's default cache: q and the
+                      attention weights are rounded to half too, as its
+                      F16 products do, which keeps nvx within llama.cpp's
+                      own noise */
     _RT_KV_TYPE_MAX,
 } rt_kv_type;
 
