@@ -18,10 +18,10 @@
 static void
 rmsnorm(float *o, const float *x, const float *w, size_t n, float eps)
 {
-    float ss = 0.0f;
+    double sum = 0.0;
     for (size_t j = 0; j < n; j++)
-        ss += x[j] * x[j];
-    ss /= (float)n;
+        sum += (double)(x[j] * x[j]);
+    float ss = (float)(sum / (double)n);
     ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (size_t j = 0; j < n; j++)
@@ -183,7 +183,7 @@ attention(rt_state *s, uint32_t l, int pos)
                     score += qh[i] * (float)k[i];
                 score *= s->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
             }
-            att[t] = score / sqrtf((float)hs);
+            att[t] = score * (1.0f / sqrtf((float)hs));
         }
         softmax(att, (size_t)pos + 1);
         if (s->kv_type == RT_KV_F16) /* llama.cpp's V product takes them as halves */
