@@ -76,7 +76,8 @@ check_rope_scaling(const rt_gguf *g, rt_arch a, char *why, size_t cap)
             return refuse(why, cap, "metadata %s is not a float", k);
     }
     static const char *const factor_tensors[] = { "rope_factors_long.weight",
-                                                  "rope_factors_short.weight", "rope_freqs.weight" };
+                                                  "rope_factors_short.weight",
+                                                  "rope_freqs.weight" };
     rt_tensor_info t;
     for (unsigned i = 0; i < 3; i++)
         if (rt_gguf_tensor_find(g, factor_tensors[i], &t) != -ENOENT)
@@ -137,7 +138,7 @@ rt__arch_config(const rt_gguf *g, rt_config *c, char *why, size_t cap)
     uint32_t v;
     r = rt_gguf_get_u32(g, key(k, a, "rope.dimension_count"), &v);
     if ((r < 0 && r != -ENOENT) || (r == 0 && v != c->dim / c->n_heads))
-        return refuse(why, cap, "metadata %s = %u differs from the head size %u (not supported)",
-                      k, (unsigned)v, (unsigned)(c->dim / c->n_heads));
+        return refuse(why, cap, "metadata %s = %u differs from the head size %u (not supported)", k,
+                      (unsigned)v, (unsigned)(c->dim / c->n_heads));
     return check_rope_scaling(g, a, why, cap);
 }

@@ -128,8 +128,7 @@ rt__is_kquant(rt_type t)
 /* out[r] = W[r, :] . x for every row; xq holds x quantized (only read for
  * block types): rt__blockq8 blocks for Q8_0 / Q4_0, rt__blockq8k for the
  * K-quants. */
-void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq,
-                float *out);
+void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out);
 
 /* Bytes of one GGUF scalar of value type t (rt_gguf_vtype), or 0 for a
  * string, an array or an unknown type (gguf.c; the writer shares it). */
@@ -161,10 +160,10 @@ struct rt_state {
     size_t kv_dim;
     float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
     rt__blockq8 *xq;
-    float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
-    int8_t *kq, *vq; /* int8 cache */
+    float *kc, *vc;   /* f32 cache [layers][seq][kv_dim] */
+    int8_t *kq, *vq;  /* int8 cache */
     uint8_t *kh, *vh; /* f16 cache, little-endian halves */
-    float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
+    float *ks, *vs;   /* int8 scales [layers][seq][n_kv_heads] */
 };
 
 struct rt_model {

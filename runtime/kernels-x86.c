@@ -271,8 +271,7 @@ dot_q5_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
 TARGET static float
 dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3),
-                  off = _mm256_set1_epi8(32);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
         const int8_t *sc = (const int8_t *)(w + 192);
@@ -282,13 +281,12 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
             __m256i qh = load_i8x32(w + 128 + 32 * h);
             for (unsigned t = 0; t < 4; t++) {
                 __m256i l = t & 1 ? ql1 : ql0;
-                __m256i lo = t < 2 ? _mm256_and_si256(l, m4)
-                                   : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+                __m256i lo =
+                    t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
                 __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, (int)(2 * t)), m2);
                 __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), off);
                 __m256i xv = load_i8x32(x[b].qs + 128 * h + 32 * t);
-                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q),
-                                                   _mm256_sign_epi8(xv, q));
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q));
                 unsigned g = 8 * h + 2 * t;
                 __m256i s16 = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16));

@@ -267,8 +267,7 @@ const rt__kernels rt__kernels_portable = {
 };
 
 void
-rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq_any,
-           float *out)
+rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq_any, float *out)
 {
     const uint8_t *row = w->data;
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;

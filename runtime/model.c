@@ -280,8 +280,8 @@ mat_rows(const rt__mat *m, uint32_t first, uint32_t n)
 /* Loads blk.{l}.{suffix} (a matrix [rows, cols], or an F32 vector [cols]
  * when rows == 0). */
 static int
-load_blk(builder *b, uint32_t l, const char *suffix, rt_l2c_kind kind, uint32_t rows,
-         uint32_t cols, rt__mat *ret)
+load_blk(builder *b, uint32_t l, const char *suffix, rt_l2c_kind kind, uint32_t rows, uint32_t cols,
+         rt__mat *ret)
 {
     char name[RT_TENSOR_NAME_MAX + 1];
     snprintf(name, sizeof(name), "blk.%u.%s", (unsigned)l, suffix);

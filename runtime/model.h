@@ -74,7 +74,7 @@ enum {
 
 typedef enum rt_kv_type {
     RT_KV_F32 = 0,
-    RT_KV_Q8 = 1, /* int8 + one float scale per head vector */
+    RT_KV_Q8 = 1,  /* int8 + one float scale per head vector */
     RT_KV_F16 = 2, /* IEEE half, as llama.cpp's default cache: q and the
                       attention weights are rounded to half too, as its
                       F16 products do, which keeps nvx within llama.cpp's
@@ -132,7 +132,7 @@ const char *rt_arch_name(rt_arch a);
 typedef struct rt_config {
     rt_format format;
     rt_arch arch;
-    bool rope_neox; /* RoPE rotates (i, i + head_dim/2), not (2i, 2i+1) */
+    bool rope_neox;      /* RoPE rotates (i, i + head_dim/2), not (2i, 2i+1) */
     uint32_t dim;        /* embedding width */
     uint32_t hidden_dim; /* feed-forward width */
     uint32_t n_layers;

@@ -83,10 +83,10 @@ typedef enum rt_type {
 } rt_type;
 
 enum {
-    RT_QK = 32,              /* weights per Q8_0 / Q4_0 block */
-    RT_Q8_0_BYTES = 34,      /* bytes per Q8_0 block */
-    RT_Q4_0_BYTES = 18,      /* bytes per Q4_0 block */
-    RT_QK_K = 256,           /* weights per K-quant super-block */
+    RT_QK = 32,         /* weights per Q8_0 / Q4_0 block */
+    RT_Q8_0_BYTES = 34, /* bytes per Q8_0 block */
+    RT_Q4_0_BYTES = 18, /* bytes per Q4_0 block */
+    RT_QK_K = 256,      /* weights per K-quant super-block */
     RT_Q4_K_BYTES = 144,
     RT_Q5_K_BYTES = 176,
     RT_Q6_K_BYTES = 210,

@@ -491,7 +491,7 @@ enum {
     BAD_TYPE,
     BAD_ROPE,
     BAD_HEADS,
-    BAD_DUP, /* two tensors with one name: which one counts would depend on the reader */
+    BAD_DUP,      /* two tensors with one name: which one counts would depend on the reader */
     BAD_KV_HEADS, /* head_count_kv does not divide head_count */
     BAD_KV_SHAPE, /* head_count_kv says 2, attn_k has rows for 1 */
     BAD_SCALING,  /* a RoPE scaling this runtime does not implement */
@@ -519,7 +519,9 @@ tiny_llama(int bad, size_t *len)
     synth_kv_u32(&s, "llama.block_count", 1);
     synth_kv_u32(&s, "llama.attention.head_count", bad == BAD_HEADS ? 3 : 2);
     synth_kv_u32(&s, "llama.attention.head_count_kv",
-                 bad == BAD_KV_HEADS ? 3 : bad == BAD_KV_SHAPE ? 2 : 1);
+                 bad == BAD_KV_HEADS   ? 3
+                 : bad == BAD_KV_SHAPE ? 2
+                                       : 1);
     if (bad == BAD_SCALING)
         synth_kv_str(&s, "llama.rope.scaling.type", "yarn");
     synth_kv_u32(&s, "llama.context_length", 8);
