@@ -19,7 +19,18 @@ typedef struct rt__blockq8 {
     int8_t qs[RT_QK];
 } rt__blockq8;
 
-/* A matrix [rows, cols] of type F32, F16, Q8_0 or Q4_0, row-major. For the
+/* An activation super-block for the K-quant kernels (ggml's Q8_K): 256
+ * values x[i] ~= d * qs[i], and the sum of qs over each 32-value sub-block
+ * (for the K-quant minimums). 276 bytes: fewer than the 8 rt__blockq8 of
+ * the same 256 values, so a state's xq buffer holds either kind. */
+typedef struct rt__blockq8k {
+    float d;
+    int8_t qs[RT_QK_K];
+    int16_t bsums[RT_QK_K / 32];
+} rt__blockq8k;
+
+/* A matrix [rows, cols] of type F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K,
+ * row-major. For the
  * block types each row holds nb = cols_pad / 32 blocks; cols_pad >= cols and
  * the weights past cols are zero (requantized rows of any width). */
 typedef struct rt__mat {
@@ -44,6 +55,10 @@ typedef struct rt__kernels {
     float (*dot_q4_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb);
     void (*sums_q8_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret);
     void (*sums_q4_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret);
+    /* K-quants: nb super-blocks of 256 (see kquant.c for the shared fold). */
+    float (*dot_q4_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
+    float (*dot_q5_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
+    float (*dot_q6_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
 } rt__kernels;
 
 extern const rt__kernels rt__kernels_portable;
@@ -82,20 +97,57 @@ void rt__quantize_row_q4_0(const float *x, size_t n, uint8_t *out);
  * block for block types). */
 void rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n);
 
+/* ---- K-quants (kquant.c) ---- */
+
+/* Scale and min (6 bits each) of sub-block j (0..7) from the 12 packed
+ * bytes s of a Q4_K / Q5_K super-block. */
+void rt__kq_scale_min(const uint8_t *s, unsigned j, uint8_t *ret_sc, uint8_t *ret_m);
+
+/* acc + fp16(d) * dx * sumi - fp16(dmin) * dx * summ, in that order: the
+ * float step every K-quant kernel set shares (bit-exactness). */
+float rt__kq_fold(float acc, float dx, uint16_t d, uint16_t dmin, int32_t sumi, int32_t summ);
+
+/* Dequantizes n (a multiple of 256) weights of a Q4_K, Q5_K or Q6_K row. */
+void rt__dequant_kquant(rt_type t, const uint8_t *in, float *out, size_t n);
+
+/* Quantizes n (a multiple of 256) floats into n / 256 Q8_K blocks. */
+void rt__quantize_act_k(const float *x, size_t n, rt__blockq8k *out);
+
+/* The portable K-quant kernels (the SIMD sets may reuse them). */
+float rt__dot_q4_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb);
+float rt__dot_q5_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb);
+float rt__dot_q6_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb);
+
+/* True for the types whose activations are Q8_K blocks. */
+static inline bool
+rt__is_kquant(rt_type t)
+{
+    return t == RT_TYPE_Q4_K || t == RT_TYPE_Q5_K || t == RT_TYPE_Q6_K;
+}
+
 /* out[r] = W[r, :] . x for every row; xq holds x quantized (only read for
- * block types). */
-void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt__blockq8 *xq,
-                float *out);
+ * block types): rt__blockq8 blocks for Q8_0 / Q4_0, rt__blockq8k for the
+ * K-quants. */
+void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out);
 
 /* Bytes of one GGUF scalar of value type t (rt_gguf_vtype), or 0 for a
  * string, an array or an unknown type (gguf.c; the writer shares it). */
 unsigned rt__gguf_scalar_size(uint32_t t);
+
+/* Reads general.architecture and the "{arch}.*" hyper-parameters into c
+ * (arch, rope_neox, dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+ * model_seq_len, norm_eps and rope_theta when present), refusing unknown
+ * architectures, head counts that do not divide, and RoPE scaling (arch.c).
+ * Returns 0, or -EBADMSG with a one-line reason in why[0..cap) naming the
+ * key. */
+int rt__arch_config(const rt_gguf *g, rt_config *c, char *why, size_t cap);
 
 /* ---- the engine's files (model.c builds, model-forward.c runs) ---- */
 
 /* One transformer layer's weights. */
 typedef struct rt_layer {
     const float *attn_norm, *ffn_norm; /* [dim] */
+    const float *bq, *bk, *bv;         /* [dim], [kv_dim]: qwen2's biases, else NULL */
     rt__mat wq, wk, wv, wo;            /* [dim|kv_dim, dim] */
     rt__mat w1, w2, w3;                /* gate [hidden, dim], down [dim, hidden], up */
 } rt_layer;
@@ -108,9 +160,10 @@ struct rt_state {
     size_t kv_dim;
     float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
     rt__blockq8 *xq;
-    float *kc, *vc;  /* f32 cache [layers][seq][kv_dim] */
-    int8_t *kq, *vq; /* int8 cache */
-    float *ks, *vs;  /* int8 scales [layers][seq][n_kv_heads] */
+    float *kc, *vc;   /* f32 cache [layers][seq][kv_dim] */
+    int8_t *kq, *vq;  /* int8 cache */
+    uint8_t *kh, *vh; /* f16 cache, little-endian halves */
+    float *ks, *vs;   /* int8 scales [layers][seq][n_kv_heads] */
 };
 
 struct rt_model {

@@ -119,6 +119,11 @@ static const rt__kernels kernels_neon = {
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
     .sums_q4_0 = sums_q4_0,
+    /* TODO(kquant): NEON K-quant kernels; the portable ones are bit-exact
+     * by definition meanwhile. */
+    .dot_q4_k = rt__dot_q4_k_portable,
+    .dot_q5_k = rt__dot_q5_k_portable,
+    .dot_q6_k = rt__dot_q6_k_portable,
 };
 
 const rt__kernels *

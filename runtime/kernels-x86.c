@@ -197,6 +197,106 @@ dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
     return lanes_finish(acc, tail, n_tail);
 }
 
+/* ---- K-quants: integer sums per super-block as kquant.c defines them,
+ * folded with the shared rt__kq_fold, so results equal the portable ones
+ * bit for bit. ---- */
+
+/* sc * (q . x) over 32 weights, in 8 int32 lanes: q unsigned (Q4_K codes
+ * 0..15, Q5_K 0..31), so maddubs takes it directly (pairs at most
+ * 31 * 127 * 2 < 2^15); the scale multiplies in the madd. */
+TARGET static inline __m256i
+scaled_u8x32(__m256i q, const int8_t *x, uint8_t sc)
+{
+    __m256i p16 = _mm256_maddubs_epi16(q, load_i8x32(x));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(sc));
+}
+
+/* One Q4_K (qh == NULL) or Q5_K super-block: sumi and summ. */
+TARGET static inline int32_t
+sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__blockq8k *x,
+         int32_t *ret_summ)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
+    __m256i hv = qh ? load_i8x32(qh) : _mm256_setzero_si256();
+    __m256i sum = _mm256_setzero_si256();
+    int32_t summ = 0;
+    for (unsigned c = 0; c < 4; c++) {
+        __m256i v = load_i8x32(qs + 32 * c);
+        __m256i lo = _mm256_and_si256(v, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (qh) {
+            __m256i b0 = _mm256_set1_epi8((char)(1u << (2 * c)));
+            __m256i b1 = _mm256_set1_epi8((char)(1u << (2 * c + 1)));
+            lo = _mm256_or_si256(
+                lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hv, b0), b0), sixteen));
+            hi = _mm256_or_si256(
+                hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hv, b1), b1), sixteen));
+        }
+        uint8_t sc0, m0, sc1, m1;
+        rt__kq_scale_min(w + 4, 2 * c, &sc0, &m0);
+        rt__kq_scale_min(w + 4, 2 * c + 1, &sc1, &m1);
+        sum = _mm256_add_epi32(sum, scaled_u8x32(lo, x->qs + 64 * c, sc0));
+        sum = _mm256_add_epi32(sum, scaled_u8x32(hi, x->qs + 64 * c + 32, sc1));
+        summ += m0 * x->bsums[2 * c] + m1 * x->bsums[2 * c + 1];
+    }
+    *ret_summ = summ;
+    return hsum_i32(sum);
+}
+
+TARGET static float
+dot_q4_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
+{
+    float acc = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
+        int32_t summ, sumi = sums_q45(w, w + 16, NULL, &x[b], &summ);
+        acc = rt__kq_fold(acc, x[b].d, rt__le16(w), rt__le16(w + 2), sumi, summ);
+    }
+    return acc;
+}
+
+TARGET static float
+dot_q5_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
+{
+    float acc = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q5_K_BYTES) {
+        int32_t summ, sumi = sums_q45(w, w + 48, w + 16, &x[b], &summ);
+        acc = rt__kq_fold(acc, x[b].d, rt__le16(w), rt__le16(w + 2), sumi, summ);
+    }
+    return acc;
+}
+
+/* Q6_K: codes q - 32 in -32..31 are signed, so the sign trick of
+ * prod_i8x32 applies; the two 16-weight groups of a 32-weight run take
+ * their own scale (low and high 128-bit halves). */
+TARGET static float
+dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    float acc = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
+        const int8_t *sc = (const int8_t *)(w + 192);
+        __m256i sum = _mm256_setzero_si256();
+        for (unsigned h = 0; h < 2; h++) {
+            __m256i ql0 = load_i8x32(w + 64 * h), ql1 = load_i8x32(w + 64 * h + 32);
+            __m256i qh = load_i8x32(w + 128 + 32 * h);
+            for (unsigned t = 0; t < 4; t++) {
+                __m256i l = t & 1 ? ql1 : ql0;
+                __m256i lo =
+                    t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, (int)(2 * t)), m2);
+                __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), off);
+                __m256i xv = load_i8x32(x[b].qs + 128 * h + 32 * t);
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q));
+                unsigned g = 8 * h + 2 * t;
+                __m256i s16 = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16));
+            }
+        }
+        acc = rt__kq_fold(acc, x[b].d, rt__le16(w + 208), 0, hsum_i32(sum), 0);
+    }
+    return acc;
+}
+
 static const rt__kernels kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -205,6 +305,9 @@ static const rt__kernels kernels_avx2 = {
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
     .sums_q4_0 = sums_q4_0,
+    .dot_q4_k = dot_q4_k,
+    .dot_q5_k = dot_q5_k,
+    .dot_q6_k = dot_q6_k,
 };
 
 /* AVX2, FMA and F16C present, and the OS saves the YMM registers. Read

@@ -168,6 +168,11 @@ rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n)
             }
         }
         break;
+    case RT_TYPE_Q4_K:
+    case RT_TYPE_Q5_K:
+    case RT_TYPE_Q6_K:
+        rt__dequant_kquant(t, in, out, n);
+        break;
     default:
         break;
     }
@@ -256,14 +261,18 @@ const rt__kernels rt__kernels_portable = {
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
     .sums_q4_0 = sums_q4_0,
+    .dot_q4_k = rt__dot_q4_k_portable,
+    .dot_q5_k = rt__dot_q5_k_portable,
+    .dot_q6_k = rt__dot_q6_k_portable,
 };
 
 void
-rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt__blockq8 *xq,
-           float *out)
+rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq_any, float *out)
 {
     const uint8_t *row = w->data;
-    size_t nb = w->cols_pad / RT_QK;
+    size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
+    const rt__blockq8 *xq = xq_any;
+    const rt__blockq8k *xk = xq_any;
     switch (w->type) {
     case RT_TYPE_F32:
         for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
@@ -280,6 +289,18 @@ rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const rt__blo
     case RT_TYPE_Q4_0:
         for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
             out[r] = k->dot_q4_0(row, xq, nb);
+        break;
+    case RT_TYPE_Q4_K:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_q4_k(row, xk, nbk);
+        break;
+    case RT_TYPE_Q5_K:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_q5_k(row, xk, nbk);
+        break;
+    case RT_TYPE_Q6_K:
+        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
+            out[r] = k->dot_q6_k(row, xk, nbk);
         break;
     default:
         break;

@@ -18,10 +18,10 @@
 static void
 rmsnorm(float *o, const float *x, const float *w, size_t n, float eps)
 {
-    float ss = 0.0f;
+    double sum = 0.0;
     for (size_t j = 0; j < n; j++)
-        ss += x[j] * x[j];
-    ss /= (float)n;
+        sum += (double)(x[j] * x[j]);
+    float ss = (float)(sum / (double)n);
     ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (size_t j = 0; j < n; j++)
@@ -44,20 +44,52 @@ softmax(float *x, size_t n)
         x[i] /= sum;
 }
 
+/* How a matrix wants its activation: 0 float, 1 int8 blocks of 32
+ * (Q8_0, Q4_0), 2 Q8_K super-blocks of 256 (K-quants). */
+static int
+act_kind(const rt__mat *w)
+{
+    if (w->type == RT_TYPE_Q8_0 || w->type == RT_TYPE_Q4_0)
+        return 1;
+    return rt__is_kquant(w->type) ? 2 : 0;
+}
+
 static bool
 is_block(const rt__mat *w)
 {
-    return w->type == RT_TYPE_Q8_0 || w->type == RT_TYPE_Q4_0;
+    return act_kind(w) != 0;
 }
 
+/* True when the activation xq made for `prev` does not fit w. */
+static bool
+act_differs(const rt__mat *w, const rt__mat *prev)
+{
+    return act_kind(w) != act_kind(prev);
+}
+
+/* The K-quant activation blocks live in the same buffer as the int8 ones:
+ * 256 values take fewer bytes as one rt__blockq8k than as 8 rt__blockq8. */
+_Static_assert(sizeof(rt__blockq8k) <= 8 * sizeof(rt__blockq8), "xq holds either kind");
+
 /* out = W x, quantizing x first when W is a block type (xq is then valid
- * for the next matvec with the same x: pass requant = false). */
+ * for the next matvec with the same x and kind: pass requant = false). */
 static void
 matvec(rt_state *s, const rt__mat *w, const float *x, float *out, bool requant)
 {
-    if (requant && is_block(w))
+    int kind = act_kind(w);
+    if (requant && kind == 1)
         rt__quantize_act(x, w->cols, s->xq);
+    else if (requant && kind == 2)
+        rt__quantize_act_k(x, w->cols, (rt__blockq8k *)(void *)s->xq);
     rt__matvec(s->m->k, w, x, s->xq, out);
+}
+
+static void
+add_bias(float *v, const float *bias, size_t n)
+{
+    if (bias)
+        for (size_t i = 0; i < n; i++)
+            v[i] += bias[i];
 }
 
 /* Rotates pairs (v[i], v[i+1]) of each head by pos * theta^(-i/head_dim). */
@@ -73,6 +105,23 @@ rope(float *v, size_t n, size_t head_dim, int pos, float theta)
         v[i] = v0 * fcr - v1 * fci;
         v[i + 1] = v0 * fci + v1 * fcr;
     }
+}
+
+/* NEOX RoPE (qwen2, phi3): rotates (v[i], v[i + head_dim/2]) of each head
+ * by pos * theta^(-2i/head_dim). */
+static void
+rope_neox(float *v, size_t n, size_t head_dim, int pos, float theta)
+{
+    size_t half = head_dim / 2;
+    for (size_t h = 0; h < n; h += head_dim)
+        for (size_t i = 0; i < half; i++) {
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+            float val = (float)pos * freq;
+            float fcr = cosf(val), fci = sinf(val);
+            float v0 = v[h + i], v1 = v[h + i + half];
+            v[h + i] = v0 * fcr - v1 * fci;
+            v[h + i + half] = v0 * fci + v1 * fcr;
+        }
 }
 
 /* Quantizes one head vector to int8 with one scale. */
@@ -93,6 +142,23 @@ kv_quant(const float *x, size_t n, int8_t *q, float *scale)
     *scale = d;
 }
 
+/* x rounded to the nearest half, as a float. */
+static float
+half_round(float x)
+{
+    return rt__f16_to_f32(rt__f32_to_f16(x));
+}
+
+static void
+store_f16(uint8_t *dst, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = rt__f32_to_f16(x[i]);
+        dst[2 * i] = (uint8_t)h;
+        dst[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
 static void
 attention(rt_state *s, uint32_t l, int pos)
 {
@@ -109,15 +175,20 @@ attention(rt_state *s, uint32_t l, int pos)
             float score = 0.0f;
             if (s->kv_type == RT_KV_F32) {
                 score = m->k->dot_f32(qh, s->kc + cell, hs);
+            } else if (s->kv_type == RT_KV_F16) {
+                score = m->k->dot_f16(s->kh + 2 * cell, qh, hs);
             } else {
                 const int8_t *k = s->kq + cell;
                 for (size_t i = 0; i < hs; i++)
                     score += qh[i] * (float)k[i];
                 score *= s->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
             }
-            att[t] = score / sqrtf((float)hs);
+            att[t] = score * (1.0f / sqrtf((float)hs));
         }
         softmax(att, (size_t)pos + 1);
+        if (s->kv_type == RT_KV_F16) /* llama.cpp's V product takes them as halves */
+            for (int t = 0; t <= pos; t++)
+                att[t] = half_round(att[t]);
         float *xb = s->xb + h * hs;
         memset(xb, 0, hs * sizeof(float));
         for (int t = 0; t <= pos; t++) {
@@ -127,6 +198,10 @@ attention(rt_state *s, uint32_t l, int pos)
                 const float *v = s->vc + cell;
                 for (size_t i = 0; i < hs; i++)
                     xb[i] += a * v[i];
+            } else if (s->kv_type == RT_KV_F16) {
+                const uint8_t *v = s->vh + 2 * cell;
+                for (size_t i = 0; i < hs; i++)
+                    xb[i] += a * rt__f16_to_f32(rt__le16(v + 2 * i));
             } else {
                 const int8_t *v = s->vq + cell;
                 float av = a * s->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
@@ -173,10 +248,25 @@ rt_state_forward(rt_state *s, int token, int pos)
         float *k = s->kv_type == RT_KV_F32 ? s->kc + cell : s->hb;
         float *v = s->kv_type == RT_KV_F32 ? s->vc + cell : s->hb2;
         matvec(s, &L->wq, s->xb, s->q, true);
-        matvec(s, &L->wk, s->xb, k, L->wk.type != L->wq.type);
-        matvec(s, &L->wv, s->xb, v, L->wv.type != L->wk.type);
-        rope(s->q, dim, hs, pos, c->rope_theta);
-        rope(k, kv_dim, hs, pos, c->rope_theta);
+        matvec(s, &L->wk, s->xb, k, act_differs(&L->wk, &L->wq));
+        matvec(s, &L->wv, s->xb, v, act_differs(&L->wv, &L->wk));
+        add_bias(s->q, L->bq, dim);
+        add_bias(k, L->bk, kv_dim);
+        add_bias(v, L->bv, kv_dim);
+        if (c->rope_neox) {
+            rope_neox(s->q, dim, hs, pos, c->rope_theta);
+            rope_neox(k, kv_dim, hs, pos, c->rope_theta);
+        } else {
+            rope(s->q, dim, hs, pos, c->rope_theta);
+            rope(k, kv_dim, hs, pos, c->rope_theta);
+        }
+        if (s->kv_type == RT_KV_F16) {
+            /* q meets the half-precision keys as a half, as in llama.cpp */
+            store_f16(s->kh + 2 * cell, k, kv_dim);
+            store_f16(s->vh + 2 * cell, v, kv_dim);
+            for (size_t i = 0; i < dim; i++)
+                s->q[i] = half_round(s->q[i]);
+        }
         if (s->kv_type == RT_KV_Q8) {
             size_t hcell = ((size_t)l * s->seq_len + (size_t)pos) * c->n_kv_heads;
             for (size_t h = 0; h < c->n_kv_heads; h++) {
@@ -192,7 +282,7 @@ rt_state_forward(rt_state *s, int token, int pos)
         /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
         rmsnorm(s->xb, x, L->ffn_norm, dim, c->norm_eps);
         matvec(s, &L->w1, s->xb, s->hb, true);
-        matvec(s, &L->w3, s->xb, s->hb2, L->w3.type != L->w1.type);
+        matvec(s, &L->w3, s->xb, s->hb2, act_differs(&L->w3, &L->w1));
         for (size_t i = 0; i < hid; i++) {
             float val = s->hb[i];
             val *= 1.0f / (1.0f + expf(-val));

@@ -108,7 +108,8 @@ tensor_by_name(const source *s, const char *name, rt_l2c_kind kind, int layer, r
 static bool
 type_computable(rt_type t)
 {
-    return t == RT_TYPE_F32 || t == RT_TYPE_F16 || t == RT_TYPE_Q8_0 || t == RT_TYPE_Q4_0;
+    return t == RT_TYPE_F32 || t == RT_TYPE_F16 || t == RT_TYPE_Q8_0 || t == RT_TYPE_Q4_0 ||
+           rt__is_kquant(t);
 }
 
 /* Loads a matrix [rows, cols] (or a vector when rows == 0: [cols], F32 out). */
@@ -161,7 +162,9 @@ load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t 
 
     rt__mat q = m;
     q.type = target;
-    if (target == RT_TYPE_Q8_0 || target == RT_TYPE_Q4_0) {
+    if (target == t.type) {
+        /* a copy: the file's row layout (m.row_bytes) */
+    } else if (target == RT_TYPE_Q8_0 || target == RT_TYPE_Q4_0) {
         q.cols_pad = (cols + RT_QK - 1) / RT_QK * RT_QK;
         q.row_bytes = q.cols_pad / RT_QK * (target == RT_TYPE_Q8_0 ? RT_Q8_0_BYTES : RT_Q4_0_BYTES);
     } else {
@@ -193,40 +196,14 @@ load_tensor(builder *b, const char *name, rt_l2c_kind kind, int layer, uint32_t 
 static int
 read_config_gguf(source *s, rt_config *c)
 {
-    const char *arch;
-    uint64_t n;
-    int r = rt_gguf_get_str(&s->g, "general.architecture", &arch, &n);
-    if (r < 0 || n != 5 || memcmp(arch, "llama", 5) != 0)
-        return bad(s, "general.architecture is not llama");
-    static const char *const keys[] = { "llama.embedding_length", "llama.feed_forward_length",
-                                        "llama.block_count", "llama.attention.head_count",
-                                        "llama.context_length" };
-    uint32_t *dst[] = { &c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->model_seq_len };
-    for (int i = 0; i < 5; i++)
-        if (rt_gguf_get_u32(&s->g, keys[i], dst[i]) < 0)
-            return bad(s, "metadata %s is missing or not an integer", keys[i]);
-    c->n_kv_heads = c->n_heads;
-    r = rt_gguf_get_u32(&s->g, "llama.attention.head_count_kv", &c->n_kv_heads);
-    if (r < 0 && r != -ENOENT)
-        return bad(s, "metadata llama.attention.head_count_kv is not an integer");
-    r = rt_gguf_get_f32(&s->g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps);
-    if (r < 0 && r != -ENOENT)
-        return bad(s, "metadata llama.attention.layer_norm_rms_epsilon is not a float");
-    r = rt_gguf_get_f32(&s->g, "llama.rope.freq_base", &c->rope_theta);
-    if (r < 0 && r != -ENOENT)
-        return bad(s, "metadata llama.rope.freq_base is not a float");
+    int r = rt__arch_config(&s->g, c, s->why, s->why_cap);
+    if (r < 0)
+        return r;
     uint32_t v;
     if (rt_gguf_get_u32(&s->g, "tokenizer.ggml.bos_token_id", &v) == 0)
         c->bos_id = v;
     if (rt_gguf_get_u32(&s->g, "tokenizer.ggml.eos_token_id", &v) == 0)
         c->eos_id = v;
-    if (c->n_heads == 0 || c->dim % c->n_heads != 0)
-        return bad(s, "%u heads do not divide the width %u", (unsigned)c->n_heads,
-                   (unsigned)c->dim);
-    r = rt_gguf_get_u32(&s->g, "llama.rope.dimension_count", &v);
-    if ((r < 0 && r != -ENOENT) || (r == 0 && v != c->dim / c->n_heads))
-        return bad(s, "rotary dimension %u differs from the head size %u (not supported)",
-                   (unsigned)v, (unsigned)(c->dim / c->n_heads));
     rt_tensor_info t;
     if (rt_gguf_tensor_find(&s->g, "token_embd.weight", &t) < 0 || t.dims[1] > UINT32_MAX)
         return bad(s, "missing tensor token_embd.weight");
@@ -288,11 +265,99 @@ read_config(source *s, const void *file, size_t len, rt_config *c)
     return 0;
 }
 
+/* Rows [first, first + n) of m: the parts of a fused matrix (phi3's
+ * attn_qkv and gate/up) are row ranges, used in place. */
+static rt__mat
+mat_rows(const rt__mat *m, uint32_t first, uint32_t n)
+{
+    rt__mat r = *m;
+    r.rows = n;
+    if (m->data)
+        r.data = m->data + (size_t)first * m->row_bytes;
+    return r;
+}
+
+/* Loads blk.{l}.{suffix} (a matrix [rows, cols], or an F32 vector [cols]
+ * when rows == 0). */
+static int
+load_blk(builder *b, uint32_t l, const char *suffix, rt_l2c_kind kind, uint32_t rows, uint32_t cols,
+         rt__mat *ret)
+{
+    char name[RT_TENSOR_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "blk.%u.%s", (unsigned)l, suffix);
+    return load_tensor(b, name, kind, (int)l, rows, cols, ret);
+}
+
+/* One layer, in the order of the original llama loader (the arena layout
+ * of existing models stays byte for byte the same). */
+static int
+load_layer(builder *b, uint32_t l, rt_layer *L)
+{
+    const rt_config *c = &b->cfg;
+    uint32_t dim = c->dim, kv_dim = dim / c->n_heads * c->n_kv_heads, hid = c->hidden_dim;
+    bool phi3 = c->arch == RT_ARCH_PHI3;
+    rt__mat v1, v2, f;
+    int r = load_blk(b, l, "attn_norm.weight", RT_L2C_ATTN_NORM, 0, dim, &v1);
+    if (r < 0)
+        return r;
+    L->attn_norm = (const float *)(const void *)v1.data;
+    if (phi3) {
+        /* attn_qkv [dim, dim + 2 kv_dim]: q rows, then k, then v */
+        r = load_blk(b, l, "attn_qkv.weight", RT_L2C_ATTN_Q, dim + 2 * kv_dim, dim, &f);
+        if (r < 0)
+            return r;
+        L->wq = mat_rows(&f, 0, dim);
+        L->wk = mat_rows(&f, dim, kv_dim);
+        L->wv = mat_rows(&f, dim + kv_dim, kv_dim);
+    } else {
+        r = load_blk(b, l, "attn_q.weight", RT_L2C_ATTN_Q, dim, dim, &L->wq);
+        if (r >= 0)
+            r = load_blk(b, l, "attn_k.weight", RT_L2C_ATTN_K, kv_dim, dim, &L->wk);
+        if (r >= 0)
+            r = load_blk(b, l, "attn_v.weight", RT_L2C_ATTN_V, kv_dim, dim, &L->wv);
+    }
+    if (r >= 0)
+        r = load_blk(b, l, "attn_output.weight", RT_L2C_ATTN_OUTPUT, dim, dim, &L->wo);
+    if (r >= 0)
+        r = load_blk(b, l, "ffn_norm.weight", RT_L2C_FFN_NORM, 0, dim, &v2);
+    if (r >= 0 && !phi3)
+        r = load_blk(b, l, "ffn_gate.weight", RT_L2C_FFN_GATE, hid, dim, &L->w1);
+    if (r >= 0)
+        r = load_blk(b, l, "ffn_down.weight", RT_L2C_FFN_DOWN, dim, hid, &L->w2);
+    if (r >= 0 && !phi3)
+        r = load_blk(b, l, "ffn_up.weight", RT_L2C_FFN_UP, hid, dim, &L->w3);
+    if (r >= 0 && phi3) {
+        /* ffn_up [dim, 2 hid]: gate rows, then up */
+        r = load_blk(b, l, "ffn_up.weight", RT_L2C_FFN_UP, 2 * hid, dim, &f);
+        if (r >= 0) {
+            L->w1 = mat_rows(&f, 0, hid);
+            L->w3 = mat_rows(&f, hid, hid);
+        }
+    }
+    if (r < 0)
+        return r;
+    L->ffn_norm = (const float *)(const void *)v2.data;
+    if (c->arch != RT_ARCH_QWEN2)
+        return 0;
+    rt__mat bq, bk, bv;
+    r = load_blk(b, l, "attn_q.bias", RT_L2C_ATTN_Q, 0, dim, &bq);
+    if (r >= 0)
+        r = load_blk(b, l, "attn_k.bias", RT_L2C_ATTN_K, 0, kv_dim, &bk);
+    if (r >= 0)
+        r = load_blk(b, l, "attn_v.bias", RT_L2C_ATTN_V, 0, kv_dim, &bv);
+    if (r < 0)
+        return r;
+    L->bq = (const float *)(const void *)bq.data;
+    L->bk = (const float *)(const void *)bk.data;
+    L->bv = (const float *)(const void *)bv.data;
+    return 0;
+}
+
 static int
 build_weights(builder *b, rt_model *m)
 {
     const rt_config *c = &b->cfg;
-    uint32_t dim = c->dim, kv_dim = dim / c->n_heads * c->n_kv_heads, hid = c->hidden_dim;
+    uint32_t dim = c->dim;
     rt_layer scratch_layer = { 0 }; /* written, never read, while planning */
     rt_layer *layers =
         arena_alloc(&b->a, (uint64_t)sizeof(rt_layer) * c->n_layers, &b->a.rep->other);
@@ -303,33 +368,11 @@ build_weights(builder *b, rt_model *m)
         return r;
     for (uint32_t l = 0; l < c->n_layers; l++) {
         rt_layer *L = layers ? &layers[l] : &scratch_layer;
-        char name[RT_TENSOR_NAME_MAX + 1];
-        int li = (int)l;
-        rt__mat norm;
-        static const struct {
-            const char *suffix;
-            rt_l2c_kind kind;
-        } t[] = {
-            { "attn_norm", RT_L2C_ATTN_NORM },     { "attn_q", RT_L2C_ATTN_Q },
-            { "attn_k", RT_L2C_ATTN_K },           { "attn_v", RT_L2C_ATTN_V },
-            { "attn_output", RT_L2C_ATTN_OUTPUT }, { "ffn_norm", RT_L2C_FFN_NORM },
-            { "ffn_gate", RT_L2C_FFN_GATE },       { "ffn_down", RT_L2C_FFN_DOWN },
-            { "ffn_up", RT_L2C_FFN_UP },
-        };
-        rt__mat *dst[] = { &norm, &L->wq, &L->wk, &L->wv, &L->wo, NULL, &L->w1, &L->w2, &L->w3 };
-        uint32_t rows[] = { 0, dim, kv_dim, kv_dim, dim, 0, hid, dim, hid };
-        uint32_t cols[] = { dim, dim, dim, dim, dim, dim, dim, hid, dim };
-        for (int i = 0; i < 9; i++) {
-            snprintf(name, sizeof(name), "blk.%u.%s.weight", (unsigned)l, t[i].suffix);
-            rt__mat *d = dst[i] ? dst[i] : &norm;
-            r = load_tensor(b, name, t[i].kind, li, rows[i], cols[i], d);
-            if (r < 0)
-                return r;
-            if (i == 0)
-                L->attn_norm = (const float *)(const void *)norm.data;
-            else if (i == 5)
-                L->ffn_norm = (const float *)(const void *)norm.data;
-        }
+        if (layers)
+            memset(L, 0, sizeof(*L));
+        r = load_layer(b, l, L);
+        if (r < 0)
+            return r;
     }
     rt__mat norm = { 0 };
     r = load_tensor(b, "output_norm.weight", RT_L2C_OUTPUT_NORM, 0, 0, dim, &norm);
@@ -373,6 +416,9 @@ alloc_state(arena *a, const rt_config *c, rt_kv_type kv, uint32_t seq_len, rt_st
     if (kv == RT_KV_F32) {
         t.kc = arena_alloc(a, cells * 4, kvc);
         t.vc = arena_alloc(a, cells * 4, kvc);
+    } else if (kv == RT_KV_F16) {
+        t.kh = arena_alloc(a, cells * 2, kvc);
+        t.vh = arena_alloc(a, cells * 2, kvc);
     } else {
         t.kq = arena_alloc(a, cells, kvc);
         t.vq = arena_alloc(a, cells, kvc);

@@ -3,10 +3,11 @@
 #define NVX_RUNTIME_MODEL_H
 /*
  * The inference engine: a Llama-architecture transformer (RMSNorm, RoPE on
- * adjacent pairs as in llama2.c / ggml's "normal" mode, grouped-query
- * attention, SwiGLU feed-forward, shared or separate classifier) read from a
- * llama2.c checkpoint or a llama GGUF file with F32, F16, Q8_0 or Q4_0
- * tensors.
+ * adjacent pairs as in llama2.c / ggml's "normal" mode or on halves (NEOX),
+ * grouped-query attention, SwiGLU feed-forward, shared or separate
+ * classifier) read from a llama2.c checkpoint or a GGUF file of
+ * architecture llama, qwen2 (q/k/v biases) or phi3 (fused qkv and gate/up)
+ * with F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K tensors.
  *
  * Memory. Everything the engine needs after init lives in ONE block, the
  * arena: the rt_model handle, its state (activations, KV cache), and the
@@ -37,8 +38,9 @@
  * zero-padded the same way, so the padding adds exactly 0 to every dot
  * product. 1-D tensors (norms) stay F32.
  *
- * KV cache. F32, or int8 with one float scale per (position, layer, kv head)
- * vector (symmetric, round to nearest), which quarters its size.
+ * KV cache. F32, F16 (halves it, and rounds as llama.cpp does), or int8
+ * with one float scale per (position, layer, kv head) vector (symmetric,
+ * round to nearest), which quarters its size.
  *
  * Kernels. A portable C path always exists; on x86-64 an AVX2 path (built
  * with target attributes, so the file needs no -mavx2) and on AArch64 a
@@ -72,7 +74,11 @@ enum {
 
 typedef enum rt_kv_type {
     RT_KV_F32 = 0,
-    RT_KV_Q8 = 1, /* int8 + one float scale per head vector */
+    RT_KV_Q8 = 1,  /* int8 + one float scale per head vector */
+    RT_KV_F16 = 2, /* IEEE half, as llama.cpp's default cache: q and the
+                      attention weights are rounded to half too, as its
+                      F16 products do, which keeps nvx within llama.cpp's
+                      own noise */
     _RT_KV_TYPE_MAX,
 } rt_kv_type;
 
@@ -110,8 +116,23 @@ typedef struct rt_model_opts {
         RT_KV_F32, RT_REQUANT_NONE, false, 0, RT_KERNELS_AUTO, false, NULL, 0 \
     }
 
+/* Transformer variants (GGUF general.architecture). llama: the base;
+ * qwen2: q/k/v biases, NEOX RoPE, usually tied embeddings; phi3: fused
+ * attn_qkv and gate/up matrices, NEOX RoPE. llama2.c files are llama. */
+typedef enum rt_arch {
+    RT_ARCH_LLAMA = 0,
+    RT_ARCH_QWEN2 = 1,
+    RT_ARCH_PHI3 = 2,
+    _RT_ARCH_MAX,
+} rt_arch;
+
+/* "llama", "qwen2", "phi3", or "?". */
+const char *rt_arch_name(rt_arch a);
+
 typedef struct rt_config {
     rt_format format;
+    rt_arch arch;
+    bool rope_neox;      /* RoPE rotates (i, i + head_dim/2), not (2i, 2i+1) */
     uint32_t dim;        /* embedding width */
     uint32_t hidden_dim; /* feed-forward width */
     uint32_t n_layers;

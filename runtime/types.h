@@ -6,7 +6,8 @@
  *
  * The numeric values are ggml's (and therefore GGUF's) type ids, so a GGUF
  * tensor-info type field is an rt_type without translation. Only F32, F16,
- * Q8_0 and Q4_0 are computed on; the others are known here so that the
+ * Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are computed on; the others are known
+ * here so that the
  * layout of any GGUF file (byte size of each tensor) can be computed.
  *
  * Block layouts computed on (little-endian, packed):
@@ -17,6 +18,30 @@
  *   2      32   int8 q[i], w = d*q    2      16   byte j: low nibble = q[j],
  *                                                 high nibble = q[j+16],
  *                                                 w = d * (q - 8)
+ *
+ * K-quants: super-blocks of 256 weights in 8 sub-blocks of 32 (Q4_K, Q5_K)
+ * or 16 of 16 (Q6_K).
+ *
+ *   Q4_K, 144 bytes                     Q5_K, 176 bytes
+ *   OFFSET SIZE DESCRIPTION             OFFSET SIZE DESCRIPTION
+ *   0      2    d (fp16)                0      2    d (fp16)
+ *   2      2    dmin (fp16)             2      2    dmin (fp16)
+ *   4      12   8 x (6-bit scale sc,    4      12   scales/mins as Q4_K
+ *                6-bit min m), packed   16     32   qh: bit c of qh[l] is bit 4
+ *                (rt__kq_scale_min)                  of weight 32c + l
+ *   16     128  4-bit q: bytes 32c..    48     128  low 4 bits as Q4_K
+ *                32c+31 hold weights
+ *                64c+l (low nibble) and
+ *                64c+32+l (high)
+ *   w = d * sc_j * q - dmin * m_j for weight i of sub-block j = i / 32.
+ *
+ *   Q6_K, 210 bytes
+ *   OFFSET SIZE DESCRIPTION
+ *   0      128  ql: low 4 bits; weight 128h + 32t + l uses the low (t < 2)
+ *                or high nibble of ql[64h + 32(t & 1) + l]
+ *   128    64   qh: bits 2t, 2t+1 of qh[32h + l] are its bits 4-5
+ *   192    16   int8 scales, one per 16 weights
+ *   208    2    d (fp16); w = d * scale[i / 16] * (q - 32)
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,9 +83,13 @@ typedef enum rt_type {
 } rt_type;
 
 enum {
-    RT_QK = 32,              /* weights per Q8_0 / Q4_0 block */
-    RT_Q8_0_BYTES = 34,      /* bytes per Q8_0 block */
-    RT_Q4_0_BYTES = 18,      /* bytes per Q4_0 block */
+    RT_QK = 32,         /* weights per Q8_0 / Q4_0 block */
+    RT_Q8_0_BYTES = 34, /* bytes per Q8_0 block */
+    RT_Q4_0_BYTES = 18, /* bytes per Q4_0 block */
+    RT_QK_K = 256,      /* weights per K-quant super-block */
+    RT_Q4_K_BYTES = 144,
+    RT_Q5_K_BYTES = 176,
+    RT_Q6_K_BYTES = 210,
     RT_TENSOR_NAME_MAX = 64, /* GGUF: tensor names are at most 64 bytes */
     RT_TENSOR_DIMS_MAX = 4,  /* GGUF/ggml: at most 4 dimensions */
 };

@@ -491,7 +491,11 @@ enum {
     BAD_TYPE,
     BAD_ROPE,
     BAD_HEADS,
-    BAD_DUP, /* two tensors with one name: which one counts would depend on the reader */
+    BAD_DUP,      /* two tensors with one name: which one counts would depend on the reader */
+    BAD_KV_HEADS, /* head_count_kv does not divide head_count */
+    BAD_KV_SHAPE, /* head_count_kv says 2, attn_k has rows for 1 */
+    BAD_SCALING,  /* a RoPE scaling this runtime does not implement */
+    BAD_KSIZE,    /* a Q4_K tensor whose row is not a multiple of 256 */
     BAD_VOCAB1
 };
 
@@ -514,7 +518,12 @@ tiny_llama(int bad, size_t *len)
     synth_kv_u32(&s, "llama.feed_forward_length", H);
     synth_kv_u32(&s, "llama.block_count", 1);
     synth_kv_u32(&s, "llama.attention.head_count", bad == BAD_HEADS ? 3 : 2);
-    synth_kv_u32(&s, "llama.attention.head_count_kv", 1);
+    synth_kv_u32(&s, "llama.attention.head_count_kv",
+                 bad == BAD_KV_HEADS   ? 3
+                 : bad == BAD_KV_SHAPE ? 2
+                                       : 1);
+    if (bad == BAD_SCALING)
+        synth_kv_str(&s, "llama.rope.scaling.type", "yarn");
     synth_kv_u32(&s, "llama.context_length", 8);
     synth_kv_u32(&s, "llama.rope.dimension_count", bad == BAD_ROPE ? 8 : 16);
     const uint64_t emb[2] = { D, V }, vec[1] = { D }, sq[2] = { D, D }, kv[2] = { D, KV },
@@ -529,6 +538,8 @@ tiny_llama(int bad, size_t *len)
                  sizeof(float) * D * KV);
     if (bad == BAD_TYPE) /* q4_1: parsed, not computed */
         synth_tensor(&s, "blk.0.attn_output.weight", 3, 2, sq, w, 20 * D);
+    else if (bad == BAD_KSIZE) /* q4_k rows of 32: not a whole super-block */
+        synth_tensor(&s, "blk.0.attn_output.weight", 12, 2, sq, w, 144 * D);
     else
         synth_tensor(&s, "blk.0.attn_output.weight", 0, 2, sq, w, sizeof(float) * D * D);
     synth_tensor(&s, "blk.0.ffn_norm.weight", 0, 1, vec, w, sizeof(float) * D);
@@ -541,7 +552,7 @@ tiny_llama(int bad, size_t *len)
 static void
 test_model_malformed(void **state)
 {
-    for (int bad = BAD_NONE; bad <= BAD_DUP; bad++) {
+    for (int bad = BAD_NONE; bad <= BAD_KSIZE; bad++) {
         size_t len;
         uint8_t *f = tiny_llama(bad, &len);
         rt_arena_report rep;
@@ -553,13 +564,17 @@ test_model_malformed(void **state)
         assert_int_equal(r, bad == BAD_NONE ? 0 : -EBADMSG);
         static const char *const expect[] = {
             "",
-            "general.architecture is not llama",
+            "general.architecture = gpt2 is not supported (llama, qwen2, phi3)",
             "missing tensor blk.0.attn_q.weight",
             "tensor blk.0.ffn_down.weight has shape 64x33, expected 64x32",
             "tensor blk.0.attn_output.weight has type q4_1, which this runtime does not compute",
-            "rotary dimension 8 differs from the head size 16 (not supported)",
+            "metadata llama.rope.dimension_count = 8 differs from the head size 16 (not supported)",
             "3 heads do not divide the width 32",
             "tensor blk.0.attn_k.weight appears more than once",
+            "metadata llama.attention.head_count_kv = 3 does not divide the 2 query heads",
+            "tensor blk.0.attn_k.weight has shape 32x16, expected 32x32",
+            "metadata llama.rope.scaling.type = yarn: RoPE scaling is not supported",
+            "malformed GGUF file (header, metadata or tensor table)",
         };
         assert_string_equal(why, expect[bad]);
         if (bad == BAD_NONE) {
