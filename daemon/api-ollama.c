@@ -219,10 +219,9 @@ request_model(const char *body, size_t len, json_t **ret_root, const char **ret_
 static int
 not_found(int r, nvx_api_answer *ret)
 {
-    return nvx_api_error(404,
-                         r == -ENOTUNIQ ? "model prefix is ambiguous: give more of its id"
-                                        : "model not found",
-                         ret);
+    return nvx_api_error(
+        404, r == -ENOTUNIQ ? "model prefix is ambiguous: give more of its id" : "model not found",
+        ret);
 }
 
 int
@@ -246,11 +245,11 @@ nvx_api_ollama_show(cas_store *s, const char *body, size_t len, nvx_api_answer *
     char hex[CAS_HASH_HEX_LEN + 1], when[32];
     cas_hash_to_hex(id, hex);
     rfc3339(mi.added, when);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:{s:s,s:I,s:I,s:b,s:I},s:s}", "modelfile", "",
-                          "parameters", "", "template", "", "details", details(), "model_info",
-                          "nvx.id", hex, "nvx.size", (json_int_t)mi.size, "nvx.chunks",
-                          (json_int_t)mi.n_chunks, "nvx.pinned", (int)mi.pinned, "nvx.signatures",
-                          (json_int_t)mi.n_sigs, "modified_at", when);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s,s:o,s:{s:s,s:I,s:I,s:b,s:I},s:s}", "modelfile", "", "parameters",
+                  "", "template", "", "details", details(), "model_info", "nvx.id", hex, "nvx.size",
+                  (json_int_t)mi.size, "nvx.chunks", (json_int_t)mi.n_chunks, "nvx.pinned",
+                  (int)mi.pinned, "nvx.signatures", (json_int_t)mi.n_sigs, "modified_at", when);
     json_decref(root);
     return answer_json(200, o, ret);
 }

@@ -36,10 +36,8 @@ enum route {
 
 /* Indexed by enum route. */
 static const nvx_http_route routes[_R_MAX] = {
-    [R_VERSION] = { NVX_HTTP_GET, "/api/version" },
-    [R_TAGS] = { NVX_HTTP_GET, "/api/tags" },
-    [R_SHOW] = { NVX_HTTP_POST, "/api/show" },
-    [R_PS] = { NVX_HTTP_GET, "/api/ps" },
+    [R_VERSION] = { NVX_HTTP_GET, "/api/version" },  [R_TAGS] = { NVX_HTTP_GET, "/api/tags" },
+    [R_SHOW] = { NVX_HTTP_POST, "/api/show" },       [R_PS] = { NVX_HTTP_GET, "/api/ps" },
     [R_DELETE] = { NVX_HTTP_DELETE, "/api/delete" },
 };
 

@@ -206,8 +206,8 @@ reply_and_close(nvx_http_client *cl, int status, const char *msg)
     size_t blen = 0, len = 0;
     cl->keep_alive = false;
     if (nvx_http_error_json(msg, &body, &blen) == 0 &&
-        nvx_http_response_build(status, "application/json", body, blen, false, false, &buf,
-                                &len) == 0) {
+        nvx_http_response_build(status, "application/json", body, blen, false, false, &buf, &len) ==
+            0) {
         /* last=true: on_write closes it once the bytes are out. */
         cl->busy = false;
         client_write(cl, buf, len, true);
@@ -423,12 +423,12 @@ nvx_http_server_new(const nvx_http_server_opts *opts, nvx_http_server **ret)
     s->loop = opts->loop;
     s->handler = opts->handler;
     s->arg = opts->arg;
-    s->timeout_ms[NVX_HTTP_IDLE] = opts->idle_timeout_ms ? opts->idle_timeout_ms
-                                                         : NVX_HTTP_IDLE_TIMEOUT_MS;
-    s->timeout_ms[NVX_HTTP_IN_HEAD] = opts->head_timeout_ms ? opts->head_timeout_ms
-                                                            : NVX_HTTP_HEAD_TIMEOUT_MS;
-    s->timeout_ms[NVX_HTTP_IN_BODY] = opts->body_timeout_ms ? opts->body_timeout_ms
-                                                            : NVX_HTTP_BODY_TIMEOUT_MS;
+    s->timeout_ms[NVX_HTTP_IDLE] =
+        opts->idle_timeout_ms ? opts->idle_timeout_ms : NVX_HTTP_IDLE_TIMEOUT_MS;
+    s->timeout_ms[NVX_HTTP_IN_HEAD] =
+        opts->head_timeout_ms ? opts->head_timeout_ms : NVX_HTTP_HEAD_TIMEOUT_MS;
+    s->timeout_ms[NVX_HTTP_IN_BODY] =
+        opts->body_timeout_ms ? opts->body_timeout_ms : NVX_HTTP_BODY_TIMEOUT_MS;
     s->timeout_ms[NVX_HTTP_DONE] = 0;
     s->loopback = is_loopback(&ss);
     uv_tcp_init(s->loop, &s->tcp);
@@ -491,14 +491,12 @@ nvx_http_server_close(nvx_http_server *s, void (*done)(void *arg), void *arg)
 }
 
 void
-nvx_http_respond(nvx_http_client *cl, int status, const char *ctype, const void *body,
-                 size_t len)
+nvx_http_respond(nvx_http_client *cl, int status, const char *ctype, const void *body, size_t len)
 {
     char *buf;
     size_t blen;
-    if (!cl->closing &&
-        nvx_http_response_build(status, ctype, body, len, cl->keep_alive, cl->head_only, &buf,
-                                &blen) == 0)
+    if (!cl->closing && nvx_http_response_build(status, ctype, body, len, cl->keep_alive,
+                                                cl->head_only, &buf, &blen) == 0)
         client_write(cl, buf, blen, true);
     else
         client_close(cl);

@@ -22,6 +22,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <uv.h>
 
 #include "daemon/http.h"

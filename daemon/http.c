@@ -373,20 +373,19 @@ nvx_http_head_build(int status, const char *ctype, int64_t content_length, bool 
 {
     char len_line[64];
     if (content_length >= 0)
-        snprintf(len_line, sizeof(len_line), "Content-Length: %lld\r\n",
-                 (long long)content_length);
+        snprintf(len_line, sizeof(len_line), "Content-Length: %lld\r\n", (long long)content_length);
     else
         snprintf(len_line, sizeof(len_line), "Transfer-Encoding: chunked\r\n");
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\n"
-                     "%s%s%s"
-                     "%s"
-                     "Cache-Control: no-store\r\n"
-                     "Connection: %s\r\n"
-                     "\r\n",
-                     status, nvx_http_reason(status), ctype ? "Content-Type: " : "",
-                     ctype ? ctype : "", ctype ? "\r\n" : "", len_line,
-                     keep_alive ? "keep-alive" : "close");
+    int n =
+        snprintf(buf, cap,
+                 "HTTP/1.1 %d %s\r\n"
+                 "%s%s%s"
+                 "%s"
+                 "Cache-Control: no-store\r\n"
+                 "Connection: %s\r\n"
+                 "\r\n",
+                 status, nvx_http_reason(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+                 ctype ? "\r\n" : "", len_line, keep_alive ? "keep-alive" : "close");
     if (n < 0 || (size_t)n >= cap)
         return -EMSGSIZE;
     return n;
