@@ -205,6 +205,7 @@ reply_and_close(nvx_http_client *cl, int status, const char *msg)
     char *body = NULL, *buf = NULL;
     size_t blen = 0, len = 0;
     cl->keep_alive = false;
+    cl->draining = true; /* bytes that still come are not parsed */
     if (nvx_http_error_json(msg, &body, &blen) == 0 &&
         nvx_http_response_build(status, "application/json", body, blen, false, false, &buf, &len) ==
             0) {
