@@ -14,7 +14,7 @@ const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
     "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
-    "            [--serve pinned|all|none]\n"
+    "            [--serve pinned|all|none] [--http HOST:PORT|off]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -35,6 +35,10 @@ const char nvx_config_usage[] =
     "  --serve WHAT           models peers may see and fetch: pinned (default;\n"
     "                         pinned or published models, and the chunks of a\n"
     "                         model being fetched), all, or none\n"
+    "  --http HOST:PORT|off   the HTTP API for local apps (Ollama- and\n"
+    "                         OpenAI-compatible; default " NVX_DEFAULT_HTTP ";\n"
+    "                         numeric address; anything but the loopback\n"
+    "                         lets every host that reaches it use the API)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -45,6 +49,7 @@ nvx_config_defaults(nvx_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", NVX_DEFAULT_LISTEN);
+    snprintf(cfg->http, sizeof(cfg->http), "%s", NVX_DEFAULT_HTTP);
     cfg->discovery = true;
     cfg->log_level = NVX_LOG_INFO;
     cfg->max_peers = NVX_DEFAULT_MAX_PEERS;
@@ -156,6 +161,12 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         memcpy(cfg->listen, value, vlen + 1);
         return 0;
     }
+    if (strcmp(key, "http") == 0) {
+        if (strcmp(value, "off") != 0 && !addr_ok(value))
+            goto bad;
+        memcpy(cfg->http, value, vlen + 1);
+        return 0;
+    }
     if (strcmp(key, "peer") == 0) {
         if (!addr_ok(value) || strcmp(value + vlen - 2, ":0") == 0)
             goto bad;
@@ -225,7 +236,7 @@ parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONF
 {
     static const char *const once[] = { "store",          "listen",    "discovery",
                                         "log-level",      "max-peers", "peer-max-requests",
-                                        "peer-max-bytes", "serve" };
+                                        "peer-max-bytes", "serve",     "http" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -354,7 +365,7 @@ out:
 /* Flags that take a value, mapped to config keys. */
 static const char *const valued[] = { "store",          "listen",    "peer",
                                       "log-level",      "max-peers", "peer-max-requests",
-                                      "peer-max-bytes", "serve" };
+                                      "peer-max-bytes", "serve",     "http" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])

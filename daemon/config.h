@@ -12,7 +12,7 @@
  *
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
- * max-peers, peer-max-requests, peer-max-bytes, serve). Values are printable ASCII
+ * max-peers, peer-max-requests, peer-max-bytes, serve, http). Values are printable ASCII
  * with no inner '#' handling (a '#' after a value is part of it, so it is
  * refused where the value's syntax does not allow it). Parsing is strict: an
  * unknown key, a repeated key (except peer, which adds one peer per line),
@@ -40,6 +40,7 @@ enum nvx_config_limits {
 
 /* Defaults. */
 #define NVX_DEFAULT_LISTEN            "0.0.0.0:4747"
+#define NVX_DEFAULT_HTTP              "127.0.0.1:4748" /* the HTTP API (daemon/api.h) */
 #define NVX_DEFAULT_MAX_PEERS         64u
 #define NVX_DEFAULT_PEER_MAX_REQUESTS 1024u
 #define NVX_DEFAULT_PEER_MAX_BYTES    ((uint64_t)8 << 20)
@@ -47,6 +48,7 @@ enum nvx_config_limits {
 typedef struct nvx_config {
     char store[NVX_CONFIG_VALUE_MAX];  /* "" = not set (main() applies the XDG default) */
     char listen[NVX_CONFIG_VALUE_MAX]; /* "HOST:PORT"; "none" = do not listen */
+    char http[NVX_CONFIG_VALUE_MAX];   /* HTTP API "HOST:PORT" (numeric); "off" = none */
     size_t n_peers;
     char peers[NVX_CONFIG_PEERS_MAX][NVX_CONFIG_VALUE_MAX];
     bool discovery;             /* LAN discovery (handled by a later module) */

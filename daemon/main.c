@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/ctl.h"
 #include "daemon/identity.h"
@@ -38,6 +39,7 @@ struct daemon {
     uv_loop_t *loop;
     nvx_node *node;
     nvx_ctl *ctl;
+    nvx_api *api;
     nvx_mesh *mesh;
     uv_signal_t sigterm, sigint;
     bool stopping;
@@ -63,16 +65,29 @@ ctl_closed(void *arg)
 }
 
 static void
+api_closed(void *arg)
+{
+    struct daemon *d = arg;
+    d->api = NULL;
+    if (d->ctl)
+        nvx_ctl_close(d->ctl, ctl_closed, d);
+    else
+        ctl_closed(d);
+}
+
+/* Apps first (their requests may use the store), then the control socket,
+ * then the node. */
+static void
 shutdown_daemon(struct daemon *d)
 {
     if (d->stopping)
         return;
     d->stopping = true;
     log_info("stopping");
-    if (d->ctl)
-        nvx_ctl_close(d->ctl, ctl_closed, d);
+    if (d->api)
+        nvx_api_close(d->api, api_closed, d);
     else
-        ctl_closed(d);
+        api_closed(d);
 }
 
 /* A fetch completed: announce the model through gossip now rather than at
@@ -231,6 +246,24 @@ run(const nvx_config *cfg)
         uv_run(d.loop, UV_RUN_NOWAIT);
         goto out;
     }
+    if (strcmp(cfg->http, "off") != 0) {
+        nvx_api_opts ao = {
+            .loop = d.loop,
+            .store = store,
+            .addr = cfg->http,
+            .version = NVX_VERSION,
+        };
+#ifdef NVX_TEST_HOOKS
+        const char *ht = getenv("NVX_TEST_HTTP_TIMEOUT_MS");
+        if (ht)
+            ao.head_timeout_ms = ao.body_timeout_ms = ao.idle_timeout_ms =
+                (unsigned)strtoul(ht, NULL, 10) % 600000;
+#endif
+        r = nvx_api_new(&ao, &d.api);
+        if (r < 0) /* the node works without it: say so and go on */
+            log_warn_errno(r, "no HTTP API: cannot listen on %s", cfg->http);
+        r = 0;
+    }
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     d.sigterm.data = d.sigint.data = &d;
@@ -243,6 +276,12 @@ run(const nvx_config *cfg)
     log_info("serve = %s (what peers may fetch)", nvx_serve_policy_name(cfg->serve));
     if (nvx_node_listen_addr(d.node)[0])
         log_info("listening on %s", nvx_node_listen_addr(d.node));
+    if (d.api)
+        log_info("HTTP API on http://%s%s", nvx_api_addr(d.api),
+                 strncmp(nvx_api_addr(d.api), "127.", 4) == 0 ||
+                         strncmp(nvx_api_addr(d.api), "[::1]", 5) == 0
+                     ? ""
+                     : " (not the loopback: every host that reaches it may use it)");
     r = uv_run(d.loop, UV_RUN_DEFAULT);
     r = 0;
     log_info("stopped");

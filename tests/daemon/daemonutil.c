@@ -183,11 +183,14 @@ du_start_args(du_daemon *d, const char *name, const char *const *env, const char
             if (env[i][k] != '=' || setenv(var, env[i] + k + 1, 1) < 0)
                 _exit(127);
         }
-        const char *argv[10 + DU_ARGS_MAX] = { nvxd_bin,      "--store",     d->dir,
+        /* --http off: parallel tests must not race for the API's fixed
+         * port; a test that wants it passes --http 127.0.0.1:0 after. */
+        const char *argv[12 + DU_ARGS_MAX] = { nvxd_bin,      "--store",     d->dir,
                                                "--listen",    "127.0.0.1:0", "--no-discovery",
-                                               "--log-level", "debug" };
+                                               "--log-level", "debug",       "--http",
+                                               "off" };
         for (size_t i = 0; args && args[i] && i < DU_ARGS_MAX; i++)
-            argv[8 + i] = args[i];
+            argv[10 + i] = args[i];
         execv(nvxd_bin, (char *const *)argv);
         _exit(127);
     }

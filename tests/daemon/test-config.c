@@ -33,6 +33,27 @@ test_defaults(void **state)
     assert_int_equal(cfg.max_peers, NVX_DEFAULT_MAX_PEERS);
     assert_int_equal(cfg.n_peers, 0);
     assert_string_equal(cfg.store, "");
+    assert_string_equal(cfg.http, NVX_DEFAULT_HTTP);
+}
+
+/* http = HOST:PORT|off, once; --http over the file. */
+static void
+test_http(void **state)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    assert_int_equal(parse(&cfg, "http = off\n", err), 0);
+    assert_string_equal(cfg.http, "off");
+    assert_int_equal(parse(&cfg, "http = [::1]:8080\n", err), 0);
+    assert_string_equal(cfg.http, "[::1]:8080");
+    assert_int_equal(parse(&cfg, "http = on\n", err), -EINVAL);
+    assert_int_equal(parse(&cfg, "http = 127.0.0.1\n", err), -EINVAL);
+    assert_int_equal(parse(&cfg, "http = 127.0.0.1:65536\n", err), -EINVAL);
+    assert_int_equal(parse(&cfg, "http = off\nhttp = off\n", err), -EINVAL);
+    nvx_config_defaults(&cfg);
+    char *argv[] = { "nvxd", "--http", "127.0.0.1:0", NULL };
+    assert_int_equal(nvx_config_args(&cfg, 3, argv, err), NVX_CONFIG_RUN);
+    assert_string_equal(cfg.http, "127.0.0.1:0");
 }
 
 static void
@@ -225,6 +246,7 @@ main(void)
         cmocka_unit_test(test_defaults),  cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_malformed), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_args),      cmocka_unit_test(test_example),
+        cmocka_unit_test(test_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

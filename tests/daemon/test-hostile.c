@@ -184,8 +184,10 @@ daemon_start(daemon_proc *d, const char *name)
         dup2(nul, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        char *argv[] = { fx.nvxd,          "--store",     d->store, "--listen", "127.0.0.1:0",
-                         "--no-discovery", "--log-level", "debug",  NULL };
+        char *argv[] = { fx.nvxd,       "--store",     d->store,
+                         "--listen",    "127.0.0.1:0", "--no-discovery",
+                         "--log-level", "debug",       "--http",
+                         "off",         NULL };
         execv(fx.nvxd, argv);
         _exit(127);
     }
