@@ -2,8 +2,8 @@
 #ifndef NVX_LIBCAS_STORE_INTERNAL_H
 #define NVX_LIBCAS_STORE_INTERNAL_H
 /*
- * Internals shared by the store's source files (store.c, store-add.c,
- * store-io.c, store-partial.c, store-meta.c). Not installed. Record layouts
+ * Internals shared by the store's source files (store.c, store-model.c,
+ * store-add.c, store-io.c, store-partial.c, store-meta.c). Not installed. Record layouts
  * are documented in libcas/FORMAT.md, section "Store".
  */
 #include <pthread.h>

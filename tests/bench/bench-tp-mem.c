@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Cost of the simulated link (transport/mem.c): how fast one connection
+ * Cost of the simulated link (transport/mem.c, mem-sim.c): how fast one connection
  * moves bytes when the model adds no delay (latency 0, unlimited bandwidth),
  * at a 64 KiB and at a 1400-byte segment size, against memcpy of the same
  * bytes (the link copies each byte once) measured in the same invocation.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for transport/mem.c: the simulated network. Delays are checked in
- * loop time (uv_now), as lower bounds that the model guarantees (timers fire
- * late, never early); upper bounds are only loose sanity limits. */
+/* Tests for transport/mem.c and mem-sim.c: the simulated network. Delays
+ * are checked in loop time (uv_now), as lower bounds that the model
+ * guarantees (timers fire late, never early); upper bounds are only loose
+ * sanity limits. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
