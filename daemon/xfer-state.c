@@ -587,6 +587,9 @@ nvx__xf_have_merge(nvx_xfer *x, struct xpeer *xp, const proto_chunkset *set)
                 have_new(&h, 8 * k + (uint32_t)__builtin_ctz(fresh));
         }
     } else if (x->pk) {
+        /* ALL after a partial HAVE: its bits may end before the model. */
+        if (bits_grow(xp, n) < 0)
+            return;
         x->work += bits_set_range(xp->bits, 0, n, have_new, &h);
     } else { /* ALL before the manifest: it has everything, whatever the size */
         free(xp->bits);

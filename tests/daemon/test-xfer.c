@@ -525,6 +525,13 @@ test_have_flood(void **state)
     xf_peer_up(&f, A, 1);
     flood(&f, A, PROTO_CHUNKS_MAX, &w); /* claims past the model's end are cut */
     assert_true(w <= bound_n);
+    /* ALL after a HAVE of chunk 0 alone: its bits grow to the model. */
+    xf_peer_up(&f, B, 2);
+    proto_chunkset one = { .kind = PROTO_CHUNKSET_RANGES, .n_ranges = 1 };
+    one.ranges[0] = (proto_range){ .start = 0, .count = 1 };
+    nvx_xfer_have(f.x, B, &one);
+    proto_chunkset all = { .kind = PROTO_CHUNKSET_ALL };
+    nvx_xfer_have(f.x, B, &all);
     /* The claims still count: A is asked for chunks. */
     nvx_xfer_pump(f.x, f.now);
     assert_true(xf_count(&f, A, PROTO_MSG_REQUEST) > 0);
