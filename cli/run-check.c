@@ -11,10 +11,7 @@
 unsigned
 cli_run_check_env(void)
 {
-    const char *e = getenv(CLI_RUN_REQUIRE_TRUSTED_ENV);
-    if (e && (strcmp(e, "1") == 0 || strcmp(e, "yes") == 0 || strcmp(e, "true") == 0))
-        return CLI_RUN_REQUIRE_TRUSTED;
-    return 0;
+    return cas_run_policy_env() ? CLI_RUN_REQUIRE_TRUSTED : 0;
 }
 
 /* Turns the shared policy's verdict (libcas/run-policy.h) into the

@@ -8,6 +8,13 @@
 
 #include "libcas/sig.h"
 
+bool
+cas_run_policy_env(void)
+{
+    const char *e = getenv(CAS_RUN_REQUIRE_TRUSTED_ENV);
+    return e && (strcmp(e, "1") == 0 || strcmp(e, "yes") == 0 || strcmp(e, "true") == 0);
+}
+
 /* The first bad chunk verify reports (verify stops at it). */
 static int
 on_problem(void *userdata, const cas_store_problem *p)

@@ -18,6 +18,7 @@
  * Blocking (hashes the whole model): never call it on an event loop.
  * Thread safety: any thread (the store is thread-safe per call).
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,14 @@
 enum {
     CAS_RUN_REQUIRE_TRUSTED = 1u << 0,
 };
+
+/* The environment setting that turns CAS_RUN_REQUIRE_TRUSTED on for nvx
+ * and nvxd alike ("1", "yes" or "true"; anything else, or unset, leaves
+ * it off). */
+#define CAS_RUN_REQUIRE_TRUSTED_ENV "NVX_REQUIRE_TRUSTED"
+
+/* True when CAS_RUN_REQUIRE_TRUSTED_ENV asks for trusted signatures. */
+bool cas_run_policy_env(void);
 
 /* What a refusal was about. */
 typedef struct cas_run_verdict {
