@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "libcas/hash.h"
+#include "libcas/run-policy.h"
 
 enum {
     CLI_RUN_REQUIRE_TRUSTED = 1u << 0,
@@ -28,7 +29,7 @@ enum {
 
 /* The environment setting that turns CLI_RUN_REQUIRE_TRUSTED on ("1",
  * "yes" or "true"; anything else, or unset, leaves it off). */
-#define CLI_RUN_REQUIRE_TRUSTED_ENV "NVX_REQUIRE_TRUSTED"
+#define CLI_RUN_REQUIRE_TRUSTED_ENV CAS_RUN_REQUIRE_TRUSTED_ENV
 
 /* Flags from the environment, ORed into the caller's. */
 unsigned cli_run_check_env(void);

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/api-gen.h"
+#include "daemon/api-ollama-gen.h"
 #include "daemon/api-ollama.h"
+#include "daemon/api-openai.h"
+#include "daemon/gen.h"
 #include "daemon/http-uv.h"
 #include "daemon/log.h"
 
@@ -18,6 +22,7 @@ struct nvx_api {
     uv_loop_t *loop;
     cas_store *store;
     nvx_http_server *http;
+    nvx_gen *gen;
     char version[VERSION_MAX];
     unsigned jobs; /* pool jobs running */
     bool closing, http_closed;
@@ -31,14 +36,22 @@ enum route {
     R_SHOW,
     R_PS,
     R_DELETE,
+    R_GENERATE,
+    R_V1_MODELS,
+    R_V1_COMPLETIONS,
     _R_MAX,
 };
 
 /* Indexed by enum route. */
 static const nvx_http_route routes[_R_MAX] = {
-    [R_VERSION] = { NVX_HTTP_GET, "/api/version" },  [R_TAGS] = { NVX_HTTP_GET, "/api/tags" },
-    [R_SHOW] = { NVX_HTTP_POST, "/api/show" },       [R_PS] = { NVX_HTTP_GET, "/api/ps" },
+    [R_VERSION] = { NVX_HTTP_GET, "/api/version" },
+    [R_TAGS] = { NVX_HTTP_GET, "/api/tags" },
+    [R_SHOW] = { NVX_HTTP_POST, "/api/show" },
+    [R_PS] = { NVX_HTTP_GET, "/api/ps" },
     [R_DELETE] = { NVX_HTTP_DELETE, "/api/delete" },
+    [R_GENERATE] = { NVX_HTTP_POST, "/api/generate" },
+    [R_V1_MODELS] = { NVX_HTTP_GET, "/v1/models" },
+    [R_V1_COMPLETIONS] = { NVX_HTTP_POST, "/v1/completions" },
 };
 
 /* One store request on the pool: it copies the body, since the answer may
@@ -91,6 +104,9 @@ job_work(uv_work_t *w)
         break;
     case R_DELETE:
         j->r = nvx_api_ollama_delete(s, j->body, j->len, &j->ans);
+        break;
+    case R_V1_MODELS:
+        j->r = nvx_api_openai_models(s, &j->ans);
         break;
     default:
         j->r = -EINVAL;
@@ -154,8 +170,17 @@ on_request(void *arg, nvx_http_client *cl, const nvx_http_req *req)
     case R_VERSION:
         answer(cl, nvx_api_ollama_version(a->version, &ans), &ans);
         return;
-    case R_PS: /* no model is loaded until generation exists */
-        nvx_http_respond(cl, 200, "application/json", "{\"models\":[]}", 13);
+    case R_PS: {
+        nvx_gen_loaded l;
+        bool on = nvx_gen_loaded_get(a->gen, &l);
+        answer(cl, nvx_api_ollama_ps(on ? &l : NULL, &ans), &ans);
+        return;
+    }
+    case R_GENERATE:
+        nvx_api_gen_start(a->gen, cl, NVX_API_OLLAMA, req->body, req->body_len);
+        return;
+    case R_V1_COMPLETIONS:
+        nvx_api_gen_start(a->gen, cl, NVX_API_OPENAI, req->body, req->body_len);
         return;
     default:
         queue_job(a, cl, (enum route)r, req);
@@ -181,9 +206,20 @@ nvx_api_new(const nvx_api_opts *opts, nvx_api **ret)
         .body_timeout_ms = opts->body_timeout_ms,
         .idle_timeout_ms = opts->idle_timeout_ms,
     };
-    int r = nvx_http_server_new(&ho, &a->http);
+    nvx_gen_opts go = {
+        .loop = opts->loop,
+        .store = opts->store,
+        .require_trusted = opts->require_trusted,
+        .token_delay_ms = opts->gen_token_delay_ms,
+    };
+    int r = nvx_gen_new(&go, &a->gen);
     if (r < 0) {
         free(a);
+        return r;
+    }
+    r = nvx_http_server_new(&ho, &a->http);
+    if (r < 0) {
+        nvx_gen_close(a->gen, free, a);
         return r;
     }
     *ret = a;
@@ -205,11 +241,21 @@ http_closed(void *arg)
     maybe_done(a);
 }
 
+static void
+gen_closed(void *arg)
+{
+    nvx_api *a = arg;
+    a->gen = NULL;
+    nvx_http_server_close(a->http, http_closed, a);
+}
+
 void
 nvx_api_close(nvx_api *a, void (*done)(void *arg), void *arg)
 {
     a->done = done;
     a->done_arg = arg;
     a->closing = true;
-    nvx_http_server_close(a->http, http_closed, a);
+    /* Generation first: its requests end their responses before the
+     * server closes the clients. */
+    nvx_gen_close(a->gen, gen_closed, a);
 }

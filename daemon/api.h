@@ -7,11 +7,15 @@
  * through the HTTP adapter (daemon/http-uv.h).
  *
  * Endpoints (Ollama-compatible): GET /api/version, GET /api/tags,
- * POST /api/show, GET /api/ps, DELETE /api/delete. An unknown path is 404,
+ * POST /api/show, GET /api/ps, DELETE /api/delete, POST /api/generate;
+ * (OpenAI-compatible) GET /v1/models, POST /v1/completions. Generation
+ * runs on its own worker (daemon/gen.h, daemon/api-gen.h). An unknown path is 404,
  * a known path with another method 405, all with {"error": ...} bodies.
  *
  * Loop thread only.
  */
+#include <stdbool.h>
+
 #include <uv.h>
 
 #include "libcas/store.h"
@@ -25,6 +29,8 @@ typedef struct nvx_api_opts {
     const char *version; /* reported by /api/version */
     /* Timeouts (0 = daemon/http-uv.h's defaults); tests shorten them. */
     unsigned head_timeout_ms, body_timeout_ms, idle_timeout_ms;
+    bool require_trusted;        /* the run policy of generation (daemon/gen.h) */
+    unsigned gen_token_delay_ms; /* tests only: slows generation down */
 } nvx_api_opts;
 
 /* Listens. Returns 0, -EINVAL (bad address), errnos of bind/listen. */

@@ -14,7 +14,7 @@ const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
     "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
-    "            [--serve pinned|all|none] [--http HOST:PORT|off]\n"
+    "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -39,6 +39,9 @@ const char nvx_config_usage[] =
     "                         OpenAI-compatible; default " NVX_DEFAULT_HTTP ";\n"
     "                         numeric address; anything but the loopback\n"
     "                         lets every host that reaches it use the API)\n"
+    "  --require-trusted      generate only with models signed by a trusted\n"
+    "                         key (require-trusted = yes; also\n"
+    "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -182,6 +185,11 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
             goto bad;
         return 0;
     }
+    if (strcmp(key, "require-trusted") == 0) {
+        if (parse_bool(value, &cfg->require_trusted) < 0)
+            goto bad;
+        return 0;
+    }
     if (strcmp(key, "log-level") == 0) {
         int l = nvx_log_level_parse(value);
         if (l < 0)
@@ -236,7 +244,8 @@ parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONF
 {
     static const char *const once[] = { "store",          "listen",    "discovery",
                                         "log-level",      "max-peers", "peer-max-requests",
-                                        "peer-max-bytes", "serve",     "http" };
+                                        "peer-max-bytes", "serve",     "http",
+                                        "require-trusted" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -413,6 +422,10 @@ nvx_config_args(nvx_config *cfg, int argc, char **argv, char err[static NVX_CONF
         }
         if (strcmp(a, "--no-discovery") == 0) {
             cfg->discovery = false;
+            continue;
+        }
+        if (strcmp(a, "--require-trusted") == 0) {
+            cfg->require_trusted = true;
             continue;
         }
         bool matched = false;

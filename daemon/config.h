@@ -12,12 +12,11 @@
  *
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
- * max-peers, peer-max-requests, peer-max-bytes, serve, http). Values are printable ASCII
- * with no inner '#' handling (a '#' after a value is part of it, so it is
- * refused where the value's syntax does not allow it). Parsing is strict: an
- * unknown key, a repeated key (except peer, which adds one peer per line),
- * a missing '=', an empty or out-of-range value, a control byte, a NUL or a
- * line over NVX_CONFIG_LINE_MAX bytes is an error naming the line.
+ * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted). Values are printable
+ * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
+ * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
+ * peer, which adds one peer per line), a missing '=', an empty or out-of-range value, a control
+ * byte, a NUL or a line over NVX_CONFIG_LINE_MAX bytes is an error naming the line.
  *
  * Precedence: defaults < config file < command-line flags (flags given
  * replace file values; --peer adds to the file's peers).
@@ -57,6 +56,7 @@ typedef struct nvx_config {
     unsigned peer_max_requests; /* REQUESTs queued per peer when serving, 1..65536 */
     uint64_t peer_max_bytes;    /* bytes in flight per peer when serving, 64K..1G */
     nvx_serve_policy serve;     /* what peers may see and fetch (daemon/share.h) */
+    bool require_trusted;       /* generation loads only models with a trusted signature */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

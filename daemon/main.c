@@ -26,6 +26,7 @@
 #include "daemon/mesh.h"
 #include "daemon/node.h"
 #include "libcas/hash.h"
+#include "libcas/run-policy.h"
 #include "proto/control.h"
 #include "transport/tcp.h"
 
@@ -252,12 +253,16 @@ run(const nvx_config *cfg)
             .store = store,
             .addr = cfg->http,
             .version = NVX_VERSION,
+            .require_trusted = cfg->require_trusted || cas_run_policy_env(),
         };
 #ifdef NVX_TEST_HOOKS
         const char *ht = getenv("NVX_TEST_HTTP_TIMEOUT_MS");
         if (ht)
             ao.head_timeout_ms = ao.body_timeout_ms = ao.idle_timeout_ms =
                 (unsigned)strtoul(ht, NULL, 10) % 600000;
+        const char *gd = getenv("NVX_TEST_GEN_DELAY_MS");
+        if (gd)
+            ao.gen_token_delay_ms = (unsigned)strtoul(gd, NULL, 10) % 10000;
 #endif
         r = nvx_api_new(&ao, &d.api);
         if (r < 0) /* the node works without it: say so and go on */
