@@ -6,6 +6,8 @@
 #define NVX_RUNTIME_UNICODE_TABLE_H
 #include <stdint.h>
 
+/* Generated rows, four ranges a line: */
+/* clang-format off */
 static const uint32_t unicode_letter[][2] = {
     {0x41, 0x5A}, {0x61, 0x7A}, {0xAA, 0xAA}, {0xB5, 0xB5},
     {0xBA, 0xBA}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x2C1},
@@ -208,4 +210,5 @@ static const uint32_t unicode_number[][2] = {
     {0x1F100, 0x1F10C}, {0x1FBF0, 0x1FBF9},
 };
 
+/* clang-format on */
 #endif
