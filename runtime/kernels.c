@@ -266,45 +266,54 @@ const rt__kernels rt__kernels_portable = {
     .dot_q6_k = rt__dot_q6_k_portable,
 };
 
-void
-rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq_any, float *out)
+/* One (row, token) dot product: the only place a matrix row meets an
+ * activation, so the one-token path, the batched prompt and every thread
+ * split give bit-identical results. */
+static inline float
+dot_row(const rt__kernels *k, const rt__mat *w, const uint8_t *row, const float *x, const void *xq)
 {
-    const uint8_t *row = w->data;
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
-    const rt__blockq8 *xq = xq_any;
-    const rt__blockq8k *xk = xq_any;
     switch (w->type) {
     case RT_TYPE_F32:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_f32((const float *)(const void *)row, x, w->cols);
-        break;
+        return k->dot_f32((const float *)(const void *)row, x, w->cols);
     case RT_TYPE_F16:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_f16(row, x, w->cols);
-        break;
+        return k->dot_f16(row, x, w->cols);
     case RT_TYPE_Q8_0:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q8_0(row, xq, nb);
-        break;
+        return k->dot_q8_0(row, xq, nb);
     case RT_TYPE_Q4_0:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q4_0(row, xq, nb);
-        break;
+        return k->dot_q4_0(row, xq, nb);
     case RT_TYPE_Q4_K:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q4_k(row, xk, nbk);
-        break;
+        return k->dot_q4_k(row, xq, nbk);
     case RT_TYPE_Q5_K:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q5_k(row, xk, nbk);
-        break;
+        return k->dot_q5_k(row, xq, nbk);
     case RT_TYPE_Q6_K:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q6_k(row, xk, nbk);
-        break;
+        return k->dot_q6_k(row, xq, nbk);
     default:
-        break;
+        return 0.0f;
     }
+}
+
+void
+rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
+{
+    const rt__mat *w = a->w;
+    const uint8_t *xq = a->xq;
+    /* Rows outer, tokens inner: a row is fetched from memory once and
+     * stays in cache while every token of the batch meets it. */
+    for (uint32_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        for (size_t t = 0; t < a->n; t++) {
+            const void *q = xq ? xq + t * a->xq_stride : NULL; /* NULL for float types */
+            a->out[t * a->out_stride + r] = dot_row(a->k, w, row, a->x + t * a->x_stride, q);
+        }
+    }
+}
+
+void
+rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out)
+{
+    rt__mm a = { .k = k, .w = w, .x = x, .xq = xq, .out = out, .n = 1 };
+    rt__matmul_rows(&a, 0, w->rows);
 }
 
 #if !(defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))) && !defined(__aarch64__)
