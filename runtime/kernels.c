@@ -266,48 +266,57 @@ const rt__kernels rt__kernels_portable = {
     .dot_q6_k = rt__dot_q6_k_portable,
 };
 
-/* One (row, token) dot product: the only place a matrix row meets an
- * activation, so the one-token path, the batched prompt and every thread
- * split give bit-identical results. */
-static inline float
-dot_row(const rt__kernels *k, const rt__mat *w, const uint8_t *row, const float *x, const void *xq)
-{
-    size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
-    switch (w->type) {
-    case RT_TYPE_F32:
-        return k->dot_f32((const float *)(const void *)row, x, w->cols);
-    case RT_TYPE_F16:
-        return k->dot_f16(row, x, w->cols);
-    case RT_TYPE_Q8_0:
-        return k->dot_q8_0(row, xq, nb);
-    case RT_TYPE_Q4_0:
-        return k->dot_q4_0(row, xq, nb);
-    case RT_TYPE_Q4_K:
-        return k->dot_q4_k(row, xq, nbk);
-    case RT_TYPE_Q5_K:
-        return k->dot_q5_k(row, xq, nbk);
-    case RT_TYPE_Q6_K:
-        return k->dot_q6_k(row, xq, nbk);
-    default:
-        return 0.0f;
+/* Every (row, token) pair of rows r0..r1 meets one kernel call, DOT, with
+ * row and in (token t's input, IN) set; the type switch stays outside the
+ * loops. Rows outer, tokens inner: a row is fetched from memory once and
+ * stays in cache while every token of the batch meets it. */
+#define EACH_ROW_TOKEN(IN, DOT)                                  \
+    for (uint32_t r = r0; r < r1; r++) {                         \
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+        for (size_t t = 0; t < a->n; t++) {                      \
+            const void *in = (IN);                               \
+            a->out[t * a->out_stride + r] = (DOT);               \
+        }                                                        \
     }
-}
+#define FLOAT_IN (a->x + t * a->x_stride)
+#define QUANT_IN (xq + t * a->xq_stride)
 
 void
 rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
 {
     const rt__mat *w = a->w;
+    const rt__kernels *k = a->k;
     const uint8_t *xq = a->xq;
-    /* Rows outer, tokens inner: a row is fetched from memory once and
-     * stays in cache while every token of the batch meets it. */
-    for (uint32_t r = r0; r < r1; r++) {
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        for (size_t t = 0; t < a->n; t++) {
-            const void *q = xq ? xq + t * a->xq_stride : NULL; /* NULL for float types */
-            a->out[t * a->out_stride + r] = dot_row(a->k, w, row, a->x + t * a->x_stride, q);
-        }
+    size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
+    switch (w->type) {
+    case RT_TYPE_F32:
+        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f32((const float *)(const void *)row, in, w->cols));
+        break;
+    case RT_TYPE_F16:
+        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f16(row, in, w->cols));
+        break;
+    case RT_TYPE_Q8_0:
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q8_0(row, in, nb));
+        break;
+    case RT_TYPE_Q4_0:
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_0(row, in, nb));
+        break;
+    case RT_TYPE_Q4_K:
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_k(row, in, nbk));
+        break;
+    case RT_TYPE_Q5_K:
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q5_k(row, in, nbk));
+        break;
+    case RT_TYPE_Q6_K:
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q6_k(row, in, nbk));
+        break;
+    default:
+        break;
     }
 }
+#undef EACH_ROW_TOKEN
+#undef FLOAT_IN
+#undef QUANT_IN
 
 void
 rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out)
