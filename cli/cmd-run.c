@@ -30,6 +30,7 @@
 #include "runtime/generate.h"
 #include "runtime/gguf.h"
 #include "runtime/model.h"
+#include "runtime/pool.h"
 
 enum {
     RUN_WHY_MAX = 200, /* bytes of the runtime's reason for refusing a file */
@@ -40,9 +41,10 @@ int cli_run_main(cli_ctx *ctx, int argc, char **argv);
 const cli_command cli_cmd_run = {
     .name = "run",
     .main = cli_run_main,
-    .usage = "run ID|NAME|FILE -p PROMPT [-n N] [-t T] [--top-p P] [--seed S] [--kv int8] "
-             "[--tokenizer FILE] [--arena BYTES] [--requant q8_0|q4_0] [--arena-report] "
-             "[--stats] [--require-trusted]",
+    .usage =
+        "run ID|NAME|FILE -p PROMPT [-n N] [-t T] [--top-p P] [--seed S] [--kv int8] "
+        "[--threads N] [--tokenizer FILE] [--arena BYTES] [--requant q8_0|q4_0] [--arena-report] "
+        "[--stats] [--require-trusted]",
     .summary = "Stream text from a verified model with the bundled runtime",
 };
 
@@ -311,14 +313,14 @@ static const char *const requant_choices[] = { "none", "q8_0", "q4_0", NULL };
 
 typedef struct run_args {
     const char *prompt, *tokenizer;
-    uint64_t n_new, arena_bytes, seed;
+    uint64_t n_new, arena_bytes, seed, threads;
     double temp, top_p;
     int kv, requant;
-    bool n_seen, arena_seen, seed_seen, report, stats, verify, require_trusted;
+    bool n_seen, arena_seen, seed_seen, threads_seen, report, stats, verify, require_trusted;
 } run_args;
 
 enum {
-    RUN_N_OPTS = 14,
+    RUN_N_OPTS = 15,
 };
 
 /* The option table of nvx run, bound to a. */
@@ -367,6 +369,15 @@ run_opts(run_args *a, cli_opt o[RUN_N_OPTS])
                         .metavar = "f32|int8",
                         .choices = kv_choices,
                         .help = "KV cache type (default f32)" };
+    o[i++] = (cli_opt){ .lname = "threads",
+                        .type = CLI_OPT_U64,
+                        .dest = &a->threads,
+                        .metavar = "N",
+                        .min = 1,
+                        .max = RT_THREADS_MAX,
+                        .seen = &a->threads_seen,
+                        .help = "threads for the matrix products (default: the online cores; "
+                                "1 with --arena, as on a microcontroller)" };
     o[i++] = (cli_opt){ .lname = "tokenizer",
                         .type = CLI_OPT_STR,
                         .dest = &a->tokenizer,
@@ -475,7 +486,7 @@ load_model(const run_args *a, const cli_rt_file *f, void **ret_arena, rt_model *
 /* Streams the text; returns an exit code. */
 static int
 generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t arena_size,
-              double t_start)
+              unsigned threads, double t_start)
 {
     const rt_config *cfg = rt_model_config(m);
     uint64_t seed = a->seed_seen ? a->seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -512,12 +523,12 @@ generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t ar
     if (a->stats)
         fprintf(stderr,
                 "nvx: %" PRIu32 " forward passes (%" PRIu32 " prompt tokens, %" PRIu32
-                " new) in %.3f s: %.1f tok/s; first token %.1f ms after start; %s kernels, %s KV, "
-                "arena %zu bytes\n",
+                " new) in %.3f s: %.1f tok/s; first token %.1f ms after start; %s kernels, %u "
+                "thread%s, %s KV, arena %zu bytes\n",
                 gs.n_forward, gs.n_prompt, gs.n_generated, gen,
                 gen > 0 ? (double)gs.n_forward / gen : 0.0,
-                ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m),
-                a->kv == 1 ? "int8" : "f32", arena_size);
+                ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m), threads,
+                threads == 1 ? "" : "s", a->kv == 1 ? "int8" : "f32", arena_size);
     return CLI_EXIT_OK;
 }
 
@@ -537,6 +548,7 @@ cli_run_main(cli_ctx *ctx, int argc, char **argv)
     rt_tokenizer *tok = NULL;
     void *arena = NULL;
     rt_model *m = NULL;
+    rt_pool *pool = NULL;
     rt_arena_report rep = { 0 };
     r = cli_rt_open(ctx, argv[0], a.require_trusted ? CLI_RUN_REQUIRE_TRUSTED : 0, &f);
     if (r == CLI_GO)
@@ -548,8 +560,21 @@ cli_run_main(cli_ctx *ctx, int argc, char **argv)
                      "the tokenizer has %" PRIu32 " tokens but %s only %" PRIu32
                      ": pass the tokenizer made for this model",
                      rt_tokenizer_n_vocab(tok), argv[0], rt_model_config(m)->vocab_size);
+    /* The pool lives as long as the model: threads start once, not per
+     * token. --arena mimics a microcontroller: one thread unless asked. */
+    unsigned threads = a.threads_seen ? (unsigned)a.threads
+                       : a.arena_seen ? 1
+                                      : rt_threads_online();
+    if (r == CLI_GO && threads > 1) {
+        int e = rt_pool_new(threads, &pool);
+        if (e < 0)
+            r = cli_fail_errno(e, "try --threads 1", "cannot start %u threads", threads);
+        else
+            rt_model_set_parallel(m, rt_pool_parallel(pool));
+    }
     if (r == CLI_GO)
-        r = generate_text(&a, m, tok, rep.total, t_start);
+        r = generate_text(&a, m, tok, rep.total, threads, t_start);
+    rt_pool_free(pool);
     rt_tokenizer_free(tok);
     free(arena);
     cli_rt_close(&f);

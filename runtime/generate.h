@@ -11,7 +11,9 @@
  * is BOS or EOS (not emitted), after the last position of the context, or
  * after max_new sampled tokens.
  *
- * Allocates only the prompt's token array; rt_forward never allocates.
+ * Allocates only the prompt's token array and the scratch of its batches
+ * (the prompt runs RT_BATCH_MAX tokens per pass); rt_forward never
+ * allocates.
  * No clocks: callers time the callbacks themselves.
  */
 #include <stddef.h>

@@ -130,6 +130,27 @@ rt__is_kquant(rt_type t)
  * K-quants. */
 void rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out);
 
+/* A matrix times n activation vectors (a batch of tokens): token t's
+ * input is x + t * x_stride floats (and, quantized as for rt__matvec,
+ * xq + t * xq_stride bytes), its output out + t * out_stride floats. */
+typedef struct rt__mm {
+    const rt__kernels *k;
+    const rt__mat *w;
+    const float *x;
+    size_t x_stride;
+    const void *xq;
+    size_t xq_stride;
+    float *out;
+    size_t out_stride;
+    size_t n;
+} rt__mm;
+
+/* out[t][r] = W[r, :] . x_t for the rows r0 <= r < r1 and every token t,
+ * with the very kernel call rt__matvec makes per row: each result is
+ * bit-identical to the one-token product. Rows split between threads give
+ * the same results as one thread. */
+void rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1);
+
 /* Bytes of one GGUF scalar of value type t (rt_gguf_vtype), or 0 for a
  * string, an array or an unknown type (gguf.c; the writer shares it). */
 unsigned rt__gguf_scalar_size(uint32_t t);
@@ -160,10 +181,11 @@ struct rt_state {
     size_t kv_dim;
     float *x, *xb, *xb2, *q, *hb, *hb2, *att, *logits;
     rt__blockq8 *xq;
-    float *kc, *vc;   /* f32 cache [layers][seq][kv_dim] */
-    int8_t *kq, *vq;  /* int8 cache */
-    uint8_t *kh, *vh; /* f16 cache, little-endian halves */
-    float *ks, *vs;   /* int8 scales [layers][seq][n_kv_heads] */
+    float *kc, *vc;         /* f32 cache [layers][seq][kv_dim] */
+    int8_t *kq, *vq;        /* int8 cache */
+    uint8_t *kh, *vh;       /* f16 cache, little-endian halves */
+    float *ks, *vs;         /* int8 scales [layers][seq][n_kv_heads] */
+    const rt_parallel *par; /* borrowed, or NULL: matrix products in the caller */
 };
 
 struct rt_model {

@@ -266,45 +266,63 @@ const rt__kernels rt__kernels_portable = {
     .dot_q6_k = rt__dot_q6_k_portable,
 };
 
+/* Every (row, token) pair of rows r0..r1 meets one kernel call, DOT, with
+ * row and in (token t's input, IN) set; the type switch stays outside the
+ * loops. Rows outer, tokens inner: a row is fetched from memory once and
+ * stays in cache while every token of the batch meets it. */
+#define EACH_ROW_TOKEN(IN, DOT)                                  \
+    for (uint32_t r = r0; r < r1; r++) {                         \
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+        for (size_t t = 0; t < a->n; t++) {                      \
+            const void *in = (IN);                               \
+            a->out[t * a->out_stride + r] = (DOT);               \
+        }                                                        \
+    }
+#define FLOAT_IN (a->x + t * a->x_stride)
+#define QUANT_IN (xq + t * a->xq_stride)
+
 void
-rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq_any, float *out)
+rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
 {
-    const uint8_t *row = w->data;
+    const rt__mat *w = a->w;
+    const rt__kernels *k = a->k;
+    const uint8_t *xq = a->xq;
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
-    const rt__blockq8 *xq = xq_any;
-    const rt__blockq8k *xk = xq_any;
     switch (w->type) {
     case RT_TYPE_F32:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_f32((const float *)(const void *)row, x, w->cols);
+        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f32((const float *)(const void *)row, in, w->cols));
         break;
     case RT_TYPE_F16:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_f16(row, x, w->cols);
+        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f16(row, in, w->cols));
         break;
     case RT_TYPE_Q8_0:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q8_0(row, xq, nb);
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q8_0(row, in, nb));
         break;
     case RT_TYPE_Q4_0:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q4_0(row, xq, nb);
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_0(row, in, nb));
         break;
     case RT_TYPE_Q4_K:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q4_k(row, xk, nbk);
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_k(row, in, nbk));
         break;
     case RT_TYPE_Q5_K:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q5_k(row, xk, nbk);
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q5_k(row, in, nbk));
         break;
     case RT_TYPE_Q6_K:
-        for (uint32_t r = 0; r < w->rows; r++, row += w->row_bytes)
-            out[r] = k->dot_q6_k(row, xk, nbk);
+        EACH_ROW_TOKEN(QUANT_IN, k->dot_q6_k(row, in, nbk));
         break;
     default:
         break;
     }
+}
+#undef EACH_ROW_TOKEN
+#undef FLOAT_IN
+#undef QUANT_IN
+
+void
+rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out)
+{
+    rt__mm a = { .k = k, .w = w, .x = x, .xq = xq, .out = out, .n = 1 };
+    rt__matmul_rows(&a, 0, w->rows);
 }
 
 #if !(defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))) && !defined(__aarch64__)

@@ -4,6 +4,7 @@
  * over a model and state that model.c laid out in the arena. Never
  * allocates.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,17 +72,68 @@ act_differs(const rt__mat *w, const rt__mat *prev)
  * 256 values take fewer bytes as one rt__blockq8k than as 8 rt__blockq8. */
 _Static_assert(sizeof(rt__blockq8k) <= 8 * sizeof(rt__blockq8), "xq holds either kind");
 
-/* out = W x, quantizing x first when W is a block type (xq is then valid
- * for the next matvec with the same x and kind: pass requant = false). */
+/* Where the activations of a batch of n tokens live: token t's vector of
+ * each buffer starts t strides in. The state's own buffers are the n = 1
+ * case (rt_state_forward); a batch uses the caller's scratch. */
+typedef struct acts {
+    float *x, *xb, *xb2, *q; /* [n][dim] */
+    float *hb, *hb2;         /* [n][wide]: max(dim, hidden) rounded up to 32 */
+    rt__blockq8 *xq;         /* [n][xq_bytes]: quantized activations */
+    size_t wide, xq_bytes;
+} acts;
+
+/* Below this many multiply-adds a product runs in the caller: waking the
+ * pool would cost more than it saves (the tiny models). */
+enum {
+    PAR_MIN_MACS = 1 << 15,
+    PAR_ROW_ALIGN = 16 /* rows per share boundary: outputs on separate cache lines */
+};
+
 static void
-matvec(rt_state *s, const rt__mat *w, const float *x, float *out, bool requant)
+mm_part(void *arg, unsigned part, unsigned n_parts)
+{
+    const rt__mm *mm = arg;
+    uint32_t rows = mm->w->rows;
+    uint32_t units = (rows + PAR_ROW_ALIGN - 1) / PAR_ROW_ALIGN;
+    uint32_t r0 = (uint32_t)((uint64_t)units * part / n_parts) * PAR_ROW_ALIGN;
+    uint32_t r1 = (uint32_t)((uint64_t)units * (part + 1) / n_parts) * PAR_ROW_ALIGN;
+    rt__matmul_rows(mm, r0 < rows ? r0 : rows, r1 < rows ? r1 : rows);
+}
+
+static rt__blockq8 *
+xq_of(const acts *a, size_t t)
+{
+    return (rt__blockq8 *)(void *)((uint8_t *)a->xq + t * a->xq_bytes);
+}
+
+/* out_t = W x_t for the n tokens (strides in floats), quantizing each x_t
+ * first when W is a block type (xq is then valid for the next product with
+ * the same x and kind: pass requant = false). */
+static void
+matmul(const rt_state *s, const acts *a, size_t n, const rt__mat *w, const float *x,
+       size_t x_stride, float *out, size_t out_stride, bool requant)
 {
     int kind = act_kind(w);
-    if (requant && kind == 1)
-        rt__quantize_act(x, w->cols, s->xq);
-    else if (requant && kind == 2)
-        rt__quantize_act_k(x, w->cols, (rt__blockq8k *)(void *)s->xq);
-    rt__matvec(s->m->k, w, x, s->xq, out);
+    for (size_t t = 0; requant && kind != 0 && t < n; t++) {
+        if (kind == 1)
+            rt__quantize_act(x + t * x_stride, w->cols, xq_of(a, t));
+        else
+            rt__quantize_act_k(x + t * x_stride, w->cols, (rt__blockq8k *)(void *)xq_of(a, t));
+    }
+    rt__mm mm = { .k = s->m->k,
+                  .w = w,
+                  .x = x,
+                  .x_stride = x_stride,
+                  .xq = a->xq,
+                  .xq_stride = a->xq_bytes,
+                  .out = out,
+                  .out_stride = out_stride,
+                  .n = n };
+    const rt_parallel *p = s->par;
+    if (p && p->n_parts > 1 && (uint64_t)w->rows * w->cols * n >= PAR_MIN_MACS)
+        p->run(p->ctx, mm_part, &mm);
+    else
+        rt__matmul_rows(&mm, 0, w->rows);
 }
 
 static void
@@ -159,15 +211,17 @@ store_f16(uint8_t *dst, const float *x, size_t n)
     }
 }
 
+/* xb [dim] = attention of q [dim] (the token at pos) over positions
+ * 0..pos of layer l's cache. */
 static void
-attention(rt_state *s, uint32_t l, int pos)
+attention(rt_state *s, uint32_t l, int pos, const float *q, float *xb_all)
 {
     const rt_model *m = s->m;
     const rt_config *c = &m->cfg;
     size_t hs = c->head_dim, kv_dim = s->kv_dim, kvmul = c->n_heads / c->n_kv_heads;
     size_t loff = (size_t)l * s->seq_len; /* first position of layer l */
     for (size_t h = 0; h < c->n_heads; h++) {
-        const float *qh = s->q + h * hs;
+        const float *qh = q + h * hs;
         float *att = s->att; /* heads run one after another: one row suffices */
         size_t kvh = h / kvmul;
         for (int t = 0; t <= pos; t++) {
@@ -189,7 +243,7 @@ attention(rt_state *s, uint32_t l, int pos)
         if (s->kv_type == RT_KV_F16) /* llama.cpp's V product takes them as halves */
             for (int t = 0; t <= pos; t++)
                 att[t] = half_round(att[t]);
-        float *xb = s->xb + h * hs;
+        float *xb = xb_all + h * hs;
         memset(xb, 0, hs * sizeof(float));
         for (int t = 0; t <= pos; t++) {
             size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
@@ -212,6 +266,136 @@ attention(rt_state *s, uint32_t l, int pos)
     }
 }
 
+/* x_t [dim] = embedding row of tokens[t] */
+static void
+embed(const rt_state *s, const acts *a, const int32_t *tokens, size_t n)
+{
+    const rt__mat *e = &s->m->tok_embd;
+    size_t dim = s->m->cfg.dim;
+    for (size_t t = 0; t < n; t++) {
+        const uint8_t *row = e->data + (size_t)tokens[t] * e->row_bytes;
+        float *x = a->x + t * dim;
+        if (is_block(e)) {
+            float *tmp = a->hb + t * a->wide; /* cols_pad <= wide */
+            rt__dequant_row(e->type, row, tmp, e->cols_pad);
+            memcpy(x, tmp, dim * 4);
+        } else {
+            rt__dequant_row(e->type, row, x, dim);
+        }
+    }
+}
+
+/* Biases, RoPE and the cache of the token at pos, whose q, k, v [dim,
+ * kv_dim] the layer's products just wrote. */
+static void
+qkv_finish(rt_state *s, const rt_layer *L, uint32_t l, int pos, float *q, float *k, float *v)
+{
+    const rt_config *c = &s->m->cfg;
+    size_t dim = c->dim, kv_dim = s->kv_dim, hs = c->head_dim;
+    size_t cell = ((size_t)l * s->seq_len + (size_t)pos) * kv_dim;
+    add_bias(q, L->bq, dim);
+    add_bias(k, L->bk, kv_dim);
+    add_bias(v, L->bv, kv_dim);
+    if (c->rope_neox) {
+        rope_neox(q, dim, hs, pos, c->rope_theta);
+        rope_neox(k, kv_dim, hs, pos, c->rope_theta);
+    } else {
+        rope(q, dim, hs, pos, c->rope_theta);
+        rope(k, kv_dim, hs, pos, c->rope_theta);
+    }
+    if (s->kv_type == RT_KV_F16) {
+        /* q meets the half-precision keys as a half, as in llama.cpp */
+        store_f16(s->kh + 2 * cell, k, kv_dim);
+        store_f16(s->vh + 2 * cell, v, kv_dim);
+        for (size_t i = 0; i < dim; i++)
+            q[i] = half_round(q[i]);
+    }
+    if (s->kv_type == RT_KV_Q8) {
+        size_t hcell = ((size_t)l * s->seq_len + (size_t)pos) * c->n_kv_heads;
+        for (size_t h = 0; h < c->n_kv_heads; h++) {
+            kv_quant(k + h * hs, hs, s->kq + cell + h * hs, &s->ks[hcell + h]);
+            kv_quant(v + h * hs, hs, s->vq + cell + h * hs, &s->vs[hcell + h]);
+        }
+    }
+}
+
+static void
+add_to(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* One layer for n tokens at positions pos.. . Every step is per token in
+ * the same operations as for one token; only the products see the batch.
+ * All the batch's keys and values are cached before any attention, which
+ * reads only positions up to its own token's. */
+static void
+layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
+{
+    const rt_config *c = &s->m->cfg;
+    const rt_layer *L = &s->m->layers[l];
+    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = s->kv_dim, w = a->wide;
+    /* attention: xb [dim] = rmsnorm(x); q [dim], k, v [kv_dim] */
+    for (size_t t = 0; t < n; t++)
+        rmsnorm(a->xb + t * dim, a->x + t * dim, L->attn_norm, dim, c->norm_eps);
+    /* An f32 cache takes k, v in place: the batch's positions are adjacent. */
+    size_t cell = ((size_t)l * s->seq_len + (size_t)pos) * kv_dim;
+    bool f32 = s->kv_type == RT_KV_F32;
+    float *k = f32 ? s->kc + cell : a->hb, *v = f32 ? s->vc + cell : a->hb2;
+    size_t kvs = f32 ? kv_dim : w;
+    matmul(s, a, n, &L->wq, a->xb, dim, a->q, dim, true);
+    matmul(s, a, n, &L->wk, a->xb, dim, k, kvs, act_differs(&L->wk, &L->wq));
+    matmul(s, a, n, &L->wv, a->xb, dim, v, kvs, act_differs(&L->wv, &L->wk));
+    for (size_t t = 0; t < n; t++)
+        qkv_finish(s, L, l, pos + (int)t, a->q + t * dim, k + t * kvs, v + t * kvs);
+    for (size_t t = 0; t < n; t++)
+        attention(s, l, pos + (int)t, a->q + t * dim, a->xb + t * dim);
+    /* xb2 [dim] = wo xb; residual */
+    matmul(s, a, n, &L->wo, a->xb, dim, a->xb2, dim, true);
+    for (size_t t = 0; t < n; t++)
+        add_to(a->x + t * dim, a->xb2 + t * dim, dim);
+    /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
+    for (size_t t = 0; t < n; t++)
+        rmsnorm(a->xb + t * dim, a->x + t * dim, L->ffn_norm, dim, c->norm_eps);
+    matmul(s, a, n, &L->w1, a->xb, dim, a->hb, w, true);
+    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(&L->w3, &L->w1));
+    for (size_t t = 0; t < n; t++) {
+        float *hb = a->hb + t * w, *hb2 = a->hb2 + t * w;
+        for (size_t i = 0; i < hid; i++) {
+            float val = hb[i];
+            val *= 1.0f / (1.0f + expf(-val));
+            hb[i] = val * hb2[i];
+        }
+    }
+    matmul(s, a, n, &L->w2, a->hb, w, a->xb, dim, true);
+    for (size_t t = 0; t < n; t++)
+        add_to(a->x + t * dim, a->xb + t * dim, dim);
+}
+
+/* The whole pass for n valid tokens at valid positions; the logits are
+ * those after the last token. */
+static float *
+forward(rt_state *s, const acts *a, const int32_t *tokens, size_t n, int pos)
+{
+    const rt_config *c = &s->m->cfg;
+    embed(s, a, tokens, n);
+    for (uint32_t l = 0; l < c->n_layers; l++)
+        layer(s, a, l, pos, n);
+    float *x = a->x + (n - 1) * c->dim;
+    rmsnorm(x, x, s->m->output_norm, c->dim, c->norm_eps);
+    /* logits [vocab] = classifier x */
+    matmul(s, a, 1, &s->m->output, x, c->dim, s->logits, c->vocab_size, true);
+    return s->logits;
+}
+
+static size_t
+wide_of(const rt_config *c)
+{
+    size_t wide = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    return (wide + RT_QK - 1) / RT_QK * RT_QK;
+}
+
 float *
 rt_forward(rt_model *m, int token, int pos)
 {
@@ -223,77 +407,93 @@ rt_state_forward(rt_state *s, int token, int pos)
 {
     if (!s)
         return NULL;
-    const rt_model *m = s->m;
-    const rt_config *c = &m->cfg;
+    const rt_config *c = &s->m->cfg;
     if (token < 0 || (uint32_t)token >= c->vocab_size || pos < 0 || (uint32_t)pos >= s->seq_len)
         return NULL;
-    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = s->kv_dim, hs = c->head_dim;
-    float *x = s->x;
+    size_t wide = wide_of(c);
+    acts a = { .x = s->x,
+               .xb = s->xb,
+               .xb2 = s->xb2,
+               .q = s->q,
+               .hb = s->hb,
+               .hb2 = s->hb2,
+               .xq = s->xq,
+               .wide = wide,
+               .xq_bytes = wide / RT_QK * sizeof(rt__blockq8) };
+    int32_t tok = token;
+    return forward(s, &a, &tok, 1, pos);
+}
 
-    /* x [dim] = embedding row of token */
-    const rt__mat *e = &m->tok_embd;
-    const uint8_t *row = e->data + (size_t)token * e->row_bytes;
-    if (is_block(e)) {
-        rt__dequant_row(e->type, row, s->hb, e->cols_pad);
-        memcpy(x, s->hb, dim * 4);
-    } else {
-        rt__dequant_row(e->type, row, x, dim);
+/* Lays out a batch's buffers from base (or only counts when base is NULL);
+ * returns the bytes. Every piece is a multiple of 4 bytes after an aligned
+ * start, enough for floats and the int8 blocks (whose scale is a float). */
+static size_t
+batch_layout(const rt_config *c, size_t n, uint8_t *base, acts *a)
+{
+    size_t wide = wide_of(c), dimb = n * c->dim * 4, wideb = n * wide * 4;
+    size_t xq_bytes = wide / RT_QK * sizeof(rt__blockq8);
+    if (base) {
+        a->x = (float *)(void *)base;
+        a->xb = (float *)(void *)(base + dimb);
+        a->xb2 = (float *)(void *)(base + 2 * dimb);
+        a->q = (float *)(void *)(base + 3 * dimb);
+        a->hb = (float *)(void *)(base + 4 * dimb);
+        a->hb2 = (float *)(void *)(base + 4 * dimb + wideb);
+        a->xq = (rt__blockq8 *)(void *)(base + 4 * dimb + 2 * wideb);
+        a->wide = wide;
+        a->xq_bytes = xq_bytes;
     }
+    return 4 * dimb + 2 * wideb + n * xq_bytes;
+}
 
-    for (uint32_t l = 0; l < c->n_layers; l++) {
-        const rt_layer *L = &m->layers[l];
-        size_t cell = ((size_t)l * s->seq_len + (size_t)pos) * kv_dim;
-        /* attention: xb [dim] = rmsnorm(x); q [dim], k, v [kv_dim] */
-        rmsnorm(s->xb, x, L->attn_norm, dim, c->norm_eps);
-        float *k = s->kv_type == RT_KV_F32 ? s->kc + cell : s->hb;
-        float *v = s->kv_type == RT_KV_F32 ? s->vc + cell : s->hb2;
-        matvec(s, &L->wq, s->xb, s->q, true);
-        matvec(s, &L->wk, s->xb, k, act_differs(&L->wk, &L->wq));
-        matvec(s, &L->wv, s->xb, v, act_differs(&L->wv, &L->wk));
-        add_bias(s->q, L->bq, dim);
-        add_bias(k, L->bk, kv_dim);
-        add_bias(v, L->bv, kv_dim);
-        if (c->rope_neox) {
-            rope_neox(s->q, dim, hs, pos, c->rope_theta);
-            rope_neox(k, kv_dim, hs, pos, c->rope_theta);
-        } else {
-            rope(s->q, dim, hs, pos, c->rope_theta);
-            rope(k, kv_dim, hs, pos, c->rope_theta);
-        }
-        if (s->kv_type == RT_KV_F16) {
-            /* q meets the half-precision keys as a half, as in llama.cpp */
-            store_f16(s->kh + 2 * cell, k, kv_dim);
-            store_f16(s->vh + 2 * cell, v, kv_dim);
-            for (size_t i = 0; i < dim; i++)
-                s->q[i] = half_round(s->q[i]);
-        }
-        if (s->kv_type == RT_KV_Q8) {
-            size_t hcell = ((size_t)l * s->seq_len + (size_t)pos) * c->n_kv_heads;
-            for (size_t h = 0; h < c->n_kv_heads; h++) {
-                kv_quant(k + h * hs, hs, s->kq + cell + h * hs, &s->ks[hcell + h]);
-                kv_quant(v + h * hs, hs, s->vq + cell + h * hs, &s->vs[hcell + h]);
-            }
-        }
-        attention(s, l, pos);
-        /* xb2 [dim] = wo xb; residual */
-        matvec(s, &L->wo, s->xb, s->xb2, true);
-        for (size_t i = 0; i < dim; i++)
-            x[i] += s->xb2[i];
-        /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
-        rmsnorm(s->xb, x, L->ffn_norm, dim, c->norm_eps);
-        matvec(s, &L->w1, s->xb, s->hb, true);
-        matvec(s, &L->w3, s->xb, s->hb2, act_differs(&L->w3, &L->w1));
-        for (size_t i = 0; i < hid; i++) {
-            float val = s->hb[i];
-            val *= 1.0f / (1.0f + expf(-val));
-            s->hb[i] = val * s->hb2[i];
-        }
-        matvec(s, &L->w2, s->hb, s->xb, true);
-        for (size_t i = 0; i < dim; i++)
-            x[i] += s->xb[i];
-    }
-    rmsnorm(x, x, m->output_norm, dim, c->norm_eps);
-    /* logits [vocab] = classifier x */
-    matvec(s, &m->output, x, s->logits, true);
-    return s->logits;
+size_t
+rt_batch_scratch_size(const rt_model *m, size_t n)
+{
+    if (!m || n == 0 || n > RT_BATCH_MAX)
+        return 0;
+    return batch_layout(&m->cfg, n, NULL, NULL);
+}
+
+int
+rt_state_forward_batch(rt_state *s, const int32_t *tokens, size_t n, int pos, void *scratch,
+                       size_t size, float **ret_logits)
+{
+    if (!s || !tokens || !scratch || n == 0 || n > RT_BATCH_MAX || pos < 0 ||
+        (uint32_t)pos >= s->seq_len || n > s->seq_len - (uint32_t)pos ||
+        (uintptr_t)scratch % RT_ARENA_ALIGN != 0)
+        return -EINVAL;
+    const rt_config *c = &s->m->cfg;
+    for (size_t t = 0; t < n; t++)
+        if (tokens[t] < 0 || (uint32_t)tokens[t] >= c->vocab_size)
+            return -EINVAL;
+    acts a;
+    if (size < batch_layout(c, n, scratch, &a))
+        return -EINVAL;
+    float *logits = forward(s, &a, tokens, n, pos);
+    if (ret_logits)
+        *ret_logits = logits;
+    return 0;
+}
+
+int
+rt_forward_batch(rt_model *m, const int32_t *tokens, size_t n, int pos, void *scratch, size_t size,
+                 float **ret_logits)
+{
+    if (!m)
+        return -EINVAL;
+    return rt_state_forward_batch(&m->st, tokens, n, pos, scratch, size, ret_logits);
+}
+
+void
+rt_state_set_parallel(rt_state *s, const rt_parallel *p)
+{
+    if (s)
+        s->par = p;
+}
+
+void
+rt_model_set_parallel(rt_model *m, const rt_parallel *p)
+{
+    if (m)
+        rt_state_set_parallel(&m->st, p);
 }

@@ -49,7 +49,8 @@
  * across paths (the float accumulation over blocks uses the same four lanes
  * and operations), F32/F16 dot products may differ in the last bits.
  *
- * Threads: one rt_model (or rt_state) is used by one thread at a time.
+ * Threads: one rt_model (or rt_state) is used by one thread at a time; its
+ * matrix products may fan out to a caller's thread pool (rt_parallel).
  * Tensors are read in place in file byte order: little-endian CPUs only.
  */
 #include <stdbool.h>
@@ -222,5 +223,61 @@ int rt_state_init(const rt_model *m, rt_kv_type kv_type, uint32_t seq_len, void 
 /* rt_forward on a state: the same contract (0 <= pos < the state's
  * seq_len), logits valid until the next call on this state. */
 float *rt_state_forward(rt_state *s, int token, int pos);
+
+/* ---- threads and batches ----
+ *
+ * The engine never creates threads (a microcontroller build has none). A
+ * caller that has them hands it an rt_parallel (runtime/pool.h makes one
+ * from a pthread pool); each matrix product then splits its rows into
+ * n_parts contiguous ranges, one per part. Every output row is still one
+ * kernel call, so the logits are bit-identical for any number of parts. */
+
+/* A task part: fn(arg, part, n_parts) does the part-th of n_parts shares. */
+typedef void (*rt_task_fn)(void *arg, unsigned part, unsigned n_parts);
+
+typedef struct rt_parallel {
+    unsigned n_parts; /* >= 1; 1 runs everything in the caller */
+    /* Calls fn(arg, i, n_parts) once for each i in 0..n_parts-1, from any
+     * threads, and returns after every call has returned. */
+    void (*run)(void *ctx, rt_task_fn fn, void *arg);
+    void *ctx;
+} rt_parallel;
+
+/* Makes rt_forward / rt_state_forward split matrix products as p says
+ * (borrowed: p must stay valid until it is replaced or the state is no
+ * longer used; NULL = the calling thread alone, the default). The states
+ * sharing a pool must not run at the same time (the pool is one task at a
+ * time). Never allocates. */
+void rt_model_set_parallel(rt_model *m, const rt_parallel *p);
+void rt_state_set_parallel(rt_state *s, const rt_parallel *p);
+
+/* Batched prompt processing: n tokens at positions pos..pos+n-1 go through
+ * each layer together, so each weight matrix is read once per batch (a
+ * matrix times n vectors) instead of once per token, which is what bounds
+ * the speed of a big model. The result (the KV cache, and the logits after
+ * the last token) is bit-identical to n calls of rt_state_forward: every
+ * (row, token) dot product is the same kernel call. */
+enum {
+    RT_BATCH_MAX = 32 /* tokens per batch: their activations stay in cache */
+};
+
+/* Bytes of scratch a batch of up to n tokens (1..RT_BATCH_MAX) needs, or 0
+ * if n is out of range or m is NULL. */
+size_t rt_batch_scratch_size(const rt_model *m, size_t n);
+
+/* Feeds tokens[0..n) at positions pos.. (1 <= n <= RT_BATCH_MAX, pos + n
+ * <= the state's seq_len; the KV cache below pos must hold this sequence)
+ * using scratch[0..size) (aligned to RT_ARENA_ALIGN, size at least
+ * rt_batch_scratch_size(n); borrowed for the call only). Writes to
+ * *ret_logits the logits for the token after the last one (into the
+ * state, valid until the next call on it); ret_logits may be NULL.
+ * Returns 0, -EINVAL (a token, position, size or pointer out of range).
+ * Never allocates. */
+int rt_state_forward_batch(rt_state *s, const int32_t *tokens, size_t n, int pos, void *scratch,
+                           size_t size, float **ret_logits);
+
+/* rt_state_forward_batch on the model's own state (that of rt_forward). */
+int rt_forward_batch(rt_model *m, const int32_t *tokens, size_t n, int pos, void *scratch,
+                     size_t size, float **ret_logits);
 
 #endif

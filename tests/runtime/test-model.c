@@ -384,6 +384,132 @@ test_mmap(void **state)
     free(path);
 }
 
+/* Every model type of the shared files: F32, Q8_0, Q4_0 (with F16
+ * ffn_down), llama2.c, and the K-quant and Q8_0 real architectures. */
+static const char *const batch_models[] = {
+    "aidreams260K-f32.gguf",
+    "aidreams260K-Q8_0-ffndownF16.gguf",
+    "aidreams260K-Q4_0-ffndownF16.gguf",
+    "stories260K.bin",
+    "realarch/llama-gqa-Q4_K_M.gguf",
+    "realarch/llama-gqa-Q6_K.gguf",
+    "realarch/qwen2-gqa-Q8_0.gguf",
+    "realarch/qwen2-gqa-Q4_K_M.gguf",
+    "realarch/phi3-Q4_K_M.gguf",
+};
+
+enum {
+    BATCH_SEQ = 70 /* two full batches and a part */
+};
+
+/* Feeds n tokens in batches of `batch` (0: one rt_forward per token), then
+ * one more token; copies the logits after the prompt and after the extra
+ * token into ret_prompt and ret_next [vocab]. */
+static void
+feed(rt_model *m, const int32_t *toks, size_t n, size_t batch, float *ret_prompt, float *ret_next)
+{
+    size_t vocab = rt_model_config(m)->vocab_size;
+    float *logits = NULL;
+    void *scratch = NULL;
+    if (batch) {
+        size_t size = rt_batch_scratch_size(m, batch);
+        assert_true(size > 0);
+        scratch = aligned_alloc(RT_ARENA_ALIGN,
+                                (size + RT_ARENA_ALIGN - 1) / RT_ARENA_ALIGN * RT_ARENA_ALIGN);
+        for (size_t pos = 0; pos < n; pos += batch) {
+            size_t k = n - pos < batch ? n - pos : batch;
+            assert_int_equal(rt_forward_batch(m, toks + pos, k, (int)pos, scratch, size, &logits),
+                             0);
+        }
+    } else {
+        for (size_t pos = 0; pos < n; pos++)
+            assert_non_null(logits = rt_forward(m, toks[pos], (int)pos));
+    }
+    memcpy(ret_prompt, logits, vocab * 4);
+    assert_non_null(logits = rt_forward(m, toks[n], (int)n));
+    memcpy(ret_next, logits, vocab * 4);
+    free(scratch);
+}
+
+/* Batched prompt processing is bit-identical to one token at a time, for
+ * every tensor type and KV cache type: the logits after the prompt and
+ * after one more token (which reads the batch's KV cache). */
+static void
+test_batch_exact(void **state)
+{
+    int ran = 0;
+    for (size_t i = 0; i < sizeof(batch_models) / sizeof(batch_models[0]); i++) {
+        char *path = tu_model_path(batch_models[i]);
+        if (!path)
+            continue;
+        for (int kv = 0; kv < _RT_KV_TYPE_MAX; kv++) {
+            rt_model_opts o = RT_MODEL_OPTS_INIT;
+            o.kv_type = (rt_kv_type)kv;
+            o.seq_len = BATCH_SEQ + 2;
+            rt_model_file *mf;
+            assert_int_equal(rt_model_file_open(path, &o, &mf), 0);
+            rt_model *m = rt_model_file_model(mf);
+            size_t vocab = rt_model_config(m)->vocab_size;
+            int32_t toks[BATCH_SEQ + 1];
+            for (size_t t = 0; t <= BATCH_SEQ; t++)
+                toks[t] = (int32_t)((t * 37 + 5) % vocab);
+            float *a = malloc(vocab * 4), *a2 = malloc(vocab * 4);
+            float *b = malloc(vocab * 4), *b2 = malloc(vocab * 4);
+            feed(m, toks, BATCH_SEQ, 0, a, a2);
+            size_t sizes[] = { RT_BATCH_MAX, 5, 1 };
+            for (size_t j = 0; j < 3; j++) {
+                feed(m, toks, BATCH_SEQ, sizes[j], b, b2);
+                if (memcmp(a, b, vocab * 4) != 0 || memcmp(a2, b2, vocab * 4) != 0)
+                    fail_msg("%s kv %d batch %zu: logits differ", batch_models[i], kv, sizes[j]);
+            }
+            free(a);
+            free(a2);
+            free(b);
+            free(b2);
+            rt_model_file_close(mf);
+            ran++;
+        }
+        free(path);
+    }
+    printf("# batched = token by token on %d model/cache pairs\n", ran);
+    if (!ran)
+        skip();
+}
+
+/* Out-of-range batches are refused without touching the state. */
+static void
+test_batch_args(void **state)
+{
+    char *path = tu_model_path("aidreams260K-f32.gguf");
+    if (!path)
+        skip();
+    rt_model_file *mf;
+    assert_int_equal(rt_model_file_open(path, NULL, &mf), 0);
+    rt_model *m = rt_model_file_model(mf);
+    uint32_t seq = rt_model_config(m)->seq_len;
+    assert_int_equal(rt_batch_scratch_size(m, 0), 0);
+    assert_int_equal(rt_batch_scratch_size(m, RT_BATCH_MAX + 1), 0);
+    assert_int_equal(rt_batch_scratch_size(NULL, 1), 0);
+    size_t size = rt_batch_scratch_size(m, 2);
+    void *scratch =
+        aligned_alloc(RT_ARENA_ALIGN, (size + RT_ARENA_ALIGN) / RT_ARENA_ALIGN * RT_ARENA_ALIGN);
+    int32_t toks[2] = { 1, 2 }, bad[2] = { 1, 512 };
+    float *logits = NULL;
+    assert_int_equal(rt_forward_batch(m, toks, 2, 0, scratch, size - 1, &logits), -EINVAL);
+    assert_int_equal(rt_forward_batch(m, bad, 2, 0, scratch, size, &logits), -EINVAL);
+    assert_int_equal(rt_forward_batch(m, toks, 2, (int)seq - 1, scratch, size, &logits), -EINVAL);
+    assert_int_equal(rt_forward_batch(m, toks, 0, 0, scratch, size, &logits), -EINVAL);
+    assert_int_equal(rt_forward_batch(m, toks, 2, -1, scratch, size, &logits), -EINVAL);
+    assert_int_equal(rt_forward_batch(m, toks, 2, 0, (uint8_t *)scratch + 1, size, &logits),
+                     -EINVAL);
+    assert_null(logits);
+    assert_int_equal(rt_forward_batch(m, toks, 2, (int)seq - 2, scratch, size, &logits), 0);
+    assert_non_null(logits);
+    free(scratch);
+    rt_model_file_close(mf);
+    free(path);
+}
+
 /* A tiny synthetic llama GGUF with every computable type mixed (Q8_0
  * embedding, Q4_0 classifier, F32/F16 matrices, F16 40-wide ffn_down, GQA
  * 2 heads on 1 kv head); runs without the shared models. */
@@ -601,6 +727,7 @@ main(void)
         cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_mmap),
         cmocka_unit_test(test_mixed_types),    cmocka_unit_test(test_stories_gqa),
         cmocka_unit_test(test_states),         cmocka_unit_test(test_model_malformed),
+        cmocka_unit_test(test_batch_exact),    cmocka_unit_test(test_batch_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
