@@ -253,3 +253,10 @@ tu_find_program(const char *name)
     free(dirs);
     return found;
 }
+
+bool
+tu_emulated(void)
+{
+    const char *e = getenv("NVX_TEST_EMULATED");
+    return e && *e && strcmp(e, "0") != 0;
+}

@@ -6,6 +6,7 @@
  * files in ../shared/models, whole-file reads and running the built binaries.
  * Test-only code; it may abort on allocation failure.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,10 @@ void tu_rm_rf(const char *path);
  * ($NVX_SHARED_MODELS), or NULL after printing a "skipping: ..." line when the
  * folder or the file is absent. Callers then call cmocka's skip(). */
 char *tu_model_path(const char *name);
+/* True when the tests run under an emulator (qemu-user: the cross builds of
+ * contrib/nvx-dev set NVX_TEST_EMULATED): slow exhaustive loops then take
+ * one case of each kind instead of all. */
+bool tu_emulated(void);
 
 /* Reads a whole file into malloc'd memory. Returns 0 or negative errno. */
 int tu_read_file(const char *path, uint8_t **ret_buf, size_t *ret_len);

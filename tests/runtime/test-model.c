@@ -439,6 +439,10 @@ test_batch_exact(void **state)
 {
     int ran = 0;
     for (size_t i = 0; i < sizeof(batch_models) / sizeof(batch_models[0]); i++) {
+        /* Under qemu, one model per kernel family (Q8_0 + F16, Q4_0,
+         * Q4_K + Q6_K, Q5_K): all nine take minutes there. */
+        if (tu_emulated() && i != 1 && i != 2 && i != 4 && i != 8)
+            continue;
         char *path = tu_model_path(batch_models[i]);
         if (!path)
             continue;
