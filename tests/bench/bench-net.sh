@@ -279,7 +279,7 @@ nvxd_start() {
     mkdir -p "$DIR/$1"
     # No LAN discovery: every packet of this benchmark stays on 127.0.0.1.
     spawn "$DIR/$1.nvxd.log" "$NVXD" --store "$DIR/$1" --listen "127.0.0.1:$NVXD_PORT" \
-        --no-discovery
+        --no-discovery --http off
     NVXD_PID=$LAST_PID
     NVXD_REAL=$(child_of "$NVXD_PID") || NVXD_REAL=""
     end=$(($(date +%s) + START_LIMIT))
@@ -330,7 +330,7 @@ fi
 if { want c || want d || want e; } && [ $have_nvx = 1 ]; then
     note "nvx add on A"
     mkdir -p "$DIR/A"
-    MODEL_ID=$("$NVX" --store "$DIR/A" -q add "$IN")
+    MODEL_ID=$("$NVX" --store "$DIR/A" -q add --pin "$IN") # pinned: nvxd serves pinned models
     note "model id $MODEL_ID"
     # add writes with O_DIRECT; read the data file once (nvx verify) so that
     # nvxd, like nginx and aria2c, serves from the page cache.
