@@ -2,8 +2,9 @@
 /*
  * A peer's share of the event loop (issue 9, item 6): a token bucket of
  * microseconds. nvxd charges each peer the loop time its messages other than
- * DATA took (DATA costs what its sender sent: no amplification there, and a
- * fast honest sender must not be slowed), and stops reading from a peer whose
+ * DATA, REQUEST and CANCEL took (those cost in proportion to the bytes they
+ * carry or ask for: no amplification there, and a fast honest peer must not
+ * be slowed), and stops reading from a peer whose
  * bucket is empty until it refills, so no peer can hold the loop (and with it
  * the control socket and the other peers) for more than its share.
  * Sans-I/O: the caller supplies the clock.
