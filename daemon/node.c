@@ -59,7 +59,6 @@ peer_free(nvx_peer *p)
     for (size_t i = 0; i < n->n_hooks; i++)
         if (n->hooks[i].peer_free)
             n->hooks[i].peer_free(n->hooks[i].arg, p);
-    free(p->sq);
     free(p);
     nvx__node_maybe_stopped(n);
 }
@@ -307,11 +306,6 @@ peer_new(nvx_node *n, tp_conn *c, bool outbound, const char *addr)
     p->t_start_ms = nvx__now(n);
     nvx_budget_init(&p->cpu, p->t_start_ms);
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
-    if (!p->sq) {
-        free(p);
-        return NULL;
-    }
     p->next = n->peers;
     if (n->peers)
         n->peers->prev = p;

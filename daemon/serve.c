@@ -92,15 +92,6 @@ send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t c
     proto_session_send_msg(p->sess, &m);
 }
 
-static void
-put_be32(uint8_t *b, uint32_t v)
-{
-    b[0] = (uint8_t)(v >> 24);
-    b[1] = (uint8_t)(v >> 16);
-    b[2] = (uint8_t)(v >> 8);
-    b[3] = (uint8_t)v;
-}
-
 /* CLOCK_MONOTONIC in ms: the pool and the loop both read it (uv_now() is
  * the loop's alone). */
 static uint64_t
@@ -269,8 +260,7 @@ out:
  * buffer, behind room for the frame and seal header and the DATA fields,
  * with room for the tag after it, and sealed there (no copy). */
 enum {
-    DATA_FIELDS = 4 + 32 + 4 + 4 + 4, /* req_id, model, chunk, offset, length */
-    DATA_PAYLOAD = PROTO_SEAL_BODY_OFFSET + DATA_FIELDS,
+    DATA_PAYLOAD = PROTO_SEAL_BODY_OFFSET + PROTO_DATA_HEAD_LEN,
     DATA_TAIL = PROTO_SEAL_OVERHEAD - PROTO_SEAL_BODY_OFFSET,
 };
 
@@ -518,16 +508,14 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
 {
     if (p->node->corrupt_serve)
         f[DATA_PAYLOAD] ^= 0x5a; /* test-only fault injection */
-    uint8_t *d = f + PROTO_SEAL_BODY_OFFSET;
-    put_be32(d, r->req_id);
-    memcpy(d + 4, r->model, 32);
-    put_be32(d + 36, r->chunk);
-    put_be32(d + 40, r->offset);
-    put_be32(d + 44, len);
+    proto_data d = { .req_id = r->req_id, .chunk = r->chunk, .offset = r->offset };
+    memcpy(d.model_id, r->model, PROTO_ID_LEN);
+    d.bytes.len = len;
+    proto_data_head_put(&d, f + PROTO_SEAL_BODY_OFFSET);
     if (r->offset == 0)
         nvx__seed_sent(p, r->model, r->chunk);
     p->t_useful_ms = nvx__now(p->node); /* a peer we serve is not idle (admit.h) */
-    (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, DATA_FIELDS + (size_t)len,
+    (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, PROTO_DATA_HEAD_LEN + (size_t)len,
                                  DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }
 
@@ -787,6 +775,13 @@ nvx__serve_peer_gone(nvx_peer *p)
 }
 
 void
+nvx__serve_peer_free(nvx_peer *p)
+{
+    free(p->sq);
+    p->sq = NULL;
+}
+
+void
 nvx__serve_msg(nvx_peer *p, const proto_msg *m)
 {
     nvx_node *n = p->node;
@@ -821,7 +816,11 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
         r.chunk = m->u.request.chunk;
         r.offset = m->u.request.offset;
         r.length = m->u.request.length;
-        if (n->stopping || p->sq_len >= n->peer_max_requests) {
+        /* The queue is made on a peer's first REQUEST: a session that
+         * never asks for chunks holds none. */
+        if (!p->sq && !n->stopping)
+            p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
+        if (n->stopping || !p->sq || p->sq_len >= n->peer_max_requests) {
             log_peer(NVX_LOG_DEBUG, "peer %s: request queue full", p->addr);
             send_not_found(p, r.req_id, r.model, r.chunk, PROTO_NOTFOUND_BUSY);
             break;

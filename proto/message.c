@@ -497,6 +497,17 @@ msg_check(const proto_msg *m)
     }
 }
 
+/* DATA's fields in front of its bytes (the length is bytes.len). */
+static void
+data_head_write(proto__wr *w, const proto_data *d)
+{
+    proto__wr_u32(w, d->req_id);
+    proto__wr_bytes(w, d->model_id, PROTO_ID_LEN);
+    proto__wr_u32(w, d->chunk);
+    proto__wr_u32(w, d->offset);
+    proto__wr_u32(w, (uint32_t)d->bytes.len);
+}
+
 static void
 msg_write(proto__wr *w, const proto_msg *m)
 {
@@ -522,11 +533,7 @@ msg_write(proto__wr *w, const proto_msg *m)
         proto__wr_u32(w, m->u.request.length);
         break;
     case PROTO_MSG_DATA:
-        proto__wr_u32(w, m->u.data.req_id);
-        proto__wr_bytes(w, m->u.data.model_id, PROTO_ID_LEN);
-        proto__wr_u32(w, m->u.data.chunk);
-        proto__wr_u32(w, m->u.data.offset);
-        proto__wr_u32(w, (uint32_t)m->u.data.bytes.len);
+        data_head_write(w, &m->u.data);
         proto__wr_bytes(w, m->u.data.bytes.p, m->u.data.bytes.len);
         break;
     case PROTO_MSG_NOT_FOUND:
@@ -579,6 +586,13 @@ msg_write(proto__wr *w, const proto_msg *m)
         }
         break;
     }
+}
+
+void
+proto_data_head_put(const proto_data *d, uint8_t out[static PROTO_DATA_HEAD_LEN])
+{
+    proto__wr w = { .p = out, .cap = PROTO_DATA_HEAD_LEN };
+    data_head_write(&w, d);
 }
 
 int

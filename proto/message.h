@@ -135,6 +135,16 @@ typedef struct proto_data {
     proto_str bytes; /* 1..PROTO_CHUNK_MAX bytes */
 } proto_data;
 
+/* DATA's fields in front of its bytes: req_id, model id, chunk, offset,
+ * length (see PROTOCOL.md). */
+#define PROTO_DATA_HEAD_LEN (4 + PROTO_ID_LEN + 4 + 4 + 4)
+
+/* Writes the fields of d, with bytes.len as the length but not the bytes,
+ * at out: a sender that reads a chunk straight into a frame buffer puts
+ * this in front of it and seals the frame in place (no copy of the chunk).
+ * d->bytes.p is not read. */
+void proto_data_head_put(const proto_data *d, uint8_t out[static PROTO_DATA_HEAD_LEN]);
+
 enum proto_notfound_what {
     PROTO_NOTFOUND_CHUNK = 0,
     PROTO_NOTFOUND_MANIFEST = 1,
