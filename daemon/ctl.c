@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "daemon/log.h"
 #include "daemon/xfer.h"
 #include "libcas/hash.h"
@@ -663,9 +664,7 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         r = proto_ctl_decode(payload, plen, m);
         if (r < 0) {
             /* Echo the request id when the header is there. */
-            uint32_t id = plen >= 6 ? (uint32_t)payload[2] << 24 | (uint32_t)payload[3] << 16 |
-                                          (uint32_t)payload[4] << 8 | payload[5]
-                                    : 0;
+            uint32_t id = plen >= 6 ? be32_load(payload + 2) : 0;
             log_peer(NVX_LOG_DEBUG, "malformed control request");
             send_error(cl, id, -EBADMSG, "malformed control request", false);
         } else {

@@ -25,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "common/bits.h"
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
 #include "libcas/hash.h"
@@ -193,7 +194,7 @@ open_work(struct xjob *jb)
         goto fail;
     for (size_t i = 0; i < nc; i++)
         if (cas_partial_has(j->part, i))
-            j->have[i / 8] |= (uint8_t)(1u << (i % 8));
+            bit_set(j->have, i);
     if (j->n_local > 0)
         cas_partial_commit(j->part);
     jb->res = NVX_XFER_OPEN_READY;

@@ -526,7 +526,7 @@ put_pin(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
     if (cas__is_pinned(s, txn, id))
         return 0;
     uint8_t t[8];
-    cas__put_le64(t, cas__now_ns());
+    le64_store(t, cas__now_ns());
     MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
     return cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
 }

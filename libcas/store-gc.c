@@ -27,7 +27,7 @@ cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
     r = cas__model_get(s, txn, id, &rec);
     if (r == 0 && !cas__is_pinned(s, txn, id)) {
         uint8_t t[8];
-        cas__put_le64(t, cas__now_ns());
+        le64_store(t, cas__now_ns());
         MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
         r = cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
     }
@@ -406,7 +406,7 @@ gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, ui
     uint64_t limit = 0;
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
-        limit = cas__get_le64(lv.mv_data);
+        limit = le64_load(lv.mv_data);
     if (n > 1)
         qsort(cands, n, sizeof(*cands), cmp_cand);
     *ret_c = cands;
@@ -487,7 +487,7 @@ cas__limit_check(cas_store *s, MDB_txn *txn, uint64_t size)
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) != 0 || lv.mv_size != 8)
         return 0;
-    uint64_t limit = cas__get_le64(lv.mv_data);
+    uint64_t limit = le64_load(lv.mv_data);
     if (limit == 0)
         return 0;
     MDB_cursor *c;
@@ -537,7 +537,7 @@ cas_store_usage_get(cas_store *s, cas_store_usage *ret)
     }
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
-        u.limit = cas__get_le64(lv.mv_data);
+        u.limit = le64_load(lv.mv_data);
     *ret = u;
 out:
     mdb_cursor_close(c);
@@ -553,7 +553,7 @@ cas_store_limit_set(cas_store *s, uint64_t bytes)
     if (r < 0)
         return r;
     uint8_t b[8];
-    cas__put_le64(b, bytes);
+    le64_store(b, bytes);
     MDB_val k = { 5, "limit" }, v = { sizeof(b), b };
     r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
     if (r < 0) {

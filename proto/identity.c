@@ -92,8 +92,8 @@ provider_message(uint8_t m[static 16 + 2 * PROTO_ID_LEN + 12], const proto_provi
     memcpy(m, label, 16);
     memcpy(m + 16, rec->node_id, PROTO_ID_LEN);
     memcpy(m + 16 + PROTO_ID_LEN, rec->model_id, PROTO_ID_LEN);
-    proto__put_be64(m + 16 + 2 * PROTO_ID_LEN, rec->time);
-    proto__put_be32(m + 24 + 2 * PROTO_ID_LEN, rec->ttl_s);
+    be64_store(m + 16 + 2 * PROTO_ID_LEN, rec->time);
+    be32_store(m + 24 + 2 * PROTO_ID_LEN, rec->ttl_s);
 }
 
 int

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "proto/internal.h"
 
 static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
@@ -59,7 +60,7 @@ proto_chunkset_contains(const proto_chunkset *set, uint32_t idx)
                 return true;
         return false;
     case PROTO_CHUNKSET_BITMAP:
-        return idx < set->nbits && (set->bitmap[idx / 8] >> (idx % 8) & 1);
+        return idx < set->nbits && bit_get(set->bitmap, idx);
     default:
         return false;
     }
@@ -332,7 +333,7 @@ record_write(proto__wr *w, const proto_record *rec)
         proto__wr_bytes(w, n->sig.p, n->sig.len);
     }
     if (w->err == 0 && w->p)
-        proto__put_be16(w->p + len_at, (uint16_t)(w->off - start));
+        be16_store(w->p + len_at, (uint16_t)(w->off - start));
 }
 
 /* Reads one record; *ret_known is false for a skipped unknown kind. */

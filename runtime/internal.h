@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bytes.h"
 #include "runtime/model.h"
 #include "runtime/types.h"
 
@@ -69,19 +70,6 @@ const rt__kernels *rt__kernels_simd(void);
 /* IEEE half <-> float (round to nearest even). */
 float rt__f16_to_f32(uint16_t h);
 uint16_t rt__f32_to_f16(float f);
-
-/* Little-endian loads that need no alignment. */
-static inline uint16_t
-rt__le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t
-rt__le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* Quantizes n floats into ceil(n/32) activation blocks, zero-padding the
  * last block. */

@@ -54,7 +54,7 @@ dot_i8x32(__m256i w, __m256i x)
 TARGET static inline float
 f16(const uint8_t *p)
 {
-    return _cvtsh_ss(rt__le16(p));
+    return _cvtsh_ss(le16_load(p));
 }
 
 /* The four block sums of p0..p3, reduced together (integer addition is
@@ -249,7 +249,7 @@ dot_q4_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
         int32_t summ, sumi = sums_q45(w, w + 16, NULL, &x[b], &summ);
-        acc = rt__kq_fold(acc, x[b].d, rt__le16(w), rt__le16(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, le16_load(w), le16_load(w + 2), sumi, summ);
     }
     return acc;
 }
@@ -260,7 +260,7 @@ dot_q5_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q5_K_BYTES) {
         int32_t summ, sumi = sums_q45(w, w + 48, w + 16, &x[b], &summ);
-        acc = rt__kq_fold(acc, x[b].d, rt__le16(w), rt__le16(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, le16_load(w), le16_load(w + 2), sumi, summ);
     }
     return acc;
 }
@@ -292,7 +292,7 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16));
             }
         }
-        acc = rt__kq_fold(acc, x[b].d, rt__le16(w + 208), 0, hsum_i32(sum), 0);
+        acc = rt__kq_fold(acc, x[b].d, le16_load(w + 208), 0, hsum_i32(sum), 0);
     }
     return acc;
 }

@@ -216,7 +216,7 @@ void
 hx_send_frame_header(int fd, uint32_t body_len, uint8_t type)
 {
     uint8_t hdr[PROTO_FRAME_HEADER_LEN] = { 0 };
-    proto__put_be32(hdr, body_len);
+    be32_store(hdr, body_len);
     hdr[4] = PROTO_FRAME_VERSION;
     hdr[5] = type;
     hx_send_all(fd, hdr, sizeof(hdr));
