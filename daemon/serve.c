@@ -182,36 +182,18 @@ mcache_clear(nvx_node *n)
 
 /* ---- pool side --------------------------------------------------------- */
 
-static int
-asprintf_path(char **ret, const char *dir, const char *hex)
-{
-    size_t n = strlen(dir) + strlen(hex) + 8;
-    char *p = malloc(n);
-    if (!p)
-        return -ENOMEM;
-    snprintf(p, n, "%s/data/%s", dir, hex);
-    *ret = p;
-    return 0;
-}
-
 /* Opens model id (complete or partial) for serving (pool thread). */
 static int
 smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
 {
-    cas_model_info info;
     uint8_t *buf = NULL;
-    char *path = NULL;
     size_t len;
-    int r = cas_store_model_info(s, id, &info);
-    if (r < 0)
-        return r;
     struct smodel *sm = calloc(1, sizeof(*sm));
     if (!sm)
         return -ENOMEM;
     sm->fd = -1;
-    sm->partial = info.state != CAS_MODEL_COMPLETE;
     memcpy(sm->id, id, 32);
-    r = cas_store_manifest_get(s, id, &buf, &len);
+    int r = cas_store_manifest_get(s, id, &buf, &len);
     if (r < 0)
         goto out;
     r = cas_manifest_decode(buf, len, &sm->man);
@@ -224,30 +206,18 @@ smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
         r = -ENOMEM;
         goto out;
     }
-    if (sm->partial) {
-        /* A partial model's data file has the final name already
-         * (libcas/store.h: DIR/data/<id-hex>); cas_store_data_path()
-         * only names complete ones. Its verified chunks are served. */
-        char hex[CAS_HASH_HEX_LEN + 1];
-        cas_hash_to_hex(id, hex);
-        if (asprintf_path(&path, cas_store_dir(s), hex) < 0) {
-            r = -ENOMEM;
-            goto out;
-        }
-    } else {
-        r = cas_store_data_path(s, id, &path);
-        if (r < 0)
-            goto out;
-    }
-    sm->fd = open(path, O_RDONLY | O_CLOEXEC);
+    r = cas_store_data_open(s, id, &sm->partial); /* a partial's verified chunks are served */
+    if (r < 0)
+        goto out;
+    sm->fd = r;
+    r = 0;
     struct stat st;
-    if (sm->fd < 0 || fstat(sm->fd, &st) < 0)
+    if (fstat(sm->fd, &st) < 0)
         r = -errno;
     else
         sm->ctime = st.st_ctim;
 out:
     free(buf);
-    free(path);
     if (r < 0) {
         smodel_free(sm);
         return r;

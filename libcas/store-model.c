@@ -293,15 +293,11 @@ cas_store_manifest_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint
     return r;
 }
 
-int
-cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
+/* DIR/data/<id-hex>: the one name of a model's data file, complete or
+ * partial (FORMAT.md). */
+static int
+data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
 {
-    cas_model_info info;
-    int r = cas_store_model_info(s, id, &info);
-    if (r < 0)
-        return r;
-    if (info.state != CAS_MODEL_COMPLETE)
-        return -EAGAIN;
     char hex[CAS_HASH_HEX_LEN + 1];
     cas__data_name(id, hex);
     size_t n = strlen(s->dir) + sizeof(CAS__STORE_DATA_DIR) + CAS_HASH_HEX_LEN + 3;
@@ -311,6 +307,37 @@ cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **
     snprintf(p, n, "%s/%s/%s", s->dir, CAS__STORE_DATA_DIR, hex);
     *ret_path = p;
     return 0;
+}
+
+int
+cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
+{
+    cas_model_info info;
+    int r = cas_store_model_info(s, id, &info);
+    if (r < 0)
+        return r;
+    if (info.state != CAS_MODEL_COMPLETE)
+        return -EAGAIN;
+    return data_path(s, id, ret_path);
+}
+
+int
+cas_store_data_open(cas_store *s, const uint8_t id[static CAS_HASH_LEN], bool *ret_partial)
+{
+    cas_model_info info;
+    int r = cas_store_model_info(s, id, &info);
+    if (r < 0)
+        return r;
+    char *path = NULL;
+    r = data_path(s, id, &path); /* a partial model's file has its final name already */
+    if (r < 0)
+        return r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return -errno;
+    *ret_partial = info.state != CAS_MODEL_COMPLETE;
+    return fd;
 }
 
 /* ---------------------------------------------------------------------- */

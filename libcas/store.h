@@ -238,6 +238,13 @@ int cas_store_manifest_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], 
  * the bytes: run cas_store_verify() for that. */
 int cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path);
 
+/* Opens the data file of a model, complete or partial, read-only
+ * (O_CLOEXEC), for serving: a partial model's file holds its stored chunks
+ * at their final offsets. Returns the fd (the caller closes it) and writes
+ * *ret_partial; or -ENOENT (unknown, or its file is gone), -ENOMEM, or
+ * open's -errno. Like cas_store_data_path() it does not verify the bytes. */
+int cas_store_data_open(cas_store *s, const uint8_t id[static CAS_HASH_LEN], bool *ret_partial);
+
 /* ---------------------------------------------------------------------- */
 /* Chunk lookup (dedup and serving) */
 
