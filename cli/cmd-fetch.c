@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nvx fetch ID|PUBLISHER/NAME [--no-pin]: asks nvxd to fetch a model from its
- * peers and shows the progress: a live line on a terminal, JSON events (one
- * object per line) with --json. Ctrl-C stops waiting; closing the control
- * connection makes nvxd cancel the transfer and keep a resumable partial.
+ * peers and shows the progress as a live line on a terminal. With --json it
+ * prints one JSON document when the fetch ends, like every other command (a
+ * script that wants progress polls `nvx status --json`). Ctrl-C stops
+ * waiting; closing the control connection makes nvxd cancel the transfer
+ * and keep a resumable partial.
  *
  * Policy: a fetched model is pinned unless --no-pin, so that it is kept (gc
  * skips it) and seeded (nvxd's default serve policy shares pinned models)
@@ -60,33 +62,6 @@ draw(const proto_ctl_progress *p, bool *drawn)
     }
     fflush(stderr);
     *drawn = true;
-}
-
-static void
-json_event(const proto_ctl_progress *p)
-{
-    cli_json j;
-    cli_json_init(&j, stdout);
-    cli_json_obj_begin(&j);
-    cli_json_key(&j, "event");
-    cli_json_str(&j, "progress");
-    cli_json_key(&j, "state");
-    cli_json_str(&j, cli_daemon_state_name(p->state));
-    cli_json_key(&j, "bytes_done");
-    cli_json_u64(&j, p->bytes_done);
-    cli_json_key(&j, "bytes_total");
-    cli_json_u64(&j, p->bytes_total);
-    cli_json_key(&j, "chunks_done");
-    cli_json_u64(&j, p->chunks_done);
-    cli_json_key(&j, "chunks_total");
-    cli_json_u64(&j, p->chunks_total);
-    cli_json_key(&j, "rate");
-    cli_json_u64(&j, p->rate);
-    cli_json_key(&j, "peers");
-    cli_json_u64(&j, p->peer_count);
-    cli_json_obj_end(&j);
-    cli_json_finish(&j);
-    fflush(stdout);
 }
 
 /* After a fetch by PUBLISHER/NAME: the name becomes a local name of the
@@ -220,9 +195,7 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
             proto_ctl_progress p;
             if (proto_ctl_progress_parse(m, &p) < 0)
                 continue;
-            if (ctx->json)
-                json_event(&p);
-            else if (ctx->progress)
+            if (ctx->progress && !ctx->json)
                 draw(&p, &drawn);
             continue;
         }
@@ -253,8 +226,6 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
                 cli_json j;
                 cli_json_init(&j, stdout);
                 cli_json_obj_begin(&j);
-                cli_json_key(&j, "event");
-                cli_json_str(&j, "done");
                 cli_json_key(&j, "id");
                 cli_json_str(&j, hex);
                 cli_json_key(&j, "pinned");

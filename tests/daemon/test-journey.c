@@ -9,6 +9,7 @@
  * What it guards: a fetch by PUBLISHER/NAME keeps the name locally (run by
  * name), and a fetched model is kept (pinned: gc leaves it) and seeded
  * (nvxd's default serve policy shares pinned models) across a restart.
+ * Also: --listen takes a host name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,11 +128,35 @@ test_journey(void **state)
     free(id);
 }
 
+/* --listen takes a host name as --peer does (it failed with EINVAL): the
+ * node listens on what localhost resolves to, and a peer fetches from it. */
+static void
+test_listen_localhost(void **state)
+{
+    du_daemon a = { 0 }, b = { 0 };
+    const char *const args[] = { "--listen", "localhost:0", NULL };
+    du_start_args(&a, "named", NULL, args);
+    if (strncmp(a.addr, "127.0.0.1:", 10) != 0 && strncmp(a.addr, "[::1]:", 6) != 0)
+        fail_msg("localhost:0 gave %s", a.addr);
+    char *log = du_slurp(a.log);
+    assert_non_null(strstr(log, "localhost:0 resolves to "));
+    free(log);
+    du_start(&b, "dialer", NULL);
+    char *id = du_add_model(&a, "l.bin", 300000, 5);
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    du_nvx_ok(&b, NULL, "fetch", id, NULL);
+    du_check_copy(&b, id, "l.bin");
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_journey),
+        cmocka_unit_test(test_listen_localhost),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
