@@ -260,6 +260,46 @@ test_info_llama2c(void **state)
     free(path);
 }
 
+/* nvx gc --max-bytes: unpinned models go oldest first only until the store
+ * fits; pinned ones stay whatever the size. */
+static void
+test_gc_max_bytes(void **state)
+{
+    ct_fixture *f = *state;
+    char *ids[4];
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "r%d", i);
+        ct_write_random(ct_path(f->dir, name), 100000, 10 + (uint64_t)i);
+        ids[i] = add(f->store, ct_path(f->dir, name), NULL);
+    }
+    char *out;
+    ct_ok(f->store, &out, NULL, "pin", ids[0], NULL); /* the oldest, but pinned */
+    free(out);
+    ct_ok(f->store, &out, NULL, "--json", "gc", "--max-bytes", "250000", NULL);
+    ct_assert_json(out);
+    assert_non_null(strstr(out, "\"removed\":2,\"bytes\":200000"));
+    assert_non_null(strstr(out, ids[1]));
+    assert_non_null(strstr(out, ids[2]));
+    free(out);
+    ct_ok(f->store, &out, NULL, "-q", "ls", NULL);
+    assert_non_null(strstr(out, ids[0]));
+    assert_non_null(strstr(out, ids[3]));
+    assert_null(strstr(out, ids[1]));
+    free(out);
+    /* Below the pinned size: every unpinned model goes, the pinned stays. */
+    ct_ok(f->store, &out, NULL, "gc", "--max-bytes", "1K", NULL);
+    free(out);
+    ct_ok(f->store, &out, NULL, "-q", "ls", NULL);
+    char want[80];
+    snprintf(want, sizeof(want), "%s\n", ids[0]);
+    assert_string_equal(out, want);
+    free(out);
+    expect_fail(f->store, 2, "max-bytes", "gc", "--max-bytes", "0", NULL);
+    for (int i = 0; i < 4; i++)
+        free(ids[i]);
+}
+
 int
 main(void)
 {
@@ -268,6 +308,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ls_table, ct_fixture_setup, ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_info_gguf, ct_fixture_setup, ct_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_info_llama2c, ct_fixture_setup, ct_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_gc_max_bytes, ct_fixture_setup, ct_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@
  * What it guards: a fetch by PUBLISHER/NAME keeps the name locally (run by
  * name), and a fetched model is kept (pinned: gc leaves it) and seeded
  * (nvxd's default serve policy shares pinned models) across a restart.
- * Also: --listen takes a host name.
+ * Also: --listen takes a host name; max-store-bytes keeps fetched models.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,12 +151,57 @@ test_listen_localhost(void **state)
     free(id);
 }
 
+/* max-store-bytes in nvxd.conf: at start, unpinned models go oldest first
+ * until the store fits; the fetched (pinned) model stays. */
+static void
+test_quota(void **state)
+{
+    du_daemon a = { 0 }, b = { 0 };
+    du_start(&a, "qa", NULL);
+    du_start(&b, "qb", NULL);
+    char *id = du_add_model(&a, "q.bin", 200000, 7);
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    du_nvx_ok(&b, NULL, "fetch", id, NULL);
+    char *old = NULL, *young = NULL;
+    char path[700];
+    snprintf(path, sizeof(path), "%s/q-old.bin", du_root());
+    uint8_t buf[100000];
+    tu_fill_random(buf, sizeof(buf), 8);
+    assert_int_equal(tu_write_file(path, buf, sizeof(buf)), 0);
+    du_nvx_ok(&b, &old, "-q", "add", path, NULL);
+    tu_fill_random(buf, sizeof(buf), 9);
+    assert_int_equal(tu_write_file(path, buf, sizeof(buf)), 0);
+    du_nvx_ok(&b, &young, "-q", "add", path, NULL);
+    du_stop(&b);
+    char conf[700];
+    snprintf(conf, sizeof(conf), "%s/quota.conf", du_root());
+    const char text[] = "max-store-bytes = 300000\n";
+    assert_int_equal(tu_write_file(conf, text, sizeof(text) - 1), 0);
+    const char *const args[] = { "--config", conf, NULL };
+    du_start_args(&b, "qb", NULL, args);
+    char *out = NULL;
+    du_nvx_ok(&b, &out, "-q", "ls", NULL);
+    assert_non_null(strstr(out, id));
+    assert_non_null(strstr(out, young));
+    assert_null(strstr(out, old));
+    free(out);
+    char *log = du_slurp(b.log);
+    assert_non_null(strstr(log, "max-store-bytes: removed 1 unpinned model(s), 100000 bytes"));
+    free(log);
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+    free(old);
+    free(young);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_journey),
         cmocka_unit_test(test_listen_localhost),
+        cmocka_unit_test(test_quota),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
