@@ -78,6 +78,20 @@ wait_name() {
     done
 }
 
+# Polls until alice's signature, which travels beside the model, is on
+# bob's node (it may land just after the fetch returns), bounded.
+wait_sig() {
+    i=0
+    until "$NVX_BIN" --store "$1" verify "$2" --require-trusted >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt $((300 * ${NVX_TIMEOUT_SCALE:-1})) ] || {
+            echo "walkthrough: the signature of $2 did not reach $1" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+}
+
 transcript() {
     "$mkmodel" -o dreams.gguf --dim 64 --layers 2 --seq 64 --type q8_0 --seed 3 \
         --name dreams >/dev/null 2>&1
@@ -98,6 +112,8 @@ transcript() {
     step 'nvx --store bob trust add alice.pub alice'
     wait_name bob alice/dreams
     step 'nvx --store bob fetch alice/dreams'
+    wait_sig bob alice/dreams
+    step 'nvx --store bob verify alice/dreams --require-trusted'
     step 'nvx --store bob run alice/dreams -p "Once upon a time" -n 12 -t 0'
     step 'nvx --store bob ls'
     echo
@@ -110,14 +126,14 @@ transcript() {
     b=$(addr_of bob)
     step "nvx --store carol peer add $b"
     step "nvx --store carol fetch $id"
-    step "nvx --store carol verify $id"
+    step 'nvx --store carol ls'
 }
 
 normalize() {
     sed -E -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g' \
         -e 's/[0-9a-f]{64}/<id>/g' \
         -e 's/\b[0-9a-f]{12}\b/<short-id>/g' \
-        -e 's/\b[0-9A-F]{16}\b/<key-id>/g' \
+        -e 's/\b[0-9A-F]{8,16}\b/<key-id>/g' \
         -e 's/RW[A-Za-z0-9+\/]{54}/<public-key>/g' \
         -e 's/sequence [0-9]+/sequence N/g' \
         -e 's/[0-9.]+ (s|ms|tok\/s)\b/T \1/g'
