@@ -41,43 +41,6 @@ typedef struct info_data {
 } info_data;
 
 static void
-json_desc(cli_json *j, const cli_modeldesc *d)
-{
-    cli_json_key(j, "format");
-    if (d->known)
-        cli_json_str(j, d->format);
-    else
-        cli_json_null(j);
-    cli_json_key(j, "architecture");
-    if (d->known && d->arch[0])
-        cli_json_str(j, d->arch);
-    else
-        cli_json_null(j);
-    cli_json_key(j, "parameters");
-    if (d->known)
-        cli_json_u64(j, d->n_params);
-    else
-        cli_json_null(j);
-    cli_json_key(j, "context_length");
-    if (d->ctx_len)
-        cli_json_u64(j, d->ctx_len);
-    else
-        cli_json_null(j);
-    cli_json_key(j, "quantization");
-    if (d->known && d->n_types)
-        cli_json_str(j, cli_modeldesc_quant(d));
-    else
-        cli_json_null(j);
-    cli_json_key(j, "tensor_types");
-    cli_json_obj_begin(j);
-    for (size_t i = 0; i < d->n_types; i++)
-        cli_json_kv_u64(j, rt_type_name(d->types[i].type), d->types[i].count);
-    if (d->other_count)
-        cli_json_kv_u64(j, "other", d->other_count);
-    cli_json_obj_end(j);
-}
-
-static void
 print_desc(const cli_modeldesc *d)
 {
     if (!d->known) {
@@ -157,7 +120,7 @@ print_json(cas_store *s, const info_data *d)
     cli_json_kv_str(&j, "state", d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial");
     cli_json_kv_bool(&j, "pinned", d->mi.pinned);
     cli_json_kv_u64(&j, "added", d->mi.added);
-    json_desc(&j, &d->desc);
+    cli_modeldesc_json(&j, &d->desc);
     cli_json_key(&j, "chunker");
     cli_json_obj_begin(&j);
     cli_json_kv_str(&j, "kind", cas_chunker_kind_to_string(k));

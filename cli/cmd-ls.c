@@ -71,21 +71,7 @@ json_model(ls_state *st, const cas_model_info *m, const char *hex, const cli_mod
     cli_json_kv_bool(j, "pinned", m->pinned);
     cli_json_kv_u64(j, "signatures", m->n_sigs);
     cli_json_kv_u64(j, "added", m->added);
-    cli_json_key(j, "architecture");
-    if (d->known && d->arch[0])
-        cli_json_str(j, d->arch);
-    else
-        cli_json_null(j);
-    cli_json_key(j, "quantization");
-    if (d->known && d->n_types)
-        cli_json_str(j, cli_modeldesc_quant(d));
-    else
-        cli_json_null(j);
-    cli_json_key(j, "parameters");
-    if (d->known)
-        cli_json_u64(j, d->n_params);
-    else
-        cli_json_null(j);
+    cli_modeldesc_json(j, d);
     cli_json_obj_end(j);
 }
 

@@ -200,6 +200,43 @@ cli_modeldesc_quant(const cli_modeldesc *d)
     return d->known && d->n_types > 0 ? rt_type_name(d->types[0].type) : "-";
 }
 
+static void
+kv_str_or_null(cli_json *j, const char *key, const char *v)
+{
+    cli_json_key(j, key);
+    if (v)
+        cli_json_str(j, v);
+    else
+        cli_json_null(j);
+}
+
+static void
+kv_u64_or_null(cli_json *j, const char *key, bool known, uint64_t v)
+{
+    cli_json_key(j, key);
+    if (known)
+        cli_json_u64(j, v);
+    else
+        cli_json_null(j);
+}
+
+void
+cli_modeldesc_json(cli_json *j, const cli_modeldesc *d)
+{
+    kv_str_or_null(j, "format", d->known ? d->format : NULL);
+    kv_str_or_null(j, "architecture", d->known && d->arch[0] ? d->arch : NULL);
+    kv_u64_or_null(j, "parameters", d->known, d->n_params);
+    kv_u64_or_null(j, "context_length", d->ctx_len > 0, d->ctx_len);
+    kv_str_or_null(j, "quantization", d->known && d->n_types ? cli_modeldesc_quant(d) : NULL);
+    cli_json_key(j, "tensor_types");
+    cli_json_obj_begin(j);
+    for (size_t i = 0; i < d->n_types; i++)
+        cli_json_kv_u64(j, rt_type_name(d->types[i].type), d->types[i].count);
+    if (d->other_count)
+        cli_json_kv_u64(j, "other", d->other_count);
+    cli_json_obj_end(j);
+}
+
 const char *
 cli_modeldesc_fmt_count(uint64_t n, char buf[static 16])
 {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli/json.h"
 #include "libcas/hash.h"
 
 typedef struct cas_store cas_store;
@@ -55,6 +56,11 @@ int cli_modeldesc_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cli_m
 /* The quantization a person would name the model by: the tensor type that
  * holds the most parameters ("Q8_0", "F32", ...), or "-" when unknown. */
 const char *cli_modeldesc_quant(const cli_modeldesc *d);
+
+/* Emits the description as keys of the JSON object j is in: format,
+ * architecture, parameters, context_length, quantization (null when
+ * unknown) and tensor_types (type name -> tensor count; {} when unknown). */
+void cli_modeldesc_json(cli_json *j, const cli_modeldesc *d);
 
 /* "260K", "1.1M", "7.2B": n in a short human form (buf of 16 bytes). */
 const char *cli_modeldesc_fmt_count(uint64_t n, char buf[static 16]);

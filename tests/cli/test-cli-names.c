@@ -192,7 +192,7 @@ test_ls_table(void **state)
     ct_ok(f->store, &out, NULL, "ls", "--json", NULL);
     ct_assert_json(out);
     assert_non_null(strstr(out, "\"names\":[\"tiny\"]"));
-    assert_non_null(strstr(out, "\"architecture\":\"llama\",\"quantization\":\"q8_0\""));
+    assert_non_null(strstr(out, "\"context_length\":96,\"quantization\":\"q8_0\""));
     assert_non_null(strstr(out, "\"architecture\":null"));
     free(out);
     free(id);
