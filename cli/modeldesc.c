@@ -76,8 +76,12 @@ gguf_meta(const rt_gguf *g, cli_modeldesc *d)
         if (len <= CLI_MODELDESC_ARCH_MAX) {
             snprintf(key, sizeof(key), "%.*s.context_length", (int)len, arch);
             rt_gguf_value v;
-            if (memchr(arch, '\0', (size_t)len) == NULL && rt_gguf_get(g, key, &v) == 0 &&
-                v.type != RT_GGUF_STRING && v.type != RT_GGUF_ARRAY && v.i > 0)
+            /* Integer types only: v.i is defined for them (and holds an
+             * unsigned value when it fits). */
+            bool integer = false;
+            if (memchr(arch, '\0', (size_t)len) == NULL && rt_gguf_get(g, key, &v) == 0)
+                integer = v.type <= RT_GGUF_I32 || v.type == RT_GGUF_U64 || v.type == RT_GGUF_I64;
+            if (integer && v.type != RT_GGUF_F32 && v.i > 0)
                 d->ctx_len = (uint64_t)v.i;
         }
     }
