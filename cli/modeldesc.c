@@ -81,7 +81,7 @@ gguf_meta(const rt_gguf *g, cli_modeldesc *d)
             bool integer = false;
             if (memchr(arch, '\0', (size_t)len) == NULL && rt_gguf_get(g, key, &v) == 0)
                 integer = v.type <= RT_GGUF_I32 || v.type == RT_GGUF_U64 || v.type == RT_GGUF_I64;
-            if (integer && v.type != RT_GGUF_F32 && v.i > 0)
+            if (integer && v.i > 0)
                 d->ctx_len = (uint64_t)v.i;
         }
     }
