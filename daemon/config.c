@@ -15,6 +15,7 @@ const char nvx_config_usage[] =
     "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
+    "            [--max-store-bytes SIZE]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -39,6 +40,10 @@ const char nvx_config_usage[] =
     "                         OpenAI-compatible; default " NVX_DEFAULT_HTTP ";\n"
     "                         numeric address; anything but the loopback\n"
     "                         lets every host that reaches it use the API)\n"
+    "  --max-store-bytes SIZE store quota (K, M, G suffixes; 0 = none): at\n"
+    "                         start and after each add, unpinned models go,\n"
+    "                         oldest first, until the store fits; pinned and\n"
+    "                         fetched models are never removed for it\n"
     "  --require-trusted      generate only with models signed by a trusted\n"
     "                         key (require-trusted = yes; also\n"
     "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
@@ -215,6 +220,13 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         cfg->peer_max_bytes = u;
         return 0;
     }
+    if (strcmp(key, "max-store-bytes") == 0) {
+        if (parse_u64(value, true, 0, (uint64_t)1 << 62, &u) < 0)
+            goto bad;
+        cfg->max_store_bytes = u;
+        cfg->max_store_set = true;
+        return 0;
+    }
     if (strcmp(key, "serve") == 0) {
         int p = nvx_serve_policy_parse(value);
         if (p < 0) {
@@ -242,10 +254,10 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",          "listen",    "discovery",
-                                        "log-level",      "max-peers", "peer-max-requests",
-                                        "peer-max-bytes", "serve",     "http",
-                                        "require-trusted" };
+    static const char *const once[] = { "store",           "listen",         "discovery",
+                                        "log-level",       "max-peers",      "peer-max-requests",
+                                        "peer-max-bytes",  "serve",          "http",
+                                        "require-trusted", "max-store-bytes" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -374,7 +386,8 @@ out:
 /* Flags that take a value, mapped to config keys. */
 static const char *const valued[] = { "store",          "listen",    "peer",
                                       "log-level",      "max-peers", "peer-max-requests",
-                                      "peer-max-bytes", "serve",     "http" };
+                                      "peer-max-bytes", "serve",     "http",
+                                      "max-store-bytes" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])

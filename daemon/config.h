@@ -12,7 +12,8 @@
  *
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
- * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted). Values are printable
+ * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted,
+ * max-store-bytes). Values are printable
  * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
  * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
  * peer, which adds one peer per line), a missing '=', an empty or out-of-range value, a control
@@ -57,6 +58,8 @@ typedef struct nvx_config {
     uint64_t peer_max_bytes;    /* bytes in flight per peer when serving, 64K..1G */
     nvx_serve_policy serve;     /* what peers may see and fetch (daemon/share.h) */
     bool require_trusted;       /* generation loads only models with a trusted signature */
+    uint64_t max_store_bytes;   /* store quota (libcas limit), 0 = none */
+    bool max_store_set;         /* max-store-bytes given: main() stores it (else left as is) */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
+#include <netdb.h>
 #endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,6 +134,44 @@ store_dir(const nvx_config *cfg, char *buf, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/* --listen HOST:PORT with a host name ("localhost:4747", like --peer
+ * takes): resolved once here, at start-up before the loop runs, to the
+ * first address getaddrinfo gives, since the transport listens on numeric
+ * addresses only. A numeric address or "none" is copied as it is. Returns 0
+ * or -EINVAL (logged). */
+static int
+listen_resolve(const char *listen, char out[static NVX_CONFIG_VALUE_MAX])
+{
+    struct sockaddr_storage ss;
+    snprintf(out, NVX_CONFIG_VALUE_MAX, "%s", listen);
+    const char *colon = strrchr(listen, ':');
+    if (strcmp(listen, "none") == 0 || tp_tcp_addr_parse(listen, 1, &ss) == 0 || !colon ||
+        colon == listen || listen[0] == '[')
+        return 0; /* tp_listen() reports a bad numeric address */
+    char host[NVX_CONFIG_VALUE_MAX];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                              .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM },
+                    *res = NULL;
+    int g = getaddrinfo(host, colon + 1, &hints, &res);
+    if (g != 0 || !res) {
+        log_error("cannot listen on %s: %s: give a numeric address or a name this host resolves",
+                  listen, g ? gai_strerror(g) : "no address");
+        return -EINVAL;
+    }
+    char addr[TP_ADDR_MAX];
+    int r = tp_tcp_addr_format(res->ai_addr, addr);
+    freeaddrinfo(res);
+    if (r < 0) {
+        log_error("cannot listen on %s: not an IPv4 or IPv6 address", listen);
+        return -EINVAL;
+    }
+    snprintf(out, NVX_CONFIG_VALUE_MAX, "%s", addr);
+    log_info("%s resolves to %s", listen, addr);
+    return 0;
+}
+
 static int
 run(const nvx_config *cfg)
 {
@@ -158,6 +198,19 @@ run(const nvx_config *cfg)
     }
     if (chmod(dir, 0700) < 0)
         log_warn("cannot make %s mode 0700: %s", dir, strerror(errno));
+    if (cfg->max_store_set) {
+        /* The quota lives in the store (libcas enforces it at each add);
+         * meet it now, before the loop runs, rather than at the next add. */
+        cas_gc_result gr = { 0 };
+        r = cas_store_limit_set(store, cfg->max_store_bytes);
+        if (r == 0 && cfg->max_store_bytes)
+            r = cas_store_gc(store, CAS_GC_TO_LIMIT, NULL, NULL, &gr);
+        if (r < 0)
+            log_warn_errno(r, "cannot apply max-store-bytes");
+        else if (gr.n_models)
+            log_info("max-store-bytes: removed %llu unpinned model(s), %llu bytes",
+                     (unsigned long long)gr.n_models, (unsigned long long)gr.bytes);
+    }
     snprintf(path, sizeof(path), "%s/nvxd.lock", dir);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -185,12 +238,16 @@ run(const nvx_config *cfg)
     }
     for (size_t i = 0; i < cfg->n_peers; i++)
         peers[i] = cfg->peers[i];
+    char listen[NVX_CONFIG_VALUE_MAX];
+    r = listen_resolve(cfg->listen, listen);
+    if (r < 0)
+        goto out;
     nvx_node_opts no = {
         .loop = d.loop,
         .net = net,
         .store = store,
         .identity = ident,
-        .listen = strcmp(cfg->listen, "none") == 0 ? NULL : cfg->listen,
+        .listen = strcmp(listen, "none") == 0 ? NULL : listen,
         .peers = peers,
         .n_peers = cfg->n_peers,
         .max_peers = cfg->max_peers,

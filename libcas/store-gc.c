@@ -422,9 +422,11 @@ out:
     return r;
 }
 
+/* max_bytes: with CAS_GC_TO_LIMIT, the size to get under instead of the
+ * stored limit (0: the stored limit). */
 static int
-gc_run(cas_store *s, unsigned flags, const uint8_t *keep, cas_model_fn cb, void *userdata,
-       cas_gc_result *ret)
+gc_run(cas_store *s, unsigned flags, uint64_t max_bytes, const uint8_t *keep, cas_model_fn cb,
+       void *userdata, cas_gc_result *ret)
 {
     gc_cand *cands = NULL;
     size_t n = 0;
@@ -433,6 +435,8 @@ gc_run(cas_store *s, unsigned flags, const uint8_t *keep, cas_model_fn cb, void 
     int r = gc_collect(s, &cands, &n, &total, &limit);
     if (r < 0)
         return r;
+    if (max_bytes)
+        limit = max_bytes;
     for (size_t i = 0; i < n; i++) {
         if (flags & CAS_GC_TO_LIMIT) {
             if (limit == 0 || total <= limit)
@@ -472,13 +476,22 @@ out:
 int
 cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret)
 {
-    return gc_run(s, flags, NULL, cb, userdata, ret);
+    return gc_run(s, flags, 0, NULL, cb, userdata, ret);
+}
+
+int
+cas_store_gc_to(cas_store *s, uint64_t max_bytes, unsigned flags, cas_model_fn cb, void *userdata,
+                cas_gc_result *ret)
+{
+    if (max_bytes == 0)
+        return -EINVAL;
+    return gc_run(s, flags | CAS_GC_TO_LIMIT, max_bytes, NULL, cb, userdata, ret);
 }
 
 int
 cas__gc_to_limit(cas_store *s, const uint8_t *keep)
 {
-    return gc_run(s, CAS_GC_TO_LIMIT, keep, NULL, NULL, NULL);
+    return gc_run(s, CAS_GC_TO_LIMIT, 0, keep, NULL, NULL, NULL);
 }
 
 int

@@ -345,6 +345,12 @@ typedef struct cas_gc_result {
  * that would be. Writes *ret when non-NULL. Returns 0 or a negative errno. */
 int cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret);
 
+/* cas_store_gc() with CAS_GC_TO_LIMIT against max_bytes (> 0) instead of the
+ * stored limit, which is left as it is (nvx gc --max-bytes). Returns as
+ * cas_store_gc(), or -EINVAL for max_bytes 0. */
+int cas_store_gc_to(cas_store *s, uint64_t max_bytes, unsigned flags, cas_model_fn cb,
+                    void *userdata, cas_gc_result *ret);
+
 typedef struct cas_store_usage {
     uint64_t n_models, n_complete, n_partial, n_pinned;
     uint64_t bytes;        /* sum of model sizes (complete + partial) */

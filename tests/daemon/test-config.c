@@ -73,6 +73,7 @@ test_full_file(void **state)
                        "peer-max-requests = 32\n"
                        "peer-max-bytes = 8M\n"
                        "serve = all\n"
+                       "max-store-bytes = 20G\n"
                        "# end";
     assert_int_equal(parse(&cfg, text, err), 0);
     assert_string_equal(cfg.store, "/var/lib/nvx");
@@ -86,7 +87,10 @@ test_full_file(void **state)
     assert_int_equal(cfg.peer_max_requests, 32);
     assert_int_equal(cfg.peer_max_bytes, 8u << 20);
     assert_int_equal(cfg.serve, NVX_SERVE_ALL);
+    assert_true(cfg.max_store_set);
+    assert_int_equal(cfg.max_store_bytes, (uint64_t)20 << 30);
     nvx_config_defaults(&cfg);
+    assert_false(cfg.max_store_set);
     assert_int_equal(cfg.serve, NVX_SERVE_PINNED); /* the default shares the least */
 }
 
@@ -117,6 +121,9 @@ test_malformed(void **state)
         { "peer-max-bytes = 1\n", "bad value" },
         { "peer-max-bytes = 2T\n", "bad value" },
         { "peer-max-bytes = 99999999999999999999G\n", "bad value" },
+        { "max-store-bytes = 1T\n", "bad value" },
+        { "max-store-bytes = -1\n", "bad value" },
+        { "max-store-bytes = 1G\nmax-store-bytes = 2G\n", "line 2: max-store-bytes: set twice" },
         { "store = a\nstore = b\n", "line 2: store: set twice" },
         { "serve = everything\n", "serve: use pinned, all or none" },
         { "serve = none\nserve = all\n", "line 2: serve: set twice" },

@@ -80,7 +80,10 @@ test_fetch(void **state)
 
     /* A second fetch of a complete model ends at once. */
     du_nvx_ok(&b, &out, "--json", "fetch", id, NULL);
-    assert_non_null(strstr(out, "\"event\":\"done\""));
+    /* --json: one document, as every command prints (issue 14). */
+    char want[128];
+    snprintf(want, sizeof(want), "{\"id\":\"%s\",\"pinned\":true,\"name\":null}\n", id);
+    assert_string_equal(out, want);
     free(out);
 
     du_nvx_ok(&b, &out, "--json", "status", NULL);
