@@ -238,7 +238,7 @@ cli_hf_repo_parse(const char *dirname, char org[static CLI_IMPORT_PART_MAX + 1],
         org[0] = '\0';
         return copy_part(name, rest, strlen(rest), false);
     }
-    if (copy_part(org, rest, (size_t)(sep - rest), false) < 0)
+    if (copy_part(org, rest, (size_t)(sep - rest), false) < 0 || strstr(sep + 2, "--"))
         return -EINVAL;
     return copy_part(name, sep + 2, strlen(sep + 2), false);
 }
