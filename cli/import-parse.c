@@ -81,7 +81,7 @@ cli_ollama_ref_parse(const char *text, cli_ollama_ref *ret)
         }
         p = slash + 1;
     }
-    cli_ollama_ref r;
+    cli_ollama_ref r = { 0 }; /* whole, so refs compare with memcmp */
     snprintf(r.registry, sizeof(r.registry), "%s", CLI_OLLAMA_REGISTRY);
     snprintf(r.ns, sizeof(r.ns), "%s", CLI_OLLAMA_NAMESPACE);
     snprintf(r.tag, sizeof(r.tag), "%s", CLI_OLLAMA_TAG);
