@@ -187,33 +187,23 @@ sha_tap_fn(void *arg, const void *buf, size_t len)
     return t->mismatch ? -EBADMSG : 0;
 }
 
-bool
-cli_sha256_from_hex(const char *s, size_t len, uint8_t ret[static CLI_SHA256_LEN])
+/* Exactly 64 hex characters, either case. */
+static bool
+sha256_from_hex(const char *s, uint8_t ret[static CLI_SHA256_LEN])
 {
-    static const char digits[] = "0123456789abcdef";
-    if (len != CLI_SHA256_HEX_LEN)
-        return false;
-    uint8_t out[CLI_SHA256_LEN];
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] - 'A' + 'a') : s[i];
-        const char *d = ch ? strchr(digits, ch) : NULL;
-        if (!d)
-            return false;
-        unsigned v = (unsigned)(d - digits);
-        out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
-    }
-    memcpy(ret, out, CLI_SHA256_LEN);
-    return true;
+    size_t n = 0, len = strlen(s);
+    const char *end = NULL;
+    return len == CLI_SHA256_HEX_LEN &&
+           sodium_hex2bin(ret, CLI_SHA256_LEN, s, len, NULL, &n, &end) == 0 &&
+           n == CLI_SHA256_LEN && end == s + len;
 }
 
 static int
 sha_error(const char *label, const sha_tap *t)
 {
     char got[CLI_SHA256_HEX_LEN + 1], want[CLI_SHA256_HEX_LEN + 1];
-    for (size_t i = 0; i < CLI_SHA256_LEN; i++) {
-        snprintf(got + 2 * i, 3, "%02x", t->got[i]);
-        snprintf(want + 2 * i, 3, "%02x", t->want[i]);
-    }
+    sodium_bin2hex(got, sizeof(got), t->got, CLI_SHA256_LEN);
+    sodium_bin2hex(want, sizeof(want), t->want, CLI_SHA256_LEN);
     return cli_fail(CLI_EXIT_CORRUPT,
                     "cannot add %s: its sha256 is %.16s..., not the expected %.16s...: the file "
                     "is damaged or was changed; download it again",
@@ -389,7 +379,7 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
                         "id (not all hex)",
                         a.name, CAS_STORE_NAME_MAX);
     uint8_t sha[CLI_SHA256_LEN];
-    if (a.sha256 && !cli_sha256_from_hex(a.sha256, strlen(a.sha256), sha))
+    if (a.sha256 && !sha256_from_hex(a.sha256, sha))
         return cli_fail(CLI_EXIT_USAGE, "invalid --sha256 '%s': give 64 hex characters", a.sha256);
     cli_add_req req = { .path = argv[0],
                         .mode = (cli_chunker_mode)a.mode,

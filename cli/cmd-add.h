@@ -47,8 +47,4 @@ typedef struct cli_add_result {
  * model. */
 int cli_add_file(cli_ctx *ctx, const cli_add_req *req, cli_add_result *ret);
 
-/* Parses 64 hex characters (either case) into a SHA-256 digest. Returns
- * true when s is exactly that. */
-bool cli_sha256_from_hex(const char *s, size_t len, uint8_t ret[static CLI_SHA256_LEN]);
-
 #endif

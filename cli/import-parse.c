@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #define SHA256_PREFIX "sha256:"
 #define OLLAMA_MT     "application/vnd.ollama.image."
 #define HF_REPO       "models--"
@@ -28,15 +30,9 @@ is_lower_hex(const char *s, size_t len)
 static bool
 from_hex(const char *s, size_t len, uint8_t *out, size_t n)
 {
-    if (len != 2 * n || !is_lower_hex(s, len))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned hi = (unsigned)(s[2 * i] <= '9' ? s[2 * i] - '0' : s[2 * i] - 'a' + 10);
-        unsigned lo =
-            (unsigned)(s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10);
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
+    size_t got = 0;
+    return len == 2 * n && is_lower_hex(s, len) &&
+           sodium_hex2bin(out, n, s, len, NULL, &got, NULL) == 0 && got == n;
 }
 
 bool
@@ -201,8 +197,7 @@ parse_root(json_t *root, cli_ollama_manifest *ret, char *why, size_t cap)
     }
     if (!have_model)
         return refuse(why, cap, "no model layer (%s)", CLI_OLLAMA_MODEL_MT);
-    for (size_t i = 0; i < CLI_IMPORT_SHA256_LEN; i++)
-        snprintf(ret->hex + 2 * i, 3, "%02x", ret->sha256[i]);
+    sodium_bin2hex(ret->hex, sizeof(ret->hex), ret->sha256, CLI_IMPORT_SHA256_LEN);
     return 0;
 }
 

@@ -573,6 +573,36 @@ test_hf_bad(void **state)
     free(hub);
 }
 
+/* nvx add --sha256, the check imports use: a match adds, a mismatch adds
+ * nothing (exit 4), anything but 64 hex characters is a usage error. */
+static void
+test_add_sha256(void **state)
+{
+    fix *f = *state;
+    NEED_MODELS(f);
+    char *out, *err, upper[65], wrong[65];
+    for (size_t i = 0; i < 65; i++)
+        upper[i] = (char)(f->hex[Q4][i] >= 'a' ? f->hex[Q4][i] - 32 : f->hex[Q4][i]);
+    snprintf(wrong, sizeof(wrong), "%s", f->hex[Q8]);
+    assert_int_equal(ct_run(f->ct.store, &out, &err, "add", f->src[Q4], "--sha256", wrong, NULL),
+                     4);
+    ct_assert_one_error(err, "its sha256 is");
+    free(out);
+    free(err);
+    assert_int_equal(access(ct_path(f->ct.store, "data"), F_OK), 0);
+    assert_int_equal(count_data(f->ct.store), 0);
+    wrong[63] = '\0';
+    assert_int_equal(ct_run(f->ct.store, &out, &err, "add", f->src[Q4], "--sha256", wrong, NULL),
+                     2);
+    ct_assert_one_error(err, "invalid --sha256");
+    free(out);
+    free(err);
+    ct_ok(f->ct.store, &out, &err, "add", f->src[Q4], "--sha256", upper, NULL);
+    free(out);
+    free(err);
+    assert_int_equal(count_data(f->ct.store), 1);
+}
+
 int
 main(void)
 {
@@ -581,6 +611,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ollama_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hf_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_sha256, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
