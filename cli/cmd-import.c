@@ -40,27 +40,8 @@ const cli_command cli_cmd_import = {
     .summary = "Import models from Ollama's store or the Hugging Face cache, keeping their names",
 };
 
-static void
-json_left_out(cli_json *j, const cli_import_item *it)
-{
-    cli_json_key(j, "left_out");
-    cli_json_arr_begin(j);
-    for (size_t i = 0; i < it->n_left_out; i++)
-        cli_json_str(j, it->left_out[i]);
-    cli_json_arr_end(j);
-}
-
-static void
-print_left_out(const cli_import_item *it)
-{
-    for (size_t i = 0; i < it->n_left_out; i++) {
-        fputs(i ? ", " : "; not imported: ", stdout);
-        fputs(it->left_out[i], stdout); /* checked plain words (import-parse.c) */
-    }
-}
-
-static int
-record_failure(cli_import *im, const cli_import_item *it, int code)
+int
+cli_import_fail(cli_import *im, const cli_import_item *it, int code)
 {
     im->n_failed++;
     if (!im->first_fail)
@@ -76,28 +57,22 @@ record_failure(cli_import *im, const cli_import_item *it, int code)
     return code;
 }
 
-int
-cli_import_fail(cli_import *im, const cli_import_item *it, int code)
-{
-    return record_failure(im, it, code);
-}
-
 /* The blob is there, a regular file, and of the size the source gives. */
 static int
 check_file(cli_import *im, const cli_import_item *it, struct stat *st)
 {
     if (stat(it->path, st) < 0) {
         int r = -errno;
-        return record_failure(
+        return cli_import_fail(
             im, it, cli_fail_errno(r, it->hint, "cannot import %s: %s", it->name, it->path));
     }
     if (!S_ISREG(st->st_mode))
-        return record_failure(im, it,
-                              cli_fail(CLI_EXIT_CORRUPT,
-                                       "cannot import %s: %s is not a regular file: %s", it->name,
-                                       it->path, it->hint));
+        return cli_import_fail(im, it,
+                               cli_fail(CLI_EXIT_CORRUPT,
+                                        "cannot import %s: %s is not a regular file: %s", it->name,
+                                        it->path, it->hint));
     if (it->size != UINT64_MAX && (uint64_t)st->st_size != it->size)
-        return record_failure(
+        return cli_import_fail(
             im, it,
             cli_fail(CLI_EXIT_CORRUPT,
                      "cannot import %s: %s is %llu bytes, its manifest says %llu: %s", it->name,
@@ -106,76 +81,61 @@ check_file(cli_import *im, const cli_import_item *it, struct stat *st)
     return 0;
 }
 
+/* Reports one model: imported (res) or, dry run (res NULL), would be. */
 static void
-report_dry(cli_import *im, const cli_import_item *it, uint64_t size)
+report(cli_import *im, const cli_import_item *it, uint64_t size, const cli_add_result *res)
 {
+    char hex[CAS_HASH_HEX_LEN + 1] = "", sz[16];
+    if (res)
+        cas_hash_to_hex(res->id, hex);
+    const char *status = !res ? "would import" : res->is_new ? "imported" : "already stored";
     im->n_ok++;
+    im->n_new += res && res->is_new;
     if (im->ctx->json) {
-        cli_json_obj_begin(&im->j);
-        cli_json_kv_str(&im->j, "name", it->name);
+        cli_json *j = &im->j;
+        cli_json_obj_begin(j);
+        cli_json_kv_str(j, "name", it->name);
         if (it->alias)
-            cli_json_kv_str(&im->j, "alias", it->alias);
-        cli_json_kv_str(&im->j, "file", it->path);
-        cli_json_kv_u64(&im->j, "size", size);
-        cli_json_kv_bool(&im->j, "sha256_checked", it->sha256 != NULL);
-        cli_json_kv_str(&im->j, "status", "would import");
-        json_left_out(&im->j, it);
-        cli_json_obj_end(&im->j);
-        return;
-    }
-    if (im->ctx->quiet)
-        return;
-    char sz[16];
-    fputs("would import ", stdout);
-    cli_print_escaped_str(stdout, it->name);
-    if (it->alias) {
-        fputs(" (also ", stdout);
-        cli_print_escaped_str(stdout, it->alias);
-        fputs(")", stdout);
-    }
-    printf(": %s from ", cli_fmt_bytes(size, sz));
-    cli_print_escaped_str(stdout, it->path);
-    print_left_out(it);
-    fputs("\n", stdout);
-}
-
-static void
-report_done(cli_import *im, const cli_import_item *it, const cli_add_result *res)
-{
-    char hex[CAS_HASH_HEX_LEN + 1], sz[16];
-    cas_hash_to_hex(res->id, hex);
-    im->n_ok++;
-    im->n_new += res->is_new;
-    if (im->ctx->json) {
-        cli_json_obj_begin(&im->j);
-        cli_json_kv_str(&im->j, "name", it->name);
-        if (it->alias)
-            cli_json_kv_str(&im->j, "alias", it->alias);
-        cli_json_kv_str(&im->j, "file", it->path);
-        cli_json_kv_str(&im->j, "id", hex);
-        cli_json_kv_u64(&im->j, "size", res->info.size);
-        cli_json_kv_str(&im->j, "format", res->format);
-        cli_json_kv_bool(&im->j, "sha256_checked", it->sha256 != NULL);
-        cli_json_kv_str(&im->j, "status", res->is_new ? "imported" : "already stored");
-        cli_json_kv_bool(&im->j, "pinned", res->info.pinned);
-        json_left_out(&im->j, it);
-        cli_json_obj_end(&im->j);
+            cli_json_kv_str(j, "alias", it->alias);
+        cli_json_kv_str(j, "file", it->path);
+        if (res)
+            cli_json_kv_str(j, "id", hex);
+        cli_json_kv_u64(j, "size", size);
+        if (res)
+            cli_json_kv_str(j, "format", res->format);
+        cli_json_kv_bool(j, "sha256_checked", it->sha256 != NULL);
+        cli_json_kv_str(j, "status", status);
+        if (res)
+            cli_json_kv_bool(j, "pinned", res->info.pinned);
+        cli_json_key(j, "left_out");
+        cli_json_arr_begin(j);
+        for (size_t i = 0; i < it->n_left_out; i++)
+            cli_json_str(j, it->left_out[i]);
+        cli_json_arr_end(j);
+        cli_json_obj_end(j);
         return;
     }
     if (im->ctx->quiet) {
-        printf("%s\n", hex);
+        if (res)
+            printf("%s\n", hex);
         return;
     }
-    fputs(res->is_new ? "imported " : "already stored ", stdout);
+    printf("%s ", status);
     cli_print_escaped_str(stdout, it->name);
     if (it->alias) {
         fputs(" (also ", stdout);
         cli_print_escaped_str(stdout, it->alias);
         fputs(")", stdout);
     }
-    printf(": %s %s, id %.16s%s", cli_fmt_bytes(res->info.size, sz), res->format, hex,
-           res->info.pinned ? ", pinned" : "");
-    print_left_out(it);
+    if (res) {
+        printf(": %s %s, id %.16s%s", cli_fmt_bytes(size, sz), res->format, hex,
+               res->info.pinned ? ", pinned" : "");
+    } else {
+        printf(": %s from ", cli_fmt_bytes(size, sz));
+        cli_print_escaped_str(stdout, it->path);
+    }
+    for (size_t i = 0; i < it->n_left_out; i++) /* plain words: import-parse.c */
+        printf("%s%s", i ? ", " : "; not imported: ", it->left_out[i]);
     fputs("\n", stdout);
 }
 
@@ -196,17 +156,17 @@ int
 cli_import_file(cli_import *im, const cli_import_item *it)
 {
     if (!name_fits(it->name) || (it->alias && !name_fits(it->alias)))
-        return record_failure(im, it,
-                              cli_fail(CLI_EXIT_FAIL,
-                                       "cannot import %s: the name is longer than %u bytes or "
-                                       "not printable: import the file with nvx add --name",
-                                       it->name, CAS_STORE_NAME_MAX));
+        return cli_import_fail(im, it,
+                               cli_fail(CLI_EXIT_FAIL,
+                                        "cannot import %s: the name is longer than %u bytes or "
+                                        "not printable: import the file with nvx add --name",
+                                        it->name, CAS_STORE_NAME_MAX));
     struct stat st;
     int r = check_file(im, it, &st);
     if (r != 0)
         return r;
     if (im->dry_run) {
-        report_dry(im, it, (uint64_t)st.st_size);
+        report(im, it, (uint64_t)st.st_size, NULL);
         return 0;
     }
     char label[PATH_MAX + 2 * CAS_STORE_NAME_MAX];
@@ -220,19 +180,19 @@ cli_import_file(cli_import *im, const cli_import_item *it)
     cli_add_result res;
     r = cli_add_file(im->ctx, &req, &res);
     if (r != CLI_GO)
-        return record_failure(im, it, r);
+        return cli_import_fail(im, it, r);
     if (it->alias) {
         cas_store *s;
         r = cli_store_open(im->ctx, CLI_STORE_EXISTING, &s);
         if (r != CLI_GO)
-            return record_failure(im, it, r);
+            return cli_import_fail(im, it, r);
         r = cas_store_name_set(s, it->alias, res.id);
         if (r < 0)
-            return record_failure(
+            return cli_import_fail(
                 im, it,
                 cli_fail_errno(r, NULL, "imported %s, but cannot name it %s", it->name, it->alias));
     }
-    report_done(im, it, &res);
+    report(im, it, res.info.size, &res);
     return 0;
 }
 
