@@ -116,14 +116,10 @@ find_snapshot(cli_import *im, hf_repo *r, const char *label, bool named)
     size_t len = strlen(rev);
     if (cli_hf_ref_parse(rev, len, commit) == 0) {
         /* a commit hash given */
-    } else if (!cli_import_part_ok(rev, len, false) || !cli_import_join(refs, r->path, "refs") ||
-               !cli_import_join(refs, refs, rev)) {
+    } else if (!cli_import_join(refs, r->path, "refs") || !cli_import_join(refs, refs, rev)) {
         return cli_import_fail(im, &it,
-                               cli_fail(CLI_EXIT_USAGE,
-                                        "invalid revision '%s': give a branch "
-                                        "name or a commit hash",
-                                        rev));
-    } else {
+                               cli_fail(CLI_EXIT_FAIL, "cannot import %s: path too long", label));
+    } else { /* a branch name, checked by cli_import_hf() */
         int e = cli_import_read_small(AT_FDCWD, refs, CLI_HF_REF_MAX, buf, &len);
         if (e == 0 && cli_hf_ref_parse(buf, len, commit) < 0)
             e = -EBADMSG;
@@ -271,6 +267,10 @@ cli_import_hf(cli_import *im, const char *what)
         return cli_fail(CLI_EXIT_NOTFOUND,
                         "no Hugging Face cache at %s: give --from DIR or set HF_HUB_CACHE", dir);
     char org[CLI_IMPORT_PART_MAX + 1], name[CLI_IMPORT_PART_MAX + 1], dirname[PATH_MAX];
+    const char *rev = im->revision;
+    if (rev && !cli_import_part_ok(rev, strlen(rev), false))
+        return cli_fail(CLI_EXIT_USAGE,
+                        "invalid revision '%s': give a branch name or a commit hash", rev);
     if (what) {
         if (cli_hf_repo_arg(what, org, name) < 0)
             return cli_fail(CLI_EXIT_USAGE,
