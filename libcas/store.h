@@ -161,6 +161,15 @@ typedef struct cas_store_add_opts {
     size_t prefix_len;
     /* When not NULL, filled in with how the data file was written. */
     struct cas_store_add_stats *stats;
+    /* When not NULL, sees every byte of the stream once, in order, on the
+     * reader thread: called with each piece as it is read (prefix bytes
+     * included), then once with (NULL, 0) at the end of the stream, before
+     * anything is committed. So a caller checks another digest of the
+     * bytes (an importer's sha256) in the same read as the add; a negative
+     * errno returned stops the add, which leaves the store unchanged and
+     * returns that value. tap_arg is its first argument. */
+    int (*tap)(void *tap_arg, const void *buf, size_t len);
+    void *tap_arg;
 } cas_store_add_opts;
 
 /* How cas_store_add_fd() wrote the data file: bytes written with O_DIRECT
