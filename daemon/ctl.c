@@ -201,8 +201,11 @@ put_reach(nvx_ctl *c, proto_ctl_writer *w)
         proto_ctl_put_str(w, PROTO_CTL_T_ADDR, ext);
     if (pub[0])
         proto_ctl_put_str(w, PROTO_CTL_T_ADDR, pub);
-    if (listen[0])
-        proto_ctl_put_str(w, PROTO_CTL_T_ADDR, listen);
+    char local[NVX_REACH_LOCAL_MAX][NVX_REACH_ADDR_LEN];
+    size_t n = nvx_reach_local_addrs(listen, local, NVX_REACH_LOCAL_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(local[i], pub) != 0)
+            proto_ctl_put_str(w, PROTO_CTL_T_ADDR, local[i]);
     proto_ctl_put_str(w, PROTO_CTL_T_NAME, nvx_natmap_how_name(how));
     proto_ctl_put_u64(w, PROTO_CTL_T_PEER_COUNT, relays);
     proto_ctl_nest_end(w);

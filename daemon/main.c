@@ -320,6 +320,10 @@ run(const nvx_config *cfg)
         .store = store,
         .discovery = cfg->discovery,
     };
+#ifdef NVX_TEST_HOOKS
+    const char *np = getenv("NVX_TEST_NO_PEX_DIAL");
+    mo.no_pex_dial = np && strcmp(np, "1") == 0;
+#endif
     r = nvx_mesh_new(&mo, &d.mesh);
     if (r < 0)
         log_warn_errno(r, "gossip is off");

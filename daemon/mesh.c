@@ -311,7 +311,7 @@ g_dial(void *userdata, const uint8_t node[static PROTO_ID_LEN], const char *addr
     nvx_mesh *m = userdata;
     /* Enough neighbours: the address stays known (nvx_mesh_want can still
      * use it) but a large mesh does not turn into a full mesh. */
-    if (nvx_gossip_sessions(m->g) >= NVX_MESH_PEX_TARGET)
+    if (nvx_gossip_sessions(m->g) >= NVX_MESH_PEX_TARGET || m->o.no_pex_dial)
         return;
     /* gossip keeps only numeric addresses from PEERS: no name lookup. */
     if (!nvx_pex_addr_numeric((const uint8_t *)addr, strlen(addr)))

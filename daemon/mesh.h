@@ -82,6 +82,10 @@ typedef struct nvx_mesh_opts {
      * loop; must not close the mesh. */
     void (*provider)(void *arg, const uint8_t node[static 32], const uint8_t model[static 32]);
     void *arg;
+    /* Test-only: never dial addresses from peer exchange
+     * (NVX_TEST_NO_PEX_DIAL=1 in nvxd-test), so a test sees connection
+     * reversal connect two nodes rather than a dial that PEX suggested. */
+    bool no_pex_dial;
 } nvx_mesh_opts;
 
 /*

@@ -54,6 +54,34 @@ nvx_reach_public_addr(const char *listen, char *out, size_t cap)
     return found;
 }
 
+size_t
+nvx_reach_local_addrs(const char *listen, char (*out)[NVX_REACH_ADDR_LEN], size_t max)
+{
+    struct sockaddr_storage ss;
+    if (!listen || !listen[0] || max == 0)
+        return 0;
+    if (tp_tcp_addr_parse(listen, 0, &ss) < 0 || ss.ss_family != AF_INET ||
+        ((const struct sockaddr_in *)&ss)->sin_addr.s_addr != 0) {
+        snprintf(out[0], NVX_REACH_ADDR_LEN, "%s", listen);
+        return 1;
+    }
+    unsigned port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    uv_interface_address_t *ifs;
+    int n;
+    if (uv_interface_addresses(&ifs, &n) != 0)
+        return 0;
+    size_t k = 0;
+    for (int i = 0; i < n && k < max; i++) {
+        char host[INET_ADDRSTRLEN];
+        if (ifs[i].is_internal || ifs[i].address.address4.sin_family != AF_INET ||
+            !inet_ntop(AF_INET, &ifs[i].address.address4.sin_addr, host, sizeof(host)))
+            continue;
+        snprintf(out[k++], NVX_REACH_ADDR_LEN, "%s:%u", host, port);
+    }
+    uv_free_interface_addresses(ifs, n);
+    return k;
+}
+
 int
 nvx_reach_describe(const char *listen, const char *ext, const char *how, const char *public,
                    unsigned relays, char *msg, size_t cap)

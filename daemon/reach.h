@@ -24,6 +24,16 @@ bool nvx_reach_ipv4_private(const char *host);
  * host the first public IPv4 address of an interface. False when none. */
 bool nvx_reach_public_addr(const char *listen, char *out, size_t cap);
 
+enum {
+    NVX_REACH_ADDR_LEN = 64,
+    NVX_REACH_LOCAL_MAX = 3, /* interface addresses listed for 0.0.0.0 */
+};
+
+/* The addresses a listener at listen answers on: listen itself, or for an
+ * unspecified IPv4 host (0.0.0.0) up to max of the interfaces' non-loopback
+ * IPv4 addresses with its port. Returns how many were written to out. */
+size_t nvx_reach_local_addrs(const char *listen, char (*out)[NVX_REACH_ADDR_LEN], size_t max);
+
 /*
  * The verdict and its one-line description in msg[cap]. listen: the
  * listening address ("" when not listening); ext and how: the router's
