@@ -822,6 +822,12 @@ nvx_mesh_relays(nvx_mesh *m)
     return n;
 }
 
+nvx_reverse *
+nvx_mesh_reverse(nvx_mesh *m)
+{
+    return m->rev;
+}
+
 nvx_gossip *
 nvx_mesh_gossip(nvx_mesh *m)
 {

@@ -45,6 +45,7 @@
 
 #include "daemon/gossip.h"
 #include "daemon/node.h"
+#include "daemon/reverse.h"
 #include "libcas/store.h"
 
 enum {
@@ -126,6 +127,10 @@ void nvx_mesh_unwant(nvx_mesh *m, const uint8_t model_id[static 32]);
 /* Sessions we dialed with a peer that relays connection reversal: how many
  * nodes can hand a "connect to me" to this node (nvx status). */
 unsigned nvx_mesh_relays(nvx_mesh *m);
+
+/* Connection reversal's state (tests look at its pending dials); valid
+ * until nvx_mesh_close(). */
+nvx_reverse *nvx_mesh_reverse(nvx_mesh *m);
 
 /* The gossip state (stats, providers); valid until nvx_mesh_close(). */
 nvx_gossip *nvx_mesh_gossip(nvx_mesh *m);
