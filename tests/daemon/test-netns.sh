@@ -79,6 +79,7 @@ status_has() { "$nvx" --store "$NW_DIR/$1" status | grep -q "$2"; }
 "$mkmodel" -o "$NW_DIR/m1.gguf" --dim 64 --layers 2 --name nvx-netns-1 --seed 1 >/dev/null
 "$mkmodel" -o "$NW_DIR/m2.gguf" --dim 64 --layers 2 --name nvx-netns-2 --seed 2 >/dev/null
 m1=$("$nvx" --store "$NW_DIR/a" -q add "$NW_DIR/m1.gguf" --pin | awk 'END { print $NF }')
+[ -n "$m1" ] || fail "nvx add printed no id"
 m2=$("$nvx" --store "$NW_DIR/b" -q add "$NW_DIR/m2.gguf" --pin | awk 'END { print $NF }')
 
 start r inet "$nvxd" --listen "$R_ADDR" --no-upnp
@@ -90,7 +91,9 @@ wait_for "A mapped by UPnP" status_has a "reachable at $(nw_wan_addr 1):4747 (UP
 wait_for "B reachable by reversal" status_has b "behind NAT, reachable by reversal through 1 relay"
 wait_for "C not reachable" status_has c "not reachable from outside"
 
-# fetch_timed NAME TARGET: fetches on node NAME; prints the times.
+# fetch_timed NAME TARGET WHAT: fetches on node NAME; prints the time to
+# the first byte (a transfer in `nvx status --json` with bytes done) and to
+# the end.
 fetch_timed() {
     t0=$(now_ms)
     "$nvx" --store "$NW_DIR/$1" --json fetch "$2" --timeout "$limit_s" >"$NW_DIR/$1.fetch" \
@@ -98,14 +101,14 @@ fetch_timed() {
     fpid=$!
     first=""
     while kill -0 $fpid 2>/dev/null; do
-        if [ -z "$first" ] && grep -q '"bytes_done": *[1-9]' "$NW_DIR/$1.fetch"; then
+        if [ -z "$first" ] && "$nvx" --store "$NW_DIR/$1" --json status 2>/dev/null |
+            grep -q '"bytes_done": *[1-9]'; then
             first=$(now_ms)
         fi
-        sleep 0.01
     done
     wait $fpid || fail "node $1: nvx fetch failed: $(cat "$NW_DIR/$1.fetch.err")"
     t1=$(now_ms)
-    [ -n "$first" ] || first=$t1 # done before a progress event showed bytes
+    [ -n "$first" ] || first=$t1 # done before a status showed bytes
     say "$3: first byte after $((first - t0)) ms, done after $((t1 - t0)) ms"
     "$nvx" --store "$NW_DIR/$1" -q verify "$(sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p' \
         "$NW_DIR/$1.fetch")" || fail "node $1: the fetched model does not verify"
