@@ -32,8 +32,8 @@
 #include "cli/store.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
-#include "libcas/store.h"
 #include "libcas/sig.h"
+#include "libcas/store.h"
 #include "proto/ticket.h"
 
 int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
