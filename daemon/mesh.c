@@ -529,8 +529,7 @@ on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char 
 }
 
 struct relay_ask {
-    nvx_mesh *m;
-    proto_msg msg;
+    proto_msg msg; /* REVERSE_REQ for the target */
     unsigned sent;
 };
 
@@ -562,7 +561,7 @@ chase_providers(nvx_mesh *m, uint64_t now)
             char addr[PROTO_ADDR_MAX + 1], sid[17];
             if (nvx_gossip_addr(m->g, ids[i], addr, sizeof(addr)) == 0)
                 dial(m, ids[i], addr, true);
-            struct relay_ask a = { .m = m, .msg = { .type = PROTO_MSG_REVERSE_REQ } };
+            struct relay_ask a = { .msg = { .type = PROTO_MSG_REVERSE_REQ } };
             memcpy(a.msg.u.reverse.node_id, ids[i], 32);
             nvx_node_sessions_each(m->o.node, ask_relay, &a);
             if (a.sent)
@@ -785,7 +784,7 @@ nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32])
     memcpy(m->wants[slot].model, model_id, 32);
     m->wants[slot].until_ms = now_w + NVX_MESH_WANT_MS;
     uint8_t ids[16][PROTO_ID_LEN];
-    size_t n = nvx_gossip_providers(m->g, model_id, wall_ms(), ids, 16);
+    size_t n = nvx_gossip_providers(m->g, model_id, now_w, ids, 16);
     int dials = 0;
     for (size_t i = 0; i < n && i < 16; i++) {
         char addr[PROTO_ADDR_MAX + 1];

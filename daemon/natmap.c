@@ -283,11 +283,9 @@ job_after(uv_work_t *w, int status)
     nvx_natmap *m = w->data;
     m->job_running = false;
     if (m->kind == JOB_UNMAP || m->closing) {
-        if (m->closing && m->kind == JOB_MAP && m->job_how != NVX_NATMAP_NONE) {
+        if (m->closing && m->kind == JOB_MAP && m->job_how != NVX_NATMAP_NONE)
             start_job(m, JOB_UNMAP); /* a mapping made while we were closing */
-            return;
-        }
-        maybe_done(m);
+        maybe_done(m);               /* waits for that job, if it was queued */
         return;
     }
     int r = status < 0 ? status : m->job_r;

@@ -4,8 +4,10 @@
 # A small internet in network namespaces, for end-to-end tests of nvxd
 # across NAT routers. Source it, then:
 #
-#   nw_up HOMES UPNP_HOMES   e.g. nw_up 3 "1": homes 1..3, home 1's router
-#                            runs miniupnpd (UPnP-IGD and NAT-PMP)
+#   nw_up HOMES UPNP_HOMES [PMP_HOMES]
+#                            e.g. nw_up 3 "1" "3": homes 1..3, home 1's
+#                            router runs miniupnpd (UPnP-IGD and NAT-PMP),
+#                            home 3's miniupnpd with NAT-PMP only
 #   nw_exec NS CMD...        run CMD in namespace NS: inet, r1.., h1..
 #   nw_spawn NS LOG CMD...   the same in the background; NW_PID = its pid
 #   nw_down                  kill what runs in the namespaces, delete them
@@ -19,8 +21,8 @@
 #          forwarding between them. A relay or a DHT bootstrap node runs here.
 #   rI     home I's router: wan $NW_NET.I.2/24 (gateway $NW_NET.I.1 in inet),
 #          lan 10.0.I.1/24, IPv4 forwarding, iptables MASQUERADE out of wan;
-#          for homes in UPNP_HOMES, miniupnpd on lan, mapping ports to
-#          10.0.I.0/24 only.
+#          for homes in UPNP_HOMES (PMP_HOMES: NAT-PMP only), miniupnpd on
+#          lan, mapping ports to 10.0.I.0/24 only.
 #   hI     a host at home: eth0 10.0.I.2/24, default route via 10.0.I.1.
 #
 # Why $NW_NET is 11.0 and not 198.18.0.0/15 (reserved for tests):
@@ -75,7 +77,7 @@ nw_spawn() {
 }
 
 # miniupnpd's nftables backend expects its table and chains to exist.
-nw__upnp_start() {
+nw__upnp_start() { # home, yes|no (UPnP-IGD besides NAT-PMP)
     i=$1
     nw_exec "r$i" nft -f - <<EOF
 table inet filter {
@@ -104,7 +106,7 @@ ext_ifname=wan
 listening_ip=lan
 http_port=0
 enable_natpmp=yes
-enable_upnp=yes
+enable_upnp=$2
 secure_mode=yes
 system_uptime=yes
 lease_file=$NW_DIR/miniupnpd-r$i.leases
@@ -130,6 +132,7 @@ EOF
 nw_up() {
     homes=$1
     upnp=$2
+    pmp=${3:-}
     NW_P="nvx$$$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')"
     NW_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nvx-netns-XXXXXX")
     ip netns add "$NW_P-inet" || return 1
@@ -160,7 +163,12 @@ nw_up() {
         nw_exec "h$i" ip route add default via "10.0.$i.1"
         for u in $upnp; do
             if [ "$u" = "$i" ]; then
-                nw__upnp_start "$i" || return 1
+                nw__upnp_start "$i" yes || return 1
+            fi
+        done
+        for u in $pmp; do
+            if [ "$u" = "$i" ]; then
+                nw__upnp_start "$i" no || return 1
             fi
         done
         i=$((i + 1))

@@ -5,7 +5,7 @@
 #   inet: R, a public node (relay), at 11.0.0.1:4747
 #   h1 behind r1 (miniupnpd): A, maps its port by UPnP, peer R
 #   h2 behind r2 (no UPnP):   B, cannot be mapped, peer R
-#   h3 behind r3 (no UPnP):   C, no peers
+#   h3 behind r3 (NAT-PMP only): C, maps its port by NAT-PMP, no peers
 #
 # 1. mapped: C fetches A's model given only `nvx ticket` from A (the
 #    mapped address 11.0.1.2:4747 through r1's real UPnP port mapping).
@@ -60,7 +60,7 @@ wait_for() {
     done
 }
 
-nw_up 3 "1" || fail "cannot build the namespaces"
+nw_up 3 "1" "3" || fail "cannot build the namespaces"
 R_ADDR="$(nw_inet_addr 1):4747"
 
 start() { # name ns env... -- nvxd args...
@@ -89,7 +89,7 @@ start c h3 "$nvxd" --listen 0.0.0.0:4747
 
 wait_for "A mapped by UPnP" status_has a "reachable at $(nw_wan_addr 1):4747 (UPnP"
 wait_for "B reachable by reversal" status_has b "behind NAT, reachable by reversal through 1 relay"
-wait_for "C not reachable" status_has c "not reachable from outside"
+wait_for "C mapped by NAT-PMP" status_has c "reachable at $(nw_wan_addr 3):4747 (NAT-PMP"
 
 # fetch_timed NAME TARGET WHAT: fetches on node NAME; prints the time to
 # the first byte (a transfer in `nvx status --json` with bytes done) and to
