@@ -128,7 +128,15 @@ grep -q "reversal: .* asks us to connect to $(nw_wan_addr 1):4747" "$NW_DIR/b.lo
 # 3. A clean stop removes the mapping from the router.
 mapped() { nw_exec r1 nft list chain inet filter prerouting_miniupnpd | grep -q "dport 4747"; }
 mapped || fail "r1 holds no mapping for A"
-for pid in $(ip netns pids "$(nw_ns h1)"); do kill "$pid"; done
-wait_for "A's mapping removed on stop" sh -c "! ip netns exec $(nw_ns r1) nft list chain inet \
-filter prerouting_miniupnpd | grep -q 'dport 4747'"
+stop() { # name ns: SIGTERM, then nvxd must log "stopped" (and no sanitizer report)
+    for pid in $(ip netns pids "$(nw_ns "$2")"); do kill "$pid"; done
+    wait_for "nvxd $1 stopped" sh -c "[ -z \"\$(ip netns pids $(nw_ns "$2"))\" ]"
+    grep -q "stopped" "$NW_DIR/$1.log" || fail "nvxd $1 did not stop cleanly"
+    if grep -q "Sanitizer" "$NW_DIR/$1.log"; then fail "nvxd $1: sanitizer report"; fi
+}
+stop a h1
+mapped && fail "A's mapping is still on r1 after a clean stop"
+stop b h2
+stop c h3
+stop r inet
 say "ok"
