@@ -13,6 +13,10 @@
  * to still have it, and a swarm needs the nodes that fetched to seed. A
  * fetch by PUBLISHER/NAME also keeps that name as a local name, so every
  * local command (run, info, export) takes it.
+ *
+ * nvx fetch TICKET (proto/ticket.h, from `nvx ticket` on another node):
+ * nvxd dials the ticket's addresses, pinned to its node id, then fetches
+ * its model id.
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,18 +32,37 @@
 #include "cli/store.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
+#include "libcas/sig.h"
 #include "libcas/store.h"
+#include "proto/ticket.h"
 
 int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command cli_cmd_fetch = {
     .name = "fetch",
     .main = cli_fetch_main,
-    .usage = "fetch ID|PUBLISHER/NAME [--no-pin] [--allow-untrusted] [--timeout SECONDS]",
-    .summary = "Fetch a model by id or signed name from the node's peers (needs nvxd)",
+    .usage = "fetch ID|PUBLISHER/NAME|TICKET [--no-pin] [--allow-untrusted] [--timeout SECONDS]",
+    .summary = "Fetch a model by id, signed name or ticket from the node's peers (needs nvxd)",
 };
 
 static volatile sig_atomic_t interrupted;
+
+/* The ticket names the publisher's key: say how to check the signature
+ * that came with the model (the key is only a name until it is trusted). */
+static void
+publisher_note(const proto_ticket *t)
+{
+    cas_pubkey pk;
+    char kid[CAS_KEYID_HEX_SIZE], b64[CAS_PUBKEY_B64_SIZE];
+    memcpy(pk.keyid, t->publisher, CAS_KEYID_LEN);
+    memcpy(pk.pk, t->publisher + CAS_KEYID_LEN, CAS_PK_LEN);
+    cas_keyid_format(pk.keyid, kid);
+    cas_pubkey_base64(&pk, b64);
+    fprintf(stderr,
+            "nvx: the ticket names publisher key %s (%s): trust it (nvx trust add) and "
+            "run nvx verify --require-trusted to check its signature\n",
+            kid, b64);
+}
 
 static void
 on_sigint(int sig)
@@ -129,7 +152,19 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
     pin = !no_pin;
     const char *target = argv[0], *local_name = NULL;
     char resolved[CAS_HASH_HEX_LEN + 1];
-    if (cas_namerec_is_target(target)) {
+    proto_ticket *ticket = NULL;
+    if (proto_ticket_looks_like(target)) {
+        ticket = malloc(sizeof(*ticket));
+        if (!ticket)
+            return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
+        if (proto_ticket_decode(target, strlen(target), ticket) < 0) {
+            free(ticket);
+            return cli_fail(CLI_EXIT_USAGE, "not a valid ticket (its checksum or layout is "
+                                            "wrong): copy the whole nvx1... string again");
+        }
+        cas_hash_to_hex(ticket->model_id, resolved);
+        target = resolved;
+    } else if (cas_namerec_is_target(target)) {
         /* PUBLISHER/NAME: resolved here from the records gossip stored, so
          * an untrusted publisher is refused with its own exit code. */
         uint8_t mid[CAS_HASH_LEN];
@@ -150,6 +185,7 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
     if (!d || !m) {
         free(d);
         free(m);
+        free(ticket);
         return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
     }
     if ((r = cli_daemon_connect(ctx, d)) != CLI_GO)
@@ -168,6 +204,12 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         proto_ctl_put_bool(&w, PROTO_CTL_T_UNTRUSTED, true);
     if (timeout_seen)
         proto_ctl_put_u64(&w, PROTO_CTL_T_TIMEOUT_S, timeout_s);
+    if (ticket) {
+        if (ticket->has_node)
+            proto_ctl_put_id(&w, PROTO_CTL_T_NODE_ID, ticket->node_id);
+        for (size_t i = 0; i < ticket->n_addrs; i++)
+            proto_ctl_put_str(&w, PROTO_CTL_T_ADDR, ticket->addrs[i]);
+    }
     r = cli_daemon_send(d, &w);
     if (r < 0) {
         r = cli_fail_errno(r, "check that nvxd is running", "cannot send to nvxd");
@@ -240,6 +282,8 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
             } else {
                 printf("%s\n", hex);
             }
+            if (ticket && ticket->has_publisher && !ctx->json)
+                publisher_note(ticket);
             r = CLI_EXIT_OK;
             goto out;
         }
@@ -248,5 +292,6 @@ out:
     cli_daemon_close(d);
     free(d);
     free(m);
+    free(ticket);
     return r;
 }

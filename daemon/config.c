@@ -12,7 +12,7 @@
 
 const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
-    "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
+    "            [--peer HOST:PORT]... [--no-discovery] [--no-upnp] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
     "            [--max-store-bytes SIZE]\n"
@@ -29,6 +29,8 @@ const char nvx_config_usage[] =
     "  --peer HOST:PORT       also dial this peer (repeatable; `nvx peer add`\n"
     "                         keeps peers in the store instead)\n"
     "  --no-discovery         no LAN discovery (discovery = no)\n"
+    "  --no-upnp              do not map the listening port on the home router\n"
+    "                         with UPnP-IGD or NAT-PMP (upnp = off)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --max-peers N          peer connections (default 64)\n"
     "  --peer-max-requests N  requests queued per peer when serving (default 1024)\n"
@@ -59,6 +61,7 @@ nvx_config_defaults(nvx_config *cfg)
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", NVX_DEFAULT_LISTEN);
     snprintf(cfg->http, sizeof(cfg->http), "%s", NVX_DEFAULT_HTTP);
     cfg->discovery = true;
+    cfg->upnp = true;
     cfg->log_level = NVX_LOG_INFO;
     cfg->max_peers = NVX_DEFAULT_MAX_PEERS;
     cfg->peer_max_requests = NVX_DEFAULT_PEER_MAX_REQUESTS;
@@ -190,6 +193,11 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
             goto bad;
         return 0;
     }
+    if (strcmp(key, "upnp") == 0) {
+        if (parse_bool(value, &cfg->upnp) < 0)
+            goto bad;
+        return 0;
+    }
     if (strcmp(key, "require-trusted") == 0) {
         if (parse_bool(value, &cfg->require_trusted) < 0)
             goto bad;
@@ -254,10 +262,10 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",           "listen",         "discovery",
-                                        "log-level",       "max-peers",      "peer-max-requests",
-                                        "peer-max-bytes",  "serve",          "http",
-                                        "require-trusted", "max-store-bytes" };
+    static const char *const once[] = { "store",           "listen",          "discovery",
+                                        "log-level",       "max-peers",       "peer-max-requests",
+                                        "peer-max-bytes",  "serve",           "http",
+                                        "require-trusted", "max-store-bytes", "upnp" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -435,6 +443,10 @@ nvx_config_args(nvx_config *cfg, int argc, char **argv, char err[static NVX_CONF
         }
         if (strcmp(a, "--no-discovery") == 0) {
             cfg->discovery = false;
+            continue;
+        }
+        if (strcmp(a, "--no-upnp") == 0) {
+            cfg->upnp = false;
             continue;
         }
         if (strcmp(a, "--require-trusted") == 0) {

@@ -13,6 +13,7 @@
 
 #include "common/bytes.h"
 #include "daemon/log.h"
+#include "daemon/reach.h"
 #include "daemon/xfer.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
@@ -43,6 +44,7 @@ struct nvx_ctl {
     nvx_node *node;
     cas_store *store;
     nvx_mesh *mesh;
+    nvx_natmap *natmap;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char agent[PROTO_AGENT_MAX + 1];
     struct client *clients;
@@ -179,6 +181,36 @@ put_addr(void *arg, const char *addr)
     proto_ctl_put_str(arg, PROTO_CTL_T_ADDR, addr);
 }
 
+/* The REACH nest: how peers outside reach us (daemon/reach.h), and the
+ * addresses a ticket gives out, mapped or public first. */
+static void
+put_reach(nvx_ctl *c, proto_ctl_writer *w)
+{
+    char ext[NVX_NATMAP_ADDR_MAX], pub[NVX_NATMAP_ADDR_MAX] = "", msg[200];
+    nvx_natmap_how how = nvx_natmap_state(c->natmap, ext, sizeof(ext));
+    const char *listen = nvx_node_listen_addr(c->node);
+    unsigned relays = c->mesh ? nvx_mesh_relays(c->mesh) : 0;
+    if (!ext[0])
+        (void)nvx_reach_public_addr(listen, pub, sizeof(pub));
+    int st =
+        nvx_reach_describe(listen, ext, nvx_natmap_how_name(how), pub, relays, msg, sizeof(msg));
+    proto_ctl_nest_begin(w, PROTO_CTL_T_REACH);
+    proto_ctl_put_u64(w, PROTO_CTL_T_STATE, (uint64_t)st);
+    proto_ctl_put_str(w, PROTO_CTL_T_MESSAGE, msg);
+    if (ext[0])
+        proto_ctl_put_str(w, PROTO_CTL_T_ADDR, ext);
+    if (pub[0])
+        proto_ctl_put_str(w, PROTO_CTL_T_ADDR, pub);
+    char local[NVX_REACH_LOCAL_MAX][NVX_REACH_ADDR_LEN];
+    size_t n = nvx_reach_local_addrs(listen, local, NVX_REACH_LOCAL_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(local[i], pub) != 0)
+            proto_ctl_put_str(w, PROTO_CTL_T_ADDR, local[i]);
+    proto_ctl_put_str(w, PROTO_CTL_T_NAME, nvx_natmap_how_name(how));
+    proto_ctl_put_u64(w, PROTO_CTL_T_PEER_COUNT, relays);
+    proto_ctl_nest_end(w);
+}
+
 struct status_job {
     uv_work_t w;
     struct client *cl;
@@ -216,6 +248,7 @@ status_done(uv_work_t *w, int st)
         proto_ctl_put_u64(&wr, PROTO_CTL_T_BYTES_IN, nvx_node_bytes_fetched(c->node));
         nvx_node_peers_each(c->node, put_peer, &wr);
         nvx_node_xfers_each(c->node, put_xfer, &wr);
+        put_reach(c, &wr);
         send_writer(cl, &wr, j->id);
     }
     free(j);
@@ -289,6 +322,8 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
         return;
     cs->sub = NULL; /* the node frees it */
     cs->cl = NULL;
+    if (cl->ctl->mesh && p->has_model_id)
+        nvx_mesh_unwant(cl->ctl->mesh, p->model_id);
     if (p->state == PROTO_CTL_STATE_DONE) {
         proto_ctl_writer w;
         proto_ctl_writer_init(&w, PROTO_CTL_OK, cs->req_id);
@@ -424,6 +459,27 @@ out:
     client_put(cl);
 }
 
+/* A ticket's addresses (nvx fetch TICKET): dialed at once, pinned to its
+ * node id when it carries one, as peers we need (daemon/admit.h). */
+static void
+dial_ticket(nvx_ctl *c, const proto_ctl_msg *m)
+{
+    const uint8_t *node = NULL;
+    (void)proto_ctl_get_id(m, PROTO_CTL_T_NODE_ID, &node);
+    unsigned n = 0;
+    for (const proto_ctl_field *f = proto_ctl_find(m, PROTO_CTL_T_ADDR);
+         f && n < NVX_CTL_TICKET_ADDRS_MAX; f = proto_ctl_next(m, f), n++) {
+        char addr[PROTO_ADDR_MAX + 1];
+        if (f->len == 0 || f->len > PROTO_ADDR_MAX)
+            continue;
+        memcpy(addr, f->p, f->len);
+        addr[f->len] = '\0';
+        int r = nvx_node_dial_id(c->node, addr, node, true);
+        if (r < 0)
+            log_info("cannot dial %s from the ticket: %s", addr, strerror(-r));
+    }
+}
+
 static void
 handle_fetch(struct client *cl, const proto_ctl_msg *m)
 {
@@ -446,6 +502,7 @@ handle_fetch(struct client *cl, const proto_ctl_msg *m)
     proto_ctl_get_u64(m, PROTO_CTL_T_TIMEOUT_S, &j->timeout_s);
     j->pin = pin != 0;
     j->untrusted = untrusted != 0;
+    dial_ticket(cl->ctl, m);
     if (uv_queue_work(cl->ctl->loop, &j->w, resolve_work, resolve_done) < 0) {
         free(j);
         send_error(cl, m->id, -EIO, "cannot queue the fetch", false);
@@ -776,6 +833,7 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     c->node = opts->node;
     c->store = opts->store;
     c->mesh = opts->mesh;
+    c->natmap = opts->natmap;
     c->on_shutdown = opts->on_shutdown;
     c->arg = opts->arg;
     c->started_ms = uv_now(c->loop);

@@ -13,11 +13,13 @@
 #include <uv.h>
 
 #include "daemon/mesh.h"
+#include "daemon/natmap.h"
 #include "daemon/node.h"
 
 enum {
     NVX_CTL_CLIENTS_MAX = 64,
-    NVX_CTL_SUBS_MAX = 8, /* concurrent FETCHes per client */
+    NVX_CTL_SUBS_MAX = 8,         /* concurrent FETCHes per client */
+    NVX_CTL_TICKET_ADDRS_MAX = 8, /* addresses of a FETCH dialed (a ticket holds 4) */
 };
 
 typedef struct nvx_ctl nvx_ctl;
@@ -29,6 +31,7 @@ typedef struct nvx_ctl_opts {
     const char *path; /* socket path; an old file there is replaced */
     const char *agent;
     nvx_mesh *mesh;                 /* gossip (PUBLISH, providers for FETCH); may be NULL */
+    nvx_natmap *natmap;             /* the router's port mapping (STATUS); may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;
 } nvx_ctl_opts;

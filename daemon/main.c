@@ -26,6 +26,7 @@
 #include "daemon/identity.h"
 #include "daemon/log.h"
 #include "daemon/mesh.h"
+#include "daemon/natmap.h"
 #include "daemon/node.h"
 #include "libcas/hash.h"
 #include "libcas/run-policy.h"
@@ -44,6 +45,7 @@ struct daemon {
     nvx_ctl *ctl;
     nvx_api *api;
     nvx_mesh *mesh;
+    nvx_natmap *natmap;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -55,6 +57,9 @@ node_stopped(void *arg)
     /* The node calls the mesh's hooks until it has stopped: close it now. */
     nvx_mesh_close(d->mesh, NULL, NULL);
     d->mesh = NULL;
+    /* The router's mapping goes last: the loop runs until it is deleted. */
+    nvx_natmap_close(d->natmap, NULL, NULL);
+    d->natmap = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -101,6 +106,41 @@ on_fetched(void *arg, const uint8_t id[32])
     struct daemon *d = arg;
     if (d->mesh)
         nvx_mesh_provide(d->mesh, id);
+}
+
+/* The router mapped (or lost) our port: advertise it to new sessions. */
+static void
+on_mapped(void *arg, const char *ext, nvx_natmap_how how)
+{
+    struct daemon *d = arg;
+    (void)how;
+    if (d->node)
+        nvx_node_set_ext_addr(d->node, ext);
+}
+
+/* Maps the listening port on the router unless upnp is off or the node
+ * listens on the loopback only (nothing outside could use the mapping, and
+ * no discovery packet needs to leave). */
+static void
+start_natmap(struct daemon *d, const nvx_config *cfg)
+{
+    struct sockaddr_storage ss;
+    const char *a = nvx_node_listen_addr(d->node);
+    if (!cfg->upnp || !a[0] || tp_tcp_addr_parse(a, 0, &ss) < 0)
+        return;
+    uint16_t port;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+            return;
+        port = ntohs(sin->sin_port);
+    } else {
+        return; /* IPv6 needs no NAT mapping (a firewall pinhole is PCP's job, not done) */
+    }
+    nvx_natmap_opts o = { .loop = d->loop, .port = port, .changed = on_mapped, .arg = d };
+    int r = nvx_natmap_new(&o, &d->natmap);
+    if (r < 0)
+        log_warn_errno(r, "no port mapping on the router");
 }
 
 static void
@@ -280,9 +320,14 @@ run(const nvx_config *cfg)
         .store = store,
         .discovery = cfg->discovery,
     };
+#ifdef NVX_TEST_HOOKS
+    const char *np = getenv("NVX_TEST_NO_PEX_DIAL");
+    mo.no_pex_dial = np && strcmp(np, "1") == 0;
+#endif
     r = nvx_mesh_new(&mo, &d.mesh);
     if (r < 0)
         log_warn_errno(r, "gossip is off");
+    start_natmap(&d, cfg);
     snprintf(path, sizeof(path), "%s/%s", dir, PROTO_CTL_SOCKET_NAME);
     nvx_ctl_opts co = {
         .loop = d.loop,
@@ -293,6 +338,7 @@ run(const nvx_config *cfg)
         .on_shutdown = on_ctl_shutdown,
         .arg = &d,
         .mesh = d.mesh,
+        .natmap = d.natmap,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
@@ -301,7 +347,9 @@ run(const nvx_config *cfg)
         uv_run(d.loop, UV_RUN_NOWAIT);
         nvx_mesh_close(d.mesh, NULL, NULL);
         d.mesh = NULL;
-        uv_run(d.loop, UV_RUN_NOWAIT);
+        nvx_natmap_close(d.natmap, NULL, NULL);
+        d.natmap = NULL;
+        uv_run(d.loop, UV_RUN_DEFAULT);
         goto out;
     }
     if (strcmp(cfg->http, "off") != 0) {

@@ -131,6 +131,7 @@ struct nvx_node {
     const proto_identity *identity;
     tp_listener *listener;
     char listen_addr[NVX_ADDR_LEN];
+    char ext_addr[NVX_ADDR_LEN]; /* router mapping (daemon/natmap.h), "" when none */
     uv_timer_t timer;
     uv_timer_t reap; /* closes doomed peers from the loop */
     nvx_peer *peers;

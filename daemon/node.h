@@ -110,6 +110,13 @@ void nvx_node_free(nvx_node *n);
 
 /* The address the listener bound ("127.0.0.1:40123"), "" when none. */
 const char *nvx_node_listen_addr(const nvx_node *n);
+
+/* The address the router maps to our listener (daemon/natmap.h), "" when
+ * none. Sessions that start after the call advertise it first in HELLO
+ * (so peer exchange passes it on), then the listening address; the DHT
+ * announce uses it too. NULL or "" clears it. */
+void nvx_node_set_ext_addr(nvx_node *n, const char *addr);
+const char *nvx_node_ext_addr(const nvx_node *n);
 const uint8_t *nvx_node_id(const nvx_node *n);
 
 /* ---- Configured peers ------------------------------------------------- */
@@ -275,6 +282,13 @@ int nvx_node_dial(nvx_node *n, const char *addr);
  * fetched): it may evict an idle session for a slot and is never evicted
  * itself. Returns 0, -EAGAIN, or errnos of tp_dial. */
 int nvx_node_dial_id(nvx_node *n, const char *addr, const uint8_t *id, bool useful);
+
+/* Calls cb for every established session (cb may send; it must not
+ * close other peers). */
+void nvx_node_sessions_each(nvx_node *n, void (*cb)(void *arg, nvx_peer *p), void *arg);
+
+/* The established session with node id, or NULL. */
+nvx_peer *nvx_node_peer_by_id(nvx_node *n, const uint8_t id[static 32]);
 
 /* True for a session this node dialed. */
 bool nvx_peer_outbound(const nvx_peer *p);

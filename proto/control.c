@@ -49,10 +49,11 @@ static const struct {
     [PROTO_CTL_T_CHUNK_OFFSET] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_CHUNK_LEN] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_CHUNK_COUNT] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_REACH] = { PROTO_CTL_K_NEST, false },
 };
 _Static_assert(_PROTO_CTL_TAG_MAX <= 32, "tag sets are 32-bit masks");
 
-#define ALL_TAGS (BIT(_PROTO_CTL_TAG_MAX) - 2) /* every tag 1.._MAX-1 */
+#define ALL_TAGS ((uint32_t)((UINT64_C(1) << _PROTO_CTL_TAG_MAX) - 2)) /* every tag 1.._MAX-1 */
 #define CHUNK_TAGS                                                                         \
     (BIT(PROTO_CTL_T_CHUNK) | BIT(PROTO_CTL_T_CHUNK_OFFSET) | BIT(PROTO_CTL_T_CHUNK_LEN) | \
      BIT(PROTO_CTL_T_CHUNK_COUNT))
@@ -74,7 +75,8 @@ static const struct {
     [PROTO_CTL_PEER_LS] = { "PEER_LS", 0, 0 },
     [PROTO_CTL_FETCH] = { "FETCH",
                           BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_PIN) |
-                              BIT(PROTO_CTL_T_UNTRUSTED) | BIT(PROTO_CTL_T_TIMEOUT_S),
+                              BIT(PROTO_CTL_T_UNTRUSTED) | BIT(PROTO_CTL_T_TIMEOUT_S) |
+                              BIT(PROTO_CTL_T_ADDR) | BIT(PROTO_CTL_T_NODE_ID),
                           BIT(PROTO_CTL_T_TARGET) },
     [PROTO_CTL_PUBLISH] = { "PUBLISH", BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME),
                             BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME) },

@@ -29,6 +29,8 @@ static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
     [PROTO_MSG_PEERS] = "PEERS",
     [PROTO_MSG_BYE] = "BYE",
     [PROTO_MSG_SIGS_REQ] = "SIGS_REQ",
+    [PROTO_MSG_REVERSE_REQ] = "REVERSE_REQ",
+    [PROTO_MSG_REVERSE] = "REVERSE",
     [PROTO_MSG_SIGS] = "SIGS",
 };
 
@@ -484,7 +486,10 @@ msg_check(const proto_msg *m)
     case PROTO_MSG_BYE:
         return str_ok(&m->u.bye.text, 0, PROTO_BYE_TEXT_MAX, true) ? 0 : -EINVAL;
     case PROTO_MSG_SIGS_REQ:
+    case PROTO_MSG_REVERSE_REQ:
         return 0;
+    case PROTO_MSG_REVERSE:
+        return str_ok(&m->u.reverse.addr, 1, PROTO_ADDR_MAX, false) ? 0 : -EINVAL;
     case PROTO_MSG_SIGS:
         if (m->u.sigs.n > PROTO_SIGS_MAX)
             return -EINVAL;
@@ -572,6 +577,13 @@ msg_write(proto__wr *w, const proto_msg *m)
     case PROTO_MSG_BYE:
         proto__wr_u8(w, m->u.bye.reason);
         wr_str8(w, &m->u.bye.text);
+        break;
+    case PROTO_MSG_REVERSE_REQ:
+        proto__wr_bytes(w, m->u.reverse.node_id, PROTO_ID_LEN);
+        break;
+    case PROTO_MSG_REVERSE:
+        proto__wr_bytes(w, m->u.reverse.node_id, PROTO_ID_LEN);
+        wr_str8(w, &m->u.reverse.addr);
         break;
     case PROTO_MSG_SIGS_REQ:
         proto__wr_u32(w, m->u.sigs_req.req_id);
@@ -793,6 +805,11 @@ msg_read(proto__rd *r, proto_msg *m)
         return k < 0 ? k : rd_id(r, m->u.sigs_req.model_id);
     case PROTO_MSG_SIGS:
         return sigs_read(r, &m->u.sigs);
+    case PROTO_MSG_REVERSE_REQ:
+        return rd_id(r, m->u.reverse.node_id);
+    case PROTO_MSG_REVERSE:
+        k = rd_id(r, m->u.reverse.node_id);
+        return k < 0 ? k : rd_str8(r, 1, PROTO_ADDR_MAX, false, &m->u.reverse.addr);
     default:
         return -EOPNOTSUPP;
     }

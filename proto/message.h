@@ -59,6 +59,8 @@ enum proto_msg_type {
     PROTO_MSG_BYE = 13,
     PROTO_MSG_SIGS_REQ = 14,
     PROTO_MSG_SIGS = 15,
+    PROTO_MSG_REVERSE_REQ = 16, /* to a relay: ask node T to connect to me */
+    PROTO_MSG_REVERSE = 17,     /* from a relay: connect to node F at ADDR */
     _PROTO_MSG_TYPE_MAX,
     /* HELLO travels only inside the handshake, never in a SEALED frame. */
     PROTO_MSG_HELLO = 0x80,
@@ -66,9 +68,10 @@ enum proto_msg_type {
 
 /* HELLO feature bits. Unknown bits are ignored. */
 enum proto_feature {
-    PROTO_FEAT_HW_AES = 1u << 0, /* AES-256-GCM is fast here (AES-NI/ARMv8 CE) */
-    PROTO_FEAT_SEED = 1u << 1,   /* serves chunks */
-    PROTO_FEAT_RELAY = 1u << 2,  /* relays gossip (ANNOUNCE, PEERS) */
+    PROTO_FEAT_HW_AES = 1u << 0,  /* AES-256-GCM is fast here (AES-NI/ARMv8 CE) */
+    PROTO_FEAT_SEED = 1u << 1,    /* serves chunks */
+    PROTO_FEAT_RELAY = 1u << 2,   /* relays gossip (ANNOUNCE, PEERS) */
+    PROTO_FEAT_REVERSE = 1u << 3, /* forwards REVERSE_REQ to its sessions (connection reversal) */
 };
 
 /* A borrowed byte string (not NUL-terminated). */
@@ -189,6 +192,14 @@ typedef struct proto_sigs {
     proto_str sigs[PROTO_SIGS_MAX];
 } proto_sigs;
 
+/* Connection reversal (PROTOCOL.md, "REVERSE_REQ, REVERSE"). REVERSE_REQ
+ * carries the target's node id only (addr is empty); REVERSE the node id
+ * of the node that asked and the address to dial it at. */
+typedef struct proto_reverse {
+    uint8_t node_id[PROTO_ID_LEN];
+    proto_str addr; /* REVERSE: 1..PROTO_ADDR_MAX token */
+} proto_reverse;
+
 enum proto_record_kind {
     PROTO_RECORD_PROVIDER = 1,
     PROTO_RECORD_NAME = 2,
@@ -272,6 +283,7 @@ typedef struct proto_msg {
         proto_bye bye;
         proto_sigs_req sigs_req;
         proto_sigs sigs;
+        proto_reverse reverse; /* REVERSE_REQ, REVERSE */
     } u;
 } proto_msg;
 

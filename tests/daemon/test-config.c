@@ -74,6 +74,7 @@ test_full_file(void **state)
                        "peer-max-bytes = 8M\n"
                        "serve = all\n"
                        "max-store-bytes = 20G\n"
+                       "upnp = off\n"
                        "# end";
     assert_int_equal(parse(&cfg, text, err), 0);
     assert_string_equal(cfg.store, "/var/lib/nvx");
@@ -89,9 +90,11 @@ test_full_file(void **state)
     assert_int_equal(cfg.serve, NVX_SERVE_ALL);
     assert_true(cfg.max_store_set);
     assert_int_equal(cfg.max_store_bytes, (uint64_t)20 << 30);
+    assert_false(cfg.upnp);
     nvx_config_defaults(&cfg);
     assert_false(cfg.max_store_set);
     assert_int_equal(cfg.serve, NVX_SERVE_PINNED); /* the default shares the least */
+    assert_true(cfg.upnp);                         /* home routers map the port by default */
 }
 
 /* Every malformed input is an error naming the line, never a crash. */
@@ -112,6 +115,8 @@ test_malformed(void **state)
         { "peer = 1.2.3.4:0\n", "bad value" },
         { "peer = a b:1\n", "bad value" },
         { "discovery = maybe\n", "bad value" },
+        { "upnp = sometimes\n", "upnp: bad value" },
+        { "upnp = on\nupnp = off\n", "line 2" },
         { "log-level = loud\n", "bad value" },
         { "max-peers = 0\n", "bad value" },
         { "max-peers = 4097\n", "bad value" },
@@ -198,17 +203,19 @@ test_args(void **state)
                      "--peer",
                      "10.0.0.2:2",
                      "--no-discovery",
+                     "--no-upnp",
                      "--store",
                      "/tmp/x",
                      NULL };
     nvx_config cfg;
     char err[NVX_CONFIG_ERR_LEN];
     nvx_config_defaults(&cfg);
-    assert_int_equal(nvx_config_args(&cfg, 9, argv, err), NVX_CONFIG_RUN);
+    assert_int_equal(nvx_config_args(&cfg, 10, argv, err), NVX_CONFIG_RUN);
     assert_string_equal(cfg.listen, "127.0.0.1:2"); /* flag over file */
     assert_int_equal(cfg.n_peers, 2);               /* --peer adds */
     assert_int_equal(cfg.log_level, NVX_LOG_WARN);  /* file over default */
     assert_false(cfg.discovery);
+    assert_false(cfg.upnp);
     assert_string_equal(cfg.store, "/tmp/x");
 
     char *help[] = { "nvxd", "--bogus", "--help", NULL };

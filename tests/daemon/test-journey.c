@@ -9,7 +9,9 @@
  * What it guards: a fetch by PUBLISHER/NAME keeps the name locally (run by
  * name), and a fetched model is kept (pinned: gc leaves it) and seeded
  * (nvxd's default serve policy shares pinned models) across a restart.
- * Also: --listen takes a host name; max-store-bytes keeps fetched models.
+ * Also: --listen takes a host name; max-store-bytes keeps fetched models;
+ * one string shares a model (nvx ticket on alice's node, nvx fetch TICKET
+ * on a node that knows no peer), and a damaged ticket is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +197,57 @@ test_quota(void **state)
     free(young);
 }
 
+/* nvx ticket: alice signs and trusts her key, so the ticket carries it;
+ * dave knows no peer, only the ticket: he fetches the model from alice's
+ * address, pinned to her node id, and is told the publisher key. One
+ * changed character or a cut-off paste is refused before anything is
+ * dialed, in one line. nvx status says the loopback node is not reachable
+ * from outside. */
+static void
+test_ticket(void **state)
+{
+    du_daemon a = { 0 }, d = { 0 };
+    du_start(&a, "ta", NULL);
+    du_start(&d, "td", NULL);
+    char *id = du_add_model(&a, "t.bin", 300000, 11);
+    char key[700], pub[700];
+    snprintf(key, sizeof(key), "%s/t.key", du_root());
+    snprintf(pub, sizeof(pub), "%s/t.pub", du_root());
+    du_nvx_ok(&a, NULL, "key", "new", "--key", key, "--unencrypted", NULL);
+    du_nvx_ok(&a, NULL, "trust", "add", pub, "alice", NULL);
+    du_nvx_ok(&a, NULL, "sign", id, "--key", key, NULL);
+    char *ticket = NULL, *out = NULL, *err = NULL;
+    du_nvx_ok(&a, &ticket, "ticket", id, NULL);
+    ticket[strcspn(ticket, "\n")] = '\0';
+    assert_int_equal(strncmp(ticket, "nvx1", 4), 0);
+    du_nvx_ok(&a, &out, "status", NULL);
+    assert_non_null(strstr(out, "reachable  not reachable from outside"));
+    free(out);
+
+    char bad[700];
+    snprintf(bad, sizeof(bad), "%s", ticket);
+    bad[10] = bad[10] == 'a' ? 'b' : 'a';
+    assert_int_equal(du_nvx(&d, NULL, &err, "fetch", bad, NULL), 2);
+    assert_non_null(strstr(err, "not a valid ticket"));
+    assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1); /* one line */
+    free(err);
+    bad[10] = ticket[10];
+    bad[strlen(bad) - 3] = '\0';
+    assert_int_equal(du_nvx(&d, NULL, &err, "fetch", bad, NULL), 2);
+    free(err);
+
+    assert_int_equal(du_nvx(&d, &out, &err, "fetch", ticket, "--timeout", "30", NULL), 0);
+    assert_non_null(strstr(out, id));
+    assert_non_null(strstr(err, "publisher key"));
+    free(out);
+    free(err);
+    du_check_copy(&d, id, "t.bin");
+    du_stop(&a);
+    du_stop(&d);
+    free(ticket);
+    free(id);
+}
+
 int
 main(void)
 {
@@ -202,6 +255,7 @@ main(void)
         cmocka_unit_test(test_journey),
         cmocka_unit_test(test_listen_localhost),
         cmocka_unit_test(test_quota),
+        cmocka_unit_test(test_ticket),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

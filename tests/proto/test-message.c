@@ -157,6 +157,15 @@ examples(proto_msg *m)
     m[n].type = PROTO_MSG_SIGS; /* none held */
     m[n].u.sigs.req_id = 15;
     n++;
+
+    m[n].type = PROTO_MSG_REVERSE_REQ;
+    memset(m[n].u.reverse.node_id, 12, 32);
+    n++;
+
+    m[n].type = PROTO_MSG_REVERSE;
+    memset(m[n].u.reverse.node_id, 13, 32);
+    m[n].u.reverse.addr = S("11.0.1.2:4747");
+    n++;
     return n;
 }
 
@@ -236,6 +245,10 @@ check_equal(const proto_msg *a, const proto_msg *b)
         assert_int_equal(a->u.sigs.n, b->u.sigs.n);
         for (size_t i = 0; i < a->u.sigs.n; i++)
             assert_true(str_eq(a->u.sigs.sigs[i], b->u.sigs.sigs[i]));
+        break;
+    case PROTO_MSG_REVERSE:
+        assert_memory_equal(a->u.reverse.node_id, b->u.reverse.node_id, 32);
+        assert_true(str_eq(a->u.reverse.addr, b->u.reverse.addr));
         break;
     default:
         /* Fixed-size messages: the re-encoding check below covers them. */
@@ -410,6 +423,21 @@ test_malformed_table(void **state)
     sg[38] = 1;
     assert_int_equal(proto_msg_decode(PROTO_MSG_SIGS, sg, 40, d), 0);
     assert_int_equal(d->u.sigs.n, 1);
+
+    /* REVERSE: the address is 1..PROTO_ADDR_MAX token bytes; REVERSE_REQ
+     * is exactly a node id. */
+    uint8_t rv[32 + 1 + PROTO_ADDR_MAX + 1] = { 0 };
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, 33, d), -EBADMSG); /* empty */
+    rv[32] = PROTO_ADDR_MAX + 1;
+    memset(rv + 33, 'a', PROTO_ADDR_MAX + 1);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, sizeof(rv), d), -EBADMSG);
+    rv[32] = PROTO_ADDR_MAX;
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, sizeof(rv) - 1, d), 0);
+    rv[40] = ' '; /* not a token */
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, sizeof(rv) - 1, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 31, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 33, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 32, d), 0);
 
     /* MANIFEST piece past the total. */
     uint8_t mf[48 + 4] = { 0 };
