@@ -39,6 +39,8 @@ enum route {
     R_GENERATE,
     R_V1_MODELS,
     R_V1_COMPLETIONS,
+    R_CHAT,
+    R_V1_CHAT,
     _R_MAX,
 };
 
@@ -52,6 +54,8 @@ static const nvx_http_route routes[_R_MAX] = {
     [R_GENERATE] = { NVX_HTTP_POST, "/api/generate" },
     [R_V1_MODELS] = { NVX_HTTP_GET, "/v1/models" },
     [R_V1_COMPLETIONS] = { NVX_HTTP_POST, "/v1/completions" },
+    [R_CHAT] = { NVX_HTTP_POST, "/api/chat" },
+    [R_V1_CHAT] = { NVX_HTTP_POST, "/v1/chat/completions" },
 };
 
 /* One store request on the pool: it copies the body, since the answer may
@@ -181,6 +185,12 @@ on_request(void *arg, nvx_http_client *cl, const nvx_http_req *req)
         return;
     case R_V1_COMPLETIONS:
         nvx_api_gen_start(a->gen, cl, NVX_API_OPENAI, req->body, req->body_len);
+        return;
+    case R_CHAT:
+        nvx_api_gen_start(a->gen, cl, NVX_API_OLLAMA_CHAT, req->body, req->body_len);
+        return;
+    case R_V1_CHAT:
+        nvx_api_gen_start(a->gen, cl, NVX_API_OPENAI_CHAT, req->body, req->body_len);
         return;
     default:
         queue_job(a, cl, (enum route)r, req);

@@ -32,6 +32,7 @@
 
 #include "libcas/hash.h"
 #include "libcas/store.h"
+#include "runtime/chat.h"
 
 enum {
     NVX_GEN_QUEUE_MAX = 8,                 /* requests waiting behind the running one */
@@ -40,6 +41,7 @@ enum {
     NVX_GEN_STOP_MAX = 8,                  /* stop sequences per request */
     NVX_GEN_STOP_LEN_MAX = 128,            /* bytes of one stop sequence */
     NVX_GEN_ERR_MAX = 256,                 /* bytes of an error message */
+    NVX_GEN_MSGS_MAX = 1024,               /* messages of one chat request */
 };
 
 typedef struct nvx_gen nvx_gen;
@@ -47,9 +49,15 @@ typedef struct nvx_gen_req nvx_gen_req;
 
 /* What to generate. Everything is copied by nvx_gen_submit(). */
 typedef struct nvx_gen_params {
-    const char *model; /* an API model name (daemon/api-ollama.h) */
-    const char *prompt;
+    const char *model;  /* an API model name (daemon/api-ollama.h) */
+    const char *prompt; /* a raw prompt (when msgs is NULL) */
     size_t prompt_len;
+    /* A chat (prompt unused): rendered with the model's chat template
+     * (runtime/chat.h: optional system, then user and assistant
+     * alternating, ending with user); the KV cache of the previous chat on
+     * the loaded model is reused for the prefix they share. */
+    const rt_chat_msg *msgs;
+    size_t n_msgs;      /* 1..NVX_GEN_MSGS_MAX when msgs is set */
     double temperature; /* 0 = greedy */
     double top_p;       /* (0, 1] */
     uint64_t seed;
@@ -65,6 +73,7 @@ typedef struct nvx_gen_result {
     int status; /* 0, or the HTTP status of a refusal before any text */
     char error[NVX_GEN_ERR_MAX];
     uint32_t prompt_tokens; /* including BOS */
+    uint32_t cached_tokens; /* of them, found in the KV cache (chat only) */
     uint32_t eval_tokens;   /* tokens the sampler chose */
     uint64_t load_ns;       /* policy check and loading (0 when it was loaded) */
     uint64_t prompt_ns;     /* forward passes over the prompt */
