@@ -84,11 +84,12 @@ nvx_api_openai_completions_parse(const char *body, size_t len, bool chat, nvx_ap
         in.p.model = json_string_value(m);
         r = chat ? nvx_api_json_messages(&in, err) : prompt(in.root, &in.p, err);
     }
+    bool capped = false;
     if (r == 0 && chat) /* the newer name of max_tokens */
-        r = nvx_api_json_int(in.root, "max_completion_tokens", &in.p.max_new, NULL, err);
+        r = nvx_api_json_int(in.root, "max_completion_tokens", &in.p.max_new, &capped, err);
     if (r == 0)
-        r = nvx_api_json_int(in.root, "max_tokens", &in.p.max_new, NULL, err);
-    if (r == 0 && in.p.max_new < 0) {
+        r = nvx_api_json_int(in.root, "max_tokens", &in.p.max_new, &capped, err);
+    if (r == 0 && capped && in.p.max_new < 0) {
         snprintf(err, NVX_API_ERR_MAX, "max_tokens: expected an integer >= 0");
         r = -EINVAL;
     }
