@@ -425,7 +425,7 @@ run_chat(nvx_gen *g, nvx_gen_req *rq, rt_sampler *smp, run *u, int32_t *toks, si
     free(c->hist);
     c->hist = toks;
     c->n_hist = valid;
-    rq->res.cached_tokens = (uint32_t)(cached < n ? cached : n - 1);
+    rq->res.cached_tokens = gs->n_cached;
     return r;
 }
 

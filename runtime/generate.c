@@ -149,6 +149,7 @@ rt_generate_tokens(rt_model *m, const rt_tokenizer *tok, rt_sampler *s, int32_t 
     /* The cached prefix is trusted as the caller's record of what it fed;
      * at least the last prompt token is fed again for its logits. */
     pos = opts->n_cached < n ? opts->n_cached : n - 1;
+    st.n_cached = (uint32_t)pos;
     size_t nbatch = n - pos < RT_BATCH_MAX ? n - pos : RT_BATCH_MAX;
     size_t scratch_size = rt_batch_scratch_size(m, nbatch);
     scratch = aligned_alloc(RT_ARENA_ALIGN,

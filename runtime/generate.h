@@ -41,6 +41,7 @@ typedef struct rt_generate_stats {
     uint32_t n_forward;   /* forward passes run */
     uint32_t n_generated; /* tokens chosen by the sampler (emitted or stopping) */
     int32_t stop_token;   /* BOS/EOS that stopped it, or -1 */
+    uint32_t n_cached;    /* prompt tokens not fed: the cache held them (rt_generate_tokens) */
 } rt_generate_stats;
 
 /* Runs generation on m (whose KV cache is overwritten from position 0).
