@@ -101,6 +101,7 @@ struct nvx_gen {
     uint64_t expire_at; /* uv_hrtime() ns when the idle model goes; 0: never */
     /* loop only */
     unsigned n_pending; /* submitted, done not yet delivered */
+    nvx_gen_stats stats;
     bool closing;
     void (*done)(void *);
     void *done_arg;
@@ -589,6 +590,22 @@ req_free(nvx_gen_req *rq)
 }
 
 static void
+count(nvx_gen_stats *st, int r, const nvx_gen_result *res)
+{
+    st->requests++;
+    if (r == -ECANCELED)
+        st->cancelled++;
+    else if (r < 0)
+        st->failed++;
+    st->prompt_tokens += res->prompt_tokens - res->cached_tokens;
+    st->tokens += res->eval_tokens;
+    st->eval_ns += res->eval_ns;
+    /* The first token's time is the prompt's: eval_ns covers the rest. */
+    if (res->eval_tokens > 1 && res->eval_ns)
+        st->last_tps = (double)(res->eval_tokens - 1) * 1e9 / (double)res->eval_ns;
+}
+
+static void
 deliver(nvx_gen *g)
 {
     uv_mutex_lock(&g->mu);
@@ -604,6 +621,7 @@ deliver(nvx_gen *g)
             rq->cbs->text(rq->arg, e->data, e->len);
         else if (e->kind == EV_DONE) {
             g->n_pending--;
+            count(&g->stats, e->r, &rq->res);
             rq->cbs->done(rq->arg, e->r, &rq->res);
             req_free(rq);
         }
@@ -768,6 +786,12 @@ nvx_gen_loaded_get(nvx_gen *g, nvx_gen_loaded *ret)
         *ret = g->desc;
     uv_mutex_unlock(&g->mu);
     return on;
+}
+
+void
+nvx_gen_stats_get(const nvx_gen *g, nvx_gen_stats *ret)
+{
+    *ret = g->stats;
 }
 
 void

@@ -125,6 +125,19 @@ typedef struct nvx_gen_loaded {
 /* Returns true and fills *ret when a model is loaded. */
 bool nvx_gen_loaded_get(nvx_gen *g, nvx_gen_loaded *ret);
 
+/* Counters since start, for /metrics (requests whose done ran). */
+typedef struct nvx_gen_stats {
+    uint64_t requests;      /* ended, whatever the end */
+    uint64_t failed;        /* refused or failed (not cancelled) */
+    uint64_t cancelled;     /* client gone or shutting down */
+    uint64_t prompt_tokens; /* fed (cached ones not counted) */
+    uint64_t tokens;        /* generated */
+    uint64_t eval_ns;       /* time generating them */
+    double last_tps;        /* tokens/s of the last request that made two or more */
+} nvx_gen_stats;
+
+void nvx_gen_stats_get(const nvx_gen *g, nvx_gen_stats *ret);
+
 /* Cancels everything (each done runs with -ECANCELED), joins the worker,
  * then calls done(arg) from a close callback and frees g. Blocks the loop
  * until the running token ends. */
