@@ -9,10 +9,6 @@
 #include "daemon/api-ollama-gen.h"
 #include "libcas/hash.h"
 
-enum {
-    TARGET_MAX = 1024, /* bytes of a pull target */
-};
-
 /* One /api/pull in flight; freed when the response ends. */
 typedef struct pull {
     const nvx_api_node_ops *ops;
@@ -129,13 +125,14 @@ on_gone(void *arg)
 
 /* The target of the body: "model" (or "name"), without a ":latest" tag. */
 static int
-target_of(json_t *root, char out[static TARGET_MAX + 1], char err[static NVX_API_ERR_MAX])
+target_of(json_t *root, char out[static NVX_API_PULL_TARGET_MAX + 1],
+          char err[static NVX_API_ERR_MAX])
 {
     json_t *m = json_object_get(root, "model");
     if (!m || json_is_null(m))
         m = json_object_get(root, "name");
     size_t n = json_is_string(m) ? json_string_length(m) : 0;
-    if (n == 0 || n > TARGET_MAX || strlen(json_string_value(m)) != n) {
+    if (n == 0 || n > NVX_API_PULL_TARGET_MAX || strlen(json_string_value(m)) != n) {
         snprintf(err, NVX_API_ERR_MAX,
                  "model: required, a model id, PUBLISHER/NAME or a ticket ID@HOST:PORT");
         return -EINVAL;
@@ -147,14 +144,10 @@ target_of(json_t *root, char out[static TARGET_MAX + 1], char err[static NVX_API
     return 0;
 }
 
-void
-nvx_api_pull_start(const nvx_api_node_ops *ops, nvx_http_client *cl, const char *body, size_t len)
+int
+nvx_api_pull_parse(const char *body, size_t len, char target[static NVX_API_PULL_TARGET_MAX + 1],
+                   bool *ret_stream, char err[static NVX_API_ERR_MAX])
 {
-    if (!ops->pull || !ops->pull_cancel) {
-        nvx_http_respond_error(cl, 501, "this node does not fetch (no mesh)");
-        return;
-    }
-    char err[NVX_API_ERR_MAX] = "", target[TARGET_MAX + 1];
     json_t *root = NULL;
     bool stream = true;
     int r = nvx_api_json_object(body, len, &root, err);
@@ -163,6 +156,21 @@ nvx_api_pull_start(const nvx_api_node_ops *ops, nvx_http_client *cl, const char 
     if (r == 0)
         r = nvx_api_json_bool(root, "stream", &stream, err);
     json_decref(root);
+    if (r == 0)
+        *ret_stream = stream;
+    return r;
+}
+
+void
+nvx_api_pull_start(const nvx_api_node_ops *ops, nvx_http_client *cl, const char *body, size_t len)
+{
+    if (!ops->pull || !ops->pull_cancel) {
+        nvx_http_respond_error(cl, 501, "this node does not fetch (no mesh)");
+        return;
+    }
+    char err[NVX_API_ERR_MAX] = "", target[NVX_API_PULL_TARGET_MAX + 1];
+    bool stream = true;
+    int r = nvx_api_pull_parse(body, len, target, &stream, err);
     if (r < 0) {
         nvx_http_respond_error(cl, 400, err);
         return;

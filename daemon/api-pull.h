@@ -23,10 +23,23 @@
  *
  * Loop thread only.
  */
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "daemon/api-ollama-gen.h"
 #include "daemon/api.h"
 #include "daemon/http-uv.h"
+
+enum {
+    NVX_API_PULL_TARGET_MAX = 1024, /* bytes of a pull target */
+};
+
+/* Parses a body (outside bytes): the target (":latest" dropped) into
+ * target, "stream" (default true). Returns 0, or -EINVAL with err naming
+ * the field. Pure. */
+int nvx_api_pull_parse(const char *body, size_t len,
+                       char target[static NVX_API_PULL_TARGET_MAX + 1], bool *ret_stream,
+                       char err[static NVX_API_ERR_MAX]);
 
 /* Answers the request on cl (body[0..len)); it always ends the response,
  * now or when the pull ends. ops is borrowed (it outlives the server). */
