@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/status.h"
+#include "daemon/addr-class.h"
 
 char *
 nvx_api_status_json(const nvx_api_snapshot *s, size_t *ret_len)

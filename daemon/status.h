@@ -12,23 +12,9 @@
  */
 #include <jansson.h>
 
+#include "daemon/addr-class.h"
 #include "daemon/mesh.h"
 #include "daemon/node.h"
-
-/* Address classes of peers, the label of /metrics' per-class bytes. */
-typedef enum nvx_addr_class {
-    NVX_ADDR_LOOPBACK,
-    NVX_ADDR_LAN, /* private, link-local and unique-local ranges */
-    NVX_ADDR_INTERNET,
-    _NVX_ADDR_CLASS_MAX
-} nvx_addr_class;
-
-/* The class of "HOST:PORT" or "[V6]:PORT" (numeric); unknown text is
- * NVX_ADDR_INTERNET. */
-nvx_addr_class nvx_addr_class_of(const char *addr);
-
-/* "loopback", "lan", "internet". */
-const char *nvx_addr_class_name(nvx_addr_class c);
 
 /* A new JSON object (the caller owns it) with the node's state, or NULL
  * (out of memory). mesh may be NULL. Keys: id, listen, serve, peers[],
