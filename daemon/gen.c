@@ -29,6 +29,7 @@
 #include "runtime/chat-session.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
+#include "runtime/pool.h"
 
 enum ev_kind {
     EV_STARTED,
@@ -72,6 +73,7 @@ typedef struct loaded {
     void *map;
     size_t map_len;
     void *arena;
+    rt_pool *pool; /* the matrix products' threads, as nvx run has them */
     rt_model *m;
     rt_tokenizer *tok;
     bool has_tmpl; /* else tmpl_why says why chat is refused */
@@ -86,7 +88,7 @@ typedef struct loaded {
 struct nvx_gen {
     uv_loop_t *loop;
     cas_store *store;
-    unsigned policy, delay_ms;
+    unsigned policy, delay_ms, threads;
     uv_thread_t thread;
     uv_async_t async;
     uv_mutex_t mu;
@@ -164,6 +166,7 @@ unload(nvx_gen *g)
     if (!c->on)
         return;
     rt_tokenizer_free(c->tok);
+    rt_pool_free(c->pool);
     free(c->arena);
     free(c->hist);
     munmap(c->map, c->map_len);
@@ -259,12 +262,16 @@ load(nvx_gen *g, nvx_gen_req *rq, const uint8_t id[static CAS_HASH_LEN])
                                 (size + RT_ARENA_ALIGN - 1) / RT_ARENA_ALIGN * RT_ARENA_ALIGN);
         r = c.arena ? rt_model_init(c.map, c.map_len, &mo, c.arena, size, &c.m, NULL) : -ENOMEM;
     }
+    /* Threads once per load, not per request; none when one would do. */
+    if (r == 0 && g->threads != 1 && rt_pool_new(g->threads, &c.pool) == 0)
+        rt_model_set_parallel(c.m, rt_pool_parallel(c.pool));
     if (r == 0)
         r = rt_tokenizer_load_gguf(c.map, c.map_len, &c.tok);
     if (r == 0 && rt_tokenizer_n_vocab(c.tok) > rt_model_config(c.m)->vocab_size)
         r = -EBADMSG;
     if (r < 0) {
         rt_tokenizer_free(c.tok);
+        rt_pool_free(c.pool);
         free(c.arena);
         munmap(c.map, c.map_len);
         if (r == -ENOMEM)
@@ -659,6 +666,7 @@ nvx_gen_new(const nvx_gen_opts *opts, nvx_gen **ret)
     g->store = opts->store;
     g->policy = opts->require_trusted ? CAS_RUN_REQUIRE_TRUSTED : 0;
     g->delay_ms = opts->token_delay_ms;
+    g->threads = opts->threads;
     atomic_init(&g->stop_flag, false);
     int r = uv_mutex_init(&g->mu);
     if (r < 0)

@@ -99,6 +99,7 @@ typedef struct nvx_gen_opts {
     cas_store *store;
     bool require_trusted;    /* CAS_RUN_REQUIRE_TRUSTED for every load */
     unsigned token_delay_ms; /* tests only: a pause before each token */
+    unsigned threads;        /* for the matrix products; 0: the online cores (as nvx run) */
 } nvx_gen_opts;
 
 /* Starts the worker thread. Returns 0, -ENOMEM, errnos of uv. */
