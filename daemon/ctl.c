@@ -14,6 +14,7 @@
 #include "common/bytes.h"
 #include "daemon/log.h"
 #include "daemon/reach.h"
+#include "daemon/pull.h"
 #include "daemon/xfer.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
@@ -350,64 +351,16 @@ struct resolve_job {
     uv_work_t w;
     struct client *cl;
     uint32_t id;
-    char target[PROTO_CTL_STR_MAX + 1];
     bool pin;
-    bool untrusted;     /* follow names signed by keys not in the keyring */
     uint64_t timeout_s; /* 0: the node's default */
-    uint8_t model[32];
-    int r;
-    bool by_name;
-    cas_name_resolution res;
+    nvx_pull_target t;
 };
 
 static void
 resolve_work(uv_work_t *w)
 {
     struct resolve_job *j = (struct resolve_job *)w;
-    j->r = cas_hash_from_hex(j->target, j->model);
-    if (j->r < 0) /* a prefix or a local name of a model in the store */
-        j->r = cas_store_resolve(j->cl->ctl->store, j->target, j->model);
-    if (j->r < 0 && cas_store_name_get(j->cl->ctl->store, j->target, j->model) == 0)
-        j->r = 0;
-    if (j->r < 0 && cas_namerec_is_target(j->target)) { /* PUBLISHER/NAME */
-        j->by_name = true;
-        j->r = cas_namerec_resolve(j->cl->ctl->store, j->target, &j->res);
-        if (j->r == 0 && !j->res.trusted && !j->untrusted)
-            j->r = -EACCES;
-        if (j->r == 0)
-            memcpy(j->model, j->res.rec.model_id, 32);
-    }
-}
-
-/* The error line for a PUBLISHER/NAME that did not resolve. */
-static void
-name_error(const struct resolve_job *j, char *msg, size_t cap)
-{
-    char kid[CAS_KEYID_HEX_SIZE];
-    cas_keyid_format(j->res.rec.keyid, kid);
-    switch (j->r) {
-    case -EACCES:
-        snprintf(msg, cap,
-                 "%.300s is signed by key %s, which you do not trust: nvx trust add it, or "
-                 "pass --allow-untrusted",
-                 j->target, kid);
-        break;
-    case -ENOTUNIQ:
-        snprintf(msg, cap,
-                 "several trusted keys are called like the publisher of %.300s: use the "
-                 "key id",
-                 j->target);
-        break;
-    case -ENOENT:
-        snprintf(msg, cap,
-                 "no record of %.300s yet: trust the publisher's key, or wait for a peer "
-                 "that has it",
-                 j->target);
-        break;
-    default:
-        snprintf(msg, cap, "cannot resolve %.300s: %s", j->target, strerror(-j->r));
-        break;
-    }
+    nvx_pull_resolve(j->cl->ctl->store, &j->t);
 }
 
 static void
@@ -418,20 +371,14 @@ resolve_done(uv_work_t *w, int st)
     cl->jobs--;
     if (cl->closing)
         goto out;
-    if (j->r < 0 && j->by_name) {
-        char msg[600];
-        name_error(j, msg, sizeof(msg));
-        send_error(cl, j->id, j->r, msg, false);
+    if (j->t.r < 0) {
+        char msg[NVX_PULL_MSG_MAX];
+        int code = nvx_pull_resolve_error(&j->t, msg, sizeof(msg));
+        send_error(cl, j->id, code, msg, false);
         goto out;
     }
-    if (j->r < 0) {
-        char msg[200];
-        snprintf(msg, sizeof(msg),
-                 j->r == -ENOTUNIQ ? "ambiguous id prefix: give more hex digits"
-                                   : "not a model id: give the full 64-hex-digit id");
-        send_error(cl, j->id, j->r == -ENOTUNIQ ? j->r : -EINVAL, msg, false);
-        goto out;
-    }
+    if (j->t.peer[0]) /* a ticket: its peer has the model */
+        (void)nvx_node_dial(cl->ctl->node, j->t.peer);
     struct csub *cs = NULL;
     for (size_t i = 0; i < NVX_CTL_SUBS_MAX; i++)
         if (!cl->subs[i].cl) {
@@ -445,9 +392,9 @@ resolve_done(uv_work_t *w, int st)
     cs->cl = cl;
     cs->req_id = j->id;
     if (cl->ctl->mesh)
-        (void)nvx_mesh_want(cl->ctl->mesh, j->model); /* dial providers gossip knows of */
+        (void)nvx_mesh_want(cl->ctl->mesh, j->t.model); /* dial providers gossip knows of */
     cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
-    int r = nvx_node_fetch(cl->ctl->node, j->model, j->pin, fetch_cb, cs, &cs->sub);
+    int r = nvx_node_fetch(cl->ctl->node, j->t.model, j->pin, fetch_cb, cs, &cs->sub);
     if (r < 0) {
         cs->cl = NULL;
         send_error(cl, j->id, r, "cannot start the fetch", false);
@@ -495,13 +442,13 @@ handle_fetch(struct client *cl, const proto_ctl_msg *m)
     }
     j->cl = cl;
     j->id = m->id;
-    memcpy(j->target, t.p, t.len);
+    memcpy(j->t.target, t.p, t.len);
     uint64_t pin = 0, untrusted = 0;
     proto_ctl_get_u64(m, PROTO_CTL_T_PIN, &pin);
     proto_ctl_get_u64(m, PROTO_CTL_T_UNTRUSTED, &untrusted);
     proto_ctl_get_u64(m, PROTO_CTL_T_TIMEOUT_S, &j->timeout_s);
     j->pin = pin != 0;
-    j->untrusted = untrusted != 0;
+    j->t.untrusted = untrusted != 0;
     dial_ticket(cl->ctl, m);
     if (uv_queue_work(cl->ctl->loop, &j->w, resolve_work, resolve_done) < 0) {
         free(j);

@@ -250,6 +250,10 @@ puts_done(struct xjob *jb)
             j->c[k]->res = jb->res;
         if (j->c[k]->res < 0 && j->c[k]->res != -EBADMSG)
             log_error_errno(j->c[k]->res, "fetch: cannot write chunk %u", j->c[k]->idx);
+        if (j->c[k]->res >= 0) /* 1 written, 0 already there: verified either way */
+            jb->x->node->counters.chunks_verified++;
+        else if (j->c[k]->res == -EBADMSG)
+            jb->x->node->counters.chunks_rejected++;
     }
     nvx_xfer_stored(jb->x->e, j->c, j->n, nvx__now(jb->x->node));
 }
@@ -623,6 +627,14 @@ xfer_settle(struct xfer *x)
     }
     if (x->jobs > 0)
         return;
+    nvx_xfer_stats st;
+    nvx_xfer_stats_get(x->e, &st);
+    if (st.state == PROTO_CTL_STATE_DONE)
+        n->counters.xfers_done++;
+    else if (st.state == PROTO_CTL_STATE_CANCELLED)
+        n->counters.xfers_cancelled++;
+    else
+        n->counters.xfers_failed++;
     notify(x, true);
     for (struct xfer **xp = &n->xfers; *xp; xp = &(*xp)->next) {
         if (*xp == x) {

@@ -28,6 +28,8 @@
 #include "daemon/mesh.h"
 #include "daemon/natmap.h"
 #include "daemon/node.h"
+#include "daemon/pull.h"
+#include "daemon/status.h"
 #include "libcas/hash.h"
 #include "libcas/run-policy.h"
 #include "proto/control.h"
@@ -46,9 +48,40 @@ struct daemon {
     nvx_api *api;
     nvx_mesh *mesh;
     nvx_natmap *natmap;
+    nvx_pull_env pull_env; /* the API's pulls */
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
+
+/* ---- the HTTP API's hooks (daemon/api.h): api.c never calls the node ---- */
+
+static json_t *
+api_status(void *arg)
+{
+    struct daemon *d = arg;
+    return nvx_status_json(d->node, d->mesh);
+}
+
+static int
+api_pull(void *arg, const char *target, bool pin,
+         void (*cb)(void *cb_arg, const proto_ctl_progress *p, int error, const char *msg),
+         void *cb_arg, void **ret)
+{
+    struct daemon *d = arg;
+    d->pull_env.mesh = d->mesh;
+    nvx_pull *p = NULL;
+    int r = nvx_pull_start(&d->pull_env, target, pin, cb, cb_arg, &p);
+    if (r == 0)
+        *ret = p;
+    return r;
+}
+
+static void
+api_pull_cancel(void *arg, void *handle)
+{
+    (void)arg;
+    nvx_pull_cancel(handle);
+}
 
 static void
 node_stopped(void *arg)
@@ -359,7 +392,9 @@ run(const nvx_config *cfg)
             .addr = cfg->http,
             .version = NVX_VERSION,
             .require_trusted = cfg->require_trusted || cas_run_policy_env(),
+            .node = { api_status, api_pull, api_pull_cancel, &d },
         };
+        d.pull_env = (nvx_pull_env){ .loop = d.loop, .node = d.node, .store = store };
 #ifdef NVX_TEST_HOOKS
         const char *ht = getenv("NVX_TEST_HTTP_TIMEOUT_MS");
         if (ht)

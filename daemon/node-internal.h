@@ -158,7 +158,8 @@ struct nvx_node {
     unsigned n_sseeds;
     uint64_t mcache_clock;
     uint64_t bytes_fetched;
-    unsigned in_recv; /* inside a read callback: pumps are deferred */
+    nvx_node_counters counters; /* fetch.c counts */
+    unsigned in_recv;           /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
     unsigned handles_closed; /* timer and reap, once stopping */
     uint64_t tx_queued;      /* bytes handed to the links, not yet written */

@@ -771,6 +771,12 @@ nvx_node_bytes_fetched(const nvx_node *n)
     return n->bytes_fetched;
 }
 
+void
+nvx_node_counters_get(const nvx_node *n, nvx_node_counters *ret)
+{
+    *ret = n->counters;
+}
+
 nvx_serve_policy
 nvx_node_serve_policy(const nvx_node *n)
 {

@@ -159,6 +159,15 @@ void nvx_node_xfers_each(nvx_node *n, void (*cb)(void *arg, const nvx_xfer_info 
 /* Payload bytes received in DATA since start (the resume test counts them). */
 uint64_t nvx_node_bytes_fetched(const nvx_node *n);
 
+/* Counters since start, for /metrics. */
+typedef struct nvx_node_counters {
+    uint64_t chunks_verified; /* fetched chunks that matched their hash and were stored */
+    uint64_t chunks_rejected; /* fetched chunks whose bytes failed their hash */
+    uint64_t xfers_done, xfers_failed, xfers_cancelled;
+} nvx_node_counters;
+
+void nvx_node_counters_get(const nvx_node *n, nvx_node_counters *ret);
+
 /* The node's serve policy (nvx_node_opts.serve; fixed for its life). */
 nvx_serve_policy nvx_node_serve_policy(const nvx_node *n);
 
