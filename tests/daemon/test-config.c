@@ -257,21 +257,26 @@ test_args(void **state)
     free(dir);
 }
 
-/* The example shipped in contrib/ parses. */
+/* The example shipped in contrib/ and the system node's settings parse. */
 static void
 test_example(void **state)
 {
     const char *src = getenv("NVX_SOURCE_ROOT");
     if (!src)
         skip();
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/contrib/nvxd.conf.example", src);
-    nvx_config cfg;
-    char err[NVX_CONFIG_ERR_LEN];
-    nvx_config_defaults(&cfg);
-    int r = nvx_config_load(&cfg, path, err);
-    if (r < 0)
-        fail_msg("%s", err);
+    const char *const files[] = { "nvxd.conf.example", "nvxd.conf" };
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/contrib/%s", src, files[i]);
+        nvx_config cfg;
+        char err[NVX_CONFIG_ERR_LEN];
+        nvx_config_defaults(&cfg);
+        int r = nvx_config_load(&cfg, path, err);
+        if (r < 0)
+            fail_msg("%s", err);
+        if (i == 1)
+            assert_string_equal(cfg.control_group, "nvx");
+    }
 }
 
 int
