@@ -9,6 +9,7 @@
  * as is a length past GCM's limit; a context keyed again (the session's
  * ratchet) uses the new key. Needs AES-NI for libsodium's side.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,8 +265,13 @@ test_tampering(void **state)
     assert_memory_equal(p, m, MLEN);
     /* Past 2^32 - 2 blocks the counter would wrap: refused before any byte
      * is touched (the buffers here are far smaller than the lengths). */
+#if SIZE_MAX > UINT32_MAX /* a 32-bit size_t cannot even say such a length */
     assert_false(proto__gcm_seal(&k.s, t, m, PROTO__GCM_MSG_MAX + 1, ad, sizeof(ad), npub));
     assert_false(proto__gcm_open(&k.o, p, c, PROTO__GCM_MSG_MAX + 1 + TAG, ad, sizeof(ad), npub));
+#endif
+    /* Past OpenSSL's int lengths, on every size_t. */
+    assert_false(proto__gcm_seal(&k.s, t, m, (size_t)INT_MAX + 1, ad, sizeof(ad), npub));
+    assert_false(proto__gcm_open(&k.o, p, c, (size_t)INT_MAX + 1 + TAG, ad, sizeof(ad), npub));
     pair_free(&k);
 }
 
