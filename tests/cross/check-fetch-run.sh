@@ -5,7 +5,8 @@
 # dials it, `nvx fetch` under qemu fetches the model by id, `nvx verify`
 # and `nvx run` under qemu check and run it (greedy, 16 tokens), and both
 # nodes stop cleanly on SIGTERM. Prints the emulated run's tokens/s and
-# peak RSS (qemu's, so the guest's plus the emulator's) for the README.
+# peak RSS and the emulated nvxd's (qemu's, so the guest's plus the
+# emulator's) for the README.
 # Usage: check-fetch-run.sh NATIVE_BUILD CROSS_BUILD QEMU MODELS_DIR
 set -eu
 native=$(cd "$1" && pwd)
@@ -67,6 +68,7 @@ nvx_q verify "$id" >"$work/verify.log" 2>&1 || fail "emulated nvx verify $id fai
 say "run: $(tr '\n' ' ' <"$work/run.out" | cut -c1-60)"
 say "run stats (emulated): $(grep -i 'tok' "$work/run.log" | tail -n 1); peak RSS $(cat "$work/rss") KiB (qemu)"
 
+say "emulated nvxd after the fetch: $(grep VmHWM /proc/$leech_pid/status | tr -s ' \t' ' ') (qemu)"
 kill -TERM "$leech_pid"
 wait "$leech_pid" || fail "the emulated nvxd did not stop cleanly"
 leech_pid=""
