@@ -16,6 +16,7 @@ const char nvx_config_usage[] =
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
     "            [--max-store-bytes SIZE]\n"
+    "            [--control-group GROUP]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -49,6 +50,8 @@ const char nvx_config_usage[] =
     "  --require-trusted      generate only with models signed by a trusted\n"
     "                         key (require-trusted = yes; also\n"
     "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
+    "  --control-group GROUP  members of GROUP (a name or gid) may use the\n"
+    "                         control socket too (it becomes mode 0660)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -147,6 +150,23 @@ addr_ok(const char *s)
     return parse_u64(colon + 1, false, 0, 65535, &port) == 0;
 }
 
+/* A group: a decimal gid, or a name as useradd(8) takes it (letters,
+ * digits, '_', '-', '.'; not starting with '-'). */
+static bool
+group_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NVX_CONFIG_GROUP_MAX || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
 int
 nvx_config_set(nvx_config *cfg, const char *key, const char *value,
                char err[static NVX_CONFIG_ERR_LEN])
@@ -186,6 +206,12 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
             return -EINVAL;
         }
         memcpy(cfg->peers[cfg->n_peers++], value, vlen + 1);
+        return 0;
+    }
+    if (strcmp(key, "control-group") == 0) {
+        if (!group_ok(value))
+            goto bad;
+        memcpy(cfg->control_group, value, vlen + 1);
         return 0;
     }
     if (strcmp(key, "discovery") == 0) {
@@ -265,7 +291,8 @@ parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONF
     static const char *const once[] = { "store",           "listen",          "discovery",
                                         "log-level",       "max-peers",       "peer-max-requests",
                                         "peer-max-bytes",  "serve",           "http",
-                                        "require-trusted", "max-store-bytes", "upnp" };
+                                        "require-trusted", "max-store-bytes", "upnp",
+                                        "control-group" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -392,10 +419,10 @@ out:
 }
 
 /* Flags that take a value, mapped to config keys. */
-static const char *const valued[] = { "store",          "listen",    "peer",
-                                      "log-level",      "max-peers", "peer-max-requests",
-                                      "peer-max-bytes", "serve",     "http",
-                                      "max-store-bytes" };
+static const char *const valued[] = { "store",           "listen",       "peer",
+                                      "log-level",       "max-peers",    "peer-max-requests",
+                                      "peer-max-bytes",  "serve",        "http",
+                                      "max-store-bytes", "control-group" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])

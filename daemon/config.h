@@ -13,7 +13,7 @@
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
  * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted,
- * max-store-bytes, upnp). Values are printable
+ * max-store-bytes, upnp, control-group). Values are printable
  * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
  * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
  * peer, which adds one peer per line), a missing '=', an empty or out-of-range value, a control
@@ -36,6 +36,7 @@ enum nvx_config_limits {
     NVX_CONFIG_PEERS_MAX = 64,
     NVX_CONFIG_VALUE_MAX = 512, /* bytes of one value (paths, addresses) */
     NVX_CONFIG_ERR_LEN = 256,
+    NVX_CONFIG_GROUP_MAX = 32, /* bytes of a group name (useradd's limit) */
 };
 
 /* Defaults. */
@@ -61,6 +62,10 @@ typedef struct nvx_config {
     bool require_trusted;       /* generation loads only models with a trusted signature */
     uint64_t max_store_bytes;   /* store quota (libcas limit), 0 = none */
     bool max_store_set;         /* max-store-bytes given: main() stores it (else left as is) */
+    /* control-group: "" = the control socket serves our own uid only; else
+     * a group name or decimal gid whose members may use it too (main.c
+     * resolves it; the socket becomes 0660 and the store dir 0710). */
+    char control_group[NVX_CONFIG_GROUP_MAX + 1];
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

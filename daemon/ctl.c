@@ -52,6 +52,8 @@ struct nvx_ctl {
     size_t n_clients;
     uint64_t started_ms;
     bool server_closed;
+    bool group_set;
+    gid_t group;
     void (*on_shutdown)(void *);
     void *arg;
     void (*done)(void *);
@@ -727,6 +729,32 @@ client_close(struct client *cl)
     uv_close((uv_handle_t *)&cl->pipe, on_client_closed);
 }
 
+/* Whether the client on fd runs as our uid or, with a control group, is a
+ * member of it. The credentials are those the kernel took at connect(). */
+static bool
+client_allowed(const nvx_ctl *c, int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    if (cred.uid == geteuid())
+        return true;
+    if (!c->group_set)
+        return false;
+    if (cred.gid == c->group)
+        return true;
+    gid_t groups[NVX_CTL_PEER_GROUPS_MAX];
+    len = sizeof(groups);
+    /* A member of more groups than we ask for gets ERANGE: refused. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+        return false;
+    for (size_t i = 0; i < len / sizeof(groups[0]); i++)
+        if (groups[i] == c->group)
+            return true;
+    return false;
+}
+
 static void
 on_connection(uv_stream_t *server, int status)
 {
@@ -749,10 +777,7 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_os_fd_t fd;
-    struct ucred cred;
-    socklen_t cl_len = sizeof(cred);
-    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len) < 0 || cred.uid != geteuid()) {
+    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0 || !client_allowed(c, fd)) {
         log_peer(NVX_LOG_WARN, "refusing a control client of another user");
         client_close(cl);
         return;
@@ -762,6 +787,17 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+}
+
+/* Gives the socket to the control group (0660) or keeps it ours (0600). */
+static int
+socket_mode(const nvx_ctl *c)
+{
+    if (c->group_set && chown(c->path, (uid_t)-1, c->group) < 0)
+        return -errno;
+    if (chmod(c->path, c->group_set ? 0660 : 0600) < 0)
+        return -errno;
+    return 0;
 }
 
 int
@@ -783,6 +819,8 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     c->natmap = opts->natmap;
     c->on_shutdown = opts->on_shutdown;
     c->arg = opts->arg;
+    c->group_set = opts->group_set;
+    c->group = opts->group;
     c->started_ms = uv_now(c->loop);
     uv_pipe_init(c->loop, &c->server, 0);
     c->server.data = c;
@@ -790,8 +828,8 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     mode_t old = umask(0177);
     int r = uv_pipe_bind(&c->server, c->path);
     umask(old);
-    if (r == 0 && chmod(c->path, 0600) < 0)
-        r = -errno;
+    if (r == 0)
+        r = socket_mode(c);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
     if (r < 0) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #include <netdb.h>
@@ -245,6 +246,40 @@ listen_resolve(const char *listen, char out[static NVX_CONFIG_VALUE_MAX])
     return 0;
 }
 
+/* control-group: a decimal gid or a group name. Returns 0 with *ret, or
+ * -ENOENT when no such group exists. */
+static int
+resolve_group(const char *name, gid_t *ret)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(name, &end, 10);
+    if (*end == '\0' && errno == 0 && v < (gid_t)-1) {
+        *ret = (gid_t)v;
+        return 0;
+    }
+    char buf[4096];
+    struct group g, *res = NULL;
+    int e = getgrnam_r(name, &g, buf, sizeof(buf), &res);
+    if (e != 0 || !res)
+        return e > 0 ? -e : -ENOENT;
+    *ret = res->gr_gid;
+    return 0;
+}
+
+/* The store dir is ours alone (0700); with a control group its members may
+ * pass through it (0710, group-owned) to reach the socket, but not list it.
+ * The files inside keep their own modes. */
+static int
+store_dir_mode(const char *dir, const nvx_config *cfg, gid_t group)
+{
+    if (cfg->control_group[0] && chown(dir, (uid_t)-1, group) < 0)
+        return -errno;
+    if (chmod(dir, cfg->control_group[0] ? 0710 : 0700) < 0)
+        return -errno;
+    return 0;
+}
+
 static int
 run(const nvx_config *cfg)
 {
@@ -260,6 +295,12 @@ run(const nvx_config *cfg)
         log_error("no store: give --store DIR or set NVX_STORE");
         return 1;
     }
+    gid_t group = 0;
+    if (cfg->control_group[0] && resolve_group(cfg->control_group, &group) < 0) {
+        log_error("control-group: no group '%s': create it (groupadd %s) or fix nvxd.conf",
+                  cfg->control_group, cfg->control_group);
+        return 1;
+    }
     if (cas_init() < 0) {
         log_error("cannot initialise libsodium");
         return 1;
@@ -269,8 +310,14 @@ run(const nvx_config *cfg)
         log_error_errno(r, "cannot open the store %s", dir);
         return 1;
     }
-    if (chmod(dir, 0700) < 0)
-        log_warn("cannot make %s mode 0700: %s", dir, strerror(errno));
+    r = store_dir_mode(dir, cfg, group);
+    if (r < 0 && cfg->control_group[0]) {
+        log_error_errno(r, "cannot give %s to group %s: run nvxd as a member of it", dir,
+                        cfg->control_group);
+        goto out;
+    }
+    if (r < 0)
+        log_warn_errno(r, "cannot make %s mode 0700", dir);
     if (cfg->max_store_set) {
         /* The quota lives in the store (libcas enforces it at each add);
          * meet it now, before the loop runs, rather than at the next add. */
@@ -372,6 +419,8 @@ run(const nvx_config *cfg)
         .arg = &d,
         .mesh = d.mesh,
         .natmap = d.natmap,
+        .group_set = cfg->control_group[0] != '\0',
+        .group = group,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
@@ -418,6 +467,8 @@ run(const nvx_config *cfg)
     cas_hash_to_hex(nvx_node_id(d.node), hex);
     log_info("node %s%s", hex, created ? " (new key)" : "");
     log_info("store %s, control socket %s", dir, path);
+    if (cfg->control_group[0])
+        log_info("members of group %s may use the control socket (mode 0660)", cfg->control_group);
     log_info("serve = %s (what peers may fetch)", nvx_serve_policy_name(cfg->serve));
     if (nvx_node_listen_addr(d.node)[0])
         log_info("listening on %s", nvx_node_listen_addr(d.node));

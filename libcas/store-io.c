@@ -555,10 +555,11 @@ export_impl(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd,
     if (r == 0 && fsize != l.rec.size) {
         r = -EBADMSG; /* refused before a byte is written */
         if (ret_problem) {
-            size_t i = fsize < l.rec.size ? first_missing(l.m, fsize) : CAS_STORE_NO_CHUNK;
+            /* uint64_t: CAS_STORE_NO_CHUNK does not fit a 32-bit size_t. */
+            uint64_t i = fsize < l.rec.size ? first_missing(l.m, fsize) : CAS_STORE_NO_CHUNK;
             cas_chunk_info ci = { .offset = 0, .len = 0 };
             if (i != CAS_STORE_NO_CHUNK)
-                cas_manifest_chunk(l.m, i, &ci);
+                cas_manifest_chunk(l.m, (size_t)i, &ci);
             *ret_problem =
                 (cas_store_problem){ .chunk_index = i,
                                      .offset = ci.offset,

@@ -56,6 +56,41 @@ test_http(void **state)
     assert_string_equal(cfg.http, "127.0.0.1:0");
 }
 
+/* control-group: a group name or gid, never anything a shell or a path
+ * could make more of; set once. */
+static void
+test_control_group(void **state)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    nvx_config_defaults(&cfg);
+    assert_string_equal(cfg.control_group, "");
+    assert_int_equal(parse(&cfg, "control-group = nvx\n", err), 0);
+    assert_string_equal(cfg.control_group, "nvx");
+    assert_int_equal(parse(&cfg, "control-group = 4242\n", err), 0);
+    assert_string_equal(cfg.control_group, "4242");
+    assert_int_equal(parse(&cfg, "control-group = a_b-c.d\n", err), 0);
+    const char *bad[] = {
+        "control-group = -nvx\n",
+        "control-group = n vx\n",
+        "control-group = nvx#\n",
+        "control-group = ../etc\n",
+        "control-group = nvx:x\n",
+        "control-group =\n",
+        "control-group = nvx\ncontrol-group = nvx\n",
+        "control-group = 012345678901234567890123456789012\n", /* 33 bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (parse(&cfg, bad[i], err) != -EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+    /* 32 bytes is the limit, not over it. */
+    assert_int_equal(parse(&cfg, "control-group = 01234567890123456789012345678901\n", err), 0);
+    nvx_config_defaults(&cfg);
+    char *argv[] = { "nvxd", "--control-group", "nvx", NULL };
+    assert_int_equal(nvx_config_args(&cfg, 3, argv, err), NVX_CONFIG_RUN);
+    assert_string_equal(cfg.control_group, "nvx");
+}
+
 static void
 test_full_file(void **state)
 {
@@ -236,21 +271,26 @@ test_args(void **state)
     free(dir);
 }
 
-/* The example shipped in contrib/ parses. */
+/* The example shipped in contrib/ and the system node's settings parse. */
 static void
 test_example(void **state)
 {
     const char *src = getenv("NVX_SOURCE_ROOT");
     if (!src)
         skip();
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/contrib/nvxd.conf.example", src);
-    nvx_config cfg;
-    char err[NVX_CONFIG_ERR_LEN];
-    nvx_config_defaults(&cfg);
-    int r = nvx_config_load(&cfg, path, err);
-    if (r < 0)
-        fail_msg("%s", err);
+    const char *const files[] = { "nvxd.conf.example", "nvxd.conf" };
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/contrib/%s", src, files[i]);
+        nvx_config cfg;
+        char err[NVX_CONFIG_ERR_LEN];
+        nvx_config_defaults(&cfg);
+        int r = nvx_config_load(&cfg, path, err);
+        if (r < 0)
+            fail_msg("%s", err);
+        if (i == 1)
+            assert_string_equal(cfg.control_group, "nvx");
+    }
 }
 
 int
@@ -260,7 +300,7 @@ main(void)
         cmocka_unit_test(test_defaults),  cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_malformed), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_args),      cmocka_unit_test(test_example),
-        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_http),      cmocka_unit_test(test_control_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
