@@ -123,6 +123,7 @@ struct nvx_dht {
     uint32_t boot_ip[NVX_DHT_BOOT_MAX];
     uint16_t boot_port[NVX_DHT_BOOT_MAX];
     size_t n_boot;
+    bool booted; /* a bootstrap address answered: we are part of its network */
     uint64_t next_boot_ms, last_tick_ms;
     uint64_t refreshed_ms[NVX__DHT_BUCKETS];
     nvx__dht_announce *ann; /* NVX_DHT_ANNOUNCE_MAX */

@@ -253,8 +253,10 @@ nvx__dht_lookup_reply(nvx_dht *d, nvx__dht_lookup *l, uint32_t ip, uint16_t port
     if (!r || r->kind != NVX_KRPC_RESPONSE) {
         c->state = CAND_FAILED;
     } else {
-        if (!c->id_known)
+        if (!c->id_known) {
             c = learn_id(l, c, r->id);
+            d->booted = true;
+        }
         c->state = CAND_ANSWERED;
         if (r->token_len) {
             memcpy(c->token, r->token, r->token_len);

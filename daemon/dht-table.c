@@ -48,7 +48,7 @@ id_crc(uint32_t ip, uint8_t r)
 void
 nvx_dht_id_for_ip(uint32_t ip, const uint8_t rnd[static 17], uint8_t out[static 20])
 {
-    uint8_t r = rnd[0] & 7;
+    uint8_t r = rnd[0]; /* the last byte; its low 3 bits enter the crc */
     uint32_t crc = id_crc(ip, r);
     out[0] = (uint8_t)(crc >> 24);
     out[1] = (uint8_t)(crc >> 16);

@@ -20,6 +20,7 @@ enum {
     TICK_PINGS_MAX = 2,  /* stale nodes pinged per tick */
     ANNOUNCE_LOOKUPS_MAX = 2,
     BOOT_TABLE_MIN = NVX_DHT_K, /* below this many nodes, bootstrap again */
+    BOOT_FIRST_RETRY_MS = 5000, /* no bootstrap address answered yet */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -419,8 +420,9 @@ lookup_start(nvx_dht *d, nvx_dht_lookup_kind kind, const uint8_t target[static 2
     size_t k = nvx__dht_table_closest(&d->table, target, n, 2 * NVX_DHT_K);
     for (size_t i = 0; i < k; i++)
         nvx__dht_lookup_add(l, n[i].id, n[i].ip, n[i].port, 0);
-    /* With few nodes known, the bootstrap addresses are asked too. */
-    if (k < NVX_DHT_K)
+    /* With few nodes known, or none of the bootstrap addresses heard yet,
+     * those are asked too. */
+    if (k < NVX_DHT_K || !d->booted)
         for (size_t i = 0; i < d->n_boot; i++)
             nvx__dht_lookup_add(l, NULL, d->boot_ip[i], d->boot_port[i], 0);
     return l;
@@ -583,14 +585,18 @@ nvx_dht_put(nvx_dht *d, const nvx_dht_item *item, uint64_t now_ms)
 /* ---------------------------------------------------------------------- */
 /* Periodic work */
 
+/* Until a bootstrap address has answered, and while the table is small,
+ * a lookup of our own id through them. A node that only ever heard nodes
+ * who joined through it would otherwise stay an island (its table fills
+ * with them, but it is not part of the network the bootstrap hosts are). */
 static void
 bootstrap(nvx_dht *d, uint64_t now_ms)
 {
-    if (d->table.count >= BOOT_TABLE_MIN || now_ms < d->next_boot_ms)
+    if (now_ms < d->next_boot_ms || (d->booted && d->table.count >= BOOT_TABLE_MIN))
         return;
     if (d->n_boot == 0 && d->table.count == 0)
         return;
-    d->next_boot_ms = now_ms + NVX_DHT_BOOT_RETRY_MS;
+    d->next_boot_ms = now_ms + (d->booted ? NVX_DHT_BOOT_RETRY_MS : BOOT_FIRST_RETRY_MS);
     (void)nvx_dht_lookup(d, NVX_DHT_FIND_NODE, d->table.self, 0, NULL, NULL, NULL, now_ms);
 }
 
