@@ -137,11 +137,15 @@ struct nvx_dht {
     uint64_t rx, tx_count, dropped;
 };
 
-/* dht.c */
+/* dht-rpc.c */
 void nvx__dht_random(nvx_dht *d, void *out, size_t n);
+/* Encodes and sends m to ip:port (dropped if it does not encode). */
+void nvx__dht_send(nvx_dht *d, const nvx_krpc_msg *m, uint32_t ip, uint16_t port);
 /* Sends a query to ip:port for lookup (0: none); q holds the arguments. */
 int nvx__dht_query(nvx_dht *d, nvx_krpc_msg *q, uint32_t ip, uint16_t port, uint32_t lookup,
                    uint64_t now_ms);
+
+/* dht.c */
 /* Our token for ip at now (the current epoch). */
 void nvx__dht_token(const nvx_dht *d, uint32_t ip, uint64_t now_ms,
                     uint8_t out[static NVX__DHT_TOKEN_LEN]);

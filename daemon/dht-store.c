@@ -6,10 +6,41 @@
  * bounded too, and a source address can hold only its share of either.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "daemon/dht-internal.h"
+
+void
+nvx_dht_item_target(const uint8_t k[static 32], const uint8_t *salt, size_t salt_len,
+                    uint8_t out[static 20])
+{
+    /* BEP 44 names SHA-1; OpenSSL provides it. */
+    uint8_t in[32 + NVX_KRPC_SALT_MAX];
+    size_t n = salt_len > NVX_KRPC_SALT_MAX ? NVX_KRPC_SALT_MAX : salt_len;
+    memcpy(in, k, 32);
+    if (n)
+        memcpy(in + 32, salt, n);
+    unsigned olen = 0;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    if (EVP_Digest(in, 32 + n, md, &olen, EVP_sha1(), NULL) != 1 || olen != 20)
+        memset(md, 0, 20);
+    memcpy(out, md, 20);
+}
+
+bool
+nvx_dht_item_verify(const nvx_dht_item *it)
+{
+    uint8_t msg[16 + NVX_KRPC_SALT_MAX + 32 + NVX_KRPC_V_MAX];
+    if (it->v_len > NVX_KRPC_V_MAX || it->salt_len > NVX_KRPC_SALT_MAX)
+        return false;
+    int n =
+        nvx_krpc_item_signed(it->salt, it->salt_len, it->seq, it->v, it->v_len, msg, sizeof(msg));
+    return n > 0 && crypto_sign_verify_detached(it->sig, msg, (size_t)n, it->k) == 0;
+}
 
 static int
 grow(void **p, size_t *cap, size_t need, size_t max, size_t size)

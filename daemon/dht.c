@@ -5,7 +5,6 @@
  * storage and lookups live in dht-table.c, dht-store.c, dht-lookup.c.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,19 +24,6 @@ enum {
 
 /* ---------------------------------------------------------------------- */
 /* Randomness and tokens: BLAKE2b keyed with the secret */
-
-void
-nvx__dht_random(nvx_dht *d, void *out, size_t n)
-{
-    uint8_t ctr[9] = { 'r' };
-    for (int i = 0; i < 8; i++)
-        ctr[1 + i] = (uint8_t)(d->rand_ctr >> (8 * i));
-    d->rand_ctr++;
-    uint8_t buf[64];
-    crypto_generichash(buf, sizeof(buf), ctr, sizeof(ctr), d->o.secret, sizeof(d->o.secret));
-    memcpy(out, buf, n < sizeof(buf) ? n : sizeof(buf));
-    sodium_memzero(buf, sizeof(buf));
-}
 
 static void
 token_for_epoch(const nvx_dht *d, uint32_t ip, uint64_t epoch,
@@ -74,80 +60,7 @@ token_ok(const nvx_dht *d, uint32_t ip, const uint8_t *tok, size_t len, uint64_t
 }
 
 /* ---------------------------------------------------------------------- */
-/* BEP 44 */
-
-void
-nvx_dht_item_target(const uint8_t k[static 32], const uint8_t *salt, size_t salt_len,
-                    uint8_t out[static 20])
-{
-    /* BEP 44 names SHA-1; OpenSSL provides it. */
-    uint8_t in[32 + NVX_KRPC_SALT_MAX];
-    size_t n = salt_len > NVX_KRPC_SALT_MAX ? NVX_KRPC_SALT_MAX : salt_len;
-    memcpy(in, k, 32);
-    if (n)
-        memcpy(in + 32, salt, n);
-    unsigned olen = 0;
-    uint8_t md[EVP_MAX_MD_SIZE];
-    if (EVP_Digest(in, 32 + n, md, &olen, EVP_sha1(), NULL) != 1 || olen != 20)
-        memset(md, 0, 20);
-    memcpy(out, md, 20);
-}
-
-bool
-nvx_dht_item_verify(const nvx_dht_item *it)
-{
-    uint8_t msg[16 + NVX_KRPC_SALT_MAX + 32 + NVX_KRPC_V_MAX];
-    if (it->v_len > NVX_KRPC_V_MAX || it->salt_len > NVX_KRPC_SALT_MAX)
-        return false;
-    int n =
-        nvx_krpc_item_signed(it->salt, it->salt_len, it->seq, it->v, it->v_len, msg, sizeof(msg));
-    return n > 0 && crypto_sign_verify_detached(it->sig, msg, (size_t)n, it->k) == 0;
-}
-
-/* ---------------------------------------------------------------------- */
 /* Sending */
-
-static void
-send_msg(nvx_dht *d, const nvx_krpc_msg *m, uint32_t ip, uint16_t port)
-{
-    uint8_t buf[NVX_KRPC_PACKET_MAX];
-    int n = nvx_krpc_encode(m, buf, sizeof(buf));
-    if (n < 0)
-        return;
-    d->tx_count++;
-    d->o.ops.send(d->o.arg, ip, port, buf, (size_t)n);
-}
-
-int
-nvx__dht_query(nvx_dht *d, nvx_krpc_msg *q, uint32_t ip, uint16_t port, uint32_t lookup,
-               uint64_t now_ms)
-{
-    size_t slot = NVX_DHT_TX_MAX;
-    for (size_t i = 0; i < NVX_DHT_TX_MAX && slot == NVX_DHT_TX_MAX; i++)
-        if (!d->tx[i].used)
-            slot = i;
-    if (slot == NVX_DHT_TX_MAX)
-        return -ENOBUFS;
-    nvx__dht_tx *t = &d->tx[slot];
-    /* tid: the slot, then two random bytes so that an off-path sender
-     * cannot guess a live transaction. */
-    t->tid[0] = (uint8_t)(slot >> 8);
-    t->tid[1] = (uint8_t)slot;
-    nvx__dht_random(d, t->tid + 2, 2);
-    t->used = true;
-    t->method = q->method;
-    t->ip = ip;
-    t->port = port;
-    t->lookup = lookup;
-    t->sent_ms = now_ms;
-    q->kind = NVX_KRPC_QUERY;
-    q->tid_len = 4;
-    memcpy(q->tid, t->tid, 4);
-    q->has_id = true;
-    memcpy(q->id, d->table.self, 20);
-    send_msg(d, q, ip, port);
-    return 0;
-}
 
 static void
 send_error(nvx_dht *d, const nvx_krpc_msg *q, uint32_t ip, uint16_t port, int code, const char *msg)
@@ -156,7 +69,7 @@ send_error(nvx_dht *d, const nvx_krpc_msg *q, uint32_t ip, uint16_t port, int co
     memcpy(e.tid, q->tid, q->tid_len);
     e.err_msg = (const uint8_t *)msg;
     e.err_len = strlen(msg);
-    send_msg(d, &e, ip, port);
+    nvx__dht_send(d, &e, ip, port);
 }
 
 static void
@@ -311,7 +224,7 @@ answer(nvx_dht *d, const nvx_krpc_msg *q, uint32_t ip, uint16_t port, uint64_t n
         send_error(d, q, ip, port, NVX_KRPC_E_METHOD, "method unknown");
         return;
     }
-    send_msg(d, &r, ip, port);
+    nvx__dht_send(d, &r, ip, port);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -471,8 +384,21 @@ void
 nvx_dht_cancel(nvx_dht *d, uint32_t handle)
 {
     nvx__dht_lookup *l = nvx__dht_lookup_find(d, handle);
-    if (l)
-        nvx__dht_lookup_end(d, l, false);
+    if (l) {
+        l->kind = NVX_DHT_FIND_NODE; /* nothing to store, no item to report */
+        nvx__dht_lookup_end(d, l, true);
+    }
+}
+
+void
+nvx_dht_provider_key(const uint8_t model_id[static 32], uint8_t out[static 20])
+{
+    static const char prefix[] = "nvx-provider-v1";
+    uint8_t in[sizeof(prefix) - 1 + 32], h[32];
+    memcpy(in, prefix, sizeof(prefix) - 1);
+    memcpy(in + sizeof(prefix) - 1, model_id, 32);
+    crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
+    memcpy(out, h, 20);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -173,7 +173,9 @@ int nvx_dht_lookup(nvx_dht *d, nvx_dht_lookup_kind kind, const uint8_t key[20], 
  * key and salt replaces it. Returns 0, -EBADMSG or -ENOSPC. */
 int nvx_dht_put(nvx_dht *d, const nvx_dht_item *item, uint64_t now_ms);
 
-/* Ends a running lookup without its callback (e.g. its client went away). */
+/* Ends a running lookup now (e.g. its client went away): its callback
+ * runs once, inside this call, with done set (so that the caller frees
+ * what it gave as arg). */
 void nvx_dht_cancel(nvx_dht *d, uint32_t handle);
 
 void nvx_dht_stats_get(const nvx_dht *d, nvx_dht_stats *ret);
@@ -189,6 +191,11 @@ int nvx_dht_save(const nvx_dht *d, uint8_t *buf, size_t cap);
  * (unless BEP 42 rules it out), its nodes become bootstrap addresses
  * (asked, not trusted). Returns how many, or -EBADMSG. */
 int nvx_dht_load(nvx_dht *d, const uint8_t *buf, size_t len);
+
+/* The DHT key under which providers of a model announce themselves: the
+ * first 20 bytes of BLAKE2b-256("nvx-provider-v1" || model id) (libsodium's
+ * crypto_generichash with a 32-byte output, no key). proto/PROTOCOL.md. */
+void nvx_dht_provider_key(const uint8_t model_id[static 32], uint8_t out[static 20]);
 
 /* BEP 44 helpers. The target of a mutable item: SHA-1(k || salt). */
 void nvx_dht_item_target(const uint8_t k[static 32], const uint8_t *salt, size_t salt_len,
