@@ -200,5 +200,8 @@ void nvx__dht_lookup_step(nvx_dht *d, nvx__dht_lookup *l, uint64_t now_ms);
 void nvx__dht_lookup_reply(nvx_dht *d, nvx__dht_lookup *l, uint32_t ip, uint16_t port,
                            const nvx_krpc_msg *r, uint64_t now_ms);
 void nvx__dht_lookup_end(nvx_dht *d, nvx__dht_lookup *l, bool report);
+/* The peers (values) of r that the lookup has not reported yet: kept and
+ * reported (the callback may cancel the lookup). */
+void nvx__dht_lookup_peers(nvx__dht_lookup *l, const nvx_krpc_msg *r);
 
 #endif

@@ -171,8 +171,8 @@ nvx__dht_lookup_step(nvx_dht *d, nvx__dht_lookup *l, uint64_t now_ms)
     nvx__dht_lookup_end(d, l, true);
 }
 
-static void
-add_peers(nvx__dht_lookup *l, const nvx_krpc_msg *r)
+void
+nvx__dht_lookup_peers(nvx__dht_lookup *l, const nvx_krpc_msg *r)
 {
     uint32_t ips[NVX_KRPC_VALUES_MAX];
     uint16_t ports[NVX_KRPC_VALUES_MAX];
@@ -275,7 +275,7 @@ nvx__dht_lookup_reply(nvx_dht *d, nvx__dht_lookup *l, uint32_t ip, uint16_t port
             nvx__dht_lookup_add(l, id, nip, nport, hop);
         }
         if (l->kind == NVX_DHT_GET_PEERS || l->kind == NVX_DHT_ANNOUNCE)
-            add_peers(l, r);
+            nvx__dht_lookup_peers(l, r);
         if (l->kind == NVX_DHT_GET)
             take_item(l, r);
     }

@@ -376,6 +376,19 @@ nvx_dht_lookup(nvx_dht *d, nvx_dht_lookup_kind kind, const uint8_t key[20], uint
     l->arg = arg;
     l->item = copy;
     uint32_t h = l->handle;
+    /* What this node stores itself counts: in a small network the nodes
+     * closest to the key may include us. */
+    if (kind == NVX_DHT_GET_PEERS) {
+        nvx_krpc_msg local = { .kind = NVX_KRPC_RESPONSE };
+        uint8_t peers[NVX_KRPC_VALUES_MAX][NVX_KRPC_PEER_LEN];
+        local.n_values =
+            nvx__dht_store_peers(&d->store, target, peers, NVX_KRPC_VALUES_MAX, now_ms);
+        for (size_t i = 0; i < local.n_values; i++)
+            local.values[i] = peers[i];
+        nvx__dht_lookup_peers(l, &local);
+        if (!l->handle)
+            return (int)h; /* the callback cancelled it */
+    }
     nvx__dht_lookup_step(d, l, now_ms);
     return (int)h;
 }
@@ -418,11 +431,12 @@ nvx_dht_announce(nvx_dht *d, const uint8_t key[static 20], uint16_t port, uint64
     memset(a, 0, sizeof(*a));
     memcpy(a->key, key, 20);
     a->port = port;
-    /* Spread the first announces over a minute: a node that starts with
-     * many models does not send them all at once. */
-    uint16_t r;
+    /* Spread the first announces, a second per key up to a minute: a node
+     * that starts with many models does not send them all at once, and
+     * one with a single model announces it soon. */
+    uint32_t r, window = (uint32_t)(d->n_ann * 1000u < 60000u ? d->n_ann * 1000u : 60000u);
     nvx__dht_random(d, &r, sizeof(r));
-    a->next_ms = now_ms + r % 60000u;
+    a->next_ms = now_ms + r % window;
     return 0;
 }
 
@@ -464,10 +478,8 @@ run_announces(nvx_dht *d, uint64_t now_ms)
         nvx__dht_announce *a = &d->ann[i];
         if (a->lookup || a->next_ms > now_ms)
             continue;
-        if (d->table.count == 0) {
-            a->next_ms = now_ms + NVX_DHT_BOOT_RETRY_MS; /* nobody to tell yet */
-            continue;
-        }
+        if (d->table.count == 0)
+            continue; /* nobody to tell yet: asked again at the next tick */
         int h = nvx_dht_lookup(d, NVX_DHT_ANNOUNCE, a->key, a->port, NULL, NULL, NULL, now_ms);
         if (h < 0)
             break;
@@ -641,8 +653,11 @@ nvx_dht_free(nvx_dht *d)
 {
     if (!d)
         return;
+    /* Running lookups report done (with what they have) so that their
+     * callers free what they gave as arg. */
     for (size_t i = 0; d->lookups && i < NVX_DHT_LOOKUPS_MAX; i++)
-        free(d->lookups[i].item);
+        if (d->lookups[i].handle)
+            nvx_dht_cancel(d, d->lookups[i].handle);
     free(d->lookups);
     free(d->ann);
     free(d->own);

@@ -140,7 +140,8 @@ typedef struct nvx_dht_stats {
 /* Makes a node. Returns 0 and *ret, -EINVAL or -ENOMEM. */
 int nvx_dht_new(const nvx_dht_opts *opts, uint64_t now_ms, nvx_dht **ret);
 
-/* Frees d (NULL is fine). Running lookups end without their callbacks. */
+/* Frees d (NULL is fine). Running lookups end: their callbacks run once
+ * with done set, inside this call. */
 void nvx_dht_free(nvx_dht *d);
 
 /* One datagram from ip:port. Anything malformed is counted and dropped. */

@@ -21,6 +21,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/ctl.h"
+#include "daemon/dht-uv.h"
 #include "daemon/identity.h"
 #include "daemon/log.h"
 #include "daemon/mesh.h"
@@ -42,6 +43,7 @@ struct daemon {
     nvx_ctl *ctl;
     nvx_api *api;
     nvx_mesh *mesh;
+    nvx_dhtuv *dht;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -53,6 +55,8 @@ node_stopped(void *arg)
     /* The node calls the mesh's hooks until it has stopped: close it now. */
     nvx_mesh_close(d->mesh, NULL, NULL);
     d->mesh = NULL;
+    nvx_dhtuv_close(d->dht, NULL, NULL); /* after the mesh, which announces through it */
+    d->dht = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -130,6 +134,48 @@ store_dir(const nvx_config *cfg, char *buf, size_t cap)
     else
         return -ENOENT;
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* The DHT on the listen host's IPv4 address (0.0.0.0 for any other) and,
+ * unless dht-port says otherwise, the listen port's number. Its failure
+ * leaves the node without it. */
+static nvx_dhtuv *
+start_dht(const nvx_config *cfg, uv_loop_t *loop, const char *listen, const char *dir)
+{
+    char host[64] = "0.0.0.0";
+    unsigned long tcp_port = 0;
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (colon && listen[0] != '[' && (size_t)(colon - listen) < sizeof(host)) {
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = 0;
+        tcp_port = strtoul(colon + 1, NULL, 10);
+    }
+    nvx_dhtuv_opts o = {
+        .loop = loop,
+        .bind_host = host,
+        .port = (uint16_t)(cfg->dht_port >= 0 ? (unsigned long)cfg->dht_port : tcp_port),
+        .bootstrap = cfg->dht_bootstrap,
+        .state_dir = dir,
+        .announce_port = (uint16_t)tcp_port,
+        .enforce_node_id = true,
+    };
+    nvx_dhtuv *dht = NULL;
+    int r = nvx_dhtuv_new(&o, &dht);
+    if (r == UV_EADDRINUSE && cfg->dht_port < 0) {
+        o.port = 0; /* the TCP port's number is taken for UDP: any port will do */
+        r = nvx_dhtuv_new(&o, &dht);
+    }
+    if (r < 0) {
+        log_warn_errno(r, "DHT is off: cannot bind UDP %s:%u", host, o.port);
+        return NULL;
+    }
+    char id[41];
+    const uint8_t *raw = nvx_dht_id(nvx_dhtuv_core(dht));
+    for (int i = 0; i < 20; i++)
+        snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    log_info("DHT on udp %s:%u, id %.16s, bootstrap %s", host, nvx_dhtuv_port(dht), id,
+             cfg->dht_bootstrap);
+    return dht;
 }
 
 static int
@@ -216,12 +262,17 @@ run(const nvx_config *cfg)
         log_error_errno(r, "cannot listen on %s", cfg->listen);
         goto out;
     }
+    if (cfg->dht)
+        d.dht =
+            start_dht(cfg, d.loop,
+                      nvx_node_listen_addr(d.node)[0] ? nvx_node_listen_addr(d.node) : NULL, dir);
     nvx_mesh_opts mo = {
         .loop = d.loop,
         .node = d.node,
         .identity = ident,
         .store = store,
         .discovery = cfg->discovery,
+        .dht = d.dht,
     };
     r = nvx_mesh_new(&mo, &d.mesh);
     if (r < 0)
@@ -236,6 +287,7 @@ run(const nvx_config *cfg)
         .on_shutdown = on_ctl_shutdown,
         .arg = &d,
         .mesh = d.mesh,
+        .dht = d.dht,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
@@ -244,6 +296,8 @@ run(const nvx_config *cfg)
         uv_run(d.loop, UV_RUN_NOWAIT);
         nvx_mesh_close(d.mesh, NULL, NULL);
         d.mesh = NULL;
+        nvx_dhtuv_close(d.dht, NULL, NULL);
+        d.dht = NULL;
         uv_run(d.loop, UV_RUN_NOWAIT);
         goto out;
     }

@@ -126,7 +126,16 @@ enum proto_ctl_tag {
     PROTO_CTL_T_CHUNK_OFFSET = 28, /* U64 */
     PROTO_CTL_T_CHUNK_LEN = 29,    /* U64 */
     PROTO_CTL_T_CHUNK_COUNT = 30,  /* U64 */
-    /* The field sets are 32-bit masks: 31 is the last tag they can hold. */
+    /* STATUS: the DHT (absent when it is off): its node id (40 hex
+     * digits), nodes in its routing table, models announced, its UDP
+     * port, peers and items stored for others. */
+    PROTO_CTL_T_DHT = 31,           /* NEST */
+    PROTO_CTL_T_DHT_ID = 32,        /* STR */
+    PROTO_CTL_T_DHT_NODES = 33,     /* U64 */
+    PROTO_CTL_T_DHT_ANNOUNCED = 34, /* U64 */
+    PROTO_CTL_T_DHT_PORT = 35,      /* U64 */
+    PROTO_CTL_T_DHT_STORED = 36,    /* U64 */
+    /* The field sets are 64-bit masks: 63 is the last tag they can hold. */
     _PROTO_CTL_TAG_MAX,
 };
 

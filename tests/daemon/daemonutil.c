@@ -184,13 +184,15 @@ du_start_args(du_daemon *d, const char *name, const char *const *env, const char
                 _exit(127);
         }
         /* --http off: parallel tests must not race for the API's fixed
-         * port; a test that wants it passes --http 127.0.0.1:0 after. */
+         * port; a test that wants it passes --http 127.0.0.1:0 after.
+         * --no-dht: no packet leaves the machine (a DHT test passes --dht
+         * and a local --dht-bootstrap after). */
         const char *argv[12 + DU_ARGS_MAX] = { nvxd_bin,      "--store",     d->dir,
                                                "--listen",    "127.0.0.1:0", "--no-discovery",
                                                "--log-level", "debug",       "--http",
-                                               "off" };
+                                               "off",         "--no-dht" };
         for (size_t i = 0; args && args[i] && i < DU_ARGS_MAX; i++)
-            argv[10 + i] = args[i];
+            argv[11 + i] = args[i];
         execv(nvxd_bin, (char *const *)argv);
         _exit(127);
     }

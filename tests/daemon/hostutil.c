@@ -118,7 +118,7 @@ hx_daemon_start(hx_daemon *d, const char *name)
         char *argv[] = { hx_fx.nvxd,    "--store",     d->store,
                          "--listen",    "127.0.0.1:0", "--no-discovery",
                          "--log-level", "debug",       "--http",
-                         "off",         NULL };
+                         "off",         "--no-dht",    NULL };
         execv(hx_fx.nvxd, argv);
         _exit(127);
     }
