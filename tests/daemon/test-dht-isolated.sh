@@ -49,8 +49,10 @@ sent() { in_ns iptables -w -L OUTPUT -v -x -n | awk '$3 == "ACCEPT" { print $1; 
 start() {
     name=$1
     shift
-    in_ns "$nvxd" --store "$tmp/$name" --listen 127.0.0.1:0 --no-discovery --http off \
-        --log-level debug "$@" 2>"$tmp/$name.log" &
+    # ip netns exec execs nvxd in place: $! is nvxd itself (a shell
+    # function would put a subshell in between).
+    ip netns exec "$ns" "$nvxd" --store "$tmp/$name" --listen 127.0.0.1:0 --no-discovery \
+        --http off --log-level debug "$@" </dev/null >/dev/null 2>"$tmp/$name.log" &
     pids="$pids $!"
     end=$(($(date +%s) + 20))
     until in_ns "$nvx" --store "$tmp/$name" status >/dev/null 2>&1; do
