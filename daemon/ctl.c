@@ -195,8 +195,7 @@ put_dht(proto_ctl_writer *w, const nvx_dhtuv *dht)
     nvx_dht_stats st;
     nvx_dht_stats_get(nvx_dhtuv_core(dht), &st);
     char hex[41];
-    for (int i = 0; i < 20; i++)
-        snprintf(hex + 2 * i, 3, "%02x", st.id[i]);
+    nvx_dht_id_hex(st.id, hex);
     proto_ctl_nest_begin(w, PROTO_CTL_T_DHT);
     proto_ctl_put_str(w, PROTO_CTL_T_DHT_ID, hex);
     proto_ctl_put_u64(w, PROTO_CTL_T_DHT_NODES, st.nodes);

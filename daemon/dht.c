@@ -674,6 +674,17 @@ nvx_dht_id(const nvx_dht *d)
 }
 
 void
+nvx_dht_id_hex(const uint8_t id[static 20], char out[static 41])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 20; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[40] = 0;
+}
+
+void
 nvx_dht_stats_get(const nvx_dht *d, nvx_dht_stats *ret)
 {
     memset(ret, 0, sizeof(*ret));

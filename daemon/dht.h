@@ -184,6 +184,9 @@ void nvx_dht_stats_get(const nvx_dht *d, nvx_dht_stats *ret);
 /* The node's id (20 bytes; changes when BEP 42 asks for a new one). */
 const uint8_t *nvx_dht_id(const nvx_dht *d);
 
+/* A node id as 40 lowercase hex digits and a NUL. */
+void nvx_dht_id_hex(const uint8_t id[static 20], char out[static 41]);
+
 /* The routing table in the save format: "NVXDHT1\n", id (20), count (2,
  * big endian), count compact nodes. Returns the length or -EMSGSIZE. */
 int nvx_dht_save(const nvx_dht *d, uint8_t *buf, size_t cap);

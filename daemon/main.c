@@ -145,10 +145,13 @@ start_dht(const nvx_config *cfg, uv_loop_t *loop, const char *listen, const char
     char host[64] = "0.0.0.0";
     unsigned long tcp_port = 0;
     const char *colon = listen ? strrchr(listen, ':') : NULL;
-    if (colon && listen[0] != '[' && (size_t)(colon - listen) < sizeof(host)) {
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = 0;
+    if (colon) {
         tcp_port = strtoul(colon + 1, NULL, 10);
+        /* The DHT speaks IPv4: an IPv6 listen host means any IPv4 address. */
+        if (listen[0] != '[' && (size_t)(colon - listen) < sizeof(host)) {
+            memcpy(host, listen, (size_t)(colon - listen));
+            host[colon - listen] = 0;
+        }
     }
     nvx_dhtuv_opts o = {
         .loop = loop,
@@ -170,9 +173,7 @@ start_dht(const nvx_config *cfg, uv_loop_t *loop, const char *listen, const char
         return NULL;
     }
     char id[41];
-    const uint8_t *raw = nvx_dht_id(nvx_dhtuv_core(dht));
-    for (int i = 0; i < 20; i++)
-        snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    nvx_dht_id_hex(nvx_dht_id(nvx_dhtuv_core(dht)), id);
     log_info("DHT on udp %s:%u, id %.16s, bootstrap %s", host, nvx_dhtuv_port(dht), id,
              cfg->dht_bootstrap);
     return dht;
