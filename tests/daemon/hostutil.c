@@ -115,10 +115,9 @@ hx_daemon_start(hx_daemon *d, const char *name)
         dup2(nul, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        char *argv[] = { hx_fx.nvxd,    "--store",     d->store,
-                         "--listen",    "127.0.0.1:0", "--no-discovery",
-                         "--log-level", "debug",       "--http",
-                         "off",         "--no-dht",    NULL };
+        char *argv[] = { hx_fx.nvxd,       "--store",     d->store, "--listen", "127.0.0.1:0",
+                         "--no-discovery", "--log-level", "debug",  "--http",   "off",
+                         "--no-dht",       NULL };
         execv(hx_fx.nvxd, argv);
         _exit(127);
     }

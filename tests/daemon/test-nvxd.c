@@ -408,7 +408,7 @@ test_no_daemon(void **state)
 
     du_daemon b = { 0 };
     du_start(&b, "dup", NULL);
-    char *argv[] = { (char *)du_nvxd_bin(), "--store",        b.dir, "--listen",
+    char *argv[] = { (char *)du_nvxd_bin(), "--store",        b.dir,      "--listen",
                      "127.0.0.1:0",         "--no-discovery", "--no-dht", NULL };
     assert_int_equal(tu_run(argv, NULL, &err), 1);
     assert_non_null(strstr(err, "another nvxd"));
