@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvx status: the node at a glance (asks nvxd).
+ * nvx status: the node at a glance (asks nvxd). nvx dht: its DHT part.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +11,20 @@
 #include "cli/progress.h"
 
 int cli_status_main(cli_ctx *ctx, int argc, char **argv);
+int cli_dht_main(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command cli_cmd_status = {
     .name = "status",
     .main = cli_status_main,
     .usage = "status",
     .summary = "Show the node: id, addresses, peers, transfers, store use (needs nvxd)",
+};
+
+const cli_command cli_cmd_dht = {
+    .name = "dht",
+    .main = cli_dht_main,
+    .usage = "dht",
+    .summary = "Show the node's BitTorrent mainline DHT: id, routing table, announced models",
 };
 
 static uint64_t
@@ -123,6 +131,47 @@ reach(const proto_ctl_msg *m, cli_json *j)
     free(x);
 }
 
+/* The DHT nest of a STATUS answer: one line, or a JSON object (null when
+ * the DHT is off). */
+static void
+dht(const proto_ctl_msg *m, cli_json *j)
+{
+    const proto_ctl_field *f = proto_ctl_find(m, PROTO_CTL_T_DHT);
+    proto_ctl_msg *x = f ? malloc(sizeof(*x)) : NULL;
+    if (!x || proto_ctl_nest_decode(f, x) < 0) {
+        if (j)
+            cli_json_null(j);
+        else
+            printf("dht        off\n");
+        free(x);
+        return;
+    }
+    proto_str id = { (const uint8_t *)"", 0 };
+    proto_ctl_get_str(x, PROTO_CTL_T_DHT_ID, &id);
+    if (j) {
+        cli_json_obj_begin(j);
+        cli_json_key(j, "id");
+        cli_json_strn(j, (const char *)id.p, id.len);
+        cli_json_key(j, "nodes");
+        cli_json_u64(j, u64(x, PROTO_CTL_T_DHT_NODES));
+        cli_json_key(j, "announced");
+        cli_json_u64(j, u64(x, PROTO_CTL_T_DHT_ANNOUNCED));
+        cli_json_key(j, "port");
+        cli_json_u64(j, u64(x, PROTO_CTL_T_DHT_PORT));
+        cli_json_key(j, "stored");
+        cli_json_u64(j, u64(x, PROTO_CTL_T_DHT_STORED));
+        cli_json_obj_end(j);
+    } else {
+        printf("dht        id %.*s, udp port %llu, %llu nodes, %llu models announced, %llu "
+               "records kept for others\n",
+               (int)id.len, (const char *)id.p, (unsigned long long)u64(x, PROTO_CTL_T_DHT_PORT),
+               (unsigned long long)u64(x, PROTO_CTL_T_DHT_NODES),
+               (unsigned long long)u64(x, PROTO_CTL_T_DHT_ANNOUNCED),
+               (unsigned long long)u64(x, PROTO_CTL_T_DHT_STORED));
+    }
+    free(x);
+}
+
 static size_t
 count(const proto_ctl_msg *m, uint8_t tag)
 {
@@ -178,6 +227,8 @@ cli_status_main(cli_ctx *ctx, int argc, char **argv)
         transfers(m, &j);
         cli_json_key(&j, "reach");
         reach(m, &j);
+        cli_json_key(&j, "dht");
+        dht(m, &j);
         cli_json_obj_end(&j);
         cli_json_finish(&j);
     } else {
@@ -197,6 +248,33 @@ cli_status_main(cli_ctx *ctx, int argc, char **argv)
         cli_daemon_print_peers(m, NULL);
         printf("transfers  %zu\n", count(m, PROTO_CTL_T_TRANSFER));
         transfers(m, NULL);
+        dht(m, NULL);
+    }
+    r = CLI_EXIT_OK;
+out:
+    cli_daemon_done(d, m);
+    return r;
+}
+
+int
+cli_dht_main(cli_ctx *ctx, int argc, char **argv)
+{
+    int npos, r = cli_parse(ctx, &cli_cmd_dht, NULL, argc, argv, &npos);
+    if (r != CLI_GO)
+        return r;
+    if ((r = cli_want_args(&cli_cmd_dht, npos, 0, 0)) != CLI_GO)
+        return r;
+    cli_daemon *d;
+    proto_ctl_msg *m;
+    if ((r = cli_daemon_request(ctx, PROTO_CTL_STATUS, NULL, NULL, &d, &m)) != CLI_GO)
+        goto out;
+    if (ctx->json) {
+        cli_json j;
+        cli_json_init(&j, stdout);
+        dht(m, &j);
+        cli_json_finish(&j);
+    } else {
+        dht(m, NULL);
     }
     r = CLI_EXIT_OK;
 out:

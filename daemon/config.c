@@ -17,6 +17,7 @@ const char nvx_config_usage[] =
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
     "            [--max-store-bytes SIZE]\n"
     "            [--control-group GROUP]\n"
+    "            [--no-dht] [--dht-bootstrap HOST:PORT,...|none] [--dht-port PORT]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -52,6 +53,14 @@ const char nvx_config_usage[] =
     "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
     "  --control-group GROUP  members of GROUP (a name or gid) may use the\n"
     "                         control socket too (it becomes mode 0660)\n"
+    "  --no-dht               no BitTorrent mainline DHT (dht = off): models are\n"
+    "                         not announced there, nor providers and names\n"
+    "                         looked up there (--dht turns it back on)\n"
+    "  --dht-bootstrap LIST   HOST:PORT,... the DHT joins through (default the\n"
+    "                         public routers: " NVX_DEFAULT_DHT_BOOTSTRAP_HELP ");\n"
+    "                         'none' = only nodes saved from an earlier run\n"
+    "  --dht-port PORT        the DHT's UDP port (default: the listen port's\n"
+    "                         number; 0 = ephemeral)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -70,6 +79,40 @@ nvx_config_defaults(nvx_config *cfg)
     cfg->peer_max_requests = NVX_DEFAULT_PEER_MAX_REQUESTS;
     cfg->peer_max_bytes = NVX_DEFAULT_PEER_MAX_BYTES;
     cfg->serve = NVX_SERVE_PINNED;
+    cfg->dht = true;
+    snprintf(cfg->dht_bootstrap, sizeof(cfg->dht_bootstrap), "%s", NVX_DEFAULT_DHT_BOOTSTRAP);
+    cfg->dht_port = -1;
+}
+
+/* "HOST:PORT,HOST:PORT" (at most NVX_CONFIG_DHT_BOOT_MAX, ports 1..65535)
+ * or "none". */
+static bool
+bootstrap_ok(const char *v)
+{
+    if (strcmp(v, "none") == 0)
+        return true;
+    unsigned n = 0;
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *colon = NULL;
+        for (const char *q = p; q < p + len; q++)
+            if (*q == ':')
+                colon = q;
+        if (!colon || colon == p || colon + 1 == p + len || ++n > NVX_CONFIG_DHT_BOOT_MAX)
+            return false;
+        unsigned long port = 0;
+        for (const char *q = colon + 1; q < p + len; q++) {
+            if (*q < '0' || *q > '9' || port > 65535)
+                return false;
+            port = port * 10 + (unsigned long)(*q - '0');
+        }
+        if (port == 0 || port > 65535)
+            return false;
+        p += len;
+        if (*p == ',' && *++p == '\0')
+            return false;
+    }
+    return n > 0;
 }
 
 /* Strict decimal in [min, max] with an optional K/M/G suffix (powers of 1024)
@@ -224,6 +267,23 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
             goto bad;
         return 0;
     }
+    if (strcmp(key, "dht") == 0) {
+        if (parse_bool(value, &cfg->dht) < 0)
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "dht-bootstrap") == 0) {
+        if (!bootstrap_ok(value))
+            goto bad;
+        memcpy(cfg->dht_bootstrap, value, vlen + 1);
+        return 0;
+    }
+    if (strcmp(key, "dht-port") == 0) {
+        if (parse_u64(value, false, 0, 65535, &u) < 0)
+            goto bad;
+        cfg->dht_port = (int)u;
+        return 0;
+    }
     if (strcmp(key, "require-trusted") == 0) {
         if (parse_bool(value, &cfg->require_trusted) < 0)
             goto bad;
@@ -288,11 +348,22 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",           "listen",          "discovery",
-                                        "log-level",       "max-peers",       "peer-max-requests",
-                                        "peer-max-bytes",  "serve",           "http",
-                                        "require-trusted", "max-store-bytes", "upnp",
-                                        "control-group" };
+    static const char *const once[] = { "store",
+                                        "listen",
+                                        "discovery",
+                                        "log-level",
+                                        "max-peers",
+                                        "peer-max-requests",
+                                        "peer-max-bytes",
+                                        "serve",
+                                        "http",
+                                        "require-trusted",
+                                        "max-store-bytes",
+                                        "upnp",
+                                        "control-group",
+                                        "dht",
+                                        "dht-bootstrap",
+                                        "dht-port" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -419,10 +490,11 @@ out:
 }
 
 /* Flags that take a value, mapped to config keys. */
-static const char *const valued[] = { "store",           "listen",       "peer",
-                                      "log-level",       "max-peers",    "peer-max-requests",
-                                      "peer-max-bytes",  "serve",        "http",
-                                      "max-store-bytes", "control-group" };
+static const char *const valued[] = { "store",           "listen",        "peer",
+                                      "log-level",       "max-peers",     "peer-max-requests",
+                                      "peer-max-bytes",  "serve",         "http",
+                                      "max-store-bytes", "control-group", "dht-bootstrap",
+                                      "dht-port" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])
@@ -474,6 +546,10 @@ nvx_config_args(nvx_config *cfg, int argc, char **argv, char err[static NVX_CONF
         }
         if (strcmp(a, "--no-upnp") == 0) {
             cfg->upnp = false;
+            continue;
+        }
+        if (strcmp(a, "--no-dht") == 0 || strcmp(a, "--dht") == 0) {
+            cfg->dht = a[2] == 'd';
             continue;
         }
         if (strcmp(a, "--require-trusted") == 0) {

@@ -13,7 +13,7 @@
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
  * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted,
- * max-store-bytes, upnp, control-group). Values are printable
+ * max-store-bytes, upnp, control-group, dht, dht-bootstrap, dht-port). Values are printable
  * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
  * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
  * peer, which adds one peer per line), a missing '=', an empty or out-of-range value, a control
@@ -36,7 +36,8 @@ enum nvx_config_limits {
     NVX_CONFIG_PEERS_MAX = 64,
     NVX_CONFIG_VALUE_MAX = 512, /* bytes of one value (paths, addresses) */
     NVX_CONFIG_ERR_LEN = 256,
-    NVX_CONFIG_GROUP_MAX = 32, /* bytes of a group name (useradd's limit) */
+    NVX_CONFIG_GROUP_MAX = 32,   /* bytes of a group name (useradd's limit) */
+    NVX_CONFIG_DHT_BOOT_MAX = 8, /* dht-bootstrap entries */
 };
 
 /* Defaults. */
@@ -45,6 +46,11 @@ enum nvx_config_limits {
 #define NVX_DEFAULT_MAX_PEERS         64u
 #define NVX_DEFAULT_PEER_MAX_REQUESTS 1024u
 #define NVX_DEFAULT_PEER_MAX_BYTES    ((uint64_t)8 << 20)
+/* The usual public routers of the mainline DHT. */
+#define NVX_DEFAULT_DHT_BOOTSTRAP                                                      \
+    "router.bittorrent.com:6881,dht.transmissionbt.com:6881,router.utorrent.com:6881," \
+    "dht.libtorrent.org:25401"
+#define NVX_DEFAULT_DHT_BOOTSTRAP_HELP "router.bittorrent.com:6881 and 3 more"
 
 typedef struct nvx_config {
     char store[NVX_CONFIG_VALUE_MAX];  /* "" = not set (main() applies the XDG default) */
@@ -66,6 +72,9 @@ typedef struct nvx_config {
      * a group name or decimal gid whose members may use it too (main.c
      * resolves it; the socket becomes 0660 and the store dir 0710). */
     char control_group[NVX_CONFIG_GROUP_MAX + 1];
+    bool dht;                                 /* the mainline DHT (daemon/dht-uv.h) */
+    char dht_bootstrap[NVX_CONFIG_VALUE_MAX]; /* "HOST:PORT,..." or "none" */
+    int dht_port;                             /* UDP; -1: the listen port's number */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

@@ -13,8 +13,8 @@
 
 #include "common/bytes.h"
 #include "daemon/log.h"
-#include "daemon/reach.h"
 #include "daemon/pull.h"
+#include "daemon/reach.h"
 #include "daemon/xfer.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
@@ -46,6 +46,7 @@ struct nvx_ctl {
     cas_store *store;
     nvx_mesh *mesh;
     nvx_natmap *natmap;
+    nvx_dhtuv *dht;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char agent[PROTO_AGENT_MAX + 1];
     struct client *clients;
@@ -225,6 +226,22 @@ struct status_job {
 static void client_put(struct client *cl);
 
 static void
+put_dht(proto_ctl_writer *w, const nvx_dhtuv *dht)
+{
+    nvx_dht_stats st;
+    nvx_dht_stats_get(nvx_dhtuv_core(dht), &st);
+    char hex[41];
+    nvx_dht_id_hex(st.id, hex);
+    proto_ctl_nest_begin(w, PROTO_CTL_T_DHT);
+    proto_ctl_put_str(w, PROTO_CTL_T_DHT_ID, hex);
+    proto_ctl_put_u64(w, PROTO_CTL_T_DHT_NODES, st.nodes);
+    proto_ctl_put_u64(w, PROTO_CTL_T_DHT_ANNOUNCED, st.announced);
+    proto_ctl_put_u64(w, PROTO_CTL_T_DHT_PORT, nvx_dhtuv_port(dht));
+    proto_ctl_put_u64(w, PROTO_CTL_T_DHT_STORED, st.peers + st.items);
+    proto_ctl_nest_end(w);
+}
+
+static void
 status_work(uv_work_t *w)
 {
     struct status_job *j = (struct status_job *)w;
@@ -252,6 +269,8 @@ status_done(uv_work_t *w, int st)
         nvx_node_peers_each(c->node, put_peer, &wr);
         nvx_node_xfers_each(c->node, put_xfer, &wr);
         put_reach(c, &wr);
+        if (c->dht)
+            put_dht(&wr, c->dht);
         send_writer(cl, &wr, j->id);
     }
     free(j);
@@ -365,6 +384,44 @@ resolve_work(uv_work_t *w)
     nvx_pull_resolve(j->cl->ctl->store, &j->t);
 }
 
+/* Providers found on the DHT are dialed like any address: the session's
+ * handshake tells who they are; nothing from the DHT is trusted. The
+ * state is the node's, not the client's: a client that goes away leaves
+ * the dials running. */
+struct dht_find {
+    nvx_node *node;
+    unsigned dials;
+};
+
+static void
+on_dht_provider(void *arg, const char *addr)
+{
+    struct dht_find *f = arg;
+    if (!addr) {
+        free(f);
+        return;
+    }
+    if (f->dials >= NVX_CTL_DHT_DIALS_MAX)
+        return;
+    f->dials++;
+    int r = nvx_node_dial(f->node, addr);
+    log_debug("dht: provider %s%s", addr, r < 0 ? " (not dialed)" : "");
+}
+
+static void
+find_on_dht(nvx_ctl *c, const uint8_t model[static 32])
+{
+    struct dht_find *f = calloc(1, sizeof(*f));
+    if (!f)
+        return;
+    f->node = c->node;
+    int r = nvx_dhtuv_find_providers(c->dht, model, on_dht_provider, f);
+    if (r < 0) {
+        free(f);
+        log_debug("dht: cannot look up providers: %s", strerror(-r));
+    }
+}
+
 static void
 resolve_done(uv_work_t *w, int st)
 {
@@ -393,8 +450,10 @@ resolve_done(uv_work_t *w, int st)
     }
     cs->cl = cl;
     cs->req_id = j->id;
-    if (cl->ctl->mesh)
-        (void)nvx_mesh_want(cl->ctl->mesh, j->t.model); /* dial providers gossip knows of */
+    int dials =
+        cl->ctl->mesh ? nvx_mesh_want(cl->ctl->mesh, j->t.model) : 0; /* gossip's providers */
+    if (dials == 0 && cl->ctl->dht)
+        find_on_dht(cl->ctl, j->t.model);
     cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
     int r = nvx_node_fetch(cl->ctl->node, j->t.model, j->pin, fetch_cb, cs, &cs->sub);
     if (r < 0) {
@@ -817,6 +876,7 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     c->store = opts->store;
     c->mesh = opts->mesh;
     c->natmap = opts->natmap;
+    c->dht = opts->dht;
     c->on_shutdown = opts->on_shutdown;
     c->arg = opts->arg;
     c->group_set = opts->group_set;

@@ -24,6 +24,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/ctl.h"
+#include "daemon/dht-uv.h"
 #include "daemon/identity.h"
 #include "daemon/log.h"
 #include "daemon/mesh.h"
@@ -50,6 +51,7 @@ struct daemon {
     nvx_mesh *mesh;
     nvx_natmap *natmap;
     nvx_pull_env pull_env; /* the API's pulls */
+    nvx_dhtuv *dht;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -91,6 +93,8 @@ node_stopped(void *arg)
     /* The node calls the mesh's hooks until it has stopped: close it now. */
     nvx_mesh_close(d->mesh, NULL, NULL);
     d->mesh = NULL;
+    nvx_dhtuv_close(d->dht, NULL, NULL); /* after the mesh, which announces through it */
+    d->dht = NULL;
     /* The router's mapping goes last: the loop runs until it is deleted. */
     nvx_natmap_close(d->natmap, NULL, NULL);
     d->natmap = NULL;
@@ -280,6 +284,49 @@ store_dir_mode(const char *dir, const nvx_config *cfg, gid_t group)
     return 0;
 }
 
+/* The DHT on the listen host's IPv4 address (0.0.0.0 for any other) and,
+ * unless dht-port says otherwise, the listen port's number. Its failure
+ * leaves the node without it. */
+static nvx_dhtuv *
+start_dht(const nvx_config *cfg, uv_loop_t *loop, const char *listen, const char *dir)
+{
+    char host[64] = "0.0.0.0";
+    unsigned long tcp_port = 0;
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (colon) {
+        tcp_port = strtoul(colon + 1, NULL, 10);
+        /* The DHT speaks IPv4: an IPv6 listen host means any IPv4 address. */
+        if (listen[0] != '[' && (size_t)(colon - listen) < sizeof(host)) {
+            memcpy(host, listen, (size_t)(colon - listen));
+            host[colon - listen] = 0;
+        }
+    }
+    nvx_dhtuv_opts o = {
+        .loop = loop,
+        .bind_host = host,
+        .port = (uint16_t)(cfg->dht_port >= 0 ? (unsigned long)cfg->dht_port : tcp_port),
+        .bootstrap = cfg->dht_bootstrap,
+        .state_dir = dir,
+        .announce_port = (uint16_t)tcp_port,
+        .enforce_node_id = true,
+    };
+    nvx_dhtuv *dht = NULL;
+    int r = nvx_dhtuv_new(&o, &dht);
+    if (r == UV_EADDRINUSE && cfg->dht_port < 0) {
+        o.port = 0; /* the TCP port's number is taken for UDP: any port will do */
+        r = nvx_dhtuv_new(&o, &dht);
+    }
+    if (r < 0) {
+        log_warn_errno(r, "DHT is off: cannot bind UDP %s:%u", host, o.port);
+        return NULL;
+    }
+    char id[41];
+    nvx_dht_id_hex(nvx_dht_id(nvx_dhtuv_core(dht)), id);
+    log_info("DHT on udp %s:%u, id %.16s, bootstrap %s", host, nvx_dhtuv_port(dht), id,
+             cfg->dht_bootstrap);
+    return dht;
+}
+
 static int
 run(const nvx_config *cfg)
 {
@@ -393,12 +440,17 @@ run(const nvx_config *cfg)
         log_error_errno(r, "cannot listen on %s", cfg->listen);
         goto out;
     }
+    if (cfg->dht)
+        d.dht =
+            start_dht(cfg, d.loop,
+                      nvx_node_listen_addr(d.node)[0] ? nvx_node_listen_addr(d.node) : NULL, dir);
     nvx_mesh_opts mo = {
         .loop = d.loop,
         .node = d.node,
         .identity = ident,
         .store = store,
         .discovery = cfg->discovery,
+        .dht = d.dht,
     };
 #ifdef NVX_TEST_HOOKS
     const char *np = getenv("NVX_TEST_NO_PEX_DIAL");
@@ -421,6 +473,7 @@ run(const nvx_config *cfg)
         .natmap = d.natmap,
         .group_set = cfg->control_group[0] != '\0',
         .group = group,
+        .dht = d.dht,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
@@ -429,6 +482,8 @@ run(const nvx_config *cfg)
         uv_run(d.loop, UV_RUN_NOWAIT);
         nvx_mesh_close(d.mesh, NULL, NULL);
         d.mesh = NULL;
+        nvx_dhtuv_close(d.dht, NULL, NULL);
+        d.dht = NULL;
         nvx_natmap_close(d.natmap, NULL, NULL);
         d.natmap = NULL;
         uv_run(d.loop, UV_RUN_DEFAULT);

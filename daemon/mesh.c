@@ -171,13 +171,20 @@ apply_scan(nvx_mesh *m, job *j)
 {
     uint64_t now = wall_ms();
     for (size_t i = 0; i < m->n_provided; i++)
-        if (!bsearch(m->provided[i], j->ids, j->n_ids, 32, id_cmp))
+        if (!bsearch(m->provided[i], j->ids, j->n_ids, 32, id_cmp)) {
             (void)nvx_gossip_unprovide(m->g, m->provided[i]);
+            if (m->o.dht)
+                nvx_dhtuv_unprovide(m->o.dht, m->provided[i]);
+        }
     for (size_t i = 0; i < j->n_ids; i++)
         if (!m->provided || !bsearch(j->ids[i], m->provided, m->n_provided, 32, id_cmp)) {
             int r = nvx_gossip_provide(m->g, j->ids[i], now);
             if (r < 0)
                 log_warn_errno(r, "cannot announce a model");
+            /* Only what the serve policy shares reaches the DHT: an
+             * announce there cannot be taken back. */
+            if (m->o.dht && (r = nvx_dhtuv_provide(m->o.dht, j->ids[i])) < 0 && r != -EADDRNOTAVAIL)
+                log_warn_errno(r, "cannot announce a model on the DHT");
         }
     free(m->provided);
     m->provided = j->ids;

@@ -43,6 +43,7 @@
 
 #include <uv.h>
 
+#include "daemon/dht-uv.h"
 #include "daemon/gossip.h"
 #include "daemon/node.h"
 #include "daemon/reverse.h"
@@ -78,6 +79,9 @@ typedef struct nvx_mesh_opts {
     uint16_t discovery_port;         /* 0: NVX_DISC_PORT */
     const char *discovery_interface; /* NULL: the kernel's choice */
     uint32_t discovery_interval_ms;  /* 0: NVX_DISC_INTERVAL_MS */
+    /* The DHT (may be NULL): the models the scan finds shared are
+     * announced there too, and the ones gone stop being announced. */
+    nvx_dhtuv *dht;
     /* Gossip learned (or refreshed) that node provides model: e.g. ask
      * that peer again for a model being fetched. May be NULL. Runs on the
      * loop; must not close the mesh. */

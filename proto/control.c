@@ -13,7 +13,7 @@
 
 #include "proto/internal.h"
 
-#define BIT(t) (UINT32_C(1) << (t))
+#define BIT(t) (UINT64_C(1) << (t))
 
 static const struct {
     uint8_t kind;
@@ -50,10 +50,16 @@ static const struct {
     [PROTO_CTL_T_CHUNK_LEN] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_CHUNK_COUNT] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_REACH] = { PROTO_CTL_K_NEST, false },
+    [PROTO_CTL_T_DHT] = { PROTO_CTL_K_NEST, false },
+    [PROTO_CTL_T_DHT_ID] = { PROTO_CTL_K_STR, false },
+    [PROTO_CTL_T_DHT_NODES] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_DHT_ANNOUNCED] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_DHT_PORT] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_DHT_STORED] = { PROTO_CTL_K_U64, false },
 };
-_Static_assert(_PROTO_CTL_TAG_MAX <= 32, "tag sets are 32-bit masks");
+_Static_assert(_PROTO_CTL_TAG_MAX < 64, "tag sets are 64-bit masks (BIT(_MAX) must be defined)");
 
-#define ALL_TAGS ((uint32_t)((UINT64_C(1) << _PROTO_CTL_TAG_MAX) - 2)) /* every tag 1.._MAX-1 */
+#define ALL_TAGS ((UINT64_C(1) << _PROTO_CTL_TAG_MAX) - 2) /* every tag 1.._MAX-1 */
 #define CHUNK_TAGS                                                                         \
     (BIT(PROTO_CTL_T_CHUNK) | BIT(PROTO_CTL_T_CHUNK_OFFSET) | BIT(PROTO_CTL_T_CHUNK_LEN) | \
      BIT(PROTO_CTL_T_CHUNK_COUNT))
@@ -65,8 +71,8 @@ _Static_assert(_PROTO_CTL_TAG_MAX <= 32, "tag sets are 32-bit masks");
 
 static const struct {
     const char *name;
-    uint32_t allowed;
-    uint32_t required;
+    uint64_t allowed;
+    uint64_t required;
 } types[_PROTO_CTL_TYPE_MAX] = {
     [PROTO_CTL_STATUS] = { "STATUS", 0, 0 },
     [PROTO_CTL_PEERS] = { "PEERS", 0, 0 },
@@ -106,10 +112,10 @@ static int field_check(uint8_t tag, const uint8_t *v, size_t len, bool nested, p
 /* Walks a field list. With m != NULL stores the fields; *ret_seen gets the
  * set of tags present. Nests are walked (validated) but not stored. */
 static int
-fields_walk(const uint8_t *p, size_t len, bool nested, proto_ctl_msg *m, uint32_t *ret_seen)
+fields_walk(const uint8_t *p, size_t len, bool nested, proto_ctl_msg *m, uint64_t *ret_seen)
 {
     proto__rd r = { .p = p, .len = len };
-    uint32_t seen = 0;
+    uint64_t seen = 0;
     size_t n = 0;
     while (proto__rd_left(&r) > 0) {
         uint8_t tag;
@@ -144,7 +150,7 @@ fields_walk(const uint8_t *p, size_t len, bool nested, proto_ctl_msg *m, uint32_
 static int
 field_check(uint8_t tag, const uint8_t *v, size_t len, bool nested, proto_ctl_field *f)
 {
-    uint32_t seen;
+    uint64_t seen;
     f->tag = tag;
     f->u = 0;
     f->p = v;
@@ -184,7 +190,7 @@ proto_ctl_decode(const uint8_t *payload, size_t len, proto_ctl_msg *ret)
     uint8_t type = payload[1];
     if (type >= _PROTO_CTL_TYPE_MAX || !types[type].name)
         return -EBADMSG;
-    uint32_t seen;
+    uint64_t seen;
     int k = fields_walk(payload + PROTO_CTL_MIN, len - PROTO_CTL_MIN, false, ret, &seen);
     if (k < 0)
         return k;
@@ -201,7 +207,7 @@ proto_ctl_decode(const uint8_t *payload, size_t len, proto_ctl_msg *ret)
 int
 proto_ctl_nest_decode(const proto_ctl_field *f, proto_ctl_msg *ret)
 {
-    uint32_t seen;
+    uint64_t seen;
     if (proto_ctl_tag_kind(f->tag) != PROTO_CTL_K_NEST)
         return -EINVAL;
     int k = fields_walk(f->p, f->len, true, ret, &seen);

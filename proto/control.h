@@ -133,7 +133,16 @@ enum proto_ctl_tag {
      * mapped external first, NAME = "upnp"/"nat-pmp"/"none", PEER_COUNT =
      * relays for connection reversal). */
     PROTO_CTL_T_REACH = 31, /* NEST */
-    /* The field sets are 32-bit masks: 31 is the last tag they can hold. */
+    /* STATUS: the DHT (absent when it is off): its node id (40 hex
+     * digits), nodes in its routing table, models announced, its UDP
+     * port, peers and items stored for others. */
+    PROTO_CTL_T_DHT = 32,           /* NEST */
+    PROTO_CTL_T_DHT_ID = 33,        /* STR */
+    PROTO_CTL_T_DHT_NODES = 34,     /* U64 */
+    PROTO_CTL_T_DHT_ANNOUNCED = 35, /* U64 */
+    PROTO_CTL_T_DHT_PORT = 36,      /* U64 */
+    PROTO_CTL_T_DHT_STORED = 37,    /* U64 */
+    /* The field sets are 64-bit masks: 63 is the last tag they can hold. */
     _PROTO_CTL_TAG_MAX,
 };
 

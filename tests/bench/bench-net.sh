@@ -277,9 +277,9 @@ fi
 nvxd_start() {
     NVXD_PORT=$(pick_port)
     mkdir -p "$DIR/$1"
-    # No LAN discovery: every packet of this benchmark stays on 127.0.0.1.
+    # No LAN discovery, no DHT: every packet of this benchmark stays on 127.0.0.1.
     spawn "$DIR/$1.nvxd.log" "$NVXD" --store "$DIR/$1" --listen "127.0.0.1:$NVXD_PORT" \
-        --no-discovery --no-upnp --http off
+        --no-discovery --no-upnp --http off --no-dht
     NVXD_PID=$LAST_PID
     NVXD_REAL=$(child_of "$NVXD_PID") || NVXD_REAL=""
     end=$(($(date +%s) + START_LIMIT))

@@ -117,7 +117,8 @@ hx_daemon_start(hx_daemon *d, const char *name)
         dup2(fd, 2);
         char *argv[] = { hx_fx.nvxd,    "--store",        d->store,    "--listen",
                          "127.0.0.1:0", "--no-discovery", "--no-upnp", "--log-level",
-                         "debug",       "--http",         "off",       NULL };
+                         "debug",       "--http",         "off",       "--no-dht",
+                         NULL };
         execv(hx_fx.nvxd, argv);
         _exit(127);
     }

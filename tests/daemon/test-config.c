@@ -92,6 +92,43 @@ test_control_group(void **state)
 }
 
 static void
+test_dht(void **state)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    nvx_config_defaults(&cfg);
+    assert_true(cfg.dht);
+    assert_non_null(strstr(cfg.dht_bootstrap, "router.bittorrent.com:6881"));
+    assert_int_equal(cfg.dht_port, -1);
+    assert_int_equal(parse(&cfg, "dht = off\ndht-bootstrap = none\ndht-port = 0\n", err), 0);
+    assert_false(cfg.dht);
+    assert_string_equal(cfg.dht_bootstrap, "none");
+    assert_int_equal(cfg.dht_port, 0);
+    assert_int_equal(parse(&cfg, "dht-bootstrap = 127.0.0.1:6881,node.example:1\n", err), 0);
+    static const char *const bad[] = { "dht-bootstrap = host\n",
+                                       "dht-bootstrap = :1\n",
+                                       "dht-bootstrap = a:0\n",
+                                       "dht-bootstrap = a:1,\n",
+                                       "dht-bootstrap = a:65536\n",
+                                       "dht-bootstrap = a:1x\n",
+                                       "dht-bootstrap = a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1\n",
+                                       "dht-port = 65536\n",
+                                       "dht = maybe\n",
+                                       "dht = on\ndht = off\n" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(parse(&cfg, bad[i], err), -EINVAL);
+    nvx_config_defaults(&cfg);
+    char *argv[] = { "nvxd", "--no-dht", "--dht-bootstrap", "127.0.0.1:9", "--dht-port=7", NULL };
+    assert_int_equal(nvx_config_args(&cfg, 5, argv, err), NVX_CONFIG_RUN);
+    assert_false(cfg.dht);
+    assert_string_equal(cfg.dht_bootstrap, "127.0.0.1:9");
+    assert_int_equal(cfg.dht_port, 7);
+    char *on[] = { "nvxd", "--no-dht", "--dht", NULL };
+    assert_int_equal(nvx_config_args(&cfg, 3, on, err), NVX_CONFIG_RUN);
+    assert_true(cfg.dht);
+}
+
+static void
 test_full_file(void **state)
 {
     nvx_config cfg;
@@ -301,6 +338,7 @@ main(void)
         cmocka_unit_test(test_malformed), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_args),      cmocka_unit_test(test_example),
         cmocka_unit_test(test_http),      cmocka_unit_test(test_control_group),
+        cmocka_unit_test(test_dht),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -411,8 +411,8 @@ test_no_daemon(void **state)
 
     du_daemon b = { 0 };
     du_start(&b, "dup", NULL);
-    char *argv[] = { (char *)du_nvxd_bin(), "--store",        b.dir,       "--listen",
-                     "127.0.0.1:0",         "--no-discovery", "--no-upnp", NULL };
+    char *argv[] = { (char *)du_nvxd_bin(), "--store",   b.dir,      "--listen", "127.0.0.1:0",
+                     "--no-discovery",      "--no-upnp", "--no-dht", NULL };
     assert_int_equal(tu_run(argv, NULL, &err), 1);
     assert_non_null(strstr(err, "another nvxd"));
     free(err);

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The DHT in real nvxd processes on 127.0.0.1 (nvxd-test, --dht with a
+ * local bootstrap list: nothing leaves the machine):
+ *   - seeder A (bootstrap none) shares a pinned model; fetcher B joins the
+ *     DHT through A. `nvx fetch ID` on B, with no peer address given and
+ *     no gossip between them, finds A on the DHT and fetches the model
+ *     over the normal authenticated session. The time from the fetch to
+ *     its first byte is printed.
+ *   - B restarted with no bootstrap list joins through the nodes it saved
+ *     (STORE/dht.dat).
+ *   - `nvx status` and `nvx dht` show the DHT; --no-dht shows it off.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemonutil.h"
+#include "testutil.h"
+
+static int
+setup(void **state)
+{
+    (void)state;
+    du_setup("dht");
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    du_teardown();
+    return 0;
+}
+
+/* A number from `nvx --json dht` of d (UINT64_MAX: off or absent). */
+static uint64_t
+dht_u64(const du_daemon *d, const char *key)
+{
+    char *out = NULL;
+    uint64_t v = UINT64_MAX;
+    if (du_nvx(d, &out, NULL, "--json", "dht", NULL) == 0)
+        v = du_json_u64(out, key);
+    free(out);
+    return v;
+}
+
+static void
+wait_dht(const du_daemon *d, const char *key, uint64_t want)
+{
+    uint64_t end = du_now_ms() + DU_WAIT_MS;
+    while (du_now_ms() < end) {
+        uint64_t v = dht_u64(d, key);
+        if (v != UINT64_MAX && v >= want)
+            return;
+        du_sleep_ms(DU_POLL_MS);
+    }
+    du_dump_log(d);
+    fail_msg("%s: DHT %s stayed below %llu", d->dir, key, (unsigned long long)want);
+}
+
+static void
+test_fetch_through_dht(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 }, store_a = { 0 };
+    /* The model is in A's store before A starts: its first scan announces it. */
+    snprintf(store_a.dir, sizeof(store_a.dir), "%s/a", du_root());
+    char *id = du_add_model(&store_a, "model.bin", 3 << 20, 11);
+    const char *const a_args[] = { "--dht", "--dht-bootstrap", "none", NULL };
+    du_start_args(&a, "a", NULL, a_args);
+    char boot[64];
+    snprintf(boot, sizeof(boot), "127.0.0.1:%llu", (unsigned long long)dht_u64(&a, "port"));
+    const char *const b_args[] = { "--dht", "--dht-bootstrap", boot, NULL };
+    du_start_args(&b, "b", NULL, b_args);
+    wait_dht(&b, "nodes", 1);
+    wait_dht(&a, "announced", 1);
+    /* A announces to the only other node: B keeps the record. */
+    wait_dht(&b, "stored", 1);
+
+    uint64_t t0 = du_now_ms();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = { (char *)du_nvx_bin(), "--store", b.dir, "-q", "fetch", id,
+                         "--timeout",          "60",      NULL };
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    uint64_t first = 0;
+    int st = 0;
+    for (;;) {
+        char *out = NULL;
+        if (!first && du_nvx(&b, &out, NULL, "--json", "status", NULL) == 0) {
+            uint64_t in = du_json_u64(out, "bytes_fetched");
+            if (in != UINT64_MAX && in > 0)
+                first = du_now_ms();
+        }
+        free(out);
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        du_sleep_ms(5);
+    }
+    uint64_t t1 = du_now_ms();
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        du_dump_log(&b);
+        fail_msg("nvx fetch through the DHT failed (status 0x%x)", st);
+    }
+    du_check_copy(&b, id, "model.bin");
+    printf("fetch through the DHT: first byte after %llu ms, 3 MiB done after %llu ms\n",
+           (unsigned long long)((first ? first : t1) - t0), (unsigned long long)(t1 - t0));
+
+    /* B restarts with no bootstrap list: the saved table brings A back. */
+    du_stop(&b);
+    const char *const b_again[] = { "--dht", "--dht-bootstrap", "none", NULL };
+    du_start_args(&b, "b", NULL, b_again);
+    wait_dht(&b, "nodes", 1);
+
+    char *out = NULL;
+    du_nvx_ok(&b, &out, "status", NULL);
+    assert_non_null(strstr(out, "dht        id "));
+    free(out);
+    du_stop(&b);
+    du_stop(&a);
+    free(id);
+}
+
+static void
+test_dht_off(void **state)
+{
+    (void)state;
+    du_daemon c = { 0 };
+    du_start(&c, "c", NULL); /* daemonutil passes --no-dht */
+    char *out = NULL;
+    du_nvx_ok(&c, &out, "dht", NULL);
+    assert_string_equal(out, "dht        off\n");
+    free(out);
+    du_stop(&c);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fetch_through_dht),
+        cmocka_unit_test(test_dht_off),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
