@@ -9,13 +9,14 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "daemon/ratelimit.h"
 
 const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
     "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
-    "            [--max-store-bytes SIZE]\n"
+    "            [--max-store-bytes SIZE] [--upload-rate RATE] [--download-rate RATE]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -41,9 +42,15 @@ const char nvx_config_usage[] =
     "                         numeric address; anything but the loopback\n"
     "                         lets every host that reaches it use the API)\n"
     "  --max-store-bytes SIZE store quota (K, M, G suffixes; 0 = none): at\n"
-    "                         start and after each add, unpinned models go,\n"
-    "                         oldest first, until the store fits; pinned and\n"
-    "                         fetched models are never removed for it\n"
+    "                         start, after each add and around each fetch,\n"
+    "                         unpinned models go, then fetched (kept) ones,\n"
+    "                         least recently used first, until the store fits;\n"
+    "                         pinned models are never removed for it\n"
+    "  --upload-rate RATE     bytes/s of model data served to peers (K, M, G\n"
+    "                         suffixes; 0 = unlimited, the default)\n"
+    "  --download-rate RATE   bytes/s of model data fetched, all fetches\n"
+    "                         together (0 = unlimited; nvx fetch --rate limits\n"
+    "                         one fetch)\n"
     "  --require-trusted      generate only with models signed by a trusted\n"
     "                         key (require-trusted = yes; also\n"
     "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
@@ -227,6 +234,12 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         cfg->max_store_set = true;
         return 0;
     }
+    if (strcmp(key, "upload-rate") == 0 || strcmp(key, "download-rate") == 0) {
+        if (parse_u64(value, true, 0, NVX_RATE_MAX, &u) < 0 || (u && u < NVX_RATE_MIN))
+            goto bad;
+        *(key[0] == 'u' ? &cfg->upload_rate : &cfg->download_rate) = u;
+        return 0;
+    }
     if (strcmp(key, "serve") == 0) {
         int p = nvx_serve_policy_parse(value);
         if (p < 0) {
@@ -254,10 +267,11 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",           "listen",         "discovery",
-                                        "log-level",       "max-peers",      "peer-max-requests",
-                                        "peer-max-bytes",  "serve",          "http",
-                                        "require-trusted", "max-store-bytes" };
+    static const char *const once[] = { "store",           "listen",          "discovery",
+                                        "log-level",       "max-peers",       "peer-max-requests",
+                                        "peer-max-bytes",  "serve",           "http",
+                                        "require-trusted", "max-store-bytes", "upload-rate",
+                                        "download-rate" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -384,10 +398,10 @@ out:
 }
 
 /* Flags that take a value, mapped to config keys. */
-static const char *const valued[] = { "store",          "listen",    "peer",
-                                      "log-level",      "max-peers", "peer-max-requests",
-                                      "peer-max-bytes", "serve",     "http",
-                                      "max-store-bytes" };
+static const char *const valued[] = { "store",           "listen",      "peer",
+                                      "log-level",       "max-peers",   "peer-max-requests",
+                                      "peer-max-bytes",  "serve",       "http",
+                                      "max-store-bytes", "upload-rate", "download-rate" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])

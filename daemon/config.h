@@ -60,6 +60,8 @@ typedef struct nvx_config {
     bool require_trusted;       /* generation loads only models with a trusted signature */
     uint64_t max_store_bytes;   /* store quota (libcas limit), 0 = none */
     bool max_store_set;         /* max-store-bytes given: main() stores it (else left as is) */
+    uint64_t upload_rate;       /* bytes/s of DATA served, 0 = unlimited (daemon/ratelimit.h) */
+    uint64_t download_rate;     /* bytes/s of DATA fetched, all fetches together; 0 = unlimited */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

@@ -26,6 +26,16 @@
  * the loop serves a cached model's chunks only within
  * NVX_NODE_SHARE_RECHECK_MS of the pool's last yes.
  *
+ * The upload limit (upload-rate, daemon/ratelimit.h) is charged with each
+ * REQUEST's length as it leaves the queue; while the bucket is empty no
+ * request leaves any peer's queue (they wait there, bounded as below) and
+ * the node's tick resumes them once it refilled: no timer spins, and
+ * WANT, MANIFEST_REQ and SIGS_REQ are answered as usual.
+ *
+ * Serving is a use of the model (the store quota evicts least recently
+ * used first): the tick writes it on the pool, at most once per model per
+ * NVX_NODE_SERVING_MS, for the models of the cache that sent DATA.
+ *
  * A request for a verified chunk whose bytes are in the page cache is served
  * on the loop: preadv2(RWF_NOWAIT) reads them or fails at once, never
  * waiting for the disk. A pool job per chunk cost a thread wake-up and a
@@ -485,6 +495,11 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
     if (r->offset == 0)
         nvx__seed_sent(p, r->model, r->chunk);
     p->t_useful_ms = nvx__now(p->node); /* a peer we serve is not idle (admit.h) */
+    for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
+        struct smodel *e = p->node->mcache[i];
+        if (e && memcmp(e->id, r->model, 32) == 0)
+            e->served_ms = p->t_useful_ms ? p->t_useful_ms : 1;
+    }
     (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, PROTO_DATA_HEAD_LEN + (size_t)len,
                                  DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }
@@ -669,9 +684,68 @@ choked(nvx_peer *p, const struct sreq *r)
     return p->rp && nvx_recip_choked(p->node->recip, p->rp) && nvx__fetch_active(p->node, r->model);
 }
 
+/* The last uses of served models, written on the pool. */
+struct touch_job {
+    uv_work_t w;
+    nvx_node *n;
+    size_t k;
+    uint8_t ids[NVX_NODE_MCACHE][32];
+};
+
+static void
+touch_work(uv_work_t *w)
+{
+    struct touch_job *j = (struct touch_job *)w;
+    for (size_t i = 0; i < j->k; i++)
+        (void)cas_store_touch(j->n->store, j->ids[i], NVX_NODE_SERVING_MS / 1000);
+}
+
+static void
+touch_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct touch_job *j = (struct touch_job *)w;
+    nvx_node *n = j->n;
+    n->jobs--;
+    free(j);
+    nvx__node_maybe_stopped(n);
+}
+
+static void
+touch_served(nvx_node *n)
+{
+    uint64_t now = nvx__now(n);
+    struct touch_job *j = NULL;
+    for (size_t i = 0; i < NVX_NODE_MCACHE && !n->stopping; i++) {
+        struct smodel *e = n->mcache[i];
+        if (!e || e->served_ms <= e->touched_ms ||
+            (e->touched_ms && now - e->touched_ms < NVX_NODE_SERVING_MS))
+            continue;
+        if (!j && !(j = calloc(1, sizeof(*j))))
+            return;
+        e->touched_ms = now ? now : 1;
+        memcpy(j->ids[j->k++], e->id, 32);
+    }
+    if (!j)
+        return;
+    j->n = n;
+    if (uv_queue_work(n->loop, &j->w, touch_work, touch_done) < 0) {
+        free(j);
+        return;
+    }
+    n->jobs++;
+}
+
 void
 nvx__serve_tick(nvx_node *n)
 {
+    touch_served(n);
+    if (n->up_waiting && nvx_rate_avail(&n->up, nvx__now(n)) > 0) {
+        n->up_waiting = false;
+        for (nvx_peer *p = n->peers; p; p = p->next)
+            if (!p->closing && p->sq_len > 0)
+                nvx__serve_pump(p);
+    }
     for (nvx_peer *p = n->peers; p; p = p->next) {
         if (p->closing || (!p->rp && p->rate_last == 0))
             continue; /* a peer that never sent us DATA nor asked: nothing to rank */
@@ -714,6 +788,10 @@ nvx__serve_pump(nvx_peer *p)
             n->serve_starved = true; /* on_send pumps this peer again */
             break;
         }
+        if (nvx_rate_avail(&n->up, nvx__now(n)) == 0) {
+            n->up_waiting = true; /* the tick pumps every peer again */
+            break;
+        }
         struct sreq r = p->sq[p->sq_head];
         p->sq_head = (p->sq_head + 1) % n->peer_max_requests;
         p->sq_len--;
@@ -725,6 +803,7 @@ nvx__serve_pump(nvx_peer *p)
             nvx__peer_flush(p);
             continue;
         }
+        nvx_rate_take(&n->up, r.length);
         if (serve_inline(p, &r)) {
             nvx__peer_flush(p);
             continue;

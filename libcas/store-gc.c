@@ -549,7 +549,8 @@ cas_store_make_room(cas_store *s, uint64_t need, const uint8_t (*busy)[CAS_HASH_
 int
 cas__gc_to_limit(cas_store *s, const uint8_t *keep)
 {
-    gc_plan pl = { .flags = CAS_GC_TO_LIMIT, .skip = (const uint8_t(*)[CAS_HASH_LEN])keep,
+    gc_plan pl = { .flags = CAS_GC_TO_LIMIT,
+                   .skip = (const uint8_t(*)[CAS_HASH_LEN])keep,
                    .n_skip = keep ? 1 : 0 };
     return gc_run(s, &pl, NULL, NULL, NULL);
 }

@@ -40,7 +40,9 @@
  *   PEER_ADD    ADDR(R)                 OK
  *   PEER_RM     ADDR(R)                 OK
  *   PEER_LS     -                       OK: ADDR* (configured peers)
- *   FETCH       TARGET(R) PIN UNTRUSTED PROGRESS*, then OK: MODEL_ID
+ *   FETCH       TARGET(R) PIN UNTRUSTED  PROGRESS*, then OK: MODEL_ID
+ *               TIMEOUT_S RATE          (PIN: keep the model; RATE: this
+ *                                       fetch's download limit, bytes/s)
  *   PUBLISH     MODEL_ID(R) NAME(R)     OK
  *   CANCEL      TARGET or TRANSFER_ID   OK
  *   SHUTDOWN    -                       OK, then the daemon exits
