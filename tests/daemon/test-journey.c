@@ -7,9 +7,10 @@
  * him after alice's node is gone: bob still seeds it.
  *
  * What it guards: a fetch by PUBLISHER/NAME keeps the name locally (run by
- * name), and a fetched model is kept (pinned: gc leaves it) and seeded
- * (nvxd's default serve policy shares pinned models) across a restart.
- * Also: --listen takes a host name; max-store-bytes keeps fetched models.
+ * name), and a fetched model is kept (gc leaves it) and seeded (nvxd's
+ * default serve policy shares pinned and kept models) across a restart.
+ * Also: --listen takes a host name; max-store-bytes removes models that are
+ * neither pinned nor kept before fetched (kept) ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,7 +105,7 @@ test_journey(void **state)
     free(out);
     du_nvx_ok(&bob, &out, "ls", NULL);
     assert_non_null(strstr(out, "alice/dreams  "));
-    assert_non_null(strstr(out, "  pinned  "));
+    assert_non_null(strstr(out, "  kept  "));
     free(out);
     /* gc does not take a fetched model. */
     du_nvx_ok(&bob, &out, "--json", "gc", NULL);
@@ -151,8 +152,9 @@ test_listen_localhost(void **state)
     free(id);
 }
 
-/* max-store-bytes in nvxd.conf: at start, unpinned models go oldest first
- * until the store fits; the fetched (pinned) model stays. */
+/* max-store-bytes in nvxd.conf: at start, unpinned models go least
+ * recently used first until the store fits; the fetched (kept) model,
+ * older than both, stays: kept models go only after the others. */
 static void
 test_quota(void **state)
 {
@@ -186,7 +188,7 @@ test_quota(void **state)
     assert_null(strstr(out, old));
     free(out);
     char *log = du_slurp(b.log);
-    assert_non_null(strstr(log, "max-store-bytes: removed 1 unpinned model(s), 100000 bytes"));
+    assert_non_null(strstr(log, "max-store-bytes: removed 1 model(s), 100000 bytes"));
     free(log);
     du_stop(&a);
     du_stop(&b);
