@@ -178,6 +178,7 @@ struct nvx_node {
      * requested by all transfers (fetch.c). up_waiting: a peer's queued
      * REQUESTs wait for the upload bucket; the tick serves them. */
     nvx_rate up, down;
+    uint64_t up_reserved; /* bytes chunk reads on the pool may still send (serve.c) */
     bool up_waiting;
     struct nvx_recip *recip;          /* whose requests go first (serve.c), or NULL */
     uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */
