@@ -97,10 +97,12 @@ keep_name(cli_ctx *ctx, const char *name, const char *hex)
     return CLI_GO;
 }
 
-/* nvx fetch --pin: the user's pin, set once nvxd says the model is
- * complete (the control socket asks nvxd only to keep it). */
+/* Once nvxd says the model is complete: nvx fetch --pin pins it (the
+ * control socket asks nvxd only to keep it), and *ret says what the store
+ * holds (a model pinned before stays pinned, not kept); left as the
+ * request said when the store cannot be read. */
 static int
-pin_model(cli_ctx *ctx, const char *hex)
+pin_model(cli_ctx *ctx, const char *hex, bool pin, cas_model_info *ret)
 {
     uint8_t id[CAS_HASH_LEN];
     cas_store *s;
@@ -109,9 +111,10 @@ pin_model(cli_ctx *ctx, const char *hex)
         return r;
     if (cas_hash_from_hex(hex, id) < 0)
         return cli_fail(CLI_EXIT_FAIL, "nvxd answered a bad model id: check nvxd's version");
-    r = cas_store_pin(s, id);
+    r = pin ? cas_store_pin(s, id) : 0;
     if (r < 0)
         return cli_fail_errno(r, "run nvx pin by hand", "fetched %s but cannot pin it", hex);
+    (void)cas_store_model_info(s, id, ret);
     return CLI_GO;
 }
 
@@ -256,7 +259,8 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
             cli_daemon_hex(m, PROTO_CTL_T_MODEL_ID, hex);
             if (local_name && (r = keep_name(ctx, local_name, hex)) != CLI_GO)
                 goto out;
-            if (pin && (r = pin_model(ctx, hex)) != CLI_GO)
+            cas_model_info mi = { .pinned = pin, .kept = !pin && !no_pin };
+            if ((r = pin_model(ctx, hex, pin, &mi)) != CLI_GO)
                 goto out;
             if (ctx->json) {
                 cli_json j;
@@ -265,9 +269,9 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
                 cli_json_key(&j, "id");
                 cli_json_str(&j, hex);
                 cli_json_key(&j, "pinned");
-                cli_json_bool(&j, pin);
+                cli_json_bool(&j, mi.pinned);
                 cli_json_key(&j, "kept");
-                cli_json_bool(&j, !pin && !no_pin);
+                cli_json_bool(&j, mi.kept);
                 cli_json_key(&j, "name");
                 if (local_name)
                     cli_json_str(&j, local_name);

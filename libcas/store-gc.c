@@ -31,6 +31,10 @@ cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
         le64_store(t, cas__now_ns());
         MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
         r = cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
+        /* The pin supersedes a kept mark (cas_store_keep leaves pinned
+         * models alone), so unpinning later lets the model go. */
+        if (r == 0 && (r = cas__mdb_err(mdb_del(txn, s->db_kept, &k, NULL))) == -ENOENT)
+            r = 0;
     }
     if (r < 0) {
         cas__txn_abort(txn);

@@ -45,7 +45,9 @@ cas_store_keep(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
         return r;
     cas__model_rec rec;
     r = cas__model_get(s, txn, id, &rec);
-    if (r == 0 && !cas__is_kept(s, txn, id)) {
+    /* A pin says more: fetching a pinned model again leaves it pinned
+     * only, so that unpinning it later lets it go. */
+    if (r == 0 && !cas__is_kept(s, txn, id) && !cas__is_pinned(s, txn, id)) {
         uint8_t t[8];
         le64_store(t, cas__now_ns());
         MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };

@@ -324,15 +324,16 @@ int cas_store_export_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], c
 /* ---------------------------------------------------------------------- */
 /* Pins, removal, garbage collection, size limit */
 
-/* Pins / unpins a model (complete or partial). Idempotent. Unpinning also
- * clears the kept mark. Returns 0 or -ENOENT. */
+/* Pins / unpins a model (complete or partial). Idempotent. Either clears
+ * the kept mark (a pin supersedes it). Returns 0 or -ENOENT. */
 int cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN]);
 int cas_store_unpin(cas_store *s, const uint8_t id[static CAS_HASH_LEN]);
 
 /* Marks a model kept (nvxd marks the models it fetches): plain gc leaves
  * it, but a gc to a size limit may remove it, after the unpinned models
  * that are not kept, least recently used first. A pin (the user's) is
- * never removed by either. Idempotent; cas_store_unpin() clears the mark.
+ * never removed by either; a pinned model is left as it is. Idempotent;
+ * cas_store_unpin() clears the mark.
  * Returns 0 or -ENOENT. */
 int cas_store_keep(cas_store *s, const uint8_t id[static CAS_HASH_LEN]);
 

@@ -122,7 +122,16 @@ test_kept(void **state)
     assert_false(present(f, id[0]));
     assert_true(present(f, id[2]));
 
+    /* A pin supersedes the mark; keeping a pinned model leaves it pinned
+     * only; unpin clears both. */
+    assert_int_equal(cas_store_keep(f->s, id[2]), 0);
+    assert_int_equal(cas_store_model_info(f->s, id[2], &info), 0);
+    assert_true(info.pinned && !info.kept);
     assert_int_equal(cas_store_unpin(f->s, id[2]), 0);
+    assert_int_equal(cas_store_keep(f->s, id[2]), 0);
+    assert_int_equal(cas_store_pin(f->s, id[2]), 0);
+    assert_int_equal(cas_store_model_info(f->s, id[2], &info), 0);
+    assert_true(info.pinned && !info.kept);
     assert_int_equal(cas_store_keep(f->s, id[2]), 0);
     assert_int_equal(cas_store_unpin(f->s, id[2]), 0);
     assert_int_equal(cas_store_model_info(f->s, id[2], &info), 0);
