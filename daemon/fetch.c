@@ -128,37 +128,6 @@ xjob_queue(struct xfer *x, struct xjob *j, void (*work)(struct xjob *), void (*d
     return 0;
 }
 
-/* Marks a complete model as the fetch asked (pool thread). */
-static int
-apply_keep(cas_store *s, const uint8_t id[static 32], nvx_fetch_keep keep)
-{
-    if (keep == NVX_FETCH_PIN)
-        return cas_store_pin(s, id);
-    if (keep == NVX_FETCH_KEEP)
-        return cas_store_keep(s, id);
-    return 0;
-}
-
-/* Room under the store quota for a new model of the manifest's size
- * (pool thread): -EDQUOT when it cannot fit, so the fetch fails before it
- * downloads anything; -EPROTO for a manifest that does not decode. */
-static int
-make_room(cas_store *s, const struct open_job *j)
-{
-    cas_manifest *m;
-    if (cas_manifest_decode(j->mbuf, j->mlen, &m) < 0)
-        return -EPROTO; /* hashes right, does not decode */
-    uint64_t need = cas_manifest_size(m);
-    cas_manifest_free(m);
-    cas_gc_result gr = { 0 };
-    int r = cas_store_make_room(s, need, (const uint8_t(*)[CAS_HASH_LEN])j->busy, j->n_busy, NULL,
-                                NULL, &gr);
-    if (gr.n_models)
-        log_info("max-store-bytes: removed %llu model(s), %llu bytes, to make room for a fetch",
-                 (unsigned long long)gr.n_models, (unsigned long long)gr.bytes);
-    return r;
-}
-
 static void
 open_work(struct xjob *jb)
 {
@@ -173,7 +142,8 @@ open_work(struct xjob *jb)
             return;
         }
         cas_model_info known;
-        if (cas_store_model_info(s, j->id, &known) == -ENOENT && (r = make_room(s, j)) < 0) {
+        if (cas_store_model_info(s, j->id, &known) == -ENOENT &&
+            (r = nvx__quota_room_for(s, j->mbuf, j->mlen, j->busy, j->n_busy)) < 0) {
             jb->res = r;
             return;
         }
@@ -193,7 +163,7 @@ open_work(struct xjob *jb)
     if (r < 0)
         goto fail;
     if (info.state == CAS_MODEL_COMPLETE) {
-        if ((r = apply_keep(s, j->id, j->keep)) < 0)
+        if ((r = nvx__quota_keep(s, j->id, j->keep)) < 0)
             goto fail;
         jb->res = NVX_XFER_OPEN_COMPLETE;
         return;
@@ -320,20 +290,10 @@ finish_work(struct xjob *jb)
     struct part_job *j = (struct part_job *)jb;
     jb->res = cas_partial_complete(j->part);
     if (jb->res == 0)
-        jb->res = apply_keep(jb->store, j->id, j->keep);
+        jb->res = nvx__quota_keep(jb->store, j->id, j->keep);
     cas_partial_free(j->part);
-    if (jb->res < 0)
-        return;
-    (void)cas_store_touch(jb->store, j->id, 0); /* a fetch is a use */
-    /* The partial model counted in full from its start, so the store is
-     * normally under its quota already; a pin or an add meanwhile may have
-     * changed that. The model just fetched is busy: never evicted here. */
-    cas_gc_result gr = { 0 };
-    (void)cas_store_make_room(jb->store, 0, (const uint8_t(*)[CAS_HASH_LEN])j->busy, j->n_busy,
-                              NULL, NULL, &gr);
-    if (gr.n_models)
-        log_info("max-store-bytes: removed %llu model(s), %llu bytes, after a fetch",
-                 (unsigned long long)gr.n_models, (unsigned long long)gr.bytes);
+    if (jb->res == 0)
+        nvx__quota_fetched(jb->store, j->id, j->busy, j->n_busy);
 }
 
 static void
@@ -862,25 +822,6 @@ void
 nvx_node_fetch_rate(nvx_fetch_sub *sub, uint64_t rate)
 {
     nvx_rate_init(&sub->x->rate, rate, nvx__now(sub->x->node));
-}
-
-uint8_t (*nvx__busy_models(nvx_node *n, size_t *ret_n))[32]
-{
-    size_t cap = NVX_NODE_MCACHE;
-    for (struct xfer *x = n->xfers; x; x = x->next)
-        cap++;
-    uint8_t(*ids)[32] = malloc(cap * 32);
-    size_t k = 0;
-    for (struct xfer *x = n->xfers; ids && x; x = x->next)
-        memcpy(ids[k++], x->id, 32);
-    uint64_t now = nvx__now(n);
-    for (size_t i = 0; ids && i < NVX_NODE_MCACHE; i++) {
-        const struct smodel *sm = n->mcache[i];
-        if (sm && sm->served_ms && now - sm->served_ms < NVX_NODE_SERVING_MS)
-            memcpy(ids[k++], sm->id, 32);
-    }
-    *ret_n = ids ? k : 0;
-    return ids;
 }
 
 void

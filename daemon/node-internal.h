@@ -246,10 +246,24 @@ void nvx__fetch_pump_pending(nvx_node *n);
 void nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32]);
 /* Whether n runs a transfer of model now (loop thread). */
 bool nvx__fetch_active(nvx_node *n, const uint8_t model[static 32]);
-/* The models the store quota must not evict now: those being fetched and
- * those served within NVX_NODE_SERVING_MS. A malloc'd array (the caller
- * frees it; NULL when none or out of memory) and its length. */
+
+/* quota.c: the store quota and kept models (loop thread unless noted).
+ * nvx__busy_models: the models the quota must not evict now (being
+ * fetched, served within NVX_NODE_SERVING_MS): a malloc'd array the caller
+ * frees (NULL when none or out of memory) and its length.
+ * Pool thread: nvx__quota_keep marks a complete model as keep says;
+ * nvx__quota_room_for makes room under the quota for the model of a
+ * manifest about to be created (-EDQUOT: it cannot fit, nothing removed;
+ * -EPROTO: the manifest does not decode); nvx__quota_fetched notes the use
+ * of a completed fetch and meets the quota. nvx__quota_touch_served queues
+ * the last uses of served models (serve.c's tick). */
 uint8_t (*nvx__busy_models(nvx_node *n, size_t *ret_n))[32];
+int nvx__quota_keep(cas_store *s, const uint8_t id[static 32], nvx_fetch_keep keep);
+int nvx__quota_room_for(cas_store *s, const uint8_t *manifest, size_t len, uint8_t (*busy)[32],
+                        size_t n_busy);
+void nvx__quota_fetched(cas_store *s, const uint8_t id[static 32], uint8_t (*busy)[32],
+                        size_t n_busy);
+void nvx__quota_touch_served(nvx_node *n);
 
 /* daemon/sigs.c: signatures that travel with a fetch */
 void nvx__sigs_ask(nvx_peer *p, const uint8_t model[static 32]);

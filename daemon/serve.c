@@ -35,8 +35,8 @@
  * and SIGS_REQ are answered as usual.
  *
  * Serving is a use of the model (the store quota evicts least recently
- * used first): the tick writes it on the pool, at most once per model per
- * NVX_NODE_SERVING_MS, for the models of the cache that sent DATA.
+ * used first): the tick has quota.c write it on the pool, at most once per
+ * model per NVX_NODE_SERVING_MS, for the models of the cache that sent DATA.
  *
  * A request for a verified chunk whose bytes are in the page cache is served
  * on the loop: preadv2(RWF_NOWAIT) reads them or fails at once, never
@@ -699,62 +699,10 @@ choked(nvx_peer *p, const struct sreq *r)
     return p->rp && nvx_recip_choked(p->node->recip, p->rp) && nvx__fetch_active(p->node, r->model);
 }
 
-/* The last uses of served models, written on the pool. */
-struct touch_job {
-    uv_work_t w;
-    nvx_node *n;
-    size_t k;
-    uint8_t ids[NVX_NODE_MCACHE][32];
-};
-
-static void
-touch_work(uv_work_t *w)
-{
-    struct touch_job *j = (struct touch_job *)w;
-    for (size_t i = 0; i < j->k; i++)
-        (void)cas_store_touch(j->n->store, j->ids[i], NVX_NODE_SERVING_MS / 1000);
-}
-
-static void
-touch_done(uv_work_t *w, int status)
-{
-    (void)status;
-    struct touch_job *j = (struct touch_job *)w;
-    nvx_node *n = j->n;
-    n->jobs--;
-    free(j);
-    nvx__node_maybe_stopped(n);
-}
-
-static void
-touch_served(nvx_node *n)
-{
-    uint64_t now = nvx__now(n);
-    struct touch_job *j = NULL;
-    for (size_t i = 0; i < NVX_NODE_MCACHE && !n->stopping; i++) {
-        struct smodel *e = n->mcache[i];
-        if (!e || e->served_ms <= e->touched_ms ||
-            (e->touched_ms && now - e->touched_ms < NVX_NODE_SERVING_MS))
-            continue;
-        if (!j && !(j = calloc(1, sizeof(*j))))
-            return;
-        e->touched_ms = now ? now : 1;
-        memcpy(j->ids[j->k++], e->id, 32);
-    }
-    if (!j)
-        return;
-    j->n = n;
-    if (uv_queue_work(n->loop, &j->w, touch_work, touch_done) < 0) {
-        free(j);
-        return;
-    }
-    n->jobs++;
-}
-
 void
 nvx__serve_tick(nvx_node *n)
 {
-    touch_served(n);
+    nvx__quota_touch_served(n);
     if (n->up_waiting && nvx_rate_avail(&n->up, nvx__now(n)) > n->up_reserved) {
         n->up_waiting = false;
         for (nvx_peer *p = n->peers; p; p = p->next)
