@@ -40,23 +40,6 @@ teardown(void **state)
     return 0;
 }
 
-/* A small runnable model (synthetic weights, byte vocabulary) at
- * du_root()/name. */
-static void
-mkmodel(const char *name)
-{
-    char *bin = tu_build_path("tests/tools/nvx-mkmodel");
-    char path[700];
-    snprintf(path, sizeof(path), "%s/%s", du_root(), name);
-    char *argv[] = { bin,     "-o", path,     "--dim", "64",     "--layers", "2",
-                     "--seq", "64", "--type", "q8_0",  "--seed", "3",        NULL };
-    char *err = NULL;
-    if (tu_run(argv, NULL, &err) != 0)
-        fail_msg("nvx-mkmodel failed: %s", err);
-    free(err);
-    free(bin);
-}
-
 /* Polls `nvx resolve alice/dreams` on d until gossip brought the record. */
 static void
 wait_resolves(const du_daemon *d, const char *target)
@@ -77,7 +60,7 @@ test_journey(void **state)
     du_daemon alice = { 0 }, bob = { 0 }, carol = { 0 };
     du_start(&alice, "alice", NULL);
     du_start(&bob, "bob", NULL);
-    mkmodel("dreams.gguf");
+    du_mkmodel("dreams.gguf");
     char model[700], key[700], pub[700];
     snprintf(model, sizeof(model), "%s/dreams.gguf", du_root());
     snprintf(key, sizeof(key), "%s/alice.key", du_root());

@@ -10,7 +10,9 @@
  * - the store quota and kept models: a fetched model is kept (ls says so),
  *   the quota evicts it to make room for the next fetch while a pinned
  *   model stays, and a fetch that cannot fit even then fails at once with
- *   a line naming max-store-bytes and removes nothing.
+ *   a line naming max-store-bytes and removes nothing;
+ * - last use: serving a model and running it are uses, so eviction takes
+ *   the model nobody used, not the oldest.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,6 +180,62 @@ test_quota_kept(void **state)
     free(mine);
 }
 
+/* The first model `gc --max-bytes` would remove from d to free one byte. */
+static bool
+evicts_first(const du_daemon *d, const char *id)
+{
+    char *out = NULL, max[32];
+    du_nvx_ok(d, &out, "--json", "gc", "--max-bytes", "1", "--dry-run", NULL);
+    uint64_t total = du_json_u64(out, "bytes");
+    free(out);
+    snprintf(max, sizeof(max), "%llu", (unsigned long long)(total - 1));
+    du_nvx_ok(d, &out, "gc", "--max-bytes", max, "--dry-run", NULL);
+    bool r = strstr(out, id) != NULL && strstr(out, "would free 1 model") != NULL;
+    free(out);
+    return r;
+}
+
+static void
+test_last_use(void **state)
+{
+    du_daemon a = { 0 }, b = { 0 };
+    du_start(&a, "use-seed", NULL);
+    du_start(&b, "use-fetch", NULL);
+    /* a serves the older model: it becomes the more recently used. */
+    char *older = du_add_model(&a, "older.bin", QUOTA_PIECE, 61);
+    char *newer = du_add_model(&a, "newer.bin", QUOTA_PIECE, 62);
+    du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
+    du_wait_peers(&b, 1);
+    du_nvx_ok(&b, NULL, "fetch", older, NULL);
+    du_nvx_ok(&a, NULL, "unpin", older, NULL);
+    du_nvx_ok(&a, NULL, "unpin", newer, NULL);
+    uint64_t end = du_now_ms() + DU_WAIT_MS; /* the tick writes the use on the pool */
+    while (!evicts_first(&a, newer)) {
+        if (du_now_ms() > end)
+            fail_msg("serving %s did not count as a use", older);
+        du_sleep_ms(DU_POLL_MS);
+    }
+
+    /* b runs its oldest unpinned model: the other goes first. */
+    du_mkmodel("run.gguf");
+    char path[700], *ran = NULL, *idle = NULL;
+    snprintf(path, sizeof(path), "%s/run.gguf", du_root());
+    du_nvx_ok(&b, &ran, "-q", "add", path, NULL);
+    ran[strcspn(ran, "\n")] = '\0';
+    snprintf(path, sizeof(path), "%s/newer.bin", du_root());
+    du_nvx_ok(&b, &idle, "-q", "add", path, NULL);
+    idle[strcspn(idle, "\n")] = '\0';
+    assert_true(evicts_first(&b, ran));
+    du_nvx_ok(&b, NULL, "run", ran, "-p", "hi", "-n", "2", "-t", "0", NULL);
+    assert_true(evicts_first(&b, idle));
+    du_stop(&a);
+    du_stop(&b);
+    free(older);
+    free(newer);
+    free(ran);
+    free(idle);
+}
+
 int
 main(void)
 {
@@ -185,6 +243,7 @@ main(void)
         cmocka_unit_test(test_upload_rate),
         cmocka_unit_test(test_fetch_rate),
         cmocka_unit_test(test_quota_kept),
+        cmocka_unit_test(test_last_use),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
