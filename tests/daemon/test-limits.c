@@ -6,7 +6,8 @@
  *   faster than RATE * elapsed + its burst (the bound that matters, and it
  *   does not depend on load) and not absurdly slower (a loose lower bound
  *   that holds beside a CPU-heavy job);
- * - nvx fetch --rate: the same bounds for one fetch's download;
+ * - nvx fetch --rate and nvxd's download-rate: the same bounds for the
+ *   download;
  * - the store quota and kept models: a fetched model is kept (ls says so),
  *   the quota evicts it to make room for the next fetch while a pinned
  *   model stays, and a fetch that cannot fit even then fails at once with
@@ -89,20 +90,35 @@ test_upload_rate(void **state)
     free(id);
 }
 
+/* The fetching side: nvx fetch --rate, or nvxd's download-rate (args). */
 static void
-test_fetch_rate(void **state)
+download_limited(const char *const *args, const char *extra, uint64_t seed)
 {
     du_daemon a = { 0 }, b = { 0 };
     du_start(&a, "rate-seed", NULL);
-    du_start(&b, "rate-fetch", NULL);
-    char *id = du_add_model(&a, "rate.bin", MODEL, 32);
+    du_start_args(&b, "rate-fetch", NULL, args);
+    char *id = du_add_model(&a, "rate.bin", MODEL, seed);
     du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
     du_wait_peers(&b, 1);
-    fetch_limited(&b, id, "--rate=2M");
+    fetch_limited(&b, id, extra);
     du_check_copy(&b, id, "rate.bin");
     du_stop(&a);
     du_stop(&b);
     free(id);
+}
+
+static void
+test_fetch_rate(void **state)
+{
+    const char *const none[] = { NULL };
+    download_limited(none, "--rate=2M", 32);
+}
+
+static void
+test_download_rate(void **state)
+{
+    const char *const args[] = { "--download-rate", "2M", NULL };
+    download_limited(args, NULL, 33);
 }
 
 static bool
@@ -240,9 +256,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upload_rate),
-        cmocka_unit_test(test_fetch_rate),
-        cmocka_unit_test(test_quota_kept),
+        cmocka_unit_test(test_upload_rate),   cmocka_unit_test(test_fetch_rate),
+        cmocka_unit_test(test_download_rate), cmocka_unit_test(test_quota_kept),
         cmocka_unit_test(test_last_use),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
