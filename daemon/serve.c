@@ -29,10 +29,11 @@
  * The upload limit (upload-rate, daemon/ratelimit.h) is charged with the
  * bytes of each DATA sent (not the length asked for: a peer asking past a
  * chunk's end must not spend everyone's upload). Reads on the pool
- * reserve up to a piece each until they send, and while the bucket holds
- * no more than the reservations no request leaves any peer's queue (they wait there, bounded as
- * below) and the node's tick resumes them once it refilled: no timer spins, and WANT, MANIFEST_REQ
- * and SIGS_REQ are answered as usual.
+ * reserve up to a piece each until they send. While the bucket holds no
+ * more than the reservations, no request leaves any peer's queue (they
+ * wait there, bounded as below) and the node's tick resumes them once it
+ * refilled: no timer spins, and WANT, MANIFEST_REQ and SIGS_REQ are
+ * answered as usual.
  *
  * Serving is a use of the model (the store quota evicts least recently
  * used first): the tick has quota.c write it on the pool, at most once per
