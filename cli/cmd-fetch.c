@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvx fetch ID|PUBLISHER/NAME [--no-pin]: asks nvxd to fetch a model from its
+ * nvx fetch ID|PUBLISHER/NAME [--pin|--no-pin] [--rate RATE]: asks nvxd to
+ * fetch a model from its
  * peers and shows the progress as a live line on a terminal. With --json it
  * prints one JSON document when the fetch ends, like every other command (a
  * script that wants progress polls `nvx status --json`). Ctrl-C stops
  * waiting; closing the control connection makes nvxd cancel the transfer
  * and keep a resumable partial.
  *
- * Policy: a fetched model is pinned unless --no-pin, so that it is kept (gc
- * skips it) and seeded (nvxd's default serve policy shares pinned models)
- * until the user unpins or removes it; someone who fetched a model expects
- * to still have it, and a swarm needs the nodes that fetched to seed. A
+ * Policy (README "Keeping models"): a fetched model is kept unless
+ * --no-pin: plain gc leaves it and nvxd seeds it (its default serve policy
+ * shares pinned and kept models) until the user unpins or removes it, or
+ * the store quota (max-store-bytes) needs the space; someone who fetched
+ * a model expects to still have it, and a swarm needs the nodes that
+ * fetched to seed, but a quota the user set must still hold. --pin pins it
+ * (never evicted), done here through the store once nvxd reports it
+ * complete. --rate limits this fetch's download (nvxd's download-rate
+ * applies too). A
  * fetch by PUBLISHER/NAME also keeps that name as a local name, so every
  * local command (run, info, export) takes it.
  *
@@ -41,7 +47,8 @@ int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
 const cli_command cli_cmd_fetch = {
     .name = "fetch",
     .main = cli_fetch_main,
-    .usage = "fetch ID|PUBLISHER/NAME|TICKET [--no-pin] [--allow-untrusted] [--timeout SECONDS]",
+    .usage = "fetch ID|PUBLISHER/NAME|TICKET [--pin|--no-pin] [--rate RATE] [--allow-untrusted] "
+             "[--timeout SECONDS]",
     .summary = "Fetch a model by id, signed name or ticket from the node's peers (needs nvxd)",
 };
 
@@ -113,11 +120,32 @@ keep_name(cli_ctx *ctx, const char *name, const char *hex)
     return CLI_GO;
 }
 
+/* Once nvxd says the model is complete: nvx fetch --pin pins it (the
+ * control socket asks nvxd only to keep it), and *ret says what the store
+ * holds (a model pinned before stays pinned, not kept); left as the
+ * request said when the store cannot be read. */
+static int
+pin_model(cli_ctx *ctx, const char *hex, bool pin, cas_model_info *ret)
+{
+    uint8_t id[CAS_HASH_LEN];
+    cas_store *s;
+    int r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
+    if (r != CLI_GO)
+        return r;
+    if (cas_hash_from_hex(hex, id) < 0)
+        return cli_fail(CLI_EXIT_FAIL, "nvxd answered a bad model id: check nvxd's version");
+    r = pin ? cas_store_pin(s, id) : 0;
+    if (r < 0)
+        return cli_fail_errno(r, "run nvx pin by hand", "fetched %s but cannot pin it", hex);
+    (void)cas_store_model_info(s, id, ret);
+    return CLI_GO;
+}
+
 int
 cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
 {
     bool pin = false, no_pin = false, allow_untrusted = false, timeout_seen = false;
-    uint64_t timeout_s = 0;
+    uint64_t timeout_s = 0, rate = 0;
     const cli_opt opts[] = {
         { .lname = "allow-untrusted",
           .type = CLI_OPT_FLAG,
@@ -126,11 +154,19 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         { .lname = "pin",
           .type = CLI_OPT_FLAG,
           .dest = &pin,
-          .help = "pin the model once fetched (the default; kept for scripts)" },
+          .help = "pin the model once fetched: the store quota never evicts it (by default "
+                  "it is kept: seeded and left by gc until the quota needs the space)" },
         { .lname = "no-pin",
           .type = CLI_OPT_FLAG,
           .dest = &no_pin,
-          .help = "leave the model unpinned: not seeded, and nvx gc may remove it" },
+          .help = "neither pin nor keep the model: not seeded, and nvx gc may remove it" },
+        { .lname = "rate",
+          .type = CLI_OPT_SIZE,
+          .dest = &rate,
+          .metavar = "RATE",
+          .min = 1024,
+          .max = (uint64_t)1 << 40,
+          .help = "download at most RATE bytes/s (K, M, G suffixes) for this fetch" },
         { .lname = "timeout",
           .type = CLI_OPT_U64,
           .dest = &timeout_s,
@@ -149,7 +185,6 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     if (pin && no_pin)
         return cli_fail(CLI_EXIT_USAGE, "--pin and --no-pin contradict: give one of them");
-    pin = !no_pin;
     const char *target = argv[0], *local_name = NULL;
     char resolved[CAS_HASH_HEX_LEN + 1];
     proto_ticket *ticket = NULL;
@@ -198,8 +233,10 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
     proto_ctl_writer w;
     proto_ctl_writer_init(&w, PROTO_CTL_FETCH, id);
     proto_ctl_put_str(&w, PROTO_CTL_T_TARGET, target);
-    if (pin)
-        proto_ctl_put_bool(&w, PROTO_CTL_T_PIN, true);
+    if (!no_pin)
+        proto_ctl_put_bool(&w, PROTO_CTL_T_PIN, true); /* keep it */
+    if (rate)
+        proto_ctl_put_u64(&w, PROTO_CTL_T_RATE, rate);
     if (allow_untrusted)
         proto_ctl_put_bool(&w, PROTO_CTL_T_UNTRUSTED, true);
     if (timeout_seen)
@@ -264,6 +301,9 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
             cli_daemon_hex(m, PROTO_CTL_T_MODEL_ID, hex);
             if (local_name && (r = keep_name(ctx, local_name, hex)) != CLI_GO)
                 goto out;
+            cas_model_info mi = { .pinned = pin, .kept = !pin && !no_pin };
+            if ((r = pin_model(ctx, hex, pin, &mi)) != CLI_GO)
+                goto out;
             if (ctx->json) {
                 cli_json j;
                 cli_json_init(&j, stdout);
@@ -271,7 +311,9 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
                 cli_json_key(&j, "id");
                 cli_json_str(&j, hex);
                 cli_json_key(&j, "pinned");
-                cli_json_bool(&j, pin);
+                cli_json_bool(&j, mi.pinned);
+                cli_json_key(&j, "kept");
+                cli_json_bool(&j, mi.kept);
                 cli_json_key(&j, "name");
                 if (local_name)
                     cli_json_str(&j, local_name);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvx gc [--dry-run] [--max-bytes SIZE]: remove unpinned models, oldest
- * first (all of them, or only until the store fits SIZE).
+ * nvx gc [--dry-run] [--max-bytes SIZE]: remove the models that are
+ * neither pinned nor kept (fetched); with SIZE, only until the store fits
+ * it, in the store quota's order: unpinned models, then kept ones, each
+ * least recently used first.
  */
 #include <stdio.h>
 
@@ -17,7 +19,8 @@ const cli_command cli_cmd_gc = {
     .name = "gc",
     .main = cli_gc_main,
     .usage = "gc [--dry-run] [--max-bytes SIZE]",
-    .summary = "Remove unpinned models (oldest first; --max-bytes: only until the store fits)",
+    .summary = "Remove unpinned models (--max-bytes: also kept ones, least recently used first, "
+               "until the store fits)",
 };
 
 typedef struct gc_state {
@@ -57,8 +60,9 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
           .min = 1,
           .max = UINT64_MAX,
           .seen = &max_seen,
-          .help = "remove unpinned models, oldest first, only until all models take at most "
-                  "SIZE bytes (K, M, G suffixes); pinned and fetched models stay" },
+          .help = "remove models only until all take at most SIZE bytes (K, M, G suffixes): "
+                  "unpinned, then kept (fetched) ones, least recently used first; pinned "
+                  "models stay" },
         { .lname = "dry-run",
           .sname = 'n',
           .type = CLI_OPT_FLAG,

@@ -119,7 +119,9 @@ print_json(cas_store *s, const info_data *d)
     cli_json_kv_u64(&j, "size", d->mi.size);
     cli_json_kv_str(&j, "state", d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial");
     cli_json_kv_bool(&j, "pinned", d->mi.pinned);
+    cli_json_kv_bool(&j, "kept", d->mi.kept);
     cli_json_kv_u64(&j, "added", d->mi.added);
+    cli_json_kv_u64(&j, "last_used", d->mi.used);
     cli_modeldesc_json(&j, &d->desc);
     cli_json_key(&j, "chunker");
     cli_json_obj_begin(&j);
@@ -189,23 +191,33 @@ print_lists(const info_data *d, bool chunks, bool tensors)
     }
 }
 
+static void
+fmt_time(uint64_t unix_s, char ret[static 64])
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    snprintf(ret, 64, "?");
+    if (gmtime_r(&t, &tm))
+        strftime(ret, 64, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
 static int
 print_text(const info_data *d, bool chunks, bool tensors)
 {
-    char sz[16], when[64] = "?";
+    char sz[16], when[64], used[64];
     cas_chunker_params p;
     cas_chunker_kind k = cas_manifest_chunker(d->m, &p);
-    time_t t = (time_t)d->mi.added;
-    struct tm tm;
-    if (gmtime_r(&t, &tm))
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    fmt_time(d->mi.added, when);
+    fmt_time(d->mi.used, used);
     printf("id         %s\nnames      ", d->hex);
     cli_print_escaped_str(stdout, d->names[0] ? d->names : "-");
     printf("\nsize       %" PRIu64 " bytes (%s)\n", d->mi.size, cli_fmt_bytes(d->mi.size, sz));
     printf("state      %s (%" PRIu64 "/%" PRIu64 " chunks)\n",
            d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial", d->mi.n_present,
            d->mi.n_chunks);
-    printf("pinned     %s\nadded      %s\n", d->mi.pinned ? "yes" : "no", when);
+    printf("pinned     %s\nkept       %s\nadded      %s\nlast used  %s\n",
+           d->mi.pinned ? "yes" : "no",
+           d->mi.kept ? "yes (fetched: the store quota may evict it)" : "no", when, used);
     print_desc(&d->desc);
     printf("chunker    %s (min %u, avg %u, max %u)\n", cas_chunker_kind_to_string(k), p.min, p.avg,
            p.max);

@@ -69,8 +69,10 @@ json_model(ls_state *st, const cas_model_info *m, const char *hex, const cli_mod
     cli_json_kv_u64(j, "present", m->n_present);
     cli_json_kv_str(j, "state", m->state == CAS_MODEL_COMPLETE ? "complete" : "partial");
     cli_json_kv_bool(j, "pinned", m->pinned);
+    cli_json_kv_bool(j, "kept", m->kept);
     cli_json_kv_u64(j, "signatures", m->n_sigs);
     cli_json_kv_u64(j, "added", m->added);
+    cli_json_kv_u64(j, "last_used", m->used);
     cli_modeldesc_json(j, d);
     cli_json_obj_end(j);
 }
@@ -95,8 +97,11 @@ add_row(ls_state *st, const cas_model_info *m, const char *hex, const cli_modeld
     snprintf(row->cell[2], sizeof(row->cell[2]), "%s", cli_fmt_bytes(m->size, sz));
     snprintf(row->cell[3], sizeof(row->cell[3]), "%s", d->known && d->arch[0] ? d->arch : "-");
     snprintf(row->cell[4], sizeof(row->cell[4]), "%s", cli_modeldesc_quant(d));
+    /* pinned: never removed; kept: fetched, the quota may evict it;
+     * unpinned: nvx gc removes it. */
+    const char *keep = m->pinned ? "pinned" : m->kept ? "kept" : "unpinned";
     if (m->state == CAS_MODEL_COMPLETE)
-        snprintf(row->cell[5], sizeof(row->cell[5]), "%s", m->pinned ? "pinned" : "unpinned");
+        snprintf(row->cell[5], sizeof(row->cell[5]), "%s", keep);
     else
         snprintf(row->cell[5], sizeof(row->cell[5]), "partial %llu/%llu%s",
                  (unsigned long long)m->n_present, (unsigned long long)m->n_chunks,

@@ -116,6 +116,10 @@ open_store_model(cli_ctx *ctx, const char *text, unsigned flags, cli_rt_file *f)
                         "model %s: data file is %zu bytes, the manifest says %" PRIu64
                         ": run nvx verify %.16s",
                         text, f->len, mi.size, hex);
+    /* A use (run, chat, eval, quantize): the store quota evicts the least
+     * recently used first. Best effort: a store we may not write to (a
+     * system node's) still runs the model. */
+    (void)cas_store_touch(ctx->store, id, 0);
     return CLI_GO;
 }
 

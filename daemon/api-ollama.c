@@ -237,11 +237,12 @@ add_model(void *userdata, const cas_model_info *mi)
     char hex[CAS_HASH_HEX_LEN + 1];
     cas_hash_to_hex(mi->id, hex);
     const char *name = name_of(t->ns, mi->id);
-    json_t *m = json_pack("{s:s, s:s?, s:I, s:b, s:b, s:b, s:I, s:I, s:I}", "id", hex, "name", name,
-                          "size", (json_int_t)mi->size, "complete", mi->state == CAS_MODEL_COMPLETE,
-                          "pinned", mi->pinned, "shared", nvx_share_allowed(t->policy, mi, false),
-                          "signatures", (json_int_t)mi->n_sigs, "chunks", (json_int_t)mi->n_chunks,
-                          "chunks_present", (json_int_t)mi->n_present);
+    json_t *m =
+        json_pack("{s:s, s:s?, s:I, s:b, s:b, s:b, s:b, s:I, s:I, s:I}", "id", hex, "name", name,
+                  "size", (json_int_t)mi->size, "complete", mi->state == CAS_MODEL_COMPLETE,
+                  "pinned", mi->pinned, "kept", mi->kept, "shared",
+                  nvx_share_allowed(t->policy, mi, false), "signatures", (json_int_t)mi->n_sigs,
+                  "chunks", (json_int_t)mi->n_chunks, "chunks_present", (json_int_t)mi->n_present);
     if (!m || json_array_append_new(t->arr, m) < 0)
         return -ENOMEM;
     return 0;

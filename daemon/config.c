@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "daemon/ratelimit.h"
 
 const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
@@ -18,6 +19,7 @@ const char nvx_config_usage[] =
     "            [--max-store-bytes SIZE]\n"
     "            [--control-group GROUP]\n"
     "            [--no-dht] [--dht-bootstrap HOST:PORT,...|none] [--dht-port PORT]\n"
+    "            [--upload-rate RATE] [--download-rate RATE]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -45,9 +47,15 @@ const char nvx_config_usage[] =
     "                         numeric address; anything but the loopback\n"
     "                         lets every host that reaches it use the API)\n"
     "  --max-store-bytes SIZE store quota (K, M, G suffixes; 0 = none): at\n"
-    "                         start and after each add, unpinned models go,\n"
-    "                         oldest first, until the store fits; pinned and\n"
-    "                         fetched models are never removed for it\n"
+    "                         start, after each add and around each fetch,\n"
+    "                         unpinned models go, then fetched (kept) ones,\n"
+    "                         least recently used first, until the store fits;\n"
+    "                         pinned models are never removed for it\n"
+    "  --upload-rate RATE     bytes/s of model data served to peers (K, M, G\n"
+    "                         suffixes; 0 = unlimited, the default)\n"
+    "  --download-rate RATE   bytes/s of model data fetched, all fetches\n"
+    "                         together (0 = unlimited; nvx fetch --rate limits\n"
+    "                         one fetch)\n"
     "  --require-trusted      generate only with models signed by a trusted\n"
     "                         key (require-trusted = yes; also\n"
     "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
@@ -321,6 +329,12 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         cfg->max_store_set = true;
         return 0;
     }
+    if (strcmp(key, "upload-rate") == 0 || strcmp(key, "download-rate") == 0) {
+        if (parse_u64(value, true, 0, NVX_RATE_MAX, &u) < 0 || (u && u < NVX_RATE_MIN))
+            goto bad;
+        *(key[0] == 'u' ? &cfg->upload_rate : &cfg->download_rate) = u;
+        return 0;
+    }
     if (strcmp(key, "serve") == 0) {
         int p = nvx_serve_policy_parse(value);
         if (p < 0) {
@@ -363,7 +377,9 @@ parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONF
                                         "control-group",
                                         "dht",
                                         "dht-bootstrap",
-                                        "dht-port" };
+                                        "dht-port",
+                                        "upload-rate",
+                                        "download-rate" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -494,7 +510,7 @@ static const char *const valued[] = { "store",           "listen",        "peer"
                                       "log-level",       "max-peers",     "peer-max-requests",
                                       "peer-max-bytes",  "serve",         "http",
                                       "max-store-bytes", "control-group", "dht-bootstrap",
-                                      "dht-port" };
+                                      "dht-port",        "upload-rate",   "download-rate" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])

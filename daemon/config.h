@@ -13,7 +13,8 @@
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
  * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted,
- * max-store-bytes, upnp, control-group, dht, dht-bootstrap, dht-port). Values are printable
+ * max-store-bytes, upnp, control-group, dht, dht-bootstrap, dht-port, upload-rate,
+ * download-rate). Values are printable
  * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
  * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
  * peer, which adds one peer per line), a missing '=', an empty or out-of-range value, a control
@@ -75,6 +76,8 @@ typedef struct nvx_config {
     bool dht;                                 /* the mainline DHT (daemon/dht-uv.h) */
     char dht_bootstrap[NVX_CONFIG_VALUE_MAX]; /* "HOST:PORT,..." or "none" */
     int dht_port;                             /* UDP; -1: the listen port's number */
+    uint64_t upload_rate;   /* bytes/s of DATA served, 0 = unlimited (daemon/ratelimit.h) */
+    uint64_t download_rate; /* bytes/s of DATA fetched, all fetches together; 0 = unlimited */
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

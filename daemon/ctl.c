@@ -14,6 +14,7 @@
 #include "common/bytes.h"
 #include "daemon/log.h"
 #include "daemon/pull.h"
+#include "daemon/ratelimit.h"
 #include "daemon/reach.h"
 #include "daemon/xfer.h"
 #include "libcas/hash.h"
@@ -362,6 +363,10 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
                      "no connected peer has had this model for %llu s: add one that has it "
                      "(nvx peer add HOST:PORT) and fetch again (what arrived is kept)",
                      (unsigned long long)cs->timeout_s);
+        else if (error == -EDQUOT)
+            snprintf(msg, sizeof(msg),
+                     "the model does not fit under the store quota (max-store-bytes) even after "
+                     "removing every unpinned model not in use: raise it or unpin models");
         else
             snprintf(msg, sizeof(msg), "fetch failed: %s", nvx_strerror(error ? error : -EIO));
         send_error(cl, cs->req_id, error ? error : -EIO, msg, false);
@@ -372,8 +377,9 @@ struct resolve_job {
     uv_work_t w;
     struct client *cl;
     uint32_t id;
-    bool pin;
+    bool pin;           /* keep the model (nvx fetch without --no-pin) */
     uint64_t timeout_s; /* 0: the node's default */
+    uint64_t rate;      /* bytes/s of this fetch (nvx fetch --rate); 0: unlimited */
     nvx_pull_target t;
 };
 
@@ -455,12 +461,19 @@ resolve_done(uv_work_t *w, int st)
     if (dials == 0 && cl->ctl->dht)
         find_on_dht(cl->ctl, j->t.model);
     cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
-    int r = nvx_node_fetch(cl->ctl->node, j->t.model, j->pin, fetch_cb, cs, &cs->sub);
+    /* PIN asks that the model be kept (seeded, left by plain gc, evicted
+     * by the quota when it needs the space); nvx fetch --pin pins it
+     * itself once it is complete. */
+    int r = nvx_node_fetch(cl->ctl->node, j->t.model, j->pin ? NVX_FETCH_KEEP : NVX_FETCH_KEEP_NONE,
+                           fetch_cb, cs, &cs->sub);
     if (r < 0) {
         cs->cl = NULL;
         send_error(cl, j->id, r, "cannot start the fetch", false);
-    } else if (j->timeout_s) {
-        nvx_node_fetch_timeout(cs->sub, j->timeout_s * 1000);
+    } else {
+        if (j->timeout_s)
+            nvx_node_fetch_timeout(cs->sub, j->timeout_s * 1000);
+        if (j->rate)
+            nvx_node_fetch_rate(cs->sub, j->rate);
     }
 out:
     free(j);
@@ -508,6 +521,12 @@ handle_fetch(struct client *cl, const proto_ctl_msg *m)
     proto_ctl_get_u64(m, PROTO_CTL_T_PIN, &pin);
     proto_ctl_get_u64(m, PROTO_CTL_T_UNTRUSTED, &untrusted);
     proto_ctl_get_u64(m, PROTO_CTL_T_TIMEOUT_S, &j->timeout_s);
+    proto_ctl_get_u64(m, PROTO_CTL_T_RATE, &j->rate);
+    if (j->rate && (j->rate < NVX_RATE_MIN || j->rate > NVX_RATE_MAX)) {
+        free(j);
+        send_error(cl, m->id, -EINVAL, "fetch --rate: give 1K or more bytes per second", false);
+        return;
+    }
     j->pin = pin != 0;
     j->t.untrusted = untrusted != 0;
     dial_ticket(cl->ctl, m);

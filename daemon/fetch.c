@@ -6,15 +6,17 @@
  * guarantees are described at nvx_node_fetch() in daemon/node.h. Store
  * work runs on the pool, one job struct per kind:
  *
- *   open job    model state; verify a downloaded manifest against the id and
- *               create the partial model; open it; copy chunks other models
+ *   open job    model state; verify a downloaded manifest against the id,
+ *               make room for it under the store quota and create the
+ *               partial model; open it; copy chunks other models
  *               hold; read the bitmap (resume)
  *   puts job    up to NVX_XFER_PUT_BATCH received chunks: hash them at once
  *               (cas_hash_many, several SIMD lanes; one chunk at a time ran
  *               at a third of the speed and was a quarter of a fetch's CPU),
  *               then cas_partial_put_hashed() each
  *   commit job  cas_partial_commit(): fdatasync + bitmap transaction
- *   finish job  cas_partial_complete() (+ pin), then free the handle
+ *   finish job  cas_partial_complete(), keep or pin, note the use, bring
+ *               the store under its quota; then free the handle
  *   end job     commit what was verified, free the handle (cancel, failure,
  *               shutdown): chunks being written when it runs are either in
  *               the committed bitmap or not; never half-counted
@@ -43,7 +45,9 @@ struct xjob {
 struct open_job {
     struct xjob j;
     uint8_t id[32];
-    bool pin;
+    nvx_fetch_keep keep;
+    uint8_t (*busy)[32]; /* models the quota must not evict (nvx__busy_models) */
+    size_t n_busy;
     uint8_t *mbuf; /* a downloaded manifest to check, or NULL */
     uint32_t mlen;
     cas_partial *part;
@@ -66,7 +70,9 @@ struct part_job {
     struct xjob j;
     cas_partial *part;
     uint8_t id[32];
-    bool pin;
+    nvx_fetch_keep keep;
+    uint8_t (*busy)[32]; /* finish: models the quota must not evict */
+    size_t n_busy;
 };
 
 static void xfer_settle(struct xfer *x);
@@ -135,6 +141,12 @@ open_work(struct xjob *jb)
             jb->res = -EBADMSG;
             return;
         }
+        cas_model_info known;
+        if (cas_store_model_info(s, j->id, &known) == -ENOENT &&
+            (r = nvx__quota_room_for(s, j->mbuf, j->mlen, j->busy, j->n_busy)) < 0) {
+            jb->res = r;
+            return;
+        }
         uint8_t id[CAS_HASH_LEN];
         r = cas_store_partial_create(s, j->mbuf, j->mlen, id);
         if (r < 0) {
@@ -151,7 +163,7 @@ open_work(struct xjob *jb)
     if (r < 0)
         goto fail;
     if (info.state == CAS_MODEL_COMPLETE) {
-        if (j->pin && (r = cas_store_pin(s, j->id)) < 0)
+        if ((r = nvx__quota_keep(s, j->id, j->keep)) < 0)
             goto fail;
         jb->res = NVX_XFER_OPEN_COMPLETE;
         return;
@@ -211,7 +223,11 @@ open_done(struct xjob *jb)
     struct open_job *j = (struct open_job *)jb;
     struct xfer *x = jb->x;
     free(j->mbuf);
-    if (jb->res < 0 && jb->res != -EBADMSG)
+    free(j->busy);
+    if (jb->res == -EDQUOT)
+        log_error("fetch: the model does not fit under max-store-bytes, even after removing "
+                  "every unpinned model not in use: raise max-store-bytes or unpin models");
+    else if (jb->res < 0 && jb->res != -EBADMSG)
         log_error_errno(jb->res, "fetch: cannot open the model");
     if (j->n_local)
         log_info("fetch: %llu chunks copied from models already in the store",
@@ -277,9 +293,11 @@ finish_work(struct xjob *jb)
 {
     struct part_job *j = (struct part_job *)jb;
     jb->res = cas_partial_complete(j->part);
-    if (jb->res == 0 && j->pin)
-        jb->res = cas_store_pin(jb->store, j->id);
+    if (jb->res == 0)
+        jb->res = nvx__quota_keep(jb->store, j->id, j->keep);
     cas_partial_free(j->part);
+    if (jb->res == 0)
+        nvx__quota_fetched(jb->store, j->id, j->busy, j->n_busy);
 }
 
 static void
@@ -287,6 +305,7 @@ finish_done(struct xjob *jb)
 {
     struct xfer *x = jb->x;
     nvx_node *n = x->node;
+    free(((struct part_job *)jb)->busy);
     if (jb->res < 0) {
         log_error_errno(jb->res, "fetch: cannot complete the model");
     } else {
@@ -295,7 +314,8 @@ finish_done(struct xjob *jb)
         nvx_xfer_stats_get(x->e, &st);
         log_info("fetched model %s (%llu bytes)", nvx_short_id(x->id, sid),
                  (unsigned long long)st.bytes_total);
-        if (n->fetched && (n->serve == NVX_SERVE_ALL || (n->serve == NVX_SERVE_PINNED && x->pin)))
+        if (n->fetched && (n->serve == NVX_SERVE_ALL ||
+                           (n->serve == NVX_SERVE_PINNED && x->keep != NVX_FETCH_KEEP_NONE)))
             n->fetched(n->fetched_arg, x->id); /* else the mesh's rescan decides */
         /* The publisher's signatures come from whoever had the model. */
         void *holders[64];
@@ -330,10 +350,14 @@ part_job_queue(struct xfer *x, void (*work)(struct xjob *), void (*done)(struct 
         return -ENOMEM;
     j->part = x->part;
     memcpy(j->id, x->id, 32);
-    j->pin = x->pin;
+    j->keep = x->keep;
+    if (work == finish_work)
+        j->busy = nvx__busy_models(x->node, &j->n_busy);
     int r = xjob_queue(x, &j->j, work, done);
-    if (r < 0)
+    if (r < 0) {
+        free(j->busy);
         free(j);
+    }
     return r;
 }
 
@@ -383,11 +407,14 @@ op_open(void *arg, uint8_t *manifest, uint32_t len)
     struct open_job *j = calloc(1, sizeof(*j));
     if (j) {
         memcpy(j->id, x->id, 32);
-        j->pin = x->pin;
+        j->keep = x->keep;
         j->mbuf = manifest;
         j->mlen = len;
+        if (manifest)
+            j->busy = nvx__busy_models(x->node, &j->n_busy);
         if (xjob_queue(x, &j->j, open_work, open_done) == 0)
             return;
+        free(j->busy);
     }
     free(j);
     free(manifest);
@@ -461,6 +488,23 @@ op_ended(void *arg)
     ((struct xfer *)arg)->ended = true; /* xfer_settle frees it */
 }
 
+/* Download limits: the node's download-rate and this fetch's --rate. */
+static uint64_t
+op_rate_avail(void *arg, uint64_t now_ms)
+{
+    struct xfer *x = arg;
+    uint64_t a = nvx_rate_avail(&x->node->down, now_ms), b = nvx_rate_avail(&x->rate, now_ms);
+    return a < b ? a : b;
+}
+
+static void
+op_rate_used(void *arg, uint64_t bytes)
+{
+    struct xfer *x = arg;
+    nvx_rate_take(&x->node->down, bytes);
+    nvx_rate_take(&x->rate, bytes);
+}
+
 static const nvx_xfer_ops xfer_ops = {
     .send = op_send,
     .flush = op_flush,
@@ -473,6 +517,8 @@ static const nvx_xfer_ops xfer_ops = {
     .drop_peer = op_drop_peer,
     .bad_peer = op_bad_peer,
     .ended = op_ended,
+    .rate_avail = op_rate_avail,
+    .rate_used = op_rate_used,
 };
 
 /* ---- messages and peers ------------------------------------------------ */
@@ -699,8 +745,8 @@ nvx__fetch_stop_all(nvx_node *n)
 }
 
 int
-nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], bool pin, nvx_fetch_cb cb, void *arg,
-               nvx_fetch_sub **ret)
+nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], nvx_fetch_keep keep, nvx_fetch_cb cb,
+               void *arg, nvx_fetch_sub **ret)
 {
     if (n->stopping)
         return -ESHUTDOWN;
@@ -711,7 +757,8 @@ nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], bool pin, nvx_fetch_cb 
     s->arg = arg;
     struct xfer *x = xfer_find(n, id);
     if (x) {
-        x->pin |= pin;
+        if (keep > x->keep)
+            x->keep = keep; /* one asker wants it kept or pinned: so be it */
         s->x = x;
         s->next = x->subs;
         x->subs = s;
@@ -736,7 +783,8 @@ nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], bool pin, nvx_fetch_cb 
     x->node = n;
     x->xid = n->next_xid++;
     memcpy(x->id, id, 32);
-    x->pin = pin;
+    x->keep = keep;
+    nvx_rate_init(&x->rate, 0, nvx__now(n));
     s->x = x;
     x->subs = s;
     x->next = n->xfers;
@@ -780,6 +828,12 @@ nvx_node_fetch_unsub(nvx_node *n, nvx_fetch_sub *sub)
         nvx_xfer_end(x->e, PROTO_CTL_STATE_CANCELLED, -ECANCELED);
         xfer_settle(x);
     }
+}
+
+void
+nvx_node_fetch_rate(nvx_fetch_sub *sub, uint64_t rate)
+{
+    nvx_rate_init(&sub->x->rate, rate, nvx__now(sub->x->node));
 }
 
 void

@@ -365,19 +365,19 @@ run(const nvx_config *cfg)
     }
     if (r < 0)
         log_warn_errno(r, "cannot make %s mode 0700", dir);
-    if (cfg->max_store_set) {
-        /* The quota lives in the store (libcas enforces it at each add);
-         * meet it now, before the loop runs, rather than at the next add. */
-        cas_gc_result gr = { 0 };
-        r = cas_store_limit_set(store, cfg->max_store_bytes);
-        if (r == 0 && cfg->max_store_bytes)
-            r = cas_store_gc(store, CAS_GC_TO_LIMIT, NULL, NULL, &gr);
-        if (r < 0)
-            log_warn_errno(r, "cannot apply max-store-bytes");
-        else if (gr.n_models)
-            log_info("max-store-bytes: removed %llu unpinned model(s), %llu bytes",
-                     (unsigned long long)gr.n_models, (unsigned long long)gr.bytes);
-    }
+    /* The quota lives in the store (libcas enforces it at each add, the
+     * node around each fetch); meet it now, before the loop runs, rather
+     * than at the next add: unpinned models first, then kept ones, least
+     * recently used first. */
+    cas_gc_result gr = { 0 };
+    r = cfg->max_store_set ? cas_store_limit_set(store, cfg->max_store_bytes) : 0;
+    if (r == 0)
+        r = cas_store_make_room(store, 0, NULL, 0, NULL, NULL, &gr);
+    if (r < 0)
+        log_warn_errno(r, "cannot apply max-store-bytes");
+    else if (gr.n_models)
+        log_info("max-store-bytes: removed %llu model(s), %llu bytes, least recently used first",
+                 (unsigned long long)gr.n_models, (unsigned long long)gr.bytes);
     snprintf(path, sizeof(path), "%s/nvxd.lock", dir);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -420,6 +420,8 @@ run(const nvx_config *cfg)
         .max_peers = cfg->max_peers,
         .peer_max_requests = cfg->peer_max_requests,
         .peer_max_bytes = cfg->peer_max_bytes,
+        .upload_rate = cfg->upload_rate,
+        .download_rate = cfg->download_rate,
         .agent = "nvxd/" NVX_VERSION,
         .serve = cfg->serve,
         .fetched = on_fetched,

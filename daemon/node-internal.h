@@ -12,6 +12,7 @@
 #include "daemon/budget.h"
 #include "daemon/node.h"
 #include "daemon/picker.h"
+#include "daemon/ratelimit.h"
 #include "daemon/xfer.h"
 #include "libcas/manifest.h"
 
@@ -25,6 +26,10 @@ enum {
      * loop; 10 s of seeding after an unpin is the price). */
     NVX_NODE_SHARE_RECHECK_MS = 10 * 1000,
     NVX_ADDR_LEN = 128,
+    /* A model served within this long counts as in use: the store quota
+     * does not evict it (fetch.c), and its last use is written at most
+     * once per this long (serve.c, on the pool). */
+    NVX_NODE_SERVING_MS = 60 * 1000,
 };
 
 struct cfg_peer {
@@ -92,8 +97,9 @@ struct xfer {
     nvx_xfer *e;
     uint64_t xid;
     uint8_t id[32];
-    bool pin;
-    bool ended; /* the engine ended; freed once no job runs */
+    nvx_fetch_keep keep; /* what the model gets once complete (node.h) */
+    nvx_rate rate;       /* nvx fetch --rate (daemon/ratelimit.h); unlimited by default */
+    bool ended;          /* the engine ended; freed once no job runs */
     nvx_fetch_sub *subs;
     cas_partial *part;
     unsigned jobs; /* pool jobs running */
@@ -122,6 +128,9 @@ struct smodel {
     _Atomic uint64_t shared_until_ms;
     unsigned refs; /* loop thread only */
     uint64_t used;
+    /* Loop thread only (nvx__now ms): DATA last sent from it; its last use
+     * last written to the store (serve.c's tick, NVX_NODE_SERVING_MS). */
+    uint64_t served_ms, touched_ms;
 };
 
 struct nvx_node {
@@ -167,6 +176,12 @@ struct nvx_node {
      * NVX_NODE_SERVE_MAX_BYTES): once it falls, every hook's writable runs
      * for every peer. */
     bool serve_starved;
+    /* Bandwidth limits (daemon/ratelimit.h): DATA served (serve.c) and
+     * requested by all transfers (fetch.c). up_waiting: a peer's queued
+     * REQUESTs wait for the upload bucket; the tick serves them. */
+    nvx_rate up, down;
+    uint64_t up_reserved; /* bytes chunk reads on the pool may still send (serve.c) */
+    bool up_waiting;
     struct nvx_recip *recip;          /* whose requests go first (serve.c), or NULL */
     uint64_t io_bytes, io_bytes_seen; /* bytes sent + received; at the last tick */
     bool trim_due;                    /* traffic since the last malloc_trim */
@@ -233,6 +248,24 @@ void nvx__fetch_pump_pending(nvx_node *n);
 void nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32]);
 /* Whether n runs a transfer of model now (loop thread). */
 bool nvx__fetch_active(nvx_node *n, const uint8_t model[static 32]);
+
+/* quota.c: the store quota and kept models (loop thread unless noted).
+ * nvx__busy_models: the models the quota must not evict now (being
+ * fetched, served within NVX_NODE_SERVING_MS): a malloc'd array the caller
+ * frees (NULL when none or out of memory) and its length.
+ * Pool thread: nvx__quota_keep marks a complete model as keep says;
+ * nvx__quota_room_for makes room under the quota for the model of a
+ * manifest about to be created (-EDQUOT: it cannot fit, nothing removed;
+ * -EPROTO: the manifest does not decode); nvx__quota_fetched notes the use
+ * of a completed fetch and meets the quota. nvx__quota_touch_served queues
+ * the last uses of served models (serve.c's tick). */
+uint8_t (*nvx__busy_models(nvx_node *n, size_t *ret_n))[32];
+int nvx__quota_keep(cas_store *s, const uint8_t id[static 32], nvx_fetch_keep keep);
+int nvx__quota_room_for(cas_store *s, const uint8_t *manifest, size_t len, uint8_t (*busy)[32],
+                        size_t n_busy);
+void nvx__quota_fetched(cas_store *s, const uint8_t id[static 32], uint8_t (*busy)[32],
+                        size_t n_busy);
+void nvx__quota_touch_served(nvx_node *n);
 
 /* daemon/sigs.c: signatures that travel with a fetch */
 void nvx__sigs_ask(nvx_peer *p, const uint8_t model[static 32]);

@@ -720,6 +720,8 @@ nvx__node_create(const nvx_node_opts *opts, nvx_node **ret)
     n->peer_timeout_ms = opts->peer_timeout_ms ? opts->peer_timeout_ms : NVX_NODE_PEER_TIMEOUT_MS;
     n->fetched = opts->fetched;
     n->fetched_arg = opts->arg;
+    nvx_rate_init(&n->up, opts->upload_rate, uv_now(n->loop));
+    nvx_rate_init(&n->down, opts->download_rate, uv_now(n->loop));
     n->next_xid = 1;
     snprintf(n->agent, sizeof(n->agent), "%s", opts->agent ? opts->agent : "nvxd");
     *ret = n;

@@ -88,6 +88,9 @@ typedef struct nvx_node_opts {
     /* A session silent this long is closed (PING after a third of it);
      * 0: NVX_NODE_PEER_TIMEOUT_MS. Tests lower it. */
     uint32_t peer_timeout_ms;
+    /* Bandwidth limits, bytes/s (0: unlimited; daemon/ratelimit.h): model
+     * data served to peers, and requested by all fetches together. */
+    uint64_t upload_rate, download_rate;
     /* Called on the loop when a fetch completed model id and it is shared
      * under the serve policy (e.g. to announce it through gossip at once).
      * May be NULL. */
@@ -180,6 +183,15 @@ typedef void (*nvx_fetch_cb)(void *arg, const proto_ctl_progress *p, int error);
 
 typedef struct nvx_fetch_sub nvx_fetch_sub;
 
+/* What a fetched model gets once complete (the control socket's PIN value;
+ * README "Keeping models"). */
+typedef enum nvx_fetch_keep {
+    NVX_FETCH_KEEP_NONE = 0, /* nothing: nvx gc may remove it; not seeded under serve = pinned */
+    NVX_FETCH_KEEP = 1,      /* kept: seeded, plain gc leaves it, the store quota may evict it */
+    NVX_FETCH_PIN = 2,       /* pinned, as nvx pin: never evicted */
+    _NVX_FETCH_KEEP_MAX,
+} nvx_fetch_keep;
+
 /*
  * Fetches model id into the store, or joins a fetch of it already running.
  * Steps: a complete model ends at once (DONE). Otherwise WANT goes to every
@@ -190,14 +202,24 @@ typedef struct nvx_fetch_sub nvx_fetch_sub;
  * copied locally; the rest is requested from every peer that has the model
  * (daemon/picker.h), each chunk verified by cas_partial_put() before it
  * counts. Verified chunks are committed every NVX_NODE_COMMIT_CHUNKS chunks
- * or NVX_NODE_COMMIT_MS. With pin the model is pinned when complete. A
- * fetch that found no peer with the model (no HAVE) within
- * NVX_NODE_NO_PROVIDER_MS fails with -EHOSTUNREACH.
+ * or NVX_NODE_COMMIT_MS. Once complete the model is kept or pinned as keep
+ * says (a fetch joined with more keeps the most), its last use recorded,
+ * and the store brought under its size limit. Before the partial model is
+ * created, room is made for it under the limit (evicting unpinned, then
+ * kept models, least recently used first, never one being fetched or
+ * served); a model that cannot fit fails the fetch with -EDQUOT and
+ * removes nothing. A fetch that found no peer with the model (no HAVE)
+ * within NVX_NODE_NO_PROVIDER_MS fails with -EHOSTUNREACH.
  * Returns 0 and the subscription in *ret (for nvx_node_fetch_unsub), or
  * -ENOMEM, -EBUSY (too many transfers).
  */
-int nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], bool pin, nvx_fetch_cb cb, void *arg,
-                   nvx_fetch_sub **ret);
+int nvx_node_fetch(nvx_node *n, const uint8_t id[static 32], nvx_fetch_keep keep, nvx_fetch_cb cb,
+                   void *arg, nvx_fetch_sub **ret);
+
+/* Limits the transfer to rate bytes/s of requested model data (0:
+ * unlimited; nvxd's download-rate applies as well); the last subscriber
+ * to ask sets it. */
+void nvx_node_fetch_rate(nvx_fetch_sub *sub, uint64_t rate);
 
 /* Drops a subscription without a final callback. When it was the last one,
  * the transfer is cancelled (a resumable partial stays in the store). */

@@ -27,6 +27,13 @@ void
 nvx_pull_resolve(cas_store *s, nvx_pull_target *t)
 {
     t->peer[0] = '\0';
+    t->is_ticket = proto_ticket_looks_like(t->target);
+    if (t->is_ticket) { /* the model need not be in the store: its addresses have it */
+        t->r = proto_ticket_decode(t->target, strlen(t->target), &t->ticket);
+        if (t->r == 0)
+            memcpy(t->model, t->ticket.model_id, 32);
+        return;
+    }
     if (split_ticket(t)) {
         /* The model need not be in the store: the peer has it. */
         t->r = cas_hash_from_hex(t->target, t->model);
@@ -50,6 +57,12 @@ nvx_pull_resolve(cas_store *s, nvx_pull_target *t)
 int
 nvx_pull_resolve_error(const nvx_pull_target *t, char *msg, size_t cap)
 {
+    if (t->is_ticket) {
+        snprintf(msg, cap,
+                 "not a valid ticket (mistyped or cut off): copy the whole nvx1... "
+                 "string that nvx ticket printed");
+        return -EINVAL;
+    }
     if (!t->by_name) {
         snprintf(msg, cap,
                  t->r == -ENOTUNIQ ? "ambiguous id prefix: give more hex digits"
@@ -166,9 +179,18 @@ resolve_done(uv_work_t *w, int status)
             return;
         }
     }
+    for (size_t i = 0; p->t.is_ticket && i < p->t.ticket.n_addrs; i++) {
+        /* Pinned to the ticket's node id: whoever answers there must hold
+         * that key (checked in the handshake). */
+        const proto_ticket *tk = &p->t.ticket;
+        int r = nvx_node_dial_id(env->node, tk->addrs[i], tk->has_node ? tk->node_id : NULL, true);
+        if (r < 0 && r != -EAGAIN)
+            log_info("cannot dial %s from the ticket: %s", tk->addrs[i], nvx_strerror(r));
+    }
     if (env->mesh)
         (void)nvx_mesh_want(env->mesh, p->t.model); /* dial providers gossip knows of */
-    int r = nvx_node_fetch(env->node, p->t.model, p->pin, on_fetch, p, &p->sub);
+    int r = nvx_node_fetch(env->node, p->t.model, p->pin ? NVX_FETCH_KEEP : NVX_FETCH_KEEP_NONE,
+                           on_fetch, p, &p->sub);
     if (r < 0) {
         snprintf(msg, sizeof(msg), "cannot start the pull: %s", nvx_strerror(r));
         end(p, PROTO_CTL_STATE_FAILED, r, msg);

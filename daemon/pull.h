@@ -4,10 +4,10 @@
 /*
  * A fetch asked for by a target people type: resolving it (a full id, an
  * id prefix or local name of a model in the store, a name record
- * PUBLISHER/NAME, or a ticket ID@HOST:PORT naming a peer that has the
- * model), then the node's fetch (daemon/node.h) with the mesh asked for
- * providers. The control socket (daemon/ctl.c: `nvx fetch`) uses the
- * resolver; the HTTP API's /api/pull (through main.c's hooks) the whole.
+ * PUBLISHER/NAME, or a ticket: `nvx ticket`'s nvx1... string, or
+ * ID@HOST:PORT naming a peer that has the model), then the node's fetch (daemon/node.h) with the
+ * mesh asked for providers. The control socket (daemon/ctl.c: `nvx fetch`) uses the resolver; the
+ * HTTP API's /api/pull (through main.c's hooks) the whole.
  *
  * nvx_pull_resolve() runs on libuv's pool (store reads); the rest on the
  * loop thread.
@@ -21,6 +21,7 @@
 #include "daemon/node.h"
 #include "libcas/namerec.h"
 #include "libcas/store.h"
+#include "proto/ticket.h"
 
 enum {
     NVX_PULL_TARGET_MAX = 1024, /* bytes of a target (PROTO_CTL_STR_MAX) */
@@ -37,6 +38,8 @@ typedef struct nvx_pull_target {
     bool by_name;
     cas_name_resolution res;
     char peer[NVX_PULL_TARGET_MAX + 1]; /* a ticket's HOST:PORT, else "" */
+    bool is_ticket;                     /* an nvx1... ticket (nvx ticket): */
+    proto_ticket ticket;                /* its addresses and node id */
 } nvx_pull_target;
 
 /* Resolves t->target (pool thread: reads the store). Sets t->r and, on
@@ -63,7 +66,7 @@ typedef struct nvx_pull_env {
  * for people, after which the pull is freed. */
 typedef void (*nvx_pull_cb)(void *arg, const proto_ctl_progress *p, int error, const char *msg);
 
-/* Starts pulling target (resolved on the pool, then fetched; pin: pin it
+/* Starts pulling target (resolved on the pool, then fetched; pin: keep it,
  * when complete). env is borrowed and must outlive the pull. Returns 0 and
  * *ret; -ENOMEM, -EINVAL (empty or over NVX_PULL_TARGET_MAX), errnos of
  * uv_queue_work; on error cb never runs. */

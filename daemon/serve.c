@@ -26,6 +26,19 @@
  * the loop serves a cached model's chunks only within
  * NVX_NODE_SHARE_RECHECK_MS of the pool's last yes.
  *
+ * The upload limit (upload-rate, daemon/ratelimit.h) is charged with the
+ * bytes of each DATA sent (not the length asked for: a peer asking past a
+ * chunk's end must not spend everyone's upload). Reads on the pool
+ * reserve up to a piece each until they send. While the bucket holds no
+ * more than the reservations, no request leaves any peer's queue (they
+ * wait there, bounded as below) and the node's tick resumes them once it
+ * refilled: no timer spins, and WANT, MANIFEST_REQ and SIGS_REQ are
+ * answered as usual.
+ *
+ * Serving is a use of the model (the store quota evicts least recently
+ * used first): the tick has quota.c write it on the pool, at most once per
+ * model per NVX_NODE_SERVING_MS, for the models of the cache that sent DATA.
+ *
  * A request for a verified chunk whose bytes are in the page cache is served
  * on the loop: preadv2(RWF_NOWAIT) reads them or fails at once, never
  * waiting for the disk. A pool job per chunk cost a thread wake-up and a
@@ -471,6 +484,14 @@ serve_work(uv_work_t *w)
     }
 }
 
+/* What a chunk read on the pool may send, reserved from the upload limit
+ * until it does: at most a piece. */
+static uint64_t
+up_reserve(const struct sreq *r)
+{
+    return r->length < NVX_NODE_PIECE_MAX ? r->length : NVX_NODE_PIECE_MAX;
+}
+
 /* Queues a DATA frame built in f (len bytes of the chunk at DATA_PAYLOAD,
  * from smodel_read or serve_inline) on the session; takes f. */
 static void
@@ -485,6 +506,12 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
     if (r->offset == 0)
         nvx__seed_sent(p, r->model, r->chunk);
     p->t_useful_ms = nvx__now(p->node); /* a peer we serve is not idle (admit.h) */
+    nvx_rate_take(&p->node->up, len);
+    for (size_t i = 0; i < NVX_NODE_MCACHE; i++) {
+        struct smodel *e = p->node->mcache[i];
+        if (e && memcmp(e->id, r->model, 32) == 0)
+            e->served_ms = p->t_useful_ms ? p->t_useful_ms : 1;
+    }
     (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, PROTO_DATA_HEAD_LEN + (size_t)len,
                                  DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }
@@ -535,8 +562,10 @@ serve_done(uv_work_t *w, int status)
         mcache_unref(n, j->sm);
     if (j->sm_new)
         mcache_put(n, j->sm_new);
-    if (j->kind == JOB_CHUNK)
+    if (j->kind == JOB_CHUNK) {
         p->serve_jobs--;
+        n->up_reserved -= up_reserve(&j->r);
+    }
     if (status < 0 && j->res >= 0)
         j->res = status;
     if (!p->closing) {
@@ -629,8 +658,10 @@ queue_job(nvx_peer *p, int kind, const struct sreq *r)
     }
     n->jobs++;
     p->jobs++;
-    if (kind == JOB_CHUNK)
+    if (kind == JOB_CHUNK) {
         p->serve_jobs++;
+        n->up_reserved += up_reserve(r);
+    }
     return 0;
 }
 
@@ -672,6 +703,13 @@ choked(nvx_peer *p, const struct sreq *r)
 void
 nvx__serve_tick(nvx_node *n)
 {
+    nvx__quota_touch_served(n);
+    if (n->up_waiting && nvx_rate_avail(&n->up, nvx__now(n)) > n->up_reserved) {
+        n->up_waiting = false;
+        for (nvx_peer *p = n->peers; p; p = p->next)
+            if (!p->closing && p->sq_len > 0)
+                nvx__serve_pump(p);
+    }
     for (nvx_peer *p = n->peers; p; p = p->next) {
         if (p->closing || (!p->rp && p->rate_last == 0))
             continue; /* a peer that never sent us DATA nor asked: nothing to rank */
@@ -712,6 +750,10 @@ nvx__serve_pump(nvx_peer *p)
            tp_conn_queued(p->conn) < n->peer_max_bytes) {
         if (n->tx_queued >= NVX_NODE_SERVE_MAX_BYTES) {
             n->serve_starved = true; /* on_send pumps this peer again */
+            break;
+        }
+        if (nvx_rate_avail(&n->up, nvx__now(n)) <= n->up_reserved) {
+            n->up_waiting = true; /* the tick pumps every peer again */
             break;
         }
         struct sreq r = p->sq[p->sq_head];

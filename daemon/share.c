@@ -32,8 +32,9 @@ nvx_share_allowed(nvx_serve_policy p, const cas_model_info *info, bool fetching)
     case NVX_SERVE_ALL:
         return true;
     case NVX_SERVE_PINNED:
-        /* A published model is pinned (cli/cmd-publish.c). */
-        return info->pinned || fetching;
+        /* A published model is pinned (cli/cmd-publish.c); a fetched one
+         * is kept (daemon/fetch.c) and seeded as long as it stays. */
+        return info->pinned || info->kept || fetching;
     case NVX_SERVE_NONE:
     case _NVX_SERVE_POLICY_MAX:
         break;

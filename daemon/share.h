@@ -9,8 +9,11 @@
  *
  *   pinned (default)  models the user pinned (`nvx add --pin`, `nvx pin`,
  *                     `nvx fetch --pin`) or published (`nvx publish` pins
- *                     the model it names), plus the verified chunks of a
- *                     model this node is fetching right now;
+ *                     the model it names), models the node fetched and
+ *                     keeps (`nvx fetch` without --no-pin: kept until
+ *                     unpinned or evicted by the store quota), plus the
+ *                     verified chunks of a model this node is fetching
+ *                     right now;
  *   all               every model in the store (complete ones, and the
  *                     verified chunks of partial ones);
  *   none              nothing: the node only fetches.

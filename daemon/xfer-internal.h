@@ -88,6 +88,9 @@ struct nvx_xfer {
     unsigned n_ready;
     uint64_t pending; /* bytes received, not yet stored */
     uint64_t rate, rate_bytes;
+    /* Bytes REQUESTed so far, and of those, reported to ops->rate_used
+     * (the download limits, daemon/ratelimit.h). */
+    uint64_t req_bytes, req_charged;
     uint64_t work; /* HAVE merging: bytes of bitmap touched + new chunks */
     /* Refusals (daemon/xfer-refuse.c): per chunk, how many sessions
      * refused it (saturating; NULL until the first); chunks with one. */

@@ -63,6 +63,8 @@ nvx__xf_creq_send(nvx_xfer *x, struct xpeer *xp, const struct creq *c, uint8_t t
         m.u.request.offset = i * c->piece;
         uint32_t rest = c->len - i * c->piece;
         m.u.request.length = rest < c->piece ? rest : c->piece;
+        if (type == PROTO_MSG_REQUEST)
+            x->req_bytes += m.u.request.length;
         send_msg(x, xp, &m);
     }
 }

@@ -423,6 +423,14 @@ nvx_xfer_pump(nvx_xfer *x, uint64_t now)
         eligible += xp->retry_ms <= now && xp->benched_until <= now;
     }
     uint64_t budget = held < NVX_XFER_HELD_MAX ? NVX_XFER_HELD_MAX - held : 0;
+    /* A download limit holds requests here, before they leave: a request
+     * sent is answered at the link's speed, so the engine never sees a
+     * limited transfer's peers as slow. The bytes requested since the
+     * last pump (slow chunks asked elsewhere too) are charged after. */
+    if (x->ops->rate_avail) {
+        uint64_t allowed = x->ops->rate_avail(x->arg, now);
+        budget = allowed < budget ? allowed : budget;
+    }
     /* First an even share each, so a short budget is not all taken by the
      * first peer listed; then whatever the others' windows left. */
     for (int pass = 0; pass < 2 && eligible > 0 && budget > 0; pass++) {
@@ -435,6 +443,9 @@ nvx_xfer_pump(nvx_xfer *x, uint64_t now)
             budget -= given - left;
         }
     }
+    if (x->ops->rate_used && x->req_bytes != x->req_charged)
+        x->ops->rate_used(x->arg, x->req_bytes - x->req_charged);
+    x->req_charged = x->req_bytes;
     nvx__xf_ready_dispatch(x, !nvx__xf_expect_more(x));
 out:
     LEAVE(x);

@@ -118,6 +118,12 @@ typedef struct nvx_xfer_ops {
     void (*bad_peer)(void *arg, const uint8_t id[32], const char *addr, const char *what);
     /* The transfer ended and no action is outstanding: free it. */
     void (*ended)(void *arg);
+    /* Download limits (may be NULL: unlimited). rate_avail: bytes the
+     * transfer may REQUEST now (0: none until a later pump; ticks pump);
+     * rate_used: bytes it requested since the last call (may exceed what
+     * was available by one chunk: the limit's debt). */
+    uint64_t (*rate_avail)(void *arg, uint64_t now_ms);
+    void (*rate_used)(void *arg, uint64_t bytes);
 } nvx_xfer_ops;
 
 /* Counters for progress reports. */

@@ -813,6 +813,8 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
         goto out;
     cas__crash_point_reached(CAS__CP_ADD_COMMITTED);
     memcpy(ret_id, cas_manifest_id(m), CAS_HASH_LEN);
+    if (r == 0)
+        (void)cas_store_touch(s, ret_id, 0); /* added again: a use (a new model's is its add) */
     if (r == 1) {
         tmp_name[0] = '\0'; /* renamed away */
         int g = cas__gc_to_limit(s, ret_id);

@@ -4,8 +4,9 @@
  * transactions: the first deletes every record of the model and commits, the
  * second unlinks the data file unless a record for it came back (FORMAT.md
  * "Store": files are only unlinked under the write lock). gc picks unpinned
- * complete models oldest first from one read transaction, then removes them
- * one by one (a model pinned or removed meanwhile is skipped).
+ * complete models least recently used first from one read transaction (kept
+ * ones only when it runs to a limit, and after the others), then removes
+ * them one by one (a model pinned or removed meanwhile is skipped).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,6 +31,10 @@ cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
         le64_store(t, cas__now_ns());
         MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
         r = cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
+        /* The pin supersedes a kept mark (cas_store_keep leaves pinned
+         * models alone), so unpinning later lets the model go. */
+        if (r == 0 && (r = cas__mdb_err(mdb_del(txn, s->db_kept, &k, NULL))) == -ENOENT)
+            r = 0;
     }
     if (r < 0) {
         cas__txn_abort(txn);
@@ -48,8 +53,13 @@ cas_store_unpin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
     cas__model_rec rec;
     r = cas__model_get(s, txn, id, &rec);
     if (r == 0) {
+        /* Unpinning also drops the kept mark of a fetched model: the user
+         * said it may go, so plain gc removes it and the node stops
+         * seeding it. */
         MDB_val k = { CAS_HASH_LEN, (void *)id };
         r = cas__mdb_err(mdb_del(txn, s->db_pins, &k, NULL));
+        if (r == 0 || r == -ENOENT)
+            r = cas__mdb_err(mdb_del(txn, s->db_kept, &k, NULL));
         if (r == -ENOENT)
             r = 0;
     }
@@ -158,6 +168,8 @@ rm_records(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN], un
     if (r < 0)
         goto out;
     mdb_del(txn, s->db_pins, &k, NULL);
+    mdb_del(txn, s->db_kept, &k, NULL);
+    mdb_del(txn, s->db_used, &k, NULL);
     mdb_del(txn, s->db_bitmaps, &k, NULL);
     r = del_prefixed(txn, s->db_sigs, id);
     if (r == 0)
@@ -351,23 +363,50 @@ cas_store_rm(cas_store *s, const uint8_t id[static CAS_HASH_LEN], unsigned flags
 
 typedef struct gc_cand {
     uint8_t id[CAS_HASH_LEN];
-    uint64_t added_ns;
+    uint64_t used_ns; /* last use, or the add when none was recorded */
     uint64_t size;
+    uint64_t added;
+    bool kept;
 } gc_cand;
 
+/* Eviction order: models nobody asked to keep before kept ones (a fetched
+ * model is worth more than one the user added and left unpinned), each
+ * least recently used first; ids break ties so the order is total. */
 static int
 cmp_cand(const void *a, const void *b)
 {
     const gc_cand *x = a, *y = b;
-    if (x->added_ns != y->added_ns)
-        return x->added_ns < y->added_ns ? -1 : 1;
+    if (x->kept != y->kept)
+        return x->kept ? 1 : -1;
+    if (x->used_ns != y->used_ns)
+        return x->used_ns < y->used_ns ? -1 : 1;
     return memcmp(x->id, y->id, CAS_HASH_LEN);
 }
 
-/* Collects unpinned complete models (candidates) and the store's total size
- * and limit, from one read transaction. */
+/* What one gc run may remove and what it must reach. */
+typedef struct gc_plan {
+    unsigned flags;
+    uint64_t max_bytes; /* with CAS_GC_TO_LIMIT: instead of the stored limit (0: stored) */
+    uint64_t need;      /* bytes to leave free under the limit */
+    const uint8_t (*skip)[CAS_HASH_LEN];
+    size_t n_skip;
+} gc_plan;
+
+static bool
+skipped(const gc_plan *pl, const uint8_t id[static CAS_HASH_LEN])
+{
+    for (size_t i = 0; i < pl->n_skip; i++)
+        if (memcmp(pl->skip[i], id, CAS_HASH_LEN) == 0)
+            return true;
+    return false;
+}
+
+/* Collects the models plan may remove (complete, unpinned, not skipped;
+ * kept ones only when it runs to a limit), sorted in eviction order, and
+ * the store's total size and limit, from one read transaction. */
 static int
-gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, uint64_t *ret_limit)
+gc_collect(cas_store *s, const gc_plan *pl, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total,
+           uint64_t *ret_limit)
 {
     MDB_txn *txn;
     MDB_cursor *c = NULL;
@@ -387,7 +426,11 @@ gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, ui
         if (k.mv_size != CAS_HASH_LEN || cas__model_get(s, txn, k.mv_data, &rec) < 0)
             continue;
         total += rec.size;
-        if (rec.state != CAS_MODEL_COMPLETE || cas__is_pinned(s, txn, k.mv_data))
+        if (rec.state != CAS_MODEL_COMPLETE || cas__is_pinned(s, txn, k.mv_data) ||
+            skipped(pl, k.mv_data))
+            continue;
+        bool kept = cas__is_kept(s, txn, k.mv_data);
+        if (kept && !(pl->flags & CAS_GC_TO_LIMIT))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -399,8 +442,10 @@ gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, ui
             cands = nc;
         }
         memcpy(cands[n].id, k.mv_data, CAS_HASH_LEN);
-        cands[n].added_ns = rec.added_ns;
+        cands[n].used_ns = cas__used_ns(s, txn, k.mv_data, rec.added_ns);
+        cands[n].added = rec.added_ns / 1000000000u;
         cands[n].size = rec.size;
+        cands[n].kept = kept;
         n++;
     }
     uint64_t limit = 0;
@@ -422,34 +467,41 @@ out:
     return r;
 }
 
-/* max_bytes: with CAS_GC_TO_LIMIT, the size to get under instead of the
- * stored limit (0: the stored limit). */
 static int
-gc_run(cas_store *s, unsigned flags, uint64_t max_bytes, const uint8_t *keep, cas_model_fn cb,
-       void *userdata, cas_gc_result *ret)
+gc_run(cas_store *s, const gc_plan *pl, cas_model_fn cb, void *userdata, cas_gc_result *ret)
 {
     gc_cand *cands = NULL;
     size_t n = 0;
     uint64_t total = 0, limit = 0;
     cas_gc_result res = { 0, 0 };
-    int r = gc_collect(s, &cands, &n, &total, &limit);
+    bool to_limit = pl->flags & CAS_GC_TO_LIMIT;
+    int r = gc_collect(s, pl, &cands, &n, &total, &limit);
     if (r < 0)
         return r;
-    if (max_bytes)
-        limit = max_bytes;
-    for (size_t i = 0; i < n; i++) {
-        if (flags & CAS_GC_TO_LIMIT) {
-            if (limit == 0 || total <= limit)
-                break;
+    if (pl->max_bytes)
+        limit = pl->max_bytes;
+    if (to_limit && limit) {
+        /* Removing models that cannot make enough room would lose them
+         * for nothing: check first that the evictable ones suffice. */
+        uint64_t evictable = 0;
+        for (size_t i = 0; i < n; i++)
+            evictable += cands[i].size;
+        if (pl->need && (pl->need > limit || total - evictable > limit - pl->need)) {
+            r = -EDQUOT;
+            goto out;
         }
-        if (keep && memcmp(keep, cands[i].id, CAS_HASH_LEN) == 0)
-            continue;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (to_limit && (limit == 0 || (total <= limit && limit - total >= pl->need)))
+            break;
         cas_model_info info = { 0 };
         memcpy(info.id, cands[i].id, CAS_HASH_LEN);
         info.state = CAS_MODEL_COMPLETE;
         info.size = cands[i].size;
-        info.added = cands[i].added_ns / 1000000000u;
-        if (!(flags & CAS_GC_DRY_RUN)) {
+        info.added = cands[i].added;
+        info.used = cands[i].used_ns / 1000000000u;
+        info.kept = cands[i].kept;
+        if (!(pl->flags & CAS_GC_DRY_RUN)) {
             r = rm_model(s, cands[i].id, 0);
             if (r == -ENOENT || r == -EBUSY)
                 continue; /* removed or pinned meanwhile */
@@ -476,7 +528,8 @@ out:
 int
 cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret)
 {
-    return gc_run(s, flags, 0, NULL, cb, userdata, ret);
+    gc_plan pl = { .flags = flags };
+    return gc_run(s, &pl, cb, userdata, ret);
 }
 
 int
@@ -485,13 +538,25 @@ cas_store_gc_to(cas_store *s, uint64_t max_bytes, unsigned flags, cas_model_fn c
 {
     if (max_bytes == 0)
         return -EINVAL;
-    return gc_run(s, flags | CAS_GC_TO_LIMIT, max_bytes, NULL, cb, userdata, ret);
+    gc_plan pl = { .flags = flags | CAS_GC_TO_LIMIT, .max_bytes = max_bytes };
+    return gc_run(s, &pl, cb, userdata, ret);
+}
+
+int
+cas_store_make_room(cas_store *s, uint64_t need, const uint8_t (*busy)[CAS_HASH_LEN], size_t n_busy,
+                    cas_model_fn cb, void *userdata, cas_gc_result *ret)
+{
+    gc_plan pl = { .flags = CAS_GC_TO_LIMIT, .need = need, .skip = busy, .n_skip = n_busy };
+    return gc_run(s, &pl, cb, userdata, ret);
 }
 
 int
 cas__gc_to_limit(cas_store *s, const uint8_t *keep)
 {
-    return gc_run(s, CAS_GC_TO_LIMIT, 0, keep, NULL, NULL, NULL);
+    gc_plan pl = { .flags = CAS_GC_TO_LIMIT,
+                   .skip = (const uint8_t(*)[CAS_HASH_LEN])keep,
+                   .n_skip = keep ? 1 : 0 };
+    return gc_run(s, &pl, NULL, NULL, NULL);
 }
 
 int

@@ -54,6 +54,8 @@ struct cas_store {
     MDB_dbi db_namerecs;     /* publisher public key | name -> u64 seq | record blob */
     MDB_dbi db_namerecs_v1;  /* legacy (key id | name), emptied at open: FORMAT.md */
     MDB_dbi db_sigs_pending; /* model id | hash(blob) -> blob, key not trusted */
+    MDB_dbi db_kept;         /* model id -> u64 time kept (ns): fetched, quota may evict */
+    MDB_dbi db_used;         /* model id -> u64 last use (ns) */
     /* Held shared by every transaction from begin to end, exclusively while
      * the map is resized: mdb_env_set_mapsize() remaps the file, which must
      * not happen under another thread's open transaction (lmdb.h). */
@@ -193,6 +195,13 @@ int cas__chunks_unindex(cas_store *s, MDB_txn *txn, const cas_manifest *m);
 
 /* True when id is pinned in txn. */
 bool cas__is_pinned(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN]);
+
+/* True when id carries the kept mark in txn (store-use.c). */
+bool cas__is_kept(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN]);
+
+/* The last use of id in ns (db_used), or added_ns when none was recorded. */
+uint64_t cas__used_ns(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
+                      uint64_t added_ns);
 
 /* Name of a model's data file relative to DIR/data: 64 hex characters. */
 void cas__data_name(const uint8_t id[static CAS_HASH_LEN], char ret[static CAS_HASH_HEX_LEN + 1]);

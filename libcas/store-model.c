@@ -170,6 +170,8 @@ fill_info(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN],
     ret->n_chunks = rec->n_chunks;
     ret->added = rec->added_ns / 1000000000u;
     ret->pinned = cas__is_pinned(s, txn, id);
+    ret->kept = cas__is_kept(s, txn, id);
+    ret->used = cas__used_ns(s, txn, id, rec->added_ns) / 1000000000u;
     ret->n_sigs = count_sigs(s, txn, id);
     if (rec->state == CAS_MODEL_COMPLETE) {
         ret->n_present = rec->n_chunks;

@@ -419,6 +419,8 @@ open_dbs(cas_store *s)
         { "namerecs-pk", 0, offsetof(cas_store, db_namerecs) },
         { "namerecs", 0, offsetof(cas_store, db_namerecs_v1) },
         { "sigs-pending", 0, offsetof(cas_store, db_sigs_pending) },
+        { "kept", 0, offsetof(cas_store, db_kept) },
+        { "used", 0, offsetof(cas_store, db_used) },
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);

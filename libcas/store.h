@@ -28,6 +28,7 @@
  *               size limit cannot be met because pinned content exceeds it
  *   -EFBIG      a data file hit the file size limit (RLIMIT_FSIZE)
  *   -EBUSY      cas_store_rm() of a pinned model without CAS_RM_FORCE
+ *   -EDQUOT     cas_store_make_room(): the size limit cannot hold the bytes
  *   -EAGAIN     the model exists but is partial (not yet complete)
  *   -ECANCELED  (or any negative value a callback returned) a callback
  *               stopped the operation
@@ -217,7 +218,9 @@ typedef struct cas_model_info {
     uint64_t n_present; /* verified chunks (n_chunks when complete) */
     uint64_t added;     /* unix time (seconds) the model entered the store */
     uint64_t n_sigs;    /* signature blobs attached */
-    bool pinned;
+    uint64_t used;      /* unix time (seconds) of the last use; added when none recorded */
+    bool pinned;        /* the user's pin: never removed by gc nor the size limit */
+    bool kept;          /* fetched and kept: plain gc leaves it, the size limit may evict it */
 } cas_model_info;
 
 /* Information on one model. Returns 0, -ENOENT, -EBADMSG (damaged record). */
@@ -321,10 +324,25 @@ int cas_store_export_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], c
 /* ---------------------------------------------------------------------- */
 /* Pins, removal, garbage collection, size limit */
 
-/* Pins / unpins a model (complete or partial). Idempotent. Returns 0 or
- * -ENOENT. */
+/* Pins / unpins a model (complete or partial). Idempotent. Either clears
+ * the kept mark (a pin supersedes it). Returns 0 or -ENOENT. */
 int cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN]);
 int cas_store_unpin(cas_store *s, const uint8_t id[static CAS_HASH_LEN]);
+
+/* Marks a model kept (nvxd marks the models it fetches): plain gc leaves
+ * it, but a gc to a size limit may remove it, after the unpinned models
+ * that are not kept, least recently used first. A pin (the user's) is
+ * never removed by either; a pinned model is left as it is. Idempotent;
+ * cas_store_unpin() clears the mark.
+ * Returns 0 or -ENOENT. */
+int cas_store_keep(cas_store *s, const uint8_t id[static CAS_HASH_LEN]);
+
+/* Records now as the last use of model id (a run, a completed fetch,
+ * serving), which orders gc to a size limit: least recently used first.
+ * When the recorded use is younger than min_age_s seconds nothing is
+ * written (a read transaction only), so frequent callers cost little.
+ * Returns 1 written, 0 skipped, -ENOENT, or a negative errno. */
+int cas_store_touch(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint64_t min_age_s);
 
 enum {
     CAS_RM_FORCE = 1u << 0, /* remove even when pinned (the pin goes too) */
@@ -347,9 +365,11 @@ typedef struct cas_gc_result {
     uint64_t bytes;    /* their data bytes */
 } cas_gc_result;
 
-/* Removes unpinned complete models, oldest first (all of them; with
- * CAS_GC_TO_LIMIT only until the total size of all models is at most the
- * limit). Partial models are left alone (cas_store_rm() removes them).
+/* Removes unpinned complete models, least recently used first. Without
+ * CAS_GC_TO_LIMIT: every one that is not kept (cas_store_keep()). With
+ * CAS_GC_TO_LIMIT: kept ones too, after the others, and only until the
+ * total size of all models is at most the limit. Partial models are left
+ * alone (cas_store_rm() removes them).
  * cb (may be NULL) is called for each model removed or, with CAS_GC_DRY_RUN,
  * that would be. Writes *ret when non-NULL. Returns 0 or a negative errno. */
 int cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret);
@@ -359,6 +379,16 @@ int cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, 
  * cas_store_gc(), or -EINVAL for max_bytes 0. */
 int cas_store_gc_to(cas_store *s, uint64_t max_bytes, unsigned flags, cas_model_fn cb,
                     void *userdata, cas_gc_result *ret);
+
+/* Makes room under the stored size limit for need more bytes (a model
+ * about to be fetched; 0: only get under the limit), as a CAS_GC_TO_LIMIT
+ * gc that never removes the n_busy models in busy (being served or
+ * fetched). Removes nothing and returns -EDQUOT when even removing every
+ * model it may would not make the room (need > 0); with need 0 it removes
+ * what it may. No limit: nothing to do. cb and ret as cas_store_gc().
+ * Returns 0, -EDQUOT or a negative errno. */
+int cas_store_make_room(cas_store *s, uint64_t need, const uint8_t (*busy)[CAS_HASH_LEN],
+                        size_t n_busy, cas_model_fn cb, void *userdata, cas_gc_result *ret);
 
 typedef struct cas_store_usage {
     uint64_t n_models, n_complete, n_partial, n_pinned;

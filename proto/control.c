@@ -82,7 +82,8 @@ static const struct {
     [PROTO_CTL_FETCH] = { "FETCH",
                           BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_PIN) |
                               BIT(PROTO_CTL_T_UNTRUSTED) | BIT(PROTO_CTL_T_TIMEOUT_S) |
-                              BIT(PROTO_CTL_T_ADDR) | BIT(PROTO_CTL_T_NODE_ID),
+                              BIT(PROTO_CTL_T_ADDR) | BIT(PROTO_CTL_T_NODE_ID) |
+                              BIT(PROTO_CTL_T_RATE),
                           BIT(PROTO_CTL_T_TARGET) },
     [PROTO_CTL_PUBLISH] = { "PUBLISH", BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME),
                             BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME) },

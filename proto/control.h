@@ -41,8 +41,9 @@
  *   PEER_RM     ADDR(R)                 OK
  *   PEER_LS     -                       OK: ADDR* (configured peers)
  *   FETCH       TARGET(R) PIN UNTRUSTED PROGRESS*, then OK: MODEL_ID
- *               TIMEOUT_S ADDR* NODE_ID (a ticket: dial ADDRs first,
- *               pinned to NODE_ID when given)
+ *               TIMEOUT_S RATE ADDR* NODE_ID (PIN: keep the model; RATE:
+ *               this fetch's download limit, bytes/s; a ticket: dial
+ *               ADDRs first, pinned to NODE_ID when given)
  *   PUBLISH     MODEL_ID(R) NAME(R)     OK
  *   CANCEL      TARGET or TRANSFER_ID   OK
  *   SHUTDOWN    -                       OK, then the daemon exits

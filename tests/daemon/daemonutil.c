@@ -395,3 +395,18 @@ du_check_copy(const du_daemon *d, const char *id, const char *name)
     free(b);
     unlink(dst);
 }
+
+void
+du_mkmodel(const char *name)
+{
+    char *bin = tu_build_path("tests/tools/nvx-mkmodel");
+    char path[700];
+    snprintf(path, sizeof(path), "%s/%s", root, name);
+    char *argv[] = { bin,     "-o", path,     "--dim", "64",     "--layers", "2",
+                     "--seq", "64", "--type", "q8_0",  "--seed", "3",        NULL };
+    char *err = NULL;
+    if (tu_run(argv, NULL, &err) != 0)
+        fail_msg("nvx-mkmodel failed: %s", err);
+    free(err);
+    free(bin);
+}

@@ -106,6 +106,11 @@ char *du_add_model(const du_daemon *d, const char *name, size_t size, uint64_t s
  * du_root()/name. */
 void du_check_copy(const du_daemon *d, const char *id, const char *name);
 
+/* A small runnable model (synthetic weights, byte vocabulary; the tool
+ * tests/tools/nvx-mkmodel, which the test must depend on) at
+ * du_root()/name. */
+void du_mkmodel(const char *name);
+
 void du_sleep_ms(unsigned ms);
 
 /* Monotonic milliseconds. */

@@ -147,6 +147,8 @@ test_full_file(void **state)
                        "serve = all\n"
                        "max-store-bytes = 20G\n"
                        "upnp = off\n"
+                       "upload-rate = 2M\n"
+                       "download-rate = 0\n"
                        "# end";
     assert_int_equal(parse(&cfg, text, err), 0);
     assert_string_equal(cfg.store, "/var/lib/nvx");
@@ -163,7 +165,10 @@ test_full_file(void **state)
     assert_true(cfg.max_store_set);
     assert_int_equal(cfg.max_store_bytes, (uint64_t)20 << 30);
     assert_false(cfg.upnp);
+    assert_int_equal(cfg.upload_rate, 2u << 20);
+    assert_int_equal(cfg.download_rate, 0);
     nvx_config_defaults(&cfg);
+    assert_int_equal(cfg.upload_rate, 0); /* unlimited by default */
     assert_false(cfg.max_store_set);
     assert_int_equal(cfg.serve, NVX_SERVE_PINNED); /* the default shares the least */
     assert_true(cfg.upnp);                         /* home routers map the port by default */
@@ -200,6 +205,9 @@ test_malformed(void **state)
         { "peer-max-bytes = 99999999999999999999G\n", "bad value" },
         { "max-store-bytes = 1T\n", "bad value" },
         { "max-store-bytes = -1\n", "bad value" },
+        { "upload-rate = 100\n", "bad value" }, /* under NVX_RATE_MIN */
+        { "download-rate = fast\n", "bad value" },
+        { "upload-rate = 1M\nupload-rate = 2M\n", "line 2: upload-rate: set twice" },
         { "max-store-bytes = 1G\nmax-store-bytes = 2G\n", "line 2: max-store-bytes: set twice" },
         { "store = a\nstore = b\n", "line 2: store: set twice" },
         { "serve = everything\n", "serve: use pinned, all or none" },

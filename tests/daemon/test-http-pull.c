@@ -124,12 +124,13 @@ test_pull_streams_progress(void **state)
     assert_non_null(strstr(buf, want));
     assert_non_null(strstr(buf, "{\"status\":\"verifying sha256 digest\"}\n"));
     du_check_copy(&f, id, "m1");
-    /* Pinned, as Ollama keeps what it pulls; listed by /api/tags. */
+    /* Kept (seeded, left by plain gc), as Ollama keeps what it pulls;
+     * listed by /api/tags. */
     char *tags = get(fport, "/api/tags");
     assert_non_null(strstr(tags, id));
     free(tags);
     st = get(fport, "/api/nvx/status");
-    assert_non_null(strstr(st, "\"pinned\":true"));
+    assert_non_null(strstr(st, "\"kept\":true"));
     free(st);
     /* The metrics count it, and promtool accepts them. */
     char *m = get(fport, "/metrics");
@@ -201,6 +202,27 @@ test_ticket(void **state)
         fail_msg("ticket pull: %d %s", st, body);
     free(body);
     du_check_copy(&t, id, "m2");
+    free(id);
+
+    /* nvx ticket's nvx1... string: its address is dialled, pinned to its
+     * node id; a damaged one is refused in one line. */
+    id = du_add_model(&s, "m3", 256 << 10, 3);
+    char *ticket = NULL;
+    du_nvx_ok(&s, &ticket, "ticket", id, NULL);
+    ticket[strcspn(ticket, "\n")] = '\0';
+    snprintf(req, sizeof(req), "{\"model\":\"%s\",\"stream\":false}", ticket);
+    st = hu_post(tport, "/api/pull", req, &body);
+    if (st != 200)
+        fail_msg("nvx1 ticket pull: %d %s", st, body);
+    free(body);
+    du_check_copy(&t, id, "m3");
+    ticket[strlen(ticket) / 2] ^= 1; /* one character changed */
+    snprintf(req, sizeof(req), "{\"model\":\"%s\",\"stream\":false}", ticket);
+    st = hu_post(tport, "/api/pull", req, &body);
+    assert_true(st >= 400);
+    assert_non_null(strstr(body, "not a valid ticket"));
+    free(body);
+    free(ticket);
     free(id);
 }
 

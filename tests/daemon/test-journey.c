@@ -7,11 +7,12 @@
  * him after alice's node is gone: bob still seeds it.
  *
  * What it guards: a fetch by PUBLISHER/NAME keeps the name locally (run by
- * name), and a fetched model is kept (pinned: gc leaves it) and seeded
- * (nvxd's default serve policy shares pinned models) across a restart.
- * Also: --listen takes a host name; max-store-bytes keeps fetched models;
- * one string shares a model (nvx ticket on alice's node, nvx fetch TICKET
- * on a node that knows no peer), and a damaged ticket is refused.
+ * name), and a fetched model is kept (gc leaves it) and seeded (nvxd's
+ * default serve policy shares pinned and kept models) across a restart.
+ * Also: --listen takes a host name; max-store-bytes removes models that are
+ * neither pinned nor kept before fetched (kept) ones; one string shares a
+ * model (nvx ticket on alice's node, nvx fetch TICKET on a node that knows
+ * no peer), and a damaged ticket is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,23 +42,6 @@ teardown(void **state)
     return 0;
 }
 
-/* A small runnable model (synthetic weights, byte vocabulary) at
- * du_root()/name. */
-static void
-mkmodel(const char *name)
-{
-    char *bin = tu_build_path("tests/tools/nvx-mkmodel");
-    char path[700];
-    snprintf(path, sizeof(path), "%s/%s", du_root(), name);
-    char *argv[] = { bin,     "-o", path,     "--dim", "64",     "--layers", "2",
-                     "--seq", "64", "--type", "q8_0",  "--seed", "3",        NULL };
-    char *err = NULL;
-    if (tu_run(argv, NULL, &err) != 0)
-        fail_msg("nvx-mkmodel failed: %s", err);
-    free(err);
-    free(bin);
-}
-
 /* Polls `nvx resolve alice/dreams` on d until gossip brought the record. */
 static void
 wait_resolves(const du_daemon *d, const char *target)
@@ -78,7 +62,7 @@ test_journey(void **state)
     du_daemon alice = { 0 }, bob = { 0 }, carol = { 0 };
     du_start(&alice, "alice", NULL);
     du_start(&bob, "bob", NULL);
-    mkmodel("dreams.gguf");
+    du_mkmodel("dreams.gguf");
     char model[700], key[700], pub[700];
     snprintf(model, sizeof(model), "%s/dreams.gguf", du_root());
     snprintf(key, sizeof(key), "%s/alice.key", du_root());
@@ -106,7 +90,7 @@ test_journey(void **state)
     free(out);
     du_nvx_ok(&bob, &out, "ls", NULL);
     assert_non_null(strstr(out, "alice/dreams  "));
-    assert_non_null(strstr(out, "  pinned  "));
+    assert_non_null(strstr(out, "  kept  "));
     free(out);
     /* gc does not take a fetched model. */
     du_nvx_ok(&bob, &out, "--json", "gc", NULL);
@@ -153,8 +137,9 @@ test_listen_localhost(void **state)
     free(id);
 }
 
-/* max-store-bytes in nvxd.conf: at start, unpinned models go oldest first
- * until the store fits; the fetched (pinned) model stays. */
+/* max-store-bytes in nvxd.conf: at start, unpinned models go least
+ * recently used first until the store fits; the fetched (kept) model,
+ * older than both, stays: kept models go only after the others. */
 static void
 test_quota(void **state)
 {
@@ -188,7 +173,7 @@ test_quota(void **state)
     assert_null(strstr(out, old));
     free(out);
     char *log = du_slurp(b.log);
-    assert_non_null(strstr(log, "max-store-bytes: removed 1 unpinned model(s), 100000 bytes"));
+    assert_non_null(strstr(log, "max-store-bytes: removed 1 model(s), 100000 bytes"));
     free(log);
     du_stop(&a);
     du_stop(&b);

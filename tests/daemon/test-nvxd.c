@@ -82,7 +82,8 @@ test_fetch(void **state)
     du_nvx_ok(&b, &out, "--json", "fetch", id, NULL);
     /* --json: one document, as every command prints (issue 14). */
     char want[128];
-    snprintf(want, sizeof(want), "{\"id\":\"%s\",\"pinned\":true,\"name\":null}\n", id);
+    snprintf(want, sizeof(want), "{\"id\":\"%s\",\"pinned\":true,\"kept\":false,\"name\":null}\n",
+             id);
     assert_string_equal(out, want);
     free(out);
 

@@ -307,7 +307,7 @@ publish(struct sim *s)
 }
 
 /* The copy on node i verifies and exports to exactly the published bytes;
- * it is complete and pinned (so it is seeded). */
+ * it is complete and kept (so it is seeded). */
 static void
 check_copy(struct sim *s, int i)
 {
@@ -315,7 +315,7 @@ check_copy(struct sim *s, int i)
     cas_model_info info;
     assert_int_equal(cas_store_model_info(sn->store, s->model, &info), 0);
     assert_int_equal(info.state, CAS_MODEL_COMPLETE);
-    assert_true(info.pinned);
+    assert_true(info.kept);
     assert_int_equal(info.size, SIM_MODEL_BYTES);
     assert_int_equal(cas_store_verify(sn->store, s->model, NULL), 0);
     char path[600];

@@ -38,6 +38,7 @@ test_fetch_roundtrip(void **state)
     proto_ctl_writer_init(&w, PROTO_CTL_FETCH, 77);
     proto_ctl_put_str(&w, PROTO_CTL_T_TARGET, "alice/tinyllama");
     proto_ctl_put_bool(&w, PROTO_CTL_T_PIN, true);
+    proto_ctl_put_u64(&w, PROTO_CTL_T_RATE, 2 << 20); /* nvx fetch --rate */
     assert_int_equal(proto_ctl_writer_finish(&w, &f, &n), 0);
     assert_int_equal(decode_frame(f, n), 0);
     assert_int_equal(msg.type, PROTO_CTL_FETCH);
@@ -50,6 +51,8 @@ test_fetch_roundtrip(void **state)
     assert_true(proto_ctl_get_u64(&msg, PROTO_CTL_T_PIN, &v));
     assert_int_equal(v, 1);
     assert_false(proto_ctl_get_u64(&msg, PROTO_CTL_T_UNTRUSTED, &v));
+    assert_true(proto_ctl_get_u64(&msg, PROTO_CTL_T_RATE, &v));
+    assert_int_equal(v, 2 << 20);
     assert_string_equal(proto_ctl_type_name(msg.type), "FETCH");
     free(f);
 
