@@ -308,7 +308,8 @@ print_report(FILE *out, const rt_arena_report *rep, const rt_model_opts *o)
                 rep->file_weights, o->copy_weights ? "" : "; --arena copies them in");
 }
 
-static const char *const kv_choices[] = { "f32", "int8", NULL };
+static const char *const kv_choices[] = { "f32", "int8", "f16", NULL };
+static const rt_kv_type kv_values[] = { RT_KV_F32, RT_KV_Q8, RT_KV_F16 };
 static const char *const requant_choices[] = { "none", "q8_0", "q4_0", NULL };
 
 typedef struct run_args {
@@ -366,7 +367,7 @@ run_opts(run_args *a, cli_opt o[RUN_N_OPTS])
     o[i++] = (cli_opt){ .lname = "kv",
                         .type = CLI_OPT_CHOICE,
                         .dest = &a->kv,
-                        .metavar = "f32|int8",
+                        .metavar = "f32|int8|f16",
                         .choices = kv_choices,
                         .help = "KV cache type (default f32)" };
     o[i++] = (cli_opt){ .lname = "threads",
@@ -426,7 +427,7 @@ load_model(const run_args *a, const cli_rt_file *f, void **ret_arena, rt_model *
            rt_arena_report *ret_rep)
 {
     rt_model_opts mo = RT_MODEL_OPTS_INIT;
-    mo.kv_type = a->kv == 1 ? RT_KV_Q8 : RT_KV_F32;
+    mo.kv_type = kv_values[a->kv];
     mo.requant = a->requant == 1   ? RT_REQUANT_Q8_0
                  : a->requant == 2 ? RT_REQUANT_Q4_0
                                    : RT_REQUANT_NONE;
@@ -520,15 +521,20 @@ generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t ar
         return CLI_EXIT_FAIL; /* stdout went away: nothing more to say */
     if (e < 0)
         return cli_fail_errno(e, NULL, "generation failed");
+    /* The prompt's share ends when the first new token is out; the rest
+     * is one forward pass per further token (what benchmarks compare). */
+    double t_prompt = ro.n ? ro.t_first - t0 : gen, t_gen = gen - t_prompt;
     if (a->stats)
         fprintf(stderr,
                 "nvx: %" PRIu32 " forward passes (%" PRIu32 " prompt tokens, %" PRIu32
                 " new) in %.3f s: %.1f tok/s; first token %.1f ms after start; %s kernels, %u "
-                "thread%s, %s KV, arena %zu bytes\n",
+                "thread%s, %s KV, arena %zu bytes; prompt %.2f tok/s, generation %.2f tok/s\n",
                 gs.n_forward, gs.n_prompt, gs.n_generated, gen,
                 gen > 0 ? (double)gs.n_forward / gen : 0.0,
                 ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m), threads,
-                threads == 1 ? "" : "s", a->kv == 1 ? "int8" : "f32", arena_size);
+                threads == 1 ? "" : "s", kv_choices[a->kv], arena_size,
+                t_prompt > 0 ? (double)gs.n_prompt / t_prompt : 0.0,
+                t_gen > 0 && ro.n > 1 ? (double)(ro.n - 1) / t_gen : 0.0);
     return CLI_EXIT_OK;
 }
 

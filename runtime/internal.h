@@ -214,6 +214,7 @@ typedef struct rt__qtensor {
 typedef struct rt__qmodel {
     int32_t dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len;
     float eps, rope_base;
+    bool llama;     /* architecture llama (the activation-aware pass needs it) */
     rt__qtensor *t; /* in output order */
     size_t n_t;
 } rt__qmodel;
