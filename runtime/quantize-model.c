@@ -201,9 +201,7 @@ order_key(const rt__qtensor *t, size_t input_index)
     static const char *const top[] = { "token_embd.weight", "output_norm.weight", "output.weight",
                                        NULL };
     static const char *const blk[] = { "attn_norm.weight",   "attn_q.weight",
-                                       "attn_q.bias",        "attn_k.weight",
-                                       "attn_k.bias",        "attn_v.weight",
-                                       "attn_v.bias",        "attn_qkv.weight",
+                                       "attn_k.weight",      "attn_v.weight",
                                        "attn_output.weight", "ffn_norm.weight",
                                        "ffn_gate.weight",    "ffn_down.weight",
                                        "ffn_up.weight",      NULL };
@@ -272,7 +270,10 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len, bo
     }
     if (r < 0)
         return r;
-    sort_tensors(m);
+    /* llama2.c's order is not llama.cpp's; a GGUF keeps its own order, as
+     * llama-quantize keeps it. */
+    if (l->format == RT_FORMAT_LLAMA2C)
+        sort_tensors(m);
     rt__qtensor *e = rt__qmodel_find(m, "token_embd.weight");
     if (!e || e->n_dims != 2 || e->dims[0] != (uint64_t)m->dim || e->dims[1] > INT32_MAX)
         return -EBADMSG;
