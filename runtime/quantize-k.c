@@ -25,19 +25,28 @@
 enum {
     SUB45 = 32,   /* weights per Q4_K / Q5_K sub-block */
     SUB6 = 16,    /* weights per Q6_K sub-block */
-    N_GRIDS = 21, /* candidate grids tried per sub-block */
+    N_GRIDS = 21, /* candidate grids tried per Q4_K/Q5_K sub-block */
+    N_GRIDS6 = 7, /* per Q6_K sub-block: 64 levels leave less to win */
 };
 
-static int
-nearest(float v)
+/* Codes as floats, clamped then rounded half up with a truncating
+ * conversion: branch-free so the compiler can vectorize the search loops
+ * (lrintf/floorf are libm calls on baseline x86-64, and the search rounds
+ * each weight about 40 times). Inputs are finite: the model loader
+ * refuses NaN and Inf weights. */
+static inline float
+code_u(float v, float nmax)
 {
-    return (int)lrintf(v);
+    v = v < 0.0f ? 0.0f : v;
+    v = v > nmax ? nmax : v;
+    return (float)(int)(v + 0.5f);
 }
 
-static int
-clampi(int v, int lo, int hi)
+/* Signed code in [-32, 31] (Q6_K). */
+static inline float
+code_s(float v)
 {
-    return v < lo ? lo : v > hi ? hi : v;
+    return code_u(v + 32.0f, 63.0f) - 32.0f;
 }
 
 static void
@@ -72,8 +81,7 @@ affine_err(const float *x, const float *w, int n, int nmax, float s, float b)
 {
     float is = 1.0f / s, e = 0.0f;
     for (int i = 0; i < n; i++) {
-        int q = clampi(nearest((x[i] - b) * is), 0, nmax);
-        float d = s * (float)q + b - x[i];
+        float d = s * code_u((x[i] - b) * is, (float)nmax) + b - x[i];
         e += w[i] * d * d;
     }
     return e;
@@ -101,10 +109,9 @@ fit_affine(const float *x, const float *w, int n, int nmax, float *ret_s, float 
         /* Grids a little finer and a little coarser than the range needs:
          * clipping the extremes can pay off for the bulk. */
         float s = (hi - lo) / ((float)nmax + 0.1f * (float)(k - N_GRIDS / 2));
-        float is = 1.0f / s;
-        double sw = 0, swq = 0, swqq = 0, swx = 0, swqx = 0;
+        float is = 1.0f / s, sw = 0, swq = 0, swqq = 0, swx = 0, swqx = 0;
         for (int i = 0; i < n; i++) {
-            double q = clampi(nearest((x[i] - lo) * is), 0, nmax);
+            float q = code_u((x[i] - lo) * is, (float)nmax);
             sw += w[i];
             swq += w[i] * q;
             swqq += w[i] * q * q;
@@ -112,14 +119,15 @@ fit_affine(const float *x, const float *w, int n, int nmax, float *ret_s, float 
             swqx += w[i] * q * x[i];
         }
         /* Least squares for s and b with these codes; b must stay <= 0. */
-        double det = sw * swqq - swq * swq, s2 = 0, b2 = 0;
+        /* In double: det is a difference of near-equal products. */
+        double det = (double)sw * swqq - (double)swq * swq, s2 = 0, b2 = 0;
         if (det > 0) {
-            s2 = (sw * swqx - swq * swx) / det;
-            b2 = (swqq * swx - swq * swqx) / det;
+            s2 = ((double)sw * swqx - (double)swq * swx) / det;
+            b2 = ((double)swqq * swx - (double)swq * swqx) / det;
         }
         if (b2 > 0 && swqq > 0) {
             b2 = 0;
-            s2 = swqx / swqq;
+            s2 = (double)swqx / swqq;
         }
         if (!(s2 > 0))
             continue;
@@ -160,18 +168,17 @@ quant_block45(const float *x, int nmax, uint8_t *out, uint8_t q[RT_QK_K])
     float d = as_stored(smax / 63.0f), dmin = as_stored(mmax / 63.0f);
     uint8_t sc[8], mc[8];
     for (int j = 0; j < 8; j++) {
-        sc[j] = (uint8_t)(d > 0.0f ? clampi(nearest(s[j] / d), 0, 63) : 0);
-        mc[j] = (uint8_t)(dmin > 0.0f ? clampi(nearest(m[j] / dmin), 0, 63) : 0);
+        sc[j] = (uint8_t)(d > 0.0f ? code_u(s[j] / d, 63.0f) : 0.0f);
+        mc[j] = (uint8_t)(dmin > 0.0f ? code_u(m[j] / dmin, 63.0f) : 0.0f);
     }
     put16(out, rt__f32_to_f16(d));
     put16(out + 2, rt__f32_to_f16(dmin));
     pack_scale_min(out + 4, sc, mc);
     for (int j = 0; j < 8; j++) {
         float ds = d * (float)sc[j], dm = dmin * (float)mc[j];
-        for (int i = 0; i < SUB45; i++) {
-            int v = ds > 0.0f ? nearest((x[SUB45 * j + i] + dm) / ds) : 0;
-            q[SUB45 * j + i] = (uint8_t)clampi(v, 0, nmax);
-        }
+        float ids = ds > 0.0f ? 1.0f / ds : 0.0f;
+        for (int i = 0; i < SUB45; i++)
+            q[SUB45 * j + i] = (uint8_t)code_u((x[SUB45 * j + i] + dm) * ids, (float)nmax);
     }
 }
 
@@ -214,8 +221,7 @@ sym_err(const float *x, const float *w, float s)
 {
     float is = 1.0f / s, e = 0.0f;
     for (int i = 0; i < SUB6; i++) {
-        int q = clampi(nearest(x[i] * is), -32, 31);
-        float d = s * (float)q - x[i];
+        float d = s * code_s(x[i] * is) - x[i];
         e += w[i] * d * d;
     }
     return e;
@@ -235,18 +241,17 @@ fit_sym(const float *x, const float *w)
     if (!(amax > 0.0f))
         return 0.0f;
     float best_s = ext / -32.0f, best = sym_err(x, w, best_s);
-    for (int k = 0; k < N_GRIDS; k++) {
-        float s = ext / (-32.0f + 0.25f * (float)(k - N_GRIDS / 2));
-        float is = 1.0f / s;
-        double swqx = 0, swqq = 0;
+    for (int k = 0; k < N_GRIDS6; k++) {
+        float s = ext / (-32.0f + 0.25f * (float)(k - N_GRIDS6 / 2));
+        float is = 1.0f / s, swqx = 0.0f, swqq = 0.0f;
         for (int i = 0; i < SUB6; i++) {
-            double q = clampi(nearest(x[i] * is), -32, 31);
+            float q = code_s(x[i] * is);
             swqx += w[i] * q * x[i];
             swqq += w[i] * q * q;
         }
-        if (!(swqq > 0))
+        if (!(swqq > 0.0f))
             continue;
-        float s2 = (float)(swqx / swqq);
+        float s2 = swqx / swqq;
         if (s2 == 0.0f)
             continue;
         float e = sym_err(x, w, s2);
@@ -273,13 +278,12 @@ rt_quant_row_q6_k(const float *x, uint8_t *out, size_t n)
         int8_t *sc = (int8_t *)(void *)(out + 192);
         memset(out, 0, 192);
         for (int j = 0; j < 16; j++)
-            sc[j] = (int8_t)(d > 0.0f ? clampi(nearest(s[j] / d), -127, 127) : 0);
+            sc[j] = (int8_t)(d > 0.0f ? code_u(s[j] / d + 127.0f, 254.0f) - 127.0f : 0.0f);
         put16(out + 208, rt__f32_to_f16(d));
         for (int e = 0; e < RT_QK_K; e++) {
             float ds = d * (float)sc[e / SUB6];
-            int v = ds != 0.0f ? clampi(nearest(x[e] / ds), -32, 31) : 0;
-            unsigned u = (unsigned)(v + 32), h = (unsigned)e / 128, t = ((unsigned)e % 128) / 32,
-                     l = (unsigned)e % 32;
+            unsigned u = (unsigned)(ds != 0.0f ? code_s(x[e] / ds) + 32.0f : 32.0f),
+                     h = (unsigned)e / 128, t = ((unsigned)e % 128) / 32, l = (unsigned)e % 32;
             /* Weight 128h + 32t + l: a nibble of ql[64h + 32(t & 1) + l]
              * (low for t < 2) and bits 2t, 2t+1 of qh[32h + l]. */
             ql[64 * h + 32 * (t & 1) + l] |= (uint8_t)((u & 15) << (t < 2 ? 0 : 4));
