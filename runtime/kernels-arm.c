@@ -115,6 +115,7 @@ static const rt__kernels kernels_neon = {
     .name = "neon",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
+    .axpy_f16 = rt__axpy_f16_portable,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,

@@ -12,6 +12,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #include <immintrin.h>
+#include <string.h>
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 
@@ -127,6 +128,19 @@ dot_f16(const uint8_t *w, const float *x, size_t n)
 }
 
 TARGET static void
+axpy_f16(float a, const uint8_t *v, float *y, size_t n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + 2 * i)));
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, vf)));
+    }
+    for (; i < n; i++)
+        y[i] += a * f16(v + 2 * i);
+}
+
+TARGET static void
 sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
 {
     for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES)
@@ -219,7 +233,12 @@ sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__block
     const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
     __m256i hv = qh ? load_i8x32(qh) : _mm256_setzero_si256();
     __m256i sum = _mm256_setzero_si256();
+    uint8_t sc[8], m[8];
     int32_t summ = 0;
+    for (unsigned j = 0; j < 8; j++) {
+        rt__kq_scale_min(w + 4, j, &sc[j], &m[j]);
+        summ += m[j] * x->bsums[j];
+    }
     for (unsigned c = 0; c < 4; c++) {
         __m256i v = load_i8x32(qs + 32 * c);
         __m256i lo = _mm256_and_si256(v, m4);
@@ -232,12 +251,8 @@ sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__block
             hi = _mm256_or_si256(
                 hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hv, b1), b1), sixteen));
         }
-        uint8_t sc0, m0, sc1, m1;
-        rt__kq_scale_min(w + 4, 2 * c, &sc0, &m0);
-        rt__kq_scale_min(w + 4, 2 * c + 1, &sc1, &m1);
-        sum = _mm256_add_epi32(sum, scaled_u8x32(lo, x->qs + 64 * c, sc0));
-        sum = _mm256_add_epi32(sum, scaled_u8x32(hi, x->qs + 64 * c + 32, sc1));
-        summ += m0 * x->bsums[2 * c] + m1 * x->bsums[2 * c + 1];
+        sum = _mm256_add_epi32(sum, scaled_u8x32(lo, x->qs + 64 * c, sc[2 * c]));
+        sum = _mm256_add_epi32(sum, scaled_u8x32(hi, x->qs + 64 * c + 32, sc[2 * c + 1]));
     }
     *ret_summ = summ;
     return hsum_i32(sum);
@@ -249,7 +264,7 @@ dot_q4_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
         int32_t summ, sumi = sums_q45(w, w + 16, NULL, &x[b], &summ);
-        acc = rt__kq_fold(acc, x[b].d, rt__le16(w), rt__le16(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, f16(w), f16(w + 2), sumi, summ);
     }
     return acc;
 }
@@ -260,7 +275,7 @@ dot_q5_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q5_K_BYTES) {
         int32_t summ, sumi = sums_q45(w, w + 48, w + 16, &x[b], &summ);
-        acc = rt__kq_fold(acc, x[b].d, rt__le16(w), rt__le16(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, f16(w), f16(w + 2), sumi, summ);
     }
     return acc;
 }
@@ -292,15 +307,165 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16));
             }
         }
-        acc = rt__kq_fold(acc, x[b].d, rt__le16(w + 208), 0, hsum_i32(sum), 0);
+        acc = rt__kq_fold(acc, x[b].d, f16(w + 208), 0.0f, hsum_i32(sum), 0);
     }
     return acc;
 }
+
+/* ---- 4 tokens per row (batched prompts): each token's operations are
+ * exactly those of the one-token kernels above, in the same order; what
+ * the tokens share is the row's loads, unpacking and scales. ---- */
+
+#define XQ(t) ((const rt__blockq8 *)(const void *)((const uint8_t *)xq + (t)*xq_stride))
+#define XK(t) ((const rt__blockq8k *)(const void *)((const uint8_t *)xq + (t)*xq_stride))
+
+/* prod_i8x32(w, x) with |w| (aw) already taken. */
+TARGET static inline __m256i
+prod_abs(__m256i aw, __m256i w, const int8_t *x)
+{
+    __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(load_i8x32(x), w));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* Block sums of 4 blocks (weights w0..w3, |w| a0..a3) with token x's
+ * blocks x[0..3], folded into acc as lanes_add does. */
+TARGET static inline __m128
+acc4_tok(__m128 acc, __m128 dw, const rt__blockq8 *x, __m256i w0, __m256i w1, __m256i w2,
+         __m256i w3, __m256i a0, __m256i a1, __m256i a2, __m256i a3)
+{
+    __m128i si = hsum4_i32(prod_abs(a0, w0, x[0].qs), prod_abs(a1, w1, x[1].qs),
+                           prod_abs(a2, w2, x[2].qs), prod_abs(a3, w3, x[3].qs));
+    __m128 dx = _mm_set_ps(x[3].d, x[2].d, x[1].d, x[0].d);
+    return _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(si), _mm_mul_ps(dw, dx)));
+}
+
+/* Q8_0 (q4 false) or Q4_0 (q4 true) for 4 tokens. The four accumulators
+ * are named, not an array: indexed they would live in memory and every
+ * block group would wait on a store and a reload. */
+TARGET static inline void
+dot4_q80_q40(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out, bool q4)
+{
+    const size_t bs = q4 ? RT_Q4_0_BYTES : RT_Q8_0_BYTES;
+    const rt__blockq8 *x0 = XQ(0), *x1 = XQ(1), *x2 = XQ(2), *x3 = XQ(3);
+    __m128 c0 = _mm_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const uint8_t *wb = w + b * bs;
+        __m256i w0 = q4 ? load_q4(wb + 2) : load_i8x32(wb + 2);
+        __m256i w1 = q4 ? load_q4(wb + bs + 2) : load_i8x32(wb + bs + 2);
+        __m256i w2 = q4 ? load_q4(wb + 2 * bs + 2) : load_i8x32(wb + 2 * bs + 2);
+        __m256i w3 = q4 ? load_q4(wb + 3 * bs + 2) : load_i8x32(wb + 3 * bs + 2);
+        __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+        __m256i a2 = _mm256_sign_epi8(w2, w2), a3 = _mm256_sign_epi8(w3, w3);
+        __m128 dw = _mm_set_ps(f16(wb + 3 * bs), f16(wb + 2 * bs), f16(wb + bs), f16(wb));
+        c0 = acc4_tok(c0, dw, x0 + b, w0, w1, w2, w3, a0, a1, a2, a3);
+        c1 = acc4_tok(c1, dw, x1 + b, w0, w1, w2, w3, a0, a1, a2, a3);
+        c2 = acc4_tok(c2, dw, x2 + b, w0, w1, w2, w3, a0, a1, a2, a3);
+        c3 = acc4_tok(c3, dw, x3 + b, w0, w1, w2, w3, a0, a1, a2, a3);
+    }
+    const __m128 acc[4] = { c0, c1, c2, c3 };
+    for (size_t t = 0; t < 4; t++) {
+        float tail[RT_DOT_LANES];
+        size_t n_tail = 0;
+        for (size_t bt = b; bt < nb; bt++) {
+            const uint8_t *wb = w + bt * bs;
+            __m256i wq = q4 ? load_q4(wb + 2) : load_i8x32(wb + 2);
+            int32_t si = dot_i8x32(wq, load_i8x32(XQ(t)[bt].qs));
+            tail[n_tail++] = (float)si * (f16(wb) * XQ(t)[bt].d);
+        }
+        out[t] = lanes_finish(acc[t], tail, n_tail);
+    }
+}
+
+TARGET static void
+dot4_q8_0(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
+{
+    dot4_q80_q40(w, xq, xq_stride, nb, out, false);
+}
+
+TARGET static void
+dot4_q4_0(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
+{
+    dot4_q80_q40(w, xq, xq_stride, nb, out, true);
+}
+
+TARGET static void
+dot4_q4_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
+        __m256i q[8], sv[8];
+        uint8_t m[8];
+        for (unsigned c = 0; c < 4; c++) {
+            __m256i v = load_i8x32(w + 16 + 32 * c);
+            q[2 * c] = _mm256_and_si256(v, m4);
+            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        for (unsigned j = 0; j < 8; j++) {
+            uint8_t sc;
+            rt__kq_scale_min(w + 4, j, &sc, &m[j]);
+            sv[j] = _mm256_set1_epi16(sc);
+        }
+        for (size_t t = 0; t < 4; t++) {
+            const rt__blockq8k *x = XK(t) + b;
+            __m256i sum = _mm256_setzero_si256();
+            int32_t summ = 0;
+            for (unsigned j = 0; j < 8; j++) {
+                __m256i p16 = _mm256_maddubs_epi16(q[j], load_i8x32(x->qs + 32 * j));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, sv[j]));
+                summ += m[j] * x->bsums[j];
+            }
+            acc[t] = rt__kq_fold(acc[t], x->d, f16(w), f16(w + 2), hsum_i32(sum), summ);
+        }
+    }
+    memcpy(out, acc, sizeof(acc));
+}
+
+TARGET static void
+dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
+        const int8_t *sc = (const int8_t *)(w + 192);
+        __m256i q[8], aq[8], s16[8];
+        for (unsigned h = 0; h < 2; h++) {
+            __m256i ql0 = load_i8x32(w + 64 * h), ql1 = load_i8x32(w + 64 * h + 32);
+            __m256i qh = load_i8x32(w + 128 + 32 * h);
+            for (unsigned t = 0; t < 4; t++) {
+                __m256i l = t & 1 ? ql1 : ql0;
+                __m256i lo =
+                    t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, (int)(2 * t)), m2);
+                unsigned k = 4 * h + t, g = 8 * h + 2 * t;
+                q[k] = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), off);
+                aq[k] = _mm256_sign_epi8(q[k], q[k]);
+                s16[k] = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
+            }
+        }
+        for (size_t t = 0; t < 4; t++) {
+            const rt__blockq8k *x = XK(t) + b;
+            __m256i sum = _mm256_setzero_si256();
+            for (unsigned k = 0; k < 8; k++) {
+                __m256i xv = load_i8x32(x->qs + 32 * k);
+                __m256i p16 = _mm256_maddubs_epi16(aq[k], _mm256_sign_epi8(xv, q[k]));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16[k]));
+            }
+            acc[t] = rt__kq_fold(acc[t], x->d, f16(w + 208), 0.0f, hsum_i32(sum), 0);
+        }
+    }
+    memcpy(out, acc, sizeof(acc));
+}
+
+#undef XQ
+#undef XK
 
 static const rt__kernels kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
@@ -308,6 +473,10 @@ static const rt__kernels kernels_avx2 = {
     .dot_q4_k = dot_q4_k,
     .dot_q5_k = dot_q5_k,
     .dot_q6_k = dot_q6_k,
+    .dot4_q8_0 = dot4_q8_0,
+    .dot4_q4_0 = dot4_q4_0,
+    .dot4_q4_k = dot4_q4_k,
+    .dot4_q6_k = dot4_q6_k,
 };
 
 /* AVX2, FMA and F16C present, and the OS saves the YMM registers. Read

@@ -196,6 +196,13 @@ dot_f16(const uint8_t *w, const float *x, size_t n)
     return s;
 }
 
+void
+rt__axpy_f16_portable(float a, const uint8_t *v, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * rt__f16_to_f32(rt__le16(v + 2 * i));
+}
+
 static void
 sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
 {
@@ -257,6 +264,7 @@ const rt__kernels rt__kernels_portable = {
     .name = "portable",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
+    .axpy_f16 = rt__axpy_f16_portable,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
@@ -280,6 +288,23 @@ const rt__kernels rt__kernels_portable = {
     }
 #define FLOAT_IN (a->x + t * a->x_stride)
 #define QUANT_IN (xq + t * a->xq_stride)
+/* As EACH_ROW_TOKEN with the 4-token kernel DOT4 for groups of 4 tokens
+ * (same results: the kernels promise it), DOT for the rest. */
+#define EACH_ROW_TOKEN4(DOT4, NB, DOT)                             \
+    for (uint32_t r = r0; r < r1; r++) {                           \
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;   \
+        size_t t = 0;                                              \
+        for (; t + 4 <= a->n; t += 4) {                            \
+            float o[4];                                            \
+            DOT4(row, xq + t * a->xq_stride, a->xq_stride, NB, o); \
+            for (size_t j = 0; j < 4; j++)                         \
+                a->out[(t + j) * a->out_stride + r] = o[j];        \
+        }                                                          \
+        for (; t < a->n; t++) {                                    \
+            const void *in = QUANT_IN;                             \
+            a->out[t * a->out_stride + r] = (DOT);                 \
+        }                                                          \
+    }
 
 void
 rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
@@ -296,25 +321,38 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
         EACH_ROW_TOKEN(FLOAT_IN, k->dot_f16(row, in, w->cols));
         break;
     case RT_TYPE_Q8_0:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q8_0(row, in, nb));
+        if (k->dot4_q8_0 && a->n >= 4)
+            EACH_ROW_TOKEN4(k->dot4_q8_0, nb, k->dot_q8_0(row, in, nb))
+        else
+            EACH_ROW_TOKEN(QUANT_IN, k->dot_q8_0(row, in, nb));
         break;
     case RT_TYPE_Q4_0:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_0(row, in, nb));
+        if (k->dot4_q4_0 && a->n >= 4)
+            EACH_ROW_TOKEN4(k->dot4_q4_0, nb, k->dot_q4_0(row, in, nb))
+        else
+            EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_0(row, in, nb));
         break;
     case RT_TYPE_Q4_K:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_k(row, in, nbk));
+        if (k->dot4_q4_k && a->n >= 4)
+            EACH_ROW_TOKEN4(k->dot4_q4_k, nbk, k->dot_q4_k(row, in, nbk))
+        else
+            EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_k(row, in, nbk));
         break;
     case RT_TYPE_Q5_K:
         EACH_ROW_TOKEN(QUANT_IN, k->dot_q5_k(row, in, nbk));
         break;
     case RT_TYPE_Q6_K:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q6_k(row, in, nbk));
+        if (k->dot4_q6_k && a->n >= 4)
+            EACH_ROW_TOKEN4(k->dot4_q6_k, nbk, k->dot_q6_k(row, in, nbk))
+        else
+            EACH_ROW_TOKEN(QUANT_IN, k->dot_q6_k(row, in, nbk));
         break;
     default:
         break;
     }
 }
 #undef EACH_ROW_TOKEN
+#undef EACH_ROW_TOKEN4
 #undef FLOAT_IN
 #undef QUANT_IN
 

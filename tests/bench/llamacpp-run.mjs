@@ -9,7 +9,8 @@
 //   node llamacpp-run.mjs bench MODEL THREADS PROMPT N_GEN RUNS
 //     per run, on an empty KV cache: the prompt in one batch, then N_GEN
 //     greedy tokens one at a time; prints one JSON line per run
-//     {"pp":tok/s,"tg":tok/s,"n_prompt":..,"n_gen":..} and a last one with
+//     {"pp":tok/s,"tg":tok/s,"pp_cpu":tok per CPU second,"tg_cpu":..,
+//     "n_prompt":..,"n_gen":..} and a last one with
 //     {"rss_kib":peak RSS of this process,"base_kib":RSS before llama.cpp
 //     was loaded,"system_info":llama.cpp's system info}.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
@@ -31,18 +32,30 @@ const ctx = await model.createContext({
 });
 const seq = ctx.getSequence();
 
-// Greedy generation of n tokens after prompt; returns [ids, t_first, t_end]
-// with times in seconds from the start of the prompt.
+// CPU seconds of this process, all threads (llama.cpp's included).
+function cpu() {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+}
+
+// Greedy generation of n tokens after prompt; returns [ids, t_first, t_last,
+// c_first, c_last]: wall and CPU seconds from the start of the prompt to the
+// first and the last token.
 async function greedy(prompt, n) {
     const ids = [];
-    const t0 = performance.now();
-    let tFirst = 0;
+    const t0 = performance.now(), c0 = cpu();
+    let tFirst = 0, cFirst = 0, tLast = 0, cLast = 0;
     for await (const tok of seq.evaluate(prompt, { temperature: 0 })) {
-        if (ids.length === 0) tFirst = performance.now();
+        tLast = performance.now();
+        cLast = cpu();
+        if (ids.length === 0) {
+            tFirst = tLast;
+            cFirst = cLast;
+        }
         ids.push(tok);
         if (ids.length >= n) break;
     }
-    return [ids, (tFirst - t0) / 1e3, (performance.now() - t0) / 1e3];
+    return [ids, (tFirst - t0) / 1e3, (tLast - t0) / 1e3, cFirst - c0, cLast - c0];
 }
 
 if (mode === "check") {
@@ -55,11 +68,13 @@ if (mode === "check") {
     await greedy(prompt, 2); // warm-up: page the weights in
     await seq.clearHistory();
     for (let r = 0; r < runs; r++) {
-        const [ids, tFirst, tEnd] = await greedy(prompt, nGen);
+        const [ids, tFirst, tLast, cFirst, cLast] = await greedy(prompt, nGen);
         await seq.clearHistory();
         console.log(JSON.stringify({
             pp: prompt.length / tFirst,
-            tg: (ids.length - 1) / (tEnd - tFirst),
+            tg: (ids.length - 1) / (tLast - tFirst),
+            pp_cpu: prompt.length / cFirst,
+            tg_cpu: (ids.length - 1) / (cLast - cFirst),
             n_prompt: prompt.length,
             n_gen: ids.length,
         }));
