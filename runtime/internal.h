@@ -80,6 +80,9 @@ void rt__axpy_f16_portable(float a, const uint8_t *v, float *y, size_t n);
 /* The SIMD set for this CPU, or NULL when it has none (or the build has
  * none for this architecture). */
 const rt__kernels *rt__kernels_simd(void);
+/* Every SIMD set this CPU can run, the one rt__kernels_simd picks first:
+ * the i-th, or NULL past the last (the tests compare each with portable). */
+const rt__kernels *rt__kernels_simd_all(size_t i);
 
 /* IEEE half <-> float (round to nearest even). */
 float rt__f16_to_f32(uint16_t h);

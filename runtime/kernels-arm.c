@@ -132,4 +132,10 @@ rt__kernels_simd(void)
 {
     return &kernels_neon;
 }
+
+const rt__kernels *
+rt__kernels_simd_all(size_t i)
+{
+    return i == 0 ? &kernels_neon : NULL;
+}
 #endif

@@ -34,24 +34,6 @@ hsum_f32(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Products w[i] * x[i] of 32 int8 pairs, summed into 8 int32 lanes.
- * maddubs needs an unsigned operand: |w| times x with w's sign moved onto x
- * (pairs stay below 2^15 since x is in [-127, 127]). */
-TARGET static inline __m256i
-prod_i8x32(__m256i w, __m256i x)
-{
-    __m256i aw = _mm256_sign_epi8(w, w);
-    __m256i sx = _mm256_sign_epi8(x, w);
-    __m256i p16 = _mm256_maddubs_epi16(aw, sx);
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
-TARGET static inline int32_t
-dot_i8x32(__m256i w, __m256i x)
-{
-    return hsum_i32(prod_i8x32(w, x));
-}
-
 TARGET static inline float
 f16(const uint8_t *p)
 {
@@ -140,20 +122,6 @@ axpy_f16(float a, const uint8_t *v, float *y, size_t n)
         y[i] += a * f16(v + 2 * i);
 }
 
-TARGET static void
-sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
-{
-    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES)
-        ret[b] = dot_i8x32(load_i8x32(w + 2), load_i8x32(x[b].qs));
-}
-
-TARGET static void
-sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
-{
-    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES)
-        ret[b] = dot_i8x32(load_q4(w + 2), load_i8x32(x[b].qs));
-}
-
 /* Tail blocks (nb % 4) go to lanes 0.., as in the portable kernel. */
 TARGET static inline float
 lanes_finish(__m128 acc4, const float *tail, size_t n_tail)
@@ -165,51 +133,27 @@ lanes_finish(__m128 acc4, const float *tail, size_t n_tail)
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-TARGET static float
-dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
-{
-    __m128 acc = _mm_setzero_ps();
-    size_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *wb = w + b * RT_Q8_0_BYTES;
-        __m128i si = hsum4_i32(prod_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs)),
-                               prod_i8x32(load_i8x32(wb + 36), load_i8x32(x[b + 1].qs)),
-                               prod_i8x32(load_i8x32(wb + 70), load_i8x32(x[b + 2].qs)),
-                               prod_i8x32(load_i8x32(wb + 104), load_i8x32(x[b + 3].qs)));
-        acc = lanes_add(acc, si, wb, RT_Q8_0_BYTES, x + b);
-    }
-    float tail[RT_DOT_LANES];
-    size_t n_tail = 0;
-    for (; b < nb; b++) {
-        const uint8_t *wb = w + b * RT_Q8_0_BYTES;
-        int32_t si = dot_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs));
-        tail[n_tail++] = (float)si * (f16(wb) * x[b].d);
-    }
-    return lanes_finish(acc, tail, n_tail);
-}
+/* ---- Q8_0 / Q4_0 (kernels-x86-q0.h), for plain AVX2 and for AVX-VNNI ---- */
 
-TARGET static float
-dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
-{
-    __m128 acc = _mm_setzero_ps();
-    size_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *wb = w + b * RT_Q4_0_BYTES;
-        __m128i si = hsum4_i32(prod_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs)),
-                               prod_i8x32(load_q4(wb + 20), load_i8x32(x[b + 1].qs)),
-                               prod_i8x32(load_q4(wb + 38), load_i8x32(x[b + 2].qs)),
-                               prod_i8x32(load_q4(wb + 56), load_i8x32(x[b + 3].qs)));
-        acc = lanes_add(acc, si, wb, RT_Q4_0_BYTES, x + b);
-    }
-    float tail[RT_DOT_LANES];
-    size_t n_tail = 0;
-    for (; b < nb; b++) {
-        const uint8_t *wb = w + b * RT_Q4_0_BYTES;
-        int32_t si = dot_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs));
-        tail[n_tail++] = (float)si * (f16(wb) * x[b].d);
-    }
-    return lanes_finish(acc, tail, n_tail);
-}
+#define Q0(name)     name
+#define Q0_TARGET    TARGET
+#define Q0_DOT(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (b)), _mm256_set1_epi16(1))
+#include "runtime/kernels-x86-q0.h"
+#undef Q0
+#undef Q0_TARGET
+#undef Q0_DOT
+
+/* GCC 11 and clang 12 know AVX-VNNI's 256-bit (VEX) vpdpbusd. */
+#if defined(__clang__) ? __clang_major__ >= 12 : __GNUC__ >= 11
+#define HAVE_AVXVNNI 1
+#define Q0(name)     name##_vnni
+#define Q0_TARGET    __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define Q0_DOT(a, b) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), (a), (b))
+#include "runtime/kernels-x86-q0.h"
+#undef Q0
+#undef Q0_TARGET
+#undef Q0_DOT
+#endif
 
 /* ---- K-quants: integer sums per super-block as kquant.c defines them,
  * folded with the shared rt__kq_fold, so results equal the portable ones
@@ -316,78 +260,7 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
  * exactly those of the one-token kernels above, in the same order; what
  * the tokens share is the row's loads, unpacking and scales. ---- */
 
-#define XQ(t) ((const rt__blockq8 *)(const void *)((const uint8_t *)xq + (t)*xq_stride))
 #define XK(t) ((const rt__blockq8k *)(const void *)((const uint8_t *)xq + (t)*xq_stride))
-
-/* prod_i8x32(w, x) with |w| (aw) already taken. */
-TARGET static inline __m256i
-prod_abs(__m256i aw, __m256i w, const int8_t *x)
-{
-    __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(load_i8x32(x), w));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
-/* Block sums of 4 blocks (weights w0..w3, |w| a0..a3) with token x's
- * blocks x[0..3], folded into acc as lanes_add does. */
-TARGET static inline __m128
-acc4_tok(__m128 acc, __m128 dw, const rt__blockq8 *x, __m256i w0, __m256i w1, __m256i w2,
-         __m256i w3, __m256i a0, __m256i a1, __m256i a2, __m256i a3)
-{
-    __m128i si = hsum4_i32(prod_abs(a0, w0, x[0].qs), prod_abs(a1, w1, x[1].qs),
-                           prod_abs(a2, w2, x[2].qs), prod_abs(a3, w3, x[3].qs));
-    __m128 dx = _mm_set_ps(x[3].d, x[2].d, x[1].d, x[0].d);
-    return _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(si), _mm_mul_ps(dw, dx)));
-}
-
-/* Q8_0 (q4 false) or Q4_0 (q4 true) for 4 tokens. The four accumulators
- * are named, not an array: indexed they would live in memory and every
- * block group would wait on a store and a reload. */
-TARGET static inline void
-dot4_q80_q40(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out, bool q4)
-{
-    const size_t bs = q4 ? RT_Q4_0_BYTES : RT_Q8_0_BYTES;
-    const rt__blockq8 *x0 = XQ(0), *x1 = XQ(1), *x2 = XQ(2), *x3 = XQ(3);
-    __m128 c0 = _mm_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-    size_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *wb = w + b * bs;
-        __m256i w0 = q4 ? load_q4(wb + 2) : load_i8x32(wb + 2);
-        __m256i w1 = q4 ? load_q4(wb + bs + 2) : load_i8x32(wb + bs + 2);
-        __m256i w2 = q4 ? load_q4(wb + 2 * bs + 2) : load_i8x32(wb + 2 * bs + 2);
-        __m256i w3 = q4 ? load_q4(wb + 3 * bs + 2) : load_i8x32(wb + 3 * bs + 2);
-        __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
-        __m256i a2 = _mm256_sign_epi8(w2, w2), a3 = _mm256_sign_epi8(w3, w3);
-        __m128 dw = _mm_set_ps(f16(wb + 3 * bs), f16(wb + 2 * bs), f16(wb + bs), f16(wb));
-        c0 = acc4_tok(c0, dw, x0 + b, w0, w1, w2, w3, a0, a1, a2, a3);
-        c1 = acc4_tok(c1, dw, x1 + b, w0, w1, w2, w3, a0, a1, a2, a3);
-        c2 = acc4_tok(c2, dw, x2 + b, w0, w1, w2, w3, a0, a1, a2, a3);
-        c3 = acc4_tok(c3, dw, x3 + b, w0, w1, w2, w3, a0, a1, a2, a3);
-    }
-    const __m128 acc[4] = { c0, c1, c2, c3 };
-    for (size_t t = 0; t < 4; t++) {
-        float tail[RT_DOT_LANES];
-        size_t n_tail = 0;
-        for (size_t bt = b; bt < nb; bt++) {
-            const uint8_t *wb = w + bt * bs;
-            __m256i wq = q4 ? load_q4(wb + 2) : load_i8x32(wb + 2);
-            int32_t si = dot_i8x32(wq, load_i8x32(XQ(t)[bt].qs));
-            tail[n_tail++] = (float)si * (f16(wb) * XQ(t)[bt].d);
-        }
-        out[t] = lanes_finish(acc[t], tail, n_tail);
-    }
-}
-
-TARGET static void
-dot4_q8_0(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
-{
-    dot4_q80_q40(w, xq, xq_stride, nb, out, false);
-}
-
-TARGET static void
-dot4_q4_0(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
-{
-    dot4_q80_q40(w, xq, xq_stride, nb, out, true);
-}
 
 TARGET static void
 dot4_q4_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
@@ -458,7 +331,6 @@ dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *
     memcpy(out, acc, sizeof(acc));
 }
 
-#undef XQ
 #undef XK
 
 static const rt__kernels kernels_avx2 = {
@@ -502,10 +374,55 @@ has_avx2(void)
     return b & (1u << 5);
 }
 
+#ifdef HAVE_AVXVNNI
+/* AVX2 with the int8 products of Q8_0/Q4_0 on vpdpbusd (one instruction
+ * where AVX2 takes two): same integers, same results. */
+static const rt__kernels kernels_avxvnni = {
+    .name = "avx2+vnni",
+    .dot_f32 = dot_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .dot_q8_0 = dot_q8_0_vnni,
+    .dot_q4_0 = dot_q4_0_vnni,
+    .sums_q8_0 = sums_q8_0_vnni,
+    .sums_q4_0 = sums_q4_0_vnni,
+    .dot_q4_k = dot_q4_k,
+    .dot_q5_k = dot_q5_k,
+    .dot_q6_k = dot_q6_k,
+    .dot4_q8_0 = dot4_q8_0_vnni,
+    .dot4_q4_0 = dot4_q4_0_vnni,
+    .dot4_q4_k = dot4_q4_k,
+    .dot4_q6_k = dot4_q6_k,
+};
+
+/* AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4. */
+static bool
+has_avxvnni(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 1, a, b, c, d);
+    return a & (1u << 4);
+}
+#endif
+
+const rt__kernels *
+rt__kernels_simd_all(size_t i)
+{
+    /* Asked once per model init: cheap enough not to cache (no shared state). */
+    if (!has_avx2())
+        return NULL;
+#ifdef HAVE_AVXVNNI
+    if (has_avxvnni()) /* the faster set first */
+        return i == 0 ? &kernels_avxvnni : i == 1 ? &kernels_avx2 : NULL;
+#endif
+    return i == 0 ? &kernels_avx2 : NULL;
+}
+
 const rt__kernels *
 rt__kernels_simd(void)
 {
-    /* Asked once per model init: cheap enough not to cache (no shared state). */
-    return has_avx2() ? &kernels_avx2 : NULL;
+    return rt__kernels_simd_all(0);
 }
 #endif

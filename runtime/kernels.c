@@ -369,4 +369,11 @@ rt__kernels_simd(void)
 {
     return NULL;
 }
+
+const rt__kernels *
+rt__kernels_simd_all(size_t i)
+{
+    (void)i;
+    return NULL;
+}
 #endif

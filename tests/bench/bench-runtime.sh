@@ -117,19 +117,20 @@ for t in ${TYPES:-f32 q8_0 q4_0 q4_k_m}; do
     check "$scratch/$t.gguf" "Once upon a time"
 done
 
-# One run of nvx: prints "pp tg rss_kib kernels".
+# One run of nvx: prints "pp tg rss_kib pp_cpu tg_cpu kernels".
 nvx_run() { # FILE THREADS
     /usr/bin/time -f "rss %M" "$nvx" run "$1" --prompt "$prompt" -n "$n_gen" -t 0 \
         --threads "$2" --kv f16 --stats 2>&1 >/dev/null | python3 -c '
 import re, sys
 t = sys.stdin.read()
-m = re.search(r"(\S+) kernels.*prompt ([0-9.]+) tok/s, generation ([0-9.]+) tok/s", t)
+m = re.search(r"(\S+) kernels.*prompt ([0-9.]+) tok/s, generation ([0-9.]+) tok/s; "
+              r"per CPU second: prompt ([0-9.]+), generation ([0-9.]+)", t)
 r = re.search(r"rss (\d+)", t)
 if not m or not r:
     sys.exit("nvx run failed: " + t)
-print(m.group(2), m.group(3), r.group(1), m.group(1))'
+print(m.group(2), m.group(3), r.group(1), m.group(4), m.group(5), m.group(1))'
 }
-# One run of llama.cpp: prints "pp tg rss_kib" and leaves its system info
+# One run of llama.cpp: prints "pp tg rss_kib pp_cpu tg_cpu" and leaves its system info
 # in $scratch/system_info.
 llama_run() { # FILE THREADS
     llama bench "$1" "$2" "$prompt" "$n_gen" 1 | python3 -c '
@@ -137,14 +138,17 @@ import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 run, tail = rows[0], rows[-1]
 open(sys.argv[1], "w").write(tail["system_info"])
-print(run["pp"], run["tg"], tail["rss_kib"] - tail["base_kib"])' "$scratch/system_info"
+print(run["pp"], run["tg"], tail["rss_kib"] - tail["base_kib"], run["pp_cpu"], run["tg_cpu"])' \
+        "$scratch/system_info"
 }
 
 echo
 echo "== nvx vs llama.cpp (node-llama-cpp 3.21.1), synthetic 110M model, prompt ~60 tokens,"
-echo "   $n_gen generated, medians of $runs alternating runs; tok/s wall clock, RSS MiB"
-printf '%-7s %3s | %8s %8s %6s | %8s %8s %6s | %7s %7s %6s | %s\n' type thr "nvx tg" \
-    "lcpp tg" ratio "nvx pp" "lcpp pp" ratio "nvx MiB" "lcpp" ratio "load (1 min)"
+echo "   $n_gen generated, medians of $runs alternating runs; tok/s wall clock, RSS MiB;"
+echo "   cpu: the ratio of tokens per CPU second (all threads), which load on a shared"
+echo "   machine distorts less (at 2 threads it also counts spinning workers)"
+printf '%-7s %3s | %8s %8s %6s %6s | %8s %8s %6s %6s | %7s %7s %6s | %s\n' type thr "nvx tg" \
+    "lcpp tg" ratio cpu "nvx pp" "lcpp pp" ratio cpu "nvx MiB" "lcpp" ratio "load (1 min)"
 for t in ${TYPES:-f32 q8_0 q4_0 q4_k_m}; do
     for th in ${THREADS:-1 2}; do
         f=$scratch/$t.gguf
@@ -161,12 +165,13 @@ import statistics as st, sys
 rows = [l.split() for l in open(sys.argv[1])]
 def med(who, k):
     return st.median(float(r[k + 1]) for r in rows if r[0] == who)
-n = [med("nvx", k) for k in range(3)]
-l = [med("lcpp", k) for k in range(3)]
-kern = [r[4] for r in rows if r[0] == "nvx"][0]
-print("%-7s %3s | %8.2f %8.2f %5.2fx | %8.1f %8.1f %5.2fx | %7.0f %7.0f %5.2fx | %s (nvx %s)" % (
-    sys.argv[2], sys.argv[3], n[1], l[1], n[1] / l[1], n[0], l[0], n[0] / l[0],
-    n[2] / 1024, l[2] / 1024, n[2] / l[2], sys.argv[4], kern))
+n = [med("nvx", k) for k in range(5)]
+l = [med("lcpp", k) for k in range(5)]
+kern = [r[6] for r in rows if r[0] == "nvx"][0]
+print("%-7s %3s | %8.2f %8.2f %5.2fx %5.2fx | %8.1f %8.1f %5.2fx %5.2fx | %7.0f %7.0f %5.2fx | "
+      "%s (nvx %s)" % (sys.argv[2], sys.argv[3], n[1], l[1], n[1] / l[1], n[4] / l[4], n[0], l[0],
+                      n[0] / l[0], n[3] / l[3], n[2] / 1024, l[2] / 1024, n[2] / l[2], sys.argv[4],
+                      kern))
 EOF
     done
 done

@@ -81,14 +81,25 @@ test_padding(void **state)
         assert_int_equal(xb[i / 32].qs[i % 32], 0);
 }
 
+static void check_set(const rt__kernels *s);
+
+/* Every SIMD set this CPU runs (AVX2 and AVX-VNNI here, say) equals the
+ * portable kernels. */
 static void
 test_simd_equal(void **state)
 {
-    const rt__kernels *p = &rt__kernels_portable, *s = rt__kernels_simd();
-    if (!s) {
+    if (!rt__kernels_simd_all(0)) {
         printf("# no SIMD kernels on this CPU\n");
         skip();
     }
+    for (size_t i = 0; rt__kernels_simd_all(i); i++)
+        check_set(rt__kernels_simd_all(i));
+}
+
+static void
+check_set(const rt__kernels *s)
+{
+    const rt__kernels *p = &rt__kernels_portable;
     printf("# comparing %s with portable\n", s->name);
     for (int iter = 0; iter < 300; iter++) {
         size_t n = 1 + rnd() % 700; /* any width */
