@@ -65,9 +65,11 @@ typedef struct rt__kernels {
     float (*dot_q6_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
     /* Optional (NULL: one token at a time): the dot products of one row
      * with 4 tokens' activations, xq + t * xq_stride bytes for token t,
-     * into out[0..3], each bit-identical to the one-token kernel's. The
+     * into out[0..3], each bit-identical to the one-token kernel's (for
+     * dot4_f32: x + t * x_stride floats, n of them). The
      * row's unpacking and scales are shared by the 4 tokens: batched
      * prompts run faster. */
+    void (*dot4_f32)(const float *w, const float *x, size_t x_stride, size_t n, float *out);
     void (*dot4_q8_0)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
     void (*dot4_q4_0)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
     void (*dot4_q4_k)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);

@@ -94,6 +94,44 @@ dot_f32(const float *w, const float *x, size_t n)
     return s;
 }
 
+/* dot_f32 for 4 tokens (x + t * x_stride): per token the same fused
+ * multiply-adds into the same two accumulators, in the same order. */
+TARGET static void
+dot4_f32(const float *w, const float *x, size_t x_stride, size_t n, float *out)
+{
+    const float *x0 = x, *x1 = x + x_stride, *x2 = x + 2 * x_stride, *x3 = x + 3 * x_stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + i), a0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + i + 8), a1);
+        b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + i), b0);
+        b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + i + 8), b1);
+        c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + i), c0);
+        c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x2 + i + 8), c1);
+        d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + i), d0);
+        d1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x3 + i + 8), d1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 w0 = _mm256_loadu_ps(w + i);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + i), a0);
+        b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + i), b0);
+        c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + i), c0);
+        d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + i), d0);
+    }
+    out[0] = hsum_f32(_mm256_add_ps(a0, a1));
+    out[1] = hsum_f32(_mm256_add_ps(b0, b1));
+    out[2] = hsum_f32(_mm256_add_ps(c0, c1));
+    out[3] = hsum_f32(_mm256_add_ps(d0, d1));
+    for (; i < n; i++) {
+        out[0] += w[i] * x0[i];
+        out[1] += w[i] * x1[i];
+        out[2] += w[i] * x2[i];
+        out[3] += w[i] * x3[i];
+    }
+}
+
 TARGET static float
 dot_f16(const uint8_t *w, const float *x, size_t n)
 {
@@ -345,6 +383,7 @@ static const rt__kernels kernels_avx2 = {
     .dot_q4_k = dot_q4_k,
     .dot_q5_k = dot_q5_k,
     .dot_q6_k = dot_q6_k,
+    .dot4_f32 = dot4_f32,
     .dot4_q8_0 = dot4_q8_0,
     .dot4_q4_0 = dot4_q4_0,
     .dot4_q4_k = dot4_q4_k,
@@ -389,6 +428,7 @@ static const rt__kernels kernels_avxvnni = {
     .dot_q4_k = dot_q4_k,
     .dot_q5_k = dot_q5_k,
     .dot_q6_k = dot_q6_k,
+    .dot4_f32 = dot4_f32,
     .dot4_q8_0 = dot4_q8_0_vnni,
     .dot4_q4_0 = dot4_q4_0_vnni,
     .dot4_q4_k = dot4_q4_k,

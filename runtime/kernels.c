@@ -290,6 +290,21 @@ const rt__kernels rt__kernels_portable = {
 #define QUANT_IN (xq + t * a->xq_stride)
 /* As EACH_ROW_TOKEN with the 4-token kernel DOT4 for groups of 4 tokens
  * (same results: the kernels promise it), DOT for the rest. */
+#define EACH_ROW_TOKEN4_F32(DOT4_CALL, DOT)                      \
+    for (uint32_t r = r0; r < r1; r++) {                         \
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+        size_t t = 0;                                            \
+        for (; t + 4 <= a->n; t += 4) {                          \
+            float o[4];                                          \
+            DOT4_CALL;                                           \
+            for (size_t j = 0; j < 4; j++)                       \
+                a->out[(t + j) * a->out_stride + r] = o[j];      \
+        }                                                        \
+        for (; t < a->n; t++) {                                  \
+            const float *in = FLOAT_IN;                          \
+            a->out[t * a->out_stride + r] = (DOT);               \
+        }                                                        \
+    }
 #define EACH_ROW_TOKEN4(DOT4, NB, DOT)                             \
     for (uint32_t r = r0; r < r1; r++) {                           \
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;   \
@@ -315,7 +330,12 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
     switch (w->type) {
     case RT_TYPE_F32:
-        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f32((const float *)(const void *)row, in, w->cols));
+        if (k->dot4_f32 && a->n >= 4)
+            EACH_ROW_TOKEN4_F32(k->dot4_f32((const float *)(const void *)row,
+                                            a->x + t * a->x_stride, a->x_stride, w->cols, o),
+                                k->dot_f32((const float *)(const void *)row, in, w->cols))
+        else
+            EACH_ROW_TOKEN(FLOAT_IN, k->dot_f32((const float *)(const void *)row, in, w->cols));
         break;
     case RT_TYPE_F16:
         EACH_ROW_TOKEN(FLOAT_IN, k->dot_f16(row, in, w->cols));
@@ -353,6 +373,7 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
 }
 #undef EACH_ROW_TOKEN
 #undef EACH_ROW_TOKEN4
+#undef EACH_ROW_TOKEN4_F32
 #undef FLOAT_IN
 #undef QUANT_IN
 

@@ -239,8 +239,11 @@ sort_tensors(rt__qmodel *m)
     free(key);
 }
 
+/* need_llama: refuse other architectures (-ENOTSUP) before reading any
+ * tensor. */
 static int
-load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len, bool *ret_requant)
+load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len, bool need_llama,
+           bool *ret_requant)
 {
     if (l->format == RT_FORMAT_LLAMA2C) {
         m->llama = true;
@@ -257,6 +260,8 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len, bo
         int r = load_gguf_params(m, &l->u.gguf);
         if (r < 0)
             return r;
+        if (need_llama && !m->llama)
+            return -ENOTSUP;
     }
     rt_layout_iter it = RT_LAYOUT_ITER_INIT;
     rt_tensor_info ti;
@@ -657,13 +662,9 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
         r = -ENOMEM;
         goto out;
     }
-    r = load_model(&m, &l, buf, len, &rep.requantized);
+    r = load_model(&m, &l, buf, len, opts->method == RT_QUANT_AWQ, &rep.requantized);
     if (r < 0)
         goto out;
-    if (opts->method == RT_QUANT_AWQ && !m.llama) {
-        r = -ENOTSUP;
-        goto out;
-    }
     if (opts->type == RT_TYPE_Q4_0) {
         r = add_output_copy(&m);
         if (r < 0)

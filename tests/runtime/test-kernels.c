@@ -165,6 +165,16 @@ check_set(const rt__kernels *s)
         a = p->dot_f16(wh, x, n);
         b = s->dot_f16(wh, x, n);
         assert_true(fabsf(a - b) <= bound);
+        /* 4-token F32: each token as the same set's one-token kernel
+         * (x shifted by one float per token). */
+        if (s->dot4_f32 && n >= 4) {
+            float o[4];
+            s->dot4_f32(wf, x, 1, n - 3, o);
+            for (size_t j = 0; j < 4; j++) {
+                a = s->dot_f32(wf, x + j, n - 3);
+                assert_memory_equal(&a, &o[j], 4);
+            }
+        }
         /* The F16 cache's value product: elementwise, so exact. */
         float *ya = malloc(n * sizeof(float)), *yb = malloc(n * sizeof(float));
         assert_true(ya && yb);

@@ -163,6 +163,31 @@ test_rows_zero(void **state)
 
 /* ---- whole models (shared realarch files) ---- */
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+/* How many whole-model conversions this run affords: quantizing a realarch
+ * file takes about a second of CPU at -O2 and ten times that in the
+ * sanitizer build (-O0) or under qemu. The plain build runs them all; the
+ * sanitizer build the Q4_K_M round trip alone (the code paths are the
+ * same); qemu none (the quantizer is portable C, tested natively). */
+static int
+budget(void)
+{
+    if (tu_emulated())
+        return 0;
+#ifdef SANITIZED
+    return 1;
+#else
+    return 3;
+#endif
+}
+
 typedef struct mem {
     uint8_t *p;
     size_t len, cap;
@@ -238,6 +263,10 @@ static void
 test_mixture_like_llama_quantize(void **state)
 {
     (void)state;
+    if (budget() < 3) {
+        printf("# skipping: the plain native build checks the llama and phi3 mixtures\n");
+        skip();
+    }
     static const char *const files[] = { "realarch/llama-gqa-Q4_K_M.gguf",
                                          "realarch/phi3-Q4_K_M.gguf" };
     for (size_t i = 0; i < 2; i++) {
@@ -409,6 +438,10 @@ static void
 test_round_trip_q4_k_m(void **state)
 {
     (void)state;
+    if (budget() < 1) {
+        printf("# skipping under emulation: the native builds run the round trip\n");
+        skip();
+    }
     check_round_trip(RT_TYPE_Q4_K, 0.30f, 1.25);
 }
 
@@ -416,6 +449,10 @@ static void
 test_round_trip_q6_k(void **state)
 {
     (void)state;
+    if (budget() < 2) {
+        printf("# skipping: the plain native build runs the Q6_K round trip\n");
+        skip();
+    }
     check_round_trip(RT_TYPE_Q6_K, 0.12f, 0.25);
 }
 
