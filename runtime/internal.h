@@ -136,6 +136,24 @@ rt__kq_scale_min(const uint8_t *s, unsigned j, uint8_t *ret_sc, uint8_t *ret_m)
     }
 }
 
+/* All 8 scales and mins at once (rt__kq_scale_min for j = 0..7), from the
+ * 12 bytes read as three little-endian words: 16 shifts and masks per
+ * super-block instead of 8 calls' byte arithmetic. */
+static inline void
+rt__kq_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8])
+{
+    uint32_t u0 = rt__le32(s), u1 = rt__le32(s + 4), u2 = rt__le32(s + 8);
+    uint32_t lo_sc = u0 & 0x3f3f3f3fu, lo_m = u1 & 0x3f3f3f3fu;
+    uint32_t hi_sc = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    uint32_t hi_m = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    for (unsigned k = 0; k < 4; k++) {
+        sc[k] = (uint8_t)(lo_sc >> (8 * k));
+        sc[k + 4] = (uint8_t)(hi_sc >> (8 * k));
+        m[k] = (uint8_t)(lo_m >> (8 * k));
+        m[k + 4] = (uint8_t)(hi_m >> (8 * k));
+    }
+}
+
 /* acc + d * dx * sumi - dmin * dx * summ, in that order: the float step
  * every K-quant kernel set shares (bit-exactness). d and dmin are the
  * super-block's fp16 scales as floats (every set converts them exactly,

@@ -11,7 +11,7 @@
  *              127: no saturation), one vpdpbusd for VNNI. Both give the
  *              same integers, so every set's results are bit-identical.
  * and the helpers it uses (hsum_i32, hsum4_i32, lanes_add, lanes_finish,
- * load_q4, load_i8x32, f16).
+ * load_q4, load_i8x32, f16, prefetch_block).
  */
 
 /* Products w[i] * x[i] of 32 int8 pairs, summed into 8 int32 lanes.
@@ -50,6 +50,7 @@ Q0(dot_q8_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb)
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *wb = w + b * RT_Q8_0_BYTES;
+        prefetch_block(wb, 4 * RT_Q8_0_BYTES);
         __m128i si = hsum4_i32(Q0(prod_i8x32)(load_i8x32(wb + 2), load_i8x32(x[b].qs)),
                                Q0(prod_i8x32)(load_i8x32(wb + 36), load_i8x32(x[b + 1].qs)),
                                Q0(prod_i8x32)(load_i8x32(wb + 70), load_i8x32(x[b + 2].qs)),
@@ -73,6 +74,7 @@ Q0(dot_q4_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb)
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *wb = w + b * RT_Q4_0_BYTES;
+        prefetch_block(wb, 4 * RT_Q4_0_BYTES);
         __m128i si = hsum4_i32(Q0(prod_i8x32)(load_q4(wb + 2), load_i8x32(x[b].qs)),
                                Q0(prod_i8x32)(load_q4(wb + 20), load_i8x32(x[b + 1].qs)),
                                Q0(prod_i8x32)(load_q4(wb + 38), load_i8x32(x[b + 2].qs)),

@@ -58,11 +58,15 @@ test_scale_min(void **state)
             m[j] = (uint8_t)(rnd() % 64);
         }
         pack_scales(s, sc, m);
+        uint8_t all_sc[8], all_m[8];
+        rt__kq_scales(s, all_sc, all_m);
         for (unsigned j = 0; j < 8; j++) {
             uint8_t a, b;
             rt__kq_scale_min(s, j, &a, &b);
             assert_int_equal(a, sc[j]);
             assert_int_equal(b, m[j]);
+            assert_int_equal(all_sc[j], sc[j]);
+            assert_int_equal(all_m[j], m[j]);
         }
     }
 }
