@@ -275,51 +275,30 @@ const rt__kernels rt__kernels_portable = {
 };
 
 /* Every (row, token) pair of rows r0..r1 meets one kernel call, DOT, with
- * row and in (token t's input, IN) set; the type switch stays outside the
- * loops. Rows outer, tokens inner: a row is fetched from memory once and
- * stays in cache while every token of the batch meets it. */
-#define EACH_ROW_TOKEN(IN, DOT)                                  \
+ * row and in (token t's input, IN) set; where the set has a 4-token kernel
+ * (HAVE4), DOT4 takes the tokens 4 at a time into o[4] (same results: the
+ * kernels promise it). The type switch stays outside the loops. Rows
+ * outer, tokens inner: a row is fetched from memory once and stays in
+ * cache while every token of the batch meets it. */
+#define EACH_ROW_TOKEN(IN, HAVE4, DOT4, DOT)                     \
     for (uint32_t r = r0; r < r1; r++) {                         \
         const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
-        for (size_t t = 0; t < a->n; t++) {                      \
+        size_t t = 0;                                            \
+        for (; (HAVE4) && t + 4 <= a->n; t += 4) {               \
+            float o[4];                                          \
+            DOT4;                                                \
+            for (size_t j = 0; j < 4; j++)                       \
+                a->out[(t + j) * a->out_stride + r] = o[j];      \
+        }                                                        \
+        for (; t < a->n; t++) {                                  \
             const void *in = (IN);                               \
             a->out[t * a->out_stride + r] = (DOT);               \
         }                                                        \
     }
 #define FLOAT_IN (a->x + t * a->x_stride)
 #define QUANT_IN (xq + t * a->xq_stride)
-/* As EACH_ROW_TOKEN with the 4-token kernel DOT4 for groups of 4 tokens
- * (same results: the kernels promise it), DOT for the rest. */
-#define EACH_ROW_TOKEN4_F32(DOT4_CALL, DOT)                      \
-    for (uint32_t r = r0; r < r1; r++) {                         \
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
-        size_t t = 0;                                            \
-        for (; t + 4 <= a->n; t += 4) {                          \
-            float o[4];                                          \
-            DOT4_CALL;                                           \
-            for (size_t j = 0; j < 4; j++)                       \
-                a->out[(t + j) * a->out_stride + r] = o[j];      \
-        }                                                        \
-        for (; t < a->n; t++) {                                  \
-            const float *in = FLOAT_IN;                          \
-            a->out[t * a->out_stride + r] = (DOT);               \
-        }                                                        \
-    }
-#define EACH_ROW_TOKEN4(DOT4, NB, DOT)                             \
-    for (uint32_t r = r0; r < r1; r++) {                           \
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes;   \
-        size_t t = 0;                                              \
-        for (; t + 4 <= a->n; t += 4) {                            \
-            float o[4];                                            \
-            DOT4(row, xq + t * a->xq_stride, a->xq_stride, NB, o); \
-            for (size_t j = 0; j < 4; j++)                         \
-                a->out[(t + j) * a->out_stride + r] = o[j];        \
-        }                                                          \
-        for (; t < a->n; t++) {                                    \
-            const void *in = QUANT_IN;                             \
-            a->out[t * a->out_stride + r] = (DOT);                 \
-        }                                                          \
-    }
+/* DOT4 of a block type's 4-token kernel K4 over NB blocks. */
+#define Q4CALL(K4, NB) K4(row, QUANT_IN, a->xq_stride, NB, o)
 
 void
 rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
@@ -330,52 +309,39 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
     switch (w->type) {
     case RT_TYPE_F32:
-        if (k->dot4_f32 && a->n >= 4)
-            EACH_ROW_TOKEN4_F32(k->dot4_f32((const float *)(const void *)row,
-                                            a->x + t * a->x_stride, a->x_stride, w->cols, o),
-                                k->dot_f32((const float *)(const void *)row, in, w->cols))
-        else
-            EACH_ROW_TOKEN(FLOAT_IN, k->dot_f32((const float *)(const void *)row, in, w->cols));
+        EACH_ROW_TOKEN(
+            FLOAT_IN, k->dot4_f32,
+            k->dot4_f32((const float *)(const void *)row, FLOAT_IN, a->x_stride, w->cols, o),
+            k->dot_f32((const float *)(const void *)row, in, w->cols));
         break;
     case RT_TYPE_F16:
-        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f16(row, in, w->cols));
+        EACH_ROW_TOKEN(FLOAT_IN, false, (void)o, k->dot_f16(row, in, w->cols));
         break;
     case RT_TYPE_Q8_0:
-        if (k->dot4_q8_0 && a->n >= 4)
-            EACH_ROW_TOKEN4(k->dot4_q8_0, nb, k->dot_q8_0(row, in, nb))
-        else
-            EACH_ROW_TOKEN(QUANT_IN, k->dot_q8_0(row, in, nb));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q8_0, Q4CALL(k->dot4_q8_0, nb), k->dot_q8_0(row, in, nb));
         break;
     case RT_TYPE_Q4_0:
-        if (k->dot4_q4_0 && a->n >= 4)
-            EACH_ROW_TOKEN4(k->dot4_q4_0, nb, k->dot_q4_0(row, in, nb))
-        else
-            EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_0(row, in, nb));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q4_0, Q4CALL(k->dot4_q4_0, nb), k->dot_q4_0(row, in, nb));
         break;
     case RT_TYPE_Q4_K:
-        if (k->dot4_q4_k && a->n >= 4)
-            EACH_ROW_TOKEN4(k->dot4_q4_k, nbk, k->dot_q4_k(row, in, nbk))
-        else
-            EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_k(row, in, nbk));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q4_k, Q4CALL(k->dot4_q4_k, nbk),
+                       k->dot_q4_k(row, in, nbk));
         break;
     case RT_TYPE_Q5_K:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q5_k(row, in, nbk));
+        EACH_ROW_TOKEN(QUANT_IN, false, (void)o, k->dot_q5_k(row, in, nbk));
         break;
     case RT_TYPE_Q6_K:
-        if (k->dot4_q6_k && a->n >= 4)
-            EACH_ROW_TOKEN4(k->dot4_q6_k, nbk, k->dot_q6_k(row, in, nbk))
-        else
-            EACH_ROW_TOKEN(QUANT_IN, k->dot_q6_k(row, in, nbk));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q6_k, Q4CALL(k->dot4_q6_k, nbk),
+                       k->dot_q6_k(row, in, nbk));
         break;
     default:
         break;
     }
 }
 #undef EACH_ROW_TOKEN
-#undef EACH_ROW_TOKEN4
-#undef EACH_ROW_TOKEN4_F32
 #undef FLOAT_IN
 #undef QUANT_IN
+#undef Q4CALL
 
 void
 rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out)

@@ -63,22 +63,20 @@ qmodel_free(rt__qmodel *m)
     free(m->t);
 }
 
+/* Elements of a tensor (the layout checked that the product fits). */
 static uint64_t
-n_elems(const rt__qtensor *t)
+prod_dims(uint32_t n_dims, const uint64_t *dims)
 {
     uint64_t n = 1;
-    for (uint32_t i = 0; i < t->n_dims; i++)
-        n *= t->dims[i];
+    for (uint32_t i = 0; i < n_dims; i++)
+        n *= dims[i];
     return n;
 }
 
 static uint64_t
-n_elems_info(const rt_tensor_info *t)
+n_elems(const rt__qtensor *t)
 {
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < t->n_dims; i++)
-        n *= t->dims[i];
-    return n;
+    return prod_dims(t->n_dims, t->dims);
 }
 
 /* Types an input tensor may have: those rt_quant_dequant_row decodes. */
@@ -101,7 +99,8 @@ qmodel_add(rt__qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t 
         return -EBADMSG;
     uint64_t size;
     /* The layout checked this already; the decoder relies on it. */
-    if (rt_type_size(ti->type, n_elems_info(ti), ti->dims[0], &size) < 0 || size != ti->size)
+    if (rt_type_size(ti->type, prod_dims(ti->n_dims, ti->dims), ti->dims[0], &size) < 0 ||
+        size != ti->size)
         return -EBADMSG;
     if (ti->type != RT_TYPE_F32 && ti->type != RT_TYPE_F16)
         *ret_requant = true;
@@ -160,14 +159,14 @@ load_gguf_params(rt__qmodel *m, const rt_gguf *g)
     uint64_t anl;
     if (rt_gguf_get_str(g, "general.architecture", &an, &anl) < 0)
         return -EBADMSG;
-    char arch[32] = "";
-    for (int a = 0; a < _RT_ARCH_MAX; a++)
+    const char *arch = NULL;
+    for (int a = 0; a < _RT_ARCH_MAX && !arch; a++)
         if (strlen(rt_arch_name((rt_arch)a)) == anl &&
             memcmp(rt_arch_name((rt_arch)a), an, anl) == 0) {
-            snprintf(arch, sizeof(arch), "%s", rt_arch_name((rt_arch)a));
+            arch = rt_arch_name((rt_arch)a);
             m->llama = a == RT_ARCH_LLAMA;
         }
-    if (!arch[0])
+    if (!arch)
         return -EBADMSG;
     char k[96];
     int r = gguf_i32(g, arch_key(k, arch, "embedding_length"), -1, &m->dim);
