@@ -227,6 +227,17 @@ scaled_u8x32(__m256i q, const int8_t *x, uint8_t sc)
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(sc));
 }
 
+/* sum_j m[j] * bsums[j] (the minimums' share) in one madd. */
+TARGET static inline int32_t
+mins_dot(const uint8_t m[8], const int16_t *bsums)
+{
+    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)m));
+    __m128i p = _mm_madd_epi16(mv, _mm_loadu_si128((const __m128i *)(const void *)bsums));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(p);
+}
+
 /* One Q4_K (qh == NULL) or Q5_K super-block: sumi and summ. */
 TARGET static inline int32_t
 sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__blockq8k *x,
@@ -236,10 +247,8 @@ sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__block
     __m256i hv = qh ? load_i8x32(qh) : _mm256_setzero_si256();
     __m256i sum = _mm256_setzero_si256();
     uint8_t sc[8], m[8];
-    int32_t summ = 0;
     rt__kq_scales(w + 4, sc, m);
-    for (unsigned j = 0; j < 8; j++)
-        summ += m[j] * x->bsums[j];
+    int32_t summ = mins_dot(m, x->bsums);
     for (unsigned c = 0; c < 4; c++) {
         __m256i v = load_i8x32(qs + 32 * c);
         __m256i lo = _mm256_and_si256(v, m4);
@@ -322,46 +331,64 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
 
 #define XK(t) ((const rt__blockq8k *)(const void *)((const uint8_t *)xq + (t)*xq_stride))
 
+/* sc * (q . x) for a 32-weight run of token x, added to acc. */
+TARGET static inline __m256i
+run_add(__m256i acc, __m256i q, __m256i sv, const int8_t *x)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, load_i8x32(x)), sv));
+}
+
+/* Sub-blocks outer, tokens inner: the unpacked codes and scale of one
+ * run and the four tokens' sums all stay in registers. */
 TARGET static void
 dot4_q4_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
-        __m256i q[8], sv[8];
-        uint8_t m[8];
+        const rt__blockq8k *x0 = XK(0) + b, *x1 = XK(1) + b, *x2 = XK(2) + b, *x3 = XK(3) + b;
+        uint8_t sc[8], m[8];
+        rt__kq_scales(w + 4, sc, m);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
         for (unsigned c = 0; c < 4; c++) {
             __m256i v = load_i8x32(w + 16 + 32 * c);
-            q[2 * c] = _mm256_and_si256(v, m4);
-            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            __m256i lo = _mm256_and_si256(v, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            __m256i sl = _mm256_set1_epi16(sc[2 * c]), sh = _mm256_set1_epi16(sc[2 * c + 1]);
+            s0 = run_add(run_add(s0, lo, sl, x0->qs + 64 * c), hi, sh, x0->qs + 64 * c + 32);
+            s1 = run_add(run_add(s1, lo, sl, x1->qs + 64 * c), hi, sh, x1->qs + 64 * c + 32);
+            s2 = run_add(run_add(s2, lo, sl, x2->qs + 64 * c), hi, sh, x2->qs + 64 * c + 32);
+            s3 = run_add(run_add(s3, lo, sl, x3->qs + 64 * c), hi, sh, x3->qs + 64 * c + 32);
         }
-        uint8_t sc[8];
-        rt__kq_scales(w + 4, sc, m);
-        for (unsigned j = 0; j < 8; j++)
-            sv[j] = _mm256_set1_epi16(sc[j]);
-        for (size_t t = 0; t < 4; t++) {
-            const rt__blockq8k *x = XK(t) + b;
-            __m256i sum = _mm256_setzero_si256();
-            int32_t summ = 0;
-            for (unsigned j = 0; j < 8; j++) {
-                __m256i p16 = _mm256_maddubs_epi16(q[j], load_i8x32(x->qs + 32 * j));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, sv[j]));
-                summ += m[j] * x->bsums[j];
-            }
-            acc[t] = rt__kq_fold(acc[t], x->d, f16(w), f16(w + 2), hsum_i32(sum), summ);
-        }
+        float d = f16(w), dmin = f16(w + 2);
+        a0 = rt__kq_fold(a0, x0->d, d, dmin, hsum_i32(s0), mins_dot(m, x0->bsums));
+        a1 = rt__kq_fold(a1, x1->d, d, dmin, hsum_i32(s1), mins_dot(m, x1->bsums));
+        a2 = rt__kq_fold(a2, x2->d, d, dmin, hsum_i32(s2), mins_dot(m, x2->bsums));
+        a3 = rt__kq_fold(a3, x3->d, d, dmin, hsum_i32(s3), mins_dot(m, x3->bsums));
     }
-    memcpy(out, acc, sizeof(acc));
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
+/* |q| * (x with q's sign), times the two 16-weight scales s16, added. */
+TARGET static inline __m256i
+run6_add(__m256i acc, __m256i q, __m256i aq, __m256i s16, const int8_t *x)
+{
+    __m256i p16 = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(load_i8x32(x), q));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, s16));
 }
 
 TARGET static void
 dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
-    float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
+        const rt__blockq8k *x0 = XK(0) + b, *x1 = XK(1) + b, *x2 = XK(2) + b, *x3 = XK(3) + b;
         const int8_t *sc = (const int8_t *)(w + 192);
-        __m256i q[8], aq[8], s16[8];
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
         for (unsigned h = 0; h < 2; h++) {
             __m256i ql0 = load_i8x32(w + 64 * h), ql1 = load_i8x32(w + 64 * h + 32);
             __m256i qh = load_i8x32(w + 128 + 32 * h);
@@ -370,24 +397,26 @@ dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *
                 __m256i lo =
                     t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
                 __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, (int)(2 * t)), m2);
-                unsigned k = 4 * h + t, g = 8 * h + 2 * t;
-                q[k] = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), off);
-                aq[k] = _mm256_sign_epi8(q[k], q[k]);
-                s16[k] = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
+                __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), off);
+                __m256i aq = _mm256_sign_epi8(q, q);
+                unsigned g = 8 * h + 2 * t, o = 128 * h + 32 * t;
+                __m256i s16 = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
+                s0 = run6_add(s0, q, aq, s16, x0->qs + o);
+                s1 = run6_add(s1, q, aq, s16, x1->qs + o);
+                s2 = run6_add(s2, q, aq, s16, x2->qs + o);
+                s3 = run6_add(s3, q, aq, s16, x3->qs + o);
             }
         }
-        for (size_t t = 0; t < 4; t++) {
-            const rt__blockq8k *x = XK(t) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (unsigned k = 0; k < 8; k++) {
-                __m256i xv = load_i8x32(x->qs + 32 * k);
-                __m256i p16 = _mm256_maddubs_epi16(aq[k], _mm256_sign_epi8(xv, q[k]));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16[k]));
-            }
-            acc[t] = rt__kq_fold(acc[t], x->d, f16(w + 208), 0.0f, hsum_i32(sum), 0);
-        }
+        float d = f16(w + 208);
+        a0 = rt__kq_fold(a0, x0->d, d, 0.0f, hsum_i32(s0), 0);
+        a1 = rt__kq_fold(a1, x1->d, d, 0.0f, hsum_i32(s1), 0);
+        a2 = rt__kq_fold(a2, x2->d, d, 0.0f, hsum_i32(s2), 0);
+        a3 = rt__kq_fold(a3, x3->d, d, 0.0f, hsum_i32(s3), 0);
     }
-    memcpy(out, acc, sizeof(acc));
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
 }
 
 #undef XK
