@@ -96,15 +96,16 @@ done
 
 # Does llama.cpp load what nvx quantize writes? The bench models, and the
 # realarch round trip of issue 12 (qwen2 Q8_0 -> Q4_K_M, Q6_K).
-echo "== llama.cpp loads nvx quantize's files (greedy continuation: nvx | llama.cpp)"
+echo "== llama.cpp loads nvx quantize's files (8 greedy tokens from each engine)"
 check() { # FILE PROMPT
     ids=$(llama check "$1" "$2" 8) || {
         echo "FAIL: llama.cpp cannot load $1" >&2
         exit 1
     }
     ntext=$("$nvx" run "$1" --prompt "$2" -n 8 -t 0 2>/dev/null | tr '\n' ' ')
-    printf '%-28s loads; nvx: %s| llama.cpp ids: %s\n' "$(basename "$1")" "$ntext" \
-        "$(echo "$ids" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"])')"
+    printf '%-20s loads. greedy, nvx: %s\n%-20s        llama.cpp: %s%s\n' "$(basename "$1")" \
+        "$ntext" "" "$2" \
+        "$(echo "$ids" | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')"
 }
 qw=$shared/realarch/qwen2-gqa-Q8_0.gguf
 if [ -f "$qw" ]; then

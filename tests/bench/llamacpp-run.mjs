@@ -4,8 +4,9 @@
 // into its scratch folder, next to node_modules, and runs it there.
 //
 //   node llamacpp-run.mjs check MODEL PROMPT N
-//     loads MODEL, prints one JSON line: {"ok":true,"tokens":[greedy ids]}
-//     (the prompt's ids first), or exits 1 with the loader's error.
+//     loads MODEL, prints one JSON line: {"ok":true,"prompt":[ids],
+//     "tokens":[N greedy ids],"text":their text}, or exits 1 with the
+//     loader's error.
 //   node llamacpp-run.mjs bench MODEL THREADS PROMPT N_GEN RUNS
 //     per run, on an empty KV cache: the prompt in one batch, then N_GEN
 //     greedy tokens one at a time; prints one JSON line per run
@@ -61,7 +62,7 @@ async function greedy(prompt, n) {
 if (mode === "check") {
     const prompt = model.tokenize(rest[0], true);
     const [ids] = await greedy(prompt, Number(rest[1]));
-    console.log(JSON.stringify({ ok: true, prompt, tokens: ids }));
+    console.log(JSON.stringify({ ok: true, prompt, tokens: ids, text: model.detokenize(ids) }));
 } else {
     const prompt = model.tokenize(rest[1], true);
     const nGen = Number(rest[2]), runs = Number(rest[3]);
