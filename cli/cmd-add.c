@@ -2,8 +2,11 @@
 /*
  * nvx add FILE: stream a file into the store and print its model id.
  */
+#include "cli/cmd-add.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +26,15 @@ int cli_add_main(cli_ctx *ctx, int argc, char **argv);
 const cli_command cli_cmd_add = {
     .name = "add",
     .main = cli_add_main,
-    .usage = "add FILE [--pin] [--name NAME] [--chunker auto|cdc|gguf|llama2c|fixed] "
-             "[--min SIZE] [--avg SIZE] [--max SIZE]",
+    .usage = "add FILE [--pin] [--name NAME] [--sha256 HEX] "
+             "[--chunker auto|cdc|gguf|llama2c|fixed] [--min SIZE] [--avg SIZE] [--max SIZE]",
     .summary = "Add a model file (or - for stdin) to the store and print its id",
 };
 
 typedef struct add_args {
     bool pin;
     const char *name;
+    const char *sha256;
     int mode;
     uint64_t min, avg, max;
     bool min_seen, max_seen;
@@ -107,28 +111,24 @@ make_plan(const char *path, int fd, const struct stat *st, cli_chunker_mode mode
 }
 
 static int
-report(cli_ctx *ctx, cas_store *s, const uint8_t id[CAS_HASH_LEN], bool is_new,
-       const cli_chunk_plan *plan, const add_args *a)
+report(cli_ctx *ctx, const cli_add_result *res, const char *name)
 {
     char hex[CAS_HASH_HEX_LEN + 1], sz[16];
-    cas_hash_to_hex(id, hex);
-    cas_model_info mi;
-    int r = cas_store_model_info(s, id, &mi);
-    if (r < 0)
-        return cli_fail_errno(r, "run nvx verify --all", "added, but cannot read the model back");
+    cas_hash_to_hex(res->id, hex);
+    const cas_model_info *mi = &res->info;
     if (ctx->json) {
         cli_json j;
         cli_json_init(&j, stdout);
         cli_json_obj_begin(&j);
         cli_json_kv_str(&j, "id", hex);
-        cli_json_kv_bool(&j, "new", is_new);
-        cli_json_kv_u64(&j, "size", mi.size);
-        cli_json_kv_u64(&j, "chunks", mi.n_chunks);
-        cli_json_kv_str(&j, "chunker", cas_chunker_kind_to_string(plan->kind));
-        cli_json_kv_str(&j, "format", plan->format);
-        cli_json_kv_u64(&j, "tensors", plan->n_tensors);
-        cli_json_kv_bool(&j, "pinned", mi.pinned);
-        cli_json_kv_str(&j, "name", a->name);
+        cli_json_kv_bool(&j, "new", res->is_new);
+        cli_json_kv_u64(&j, "size", mi->size);
+        cli_json_kv_u64(&j, "chunks", mi->n_chunks);
+        cli_json_kv_str(&j, "chunker", cas_chunker_kind_to_string(res->kind));
+        cli_json_kv_str(&j, "format", res->format);
+        cli_json_kv_u64(&j, "tensors", res->n_tensors);
+        cli_json_kv_bool(&j, "pinned", mi->pinned);
+        cli_json_kv_str(&j, "name", name);
         cli_json_obj_end(&j);
         return cli_json_finish(&j) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }
@@ -136,12 +136,12 @@ report(cli_ctx *ctx, cas_store *s, const uint8_t id[CAS_HASH_LEN], bool is_new,
         printf("%s\n", hex);
         return CLI_EXIT_OK;
     }
-    printf("%s %s: %s, %llu chunk%s (%s)", is_new ? "added" : "already stored", plan->format,
-           cli_fmt_bytes(mi.size, sz), (unsigned long long)mi.n_chunks, mi.n_chunks == 1 ? "" : "s",
-           cas_chunker_kind_to_string(plan->kind));
-    if (plan->n_tensors)
-        printf(", %zu tensors", plan->n_tensors);
-    printf("%s%s\n", mi.pinned ? ", pinned" : "", a->name ? ", named" : "");
+    printf("%s %s: %s, %llu chunk%s (%s)", res->is_new ? "added" : "already stored", res->format,
+           cli_fmt_bytes(mi->size, sz), (unsigned long long)mi->n_chunks,
+           mi->n_chunks == 1 ? "" : "s", cas_chunker_kind_to_string(res->kind));
+    if (res->n_tensors)
+        printf(", %zu tensors", res->n_tensors);
+    printf("%s%s\n", mi->pinned ? ", pinned" : "", name ? ", named" : "");
     printf("id %s\n", hex);
     return CLI_EXIT_OK;
 }
@@ -164,48 +164,103 @@ add_error(int r, const char *path, const char *store_dir)
     }
 }
 
+/* The SHA-256 of the bytes as the add reads them (its tap), so a file
+ * is read once: OpenSSL, which uses the CPU's SHA instructions where there
+ * are some (several times libsodium's portable code on a multi-GiB file). */
+typedef struct sha_tap {
+    EVP_MD_CTX *md;
+    const uint8_t *want;
+    uint8_t got[CLI_SHA256_LEN];
+    bool mismatch;
+} sha_tap;
+
 static int
-run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_params *params)
+sha_tap_fn(void *arg, const void *buf, size_t len)
 {
+    sha_tap *t = arg;
+    if (buf)
+        return EVP_DigestUpdate(t->md, buf, len) == 1 ? 0 : -ENOMEM;
+    unsigned n = 0;
+    if (EVP_DigestFinal_ex(t->md, t->got, &n) != 1 || n != CLI_SHA256_LEN)
+        return -ENOMEM;
+    t->mismatch = memcmp(t->got, t->want, CLI_SHA256_LEN) != 0;
+    return t->mismatch ? -EBADMSG : 0;
+}
+
+/* Exactly 64 hex characters, either case. */
+static bool
+sha256_from_hex(const char *s, uint8_t ret[static CLI_SHA256_LEN])
+{
+    size_t n = 0, len = strlen(s);
+    const char *end = NULL;
+    return len == CLI_SHA256_HEX_LEN &&
+           sodium_hex2bin(ret, CLI_SHA256_LEN, s, len, NULL, &n, &end) == 0 &&
+           n == CLI_SHA256_LEN && end == s + len;
+}
+
+static int
+sha_error(const char *label, const sha_tap *t)
+{
+    char got[CLI_SHA256_HEX_LEN + 1], want[CLI_SHA256_HEX_LEN + 1];
+    sodium_bin2hex(got, sizeof(got), t->got, CLI_SHA256_LEN);
+    sodium_bin2hex(want, sizeof(want), t->want, CLI_SHA256_LEN);
+    return cli_fail(CLI_EXIT_CORRUPT,
+                    "cannot add %s: its sha256 is %.16s..., not the expected %.16s...: the file "
+                    "is damaged or was changed; download it again",
+                    label, got, want);
+}
+
+int
+cli_add_file(cli_ctx *ctx, const cli_add_req *req, cli_add_result *ret)
+{
+    const char *label = req->label ? req->label : req->path;
     int fd = -1, r;
     struct stat st;
     cli_chunk_plan plan = { 0 };
     uint8_t *prefix = NULL;
     size_t prefix_len = 0;
-    r = open_input(path, &fd, &st);
+    sha_tap tap = { .want = req->sha256 };
+    r = open_input(req->path, &fd, &st);
     if (r != CLI_GO)
         return r;
-    r = make_plan(path, fd, &st, (cli_chunker_mode)a->mode, &plan, &prefix, &prefix_len);
+    r = make_plan(label, fd, &st, req->mode, &plan, &prefix, &prefix_len);
     if (r != CLI_GO)
         goto out;
     cas_store *s;
     r = cli_store_open(ctx, CLI_STORE_CREATE, &s);
     if (r != CLI_GO)
         goto out;
+    if (req->sha256 &&
+        (!(tap.md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(tap.md, EVP_sha256(), NULL) != 1)) {
+        r = cli_fail_errno(-ENOMEM, NULL, "cannot add %s", label);
+        goto out;
+    }
     cas_store_meta meta[] = { { CAS_META_FORMAT, plan.format } };
     cli_progress pr;
     cli_progress_begin(&pr, ctx->progress, "adding",
                        S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
     cas_store_add_opts o = {
         .kind = plan.kind,
-        .params = params,
+        .params = req->params,
         .regions = plan.regions,
         .n_regions = plan.n_regions,
         .tensors = plan.tensors,
         .n_tensors = plan.n_tensors,
         .meta = meta,
         .n_meta = 1,
-        .pin = a->pin,
-        .name = a->name,
+        .pin = req->pin,
+        .name = req->name,
         .progress = cli_progress_cas,
         .userdata = &pr,
         .prefix = prefix,
         .prefix_len = prefix_len,
+        .tap = req->sha256 ? sha_tap_fn : NULL,
+        .tap_arg = &tap,
     };
     /* A name names one model: adding under a name in use moves it. Say so,
      * since the model that had it keeps no name of its own. */
     uint8_t id[CAS_HASH_LEN], had[CAS_HASH_LEN];
-    bool name_used = a->name && cas_store_name_get(s, a->name, had) == 0;
+    bool name_used = req->name && cas_store_name_get(s, req->name, had) == 0;
     cas_store_add_stats ws = { 0 };
     o.stats = &ws;
     cli_stats stats;
@@ -223,17 +278,29 @@ run_add(cli_ctx *ctx, const char *path, const add_args *a, const cas_chunker_par
                      (unsigned long long)ws.buffered_bytes);
         cli_stats_end(&stats, "add", ws.direct_bytes + ws.buffered_bytes, writes);
     }
+    if (ar == -EBADMSG && tap.mismatch) {
+        r = sha_error(label, &tap);
+        goto out;
+    }
     if (ar < 0) {
-        r = add_error(ar, path, ctx->store_dir);
+        r = add_error(ar, label, ctx->store_dir);
         goto out;
     }
     if (name_used && memcmp(had, id, CAS_HASH_LEN) != 0) {
         char hex[CAS_HASH_HEX_LEN + 1];
         cas_hash_to_hex(had, hex);
-        cli_warn("the name '%s' moved to this model from %s", a->name, hex);
+        cli_warn("the name '%s' moved to this model from %s", req->name, hex);
     }
-    r = report(ctx, s, id, ar == 1, &plan, a);
+    *ret = (cli_add_result){
+        .is_new = ar == 1, .kind = plan.kind, .format = plan.format, .n_tensors = plan.n_tensors
+    };
+    memcpy(ret->id, id, CAS_HASH_LEN);
+    r = cas_store_model_info(s, id, &ret->info);
+    r = r < 0
+            ? cli_fail_errno(r, "run nvx verify --all", "added %s, but cannot read it back", label)
+            : CLI_GO;
 out:
+    EVP_MD_CTX_free(tap.md);
     cli_chunk_plan_free(&plan);
     free(prefix);
     close(fd);
@@ -254,6 +321,11 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
           .dest = &a.name,
           .metavar = "NAME",
           .help = "give the model a local name" },
+        { .lname = "sha256",
+          .type = CLI_OPT_STR,
+          .dest = &a.sha256,
+          .metavar = "HEX",
+          .help = "refuse the file unless its SHA-256 is HEX (checked in the same read)" },
         { .lname = "chunker",
           .type = CLI_OPT_CHOICE,
           .dest = &a.mode,
@@ -306,5 +378,16 @@ cli_add_main(cli_ctx *ctx, int argc, char **argv)
                         "invalid name '%s': use 1 to %u printable bytes that do not look like an "
                         "id (not all hex)",
                         a.name, CAS_STORE_NAME_MAX);
-    return run_add(ctx, argv[0], &a, &params);
+    uint8_t sha[CLI_SHA256_LEN];
+    if (a.sha256 && !sha256_from_hex(a.sha256, sha))
+        return cli_fail(CLI_EXIT_USAGE, "invalid --sha256 '%s': give 64 hex characters", a.sha256);
+    cli_add_req req = { .path = argv[0],
+                        .mode = (cli_chunker_mode)a.mode,
+                        .params = &params,
+                        .pin = a.pin,
+                        .name = a.name,
+                        .sha256 = a.sha256 ? sha : NULL };
+    cli_add_result res;
+    r = cli_add_file(ctx, &req, &res);
+    return r != CLI_GO ? r : report(ctx, &res, a.name);
 }

@@ -1,9 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvx fetch ID [--pin]: asks nvxd to fetch a model from its peers and shows
- * the progress: a live line on a terminal, JSON events (one object per line)
- * with --json. Ctrl-C stops waiting; closing the control connection makes
- * nvxd cancel the transfer and keep a resumable partial.
+ * nvx fetch ID|PUBLISHER/NAME [--no-pin]: asks nvxd to fetch a model from its
+ * peers and shows the progress as a live line on a terminal. With --json it
+ * prints one JSON document when the fetch ends, like every other command (a
+ * script that wants progress polls `nvx status --json`). Ctrl-C stops
+ * waiting; closing the control connection makes nvxd cancel the transfer
+ * and keep a resumable partial.
+ *
+ * Policy: a fetched model is pinned unless --no-pin, so that it is kept (gc
+ * skips it) and seeded (nvxd's default serve policy shares pinned models)
+ * until the user unpins or removes it; someone who fetched a model expects
+ * to still have it, and a swarm needs the nodes that fetched to seed. A
+ * fetch by PUBLISHER/NAME also keeps that name as a local name, so every
+ * local command (run, info, export) takes it.
+ *
+ * nvx fetch TICKET (proto/ticket.h, from `nvx ticket` on another node):
+ * nvxd dials the ticket's addresses, pinned to its node id, then fetches
+ * its model id.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,19 +29,40 @@
 #include "cli/daemon-client.h"
 #include "cli/json.h"
 #include "cli/progress.h"
+#include "cli/store.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
+#include "libcas/sig.h"
+#include "libcas/store.h"
+#include "proto/ticket.h"
 
 int cli_fetch_main(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command cli_cmd_fetch = {
     .name = "fetch",
     .main = cli_fetch_main,
-    .usage = "fetch ID|PUBLISHER/NAME [--pin] [--allow-untrusted] [--timeout SECONDS]",
-    .summary = "Fetch a model by id or signed name from the node's peers (needs nvxd)",
+    .usage = "fetch ID|PUBLISHER/NAME|TICKET [--no-pin] [--allow-untrusted] [--timeout SECONDS]",
+    .summary = "Fetch a model by id, signed name or ticket from the node's peers (needs nvxd)",
 };
 
 static volatile sig_atomic_t interrupted;
+
+/* The ticket names the publisher's key: say how to check the signature
+ * that came with the model (the key is only a name until it is trusted). */
+static void
+publisher_note(const proto_ticket *t)
+{
+    cas_pubkey pk;
+    char kid[CAS_KEYID_HEX_SIZE], b64[CAS_PUBKEY_B64_SIZE];
+    memcpy(pk.keyid, t->publisher, CAS_KEYID_LEN);
+    memcpy(pk.pk, t->publisher + CAS_KEYID_LEN, CAS_PK_LEN);
+    cas_keyid_format(pk.keyid, kid);
+    cas_pubkey_base64(&pk, b64);
+    fprintf(stderr,
+            "nvx: the ticket names publisher key %s (%s): trust it (nvx trust add) and "
+            "run nvx verify --require-trusted to check its signature\n",
+            kid, b64);
+}
 
 static void
 on_sigint(int sig)
@@ -53,37 +87,36 @@ draw(const proto_ctl_progress *p, bool *drawn)
     *drawn = true;
 }
 
-static void
-json_event(const proto_ctl_progress *p)
+/* After a fetch by PUBLISHER/NAME: the name becomes a local name of the
+ * model. It follows the publisher: when it named an older model (the
+ * publisher moved it), it moves, and the user is told. */
+static int
+keep_name(cli_ctx *ctx, const char *name, const char *hex)
 {
-    cli_json j;
-    cli_json_init(&j, stdout);
-    cli_json_obj_begin(&j);
-    cli_json_key(&j, "event");
-    cli_json_str(&j, "progress");
-    cli_json_key(&j, "state");
-    cli_json_str(&j, cli_daemon_state_name(p->state));
-    cli_json_key(&j, "bytes_done");
-    cli_json_u64(&j, p->bytes_done);
-    cli_json_key(&j, "bytes_total");
-    cli_json_u64(&j, p->bytes_total);
-    cli_json_key(&j, "chunks_done");
-    cli_json_u64(&j, p->chunks_done);
-    cli_json_key(&j, "chunks_total");
-    cli_json_u64(&j, p->chunks_total);
-    cli_json_key(&j, "rate");
-    cli_json_u64(&j, p->rate);
-    cli_json_key(&j, "peers");
-    cli_json_u64(&j, p->peer_count);
-    cli_json_obj_end(&j);
-    cli_json_finish(&j);
-    fflush(stdout);
+    uint8_t id[CAS_HASH_LEN], had[CAS_HASH_LEN];
+    cas_store *s;
+    int r = cli_store_open(ctx, CLI_STORE_EXISTING, &s);
+    if (r != CLI_GO)
+        return r;
+    if (cas_hash_from_hex(hex, id) < 0)
+        return cli_fail(CLI_EXIT_FAIL, "nvxd answered a bad model id: check nvxd's version");
+    bool moved = cas_store_name_get(s, name, had) == 0 && memcmp(had, id, CAS_HASH_LEN) != 0;
+    r = cas_store_name_set(s, name, id);
+    if (r < 0)
+        return cli_fail_errno(r, "nvx tag the model by hand", "fetched %s but cannot name it %s",
+                              hex, name);
+    if (moved) {
+        char old[CAS_HASH_HEX_LEN + 1];
+        cas_hash_to_hex(had, old);
+        cli_warn("the name %s moved from %.16s to %.16s", name, old, hex);
+    }
+    return CLI_GO;
 }
 
 int
 cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
 {
-    bool pin = false, allow_untrusted = false, timeout_seen = false;
+    bool pin = false, no_pin = false, allow_untrusted = false, timeout_seen = false;
     uint64_t timeout_s = 0;
     const cli_opt opts[] = {
         { .lname = "allow-untrusted",
@@ -93,7 +126,11 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         { .lname = "pin",
           .type = CLI_OPT_FLAG,
           .dest = &pin,
-          .help = "pin the model once fetched (kept and seeded)" },
+          .help = "pin the model once fetched (the default; kept for scripts)" },
+        { .lname = "no-pin",
+          .type = CLI_OPT_FLAG,
+          .dest = &no_pin,
+          .help = "leave the model unpinned: not seeded, and nvx gc may remove it" },
         { .lname = "timeout",
           .type = CLI_OPT_U64,
           .dest = &timeout_s,
@@ -110,15 +147,31 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         return r;
     if ((r = cli_want_args(&cli_cmd_fetch, npos, 1, 1)) != CLI_GO)
         return r;
-    const char *target = argv[0];
+    if (pin && no_pin)
+        return cli_fail(CLI_EXIT_USAGE, "--pin and --no-pin contradict: give one of them");
+    pin = !no_pin;
+    const char *target = argv[0], *local_name = NULL;
     char resolved[CAS_HASH_HEX_LEN + 1];
-    if (cas_namerec_is_target(target)) {
+    proto_ticket *ticket = NULL;
+    if (proto_ticket_looks_like(target)) {
+        ticket = malloc(sizeof(*ticket));
+        if (!ticket)
+            return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
+        if (proto_ticket_decode(target, strlen(target), ticket) < 0) {
+            free(ticket);
+            return cli_fail(CLI_EXIT_USAGE, "not a valid ticket (its checksum or layout is "
+                                            "wrong): copy the whole nvx1... string again");
+        }
+        cas_hash_to_hex(ticket->model_id, resolved);
+        target = resolved;
+    } else if (cas_namerec_is_target(target)) {
         /* PUBLISHER/NAME: resolved here from the records gossip stored, so
          * an untrusted publisher is refused with its own exit code. */
         uint8_t mid[CAS_HASH_LEN];
         if ((r = cli_name_resolve(ctx, target, allow_untrusted, mid)) != CLI_GO)
             return r;
         cas_hash_to_hex(mid, resolved);
+        local_name = target;
         target = resolved;
     }
     if (strlen(target) > PROTO_CTL_STR_MAX)
@@ -132,6 +185,7 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
     if (!d || !m) {
         free(d);
         free(m);
+        free(ticket);
         return cli_fail(CLI_EXIT_FAIL, "out of memory: close other programs");
     }
     if ((r = cli_daemon_connect(ctx, d)) != CLI_GO)
@@ -150,6 +204,12 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         proto_ctl_put_bool(&w, PROTO_CTL_T_UNTRUSTED, true);
     if (timeout_seen)
         proto_ctl_put_u64(&w, PROTO_CTL_T_TIMEOUT_S, timeout_s);
+    if (ticket) {
+        if (ticket->has_node)
+            proto_ctl_put_id(&w, PROTO_CTL_T_NODE_ID, ticket->node_id);
+        for (size_t i = 0; i < ticket->n_addrs; i++)
+            proto_ctl_put_str(&w, PROTO_CTL_T_ADDR, ticket->addrs[i]);
+    }
     r = cli_daemon_send(d, &w);
     if (r < 0) {
         r = cli_fail_errno(r, "check that nvxd is running", "cannot send to nvxd");
@@ -177,9 +237,7 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
             proto_ctl_progress p;
             if (proto_ctl_progress_parse(m, &p) < 0)
                 continue;
-            if (ctx->json)
-                json_event(&p);
-            else if (ctx->progress)
+            if (ctx->progress && !ctx->json)
                 draw(&p, &drawn);
             continue;
         }
@@ -204,21 +262,28 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         if (m->type == PROTO_CTL_OK) {
             char hex[65];
             cli_daemon_hex(m, PROTO_CTL_T_MODEL_ID, hex);
+            if (local_name && (r = keep_name(ctx, local_name, hex)) != CLI_GO)
+                goto out;
             if (ctx->json) {
                 cli_json j;
                 cli_json_init(&j, stdout);
                 cli_json_obj_begin(&j);
-                cli_json_key(&j, "event");
-                cli_json_str(&j, "done");
                 cli_json_key(&j, "id");
                 cli_json_str(&j, hex);
                 cli_json_key(&j, "pinned");
                 cli_json_bool(&j, pin);
+                cli_json_key(&j, "name");
+                if (local_name)
+                    cli_json_str(&j, local_name);
+                else
+                    cli_json_null(&j);
                 cli_json_obj_end(&j);
                 cli_json_finish(&j);
             } else {
                 printf("%s\n", hex);
             }
+            if (ticket && ticket->has_publisher && !ctx->json)
+                publisher_note(ticket);
             r = CLI_EXIT_OK;
             goto out;
         }
@@ -227,5 +292,6 @@ out:
     cli_daemon_close(d);
     free(d);
     free(m);
+    free(ticket);
     return r;
 }

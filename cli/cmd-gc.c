@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvx gc [--dry-run]: remove unpinned models.
+ * nvx gc [--dry-run] [--max-bytes SIZE]: remove unpinned models, oldest
+ * first (all of them, or only until the store fits SIZE).
  */
 #include <stdio.h>
 
@@ -15,8 +16,8 @@ int cli_gc_main(cli_ctx *ctx, int argc, char **argv);
 const cli_command cli_cmd_gc = {
     .name = "gc",
     .main = cli_gc_main,
-    .usage = "gc [--dry-run]",
-    .summary = "Remove unpinned models and report the space freed",
+    .usage = "gc [--dry-run] [--max-bytes SIZE]",
+    .summary = "Remove unpinned models (oldest first; --max-bytes: only until the store fits)",
 };
 
 typedef struct gc_state {
@@ -46,8 +47,18 @@ one(void *userdata, const cas_model_info *m)
 int
 cli_gc_main(cli_ctx *ctx, int argc, char **argv)
 {
-    bool dry = false;
+    bool dry = false, max_seen = false;
+    uint64_t max_bytes = 0;
     const cli_opt opts[] = {
+        { .lname = "max-bytes",
+          .type = CLI_OPT_SIZE,
+          .dest = &max_bytes,
+          .metavar = "SIZE",
+          .min = 1,
+          .max = UINT64_MAX,
+          .seen = &max_seen,
+          .help = "remove unpinned models, oldest first, only until all models take at most "
+                  "SIZE bytes (K, M, G suffixes); pinned and fetched models stay" },
         { .lname = "dry-run",
           .sname = 'n',
           .type = CLI_OPT_FLAG,
@@ -73,7 +84,9 @@ cli_gc_main(cli_ctx *ctx, int argc, char **argv)
         cli_json_arr_begin(&j);
     }
     cas_gc_result res = { 0 };
-    r = cas_store_gc(s, dry ? CAS_GC_DRY_RUN : 0, one, &st, &res);
+    unsigned flags = dry ? CAS_GC_DRY_RUN : 0;
+    r = max_seen ? cas_store_gc_to(s, max_bytes, flags, one, &st, &res)
+                 : cas_store_gc(s, flags, one, &st, &res);
     if (ctx->json) {
         cli_json_arr_end(&j);
         cli_json_kv_u64(&j, "removed", res.n_models);

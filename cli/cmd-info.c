@@ -2,6 +2,7 @@
 /*
  * nvx info ID: what the store knows about one model.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/escape.h"
 #include "cli/json.h"
+#include "cli/modeldesc.h"
 #include "cli/progress.h"
 #include "cli/sigs.h"
 #include "cli/store.h"
@@ -23,7 +25,8 @@ const cli_command cli_cmd_info = {
     .name = "info",
     .main = cli_info_main,
     .usage = "info ID|NAME [--chunks] [--tensors] [--json]",
-    .summary = "Show a model's size, chunks, tensors, signatures and pin state",
+    .summary = "Show a model's architecture, parameters, tensor types, context length, size, "
+               "chunks, signatures and pin state",
 };
 
 typedef struct info_data {
@@ -34,7 +37,30 @@ typedef struct info_data {
     char names[1024];
     cli_sig_result *sigs;
     size_t n_sigs;
+    cli_modeldesc desc; /* from the data file's header; desc.known false when partial */
 } info_data;
+
+static void
+print_desc(const cli_modeldesc *d)
+{
+    if (!d->known) {
+        printf("arch       - (%s)\n", d->format[0] ? d->format : "no model header to read");
+        return;
+    }
+    char n[16];
+    printf("arch       %s (%s)\n", d->arch[0] ? d->arch : "-", d->format);
+    printf("params     %s (%" PRIu64 ")\n", cli_modeldesc_fmt_count(d->n_params, n), d->n_params);
+    fputs("types     ", stdout);
+    for (size_t i = 0; i < d->n_types; i++)
+        printf("%s %s: %" PRIu64 " tensor%s", i ? "," : "", rt_type_name(d->types[i].type),
+               d->types[i].count, d->types[i].count == 1 ? "" : "s");
+    if (d->other_count)
+        printf(", other: %" PRIu64, d->other_count);
+    if (d->ctx_len)
+        printf("\ncontext    %" PRIu64 " tokens\n", d->ctx_len);
+    else
+        printf("\ncontext    -\n");
+}
 
 static void
 json_chunks(cli_json *j, const cas_manifest *m)
@@ -94,6 +120,7 @@ print_json(cas_store *s, const info_data *d)
     cli_json_kv_str(&j, "state", d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial");
     cli_json_kv_bool(&j, "pinned", d->mi.pinned);
     cli_json_kv_u64(&j, "added", d->mi.added);
+    cli_modeldesc_json(&j, &d->desc);
     cli_json_key(&j, "chunker");
     cli_json_obj_begin(&j);
     cli_json_kv_str(&j, "kind", cas_chunker_kind_to_string(k));
@@ -179,6 +206,7 @@ print_text(const info_data *d, bool chunks, bool tensors)
            d->mi.state == CAS_MODEL_COMPLETE ? "complete" : "partial", d->mi.n_present,
            d->mi.n_chunks);
     printf("pinned     %s\nadded      %s\n", d->mi.pinned ? "yes" : "no", when);
+    print_desc(&d->desc);
     printf("chunker    %s (min %u, avg %u, max %u)\n", cas_chunker_kind_to_string(k), p.min, p.avg,
            p.max);
     printf("chunks     %zu\ntensors    %zu\n", cas_manifest_chunk_count(d->m),
@@ -216,6 +244,13 @@ load(cli_ctx *ctx, const char *what, info_data *d)
         return cli_fail_errno(r, "run nvx verify", "cannot read the manifest of %s", what);
     if (cli_model_names(s, d->id, d->names, sizeof(d->names)) < 0)
         d->names[0] = '\0';
+    r = cli_modeldesc_get(s, d->id, &d->desc);
+    if (r == -EAGAIN)
+        d->desc.format = "partial: the header may not be here yet";
+    else if (r == -EBADMSG)
+        d->desc.format = "not a model file the runtime reads";
+    else if (r < 0) /* the rest is still worth showing; verify says what is wrong */
+        d->desc.format = "cannot read its data file: run nvx verify";
     return CLI_GO;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -58,6 +59,56 @@ print_pub(cli_ctx *ctx, const cas_pubkey *pk, const char *sec, const char *pub)
     return CLI_EXIT_OK;
 }
 
+/* The memory figure the default KDF is sized from: $NVX_KDF_MEM_AVAILABLE
+ * (bytes; tests and people who know better), else MemAvailable from
+ * /proc/meminfo capped by the address-space and data limits (ulimit -v, -d);
+ * 0 when none of these says anything. */
+static uint64_t
+mem_available(void)
+{
+    const char *env = getenv("NVX_KDF_MEM_AVAILABLE");
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*end == '\0' && v > 0)
+            return v;
+    }
+    uint64_t avail = 0;
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (f) {
+        char line[128];
+        unsigned long long kib;
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+                avail = (uint64_t)kib * 1024;
+        fclose(f);
+    }
+    const int res[] = { RLIMIT_AS, RLIMIT_DATA };
+    for (size_t i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
+        struct rlimit rl;
+        if (getrlimit(res[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            (avail == 0 || (uint64_t)rl.rlim_cur < avail))
+            avail = (uint64_t)rl.rlim_cur;
+    }
+    return avail;
+}
+
+/* The default scrypt cost: minisign's 1 GiB where the machine has it,
+ * else the largest power of two at most half the available memory (a
+ * 1 GB board gets 256 MiB: the key must be made, and opened again, while
+ * the rest of the system runs), never under --fast-kdf's 16 MiB. opslimit
+ * keeps minisign's ratio (memlimit / 32), which lets libsodium use all of
+ * memlimit. */
+static void
+kdf_default(uint64_t *ret_ops, uint64_t *ret_mem)
+{
+    uint64_t avail = mem_available(), mem = CAS_KDF_MEMLIMIT_DEFAULT;
+    while (avail && mem > CAS_KDF_MEMLIMIT_FAST && mem > avail / 2)
+        mem /= 2;
+    *ret_mem = mem;
+    *ret_ops = mem / (CAS_KDF_MEMLIMIT_DEFAULT / CAS_KDF_OPSLIMIT_DEFAULT);
+}
+
 static int
 key_new(cli_ctx *ctx, const char *sec, const char *pub, bool unencrypted, bool fast, bool force)
 {
@@ -93,8 +144,9 @@ key_new(cli_ctx *ctx, const char *sec, const char *pub, bool unencrypted, bool f
         ret = cli_fail_errno(r, NULL, "cannot generate a key");
         goto out;
     }
-    uint64_t ops = fast ? CAS_KDF_OPSLIMIT_FAST : CAS_KDF_OPSLIMIT_DEFAULT;
-    uint64_t mem = fast ? CAS_KDF_MEMLIMIT_FAST : CAS_KDF_MEMLIMIT_DEFAULT;
+    uint64_t ops = CAS_KDF_OPSLIMIT_FAST, mem = CAS_KDF_MEMLIMIT_FAST;
+    if (!fast)
+        kdf_default(&ops, &mem);
     if (pass && !ctx->quiet && !ctx->json)
         fprintf(stderr, "Deriving a key from the passphrase (scrypt, %llu MiB)...\n",
                 (unsigned long long)(mem >> 20));
@@ -102,6 +154,13 @@ key_new(cli_ctx *ctx, const char *sec, const char *pub, bool unencrypted, bool f
     if (r == -EEXIST) {
         ret =
             cli_fail(CLI_EXIT_USAGE, "a secret key exists at %s: pass --force to replace it", sec);
+        goto out;
+    }
+    if (r == -ENOMEM && pass && !fast) {
+        ret = cli_fail(CLI_EXIT_FAIL,
+                       "scrypt could not get %llu MiB of memory for the passphrase: pass "
+                       "--fast-kdf (16 MiB), or free memory and retry",
+                       (unsigned long long)(mem >> 20));
         goto out;
     }
     if (r < 0) {
@@ -163,7 +222,8 @@ cli_key_main(cli_ctx *ctx, int argc, char **argv)
         { .lname = "fast-kdf",
           .type = CLI_OPT_FLAG,
           .dest = &fast,
-          .help = "new: cheaper passphrase hashing (16 MiB scrypt instead of 1 GiB)" },
+          .help = "new: cheaper passphrase hashing (16 MiB scrypt instead of up to 1 GiB, half "
+                  "the available memory at most)" },
         { .lname = "force",
           .type = CLI_OPT_FLAG,
           .dest = &force,

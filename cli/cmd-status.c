@@ -77,6 +77,52 @@ transfers(const proto_ctl_msg *m, cli_json *j)
     free(x);
 }
 
+/* How peers outside reach the node (the REACH nest): one line, or an
+ * object with the verdict, the mapping and the addresses to give out. */
+static void
+reach(const proto_ctl_msg *m, cli_json *j)
+{
+    static const char *const states[_PROTO_CTL_REACH_MAX] = {
+        [PROTO_CTL_REACH_MAPPED] = "mapped",
+        [PROTO_CTL_REACH_PUBLIC] = "public",
+        [PROTO_CTL_REACH_REVERSAL] = "reversal",
+        [PROTO_CTL_REACH_NONE] = "none",
+    };
+    const proto_ctl_field *f = proto_ctl_find(m, PROTO_CTL_T_REACH);
+    proto_ctl_msg *x = malloc(sizeof(*x));
+    if (!x || !f || proto_ctl_nest_decode(f, x) < 0) {
+        free(x);
+        if (j)
+            cli_json_null(j);
+        return;
+    }
+    uint64_t st = u64(x, PROTO_CTL_T_STATE);
+    proto_str msg = { (const uint8_t *)"", 0 }, how = msg;
+    proto_ctl_get_str(x, PROTO_CTL_T_MESSAGE, &msg);
+    proto_ctl_get_str(x, PROTO_CTL_T_NAME, &how);
+    if (j) {
+        cli_json_obj_begin(j);
+        cli_json_key(j, "state");
+        cli_json_str(j, st < _PROTO_CTL_REACH_MAX && states[st] ? states[st] : "unknown");
+        cli_json_key(j, "message");
+        cli_json_strn(j, (const char *)msg.p, msg.len);
+        cli_json_key(j, "mapping");
+        cli_json_strn(j, (const char *)how.p, how.len);
+        cli_json_key(j, "relays");
+        cli_json_u64(j, u64(x, PROTO_CTL_T_PEER_COUNT));
+        cli_json_key(j, "addresses");
+        cli_json_arr_begin(j);
+        for (const proto_ctl_field *a = proto_ctl_find(x, PROTO_CTL_T_ADDR); a;
+             a = proto_ctl_next(x, a))
+            cli_json_strn(j, (const char *)a->p, a->len);
+        cli_json_arr_end(j);
+        cli_json_obj_end(j);
+    } else {
+        printf("reachable  %.*s\n", (int)msg.len, (const char *)msg.p);
+    }
+    free(x);
+}
+
 static size_t
 count(const proto_ctl_msg *m, uint8_t tag)
 {
@@ -130,6 +176,8 @@ cli_status_main(cli_ctx *ctx, int argc, char **argv)
         cli_daemon_print_peers(m, &j);
         cli_json_key(&j, "transfers");
         transfers(m, &j);
+        cli_json_key(&j, "reach");
+        reach(m, &j);
         cli_json_obj_end(&j);
         cli_json_finish(&j);
     } else {
@@ -139,6 +187,7 @@ cli_status_main(cli_ctx *ctx, int argc, char **argv)
         for (size_t i = 0; i < m->n; i++)
             if (m->f[i].tag == PROTO_CTL_T_ADDR)
                 printf("listening  %.*s\n", (int)m->f[i].len, (const char *)m->f[i].p);
+        reach(m, NULL);
         printf("uptime     %llu s\n", (unsigned long long)u64(m, PROTO_CTL_T_UPTIME_S));
         uint64_t limit = u64(m, PROTO_CTL_T_STORE_LIMIT);
         printf("store use  %s%s%s\n", cli_fmt_bytes(u64(m, PROTO_CTL_T_STORE_USED), b1),

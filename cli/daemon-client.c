@@ -36,7 +36,10 @@ cli_daemon_connect(cli_ctx *ctx, cli_daemon *d)
                             ctx->store_dir, ctx->store_dir);
         if (e == EACCES || e == EPERM)
             return cli_fail(CLI_EXIT_FAIL,
-                            "cannot use %s: permission denied: run nvx as nvxd's user", d->path);
+                            "cannot use %s: permission denied: run nvx as nvxd's user or join "
+                            "its control group (the system service's is nvx: sudo usermod -aG "
+                            "nvx $USER, then log in again)",
+                            d->path);
         return cli_fail_errno(-e, NULL, "cannot connect to %s", d->path);
     }
     return CLI_GO;

@@ -168,7 +168,8 @@ cli_seckey_load(const char *path, cas_seckey **ret)
         goto out;
     }
     bool enc = false;
-    int r = cas_seckey_probe(buf, (size_t)n, &enc, NULL);
+    uint64_t memlimit = 0;
+    int r = cas_seckey_probe(buf, (size_t)n, &enc, &memlimit);
     if (r < 0) {
         ret_code =
             cli_fail(CLI_EXIT_CORRUPT, "%s is not a minisign secret key (%s): pass --key FILE",
@@ -187,6 +188,12 @@ cli_seckey_load(const char *path, cas_seckey **ret)
     r = cas_seckey_decode(buf, (size_t)n, pass, ret);
     if (r == -EACCES)
         ret_code = cli_fail(CLI_EXIT_FAIL, "wrong passphrase for %s: try again", path);
+    else if (r == -ENOMEM && enc) /* scrypt's memory: the one large allocation here */
+        ret_code = cli_fail(CLI_EXIT_FAIL,
+                            "the passphrase of %s needs %llu MiB of memory for scrypt, more than "
+                            "this machine gave: free memory, or make a key here with nvx key new "
+                            "(it sizes scrypt to the machine)",
+                            path, (unsigned long long)(memlimit >> 20));
     else if (r < 0)
         ret_code =
             cli_fail(CLI_EXIT_CORRUPT, "cannot load the secret key %s: %s", path, strerror(-r));

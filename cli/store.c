@@ -105,6 +105,30 @@ cli_resolve(cli_ctx *ctx, const char *text, uint8_t ret_id[static CAS_HASH_LEN])
     }
 }
 
+int
+cli_name_check(const char *name)
+{
+    size_t n = strlen(name), hex = 0;
+    if (n == 0 || n > CAS_STORE_NAME_MAX)
+        return cli_fail(CLI_EXIT_USAGE, "a name has 1 to %u characters: pick a shorter one",
+                        CAS_STORE_NAME_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return cli_fail(CLI_EXIT_USAGE,
+                            "bad name: use printable ASCII without blanks (letters, digits, "
+                            "'-', '_', '.', '/', ':')");
+        hex += (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    }
+    if (name[0] == '-')
+        return cli_fail(CLI_EXIT_USAGE, "bad name '%s': a name cannot start with '-'", name);
+    if (hex == n && n >= CAS_HASH_PREFIX_MIN)
+        return cli_fail(CLI_EXIT_USAGE,
+                        "bad name '%s': it reads as a model id prefix; add a letter past 'f'",
+                        name);
+    return CLI_GO;
+}
+
 typedef struct names_acc {
     const uint8_t *id;
     char *buf;

@@ -33,6 +33,14 @@ void cli_store_close(cli_ctx *ctx);
  * prefix (in that order). Errors name text and say what to do. */
 int cli_resolve(cli_ctx *ctx, const char *text, uint8_t ret_id[static CAS_HASH_LEN]);
 
+/* Checks a local name a person gives to nvx tag: 1 to
+ * CAS_STORE_NAME_MAX printable ASCII bytes without blanks, not starting
+ * with '-' (it would read as an option), and not CAS_HASH_PREFIX_MIN or
+ * more hex digits only (cli_resolve tries names before id prefixes, so such
+ * a name would hide the models whose ids start with it). Returns CLI_GO or
+ * prints why and returns CLI_EXIT_USAGE. */
+int cli_name_check(const char *name);
+
 /* Writes the model's local names, comma-separated, into buf (cap bytes;
  * "" when none). Returns 0 or a negative errno. */
 int cli_model_names(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char *buf, size_t cap);

@@ -24,7 +24,7 @@ trap 'exit 130' INT TERM
 step() { printf '\n== %s\n' "$*"; }
 
 start_node() { # name
-    "$nvxd" --store "$work/$1" --listen 127.0.0.1:0 --no-discovery 2>"$work/$1.log" &
+    "$nvxd" --store "$work/$1" --listen 127.0.0.1:0 --no-discovery --no-upnp 2>"$work/$1.log" &
     pids="$pids $!"
     i=0
     until "$nvx" --store "$work/$1" status >/dev/null 2>&1; do

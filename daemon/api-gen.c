@@ -12,14 +12,14 @@
 #include "daemon/log.h"
 
 enum {
-    ID_MAX = 32, /* "cmpl-" and 16 hex digits */
+    ID_MAX = 32, /* "chatcmpl-" and 16 hex digits */
 };
 
 /* One request in flight; freed in on_done, after the response ended. */
 typedef struct job {
     nvx_http_client *cl;
     nvx_gen_req *rq; /* NULL once done ran */
-    nvx_api_flavour fl;
+    bool openai, chat;
     bool stream, begun;
     char model[NVX_GEN_MODEL_MAX];
     char id[ID_MAX];
@@ -50,8 +50,7 @@ on_started(void *arg)
     if (!j->stream)
         return;
     j->begun = true;
-    nvx_http_stream_begin(j->cl, 200,
-                          j->fl == NVX_API_OPENAI ? "text/event-stream" : "application/x-ndjson");
+    nvx_http_stream_begin(j->cl, 200, j->openai ? "text/event-stream" : "application/x-ndjson");
 }
 
 static void
@@ -61,9 +60,9 @@ on_text(void *arg, const char *s, size_t len)
     size_t n = 0;
     if (j->stream) {
         /* Two statements: n is set by the call, not before it. */
-        char *out = j->fl == NVX_API_OLLAMA
-                        ? nvx_api_ollama_generate_chunk(j->model, s, len, &n)
-                        : nvx_api_openai_completion(j->id, j->model, s, len, NULL, NULL, true, &n);
+        char *out = !j->openai ? nvx_api_ollama_generate_chunk(j->model, j->chat, s, len, &n)
+                               : nvx_api_openai_completion(j->id, j->model, j->chat, s, len, NULL,
+                                                           NULL, true, &n);
         write_owned(j, out, n);
         return;
     }
@@ -87,14 +86,14 @@ finish(job *j, const nvx_gen_result *res)
     char *s;
     const char *why = res->length ? "length" : "stop";
     const char *text = j->text ? j->text : "";
-    if (j->fl == NVX_API_OLLAMA)
-        s = nvx_api_ollama_generate_final(j->model, text, j->len, res, j->stream, &n);
+    if (!j->openai)
+        s = nvx_api_ollama_generate_final(j->model, j->chat, text, j->len, res, j->stream, &n);
     else
-        s = nvx_api_openai_completion(j->id, j->model, j->stream ? "" : text,
+        s = nvx_api_openai_completion(j->id, j->model, j->chat, j->stream ? "" : text,
                                       j->stream ? 0 : j->len, why, res, j->stream, &n);
     if (j->stream) {
         write_owned(j, s, n);
-        if (j->fl == NVX_API_OPENAI)
+        if (j->openai)
             nvx_http_stream_write(j->cl, NVX_OPENAI_SSE_DONE, strlen(NVX_OPENAI_SSE_DONE));
         nvx_http_stream_end(j->cl);
     } else if (s) {
@@ -125,8 +124,7 @@ on_done(void *arg, int r, const nvx_gen_result *res)
         json_decref(e);
         if (s) {
             char line[NVX_GEN_ERR_MAX + 64];
-            int n =
-                snprintf(line, sizeof(line), j->fl == NVX_API_OPENAI ? "data: %s\n\n" : "%s\n", s);
+            int n = snprintf(line, sizeof(line), j->openai ? "data: %s\n\n" : "%s\n", s);
             if (n > 0 && (size_t)n < sizeof(line))
                 nvx_http_stream_write(j->cl, line, (size_t)n);
             free(s);
@@ -148,8 +146,10 @@ nvx_api_gen_start(nvx_gen *g, nvx_http_client *cl, nvx_api_flavour fl, const cha
 {
     char err[NVX_API_ERR_MAX] = "";
     nvx_api_gen_in in = { 0 };
-    int r = fl == NVX_API_OPENAI ? nvx_api_openai_completions_parse(body, len, &in, err)
-                                 : nvx_api_ollama_generate_parse(body, len, &in, err);
+    bool openai = fl == NVX_API_OPENAI || fl == NVX_API_OPENAI_CHAT;
+    bool chat = fl == NVX_API_OLLAMA_CHAT || fl == NVX_API_OPENAI_CHAT;
+    int r = openai ? nvx_api_openai_completions_parse(body, len, chat, &in, err)
+                   : nvx_api_ollama_generate_parse(body, len, chat, &in, err);
     if (r < 0) {
         nvx_http_respond_error(cl, r == -ENOMEM ? 503 : 400, r == -ENOMEM ? "out of memory" : err);
         return;
@@ -161,10 +161,11 @@ nvx_api_gen_start(nvx_gen *g, nvx_http_client *cl, nvx_api_flavour fl, const cha
         return;
     }
     j->cl = cl;
-    j->fl = fl;
+    j->openai = openai;
+    j->chat = chat;
     j->stream = in.stream;
     snprintf(j->model, sizeof(j->model), "%s", in.p.model);
-    snprintf(j->id, sizeof(j->id), "cmpl-%016" PRIx64, uv_hrtime());
+    snprintf(j->id, sizeof(j->id), "%s-%016" PRIx64, chat ? "chatcmpl" : "cmpl", uv_hrtime());
     r = nvx_gen_submit(g, &in.p, &cbs, j, &j->rq);
     nvx_api_gen_in_clear(&in);
     if (r < 0) {

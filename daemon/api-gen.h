@@ -17,8 +17,10 @@
 #include "daemon/http-uv.h"
 
 typedef enum nvx_api_flavour {
-    NVX_API_OLLAMA, /* POST /api/generate */
-    NVX_API_OPENAI, /* POST /v1/completions */
+    NVX_API_OLLAMA,      /* POST /api/generate */
+    NVX_API_OPENAI,      /* POST /v1/completions */
+    NVX_API_OLLAMA_CHAT, /* POST /api/chat */
+    NVX_API_OPENAI_CHAT, /* POST /v1/chat/completions */
     _NVX_API_FLAVOUR_MAX
 } nvx_api_flavour;
 

@@ -18,6 +18,7 @@ void
 nvx_api_gen_in_clear(nvx_api_gen_in *in)
 {
     json_decref(in->root);
+    free(in->msgs);
     memset(in, 0, sizeof(*in));
 }
 
@@ -203,8 +204,83 @@ options(json_t *o, nvx_gen_params *p, char err[static NVX_API_ERR_MAX])
     return r;
 }
 
+/* The role of messages[i]: OpenAI's "developer" is its new name for
+ * "system". */
+static int
+role_of(const char *s, rt_chat_role *ret)
+{
+    if (!strcmp(s, "system") || !strcmp(s, "developer"))
+        *ret = RT_CHAT_SYSTEM;
+    else if (!strcmp(s, "user"))
+        *ret = RT_CHAT_USER;
+    else if (!strcmp(s, "assistant"))
+        *ret = RT_CHAT_ASSISTANT;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* What the templates take (runtime/chat.h): optional system first, then
+ * user and assistant alternating from user; a reply is asked after a user
+ * message. */
+static bool
+role_fits(rt_chat_role r, size_t i, bool sys, size_t n)
+{
+    size_t k = i - (sys ? 1 : 0); /* index among the turns */
+    if (r == RT_CHAT_SYSTEM)
+        return i == 0 && n > 1;
+    if (i + 1 == n && r != RT_CHAT_USER)
+        return false;
+    return r == (k % 2 == 0 ? RT_CHAT_USER : RT_CHAT_ASSISTANT);
+}
+
 int
-nvx_api_ollama_generate_parse(const char *body, size_t len, nvx_api_gen_in *ret,
+nvx_api_json_messages(nvx_api_gen_in *in, char err[static NVX_API_ERR_MAX])
+{
+    json_t *v = json_object_get(in->root, "messages");
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n == 0 || n > NVX_GEN_MSGS_MAX) {
+        snprintf(err, NVX_API_ERR_MAX, "messages: required, an array of 1 to %d messages",
+                 NVX_GEN_MSGS_MAX);
+        return -EINVAL;
+    }
+    in->msgs = calloc(n, sizeof(*in->msgs));
+    if (!in->msgs)
+        return -ENOMEM;
+    bool sys = false;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(v, i);
+        json_t *role = json_object_get(m, "role"), *c = json_object_get(m, "content");
+        rt_chat_role r;
+        if (!json_is_string(role) || role_of(json_string_value(role), &r) < 0) {
+            snprintf(err, NVX_API_ERR_MAX,
+                     "messages[%zu].role: expected \"system\", \"user\" or \"assistant\"", i);
+            return -EINVAL;
+        }
+        if (i == 0)
+            sys = r == RT_CHAT_SYSTEM;
+        if (!role_fits(r, i, sys, n)) {
+            snprintf(err, NVX_API_ERR_MAX,
+                     "messages[%zu]: expected an optional system message, then user and "
+                     "assistant messages alternating, the last from the user",
+                     i);
+            return -EINVAL;
+        }
+        if (c && !json_is_null(c) && !json_is_string(c)) {
+            snprintf(err, NVX_API_ERR_MAX, "messages[%zu].content: expected a string", i);
+            return -EINVAL;
+        }
+        in->msgs[i].role = r;
+        in->msgs[i].text = json_is_string(c) ? json_string_value(c) : "";
+        in->msgs[i].len = json_is_string(c) ? json_string_length(c) : 0;
+    }
+    in->p.msgs = in->msgs;
+    in->p.n_msgs = n;
+    return 0;
+}
+
+int
+nvx_api_ollama_generate_parse(const char *body, size_t len, bool chat, nvx_api_gen_in *ret,
                               char err[static NVX_API_ERR_MAX])
 {
     nvx_api_gen_in in = { .stream = true };
@@ -221,7 +297,7 @@ nvx_api_ollama_generate_parse(const char *body, size_t len, nvx_api_gen_in *ret,
         json_string_length(m) >= NVX_GEN_MODEL_MAX) {
         snprintf(err, NVX_API_ERR_MAX, "model: required, a model name (see /api/tags)");
         r = -EINVAL;
-    } else if (pr && !json_is_null(pr) && !json_is_string(pr)) {
+    } else if (!chat && pr && !json_is_null(pr) && !json_is_string(pr)) {
         snprintf(err, NVX_API_ERR_MAX, "prompt: expected a string");
         r = -EINVAL;
     }
@@ -229,8 +305,10 @@ nvx_api_ollama_generate_parse(const char *body, size_t len, nvx_api_gen_in *ret,
         in.p.model = json_string_value(m);
         in.p.prompt = json_is_string(pr) ? json_string_value(pr) : "";
         in.p.prompt_len = json_is_string(pr) ? json_string_length(pr) : 0;
-        r = nvx_api_json_bool(in.root, "stream", &in.stream, err);
+        r = chat ? nvx_api_json_messages(&in, err) : 0;
     }
+    if (r == 0)
+        r = nvx_api_json_bool(in.root, "stream", &in.stream, err);
     if (r == 0)
         r = keep_alive(in.root, &in.p.keep_alive_ms, err);
     if (r == 0)
@@ -279,29 +357,53 @@ dump(json_t *o, bool nl, size_t *ret_len)
     return s;
 }
 
+/* /api/generate's "response": text, or /api/chat's "message". */
+static int
+set_text(json_t *o, bool chat, const char *text, size_t len)
+{
+    json_t *t = nvx_api_json_text(text, len);
+    if (!chat)
+        return json_object_set_new(o, "response", t);
+    json_t *m = t ? json_pack("{s:s, s:o}", "role", "assistant", "content", t) : NULL;
+    return json_object_set_new(o, "message", m);
+}
+
 char *
-nvx_api_ollama_generate_chunk(const char *model, const char *text, size_t len, size_t *ret_len)
+nvx_api_ollama_generate_chunk(const char *model, bool chat, const char *text, size_t len,
+                              size_t *ret_len)
 {
     char ts[40];
     now_rfc3339(ts);
-    json_t *o = json_pack("{s:s, s:s, s:o, s:b}", "model", model, "created_at", ts, "response",
-                          nvx_api_json_text(text, len), "done", 0);
+    json_t *o = json_pack("{s:s, s:s}", "model", model, "created_at", ts);
+    if (o &&
+        (set_text(o, chat, text, len) < 0 || json_object_set_new(o, "done", json_false()) < 0)) {
+        json_decref(o);
+        o = NULL;
+    }
     return dump(o, true, ret_len);
 }
 
 char *
-nvx_api_ollama_generate_final(const char *model, const char *text, size_t len,
+nvx_api_ollama_generate_final(const char *model, bool chat, const char *text, size_t len,
                               const nvx_gen_result *res, bool nl, size_t *ret_len)
 {
     char ts[40];
     now_rfc3339(ts);
-    json_t *o = json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "model", model,
-                          "created_at", ts, "response", nvx_api_json_text(text, len), "done", 1,
-                          "done_reason", res->length ? "length" : "stop", "total_duration",
-                          (json_int_t)res->total_ns, "load_duration", (json_int_t)res->load_ns,
-                          "prompt_eval_count", (json_int_t)res->prompt_tokens,
-                          "prompt_eval_duration", (json_int_t)res->prompt_ns, "eval_count",
-                          (json_int_t)res->eval_tokens, "eval_duration", (json_int_t)res->eval_ns);
+    /* As Ollama: prompt_eval_count counts the tokens evaluated, not those
+     * the KV cache already held. */
+    json_t *o = json_pack("{s:s, s:s}", "model", model, "created_at", ts);
+    json_t *rest =
+        json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "done", 1, "done_reason",
+                  res->length ? "length" : "stop", "total_duration", (json_int_t)res->total_ns,
+                  "load_duration", (json_int_t)res->load_ns, "prompt_eval_count",
+                  (json_int_t)(res->prompt_tokens - res->cached_tokens), "prompt_eval_duration",
+                  (json_int_t)res->prompt_ns, "eval_count", (json_int_t)res->eval_tokens,
+                  "eval_duration", (json_int_t)res->eval_ns);
+    if (!o || !rest || set_text(o, chat, text, len) < 0 || json_object_update(o, rest) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    json_decref(rest);
     return dump(o, nl, ret_len);
 }
 

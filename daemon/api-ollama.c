@@ -224,6 +224,46 @@ not_found(int r, nvx_api_answer *ret)
         ret);
 }
 
+struct models_ctx {
+    const struct names *ns;
+    nvx_serve_policy policy;
+    json_t *arr;
+};
+
+static int
+add_model(void *userdata, const cas_model_info *mi)
+{
+    struct models_ctx *t = userdata;
+    char hex[CAS_HASH_HEX_LEN + 1];
+    cas_hash_to_hex(mi->id, hex);
+    const char *name = name_of(t->ns, mi->id);
+    json_t *m = json_pack("{s:s, s:s?, s:I, s:b, s:b, s:b, s:I, s:I, s:I}", "id", hex, "name", name,
+                          "size", (json_int_t)mi->size, "complete", mi->state == CAS_MODEL_COMPLETE,
+                          "pinned", mi->pinned, "shared", nvx_share_allowed(t->policy, mi, false),
+                          "signatures", (json_int_t)mi->n_sigs, "chunks", (json_int_t)mi->n_chunks,
+                          "chunks_present", (json_int_t)mi->n_present);
+    if (!m || json_array_append_new(t->arr, m) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int
+nvx_api_store_models(cas_store *s, nvx_serve_policy policy, json_t **ret)
+{
+    struct names ns = { 0 };
+    struct models_ctx t = { .ns = &ns, .policy = policy, .arr = json_array() };
+    int r = t.arr ? cas_store_name_list(s, collect_name, &ns) : -ENOMEM;
+    if (r == 0)
+        r = cas_store_list(s, add_model, &t);
+    names_free(&ns);
+    if (r < 0) {
+        json_decref(t.arr);
+        return r;
+    }
+    *ret = t.arr;
+    return 0;
+}
+
 int
 nvx_api_ollama_show(cas_store *s, const char *body, size_t len, nvx_api_answer *ret)
 {

@@ -14,8 +14,10 @@
  *
  * Thread safety: any thread (the store is thread-safe per call).
  */
+#include <jansson.h>
 #include <stddef.h>
 
+#include "daemon/share.h"
 #include "libcas/store.h"
 
 enum {
@@ -35,6 +37,12 @@ int nvx_api_ollama_version(const char *version, nvx_api_answer *ret);
 int nvx_api_ollama_tags(cas_store *s, nvx_api_answer *ret);
 int nvx_api_ollama_show(cas_store *s, const char *body, size_t len, nvx_api_answer *ret);
 int nvx_api_ollama_delete(cas_store *s, const char *body, size_t len, nvx_api_answer *ret);
+
+/* Every model of the store, complete or not, for the status page: a new
+ * JSON array of {id, name (the first local name, or absent), size,
+ * complete, pinned, shared (under policy), signatures, chunks,
+ * chunks_present}. Returns 0 and *ret, or a negative errno. */
+int nvx_api_store_models(cas_store *s, nvx_serve_policy policy, json_t **ret);
 
 /* An error answer {"error": msg}. Returns 0 or -ENOMEM. */
 int nvx_api_error(int status, const char *msg, nvx_api_answer *ret);

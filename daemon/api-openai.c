@@ -62,13 +62,13 @@ prompt(json_t *root, nvx_gen_params *p, char err[static NVX_API_ERR_MAX])
 }
 
 int
-nvx_api_openai_completions_parse(const char *body, size_t len, nvx_api_gen_in *ret,
+nvx_api_openai_completions_parse(const char *body, size_t len, bool chat, nvx_api_gen_in *ret,
                                  char err[static NVX_API_ERR_MAX])
 {
     nvx_api_gen_in in = { .stream = false };
     in.p.temperature = 1.0;
     in.p.top_p = 1.0;
-    in.p.max_new = NVX_OPENAI_MAX_TOKENS;
+    in.p.max_new = chat ? -1 : NVX_OPENAI_MAX_TOKENS; /* chat: no cap but the context */
     in.p.keep_alive_ms = NVX_GEN_KEEP_ALIVE_MS;
     int r = nvx_api_json_object(body, len, &in.root, err);
     if (r < 0)
@@ -82,11 +82,14 @@ nvx_api_openai_completions_parse(const char *body, size_t len, nvx_api_gen_in *r
     int64_t seed = 0;
     if (r == 0) {
         in.p.model = json_string_value(m);
-        r = prompt(in.root, &in.p, err);
+        r = chat ? nvx_api_json_messages(&in, err) : prompt(in.root, &in.p, err);
     }
+    bool capped = false;
+    if (r == 0 && chat) /* the newer name of max_tokens */
+        r = nvx_api_json_int(in.root, "max_completion_tokens", &in.p.max_new, &capped, err);
     if (r == 0)
-        r = nvx_api_json_int(in.root, "max_tokens", &in.p.max_new, NULL, err);
-    if (r == 0 && in.p.max_new < 0) {
+        r = nvx_api_json_int(in.root, "max_tokens", &in.p.max_new, &capped, err);
+    if (r == 0 && capped && in.p.max_new < 0) {
         snprintf(err, NVX_API_ERR_MAX, "max_tokens: expected an integer >= 0");
         r = -EINVAL;
     }
@@ -109,20 +112,47 @@ nvx_api_openai_completions_parse(const char *body, size_t len, nvx_api_gen_in *r
     return 0;
 }
 
-char *
-nvx_api_openai_completion(const char *id, const char *model, const char *text, size_t len,
-                          const char *finish, const nvx_gen_result *res, bool sse, size_t *ret_len)
+/* The choice of a completion: text (with a "text" field) or chat (a
+ * "message", or in a stream a "delta" that is empty in the last event). */
+static json_t *
+choice(bool chat, const char *text, size_t len, const char *finish, bool sse)
 {
-    json_t *choice = json_pack("{s:o, s:i, s:n, s:s?}", "text", nvx_api_json_text(text, len),
-                               "index", 0, "logprobs", "finish_reason", finish);
-    if (choice && !finish)
-        json_object_set_new(choice, "finish_reason", json_null());
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", id, "object", "text_completion",
-                          "created", (json_int_t)time(NULL), "model", model, "choices", choice);
+    json_t *t = nvx_api_json_text(text, len), *c = NULL;
+    if (!chat)
+        c = t ? json_pack("{s:o, s:i, s:n}", "text", t, "index", 0, "logprobs") : NULL;
+    else if (sse && finish)
+        c = json_pack("{s:{}, s:i, s:n}", "delta", "index", 0, "logprobs");
+    else
+        c = t ? json_pack("{s:{s:s, s:O}, s:i, s:n}", sse ? "delta" : "message", "role",
+                          "assistant", "content", t, "index", 0, "logprobs")
+              : NULL;
+    if (chat)
+        json_decref(t);
+    if (c &&
+        json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null()) < 0) {
+        json_decref(c);
+        c = NULL;
+    }
+    return c;
+}
+
+char *
+nvx_api_openai_completion(const char *id, const char *model, bool chat, const char *text,
+                          size_t len, const char *finish, const nvx_gen_result *res, bool sse,
+                          size_t *ret_len)
+{
+    const char *object = !chat ? "text_completion"
+                         : sse ? "chat.completion.chunk"
+                               : "chat.completion";
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", id, "object", object, "created",
+                          (json_int_t)time(NULL), "model", model, "choices",
+                          choice(chat, text, len, finish, sse));
     if (o && res && !sse) {
-        json_t *u = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)res->prompt_tokens,
-                              "completion_tokens", (json_int_t)res->eval_tokens, "total_tokens",
-                              (json_int_t)(res->prompt_tokens + res->eval_tokens));
+        json_t *u =
+            json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)res->prompt_tokens,
+                      "completion_tokens", (json_int_t)res->eval_tokens, "total_tokens",
+                      (json_int_t)(res->prompt_tokens + res->eval_tokens), "prompt_tokens_details",
+                      "cached_tokens", (json_int_t)res->cached_tokens);
         if (!u || json_object_set_new(o, "usage", u) < 0) {
             json_decref(o);
             o = NULL;

@@ -10,9 +10,12 @@
 #include "daemon/api-ollama-gen.h"
 #include "daemon/api-ollama.h"
 #include "daemon/api-openai.h"
+#include "daemon/api-pull.h"
+#include "daemon/api-status.h"
 #include "daemon/gen.h"
 #include "daemon/http-uv.h"
 #include "daemon/log.h"
+#include "daemon/status-page.h"
 
 enum {
     VERSION_MAX = 64,
@@ -23,6 +26,7 @@ struct nvx_api {
     cas_store *store;
     nvx_http_server *http;
     nvx_gen *gen;
+    nvx_api_node_ops node;
     char version[VERSION_MAX];
     unsigned jobs; /* pool jobs running */
     bool closing, http_closed;
@@ -39,6 +43,12 @@ enum route {
     R_GENERATE,
     R_V1_MODELS,
     R_V1_COMPLETIONS,
+    R_CHAT,
+    R_V1_CHAT,
+    R_PULL,
+    R_METRICS,
+    R_STATUS,
+    R_PAGE,
     _R_MAX,
 };
 
@@ -52,6 +62,12 @@ static const nvx_http_route routes[_R_MAX] = {
     [R_GENERATE] = { NVX_HTTP_POST, "/api/generate" },
     [R_V1_MODELS] = { NVX_HTTP_GET, "/v1/models" },
     [R_V1_COMPLETIONS] = { NVX_HTTP_POST, "/v1/completions" },
+    [R_CHAT] = { NVX_HTTP_POST, "/api/chat" },
+    [R_V1_CHAT] = { NVX_HTTP_POST, "/v1/chat/completions" },
+    [R_PULL] = { NVX_HTTP_POST, "/api/pull" },
+    [R_METRICS] = { NVX_HTTP_GET, "/metrics" },
+    [R_STATUS] = { NVX_HTTP_GET, "/api/nvx/status" },
+    [R_PAGE] = { NVX_HTTP_GET, "/" },
 };
 
 /* One store request on the pool: it copies the body, since the answer may
@@ -66,6 +82,11 @@ struct job {
     size_t len;
     nvx_api_answer ans;
     int r;
+    /* R_STATUS, R_METRICS: the node's part (taken on the loop), the
+     * store's (read on the pool) */
+    json_t *node, *models;
+    cas_store_usage usage;
+    int usage_r;
 };
 
 static void
@@ -108,9 +129,48 @@ job_work(uv_work_t *w)
     case R_V1_MODELS:
         j->r = nvx_api_openai_models(s, &j->ans);
         break;
+    case R_STATUS:
+    case R_METRICS: {
+        const char *serve = json_string_value(json_object_get(j->node, "serve"));
+        int pol = serve ? nvx_serve_policy_parse(serve) : NVX_SERVE_PINNED;
+        j->usage_r = cas_store_usage_get(s, &j->usage);
+        if (j->route == R_STATUS)
+            j->r = nvx_api_store_models(s, pol < 0 ? NVX_SERVE_PINNED : (nvx_serve_policy)pol,
+                                        &j->models);
+        break;
+    }
     default:
         j->r = -EINVAL;
     }
+}
+
+/* Status and metrics, once the store's part is read: the worker's
+ * counters and loaded model are the loop's to read. */
+static void
+snapshot_answer(nvx_api *a, struct job *j)
+{
+    nvx_gen_stats gs;
+    nvx_gen_loaded l;
+    nvx_gen_stats_get(a->gen, &gs);
+    bool on = nvx_gen_loaded_get(a->gen, &l);
+    nvx_api_snapshot snap = {
+        .version = a->version,
+        .http_addr = nvx_http_server_addr(a->http),
+        .node = j->node,
+        .models = j->models,
+        .usage = j->usage_r == 0 ? &j->usage : NULL,
+        .gen = &gs,
+        .loaded = on ? &l : NULL,
+    };
+    size_t n = 0;
+    char *s =
+        j->route == R_STATUS ? nvx_api_status_json(&snap, &n) : nvx_api_metrics_text(&snap, &n);
+    if (!s)
+        nvx_http_respond_error(j->cl, 500, "out of memory");
+    else
+        nvx_http_respond(j->cl, 200,
+                         j->route == R_STATUS ? "application/json" : NVX_API_METRICS_CTYPE, s, n);
+    free(s);
 }
 
 static void
@@ -118,7 +178,12 @@ job_done(uv_work_t *w, int status)
 {
     struct job *j = (struct job *)w;
     nvx_api *a = j->api;
-    answer(j->cl, status < 0 ? status : j->r, &j->ans);
+    if ((j->route == R_STATUS || j->route == R_METRICS) && status == 0 && j->r == 0)
+        snapshot_answer(a, j);
+    else
+        answer(j->cl, status < 0 ? status : j->r, &j->ans);
+    json_decref(j->node);
+    json_decref(j->models);
     free(j->body);
     free(j);
     a->jobs--;
@@ -142,7 +207,10 @@ queue_job(nvx_api *a, nvx_http_client *cl, enum route route, const nvx_http_req 
     j->api = a;
     j->cl = cl;
     j->route = route;
+    if ((route == R_STATUS || route == R_METRICS) && a->node.status)
+        j->node = a->node.status(a->node.arg);
     if (uv_queue_work(a->loop, &j->w, job_work, job_done) < 0) {
+        json_decref(j->node);
         free(j->body);
         free(j);
         nvx_http_respond_error(cl, 503, "cannot queue the request");
@@ -182,6 +250,19 @@ on_request(void *arg, nvx_http_client *cl, const nvx_http_req *req)
     case R_V1_COMPLETIONS:
         nvx_api_gen_start(a->gen, cl, NVX_API_OPENAI, req->body, req->body_len);
         return;
+    case R_CHAT:
+        nvx_api_gen_start(a->gen, cl, NVX_API_OLLAMA_CHAT, req->body, req->body_len);
+        return;
+    case R_V1_CHAT:
+        nvx_api_gen_start(a->gen, cl, NVX_API_OPENAI_CHAT, req->body, req->body_len);
+        return;
+    case R_PULL:
+        nvx_api_pull_start(&a->node, cl, req->body, req->body_len);
+        return;
+    case R_PAGE:
+        nvx_http_respond(cl, 200, "text/html; charset=utf-8", nvx_status_page,
+                         sizeof(nvx_status_page) - 1);
+        return;
     default:
         queue_job(a, cl, (enum route)r, req);
         return;
@@ -196,6 +277,7 @@ nvx_api_new(const nvx_api_opts *opts, nvx_api **ret)
         return -ENOMEM;
     a->loop = opts->loop;
     a->store = opts->store;
+    a->node = opts->node;
     snprintf(a->version, sizeof(a->version), "%s", opts->version ? opts->version : "0");
     nvx_http_server_opts ho = {
         .loop = opts->loop,

@@ -7,20 +7,44 @@
  * through the HTTP adapter (daemon/http-uv.h).
  *
  * Endpoints (Ollama-compatible): GET /api/version, GET /api/tags,
- * POST /api/show, GET /api/ps, DELETE /api/delete, POST /api/generate;
- * (OpenAI-compatible) GET /v1/models, POST /v1/completions. Generation
+ * POST /api/show, GET /api/ps, DELETE /api/delete, POST /api/generate,
+ * POST /api/chat, POST /api/pull; (OpenAI-compatible) GET /v1/models,
+ * POST /v1/completions, POST /v1/chat/completions; GET /metrics
+ * (Prometheus), GET / (the status page) and GET /api/nvx/status (its
+ * JSON). Generation
  * runs on its own worker (daemon/gen.h, daemon/api-gen.h). An unknown path is 404,
  * a known path with another method 405, all with {"error": ...} bodies.
  *
  * Loop thread only.
  */
+#include <jansson.h>
 #include <stdbool.h>
 
 #include <uv.h>
 
 #include "libcas/store.h"
+#include "proto/control.h"
 
 typedef struct nvx_api nvx_api;
+
+/* What the API asks of the rest of the node. api.c sits below the node's
+ * fetching in daemon/'s call graph, so main.c hands these in (it wires
+ * them to daemon/status.h and daemon/pull.h); any may be NULL (unit
+ * tests): /api/pull then answers 501 and the status has no node part. */
+typedef struct nvx_api_node_ops {
+    /* The node's state: a new JSON object (daemon/status.h), or NULL. */
+    json_t *(*status)(void *arg);
+    /* Starts fetching target (pin it when complete). cb runs on the loop
+     * with progress and once with a final state (DONE, FAILED, CANCELLED:
+     * error and msg say why), after which the handle is gone. Returns 0
+     * and *ret, or < 0 (cb never runs). */
+    int (*pull)(void *arg, const char *target, bool pin,
+                void (*cb)(void *cb_arg, const proto_ctl_progress *p, int error, const char *msg),
+                void *cb_arg, void **ret);
+    /* The client went before the final callback: none runs again. */
+    void (*pull_cancel)(void *arg, void *handle);
+    void *arg;
+} nvx_api_node_ops;
 
 typedef struct nvx_api_opts {
     uv_loop_t *loop;
@@ -31,6 +55,7 @@ typedef struct nvx_api_opts {
     unsigned head_timeout_ms, body_timeout_ms, idle_timeout_ms;
     bool require_trusted;        /* the run policy of generation (daemon/gen.h) */
     unsigned gen_token_delay_ms; /* tests only: slows generation down */
+    nvx_api_node_ops node;       /* copied */
 } nvx_api_opts;
 
 /* Listens. Returns 0, -EINVAL (bad address), errnos of bind/listen. */

@@ -12,9 +12,11 @@
 
 const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
-    "            [--peer HOST:PORT]... [--no-discovery] [--log-level LEVEL]\n"
+    "            [--peer HOST:PORT]... [--no-discovery] [--no-upnp] [--log-level LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
+    "            [--max-store-bytes SIZE]\n"
+    "            [--control-group GROUP]\n"
     "\n"
     "The nvx node: serves the pinned models of its store to peers and fetches\n"
     "models for `nvx fetch`. Control socket: STORE/nvxd.sock (mode 0600).\n"
@@ -28,6 +30,8 @@ const char nvx_config_usage[] =
     "  --peer HOST:PORT       also dial this peer (repeatable; `nvx peer add`\n"
     "                         keeps peers in the store instead)\n"
     "  --no-discovery         no LAN discovery (discovery = no)\n"
+    "  --no-upnp              do not map the listening port on the home router\n"
+    "                         with UPnP-IGD or NAT-PMP (upnp = off)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --max-peers N          peer connections (default 64)\n"
     "  --peer-max-requests N  requests queued per peer when serving (default 1024)\n"
@@ -39,9 +43,15 @@ const char nvx_config_usage[] =
     "                         OpenAI-compatible; default " NVX_DEFAULT_HTTP ";\n"
     "                         numeric address; anything but the loopback\n"
     "                         lets every host that reaches it use the API)\n"
+    "  --max-store-bytes SIZE store quota (K, M, G suffixes; 0 = none): at\n"
+    "                         start and after each add, unpinned models go,\n"
+    "                         oldest first, until the store fits; pinned and\n"
+    "                         fetched models are never removed for it\n"
     "  --require-trusted      generate only with models signed by a trusted\n"
     "                         key (require-trusted = yes; also\n"
     "                         NVX_REQUIRE_TRUSTED=1, as for nvx run)\n"
+    "  --control-group GROUP  members of GROUP (a name or gid) may use the\n"
+    "                         control socket too (it becomes mode 0660)\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
@@ -54,6 +64,7 @@ nvx_config_defaults(nvx_config *cfg)
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", NVX_DEFAULT_LISTEN);
     snprintf(cfg->http, sizeof(cfg->http), "%s", NVX_DEFAULT_HTTP);
     cfg->discovery = true;
+    cfg->upnp = true;
     cfg->log_level = NVX_LOG_INFO;
     cfg->max_peers = NVX_DEFAULT_MAX_PEERS;
     cfg->peer_max_requests = NVX_DEFAULT_PEER_MAX_REQUESTS;
@@ -139,6 +150,23 @@ addr_ok(const char *s)
     return parse_u64(colon + 1, false, 0, 65535, &port) == 0;
 }
 
+/* A group: a decimal gid, or a name as useradd(8) takes it (letters,
+ * digits, '_', '-', '.'; not starting with '-'). */
+static bool
+group_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NVX_CONFIG_GROUP_MAX || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
 int
 nvx_config_set(nvx_config *cfg, const char *key, const char *value,
                char err[static NVX_CONFIG_ERR_LEN])
@@ -180,8 +208,19 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         memcpy(cfg->peers[cfg->n_peers++], value, vlen + 1);
         return 0;
     }
+    if (strcmp(key, "control-group") == 0) {
+        if (!group_ok(value))
+            goto bad;
+        memcpy(cfg->control_group, value, vlen + 1);
+        return 0;
+    }
     if (strcmp(key, "discovery") == 0) {
         if (parse_bool(value, &cfg->discovery) < 0)
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "upnp") == 0) {
+        if (parse_bool(value, &cfg->upnp) < 0)
             goto bad;
         return 0;
     }
@@ -215,6 +254,13 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
         cfg->peer_max_bytes = u;
         return 0;
     }
+    if (strcmp(key, "max-store-bytes") == 0) {
+        if (parse_u64(value, true, 0, (uint64_t)1 << 62, &u) < 0)
+            goto bad;
+        cfg->max_store_bytes = u;
+        cfg->max_store_set = true;
+        return 0;
+    }
     if (strcmp(key, "serve") == 0) {
         int p = nvx_serve_policy_parse(value);
         if (p < 0) {
@@ -242,10 +288,11 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",          "listen",    "discovery",
-                                        "log-level",      "max-peers", "peer-max-requests",
-                                        "peer-max-bytes", "serve",     "http",
-                                        "require-trusted" };
+    static const char *const once[] = { "store",           "listen",          "discovery",
+                                        "log-level",       "max-peers",       "peer-max-requests",
+                                        "peer-max-bytes",  "serve",           "http",
+                                        "require-trusted", "max-store-bytes", "upnp",
+                                        "control-group" };
     char *p = line;
     while (is_blank(*p))
         p++;
@@ -372,9 +419,10 @@ out:
 }
 
 /* Flags that take a value, mapped to config keys. */
-static const char *const valued[] = { "store",          "listen",    "peer",
-                                      "log-level",      "max-peers", "peer-max-requests",
-                                      "peer-max-bytes", "serve",     "http" };
+static const char *const valued[] = { "store",           "listen",       "peer",
+                                      "log-level",       "max-peers",    "peer-max-requests",
+                                      "peer-max-bytes",  "serve",        "http",
+                                      "max-store-bytes", "control-group" };
 
 static const char *
 flag_value(int argc, char **argv, int *i, const char *name, char err[static NVX_CONFIG_ERR_LEN])
@@ -422,6 +470,10 @@ nvx_config_args(nvx_config *cfg, int argc, char **argv, char err[static NVX_CONF
         }
         if (strcmp(a, "--no-discovery") == 0) {
             cfg->discovery = false;
+            continue;
+        }
+        if (strcmp(a, "--no-upnp") == 0) {
+            cfg->upnp = false;
             continue;
         }
         if (strcmp(a, "--require-trusted") == 0) {

@@ -12,7 +12,8 @@
  *
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
- * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted). Values are printable
+ * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted,
+ * max-store-bytes, upnp, control-group). Values are printable
  * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
  * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
  * peer, which adds one peer per line), a missing '=', an empty or out-of-range value, a control
@@ -35,6 +36,7 @@ enum nvx_config_limits {
     NVX_CONFIG_PEERS_MAX = 64,
     NVX_CONFIG_VALUE_MAX = 512, /* bytes of one value (paths, addresses) */
     NVX_CONFIG_ERR_LEN = 256,
+    NVX_CONFIG_GROUP_MAX = 32, /* bytes of a group name (useradd's limit) */
 };
 
 /* Defaults. */
@@ -51,12 +53,19 @@ typedef struct nvx_config {
     size_t n_peers;
     char peers[NVX_CONFIG_PEERS_MAX][NVX_CONFIG_VALUE_MAX];
     bool discovery;             /* LAN discovery (handled by a later module) */
+    bool upnp;                  /* map the listening port on the router (daemon/natmap.h) */
     int log_level;              /* enum nvx_log_level */
     unsigned max_peers;         /* connections, 1..4096 */
     unsigned peer_max_requests; /* REQUESTs queued per peer when serving, 1..65536 */
     uint64_t peer_max_bytes;    /* bytes in flight per peer when serving, 64K..1G */
     nvx_serve_policy serve;     /* what peers may see and fetch (daemon/share.h) */
     bool require_trusted;       /* generation loads only models with a trusted signature */
+    uint64_t max_store_bytes;   /* store quota (libcas limit), 0 = none */
+    bool max_store_set;         /* max-store-bytes given: main() stores it (else left as is) */
+    /* control-group: "" = the control socket serves our own uid only; else
+     * a group name or decimal gid whose members may use it too (main.c
+     * resolves it; the socket becomes 0660 and the store dir 0710). */
+    char control_group[NVX_CONFIG_GROUP_MAX + 1];
 } nvx_config;
 
 /* Fills *cfg with the defaults. */

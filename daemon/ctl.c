@@ -11,7 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "daemon/log.h"
+#include "daemon/reach.h"
+#include "daemon/pull.h"
 #include "daemon/xfer.h"
 #include "libcas/hash.h"
 #include "libcas/namerec.h"
@@ -42,12 +45,15 @@ struct nvx_ctl {
     nvx_node *node;
     cas_store *store;
     nvx_mesh *mesh;
+    nvx_natmap *natmap;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char agent[PROTO_AGENT_MAX + 1];
     struct client *clients;
     size_t n_clients;
     uint64_t started_ms;
     bool server_closed;
+    bool group_set;
+    gid_t group;
     void (*on_shutdown)(void *);
     void *arg;
     void (*done)(void *);
@@ -178,6 +184,36 @@ put_addr(void *arg, const char *addr)
     proto_ctl_put_str(arg, PROTO_CTL_T_ADDR, addr);
 }
 
+/* The REACH nest: how peers outside reach us (daemon/reach.h), and the
+ * addresses a ticket gives out, mapped or public first. */
+static void
+put_reach(nvx_ctl *c, proto_ctl_writer *w)
+{
+    char ext[NVX_NATMAP_ADDR_MAX], pub[NVX_NATMAP_ADDR_MAX] = "", msg[200];
+    nvx_natmap_how how = nvx_natmap_state(c->natmap, ext, sizeof(ext));
+    const char *listen = nvx_node_listen_addr(c->node);
+    unsigned relays = c->mesh ? nvx_mesh_relays(c->mesh) : 0;
+    if (!ext[0])
+        (void)nvx_reach_public_addr(listen, pub, sizeof(pub));
+    int st =
+        nvx_reach_describe(listen, ext, nvx_natmap_how_name(how), pub, relays, msg, sizeof(msg));
+    proto_ctl_nest_begin(w, PROTO_CTL_T_REACH);
+    proto_ctl_put_u64(w, PROTO_CTL_T_STATE, (uint64_t)st);
+    proto_ctl_put_str(w, PROTO_CTL_T_MESSAGE, msg);
+    if (ext[0])
+        proto_ctl_put_str(w, PROTO_CTL_T_ADDR, ext);
+    if (pub[0])
+        proto_ctl_put_str(w, PROTO_CTL_T_ADDR, pub);
+    char local[NVX_REACH_LOCAL_MAX][NVX_REACH_ADDR_LEN];
+    size_t n = nvx_reach_local_addrs(listen, local, NVX_REACH_LOCAL_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(local[i], pub) != 0)
+            proto_ctl_put_str(w, PROTO_CTL_T_ADDR, local[i]);
+    proto_ctl_put_str(w, PROTO_CTL_T_NAME, nvx_natmap_how_name(how));
+    proto_ctl_put_u64(w, PROTO_CTL_T_PEER_COUNT, relays);
+    proto_ctl_nest_end(w);
+}
+
 struct status_job {
     uv_work_t w;
     struct client *cl;
@@ -215,6 +251,7 @@ status_done(uv_work_t *w, int st)
         proto_ctl_put_u64(&wr, PROTO_CTL_T_BYTES_IN, nvx_node_bytes_fetched(c->node));
         nvx_node_peers_each(c->node, put_peer, &wr);
         nvx_node_xfers_each(c->node, put_xfer, &wr);
+        put_reach(c, &wr);
         send_writer(cl, &wr, j->id);
     }
     free(j);
@@ -288,6 +325,8 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
         return;
     cs->sub = NULL; /* the node frees it */
     cs->cl = NULL;
+    if (cl->ctl->mesh && p->has_model_id)
+        nvx_mesh_unwant(cl->ctl->mesh, p->model_id);
     if (p->state == PROTO_CTL_STATE_DONE) {
         proto_ctl_writer w;
         proto_ctl_writer_init(&w, PROTO_CTL_OK, cs->req_id);
@@ -314,64 +353,16 @@ struct resolve_job {
     uv_work_t w;
     struct client *cl;
     uint32_t id;
-    char target[PROTO_CTL_STR_MAX + 1];
     bool pin;
-    bool untrusted;     /* follow names signed by keys not in the keyring */
     uint64_t timeout_s; /* 0: the node's default */
-    uint8_t model[32];
-    int r;
-    bool by_name;
-    cas_name_resolution res;
+    nvx_pull_target t;
 };
 
 static void
 resolve_work(uv_work_t *w)
 {
     struct resolve_job *j = (struct resolve_job *)w;
-    j->r = cas_hash_from_hex(j->target, j->model);
-    if (j->r < 0) /* a prefix or a local name of a model in the store */
-        j->r = cas_store_resolve(j->cl->ctl->store, j->target, j->model);
-    if (j->r < 0 && cas_store_name_get(j->cl->ctl->store, j->target, j->model) == 0)
-        j->r = 0;
-    if (j->r < 0 && cas_namerec_is_target(j->target)) { /* PUBLISHER/NAME */
-        j->by_name = true;
-        j->r = cas_namerec_resolve(j->cl->ctl->store, j->target, &j->res);
-        if (j->r == 0 && !j->res.trusted && !j->untrusted)
-            j->r = -EACCES;
-        if (j->r == 0)
-            memcpy(j->model, j->res.rec.model_id, 32);
-    }
-}
-
-/* The error line for a PUBLISHER/NAME that did not resolve. */
-static void
-name_error(const struct resolve_job *j, char *msg, size_t cap)
-{
-    char kid[CAS_KEYID_HEX_SIZE];
-    cas_keyid_format(j->res.rec.keyid, kid);
-    switch (j->r) {
-    case -EACCES:
-        snprintf(msg, cap,
-                 "%.300s is signed by key %s, which you do not trust: nvx trust add it, or "
-                 "pass --allow-untrusted",
-                 j->target, kid);
-        break;
-    case -ENOTUNIQ:
-        snprintf(msg, cap,
-                 "several trusted keys are called like the publisher of %.300s: use the "
-                 "key id",
-                 j->target);
-        break;
-    case -ENOENT:
-        snprintf(msg, cap,
-                 "no record of %.300s yet: trust the publisher's key, or wait for a peer "
-                 "that has it",
-                 j->target);
-        break;
-    default:
-        snprintf(msg, cap, "cannot resolve %.300s: %s", j->target, strerror(-j->r));
-        break;
-    }
+    nvx_pull_resolve(j->cl->ctl->store, &j->t);
 }
 
 static void
@@ -382,20 +373,14 @@ resolve_done(uv_work_t *w, int st)
     cl->jobs--;
     if (cl->closing)
         goto out;
-    if (j->r < 0 && j->by_name) {
-        char msg[600];
-        name_error(j, msg, sizeof(msg));
-        send_error(cl, j->id, j->r, msg, false);
+    if (j->t.r < 0) {
+        char msg[NVX_PULL_MSG_MAX];
+        int code = nvx_pull_resolve_error(&j->t, msg, sizeof(msg));
+        send_error(cl, j->id, code, msg, false);
         goto out;
     }
-    if (j->r < 0) {
-        char msg[200];
-        snprintf(msg, sizeof(msg),
-                 j->r == -ENOTUNIQ ? "ambiguous id prefix: give more hex digits"
-                                   : "not a model id: give the full 64-hex-digit id");
-        send_error(cl, j->id, j->r == -ENOTUNIQ ? j->r : -EINVAL, msg, false);
-        goto out;
-    }
+    if (j->t.peer[0]) /* a ticket: its peer has the model */
+        (void)nvx_node_dial(cl->ctl->node, j->t.peer);
     struct csub *cs = NULL;
     for (size_t i = 0; i < NVX_CTL_SUBS_MAX; i++)
         if (!cl->subs[i].cl) {
@@ -409,9 +394,9 @@ resolve_done(uv_work_t *w, int st)
     cs->cl = cl;
     cs->req_id = j->id;
     if (cl->ctl->mesh)
-        (void)nvx_mesh_want(cl->ctl->mesh, j->model); /* dial providers gossip knows of */
+        (void)nvx_mesh_want(cl->ctl->mesh, j->t.model); /* dial providers gossip knows of */
     cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
-    int r = nvx_node_fetch(cl->ctl->node, j->model, j->pin, fetch_cb, cs, &cs->sub);
+    int r = nvx_node_fetch(cl->ctl->node, j->t.model, j->pin, fetch_cb, cs, &cs->sub);
     if (r < 0) {
         cs->cl = NULL;
         send_error(cl, j->id, r, "cannot start the fetch", false);
@@ -421,6 +406,27 @@ resolve_done(uv_work_t *w, int st)
 out:
     free(j);
     client_put(cl);
+}
+
+/* A ticket's addresses (nvx fetch TICKET): dialed at once, pinned to its
+ * node id when it carries one, as peers we need (daemon/admit.h). */
+static void
+dial_ticket(nvx_ctl *c, const proto_ctl_msg *m)
+{
+    const uint8_t *node = NULL;
+    (void)proto_ctl_get_id(m, PROTO_CTL_T_NODE_ID, &node);
+    unsigned n = 0;
+    for (const proto_ctl_field *f = proto_ctl_find(m, PROTO_CTL_T_ADDR);
+         f && n < NVX_CTL_TICKET_ADDRS_MAX; f = proto_ctl_next(m, f), n++) {
+        char addr[PROTO_ADDR_MAX + 1];
+        if (f->len == 0 || f->len > PROTO_ADDR_MAX)
+            continue;
+        memcpy(addr, f->p, f->len);
+        addr[f->len] = '\0';
+        int r = nvx_node_dial_id(c->node, addr, node, true);
+        if (r < 0)
+            log_info("cannot dial %s from the ticket: %s", addr, strerror(-r));
+    }
 }
 
 static void
@@ -438,13 +444,14 @@ handle_fetch(struct client *cl, const proto_ctl_msg *m)
     }
     j->cl = cl;
     j->id = m->id;
-    memcpy(j->target, t.p, t.len);
+    memcpy(j->t.target, t.p, t.len);
     uint64_t pin = 0, untrusted = 0;
     proto_ctl_get_u64(m, PROTO_CTL_T_PIN, &pin);
     proto_ctl_get_u64(m, PROTO_CTL_T_UNTRUSTED, &untrusted);
     proto_ctl_get_u64(m, PROTO_CTL_T_TIMEOUT_S, &j->timeout_s);
     j->pin = pin != 0;
-    j->untrusted = untrusted != 0;
+    j->t.untrusted = untrusted != 0;
+    dial_ticket(cl->ctl, m);
     if (uv_queue_work(cl->ctl->loop, &j->w, resolve_work, resolve_done) < 0) {
         free(j);
         send_error(cl, m->id, -EIO, "cannot queue the fetch", false);
@@ -663,9 +670,7 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         r = proto_ctl_decode(payload, plen, m);
         if (r < 0) {
             /* Echo the request id when the header is there. */
-            uint32_t id = plen >= 6 ? (uint32_t)payload[2] << 24 | (uint32_t)payload[3] << 16 |
-                                          (uint32_t)payload[4] << 8 | payload[5]
-                                    : 0;
+            uint32_t id = plen >= 6 ? be32_load(payload + 2) : 0;
             log_peer(NVX_LOG_DEBUG, "malformed control request");
             send_error(cl, id, -EBADMSG, "malformed control request", false);
         } else {
@@ -724,6 +729,32 @@ client_close(struct client *cl)
     uv_close((uv_handle_t *)&cl->pipe, on_client_closed);
 }
 
+/* Whether the client on fd runs as our uid or, with a control group, is a
+ * member of it. The credentials are those the kernel took at connect(). */
+static bool
+client_allowed(const nvx_ctl *c, int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    if (cred.uid == geteuid())
+        return true;
+    if (!c->group_set)
+        return false;
+    if (cred.gid == c->group)
+        return true;
+    gid_t groups[NVX_CTL_PEER_GROUPS_MAX];
+    len = sizeof(groups);
+    /* A member of more groups than we ask for gets ERANGE: refused. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+        return false;
+    for (size_t i = 0; i < len / sizeof(groups[0]); i++)
+        if (groups[i] == c->group)
+            return true;
+    return false;
+}
+
 static void
 on_connection(uv_stream_t *server, int status)
 {
@@ -746,10 +777,7 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_os_fd_t fd;
-    struct ucred cred;
-    socklen_t cl_len = sizeof(cred);
-    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len) < 0 || cred.uid != geteuid()) {
+    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0 || !client_allowed(c, fd)) {
         log_peer(NVX_LOG_WARN, "refusing a control client of another user");
         client_close(cl);
         return;
@@ -759,6 +787,17 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+}
+
+/* Gives the socket to the control group (0660) or keeps it ours (0600). */
+static int
+socket_mode(const nvx_ctl *c)
+{
+    if (c->group_set && chown(c->path, (uid_t)-1, c->group) < 0)
+        return -errno;
+    if (chmod(c->path, c->group_set ? 0660 : 0600) < 0)
+        return -errno;
+    return 0;
 }
 
 int
@@ -777,8 +816,11 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     c->node = opts->node;
     c->store = opts->store;
     c->mesh = opts->mesh;
+    c->natmap = opts->natmap;
     c->on_shutdown = opts->on_shutdown;
     c->arg = opts->arg;
+    c->group_set = opts->group_set;
+    c->group = opts->group;
     c->started_ms = uv_now(c->loop);
     uv_pipe_init(c->loop, &c->server, 0);
     c->server.data = c;
@@ -786,8 +828,8 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     mode_t old = umask(0177);
     int r = uv_pipe_bind(&c->server, c->path);
     umask(old);
-    if (r == 0 && chmod(c->path, 0600) < 0)
-        r = -errno;
+    if (r == 0)
+        r = socket_mode(c);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
     if (r < 0) {

@@ -4,20 +4,30 @@
 /*
  * The control socket: a Unix stream socket (mode 0600, normally
  * STORE/nvxd.sock) speaking proto/control.h. Only clients running as the
- * daemon's own uid are served (SO_PEERCRED); others are closed at once. A
+ * daemon's own uid are served (SO_PEERCRED); others are closed at once.
+ * With a control group (nvxd.conf control-group) the socket is mode 0660
+ * owned by that group, and a client whose primary or supplementary groups
+ * (SO_PEERGROUPS, as the kernel recorded them at connect) include it is
+ * served too: the file mode keeps others from connecting, the credential
+ * check refuses them should the mode be loosened. A
  * malformed request gets an ERROR response: a bad payload keeps the
  * connection open, a broken frame (bad length) closes it after the ERROR.
  *
  * Loop thread only.
  */
+#include <sys/types.h>
+
 #include <uv.h>
 
 #include "daemon/mesh.h"
+#include "daemon/natmap.h"
 #include "daemon/node.h"
 
 enum {
     NVX_CTL_CLIENTS_MAX = 64,
-    NVX_CTL_SUBS_MAX = 8, /* concurrent FETCHes per client */
+    NVX_CTL_SUBS_MAX = 8,          /* concurrent FETCHes per client */
+    NVX_CTL_TICKET_ADDRS_MAX = 8,  /* addresses of a FETCH dialed (a ticket holds 4) */
+    NVX_CTL_PEER_GROUPS_MAX = 256, /* groups of a client we look through (SO_PEERGROUPS) */
 };
 
 typedef struct nvx_ctl nvx_ctl;
@@ -29,12 +39,16 @@ typedef struct nvx_ctl_opts {
     const char *path; /* socket path; an old file there is replaced */
     const char *agent;
     nvx_mesh *mesh;                 /* gossip (PUBLISH, providers for FETCH); may be NULL */
+    nvx_natmap *natmap;             /* the router's port mapping (STATUS); may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;
+    bool group_set; /* members of group may use the socket too */
+    gid_t group;
 } nvx_ctl_opts;
 
 /* Binds and listens. Returns 0, -ENAMETOOLONG (path over sun_path), errnos
- * of bind/listen. */
+ * of bind/listen, and of chown when the daemon may not give the socket to
+ * opts->group (-EPERM: it is not a member). */
 int nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret);
 
 /* Closes the listener and every client (their fetches are unsubscribed,

@@ -25,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "common/bits.h"
 #include "daemon/log.h"
 #include "daemon/node-internal.h"
 #include "libcas/hash.h"
@@ -193,7 +194,7 @@ open_work(struct xjob *jb)
         goto fail;
     for (size_t i = 0; i < nc; i++)
         if (cas_partial_has(j->part, i))
-            j->have[i / 8] |= (uint8_t)(1u << (i % 8));
+            bit_set(j->have, i);
     if (j->n_local > 0)
         cas_partial_commit(j->part);
     jb->res = NVX_XFER_OPEN_READY;
@@ -249,6 +250,10 @@ puts_done(struct xjob *jb)
             j->c[k]->res = jb->res;
         if (j->c[k]->res < 0 && j->c[k]->res != -EBADMSG)
             log_error_errno(j->c[k]->res, "fetch: cannot write chunk %u", j->c[k]->idx);
+        if (j->c[k]->res >= 0) /* 1 written, 0 already there: verified either way */
+            jb->x->node->counters.chunks_verified++;
+        else if (j->c[k]->res == -EBADMSG)
+            jb->x->node->counters.chunks_rejected++;
     }
     nvx_xfer_stored(jb->x->e, j->c, j->n, nvx__now(jb->x->node));
 }
@@ -622,6 +627,14 @@ xfer_settle(struct xfer *x)
     }
     if (x->jobs > 0)
         return;
+    nvx_xfer_stats st;
+    nvx_xfer_stats_get(x->e, &st);
+    if (st.state == PROTO_CTL_STATE_DONE)
+        n->counters.xfers_done++;
+    else if (st.state == PROTO_CTL_STATE_CANCELLED)
+        n->counters.xfers_cancelled++;
+    else
+        n->counters.xfers_failed++;
     notify(x, true);
     for (struct xfer **xp = &n->xfers; *xp; xp = &(*xp)->next) {
         if (*xp == x) {

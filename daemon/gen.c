@@ -23,10 +23,13 @@
 #include <unistd.h>
 
 #include "daemon/api-ollama.h"
+#include "daemon/gen-chat.h"
 #include "daemon/log.h"
 #include "libcas/run-policy.h"
+#include "runtime/chat-session.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
+#include "runtime/pool.h"
 
 enum ev_kind {
     EV_STARTED,
@@ -50,8 +53,10 @@ struct nvx_gen_req {
     void *arg;
     atomic_bool cancel;
     char model[NVX_GEN_MODEL_MAX];
-    char *prompt;
+    char *prompt; /* a raw prompt, or the chat's texts one after another */
     size_t prompt_len;
+    rt_chat_msg *msgs; /* a chat: texts point into prompt */
+    size_t n_msgs;
     double temperature, top_p;
     uint64_t seed;
     int64_t max_new, keep_alive_ms;
@@ -68,14 +73,22 @@ typedef struct loaded {
     void *map;
     size_t map_len;
     void *arena;
+    rt_pool *pool; /* the matrix products' threads, as nvx run has them */
     rt_model *m;
     rt_tokenizer *tok;
+    bool has_tmpl; /* else tmpl_why says why chat is refused */
+    rt_chat_template tmpl;
+    char tmpl_why[NVX_GEN_CHAT_WHY_MAX];
+    int32_t stop_ids[RT_CHAT_MAX_STOP_IDS];
+    size_t n_stop_ids;
+    int32_t *hist; /* the tokens the KV cache holds, positions 0..n_hist */
+    size_t n_hist;
 } loaded;
 
 struct nvx_gen {
     uv_loop_t *loop;
     cas_store *store;
-    unsigned policy, delay_ms;
+    unsigned policy, delay_ms, threads;
     uv_thread_t thread;
     uv_async_t async;
     uv_mutex_t mu;
@@ -90,6 +103,7 @@ struct nvx_gen {
     uint64_t expire_at; /* uv_hrtime() ns when the idle model goes; 0: never */
     /* loop only */
     unsigned n_pending; /* submitted, done not yet delivered */
+    nvx_gen_stats stats;
     bool closing;
     void (*done)(void *);
     void *done_arg;
@@ -152,7 +166,9 @@ unload(nvx_gen *g)
     if (!c->on)
         return;
     rt_tokenizer_free(c->tok);
+    rt_pool_free(c->pool);
     free(c->arena);
+    free(c->hist);
     munmap(c->map, c->map_len);
     memset(c, 0, sizeof(*c));
     uv_mutex_lock(&g->mu);
@@ -246,12 +262,16 @@ load(nvx_gen *g, nvx_gen_req *rq, const uint8_t id[static CAS_HASH_LEN])
                                 (size + RT_ARENA_ALIGN - 1) / RT_ARENA_ALIGN * RT_ARENA_ALIGN);
         r = c.arena ? rt_model_init(c.map, c.map_len, &mo, c.arena, size, &c.m, NULL) : -ENOMEM;
     }
+    /* Threads once per load, not per request; none when one would do. */
+    if (r == 0 && g->threads != 1 && rt_pool_new(g->threads, &c.pool) == 0)
+        rt_model_set_parallel(c.m, rt_pool_parallel(c.pool));
     if (r == 0)
         r = rt_tokenizer_load_gguf(c.map, c.map_len, &c.tok);
     if (r == 0 && rt_tokenizer_n_vocab(c.tok) > rt_model_config(c.m)->vocab_size)
         r = -EBADMSG;
     if (r < 0) {
         rt_tokenizer_free(c.tok);
+        rt_pool_free(c.pool);
         free(c.arena);
         munmap(c.map, c.map_len);
         if (r == -ENOMEM)
@@ -263,6 +283,9 @@ load(nvx_gen *g, nvx_gen_req *rq, const uint8_t id[static CAS_HASH_LEN])
                    rq->model);
         return r;
     }
+    c.has_tmpl = nvx_gen_chat_template(c.map, c.map_len, &c.tmpl, c.tmpl_why) == 0;
+    if (c.has_tmpl)
+        c.n_stop_ids = rt_chat_stop_ids(c.m, c.tok, c.tmpl, c.stop_ids);
     c.on = true;
     memcpy(c.id, id, CAS_HASH_LEN);
     g->cur = c;
@@ -375,22 +398,66 @@ on_token(void *userdata, int32_t token, const char *piece, size_t len)
     return 0;
 }
 
+/* The raw prompt's token count: rt_generate hands the prompt's tokens to
+ * the callback as well, and the API answers only what follows. */
+static int
+prompt_tokens(const nvx_gen *g, const nvx_gen_req *rq, size_t *ret)
+{
+    size_t cap = rt_tokenizer_encode_bound(rq->prompt_len);
+    int32_t *ptok = malloc(cap * sizeof(*ptok));
+    unsigned tf = rt_tokenizer_add_bos(g->cur.tok) ? RT_TOK_ADD_BOS : 0;
+    int r = ptok ? rt_tokenizer_encode(g->cur.tok, rq->prompt, rq->prompt_len, tf, ptok, cap, ret)
+                 : -ENOMEM;
+    free(ptok);
+    return r;
+}
+
+/* Runs a chat's tokens toks[0..n) (taken: they become the cache's record)
+ * after the prefix the KV cache shares with the previous chat. */
+static int
+run_chat(nvx_gen *g, nvx_gen_req *rq, rt_sampler *smp, run *u, int32_t *toks, size_t n,
+         rt_generate_stats *gs)
+{
+    loaded *c = &g->cur;
+    uint32_t ctx = rt_model_config(c->m)->seq_len;
+    size_t cached = nvx_gen_chat_common(toks, n, c->hist, c->n_hist);
+    rt_generate_tokens_opts o = {
+        .max_new = rq->max_new,
+        .n_cached = cached,
+        .stop_ids = c->stop_ids,
+        .n_stop_ids = c->n_stop_ids,
+    };
+    size_t valid = 0;
+    int r = rt_generate_tokens(c->m, c->tok, smp, toks, n, n > ctx ? n : ctx, &o, on_token, u, gs,
+                               &valid);
+    free(c->hist);
+    c->hist = toks;
+    c->n_hist = valid;
+    rq->res.cached_tokens = gs->n_cached;
+    return r;
+}
+
 /* Runs rq on the loaded model. */
 static void
 generate(nvx_gen *g, nvx_gen_req *rq, uint64_t t_loaded)
 {
-    rt_model *m = g->cur.m;
-    const rt_config *cfg = rt_model_config(m);
+    loaded *c = &g->cur;
+    const rt_config *cfg = rt_model_config(c->m);
     run u = { .g = g, .rq = rq };
-    /* rt_generate hands the prompt's tokens to the callback as well; the
-     * API answers only what follows, so count them first. */
-    size_t cap = rt_tokenizer_encode_bound(rq->prompt_len), n = 0;
-    int32_t *ptok = malloc(cap * sizeof(*ptok));
-    unsigned tf = rt_tokenizer_add_bos(g->cur.tok) ? RT_TOK_ADD_BOS : 0;
-    int r = ptok ? rt_tokenizer_encode(g->cur.tok, rq->prompt, rq->prompt_len, tf, ptok, cap, &n)
-                 : -ENOMEM;
-    free(ptok);
-    u.skip = n > 1 ? (uint32_t)(n - 1) : 0;
+    int32_t *toks = NULL; /* a chat's tokens */
+    size_t n = 0;
+    int r;
+    if (rq->msgs && !c->has_tmpl) {
+        refuse(rq, -ENOTSUP, 400,
+               "model \"%s\" cannot chat: %s; use /api/generate with a prompt written for it",
+               rq->model, c->tmpl_why);
+        return;
+    }
+    if (rq->msgs)
+        r = nvx_gen_chat_encode(c->tok, c->tmpl, rq->msgs, rq->n_msgs, cfg->seq_len, &toks, &n);
+    else
+        r = prompt_tokens(g, rq, &n);
+    u.skip = !rq->msgs && n > 1 ? (uint32_t)(n - 1) : 0;
     size_t scratch_len = rt_sampler_scratch_size(cfg->vocab_size);
     void *scratch = r == 0 ? malloc(scratch_len) : NULL;
     rt_sampler smp;
@@ -401,16 +468,22 @@ generate(nvx_gen *g, nvx_gen_req *rq, uint64_t t_loaded)
         r = -EINVAL;
     if (r < 0) {
         free(scratch);
+        free(toks);
         refuse(rq, r, r == -EINVAL ? 400 : 500, "cannot start generation: %s",
-               r == -EINVAL ? "bad sampling options" : strerror(-r));
+               r == -EINVAL ? "bad sampling options or message order" : strerror(-r));
         return;
     }
     post(g, rq, EV_STARTED, 0, NULL, 0);
-    rt_generate_opts go = RT_GENERATE_OPTS_INIT;
-    go.max_new = rq->max_new;
     rt_generate_stats gs = { 0 };
     uint64_t t0 = uv_hrtime();
-    r = rt_generate(m, g->cur.tok, &smp, rq->prompt, rq->prompt_len, &go, on_token, &u, &gs);
+    if (rq->msgs) {
+        r = run_chat(g, rq, &smp, &u, toks, n, &gs);
+    } else {
+        rt_generate_opts go = RT_GENERATE_OPTS_INIT;
+        go.max_new = rq->max_new;
+        r = rt_generate(c->m, c->tok, &smp, rq->prompt, rq->prompt_len, &go, on_token, &u, &gs);
+        c->n_hist = 0; /* the cache holds this prompt now, not a chat */
+    }
     uint64_t t1 = uv_hrtime();
     free(scratch);
     if (r == 0)
@@ -518,8 +591,25 @@ worker(void *arg)
 static void
 req_free(nvx_gen_req *rq)
 {
+    free(rq->msgs);
     free(rq->prompt);
     free(rq);
+}
+
+static void
+count(nvx_gen_stats *st, int r, const nvx_gen_result *res)
+{
+    st->requests++;
+    if (r == -ECANCELED)
+        st->cancelled++;
+    else if (r < 0)
+        st->failed++;
+    st->prompt_tokens += res->prompt_tokens - res->cached_tokens;
+    st->tokens += res->eval_tokens;
+    st->eval_ns += res->eval_ns;
+    /* The first token's time is the prompt's: eval_ns covers the rest. */
+    if (res->eval_tokens > 1 && res->eval_ns)
+        st->last_tps = (double)(res->eval_tokens - 1) * 1e9 / (double)res->eval_ns;
 }
 
 static void
@@ -538,6 +628,7 @@ deliver(nvx_gen *g)
             rq->cbs->text(rq->arg, e->data, e->len);
         else if (e->kind == EV_DONE) {
             g->n_pending--;
+            count(&g->stats, e->r, &rq->res);
             rq->cbs->done(rq->arg, e->r, &rq->res);
             req_free(rq);
         }
@@ -575,6 +666,7 @@ nvx_gen_new(const nvx_gen_opts *opts, nvx_gen **ret)
     g->store = opts->store;
     g->policy = opts->require_trusted ? CAS_RUN_REQUIRE_TRUSTED : 0;
     g->delay_ms = opts->token_delay_ms;
+    g->threads = opts->threads;
     atomic_init(&g->stop_flag, false);
     int r = uv_mutex_init(&g->mu);
     if (r < 0)
@@ -600,12 +692,45 @@ fail_mu:
     return r;
 }
 
+/* Copies the prompt, or a chat's messages with their texts in one block. */
+static int
+copy_input(nvx_gen_req *rq, const nvx_gen_params *p)
+{
+    size_t total = p->msgs ? 0 : p->prompt_len;
+    for (size_t i = 0; p->msgs && i < p->n_msgs; i++) {
+        if (p->msgs[i].len > SIZE_MAX - 1 - total)
+            return -EINVAL;
+        total += p->msgs[i].len;
+    }
+    rq->prompt = malloc(total + 1);
+    if (!rq->prompt)
+        return -ENOMEM;
+    if (!p->msgs) {
+        memcpy(rq->prompt, p->prompt, p->prompt_len);
+        rq->prompt[p->prompt_len] = '\0';
+        rq->prompt_len = p->prompt_len;
+        return 0;
+    }
+    rq->msgs = malloc(p->n_msgs * sizeof(*rq->msgs));
+    if (!rq->msgs)
+        return -ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        memcpy(rq->prompt + off, p->msgs[i].text, p->msgs[i].len);
+        rq->msgs[i] = (rt_chat_msg){ p->msgs[i].role, rq->prompt + off, p->msgs[i].len };
+        off += p->msgs[i].len;
+    }
+    rq->prompt[off] = '\0';
+    rq->n_msgs = p->n_msgs;
+    return 0;
+}
+
 int
 nvx_gen_submit(nvx_gen *g, const nvx_gen_params *p, const nvx_gen_cbs *cbs, void *arg,
                nvx_gen_req **ret)
 {
     if (!p->model || strlen(p->model) >= NVX_GEN_MODEL_MAX || p->n_stop > NVX_GEN_STOP_MAX ||
-        !cbs || !cbs->done)
+        !cbs || !cbs->done || (p->msgs && (p->n_msgs == 0 || p->n_msgs > NVX_GEN_MSGS_MAX)))
         return -EINVAL;
     /* One running, NVX_GEN_QUEUE_MAX waiting: counted on the loop from
      * submit to done, so the bound does not depend on the worker's pace. */
@@ -614,14 +739,11 @@ nvx_gen_submit(nvx_gen *g, const nvx_gen_params *p, const nvx_gen_cbs *cbs, void
     nvx_gen_req *rq = calloc(1, sizeof(*rq));
     if (!rq)
         return -ENOMEM;
-    rq->prompt = malloc(p->prompt_len + 1);
-    if (!rq->prompt) {
-        free(rq);
-        return -ENOMEM;
+    int r = copy_input(rq, p);
+    if (r < 0) {
+        req_free(rq);
+        return r;
     }
-    memcpy(rq->prompt, p->prompt, p->prompt_len);
-    rq->prompt[p->prompt_len] = '\0';
-    rq->prompt_len = p->prompt_len;
     for (size_t i = 0; i < p->n_stop; i++) {
         size_t sl = strlen(p->stop[i]);
         if (sl == 0 || sl > NVX_GEN_STOP_LEN_MAX) {
@@ -672,6 +794,12 @@ nvx_gen_loaded_get(nvx_gen *g, nvx_gen_loaded *ret)
         *ret = g->desc;
     uv_mutex_unlock(&g->mu);
     return on;
+}
+
+void
+nvx_gen_stats_get(const nvx_gen *g, nvx_gen_stats *ret)
+{
+    *ret = g->stats;
 }
 
 void

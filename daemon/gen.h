@@ -32,6 +32,7 @@
 
 #include "libcas/hash.h"
 #include "libcas/store.h"
+#include "runtime/chat.h"
 
 enum {
     NVX_GEN_QUEUE_MAX = 8,                 /* requests waiting behind the running one */
@@ -40,6 +41,7 @@ enum {
     NVX_GEN_STOP_MAX = 8,                  /* stop sequences per request */
     NVX_GEN_STOP_LEN_MAX = 128,            /* bytes of one stop sequence */
     NVX_GEN_ERR_MAX = 256,                 /* bytes of an error message */
+    NVX_GEN_MSGS_MAX = 1024,               /* messages of one chat request */
 };
 
 typedef struct nvx_gen nvx_gen;
@@ -47,9 +49,15 @@ typedef struct nvx_gen_req nvx_gen_req;
 
 /* What to generate. Everything is copied by nvx_gen_submit(). */
 typedef struct nvx_gen_params {
-    const char *model; /* an API model name (daemon/api-ollama.h) */
-    const char *prompt;
+    const char *model;  /* an API model name (daemon/api-ollama.h) */
+    const char *prompt; /* a raw prompt (when msgs is NULL) */
     size_t prompt_len;
+    /* A chat (prompt unused): rendered with the model's chat template
+     * (runtime/chat.h: optional system, then user and assistant
+     * alternating, ending with user); the KV cache of the previous chat on
+     * the loaded model is reused for the prefix they share. */
+    const rt_chat_msg *msgs;
+    size_t n_msgs;      /* 1..NVX_GEN_MSGS_MAX when msgs is set */
     double temperature; /* 0 = greedy */
     double top_p;       /* (0, 1] */
     uint64_t seed;
@@ -65,6 +73,7 @@ typedef struct nvx_gen_result {
     int status; /* 0, or the HTTP status of a refusal before any text */
     char error[NVX_GEN_ERR_MAX];
     uint32_t prompt_tokens; /* including BOS */
+    uint32_t cached_tokens; /* of them, found in the KV cache (chat only) */
     uint32_t eval_tokens;   /* tokens the sampler chose */
     uint64_t load_ns;       /* policy check and loading (0 when it was loaded) */
     uint64_t prompt_ns;     /* forward passes over the prompt */
@@ -90,6 +99,7 @@ typedef struct nvx_gen_opts {
     cas_store *store;
     bool require_trusted;    /* CAS_RUN_REQUIRE_TRUSTED for every load */
     unsigned token_delay_ms; /* tests only: a pause before each token */
+    unsigned threads;        /* for the matrix products; 0: the online cores (as nvx run) */
 } nvx_gen_opts;
 
 /* Starts the worker thread. Returns 0, -ENOMEM, errnos of uv. */
@@ -115,6 +125,19 @@ typedef struct nvx_gen_loaded {
 
 /* Returns true and fills *ret when a model is loaded. */
 bool nvx_gen_loaded_get(nvx_gen *g, nvx_gen_loaded *ret);
+
+/* Counters since start, for /metrics (requests whose done ran). */
+typedef struct nvx_gen_stats {
+    uint64_t requests;      /* ended, whatever the end */
+    uint64_t failed;        /* refused or failed (not cancelled) */
+    uint64_t cancelled;     /* client gone or shutting down */
+    uint64_t prompt_tokens; /* fed (cached ones not counted) */
+    uint64_t tokens;        /* generated */
+    uint64_t eval_ns;       /* time generating them */
+    double last_tps;        /* tokens/s of the last request that made two or more */
+} nvx_gen_stats;
+
+void nvx_gen_stats_get(const nvx_gen *g, nvx_gen_stats *ret);
 
 /* Cancels everything (each done runs with -ECANCELED), joins the worker,
  * then calls done(arg) from a close callback and frees g. Blocks the loop

@@ -229,6 +229,12 @@ dispatch(nvx_http_client *cl, const nvx_http_req *req)
         nvx_http_respond_error(cl, 403, "Host must name the loopback (localhost, 127.0.0.1)");
         return;
     }
+    if (cl->srv->loopback && req->origin && !nvx_http_origin_is_loopback(req->origin)) {
+        nvx_http_respond_error(cl, 403,
+                               "requests from web pages of other sites are refused (Origin is not "
+                               "the loopback)");
+        return;
+    }
     cl->srv->handler(cl->srv->arg, cl, req);
 }
 

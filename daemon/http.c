@@ -23,9 +23,11 @@ struct nvx_http_conn {
     size_t url_len;
     char field[FIELD_MAX + 1];
     size_t field_len;
-    bool field_overlong, in_value, value_is_host;
+    bool field_overlong, in_value, value_is_host, value_is_origin;
     char host[NVX_HTTP_HOST_MAX + 1];
     size_t host_len;
+    char origin[NVX_HTTP_HOST_MAX + 1];
+    size_t origin_len;
     char *body;
     size_t body_len, body_cap;
     nvx_http_req req;
@@ -91,16 +93,19 @@ on_value(http_parser *p, const char *at, size_t len)
     if (!c->in_value) {
         c->in_value = true;
         c->value_is_host = !c->field_overlong && strcasecmp(c->field, "host") == 0;
-        if (c->value_is_host && c->host_len)
-            return fail(c, 400, "more than one Host header");
+        c->value_is_origin = !c->field_overlong && strcasecmp(c->field, "origin") == 0;
+        if ((c->value_is_host && c->host_len) || (c->value_is_origin && c->origin_len))
+            return fail(c, 400, "more than one Host or Origin header");
     }
-    if (!c->value_is_host)
+    char *v = c->value_is_host ? c->host : c->value_is_origin ? c->origin : NULL;
+    size_t *vlen = c->value_is_host ? &c->host_len : &c->origin_len;
+    if (!v)
         return 0;
-    if (len > NVX_HTTP_HOST_MAX - c->host_len)
-        return fail(c, 400, "Host header too long");
-    memcpy(c->host + c->host_len, at, len);
-    c->host_len += len;
-    c->host[c->host_len] = '\0';
+    if (len > NVX_HTTP_HOST_MAX - *vlen)
+        return fail(c, 400, "Host or Origin header too long");
+    memcpy(v + *vlen, at, len);
+    *vlen += len;
+    v[*vlen] = '\0';
     return 0;
 }
 
@@ -182,6 +187,7 @@ on_complete(http_parser *p)
         .path = c->url,
         .query = q ? q : "",
         .host = c->host_len ? c->host : NULL,
+        .origin = c->origin_len ? c->origin : NULL,
         .body = c->body,
         .body_len = c->body_len,
         /* An upgrade (or CONNECT) hands the rest of the stream to another
@@ -314,9 +320,9 @@ nvx_http_conn_next(nvx_http_conn *c)
     c->field_len = 0;
     c->field_overlong = false;
     c->in_value = false;
-    c->value_is_host = false;
-    c->host_len = 0;
-    c->host[0] = '\0';
+    c->value_is_host = c->value_is_origin = false;
+    c->host_len = c->origin_len = 0;
+    c->host[0] = c->origin[0] = '\0';
     c->body_len = 0;
     if (c->body)
         c->body[0] = '\0';
@@ -476,4 +482,16 @@ nvx_http_host_is_loopback(const char *host)
             return false;
     }
     return dots == 3;
+}
+
+bool
+nvx_http_origin_is_loopback(const char *origin)
+{
+    static const char *const schemes[] = { "http://", "https://" };
+    for (size_t i = 0; origin && i < 2; i++) {
+        size_t n = strlen(schemes[i]);
+        if (strncasecmp(origin, schemes[i], n) == 0)
+            return nvx_http_host_is_loopback(origin + n);
+    }
+    return false; /* "null" (a file or sandboxed page), or garbage */
 }

@@ -64,10 +64,11 @@ typedef enum nvx_http_phase {
  * nvx_http_conn_next() or nvx_http_conn_free(). */
 typedef struct nvx_http_req {
     nvx_http_method method;
-    const char *path;  /* NUL-terminated, without the query string */
-    const char *query; /* after '?', NUL-terminated ("" when none) */
-    const char *host;  /* the Host header, NULL when absent */
-    const char *body;  /* body bytes (NUL-terminated for convenience) */
+    const char *path;   /* NUL-terminated, without the query string */
+    const char *query;  /* after '?', NUL-terminated ("" when none) */
+    const char *host;   /* the Host header, NULL when absent */
+    const char *origin; /* the Origin header (browsers send it), NULL when absent */
+    const char *body;   /* body bytes (NUL-terminated for convenience) */
     size_t body_len;
     bool keep_alive; /* the client wants the connection kept */
     bool head_only;  /* HEAD: answer with the head alone */
@@ -144,5 +145,13 @@ int nvx_http_route_find(const nvx_http_route *routes, size_t n, const nvx_http_r
  * answers only such requests, so that a web page cannot reach it through
  * DNS rebinding (a name of the attacker's that resolves to 127.0.0.1). */
 bool nvx_http_host_is_loopback(const char *host);
+
+/* True if origin (an Origin header: "http://HOST[:PORT]") is a page served
+ * from the loopback. A server on the loopback refuses requests whose
+ * Origin is another: a web page on any site can make a browser send a
+ * simple POST to 127.0.0.1 (CSRF), which would let it pull models or run
+ * generation on this node; the browser always says where the page came
+ * from. */
+bool nvx_http_origin_is_loopback(const char *origin);
 
 #endif

@@ -5,14 +5,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #ifdef __GLIBC__
 #include <malloc.h>
+#include <netdb.h>
 #endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +27,10 @@
 #include "daemon/identity.h"
 #include "daemon/log.h"
 #include "daemon/mesh.h"
+#include "daemon/natmap.h"
 #include "daemon/node.h"
+#include "daemon/pull.h"
+#include "daemon/status.h"
 #include "libcas/hash.h"
 #include "libcas/run-policy.h"
 #include "proto/control.h"
@@ -42,9 +48,41 @@ struct daemon {
     nvx_ctl *ctl;
     nvx_api *api;
     nvx_mesh *mesh;
+    nvx_natmap *natmap;
+    nvx_pull_env pull_env; /* the API's pulls */
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
+
+/* ---- the HTTP API's hooks (daemon/api.h): api.c never calls the node ---- */
+
+static json_t *
+api_status(void *arg)
+{
+    struct daemon *d = arg;
+    return nvx_status_json(d->node, d->mesh);
+}
+
+static int
+api_pull(void *arg, const char *target, bool pin,
+         void (*cb)(void *cb_arg, const proto_ctl_progress *p, int error, const char *msg),
+         void *cb_arg, void **ret)
+{
+    struct daemon *d = arg;
+    d->pull_env.mesh = d->mesh;
+    nvx_pull *p = NULL;
+    int r = nvx_pull_start(&d->pull_env, target, pin, cb, cb_arg, &p);
+    if (r == 0)
+        *ret = p;
+    return r;
+}
+
+static void
+api_pull_cancel(void *arg, void *handle)
+{
+    (void)arg;
+    nvx_pull_cancel(handle);
+}
 
 static void
 node_stopped(void *arg)
@@ -53,6 +91,9 @@ node_stopped(void *arg)
     /* The node calls the mesh's hooks until it has stopped: close it now. */
     nvx_mesh_close(d->mesh, NULL, NULL);
     d->mesh = NULL;
+    /* The router's mapping goes last: the loop runs until it is deleted. */
+    nvx_natmap_close(d->natmap, NULL, NULL);
+    d->natmap = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -101,6 +142,41 @@ on_fetched(void *arg, const uint8_t id[32])
         nvx_mesh_provide(d->mesh, id);
 }
 
+/* The router mapped (or lost) our port: advertise it to new sessions. */
+static void
+on_mapped(void *arg, const char *ext, nvx_natmap_how how)
+{
+    struct daemon *d = arg;
+    (void)how;
+    if (d->node)
+        nvx_node_set_ext_addr(d->node, ext);
+}
+
+/* Maps the listening port on the router unless upnp is off or the node
+ * listens on the loopback only (nothing outside could use the mapping, and
+ * no discovery packet needs to leave). */
+static void
+start_natmap(struct daemon *d, const nvx_config *cfg)
+{
+    struct sockaddr_storage ss;
+    const char *a = nvx_node_listen_addr(d->node);
+    if (!cfg->upnp || !a[0] || tp_tcp_addr_parse(a, 0, &ss) < 0)
+        return;
+    uint16_t port;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+            return;
+        port = ntohs(sin->sin_port);
+    } else {
+        return; /* IPv6 needs no NAT mapping (a firewall pinhole is PCP's job, not done) */
+    }
+    nvx_natmap_opts o = { .loop = d->loop, .port = port, .changed = on_mapped, .arg = d };
+    int r = nvx_natmap_new(&o, &d->natmap);
+    if (r < 0)
+        log_warn_errno(r, "no port mapping on the router");
+}
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
@@ -132,6 +208,78 @@ store_dir(const nvx_config *cfg, char *buf, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/* --listen HOST:PORT with a host name ("localhost:4747", like --peer
+ * takes): resolved once here, at start-up before the loop runs, to the
+ * first address getaddrinfo gives, since the transport listens on numeric
+ * addresses only. A numeric address or "none" is copied as it is. Returns 0
+ * or -EINVAL (logged). */
+static int
+listen_resolve(const char *listen, char out[static NVX_CONFIG_VALUE_MAX])
+{
+    struct sockaddr_storage ss;
+    snprintf(out, NVX_CONFIG_VALUE_MAX, "%s", listen);
+    const char *colon = strrchr(listen, ':');
+    if (strcmp(listen, "none") == 0 || tp_tcp_addr_parse(listen, 1, &ss) == 0 || !colon ||
+        colon == listen || listen[0] == '[')
+        return 0; /* tp_listen() reports a bad numeric address */
+    char host[NVX_CONFIG_VALUE_MAX];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                              .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM },
+                    *res = NULL;
+    int g = getaddrinfo(host, colon + 1, &hints, &res);
+    if (g != 0 || !res) {
+        log_error("cannot listen on %s: %s: give a numeric address or a name this host resolves",
+                  listen, g ? gai_strerror(g) : "no address");
+        return -EINVAL;
+    }
+    char addr[TP_ADDR_MAX];
+    int r = tp_tcp_addr_format(res->ai_addr, addr);
+    freeaddrinfo(res);
+    if (r < 0) {
+        log_error("cannot listen on %s: not an IPv4 or IPv6 address", listen);
+        return -EINVAL;
+    }
+    snprintf(out, NVX_CONFIG_VALUE_MAX, "%s", addr);
+    log_info("%s resolves to %s", listen, addr);
+    return 0;
+}
+
+/* control-group: a decimal gid or a group name. Returns 0 with *ret, or
+ * -ENOENT when no such group exists. */
+static int
+resolve_group(const char *name, gid_t *ret)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(name, &end, 10);
+    if (*end == '\0' && errno == 0 && v < (gid_t)-1) {
+        *ret = (gid_t)v;
+        return 0;
+    }
+    char buf[4096];
+    struct group g, *res = NULL;
+    int e = getgrnam_r(name, &g, buf, sizeof(buf), &res);
+    if (e != 0 || !res)
+        return e > 0 ? -e : -ENOENT;
+    *ret = res->gr_gid;
+    return 0;
+}
+
+/* The store dir is ours alone (0700); with a control group its members may
+ * pass through it (0710, group-owned) to reach the socket, but not list it.
+ * The files inside keep their own modes. */
+static int
+store_dir_mode(const char *dir, const nvx_config *cfg, gid_t group)
+{
+    if (cfg->control_group[0] && chown(dir, (uid_t)-1, group) < 0)
+        return -errno;
+    if (chmod(dir, cfg->control_group[0] ? 0710 : 0700) < 0)
+        return -errno;
+    return 0;
+}
+
 static int
 run(const nvx_config *cfg)
 {
@@ -147,6 +295,12 @@ run(const nvx_config *cfg)
         log_error("no store: give --store DIR or set NVX_STORE");
         return 1;
     }
+    gid_t group = 0;
+    if (cfg->control_group[0] && resolve_group(cfg->control_group, &group) < 0) {
+        log_error("control-group: no group '%s': create it (groupadd %s) or fix nvxd.conf",
+                  cfg->control_group, cfg->control_group);
+        return 1;
+    }
     if (cas_init() < 0) {
         log_error("cannot initialise libsodium");
         return 1;
@@ -156,8 +310,27 @@ run(const nvx_config *cfg)
         log_error_errno(r, "cannot open the store %s", dir);
         return 1;
     }
-    if (chmod(dir, 0700) < 0)
-        log_warn("cannot make %s mode 0700: %s", dir, strerror(errno));
+    r = store_dir_mode(dir, cfg, group);
+    if (r < 0 && cfg->control_group[0]) {
+        log_error_errno(r, "cannot give %s to group %s: run nvxd as a member of it", dir,
+                        cfg->control_group);
+        goto out;
+    }
+    if (r < 0)
+        log_warn_errno(r, "cannot make %s mode 0700", dir);
+    if (cfg->max_store_set) {
+        /* The quota lives in the store (libcas enforces it at each add);
+         * meet it now, before the loop runs, rather than at the next add. */
+        cas_gc_result gr = { 0 };
+        r = cas_store_limit_set(store, cfg->max_store_bytes);
+        if (r == 0 && cfg->max_store_bytes)
+            r = cas_store_gc(store, CAS_GC_TO_LIMIT, NULL, NULL, &gr);
+        if (r < 0)
+            log_warn_errno(r, "cannot apply max-store-bytes");
+        else if (gr.n_models)
+            log_info("max-store-bytes: removed %llu unpinned model(s), %llu bytes",
+                     (unsigned long long)gr.n_models, (unsigned long long)gr.bytes);
+    }
     snprintf(path, sizeof(path), "%s/nvxd.lock", dir);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -185,12 +358,16 @@ run(const nvx_config *cfg)
     }
     for (size_t i = 0; i < cfg->n_peers; i++)
         peers[i] = cfg->peers[i];
+    char listen[NVX_CONFIG_VALUE_MAX];
+    r = listen_resolve(cfg->listen, listen);
+    if (r < 0)
+        goto out;
     nvx_node_opts no = {
         .loop = d.loop,
         .net = net,
         .store = store,
         .identity = ident,
-        .listen = strcmp(cfg->listen, "none") == 0 ? NULL : cfg->listen,
+        .listen = strcmp(listen, "none") == 0 ? NULL : listen,
         .peers = peers,
         .n_peers = cfg->n_peers,
         .max_peers = cfg->max_peers,
@@ -223,9 +400,14 @@ run(const nvx_config *cfg)
         .store = store,
         .discovery = cfg->discovery,
     };
+#ifdef NVX_TEST_HOOKS
+    const char *np = getenv("NVX_TEST_NO_PEX_DIAL");
+    mo.no_pex_dial = np && strcmp(np, "1") == 0;
+#endif
     r = nvx_mesh_new(&mo, &d.mesh);
     if (r < 0)
         log_warn_errno(r, "gossip is off");
+    start_natmap(&d, cfg);
     snprintf(path, sizeof(path), "%s/%s", dir, PROTO_CTL_SOCKET_NAME);
     nvx_ctl_opts co = {
         .loop = d.loop,
@@ -236,6 +418,9 @@ run(const nvx_config *cfg)
         .on_shutdown = on_ctl_shutdown,
         .arg = &d,
         .mesh = d.mesh,
+        .natmap = d.natmap,
+        .group_set = cfg->control_group[0] != '\0',
+        .group = group,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
@@ -244,7 +429,9 @@ run(const nvx_config *cfg)
         uv_run(d.loop, UV_RUN_NOWAIT);
         nvx_mesh_close(d.mesh, NULL, NULL);
         d.mesh = NULL;
-        uv_run(d.loop, UV_RUN_NOWAIT);
+        nvx_natmap_close(d.natmap, NULL, NULL);
+        d.natmap = NULL;
+        uv_run(d.loop, UV_RUN_DEFAULT);
         goto out;
     }
     if (strcmp(cfg->http, "off") != 0) {
@@ -254,7 +441,9 @@ run(const nvx_config *cfg)
             .addr = cfg->http,
             .version = NVX_VERSION,
             .require_trusted = cfg->require_trusted || cas_run_policy_env(),
+            .node = { api_status, api_pull, api_pull_cancel, &d },
         };
+        d.pull_env = (nvx_pull_env){ .loop = d.loop, .node = d.node, .store = store };
 #ifdef NVX_TEST_HOOKS
         const char *ht = getenv("NVX_TEST_HTTP_TIMEOUT_MS");
         if (ht)
@@ -278,6 +467,8 @@ run(const nvx_config *cfg)
     cas_hash_to_hex(nvx_node_id(d.node), hex);
     log_info("node %s%s", hex, created ? " (new key)" : "");
     log_info("store %s, control socket %s", dir, path);
+    if (cfg->control_group[0])
+        log_info("members of group %s may use the control socket (mode 0660)", cfg->control_group);
     log_info("serve = %s (what peers may fetch)", nvx_serve_policy_name(cfg->serve));
     if (nvx_node_listen_addr(d.node)[0])
         log_info("listening on %s", nvx_node_listen_addr(d.node));

@@ -15,6 +15,7 @@
 
 #include "daemon/discovery.h"
 #include "daemon/log.h"
+#include "daemon/reverse.h"
 #include "libcas/namerec.h"
 #include "transport/tcp.h"
 
@@ -30,7 +31,12 @@ struct nvx_mesh {
     uint64_t next_scan_ms;
     uint8_t (*provided)[32]; /* sorted */
     size_t n_provided;
-    size_t n_names; /* name records in the store (last scan, plus stored since) */
+    size_t n_names;   /* name records in the store (last scan, plus stored since) */
+    nvx_reverse *rev; /* connection reversal's limits (daemon/reverse.h) */
+    struct want {
+        uint8_t model[32];
+        uint64_t until_ms; /* 0: free */
+    } wants[NVX_MESH_WANTS_MAX];
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -74,6 +80,14 @@ wall_ms(void)
     if (uv_gettimeofday(&tv) != 0)
         return 0;
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Rate limits run on the loop's monotonic clock (a wall clock step must not
+ * refill or drain them). */
+static uint64_t
+mono_ms(const nvx_mesh *m)
+{
+    return uv_now(m->o.loop);
 }
 static void on_timer_closed(uv_handle_t *h);
 
@@ -297,7 +311,7 @@ g_dial(void *userdata, const uint8_t node[static PROTO_ID_LEN], const char *addr
     nvx_mesh *m = userdata;
     /* Enough neighbours: the address stays known (nvx_mesh_want can still
      * use it) but a large mesh does not turn into a full mesh. */
-    if (nvx_gossip_sessions(m->g) >= NVX_MESH_PEX_TARGET)
+    if (nvx_gossip_sessions(m->g) >= NVX_MESH_PEX_TARGET || m->o.no_pex_dial)
         return;
     /* gossip keeps only numeric addresses from PEERS: no name lookup. */
     if (!nvx_pex_addr_numeric((const uint8_t *)addr, strlen(addr)))
@@ -325,42 +339,51 @@ static const nvx_gossip_ops gossip_ops = {
 /* ---------------------------------------------------------------------- */
 /* Node hooks */
 
-/* The address others can dial the peer at: its HELLO listen address, with
- * an unspecified host (0.0.0.0, [::]) replaced by the session's source
- * address. Returns false when there is none. */
+/* The address in the peer's HELLO at index i, with an unspecified host
+ * (0.0.0.0, [::]) replaced by the host the session comes from. same_host:
+ * only an address whose host is that host (what a relay may hand on, so
+ * that no peer can point others at a third party). Returns false when
+ * there is none. */
 static bool
-peer_listen_addr(nvx_peer *p, char *out, size_t cap)
+peer_hello_addr(nvx_peer *p, size_t i, bool same_host, char *out, size_t cap)
 {
     const proto_hello *h = nvx_peer_hello(p);
-    if (!h || h->n_addrs == 0 || h->addrs[0].len >= TP_TCP_HOST_MAX)
+    if (!h || i >= h->n_addrs || h->addrs[i].len >= TP_TCP_HOST_MAX)
         return false;
     char hello[TP_TCP_HOST_MAX];
-    memcpy(hello, h->addrs[0].p, h->addrs[0].len);
-    hello[h->addrs[0].len] = '\0';
+    memcpy(hello, h->addrs[i].p, h->addrs[i].len);
+    hello[h->addrs[i].len] = '\0';
     struct sockaddr_storage ls, rs;
+    const char *remote = nvx_peer_addr(p);
+    bool have_remote = remote && tp_tcp_addr_parse(remote, 0, &rs) == 0;
     if (tp_tcp_addr_parse(hello, 0, &ls) < 0)
         return false;
-    const char *remote = nvx_peer_addr(p);
-    bool unspec = false;
+    static const uint8_t zero[16];
+    uint16_t port;
+    bool unspec, same = false;
     if (ls.ss_family == AF_INET) {
-        unspec = ((struct sockaddr_in *)&ls)->sin_addr.s_addr == 0;
-    } else if (ls.ss_family == AF_INET6) {
-        static const uint8_t zero[16];
-        unspec = memcmp(&((struct sockaddr_in6 *)&ls)->sin6_addr, zero, 16) == 0;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ls;
+        unspec = a->sin_addr.s_addr == 0;
+        port = a->sin_port;
+        same = have_remote && rs.ss_family == AF_INET &&
+               ((const struct sockaddr_in *)&rs)->sin_addr.s_addr == a->sin_addr.s_addr;
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ls;
+        unspec = memcmp(&a->sin6_addr, zero, 16) == 0;
+        port = a->sin6_port;
+        same = have_remote && rs.ss_family == AF_INET6 &&
+               memcmp(&((const struct sockaddr_in6 *)&rs)->sin6_addr, &a->sin6_addr, 16) == 0;
     }
     if (unspec) {
-        if (!remote || tp_tcp_addr_parse(remote, 0, &rs) < 0)
+        if (!have_remote)
             return false;
-        if (rs.ss_family == AF_INET) {
-            uint16_t port = ls.ss_family == AF_INET ? ((struct sockaddr_in *)&ls)->sin_port
-                                                    : ((struct sockaddr_in6 *)&ls)->sin6_port;
+        if (rs.ss_family == AF_INET)
             ((struct sockaddr_in *)&rs)->sin_port = port;
-        } else {
-            uint16_t port = ls.ss_family == AF_INET ? ((struct sockaddr_in *)&ls)->sin_port
-                                                    : ((struct sockaddr_in6 *)&ls)->sin6_port;
+        else
             ((struct sockaddr_in6 *)&rs)->sin6_port = port;
-        }
         ls = rs;
+    } else if (same_host && !same) {
+        return false;
     }
     char ip[64];
     if (ls.ss_family == AF_INET) {
@@ -388,8 +411,9 @@ h_peer_up(void *arg, nvx_peer *p)
      * first hand. An inbound peer's HELLO address is its own claim. */
     if (nvx_peer_outbound(p))
         (void)nvx_gossip_add_addr(m->g, id, nvx_peer_addr(p), NVX_PEX_FIRST_HAND, now);
-    else if (peer_listen_addr(p, addr, sizeof(addr)))
+    else if (peer_hello_addr(p, 0, false, addr, sizeof(addr)))
         (void)nvx_gossip_add_addr(m->g, id, addr, NVX_PEX_CLAIMED, now);
+    nvx_reverse_resolved(m->rev, id);
     int r = nvx_gossip_peer_up(m->g, (uint64_t)(uintptr_t)p, id, now);
     if (r < 0)
         log_warn_errno(r, "gossip cannot take another session");
@@ -400,6 +424,7 @@ h_peer_down(void *arg, nvx_peer *p)
 {
     nvx_mesh *m = arg;
     nvx_gossip_peer_down(m->g, (uint64_t)(uintptr_t)p);
+    nvx_reverse_session_gone(m->rev, (uint64_t)(uintptr_t)p);
 }
 
 static void
@@ -407,17 +432,87 @@ h_mismatch(void *arg, const uint8_t claimed[32], const char *addr)
 {
     nvx_mesh *m = arg;
     char sid[17];
+    if (nvx_reverse_mismatch(m->rev, claimed, addr, mono_ms(m)))
+        log_debug("reversal: %s was not at %s: its relay gets a strike", nvx_short_id(claimed, sid),
+                  addr);
     if (nvx_gossip_forget_addr(m->g, claimed, addr) == 0)
         log_debug("forgot %s for %s: another key answered there", addr, nvx_short_id(claimed, sid));
+}
+
+/* Relay: p asks us to have node T connect to it (daemon/reverse.h). */
+static void
+on_reverse_req(nvx_mesh *m, nvx_peer *p, const proto_reverse *rq)
+{
+    const uint8_t *from = nvx_peer_id(p);
+    char sid[17], addr[PROTO_ADDR_MAX + 1];
+    if (!from || !nvx_reverse_relay_ok(m->rev, (uint64_t)(uintptr_t)p, mono_ms(m))) {
+        log_peer(NVX_LOG_DEBUG, "reversal: REVERSE_REQ over its rate, dropped");
+        return;
+    }
+    nvx_peer *t = nvx_node_peer_by_id(m->o.node, rq->node_id);
+    if (!t || t == p)
+        return; /* only to a node we have a session with, and not back */
+    /* F's address as its signed HELLO gives it, on the host its session
+     * comes from: nobody can make T dial a third party's host. */
+    bool found = false;
+    const proto_hello *h = nvx_peer_hello(p);
+    for (size_t i = 0; h && i < h->n_addrs && !found; i++)
+        found = peer_hello_addr(p, i, true, addr, sizeof(addr));
+    if (!found) {
+        log_peer(NVX_LOG_DEBUG, "reversal: %s has no address on its own host",
+                 nvx_short_id(from, sid));
+        return;
+    }
+    proto_msg out = { .type = PROTO_MSG_REVERSE };
+    memcpy(out.u.reverse.node_id, from, 32);
+    out.u.reverse.addr = (proto_str){ (const uint8_t *)addr, strlen(addr) };
+    if (nvx_peer_send(t, &out) == 0)
+        log_peer(NVX_LOG_DEBUG, "reversal: asked %s to dial %s at %s",
+                 nvx_short_id(rq->node_id, sid), nvx_peer_addr(p), addr);
+}
+
+/* Target: a relay asks us to dial the node that wants us. */
+static void
+on_reverse(nvx_mesh *m, nvx_peer *p, const proto_reverse *rv)
+{
+    const uint8_t *relay = nvx_peer_id(p);
+    char addr[PROTO_ADDR_MAX + 1], sid[17];
+    memcpy(addr, rv->addr.p, rv->addr.len);
+    addr[rv->addr.len] = '\0';
+    const char *a = strncmp(addr, "tcp://", 6) == 0 ? addr + 6 : addr;
+    if (!relay || memcmp(rv->node_id, nvx_node_id(m->o.node), 32) == 0 ||
+        nvx_gossip_connected(m->g, rv->node_id) ||
+        !nvx_pex_addr_numeric((const uint8_t *)a, strlen(a)))
+        return;
+    if (!nvx_reverse_dial_ok(m->rev, relay, rv->node_id, a, mono_ms(m))) {
+        log_peer(NVX_LOG_DEBUG, "reversal: REVERSE over its relay's rate or banned, dropped");
+        return;
+    }
+    log_peer(NVX_LOG_INFO, "reversal: %s asks us to connect to %s", nvx_short_id(rv->node_id, sid),
+             a);
+    dial(m, rv->node_id, a, false);
 }
 
 static void
 h_message(void *arg, nvx_peer *p, const proto_msg *msg)
 {
     nvx_mesh *m = arg;
-    if (m->closing || (msg->type != PROTO_MSG_ANNOUNCE && msg->type != PROTO_MSG_PEERS))
+    if (m->closing)
         return;
-    (void)nvx_gossip_on_message(m->g, (uint64_t)(uintptr_t)p, msg, wall_ms());
+    switch (msg->type) {
+    case PROTO_MSG_ANNOUNCE:
+    case PROTO_MSG_PEERS:
+        (void)nvx_gossip_on_message(m->g, (uint64_t)(uintptr_t)p, msg, wall_ms());
+        break;
+    case PROTO_MSG_REVERSE_REQ:
+        on_reverse_req(m, p, &msg->u.reverse);
+        break;
+    case PROTO_MSG_REVERSE:
+        on_reverse(m, p, &msg->u.reverse);
+        break;
+    default:
+        break;
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -433,12 +528,55 @@ on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char 
     dial(m, node, addr, false);
 }
 
+struct relay_ask {
+    proto_msg msg; /* REVERSE_REQ for the target */
+    unsigned sent;
+};
+
+static void
+ask_relay(void *arg, nvx_peer *p)
+{
+    struct relay_ask *a = arg;
+    const proto_hello *h = nvx_peer_hello(p);
+    if (a->sent >= NVX_REVERSE_RELAYS_MAX || !h || !(h->features & PROTO_FEAT_REVERSE) ||
+        memcmp(nvx_peer_id(p), a->msg.u.reverse.node_id, 32) == 0)
+        return;
+    if (nvx_peer_send(p, &a->msg) == 0)
+        a->sent++;
+}
+
+/* Providers of the models being fetched that we have no session with:
+ * dial their known address again and ask relays to have them dial us. */
+static void
+chase_providers(nvx_mesh *m, uint64_t now)
+{
+    for (size_t w = 0; w < NVX_MESH_WANTS_MAX; w++) {
+        if (m->wants[w].until_ms <= now)
+            continue;
+        uint8_t ids[16][PROTO_ID_LEN];
+        size_t n = nvx_gossip_providers(m->g, m->wants[w].model, now, ids, 16);
+        for (size_t i = 0; i < n && i < 16; i++) {
+            if (nvx_gossip_connected(m->g, ids[i]) || !nvx_reverse_want(m->rev, ids[i], mono_ms(m)))
+                continue;
+            char addr[PROTO_ADDR_MAX + 1], sid[17];
+            if (nvx_gossip_addr(m->g, ids[i], addr, sizeof(addr)) == 0)
+                dial(m, ids[i], addr, true);
+            struct relay_ask a = { .msg = { .type = PROTO_MSG_REVERSE_REQ } };
+            memcpy(a.msg.u.reverse.node_id, ids[i], 32);
+            nvx_node_sessions_each(m->o.node, ask_relay, &a);
+            if (a.sent)
+                log_debug("reversal: asked %u relays for %s", a.sent, nvx_short_id(ids[i], sid));
+        }
+    }
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
     nvx_mesh *m = t->data;
     uint64_t now = wall_ms();
     nvx_gossip_tick(m->g, now);
+    chase_providers(m, now);
     if (now >= m->next_scan_ms) {
         m->next_scan_ms = now + NVX_MESH_RESCAN_MS;
         scan(m);
@@ -516,6 +654,8 @@ nvx_mesh_new(const nvx_mesh_opts *opts, nvx_mesh **ret)
     m->o = *opts;
     nvx_gossip_cfg gc = { .identity = opts->identity, .ops = &gossip_ops, .userdata = m };
     int r = nvx_gossip_new(&gc, &m->g);
+    if (r >= 0)
+        r = nvx_reverse_new(&m->rev);
     if (r < 0)
         goto fail;
     r = uv_timer_init(opts->loop, &m->timer);
@@ -541,6 +681,7 @@ nvx_mesh_new(const nvx_mesh_opts *opts, nvx_mesh **ret)
     *ret = m;
     return 0;
 fail:
+    nvx_reverse_free(m->rev);
     nvx_gossip_free(m->g);
     free(m);
     return r;
@@ -554,6 +695,7 @@ maybe_free(nvx_mesh *m)
     void (*done)(void *) = m->done;
     void *arg = m->done_arg;
     nvx_gossip_free(m->g);
+    nvx_reverse_free(m->rev);
     free(m->provided);
     free(m);
     if (done)
@@ -627,8 +769,22 @@ nvx_mesh_provide(nvx_mesh *m, const uint8_t model_id[static 32])
 int
 nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32])
 {
+    /* Remembered for chase_providers (a free slot, the same model, or the
+     * one that expires first). */
+    uint64_t now_w = wall_ms();
+    size_t slot = 0;
+    for (size_t i = 0; i < NVX_MESH_WANTS_MAX; i++) {
+        if (m->wants[i].until_ms > now_w && memcmp(m->wants[i].model, model_id, 32) == 0) {
+            slot = i;
+            break;
+        }
+        if (m->wants[i].until_ms < m->wants[slot].until_ms)
+            slot = i;
+    }
+    memcpy(m->wants[slot].model, model_id, 32);
+    m->wants[slot].until_ms = now_w + NVX_MESH_WANT_MS;
     uint8_t ids[16][PROTO_ID_LEN];
-    size_t n = nvx_gossip_providers(m->g, model_id, wall_ms(), ids, 16);
+    size_t n = nvx_gossip_providers(m->g, model_id, now_w, ids, 16);
     int dials = 0;
     for (size_t i = 0; i < n && i < 16; i++) {
         char addr[PROTO_ADDR_MAX + 1];
@@ -639,6 +795,36 @@ nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32])
         dials++;
     }
     return dials;
+}
+
+void
+nvx_mesh_unwant(nvx_mesh *m, const uint8_t model_id[static 32])
+{
+    for (size_t i = 0; i < NVX_MESH_WANTS_MAX; i++)
+        if (memcmp(m->wants[i].model, model_id, 32) == 0)
+            m->wants[i].until_ms = 0;
+}
+
+static void
+count_relay(void *arg, nvx_peer *p)
+{
+    const proto_hello *h = nvx_peer_hello(p);
+    if (nvx_peer_outbound(p) && h && (h->features & PROTO_FEAT_REVERSE))
+        (*(unsigned *)arg)++;
+}
+
+unsigned
+nvx_mesh_relays(nvx_mesh *m)
+{
+    unsigned n = 0;
+    nvx_node_sessions_each(m->o.node, count_relay, &n);
+    return n;
+}
+
+nvx_reverse *
+nvx_mesh_reverse(nvx_mesh *m)
+{
+    return m->rev;
 }
 
 nvx_gossip *

@@ -25,6 +25,11 @@
  *   than NVX_MESH_PEX_TARGET sessions are up, are dialed once when not
  *   connected, pinned to the node id they were heard with
  *   (nvx_node_dial_id); a dial that meets another key forgets the address.
+ * - Connection reversal (daemon/reverse.h): REVERSE_REQ from a session is
+ *   relayed as REVERSE to the session with the target; a REVERSE makes
+ *   this node dial the node that asked; providers of a wanted model that
+ *   no session reaches are asked for through up to NVX_REVERSE_RELAYS_MAX
+ *   sessions with the REVERSE feature, every NVX_REVERSE_RETRY_MS.
  *   Peer-exchange addresses are numeric only (no name lookups); the
  *   address of a session we dialed is first hand and gossip never
  *   replaces it (daemon/pex.h). The node's slot rules apply
@@ -40,6 +45,7 @@
 
 #include "daemon/gossip.h"
 #include "daemon/node.h"
+#include "daemon/reverse.h"
 #include "libcas/store.h"
 
 enum {
@@ -53,6 +59,11 @@ enum {
     /* Name records received are stored while the store holds fewer than
      * this many; past it, only those signed by a trusted key. */
     NVX_MESH_NAMES_MAX = 10000,
+    /* Models being fetched whose providers are chased (dialed again,
+     * reached by connection reversal), and for how long after
+     * nvx_mesh_want(). */
+    NVX_MESH_WANTS_MAX = 16,
+    NVX_MESH_WANT_MS = 5 * 60 * 1000,
 };
 
 typedef struct nvx_mesh nvx_mesh;
@@ -72,6 +83,10 @@ typedef struct nvx_mesh_opts {
      * loop; must not close the mesh. */
     void (*provider)(void *arg, const uint8_t node[static 32], const uint8_t model[static 32]);
     void *arg;
+    /* Test-only: never dial addresses from peer exchange
+     * (NVX_TEST_NO_PEX_DIAL=1 in nvxd-test), so a test sees connection
+     * reversal connect two nodes rather than a dial that PEX suggested. */
+    bool no_pex_dial;
 } nvx_mesh_opts;
 
 /*
@@ -101,9 +116,21 @@ int nvx_mesh_publish(nvx_mesh *m, const uint8_t model_id[static 32], const char 
 int nvx_mesh_provide(nvx_mesh *m, const uint8_t model_id[static 32]);
 
 /* Dials every provider of model_id gossip knows an address for and is not
- * connected to (call before or while fetching it). Returns how many dials
- * started. */
+ * connected to (call before or while fetching it), and keeps chasing the
+ * providers it learns of for NVX_MESH_WANT_MS (dials, connection
+ * reversal). Returns how many dials started. */
 int nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32]);
+
+/* The fetch of model_id ended: stop chasing its providers. */
+void nvx_mesh_unwant(nvx_mesh *m, const uint8_t model_id[static 32]);
+
+/* Sessions we dialed with a peer that relays connection reversal: how many
+ * nodes can hand a "connect to me" to this node (nvx status). */
+unsigned nvx_mesh_relays(nvx_mesh *m);
+
+/* Connection reversal's state (tests look at its pending dials); valid
+ * until nvx_mesh_close(). */
+nvx_reverse *nvx_mesh_reverse(nvx_mesh *m);
 
 /* The gossip state (stats, providers); valid until nvx_mesh_close(). */
 nvx_gossip *nvx_mesh_gossip(nvx_mesh *m);

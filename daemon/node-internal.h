@@ -65,7 +65,8 @@ struct nvx_peer {
     nvx_budget cpu;               /* its share of the loop (budget.h) */
     bool throttled;               /* reading stopped until cpu refills */
     unsigned jobs;                /* pool jobs referring to this peer */
-    /* serving */
+    /* serving (daemon/serve.c): a ring of peer_max_requests, made on the
+     * peer's first REQUEST and freed by serve's peer_free hook */
     struct sreq *sq;
     size_t sq_head, sq_len;
     unsigned serve_jobs;
@@ -130,6 +131,7 @@ struct nvx_node {
     const proto_identity *identity;
     tp_listener *listener;
     char listen_addr[NVX_ADDR_LEN];
+    char ext_addr[NVX_ADDR_LEN]; /* router mapping (daemon/natmap.h), "" when none */
     uv_timer_t timer;
     uv_timer_t reap; /* closes doomed peers from the loop */
     nvx_peer *peers;
@@ -156,7 +158,8 @@ struct nvx_node {
     unsigned n_sseeds;
     uint64_t mcache_clock;
     uint64_t bytes_fetched;
-    unsigned in_recv; /* inside a read callback: pumps are deferred */
+    nvx_node_counters counters; /* fetch.c counts */
+    unsigned in_recv;           /* inside a read callback: pumps are deferred */
     bool stopping, timer_closed;
     unsigned handles_closed; /* timer and reap, once stopping */
     uint64_t tx_queued;      /* bytes handed to the links, not yet written */
@@ -201,6 +204,8 @@ void nvx__cfg_peers_load(nvx_node *n);
 void nvx__serve_msg(nvx_peer *p, const proto_msg *m);
 void nvx__serve_pump(nvx_peer *p);
 void nvx__serve_peer_gone(nvx_peer *p);
+/* Frees p's request queue (made on its first REQUEST). */
+void nvx__serve_peer_free(nvx_peer *p);
 /* Feeds reciprocation the DATA each peer sent since the last tick (call
  * before the tick resets rate_bytes). */
 void nvx__serve_tick(nvx_node *n);

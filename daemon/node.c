@@ -59,7 +59,6 @@ peer_free(nvx_peer *p)
     for (size_t i = 0; i < n->n_hooks; i++)
         if (n->hooks[i].peer_free)
             n->hooks[i].peer_free(n->hooks[i].arg, p);
-    free(p->sq);
     free(p);
     nvx__node_maybe_stopped(n);
 }
@@ -307,11 +306,6 @@ peer_new(nvx_node *n, tp_conn *c, bool outbound, const char *addr)
     p->t_start_ms = nvx__now(n);
     nvx_budget_init(&p->cpu, p->t_start_ms);
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
-    if (!p->sq) {
-        free(p);
-        return NULL;
-    }
     p->next = n->peers;
     if (n->peers)
         n->peers->prev = p;
@@ -326,15 +320,23 @@ static int
 peer_start(nvx_peer *p)
 {
     nvx_node *n = p->node;
-    const char *addrs[1] = { n->listen_addr };
+    /* The mapped external address first: peers pass addrs[0] on (peer
+     * exchange), and the listening one is only reachable on our LAN. */
+    const char *addrs[2];
+    size_t n_addrs = 0;
+    if (n->ext_addr[0])
+        addrs[n_addrs++] = n->ext_addr;
+    if (n->listen_addr[0])
+        addrs[n_addrs++] = n->listen_addr;
     proto_session_config cfg = {
         .identity = n->identity,
         .initiator = p->outbound,
         .peer_check = peer_check,
         .userdata = p,
-        .features = PROTO_FEAT_SEED,
+        /* REVERSE: daemon/mesh.c forwards REVERSE_REQ (daemon/reverse.h). */
+        .features = PROTO_FEAT_SEED | PROTO_FEAT_REVERSE,
         .agent = n->agent,
-        .n_addrs = n->listen_addr[0] ? 1 : 0,
+        .n_addrs = n_addrs,
         .addrs = addrs,
         .expected_peer = p->pinned ? p->expect : NULL,
     };
@@ -745,6 +747,18 @@ nvx_node_listen_addr(const nvx_node *n)
     return n->listen_addr;
 }
 
+void
+nvx_node_set_ext_addr(nvx_node *n, const char *addr)
+{
+    snprintf(n->ext_addr, sizeof(n->ext_addr), "%s", addr ? addr : "");
+}
+
+const char *
+nvx_node_ext_addr(const nvx_node *n)
+{
+    return n->ext_addr;
+}
+
 const uint8_t *
 nvx_node_id(const nvx_node *n)
 {
@@ -755,6 +769,12 @@ uint64_t
 nvx_node_bytes_fetched(const nvx_node *n)
 {
     return n->bytes_fetched;
+}
+
+void
+nvx_node_counters_get(const nvx_node *n, nvx_node_counters *ret)
+{
+    *ret = n->counters;
 }
 
 nvx_serve_policy
@@ -819,6 +839,22 @@ nvx_node_peers_each(nvx_node *n, void (*cb)(void *arg, const nvx_peer_info *pi),
         };
         cb(arg, &pi);
     }
+}
+
+void
+nvx_node_sessions_each(nvx_node *n, void (*cb)(void *arg, nvx_peer *p), void *arg)
+{
+    for (nvx_peer *p = n->peers, *next; p; p = next) {
+        next = p->next;
+        if (p->established && !p->closing)
+            cb(arg, p);
+    }
+}
+
+nvx_peer *
+nvx_node_peer_by_id(nvx_node *n, const uint8_t id[static 32])
+{
+    return nvx__peer_by_id(n, id);
 }
 
 static void

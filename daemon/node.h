@@ -110,6 +110,13 @@ void nvx_node_free(nvx_node *n);
 
 /* The address the listener bound ("127.0.0.1:40123"), "" when none. */
 const char *nvx_node_listen_addr(const nvx_node *n);
+
+/* The address the router maps to our listener (daemon/natmap.h), "" when
+ * none. Sessions that start after the call advertise it first in HELLO
+ * (so peer exchange passes it on), then the listening address; the DHT
+ * announce uses it too. NULL or "" clears it. */
+void nvx_node_set_ext_addr(nvx_node *n, const char *addr);
+const char *nvx_node_ext_addr(const nvx_node *n);
 const uint8_t *nvx_node_id(const nvx_node *n);
 
 /* ---- Configured peers ------------------------------------------------- */
@@ -151,6 +158,15 @@ void nvx_node_xfers_each(nvx_node *n, void (*cb)(void *arg, const nvx_xfer_info 
 
 /* Payload bytes received in DATA since start (the resume test counts them). */
 uint64_t nvx_node_bytes_fetched(const nvx_node *n);
+
+/* Counters since start, for /metrics. */
+typedef struct nvx_node_counters {
+    uint64_t chunks_verified; /* fetched chunks that matched their hash and were stored */
+    uint64_t chunks_rejected; /* fetched chunks whose bytes failed their hash */
+    uint64_t xfers_done, xfers_failed, xfers_cancelled;
+} nvx_node_counters;
+
+void nvx_node_counters_get(const nvx_node *n, nvx_node_counters *ret);
 
 /* The node's serve policy (nvx_node_opts.serve; fixed for its life). */
 nvx_serve_policy nvx_node_serve_policy(const nvx_node *n);
@@ -275,6 +291,13 @@ int nvx_node_dial(nvx_node *n, const char *addr);
  * fetched): it may evict an idle session for a slot and is never evicted
  * itself. Returns 0, -EAGAIN, or errnos of tp_dial. */
 int nvx_node_dial_id(nvx_node *n, const char *addr, const uint8_t *id, bool useful);
+
+/* Calls cb for every established session (cb may send; it must not
+ * close other peers). */
+void nvx_node_sessions_each(nvx_node *n, void (*cb)(void *arg, nvx_peer *p), void *arg);
+
+/* The established session with node id, or NULL. */
+nvx_peer *nvx_node_peer_by_id(nvx_node *n, const uint8_t id[static 32]);
 
 /* True for a session this node dialed. */
 bool nvx_peer_outbound(const nvx_peer *p);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "common/bits.h"
 #include "daemon/util.h"
 #include "libcas/hash.h"
 
@@ -119,7 +120,7 @@ nvx_picker_free(nvx_picker *pk)
 static bool
 peer_has(const nvx_picker_peer *pp, uint32_t idx)
 {
-    return !pp->bits || (pp->bits[idx / 8] >> (idx % 8)) & 1;
+    return !pp->bits || bit_get(pp->bits, idx);
 }
 
 static void
@@ -188,8 +189,8 @@ nvx_picker_peer_add(nvx_picker *pk, const uint8_t *bits, uint32_t nbits, uint64_
         }
         uint32_t m = nbits < pk->n ? nbits : pk->n;
         for (uint32_t i = 0; i < m; i++) {
-            if ((bits[i / 8] >> (i % 8)) & 1) {
-                pp->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+            if (bit_get(bits, i)) {
+                bit_set(pp->bits, i);
                 if (pk->avail[i] < UINT16_MAX)
                     pk->avail[i]++;
             }
@@ -214,7 +215,7 @@ nvx_picker_peer_have(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
 {
     if (!pp->bits || idx >= pk->n || peer_has(pp, idx))
         return;
-    pp->bits[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    bit_set(pp->bits, idx);
     pp->have_gen++;
     if (pk->avail[idx] < UINT16_MAX)
         pk->avail[idx]++;
@@ -242,7 +243,7 @@ nvx_picker_peer_lose(nvx_picker *pk, nvx_picker_peer *pp, uint32_t idx)
             if (pk->avail[i] < UINT16_MAX)
                 pk->avail[i]++;
     }
-    pp->bits[idx / 8] &= (uint8_t) ~(1u << (idx % 8));
+    bit_clear(pp->bits, idx);
     if (pk->avail[idx] > 0)
         pk->avail[idx]--;
     ssize_t i = find_req(pp, idx);

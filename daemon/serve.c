@@ -92,15 +92,6 @@ send_not_found(nvx_peer *p, uint32_t req_id, const uint8_t model[32], uint32_t c
     proto_session_send_msg(p->sess, &m);
 }
 
-static void
-put_be32(uint8_t *b, uint32_t v)
-{
-    b[0] = (uint8_t)(v >> 24);
-    b[1] = (uint8_t)(v >> 16);
-    b[2] = (uint8_t)(v >> 8);
-    b[3] = (uint8_t)v;
-}
-
 /* CLOCK_MONOTONIC in ms: the pool and the loop both read it (uv_now() is
  * the loop's alone). */
 static uint64_t
@@ -191,36 +182,18 @@ mcache_clear(nvx_node *n)
 
 /* ---- pool side --------------------------------------------------------- */
 
-static int
-asprintf_path(char **ret, const char *dir, const char *hex)
-{
-    size_t n = strlen(dir) + strlen(hex) + 8;
-    char *p = malloc(n);
-    if (!p)
-        return -ENOMEM;
-    snprintf(p, n, "%s/data/%s", dir, hex);
-    *ret = p;
-    return 0;
-}
-
 /* Opens model id (complete or partial) for serving (pool thread). */
 static int
 smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
 {
-    cas_model_info info;
     uint8_t *buf = NULL;
-    char *path = NULL;
     size_t len;
-    int r = cas_store_model_info(s, id, &info);
-    if (r < 0)
-        return r;
     struct smodel *sm = calloc(1, sizeof(*sm));
     if (!sm)
         return -ENOMEM;
     sm->fd = -1;
-    sm->partial = info.state != CAS_MODEL_COMPLETE;
     memcpy(sm->id, id, 32);
-    r = cas_store_manifest_get(s, id, &buf, &len);
+    int r = cas_store_manifest_get(s, id, &buf, &len);
     if (r < 0)
         goto out;
     r = cas_manifest_decode(buf, len, &sm->man);
@@ -233,30 +206,18 @@ smodel_open(cas_store *s, const uint8_t id[32], struct smodel **ret)
         r = -ENOMEM;
         goto out;
     }
-    if (sm->partial) {
-        /* A partial model's data file has the final name already
-         * (libcas/store.h: DIR/data/<id-hex>); cas_store_data_path()
-         * only names complete ones. Its verified chunks are served. */
-        char hex[CAS_HASH_HEX_LEN + 1];
-        cas_hash_to_hex(id, hex);
-        if (asprintf_path(&path, cas_store_dir(s), hex) < 0) {
-            r = -ENOMEM;
-            goto out;
-        }
-    } else {
-        r = cas_store_data_path(s, id, &path);
-        if (r < 0)
-            goto out;
-    }
-    sm->fd = open(path, O_RDONLY | O_CLOEXEC);
+    r = cas_store_data_open(s, id, &sm->partial); /* a partial's verified chunks are served */
+    if (r < 0)
+        goto out;
+    sm->fd = r;
+    r = 0;
     struct stat st;
-    if (sm->fd < 0 || fstat(sm->fd, &st) < 0)
+    if (fstat(sm->fd, &st) < 0)
         r = -errno;
     else
         sm->ctime = st.st_ctim;
 out:
     free(buf);
-    free(path);
     if (r < 0) {
         smodel_free(sm);
         return r;
@@ -269,8 +230,7 @@ out:
  * buffer, behind room for the frame and seal header and the DATA fields,
  * with room for the tag after it, and sealed there (no copy). */
 enum {
-    DATA_FIELDS = 4 + 32 + 4 + 4 + 4, /* req_id, model, chunk, offset, length */
-    DATA_PAYLOAD = PROTO_SEAL_BODY_OFFSET + DATA_FIELDS,
+    DATA_PAYLOAD = PROTO_SEAL_BODY_OFFSET + PROTO_DATA_HEAD_LEN,
     DATA_TAIL = PROTO_SEAL_OVERHEAD - PROTO_SEAL_BODY_OFFSET,
 };
 
@@ -518,16 +478,14 @@ send_data(nvx_peer *p, const struct sreq *r, uint8_t *f, uint32_t len)
 {
     if (p->node->corrupt_serve)
         f[DATA_PAYLOAD] ^= 0x5a; /* test-only fault injection */
-    uint8_t *d = f + PROTO_SEAL_BODY_OFFSET;
-    put_be32(d, r->req_id);
-    memcpy(d + 4, r->model, 32);
-    put_be32(d + 36, r->chunk);
-    put_be32(d + 40, r->offset);
-    put_be32(d + 44, len);
+    proto_data d = { .req_id = r->req_id, .chunk = r->chunk, .offset = r->offset };
+    memcpy(d.model_id, r->model, PROTO_ID_LEN);
+    d.bytes.len = len;
+    proto_data_head_put(&d, f + PROTO_SEAL_BODY_OFFSET);
     if (r->offset == 0)
         nvx__seed_sent(p, r->model, r->chunk);
     p->t_useful_ms = nvx__now(p->node); /* a peer we serve is not idle (admit.h) */
-    (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, DATA_FIELDS + (size_t)len,
+    (void)proto_session_send_buf(p->sess, PROTO_MSG_DATA, f, PROTO_DATA_HEAD_LEN + (size_t)len,
                                  DATA_PAYLOAD + (size_t)len + DATA_TAIL);
 }
 
@@ -787,6 +745,13 @@ nvx__serve_peer_gone(nvx_peer *p)
 }
 
 void
+nvx__serve_peer_free(nvx_peer *p)
+{
+    free(p->sq);
+    p->sq = NULL;
+}
+
+void
 nvx__serve_msg(nvx_peer *p, const proto_msg *m)
 {
     nvx_node *n = p->node;
@@ -821,7 +786,11 @@ nvx__serve_msg(nvx_peer *p, const proto_msg *m)
         r.chunk = m->u.request.chunk;
         r.offset = m->u.request.offset;
         r.length = m->u.request.length;
-        if (n->stopping || p->sq_len >= n->peer_max_requests) {
+        /* The queue is made on a peer's first REQUEST: a session that
+         * never asks for chunks holds none. */
+        if (!p->sq && !n->stopping)
+            p->sq = calloc(n->peer_max_requests, sizeof(struct sreq));
+        if (n->stopping || !p->sq || p->sq_len >= n->peer_max_requests) {
             log_peer(NVX_LOG_DEBUG, "peer %s: request queue full", p->addr);
             send_not_found(p, r.req_id, r.model, r.chunk, PROTO_NOTFOUND_BUSY);
             break;

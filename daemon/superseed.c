@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "daemon/util.h"
 #include "proto/message.h"
 
@@ -43,24 +44,6 @@ struct nvx_ss {
     nvx_ss_peer *peers;
     size_t n_peers;
 };
-
-static bool
-bit(const uint8_t *b, uint32_t i)
-{
-    return (b[i / 8] >> (i % 8)) & 1;
-}
-
-static void
-set_bit(uint8_t *b, uint32_t i)
-{
-    b[i / 8] |= (uint8_t)(1u << (i % 8));
-}
-
-static void
-clear_bit(uint8_t *b, uint32_t i)
-{
-    b[i / 8] &= (uint8_t) ~(1u << (i % 8));
-}
 
 int
 nvx_ss_new(uint32_t n_chunks, uint64_t seed, nvx_ss **ret)
@@ -158,14 +141,14 @@ nvx_ss_peer_remove(nvx_ss *ss, nvx_ss_peer *pp)
     /* Revealed to it, not yet at it: someone else must get them from us;
      * and so must the chunks only it held (they left the swarm with it). */
     for (uint32_t i = 0; i < ss->n; i++) {
-        bool back = bit(pp->shown, i) && !bit(pp->got, i);
-        if (bit(pp->got, i) && --ss->holders[i] == 0 && bit(ss->got_any, i)) {
-            clear_bit(ss->got_any, i);
+        bool back = bit_get(pp->shown, i) && !bit_get(pp->got, i);
+        if (bit_get(pp->got, i) && --ss->holders[i] == 0 && bit_get(ss->got_any, i)) {
+            bit_clear(ss->got_any, i);
             ss->n_got_any--;
             back = true;
         }
-        if (back && !bit(ss->in_pool, i)) {
-            set_bit(ss->in_pool, i);
+        if (back && !bit_get(ss->in_pool, i)) {
+            bit_set(ss->in_pool, i);
             ss->pool[ss->n_pool++] = i;
         }
     }
@@ -191,12 +174,12 @@ nvx_ss_peer_redeal(nvx_ss *ss, nvx_ss_peer *pp)
                                  ~ss->in_pool[k]);
         for (; cand; cand &= (uint8_t)(cand - 1)) {
             uint32_t i = 8 * k + (uint32_t)__builtin_ctz(cand);
-            set_bit(pp->redealt, i);
-            if (!bit(pp->stale, i))
+            bit_set(pp->redealt, i);
+            if (!bit_get(pp->stale, i))
                 pp->ahead--;
-            clear_bit(pp->shown, i);
-            clear_bit(pp->stale, i);
-            set_bit(ss->in_pool, i);
+            bit_clear(pp->shown, i);
+            bit_clear(pp->stale, i);
+            bit_set(ss->in_pool, i);
             ss->pool[ss->n_pool++] = i;
         }
     }
@@ -206,7 +189,7 @@ void
 nvx_ss_peer_asked(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx)
 {
     if (idx < ss->n)
-        set_bit(pp->asked, idx);
+        bit_set(pp->asked, idx);
 }
 
 bool
@@ -218,16 +201,16 @@ nvx_ss_peer_has_all(const nvx_ss *ss, const nvx_ss_peer *pp)
 void
 nvx_ss_peer_got(nvx_ss *ss, nvx_ss_peer *pp, uint32_t idx)
 {
-    if (idx >= ss->n || bit(pp->got, idx))
+    if (idx >= ss->n || bit_get(pp->got, idx))
         return;
-    set_bit(pp->got, idx);
+    bit_set(pp->got, idx);
     pp->n_got++;
     pp->progress++;
     ss->holders[idx]++;
-    if (bit(pp->shown, idx) && !bit(pp->stale, idx))
+    if (bit_get(pp->shown, idx) && !bit_get(pp->stale, idx))
         pp->ahead--;
-    if (!bit(ss->got_any, idx)) {
-        set_bit(ss->got_any, idx);
+    if (!bit_get(ss->got_any, idx)) {
+        bit_set(ss->got_any, idx);
         ss->n_got_any++;
         ss->progress++;
     }
@@ -243,7 +226,7 @@ fifo_compact(nvx_ss_peer *pp)
     uint32_t k = 0;
     for (uint32_t i = 0; i < pp->fifo_len; i++) {
         struct reveal r = pp->fifo[(pp->fifo_head + i) % pp->fifo_cap];
-        if (!bit(pp->got, r.idx))
+        if (!bit_get(pp->got, r.idx))
             keep[k++] = r;
     }
     memcpy(pp->fifo, keep, k * sizeof(*keep));
@@ -264,10 +247,11 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
     while (pp->fifo_len > 0) {
         struct reveal *r = &pp->fifo[pp->fifo_head];
         /* (a reveal re-dealt since is not its own any more) */
-        if (!bit(pp->got, r->idx) && bit(pp->shown, r->idx) && !bit(pp->stale, r->idx)) {
+        if (!bit_get(pp->got, r->idx) && bit_get(pp->shown, r->idx) &&
+            !bit_get(pp->stale, r->idx)) {
             if (now_ms - r->t_ms < NVX_SS_STALE_MS)
                 break;
-            set_bit(pp->stale, r->idx);
+            bit_set(pp->stale, r->idx);
             pp->ahead--;
         }
         pp->fifo_head = (pp->fifo_head + 1) % pp->fifo_cap;
@@ -289,10 +273,10 @@ nvx_ss_reveal(nvx_ss *ss, nvx_ss_peer *pp, uint64_t now_ms, uint32_t *out, size_
     size_t k = 0;
     while (pp->ahead < ahead && k < cap && ss->n_pool > 0) {
         uint32_t idx = ss->pool[--ss->n_pool];
-        clear_bit(ss->in_pool, idx);
-        if (bit(pp->got, idx))
+        bit_clear(ss->in_pool, idx);
+        if (bit_get(pp->got, idx))
             continue; /* it has it already: no use revealing it */
-        set_bit(pp->shown, idx);
+        bit_set(pp->shown, idx);
         pp->ahead++;
         out[k++] = idx;
         if (pp->fifo_len == pp->fifo_cap)

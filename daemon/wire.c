@@ -75,6 +75,12 @@ serve_peer_gone(void *arg, nvx_peer *p)
 }
 
 static void
+serve_peer_free(void *arg, nvx_peer *p)
+{
+    nvx__serve_peer_free(p);
+}
+
+static void
 serve_message(void *arg, nvx_peer *p, const proto_msg *m)
 {
     nvx__serve_msg(p, m);
@@ -156,6 +162,7 @@ nvx_node_new(const nvx_node_opts *opts, nvx_node **ret)
         },
         {
             .peer_gone = serve_peer_gone,
+            .peer_free = serve_peer_free,
             .message = serve_message,
             .claims = MSG_BIT(PROTO_MSG_WANT) | MSG_BIT(PROTO_MSG_REQUEST) |
                       MSG_BIT(PROTO_MSG_CANCEL) | MSG_BIT(PROTO_MSG_MANIFEST_REQ) |

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "daemon/xfer-internal.h"
 #include "proto/control.h"
 
@@ -51,7 +52,7 @@ mark(nvx_xfer *x, struct xpeer *xp, uint32_t idx)
     }
     if (nvx__xf_refused(xp, idx))
         return 0;
-    xp->refused[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    bit_set(xp->refused, idx);
     if (x->refusals[idx] == 0)
         x->n_refused++;
     if (x->refusals[idx] < UINT8_MAX)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "daemon/xfer-internal.h"
 #include "proto/control.h"
 
@@ -104,7 +105,7 @@ nvx_xfer_opened(nvx_xfer *x, int res, uint32_t nc, const uint32_t *chunk_len, co
     x->chunks_total = nc;
     for (uint32_t i = 0; i < nc; i++) {
         x->bytes_total += chunk_len[i];
-        if (have && ((have[i / 8] >> (i % 8)) & 1)) {
+        if (have && bit_get(have, i)) {
             nvx_picker_set_have(x->pk, i);
             x->bytes_done += chunk_len[i];
             x->chunks_done++;

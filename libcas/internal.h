@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bytes.h"
 #include "libcas/hash.h"
 
 /* BLAKE2b-256 through libb2 (reference for the libsodium hot path). */
@@ -20,26 +21,7 @@ int cas__hex_value(char c);
 /* The chunker's 256-entry gear table. */
 extern const uint64_t *const cas__gear;
 
-/* --- little-endian integers and a cursor over untrusted bytes ------------ */
-
-static inline uint32_t
-cas__le32_load(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static inline uint64_t
-cas__le64_load(const uint8_t *b)
-{
-    return (uint64_t)cas__le32_load(b) | (uint64_t)cas__le32_load(b + 4) << 32;
-}
-
-static inline void
-cas__le64_store(uint8_t *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
+/* --- a cursor over untrusted bytes (integers: common/bytes.h) ------------- */
 
 /* Bounds-checked reader over untrusted bytes (STYLE 6): every getter checks
  * the bytes that remain first, in subtraction form, and fails with -EBADMSG
@@ -87,7 +69,7 @@ cas__cursor_u32(cas__cursor *c, uint32_t *ret)
     const uint8_t *b;
     int r = cas__cursor_bytes(c, 4, &b);
     if (r == 0)
-        *ret = cas__le32_load(b);
+        *ret = le32_load(b);
     return r;
 }
 
@@ -97,7 +79,7 @@ cas__cursor_u64(cas__cursor *c, uint64_t *ret)
     const uint8_t *b;
     int r = cas__cursor_bytes(c, 8, &b);
     if (r == 0)
-        *ret = cas__le64_load(b);
+        *ret = le64_load(b);
     return r;
 }
 

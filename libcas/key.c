@@ -242,7 +242,7 @@ cas_keyid_format(const uint8_t keyid[static CAS_KEYID_LEN], char out[static CAS_
      * so 1 key in 16 shows 15 digits or fewer. Print it the same way, or
      * `nvx key show` and minisign's .pub files would differ. */
     static const char hex[] = "0123456789ABCDEF";
-    uint64_t v = cas__le64_load(keyid);
+    uint64_t v = le64_load(keyid);
     char tmp[CAS_KEYID_HEX_SIZE];
     int n = 0;
     do {
@@ -269,7 +269,7 @@ cas_keyid_parse(const char *hex, uint8_t ret_keyid[static CAS_KEYID_LEN])
             return -EINVAL;
         v = v << 4 | (uint64_t)d;
     }
-    cas__le64_store(ret_keyid, v);
+    le64_store(ret_keyid, v);
     return 0;
 }
 
@@ -483,8 +483,8 @@ cas_seckey_encode(const cas_seckey *sk, const char *passphrase, uint64_t opslimi
     if (passphrase) {
         memcpy(box + SK_OFF_KDFALG, KDFALG, 2);
         randombytes_buf(box + SK_OFF_SALT, SK_SALT_LEN);
-        cas__le64_store(box + SK_OFF_OPSLIMIT, opslimit);
-        cas__le64_store(box + SK_OFF_MEMLIMIT, memlimit);
+        le64_store(box + SK_OFF_OPSLIMIT, opslimit);
+        le64_store(box + SK_OFF_MEMLIMIT, memlimit);
         r = box_xor_stream(box, passphrase, opslimit, memlimit);
         if (r < 0)
             goto out;
@@ -568,7 +568,7 @@ cas_seckey_probe(const uint8_t *buf, size_t len, bool *ret_encrypted, uint64_t *
         if (ret_encrypted)
             *ret_encrypted = enc;
         if (ret_memlimit)
-            *ret_memlimit = enc ? cas__le64_load(box + SK_OFF_MEMLIMIT) : 0;
+            *ret_memlimit = enc ? le64_load(box + SK_OFF_MEMLIMIT) : 0;
     }
     sodium_free(box);
     return r;
@@ -589,8 +589,7 @@ cas_seckey_decode(const uint8_t *buf, size_t len, const char *passphrase, cas_se
         goto out;
     bool encrypted = memcmp(box + SK_OFF_KDFALG, KDFALG, 2) == 0;
     if (encrypted) {
-        uint64_t ops = cas__le64_load(box + SK_OFF_OPSLIMIT),
-                 mem = cas__le64_load(box + SK_OFF_MEMLIMIT);
+        uint64_t ops = le64_load(box + SK_OFF_OPSLIMIT), mem = le64_load(box + SK_OFF_MEMLIMIT);
         if (ops > CAS_KDF_OPSLIMIT_MAX || mem > CAS_KDF_MEMLIMIT_MAX || mem > SIZE_MAX) {
             r = -EMSGSIZE;
             goto out;

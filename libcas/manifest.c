@@ -212,7 +212,7 @@ decode_chunks(cas__cursor *c, cas_manifest *m)
     m->chunk_recs = recs;
     m->offsets[0] = 0;
     for (size_t i = 0; i < m->n_chunks; i++) {
-        uint32_t len = cas__le32_load(recs + i * CAS_MANIFEST_CHUNK_REC_LEN + CAS_HASH_LEN);
+        uint32_t len = le32_load(recs + i * CAS_MANIFEST_CHUNK_REC_LEN + CAS_HASH_LEN);
         if (len == 0 || len > m->params.max)
             return -EBADMSG;
         m->offsets[i + 1] = m->offsets[i] + len; /* <= 2^22 * 2^24: no overflow */
@@ -423,27 +423,6 @@ struct cas_manifest_builder {
     size_t n_tensors, cap_tensors;
 };
 
-static void
-store_le16(uint8_t *b, uint16_t v)
-{
-    b[0] = (uint8_t)v;
-    b[1] = (uint8_t)(v >> 8);
-}
-
-static void
-store_le32(uint8_t *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-store_le64(uint8_t *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
-
 int
 cas_manifest_builder_new(cas_chunker_kind kind, const cas_chunker_params *params,
                          cas_manifest_builder **ret)
@@ -493,7 +472,7 @@ cas_manifest_builder_add_chunk(cas_manifest_builder *b, const uint8_t id[static 
     }
     uint8_t *rec = b->chunk_recs + b->n_chunks * CAS_MANIFEST_CHUNK_REC_LEN;
     memcpy(rec, id, CAS_HASH_LEN);
-    store_le32(rec + CAS_HASH_LEN, len);
+    le32_store(rec + CAS_HASH_LEN, len);
     b->n_chunks++;
     b->total += len;
     return 0;
@@ -595,17 +574,17 @@ static uint8_t *
 encode_header(const cas_manifest_builder *b, uint8_t *p)
 {
     memcpy(p, magic, sizeof(magic));
-    store_le16(p + 4, CAS_MANIFEST_VERSION);
+    le16_store(p + 4, CAS_MANIFEST_VERSION);
     p[6] = (uint8_t)b->kind;
     p[7] = 0; /* flags */
-    store_le32(p + 8, b->params.min);
-    store_le32(p + 12, b->params.avg);
-    store_le32(p + 16, b->params.max);
-    store_le32(p + 20, (uint32_t)b->n_chunks);
-    store_le64(p + 24, b->total);
-    store_le32(p + 32, (uint32_t)b->n_tensors);
-    store_le16(p + 36, (uint16_t)b->n_meta);
-    store_le16(p + 38, 0); /* reserved */
+    le32_store(p + 8, b->params.min);
+    le32_store(p + 12, b->params.avg);
+    le32_store(p + 16, b->params.max);
+    le32_store(p + 20, (uint32_t)b->n_chunks);
+    le64_store(p + 24, b->total);
+    le32_store(p + 32, (uint32_t)b->n_tensors);
+    le16_store(p + 36, (uint16_t)b->n_meta);
+    le16_store(p + 38, 0); /* reserved */
     return p + CAS_MANIFEST_HEADER_LEN;
 }
 
@@ -617,7 +596,7 @@ encode_meta(const cas_manifest_builder *b, uint8_t *p)
         *p++ = (uint8_t)kl;
         memcpy(p, b->meta[i].key, kl);
         p += kl;
-        store_le16(p, (uint16_t)vl);
+        le16_store(p, (uint16_t)vl);
         memcpy(p + 2, b->meta[i].value, vl);
         p += 2 + vl;
     }
@@ -630,16 +609,16 @@ encode_tensors(const cas_manifest_builder *b, uint8_t *p)
     for (size_t i = 0; i < b->n_tensors; i++) {
         const cas_tensor_info *t = &b->tensors[i];
         size_t nl = strlen(t->name);
-        store_le16(p, (uint16_t)nl);
+        le16_store(p, (uint16_t)nl);
         memcpy(p + 2, t->name, nl);
         p += 2 + nl;
-        store_le32(p, t->type);
+        le32_store(p, t->type);
         p[4] = (uint8_t)t->n_dims;
         p += 5;
         for (size_t d = 0; d < t->n_dims; d++, p += 8)
-            store_le64(p, t->dims[d]);
-        store_le64(p, t->offset);
-        store_le64(p + 8, t->size);
+            le64_store(p, t->dims[d]);
+        le64_store(p, t->offset);
+        le64_store(p + 8, t->size);
         p += 16;
     }
     return p;

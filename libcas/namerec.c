@@ -60,9 +60,9 @@ signed_part(const cas_namerec *rec, uint8_t *out)
     out[off++] = (uint8_t)rec->name_len;
     memcpy(out + off, rec->name, rec->name_len);
     off += rec->name_len;
-    cas__le64_store(out + off, rec->sequence);
+    le64_store(out + off, rec->sequence);
     off += 8;
-    cas__le64_store(out + off, rec->time);
+    le64_store(out + off, rec->time);
     off += 8;
     memcpy(out + off, rec->model_id, CAS_MODEL_ID_LEN);
     off += CAS_MODEL_ID_LEN;

@@ -2,7 +2,8 @@
 /*
  * Streaming add: a pipeline over a ring of CAS__ADD_SLOTS buffers.
  *
- *   reader thread   read(fd) into the next free slot
+ *   reader thread   read(fd) into the next free slot; shows each read to
+ *                   the caller's tap, if any (a second digest, same pass)
  *   writer threads  (two, alternate slots) write each filled slot at its
  *                   offset in a temp file in
  *                   DIR/tmp: with O_DIRECT where the file system takes it
@@ -68,6 +69,8 @@ typedef struct job {
 
 typedef struct add_ctx {
     int in_fd, out_fd;
+    int (*tap)(void *tap_arg, const void *buf, size_t len); /* reader thread */
+    void *tap_arg;
     const uint8_t *prefix; /* caller's bytes before in_fd's (reader thread) */
     size_t prefix_left;
     int dio_fd;                            /* the temp file opened O_DIRECT, or -1 */
@@ -181,6 +184,13 @@ reader_main(void *arg)
         size_t len = 0;
         bool eof = false;
         int r = read_fill(c, sl->buf, c->slot_size, &len, &eof);
+        /* The tap runs here, off the chunker's thread, so a second digest
+         * overlaps chunking and hashing; its end call comes before the slot
+         * that ends the stream is published, hence before any commit. */
+        if (r == 0 && c->tap && len > 0)
+            r = c->tap(c->tap_arg, sl->buf, len);
+        if (r == 0 && c->tap && eof)
+            r = c->tap(c->tap_arg, NULL, 0);
         pthread_mutex_lock(&c->mu);
         if (r < 0) {
             fail_locked(c, r);
@@ -526,7 +536,7 @@ put_pin(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN])
     if (cas__is_pinned(s, txn, id))
         return 0;
     uint8_t t[8];
-    cas__put_le64(t, cas__now_ns());
+    le64_store(t, cas__now_ns());
     MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
     return cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
 }
@@ -741,6 +751,8 @@ cas_store_add_fd(cas_store *s, int fd, const cas_store_add_opts *opts,
         .eof_seq = UINT64_MAX,
         .prefix = o->prefix,
         .prefix_left = o->prefix_len,
+        .tap = o->tap,
+        .tap_arg = o->tap_arg,
     };
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.slot_cv, NULL);

@@ -27,7 +27,7 @@ cas_store_pin(cas_store *s, const uint8_t id[static CAS_HASH_LEN])
     r = cas__model_get(s, txn, id, &rec);
     if (r == 0 && !cas__is_pinned(s, txn, id)) {
         uint8_t t[8];
-        cas__put_le64(t, cas__now_ns());
+        le64_store(t, cas__now_ns());
         MDB_val k = { CAS_HASH_LEN, (void *)id }, v = { sizeof(t), t };
         r = cas__mdb_err(mdb_put(txn, s->db_pins, &k, &v, 0));
     }
@@ -406,7 +406,7 @@ gc_collect(cas_store *s, gc_cand **ret_c, size_t *ret_n, uint64_t *ret_total, ui
     uint64_t limit = 0;
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
-        limit = cas__get_le64(lv.mv_data);
+        limit = le64_load(lv.mv_data);
     if (n > 1)
         qsort(cands, n, sizeof(*cands), cmp_cand);
     *ret_c = cands;
@@ -422,9 +422,11 @@ out:
     return r;
 }
 
+/* max_bytes: with CAS_GC_TO_LIMIT, the size to get under instead of the
+ * stored limit (0: the stored limit). */
 static int
-gc_run(cas_store *s, unsigned flags, const uint8_t *keep, cas_model_fn cb, void *userdata,
-       cas_gc_result *ret)
+gc_run(cas_store *s, unsigned flags, uint64_t max_bytes, const uint8_t *keep, cas_model_fn cb,
+       void *userdata, cas_gc_result *ret)
 {
     gc_cand *cands = NULL;
     size_t n = 0;
@@ -433,6 +435,8 @@ gc_run(cas_store *s, unsigned flags, const uint8_t *keep, cas_model_fn cb, void 
     int r = gc_collect(s, &cands, &n, &total, &limit);
     if (r < 0)
         return r;
+    if (max_bytes)
+        limit = max_bytes;
     for (size_t i = 0; i < n; i++) {
         if (flags & CAS_GC_TO_LIMIT) {
             if (limit == 0 || total <= limit)
@@ -472,13 +476,22 @@ out:
 int
 cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret)
 {
-    return gc_run(s, flags, NULL, cb, userdata, ret);
+    return gc_run(s, flags, 0, NULL, cb, userdata, ret);
+}
+
+int
+cas_store_gc_to(cas_store *s, uint64_t max_bytes, unsigned flags, cas_model_fn cb, void *userdata,
+                cas_gc_result *ret)
+{
+    if (max_bytes == 0)
+        return -EINVAL;
+    return gc_run(s, flags | CAS_GC_TO_LIMIT, max_bytes, NULL, cb, userdata, ret);
 }
 
 int
 cas__gc_to_limit(cas_store *s, const uint8_t *keep)
 {
-    return gc_run(s, CAS_GC_TO_LIMIT, keep, NULL, NULL, NULL);
+    return gc_run(s, CAS_GC_TO_LIMIT, 0, keep, NULL, NULL, NULL);
 }
 
 int
@@ -487,7 +500,7 @@ cas__limit_check(cas_store *s, MDB_txn *txn, uint64_t size)
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) != 0 || lv.mv_size != 8)
         return 0;
-    uint64_t limit = cas__get_le64(lv.mv_data);
+    uint64_t limit = le64_load(lv.mv_data);
     if (limit == 0)
         return 0;
     MDB_cursor *c;
@@ -537,7 +550,7 @@ cas_store_usage_get(cas_store *s, cas_store_usage *ret)
     }
     MDB_val lk = { 5, "limit" }, lv;
     if (mdb_get(txn, s->db_meta, &lk, &lv) == 0 && lv.mv_size == 8)
-        u.limit = cas__get_le64(lv.mv_data);
+        u.limit = le64_load(lv.mv_data);
     *ret = u;
 out:
     mdb_cursor_close(c);
@@ -553,7 +566,7 @@ cas_store_limit_set(cas_store *s, uint64_t bytes)
     if (r < 0)
         return r;
     uint8_t b[8];
-    cas__put_le64(b, bytes);
+    le64_store(b, bytes);
     MDB_val k = { 5, "limit" }, v = { sizeof(b), b };
     r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
     if (r < 0) {

@@ -13,6 +13,7 @@
 
 #include <lmdb.h>
 
+#include "common/bytes.h"
 #include "libcas/manifest.h"
 #include "libcas/store.h"
 
@@ -113,14 +114,6 @@ int cas__mdb_err(int rc);
  * with AVX-512 where the CPU has it (store-hash.c), else cas_hash(). */
 void cas__hash_many(const uint8_t *const *bufs, const size_t *lens, size_t n,
                     uint8_t (*ret)[CAS_HASH_LEN]);
-
-/* Little-endian loads and stores. */
-void cas__put_le16(uint8_t *p, uint16_t v);
-void cas__put_le32(uint8_t *p, uint32_t v);
-void cas__put_le64(uint8_t *p, uint64_t v);
-uint16_t cas__get_le16(const uint8_t *p);
-uint32_t cas__get_le32(const uint8_t *p);
-uint64_t cas__get_le64(const uint8_t *p);
 
 /* Current wall-clock time in nanoseconds since the epoch. */
 uint64_t cas__now_ns(void);

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/bits.h"
 #include "libcas/store-internal.h"
 
 #define CAS__IO_AHEAD 4u /* batches read ahead of the workers */
@@ -110,12 +111,6 @@ stop_locked(io_ctx *c, int r)
     pthread_cond_broadcast(&c->cv);
 }
 
-static bool
-bit_set(const uint8_t *bits, uint64_t i)
-{
-    return (bits[i / 8] >> (i % 8)) & 1;
-}
-
 /* Reports bad chunk i (under the mutex). Returns true when to stop. */
 static bool
 bad_chunk(io_ctx *c, uint64_t i, const cas_chunk_info *ci)
@@ -145,7 +140,7 @@ check_batch(io_ctx *c, const io_batch *b, const uint8_t *buf)
     while (i < end) {
         size_t n = 0;
         for (; i < end && n < CAS__HASH_GROUP; i++) {
-            if (c->bitmap && !bit_set(c->bitmap, i))
+            if (c->bitmap && !bit_get(c->bitmap, i))
                 continue;
             cas_chunk_info ci;
             cas_manifest_chunk(c->m, i, &ci);
@@ -438,7 +433,7 @@ verify_one(cas_store *s, const uint8_t id[static CAS_HASH_LEN], const cas_store_
     r = fsize > l.rec.size ? call_problem(o, id, -EBADMSG) : 0;
     c.bad = fsize > l.rec.size;
     for (size_t i = limit; r >= 0 && i < cas_manifest_chunk_count(l.m); i++) {
-        if (l.bitmap && !bit_set(l.bitmap, i))
+        if (l.bitmap && !bit_get(l.bitmap, i))
             continue;
         r = report_missing(&c, i);
         if (!c.all_chunks)
@@ -560,10 +555,11 @@ export_impl(cas_store *s, const uint8_t id[static CAS_HASH_LEN], int out_fd,
     if (r == 0 && fsize != l.rec.size) {
         r = -EBADMSG; /* refused before a byte is written */
         if (ret_problem) {
-            size_t i = fsize < l.rec.size ? first_missing(l.m, fsize) : CAS_STORE_NO_CHUNK;
+            /* uint64_t: CAS_STORE_NO_CHUNK does not fit a 32-bit size_t. */
+            uint64_t i = fsize < l.rec.size ? first_missing(l.m, fsize) : CAS_STORE_NO_CHUNK;
             cas_chunk_info ci = { .offset = 0, .len = 0 };
             if (i != CAS_STORE_NO_CHUNK)
-                cas_manifest_chunk(l.m, i, &ci);
+                cas_manifest_chunk(l.m, (size_t)i, &ci);
             *ret_problem =
                 (cas_store_problem){ .chunk_index = i,
                                      .offset = ci.offset,

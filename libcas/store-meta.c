@@ -307,7 +307,7 @@ cas_store_key_put(cas_store *s, const void *key_id, size_t key_id_len, const voi
     r = cas__mdb_err(mdb_put(txn, s->db_keys, &k, &v, MDB_RESERVE));
     if (r == 0) {
         uint8_t *p = v.mv_data;
-        cas__put_le16(p, (uint16_t)nl);
+        le16_store(p, (uint16_t)nl);
         if (nl)
             memcpy(p + 2, name, nl);
         memcpy(p + 2 + nl, blob, blob_len);
@@ -322,7 +322,7 @@ split_key(const MDB_val *v, const uint8_t **ret_blob, size_t *ret_blob_len, char
     const uint8_t *p = v->mv_data;
     if (v->mv_size < 2)
         return -EBADMSG;
-    size_t nl = cas__get_le16(p);
+    size_t nl = le16_load(p);
     if (nl > CAS_STORE_NAME_MAX || v->mv_size - 2 < nl)
         return -EBADMSG;
     memcpy(ret_name, p + 2, nl);
@@ -487,9 +487,9 @@ cas__namerec_migrate(cas_store *s, MDB_txn *txn)
         memcpy(key, b + V1_PK_OFF, 32);
         memcpy(key + 32, b + V1_NAME_OFF, nlen);
         MDB_val nk = { 32 + nlen, key }, old;
-        uint64_t seq = cas__get_le64(v.mv_data);
+        uint64_t seq = le64_load(v.mv_data);
         if (mdb_get(txn, s->db_namerecs, &nk, &old) == 0 && old.mv_size >= 8 &&
-            cas__get_le64(old.mv_data) >= seq)
+            le64_load(old.mv_data) >= seq)
             continue;
         /* Copied: v points into pages this transaction may move. */
         uint8_t val[8 + CAS_STORE_NAMEREC_MAX];
@@ -527,13 +527,12 @@ cas_store_namerec_put(cas_store *s, const void *key, size_t key_len, uint64_t se
     if (r < 0)
         return r;
     MDB_val k = { key_len, (void *)key }, v;
-    if (mdb_get(txn, s->db_namerecs, &k, &v) == 0 && v.mv_size >= 8 &&
-        cas__get_le64(v.mv_data) >= seq)
+    if (mdb_get(txn, s->db_namerecs, &k, &v) == 0 && v.mv_size >= 8 && le64_load(v.mv_data) >= seq)
         return finish(txn, 0); /* the stored record is as new or newer */
     v = (MDB_val){ 8 + len, NULL };
     r = cas__mdb_err(mdb_put(txn, s->db_namerecs, &k, &v, MDB_RESERVE));
     if (r == 0) {
-        cas__put_le64(v.mv_data, seq);
+        le64_store(v.mv_data, seq);
         memcpy((uint8_t *)v.mv_data + 8, blob, len);
     }
     return finish(txn, r < 0 ? r : 1);
@@ -560,7 +559,7 @@ cas_store_namerec_get(cas_store *s, const void *key, size_t key_len, uint64_t *r
             r = -ENOMEM;
         } else {
             memcpy(b, (const uint8_t *)v.mv_data + 8, v.mv_size - 8);
-            *ret_seq = cas__get_le64(v.mv_data);
+            *ret_seq = le64_load(v.mv_data);
             *ret_blob = b;
             *ret_len = v.mv_size - 8;
         }
@@ -591,8 +590,8 @@ cas_store_namerec_list(cas_store *s, cas_store_namerec_fn cb, void *userdata)
     for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (v.mv_size <= 8)
             continue;
-        r = cb(userdata, k.mv_data, k.mv_size, cas__get_le64(v.mv_data),
-               (const uint8_t *)v.mv_data + 8, v.mv_size - 8);
+        r = cb(userdata, k.mv_data, k.mv_size, le64_load(v.mv_data), (const uint8_t *)v.mv_data + 8,
+               v.mv_size - 8);
     }
     mdb_cursor_close(c);
     cas__txn_abort(txn);

@@ -32,9 +32,9 @@ cas__model_get(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN]
         (p[1] != CAS_MODEL_PARTIAL && p[1] != CAS_MODEL_COMPLETE))
         return -EBADMSG;
     ret->state = (cas_model_state)p[1];
-    ret->added_ns = cas__get_le64(p + 8);
-    ret->size = cas__get_le64(p + 16);
-    ret->n_chunks = cas__get_le64(p + 24);
+    ret->added_ns = le64_load(p + 8);
+    ret->size = le64_load(p + 16);
+    ret->n_chunks = le64_load(p + 24);
     ret->manifest = p + CAS__MODEL_REC_LEN;
     ret->manifest_len = v.mv_size - CAS__MODEL_REC_LEN;
     return 0;
@@ -53,9 +53,9 @@ cas__model_put(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN]
     memset(p, 0, CAS__MODEL_REC_LEN);
     p[0] = CAS__MODEL_REC_VER;
     p[1] = (uint8_t)rec->state;
-    cas__put_le64(p + 8, rec->added_ns);
-    cas__put_le64(p + 16, rec->size);
-    cas__put_le64(p + 24, rec->n_chunks);
+    le64_store(p + 8, rec->added_ns);
+    le64_store(p + 16, rec->size);
+    le64_store(p + 24, rec->n_chunks);
     memcpy(p + CAS__MODEL_REC_LEN, rec->manifest, rec->manifest_len);
     return 0;
 }
@@ -72,8 +72,8 @@ cas__chunks_index(cas_store *s, MDB_txn *txn, const cas_manifest *m)
             return r;
         uint8_t loc[CAS__CHUNK_LOC_LEN];
         memcpy(loc, id, CAS_HASH_LEN);
-        cas__put_le64(loc + CAS_HASH_LEN, ci.offset);
-        cas__put_le32(loc + CAS_HASH_LEN + 8, ci.len);
+        le64_store(loc + CAS_HASH_LEN, ci.offset);
+        le32_store(loc + CAS_HASH_LEN + 8, ci.len);
         MDB_val k = { CAS_HASH_LEN, (void *)ci.id }, v = { sizeof(loc), loc };
         int rc = mdb_put(txn, s->db_chunks, &k, &v, MDB_NODUPDATA);
         if (rc != 0 && rc != MDB_KEYEXIST)
@@ -293,15 +293,11 @@ cas_store_manifest_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint
     return r;
 }
 
-int
-cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
+/* DIR/data/<id-hex>: the one name of a model's data file, complete or
+ * partial (FORMAT.md). */
+static int
+data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
 {
-    cas_model_info info;
-    int r = cas_store_model_info(s, id, &info);
-    if (r < 0)
-        return r;
-    if (info.state != CAS_MODEL_COMPLETE)
-        return -EAGAIN;
     char hex[CAS_HASH_HEX_LEN + 1];
     cas__data_name(id, hex);
     size_t n = strlen(s->dir) + sizeof(CAS__STORE_DATA_DIR) + CAS_HASH_HEX_LEN + 3;
@@ -311,6 +307,37 @@ cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **
     snprintf(p, n, "%s/%s/%s", s->dir, CAS__STORE_DATA_DIR, hex);
     *ret_path = p;
     return 0;
+}
+
+int
+cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path)
+{
+    cas_model_info info;
+    int r = cas_store_model_info(s, id, &info);
+    if (r < 0)
+        return r;
+    if (info.state != CAS_MODEL_COMPLETE)
+        return -EAGAIN;
+    return data_path(s, id, ret_path);
+}
+
+int
+cas_store_data_open(cas_store *s, const uint8_t id[static CAS_HASH_LEN], bool *ret_partial)
+{
+    cas_model_info info;
+    int r = cas_store_model_info(s, id, &info);
+    if (r < 0)
+        return r;
+    char *path = NULL;
+    r = data_path(s, id, &path); /* a partial model's file has its final name already */
+    if (r < 0)
+        return r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return -errno;
+    *ret_partial = info.state != CAS_MODEL_COMPLETE;
+    return fd;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -328,8 +355,8 @@ chunk_find_txn(cas_store *s, MDB_txn *txn, const uint8_t chunk[static CAS_HASH_L
         return -EBADMSG;
     const uint8_t *p = v.mv_data;
     memcpy(ret->model, p, CAS_HASH_LEN);
-    ret->offset = cas__get_le64(p + CAS_HASH_LEN);
-    ret->len = cas__get_le32(p + CAS_HASH_LEN + 8);
+    ret->offset = le64_load(p + CAS_HASH_LEN);
+    ret->len = le32_load(p + CAS_HASH_LEN + 8);
     return 0;
 }
 
@@ -384,8 +411,8 @@ chunk_locs(cas_store *s, const uint8_t chunk[static CAS_HASH_LEN], cas_chunk_loc
         if (n > 0 && memcmp(locs[n - 1].model, p, CAS_HASH_LEN) == 0)
             continue; /* another occurrence in the same model */
         memcpy(locs[n].model, p, CAS_HASH_LEN);
-        locs[n].offset = cas__get_le64(p + CAS_HASH_LEN);
-        locs[n].len = cas__get_le32(p + CAS_HASH_LEN + 8);
+        locs[n].offset = le64_load(p + CAS_HASH_LEN);
+        locs[n].len = le32_load(p + CAS_HASH_LEN + 8);
         n++;
     }
     mdb_cursor_close(c);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/bits.h"
 #include "libcas/store-internal.h"
 
 struct cas_partial {
@@ -168,7 +169,7 @@ cas_partial_open(cas_store *s, const uint8_t id[static CAS_HASH_LEN], cas_partia
         if (mdb_get(txn, s->db_bitmaps, &k, &v) == 0)
             memcpy(p->present, v.mv_data, v.mv_size < p->bm_len ? v.mv_size : p->bm_len);
         for (uint64_t i = 0; i < p->n_chunks; i++)
-            p->n_present += (p->present[i / 8] >> (i % 8)) & 1;
+            p->n_present += bit_get(p->present, i);
     }
     cas__txn_abort(txn);
     if (r < 0)
@@ -222,7 +223,7 @@ cas_partial_has(cas_partial *p, uint64_t idx)
     if (idx >= p->n_chunks)
         return false;
     pthread_mutex_lock(&p->mu);
-    bool b = (p->present[idx / 8] >> (idx % 8)) & 1;
+    bool b = bit_get(p->present, idx);
     pthread_mutex_unlock(&p->mu);
     return b;
 }
@@ -488,7 +489,7 @@ cas_store_bitmap_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], uint8_
     }
     if (rec.state == CAS_MODEL_COMPLETE) {
         for (uint64_t i = 0; i < rec.n_chunks; i++)
-            bits[i / 8] |= (uint8_t)(1u << (i % 8));
+            bit_set(bits, i);
     } else {
         MDB_val k = { CAS_HASH_LEN, (void *)id }, v;
         if (mdb_get(txn, s->db_bitmaps, &k, &v) == 0)

@@ -15,6 +15,7 @@
 
 #include <lmdb.h>
 
+#include "common/bits.h"
 #include "libcas/store-internal.h"
 
 /* Makes the data file of id exist, writable and model-sized, inside the
@@ -61,7 +62,7 @@ forget_txn(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN], co
     if (rec.state == CAS_MODEL_COMPLETE) {
         memset(bm, 0, bl);
         for (uint64_t i = 0; i < rec.n_chunks; i++)
-            bm[i / 8] |= (uint8_t)(1u << (i % 8));
+            bit_set(bm, i);
     } else if (mdb_get(txn, s->db_bitmaps, &k, &v) == 0 && v.mv_size == bl) {
         memcpy(bm, v.mv_data, bl);
     } else {
@@ -72,7 +73,7 @@ forget_txn(cas_store *s, MDB_txn *txn, const uint8_t id[static CAS_HASH_LEN], co
             r = -EINVAL;
             goto out;
         }
-        bm[idx[i] / 8] &= (uint8_t) ~(1u << (idx[i] % 8));
+        bit_clear(bm, idx[i]);
     }
     r = data_file_ready(s, id, rec.size);
     if (r < 0)

@@ -61,51 +61,6 @@ cas__mdb_err(int rc)
     }
 }
 
-void
-cas__put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-void
-cas__put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void
-cas__put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint16_t
-cas__get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-uint32_t
-cas__get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-uint64_t
-cas__get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 uint64_t
 cas__now_ns(void)
 {
@@ -475,10 +430,10 @@ open_dbs(cas_store *s)
     r = cas__mdb_err(mdb_get(txn, s->db_meta, &k, &v));
     if (r == -ENOENT) {
         uint8_t ver[4];
-        cas__put_le32(ver, CAS_STORE_VERSION);
+        le32_store(ver, CAS_STORE_VERSION);
         v = (MDB_val){ sizeof(ver), ver };
         r = cas__mdb_err(mdb_put(txn, s->db_meta, &k, &v, 0));
-    } else if (r == 0 && (v.mv_size != 4 || cas__get_le32(v.mv_data) != CAS_STORE_VERSION)) {
+    } else if (r == 0 && (v.mv_size != 4 || le32_load(v.mv_data) != CAS_STORE_VERSION)) {
         r = -EBADMSG;
     }
     if (r < 0)

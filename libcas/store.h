@@ -161,6 +161,15 @@ typedef struct cas_store_add_opts {
     size_t prefix_len;
     /* When not NULL, filled in with how the data file was written. */
     struct cas_store_add_stats *stats;
+    /* When not NULL, sees every byte of the stream once, in order, on the
+     * reader thread: called with each piece as it is read (prefix bytes
+     * included), then once with (NULL, 0) at the end of the stream, before
+     * anything is committed. So a caller checks another digest of the
+     * bytes (an importer's sha256) in the same read as the add; a negative
+     * errno returned stops the add, which leaves the store unchanged and
+     * returns that value. tap_arg is its first argument. */
+    int (*tap)(void *tap_arg, const void *buf, size_t len);
+    void *tap_arg;
 } cas_store_add_opts;
 
 /* How cas_store_add_fd() wrote the data file: bytes written with O_DIRECT
@@ -237,6 +246,13 @@ int cas_store_manifest_get(cas_store *s, const uint8_t id[static CAS_HASH_LEN], 
  * Returns 0, -ENOENT (unknown), -EAGAIN (partial), -ENOMEM. It does not verify
  * the bytes: run cas_store_verify() for that. */
 int cas_store_data_path(cas_store *s, const uint8_t id[static CAS_HASH_LEN], char **ret_path);
+
+/* Opens the data file of a model, complete or partial, read-only
+ * (O_CLOEXEC), for serving: a partial model's file holds its stored chunks
+ * at their final offsets. Returns the fd (the caller closes it) and writes
+ * *ret_partial; or -ENOENT (unknown, or its file is gone), -ENOMEM, or
+ * open's -errno. Like cas_store_data_path() it does not verify the bytes. */
+int cas_store_data_open(cas_store *s, const uint8_t id[static CAS_HASH_LEN], bool *ret_partial);
 
 /* ---------------------------------------------------------------------- */
 /* Chunk lookup (dedup and serving) */
@@ -337,6 +353,12 @@ typedef struct cas_gc_result {
  * cb (may be NULL) is called for each model removed or, with CAS_GC_DRY_RUN,
  * that would be. Writes *ret when non-NULL. Returns 0 or a negative errno. */
 int cas_store_gc(cas_store *s, unsigned flags, cas_model_fn cb, void *userdata, cas_gc_result *ret);
+
+/* cas_store_gc() with CAS_GC_TO_LIMIT against max_bytes (> 0) instead of the
+ * stored limit, which is left as it is (nvx gc --max-bytes). Returns as
+ * cas_store_gc(), or -EINVAL for max_bytes 0. */
+int cas_store_gc_to(cas_store *s, uint64_t max_bytes, unsigned flags, cas_model_fn cb,
+                    void *userdata, cas_gc_result *ret);
 
 typedef struct cas_store_usage {
     uint64_t n_models, n_complete, n_partial, n_pinned;

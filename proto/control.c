@@ -49,10 +49,11 @@ static const struct {
     [PROTO_CTL_T_CHUNK_OFFSET] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_CHUNK_LEN] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_CHUNK_COUNT] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_REACH] = { PROTO_CTL_K_NEST, false },
 };
 _Static_assert(_PROTO_CTL_TAG_MAX <= 32, "tag sets are 32-bit masks");
 
-#define ALL_TAGS (BIT(_PROTO_CTL_TAG_MAX) - 2) /* every tag 1.._MAX-1 */
+#define ALL_TAGS ((uint32_t)((UINT64_C(1) << _PROTO_CTL_TAG_MAX) - 2)) /* every tag 1.._MAX-1 */
 #define CHUNK_TAGS                                                                         \
     (BIT(PROTO_CTL_T_CHUNK) | BIT(PROTO_CTL_T_CHUNK_OFFSET) | BIT(PROTO_CTL_T_CHUNK_LEN) | \
      BIT(PROTO_CTL_T_CHUNK_COUNT))
@@ -74,7 +75,8 @@ static const struct {
     [PROTO_CTL_PEER_LS] = { "PEER_LS", 0, 0 },
     [PROTO_CTL_FETCH] = { "FETCH",
                           BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_PIN) |
-                              BIT(PROTO_CTL_T_UNTRUSTED) | BIT(PROTO_CTL_T_TIMEOUT_S),
+                              BIT(PROTO_CTL_T_UNTRUSTED) | BIT(PROTO_CTL_T_TIMEOUT_S) |
+                              BIT(PROTO_CTL_T_ADDR) | BIT(PROTO_CTL_T_NODE_ID),
                           BIT(PROTO_CTL_T_TARGET) },
     [PROTO_CTL_PUBLISH] = { "PUBLISH", BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME),
                             BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME) },
@@ -151,7 +153,7 @@ field_check(uint8_t tag, const uint8_t *v, size_t len, bool nested, proto_ctl_fi
     case PROTO_CTL_K_U64:
         if (len != 8)
             return -EBADMSG;
-        f->u = proto__be64(v);
+        f->u = be64_load(v);
         return 0;
     case PROTO_CTL_K_BOOL:
         if (len != 1 || v[0] > 1)
@@ -192,7 +194,7 @@ proto_ctl_decode(const uint8_t *payload, size_t len, proto_ctl_msg *ret)
         !(seen & (BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_TRANSFER_ID))))
         return -EBADMSG;
     ret->type = type;
-    ret->id = proto__be32(payload + 2);
+    ret->id = be32_load(payload + 2);
     return 0;
 }
 
@@ -312,7 +314,7 @@ proto_ctl_writer_init(proto_ctl_writer *w, uint8_t type, uint32_t id)
 {
     memset(w, 0, sizeof(*w));
     uint8_t h[PROTO_CTL_HEADER_LEN + PROTO_CTL_MIN] = { 0, 0, 0, 0, PROTO_CTL_VERSION, type };
-    proto__put_be32(h + 6, id);
+    be32_store(h + 6, id);
     w_put(w, h, sizeof(h));
 }
 
@@ -320,7 +322,7 @@ void
 proto_ctl_put_u64(proto_ctl_writer *w, uint8_t tag, uint64_t v)
 {
     uint8_t b[8];
-    proto__put_be64(b, v);
+    be64_store(b, v);
     w_field(w, tag, PROTO_CTL_K_U64, b, 8);
 }
 
@@ -371,7 +373,7 @@ proto_ctl_nest_end(proto_ctl_writer *w)
         w->err = -EMSGSIZE;
         return;
     }
-    proto__put_be16(w->buf + w->nest_at, (uint16_t)n);
+    be16_store(w->buf + w->nest_at, (uint16_t)n);
     w->nest_at = 0;
 }
 
@@ -392,7 +394,7 @@ proto_ctl_writer_finish(proto_ctl_writer *w, uint8_t **ret_buf, size_t *ret_len)
         r = -EMSGSIZE;
     proto_ctl_msg *m = NULL;
     if (r == 0) {
-        proto__put_be32(w->buf, (uint32_t)(w->len - PROTO_CTL_HEADER_LEN));
+        be32_store(w->buf, (uint32_t)(w->len - PROTO_CTL_HEADER_LEN));
         m = malloc(sizeof(*m));
         if (!m)
             r = -ENOMEM;
@@ -507,7 +509,7 @@ proto_ctl_reader_feed(proto_ctl_reader *r, const uint8_t *buf, size_t len, size_
             used += n;
             if (r->hdr_have < PROTO_CTL_HEADER_LEN)
                 break;
-            uint32_t want = proto__be32(r->hdr);
+            uint32_t want = be32_load(r->hdr);
             /* Checked before anything is allocated. */
             if (want > PROTO_CTL_MAX) {
                 r->err = -EMSGSIZE;

@@ -35,12 +35,14 @@
  *
  *   STATUS      -                       OK: NODE_ID, ADDR*, AGENT, UPTIME_S,
  *                                           STORE_USED, STORE_LIMIT, PEER*,
- *                                           TRANSFER*
+ *                                           TRANSFER*, REACH
  *   PEERS       -                       OK: PEER* (connected peers)
  *   PEER_ADD    ADDR(R)                 OK
  *   PEER_RM     ADDR(R)                 OK
  *   PEER_LS     -                       OK: ADDR* (configured peers)
  *   FETCH       TARGET(R) PIN UNTRUSTED PROGRESS*, then OK: MODEL_ID
+ *               TIMEOUT_S ADDR* NODE_ID (a ticket: dial ADDRs first,
+ *               pinned to NODE_ID when given)
  *   PUBLISH     MODEL_ID(R) NAME(R)     OK
  *   CANCEL      TARGET or TRANSFER_ID   OK
  *   SHUTDOWN    -                       OK, then the daemon exits
@@ -126,6 +128,11 @@ enum proto_ctl_tag {
     PROTO_CTL_T_CHUNK_OFFSET = 28, /* U64 */
     PROTO_CTL_T_CHUNK_LEN = 29,    /* U64 */
     PROTO_CTL_T_CHUNK_COUNT = 30,  /* U64 */
+    /* STATUS: how peers outside reach the node (a nest: STATE = enum
+     * proto_ctl_reach, MESSAGE = one line, ADDR* = addresses to give out,
+     * mapped external first, NAME = "upnp"/"nat-pmp"/"none", PEER_COUNT =
+     * relays for connection reversal). */
+    PROTO_CTL_T_REACH = 31, /* NEST */
     /* The field sets are 32-bit masks: 31 is the last tag they can hold. */
     _PROTO_CTL_TAG_MAX,
 };
@@ -136,6 +143,15 @@ enum proto_ctl_kind {
     PROTO_CTL_K_ID = 3,
     PROTO_CTL_K_STR = 4,
     PROTO_CTL_K_NEST = 5,
+};
+
+/* REACH's STATE. */
+enum proto_ctl_reach {
+    PROTO_CTL_REACH_MAPPED = 1,   /* the router maps a port to us (UPnP, NAT-PMP) */
+    PROTO_CTL_REACH_PUBLIC = 2,   /* we listen on a public address */
+    PROTO_CTL_REACH_REVERSAL = 3, /* behind NAT: peers reach us through relays */
+    PROTO_CTL_REACH_NONE = 4,
+    _PROTO_CTL_REACH_MAX,
 };
 
 /* Transfer states in PROGRESS / TRANSFER. */

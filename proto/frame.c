@@ -21,7 +21,7 @@ proto_frame_header_write(uint8_t out[static PROTO_FRAME_HEADER_LEN], uint8_t typ
 {
     if (body_len > PROTO_FRAME_MAX_BODY)
         return -EMSGSIZE;
-    proto__put_be32(out, (uint32_t)body_len);
+    be32_store(out, (uint32_t)body_len);
     out[4] = PROTO_FRAME_VERSION;
     out[5] = type;
     out[6] = 0;
@@ -49,7 +49,7 @@ proto_frame_encode(uint8_t type, const uint8_t *body, size_t body_len, uint8_t *
 static int
 header_accept(proto_frame_decoder *d)
 {
-    uint32_t n = proto__be32(d->hdr);
+    uint32_t n = be32_load(d->hdr);
     /* The length is checked before anything is allocated for the body. */
     if (n > PROTO_FRAME_MAX_BODY)
         return -EMSGSIZE;

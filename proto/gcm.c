@@ -49,12 +49,17 @@ proto__gcm_free(struct proto__gcm_key *k)
     k->keyed = false;
 }
 
+/* OpenSSL takes int lengths: the INT_MAX checks below also keep every
+ * message under GCM's own limit, on 32-bit size_t too (where comparing a
+ * size_t with that 64-bit limit is always false and -Wtype-limits says so). */
+_Static_assert(INT_MAX <= PROTO__GCM_MSG_MAX, "INT_MAX bound must imply GCM's limit");
+
 bool
 proto__gcm_seal(struct proto__gcm_key *k, uint8_t *c, const uint8_t *m, size_t mlen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB])
 {
     int n, fin;
-    if (mlen > INT_MAX || adlen > INT_MAX || (uint64_t)mlen > PROTO__GCM_MSG_MAX)
+    if (mlen > INT_MAX || adlen > INT_MAX)
         return false;
     return EVP_EncryptInit_ex(k->ctx, NULL, NULL, NULL, npub) == 1 &&
            (adlen == 0 || EVP_EncryptUpdate(k->ctx, NULL, &n, ad, (int)adlen) == 1) &&
@@ -67,8 +72,7 @@ bool
 proto__gcm_open(struct proto__gcm_key *k, uint8_t *m, const uint8_t *c, size_t clen,
                 const uint8_t *ad, size_t adlen, const uint8_t npub[static PROTO__GCM_NPUB])
 {
-    if (clen < PROTO__GCM_TAG || clen - PROTO__GCM_TAG > INT_MAX || adlen > INT_MAX ||
-        (uint64_t)(clen - PROTO__GCM_TAG) > PROTO__GCM_MSG_MAX)
+    if (clen < PROTO__GCM_TAG || clen - PROTO__GCM_TAG > INT_MAX || adlen > INT_MAX)
         return false;
     size_t mlen = clen - PROTO__GCM_TAG;
     uint8_t tag[PROTO__GCM_TAG]; /* m may be c: keep the tag before it is overwritten */

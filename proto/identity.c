@@ -92,8 +92,8 @@ provider_message(uint8_t m[static 16 + 2 * PROTO_ID_LEN + 12], const proto_provi
     memcpy(m, label, 16);
     memcpy(m + 16, rec->node_id, PROTO_ID_LEN);
     memcpy(m + 16 + PROTO_ID_LEN, rec->model_id, PROTO_ID_LEN);
-    proto__put_be64(m + 16 + 2 * PROTO_ID_LEN, rec->time);
-    proto__put_be32(m + 24 + 2 * PROTO_ID_LEN, rec->ttl_s);
+    be64_store(m + 16 + 2 * PROTO_ID_LEN, rec->time);
+    be32_store(m + 24 + 2 * PROTO_ID_LEN, rec->ttl_s);
 }
 
 int
@@ -115,8 +115,10 @@ proto_provider_verify(const proto_provider_record *rec)
     return crypto_sign_verify_detached(rec->sig, m, sizeof(m), rec->node_id) == 0;
 }
 
+/* The sessions' own check (record.c): on arm64 that is the CPU's AES and
+ * PMULL, where libsodium's AES-GCM (x86 only) says no. */
 bool
 proto_hw_aes_available(void)
 {
-    return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
+    return sodium_init() >= 0 && proto__aes_hw();
 }

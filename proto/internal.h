@@ -19,50 +19,10 @@
 
 #include <sodium.h>
 
+#include "common/bytes.h"
 #include "proto/frame.h"
 #include "proto/message.h"
 #include "proto/session.h"
-
-static inline uint16_t
-proto__be16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-}
-
-static inline uint32_t
-proto__be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t
-proto__be64(const uint8_t *p)
-{
-    return (uint64_t)proto__be32(p) << 32 | proto__be32(p + 4);
-}
-
-static inline void
-proto__put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void
-proto__put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline void
-proto__put_be64(uint8_t *p, uint64_t v)
-{
-    proto__put_be32(p, (uint32_t)(v >> 32));
-    proto__put_be32(p + 4, (uint32_t)v);
-}
 
 typedef struct proto__rd {
     const uint8_t *p;
@@ -102,7 +62,7 @@ proto__rd_u16(proto__rd *r, uint16_t *ret)
 {
     if (r->len - r->off < 2)
         return -EBADMSG;
-    *ret = proto__be16(r->p + r->off);
+    *ret = be16_load(r->p + r->off);
     r->off += 2;
     return 0;
 }
@@ -112,7 +72,7 @@ proto__rd_u32(proto__rd *r, uint32_t *ret)
 {
     if (r->len - r->off < 4)
         return -EBADMSG;
-    *ret = proto__be32(r->p + r->off);
+    *ret = be32_load(r->p + r->off);
     r->off += 4;
     return 0;
 }
@@ -122,7 +82,7 @@ proto__rd_u64(proto__rd *r, uint64_t *ret)
 {
     if (r->len - r->off < 8)
         return -EBADMSG;
-    *ret = proto__be64(r->p + r->off);
+    *ret = be64_load(r->p + r->off);
     r->off += 8;
     return 0;
 }
@@ -158,7 +118,7 @@ static inline void
 proto__wr_u16(proto__wr *w, uint16_t v)
 {
     uint8_t b[2];
-    proto__put_be16(b, v);
+    be16_store(b, v);
     proto__wr_bytes(w, b, 2);
 }
 
@@ -166,7 +126,7 @@ static inline void
 proto__wr_u32(proto__wr *w, uint32_t v)
 {
     uint8_t b[4];
-    proto__put_be32(b, v);
+    be32_store(b, v);
     proto__wr_bytes(w, b, 4);
 }
 
@@ -174,7 +134,7 @@ static inline void
 proto__wr_u64(proto__wr *w, uint64_t v)
 {
     uint8_t b[8];
-    proto__put_be64(b, v);
+    be64_store(b, v);
     proto__wr_bytes(w, b, 8);
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "proto/internal.h"
 
 static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
@@ -28,6 +29,8 @@ static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
     [PROTO_MSG_PEERS] = "PEERS",
     [PROTO_MSG_BYE] = "BYE",
     [PROTO_MSG_SIGS_REQ] = "SIGS_REQ",
+    [PROTO_MSG_REVERSE_REQ] = "REVERSE_REQ",
+    [PROTO_MSG_REVERSE] = "REVERSE",
     [PROTO_MSG_SIGS] = "SIGS",
 };
 
@@ -59,7 +62,7 @@ proto_chunkset_contains(const proto_chunkset *set, uint32_t idx)
                 return true;
         return false;
     case PROTO_CHUNKSET_BITMAP:
-        return idx < set->nbits && (set->bitmap[idx / 8] >> (idx % 8) & 1);
+        return idx < set->nbits && bit_get(set->bitmap, idx);
     default:
         return false;
     }
@@ -332,7 +335,7 @@ record_write(proto__wr *w, const proto_record *rec)
         proto__wr_bytes(w, n->sig.p, n->sig.len);
     }
     if (w->err == 0 && w->p)
-        proto__put_be16(w->p + len_at, (uint16_t)(w->off - start));
+        be16_store(w->p + len_at, (uint16_t)(w->off - start));
 }
 
 /* Reads one record; *ret_known is false for a skipped unknown kind. */
@@ -483,7 +486,10 @@ msg_check(const proto_msg *m)
     case PROTO_MSG_BYE:
         return str_ok(&m->u.bye.text, 0, PROTO_BYE_TEXT_MAX, true) ? 0 : -EINVAL;
     case PROTO_MSG_SIGS_REQ:
+    case PROTO_MSG_REVERSE_REQ:
         return 0;
+    case PROTO_MSG_REVERSE:
+        return str_ok(&m->u.reverse.addr, 1, PROTO_ADDR_MAX, false) ? 0 : -EINVAL;
     case PROTO_MSG_SIGS:
         if (m->u.sigs.n > PROTO_SIGS_MAX)
             return -EINVAL;
@@ -495,6 +501,17 @@ msg_check(const proto_msg *m)
     default:
         return -EINVAL;
     }
+}
+
+/* DATA's fields in front of its bytes (the length is bytes.len). */
+static void
+data_head_write(proto__wr *w, const proto_data *d)
+{
+    proto__wr_u32(w, d->req_id);
+    proto__wr_bytes(w, d->model_id, PROTO_ID_LEN);
+    proto__wr_u32(w, d->chunk);
+    proto__wr_u32(w, d->offset);
+    proto__wr_u32(w, (uint32_t)d->bytes.len);
 }
 
 static void
@@ -522,11 +539,7 @@ msg_write(proto__wr *w, const proto_msg *m)
         proto__wr_u32(w, m->u.request.length);
         break;
     case PROTO_MSG_DATA:
-        proto__wr_u32(w, m->u.data.req_id);
-        proto__wr_bytes(w, m->u.data.model_id, PROTO_ID_LEN);
-        proto__wr_u32(w, m->u.data.chunk);
-        proto__wr_u32(w, m->u.data.offset);
-        proto__wr_u32(w, (uint32_t)m->u.data.bytes.len);
+        data_head_write(w, &m->u.data);
         proto__wr_bytes(w, m->u.data.bytes.p, m->u.data.bytes.len);
         break;
     case PROTO_MSG_NOT_FOUND:
@@ -565,6 +578,13 @@ msg_write(proto__wr *w, const proto_msg *m)
         proto__wr_u8(w, m->u.bye.reason);
         wr_str8(w, &m->u.bye.text);
         break;
+    case PROTO_MSG_REVERSE_REQ:
+        proto__wr_bytes(w, m->u.reverse.node_id, PROTO_ID_LEN);
+        break;
+    case PROTO_MSG_REVERSE:
+        proto__wr_bytes(w, m->u.reverse.node_id, PROTO_ID_LEN);
+        wr_str8(w, &m->u.reverse.addr);
+        break;
     case PROTO_MSG_SIGS_REQ:
         proto__wr_u32(w, m->u.sigs_req.req_id);
         proto__wr_bytes(w, m->u.sigs_req.model_id, PROTO_ID_LEN);
@@ -579,6 +599,13 @@ msg_write(proto__wr *w, const proto_msg *m)
         }
         break;
     }
+}
+
+void
+proto_data_head_put(const proto_data *d, uint8_t out[static PROTO_DATA_HEAD_LEN])
+{
+    proto__wr w = { .p = out, .cap = PROTO_DATA_HEAD_LEN };
+    data_head_write(&w, d);
 }
 
 int
@@ -778,6 +805,11 @@ msg_read(proto__rd *r, proto_msg *m)
         return k < 0 ? k : rd_id(r, m->u.sigs_req.model_id);
     case PROTO_MSG_SIGS:
         return sigs_read(r, &m->u.sigs);
+    case PROTO_MSG_REVERSE_REQ:
+        return rd_id(r, m->u.reverse.node_id);
+    case PROTO_MSG_REVERSE:
+        k = rd_id(r, m->u.reverse.node_id);
+        return k < 0 ? k : rd_str8(r, 1, PROTO_ADDR_MAX, false, &m->u.reverse.addr);
     default:
         return -EOPNOTSUPP;
     }

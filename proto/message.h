@@ -59,6 +59,8 @@ enum proto_msg_type {
     PROTO_MSG_BYE = 13,
     PROTO_MSG_SIGS_REQ = 14,
     PROTO_MSG_SIGS = 15,
+    PROTO_MSG_REVERSE_REQ = 16, /* to a relay: ask node T to connect to me */
+    PROTO_MSG_REVERSE = 17,     /* from a relay: connect to node F at ADDR */
     _PROTO_MSG_TYPE_MAX,
     /* HELLO travels only inside the handshake, never in a SEALED frame. */
     PROTO_MSG_HELLO = 0x80,
@@ -66,9 +68,10 @@ enum proto_msg_type {
 
 /* HELLO feature bits. Unknown bits are ignored. */
 enum proto_feature {
-    PROTO_FEAT_HW_AES = 1u << 0, /* AES-256-GCM is fast here (AES-NI/ARMv8 CE) */
-    PROTO_FEAT_SEED = 1u << 1,   /* serves chunks */
-    PROTO_FEAT_RELAY = 1u << 2,  /* relays gossip (ANNOUNCE, PEERS) */
+    PROTO_FEAT_HW_AES = 1u << 0,  /* AES-256-GCM is fast here (AES-NI/ARMv8 CE) */
+    PROTO_FEAT_SEED = 1u << 1,    /* serves chunks */
+    PROTO_FEAT_RELAY = 1u << 2,   /* relays gossip (ANNOUNCE, PEERS) */
+    PROTO_FEAT_REVERSE = 1u << 3, /* forwards REVERSE_REQ to its sessions (connection reversal) */
 };
 
 /* A borrowed byte string (not NUL-terminated). */
@@ -135,6 +138,16 @@ typedef struct proto_data {
     proto_str bytes; /* 1..PROTO_CHUNK_MAX bytes */
 } proto_data;
 
+/* DATA's fields in front of its bytes: req_id, model id, chunk, offset,
+ * length (see PROTOCOL.md). */
+#define PROTO_DATA_HEAD_LEN (4 + PROTO_ID_LEN + 4 + 4 + 4)
+
+/* Writes the fields of d, with bytes.len as the length but not the bytes,
+ * at out: a sender that reads a chunk straight into a frame buffer puts
+ * this in front of it and seals the frame in place (no copy of the chunk).
+ * d->bytes.p is not read. */
+void proto_data_head_put(const proto_data *d, uint8_t out[static PROTO_DATA_HEAD_LEN]);
+
 enum proto_notfound_what {
     PROTO_NOTFOUND_CHUNK = 0,
     PROTO_NOTFOUND_MANIFEST = 1,
@@ -178,6 +191,14 @@ typedef struct proto_sigs {
     size_t n;
     proto_str sigs[PROTO_SIGS_MAX];
 } proto_sigs;
+
+/* Connection reversal (PROTOCOL.md, "REVERSE_REQ, REVERSE"). REVERSE_REQ
+ * carries the target's node id only (addr is empty); REVERSE the node id
+ * of the node that asked and the address to dial it at. */
+typedef struct proto_reverse {
+    uint8_t node_id[PROTO_ID_LEN];
+    proto_str addr; /* REVERSE: 1..PROTO_ADDR_MAX token */
+} proto_reverse;
 
 enum proto_record_kind {
     PROTO_RECORD_PROVIDER = 1,
@@ -262,6 +283,7 @@ typedef struct proto_msg {
         proto_bye bye;
         proto_sigs_req sigs_req;
         proto_sigs sigs;
+        proto_reverse reverse; /* REVERSE_REQ, REVERSE */
     } u;
 } proto_msg;
 

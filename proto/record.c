@@ -19,14 +19,14 @@ static void
 nonce_aes(uint8_t n[static crypto_aead_aes256gcm_NPUBBYTES], uint64_t ctr)
 {
     memset(n, 0, crypto_aead_aes256gcm_NPUBBYTES);
-    proto__put_be64(n + crypto_aead_aes256gcm_NPUBBYTES - 8, ctr);
+    be64_store(n + crypto_aead_aes256gcm_NPUBBYTES - 8, ctr);
 }
 
 static void
 nonce_xchacha(uint8_t n[static crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t ctr)
 {
     memset(n, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-    proto__put_be64(n + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
+    be64_store(n + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES - 8, ctr);
 }
 
 static __attribute__((warn_unused_result)) bool
@@ -108,7 +108,7 @@ proto_session_seal(proto_session *s, uint8_t msg_type, const void *body, size_t 
         return proto__session_fail(s, PROTO_FAIL_NOMEM);
     size_t blen = 8 + 1 + len + PROTO__TAG_LEN;
     (void)proto_frame_header_write(out, PROTO_FRAME_SEALED, blen);
-    proto__put_be64(out + PROTO_FRAME_HEADER_LEN, ctr);
+    be64_store(out + PROTO_FRAME_HEADER_LEN, ctr);
     uint8_t *m = out + PROTO__SEAL_HDR;
     if (len && (const uint8_t *)body != m + 1)
         memmove(m + 1, body, len);
@@ -181,7 +181,7 @@ proto__record_open(proto_session *s, const proto_frame *f, proto_event *ev)
 {
     if (f->len < 8 + 1 + PROTO__TAG_LEN)
         return proto__session_fail(s, PROTO_FAIL_MALFORMED);
-    uint64_t ctr = proto__be64(f->body);
+    uint64_t ctr = be64_load(f->body);
     /* The link is an ordered stream: exactly the next counter is valid. */
     if (ctr < s->rx_ctr)
         return proto__session_fail(s, PROTO_FAIL_REPLAY);

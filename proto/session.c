@@ -355,8 +355,8 @@ send_init(proto_session *s)
 {
     uint8_t b[HS_INIT_LEN];
     memcpy(b, HS_MAGIC, 4);
-    proto__put_be16(b + 4, PROTO_VERSION_MIN);
-    proto__put_be16(b + 6, PROTO_VERSION_MAX);
+    be16_store(b + 4, PROTO_VERSION_MIN);
+    be16_store(b + 6, PROTO_VERSION_MAX);
     memcpy(b + 8, s->e_pk, PROTO__KEY_LEN);
     int r = queue_hs_frame(s, PROTO_FRAME_HS_INIT, b, sizeof(b), sizeof(b));
     if (r < 0)
@@ -458,8 +458,8 @@ static int
 reject_version(proto_session *s)
 {
     uint8_t b[HS_REJECT_LEN] = { 1 };
-    proto__put_be16(b + 1, PROTO_VERSION_MIN);
-    proto__put_be16(b + 3, PROTO_VERSION_MAX);
+    be16_store(b + 1, PROTO_VERSION_MIN);
+    be16_store(b + 3, PROTO_VERSION_MAX);
     (void)queue_hs_frame(s, PROTO_FRAME_HS_REJECT, b, sizeof(b), 0);
     return proto__session_fail(s, PROTO_FAIL_VERSION);
 }
@@ -469,7 +469,7 @@ on_init(proto_session *s, const proto_frame *f)
 {
     if (f->len != HS_INIT_LEN || memcmp(f->body, HS_MAGIC, 4) != 0)
         return proto__session_fail(s, PROTO_FAIL_MALFORMED);
-    uint16_t vmin = proto__be16(f->body + 4), vmax = proto__be16(f->body + 6);
+    uint16_t vmin = be16_load(f->body + 4), vmax = be16_load(f->body + 6);
     if (vmin == 0 || vmin > vmax)
         return proto__session_fail(s, PROTO_FAIL_MALFORMED);
     uint16_t v = vmax < PROTO_VERSION_MAX ? vmax : PROTO_VERSION_MAX;
@@ -492,7 +492,7 @@ on_init(proto_session *s, const proto_frame *f)
     if (!b)
         return proto__session_fail(s, PROTO_FAIL_NOMEM);
     (void)proto_frame_header_write(b, PROTO_FRAME_HS_RESP, blen);
-    proto__put_be16(b + PROTO_FRAME_HEADER_LEN, v);
+    be16_store(b + PROTO_FRAME_HEADER_LEN, v);
     memcpy(b + PROTO_FRAME_HEADER_LEN + 2, s->e_pk, PROTO__KEY_LEN);
     th_absorb(s, b, PROTO_FRAME_HEADER_LEN + HS_RESP_FIXED);
     th_snapshot(s, s->h1);
@@ -519,7 +519,7 @@ on_resp(proto_session *s, const proto_frame *f, proto_event *ev)
 {
     if (f->len < HS_RESP_FIXED)
         return proto__session_fail(s, PROTO_FAIL_MALFORMED);
-    uint16_t v = proto__be16(f->body);
+    uint16_t v = be16_load(f->body);
     if (v < PROTO_VERSION_MIN || v > PROTO_VERSION_MAX)
         return proto__session_fail(s, PROTO_FAIL_VERSION);
     s->version = v;

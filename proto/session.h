@@ -296,7 +296,9 @@ const proto_hello *proto_session_peer_hello(const proto_session *s);
  * both ends; usable as a channel binding. Else NULL. */
 const uint8_t *proto_session_transcript_hash(const proto_session *s);
 
-/* True when this CPU runs AES-256-GCM in hardware (libsodium's check). */
+/* True when this CPU runs AES-256-GCM in hardware, so that a session with
+ * PROTO_CIPHER_PREF_AUTO offers it (x86: AES-NI and PCLMULQDQ; arm64: AES
+ * and PMULL). */
 bool proto_hw_aes_available(void);
 
 #endif

@@ -37,15 +37,15 @@ piece_str(const rt_tokenizer *tok, int32_t id, char out[static RT_TOK_MAX_PIECE 
 }
 
 static void
-add_stop(rt_chat_session *cs, int32_t id)
+add_stop(int32_t *stop, size_t *n, int32_t id)
 {
     if (id < 0)
         return;
-    for (size_t i = 0; i < cs->n_stop; i++)
-        if (cs->stop[i] == id)
+    for (size_t i = 0; i < *n; i++)
+        if (stop[i] == id)
             return;
-    if (cs->n_stop < RT_CHAT_MAX_STOP_IDS)
-        cs->stop[cs->n_stop++] = id;
+    if (*n < RT_CHAT_MAX_STOP_IDS)
+        stop[(*n)++] = id;
 }
 
 /* The id of the control or user-defined token spelled s, or -1: the
@@ -90,19 +90,35 @@ rt_chat_session_new(rt_model *m, const rt_tokenizer *tok, rt_chat_template t, co
         cs->system[system_len] = '\0';
         cs->system_len = system_len;
     }
-    piece_str(tok, rt_tokenizer_bos(tok), cs->bos);
-    piece_str(tok, rt_tokenizer_eos(tok), cs->eos);
+    rt_chat_pieces(tok, cs->bos, cs->eos);
+    cs->n_stop = rt_chat_stop_ids(m, tok, t, cs->stop);
+    *ret = cs;
+    return 0;
+}
+
+size_t
+rt_chat_stop_ids(const rt_model *m, const rt_tokenizer *tok, rt_chat_template t,
+                 int32_t ret[static RT_CHAT_MAX_STOP_IDS])
+{
+    size_t n = 0;
     const rt_config *cfg = rt_model_config(m);
-    add_stop(cs, rt_tokenizer_eos(tok));
-    add_stop(cs, rt_tokenizer_bos(tok));
-    add_stop(cs, (int32_t)cfg->eos_id);
-    add_stop(cs, (int32_t)cfg->bos_id);
+    add_stop(ret, &n, rt_tokenizer_eos(tok));
+    add_stop(ret, &n, rt_tokenizer_bos(tok));
+    add_stop(ret, &n, (int32_t)cfg->eos_id);
+    add_stop(ret, &n, (int32_t)cfg->bos_id);
     const char *const *stops;
     size_t ns = rt_chat_template_stops(t, &stops);
     for (size_t i = 0; i < ns; i++)
-        add_stop(cs, find_special(tok, stops[i]));
-    *ret = cs;
-    return 0;
+        add_stop(ret, &n, find_special(tok, stops[i]));
+    return n;
+}
+
+void
+rt_chat_pieces(const rt_tokenizer *tok, char bos[static RT_TOK_MAX_PIECE + 1],
+               char eos[static RT_TOK_MAX_PIECE + 1])
+{
+    piece_str(tok, rt_tokenizer_bos(tok), bos);
+    piece_str(tok, rt_tokenizer_eos(tok), eos);
 }
 
 void

@@ -42,6 +42,18 @@ typedef struct rt_chat_turn_stats {
     bool context_full;    /* the reply ran to the end of the context */
 } rt_chat_turn_stats;
 
+/* The end-of-turn token ids of template t on m and tok, as a session
+ * uses them (see above): written to ret, their count returned. For
+ * callers that run a conversation without a session (nvxd renders each
+ * request whole). */
+size_t rt_chat_stop_ids(const rt_model *m, const rt_tokenizer *tok, rt_chat_template t,
+                        int32_t ret[static RT_CHAT_MAX_STOP_IDS]);
+
+/* The vocabulary's BOS and EOS pieces as NUL-terminated text ("" when
+ * absent), the bos_token and eos_token of rt_chat_tokens. */
+void rt_chat_pieces(const rt_tokenizer *tok, char bos[static RT_TOK_MAX_PIECE + 1],
+                    char eos[static RT_TOK_MAX_PIECE + 1]);
+
 /* Starts a session on m and tok (borrowed; they outlive it) with template
  * t and an optional system text (copied; NULL for none). The model's KV
  * cache is overwritten from position 0 by the first turn.

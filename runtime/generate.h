@@ -41,6 +41,7 @@ typedef struct rt_generate_stats {
     uint32_t n_forward;   /* forward passes run */
     uint32_t n_generated; /* tokens chosen by the sampler (emitted or stopping) */
     int32_t stop_token;   /* BOS/EOS that stopped it, or -1 */
+    uint32_t n_cached;    /* prompt tokens not fed: the cache held them (rt_generate_tokens) */
 } rt_generate_stats;
 
 /* Runs generation on m (whose KV cache is overwritten from position 0).
@@ -53,5 +54,29 @@ typedef struct rt_generate_stats {
 int rt_generate(rt_model *m, const rt_tokenizer *tok, rt_sampler *s, const char *prompt,
                 size_t prompt_len, const rt_generate_opts *opts, rt_emit_fn emit, void *userdata,
                 rt_generate_stats *ret_stats);
+
+/* Generation over tokens the caller encoded, reusing the KV cache: the
+ * model's cache already holds toks[0..n_cached) at positions 0.. (from an
+ * earlier call on the same model and state), so only toks[n_cached..n) are
+ * fed (in batches) before sampling starts. This is how a server continues
+ * a conversation without processing it again. */
+typedef struct rt_generate_tokens_opts {
+    int64_t max_new;         /* cap on sampled tokens; < 0: up to the context end */
+    size_t n_cached;         /* leading tokens already in the cache (clamped to n - 1) */
+    const int32_t *stop_ids; /* extra end tokens besides BOS and EOS (not emitted) */
+    size_t n_stop_ids;
+} rt_generate_tokens_opts;
+
+/* Feeds toks[n_cached..n) (1 <= n <= the context) and samples as
+ * rt_generate does, calling emit for each sampled token only (the prompt
+ * is not echoed). Each sampled token that is fed back to the model is
+ * appended to toks (capacity cap >= the model's seq_len). *ret_valid (may be
+ * NULL) receives, on every return, how many leading tokens of toks the
+ * cache now holds: the next call may pass them as n_cached.
+ * Returns 0 and *ret_stats (n_prompt = n); -EMSGSIZE if n is over the
+ * context; -EINVAL; emit's negative value; -ENOMEM. */
+int rt_generate_tokens(rt_model *m, const rt_tokenizer *tok, rt_sampler *s, int32_t *toks, size_t n,
+                       size_t cap, const rt_generate_tokens_opts *opts, rt_emit_fn emit,
+                       void *userdata, rt_generate_stats *ret_stats, size_t *ret_valid);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bytes.h"
 #include "runtime/model.h"
 #include "runtime/types.h"
 
@@ -90,19 +91,6 @@ const rt__kernels *rt__kernels_simd_all(size_t i);
 float rt__f16_to_f32(uint16_t h);
 uint16_t rt__f32_to_f16(float f);
 
-/* Little-endian loads that need no alignment. */
-static inline uint16_t
-rt__le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t
-rt__le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Quantizes n floats into ceil(n/32) activation blocks, zero-padding the
  * last block. */
 void rt__quantize_act(const float *x, size_t n, rt__blockq8 *out);
@@ -142,7 +130,7 @@ rt__kq_scale_min(const uint8_t *s, unsigned j, uint8_t *ret_sc, uint8_t *ret_m)
 static inline void
 rt__kq_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8])
 {
-    uint32_t u0 = rt__le32(s), u1 = rt__le32(s + 4), u2 = rt__le32(s + 8);
+    uint32_t u0 = le32_load(s), u1 = le32_load(s + 4), u2 = le32_load(s + 8);
     uint32_t lo_sc = u0 & 0x3f3f3f3fu, lo_m = u1 & 0x3f3f3f3fu;
     uint32_t hi_sc = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
     uint32_t hi_m = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;

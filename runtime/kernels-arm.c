@@ -62,7 +62,7 @@ dot_f16(const uint8_t *w, const float *x, size_t n)
     }
     float s = vaddvq_f32(a0);
     for (; i < n; i++)
-        s += rt__f16_to_f32(rt__le16(w + 2 * i)) * x[i];
+        s += rt__f16_to_f32(le16_load(w + 2 * i)) * x[i];
     return s;
 }
 
@@ -93,7 +93,7 @@ dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
     for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES) {
         int32_t si = dot_i8x32(vld1q_s8((const int8_t *)(w + 2)),
                                vld1q_s8((const int8_t *)(w + 18)), x[b].qs);
-        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(le16_load(w)) * x[b].d);
     }
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
@@ -106,7 +106,7 @@ dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
         int8x16_t lo, hi;
         load_q4(w + 2, &lo, &hi);
         int32_t si = dot_i8x32(lo, hi, x[b].qs);
-        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(le16_load(w)) * x[b].d);
     }
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }

@@ -37,7 +37,7 @@ hsum_f32(__m256 v)
 TARGET static inline float
 f16(const uint8_t *p)
 {
-    return _cvtsh_ss(rt__le16(p));
+    return _cvtsh_ss(le16_load(p));
 }
 
 /* The four block sums of p0..p3, reduced together (integer addition is

@@ -150,18 +150,18 @@ rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n)
         break;
     case RT_TYPE_F16:
         for (size_t i = 0; i < n; i++)
-            out[i] = rt__f16_to_f32(rt__le16(in + 2 * i));
+            out[i] = rt__f16_to_f32(le16_load(in + 2 * i));
         break;
     case RT_TYPE_Q8_0:
         for (size_t b = 0; b < n / RT_QK; b++, in += RT_Q8_0_BYTES) {
-            float d = rt__f16_to_f32(rt__le16(in));
+            float d = rt__f16_to_f32(le16_load(in));
             for (size_t i = 0; i < RT_QK; i++)
                 out[b * RT_QK + i] = d * (float)(int8_t)in[2 + i];
         }
         break;
     case RT_TYPE_Q4_0:
         for (size_t b = 0; b < n / RT_QK; b++, in += RT_Q4_0_BYTES) {
-            float d = rt__f16_to_f32(rt__le16(in));
+            float d = rt__f16_to_f32(le16_load(in));
             for (size_t j = 0; j < RT_QK / 2; j++) {
                 out[b * RT_QK + j] = d * (float)((in[2 + j] & 0xf) - 8);
                 out[b * RT_QK + j + 16] = d * (float)((in[2 + j] >> 4) - 8);
@@ -192,7 +192,7 @@ dot_f16(const uint8_t *w, const float *x, size_t n)
 {
     float s = 0.0f;
     for (size_t i = 0; i < n; i++)
-        s += rt__f16_to_f32(rt__le16(w + 2 * i)) * x[i];
+        s += rt__f16_to_f32(le16_load(w + 2 * i)) * x[i];
     return s;
 }
 
@@ -200,7 +200,7 @@ void
 rt__axpy_f16_portable(float a, const uint8_t *v, float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] += a * rt__f16_to_f32(rt__le16(v + 2 * i));
+        y[i] += a * rt__f16_to_f32(le16_load(v + 2 * i));
 }
 
 static void
@@ -240,7 +240,7 @@ dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
         int32_t si = 0;
         for (size_t i = 0; i < RT_QK; i++)
             si += (int32_t)(int8_t)w[2 + i] * x[b].qs[i];
-        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(le16_load(w)) * x[b].d);
     }
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
@@ -255,7 +255,7 @@ dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
             si += ((w[2 + j] & 0xf) - 8) * x[b].qs[j];
             si += ((w[2 + j] >> 4) - 8) * x[b].qs[j + 16];
         }
-        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(rt__le16(w)) * x[b].d);
+        acc[b % RT_DOT_LANES] += (float)si * (rt__f16_to_f32(le16_load(w)) * x[b].d);
     }
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }

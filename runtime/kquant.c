@@ -55,14 +55,14 @@ rt__dequant_kquant(rt_type t, const uint8_t *in, float *out, size_t n)
         if (t == RT_TYPE_Q6_K) {
             int8_t q[RT_QK_K];
             unpack_q6(in, in + 128, q);
-            float d = rt__f16_to_f32(rt__le16(in + 208));
+            float d = rt__f16_to_f32(le16_load(in + 208));
             for (unsigned e = 0; e < RT_QK_K; e++)
                 out[e] = d * (float)(int8_t)in[192 + e / 16] * (float)q[e];
             continue;
         }
         uint8_t q[RT_QK_K];
         unpack_q45(in + (t == RT_TYPE_Q5_K ? 48 : 16), t == RT_TYPE_Q5_K ? in + 16 : NULL, q);
-        float d = rt__f16_to_f32(rt__le16(in)), dmin = rt__f16_to_f32(rt__le16(in + 2));
+        float d = rt__f16_to_f32(le16_load(in)), dmin = rt__f16_to_f32(le16_load(in + 2));
         for (unsigned j = 0; j < 8; j++) {
             uint8_t sc, m;
             rt__kq_scale_min(in + 4, j, &sc, &m);
@@ -117,8 +117,8 @@ rt__dot_q4_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb)
             sumi += sc * s;
             summ += m * x[b].bsums[j];
         }
-        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(rt__le16(w)), rt__f16_to_f32(rt__le16(w + 2)),
-                          sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(le16_load(w)),
+                          rt__f16_to_f32(le16_load(w + 2)), sumi, summ);
     }
     return acc;
 }
@@ -140,8 +140,8 @@ rt__dot_q5_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb)
             sumi += sc * s;
             summ += m * x[b].bsums[j];
         }
-        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(rt__le16(w)), rt__f16_to_f32(rt__le16(w + 2)),
-                          sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(le16_load(w)),
+                          rt__f16_to_f32(le16_load(w + 2)), sumi, summ);
     }
     return acc;
 }
@@ -160,7 +160,7 @@ rt__dot_q6_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb)
                 s += q[16 * g + i] * x[b].qs[16 * g + i];
             sumi += (int8_t)w[192 + g] * s;
         }
-        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(rt__le16(w + 208)), 0.0f, sumi, 0);
+        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(le16_load(w + 208)), 0.0f, sumi, 0);
     }
     return acc;
 }

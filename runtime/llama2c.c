@@ -66,7 +66,7 @@ kind_shape(const rt_llama2c *m, rt_l2c_kind k, uint64_t *ret_cols, uint64_t *ret
 static int32_t
 le_i32(const uint8_t *p)
 {
-    uint32_t v = rt__le32(p);
+    uint32_t v = le32_load(p);
     int32_t r;
     memcpy(&r, &v, 4);
     return r;

@@ -296,7 +296,8 @@ load_layer(builder *b, uint32_t l, rt_layer *L)
     const rt_config *c = &b->cfg;
     uint32_t dim = c->dim, kv_dim = dim / c->n_heads * c->n_kv_heads, hid = c->hidden_dim;
     bool phi3 = c->arch == RT_ARCH_PHI3;
-    rt__mat v1, v2, f;
+    /* Zeroed: at -O3 gcc cannot see that load_blk sets them on success. */
+    rt__mat v1 = { 0 }, v2 = { 0 }, f = { 0 };
     int r = load_blk(b, l, "attn_norm.weight", RT_L2C_ATTN_NORM, 0, dim, &v1);
     if (r < 0)
         return r;
@@ -339,7 +340,7 @@ load_layer(builder *b, uint32_t l, rt_layer *L)
     L->ffn_norm = (const float *)(const void *)v2.data;
     if (c->arch != RT_ARCH_QWEN2)
         return 0;
-    rt__mat bq, bk, bv;
+    rt__mat bq = { 0 }, bk = { 0 }, bv = { 0 };
     r = load_blk(b, l, "attn_q.bias", RT_L2C_ATTN_Q, 0, dim, &bq);
     if (r >= 0)
         r = load_blk(b, l, "attn_k.bias", RT_L2C_ATTN_K, 0, kv_dim, &bk);

@@ -456,7 +456,7 @@ gptq(rt__qtensor *t, const site *st)
                 for (int k = 0; k < RT_QK; k++)
                     blk[k] = (float)w[(size_t)i * n + j + k];
                 rt_quant_row_q4_0_search(blk, imp + j, q, RT_QK);
-                d[i] = rt__f16_to_f32(rt__le16(q));
+                d[i] = rt__f16_to_f32(le16_load(q));
                 memcpy(out + (size_t)i * row_bytes + (size_t)j / RT_QK * RT_Q4_0_BYTES, q, 2);
             }
         }

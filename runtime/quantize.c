@@ -41,7 +41,7 @@ put_d(uint8_t *p, float d)
 static float
 get_d(const uint8_t *p)
 {
-    return rt__f16_to_f32(rt__le16(p));
+    return rt__f16_to_f32(le16_load(p));
 }
 
 void

@@ -355,7 +355,7 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
     if (n_vocab > RT_TOK_MAX_VOCAB)
         return -EMSGSIZE;
     size_t off = 0;
-    if (len < 4 || (int32_t)rt__le32(buf) < 0)
+    if (len < 4 || (int32_t)le32_load(buf) < 0)
         return -EBADMSG;
     off = 4;
     /* Count the records first when the caller does not know n_vocab. */
@@ -365,7 +365,7 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
         while (o < len) {
             if (len - o < 8 || n == RT_TOK_MAX_VOCAB)
                 return len - o < 8 ? -EBADMSG : -EMSGSIZE;
-            uint32_t pl = rt__le32(buf + o + 4);
+            uint32_t pl = le32_load(buf + o + 4);
             if (pl > RT_TOK_MAX_PIECE || len - o - 8 < pl)
                 return -EBADMSG;
             o += 8 + pl;
@@ -382,10 +382,10 @@ rt_tokenizer_load_llama2c(const uint8_t *buf, size_t len, uint32_t n_vocab, rt_t
         r = -EBADMSG;
         if (len - off < 8)
             goto fail;
-        uint32_t bits = rt__le32(buf + off);
+        uint32_t bits = le32_load(buf + off);
         float score;
         memcpy(&score, &bits, sizeof(score));
-        uint32_t pl = rt__le32(buf + off + 4);
+        uint32_t pl = le32_load(buf + off + 4);
         off += 8;
         if (pl > RT_TOK_MAX_PIECE || len - off < pl)
             goto fail;

@@ -38,7 +38,11 @@ char *tu_build_path(const char *rel);
 
 /* Runs argv (argv[0] is a path) with stdout and stderr captured into
  * malloc'd NUL-terminated strings (either out-pointer may be NULL). Returns
- * the exit status (0..255), 128+signal if it died from a signal, or -errno. */
+ * the exit status (0..255), 128+signal if it died from a signal, or -errno.
+ * A program of this build ($NVX_BUILD_ROOT/...) runs through
+ * $NVX_TEST_WRAPPER when set: a cross build's tests run under qemu-user,
+ * and so must the nvx they start (tests/meson.build sets it from the cross
+ * file's nvx_test_wrapper property). */
 int tu_run(char *const argv[], char **ret_out, char **ret_err);
 
 /* Returns the malloc'd path of the executable name found in $PATH (or

@@ -279,7 +279,7 @@ nvxd_start() {
     mkdir -p "$DIR/$1"
     # No LAN discovery: every packet of this benchmark stays on 127.0.0.1.
     spawn "$DIR/$1.nvxd.log" "$NVXD" --store "$DIR/$1" --listen "127.0.0.1:$NVXD_PORT" \
-        --no-discovery --http off
+        --no-discovery --no-upnp --http off
     NVXD_PID=$LAST_PID
     NVXD_REAL=$(child_of "$NVXD_PID") || NVXD_REAL=""
     end=$(($(date +%s) + START_LIMIT))

@@ -339,8 +339,8 @@ arena_runs(bench *b)
     printf("  greedy from BOS: first %zu of %zu tokens equal to F32; teacher-forced on the F32 "
            "greedy text: top-1 %.2f%%, KL mean %.5f\n",
            same - 1, g0.n - 1, 100.0 * rg.top1, rg.kl_mean);
-    printf("  teacher-forced on the %zu sampled positions: top-1 %.2f%%, KL mean %.5f, p99 %.5f\n",
-           rs.n, 100.0 * rs.top1, rs.kl_mean, rs.kl_p99);
+    printf("  teacher-forced on the %llu sampled positions: top-1 %.2f%%, KL mean %.5f, p99 %.5f\n",
+           (unsigned long long)rs.n, 100.0 * rs.top1, rs.kl_mean, rs.kl_p99);
     free(arena);
 
     /* The same arena budget with the activation-aware Q4 file (its F16

@@ -174,7 +174,7 @@ nvx_round() {
         [ "$i" -gt 0 ] && peer="--peer $SEED_IP:4747"
         # shellcheck disable=SC2086
         spawn "$DIR/logs/nvxd.$i.log" ip netns exec "$TAG-$i" "$NVXD" --store "$DIR/nvx.$i" \
-            --listen "198.18.0.$((i + 1)):4747" --no-discovery $peer
+            --listen "198.18.0.$((i + 1)):4747" --no-discovery --no-upnp $peer
         PIDS="$PIDS $(child_of "$LAST_PID")"
         [ "$i" = 0 ] && SEED_KILL=$(echo $PIDS)
     done

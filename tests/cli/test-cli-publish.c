@@ -225,7 +225,7 @@ test_publish_with_daemon(void **state)
         dup2(null, 1);
         dup2(null, 2);
         execl(nvxd, nvxd, "--store", f->store, "--listen", "127.0.0.1:0", "--no-discovery",
-              "--http", "off", (char *)NULL);
+              "--no-upnp", "--http", "off", (char *)NULL);
         _exit(127);
     }
     char sock[4200];

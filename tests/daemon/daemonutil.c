@@ -185,12 +185,13 @@ du_start_args(du_daemon *d, const char *name, const char *const *env, const char
         }
         /* --http off: parallel tests must not race for the API's fixed
          * port; a test that wants it passes --http 127.0.0.1:0 after. */
-        const char *argv[12 + DU_ARGS_MAX] = { nvxd_bin,      "--store",     d->dir,
-                                               "--listen",    "127.0.0.1:0", "--no-discovery",
-                                               "--log-level", "debug",       "--http",
-                                               "off" };
+        /* --no-upnp: no SSDP or NAT-PMP packet may leave the machine. */
+        const char *argv[13 + DU_ARGS_MAX] = { nvxd_bin,    "--store",     d->dir,
+                                               "--listen",  "127.0.0.1:0", "--no-discovery",
+                                               "--no-upnp", "--log-level", "debug",
+                                               "--http",    "off" };
         for (size_t i = 0; args && args[i] && i < DU_ARGS_MAX; i++)
-            argv[10 + i] = args[i];
+            argv[11 + i] = args[i];
         execv(nvxd_bin, (char *const *)argv);
         _exit(127);
     }

@@ -4,7 +4,8 @@
 /*
  * Real nvxd processes for the daemon tests: each with a store in a temp
  * dir, --listen 127.0.0.1:0 (ephemeral port), --no-discovery (so parallel
- * tests on this machine never find each other), debug logging into a file
+ * tests on this machine never find each other), --no-upnp (no SSDP or
+ * NAT-PMP packet leaves the machine), debug logging into a file
  * the test can read, driven by the real nvx binary.
  *
  * Every daemon started is remembered until it is stopped or killed;

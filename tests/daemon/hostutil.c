@@ -115,10 +115,9 @@ hx_daemon_start(hx_daemon *d, const char *name)
         dup2(nul, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        char *argv[] = { hx_fx.nvxd,    "--store",     d->store,
-                         "--listen",    "127.0.0.1:0", "--no-discovery",
-                         "--log-level", "debug",       "--http",
-                         "off",         NULL };
+        char *argv[] = { hx_fx.nvxd,    "--store",        d->store,    "--listen",
+                         "127.0.0.1:0", "--no-discovery", "--no-upnp", "--log-level",
+                         "debug",       "--http",         "off",       NULL };
         execv(hx_fx.nvxd, argv);
         _exit(127);
     }
@@ -216,7 +215,7 @@ void
 hx_send_frame_header(int fd, uint32_t body_len, uint8_t type)
 {
     uint8_t hdr[PROTO_FRAME_HEADER_LEN] = { 0 };
-    proto__put_be32(hdr, body_len);
+    be32_store(hdr, body_len);
     hdr[4] = PROTO_FRAME_VERSION;
     hdr[5] = type;
     hx_send_all(fd, hdr, sizeof(hdr));

@@ -56,6 +56,41 @@ test_http(void **state)
     assert_string_equal(cfg.http, "127.0.0.1:0");
 }
 
+/* control-group: a group name or gid, never anything a shell or a path
+ * could make more of; set once. */
+static void
+test_control_group(void **state)
+{
+    nvx_config cfg;
+    char err[NVX_CONFIG_ERR_LEN];
+    nvx_config_defaults(&cfg);
+    assert_string_equal(cfg.control_group, "");
+    assert_int_equal(parse(&cfg, "control-group = nvx\n", err), 0);
+    assert_string_equal(cfg.control_group, "nvx");
+    assert_int_equal(parse(&cfg, "control-group = 4242\n", err), 0);
+    assert_string_equal(cfg.control_group, "4242");
+    assert_int_equal(parse(&cfg, "control-group = a_b-c.d\n", err), 0);
+    const char *bad[] = {
+        "control-group = -nvx\n",
+        "control-group = n vx\n",
+        "control-group = nvx#\n",
+        "control-group = ../etc\n",
+        "control-group = nvx:x\n",
+        "control-group =\n",
+        "control-group = nvx\ncontrol-group = nvx\n",
+        "control-group = 012345678901234567890123456789012\n", /* 33 bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (parse(&cfg, bad[i], err) != -EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+    /* 32 bytes is the limit, not over it. */
+    assert_int_equal(parse(&cfg, "control-group = 01234567890123456789012345678901\n", err), 0);
+    nvx_config_defaults(&cfg);
+    char *argv[] = { "nvxd", "--control-group", "nvx", NULL };
+    assert_int_equal(nvx_config_args(&cfg, 3, argv, err), NVX_CONFIG_RUN);
+    assert_string_equal(cfg.control_group, "nvx");
+}
+
 static void
 test_full_file(void **state)
 {
@@ -73,6 +108,8 @@ test_full_file(void **state)
                        "peer-max-requests = 32\n"
                        "peer-max-bytes = 8M\n"
                        "serve = all\n"
+                       "max-store-bytes = 20G\n"
+                       "upnp = off\n"
                        "# end";
     assert_int_equal(parse(&cfg, text, err), 0);
     assert_string_equal(cfg.store, "/var/lib/nvx");
@@ -86,8 +123,13 @@ test_full_file(void **state)
     assert_int_equal(cfg.peer_max_requests, 32);
     assert_int_equal(cfg.peer_max_bytes, 8u << 20);
     assert_int_equal(cfg.serve, NVX_SERVE_ALL);
+    assert_true(cfg.max_store_set);
+    assert_int_equal(cfg.max_store_bytes, (uint64_t)20 << 30);
+    assert_false(cfg.upnp);
     nvx_config_defaults(&cfg);
+    assert_false(cfg.max_store_set);
     assert_int_equal(cfg.serve, NVX_SERVE_PINNED); /* the default shares the least */
+    assert_true(cfg.upnp);                         /* home routers map the port by default */
 }
 
 /* Every malformed input is an error naming the line, never a crash. */
@@ -108,6 +150,8 @@ test_malformed(void **state)
         { "peer = 1.2.3.4:0\n", "bad value" },
         { "peer = a b:1\n", "bad value" },
         { "discovery = maybe\n", "bad value" },
+        { "upnp = sometimes\n", "upnp: bad value" },
+        { "upnp = on\nupnp = off\n", "line 2" },
         { "log-level = loud\n", "bad value" },
         { "max-peers = 0\n", "bad value" },
         { "max-peers = 4097\n", "bad value" },
@@ -117,6 +161,9 @@ test_malformed(void **state)
         { "peer-max-bytes = 1\n", "bad value" },
         { "peer-max-bytes = 2T\n", "bad value" },
         { "peer-max-bytes = 99999999999999999999G\n", "bad value" },
+        { "max-store-bytes = 1T\n", "bad value" },
+        { "max-store-bytes = -1\n", "bad value" },
+        { "max-store-bytes = 1G\nmax-store-bytes = 2G\n", "line 2: max-store-bytes: set twice" },
         { "store = a\nstore = b\n", "line 2: store: set twice" },
         { "serve = everything\n", "serve: use pinned, all or none" },
         { "serve = none\nserve = all\n", "line 2: serve: set twice" },
@@ -191,17 +238,19 @@ test_args(void **state)
                      "--peer",
                      "10.0.0.2:2",
                      "--no-discovery",
+                     "--no-upnp",
                      "--store",
                      "/tmp/x",
                      NULL };
     nvx_config cfg;
     char err[NVX_CONFIG_ERR_LEN];
     nvx_config_defaults(&cfg);
-    assert_int_equal(nvx_config_args(&cfg, 9, argv, err), NVX_CONFIG_RUN);
+    assert_int_equal(nvx_config_args(&cfg, 10, argv, err), NVX_CONFIG_RUN);
     assert_string_equal(cfg.listen, "127.0.0.1:2"); /* flag over file */
     assert_int_equal(cfg.n_peers, 2);               /* --peer adds */
     assert_int_equal(cfg.log_level, NVX_LOG_WARN);  /* file over default */
     assert_false(cfg.discovery);
+    assert_false(cfg.upnp);
     assert_string_equal(cfg.store, "/tmp/x");
 
     char *help[] = { "nvxd", "--bogus", "--help", NULL };
@@ -222,21 +271,26 @@ test_args(void **state)
     free(dir);
 }
 
-/* The example shipped in contrib/ parses. */
+/* The example shipped in contrib/ and the system node's settings parse. */
 static void
 test_example(void **state)
 {
     const char *src = getenv("NVX_SOURCE_ROOT");
     if (!src)
         skip();
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/contrib/nvxd.conf.example", src);
-    nvx_config cfg;
-    char err[NVX_CONFIG_ERR_LEN];
-    nvx_config_defaults(&cfg);
-    int r = nvx_config_load(&cfg, path, err);
-    if (r < 0)
-        fail_msg("%s", err);
+    const char *const files[] = { "nvxd.conf.example", "nvxd.conf" };
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/contrib/%s", src, files[i]);
+        nvx_config cfg;
+        char err[NVX_CONFIG_ERR_LEN];
+        nvx_config_defaults(&cfg);
+        int r = nvx_config_load(&cfg, path, err);
+        if (r < 0)
+            fail_msg("%s", err);
+        if (i == 1)
+            assert_string_equal(cfg.control_group, "nvx");
+    }
 }
 
 int
@@ -246,7 +300,7 @@ main(void)
         cmocka_unit_test(test_defaults),  cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_malformed), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_args),      cmocka_unit_test(test_example),
-        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_http),      cmocka_unit_test(test_control_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

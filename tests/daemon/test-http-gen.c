@@ -27,9 +27,9 @@
 #include <cmocka.h>
 
 #include "daemonutil.h"
+#include "httputil.h"
 
 enum {
-    RESP_MAX = 512 * 1024,
     QUEUE_MAX = 8, /* NVX_GEN_QUEUE_MAX */
 };
 
@@ -93,111 +93,6 @@ teardown(void **state)
         }                                                                               \
     } while (0)
 
-static int
-dial(unsigned p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
-
-static void
-send_post(int fd, const char *path, const char *body)
-{
-    char head[512];
-    int n = snprintf(head, sizeof(head),
-                     "POST %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     path, strlen(body));
-    assert_true(n > 0 && (size_t)n < sizeof(head));
-    assert_int_equal(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
-    assert_int_equal(send(fd, body, strlen(body), MSG_NOSIGNAL), (ssize_t)strlen(body));
-}
-
-/* Reads until buf holds want (or EOF when want is NULL); DU_WAIT_MS at
- * most. Returns the bytes read. */
-static size_t
-read_until(int fd, char *buf, size_t len, const char *want)
-{
-    uint64_t end = du_now_ms() + DU_WAIT_MS;
-    for (;;) {
-        buf[len] = '\0';
-        if (want && strstr(buf, want))
-            return len;
-        uint64_t now = du_now_ms();
-        if (now >= end)
-            fail_msg("no %s in %d ms: %s", want ? want : "EOF", DU_WAIT_MS, buf);
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        if (poll(&pfd, 1, (int)(end - now)) <= 0)
-            continue;
-        ssize_t n = recv(fd, buf + len, RESP_MAX - 1 - len, 0);
-        if (n <= 0) {
-            if (want)
-                fail_msg("EOF before %s: %s", want, buf);
-            return len;
-        }
-        len += (size_t)n;
-    }
-}
-
-/* A whole response (Connection: close): its status; *ret_body the body,
- * de-chunked when chunked (malloc'd). */
-static int
-post(unsigned p, const char *path, const char *body, char **ret_body)
-{
-    static char buf[RESP_MAX];
-    int fd = dial(p);
-    send_post(fd, path, body);
-    size_t len = read_until(fd, buf, 0, NULL);
-    close(fd);
-    char *hend = strstr(buf, "\r\n\r\n");
-    assert_non_null(hend);
-    int status = atoi(buf + 9);
-    const char *b = hend + 4;
-    char *out = calloc(1, len + 1);
-    assert_non_null(out);
-    if (strstr(buf, "Transfer-Encoding: chunked") && strstr(buf, "Transfer-Encoding") < hend) {
-        size_t o = 0;
-        for (;;) {
-            char *e = NULL;
-            size_t n = strtoul(b, &e, 16);
-            assert_true(e && e[0] == '\r' && e[1] == '\n');
-            if (n == 0)
-                break;
-            memcpy(out + o, e + 2, n);
-            o += n;
-            b = e + 2 + n + 2;
-        }
-    } else {
-        memcpy(out, b, len - (size_t)(b - buf));
-    }
-    *ret_body = out;
-    return status;
-}
-
-/* The concatenated values of "key":"..." in s (no escapes expected in
- * this model's text, asserted). */
-static char *
-join_field(const char *s, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-    char *out = calloc(1, strlen(s) + 1);
-    assert_non_null(out);
-    for (const char *p = s; (p = strstr(p, pat));) {
-        p += strlen(pat);
-        const char *q = strchr(p, '"');
-        assert_non_null(q);
-        assert_null(memchr(p, '\\', (size_t)(q - p)));
-        strncat(out, p, (size_t)(q - p));
-        p = q;
-    }
-    return out;
-}
-
 static char *
 add_model(const du_daemon *dd, const char *path, const char *name)
 {
@@ -224,12 +119,12 @@ test_generate_greedy(void **state)
              "a kaleidoscope of probability. Contrast emerge, a tapestry of probabilities\n");
     const char *want = ref_text + strlen(prompt);
     char *body = NULL;
-    assert_int_equal(post(port, "/api/generate",
-                          "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"stream\":false,"
-                          "\"options\":{\"temperature\":0}}",
-                          &body),
+    assert_int_equal(hu_post(port, "/api/generate",
+                             "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"stream\":false,"
+                             "\"options\":{\"temperature\":0}}",
+                             &body),
                      200);
-    char *text = join_field(body, "response");
+    char *text = hu_join_field(body, "response");
     assert_string_equal(text, want);
     assert_non_null(strstr(body, "\"done\":true"));
     assert_non_null(strstr(body, "\"prompt_eval_count\":7"));
@@ -237,12 +132,12 @@ test_generate_greedy(void **state)
     free(text);
     free(body);
     /* Streamed: NDJSON lines, done:false each, then done:true. */
-    assert_int_equal(post(port, "/api/generate",
-                          "{\"model\":\"aid:latest\",\"prompt\":\"I dreamed\","
-                          "\"options\":{\"temperature\":0,\"seed\":1}}",
-                          &body),
+    assert_int_equal(hu_post(port, "/api/generate",
+                             "{\"model\":\"aid:latest\",\"prompt\":\"I dreamed\","
+                             "\"options\":{\"temperature\":0,\"seed\":1}}",
+                             &body),
                      200);
-    text = join_field(body, "response");
+    text = hu_join_field(body, "response");
     assert_string_equal(text, want);
     assert_true(strstr(body, "\"done\":false}\n") != NULL);
     const char *last = strstr(body, "\"done\":true");
@@ -252,28 +147,28 @@ test_generate_greedy(void **state)
     free(text);
     free(body);
     /* num_predict and stop. */
-    assert_int_equal(post(port, "/api/generate",
-                          "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"stream\":false,"
-                          "\"options\":{\"temperature\":0,\"num_predict\":3}}",
-                          &body),
+    assert_int_equal(hu_post(port, "/api/generate",
+                             "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"stream\":false,"
+                             "\"options\":{\"temperature\":0,\"num_predict\":3}}",
+                             &body),
                      200);
     assert_non_null(strstr(body, "\"response\":\", as I\""));
     assert_non_null(strstr(body, "\"done_reason\":\"length\""));
     free(body);
-    assert_int_equal(post(port, "/api/generate",
-                          "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"stream\":false,"
-                          "\"options\":{\"temperature\":0,\"stop\":[\"hum\"]}}",
-                          &body),
+    assert_int_equal(hu_post(port, "/api/generate",
+                             "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"stream\":false,"
+                             "\"options\":{\"temperature\":0,\"stop\":[\"hum\"]}}",
+                             &body),
                      200);
     assert_non_null(strstr(body, "\"response\":\", as I sense the nodes, a gentle \""));
     assert_non_null(strstr(body, "\"done_reason\":\"stop\""));
     free(body);
     /* /api/ps shows it loaded. */
-    int fd = dial(port);
-    static char buf[RESP_MAX];
+    int fd = hu_dial(port);
+    static char buf[HU_RESP_MAX];
     const char *get = "GET /api/ps HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     assert_int_equal(send(fd, get, strlen(get), MSG_NOSIGNAL), (ssize_t)strlen(get));
-    read_until(fd, buf, 0, NULL);
+    hu_read_until(fd, buf, 0, NULL);
     close(fd);
     assert_non_null(strstr(buf, "\"name\":\"aid\""));
     free(run);
@@ -284,19 +179,19 @@ test_openai(void **state)
 {
     NEED_MODEL();
     free(add_model(&d, model_path, "aid"));
-    static char buf[RESP_MAX];
-    int fd = dial(port);
+    static char buf[HU_RESP_MAX];
+    int fd = hu_dial(port);
     const char *get = "GET /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     assert_int_equal(send(fd, get, strlen(get), MSG_NOSIGNAL), (ssize_t)strlen(get));
-    read_until(fd, buf, 0, NULL);
+    hu_read_until(fd, buf, 0, NULL);
     close(fd);
     assert_non_null(strstr(buf, "\"object\":\"list\""));
     assert_non_null(strstr(buf, "\"id\":\"aid\""));
     char *body = NULL;
-    assert_int_equal(post(port, "/v1/completions",
-                          "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"temperature\":0,"
-                          "\"max_tokens\":200,\"stream\":true}",
-                          &body),
+    assert_int_equal(hu_post(port, "/v1/completions",
+                             "{\"model\":\"aid\",\"prompt\":\"I dreamed\",\"temperature\":0,"
+                             "\"max_tokens\":200,\"stream\":true}",
+                             &body),
                      200);
     /* Every event is "data: {...}\n\n", the last "data: [DONE]\n\n". */
     size_t n_events = 0;
@@ -316,15 +211,15 @@ test_openai(void **state)
     }
     assert_true(*p);
     assert_true(n_events > 2);
-    char *text = join_field(body, "text");
+    char *text = hu_join_field(body, "text");
     assert_string_equal(text, ref_text + strlen(prompt));
     assert_non_null(strstr(body, "\"finish_reason\":\"length\""));
     free(text);
     free(body);
-    assert_int_equal(post(port, "/v1/completions",
-                          "{\"model\":\"aid\",\"prompt\":[\"I dreamed\"],\"temperature\":0,"
-                          "\"max_tokens\":3}",
-                          &body),
+    assert_int_equal(hu_post(port, "/v1/completions",
+                             "{\"model\":\"aid\",\"prompt\":[\"I dreamed\"],\"temperature\":0,"
+                             "\"max_tokens\":3}",
+                             &body),
                      200);
     assert_non_null(strstr(body, "\"text\":\", as I\""));
     assert_non_null(strstr(body, "\"completion_tokens\":3"));
@@ -356,7 +251,7 @@ test_bad_requests(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *body = NULL;
-        int st = post(port, cases[i].path, cases[i].body, &body);
+        int st = hu_post(port, cases[i].path, cases[i].body, &body);
         if (st != cases[i].status || !strstr(body, "\"error\"") || !strstr(body, cases[i].field))
             fail_msg("%s %s: %d %s", cases[i].path, cases[i].body, st, body);
         free(body);
@@ -380,17 +275,17 @@ test_corrupt_refused(void **state)
     assert_int_equal(pwrite(fd, &b, 1, 100000), 1);
     close(fd);
     char *body = NULL;
-    assert_int_equal(post(port, "/api/generate", "{\"model\":\"bad\",\"stream\":true}", &body),
+    assert_int_equal(hu_post(port, "/api/generate", "{\"model\":\"bad\",\"stream\":true}", &body),
                      422);
     assert_non_null(strstr(body, "\"error\""));
     assert_non_null(strstr(body, "does not match its id"));
     free(body);
     /* Never loaded: /api/ps does not list it. */
-    static char buf[RESP_MAX];
-    fd = dial(port);
+    static char buf[HU_RESP_MAX];
+    fd = hu_dial(port);
     const char *get = "GET /api/ps HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     assert_int_equal(send(fd, get, strlen(get), MSG_NOSIGNAL), (ssize_t)strlen(get));
-    read_until(fd, buf, 0, NULL);
+    hu_read_until(fd, buf, 0, NULL);
     close(fd);
     assert_null(strstr(buf, id));
     free(id);
@@ -404,18 +299,18 @@ test_gone_frees_worker(void **state)
 {
     NEED_MODEL();
     free(add_model(&ds, model_path, "aid"));
-    static char buf[RESP_MAX];
+    static char buf[HU_RESP_MAX];
     /* One line of a slow stream, then the client goes. */
-    int fd = dial(sport);
-    send_post(fd, "/api/generate", slow_req);
-    read_until(fd, buf, 0, "\"done\":false}\n");
+    int fd = hu_dial(sport);
+    hu_send(fd, "POST", "/api/generate", slow_req);
+    hu_read_until(fd, buf, 0, "\"done\":false}\n");
     close(fd);
     /* The worker drops it: the next request is answered, and nvxd says
      * the first was cancelled. */
     char *body = NULL;
-    assert_int_equal(post(sport, "/api/generate",
-                          "{\"model\":\"aid\",\"stream\":false,\"options\":{\"num_predict\":1}}",
-                          &body),
+    assert_int_equal(hu_post(sport, "/api/generate",
+                             "{\"model\":\"aid\",\"stream\":false,\"options\":{\"num_predict\":1}}",
+                             &body),
                      200);
     assert_non_null(strstr(body, "\"done\":true"));
     free(body);
@@ -429,21 +324,21 @@ test_queue_bound(void **state)
 {
     NEED_MODEL();
     free(add_model(&ds, model_path, "aid"));
-    static char buf[RESP_MAX];
+    static char buf[HU_RESP_MAX];
     int fds[QUEUE_MAX + 1];
     /* One running (its first line seen), QUEUE_MAX waiting... */
-    fds[0] = dial(sport);
-    send_post(fds[0], "/api/generate", slow_req);
-    read_until(fds[0], buf, 0, "\"done\":false}\n");
+    fds[0] = hu_dial(sport);
+    hu_send(fds[0], "POST", "/api/generate", slow_req);
+    hu_read_until(fds[0], buf, 0, "\"done\":false}\n");
     for (int i = 1; i <= QUEUE_MAX; i++) {
-        fds[i] = dial(sport);
-        send_post(fds[i], "/api/generate", slow_req);
+        fds[i] = hu_dial(sport);
+        hu_send(fds[i], "POST", "/api/generate", slow_req);
     }
     /* ...so one more is refused at once: its connection is accepted after
      * the others' bytes sit in nvxd's socket buffers, so the loop reads
      * them first. */
     char *body = NULL;
-    int st = post(sport, "/api/generate", slow_req, &body);
+    int st = hu_post(sport, "/api/generate", slow_req, &body);
     assert_int_equal(st, 503);
     assert_non_null(strstr(body, "too many generation requests"));
     free(body);
@@ -453,8 +348,8 @@ test_queue_bound(void **state)
      * have come back to the loop (503 until then; bounded). */
     uint64_t end = du_now_ms() + DU_WAIT_MS;
     for (;;) {
-        st = post(sport, "/api/generate",
-                  "{\"model\":\"aid\",\"stream\":false,\"options\":{\"num_predict\":1}}", &body);
+        st = hu_post(sport, "/api/generate",
+                     "{\"model\":\"aid\",\"stream\":false,\"options\":{\"num_predict\":1}}", &body);
         free(body);
         if (st != 503 || du_now_ms() >= end)
             break;

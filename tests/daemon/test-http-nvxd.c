@@ -212,6 +212,10 @@ test_errors(void **state)
         { "GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n", 404 },
         { "POST /api/tags HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n", 405 },
         { "GET /api/tags HTTP/1.1\r\nHost: rebind.example:4748\r\n\r\n", 403 },
+        /* CSRF: a page of another site posting to the loopback. */
+        { "POST /api/pull HTTP/1.1\r\nHost: 127.0.0.1:4748\r\nOrigin: https://evil.example\r\n"
+          "Content-Length: 2\r\n\r\n{}",
+          403 },
         { "POST /api/show HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9\r\n\r\n[not json", 400 },
         { "POST /api/show HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000000\r\n\r\n", 413 },
         { "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nBroken\r\n\r\n", 400 },

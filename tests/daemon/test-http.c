@@ -358,6 +358,48 @@ test_host_loopback(void **state)
             fail_msg("host %s", t[i].host ? t[i].host : "(null)");
 }
 
+/* A web page elsewhere must not reach a loopback server through the
+ * browser (CSRF): its Origin is refused, the loopback's pages are not. */
+static void
+test_origin_loopback(void **state)
+{
+    static const struct {
+        const char *origin;
+        bool ok;
+    } t[] = {
+        { "http://localhost:4748", true },
+        { "http://127.0.0.1:4748", true },
+        { "https://127.3.2.1", true },
+        { "http://[::1]:80", true },
+        { "HTTP://LOCALHOST", true },
+        { "http://evil.example", false },
+        { "http://127.0.0.1.evil.example", false },
+        { "http://localhost.evil.example:4748", false },
+        { "null", false },
+        { "file://", false },
+        { "localhost", false },
+        { "", false },
+        { NULL, false },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (nvx_http_origin_is_loopback(t[i].origin) != t[i].ok)
+            fail_msg("origin %s", t[i].origin ? t[i].origin : "(null)");
+    /* The parser hands it over; a second one is malformed. */
+    nvx_http_conn *c;
+    assert_int_equal(nvx_http_conn_new(&c), 0);
+    const char *req =
+        "POST /api/pull HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n"
+        "Content-Length: 0\r\n\r\n";
+    size_t used = 0;
+    assert_int_equal(nvx_http_conn_feed(c, req, strlen(req), &used), NVX_HTTP_REQUEST);
+    assert_string_equal(nvx_http_conn_req(c)->origin, "http://evil.example");
+    nvx_http_conn_next(c);
+    req = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://a\r\nOrigin: http://b\r\n\r\n";
+    assert_true(nvx_http_conn_feed(c, req, strlen(req), &used) < 0);
+    assert_int_equal(nvx_http_conn_status(c), 400);
+    nvx_http_conn_free(c);
+}
+
 int
 main(void)
 {
@@ -366,7 +408,7 @@ main(void)
         cmocka_unit_test(test_head_limit),    cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_malformed),     cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_route),         cmocka_unit_test(test_build),
-        cmocka_unit_test(test_host_loopback),
+        cmocka_unit_test(test_host_loopback), cmocka_unit_test(test_origin_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -345,7 +345,7 @@ test_serve_none(void **state)
     free(added);
 }
 
-/* B fetches A's pinned model without --pin: B does not seed it once the
+/* B fetches A's pinned model with --no-pin: B does not seed it once the
  * fetch is done; `nvx pin` on B makes it seed it. */
 static void
 test_fetched_unpinned_not_seeded(void **state)
@@ -355,7 +355,7 @@ test_fetched_unpinned_not_seeded(void **state)
     start_with_models(&a, "fa", NULL, &pinned, &added);
     du_start(&b, "fb", NULL);
     du_nvx_ok(&b, NULL, "peer", "add", a.addr, NULL);
-    du_nvx_ok(&b, NULL, "fetch", pinned, NULL);
+    du_nvx_ok(&b, NULL, "fetch", pinned, "--no-pin", NULL);
     /* An added-only model on A is not found by B either: a clear failure. */
     char *err = NULL;
     assert_int_not_equal(du_nvx(&b, NULL, &err, "fetch", added, "--timeout", "3", NULL), 0);

@@ -65,6 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int rt = nvx_http_route_find(routes, 3, q);
             answer(rt >= 0 ? 200 : 404, q->path, q->keep_alive);
             (void)nvx_http_host_is_loopback(q->host);
+            (void)nvx_http_origin_is_loopback(q->origin);
             nvx_http_conn_next(c);
             requests++;
             continue;

@@ -58,6 +58,13 @@ test_partial_resume(void **state)
     free(mb);
     char *dp;
     assert_int_equal(cas_store_data_path(f->s, idb, &dp), -EAGAIN);
+    bool partial = false;
+    int dfd = cas_store_data_open(f->s, idb, &partial); /* what a node serves from */
+    assert_true(dfd >= 0);
+    assert_true(partial);
+    close(dfd);
+    uint8_t unknown[CAS_HASH_LEN] = { 1 };
+    assert_int_equal(cas_store_data_open(f->s, unknown, &partial), -ENOENT);
 
     cas_partial *p;
     assert_int_equal(cas_partial_open(f->s, idb, &p), 0);
@@ -125,6 +132,10 @@ test_partial_resume(void **state)
     assert_int_equal(cas_store_model_info(f->s, idb, &info), 0);
     assert_int_equal(info.state, CAS_MODEL_COMPLETE);
     assert_int_equal(cas_store_data_path(f->s, idb, &dp), 0);
+    dfd = cas_store_data_open(f->s, idb, &partial);
+    assert_true(dfd >= 0);
+    assert_false(partial);
+    close(dfd);
     struct stat st;
     assert_int_equal(stat(dp, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0444);

@@ -200,6 +200,80 @@ test_add_cancel_and_options(void **state)
     free(b);
 }
 
+typedef struct tap_state {
+    cas_hasher h; /* a digest of every byte the tap saw, in order */
+    uint64_t bytes;
+    int ends;
+    int verdict; /* returned by the end call */
+} tap_state;
+
+static int
+tap_fn(void *arg, const void *buf, size_t len)
+{
+    tap_state *t = arg;
+    if (!buf) {
+        t->ends++;
+        return t->verdict;
+    }
+    cas_hasher_update(&t->h, buf, len);
+    t->bytes += len;
+    return 0;
+}
+
+/* The tap sees the whole stream once in order, the caller's prefix
+ * included, and a refusal at its end call keeps the model out of the store,
+ * also when the same bytes were stored before (then nothing changes). */
+static void
+test_add_tap(void **state)
+{
+    su_fixture *f = *state;
+    size_t len = 9 * 1024 * 1024 + 5;
+    uint8_t *b = su_random_bytes(len, 11);
+    uint8_t want[CAS_HASH_LEN], got[CAS_HASH_LEN], id[CAS_HASH_LEN];
+    cas_hash(b, len, want);
+
+    tap_state t = { .verdict = -EBADMSG };
+    cas_hasher_init(&t.h);
+    cas_store_add_opts o = { .tap = tap_fn, .tap_arg = &t, .name = "tapped" };
+    assert_int_equal(su_add_buf(f->s, f->dir, b, len, &o, id), -EBADMSG);
+    assert_int_equal(t.ends, 1);
+    assert_int_equal(t.bytes, len);
+    cas_hasher_final(&t.h, got);
+    assert_memory_equal(got, want, CAS_HASH_LEN);
+    assert_int_equal(su_count_dir(f->sdir, "tmp"), 0);
+    assert_int_equal(su_count_dir(f->sdir, "data"), 0);
+    assert_int_equal(cas_store_name_get(f->s, "tapped", id), -ENOENT);
+
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    size_t plen = 1000;
+    pipe_arg a = { pfd[1], b + plen, len - plen };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pipe_writer, &a), 0);
+    t = (tap_state){ .verdict = 0 };
+    cas_hasher_init(&t.h);
+    o.prefix = b;
+    o.prefix_len = plen;
+    assert_int_equal(cas_store_add_fd(f->s, pfd[0], &o, id), 1);
+    pthread_join(th, NULL);
+    close(pfd[0]);
+    assert_int_equal(t.ends, 1);
+    assert_int_equal(t.bytes, len);
+    cas_hasher_final(&t.h, got);
+    assert_memory_equal(got, want, CAS_HASH_LEN);
+
+    t = (tap_state){ .verdict = -EBADMSG };
+    cas_hasher_init(&t.h);
+    cas_store_add_opts o2 = { .tap = tap_fn, .tap_arg = &t, .pin = true, .name = "other" };
+    assert_int_equal(su_add_buf(f->s, f->dir, b, len, &o2, id), -EBADMSG);
+    cas_model_info info;
+    assert_int_equal(cas_store_model_info(f->s, id, &info), 0);
+    assert_false(info.pinned);
+    assert_int_equal(cas_store_name_get(f->s, "other", got), -ENOENT);
+    assert_int_equal(su_count_dir(f->sdir, "tmp"), 0);
+    free(b);
+}
+
 static void
 test_shared_models(void **state)
 {
@@ -490,6 +564,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_add_pipe_same_id, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_chunks_match_split, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_add_cancel_and_options, su_setup, su_teardown),
+        cmocka_unit_test_setup_teardown(test_add_tap, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_shared_models, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_chunk_lookup, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_handle, su_setup, su_teardown),

@@ -7,10 +7,14 @@
  * size (AddressSanitizer sees any byte past an end); each side opening the
  * other's output; a flipped bit anywhere refused with the plaintext wiped,
  * as is a length past GCM's limit; a context keyed again (the session's
- * ratchet) uses the new key. Needs AES-NI for libsodium's side.
+ * ratchet) uses the new key. libsodium's side needs AES-NI: elsewhere
+ * (arm64, armhf under qemu) the comparisons skip and the known answers and
+ * tampering checks still run.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,12 +32,17 @@ enum {
     BIG = 256 * 1024 + 48, /* a DATA frame's body, as the daemons send it */
 };
 
+static bool have_ref; /* libsodium's AES-256-GCM (x86 with AES-NI only) */
+
 static int
 setup(void **state)
 {
     (void)state;
-    if (sodium_init() < 0 || !crypto_aead_aes256gcm_is_available())
+    if (sodium_init() < 0)
         return -1;
+    have_ref = crypto_aead_aes256gcm_is_available();
+    if (!have_ref)
+        printf("no AES-NI: comparisons with libsodium's AES-256-GCM skip\n");
     return 0;
 }
 
@@ -160,6 +169,8 @@ check_against_sodium(const uint8_t key[32], const uint8_t *m_in, size_t mlen, co
 static void
 test_every_length(void **state)
 {
+    if (!have_ref)
+        skip();
     (void)state;
     enum {
         MAX = 1100
@@ -180,6 +191,8 @@ test_every_length(void **state)
 static void
 test_long_ad(void **state)
 {
+    if (!have_ref)
+        skip();
     (void)state;
     static const size_t adlens[] = { 80, 255, 256, 257, 1000, 4103 };
     static const size_t mlens[] = { 0, 17, 300 };
@@ -199,6 +212,8 @@ test_long_ad(void **state)
 static void
 test_large(void **state)
 {
+    if (!have_ref)
+        skip();
     (void)state;
     size_t cap = 4u << 20;
     uint8_t *m = malloc(cap);
@@ -264,8 +279,13 @@ test_tampering(void **state)
     assert_memory_equal(p, m, MLEN);
     /* Past 2^32 - 2 blocks the counter would wrap: refused before any byte
      * is touched (the buffers here are far smaller than the lengths). */
+#if SIZE_MAX > UINT32_MAX /* a 32-bit size_t cannot even say such a length */
     assert_false(proto__gcm_seal(&k.s, t, m, PROTO__GCM_MSG_MAX + 1, ad, sizeof(ad), npub));
     assert_false(proto__gcm_open(&k.o, p, c, PROTO__GCM_MSG_MAX + 1 + TAG, ad, sizeof(ad), npub));
+#endif
+    /* Past OpenSSL's int lengths, on every size_t. */
+    assert_false(proto__gcm_seal(&k.s, t, m, (size_t)INT_MAX + 1, ad, sizeof(ad), npub));
+    assert_false(proto__gcm_open(&k.o, p, c, (size_t)INT_MAX + 1 + TAG, ad, sizeof(ad), npub));
     pair_free(&k);
 }
 

@@ -157,6 +157,15 @@ examples(proto_msg *m)
     m[n].type = PROTO_MSG_SIGS; /* none held */
     m[n].u.sigs.req_id = 15;
     n++;
+
+    m[n].type = PROTO_MSG_REVERSE_REQ;
+    memset(m[n].u.reverse.node_id, 12, 32);
+    n++;
+
+    m[n].type = PROTO_MSG_REVERSE;
+    memset(m[n].u.reverse.node_id, 13, 32);
+    m[n].u.reverse.addr = S("11.0.1.2:4747");
+    n++;
     return n;
 }
 
@@ -236,6 +245,10 @@ check_equal(const proto_msg *a, const proto_msg *b)
         assert_int_equal(a->u.sigs.n, b->u.sigs.n);
         for (size_t i = 0; i < a->u.sigs.n; i++)
             assert_true(str_eq(a->u.sigs.sigs[i], b->u.sigs.sigs[i]));
+        break;
+    case PROTO_MSG_REVERSE:
+        assert_memory_equal(a->u.reverse.node_id, b->u.reverse.node_id, 32);
+        assert_true(str_eq(a->u.reverse.addr, b->u.reverse.addr));
         break;
     default:
         /* Fixed-size messages: the re-encoding check below covers them. */
@@ -411,6 +424,21 @@ test_malformed_table(void **state)
     assert_int_equal(proto_msg_decode(PROTO_MSG_SIGS, sg, 40, d), 0);
     assert_int_equal(d->u.sigs.n, 1);
 
+    /* REVERSE: the address is 1..PROTO_ADDR_MAX token bytes; REVERSE_REQ
+     * is exactly a node id. */
+    uint8_t rv[32 + 1 + PROTO_ADDR_MAX + 1] = { 0 };
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, 33, d), -EBADMSG); /* empty */
+    rv[32] = PROTO_ADDR_MAX + 1;
+    memset(rv + 33, 'a', PROTO_ADDR_MAX + 1);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, sizeof(rv), d), -EBADMSG);
+    rv[32] = PROTO_ADDR_MAX;
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, sizeof(rv) - 1, d), 0);
+    rv[40] = ' '; /* not a token */
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE, rv, sizeof(rv) - 1, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 31, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 33, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 32, d), 0);
+
     /* MANIFEST piece past the total. */
     uint8_t mf[48 + 4] = { 0 };
     mf[39] = 10; /* total 10 */
@@ -448,6 +476,38 @@ test_encoder_checks(void **state)
     assert_int_equal(proto_msg_encode(&m, small, sizeof(small), &n), -EMSGSIZE);
 }
 
+/* The in-place DATA head a server writes in front of a chunk is byte for
+ * byte the start of the encoded message, and the whole decodes. */
+static void
+test_data_head_in_place(void **state)
+{
+    (void)state;
+    uint8_t payload[300];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(i * 7);
+    proto_msg m = { .type = PROTO_MSG_DATA };
+    m.u.data = (proto_data){ .req_id = 0x01020304, .chunk = 77, .offset = 4096 };
+    memset(m.u.data.model_id, 0xab, PROTO_ID_LEN);
+    m.u.data.bytes = (proto_str){ payload, sizeof(payload) };
+    uint8_t enc[PROTO_DATA_HEAD_LEN + sizeof(payload)];
+    size_t n = 0;
+    assert_int_equal(proto_msg_encode(&m, enc, sizeof(enc), &n), 0);
+    assert_int_equal(n, sizeof(enc));
+
+    uint8_t frame[PROTO_DATA_HEAD_LEN + sizeof(payload)];
+    memcpy(frame + PROTO_DATA_HEAD_LEN, payload, sizeof(payload));
+    proto_data d = m.u.data;
+    d.bytes.p = NULL; /* not read */
+    proto_data_head_put(&d, frame);
+    assert_memory_equal(frame, enc, sizeof(enc));
+
+    proto_msg back;
+    assert_int_equal(proto_msg_decode(PROTO_MSG_DATA, frame, sizeof(frame), &back), 0);
+    assert_int_equal(back.u.data.req_id, 0x01020304);
+    assert_int_equal(back.u.data.offset, 4096);
+    assert_int_equal(back.u.data.bytes.len, sizeof(payload));
+}
+
 int
 main(void)
 {
@@ -455,6 +515,7 @@ main(void)
         cmocka_unit_test(test_roundtrip_and_truncation),
         cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_encoder_checks),
+        cmocka_unit_test(test_data_head_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,6 +165,64 @@ test_reference_gguf_f32(void **state)
     check_reference("aidreams260K-f32.gguf", true, true);
 }
 
+/* rt_generate_tokens: from tokens, the same reference continuation; then
+ * a shorter prefix of that sequence with the cache it left: only the last
+ * prompt token is fed again, and the continuation is still the
+ * reference's; an extra stop id ends it before the first token. */
+static void
+test_generate_tokens_cache(void **state)
+{
+    (void)state;
+    fixture fx;
+    if (!open_model(&fx, "aidreams260K.bin", false, RT_KV_F32))
+        skip();
+    rt_model *m = rt_model_file_model(fx.f);
+    int32_t toks[256] = { 1 }; /* BOS, then "I dreamed" */
+    memcpy(toks + 1, ref_dream, 6 * sizeof(int32_t));
+    rt_sampler s;
+    assert_int_equal(rt_sampler_init(&s, 512, 0.0f, 1.0f, 0, NULL, 0), 0);
+    collect *c = calloc(1, sizeof(*c));
+    rt_generate_tokens_opts o = { .max_new = -1 };
+    rt_generate_stats st;
+    size_t valid = 0;
+    assert_int_equal(rt_generate_tokens(m, fx.tok, &s, toks, 7, 256, &o, on_token, c, &st, &valid),
+                     0);
+    assert_int_equal(c->n, 128 - 6);
+    assert_memory_equal(c->ids, ref_dream + 6, (128 - 6) * sizeof(int32_t));
+    assert_int_equal(st.n_cached, 0);
+    assert_int_equal(valid, 128); /* the context: the last token was not fed */
+    assert_memory_equal(toks + 1, ref_dream, 127 * sizeof(int32_t));
+    /* 41 tokens of the same sequence: the cache holds them. */
+    memset(c, 0, sizeof(*c));
+    o = (rt_generate_tokens_opts){ .max_new = 10, .n_cached = valid };
+    assert_int_equal(rt_generate_tokens(m, fx.tok, &s, toks, 41, 256, &o, on_token, c, &st, &valid),
+                     0);
+    assert_int_equal(st.n_cached, 40);
+    assert_int_equal(st.n_forward, 1 + 9);
+    assert_int_equal(c->n, 10);
+    assert_memory_equal(c->ids, ref_dream + 40, 10 * sizeof(int32_t));
+    assert_int_equal(valid, 50);
+    /* A stop id. */
+    memset(c, 0, sizeof(*c));
+    int32_t stop = ref_dream[50];
+    o = (rt_generate_tokens_opts){
+        .max_new = -1, .n_cached = valid, .stop_ids = &stop, .n_stop_ids = 1
+    };
+    assert_int_equal(rt_generate_tokens(m, fx.tok, &s, toks, 51, 256, &o, on_token, c, &st, &valid),
+                     0);
+    assert_int_equal(c->n, 0);
+    assert_int_equal(st.stop_token, stop);
+    /* Bounds: no tokens, a capacity under n, a prompt over the context. */
+    assert_int_equal(rt_generate_tokens(m, fx.tok, &s, toks, 0, 256, &o, on_token, c, &st, &valid),
+                     -EINVAL);
+    assert_int_equal(rt_generate_tokens(m, fx.tok, &s, toks, 20, 10, &o, on_token, c, &st, &valid),
+                     -EINVAL);
+    assert_int_equal(
+        rt_generate_tokens(m, fx.tok, &s, toks, 200, 256, &o, on_token, c, &st, &valid), -EMSGSIZE);
+    free(c);
+    close_model(&fx);
+}
+
 /* Counts agreeing greedy tokens with the reference (no prompt). */
 static size_t
 agree(const char *model, rt_kv_type kv)
@@ -579,6 +637,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_llama2c),
         cmocka_unit_test(test_reference_gguf_f32),
+        cmocka_unit_test(test_generate_tokens_cache),
         cmocka_unit_test(test_quantized_and_int8_kv_run),
         cmocka_unit_test(test_caps_and_stops),
         cmocka_unit_test(test_sampled_deterministic),
