@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvx quantize IN -o OUT.gguf --type q8_0|q4_0: convert a llama2.c or F32/F16
- * GGUF model into a standard GGUF file, then say in numbers what quality the
- * conversion lost (KL divergence and top-1 agreement against the input over
- * positions the input model samples itself).
+ * nvx quantize IN -o OUT.gguf --type q4_k_m|q5_k_m|q6_k|q8_0|q4_0|f16|f32:
+ * convert a llama2.c or GGUF model into a standard GGUF file (the K-quant
+ * types are llama-quantize's mixtures, runtime/quantize.h), then say in
+ * numbers what quality the conversion lost (KL divergence and top-1
+ * agreement against the input over positions the input model samples
+ * itself).
  */
 #define _ISOC11_SOURCE
 #include <errno.h>
@@ -25,13 +27,21 @@ int cli_quantize_main(cli_ctx *ctx, int argc, char **argv);
 const cli_command cli_cmd_quantize = {
     .name = "quantize",
     .main = cli_quantize_main,
-    .usage = "quantize IN -o OUT.gguf --type q8_0|q4_0|f16|f32 [--awq|--search] "
+    .usage = "quantize IN -o OUT.gguf --type q4_k_m|q5_k_m|q6_k|q8_0|q4_0|f16|f32 [--awq|--search] "
              "[--tokenizer FILE] [--name STR] [--eval N] [--seed S]",
-    .summary = "Write an INT8/INT4 GGUF of a model and report the quality it lost",
+    .summary = "Write a quantized GGUF of a model and report the quality it lost",
 };
 
-static const char *const type_choices[] = { "q8_0", "q4_0", "f16", "f32", NULL };
-static const rt_type type_values[] = { RT_TYPE_Q8_0, RT_TYPE_Q4_0, RT_TYPE_F16, RT_TYPE_F32 };
+static const char *const type_choices[] = { "q4_k_m", "q5_k_m", "q6_k", "q8_0",
+                                            "q4_0",   "f16",    "f32",  NULL };
+static const rt_type type_values[] = { RT_TYPE_Q4_K, RT_TYPE_Q5_K, RT_TYPE_Q6_K, RT_TYPE_Q8_0,
+                                       RT_TYPE_Q4_0, RT_TYPE_F16,  RT_TYPE_F32 };
+
+static bool
+is_kquant(rt_type t)
+{
+    return t == RT_TYPE_Q4_K || t == RT_TYPE_Q5_K || t == RT_TYPE_Q6_K;
+}
 
 typedef struct mem {
     uint8_t *p;
@@ -106,6 +116,14 @@ print_result(cli_ctx *ctx, const char *out, size_t bytes, const rt_quant_report 
         cli_json_u64(&j, rep->n_quantized);
         cli_json_key(&j, "f16_fallback");
         cli_json_u64(&j, rep->n_f16);
+        cli_json_key(&j, "tensor_types");
+        cli_json_obj_begin(&j);
+        for (int t = 0; t < _RT_TYPE_MAX; t++)
+            if (rep->n_by_type[t]) {
+                cli_json_key(&j, rt_type_name((uint32_t)t));
+                cli_json_u64(&j, rep->n_by_type[t]);
+            }
+        cli_json_obj_end(&j);
         cli_json_key(&j, "weight_rmse");
         cli_json_double(&j, rep->weight_rmse);
         if (have_ev) {
@@ -126,8 +144,11 @@ print_result(cli_ctx *ctx, const char *out, size_t bytes, const rt_quant_report 
         cli_json_finish(&j);
         return;
     }
-    printf("wrote %s: %zu bytes, %" PRIu64 " tensors, %" PRIu64 " as %s (%s)", out, bytes,
-           rep->n_tensors, rep->n_quantized, type, method);
+    printf("wrote %s: %zu bytes, %" PRIu64 " tensors, %" PRIu64 " quantized for %s (%s):", out,
+           bytes, rep->n_tensors, rep->n_quantized, type, method);
+    for (int t = 0; t < _RT_TYPE_MAX; t++)
+        if (rep->n_by_type[t])
+            printf(" %s %" PRIu64, rt_type_name((uint32_t)t), rep->n_by_type[t]);
     if (rep->n_f16)
         printf(", %" PRIu64 " kept f16 (rows not a multiple of 32)", rep->n_f16);
     printf(", weight rmse %.3g\n", rep->weight_rmse);
@@ -161,7 +182,7 @@ q_opts(q_args *a, cli_opt o[Q_N_OPTS])
     o[i++] = (cli_opt){ .lname = "type",
                         .type = CLI_OPT_CHOICE,
                         .dest = &a->type,
-                        .metavar = "q8_0|q4_0|f16|f32",
+                        .metavar = "q4_k_m|q5_k_m|q6_k|q8_0|q4_0|f16|f32",
                         .choices = type_choices,
                         .seen = &a->type_seen,
                         .help = "weight type of the matrices" };
@@ -205,10 +226,11 @@ q_check(const q_args *a, const char *in)
 {
     if (!a->out || !*a->out)
         return cli_fail(CLI_EXIT_USAGE,
-                        "quantize needs an output: nvx quantize %s -o OUT.gguf --type q8_0|q4_0",
-                        in);
+                        "quantize needs an output: nvx quantize %s -o OUT.gguf --type q4_k_m", in);
     if (!a->type_seen)
-        return cli_fail(CLI_EXIT_USAGE, "quantize needs a type: --type q8_0 or --type q4_0");
+        return cli_fail(
+            CLI_EXIT_USAGE,
+            "quantize needs a type: --type q4_k_m, q5_k_m, q6_k, q8_0, q4_0, f16 or f32");
     if ((a->awq || a->search) && type_values[a->type] != RT_TYPE_Q4_0)
         return cli_fail(CLI_EXIT_USAGE, "--awq and --search apply to --type q4_0 only");
     if (a->awq && a->search)
@@ -243,11 +265,19 @@ convert(const q_args *a, const cli_rt_file *in, mem *buf, rt_quant_report *rep)
     int e = rt_quant_model(in->data, in->len, &qo, &res, rep);
     if (e == -EBADMSG)
         r = cli_fail(CLI_EXIT_CORRUPT,
-                     "%s cannot be converted: give a llama2.c checkpoint or a llama GGUF with "
-                     "F32/F16 tensors (already quantized files are refused)",
+                     "%s cannot be converted: give a llama2.c checkpoint or a GGUF of an "
+                     "architecture nvx runs (llama, qwen2, phi3) with F32, F16, Q8_0, Q4_0 or "
+                     "K-quant tensors",
+                     in->what);
+    else if (e == -ENOTSUP)
+        r = cli_fail(CLI_EXIT_USAGE, "--awq calibrates llama models only: use --search for %s",
                      in->what);
     else if (e < 0)
         r = cli_fail_errno(e, NULL, "cannot convert %s", in->what);
+    if (r == CLI_GO && rep->requantized)
+        cli_warn("%s is already quantized: its tensors were decoded and quantized again, so "
+                 "the output carries both roundings (quantize the F16/F32 original if you have it)",
+                 in->what);
     if (r == CLI_GO) {
         e = rt_gguf_writer_write(rt_quant_result_writer(res), mem_sink, buf);
         if (e >= 0)
@@ -289,9 +319,10 @@ cli_quantize_main(cli_ctx *ctx, int argc, char **argv)
             have_ev = e >= 0;
         }
         print_result(ctx, a.out, buf.len, &rep, type_choices[a.type],
-                     a.awq      ? "awq"
-                     : a.search ? "search"
-                                : "round to nearest",
+                     a.awq                            ? "awq"
+                     : a.search                       ? "search"
+                     : is_kquant(type_values[a.type]) ? "searched k-quant scales"
+                                                      : "round to nearest",
                      &ev, have_ev);
         r = CLI_EXIT_OK;
     }

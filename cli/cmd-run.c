@@ -274,9 +274,21 @@ now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU seconds of the whole process (all its threads): on a shared
+ * machine, what a benchmark compares beside wall time. */
+static double
+cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 typedef struct run_out {
     double t_first;
     uint32_t n;
+    double *t_emit, *c_emit; /* --stats: when each token was out (wall, CPU) */
+    size_t cap;
 } run_out;
 
 static int
@@ -294,8 +306,16 @@ emit(void *userdata, int32_t token, const char *piece, size_t len)
         return -EPIPE;
     if (fflush(stdout) != 0)
         return -EPIPE;
-    if (o->n++ == 0)
-        o->t_first = now_s();
+    if (o->n == 0 || o->t_emit) {
+        double t = now_s();
+        if (o->n == 0)
+            o->t_first = t;
+        if (o->n < o->cap) {
+            o->t_emit[o->n] = t;
+            o->c_emit[o->n] = cpu_s();
+        }
+    }
+    o->n++;
     return 0;
 }
 
@@ -312,7 +332,8 @@ print_report(FILE *out, const rt_arena_report *rep, const rt_model_opts *o)
                 rep->file_weights, o->copy_weights ? "" : "; --arena copies them in");
 }
 
-static const char *const kv_choices[] = { "f32", "int8", NULL };
+static const char *const kv_choices[] = { "f32", "int8", "f16", NULL };
+static const rt_kv_type kv_values[] = { RT_KV_F32, RT_KV_Q8, RT_KV_F16 };
 static const char *const requant_choices[] = { "none", "q8_0", "q4_0", NULL };
 
 typedef struct run_args {
@@ -370,7 +391,7 @@ run_opts(run_args *a, cli_opt o[RUN_N_OPTS])
     o[i++] = (cli_opt){ .lname = "kv",
                         .type = CLI_OPT_CHOICE,
                         .dest = &a->kv,
-                        .metavar = "f32|int8",
+                        .metavar = "f32|int8|f16",
                         .choices = kv_choices,
                         .help = "KV cache type (default f32)" };
     o[i++] = (cli_opt){ .lname = "threads",
@@ -430,7 +451,7 @@ load_model(const run_args *a, const cli_rt_file *f, void **ret_arena, rt_model *
            rt_arena_report *ret_rep)
 {
     rt_model_opts mo = RT_MODEL_OPTS_INIT;
-    mo.kv_type = a->kv == 1 ? RT_KV_Q8 : RT_KV_F32;
+    mo.kv_type = kv_values[a->kv];
     mo.requant = a->requant == 1   ? RT_REQUANT_Q8_0
                  : a->requant == 2 ? RT_REQUANT_Q4_0
                                    : RT_REQUANT_NONE;
@@ -506,9 +527,14 @@ generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t ar
     if (a->n_seen)
         go.max_new = (int64_t)a->n_new;
     run_out ro = { 0 };
+    if (a->stats) { /* one entry per position at most */
+        ro.t_emit = malloc(cfg->seq_len * sizeof(double));
+        ro.c_emit = malloc(cfg->seq_len * sizeof(double));
+        ro.cap = ro.t_emit && ro.c_emit ? cfg->seq_len : 0;
+    }
     rt_generate_stats gs = { 0 };
     const char *p = a->prompt ? a->prompt : "";
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     int e = rt_generate(m, tok, &smp, p, strlen(p), &go, emit, &ro, &gs);
     double gen = now_s() - t0;
     free(scratch);
@@ -524,15 +550,35 @@ generate_text(const run_args *a, rt_model *m, const rt_tokenizer *tok, size_t ar
         return CLI_EXIT_FAIL; /* stdout went away: nothing more to say */
     if (e < 0)
         return cli_fail_errno(e, NULL, "generation failed");
+    /* Prompt tokens are echoed as their batch finishes; the prompt's share
+     * ends when the first sampled token (emit n_prompt - 1) is out, and
+     * every later token took one forward pass (what benchmarks compare). */
+    double t_prompt = 0.0, t_gen = 0.0, c_prompt = 0.0, c_gen = 0.0;
+    uint32_t n_tail = 0;
+    if (gs.n_prompt >= 1 && ro.n >= gs.n_prompt && ro.n <= ro.cap) {
+        t_prompt = ro.t_emit[gs.n_prompt - 1] - t0;
+        t_gen = ro.t_emit[ro.n - 1] - ro.t_emit[gs.n_prompt - 1];
+        c_prompt = ro.c_emit[gs.n_prompt - 1] - c0;
+        c_gen = ro.c_emit[ro.n - 1] - ro.c_emit[gs.n_prompt - 1];
+        n_tail = ro.n - gs.n_prompt;
+    }
+    free(ro.t_emit);
+    free(ro.c_emit);
     if (a->stats)
-        fprintf(stderr,
-                "nvx: %" PRIu32 " forward passes (%" PRIu32 " prompt tokens, %" PRIu32
-                " new) in %.3f s: %.1f tok/s; first token %.1f ms after start; %s kernels, %u "
-                "thread%s, %s KV, arena %zu bytes\n",
-                gs.n_forward, gs.n_prompt, gs.n_generated, gen,
-                gen > 0 ? (double)gs.n_forward / gen : 0.0,
-                ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m), threads,
-                threads == 1 ? "" : "s", a->kv == 1 ? "int8" : "f32", arena_size);
+        fprintf(
+            stderr,
+            "nvx: %" PRIu32 " forward passes (%" PRIu32 " prompt tokens, %" PRIu32
+            " new) in %.3f s: %.1f tok/s; first token %.1f ms after start; %s kernels, %u "
+            "thread%s, %s KV, arena %zu bytes; prompt %.2f tok/s, generation %.2f tok/s; per CPU "
+            "second: prompt %.2f, generation %.2f\n",
+            gs.n_forward, gs.n_prompt, gs.n_generated, gen,
+            gen > 0 ? (double)gs.n_forward / gen : 0.0,
+            ro.n ? 1000.0 * (ro.t_first - t_start) : 0.0, rt_model_kernels(m), threads,
+            threads == 1 ? "" : "s", kv_choices[a->kv], arena_size,
+            t_prompt > 0 ? (double)gs.n_prompt / t_prompt : 0.0,
+            t_gen > 0 ? (double)n_tail / t_gen : 0.0,
+            c_prompt > 0 ? (double)gs.n_prompt / c_prompt : 0.0,
+            c_gen > 0 ? (double)n_tail / c_gen : 0.0);
     return CLI_EXIT_OK;
 }
 

@@ -52,6 +52,10 @@ typedef struct rt__kernels {
     const char *name;
     float (*dot_f32)(const float *w, const float *x, size_t n);
     float (*dot_f16)(const uint8_t *w, const float *x, size_t n);
+    /* y[i] += a * v[i] for n halves v (the F16 cache's value product):
+     * one multiply and one add per element, never fused, so every set
+     * gives the same bits. */
+    void (*axpy_f16)(float a, const uint8_t *v, float *y, size_t n);
     float (*dot_q8_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb);
     float (*dot_q4_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb);
     void (*sums_q8_0)(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret);
@@ -60,12 +64,28 @@ typedef struct rt__kernels {
     float (*dot_q4_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
     float (*dot_q5_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
     float (*dot_q6_k)(const uint8_t *w, const rt__blockq8k *x, size_t nb);
+    /* Optional (NULL: one token at a time): the dot products of one row
+     * with 4 tokens' activations, xq + t * xq_stride bytes for token t,
+     * into out[0..3], each bit-identical to the one-token kernel's (for
+     * dot4_f32: x + t * x_stride floats, n of them). The
+     * row's unpacking and scales are shared by the 4 tokens: batched
+     * prompts run faster. */
+    void (*dot4_f32)(const float *w, const float *x, size_t x_stride, size_t n, float *out);
+    void (*dot4_q8_0)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
+    void (*dot4_q4_0)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
+    void (*dot4_q4_k)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
+    void (*dot4_q6_k)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
 } rt__kernels;
 
 extern const rt__kernels rt__kernels_portable;
+/* The portable axpy_f16 (sets without their own reuse it). */
+void rt__axpy_f16_portable(float a, const uint8_t *v, float *y, size_t n);
 /* The SIMD set for this CPU, or NULL when it has none (or the build has
  * none for this architecture). */
 const rt__kernels *rt__kernels_simd(void);
+/* Every SIMD set this CPU can run, the one rt__kernels_simd picks first:
+ * the i-th, or NULL past the last (the tests compare each with portable). */
+const rt__kernels *rt__kernels_simd_all(size_t i);
 
 /* IEEE half <-> float (round to nearest even). */
 float rt__f16_to_f32(uint16_t h);
@@ -88,12 +108,51 @@ void rt__dequant_row(rt_type t, const uint8_t *in, float *out, size_t n);
 /* ---- K-quants (kquant.c) ---- */
 
 /* Scale and min (6 bits each) of sub-block j (0..7) from the 12 packed
- * bytes s of a Q4_K / Q5_K super-block. */
-void rt__kq_scale_min(const uint8_t *s, unsigned j, uint8_t *ret_sc, uint8_t *ret_m);
+ * bytes s of a Q4_K / Q5_K super-block: bytes 0-3 hold the low 6 bits of
+ * scales 0-3 (top 2 bits: high bits of scales 4-7), bytes 4-7 the same
+ * for mins, bytes 8-11 the low 4 bits of scale (low nibble) and min (high
+ * nibble) 4-7. Inline: the kernels call it per sub-block. */
+static inline void
+rt__kq_scale_min(const uint8_t *s, unsigned j, uint8_t *ret_sc, uint8_t *ret_m)
+{
+    if (j < 4) {
+        *ret_sc = s[j] & 63;
+        *ret_m = s[j + 4] & 63;
+    } else {
+        *ret_sc = (uint8_t)((s[j + 4] & 0x0f) | (s[j - 4] >> 6) << 4);
+        *ret_m = (uint8_t)((s[j + 4] >> 4) | (s[j] >> 6) << 4);
+    }
+}
 
-/* acc + fp16(d) * dx * sumi - fp16(dmin) * dx * summ, in that order: the
- * float step every K-quant kernel set shares (bit-exactness). */
-float rt__kq_fold(float acc, float dx, uint16_t d, uint16_t dmin, int32_t sumi, int32_t summ);
+/* All 8 scales and mins at once (rt__kq_scale_min for j = 0..7), from the
+ * 12 bytes read as three little-endian words: 16 shifts and masks per
+ * super-block instead of 8 calls' byte arithmetic. */
+static inline void
+rt__kq_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8])
+{
+    uint32_t u0 = le32_load(s), u1 = le32_load(s + 4), u2 = le32_load(s + 8);
+    uint32_t lo_sc = u0 & 0x3f3f3f3fu, lo_m = u1 & 0x3f3f3f3fu;
+    uint32_t hi_sc = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    uint32_t hi_m = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    for (unsigned k = 0; k < 4; k++) {
+        sc[k] = (uint8_t)(lo_sc >> (8 * k));
+        sc[k + 4] = (uint8_t)(hi_sc >> (8 * k));
+        m[k] = (uint8_t)(lo_m >> (8 * k));
+        m[k + 4] = (uint8_t)(hi_m >> (8 * k));
+    }
+}
+
+/* acc + d * dx * sumi - dmin * dx * summ, in that order: the float step
+ * every K-quant kernel set shares (bit-exactness). d and dmin are the
+ * super-block's fp16 scales as floats (every set converts them exactly,
+ * by hardware or not). Inline: once per super-block and row. */
+static inline float
+rt__kq_fold(float acc, float dx, float d, float dmin, int32_t sumi, int32_t summ)
+{
+    acc += (d * dx) * (float)sumi;
+    acc -= (dmin * dx) * (float)summ;
+    return acc;
+}
 
 /* Dequantizes n (a multiple of 256) weights of a Q4_K, Q5_K or Q6_K row. */
 void rt__dequant_kquant(rt_type t, const uint8_t *in, float *out, size_t n);
@@ -202,6 +261,7 @@ typedef struct rt__qtensor {
 typedef struct rt__qmodel {
     int32_t dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len;
     float eps, rope_base;
+    bool llama;     /* architecture llama (the activation-aware pass needs it) */
     rt__qtensor *t; /* in output order */
     size_t n_t;
 } rt__qmodel;

@@ -115,6 +115,7 @@ static const rt__kernels kernels_neon = {
     .name = "neon",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
+    .axpy_f16 = rt__axpy_f16_portable,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
@@ -130,5 +131,11 @@ const rt__kernels *
 rt__kernels_simd(void)
 {
     return &kernels_neon;
+}
+
+const rt__kernels *
+rt__kernels_simd_all(size_t i)
+{
+    return i == 0 ? &kernels_neon : NULL;
 }
 #endif

@@ -12,6 +12,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #include <immintrin.h>
+#include <string.h>
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 
@@ -31,24 +32,6 @@ hsum_f32(__m256 v)
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-/* Products w[i] * x[i] of 32 int8 pairs, summed into 8 int32 lanes.
- * maddubs needs an unsigned operand: |w| times x with w's sign moved onto x
- * (pairs stay below 2^15 since x is in [-127, 127]). */
-TARGET static inline __m256i
-prod_i8x32(__m256i w, __m256i x)
-{
-    __m256i aw = _mm256_sign_epi8(w, w);
-    __m256i sx = _mm256_sign_epi8(x, w);
-    __m256i p16 = _mm256_maddubs_epi16(aw, sx);
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
-TARGET static inline int32_t
-dot_i8x32(__m256i w, __m256i x)
-{
-    return hsum_i32(prod_i8x32(w, x));
 }
 
 TARGET static inline float
@@ -94,12 +77,32 @@ load_i8x32(const void *p)
     return _mm256_loadu_si256((const __m256i *)p);
 }
 
+/* Software prefetch distance in bytes, for the one-token kernels (the
+ * 4-token ones reread a row that is in cache: prefetching there cost 15%
+ * on Q4_K_M prompts). The row stream is sequential, but
+ * a K-quant super-block costs ~100 instructions (a Q8_0 group of 4 blocks
+ * ~50), so out-of-order
+ * execution alone looks only a few blocks ahead and the loads wait on
+ * memory (perf: most samples on them). Past a row's end it reaches into
+ * the next row, which the next call reads. */
+enum {
+    KQ_PREFETCH = 1024
+};
+
+TARGET static inline void
+prefetch_block(const uint8_t *w, size_t bytes)
+{
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)(w + KQ_PREFETCH + o), _MM_HINT_T0);
+}
+
 TARGET static float
 dot_f32(const float *w, const float *x, size_t n)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(w + i) + KQ_PREFETCH, _MM_HINT_T0);
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
     }
@@ -109,6 +112,44 @@ dot_f32(const float *w, const float *x, size_t n)
     for (; i < n; i++)
         s += w[i] * x[i];
     return s;
+}
+
+/* dot_f32 for 4 tokens (x + t * x_stride): per token the same fused
+ * multiply-adds into the same two accumulators, in the same order. */
+TARGET static void
+dot4_f32(const float *w, const float *x, size_t x_stride, size_t n, float *out)
+{
+    const float *x0 = x, *x1 = x + x_stride, *x2 = x + 2 * x_stride, *x3 = x + 3 * x_stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + i), a0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + i + 8), a1);
+        b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + i), b0);
+        b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + i + 8), b1);
+        c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + i), c0);
+        c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x2 + i + 8), c1);
+        d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + i), d0);
+        d1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x3 + i + 8), d1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 w0 = _mm256_loadu_ps(w + i);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + i), a0);
+        b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + i), b0);
+        c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + i), c0);
+        d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + i), d0);
+    }
+    out[0] = hsum_f32(_mm256_add_ps(a0, a1));
+    out[1] = hsum_f32(_mm256_add_ps(b0, b1));
+    out[2] = hsum_f32(_mm256_add_ps(c0, c1));
+    out[3] = hsum_f32(_mm256_add_ps(d0, d1));
+    for (; i < n; i++) {
+        out[0] += w[i] * x0[i];
+        out[1] += w[i] * x1[i];
+        out[2] += w[i] * x2[i];
+        out[3] += w[i] * x3[i];
+    }
 }
 
 TARGET static float
@@ -127,17 +168,16 @@ dot_f16(const uint8_t *w, const float *x, size_t n)
 }
 
 TARGET static void
-sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
+axpy_f16(float a, const uint8_t *v, float *y, size_t n)
 {
-    for (size_t b = 0; b < nb; b++, w += RT_Q8_0_BYTES)
-        ret[b] = dot_i8x32(load_i8x32(w + 2), load_i8x32(x[b].qs));
-}
-
-TARGET static void
-sums_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
-{
-    for (size_t b = 0; b < nb; b++, w += RT_Q4_0_BYTES)
-        ret[b] = dot_i8x32(load_q4(w + 2), load_i8x32(x[b].qs));
+    __m256 av = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + 2 * i)));
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, vf)));
+    }
+    for (; i < n; i++)
+        y[i] += a * f16(v + 2 * i);
 }
 
 /* Tail blocks (nb % 4) go to lanes 0.., as in the portable kernel. */
@@ -151,51 +191,27 @@ lanes_finish(__m128 acc4, const float *tail, size_t n_tail)
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-TARGET static float
-dot_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
-{
-    __m128 acc = _mm_setzero_ps();
-    size_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *wb = w + b * RT_Q8_0_BYTES;
-        __m128i si = hsum4_i32(prod_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs)),
-                               prod_i8x32(load_i8x32(wb + 36), load_i8x32(x[b + 1].qs)),
-                               prod_i8x32(load_i8x32(wb + 70), load_i8x32(x[b + 2].qs)),
-                               prod_i8x32(load_i8x32(wb + 104), load_i8x32(x[b + 3].qs)));
-        acc = lanes_add(acc, si, wb, RT_Q8_0_BYTES, x + b);
-    }
-    float tail[RT_DOT_LANES];
-    size_t n_tail = 0;
-    for (; b < nb; b++) {
-        const uint8_t *wb = w + b * RT_Q8_0_BYTES;
-        int32_t si = dot_i8x32(load_i8x32(wb + 2), load_i8x32(x[b].qs));
-        tail[n_tail++] = (float)si * (f16(wb) * x[b].d);
-    }
-    return lanes_finish(acc, tail, n_tail);
-}
+/* ---- Q8_0 / Q4_0 (kernels-x86-q0.h), for plain AVX2 and for AVX-VNNI ---- */
 
-TARGET static float
-dot_q4_0(const uint8_t *w, const rt__blockq8 *x, size_t nb)
-{
-    __m128 acc = _mm_setzero_ps();
-    size_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *wb = w + b * RT_Q4_0_BYTES;
-        __m128i si = hsum4_i32(prod_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs)),
-                               prod_i8x32(load_q4(wb + 20), load_i8x32(x[b + 1].qs)),
-                               prod_i8x32(load_q4(wb + 38), load_i8x32(x[b + 2].qs)),
-                               prod_i8x32(load_q4(wb + 56), load_i8x32(x[b + 3].qs)));
-        acc = lanes_add(acc, si, wb, RT_Q4_0_BYTES, x + b);
-    }
-    float tail[RT_DOT_LANES];
-    size_t n_tail = 0;
-    for (; b < nb; b++) {
-        const uint8_t *wb = w + b * RT_Q4_0_BYTES;
-        int32_t si = dot_i8x32(load_q4(wb + 2), load_i8x32(x[b].qs));
-        tail[n_tail++] = (float)si * (f16(wb) * x[b].d);
-    }
-    return lanes_finish(acc, tail, n_tail);
-}
+#define Q0(name)     name
+#define Q0_TARGET    TARGET
+#define Q0_DOT(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (b)), _mm256_set1_epi16(1))
+#include "runtime/kernels-x86-q0.h"
+#undef Q0
+#undef Q0_TARGET
+#undef Q0_DOT
+
+/* GCC 11 and clang 12 know AVX-VNNI's 256-bit (VEX) vpdpbusd. */
+#if defined(__clang__) ? __clang_major__ >= 12 : __GNUC__ >= 11
+#define HAVE_AVXVNNI 1
+#define Q0(name)     name##_vnni
+#define Q0_TARGET    __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define Q0_DOT(a, b) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), (a), (b))
+#include "runtime/kernels-x86-q0.h"
+#undef Q0
+#undef Q0_TARGET
+#undef Q0_DOT
+#endif
 
 /* ---- K-quants: integer sums per super-block as kquant.c defines them,
  * folded with the shared rt__kq_fold, so results equal the portable ones
@@ -211,6 +227,17 @@ scaled_u8x32(__m256i q, const int8_t *x, uint8_t sc)
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(sc));
 }
 
+/* sum_j m[j] * bsums[j] (the minimums' share) in one madd. */
+TARGET static inline int32_t
+mins_dot(const uint8_t m[8], const int16_t *bsums)
+{
+    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)m));
+    __m128i p = _mm_madd_epi16(mv, _mm_loadu_si128((const __m128i *)(const void *)bsums));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(p);
+}
+
 /* One Q4_K (qh == NULL) or Q5_K super-block: sumi and summ. */
 TARGET static inline int32_t
 sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__blockq8k *x,
@@ -219,7 +246,9 @@ sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__block
     const __m256i m4 = _mm256_set1_epi8(0x0f), sixteen = _mm256_set1_epi8(16);
     __m256i hv = qh ? load_i8x32(qh) : _mm256_setzero_si256();
     __m256i sum = _mm256_setzero_si256();
-    int32_t summ = 0;
+    uint8_t sc[8], m[8];
+    rt__kq_scales(w + 4, sc, m);
+    int32_t summ = mins_dot(m, x->bsums);
     for (unsigned c = 0; c < 4; c++) {
         __m256i v = load_i8x32(qs + 32 * c);
         __m256i lo = _mm256_and_si256(v, m4);
@@ -232,12 +261,8 @@ sums_q45(const uint8_t *w, const uint8_t *qs, const uint8_t *qh, const rt__block
             hi = _mm256_or_si256(
                 hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hv, b1), b1), sixteen));
         }
-        uint8_t sc0, m0, sc1, m1;
-        rt__kq_scale_min(w + 4, 2 * c, &sc0, &m0);
-        rt__kq_scale_min(w + 4, 2 * c + 1, &sc1, &m1);
-        sum = _mm256_add_epi32(sum, scaled_u8x32(lo, x->qs + 64 * c, sc0));
-        sum = _mm256_add_epi32(sum, scaled_u8x32(hi, x->qs + 64 * c + 32, sc1));
-        summ += m0 * x->bsums[2 * c] + m1 * x->bsums[2 * c + 1];
+        sum = _mm256_add_epi32(sum, scaled_u8x32(lo, x->qs + 64 * c, sc[2 * c]));
+        sum = _mm256_add_epi32(sum, scaled_u8x32(hi, x->qs + 64 * c + 32, sc[2 * c + 1]));
     }
     *ret_summ = summ;
     return hsum_i32(sum);
@@ -248,8 +273,9 @@ dot_q4_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
 {
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
+        prefetch_block(w, RT_Q4_K_BYTES);
         int32_t summ, sumi = sums_q45(w, w + 16, NULL, &x[b], &summ);
-        acc = rt__kq_fold(acc, x[b].d, le16_load(w), le16_load(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, f16(w), f16(w + 2), sumi, summ);
     }
     return acc;
 }
@@ -259,8 +285,9 @@ dot_q5_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
 {
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q5_K_BYTES) {
+        prefetch_block(w, RT_Q5_K_BYTES);
         int32_t summ, sumi = sums_q45(w, w + 48, w + 16, &x[b], &summ);
-        acc = rt__kq_fold(acc, x[b].d, le16_load(w), le16_load(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, f16(w), f16(w + 2), sumi, summ);
     }
     return acc;
 }
@@ -274,6 +301,7 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
     float acc = 0.0f;
     for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
+        prefetch_block(w, RT_Q6_K_BYTES);
         const int8_t *sc = (const int8_t *)(w + 192);
         __m256i sum = _mm256_setzero_si256();
         for (unsigned h = 0; h < 2; h++) {
@@ -292,15 +320,112 @@ dot_q6_k(const uint8_t *w, const rt__blockq8k *x, size_t nb)
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, s16));
             }
         }
-        acc = rt__kq_fold(acc, x[b].d, le16_load(w + 208), 0, hsum_i32(sum), 0);
+        acc = rt__kq_fold(acc, x[b].d, f16(w + 208), 0.0f, hsum_i32(sum), 0);
     }
     return acc;
 }
+
+/* ---- 4 tokens per row (batched prompts): each token's operations are
+ * exactly those of the one-token kernels above, in the same order; what
+ * the tokens share is the row's loads, unpacking and scales. ---- */
+
+#define XK(t) ((const rt__blockq8k *)(const void *)((const uint8_t *)xq + (t)*xq_stride))
+
+/* sc * (q . x) for a 32-weight run of token x, added to acc. */
+TARGET static inline __m256i
+run_add(__m256i acc, __m256i q, __m256i sv, const int8_t *x)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, load_i8x32(x)), sv));
+}
+
+/* Sub-blocks outer, tokens inner: the unpacked codes and scale of one
+ * run and the four tokens' sums all stay in registers. */
+TARGET static void
+dot4_q4_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
+        const rt__blockq8k *x0 = XK(0) + b, *x1 = XK(1) + b, *x2 = XK(2) + b, *x3 = XK(3) + b;
+        uint8_t sc[8], m[8];
+        rt__kq_scales(w + 4, sc, m);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (unsigned c = 0; c < 4; c++) {
+            __m256i v = load_i8x32(w + 16 + 32 * c);
+            __m256i lo = _mm256_and_si256(v, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            __m256i sl = _mm256_set1_epi16(sc[2 * c]), sh = _mm256_set1_epi16(sc[2 * c + 1]);
+            s0 = run_add(run_add(s0, lo, sl, x0->qs + 64 * c), hi, sh, x0->qs + 64 * c + 32);
+            s1 = run_add(run_add(s1, lo, sl, x1->qs + 64 * c), hi, sh, x1->qs + 64 * c + 32);
+            s2 = run_add(run_add(s2, lo, sl, x2->qs + 64 * c), hi, sh, x2->qs + 64 * c + 32);
+            s3 = run_add(run_add(s3, lo, sl, x3->qs + 64 * c), hi, sh, x3->qs + 64 * c + 32);
+        }
+        float d = f16(w), dmin = f16(w + 2);
+        a0 = rt__kq_fold(a0, x0->d, d, dmin, hsum_i32(s0), mins_dot(m, x0->bsums));
+        a1 = rt__kq_fold(a1, x1->d, d, dmin, hsum_i32(s1), mins_dot(m, x1->bsums));
+        a2 = rt__kq_fold(a2, x2->d, d, dmin, hsum_i32(s2), mins_dot(m, x2->bsums));
+        a3 = rt__kq_fold(a3, x3->d, d, dmin, hsum_i32(s3), mins_dot(m, x3->bsums));
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
+/* |q| * (x with q's sign), times the two 16-weight scales s16, added. */
+TARGET static inline __m256i
+run6_add(__m256i acc, __m256i q, __m256i aq, __m256i s16, const int8_t *x)
+{
+    __m256i p16 = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(load_i8x32(x), q));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, s16));
+}
+
+TARGET static void
+dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
+        const rt__blockq8k *x0 = XK(0) + b, *x1 = XK(1) + b, *x2 = XK(2) + b, *x3 = XK(3) + b;
+        const int8_t *sc = (const int8_t *)(w + 192);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (unsigned h = 0; h < 2; h++) {
+            __m256i ql0 = load_i8x32(w + 64 * h), ql1 = load_i8x32(w + 64 * h + 32);
+            __m256i qh = load_i8x32(w + 128 + 32 * h);
+            for (unsigned t = 0; t < 4; t++) {
+                __m256i l = t & 1 ? ql1 : ql0;
+                __m256i lo =
+                    t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, (int)(2 * t)), m2);
+                __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), off);
+                __m256i aq = _mm256_sign_epi8(q, q);
+                unsigned g = 8 * h + 2 * t, o = 128 * h + 32 * t;
+                __m256i s16 = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
+                s0 = run6_add(s0, q, aq, s16, x0->qs + o);
+                s1 = run6_add(s1, q, aq, s16, x1->qs + o);
+                s2 = run6_add(s2, q, aq, s16, x2->qs + o);
+                s3 = run6_add(s3, q, aq, s16, x3->qs + o);
+            }
+        }
+        float d = f16(w + 208);
+        a0 = rt__kq_fold(a0, x0->d, d, 0.0f, hsum_i32(s0), 0);
+        a1 = rt__kq_fold(a1, x1->d, d, 0.0f, hsum_i32(s1), 0);
+        a2 = rt__kq_fold(a2, x2->d, d, 0.0f, hsum_i32(s2), 0);
+        a3 = rt__kq_fold(a3, x3->d, d, 0.0f, hsum_i32(s3), 0);
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
+#undef XK
 
 static const rt__kernels kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
@@ -308,6 +433,11 @@ static const rt__kernels kernels_avx2 = {
     .dot_q4_k = dot_q4_k,
     .dot_q5_k = dot_q5_k,
     .dot_q6_k = dot_q6_k,
+    .dot4_f32 = dot4_f32,
+    .dot4_q8_0 = dot4_q8_0,
+    .dot4_q4_0 = dot4_q4_0,
+    .dot4_q4_k = dot4_q4_k,
+    .dot4_q6_k = dot4_q6_k,
 };
 
 /* AVX2, FMA and F16C present, and the OS saves the YMM registers. Read
@@ -333,10 +463,56 @@ has_avx2(void)
     return b & (1u << 5);
 }
 
+#ifdef HAVE_AVXVNNI
+/* AVX2 with the int8 products of Q8_0/Q4_0 on vpdpbusd (one instruction
+ * where AVX2 takes two): same integers, same results. */
+static const rt__kernels kernels_avxvnni = {
+    .name = "avx2+vnni",
+    .dot_f32 = dot_f32,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .dot_q8_0 = dot_q8_0_vnni,
+    .dot_q4_0 = dot_q4_0_vnni,
+    .sums_q8_0 = sums_q8_0_vnni,
+    .sums_q4_0 = sums_q4_0_vnni,
+    .dot_q4_k = dot_q4_k,
+    .dot_q5_k = dot_q5_k,
+    .dot_q6_k = dot_q6_k,
+    .dot4_f32 = dot4_f32,
+    .dot4_q8_0 = dot4_q8_0_vnni,
+    .dot4_q4_0 = dot4_q4_0_vnni,
+    .dot4_q4_k = dot4_q4_k,
+    .dot4_q6_k = dot4_q6_k,
+};
+
+/* AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4. */
+static bool
+has_avxvnni(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 1, a, b, c, d);
+    return a & (1u << 4);
+}
+#endif
+
+const rt__kernels *
+rt__kernels_simd_all(size_t i)
+{
+    /* Asked once per model init: cheap enough not to cache (no shared state). */
+    if (!has_avx2())
+        return NULL;
+#ifdef HAVE_AVXVNNI
+    if (has_avxvnni()) /* the faster set first */
+        return i == 0 ? &kernels_avxvnni : i == 1 ? &kernels_avx2 : NULL;
+#endif
+    return i == 0 ? &kernels_avx2 : NULL;
+}
+
 const rt__kernels *
 rt__kernels_simd(void)
 {
-    /* Asked once per model init: cheap enough not to cache (no shared state). */
-    return has_avx2() ? &kernels_avx2 : NULL;
+    return rt__kernels_simd_all(0);
 }
 #endif

@@ -196,6 +196,13 @@ dot_f16(const uint8_t *w, const float *x, size_t n)
     return s;
 }
 
+void
+rt__axpy_f16_portable(float a, const uint8_t *v, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * rt__f16_to_f32(le16_load(v + 2 * i));
+}
+
 static void
 sums_q8_0(const uint8_t *w, const rt__blockq8 *x, size_t nb, int32_t *ret)
 {
@@ -257,6 +264,7 @@ const rt__kernels rt__kernels_portable = {
     .name = "portable",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
+    .axpy_f16 = rt__axpy_f16_portable,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .sums_q8_0 = sums_q8_0,
@@ -267,19 +275,30 @@ const rt__kernels rt__kernels_portable = {
 };
 
 /* Every (row, token) pair of rows r0..r1 meets one kernel call, DOT, with
- * row and in (token t's input, IN) set; the type switch stays outside the
- * loops. Rows outer, tokens inner: a row is fetched from memory once and
- * stays in cache while every token of the batch meets it. */
-#define EACH_ROW_TOKEN(IN, DOT)                                  \
+ * row and in (token t's input, IN) set; where the set has a 4-token kernel
+ * (HAVE4), DOT4 takes the tokens 4 at a time into o[4] (same results: the
+ * kernels promise it). The type switch stays outside the loops. Rows
+ * outer, tokens inner: a row is fetched from memory once and stays in
+ * cache while every token of the batch meets it. */
+#define EACH_ROW_TOKEN(IN, HAVE4, DOT4, DOT)                     \
     for (uint32_t r = r0; r < r1; r++) {                         \
         const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
-        for (size_t t = 0; t < a->n; t++) {                      \
+        size_t t = 0;                                            \
+        for (; (HAVE4) && t + 4 <= a->n; t += 4) {               \
+            float o[4];                                          \
+            DOT4;                                                \
+            for (size_t j = 0; j < 4; j++)                       \
+                a->out[(t + j) * a->out_stride + r] = o[j];      \
+        }                                                        \
+        for (; t < a->n; t++) {                                  \
             const void *in = (IN);                               \
             a->out[t * a->out_stride + r] = (DOT);               \
         }                                                        \
     }
 #define FLOAT_IN (a->x + t * a->x_stride)
 #define QUANT_IN (xq + t * a->xq_stride)
+/* DOT4 of a block type's 4-token kernel K4 over NB blocks. */
+#define Q4CALL(K4, NB) K4(row, QUANT_IN, a->xq_stride, NB, o)
 
 void
 rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
@@ -290,25 +309,30 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
     switch (w->type) {
     case RT_TYPE_F32:
-        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f32((const float *)(const void *)row, in, w->cols));
+        EACH_ROW_TOKEN(
+            FLOAT_IN, k->dot4_f32,
+            k->dot4_f32((const float *)(const void *)row, FLOAT_IN, a->x_stride, w->cols, o),
+            k->dot_f32((const float *)(const void *)row, in, w->cols));
         break;
     case RT_TYPE_F16:
-        EACH_ROW_TOKEN(FLOAT_IN, k->dot_f16(row, in, w->cols));
+        EACH_ROW_TOKEN(FLOAT_IN, false, (void)o, k->dot_f16(row, in, w->cols));
         break;
     case RT_TYPE_Q8_0:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q8_0(row, in, nb));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q8_0, Q4CALL(k->dot4_q8_0, nb), k->dot_q8_0(row, in, nb));
         break;
     case RT_TYPE_Q4_0:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_0(row, in, nb));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q4_0, Q4CALL(k->dot4_q4_0, nb), k->dot_q4_0(row, in, nb));
         break;
     case RT_TYPE_Q4_K:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q4_k(row, in, nbk));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q4_k, Q4CALL(k->dot4_q4_k, nbk),
+                       k->dot_q4_k(row, in, nbk));
         break;
     case RT_TYPE_Q5_K:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q5_k(row, in, nbk));
+        EACH_ROW_TOKEN(QUANT_IN, false, (void)o, k->dot_q5_k(row, in, nbk));
         break;
     case RT_TYPE_Q6_K:
-        EACH_ROW_TOKEN(QUANT_IN, k->dot_q6_k(row, in, nbk));
+        EACH_ROW_TOKEN(QUANT_IN, k->dot4_q6_k, Q4CALL(k->dot4_q6_k, nbk),
+                       k->dot_q6_k(row, in, nbk));
         break;
     default:
         break;
@@ -317,6 +341,7 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
 #undef EACH_ROW_TOKEN
 #undef FLOAT_IN
 #undef QUANT_IN
+#undef Q4CALL
 
 void
 rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *xq, float *out)
@@ -329,6 +354,13 @@ rt__matvec(const rt__kernels *k, const rt__mat *w, const float *x, const void *x
 const rt__kernels *
 rt__kernels_simd(void)
 {
+    return NULL;
+}
+
+const rt__kernels *
+rt__kernels_simd_all(size_t i)
+{
+    (void)i;
     return NULL;
 }
 #endif

@@ -15,30 +15,6 @@
 
 #include "runtime/internal.h"
 
-void
-rt__kq_scale_min(const uint8_t *s, unsigned j, uint8_t *ret_sc, uint8_t *ret_m)
-{
-    /* 8 pairs of 6-bit values in 12 bytes: bytes 0-3 hold the low 6 bits
-     * of scales 0-3 (top 2 bits: high bits of scale 4-7), bytes 4-7 the
-     * same for mins, bytes 8-11 the low 4 bits of scale (low nibble) and
-     * min (high nibble) 4-7. */
-    if (j < 4) {
-        *ret_sc = s[j] & 63;
-        *ret_m = s[j + 4] & 63;
-    } else {
-        *ret_sc = (uint8_t)((s[j + 4] & 0x0f) | (s[j - 4] >> 6) << 4);
-        *ret_m = (uint8_t)((s[j + 4] >> 4) | (s[j] >> 6) << 4);
-    }
-}
-
-float
-rt__kq_fold(float acc, float dx, uint16_t d, uint16_t dmin, int32_t sumi, int32_t summ)
-{
-    acc += (rt__f16_to_f32(d) * dx) * (float)sumi;
-    acc -= (rt__f16_to_f32(dmin) * dx) * (float)summ;
-    return acc;
-}
-
 /* Unsigned codes of one Q4_K (qh == NULL) or Q5_K super-block, element
  * order: 64-weight chunk c takes the low nibbles of qs[32c..32c+31], then
  * their high nibbles; Q5_K adds bit (e / 32) of qh[e % 32] as bit 4. */
@@ -141,7 +117,8 @@ rt__dot_q4_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb)
             sumi += sc * s;
             summ += m * x[b].bsums[j];
         }
-        acc = rt__kq_fold(acc, x[b].d, le16_load(w), le16_load(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(le16_load(w)),
+                          rt__f16_to_f32(le16_load(w + 2)), sumi, summ);
     }
     return acc;
 }
@@ -163,7 +140,8 @@ rt__dot_q5_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb)
             sumi += sc * s;
             summ += m * x[b].bsums[j];
         }
-        acc = rt__kq_fold(acc, x[b].d, le16_load(w), le16_load(w + 2), sumi, summ);
+        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(le16_load(w)),
+                          rt__f16_to_f32(le16_load(w + 2)), sumi, summ);
     }
     return acc;
 }
@@ -182,7 +160,7 @@ rt__dot_q6_k_portable(const uint8_t *w, const rt__blockq8k *x, size_t nb)
                 s += q[16 * g + i] * x[b].qs[16 * g + i];
             sumi += (int8_t)w[192 + g] * s;
         }
-        acc = rt__kq_fold(acc, x[b].d, le16_load(w + 208), 0, sumi, 0);
+        acc = rt__kq_fold(acc, x[b].d, rt__f16_to_f32(le16_load(w + 208)), 0.0f, sumi, 0);
     }
     return acc;
 }

@@ -253,9 +253,7 @@ attention(rt_state *s, uint32_t l, int pos, const float *q, float *xb_all)
                 for (size_t i = 0; i < hs; i++)
                     xb[i] += a * v[i];
             } else if (s->kv_type == RT_KV_F16) {
-                const uint8_t *v = s->vh + 2 * cell;
-                for (size_t i = 0; i < hs; i++)
-                    xb[i] += a * rt__f16_to_f32(le16_load(v + 2 * i));
+                m->k->axpy_f16(a, s->vh + 2 * cell, xb, hs);
             } else {
                 const int8_t *v = s->vq + cell;
                 float av = a * s->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];

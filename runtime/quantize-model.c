@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Whole-model conversion to GGUF (rt_quant_model; see quantize.h): reads a
- * llama2.c or F32/F16 GGUF model into F32 arrays (rt__qmodel), optionally
- * runs the activation-aware pass (quantize-awq.c), and hands every tensor,
- * quantized, to a GGUF writer with llama metadata and vocabulary.
+ * llama2.c or GGUF model into F32 arrays (rt__qmodel), optionally runs the
+ * activation-aware pass (quantize-awq.c), picks each tensor's type (the
+ * K-quant mixtures follow llama.cpp's llama-quantize, see pick_type) and
+ * hands every tensor, quantized, to a GGUF writer with the metadata and
+ * vocabulary.
  */
 #include <errno.h>
 #include <math.h>
@@ -61,23 +63,47 @@ qmodel_free(rt__qmodel *m)
     free(m->t);
 }
 
+/* Elements of a tensor (the layout checked that the product fits). */
 static uint64_t
-n_elems(const rt__qtensor *t)
+prod_dims(uint32_t n_dims, const uint64_t *dims)
 {
     uint64_t n = 1;
-    for (uint32_t i = 0; i < t->n_dims; i++)
-        n *= t->dims[i];
+    for (uint32_t i = 0; i < n_dims; i++)
+        n *= dims[i];
     return n;
 }
 
-/* Appends a tensor read from the input file (F32 or F16) as floats. */
-static int
-qmodel_add(rt__qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t len)
+static uint64_t
+n_elems(const rt__qtensor *t)
 {
-    if (ti->type != RT_TYPE_F32 && ti->type != RT_TYPE_F16)
+    return prod_dims(t->n_dims, t->dims);
+}
+
+/* Types an input tensor may have: those rt_quant_dequant_row decodes. */
+static bool
+readable_type(rt_type t)
+{
+    return t == RT_TYPE_F32 || t == RT_TYPE_F16 || t == RT_TYPE_Q8_0 || t == RT_TYPE_Q4_0 ||
+           rt__is_kquant(t);
+}
+
+/* Appends a tensor read from the input file as floats (a quantized one is
+ * decoded; ret_requant is then set). */
+static int
+qmodel_add(rt__qmodel *m, const rt_tensor_info *ti, const uint8_t *file, size_t len,
+           bool *ret_requant)
+{
+    if (!readable_type(ti->type))
         return -EBADMSG;
     if (ti->offset > len || ti->size > len - ti->offset)
         return -EBADMSG;
+    uint64_t size;
+    /* The layout checked this already; the decoder relies on it. */
+    if (rt_type_size(ti->type, prod_dims(ti->n_dims, ti->dims), ti->dims[0], &size) < 0 ||
+        size != ti->size)
+        return -EBADMSG;
+    if (ti->type != RT_TYPE_F32 && ti->type != RT_TYPE_F16)
+        *ret_requant = true;
     /* A name given twice: refused, as the engine does (rt_gguf_tensor_find). */
     if (rt__qmodel_find(m, ti->name))
         return -EBADMSG;
@@ -116,33 +142,52 @@ gguf_i32(const rt_gguf *g, const char *key, int32_t def, int32_t *ret)
     return r < 0 ? -EBADMSG : 0;
 }
 
+/* "{arch}.{suffix}" into k (keys are short: a fixed buffer). */
+static const char *
+arch_key(char k[static 96], const char *arch, const char *suffix)
+{
+    snprintf(k, 96, "%s.%s", arch, suffix);
+    return k;
+}
+
+/* Hyper-parameters of a GGUF input of any architecture the engine runs
+ * (they size the activation-aware pass and the K-quant mixtures). */
 static int
 load_gguf_params(rt__qmodel *m, const rt_gguf *g)
 {
-    const char *arch;
-    uint64_t an;
-    if (rt_gguf_get_str(g, "general.architecture", &arch, &an) < 0 || an != 5 ||
-        memcmp(arch, "llama", 5) != 0)
+    const char *an;
+    uint64_t anl;
+    if (rt_gguf_get_str(g, "general.architecture", &an, &anl) < 0)
         return -EBADMSG;
-    int r = gguf_i32(g, "llama.embedding_length", -1, &m->dim);
+    const char *arch = NULL;
+    for (int a = 0; a < _RT_ARCH_MAX && !arch; a++)
+        if (strlen(rt_arch_name((rt_arch)a)) == anl &&
+            memcmp(rt_arch_name((rt_arch)a), an, anl) == 0) {
+            arch = rt_arch_name((rt_arch)a);
+            m->llama = a == RT_ARCH_LLAMA;
+        }
+    if (!arch)
+        return -EBADMSG;
+    char k[96];
+    int r = gguf_i32(g, arch_key(k, arch, "embedding_length"), -1, &m->dim);
     if (r >= 0)
-        r = gguf_i32(g, "llama.feed_forward_length", -1, &m->hidden);
+        r = gguf_i32(g, arch_key(k, arch, "feed_forward_length"), -1, &m->hidden);
     if (r >= 0)
-        r = gguf_i32(g, "llama.block_count", -1, &m->n_layers);
+        r = gguf_i32(g, arch_key(k, arch, "block_count"), -1, &m->n_layers);
     if (r >= 0)
-        r = gguf_i32(g, "llama.attention.head_count", -1, &m->n_heads);
+        r = gguf_i32(g, arch_key(k, arch, "attention.head_count"), -1, &m->n_heads);
     if (r >= 0)
-        r = gguf_i32(g, "llama.attention.head_count_kv", m->n_heads, &m->n_kv_heads);
+        r = gguf_i32(g, arch_key(k, arch, "attention.head_count_kv"), m->n_heads, &m->n_kv_heads);
     if (r >= 0)
-        r = gguf_i32(g, "llama.context_length", -1, &m->seq_len);
+        r = gguf_i32(g, arch_key(k, arch, "context_length"), -1, &m->seq_len);
     if (r < 0)
         return r;
     m->eps = 1e-5f;
     m->rope_base = 10000.0f;
     float f;
-    if (rt_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f) == 0)
+    if (rt_gguf_get_f32(g, arch_key(k, arch, "attention.layer_norm_rms_epsilon"), &f) == 0)
         m->eps = f;
-    if (rt_gguf_get_f32(g, "llama.rope.freq_base", &f) == 0)
+    if (rt_gguf_get_f32(g, arch_key(k, arch, "rope.freq_base"), &f) == 0)
         m->rope_base = f;
     return 0;
 }
@@ -193,10 +238,14 @@ sort_tensors(rt__qmodel *m)
     free(key);
 }
 
+/* need_llama: refuse other architectures (-ENOTSUP) before reading any
+ * tensor. */
 static int
-load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
+load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len, bool need_llama,
+           bool *ret_requant)
 {
     if (l->format == RT_FORMAT_LLAMA2C) {
+        m->llama = true;
         const rt_llama2c *c = &l->u.l2c;
         m->dim = c->dim;
         m->hidden = c->hidden_dim;
@@ -210,6 +259,8 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
         int r = load_gguf_params(m, &l->u.gguf);
         if (r < 0)
             return r;
+        if (need_llama && !m->llama)
+            return -ENOTSUP;
     }
     rt_layout_iter it = RT_LAYOUT_ITER_INIT;
     rt_tensor_info ti;
@@ -217,13 +268,16 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
     while ((r = rt_layout_next(l, &it, &ti)) > 0) {
         if (strncmp(ti.name, "freq_cis", 8) == 0)
             continue; /* llama2.c's precomputed RoPE tables: not model weights */
-        r = qmodel_add(m, &ti, buf, len);
+        r = qmodel_add(m, &ti, buf, len, ret_requant);
         if (r < 0)
             return r;
     }
     if (r < 0)
         return r;
-    sort_tensors(m);
+    /* llama2.c's order is not llama.cpp's; a GGUF keeps its own order, as
+     * llama-quantize keeps it. */
+    if (l->format == RT_FORMAT_LLAMA2C)
+        sort_tensors(m);
     rt__qtensor *e = rt__qmodel_find(m, "token_embd.weight");
     if (!e || e->n_dims != 2 || e->dims[0] != (uint64_t)m->dim || e->dims[1] > INT32_MAX)
         return -EBADMSG;
@@ -231,9 +285,41 @@ load_model(rt__qmodel *m, const rt_layout *l, const uint8_t *buf, size_t len)
     return 0;
 }
 
-/* Output type of tensor t for target type. */
+static bool
+is_quant(rt_type t)
+{
+    return t == RT_TYPE_Q8_0 || t == RT_TYPE_Q4_0 || rt__is_kquant(t);
+}
+
+/* llama.cpp's layers that get more bits in a _M mixture: the first and
+ * last eighth of the layers and every third one between. */
+static bool
+more_bits(int layer, int n_layers)
+{
+    return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+static bool
+has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Output type of tensor t when the target is `target`. Vectors (norms,
+ * biases) stay F32. The K-quant targets are llama-quantize's Q4_K_M, Q5_K_M
+ * and Q6_K mixtures without an importance matrix, so files made here and
+ * there look alike to readers:
+ *   the output matrix (token_embd when it doubles as the output): Q6_K;
+ *   attn_v and ffn_down in the layers more_bits() picks: Q6_K (Q4_K_M,
+ *   Q5_K_M);
+ *   fused attn_qkv (phi3): Q5_K for Q4_K_M, Q6_K for Q5_K_M;
+ *   every other matrix: the target.
+ * A row length that is not a multiple of 256 cannot hold a K-quant: such a
+ * matrix becomes Q8_0 (llama.cpp picks Q5_0/Q5_1/Q8_0; nvx computes on
+ * Q8_0, and it loses less), or F16 when not a multiple of 32 either. */
 static rt_type
-pick_type(const rt__qtensor *t, rt_type target)
+pick_type(const rt__qmodel *m, const rt__qtensor *t, rt_type target, bool has_output)
 {
     if (t->n_dims < 2 || target == RT_TYPE_F32)
         return RT_TYPE_F32;
@@ -241,9 +327,25 @@ pick_type(const rt__qtensor *t, rt_type target)
         return RT_TYPE_F16;
     if (t->dims[0] % RT_QK)
         return RT_TYPE_F16;
+    bool output = strcmp(t->name, "output.weight") == 0 ||
+                  (!has_output && strcmp(t->name, "token_embd.weight") == 0);
     if (target == RT_TYPE_Q4_0 && strcmp(t->name, "output.weight") == 0)
         return RT_TYPE_Q8_0;
-    return target;
+    if (!rt__is_kquant(target))
+        return target;
+    rt_type k = target;
+    int layer = -1, n = 0;
+    if (sscanf(t->name, "blk.%d.%n", &layer, &n) != 1 || n == 0)
+        layer = -1;
+    if (output)
+        k = RT_TYPE_Q6_K;
+    else if (target != RT_TYPE_Q6_K && layer >= 0 &&
+             (has_suffix(t->name, ".attn_v.weight") || has_suffix(t->name, ".ffn_down.weight")) &&
+             more_bits(layer, m->n_layers))
+        k = RT_TYPE_Q6_K;
+    else if (has_suffix(t->name, ".attn_qkv.weight") && target != RT_TYPE_Q6_K)
+        k = target == RT_TYPE_Q4_K ? RT_TYPE_Q5_K : RT_TYPE_Q6_K;
+    return t->dims[0] % RT_QK_K ? RT_TYPE_Q8_0 : k;
 }
 
 static int
@@ -257,6 +359,35 @@ keep_buf(rt_quant_result *res, void *p)
     res->bufs = b;
     res->bufs[res->n_bufs++] = p;
     return 0;
+}
+
+/* Quantizes one row of n floats as type (a quantized type). */
+static void
+quant_row(rt_type type, const rt__qtensor *t, rt_quant_method method, size_t i, size_t row_bytes,
+          const float *x, uint8_t *o, size_t n)
+{
+    switch (type) {
+    case RT_TYPE_Q8_0:
+        rt_quant_row_q8_0(x, o, n);
+        break;
+    case RT_TYPE_Q4_K:
+        rt_quant_row_q4_k(x, o, n);
+        break;
+    case RT_TYPE_Q5_K:
+        rt_quant_row_q5_k(x, o, n);
+        break;
+    case RT_TYPE_Q6_K:
+        rt_quant_row_q6_k(x, o, n);
+        break;
+    default: /* Q4_0 */
+        if (method == RT_QUANT_RTN)
+            rt_quant_row_q4_0(x, o, n);
+        else if (t->q4)
+            memcpy(o, t->q4 + i * row_bytes, row_bytes);
+        else
+            rt_quant_row_q4_0_search(x, t->imp, o, n);
+        break;
+    }
 }
 
 static int
@@ -281,30 +412,16 @@ write_tensor(rt_quant_result *res, const rt__qtensor *t, rt_type type, rt_quant_
     for (size_t i = 0; i < rows; i++) {
         const float *x = t->w + i * row;
         uint8_t *o = out + i * row_bytes;
-        switch (type) {
-        case RT_TYPE_F32:
+        if (type == RT_TYPE_F32) {
             memcpy(o, x, row * sizeof(float));
-            break;
-        case RT_TYPE_F16:
+        } else if (type == RT_TYPE_F16) {
             for (size_t j = 0; j < row; j++) {
                 uint16_t h = rt_quant_f16(x[j]);
                 o[2 * j] = (uint8_t)h;
                 o[2 * j + 1] = (uint8_t)(h >> 8);
             }
-            break;
-        case RT_TYPE_Q8_0:
-            rt_quant_row_q8_0(x, o, row);
-            break;
-        default:
-            if (method == RT_QUANT_RTN)
-                rt_quant_row_q4_0(x, o, row);
-            else if (t->q4)
-                memcpy(o, t->q4 + i * row_bytes, row_bytes);
-            else
-                rt_quant_row_q4_0_search(x, t->imp, o, row);
-            break;
-        }
-        if (type == RT_TYPE_Q8_0 || type == RT_TYPE_Q4_0) {
+        } else {
+            quant_row(type, t, method, i, row_bytes, x, o, row);
             rt_quant_dequant_row(type, o, deq, row);
             for (size_t j = 0; j < row; j++)
                 *err2 += (double)(deq[j] - x[j]) * (deq[j] - x[j]);
@@ -314,7 +431,8 @@ write_tensor(rt_quant_result *res, const rt__qtensor *t, rt_type type, rt_quant_
     free(deq);
     rep->n_tensors++;
     rep->bytes_out += size;
-    if (type == RT_TYPE_Q8_0 || type == RT_TYPE_Q4_0)
+    rep->n_by_type[type]++;
+    if (is_quant(type))
         rep->n_quantized++;
     else if (type == RT_TYPE_F16 && t->n_dims >= 2)
         rep->n_f16++;
@@ -416,6 +534,29 @@ out:
     return r;
 }
 
+/* general.file_type (llama.cpp's llama_ftype) of a target: 0 all F32,
+ * 1 mostly F16, 2 mostly Q4_0, 7 mostly Q8_0, 15 Q4_K_M, 17 Q5_K_M, 18 Q6_K. */
+static uint32_t
+file_type(rt_type target)
+{
+    switch (target) {
+    case RT_TYPE_F32:
+        return 0;
+    case RT_TYPE_F16:
+        return 1;
+    case RT_TYPE_Q4_0:
+        return 2;
+    case RT_TYPE_Q4_K:
+        return 15;
+    case RT_TYPE_Q5_K:
+        return 17;
+    case RT_TYPE_Q6_K:
+        return 18;
+    default:
+        return 7;
+    }
+}
+
 static int
 write_meta(rt_gguf_writer *w, const rt__qmodel *m, const rt_layout *l, const rt_quant_opts *o)
 {
@@ -457,14 +598,9 @@ write_meta(rt_gguf_writer *w, const rt__qmodel *m, const rt_layout *l, const rt_
         if (r >= 0 && o->tok)
             r = rt_quant_add_vocab(w, o->tok);
     }
-    /* general.file_type: 0 all F32, 1 mostly F16, 2 mostly Q4_0, 7 mostly Q8_0. */
-    uint32_t ft = o->type == RT_TYPE_F32    ? 0
-                  : o->type == RT_TYPE_F16  ? 1
-                  : o->type == RT_TYPE_Q4_0 ? 2
-                                            : 7;
     if (r >= 0)
-        r = rt_gguf_writer_add_u32(w, "general.file_type", ft);
-    if (r >= 0 && (o->type == RT_TYPE_Q4_0 || o->type == RT_TYPE_Q8_0))
+        r = rt_gguf_writer_add_u32(w, "general.file_type", file_type(o->type));
+    if (r >= 0 && is_quant(o->type))
         r = rt_gguf_writer_add_u32(w, "general.quantization_version", 2);
     return r;
 }
@@ -512,7 +648,7 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
 {
     if (!buf || !opts || !ret || opts->method >= _RT_QUANT_METHOD_MAX ||
         (opts->type != RT_TYPE_Q8_0 && opts->type != RT_TYPE_Q4_0 && opts->type != RT_TYPE_F16 &&
-         opts->type != RT_TYPE_F32))
+         opts->type != RT_TYPE_F32 && !rt__is_kquant(opts->type)))
         return -EINVAL;
     rt_layout l;
     int r = rt_layout_parse(buf, len, len, &l, NULL);
@@ -525,7 +661,7 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
         r = -ENOMEM;
         goto out;
     }
-    r = load_model(&m, &l, buf, len);
+    r = load_model(&m, &l, buf, len, opts->method == RT_QUANT_AWQ, &rep.requantized);
     if (r < 0)
         goto out;
     if (opts->type == RT_TYPE_Q4_0) {
@@ -546,9 +682,10 @@ rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_
     if (r < 0)
         goto out;
     double err2 = 0.0, cnt = 0.0;
+    bool has_output = rt__qmodel_find(&m, "output.weight") != NULL;
     for (size_t i = 0; i < m.n_t && r >= 0; i++)
-        r = write_tensor(res, &m.t[i], pick_type(&m.t[i], opts->type), opts->method, &rep, &err2,
-                         &cnt);
+        r = write_tensor(res, &m.t[i], pick_type(&m, &m.t[i], opts->type, has_output), opts->method,
+                         &rep, &err2, &cnt);
     if (r < 0)
         goto out;
     rep.weight_rmse = cnt > 0 ? sqrt(err2 / cnt) : 0.0;

@@ -194,6 +194,13 @@ rt_quant_dequant_row(rt_type t, const void *in, float *out, size_t n)
             }
         }
         return 0;
+    case RT_TYPE_Q4_K:
+    case RT_TYPE_Q5_K:
+    case RT_TYPE_Q6_K:
+        if (n % RT_QK_K)
+            return -EINVAL;
+        rt__dequant_kquant(t, p, out, n);
+        return 0;
     default:
         return -EINVAL;
     }

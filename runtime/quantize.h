@@ -18,11 +18,18 @@
  *        count more. Reads and writes the same block format.
  *
  * Model conversion (rt_quant_model) reads a llama2.c checkpoint or a GGUF
- * file with F32/F16 tensors and writes a llama GGUF: 2-D weight matrices
- * become the target type when their rows are a multiple of 32, otherwise
- * F16 (e.g. ffn_down of aidreams260K, rows of 172); 1-D tensors (norms) stay
- * F32. For Q4_0 the output classifier is Q8_0 (as llama.cpp does; a shared
- * classifier is then written as its own output.weight). With awq, the
+ * file of an architecture the engine runs (llama, qwen2, phi3) and writes a
+ * GGUF of the same architecture and metadata. Input tensors may be F32, F16
+ * or already quantized (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: decoded to floats
+ * first, so the output carries both roundings; llama.cpp asks for
+ * --allow-requantize there). 2-D weight matrices become the target type
+ * when their rows are a multiple of 32, otherwise F16 (e.g. ffn_down of
+ * aidreams260K, rows of 172); 1-D tensors (norms, biases) stay F32. For
+ * Q4_0 the output classifier is Q8_0 (a shared classifier is then written
+ * as its own output.weight). The K-quant targets are llama-quantize's
+ * mixtures (the rule is at pick_type in quantize-model.c): Q4_K_M and
+ * Q5_K_M give the output matrix, and attn_v and ffn_down in about 40% of
+ * the layers, Q6_K; Q6_K gives every matrix Q6_K. With awq, the
  * model is first calibrated (see below), then channel scales s are chosen
  * per matrix group and folded into the preceding weights, so the file
  * stays standard Q4_0 and every reader benefits:
@@ -67,8 +74,17 @@ void rt_quant_row_q4_0(const float *x, uint8_t *out, size_t n);
 /* imp: n importance weights (>= 0) or NULL. */
 void rt_quant_row_q4_0_search(const float *x, const float *imp, uint8_t *out, size_t n);
 
-/* Converts one row of n values of type t (F32, F16, Q8_0, Q4_0) to floats.
- * Returns 0 or -EINVAL (other type, or n not a multiple of the block). */
+/* K-quant rows (n % 256 == 0) into n/256 super-blocks at out, fitted as
+ * quantize-k.c describes: per sub-block a searched, least-squares scale
+ * (and minimum), the sub-block scales then quantized against one fp16
+ * super-scale (6 bits for Q4_K/Q5_K, int8 for Q6_K). */
+void rt_quant_row_q4_k(const float *x, uint8_t *out, size_t n);
+void rt_quant_row_q5_k(const float *x, uint8_t *out, size_t n);
+void rt_quant_row_q6_k(const float *x, uint8_t *out, size_t n);
+
+/* Converts one row of n values of type t (F32, F16, Q8_0, Q4_0, Q4_K, Q5_K,
+ * Q6_K) to floats. Returns 0 or -EINVAL (other type, or n not a multiple
+ * of the block). */
 int rt_quant_dequant_row(rt_type t, const void *in, float *out, size_t n);
 
 typedef enum rt_quant_method {
@@ -79,7 +95,9 @@ typedef enum rt_quant_method {
 } rt_quant_method;
 
 typedef struct rt_quant_opts {
-    rt_type type;            /* RT_TYPE_Q8_0, RT_TYPE_Q4_0, RT_TYPE_F16 or RT_TYPE_F32 */
+    rt_type type;            /* RT_TYPE_Q8_0, RT_TYPE_Q4_0, RT_TYPE_F16, RT_TYPE_F32, or a
+                                K-quant mixture: RT_TYPE_Q4_K (Q4_K_M), RT_TYPE_Q5_K
+                                (Q5_K_M), RT_TYPE_Q6_K (see below) */
     rt_quant_method method;  /* RTN for Q8_0 */
     const rt_tokenizer *tok; /* vocabulary to embed (llama2.c input), or NULL:
                                 a GGUF input keeps its own */
@@ -91,19 +109,22 @@ typedef struct rt_quant_opts {
 /* Statistics of a conversion. */
 typedef struct rt_quant_report {
     uint64_t n_tensors;
-    uint64_t n_quantized; /* tensors written as the target type */
-    uint64_t n_f16;       /* matrices kept F16 (rows not a multiple of 32) */
+    uint64_t n_quantized;             /* tensors written as a quantized type */
+    uint64_t n_f16;                   /* matrices kept F16 (rows not a multiple of 32) */
+    uint64_t n_by_type[_RT_TYPE_MAX]; /* tensors written per type */
     uint64_t bytes_in, bytes_out;
     double weight_rmse; /* RMS of (dequantized - original) over quantized tensors */
+    bool requantized;   /* the input had quantized tensors (decoded first) */
 } rt_quant_report;
 
 /* A converted model: the writer and the memory its tensor data lives in. */
 typedef struct rt_quant_result rt_quant_result;
 
-/* Converts the model file held in buf[0..len) (llama2.c or GGUF, F32/F16
- * tensors). Returns 0 and *ret (free with rt_quant_result_free), -EBADMSG
- * for a malformed or unsupported input (e.g. already quantized tensors),
- * -EINVAL for bad options, -ENOMEM. buf is only read during the call. */
+/* Converts the model file held in buf[0..len) (llama2.c or GGUF).
+ * Returns 0 and *ret (free with rt_quant_result_free), -EBADMSG for a
+ * malformed or unsupported input (unknown architecture or tensor type),
+ * -ENOTSUP for awq on an architecture other than llama, -EINVAL for bad
+ * options, -ENOMEM. buf is only read during the call. */
 int rt_quant_model(const void *buf, size_t len, const rt_quant_opts *opts, rt_quant_result **ret,
                    rt_quant_report *ret_report);
 

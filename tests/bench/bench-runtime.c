@@ -8,6 +8,7 @@
  * Also prints the arena report of the microcontroller configuration.
  *
  * usage: bench-runtime MODEL|synthetic [RUNS] [REPEATS]
+ *        bench-runtime write-110m OUT.bin
  * "synthetic" builds, in memory, a llama2.c checkpoint of the stories15M
  * shape (dim 288, hidden 768, 6 layers, 6 heads, vocab 32000) with
  * deterministic random weights and times 64 positions, to show the kernels
@@ -57,12 +58,21 @@ put_i32(uint8_t *p, int32_t v)
         p[i] = (uint8_t)(u >> (8 * i));
 }
 
-/* A llama2.c checkpoint with weights uniform in [-a, a], a = 1/sqrt(fan_in)
- * roughly (norm weights 1). */
+/* Shape of a synthetic model: stories15M's, and stories110M's for the
+ * side-by-side run against llama.cpp (bench-runtime.sh vs-llama.cpp). */
+typedef struct shape {
+    int32_t dim, hid, L, H, V, S;
+} shape;
+
+static const shape shape15m = { 288, 768, 6, 6, 32000, 256 };
+static const shape shape110m = { 768, 2048, 12, 12, 32000, 512 };
+
+/* A llama2.c checkpoint with weights uniform in [-0.06, 0.06] (norm
+ * weights 1), its classifier shared with the embeddings. */
 static uint8_t *
-synthetic(size_t *len)
+synthetic(const shape *sh, size_t *len)
 {
-    const int32_t dim = 288, hid = 768, L = 6, H = 6, V = 32000, S = 256;
+    const int32_t dim = sh->dim, hid = sh->hid, L = sh->L, H = sh->H, V = sh->V, S = sh->S;
     size_t hs = (size_t)dim / H;
     size_t n = (size_t)V * dim + (size_t)L * dim + 4 * (size_t)L * dim * dim + (size_t)L * dim +
                3 * (size_t)L * hid * dim + dim + 2 * (size_t)S * hs / 2;
@@ -145,8 +155,19 @@ main(int argc, char **argv)
     if (runs < 5)
         runs = 5;
     size_t len;
+    if (strcmp(argv[1], "write-110m") == 0) {
+        /* Writes the stories110M-shape checkpoint to argv[2]. */
+        uint8_t *buf = argc > 2 ? synthetic(&shape110m, &len) : NULL;
+        FILE *f = buf ? fopen(argv[2], "wb") : NULL;
+        bool ok = f && fwrite(buf, 1, len, f) == len;
+        ok = f && fclose(f) == 0 && ok;
+        free(buf);
+        if (!ok)
+            fprintf(stderr, "bench-runtime: cannot write the synthetic model\n");
+        return ok ? 0 : 1;
+    }
     bool synth = strcmp(argv[1], "synthetic") == 0;
-    uint8_t *file = synth ? synthetic(&len) : read_all(argv[1], &len);
+    uint8_t *file = synth ? synthetic(&shape15m, &len) : read_all(argv[1], &len);
     if (!file) {
         fprintf(stderr, "bench-runtime: cannot read %s\n", argv[1]);
         return 1;

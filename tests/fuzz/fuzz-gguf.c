@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz target: the GGUF reader on whole files and on prefixes, then every
- * accessor over what it accepted. */
+ * accessor over what it accepted, the engine and the converter. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "runtime/gguf.h"
 #include "runtime/layout.h"
 #include "runtime/model.h"
+#include "runtime/quantize.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -61,6 +62,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         walk(&g);
     else if (r == -11 && need <= size)
         __builtin_trap(); /* -EAGAIN must ask for more than it has */
+    /* nvx quantize reads the same bytes: every tensor type it decodes
+     * (requantizing Q8_0/Q4_0/K-quant inputs), every architecture. Small
+     * inputs only: the K-quant search is slow on large ones. */
+    if (size <= (1u << 16)) {
+        rt_quant_opts o = { .type = RT_TYPE_Q4_K };
+        rt_quant_result *res = NULL;
+        if (rt_quant_model(data, size, &o, &res, NULL) == 0)
+            rt_quant_result_free(res);
+    }
     rt_layout l;
     if (rt_layout_parse(data, size, size, &l, NULL) == 0) {
         rt_layout_iter it = RT_LAYOUT_ITER_INIT;

@@ -380,6 +380,16 @@ test_cli_run(void **state)
     assert_string_equal(out, want);
     assert_non_null(strstr(err, "tok/s"));
     free(out), free(err);
+    /* The prompt's and the generation's shares (what bench-runtime.sh
+     * compares with llama.cpp), with an F16 cache as llama.cpp's. */
+    assert_int_equal(nvx(bin, &out, &err, "run", gguf, "-t", "0", "-p", "Once upon a time", "-n",
+                         "8", "--kv", "f16", "--stats", NULL),
+                     0);
+    assert_non_null(strstr(err, "f16 KV"));
+    assert_non_null(strstr(err, "; prompt "));
+    assert_non_null(strstr(err, "generation "));
+    assert_non_null(strstr(err, "per CPU second: prompt "));
+    free(out), free(err);
     /* A llama2.c checkpoint needs --tokenizer: one line saying so. */
     assert_int_equal(nvx(bin, &out, &err, "run", bin_model, "-p", "x", NULL), 2);
     assert_true(one_error_line(err));
@@ -537,8 +547,15 @@ test_cli_quantize_eval(void **state)
                      0);
     assert_non_null(strstr(out, "\"f16_fallback\":4"));
     free(out), free(err);
-    /* Already quantized input is refused with one line. */
-    assert_int_equal(nvx(bin, &out, &err, "quantize", q4, "-o", q8, "--type", "q4_0", NULL), 4);
+    /* Already quantized input is decoded and quantized again, with a
+     * warning that says so; a K-quant target on rows of 64 falls back. */
+    assert_int_equal(
+        nvx(bin, &out, &err, "quantize", q4, "-o", q8, "--type", "q4_k_m", "--eval", "0", NULL), 0);
+    assert_non_null(strstr(err, "already quantized"));
+    free(out), free(err);
+    /* --awq is for q4_0: one line. */
+    assert_int_equal(
+        nvx(bin, &out, &err, "quantize", gguf, "-o", q8, "--type", "q4_k_m", "--awq", NULL), 2);
     assert_true(one_error_line(err));
     free(out), free(err);
     assert_int_equal(

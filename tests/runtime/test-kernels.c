@@ -81,14 +81,25 @@ test_padding(void **state)
         assert_int_equal(xb[i / 32].qs[i % 32], 0);
 }
 
+static void check_set(const rt__kernels *s);
+
+/* Every SIMD set this CPU runs (AVX2 and AVX-VNNI here, say) equals the
+ * portable kernels. */
 static void
 test_simd_equal(void **state)
 {
-    const rt__kernels *p = &rt__kernels_portable, *s = rt__kernels_simd();
-    if (!s) {
+    if (!rt__kernels_simd_all(0)) {
         printf("# no SIMD kernels on this CPU\n");
         skip();
     }
+    for (size_t i = 0; rt__kernels_simd_all(i); i++)
+        check_set(rt__kernels_simd_all(i));
+}
+
+static void
+check_set(const rt__kernels *s)
+{
+    const rt__kernels *p = &rt__kernels_portable;
     printf("# comparing %s with portable\n", s->name);
     for (int iter = 0; iter < 300; iter++) {
         size_t n = 1 + rnd() % 700; /* any width */
@@ -128,6 +139,20 @@ test_simd_equal(void **state)
         a = p->dot_q4_0(w4, xq, nb);
         b = s->dot_q4_0(w4, xq, nb);
         assert_memory_equal(&a, &b, 4);
+        /* The 4-token kernels: token j's result is the one-token one
+         * (the activations here are one token's blocks, shifted). */
+        if (s->dot4_q8_0 && nb >= 4) {
+            size_t nb4 = nb - 3;
+            float o8[4], o4[4];
+            s->dot4_q8_0(w8, xq, sizeof(*xq), nb4, o8);
+            s->dot4_q4_0(w4, xq, sizeof(*xq), nb4, o4);
+            for (size_t j = 0; j < 4; j++) {
+                a = p->dot_q8_0(w8, xq + j, nb4);
+                assert_memory_equal(&a, &o8[j], 4);
+                a = p->dot_q4_0(w4, xq + j, nb4);
+                assert_memory_equal(&a, &o4[j], 4);
+            }
+        }
 
         /* Float kernels: same up to rounding of the summation order. */
         float bound = 0.0f;
@@ -140,6 +165,26 @@ test_simd_equal(void **state)
         a = p->dot_f16(wh, x, n);
         b = s->dot_f16(wh, x, n);
         assert_true(fabsf(a - b) <= bound);
+        /* 4-token F32: each token as the same set's one-token kernel
+         * (x shifted by one float per token). */
+        if (s->dot4_f32 && n >= 4) {
+            float o[4];
+            s->dot4_f32(wf, x, 1, n - 3, o);
+            for (size_t j = 0; j < 4; j++) {
+                a = s->dot_f32(wf, x + j, n - 3);
+                assert_memory_equal(&a, &o[j], 4);
+            }
+        }
+        /* The F16 cache's value product: elementwise, so exact. */
+        float *ya = malloc(n * sizeof(float)), *yb = malloc(n * sizeof(float));
+        assert_true(ya && yb);
+        memcpy(ya, x, n * sizeof(float));
+        memcpy(yb, x, n * sizeof(float));
+        p->axpy_f16(0.3f, wh, ya, n);
+        s->axpy_f16(0.3f, wh, yb, n);
+        assert_memory_equal(ya, yb, n * sizeof(float));
+        free(ya);
+        free(yb);
 
         free(x);
         free(wf);

@@ -58,11 +58,15 @@ test_scale_min(void **state)
             m[j] = (uint8_t)(rnd() % 64);
         }
         pack_scales(s, sc, m);
+        uint8_t all_sc[8], all_m[8];
+        rt__kq_scales(s, all_sc, all_m);
         for (unsigned j = 0; j < 8; j++) {
             uint8_t a, b;
             rt__kq_scale_min(s, j, &a, &b);
             assert_int_equal(a, sc[j]);
             assert_int_equal(b, m[j]);
+            assert_int_equal(all_sc[j], sc[j]);
+            assert_int_equal(all_m[j], m[j]);
         }
     }
 }
@@ -203,13 +207,58 @@ test_dot(void **state)
     }
 }
 
+/* The 4-token kernels equal the portable one-token kernel per token. */
+static void
+test_dot4(void **state)
+{
+    const rt__kernels *p = &rt__kernels_portable, *s = rt__kernels_simd();
+    if (!s || !s->dot4_q4_k) {
+        printf("# no 4-token K-quant kernels here\n");
+        skip();
+    }
+    for (int iter = 0; iter < 100; iter++) {
+        size_t nb = 1 + rnd() % 4;
+        rt_type t = iter % 2 ? RT_TYPE_Q6_K : RT_TYPE_Q4_K;
+        size_t bytes = rt_type_block_bytes(t);
+        uint8_t *w = malloc(nb * bytes);
+        for (size_t i = 0; i < nb * bytes; i++)
+            w[i] = (uint8_t)rnd();
+        for (size_t b = 0; b < nb; b++)
+            if (t == RT_TYPE_Q6_K) {
+                put16(w + b * bytes + 208, (float)(rnd() % 100) / 1000.0f);
+            } else {
+                put16(w + b * bytes, (float)(rnd() % 100) / 1000.0f);
+                put16(w + b * bytes + 2, (float)(rnd() % 100) / 1000.0f);
+            }
+        /* 4 tokens at a stride larger than their blocks, as in a batch. */
+        size_t stride = (nb + 1) * sizeof(rt__blockq8k);
+        uint8_t *xq = calloc(4, stride);
+        float *x = malloc(nb * 256 * sizeof(float));
+        for (size_t tk = 0; tk < 4; tk++) {
+            for (size_t i = 0; i < nb * 256; i++)
+                x[i] = ((float)(rnd() % 20001) - 10000.0f) / 2500.0f;
+            rt__quantize_act_k(x, nb * 256, (rt__blockq8k *)(void *)(xq + tk * stride));
+        }
+        float out[4];
+        (t == RT_TYPE_Q6_K ? s->dot4_q6_k : s->dot4_q4_k)(w, xq, stride, nb, out);
+        for (size_t tk = 0; tk < 4; tk++) {
+            const rt__blockq8k *xt = (const rt__blockq8k *)(const void *)(xq + tk * stride);
+            float one = t == RT_TYPE_Q6_K ? p->dot_q6_k(w, xt, nb) : p->dot_q4_k(w, xt, nb);
+            assert_memory_equal(&out[tk], &one, sizeof(one));
+        }
+        free(w);
+        free(x);
+        free(xq);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scale_min),  cmocka_unit_test(test_dequant_q45),
         cmocka_unit_test(test_dequant_q6), cmocka_unit_test(test_quantize_act_k),
-        cmocka_unit_test(test_dot),
+        cmocka_unit_test(test_dot),        cmocka_unit_test(test_dot4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
