@@ -530,8 +530,10 @@ serve_one(nvx_gen *g, nvx_gen_req *rq)
     g->desc.expires_ms = 0; /* in use */
     g->expire_at = 0;
     uv_mutex_unlock(&g->mu);
-    generate(g, rq, t_load);
+    /* generate() ends by posting DONE, after which the loop frees rq:
+     * nothing of rq may be read once it returns. */
     int64_t ka = rq->keep_alive_ms;
+    generate(g, rq, t_load);
     if (ka == 0) {
         unload(g);
         return;
@@ -576,9 +578,10 @@ worker(void *arg)
         g->head = rq->next;
         if (!g->head)
             g->tail = NULL;
-        uv_mutex_unlock(&g->mu);
+        /* stopping is the loop's, under mu: read it before letting go. */
         if (g->stopping)
             atomic_store(&rq->cancel, true);
+        uv_mutex_unlock(&g->mu);
         serve_one(g, rq);
         uv_mutex_lock(&g->mu);
     }

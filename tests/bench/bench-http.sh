@@ -3,15 +3,19 @@
 # The HTTP API's speed (not part of CI):
 #   tests/bench/bench-http.sh [BUILD_DIR]
 # (1) Generation: time to first token and tokens/s of greedy text through
-#     POST /api/generate against `nvx run` on the same store model, same
-#     prompt and token count, in this invocation (target: tokens/s ratio
-#     >= 0.95). "cold" requests unload the model after each one
-#     (keep_alive 0), so each checks and loads the model as nvx run does;
-#     "warm" ones find it loaded.
+#     POST /api/generate, POST /api/chat and POST /v1/chat/completions
+#     against `nvx run` on the same store model, same prompt and token
+#     count, in this invocation (target: >= 0.95x). "cold" requests find
+#     the model unloaded (keep_alive 0 before), so each checks and loads
+#     it as nvx run does; "warm" ones find it loaded. The cases alternate
+#     round by round (bench-http.c, bench_gen) so that a shared machine's
+#     load falls on all of them alike. MODEL has no chat template (generate
+#     only); CHAT_MODEL (realarch phi3, with one) runs all three.
 # (2) GET /api/tags under CLIENTS (50) keep-alive clients: answers/s,
 #     against nginx (one worker, like nvxd's one loop) serving a static
 #     file holding the same bytes as the /api/tags answer.
 # Env: MODEL (default ../shared/models/realarch/llama-gqa-Q4_K_M.gguf),
+# CHAT_MODEL (../shared/models/realarch/phi3-Q4_K_M.gguf),
 # RUNS (5), N (64 new tokens), CLIENTS (50), SECONDS (5 per load run).
 # 127.0.0.1 only. Needs nginx for (2) (apt-get install nginx-light).
 set -eu
@@ -19,6 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 model=${MODEL:-$root/../shared/models/realarch/llama-gqa-Q4_K_M.gguf}
+chat_model=${CHAT_MODEL:-$root/../shared/models/realarch/phi3-Q4_K_M.gguf}
 runs=${RUNS:-5}
 n=${N:-64}
 clients=${CLIENTS:-50}
@@ -39,11 +44,13 @@ trap cleanup EXIT INT TERM
 ${CC:-cc} -std=c17 -O2 -o "$tmp/bench-http" "$here/bench-http.c"
 nvx="$build/cli/nvx"
 id=$("$nvx" --store "$tmp/store" add -q --pin --name bench "$model")
-echo "model $(basename "$model") ($id), prompt \"$prompt\", $n new tokens, $runs runs," \
-    "load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo "prompt \"$prompt\", $n new tokens, $runs rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)," \
+    "$(nproc) cores"
 
-"$build/daemon/nvxd" --store "$tmp/store" --listen none --no-discovery --http 127.0.0.1:0 \
-    2>"$tmp/nvxd.log" &
+# No DHT, UPnP or discovery: nothing but 127.0.0.1 (the DHT's default
+# bootstrap routers are public hosts).
+"$build/daemon/nvxd" --store "$tmp/store" --listen none --no-discovery --no-dht --no-upnp \
+    --http 127.0.0.1:0 2>"$tmp/nvxd.log" &
 nvxd_pid=$!
 i=0
 while ! grep -q "HTTP API on http://" "$tmp/nvxd.log"; do
@@ -53,17 +60,35 @@ while ! grep -q "HTTP API on http://" "$tmp/nvxd.log"; do
 done
 api=$(sed -n 's|.*HTTP API on http://\([0-9.:]*\).*|\1|p' "$tmp/nvxd.log" | head -n 1)
 
-echo "== generation: medians (min, max)"
-"$tmp/bench-http" run "$nvx" "$tmp/store" "$id" "$prompt" "$n" "$runs" | tee "$tmp/gen"
-"$tmp/bench-http" api "$api" bench "$prompt" "$n" "$runs" 0 | tee -a "$tmp/gen"
-"$tmp/bench-http" api "$api" bench "$prompt" "$n" "$runs" 300 | tee -a "$tmp/gen"
-awk '{ v[$1] = $2 } END {
-    printf "ratio tokens/s api warm / nvx run: %.2fx (target >= 0.95)\n",
-        v["api_warm_tokens_per_s"] / v["run_tokens_per_s"]
-    printf "ratio tokens/s api cold / nvx run: %.2fx\n", v["api_cold_tokens_per_s"] / v["run_tokens_per_s"]
-    printf "ratio first token nvx run / api cold: %.2fx, nvx run / api warm: %.2fx (> 1: the API is faster)\n",
-        v["run_ttft_ms"] / v["api_cold_ttft_ms"], v["run_ttft_ms"] / v["api_warm_ttft_ms"]
-}' "$tmp/gen"
+ratios() { # file, the API rows it has
+    f=$1
+    shift
+    for a in "$@"; do
+        for t in cold warm; do
+            awk -v k="${a}_$t" '{ v[$1] = $2 } END {
+                printf "ratio %-16s tokens/s %.2fx, first token %.2fx (API / nvx run; first token: nvx run ms / API ms)\n",
+                    k, v[k "_tokens_per_s"] / v["run_tokens_per_s"], v["run_ttft_ms"] / v[k "_ttft_ms"]
+            }' "$f"
+        done
+    done
+}
+
+# (1) the model of the original measurement: no chat template, so
+# /api/generate only. Medians (min, max) of the rounds.
+echo "== generation, $(basename "$model") ($id)"
+"$tmp/bench-http" gen "$nvx" "$tmp/store" "$id" "$api" bench "$prompt" "$n" "$runs" 0 |
+    tee "$tmp/gen"
+ratios "$tmp/gen" generate
+if [ -f "$chat_model" ]; then
+    cid=$("$nvx" --store "$tmp/store" add -q --pin --name chat "$chat_model")
+    echo "== generation and chat, $(basename "$chat_model") ($cid)"
+    "$tmp/bench-http" gen "$nvx" "$tmp/store" "$cid" "$api" chat "$prompt" "$n" "$runs" 1 |
+        tee "$tmp/chat"
+    ratios "$tmp/chat" generate chat openai_chat
+else
+    echo "== chat: $chat_model not found (set CHAT_MODEL): skipped"
+fi
+echo "target: tokens/s and first token >= 0.95x; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== GET /api/tags, $clients keep-alive clients, $secs s per run"
 if ! command -v nginx >/dev/null 2>&1; then

@@ -71,6 +71,10 @@ void du_start_args(du_daemon *d, const char *name, const char *const *env, const
 /* SIGTERM and wait (bounded): nvxd must exit 0 after logging "stopped". */
 void du_stop(du_daemon *d);
 
+/* What main returns: r (cmocka_run_group_tests'), else 1 when a du_stop
+ * failed, also in a group teardown (cmocka counts no test failed then). */
+int du_exit_status(int r);
+
 /* SIGKILL and reap. */
 void du_kill(du_daemon *d);
 

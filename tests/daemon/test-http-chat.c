@@ -247,5 +247,5 @@ main(void)
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_refused),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return du_exit_status(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -366,5 +366,5 @@ main(void)
         cmocka_unit_test(test_bad_requests),      cmocka_unit_test(test_corrupt_refused),
         cmocka_unit_test(test_gone_frees_worker), cmocka_unit_test(test_queue_bound),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return du_exit_status(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -301,5 +301,5 @@ main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_slow_and_idle),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return du_exit_status(cmocka_run_group_tests(tests, setup, teardown));
 }

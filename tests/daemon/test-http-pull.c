@@ -299,5 +299,5 @@ main(void)
         cmocka_unit_test(test_ticket),
         cmocka_unit_test(test_gone_and_slow),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return du_exit_status(cmocka_run_group_tests(tests, setup, teardown));
 }
