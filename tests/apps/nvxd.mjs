@@ -60,7 +60,7 @@ export async function start(name, args = [], env = {}) {
   const log = path.join(root, name + ".log");
   const fd = fs.openSync(log, "a");
   const proc = spawn(path.join(build, "daemon/nvxd-test"),
-    ["--store", store, "--listen", "127.0.0.1:0", "--no-discovery", ...args],
+    ["--store", store, "--listen", "127.0.0.1:0", "--no-discovery", "--no-dht", "--no-upnp", ...args],
     { stdio: ["ignore", fd, fd], env: { ...process.env, ...env } });
   const d = { name, store, log, proc };
   daemons.push(d);

@@ -47,6 +47,7 @@ wait_for() {
 }
 
 "$native/daemon/nvxd" --store "$work/seed" --listen 127.0.0.1:0 --http off --no-discovery \
+    --no-dht --no-upnp \
     >"$work/seed.log" 2>&1 &
 seed_pid=$!
 wait_for "native nvxd listening" grep -q "listening on 127.0.0.1:" "$work/seed.log"
@@ -54,7 +55,7 @@ port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/seed.log"
 id=$(nvx_n add "$model" --pin -q)
 
 "$qemu" "$cross/daemon/nvxd" --store "$work/leech" --listen 127.0.0.1:0 --http off \
-    --no-discovery --peer "127.0.0.1:$port" >"$work/leech.log" 2>&1 &
+    --no-discovery --no-dht --no-upnp --peer "127.0.0.1:$port" >"$work/leech.log" 2>&1 &
 leech_pid=$!
 wait_for "emulated nvxd answering" nvx_q status
 t0=$(date +%s)

@@ -55,8 +55,8 @@ wait_node() { # store
 }
 
 start_node() { # store, shown port
-    printf '$ nvxd --store %s --listen 127.0.0.1:%s --no-discovery --no-upnp --http off &\n' "$1" "$2"
-    "$NVXD_BIN" --store "$1" --listen 127.0.0.1:0 --no-discovery --no-upnp --http off 2>"$1.log" &
+    printf '$ nvxd --store %s --listen 127.0.0.1:%s --no-discovery --no-upnp --no-dht --http off &\n' "$1" "$2"
+    "$NVXD_BIN" --store "$1" --listen 127.0.0.1:0 --no-discovery --no-upnp --no-dht --http off 2>"$1.log" &
     pids="$pids $!"
     wait_node "$1"
 }

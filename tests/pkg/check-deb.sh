@@ -85,7 +85,7 @@ getent group nvx >/dev/null || fail "installing did not create the group nvx"
 
 # 4. Smoke test: the installed nvxd by hand on a temp store.
 store=$work/store
-/usr/bin/nvxd --store "$store" --listen 127.0.0.1:0 --http off --no-discovery \
+/usr/bin/nvxd --store "$store" --listen 127.0.0.1:0 --http off --no-discovery --no-dht --no-upnp \
     >"$work/nvxd.log" 2>&1 &
 pid=$!
 i=0
