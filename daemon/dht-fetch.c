@@ -61,6 +61,8 @@ struct nvx_dhtfetch {
     struct want wants[NVX_DHTFETCH_WANTS_MAX];
     struct nget *gets;
     unsigned n_gets;
+    struct nget *starting; /* the get being started; */
+    bool start_ended;      /* its lookup ended inside the start */
     uint8_t recent[NVX_DHTFETCH_RECENT][16]; /* BLAKE2b-128(pk || name) */
     uint64_t recent_ms[NVX_DHTFETCH_RECENT];
     struct own own[NVX_DHTFETCH_NAMES_MAX];
@@ -110,13 +112,14 @@ want_lookup(nvx_dhtfetch *f, struct want *w, uint64_t now)
      * just came up, or its announce was lost) is still found, while a
      * model nobody has costs NVX_DHTFETCH_TRIES lookups. */
     w->next_ms = now + ((uint64_t)NVX_DHTFETCH_RETRY_MS << (w->tries - 1));
+    w->handle = -1; /* starting: a lookup that ends at once (no nodes) sets 0 */
     int h = nvx_dhtuv_find_providers(f->dht, w->model, on_provider, fd);
     if (h < 0) {
         free(fd);
         log_debug("dht: cannot look up providers: %s", strerror(-h));
-        return;
     }
-    w->handle = h;
+    if (w->handle == -1)
+        w->handle = h > 0 ? h : 0;
 }
 
 static void
@@ -337,6 +340,8 @@ on_item(void *arg, const nvx_dht_result *res)
         return;
     nvx_dhtfetch *f = g->f;
     nget_unlink(f, g);
+    if (g == f->starting)
+        f->start_ended = true;
     const nvx_dht_item *it = res->item;
     cas_namerec rec;
     int r = g->handle < 0 ? -ECANCELED : -ENOENT;
@@ -373,15 +378,23 @@ nvx_dhtfetch_name(nvx_dhtfetch *f, const uint8_t pk[static CAS_PK_LEN], const ch
     nvx_dht_item q = { .salt_len = len };
     memcpy(q.k, pk, 32);
     memcpy(q.salt, name, len);
+    g->next = f->gets;
+    f->gets = g;
+    f->n_gets++;
+    /* A lookup with no node to ask ends inside nvx_dhtuv_lookup(): then
+     * on_item has run (and freed g) already. */
+    f->starting = g;
+    f->start_ended = false;
     int h = nvx_dhtuv_lookup(f->dht, NVX_DHT_GET, &q, on_item, g);
+    f->starting = NULL;
+    if (f->start_ended)
+        return 0;
     if (h < 0) {
+        nget_unlink(f, g);
         free(g);
         return h;
     }
     g->handle = h;
-    g->next = f->gets;
-    f->gets = g;
-    f->n_gets++;
     return 0;
 }
 

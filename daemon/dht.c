@@ -389,6 +389,13 @@ nvx_dht_lookup(nvx_dht *d, nvx_dht_lookup_kind kind, const uint8_t key[20], uint
         if (!l->handle)
             return (int)h; /* the callback cancelled it */
     }
+    if (kind == NVX_DHT_GET) { /* an item stored here counts too (verified when stored) */
+        const nvx_dht_item *mine = nvx__dht_store_get_item(&d->store, target, now_ms);
+        if (mine) {
+            *l->item = *mine;
+            l->have_item = true;
+        }
+    }
     nvx__dht_lookup_step(d, l, now_ms);
     return (int)h;
 }

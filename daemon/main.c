@@ -476,6 +476,7 @@ run(const nvx_config *cfg)
         .group_set = cfg->control_group[0] != '\0',
         .group = group,
         .dht = d.dht,
+        .state_dir = dir,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
