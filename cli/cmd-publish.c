@@ -325,6 +325,20 @@ cli_name_resolve(cli_ctx *ctx, const char *target, bool allow_untrusted,
     return CLI_GO;
 }
 
+bool
+cli_name_dht_candidate(cli_ctx *ctx, const char *target)
+{
+    cas_store *s;
+    cas_name_resolution res;
+    uint8_t keyid[CAS_KEYID_LEN];
+    char name[CAS_NAMEREC_NAME_MAX + 1];
+    /* A trusted key's name parses; a key id parses too, keyring or not:
+     * nvxd asks the DHT only for keys of the keyring. */
+    return cli_store_open(ctx, false, &s) == CLI_GO &&
+           cas_namerec_resolve(s, target, &res) == -ENOENT &&
+           cas_namerec_target_parse(s, target, keyid, name) == 0;
+}
+
 int
 cli_resolve_main(cli_ctx *ctx, int argc, char **argv)
 {
