@@ -448,6 +448,16 @@ nvx_dht_announce(nvx_dht *d, const uint8_t key[static 20], uint16_t port, uint64
 }
 
 void
+nvx_dht_announce_port(nvx_dht *d, uint16_t port, uint64_t now_ms)
+{
+    for (size_t i = 0; i < d->n_ann; i++)
+        if (d->ann[i].port != port) {
+            d->ann[i].port = port;
+            d->ann[i].next_ms = now_ms; /* the old port is stale where it was stored */
+        }
+}
+
+void
 nvx_dht_unannounce(nvx_dht *d, const uint8_t key[static 20])
 {
     for (size_t i = 0; i < d->n_ann; i++)
