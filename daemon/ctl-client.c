@@ -43,7 +43,8 @@ on_write(uv_write_t *w, int status)
 
 /* Sends a finished frame (takes buf). */
 void
-nvx__ctl_client_send(struct client *cl, uint8_t *buf, size_t len, bool close_after, bool shutdown_after)
+nvx__ctl_client_send(struct client *cl, uint8_t *buf, size_t len, bool close_after,
+                     bool shutdown_after)
 {
     if (cl->closing) {
         free(buf);

@@ -70,7 +70,8 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
         proto_ctl_put_id(&w, PROTO_CTL_T_MODEL_ID, p->model_id);
         nvx__ctl_send_writer(cl, &w, cs->req_id);
     } else if (p->state == PROTO_CTL_STATE_CANCELLED) {
-        nvx__ctl_send_error(cl, cs->req_id, ECANCELED, "fetch cancelled: run it again to resume", false);
+        nvx__ctl_send_error(cl, cs->req_id, ECANCELED, "fetch cancelled: run it again to resume",
+                            false);
     } else if (p->has_chunk) {
         send_chunk_error(cl, cs->req_id, p, error);
     } else {
@@ -97,7 +98,7 @@ struct resolve_job {
     bool pin;           /* keep the model (nvx fetch without --no-pin) */
     uint64_t timeout_s; /* 0: the node's default */
     uint64_t rate;      /* bytes/s of this fetch (nvx fetch --rate); 0: unlimited */
-    bool dht_asked; /* the DHT was asked for the name record */
+    bool dht_asked;     /* the DHT was asked for the name record */
     nvx_pull_target t;
 };
 
@@ -239,7 +240,8 @@ nvx__ctl_fetch(struct client *cl, const proto_ctl_msg *m)
     proto_ctl_get_u64(m, PROTO_CTL_T_RATE, &j->rate);
     if (j->rate && (j->rate < NVX_RATE_MIN || j->rate > NVX_RATE_MAX)) {
         free(j);
-        nvx__ctl_send_error(cl, m->id, -EINVAL, "fetch --rate: give 1K or more bytes per second", false);
+        nvx__ctl_send_error(cl, m->id, -EINVAL, "fetch --rate: give 1K or more bytes per second",
+                            false);
         return;
     }
     j->pin = pin != 0;
@@ -269,9 +271,9 @@ publish_done(void *arg, int r)
             nvx__ctl_send_ok(cl, pr->id);
         else if (r == -ENOENT)
             nvx__ctl_send_error(cl, pr->id, r,
-                       "no signed record of that name for that model in the store: "
-                       "run nvx publish",
-                       false);
+                                "no signed record of that name for that model in the store: "
+                                "run nvx publish",
+                                false);
         else
             nvx__ctl_send_error(cl, pr->id, r, nvx_strerror(r), false);
     }

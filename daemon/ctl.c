@@ -334,7 +334,6 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-
 /* Whether the client on fd runs as our uid or, with a control group, is a
  * member of it. The credentials are those the kernel took at connect(). */
 static bool

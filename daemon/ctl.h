@@ -38,10 +38,10 @@ typedef struct nvx_ctl_opts {
     cas_store *store;
     const char *path; /* socket path; an old file there is replaced */
     const char *agent;
-    nvx_mesh *mesh;     /* gossip (PUBLISH, providers for FETCH); may be NULL */
-    nvx_natmap *natmap; /* the router's port mapping (STATUS); may be NULL */
-    nvx_dhtuv *dht; /* the DHT (STATUS; providers for FETCH when gossip knows none; names
-                     * for PUBLISH and FETCH: daemon/dht-fetch.h); may be NULL */
+    nvx_mesh *mesh;        /* gossip (PUBLISH, providers for FETCH); may be NULL */
+    nvx_natmap *natmap;    /* the router's port mapping (STATUS); may be NULL */
+    nvx_dhtuv *dht;        /* the DHT (STATUS; providers for FETCH when gossip knows none; names
+                            * for PUBLISH and FETCH: daemon/dht-fetch.h); may be NULL */
     const char *state_dir; /* the store directory (what the DHT keeps); may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;

@@ -61,8 +61,8 @@ struct nvx_dhtfetch {
     struct want wants[NVX_DHTFETCH_WANTS_MAX];
     struct nget *gets;
     unsigned n_gets;
-    struct nget *starting; /* the get being started; */
-    bool start_ended;      /* its lookup ended inside the start */
+    struct nget *starting;                   /* the get being started; */
+    bool start_ended;                        /* its lookup ended inside the start */
     uint8_t recent[NVX_DHTFETCH_RECENT][16]; /* BLAKE2b-128(pk || name) */
     uint64_t recent_ms[NVX_DHTFETCH_RECENT];
     struct own own[NVX_DHTFETCH_NAMES_MAX];

@@ -79,7 +79,7 @@ enum proto_ctl_limits {
     PROTO_CTL_MAX = 256 * 1024, /* a STATUS with many peers fits */
     PROTO_CTL_STR_MAX = 1024,
     PROTO_CTL_DHT_VALUE_PIECE = 500, /* bytes of a DHT_VALUE field (1000 hex digits) */
-    PROTO_CTL_FIELDS_MAX = 512, /* per message (or per nest) */
+    PROTO_CTL_FIELDS_MAX = 512,      /* per message (or per nest) */
 };
 
 enum proto_ctl_type {

@@ -149,8 +149,8 @@ fetch_timed(const du_daemon *d, const char *target)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        char *argv[] = { (char *)du_nvx_bin(), "--store", (char *)d->dir, "-q", "fetch",
-                         (char *)target,       "--timeout", "60",          NULL };
+        char *argv[] = { (char *)du_nvx_bin(), "--store",   (char *)d->dir, "-q", "fetch",
+                         (char *)target,       "--timeout", "60",           NULL };
         execv(argv[0], argv);
         _exit(127);
     }

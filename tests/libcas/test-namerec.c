@@ -565,9 +565,8 @@ test_dht_item(void **state)
     uint8_t got[CAS_NAMEREC_DHT_SIGNED_MAX];
     assert_int_equal(cas_namerec_dht_signed(&rec, got, sizeof(got)), mh + vn);
     assert_memory_equal(got, msg, (size_t)(mh + vn));
-    assert_int_equal(crypto_sign_verify_detached(sig, (const uint8_t *)msg, (size_t)(mh + vn),
-                                                 rec.pk),
-                     0);
+    assert_int_equal(
+        crypto_sign_verify_detached(sig, (const uint8_t *)msg, (size_t)(mh + vn), rec.pk), 0);
     assert_int_equal(cas_namerec_dht_signed(&rec, got, (size_t)(mh + vn) - 1), -EMSGSIZE);
 
     /* Another key cannot sign it; a sequence over INT64_MAX has no item. */
