@@ -131,6 +131,14 @@ on_client_closed(uv_handle_t *h)
 }
 
 void
+nvx__ctl_sub_unwant(nvx_ctl *c, struct csub *cs)
+{
+    if (cs->dht_want && c->dhtf)
+        nvx_dhtfetch_unwant(c->dhtf, cs->model);
+    cs->dht_want = false;
+}
+
+void
 nvx__ctl_client_close(struct client *cl)
 {
     if (cl->closing)
@@ -141,7 +149,8 @@ nvx__ctl_client_close(struct client *cl)
         if (cs->cl && cs->sub) {
             nvx_fetch_sub *sub = cs->sub;
             cs->sub = NULL;
-            nvx_node_fetch_unsub(cl->ctl->node, sub);
+            nvx_node_fetch_unsub(cl->ctl->node, sub); /* no callback follows */
+            nvx__ctl_sub_unwant(cl->ctl, cs);
         }
         cs->cl = NULL;
     }

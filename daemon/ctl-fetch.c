@@ -61,9 +61,7 @@ fetch_cb(void *arg, const proto_ctl_progress *p, int error)
     cs->cl = NULL;
     if (cl->ctl->mesh && p->has_model_id)
         nvx_mesh_unwant(cl->ctl->mesh, p->model_id);
-    if (cs->dht_want && cl->ctl->dhtf && p->has_model_id)
-        nvx_dhtfetch_unwant(cl->ctl->dhtf, p->model_id);
-    cs->dht_want = false;
+    nvx__ctl_sub_unwant(cl->ctl, cs);
     if (p->state == PROTO_CTL_STATE_DONE) {
         proto_ctl_writer w;
         proto_ctl_writer_init(&w, PROTO_CTL_OK, cs->req_id);
@@ -175,6 +173,7 @@ resolve_done(uv_work_t *w, int st)
     cs->req_id = j->id;
     int dials =
         cl->ctl->mesh ? nvx_mesh_want(cl->ctl->mesh, j->t.model) : 0; /* gossip's providers */
+    memcpy(cs->model, j->t.model, 32);
     cs->dht_want = dials == 0 && cl->ctl->dhtf && nvx_dhtfetch_want(cl->ctl->dhtf, j->t.model) == 0;
     cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
     /* PIN asks that the model be kept (seeded, left by plain gc, evicted
@@ -184,6 +183,7 @@ resolve_done(uv_work_t *w, int st)
                            fetch_cb, cs, &cs->sub);
     if (r < 0) {
         cs->cl = NULL;
+        nvx__ctl_sub_unwant(cl->ctl, cs);
         nvx__ctl_send_error(cl, j->id, r, "cannot start the fetch", false);
     } else {
         if (j->timeout_s)

@@ -23,7 +23,8 @@ struct csub {
     nvx_fetch_sub *sub;
     uint32_t req_id;
     uint64_t timeout_s; /* for the message when no peer has the model */
-    bool dht_want;      /* the DHT looks for providers until the fetch ends */
+    bool dht_want;      /* the DHT looks for providers of model until the fetch ends */
+    uint8_t model[32];
 };
 
 struct client {
@@ -72,6 +73,9 @@ void nvx__ctl_send_ok(struct client *cl, uint32_t id);
 /* Closes cl: its fetches are unsubscribed; it is freed once its handle is
  * closed and its jobs (cl->jobs) are done. */
 void nvx__ctl_client_close(struct client *cl);
+/* The fetch of cs ended or its client went: the DHT stops looking for
+ * its providers. */
+void nvx__ctl_sub_unwant(nvx_ctl *c, struct csub *cs);
 /* A job of cl ended (after cl->jobs--): frees a closed client. */
 void nvx__ctl_client_put(struct client *cl);
 /* Frees c and calls its done callback once the server and clients closed. */
