@@ -10,6 +10,10 @@
  *   - B restarted with no bootstrap list joins through the nodes it saved
  *     (STORE/dht.dat).
  *   - `nvx status` and `nvx dht` show the DHT; --no-dht shows it off.
+ *   - a lookup while the fetch waits: B starts `nvx fetch ID` while no
+ *     node provides ID; A starts later, joins through B and announces
+ *     there; B's repeated lookup (with backoff) finds A and the fetch
+ *     completes (a single lookup at the start would have found nothing).
  *   - names (BEP 44): A publishes NAME (the record goes on the DHT as a
  *     mutable item); B, with no session to A and A's key trusted under the
  *     name "pub", fetches pub/NAME: the record comes from the DHT (gossip
@@ -175,6 +179,49 @@ fetch_timed(const du_daemon *d, const char *target)
 }
 
 static void
+test_provider_retry(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 }, store_a = { 0 };
+    snprintf(store_a.dir, sizeof(store_a.dir), "%s/ra", du_root());
+    char *id = du_add_model(&store_a, "model.bin", 1 << 20, 13);
+    const char *const b_args[] = { "--dht", "--dht-bootstrap", "none", NULL };
+    du_start_args(&b, "rb", NULL, b_args);
+    char boot[64];
+    snprintf(boot, sizeof(boot), "127.0.0.1:%llu", (unsigned long long)dht_u64(&b, "port"));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = { (char *)du_nvx_bin(), "--store", b.dir, "-q", "fetch", id,
+                         "--timeout",          "60",      NULL };
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    /* B's first lookup ran on an empty DHT; A comes after it. */
+    char *out = NULL;
+    uint64_t end = du_now_ms() + DU_WAIT_MS;
+    while (du_now_ms() < end &&
+           (du_nvx(&b, &out, NULL, "--json", "status", NULL) != 0 || !strstr(out, id))) {
+        free(out);
+        out = NULL;
+        du_sleep_ms(DU_POLL_MS);
+    }
+    free(out);
+    const char *const a_args[] = { "--dht", "--dht-bootstrap", boot, NULL };
+    du_start_args(&a, "ra", NULL, a_args);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        du_dump_log(&b);
+        fail_msg("nvx fetch did not find the provider that announced after it began");
+    }
+    du_check_copy(&b, id, "model.bin");
+    du_stop(&a);
+    du_stop(&b);
+    free(id);
+}
+
+static void
 test_name_through_dht(void **state)
 {
     (void)state;
@@ -236,6 +283,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fetch_through_dht),
+        cmocka_unit_test(test_provider_retry),
         cmocka_unit_test(test_name_through_dht),
         cmocka_unit_test(test_dht_off),
     };
