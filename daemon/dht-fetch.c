@@ -268,9 +268,11 @@ names_load(nvx_dhtfetch *f)
     if (fd >= 0)
         close(fd);
     size_t off = NAMES_MAGIC_LEN, put = 0;
-    if (n < NAMES_MAGIC_LEN || memcmp(buf, names_magic, NAMES_MAGIC_LEN) != 0)
-        off = (size_t)(n > 0 ? n : 0); /* nothing to read */
-    while (n > 0 && (size_t)n - off >= 2) {
+    if (n > 0 && (n < NAMES_MAGIC_LEN || memcmp(buf, names_magic, NAMES_MAGIC_LEN) != 0))
+        off = 0; /* not ours: warned below */
+    else if (n <= 0)
+        off = 0; /* no file: nothing to read */
+    while (n > 0 && off && (size_t)n - off >= 2) {
         size_t len = (size_t)buf[off] << 8 | buf[off + 1];
         cas_namerec rec;
         nvx_dht_item it;

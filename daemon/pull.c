@@ -116,8 +116,8 @@ nvx_pull_resolve_error(const nvx_pull_target *t, char *msg, size_t cap)
         break;
     case -ENOENT:
         snprintf(msg, cap,
-                 "no record of %.300s yet, here or on the DHT: trust the publisher's key "
-                 "(nvx trust add), or wait for a peer that has it",
+                 "no record of %.300s yet: trust the publisher's key (nvx trust add; nvx "
+                 "fetch then asks the DHT too), or wait for a peer that has it",
                  t->target);
         break;
     default:

@@ -78,72 +78,6 @@ wait_dht(const du_daemon *d, const char *key, uint64_t want)
     fail_msg("%s: DHT %s stayed below %llu", d->dir, key, (unsigned long long)want);
 }
 
-static void
-test_fetch_through_dht(void **state)
-{
-    (void)state;
-    du_daemon a = { 0 }, b = { 0 }, store_a = { 0 };
-    /* The model is in A's store before A starts: its first scan announces it. */
-    snprintf(store_a.dir, sizeof(store_a.dir), "%s/a", du_root());
-    char *id = du_add_model(&store_a, "model.bin", 3 << 20, 11);
-    const char *const a_args[] = { "--dht", "--dht-bootstrap", "none", NULL };
-    du_start_args(&a, "a", NULL, a_args);
-    char boot[64];
-    snprintf(boot, sizeof(boot), "127.0.0.1:%llu", (unsigned long long)dht_u64(&a, "port"));
-    const char *const b_args[] = { "--dht", "--dht-bootstrap", boot, NULL };
-    du_start_args(&b, "b", NULL, b_args);
-    wait_dht(&b, "nodes", 1);
-    wait_dht(&a, "announced", 1);
-    /* A announces to the only other node: B keeps the record. */
-    wait_dht(&b, "stored", 1);
-
-    uint64_t t0 = du_now_ms();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char *argv[] = { (char *)du_nvx_bin(), "--store", b.dir, "-q", "fetch", id,
-                         "--timeout",          "60",      NULL };
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    uint64_t first = 0;
-    int st = 0;
-    for (;;) {
-        char *out = NULL;
-        if (!first && du_nvx(&b, &out, NULL, "--json", "status", NULL) == 0) {
-            uint64_t in = du_json_u64(out, "bytes_fetched");
-            if (in != UINT64_MAX && in > 0)
-                first = du_now_ms();
-        }
-        free(out);
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            break;
-        du_sleep_ms(5);
-    }
-    uint64_t t1 = du_now_ms();
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        du_dump_log(&b);
-        fail_msg("nvx fetch through the DHT failed (status 0x%x)", st);
-    }
-    du_check_copy(&b, id, "model.bin");
-    printf("fetch through the DHT: first byte after %llu ms, 3 MiB done after %llu ms\n",
-           (unsigned long long)((first ? first : t1) - t0), (unsigned long long)(t1 - t0));
-
-    /* B restarts with no bootstrap list: the saved table brings A back. */
-    du_stop(&b);
-    const char *const b_again[] = { "--dht", "--dht-bootstrap", "none", NULL };
-    du_start_args(&b, "b", NULL, b_again);
-    wait_dht(&b, "nodes", 1);
-
-    char *out = NULL;
-    du_nvx_ok(&b, &out, "status", NULL);
-    assert_non_null(strstr(out, "dht        id "));
-    free(out);
-    du_stop(&b);
-    du_stop(&a);
-    free(id);
-}
-
 /* Runs `nvx fetch target` on d; returns the time to the first byte (ms)
  * and fails the test unless it exits 0. */
 static uint64_t
@@ -176,6 +110,47 @@ fetch_timed(const du_daemon *d, const char *target)
         fail_msg("nvx fetch %s failed (status 0x%x)", target, st);
     }
     return (first ? first : du_now_ms()) - t0;
+}
+
+static void
+test_fetch_through_dht(void **state)
+{
+    (void)state;
+    du_daemon a = { 0 }, b = { 0 }, store_a = { 0 };
+    /* The model is in A's store before A starts: its first scan announces it. */
+    snprintf(store_a.dir, sizeof(store_a.dir), "%s/a", du_root());
+    char *id = du_add_model(&store_a, "model.bin", 3 << 20, 11);
+    const char *const a_args[] = { "--dht", "--dht-bootstrap", "none", NULL };
+    du_start_args(&a, "a", NULL, a_args);
+    char boot[64];
+    snprintf(boot, sizeof(boot), "127.0.0.1:%llu", (unsigned long long)dht_u64(&a, "port"));
+    const char *const b_args[] = { "--dht", "--dht-bootstrap", boot, NULL };
+    du_start_args(&b, "b", NULL, b_args);
+    wait_dht(&b, "nodes", 1);
+    wait_dht(&a, "announced", 1);
+    /* A announces to the only other node: B keeps the record. */
+    wait_dht(&b, "stored", 1);
+
+    uint64_t t0 = du_now_ms();
+    uint64_t first = fetch_timed(&b, id);
+    uint64_t t1 = du_now_ms();
+    du_check_copy(&b, id, "model.bin");
+    printf("fetch through the DHT: first byte after %llu ms, 3 MiB done after %llu ms\n",
+           (unsigned long long)first, (unsigned long long)(t1 - t0));
+
+    /* B restarts with no bootstrap list: the saved table brings A back. */
+    du_stop(&b);
+    const char *const b_again[] = { "--dht", "--dht-bootstrap", "none", NULL };
+    du_start_args(&b, "b", NULL, b_again);
+    wait_dht(&b, "nodes", 1);
+
+    char *out = NULL;
+    du_nvx_ok(&b, &out, "status", NULL);
+    assert_non_null(strstr(out, "dht        id "));
+    free(out);
+    du_stop(&b);
+    du_stop(&a);
+    free(id);
 }
 
 static void
@@ -261,6 +236,13 @@ test_name_through_dht(void **state)
     printf("fetch of pub/tiny through BEP 44 and DHT providers: first byte after %llu ms\n",
            (unsigned long long)ms);
     du_stop(&b);
+    /* A restarted puts the name again (STORE/dht-names.dat). */
+    du_stop(&a);
+    du_start_args(&a, "na", NULL, a_args);
+    char *log = du_slurp(a.log);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "putting 1 published names again"));
+    free(log);
     du_stop(&a);
     free(id);
 }
