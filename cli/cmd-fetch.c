@@ -199,6 +199,10 @@ cli_fetch_main(cli_ctx *ctx, int argc, char **argv)
         }
         cas_hash_to_hex(ticket->model_id, resolved);
         target = resolved;
+    } else if (cas_namerec_is_target(target) && cli_name_dht_candidate(ctx, target)) {
+        /* PUBLISHER/NAME with no record here: nvxd resolves it, asking the
+         * DHT (BEP 44) when the publisher's key is in the keyring. */
+        local_name = target;
     } else if (cas_namerec_is_target(target)) {
         /* PUBLISHER/NAME: resolved here from the records gossip stored, so
          * an untrusted publisher is refused with its own exit code. */

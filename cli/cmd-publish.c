@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli/cli.h"
 #include "cli/daemon-client.h"
 #include "cli/json.h"
@@ -65,11 +67,12 @@ enum announce_result {
     ANN_FAILED
 };
 
-/* Sends PUBLISH (MODEL_ID, NAME) to the nvxd serving the store, if one
- * runs (cli/daemon-client.h, without printing: the record is stored either
- * way and the caller words the outcome). */
+/* Sends PUBLISH (MODEL_ID, NAME, and for the DHT the record and its BEP 44
+ * signature dsig when dsig is not NULL) to the nvxd serving the store, if
+ * one runs (cli/daemon-client.h, without printing: the record is stored
+ * either way and the caller words the outcome). */
 static enum announce_result
-announce(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *name, char *why, size_t cap)
+announce(cli_ctx *ctx, const cas_namerec *rec, const uint8_t *dsig, char *why, size_t cap)
 {
     if (!cli_daemon_running(ctx))
         return ANN_NO_DAEMON;
@@ -88,8 +91,17 @@ announce(cli_ctx *ctx, const uint8_t id[CAS_HASH_LEN], const char *name, char *w
     uint32_t req = cli_daemon_next_id(d);
     proto_ctl_writer w;
     proto_ctl_writer_init(&w, PROTO_CTL_PUBLISH, req);
-    proto_ctl_put_id(&w, PROTO_CTL_T_MODEL_ID, id);
-    proto_ctl_put_str(&w, PROTO_CTL_T_NAME, name);
+    proto_ctl_put_id(&w, PROTO_CTL_T_MODEL_ID, rec->model_id);
+    proto_ctl_put_str(&w, PROTO_CTL_T_NAME, rec->name);
+    uint8_t buf[CAS_NAMEREC_MAX];
+    int n = dsig ? cas_namerec_encode(rec, buf, sizeof(buf)) : -EINVAL;
+    if (n > 0) {
+        char hex[2 * CAS_NAMEREC_MAX + 1], sighex[2 * CAS_SIGBYTES + 1];
+        sodium_bin2hex(hex, sizeof(hex), buf, (size_t)n);
+        sodium_bin2hex(sighex, sizeof(sighex), dsig, CAS_SIGBYTES);
+        proto_ctl_put_str(&w, PROTO_CTL_T_NAMEREC, hex);
+        proto_ctl_put_str(&w, PROTO_CTL_T_DHT_SIG, sighex);
+    }
     int r = cli_daemon_send(d, &w);
     while (r == 0) {
         r = cli_daemon_recv(d, m);
@@ -227,11 +239,17 @@ cli_publish_main(cli_ctx *ctx, int argc, char **argv)
     char *sec = NULL, *pub = NULL;
     cas_seckey *sk = NULL;
     cas_namerec rec;
+    uint8_t dsig[CAS_SIGBYTES];
+    bool has_dsig = false;
     if ((r = cli_key_paths(keyfile, &sec, &pub)) != CLI_GO)
         return r;
     r = cli_seckey_load(sec, &sk);
     if (r == CLI_GO)
         r = sign_store(ctx, sk, name, id, &rec);
+    /* The DHT's copy (BEP 44) is signed here too, where the key is
+     * unlocked: nvxd puts it but never holds the key. */
+    if (r == CLI_GO)
+        has_dsig = cas_namerec_dht_sign(sk, &rec, dsig) == 0;
     cas_seckey_free(sk);
     free(sec);
     free(pub);
@@ -245,7 +263,7 @@ cli_publish_main(cli_ctx *ctx, int argc, char **argv)
         return cli_fail_errno(r, NULL, "published, but cannot pin %s: run nvx pin %s", argv[0],
                               argv[0]);
     char why[256] = "";
-    enum announce_result ann = announce(ctx, id, name, why, sizeof(why));
+    enum announce_result ann = announce(ctx, &rec, has_dsig ? dsig : NULL, why, sizeof(why));
     return report_publish(ctx, &rec, ann, why);
 }
 
@@ -305,6 +323,20 @@ cli_name_resolve(cli_ctx *ctx, const char *target, bool allow_untrusted,
     }
     memcpy(ret_id, res.rec.model_id, CAS_HASH_LEN);
     return CLI_GO;
+}
+
+bool
+cli_name_dht_candidate(cli_ctx *ctx, const char *target)
+{
+    cas_store *s;
+    cas_name_resolution res;
+    uint8_t keyid[CAS_KEYID_LEN];
+    char name[CAS_NAMEREC_NAME_MAX + 1];
+    /* A trusted key's name parses; a key id parses too, keyring or not:
+     * nvxd asks the DHT only for keys of the keyring. */
+    return cli_store_open(ctx, false, &s) == CLI_GO &&
+           cas_namerec_resolve(s, target, &res) == -ENOENT &&
+           cas_namerec_target_parse(s, target, keyid, name) == 0;
 }
 
 int

@@ -26,4 +26,9 @@
 int cli_name_resolve(cli_ctx *ctx, const char *target, bool allow_untrusted,
                      uint8_t ret_id[static CAS_HASH_LEN]);
 
+/* True when the store has no record for "PUBLISHER/NAME" whose publisher
+ * is a key of the keyring: nvxd may find the record on the DHT (BEP 44),
+ * so nvx fetch hands it the name. Prints nothing. */
+bool cli_name_dht_candidate(cli_ctx *ctx, const char *target);
+
 #endif

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "cli/daemon-client.h"
@@ -23,7 +24,7 @@ const cli_command cli_cmd_status = {
 const cli_command cli_cmd_dht = {
     .name = "dht",
     .main = cli_dht_main,
-    .usage = "dht",
+    .usage = "dht [get KEY [SALT]]",
     .summary = "Show the node's BitTorrent mainline DHT: id, routing table, announced models",
 };
 
@@ -256,14 +257,57 @@ out:
     return r;
 }
 
+/* nvx dht get KEY [SALT]: a BEP 44 mutable item (KEY: the Ed25519 public
+ * key, 64 hex digits), its sequence and bencoded value in hex. For
+ * debugging and interop tests; names are fetched with nvx fetch. */
+static int
+dht_get(cli_ctx *ctx, const char *key, const char *salt)
+{
+    cli_daemon *d = malloc(sizeof(*d));
+    proto_ctl_msg *m = malloc(sizeof(*m));
+    if (d) {
+        memset(d, 0, sizeof(*d));
+        d->fd = -1;
+    }
+    int r = d && m ? cli_daemon_connect(ctx, d) : cli_fail(CLI_EXIT_FAIL, "out of memory");
+    if (r != CLI_GO)
+        goto out;
+    proto_ctl_writer w;
+    proto_ctl_writer_init(&w, PROTO_CTL_DHT_GET, cli_daemon_next_id(d));
+    proto_ctl_put_str(&w, PROTO_CTL_T_DHT_KEY, key);
+    if (salt)
+        proto_ctl_put_str(&w, PROTO_CTL_T_NAME, salt);
+    r = cli_daemon_call(d, &w, m, "check the key and salt, and that the item was put");
+    if (r != CLI_GO)
+        goto out;
+    uint64_t seq = u64(m, PROTO_CTL_T_DHT_SEQ);
+    if (ctx->json) {
+        printf("{\"seq\":%lld,\"value\":\"", (long long)seq);
+    } else {
+        printf("seq   %lld\nvalue ", (long long)seq);
+    }
+    for (const proto_ctl_field *f = proto_ctl_find(m, PROTO_CTL_T_DHT_VALUE); f;
+         f = proto_ctl_next(m, f))
+        printf("%.*s", (int)f->len, (const char *)f->p);
+    printf(ctx->json ? "\"}\n" : "\n");
+    r = CLI_EXIT_OK;
+out:
+    cli_daemon_done(d, m);
+    return r;
+}
+
 int
 cli_dht_main(cli_ctx *ctx, int argc, char **argv)
 {
     int npos, r = cli_parse(ctx, &cli_cmd_dht, NULL, argc, argv, &npos);
     if (r != CLI_GO)
         return r;
-    if ((r = cli_want_args(&cli_cmd_dht, npos, 0, 0)) != CLI_GO)
+    if ((r = cli_want_args(&cli_cmd_dht, npos, 0, 3)) != CLI_GO)
         return r;
+    if (npos > 0 && (strcmp(argv[0], "get") != 0 || npos < 2))
+        return cli_fail(CLI_EXIT_USAGE, "usage: nvx dht [get KEY [SALT]]");
+    if (npos > 0)
+        return dht_get(ctx, argv[1], npos > 2 ? argv[2] : NULL);
     cli_daemon *d;
     proto_ctl_msg *m;
     if ((r = cli_daemon_request(ctx, PROTO_CTL_STATUS, NULL, NULL, &d, &m)) != CLI_GO)

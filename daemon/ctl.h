@@ -24,7 +24,6 @@
 #include "daemon/node.h"
 
 enum {
-    NVX_CTL_DHT_DIALS_MAX = 16, /* providers from one DHT lookup dialed */
     NVX_CTL_CLIENTS_MAX = 64,
     NVX_CTL_SUBS_MAX = 8,          /* concurrent FETCHes per client */
     NVX_CTL_TICKET_ADDRS_MAX = 8,  /* addresses of a FETCH dialed (a ticket holds 4) */
@@ -39,9 +38,11 @@ typedef struct nvx_ctl_opts {
     cas_store *store;
     const char *path; /* socket path; an old file there is replaced */
     const char *agent;
-    nvx_mesh *mesh;     /* gossip (PUBLISH, providers for FETCH); may be NULL */
-    nvx_natmap *natmap; /* the router's port mapping (STATUS); may be NULL */
-    nvx_dhtuv *dht; /* the DHT (STATUS; providers for FETCH when gossip knows none); may be NULL */
+    nvx_mesh *mesh;        /* gossip (PUBLISH, providers for FETCH); may be NULL */
+    nvx_natmap *natmap;    /* the router's port mapping (STATUS); may be NULL */
+    nvx_dhtuv *dht;        /* the DHT (STATUS; providers for FETCH when gossip knows none; names
+                            * for PUBLISH and FETCH: daemon/dht-fetch.h); may be NULL */
+    const char *state_dir; /* the store directory (what the DHT keeps); may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;
     bool group_set; /* members of group may use the socket too */

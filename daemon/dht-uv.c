@@ -32,7 +32,7 @@ struct nvx_dhtuv {
     uv_timer_t timer;
     nvx_dht *core;
     uv_loop_t *loop;
-    uint16_t port, announce_port;
+    uint16_t port, announce_port, listen_port; /* listen_port: announced when not mapped */
     char *state_path;
     uint64_t next_save_ms;
     unsigned open_handles, resolving;
@@ -227,10 +227,16 @@ nvx_dhtuv_new(const nvx_dhtuv_opts *o, nvx_dhtuv **ret)
     if (!d)
         return -ENOMEM;
     d->loop = o->loop;
-    d->announce_port = o->announce_port;
+    d->announce_port = d->listen_port = o->announce_port;
     nvx_dht_opts co = { .enforce_node_id = o->enforce_node_id,
                         .ops = { .send = send_cb },
                         .arg = d };
+    /* Bound to one address (not 0.0.0.0): that is our address, and with
+     * BEP 42 our id follows it from the start. A public node (a bootstrap
+     * node in a test's "internet") otherwise never learns it: it asks no
+     * one, so no answer tells it, and nodes enforcing BEP 42 would keep it
+     * out of their tables. */
+    co.external_ip = ntohl(sa.sin_addr.s_addr);
     randombytes_buf(co.secret, sizeof(co.secret));
     r = nvx_dht_new(&co, uv_now(o->loop), &d->core);
     sodium_memzero(co.secret, sizeof(co.secret));
@@ -321,6 +327,15 @@ nvx_dhtuv_provide(nvx_dhtuv *d, const uint8_t model_id[static 32])
     nvx_dht_provider_key(model_id, key);
     int r = nvx_dht_announce(d->core, key, d->announce_port, uv_now(d->loop));
     return r == -EEXIST ? 0 : r;
+}
+
+void
+nvx_dhtuv_set_mapped_port(nvx_dhtuv *d, uint16_t ext_port)
+{
+    if (!d->listen_port)
+        return; /* nothing to announce */
+    d->announce_port = ext_port ? ext_port : d->listen_port;
+    nvx_dht_announce_port(d->core, d->announce_port, uv_now(d->loop));
 }
 
 void

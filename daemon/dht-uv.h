@@ -11,7 +11,9 @@
  *
  * Providers (proto/PROTOCOL.md, "Providers on the DHT"): a model is
  * announced under nvx_dht_provider_key(model id) with the node's nvx TCP
- * port (announce_peer, implied_port 0), not the DHT's port.
+ * port (announce_peer, implied_port 0), not the DHT's port; when the router
+ * maps the TCP port to another external port (daemon/natmap.h), that one
+ * (the address is the announce's UDP source: the router's).
  *
  * Loop thread only. nvx_dhtuv_close() before the loop ends.
  */
@@ -54,6 +56,10 @@ void nvx_dhtuv_close(nvx_dhtuv *d, void (*done)(void *arg), void *arg);
  * stops. Returns 0 or a negative errno. */
 int nvx_dhtuv_provide(nvx_dhtuv *d, const uint8_t model_id[static 32]);
 void nvx_dhtuv_unprovide(nvx_dhtuv *d, const uint8_t model_id[static 32]);
+
+/* The router maps the nvx TCP port to external port ext_port (0: no
+ * mapping): announces carry it from now on, and go out again at once. */
+void nvx_dhtuv_set_mapped_port(nvx_dhtuv *d, uint16_t ext_port);
 
 /* Looks up providers of model_id. cb runs for each new provider address
  * ("a.b.c.d:port", addr non-NULL) and once at the end (addr NULL). Returns

@@ -389,6 +389,13 @@ nvx_dht_lookup(nvx_dht *d, nvx_dht_lookup_kind kind, const uint8_t key[20], uint
         if (!l->handle)
             return (int)h; /* the callback cancelled it */
     }
+    if (kind == NVX_DHT_GET) { /* an item stored here counts too (verified when stored) */
+        const nvx_dht_item *mine = nvx__dht_store_get_item(&d->store, target, now_ms);
+        if (mine) {
+            *l->item = *mine;
+            l->have_item = true;
+        }
+    }
     nvx__dht_lookup_step(d, l, now_ms);
     return (int)h;
 }
@@ -438,6 +445,16 @@ nvx_dht_announce(nvx_dht *d, const uint8_t key[static 20], uint16_t port, uint64
     nvx__dht_random(d, &r, sizeof(r));
     a->next_ms = now_ms + r % window;
     return 0;
+}
+
+void
+nvx_dht_announce_port(nvx_dht *d, uint16_t port, uint64_t now_ms)
+{
+    for (size_t i = 0; i < d->n_ann; i++)
+        if (d->ann[i].port != port) {
+            d->ann[i].port = port;
+            d->ann[i].next_ms = now_ms; /* the old port is stale where it was stored */
+        }
 }
 
 void

@@ -161,6 +161,10 @@ int nvx_dht_add_bootstrap(nvx_dht *d, uint32_t ip, uint16_t port);
 int nvx_dht_announce(nvx_dht *d, const uint8_t key[static 20], uint16_t port, uint64_t now_ms);
 void nvx_dht_unannounce(nvx_dht *d, const uint8_t key[static 20]);
 
+/* Every key announced now carries port (the router mapped another one, or
+ * lost the mapping) and is announced again at the next tick. */
+void nvx_dht_announce_port(nvx_dht *d, uint16_t port, uint64_t now_ms);
+
 /* Starts a lookup. item: for NVX_DHT_PUT the item to store (its signature
  * must verify: else -EBADMSG);
  * for NVX_DHT_GET only k and salt are read. key: the target (ignored for

@@ -154,6 +154,12 @@ on_mapped(void *arg, const char *ext, nvx_natmap_how how)
     (void)how;
     if (d->node)
         nvx_node_set_ext_addr(d->node, ext);
+    /* The DHT announce carries the mapped port (its address is the UDP
+     * source, which the router rewrites to the external one). */
+    const char *colon = ext ? strrchr(ext, ':') : NULL;
+    unsigned long port = colon ? strtoul(colon + 1, NULL, 10) : 0;
+    if (d->dht)
+        nvx_dhtuv_set_mapped_port(d->dht, port <= 65535 ? (uint16_t)port : 0);
 }
 
 /* Maps the listening port on the router unless upnp is off or the node
@@ -476,6 +482,7 @@ run(const nvx_config *cfg)
         .group_set = cfg->control_group[0] != '\0',
         .group = group,
         .dht = d.dht,
+        .state_dir = dir,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {

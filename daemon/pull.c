@@ -23,10 +23,37 @@ split_ticket(nvx_pull_target *t)
     return true;
 }
 
+/* The keyring's public key for t's publisher (t->r is -ENOENT: no record
+ * is stored): set, the DHT may have the record (BEP 44 under that key).
+ * Only keys in the keyring: a name resolves only through them anyway. */
+static void
+dht_key(cas_store *s, nvx_pull_target *t)
+{
+    uint8_t keyid[CAS_KEYID_LEN];
+    uint8_t *blob = NULL;
+    size_t len;
+    cas_pubkey pk;
+    if (cas_namerec_target_parse(s, t->target, keyid, t->dht_name) < 0 ||
+        cas_store_key_get(s, keyid, sizeof(keyid), &blob, &len, NULL) < 0)
+        return;
+    if (cas_pubkey_decode(blob, len, &pk) == 0 && memcmp(pk.keyid, keyid, CAS_KEYID_LEN) == 0) {
+        memcpy(t->dht_pk, pk.pk, CAS_PK_LEN);
+        t->dht_ask = true;
+    }
+    free(blob);
+}
+
 void
 nvx_pull_resolve(cas_store *s, nvx_pull_target *t)
 {
     t->peer[0] = '\0';
+    t->dht_ask = false;
+    if (t->has_dht_rec) {
+        int r = cas_namerec_store_put(s, &t->dht_rec);
+        if (r < 0)
+            log_info("cannot store the name record from the DHT: %s", strerror(-r));
+        t->has_dht_rec = false;
+    }
     t->is_ticket = proto_ticket_looks_like(t->target);
     if (t->is_ticket) { /* the model need not be in the store: its addresses have it */
         t->r = proto_ticket_decode(t->target, strlen(t->target), &t->ticket);
@@ -51,6 +78,8 @@ nvx_pull_resolve(cas_store *s, nvx_pull_target *t)
             t->r = -EACCES;
         if (t->r == 0)
             memcpy(t->model, t->res.rec.model_id, 32);
+        if (t->r == -ENOENT)
+            dht_key(s, t);
     }
 }
 
@@ -87,8 +116,8 @@ nvx_pull_resolve_error(const nvx_pull_target *t, char *msg, size_t cap)
         break;
     case -ENOENT:
         snprintf(msg, cap,
-                 "no record of %.300s yet: trust the publisher's key, or wait for a peer "
-                 "that has it",
+                 "no record of %.300s yet: trust the publisher's key (nvx trust add; nvx "
+                 "fetch then asks the DHT too), or wait for a peer that has it",
                  t->target);
         break;
     default:

@@ -40,6 +40,15 @@ typedef struct nvx_pull_target {
     char peer[NVX_PULL_TARGET_MAX + 1]; /* a ticket's HOST:PORT, else "" */
     bool is_ticket;                     /* an nvx1... ticket (nvx ticket): */
     proto_ticket ticket;                /* its addresses and node id */
+    /* PUBLISHER/NAME with no stored record and PUBLISHER's key in the
+     * keyring: the DHT item to ask for (daemon/dht-fetch.h). */
+    bool dht_ask;
+    uint8_t dht_pk[CAS_PK_LEN];
+    char dht_name[CAS_NAMEREC_NAME_MAX + 1];
+    /* in: a verified record the DHT gave, stored (as gossip would) before
+     * resolving again */
+    bool has_dht_rec;
+    cas_namerec dht_rec;
 } nvx_pull_target;
 
 /* Resolves t->target (pool thread: reads the store). Sets t->r and, on

@@ -184,4 +184,44 @@ int cas_namerec_resolve(cas_store *s, const char *target, cas_name_resolution *r
  * '/'). */
 bool cas_namerec_is_target(const char *text);
 
+/* ---------------------------------------------------------------------- */
+/* On the BitTorrent DHT (BEP 44; proto/PROTOCOL.md, "Names on the DHT")
+ *
+ * A record travels as a mutable item under its publisher's raw Ed25519 key
+ * (k = rec->pk), salt = the name, seq = the record's sequence (at most
+ * INT64_MAX: BEP 44's seq is a signed integer) and v = the encoded record
+ * as a bencoded string "<len>:<bytes>". The BEP 44 signature covers
+ * "4:salt<len>:<name>3:seqi<seq>e1:v<v>" and is libsodium's
+ * crypto_sign_detached with the publisher's key, made where that key is
+ * unlocked (the CLI). */
+
+enum {
+    CAS_NAMEREC_DHT_V_MAX = 4 + CAS_NAMEREC_MAX, /* "289:" + record */
+    /* "4:salt" "128:" name "3:seqi" 19 digits "e1:v" v */
+    CAS_NAMEREC_DHT_SIGNED_MAX = 6 + 4 + CAS_NAMEREC_NAME_MAX + 6 + 20 + 4 + CAS_NAMEREC_DHT_V_MAX,
+};
+
+/* Writes rec's item value v (a bencoded string holding the encoded record)
+ * into out. Returns its length, -EMSGSIZE or -EINVAL (a field out of
+ * range, or a sequence over INT64_MAX). */
+int cas_namerec_dht_value(const cas_namerec *rec, uint8_t *out, size_t cap);
+
+/* Writes the bytes BEP 44 signs for rec's item into out. Returns the
+ * length, -EMSGSIZE or -EINVAL as cas_namerec_dht_value(). */
+int cas_namerec_dht_signed(const cas_namerec *rec, uint8_t *out, size_t cap);
+
+/* Signs rec's item with sk (which must be rec's key: else -EINVAL).
+ * Returns 0 and the 64-byte signature, or -EINVAL. */
+int cas_namerec_dht_sign(const cas_seckey *sk, const cas_namerec *rec,
+                         uint8_t ret_sig[static CAS_SIGBYTES]);
+
+/*
+ * Strictly decodes an item value from the DHT (outside bytes): a bencoded
+ * string "<len>:<bytes>" with no leading zeros or trailing bytes whose
+ * bytes are a record (cas_namerec_decode: verified). The caller checks
+ * that it is the record it asked for (key, name, sequence = the item's).
+ * Returns 0 and *ret, or -EBADMSG.
+ */
+int cas_namerec_dht_decode(const uint8_t *v, size_t len, cas_namerec *ret);
+
 #endif

@@ -56,6 +56,11 @@ static const struct {
     [PROTO_CTL_T_DHT_ANNOUNCED] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_DHT_PORT] = { PROTO_CTL_K_U64, false },
     [PROTO_CTL_T_DHT_STORED] = { PROTO_CTL_K_U64, false },
+    [PROTO_CTL_T_NAMEREC] = { PROTO_CTL_K_STR, false },
+    [PROTO_CTL_T_DHT_SIG] = { PROTO_CTL_K_STR, false },
+    [PROTO_CTL_T_DHT_KEY] = { PROTO_CTL_K_STR, false },
+    [PROTO_CTL_T_DHT_VALUE] = { PROTO_CTL_K_STR, true },
+    [PROTO_CTL_T_DHT_SEQ] = { PROTO_CTL_K_U64, false },
 };
 _Static_assert(_PROTO_CTL_TAG_MAX < 64, "tag sets are 64-bit masks (BIT(_MAX) must be defined)");
 
@@ -85,8 +90,12 @@ static const struct {
                               BIT(PROTO_CTL_T_ADDR) | BIT(PROTO_CTL_T_NODE_ID) |
                               BIT(PROTO_CTL_T_RATE),
                           BIT(PROTO_CTL_T_TARGET) },
-    [PROTO_CTL_PUBLISH] = { "PUBLISH", BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME),
+    [PROTO_CTL_PUBLISH] = { "PUBLISH",
+                            BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME) |
+                                BIT(PROTO_CTL_T_NAMEREC) | BIT(PROTO_CTL_T_DHT_SIG),
                             BIT(PROTO_CTL_T_MODEL_ID) | BIT(PROTO_CTL_T_NAME) },
+    [PROTO_CTL_DHT_GET] = { "DHT_GET", BIT(PROTO_CTL_T_DHT_KEY) | BIT(PROTO_CTL_T_NAME),
+                            BIT(PROTO_CTL_T_DHT_KEY) },
     [PROTO_CTL_CANCEL] = { "CANCEL", BIT(PROTO_CTL_T_TARGET) | BIT(PROTO_CTL_T_TRANSFER_ID), 0 },
     [PROTO_CTL_SHUTDOWN] = { "SHUTDOWN", 0, 0 },
     [PROTO_CTL_OK] = { "OK", ALL_TAGS, 0 },

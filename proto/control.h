@@ -45,6 +45,9 @@
  *               this fetch's download limit, bytes/s; a ticket: dial
  *               ADDRs first, pinned to NODE_ID when given)
  *   PUBLISH     MODEL_ID(R) NAME(R)     OK
+ *               NAMEREC DHT_SIG         (both or neither: also put on the DHT)
+ *   DHT_GET     DHT_KEY(R) NAME         OK: DHT_SEQ DHT_VALUE* (a BEP 44 get;
+ *                                       ERROR ENOENT when no node has it)
  *   CANCEL      TARGET or TRANSFER_ID   OK
  *   SHUTDOWN    -                       OK, then the daemon exits
  *   ERROR       CODE(R) MESSAGE(R)
@@ -75,7 +78,8 @@ enum proto_ctl_limits {
     PROTO_CTL_MIN = 6,          /* version, type, request id */
     PROTO_CTL_MAX = 256 * 1024, /* a STATUS with many peers fits */
     PROTO_CTL_STR_MAX = 1024,
-    PROTO_CTL_FIELDS_MAX = 512, /* per message (or per nest) */
+    PROTO_CTL_DHT_VALUE_PIECE = 500, /* bytes of a DHT_VALUE field (1000 hex digits) */
+    PROTO_CTL_FIELDS_MAX = 512,      /* per message (or per nest) */
 };
 
 enum proto_ctl_type {
@@ -88,6 +92,7 @@ enum proto_ctl_type {
     PROTO_CTL_PUBLISH = 7,
     PROTO_CTL_CANCEL = 8,
     PROTO_CTL_SHUTDOWN = 9,
+    PROTO_CTL_DHT_GET = 10,
     PROTO_CTL_OK = 64,
     PROTO_CTL_ERROR = 65,
     PROTO_CTL_PROGRESS = 66,
@@ -143,6 +148,17 @@ enum proto_ctl_tag {
     PROTO_CTL_T_DHT_ANNOUNCED = 35, /* U64 */
     PROTO_CTL_T_DHT_PORT = 36,      /* U64 */
     PROTO_CTL_T_DHT_STORED = 37,    /* U64 */
+    /* PUBLISH: the encoded name record (hex) and the publisher's BEP 44
+     * signature of it as a DHT item (hex, 128 digits; libcas/namerec.h),
+     * for the daemon to put (and keep) on the DHT. DHT_GET: the item's key
+     * (64 hex digits: a raw Ed25519 public key) and salt (NAME); its answer
+     * the item's sequence and value (hex, in pieces of up to
+     * PROTO_CTL_DHT_VALUE_PIECE bytes). */
+    PROTO_CTL_T_NAMEREC = 38,   /* STR */
+    PROTO_CTL_T_DHT_SIG = 39,   /* STR */
+    PROTO_CTL_T_DHT_KEY = 40,   /* STR */
+    PROTO_CTL_T_DHT_VALUE = 41, /* STR, repeatable */
+    PROTO_CTL_T_DHT_SEQ = 42,   /* U64 (two's complement of BEP 44's signed seq) */
     /* The field sets are 64-bit masks: 63 is the last tag they can hold. */
     _PROTO_CTL_TAG_MAX,
 };

@@ -11,8 +11,18 @@ leaves the machine).
      key); `nvx fetch ID` on nvxd looks it up on the DHT and dials the
      address libtorrent announced (the handshake then fails: not an nvx
      node).
+  3. libtorrent puts a BEP 44 mutable item (dht_put_mutable_item; the key
+     pair made with libsodium through ctypes: the 2.0.8 bindings expose no
+     ed25519 helpers and PyNaCl is not needed); `nvx dht get KEY SALT`
+     reads it.
+  4. `nvx publish ID NAME` puts the name record (libcas/namerec.h, "On the
+     BitTorrent DHT"); libtorrent's dht_get_mutable_item(key, NAME) reads
+     it, with the record's sequence.
 Skips (77) where python3-libtorrent is absent; contrib/nvx-dev installs it.
 """
+import base64
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
@@ -55,6 +65,33 @@ def lt_session():
                        | lt.alert.category_t.error_notification),
     })
     return s
+
+
+def ed25519_keypair():
+    """(public key, libtorrent's 64-byte secret) from libsodium's seed key
+    pair: libtorrent (orlp ed25519) keeps SHA-512(seed), clamped."""
+    so = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+    assert so.sodium_init() >= 0
+    seed = os.urandom(32)
+    pk, sk = ctypes.create_string_buffer(32), ctypes.create_string_buffer(64)
+    assert so.crypto_sign_seed_keypair(pk, sk, seed) == 0
+    h = bytearray(hashlib.sha512(seed).digest())
+    h[0] &= 248
+    h[31] &= 63
+    h[31] |= 64
+    return pk.raw, bytes(h)
+
+
+def lt_item(sess, pk, salt):
+    """The value libtorrent gets for (pk, salt) and its seq, or None."""
+    sess.dht_get_mutable_item(pk, salt)  # bytes: a str would go as UTF-8
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        sess.wait_for_alert(100)
+        for al in sess.pop_alerts():
+            if isinstance(al, lt.dht_mutable_item_alert) and al.salt == salt and al.seq > 0:
+                return al.item, al.seq
+    return None
 
 
 def nvx(store, *args):
@@ -145,6 +182,32 @@ def main():
             return False
         poll("nvx did not find libtorrent's announce", nvx_found)
         print("ok: nvx fetch found libtorrent's provider announce and dialed it")
+
+        # 3. libtorrent puts a mutable item; nvx reads it.
+        pk, lt_sk = ed25519_keypair()
+        a.dht_put_mutable_item(lt_sk, pk, "hello from libtorrent", "lt-salt")
+
+        def nvx_item():
+            r = nvx(store, "--json", "dht", "get", pk.hex(), "lt-salt")
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        it = poll("nvx dht get did not read libtorrent's item", nvx_item)
+        assert bytes.fromhex(it["value"]) == lt.bencode("hello from libtorrent"), it
+        print("ok: nvx read libtorrent's BEP 44 item (seq %d)" % it["seq"])
+
+        # 4. nvx publish puts the name record; libtorrent reads it.
+        key = os.path.join(tmp, "pub.key")
+        r = nvx(store, "key", "new", "--unencrypted", "--key", key)
+        assert r.returncode == 0, r.stderr
+        with open(os.path.join(tmp, "pub.pub")) as f:
+            nvx_pk = base64.b64decode(f.read().split("\n")[1])[10:42]
+        r = nvx(store, "--json", "publish", model_id, "lt-interop", "--key", key)
+        assert r.returncode == 0, r.stderr
+        seq = json.loads(r.stdout)["sequence"]
+        got = poll("libtorrent's dht_get_mutable_item did not read nvx's name",
+                   lambda: lt_item(b, nvx_pk, "lt-interop"))
+        value = got[0]["value"]  # the 2.0.8 bindings give {"key": k, "value": v}
+        assert got[1] == seq and value.startswith(b"nvxname\x01") and b"lt-interop" in value, got
+        print("ok: libtorrent read nvx's name record as a BEP 44 item (seq %d)" % seq)
     finally:
         for p in procs:
             if p.poll() is None:

@@ -2,11 +2,17 @@
 # SPDX-License-Identifier: MIT
 # End to end through home NATs, in network namespaces (netns-world.sh):
 #
-#   inet: R, a public node (relay), at 11.0.0.1:4747
+#   inet: R, a public node (relay) and the DHT's bootstrap node, at
+#         11.0.0.1:4747 (TCP and UDP)
 #   h1 behind r1 (miniupnpd): A, maps its port by UPnP, peer R
 #   h2 behind r2 (no UPnP):   B, cannot be mapped, peer R
 #   h3 behind r3 (NAT-PMP only): C, maps its port by NAT-PMP, no peers
+#   h4 behind r4 (no UPnP):   D, no peers
+# Every node runs the DHT with R as its only bootstrap node.
 #
+# 0. DHT: C fetches A's model m3 given only its id (no peer, no ticket, no
+#    session yet): a DHT lookup finds A's announce, which carries the port
+#    r1 maps (the address is the announce's source: r1's), and C dials it.
 # 1. mapped: C fetches A's model given only `nvx ticket` from A (the
 #    mapped address 11.0.1.2:4747 through r1's real UPnP port mapping).
 # 2. reversal: A fetches B's model given only R (A's direct dial to B's
@@ -60,8 +66,9 @@ wait_for() {
     done
 }
 
-nw_up 3 "1" "3" || fail "cannot build the namespaces"
+nw_up 4 "1" "3" || fail "cannot build the namespaces"
 R_ADDR="$(nw_inet_addr 1):4747"
+DHT="--dht --dht-bootstrap $R_ADDR" # R's DHT listens on the same port, UDP
 
 start() { # name ns env... -- nvxd args...
     name=$1
@@ -81,11 +88,19 @@ status_has() { "$nvx" --store "$NW_DIR/$1" status | grep -q "$2"; }
 m1=$("$nvx" --store "$NW_DIR/a" -q add "$NW_DIR/m1.gguf" --pin | awk 'END { print $NF }')
 [ -n "$m1" ] || fail "nvx add printed no id"
 m2=$("$nvx" --store "$NW_DIR/b" -q add "$NW_DIR/m2.gguf" --pin | awk 'END { print $NF }')
+"$mkmodel" -o "$NW_DIR/m3.gguf" --dim 64 --layers 2 --name nvx-netns-3 --seed 3 >/dev/null
+"$mkmodel" -o "$NW_DIR/m4.gguf" --dim 64 --layers 2 --name nvx-netns-4 --seed 4 >/dev/null
+m3=$("$nvx" --store "$NW_DIR/a" -q add "$NW_DIR/m3.gguf" --pin | awk 'END { print $NF }')
+m4=$("$nvx" --store "$NW_DIR/a" -q add "$NW_DIR/m4.gguf" --pin | awk 'END { print $NF }')
 
-start r inet "$nvxd" --listen "$R_ADDR" --no-upnp
-start a h1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR"
-start b h2 NVX_TEST_NO_PEX_DIAL=1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR"
-start c h3 "$nvxd" --listen 0.0.0.0:4747
+# shellcheck disable=SC2086 # $DHT is several arguments
+{
+    start r inet "$nvxd" --listen "$R_ADDR" --no-upnp --dht --dht-bootstrap none
+    start a h1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR" $DHT
+    start b h2 NVX_TEST_NO_PEX_DIAL=1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR" $DHT
+    start c h3 "$nvxd" --listen 0.0.0.0:4747 $DHT
+    start d h4 "$nvxd" --listen 0.0.0.0:4747 --no-upnp $DHT
+}
 
 wait_for "A mapped by UPnP" status_has a "reachable at $(nw_wan_addr 1):4747 (UPnP"
 wait_for "B reachable by reversal" status_has b "behind NAT, reachable by reversal through 1 relay"
@@ -114,6 +129,11 @@ fetch_timed() {
         "$NW_DIR/$1.fetch")" || fail "node $1: the fetched model does not verify"
 }
 
+# 0. Given only the id: the DHT finds A at r1's mapped port.
+fetch_timed c "$m3" "DHT + mapped (UPnP), id only"
+grep -q "dht: provider $(nw_wan_addr 1):4747" "$NW_DIR/c.log" ||
+    fail "C did not find A's mapped address on the DHT"
+
 # 1. Through the mapped port, given a ticket.
 ticket=$("$nvx" --store "$NW_DIR/a" ticket "$m1")
 case $ticket in nvx1*) ;; *) fail "nvx ticket printed '$ticket'" ;; esac
@@ -125,7 +145,18 @@ fetch_timed a "$m2" "reversal through R"
 grep -q "reversal: .* asks us to connect to $(nw_wan_addr 1):4747" "$NW_DIR/b.log" ||
     fail "B was not asked to connect by reversal"
 
-# 3. A clean stop removes the mapping from the router.
+# 3. A name through BEP 44, for a node with no session to anyone.
+"$nvx" --store "$NW_DIR/a" key new --unencrypted --key "$NW_DIR/pub.key" >/dev/null ||
+    fail "nvx key new failed"
+"$nvx" --store "$NW_DIR/a" -q publish "$m4" netns-m4 --key "$NW_DIR/pub.key" >/dev/null ||
+    fail "nvx publish failed"
+"$nvx" --store "$NW_DIR/d" -q trust add "$NW_DIR/pub.pub" pub >/dev/null || fail "nvx trust add"
+pk=$(sed -n 2p "$NW_DIR/pub.pub" | base64 -d | od -An -tx1 -j10 -N32 | tr -d ' \n')
+wait_for "A's name item on the DHT" "$nvx" --store "$NW_DIR/d" dht get "$pk" netns-m4
+fetch_timed d pub/netns-m4 "BEP 44 name + DHT + mapped (UPnP)"
+grep -q "\"name\": *\"pub/netns-m4\"" "$NW_DIR/d.fetch" || fail "D's fetch did not keep the name"
+
+# 4. A clean stop removes the mapping from the router.
 mapped() { nw_exec r1 nft list chain inet filter prerouting_miniupnpd | grep -q "dport 4747"; }
 mapped || fail "r1 holds no mapping for A"
 stop() { # name ns: SIGTERM, then nvxd must log "stopped" (and no sanitizer report)
@@ -138,5 +169,6 @@ stop a h1
 mapped && fail "A's mapping is still on r1 after a clean stop"
 stop b h2
 stop c h3
+stop d h4
 stop r inet
 say "ok"

@@ -5,6 +5,9 @@
  * the fields of a proto ANNOUNCE name record, as the wire form
  * (cas_namerec_from_wire). What decodes must round-trip: it re-encodes to
  * the same bytes, its wire form rebuilds the same record, and it verifies.
+ * It is also tried as a BEP 44 item value from the DHT
+ * (cas_namerec_dht_decode), which must round-trip through
+ * cas_namerec_dht_value.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,10 +61,23 @@ try_wire(const uint8_t *data, size_t size)
         abort();
 }
 
+static void
+try_dht(const uint8_t *data, size_t size)
+{
+    cas_namerec rec;
+    if (cas_namerec_dht_decode(data, size, &rec) < 0)
+        return;
+    uint8_t v[CAS_NAMEREC_DHT_V_MAX];
+    int n = cas_namerec_dht_value(&rec, v, sizeof(v));
+    if (rec.sequence <= INT64_MAX && (n < 0 || (size_t)n != size || memcmp(v, data, size) != 0))
+        abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     try_encoded(data, size);
+    try_dht(data, size);
     try_wire(data, size);
     return 0;
 }

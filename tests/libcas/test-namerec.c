@@ -3,7 +3,8 @@
  * Signed name records (libcas/namerec.c): signing, the byte layout, strict
  * decoding (every single-byte change is refused), the wire form, storage
  * with "highest sequence wins", trust against the keyring and
- * PUBLISHER/NAME resolution.
+ * PUBLISHER/NAME resolution, and records as BEP 44 items (value, signed
+ * bytes checked by libsodium's verify, strict value decoding).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -534,6 +535,71 @@ test_migrate_v1(void **state)
     assert_int_equal(n, 1);
 }
 
+static void
+test_dht_item(void **state)
+{
+    (void)state;
+    cas_seckey *sk = fixture_key(), *other = NULL;
+    uint8_t model[32], sig[CAS_SIGBYTES];
+    model_of(model, 0x5a);
+    cas_namerec rec, back;
+    assert_int_equal(cas_namerec_sign(sk, "tiny", 42, 1700000000, model, &rec), 0);
+
+    /* v: "<len>:" and the record. */
+    uint8_t v[CAS_NAMEREC_DHT_V_MAX];
+    int vn = cas_namerec_dht_value(&rec, v, sizeof(v));
+    size_t rl = cas_namerec_encoded_len(&rec);
+    char head[8];
+    snprintf(head, sizeof(head), "%zu:", rl);
+    assert_int_equal((size_t)vn, strlen(head) + rl);
+    assert_memory_equal(v, head, strlen(head));
+    assert_int_equal(cas_namerec_dht_decode(v, (size_t)vn, &back), 0);
+    assert_memory_equal(&back, &rec, sizeof(rec));
+
+    /* The signature is BEP 44's: Ed25519 over salt, seq and v, as the spec
+     * spells them; libsodium checks it (never this code). */
+    assert_int_equal(cas_namerec_dht_sign(sk, &rec, sig), 0);
+    char msg[CAS_NAMEREC_DHT_SIGNED_MAX];
+    int mh = snprintf(msg, sizeof(msg), "4:salt4:tiny3:seqi42e1:v");
+    memcpy(msg + mh, v, (size_t)vn);
+    uint8_t got[CAS_NAMEREC_DHT_SIGNED_MAX];
+    assert_int_equal(cas_namerec_dht_signed(&rec, got, sizeof(got)), mh + vn);
+    assert_memory_equal(got, msg, (size_t)(mh + vn));
+    assert_int_equal(
+        crypto_sign_verify_detached(sig, (const uint8_t *)msg, (size_t)(mh + vn), rec.pk), 0);
+    assert_int_equal(cas_namerec_dht_signed(&rec, got, (size_t)(mh + vn) - 1), -EMSGSIZE);
+
+    /* Another key cannot sign it; a sequence over INT64_MAX has no item. */
+    assert_int_equal(cas_seckey_generate(&other), 0);
+    assert_int_equal(cas_namerec_dht_sign(other, &rec, sig), -EINVAL);
+    cas_namerec big = rec;
+    big.sequence = (uint64_t)INT64_MAX + 1;
+    assert_int_equal(cas_namerec_dht_value(&big, v, sizeof(v)), -EINVAL);
+
+    /* Malformed values: bad length prefixes, trailing or missing bytes, a
+     * record whose bytes changed. */
+    vn = cas_namerec_dht_value(&rec, v, sizeof(v));
+    uint8_t bad[CAS_NAMEREC_DHT_V_MAX + 2];
+    assert_int_equal(cas_namerec_dht_decode(v, 0, &back), -EBADMSG);
+    assert_int_equal(cas_namerec_dht_decode(v, (size_t)vn - 1, &back), -EBADMSG);
+    memcpy(bad, v, (size_t)vn);
+    bad[vn] = 'x';
+    assert_int_equal(cas_namerec_dht_decode(bad, (size_t)vn + 1, &back), -EBADMSG);
+    bad[0] = '0'; /* leading zero */
+    memmove(bad + 1, v, (size_t)vn);
+    assert_int_equal(cas_namerec_dht_decode(bad, (size_t)vn + 1, &back), -EBADMSG);
+    assert_int_equal(cas_namerec_dht_decode((const uint8_t *)"1000:", 5, &back), -EBADMSG);
+    assert_int_equal(cas_namerec_dht_decode((const uint8_t *)":", 1, &back), -EBADMSG);
+    assert_int_equal(cas_namerec_dht_decode((const uint8_t *)"12", 2, &back), -EBADMSG);
+    for (int i = 0; i < vn; i++) {
+        memcpy(bad, v, (size_t)vn);
+        bad[i] ^= 0x01;
+        assert_int_not_equal(cas_namerec_dht_decode(bad, (size_t)vn, &back), 0);
+    }
+    cas_seckey_free(other);
+    cas_seckey_free(sk);
+}
+
 int
 main(void)
 {
@@ -543,6 +609,7 @@ main(void)
         cmocka_unit_test(test_decode_strict),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_wire),
+        cmocka_unit_test(test_dht_item),
         cmocka_unit_test_setup_teardown(test_store_highest_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
