@@ -41,9 +41,13 @@ typedef struct rt__mat {
     const uint8_t *data;
 } rt__mat;
 
-/* Float accumulators of the quantized dot products (see kernels.c). */
+/* Float accumulators of the quantized dot products (see kernels.c), and
+ * the bytes of weight rows a batched product takes at a time (about an L1
+ * data cache: measured on the 110M F32 model, 6-128 KiB all beat no
+ * blocking, 6 KiB least). */
 enum {
-    RT_DOT_LANES = 4
+    RT_DOT_LANES = 4,
+    RT_ROW_BLOCK_BYTES = 32768
 };
 
 /* One kernel set. dot_* return one row's dot product; sums_* write the

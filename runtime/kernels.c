@@ -277,23 +277,34 @@ const rt__kernels rt__kernels_portable = {
 /* Every (row, token) pair of rows r0..r1 meets one kernel call, DOT, with
  * row and in (token t's input, IN) set; where the set has a 4-token kernel
  * (HAVE4), DOT4 takes the tokens 4 at a time into o[4] (same results: the
- * kernels promise it). The type switch stays outside the loops. Rows
- * outer, tokens inner: a row is fetched from memory once and stays in
- * cache while every token of the batch meets it. */
-#define EACH_ROW_TOKEN(IN, HAVE4, DOT4, DOT)                     \
-    for (uint32_t r = r0; r < r1; r++) {                         \
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
-        size_t t = 0;                                            \
-        for (; (HAVE4) && t + 4 <= a->n; t += 4) {               \
-            float o[4];                                          \
-            DOT4;                                                \
-            for (size_t j = 0; j < 4; j++)                       \
-                a->out[(t + j) * a->out_stride + r] = o[j];      \
-        }                                                        \
-        for (; t < a->n; t++) {                                  \
-            const void *in = (IN);                               \
-            a->out[t * a->out_stride + r] = (DOT);               \
-        }                                                        \
+ * kernels promise it). The type switch stays outside the loops.
+ * Cache blocking: rows go in blocks of about RT_ROW_BLOCK_BYTES, and each
+ * block meets every token tile before the next block starts. A block is
+ * fetched from memory once per batch and stays in cache while the tiles
+ * pass; a tile's inputs stay in L1 while the block's rows pass. (Rows
+ * outer, tokens inner read every token's input once per row: for F32 a
+ * 32-token batch is 96 KiB, past L1, and the products waited on L2; F32
+ * prompts ran 25-35% slower.) The order of the calls changes nothing in
+ * their results. */
+#define EACH_ROW_TOKEN(IN, HAVE4, DOT4, DOT)                             \
+    for (uint32_t rb = r0; rb < r1; rb += blk) {                         \
+        uint32_t re = r1 - rb < blk ? r1 : rb + blk;                     \
+        size_t t = 0;                                                    \
+        for (; (HAVE4) && t + 4 <= a->n; t += 4)                         \
+            for (uint32_t r = rb; r < re; r++) {                         \
+                const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+                float o[4];                                              \
+                (void)row;                                               \
+                DOT4;                                                    \
+                for (size_t j = 0; j < 4; j++)                           \
+                    a->out[(t + j) * a->out_stride + r] = o[j];          \
+            }                                                            \
+        for (; t < a->n; t++)                                            \
+            for (uint32_t r = rb; r < re; r++) {                         \
+                const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+                const void *in = (IN);                                   \
+                a->out[t * a->out_stride + r] = (DOT);                   \
+            }                                                            \
     }
 #define FLOAT_IN (a->x + t * a->x_stride)
 #define QUANT_IN (xq + t * a->xq_stride)
@@ -307,6 +318,8 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
     const rt__kernels *k = a->k;
     const uint8_t *xq = a->xq;
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
+    size_t blk_rows = w->row_bytes ? RT_ROW_BLOCK_BYTES / w->row_bytes : 1;
+    uint32_t blk = a->n == 1 ? r1 - r0 : blk_rows > 1 ? (uint32_t)blk_rows : 1;
     switch (w->type) {
     case RT_TYPE_F32:
         EACH_ROW_TOKEN(
