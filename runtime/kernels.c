@@ -63,21 +63,6 @@ rt__f32_to_f16(float f)
     return (uint16_t)(sign | q);
 }
 
-/* round(v) clamped to [lo, hi]; NaN gives 0. Weights and activations come
- * from untrusted files: a float-to-int conversion of NaN, Inf or a value out
- * of range would be undefined behaviour. */
-static int
-round_clamp(float v, int lo, int hi)
-{
-    if (!(v == v))
-        return 0;
-    if (v <= (float)lo)
-        return lo;
-    if (v >= (float)hi)
-        return hi;
-    return (int)lrintf(v);
-}
-
 void
 rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
 {
@@ -90,7 +75,7 @@ rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         out[b].d = d;
         for (size_t i = 0; i < RT_QK; i++)
-            out[b].qs[i] = (int8_t)(i < m ? round_clamp(x[base + i] * id, -127, 127) : 0);
+            out[b].qs[i] = (int8_t)(i < m ? rt__round_i8(x[base + i] * id) : 0);
     }
 }
 
@@ -108,7 +93,7 @@ rt__quantize_row_q8_0(const float *x, size_t n, uint8_t *out)
         out[0] = (uint8_t)h;
         out[1] = (uint8_t)(h >> 8);
         for (size_t i = 0; i < RT_QK; i++)
-            out[2 + i] = (uint8_t)(int8_t)(i < m ? round_clamp(x[base + i] * id, -127, 127) : 0);
+            out[2 + i] = (uint8_t)(int8_t)(i < m ? rt__round_i8(x[base + i] * id) : 0);
     }
 }
 
