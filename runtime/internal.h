@@ -155,7 +155,7 @@ rt__f32_to_f16(float f)
  * then subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to
  * an integer, to nearest even, as lrintf does in the default rounding
  * mode; each step is stored to a float, so excess precision cannot skip
- * the rounding. Equal to the lrintf form on every float (checked). */
+ * the rounding. Equal to the lrintf form (test-kquant test_round_i8). */
 static inline int
 rt__round_i8(float v)
 {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Portable kernels, quantizers and half-float conversion. The SIMD files
- * (kernels-x86.c, kernels-arm.c) must give the same integer block sums as
- * these and do the float accumulation over blocks in the same order.
+ * Portable kernels and quantizers (the half-float conversions are inline
+ * in internal.h). The SIMD files (kernels-x86.c, kernels-arm.c) must give
+ * the same integer block sums as these and do the float accumulation over
+ * blocks in the same order.
  */
 #include <math.h>
 #include <string.h>
