@@ -338,13 +338,36 @@ run_add(__m256i acc, __m256i q, __m256i sv, const int8_t *x)
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, load_i8x32(x)), sv));
 }
 
+/* rt__kq_fold for 4 tokens, token t in lane t: the same IEEE operations
+ * in the same order per lane (no fused multiply-add), so each lane equals
+ * the scalar fold. The integers come in reduced together (hsum4_i32,
+ * mins4): the per-token reductions cost as much as a token's products. */
+TARGET static inline __m128
+fold4(__m128 acc, __m128 dx, float d, float dmin, __m128i sumi, __m128i summ)
+{
+    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(d), dx), _mm_cvtepi32_ps(sumi)));
+    return _mm_sub_ps(acc, _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(dmin), dx), _mm_cvtepi32_ps(summ)));
+}
+
+/* mins_dot for 4 tokens' bsums, token t in lane t. */
+TARGET static inline __m128i
+mins4(const uint8_t m[8], const int16_t *b0, const int16_t *b1, const int16_t *b2,
+      const int16_t *b3)
+{
+    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)m));
+#define MADD(b) _mm_madd_epi16(mv, _mm_loadu_si128((const __m128i *)(const void *)(b)))
+    __m128i p01 = _mm_hadd_epi32(MADD(b0), MADD(b1)), p23 = _mm_hadd_epi32(MADD(b2), MADD(b3));
+#undef MADD
+    return _mm_hadd_epi32(p01, p23);
+}
+
 /* Sub-blocks outer, tokens inner: the unpacked codes and scale of one
  * run and the four tokens' sums all stay in registers. */
 TARGET static void
 dot4_q4_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    __m128 acc = _mm_setzero_ps(); /* token t in lane t */
     for (size_t b = 0; b < nb; b++, w += RT_Q4_K_BYTES) {
         const rt__blockq8k *x0 = XK(0) + b, *x1 = XK(1) + b, *x2 = XK(2) + b, *x3 = XK(3) + b;
         uint8_t sc[8], m[8];
@@ -360,16 +383,11 @@ dot4_q4_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *
             s2 = run_add(run_add(s2, lo, sl, x2->qs + 64 * c), hi, sh, x2->qs + 64 * c + 32);
             s3 = run_add(run_add(s3, lo, sl, x3->qs + 64 * c), hi, sh, x3->qs + 64 * c + 32);
         }
-        float d = f16(w), dmin = f16(w + 2);
-        a0 = rt__kq_fold(a0, x0->d, d, dmin, hsum_i32(s0), mins_dot(m, x0->bsums));
-        a1 = rt__kq_fold(a1, x1->d, d, dmin, hsum_i32(s1), mins_dot(m, x1->bsums));
-        a2 = rt__kq_fold(a2, x2->d, d, dmin, hsum_i32(s2), mins_dot(m, x2->bsums));
-        a3 = rt__kq_fold(a3, x3->d, d, dmin, hsum_i32(s3), mins_dot(m, x3->bsums));
+        __m128 dx = _mm_set_ps(x3->d, x2->d, x1->d, x0->d);
+        acc = fold4(acc, dx, f16(w), f16(w + 2), hsum4_i32(s0, s1, s2, s3),
+                    mins4(m, x0->bsums, x1->bsums, x2->bsums, x3->bsums));
     }
-    out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-    out[3] = a3;
+    _mm_storeu_ps(out, acc);
 }
 
 /* |q| * (x with q's sign), times the two 16-weight scales s16, added. */
@@ -384,7 +402,7 @@ TARGET static void
 dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
-    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    __m128 acc = _mm_setzero_ps(); /* token t in lane t */
     for (size_t b = 0; b < nb; b++, w += RT_Q6_K_BYTES) {
         const rt__blockq8k *x0 = XK(0) + b, *x1 = XK(1) + b, *x2 = XK(2) + b, *x3 = XK(3) + b;
         const int8_t *sc = (const int8_t *)(w + 192);
@@ -407,16 +425,10 @@ dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *
                 s3 = run6_add(s3, q, aq, s16, x3->qs + o);
             }
         }
-        float d = f16(w + 208);
-        a0 = rt__kq_fold(a0, x0->d, d, 0.0f, hsum_i32(s0), 0);
-        a1 = rt__kq_fold(a1, x1->d, d, 0.0f, hsum_i32(s1), 0);
-        a2 = rt__kq_fold(a2, x2->d, d, 0.0f, hsum_i32(s2), 0);
-        a3 = rt__kq_fold(a3, x3->d, d, 0.0f, hsum_i32(s3), 0);
+        __m128 dx = _mm_set_ps(x3->d, x2->d, x1->d, x0->d);
+        acc = fold4(acc, dx, f16(w + 208), 0.0f, hsum4_i32(s0, s1, s2, s3), _mm_setzero_si128());
     }
-    out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-    out[3] = a3;
+    _mm_storeu_ps(out, acc);
 }
 
 #undef XK

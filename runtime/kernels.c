@@ -1,82 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Portable kernels, quantizers and half-float conversion. The SIMD files
- * (kernels-x86.c, kernels-arm.c) must give the same integer block sums as
- * these and do the float accumulation over blocks in the same order.
+ * Portable kernels and quantizers (the half-float conversions are inline
+ * in internal.h). The SIMD files (kernels-x86.c, kernels-arm.c) must give
+ * the same integer block sums as these and do the float accumulation over
+ * blocks in the same order.
  */
 #include <math.h>
 #include <string.h>
 
 #include "runtime/internal.h"
-
-float
-rt__f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400));
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else {
-        bits = sign | (exp + 127 - 15) << 23 | man << 13;
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t
-rt__f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    uint32_t ax = x & 0x7fffffff;
-    if (ax >= 0x7f800000) /* Inf or NaN */
-        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0));
-    if (ax >= 0x477ff000) /* rounds to >= 65520: overflow to Inf */
-        return (uint16_t)(sign | 0x7c00);
-    if (ax < 0x38800000) { /* below the smallest normal half: subnormal or 0 */
-        if (ax < 0x33000000)
-            return (uint16_t)sign;
-        uint32_t e = ax >> 23, man = (ax & 0x7fffff) | 0x800000;
-        uint32_t shift = 126 - e; /* 14..24 */
-        uint32_t q = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1)))
-            q++;
-        return (uint16_t)(sign | q);
-    }
-    uint32_t r = ax - 0x38000000; /* rebias exponent 127 -> 15 */
-    uint32_t q = r >> 13, rem = r & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (q & 1)))
-        q++;
-    return (uint16_t)(sign | q);
-}
-
-/* round(v) clamped to [lo, hi]; NaN gives 0. Weights and activations come
- * from untrusted files: a float-to-int conversion of NaN, Inf or a value out
- * of range would be undefined behaviour. */
-static int
-round_clamp(float v, int lo, int hi)
-{
-    if (!(v == v))
-        return 0;
-    if (v <= (float)lo)
-        return lo;
-    if (v >= (float)hi)
-        return hi;
-    return (int)lrintf(v);
-}
 
 void
 rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
@@ -90,7 +22,7 @@ rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         out[b].d = d;
         for (size_t i = 0; i < RT_QK; i++)
-            out[b].qs[i] = (int8_t)(i < m ? round_clamp(x[base + i] * id, -127, 127) : 0);
+            out[b].qs[i] = (int8_t)(i < m ? rt__round_i8(x[base + i] * id) : 0);
     }
 }
 
@@ -108,7 +40,7 @@ rt__quantize_row_q8_0(const float *x, size_t n, uint8_t *out)
         out[0] = (uint8_t)h;
         out[1] = (uint8_t)(h >> 8);
         for (size_t i = 0; i < RT_QK; i++)
-            out[2 + i] = (uint8_t)(int8_t)(i < m ? round_clamp(x[base + i] * id, -127, 127) : 0);
+            out[2 + i] = (uint8_t)(int8_t)(i < m ? rt__round_i8(x[base + i] * id) : 0);
     }
 }
 
@@ -277,23 +209,34 @@ const rt__kernels rt__kernels_portable = {
 /* Every (row, token) pair of rows r0..r1 meets one kernel call, DOT, with
  * row and in (token t's input, IN) set; where the set has a 4-token kernel
  * (HAVE4), DOT4 takes the tokens 4 at a time into o[4] (same results: the
- * kernels promise it). The type switch stays outside the loops. Rows
- * outer, tokens inner: a row is fetched from memory once and stays in
- * cache while every token of the batch meets it. */
-#define EACH_ROW_TOKEN(IN, HAVE4, DOT4, DOT)                     \
-    for (uint32_t r = r0; r < r1; r++) {                         \
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
-        size_t t = 0;                                            \
-        for (; (HAVE4) && t + 4 <= a->n; t += 4) {               \
-            float o[4];                                          \
-            DOT4;                                                \
-            for (size_t j = 0; j < 4; j++)                       \
-                a->out[(t + j) * a->out_stride + r] = o[j];      \
-        }                                                        \
-        for (; t < a->n; t++) {                                  \
-            const void *in = (IN);                               \
-            a->out[t * a->out_stride + r] = (DOT);               \
-        }                                                        \
+ * kernels promise it). The type switch stays outside the loops.
+ * Cache blocking: rows go in blocks of about RT_ROW_BLOCK_BYTES, and each
+ * block meets every token tile before the next block starts. A block is
+ * fetched from memory once per batch and stays in cache while the tiles
+ * pass; a tile's inputs stay in L1 while the block's rows pass. (Rows
+ * outer, tokens inner read every token's input once per row: for F32 a
+ * 32-token batch is 96 KiB, past L1, and the products waited on L2; F32
+ * prompts ran 25-35% slower.) The order of the calls changes nothing in
+ * their results. */
+#define EACH_ROW_TOKEN(IN, HAVE4, DOT4, DOT)                             \
+    for (uint32_t rb = r0; rb < r1; rb += blk) {                         \
+        uint32_t re = r1 - rb < blk ? r1 : rb + blk;                     \
+        size_t t = 0;                                                    \
+        for (; (HAVE4) && t + 4 <= a->n; t += 4)                         \
+            for (uint32_t r = rb; r < re; r++) {                         \
+                const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+                float o[4];                                              \
+                (void)row;                                               \
+                DOT4;                                                    \
+                for (size_t j = 0; j < 4; j++)                           \
+                    a->out[(t + j) * a->out_stride + r] = o[j];          \
+            }                                                            \
+        for (; t < a->n; t++)                                            \
+            for (uint32_t r = rb; r < re; r++) {                         \
+                const uint8_t *row = w->data + (size_t)r * w->row_bytes; \
+                const void *in = (IN);                                   \
+                a->out[t * a->out_stride + r] = (DOT);                   \
+            }                                                            \
     }
 #define FLOAT_IN (a->x + t * a->x_stride)
 #define QUANT_IN (xq + t * a->xq_stride)
@@ -307,6 +250,8 @@ rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
     const rt__kernels *k = a->k;
     const uint8_t *xq = a->xq;
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
+    size_t blk_rows = w->row_bytes ? RT_ROW_BLOCK_BYTES / w->row_bytes : 1;
+    uint32_t blk = a->n == 1 ? r1 - r0 : blk_rows > 1 ? (uint32_t)blk_rows : 1;
     switch (w->type) {
     case RT_TYPE_F32:
         EACH_ROW_TOKEN(

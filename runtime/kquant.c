@@ -92,7 +92,7 @@ rt__quantize_act_k(const float *x, size_t n, rt__blockq8k *out)
         float iscale = -127.0f / max;
         for (unsigned i = 0; i < RT_QK_K; i++) {
             float v = iscale * x[i];
-            int q = v == v ? (int)lrintf(fminf(fmaxf(v, -127.0f), 127.0f)) : 0;
+            int q = rt__round_i8(v);
             out[b].qs[i] = (int8_t)q;
             out[b].bsums[i / 32] = (int16_t)(out[b].bsums[i / 32] + q);
         }

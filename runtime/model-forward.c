@@ -185,11 +185,7 @@ kv_quant(const float *x, size_t n, int8_t *q, float *scale)
         amax = fmaxf(amax, fabsf(x[i]));
     float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] * id; /* NaN (from a bad model) becomes 0 */
-        q[i] = (int8_t)(v >= -127.0f && v <= 127.0f ? lrintf(v)
-                        : v > 127.0f                ? 127
-                        : v < -127.0f               ? -127
-                                                    : 0);
+        q[i] = (int8_t)rt__round_i8(x[i] * id); /* NaN (from a bad model) becomes 0 */
     }
     *scale = d;
 }

@@ -153,6 +153,52 @@ test_quantize_act_k(void **state)
         assert_int_equal(b[1].qs[i], 0);
 }
 
+/* The lrintf form rt__round_i8 replaces (libm's rounding, clamped). */
+static int
+round_ref(float v)
+{
+    return v == v ? (int)lrintf(fminf(fmaxf(v, -127.0f), 127.0f)) : 0;
+}
+
+static void
+check_round(float v)
+{
+    if (rt__round_i8(v) != round_ref(v))
+        fail_msg("rt__round_i8(%a) = %d, lrintf form %d", (double)v, rt__round_i8(v), round_ref(v));
+}
+
+/* Equal on the floats where rounding can go wrong (a few ulps around
+ * every half-integer and integer up to the clamp, the clamp's edges,
+ * signed zeros, NaN, infinities, the extremes) and on random bit patterns. */
+static void
+test_round_i8(void **state)
+{
+    static const float special[] = { 0.0f,    -0.0f,    NAN,    -NAN,    INFINITY,   -INFINITY,
+                                     3.4e38f, -3.4e38f, 1e-45f, -1e-45f, 4194304.5f, 8388609.0f };
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+        check_round(special[i]);
+    for (int k = -260; k <= 260; k++) {
+        float v = (float)k / 2.0f;
+        for (int u = 0; u < 4; u++) {
+            check_round(v);
+            check_round(-v);
+            v = nextafterf(v, INFINITY);
+        }
+        v = (float)k / 2.0f;
+        for (int u = 0; u < 4; u++) {
+            v = nextafterf(v, -INFINITY);
+            check_round(v);
+        }
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint32_t bits = (uint32_t)rnd() << 16 ^ (uint32_t)rnd();
+        float v;
+        memcpy(&v, &bits, sizeof(v));
+        check_round(v);
+        check_round(((float)(rnd() % 65536) - 32768.0f) / 256.0f);
+    }
+}
+
 typedef float (*dot_fn)(const uint8_t *, const rt__blockq8k *, size_t);
 
 static void
@@ -259,6 +305,7 @@ main(void)
         cmocka_unit_test(test_scale_min),  cmocka_unit_test(test_dequant_q45),
         cmocka_unit_test(test_dequant_q6), cmocka_unit_test(test_quantize_act_k),
         cmocka_unit_test(test_dot),        cmocka_unit_test(test_dot4),
+        cmocka_unit_test(test_round_i8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,9 +332,12 @@ kl_mean(const float *src, const float *q, size_t n, uint32_t vocab)
     for (size_t pos = 0; pos < n; pos++) {
         const float *a = src + pos * vocab, *b = q + pos * vocab;
         double ma = a[0], mb = b[0], za = 0.0, zb = 0.0, kl = 0.0;
+        /* Compares, not fmax: aarch64 GCC 12 crashes vectorizing an fmax
+         * reduction here (internal compiler error in vect_transform_reduction),
+         * which broke the arm64 cross build. The logits are finite. */
         for (uint32_t i = 1; i < vocab; i++) {
-            ma = fmax(ma, a[i]);
-            mb = fmax(mb, b[i]);
+            ma = a[i] > ma ? a[i] : ma;
+            mb = b[i] > mb ? b[i] : mb;
         }
         for (uint32_t i = 0; i < vocab; i++) {
             za += exp(a[i] - ma);
