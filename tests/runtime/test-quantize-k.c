@@ -389,8 +389,8 @@ read_ids(const char *rel, int *seq, size_t n)
 static void
 check_round_trip(rt_type type, float clear_tol, double kl_factor)
 {
-    uint8_t *src, *llq;
-    size_t src_len, llq_len;
+    uint8_t *src = NULL, *llq = NULL;
+    size_t src_len = 0, llq_len = 0;
     if (!load("realarch/qwen2-gqa-Q8_0.gguf", &src, &src_len) ||
         !load("realarch/qwen2-gqa-Q4_K_M.gguf", &llq, &llq_len))
         skip();
