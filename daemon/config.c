@@ -13,7 +13,8 @@
 
 const char nvx_config_usage[] =
     "usage: nvxd [--store DIR] [--listen HOST:PORT|none] [--config FILE]\n"
-    "            [--peer HOST:PORT]... [--no-discovery] [--no-upnp] [--log-level LEVEL]\n"
+    "            [--peer HOST:PORT]... [--no-discovery] [--no-upnp] [--no-relay] [--log-level "
+    "LEVEL]\n"
     "            [--max-peers N] [--peer-max-requests N] [--peer-max-bytes SIZE]\n"
     "            [--serve pinned|all|none] [--http HOST:PORT|off] [--require-trusted]\n"
     "            [--max-store-bytes SIZE]\n"
@@ -35,6 +36,8 @@ const char nvx_config_usage[] =
     "  --no-discovery         no LAN discovery (discovery = no)\n"
     "  --no-upnp              do not map the listening port on the home router\n"
     "                         with UPnP-IGD or NAT-PMP (upnp = off)\n"
+    "  --no-relay             do not relay connection reversal for others, nor\n"
+    "                         offer to on the DHT (relay = off)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --max-peers N          peer connections (default 64)\n"
     "  --peer-max-requests N  requests queued per peer when serving (default 1024)\n"
@@ -82,6 +85,7 @@ nvx_config_defaults(nvx_config *cfg)
     snprintf(cfg->http, sizeof(cfg->http), "%s", NVX_DEFAULT_HTTP);
     cfg->discovery = true;
     cfg->upnp = true;
+    cfg->relay = true;
     cfg->log_level = NVX_LOG_INFO;
     cfg->max_peers = NVX_DEFAULT_MAX_PEERS;
     cfg->peer_max_requests = NVX_DEFAULT_PEER_MAX_REQUESTS;
@@ -275,6 +279,11 @@ nvx_config_set(nvx_config *cfg, const char *key, const char *value,
             goto bad;
         return 0;
     }
+    if (strcmp(key, "relay") == 0) {
+        if (parse_bool(value, &cfg->relay) < 0)
+            goto bad;
+        return 0;
+    }
     if (strcmp(key, "dht") == 0) {
         if (parse_bool(value, &cfg->dht) < 0)
             goto bad;
@@ -362,23 +371,12 @@ is_blank(char c)
 static int
 parse_line(nvx_config *cfg, char *line, unsigned *seen, char err[static NVX_CONFIG_ERR_LEN])
 {
-    static const char *const once[] = { "store",
-                                        "listen",
-                                        "discovery",
-                                        "log-level",
-                                        "max-peers",
-                                        "peer-max-requests",
-                                        "peer-max-bytes",
-                                        "serve",
-                                        "http",
-                                        "require-trusted",
-                                        "max-store-bytes",
-                                        "upnp",
-                                        "control-group",
-                                        "dht",
-                                        "dht-bootstrap",
-                                        "dht-port",
-                                        "upload-rate",
+    static const char *const once[] = { "store",           "listen",          "discovery",
+                                        "log-level",       "max-peers",       "peer-max-requests",
+                                        "peer-max-bytes",  "serve",           "http",
+                                        "require-trusted", "max-store-bytes", "upnp",
+                                        "relay",           "control-group",   "dht",
+                                        "dht-bootstrap",   "dht-port",        "upload-rate",
                                         "download-rate" };
     char *p = line;
     while (is_blank(*p))
@@ -562,6 +560,10 @@ nvx_config_args(nvx_config *cfg, int argc, char **argv, char err[static NVX_CONF
         }
         if (strcmp(a, "--no-upnp") == 0) {
             cfg->upnp = false;
+            continue;
+        }
+        if (strcmp(a, "--no-relay") == 0) {
+            cfg->relay = false;
             continue;
         }
         if (strcmp(a, "--no-dht") == 0 || strcmp(a, "--dht") == 0) {

@@ -13,7 +13,7 @@
  * Blank lines and lines whose first non-blank byte is '#' are ignored. Keys
  * are the long flag names (store, listen, peer, discovery, log-level,
  * max-peers, peer-max-requests, peer-max-bytes, serve, http, require-trusted,
- * max-store-bytes, upnp, control-group, dht, dht-bootstrap, dht-port, upload-rate,
+ * max-store-bytes, upnp, relay, control-group, dht, dht-bootstrap, dht-port, upload-rate,
  * download-rate). Values are printable
  * ASCII with no inner '#' handling (a '#' after a value is part of it, so it is refused where the
  * value's syntax does not allow it). Parsing is strict: an unknown key, a repeated key (except
@@ -61,6 +61,7 @@ typedef struct nvx_config {
     char peers[NVX_CONFIG_PEERS_MAX][NVX_CONFIG_VALUE_MAX];
     bool discovery;             /* LAN discovery (handled by a later module) */
     bool upnp;                  /* map the listening port on the router (daemon/natmap.h) */
+    bool relay;                 /* relay connection reversal for others (daemon/dht-relay.h) */
     int log_level;              /* enum nvx_log_level */
     unsigned max_peers;         /* connections, 1..4096 */
     unsigned peer_max_requests; /* REQUESTs queued per peer when serving, 1..65536 */

@@ -174,7 +174,11 @@ resolve_done(uv_work_t *w, int st)
     int dials =
         cl->ctl->mesh ? nvx_mesh_want(cl->ctl->mesh, j->t.model) : 0; /* gossip's providers */
     memcpy(cs->model, j->t.model, 32);
-    cs->dht_want = dials == 0 && cl->ctl->dhtf && nvx_dhtfetch_want(cl->ctl->dhtf, j->t.model) == 0;
+    /* Gossip's providers get NVX_DHTFETCH_GOSSIP_FIRST_MS first: they may
+     * all be behind NATs that no relay we have a session with reaches. */
+    cs->dht_want =
+        cl->ctl->dhtf &&
+        nvx_dhtfetch_want(cl->ctl->dhtf, j->t.model, dials ? NVX_DHTFETCH_GOSSIP_FIRST_MS : 0) == 0;
     cs->timeout_s = j->timeout_s ? j->timeout_s : NVX_XFER_NO_PROVIDER_MS / 1000;
     /* PIN asks that the model be kept (seeded, left by plain gc, evicted
      * by the quota when it needs the space); nvx fetch --pin pins it

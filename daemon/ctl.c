@@ -425,7 +425,11 @@ nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret)
     c->dht = opts->dht;
     if (c->dht) {
         nvx_dhtfetch_opts fo = {
-            .loop = c->loop, .dht = c->dht, .node = c->node, .state_dir = opts->state_dir
+            .loop = c->loop,
+            .dht = c->dht,
+            .node = c->node,
+            .relay = opts->relay,
+            .state_dir = opts->state_dir,
         };
         if (nvx_dhtfetch_new(&fo, &c->dhtf) < 0) {
             free(c);

@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "daemon/dht-relay.h"
 #include "daemon/mesh.h"
 #include "daemon/natmap.h"
 #include "daemon/node.h"
@@ -43,6 +44,7 @@ typedef struct nvx_ctl_opts {
     nvx_dhtuv *dht;        /* the DHT (STATUS; providers for FETCH when gossip knows none; names
                             * for PUBLISH and FETCH: daemon/dht-fetch.h); may be NULL */
     const char *state_dir; /* the store directory (what the DHT keeps); may be NULL */
+    nvx_dhtrelay *relay;   /* chases providers the DHT found through relays; may be NULL */
     void (*on_shutdown)(void *arg); /* SHUTDOWN request (after the OK is written) */
     void *arg;
     bool group_set; /* members of group may use the socket too */

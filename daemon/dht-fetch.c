@@ -57,6 +57,7 @@ struct nvx_dhtfetch {
     uv_loop_t *loop;
     nvx_dhtuv *dht;
     nvx_node *node;
+    nvx_dhtrelay *relay;
     char *names_path;
     struct want wants[NVX_DHTFETCH_WANTS_MAX];
     struct nget *gets;
@@ -97,6 +98,10 @@ on_provider(void *arg, const char *addr)
     w->dials++;
     int r = nvx_node_dial(fd->f->node, addr);
     log_debug("dht: provider %s%s", addr, r < 0 && r != -EAGAIN ? " (not dialed)" : "");
+    /* Behind a NAT that maps nothing it never answers: its relays can
+     * have it dial us (daemon/dht-relay.h). */
+    if (fd->f->relay)
+        (void)nvx_dhtrelay_want(fd->f->relay, addr);
 }
 
 static void
@@ -135,7 +140,7 @@ on_timer(uv_timer_t *t)
 }
 
 int
-nvx_dhtfetch_want(nvx_dhtfetch *f, const uint8_t model_id[static 32])
+nvx_dhtfetch_want(nvx_dhtfetch *f, const uint8_t model_id[static 32], uint32_t delay_ms)
 {
     struct want *w = want_find(f, model_id);
     if (w) {
@@ -149,7 +154,10 @@ nvx_dhtfetch_want(nvx_dhtfetch *f, const uint8_t model_id[static 32])
         return -ENOSPC;
     *w = (struct want){ .refs = 1 };
     memcpy(w->model, model_id, 32);
-    want_lookup(f, w, uv_now(f->loop));
+    if (delay_ms)
+        w->next_ms = uv_now(f->loop) + delay_ms; /* the timer starts it */
+    else
+        want_lookup(f, w, uv_now(f->loop));
     return 0;
 }
 
@@ -412,6 +420,7 @@ nvx_dhtfetch_new(const nvx_dhtfetch_opts *o, nvx_dhtfetch **ret)
     f->loop = o->loop;
     f->dht = o->dht;
     f->node = o->node;
+    f->relay = o->relay;
     if (o->state_dir) {
         size_t n = strlen(o->state_dir) + sizeof("/" NVX_DHTFETCH_NAMES_FILE);
         f->names_path = malloc(n);

@@ -319,14 +319,44 @@ nvx_dhtuv_close(nvx_dhtuv *d, void (*done)(void *arg), void *arg)
 /* Providers and items */
 
 int
-nvx_dhtuv_provide(nvx_dhtuv *d, const uint8_t model_id[static 32])
+nvx_dhtuv_announce(nvx_dhtuv *d, const uint8_t key[static 20])
 {
     if (!d->announce_port)
         return -EADDRNOTAVAIL;
-    uint8_t key[20];
-    nvx_dht_provider_key(model_id, key);
     int r = nvx_dht_announce(d->core, key, d->announce_port, uv_now(d->loop));
     return r == -EEXIST ? 0 : r;
+}
+
+int
+nvx_dhtuv_store_self(nvx_dhtuv *d, const uint8_t key[static 20], const char *addr)
+{
+    struct sockaddr_in sa;
+    char host[INET_ADDRSTRLEN];
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    if (!colon || (size_t)(colon - addr) >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port == 0 || port > 65535 || uv_ip4_addr(host, (int)port, &sa) != 0)
+        return -EINVAL;
+    return nvx_dht_store_self(d->core, key, ntohl(sa.sin_addr.s_addr), (uint16_t)port,
+                              uv_now(d->loop));
+}
+
+void
+nvx_dhtuv_unannounce(nvx_dhtuv *d, const uint8_t key[static 20])
+{
+    nvx_dht_unannounce(d->core, key);
+}
+
+int
+nvx_dhtuv_provide(nvx_dhtuv *d, const uint8_t model_id[static 32])
+{
+    uint8_t key[20];
+    nvx_dht_provider_key(model_id, key);
+    return nvx_dhtuv_announce(d, key);
 }
 
 void
@@ -376,6 +406,13 @@ nvx_dhtuv_find_providers(nvx_dhtuv *d, const uint8_t model_id[static 32],
 {
     uint8_t key[20];
     nvx_dht_provider_key(model_id, key);
+    return nvx_dhtuv_find(d, key, cb, arg);
+}
+
+int
+nvx_dhtuv_find(nvx_dhtuv *d, const uint8_t key[static 20], void (*cb)(void *arg, const char *addr),
+               void *arg)
+{
     struct find *f = malloc(sizeof(*f));
     if (!f)
         return -ENOMEM;

@@ -57,6 +57,14 @@ void nvx_dhtuv_close(nvx_dhtuv *d, void (*done)(void *arg), void *arg);
 int nvx_dhtuv_provide(nvx_dhtuv *d, const uint8_t model_id[static 32]);
 void nvx_dhtuv_unprovide(nvx_dhtuv *d, const uint8_t model_id[static 32]);
 
+/* The same for any 20-byte key (nvx_dht_relay_key()). */
+int nvx_dhtuv_announce(nvx_dhtuv *d, const uint8_t key[static 20]);
+void nvx_dhtuv_unannounce(nvx_dhtuv *d, const uint8_t key[static 20]);
+
+/* nvx_dht_store_self() for addr ("A.B.C.D:PORT"). Returns 0, -EINVAL,
+ * -ENOSPC. */
+int nvx_dhtuv_store_self(nvx_dhtuv *d, const uint8_t key[static 20], const char *addr);
+
 /* The router maps the nvx TCP port to external port ext_port (0: no
  * mapping): announces carry it from now on, and go out again at once. */
 void nvx_dhtuv_set_mapped_port(nvx_dhtuv *d, uint16_t ext_port);
@@ -66,6 +74,10 @@ void nvx_dhtuv_set_mapped_port(nvx_dhtuv *d, uint16_t ext_port);
  * a handle (> 0) for nvx_dhtuv_cancel() or a negative errno. */
 int nvx_dhtuv_find_providers(nvx_dhtuv *d, const uint8_t model_id[static 32],
                              void (*cb)(void *arg, const char *addr), void *arg);
+
+/* The same for the peers announced under any 20-byte key. */
+int nvx_dhtuv_find(nvx_dhtuv *d, const uint8_t key[static 20],
+                   void (*cb)(void *arg, const char *addr), void *arg);
 
 /* Starts a BEP 44 get (item: k and salt) or put (item signed). cb as in
  * daemon/dht.h. Returns a handle or a negative errno. */

@@ -421,6 +421,15 @@ nvx_dht_provider_key(const uint8_t model_id[static 32], uint8_t out[static 20])
     memcpy(out, h, 20);
 }
 
+void
+nvx_dht_relay_key(uint8_t out[static 20])
+{
+    static const char name[] = "nvx-relay-v1";
+    uint8_t h[32];
+    crypto_generichash(h, sizeof(h), (const uint8_t *)name, sizeof(name) - 1, NULL, 0);
+    memcpy(out, h, 20);
+}
+
 /* ---------------------------------------------------------------------- */
 /* What we announce and put */
 
@@ -455,6 +464,13 @@ nvx_dht_announce_port(nvx_dht *d, uint16_t port, uint64_t now_ms)
             d->ann[i].port = port;
             d->ann[i].next_ms = now_ms; /* the old port is stale where it was stored */
         }
+}
+
+int
+nvx_dht_store_self(nvx_dht *d, const uint8_t key[static 20], uint32_t ip, uint16_t port,
+                   uint64_t now_ms)
+{
+    return nvx__dht_store_peer(&d->store, key, ip, port, now_ms);
 }
 
 void

@@ -161,6 +161,14 @@ int nvx_dht_add_bootstrap(nvx_dht *d, uint32_t ip, uint16_t port);
 int nvx_dht_announce(nvx_dht *d, const uint8_t key[static 20], uint16_t port, uint64_t now_ms);
 void nvx_dht_unannounce(nvx_dht *d, const uint8_t key[static 20]);
 
+/* Stores ip:port (host order), our own address as others dial it, as a
+ * peer of key in our own storage, as if it had been announced to us: a
+ * node that others ask (a bootstrap node, often the only one they can
+ * reach through their NATs) answers get_peers with itself. It expires
+ * like any stored peer: call again to keep it. Returns 0 or -ENOSPC. */
+int nvx_dht_store_self(nvx_dht *d, const uint8_t key[static 20], uint32_t ip, uint16_t port,
+                       uint64_t now_ms);
+
 /* Every key announced now carries port (the router mapped another one, or
  * lost the mapping) and is announced again at the next tick. */
 void nvx_dht_announce_port(nvx_dht *d, uint16_t port, uint64_t now_ms);
@@ -204,6 +212,11 @@ int nvx_dht_load(nvx_dht *d, const uint8_t *buf, size_t len);
  * first 20 bytes of BLAKE2b-256("nvx-provider-v1" || model id) (libsodium's
  * crypto_generichash with a 32-byte output, no key). proto/PROTOCOL.md. */
 void nvx_dht_provider_key(const uint8_t model_id[static 32], uint8_t out[static 20]);
+
+/* The DHT key under which nodes that can relay connection reversal (they
+ * can be dialed from outside) announce themselves: the first 20 bytes of
+ * BLAKE2b-256("nvx-relay-v1"). proto/PROTOCOL.md, section 9. */
+void nvx_dht_relay_key(uint8_t out[static 20]);
 
 /* BEP 44 helpers. The target of a mutable item: SHA-1(k || salt). */
 void nvx_dht_item_target(const uint8_t k[static 32], const uint8_t *salt, size_t salt_len,

@@ -24,6 +24,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/ctl.h"
+#include "daemon/dht-relay.h"
 #include "daemon/dht-uv.h"
 #include "daemon/identity.h"
 #include "daemon/log.h"
@@ -52,6 +53,7 @@ struct daemon {
     nvx_natmap *natmap;
     nvx_pull_env pull_env; /* the API's pulls */
     nvx_dhtuv *dht;
+    nvx_dhtrelay *relay; /* with dht and mesh */
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -90,6 +92,8 @@ static void
 node_stopped(void *arg)
 {
     struct daemon *d = arg;
+    nvx_dhtrelay_close(d->relay); /* it asks the mesh and the DHT */
+    d->relay = NULL;
     /* The node calls the mesh's hooks until it has stopped: close it now. */
     nvx_mesh_close(d->mesh, NULL, NULL);
     d->mesh = NULL;
@@ -429,6 +433,7 @@ run(const nvx_config *cfg)
         .upload_rate = cfg->upload_rate,
         .download_rate = cfg->download_rate,
         .agent = "nvxd/" NVX_VERSION,
+        .no_relay = !cfg->relay,
         .serve = cfg->serve,
         .fetched = on_fetched,
         .arg = &d,
@@ -459,6 +464,7 @@ run(const nvx_config *cfg)
         .store = store,
         .discovery = cfg->discovery,
         .dht = d.dht,
+        .no_relay = !cfg->relay,
     };
 #ifdef NVX_TEST_HOOKS
     const char *np = getenv("NVX_TEST_NO_PEX_DIAL");
@@ -468,6 +474,19 @@ run(const nvx_config *cfg)
     if (r < 0)
         log_warn_errno(r, "gossip is off");
     start_natmap(&d, cfg);
+    if (d.dht && d.mesh) {
+        nvx_dhtrelay_opts ro = {
+            .loop = d.loop,
+            .dht = d.dht,
+            .node = d.node,
+            .mesh = d.mesh,
+            .natmap = d.natmap,
+            .relay = cfg->relay,
+        };
+        r = nvx_dhtrelay_new(&ro, &d.relay);
+        if (r < 0)
+            log_warn_errno(r, "no relays for connection reversal through the DHT");
+    }
     snprintf(path, sizeof(path), "%s/%s", dir, PROTO_CTL_SOCKET_NAME);
     nvx_ctl_opts co = {
         .loop = d.loop,
@@ -483,12 +502,15 @@ run(const nvx_config *cfg)
         .group = group,
         .dht = d.dht,
         .state_dir = dir,
+        .relay = d.relay,
     };
     r = nvx_ctl_new(&co, &d.ctl);
     if (r < 0) {
         log_error_errno(r, "cannot open the control socket %s", path);
         nvx_node_stop(d.node, NULL, NULL);
         uv_run(d.loop, UV_RUN_NOWAIT);
+        nvx_dhtrelay_close(d.relay);
+        d.relay = NULL;
         nvx_mesh_close(d.mesh, NULL, NULL);
         d.mesh = NULL;
         nvx_dhtuv_close(d.dht, NULL, NULL);

@@ -15,31 +15,10 @@
 
 #include "daemon/discovery.h"
 #include "daemon/log.h"
+#include "daemon/mesh-internal.h"
 #include "daemon/reverse.h"
 #include "libcas/namerec.h"
 #include "transport/tcp.h"
-
-struct nvx_mesh {
-    nvx_mesh_opts o;
-    nvx_gossip *g;
-    nvx_disc *disc;
-    uv_timer_t timer;
-    int open_handles; /* timer, discovery */
-    unsigned jobs;
-    bool closing;
-    bool scanning;
-    uint64_t next_scan_ms;
-    uint8_t (*provided)[32]; /* sorted */
-    size_t n_provided;
-    size_t n_names;   /* name records in the store (last scan, plus stored since) */
-    nvx_reverse *rev; /* connection reversal's limits (daemon/reverse.h) */
-    struct want {
-        uint8_t model[32];
-        uint64_t until_ms; /* 0: free */
-    } wants[NVX_MESH_WANTS_MAX];
-    void (*done)(void *arg);
-    void *done_arg;
-};
 
 enum job_kind {
     JOB_SCAN,
@@ -82,13 +61,6 @@ wall_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-/* Rate limits run on the loop's monotonic clock (a wall clock step must not
- * refill or drain them). */
-static uint64_t
-mono_ms(const nvx_mesh *m)
-{
-    return uv_now(m->o.loop);
-}
 static void on_timer_closed(uv_handle_t *h);
 
 /* ---------------------------------------------------------------------- */
@@ -346,65 +318,6 @@ static const nvx_gossip_ops gossip_ops = {
 /* ---------------------------------------------------------------------- */
 /* Node hooks */
 
-/* The address in the peer's HELLO at index i, with an unspecified host
- * (0.0.0.0, [::]) replaced by the host the session comes from. same_host:
- * only an address whose host is that host (what a relay may hand on, so
- * that no peer can point others at a third party). Returns false when
- * there is none. */
-static bool
-peer_hello_addr(nvx_peer *p, size_t i, bool same_host, char *out, size_t cap)
-{
-    const proto_hello *h = nvx_peer_hello(p);
-    if (!h || i >= h->n_addrs || h->addrs[i].len >= TP_TCP_HOST_MAX)
-        return false;
-    char hello[TP_TCP_HOST_MAX];
-    memcpy(hello, h->addrs[i].p, h->addrs[i].len);
-    hello[h->addrs[i].len] = '\0';
-    struct sockaddr_storage ls, rs;
-    const char *remote = nvx_peer_addr(p);
-    bool have_remote = remote && tp_tcp_addr_parse(remote, 0, &rs) == 0;
-    if (tp_tcp_addr_parse(hello, 0, &ls) < 0)
-        return false;
-    static const uint8_t zero[16];
-    uint16_t port;
-    bool unspec, same = false;
-    if (ls.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ls;
-        unspec = a->sin_addr.s_addr == 0;
-        port = a->sin_port;
-        same = have_remote && rs.ss_family == AF_INET &&
-               ((const struct sockaddr_in *)&rs)->sin_addr.s_addr == a->sin_addr.s_addr;
-    } else {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ls;
-        unspec = memcmp(&a->sin6_addr, zero, 16) == 0;
-        port = a->sin6_port;
-        same = have_remote && rs.ss_family == AF_INET6 &&
-               memcmp(&((const struct sockaddr_in6 *)&rs)->sin6_addr, &a->sin6_addr, 16) == 0;
-    }
-    if (unspec) {
-        if (!have_remote)
-            return false;
-        if (rs.ss_family == AF_INET)
-            ((struct sockaddr_in *)&rs)->sin_port = port;
-        else
-            ((struct sockaddr_in6 *)&rs)->sin6_port = port;
-        ls = rs;
-    } else if (same_host && !same) {
-        return false;
-    }
-    char ip[64];
-    if (ls.ss_family == AF_INET) {
-        if (uv_ip4_name((struct sockaddr_in *)&ls, ip, sizeof(ip)) != 0)
-            return false;
-        snprintf(out, cap, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ls)->sin_port));
-    } else {
-        if (uv_ip6_name((struct sockaddr_in6 *)&ls, ip, sizeof(ip)) != 0)
-            return false;
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ls)->sin6_port));
-    }
-    return true;
-}
-
 static void
 h_peer_up(void *arg, nvx_peer *p)
 {
@@ -418,7 +331,7 @@ h_peer_up(void *arg, nvx_peer *p)
      * first hand. An inbound peer's HELLO address is its own claim. */
     if (nvx_peer_outbound(p))
         (void)nvx_gossip_add_addr(m->g, id, nvx_peer_addr(p), NVX_PEX_FIRST_HAND, now);
-    else if (peer_hello_addr(p, 0, false, addr, sizeof(addr)))
+    else if (nvx__mesh_hello_addr(p, 0, false, addr, sizeof(addr)))
         (void)nvx_gossip_add_addr(m->g, id, addr, NVX_PEX_CLAIMED, now);
     nvx_reverse_resolved(m->rev, id);
     int r = nvx_gossip_peer_up(m->g, (uint64_t)(uintptr_t)p, id, now);
@@ -446,60 +359,6 @@ h_mismatch(void *arg, const uint8_t claimed[32], const char *addr)
         log_debug("forgot %s for %s: another key answered there", addr, nvx_short_id(claimed, sid));
 }
 
-/* Relay: p asks us to have node T connect to it (daemon/reverse.h). */
-static void
-on_reverse_req(nvx_mesh *m, nvx_peer *p, const proto_reverse *rq)
-{
-    const uint8_t *from = nvx_peer_id(p);
-    char sid[17], addr[PROTO_ADDR_MAX + 1];
-    if (!from || !nvx_reverse_relay_ok(m->rev, (uint64_t)(uintptr_t)p, mono_ms(m))) {
-        log_peer(NVX_LOG_DEBUG, "reversal: REVERSE_REQ over its rate, dropped");
-        return;
-    }
-    nvx_peer *t = nvx_node_peer_by_id(m->o.node, rq->node_id);
-    if (!t || t == p)
-        return; /* only to a node we have a session with, and not back */
-    /* F's address as its signed HELLO gives it, on the host its session
-     * comes from: nobody can make T dial a third party's host. */
-    bool found = false;
-    const proto_hello *h = nvx_peer_hello(p);
-    for (size_t i = 0; h && i < h->n_addrs && !found; i++)
-        found = peer_hello_addr(p, i, true, addr, sizeof(addr));
-    if (!found) {
-        log_peer(NVX_LOG_DEBUG, "reversal: %s has no address on its own host",
-                 nvx_short_id(from, sid));
-        return;
-    }
-    proto_msg out = { .type = PROTO_MSG_REVERSE };
-    memcpy(out.u.reverse.node_id, from, 32);
-    out.u.reverse.addr = (proto_str){ (const uint8_t *)addr, strlen(addr) };
-    if (nvx_peer_send(t, &out) == 0)
-        log_peer(NVX_LOG_DEBUG, "reversal: asked %s to dial %s at %s",
-                 nvx_short_id(rq->node_id, sid), nvx_peer_addr(p), addr);
-}
-
-/* Target: a relay asks us to dial the node that wants us. */
-static void
-on_reverse(nvx_mesh *m, nvx_peer *p, const proto_reverse *rv)
-{
-    const uint8_t *relay = nvx_peer_id(p);
-    char addr[PROTO_ADDR_MAX + 1], sid[17];
-    memcpy(addr, rv->addr.p, rv->addr.len);
-    addr[rv->addr.len] = '\0';
-    const char *a = strncmp(addr, "tcp://", 6) == 0 ? addr + 6 : addr;
-    if (!relay || memcmp(rv->node_id, nvx_node_id(m->o.node), 32) == 0 ||
-        nvx_gossip_connected(m->g, rv->node_id) ||
-        !nvx_pex_addr_numeric((const uint8_t *)a, strlen(a)))
-        return;
-    if (!nvx_reverse_dial_ok(m->rev, relay, rv->node_id, a, mono_ms(m))) {
-        log_peer(NVX_LOG_DEBUG, "reversal: REVERSE over its relay's rate or banned, dropped");
-        return;
-    }
-    log_peer(NVX_LOG_INFO, "reversal: %s asks us to connect to %s", nvx_short_id(rv->node_id, sid),
-             a);
-    dial(m, rv->node_id, a, false);
-}
-
 static void
 h_message(void *arg, nvx_peer *p, const proto_msg *msg)
 {
@@ -512,10 +371,9 @@ h_message(void *arg, nvx_peer *p, const proto_msg *msg)
         (void)nvx_gossip_on_message(m->g, (uint64_t)(uintptr_t)p, msg, wall_ms());
         break;
     case PROTO_MSG_REVERSE_REQ:
-        on_reverse_req(m, p, &msg->u.reverse);
-        break;
     case PROTO_MSG_REVERSE:
-        on_reverse(m, p, &msg->u.reverse);
+    case PROTO_MSG_REVERSE_AT:
+        nvx__mesh_on_reverse(m, p, msg);
         break;
     default:
         break;
@@ -535,23 +393,6 @@ on_discovered(void *arg, const uint8_t node[static NVX_DISC_ID_LEN], const char 
     dial(m, node, addr, false);
 }
 
-struct relay_ask {
-    proto_msg msg; /* REVERSE_REQ for the target */
-    unsigned sent;
-};
-
-static void
-ask_relay(void *arg, nvx_peer *p)
-{
-    struct relay_ask *a = arg;
-    const proto_hello *h = nvx_peer_hello(p);
-    if (a->sent >= NVX_REVERSE_RELAYS_MAX || !h || !(h->features & PROTO_FEAT_REVERSE) ||
-        memcmp(nvx_peer_id(p), a->msg.u.reverse.node_id, 32) == 0)
-        return;
-    if (nvx_peer_send(p, &a->msg) == 0)
-        a->sent++;
-}
-
 /* Providers of the models being fetched that we have no session with:
  * dial their known address again and ask relays to have them dial us. */
 static void
@@ -568,11 +409,11 @@ chase_providers(nvx_mesh *m, uint64_t now)
             char addr[PROTO_ADDR_MAX + 1], sid[17];
             if (nvx_gossip_addr(m->g, ids[i], addr, sizeof(addr)) == 0)
                 dial(m, ids[i], addr, true);
-            struct relay_ask a = { .msg = { .type = PROTO_MSG_REVERSE_REQ } };
-            memcpy(a.msg.u.reverse.node_id, ids[i], 32);
-            nvx_node_sessions_each(m->o.node, ask_relay, &a);
-            if (a.sent)
-                log_debug("reversal: asked %u relays for %s", a.sent, nvx_short_id(ids[i], sid));
+            proto_msg rq = { .type = PROTO_MSG_REVERSE_REQ };
+            memcpy(rq.u.reverse.node_id, ids[i], 32);
+            unsigned sent = nvx__mesh_ask_relays(m, &rq, NULL, 0);
+            if (sent)
+                log_debug("reversal: asked %u relays for %s", sent, nvx_short_id(ids[i], sid));
         }
     }
 }
@@ -812,26 +653,10 @@ nvx_mesh_unwant(nvx_mesh *m, const uint8_t model_id[static 32])
             m->wants[i].until_ms = 0;
 }
 
-static void
-count_relay(void *arg, nvx_peer *p)
+size_t
+nvx_mesh_shared(const nvx_mesh *m)
 {
-    const proto_hello *h = nvx_peer_hello(p);
-    if (nvx_peer_outbound(p) && h && (h->features & PROTO_FEAT_REVERSE))
-        (*(unsigned *)arg)++;
-}
-
-unsigned
-nvx_mesh_relays(nvx_mesh *m)
-{
-    unsigned n = 0;
-    nvx_node_sessions_each(m->o.node, count_relay, &n);
-    return n;
-}
-
-nvx_reverse *
-nvx_mesh_reverse(nvx_mesh *m)
-{
-    return m->rev;
+    return m->n_provided;
 }
 
 nvx_gossip *

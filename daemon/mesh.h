@@ -91,6 +91,9 @@ typedef struct nvx_mesh_opts {
      * (NVX_TEST_NO_PEX_DIAL=1 in nvxd-test), so a test sees connection
      * reversal connect two nodes rather than a dial that PEX suggested. */
     bool no_pex_dial;
+    /* Do not relay connection reversal for other nodes: drop REVERSE_REQ
+     * and REVERSE_AT (nvxd --no-relay). */
+    bool no_relay;
 } nvx_mesh_opts;
 
 /*
@@ -128,9 +131,24 @@ int nvx_mesh_want(nvx_mesh *m, const uint8_t model_id[static 32]);
 /* The fetch of model_id ended: stop chasing its providers. */
 void nvx_mesh_unwant(nvx_mesh *m, const uint8_t model_id[static 32]);
 
+/* How many models this node shares (announces) now. */
+size_t nvx_mesh_shared(const nvx_mesh *m);
+
 /* Sessions we dialed with a peer that relays connection reversal: how many
  * nodes can hand a "connect to me" to this node (nvx status). */
 unsigned nvx_mesh_relays(nvx_mesh *m);
+
+/* True when a session reaches the node at addr ("HOST:PORT", as the DHT
+ * names providers): we dialed addr, or the session comes from its host
+ * and its HELLO lists a listening address with its port. */
+bool nvx_mesh_connected_at(nvx_mesh *m, const char *addr);
+
+/* Connection reversal by address (REVERSE_AT, proto/PROTOCOL.md): asks up
+ * to NVX_REVERSE_RELAYS_MAX relays, those at prefer[0..n_prefer) first, to
+ * have the node at target dial us; at most once per NVX_REVERSE_RETRY_MS
+ * per target. Returns how many relays were asked, -EISCONN (a session
+ * reaches target already) or -EINVAL (not a numeric HOST:PORT). */
+int nvx_mesh_ask_at(nvx_mesh *m, const char *target, const char *const *prefer, size_t n_prefer);
 
 /* Connection reversal's state (tests look at its pending dials); valid
  * until nvx_mesh_close(). */

@@ -159,6 +159,7 @@ struct nvx_node {
     void (*fetched)(void *arg, const uint8_t id[32]);
     void *fetched_arg;
     char agent[PROTO_AGENT_MAX + 1];
+    bool no_relay; /* HELLO without PROTO_FEAT_REVERSE */
     nvx_badlist bad;
     nvx_node_hook hooks[NVX_NODE_HOOKS_MAX];
     size_t n_hooks;

@@ -333,8 +333,9 @@ peer_start(nvx_peer *p)
         .initiator = p->outbound,
         .peer_check = peer_check,
         .userdata = p,
-        /* REVERSE: daemon/mesh.c forwards REVERSE_REQ (daemon/reverse.h). */
-        .features = PROTO_FEAT_SEED | PROTO_FEAT_REVERSE,
+        /* REVERSE: daemon/mesh-reverse.c forwards REVERSE_REQ and
+         * REVERSE_AT (daemon/reverse.h) unless the owner said no. */
+        .features = PROTO_FEAT_SEED | (n->no_relay ? 0 : PROTO_FEAT_REVERSE),
         .agent = n->agent,
         .n_addrs = n_addrs,
         .addrs = addrs,
@@ -724,6 +725,7 @@ nvx__node_create(const nvx_node_opts *opts, nvx_node **ret)
     nvx_rate_init(&n->down, opts->download_rate, uv_now(n->loop));
     n->next_xid = 1;
     snprintf(n->agent, sizeof(n->agent), "%s", opts->agent ? opts->agent : "nvxd");
+    n->no_relay = opts->no_relay;
     *ret = n;
     return 0;
 }

@@ -73,6 +73,7 @@ typedef struct nvx_node_opts {
     unsigned peer_max_requests; /* 0: 1024 */
     uint64_t peer_max_bytes;    /* 0: 8 MiB */
     const char *agent;          /* HELLO agent, e.g. "nvxd/0.1.0" */
+    bool no_relay;              /* HELLO without PROTO_FEAT_REVERSE (nvxd --no-relay) */
     /* What peers may see and fetch (daemon/share.h); 0 = pinned. */
     nvx_serve_policy serve;
     /* Test-only fault injection: flip a byte of every DATA this node sends

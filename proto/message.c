@@ -31,6 +31,7 @@ static const char *const type_names[_PROTO_MSG_TYPE_MAX] = {
     [PROTO_MSG_SIGS_REQ] = "SIGS_REQ",
     [PROTO_MSG_REVERSE_REQ] = "REVERSE_REQ",
     [PROTO_MSG_REVERSE] = "REVERSE",
+    [PROTO_MSG_REVERSE_AT] = "REVERSE_AT",
     [PROTO_MSG_SIGS] = "SIGS",
 };
 
@@ -489,6 +490,7 @@ msg_check(const proto_msg *m)
     case PROTO_MSG_REVERSE_REQ:
         return 0;
     case PROTO_MSG_REVERSE:
+    case PROTO_MSG_REVERSE_AT:
         return str_ok(&m->u.reverse.addr, 1, PROTO_ADDR_MAX, false) ? 0 : -EINVAL;
     case PROTO_MSG_SIGS:
         if (m->u.sigs.n > PROTO_SIGS_MAX)
@@ -583,6 +585,9 @@ msg_write(proto__wr *w, const proto_msg *m)
         break;
     case PROTO_MSG_REVERSE:
         proto__wr_bytes(w, m->u.reverse.node_id, PROTO_ID_LEN);
+        wr_str8(w, &m->u.reverse.addr);
+        break;
+    case PROTO_MSG_REVERSE_AT:
         wr_str8(w, &m->u.reverse.addr);
         break;
     case PROTO_MSG_SIGS_REQ:
@@ -810,6 +815,8 @@ msg_read(proto__rd *r, proto_msg *m)
     case PROTO_MSG_REVERSE:
         k = rd_id(r, m->u.reverse.node_id);
         return k < 0 ? k : rd_str8(r, 1, PROTO_ADDR_MAX, false, &m->u.reverse.addr);
+    case PROTO_MSG_REVERSE_AT:
+        return rd_str8(r, 1, PROTO_ADDR_MAX, false, &m->u.reverse.addr);
     default:
         return -EOPNOTSUPP;
     }

@@ -61,6 +61,7 @@ enum proto_msg_type {
     PROTO_MSG_SIGS = 15,
     PROTO_MSG_REVERSE_REQ = 16, /* to a relay: ask node T to connect to me */
     PROTO_MSG_REVERSE = 17,     /* from a relay: connect to node F at ADDR */
+    PROTO_MSG_REVERSE_AT = 18,  /* to a relay: ask the node at ADDR to connect to me */
     _PROTO_MSG_TYPE_MAX,
     /* HELLO travels only inside the handshake, never in a SEALED frame. */
     PROTO_MSG_HELLO = 0x80,
@@ -194,10 +195,12 @@ typedef struct proto_sigs {
 
 /* Connection reversal (PROTOCOL.md, "REVERSE_REQ, REVERSE"). REVERSE_REQ
  * carries the target's node id only (addr is empty); REVERSE the node id
- * of the node that asked and the address to dial it at. */
+ * of the node that asked and the address to dial it at; REVERSE_AT the
+ * target's address only (node_id unused: the DHT names providers by
+ * address). */
 typedef struct proto_reverse {
     uint8_t node_id[PROTO_ID_LEN];
-    proto_str addr; /* REVERSE: 1..PROTO_ADDR_MAX token */
+    proto_str addr; /* REVERSE, REVERSE_AT: 1..PROTO_ADDR_MAX token */
 } proto_reverse;
 
 enum proto_record_kind {
@@ -283,7 +286,7 @@ typedef struct proto_msg {
         proto_bye bye;
         proto_sigs_req sigs_req;
         proto_sigs sigs;
-        proto_reverse reverse; /* REVERSE_REQ, REVERSE */
+        proto_reverse reverse; /* REVERSE_REQ, REVERSE, REVERSE_AT */
     } u;
 } proto_msg;
 

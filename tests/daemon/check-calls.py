@@ -18,9 +18,11 @@ import sys
 
 
 def strip(src):
-    src = re.sub(r'/\*.*?\*/', ' ', src, flags=re.S)
-    src = re.sub(r'//[^\n]*', ' ', src)
-    return re.sub(r'"(\\.|[^"\\])*"', '""', src)
+    """Comments and string and character literals out, in one pass: a
+    "tcp://" inside a string is not a comment, a quote in a comment opens
+    no string."""
+    tok = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+    return tok.sub(lambda m: ' ' if m.group(0)[0] == '/' else '""', src)
 
 
 def graph(d):

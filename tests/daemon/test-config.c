@@ -147,6 +147,7 @@ test_full_file(void **state)
                        "serve = all\n"
                        "max-store-bytes = 20G\n"
                        "upnp = off\n"
+                       "relay = no\n"
                        "upload-rate = 2M\n"
                        "download-rate = 0\n"
                        "# end";
@@ -157,6 +158,7 @@ test_full_file(void **state)
     assert_string_equal(cfg.peers[0], "10.0.0.1:4747");
     assert_string_equal(cfg.peers[1], "node.example:4747");
     assert_false(cfg.discovery);
+    assert_false(cfg.relay);
     assert_int_equal(cfg.log_level, NVX_LOG_DEBUG);
     assert_int_equal(cfg.max_peers, 10);
     assert_int_equal(cfg.peer_max_requests, 32);

@@ -5,10 +5,15 @@
 #   inet: R, a public node (relay) and the DHT's bootstrap node, at
 #         11.0.0.1:4747 (TCP and UDP)
 #   h1 behind r1 (miniupnpd): A, maps its port by UPnP, peer R
-#   h2 behind r2 (no UPnP):   B, cannot be mapped, peer R
+#   h2 behind r2 (no UPnP):   B, cannot be mapped, no peers: it finds R
+#                             as a relay on the DHT and keeps a session
 #   h3 behind r3 (NAT-PMP only): C, maps its port by NAT-PMP, no peers
 #   h4 behind r4 (no UPnP):   D, no peers
-# Every node runs the DHT with R as its only bootstrap node.
+#   h5 behind r5 (NAT-PMP only): E, no peers, never dials what peer
+#                             exchange names (NVX_TEST_NO_PEX_DIAL=1)
+# Every node runs the DHT with R as its only bootstrap node. A and C run
+# --no-relay, so that R is the only relay announced on the DHT and B's
+# only way in.
 #
 # 0. DHT: C fetches A's model m3 given only its id (no peer, no ticket, no
 #    session yet): a DHT lookup finds A's announce, which carries the port
@@ -19,6 +24,10 @@
 #    router fails; R relays A's REVERSE_REQ, B dials A's mapped address).
 #    B runs with NVX_TEST_NO_PEX_DIAL=1 so that it does not dial A on its
 #    own after peer exchange: only reversal can connect them.
+# 2b. DHT + reversal: E fetches B's model m5 given only its id. The DHT
+#    names r2:4747, which maps nothing; E finds R under the DHT's relay key
+#    and connects to it; R has B ask E (REVERSE_AT by address, or
+#    REVERSE_REQ by id once R's gossip named B); B dials E back.
 # 3. A stops cleanly: its mapping is gone from r1.
 #
 # Prints the time from `nvx fetch` to its first byte and to the end.
@@ -47,6 +56,10 @@ limit_s=$((20 * (1 + load / cpus)))
 say() { printf 'test-netns: %s\n' "$*"; }
 fail() {
     say "FAIL: $*"
+    for n in r a b c d e; do
+        printf '\n== nvx status of %s\n' "$n"
+        "$nvx" --store "$NW_DIR/$n" status 2>&1 | grep -i "dht\|reach\|nat" || true
+    done
     for f in "$NW_DIR"/*.log; do
         printf '\n== %s\n' "$f"
         tail -n 40 "$f"
@@ -66,7 +79,7 @@ wait_for() {
     done
 }
 
-nw_up 4 "1" "3" || fail "cannot build the namespaces"
+nw_up 5 "1" "3 5" || fail "cannot build the namespaces"
 R_ADDR="$(nw_inet_addr 1):4747"
 DHT="--dht --dht-bootstrap $R_ADDR" # R's DHT listens on the same port, UDP
 
@@ -92,19 +105,24 @@ m2=$("$nvx" --store "$NW_DIR/b" -q add "$NW_DIR/m2.gguf" --pin | awk 'END { prin
 "$mkmodel" -o "$NW_DIR/m4.gguf" --dim 64 --layers 2 --name nvx-netns-4 --seed 4 >/dev/null
 m3=$("$nvx" --store "$NW_DIR/a" -q add "$NW_DIR/m3.gguf" --pin | awk 'END { print $NF }')
 m4=$("$nvx" --store "$NW_DIR/a" -q add "$NW_DIR/m4.gguf" --pin | awk 'END { print $NF }')
+"$mkmodel" -o "$NW_DIR/m5.gguf" --dim 64 --layers 2 --name nvx-netns-5 --seed 5 >/dev/null
+m5=$("$nvx" --store "$NW_DIR/b" -q add "$NW_DIR/m5.gguf" --pin | awk 'END { print $NF }')
 
 # shellcheck disable=SC2086 # $DHT is several arguments
 {
     start r inet "$nvxd" --listen "$R_ADDR" --no-upnp --dht --dht-bootstrap none
-    start a h1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR" $DHT
-    start b h2 NVX_TEST_NO_PEX_DIAL=1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR" $DHT
-    start c h3 "$nvxd" --listen 0.0.0.0:4747 $DHT
+    start a h1 "$nvxd" --listen 0.0.0.0:4747 --peer "$R_ADDR" --no-relay $DHT
+    start b h2 NVX_TEST_NO_PEX_DIAL=1 "$nvxd" --listen 0.0.0.0:4747 $DHT
+    start c h3 "$nvxd" --listen 0.0.0.0:4747 --no-relay $DHT
     start d h4 "$nvxd" --listen 0.0.0.0:4747 --no-upnp $DHT
+    start e h5 NVX_TEST_NO_PEX_DIAL=1 "$nvxd" --listen 0.0.0.0:4747 --no-relay $DHT
 }
 
 wait_for "A mapped by UPnP" status_has a "reachable at $(nw_wan_addr 1):4747 (UPnP"
-wait_for "B reachable by reversal" status_has b "behind NAT, reachable by reversal through 1 relay"
+wait_for "B reachable by reversal (R found on the DHT)" \
+    status_has b "behind NAT, reachable by reversal through 1 relay"
 wait_for "C mapped by NAT-PMP" status_has c "reachable at $(nw_wan_addr 3):4747 (NAT-PMP"
+wait_for "E mapped by NAT-PMP" status_has e "reachable at $(nw_wan_addr 5):4747 (NAT-PMP"
 
 # fetch_timed NAME TARGET WHAT: fetches on node NAME; prints the time to
 # the first byte (a transfer in `nvx status --json` with bytes done) and to
@@ -145,6 +163,19 @@ fetch_timed a "$m2" "reversal through R"
 grep -q "reversal: .* asks us to connect to $(nw_wan_addr 1):4747" "$NW_DIR/b.log" ||
     fail "B was not asked to connect by reversal"
 
+# 2b. Given only the id, from a seeder no one can dial: DHT + reversal.
+fetch_timed e "$m5" "DHT + reversal through R, id only"
+grep -q "dht: provider $(nw_wan_addr 2):4747" "$NW_DIR/e.log" ||
+    fail "E did not find B's address on the DHT"
+grep -q "dht: dialing relay $R_ADDR" "$NW_DIR/e.log" || fail "E did not find R on the DHT"
+grep -q "reversal: .* asks us to connect to $(nw_wan_addr 5):4747" "$NW_DIR/b.log" ||
+    fail "B was not asked to connect to E by reversal"
+if grep -q "reversal: asked .* relays for the node at" "$NW_DIR/e.log"; then
+    say "E asked R by address (REVERSE_AT)"
+else
+    say "E asked R by node id (REVERSE_REQ): R's gossip named B first"
+fi
+
 # 3. A name through BEP 44, for a node with no session to anyone.
 "$nvx" --store "$NW_DIR/a" key new --unencrypted --key "$NW_DIR/pub.key" >/dev/null ||
     fail "nvx key new failed"
@@ -170,5 +201,6 @@ mapped && fail "A's mapping is still on r1 after a clean stop"
 stop b h2
 stop c h3
 stop d h4
+stop e h5
 stop r inet
 say "ok"

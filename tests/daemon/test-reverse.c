@@ -288,9 +288,15 @@ sessions_up(world *w)
 }
 
 static bool
-t_heard(world *w)
+f_t_connected(world *w)
 {
-    return w->reverses_at_t >= 1;
+    return connected(w, F_, T_);
+}
+
+static bool
+t_heard_more(world *w)
+{
+    return w->reverses_at_t >= 2; /* one more than F's REVERSE_AT */
 }
 
 static bool
@@ -386,15 +392,28 @@ test_hostile_tcp(void **state)
     assert_int_equal(nvx_node_hook_add(w->node[T_], &hook), 0);
     run_until(w, sessions_up, 20000);
 
+    /* F asks by T's listening address: R finds T's session (it comes
+     * from T's host and T's HELLO lists that port) and T dials F. */
+    assert_false(nvx_mesh_connected_at(w->mesh[F_], w->addr[T_]));
+    assert_int_equal(nvx_mesh_ask_at(w->mesh[F_], w->addr[T_], NULL, 0), 1);
+    assert_int_equal(nvx_mesh_ask_at(w->mesh[F_], w->addr[T_], NULL, 0), 0); /* retry spacing */
+    assert_int_equal(nvx_mesh_ask_at(w->mesh[F_], "t.example:1", NULL, 0), -EINVAL);
+    run_until(w, f_t_connected, 10000);
+    assert_int_equal(w->reverses_at_t, 1);
+    assert_true(nvx_mesh_connected_at(w->mesh[F_], w->addr[T_]));
+    assert_int_equal(nvx_mesh_ask_at(w->mesh[F_], w->addr[T_], NULL, 0), -EISCONN);
+
     /* F floods R: T hears at most the relay's burst, plus what the bucket
      * earned while a loaded machine ran the loop. */
+    run_ms(w, NVX_REVERSE_RELAY_MS * 2);
+    unsigned before = w->reverses_at_t;
     uint64_t t0 = uv_now(&w->loop);
     for (int i = 0; i < 50; i++)
         send_to(w, F_, R_, PROTO_MSG_REVERSE_REQ, id(w, T_), NULL);
-    run_until(w, t_heard, 10000);
+    run_until(w, t_heard_more, 10000);
     run_ms(w, 300);
     uint64_t earned = (uv_now(&w->loop) - t0) / NVX_REVERSE_RELAY_MS;
-    assert_true(w->reverses_at_t <= NVX_REVERSE_RELAY_BURST + earned);
+    assert_true(w->reverses_at_t - before <= NVX_REVERSE_RELAY_BURST + earned);
     unsigned seen = w->reverses_at_t;
 
     /* A target R has no session with: nothing goes anywhere. */
@@ -407,6 +426,16 @@ test_hostile_tcp(void **state)
         send_to(w, H_, R_, PROTO_MSG_REVERSE_REQ, id(w, T_), NULL);
     run_ms(w, 500);
     assert_int_equal(w->reverses_at_t, seen);
+
+    /* By address (REVERSE_AT, as the DHT names providers): nothing for an
+     * address no session of R's is at, nor for H (its HELLO address is
+     * not on the host its session comes from). */
+    run_ms(w, NVX_REVERSE_RELAY_MS * 2);
+    send_to(w, F_, R_, PROTO_MSG_REVERSE_AT, nobody, w->third_addr);
+    send_to(w, H_, R_, PROTO_MSG_REVERSE_AT, nobody, w->addr[T_]);
+    run_ms(w, 500);
+    assert_int_equal(w->reverses_at_t, seen);
+    assert_int_equal(w->third_conns, 0);
 
     /* H floods T with REVERSE at a third party under made-up ids. */
     t0 = uv_now(&w->loop);

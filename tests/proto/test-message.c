@@ -166,6 +166,10 @@ examples(proto_msg *m)
     memset(m[n].u.reverse.node_id, 13, 32);
     m[n].u.reverse.addr = S("11.0.1.2:4747");
     n++;
+
+    m[n].type = PROTO_MSG_REVERSE_AT;
+    m[n].u.reverse.addr = S("11.0.2.2:4747");
+    n++;
     return n;
 }
 
@@ -248,6 +252,9 @@ check_equal(const proto_msg *a, const proto_msg *b)
         break;
     case PROTO_MSG_REVERSE:
         assert_memory_equal(a->u.reverse.node_id, b->u.reverse.node_id, 32);
+        assert_true(str_eq(a->u.reverse.addr, b->u.reverse.addr));
+        break;
+    case PROTO_MSG_REVERSE_AT:
         assert_true(str_eq(a->u.reverse.addr, b->u.reverse.addr));
         break;
     default:
@@ -438,6 +445,15 @@ test_malformed_table(void **state)
     assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 31, d), -EBADMSG);
     assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 33, d), -EBADMSG);
     assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_REQ, rv, 32, d), 0);
+    /* REVERSE_AT: only the address, 1..PROTO_ADDR_MAX token bytes. */
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_AT, rv + 32, 1, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_AT, rv + 32, 1 + PROTO_ADDR_MAX, d),
+                     -EBADMSG); /* rv[40] is not a token */
+    rv[40] = 'a';
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_AT, rv + 32, 1 + PROTO_ADDR_MAX, d), 0);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_AT, rv + 32, PROTO_ADDR_MAX, d), -EBADMSG);
+    assert_int_equal(proto_msg_decode(PROTO_MSG_REVERSE_AT, rv + 32, 2 + PROTO_ADDR_MAX, d),
+                     -EBADMSG);
 
     /* MANIFEST piece past the total. */
     uint8_t mf[48 + 4] = { 0 };
