@@ -488,3 +488,9 @@ nvx_ctl_close(nvx_ctl *c, void (*done)(void *arg), void *arg)
     }
     uv_close((uv_handle_t *)&c->server, on_server_closed);
 }
+
+nvx_dhtfetch *
+nvx_ctl_dhtfetch(nvx_ctl *c)
+{
+    return c->dhtf;
+}

@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "daemon/dht-fetch.h"
 #include "daemon/dht-relay.h"
 #include "daemon/mesh.h"
 #include "daemon/natmap.h"
@@ -60,5 +61,10 @@ int nvx_ctl_new(const nvx_ctl_opts *opts, nvx_ctl **ret);
  * which cancels them), removes the socket file; done runs when all handles
  * are closed, then the nvx_ctl is freed. */
 void nvx_ctl_close(nvx_ctl *c, void (*done)(void *arg), void *arg);
+
+/* The DHT's fetch side (providers, names) that FETCH uses, for the HTTP
+ * API's pulls; NULL without a DHT. Valid until nvx_ctl_close() runs its
+ * done callback. */
+nvx_dhtfetch *nvx_ctl_dhtfetch(nvx_ctl *c);
 
 #endif

@@ -529,7 +529,9 @@ run(const nvx_config *cfg)
             .require_trusted = cfg->require_trusted || cas_run_policy_env(),
             .node = { api_status, api_pull, api_pull_cancel, &d },
         };
-        d.pull_env = (nvx_pull_env){ .loop = d.loop, .node = d.node, .store = store };
+        d.pull_env = (nvx_pull_env){
+            .loop = d.loop, .node = d.node, .store = store, .dhtf = nvx_ctl_dhtfetch(d.ctl)
+        };
 #ifdef NVX_TEST_HOOKS
         const char *ht = getenv("NVX_TEST_HTTP_TIMEOUT_MS");
         if (ht)

@@ -133,6 +133,8 @@ struct nvx_pull {
     uv_work_t w;
     const nvx_pull_env *env;
     bool pin, resolving, cancelled;
+    bool dht_asked;     /* the DHT was asked for the name record */
+    bool dht_want;      /* the DHT looks for providers until the fetch ends */
     nvx_fetch_sub *sub; /* once fetching */
     nvx_pull_cb cb;
     void *arg;
@@ -140,12 +142,20 @@ struct nvx_pull {
 };
 
 static void
+pull_free(nvx_pull *p)
+{
+    if (p->dht_want)
+        nvx_dhtfetch_unwant(p->env->dhtf, p->t.model);
+    free(p);
+}
+
+static void
 end(nvx_pull *p, int state, int error, const char *msg)
 {
     proto_ctl_progress pr = { .state = (uint64_t)state, .has_model_id = p->t.r == 0 };
     memcpy(pr.model_id, p->t.model, 32);
     p->cb(p->arg, &pr, error, msg);
-    free(p);
+    pull_free(p);
 }
 
 static void
@@ -171,7 +181,7 @@ on_fetch(void *arg, const proto_ctl_progress *pr, int error)
         snprintf(msg, sizeof(msg), "pull failed: %s: pull again when another provider is online",
                  nvx_strerror(error ? error : -EIO));
     p->cb(p->arg, pr, error, msg);
-    free(p);
+    pull_free(p);
 }
 
 static void
@@ -181,24 +191,51 @@ resolve_work(uv_work_t *w)
     nvx_pull_resolve(p->env->store, &p->t);
 }
 
+static void resolve_done(uv_work_t *w, int status);
+
+/* The DHT answered for a name with no stored record: store what it gave
+ * (on the pool, with the resolution) and resolve again; nothing: the
+ * usual "no record" error. */
+static void
+on_dht_name(void *arg, int r, const cas_namerec *rec)
+{
+    nvx_pull *p = arg;
+    if (r == 0 && !p->cancelled) {
+        p->t.dht_rec = *rec;
+        p->t.has_dht_rec = true;
+        if (uv_queue_work(p->env->loop, &p->w, resolve_work, resolve_done) == 0)
+            return;
+    }
+    resolve_done(&p->w, 0);
+}
+
 static void
 resolve_done(uv_work_t *w, int status)
 {
     nvx_pull *p = (nvx_pull *)w;
-    p->resolving = false;
     if (p->cancelled) {
         free(p);
         return;
     }
     if (status < 0 && p->t.r == 0)
         p->t.r = status;
+    const nvx_pull_env *env = p->env;
+    /* A name no stored record has, from a trusted key: ask the DHT
+     * (BEP 44) once; the pull stays "resolving" until it answers. */
+    if (p->t.r == -ENOENT && p->t.dht_ask && !p->dht_asked && env->dhtf) {
+        p->dht_asked = true;
+        int r = nvx_dhtfetch_name(env->dhtf, p->t.dht_pk, p->t.dht_name, on_dht_name, p);
+        if (r == 0)
+            return;
+        log_debug("dht: not asking for name %s: %s", p->t.dht_name, strerror(-r));
+    }
+    p->resolving = false;
     char msg[NVX_PULL_MSG_MAX];
     if (p->t.r < 0) {
         int code = nvx_pull_resolve_error(&p->t, msg, sizeof(msg));
         end(p, PROTO_CTL_STATE_FAILED, code, msg);
         return;
     }
-    const nvx_pull_env *env = p->env;
     if (p->t.peer[0]) {
         int r = nvx_node_dial(env->node, p->t.peer);
         if (r < 0 && r != -EAGAIN) {
@@ -216,8 +253,10 @@ resolve_done(uv_work_t *w, int status)
         if (r < 0 && r != -EAGAIN)
             log_info("cannot dial %s from the ticket: %s", tk->addrs[i], nvx_strerror(r));
     }
-    if (env->mesh)
-        (void)nvx_mesh_want(env->mesh, p->t.model); /* dial providers gossip knows of */
+    int dials = env->mesh ? nvx_mesh_want(env->mesh, p->t.model) : 0; /* gossip's providers */
+    /* The DHT too, as nvx fetch does (daemon/dht-fetch.h). */
+    p->dht_want = env->dhtf && nvx_dhtfetch_want(env->dhtf, p->t.model,
+                                                 dials ? NVX_DHTFETCH_GOSSIP_FIRST_MS : 0) == 0;
     int r = nvx_node_fetch(env->node, p->t.model, p->pin ? NVX_FETCH_KEEP : NVX_FETCH_KEEP_NONE,
                            on_fetch, p, &p->sub);
     if (r < 0) {
@@ -260,5 +299,5 @@ nvx_pull_cancel(nvx_pull *p)
     }
     if (p->sub)
         nvx_node_fetch_unsub(p->env->node, p->sub);
-    free(p);
+    pull_free(p);
 }

@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "daemon/dht-fetch.h"
 #include "daemon/mesh.h"
 #include "daemon/node.h"
 #include "libcas/namerec.h"
@@ -68,6 +69,7 @@ typedef struct nvx_pull_env {
     nvx_node *node;
     nvx_mesh *mesh; /* may be NULL */
     cas_store *store;
+    nvx_dhtfetch *dhtf; /* providers and names on the DHT; may be NULL */
 } nvx_pull_env;
 
 /* Progress: the fetch's (state PROTO_CTL_STATE_*; model set once resolved)

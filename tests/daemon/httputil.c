@@ -135,3 +135,14 @@ hu_int_field(const char *s, const char *key)
     const char *p = strstr(s, pat);
     return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
+
+unsigned
+hu_api_port(const du_daemon *d)
+{
+    static const char line[] = "HTTP API on http://127.0.0.1:";
+    char *log = du_slurp(d->log);
+    const char *p = log ? strstr(log, line) : NULL;
+    unsigned port = p ? (unsigned)strtoul(p + strlen(line), NULL, 10) : 0;
+    free(log);
+    return port;
+}

@@ -13,6 +13,12 @@ enum {
     HU_RESP_MAX = 512 * 1024, /* bytes of one response */
 };
 
+#include "daemonutil.h"
+
+/* The port of d's HTTP API (started with --http 127.0.0.1:0), from its
+ * log line; 0 when the log has none. */
+unsigned hu_api_port(const du_daemon *d);
+
 /* A connected socket to 127.0.0.1:port. */
 int hu_dial(unsigned port);
 

@@ -34,6 +34,7 @@
 #include <cmocka.h>
 
 #include "daemonutil.h"
+#include "httputil.h"
 #include "testutil.h"
 
 static int
@@ -235,6 +236,26 @@ test_name_through_dht(void **state)
     du_check_copy(&b, id, "model.bin");
     printf("fetch of pub/tiny through BEP 44 and DHT providers: first byte after %llu ms\n",
            (unsigned long long)ms);
+
+    /* An app's /api/pull resolves the name and finds providers on the DHT
+     * as nvx fetch does (C knows no peer; the item is on B's node). */
+    du_daemon c = { 0 };
+    const char *const c_args[] = {
+        "--dht", "--dht-bootstrap", boot, "--http", "127.0.0.1:0", NULL
+    };
+    du_start_args(&c, "nc", NULL, c_args);
+    wait_dht(&c, "nodes", 1);
+    du_nvx_ok(&c, NULL, "trust", "add", pub, "pub", NULL);
+    char *body = NULL;
+    int st =
+        hu_post(hu_api_port(&c), "/api/pull", "{\"model\":\"pub/tiny\",\"stream\":false}", &body);
+    if (st != 200) {
+        du_dump_log(&c);
+        fail_msg("/api/pull pub/tiny: %d %s", st, body);
+    }
+    free(body);
+    du_check_copy(&c, id, "model.bin");
+    du_stop(&c);
     du_stop(&b);
     /* A restarted puts the name again (STORE/dht-names.dat). */
     du_stop(&a);

@@ -38,10 +38,7 @@ setup(void **state)
     du_setup("chat");
     static const char *const args[] = { "--http", "127.0.0.1:0", NULL };
     du_start_args(&d, "c", NULL, args);
-    char *log = du_slurp(d.log);
-    const char *p = strstr(log, "HTTP API on http://127.0.0.1:");
-    port = p ? (unsigned)strtoul(p + strlen("HTTP API on http://127.0.0.1:"), NULL, 10) : 0;
-    free(log);
+    port = hu_api_port(&d);
     char *out = NULL;
     du_nvx_ok(&d, &out, "add", phi3, "--name", "phi3", NULL);
     free(out);

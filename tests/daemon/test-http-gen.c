@@ -51,11 +51,7 @@ start(du_daemon *dd, const char *name, const char *const *env)
     /* debug: the log says when a generation is cancelled. */
     static const char *const args[] = { "--http", "127.0.0.1:0", "--log-level", "debug", NULL };
     du_start_args(dd, name, env, args);
-    char *log = du_slurp(dd->log);
-    const char *p = strstr(log, "HTTP API on http://127.0.0.1:");
-    unsigned pt = p ? (unsigned)strtoul(p + strlen("HTTP API on http://127.0.0.1:"), NULL, 10) : 0;
-    free(log);
-    return pt;
+    return hu_api_port(dd);
 }
 
 static int

@@ -35,16 +35,6 @@ enum {
 static du_daemon s, f, t; /* seeder (slow), fetcher, a node without peers */
 static unsigned fport, tport;
 
-static unsigned
-http_port(const du_daemon *dd)
-{
-    char *log = du_slurp(dd->log);
-    const char *p = strstr(log, "HTTP API on http://127.0.0.1:");
-    unsigned pt = p ? (unsigned)strtoul(p + strlen("HTTP API on http://127.0.0.1:"), NULL, 10) : 0;
-    free(log);
-    return pt;
-}
-
 static int
 setup(void **state)
 {
@@ -57,8 +47,8 @@ setup(void **state)
     const char *fargs[] = { "--http", "127.0.0.1:0", "--peer", s.addr, NULL };
     du_start_args(&f, "f", fenv, fargs);
     du_start_args(&t, "t", NULL, on);
-    fport = http_port(&f);
-    tport = http_port(&t);
+    fport = hu_api_port(&f);
+    tport = hu_api_port(&t);
     du_wait_peers(&f, 1);
     return fport && tport ? 0 : -1;
 }
