@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "daemon/dht-internal.h"
+#include "daemon/dht-relay.h"
 
 static int
 decode_str(const char *s)
@@ -159,6 +160,48 @@ test_krpc_malformed(void **state)
 }
 
 /* BEP 42's test vectors: IP, the random byte, the first three id bytes. */
+/* The relay key is fixed by PROTOCOL.md; the rank is a keyed order that
+ * both sides compute alike and that differs between targets. */
+static void
+test_relay_key_and_rank(void **state)
+{
+    (void)state;
+    uint8_t key[20], h[32];
+    nvx_dht_relay_key(key);
+    crypto_generichash(h, sizeof(h), (const uint8_t *)"nvx-relay-v1", 12, NULL, 0);
+    assert_memory_equal(key, h, 20);
+    uint8_t in[4 + 13] = { 11, 0, 2, 2 };
+    memcpy(in + 4, "11.0.0.1:4747", 13);
+    crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
+    uint64_t want = 0;
+    for (int i = 0; i < 8; i++)
+        want = want << 8 | h[i];
+    assert_true(nvx_dhtrelay_rank(0x0b000202, "11.0.0.1:4747") == want);
+    /* Two targets order 16 relays differently (a fixed order would send
+     * every NATed node to the same few relays). */
+    unsigned firsts_differ = 0;
+    for (uint32_t t = 1; t < 8; t++) {
+        char best_a[32] = "", best_b[32] = "";
+        uint64_t sa = UINT64_MAX, sb = UINT64_MAX;
+        for (int r = 0; r < 16; r++) {
+            char addr[32];
+            snprintf(addr, sizeof(addr), "198.51.100.%d:4747", r);
+            uint64_t a = nvx_dhtrelay_rank(0x0b000000, addr),
+                     b = nvx_dhtrelay_rank(0x0b000000 + t, addr);
+            if (a < sa) {
+                sa = a;
+                snprintf(best_a, sizeof(best_a), "%s", addr);
+            }
+            if (b < sb) {
+                sb = b;
+                snprintf(best_b, sizeof(best_b), "%s", addr);
+            }
+        }
+        firsts_differ += strcmp(best_a, best_b) != 0;
+    }
+    assert_true(firsts_differ >= 3);
+}
+
 static void
 test_bep42(void **state)
 {
@@ -318,6 +361,20 @@ test_nodes_announce(void **state)
     assert_true(g.done);
     assert_int_equal(g.peers, 1);
     assert_int_equal(g.port, 4747);
+
+    /* A node that stores itself under a key (a relay that is everyone's
+     * bootstrap node) is found by a get_peers that reaches it, with no
+     * announce anywhere. */
+    uint8_t rkey[20];
+    nvx_dht_relay_key(rkey);
+    assert_int_equal(nvx_dht_store_self(n[0].d, rkey, 0x0b000001, 4747, now), 0);
+    got gr = { 0 };
+    assert_true(nvx_dht_lookup(n[3].d, NVX_DHT_GET_PEERS, rkey, 0, NULL, on_got, &gr, now) > 0);
+    for (int k = 0; k < 10 && n_wire; k++)
+        wire_run(n, 6, now);
+    assert_true(gr.done);
+    assert_int_equal(gr.peers, 1);
+    assert_int_equal(gr.port, 4747);
 
     /* The routing table survives a restart through the save format. */
     uint8_t save[NVX_DHT_SAVE_MAX];
@@ -480,6 +537,7 @@ main(void)
         cmocka_unit_test(test_krpc_roundtrip),
         cmocka_unit_test(test_krpc_malformed),
         cmocka_unit_test(test_bep42),
+        cmocka_unit_test(test_relay_key_and_rank),
         cmocka_unit_test_setup_teardown(test_nodes_announce, setup, teardown),
         cmocka_unit_test(test_node_limits),
     };
