@@ -208,8 +208,10 @@ on_tick(uv_timer_t *t)
     unsigned have = nvx_mesh_relays(r->o.mesh);
     /* Only a node with something to serve needs to be reachable. */
     if (!r->reachable && have < NVX_DHTRELAY_KEEP && nvx_mesh_shared(r->o.mesh)) {
+        /* From the first few: a relay that does not answer is passed
+         * over for NVX_DHTRELAY_REDIAL_MS, and the next one is tried. */
         if (fresh)
-            dial_relays(r, best, ranked(r, own_ip(r), best, NVX_DHTRELAY_KEEP),
+            dial_relays(r, best, ranked(r, own_ip(r), best, NVX_REVERSE_RELAYS_MAX),
                         NVX_DHTRELAY_KEEP - have, now);
         else
             start_lookup(r, now);
