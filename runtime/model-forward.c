@@ -48,24 +48,27 @@ softmax(float *x, size_t n)
 /* How a matrix wants its activation: 0 float, 1 int8 blocks of 32
  * (Q8_0, Q4_0), 2 Q8_K super-blocks of 256 (K-quants). */
 static int
-act_kind(const rt__mat *w)
+block_kind(const rt__mat *w)
 {
     if (w->type == RT_TYPE_Q8_0 || w->type == RT_TYPE_Q4_0)
         return 1;
     return rt__is_kquant(w->type) ? 2 : 0;
 }
 
-static bool
-is_block(const rt__mat *w)
+/* block_kind, plus 2 when a product of n tokens runs a tile kernel,
+ * which takes the blocks unsigned. */
+static int
+act_kind(const rt_state *s, const rt__mat *w, size_t n)
 {
-    return act_kind(w) != 0;
+    int kind = block_kind(w);
+    return kind != 0 && rt__mm_tiled(s->m->k, w->type, n) ? kind + 2 : kind;
 }
 
 /* True when the activation xq made for `prev` does not fit w. */
 static bool
-act_differs(const rt__mat *w, const rt__mat *prev)
+act_differs(const rt_state *s, size_t n, const rt__mat *w, const rt__mat *prev)
 {
-    return act_kind(w) != act_kind(prev);
+    return act_kind(s, w, n) != act_kind(s, prev, n);
 }
 
 /* The K-quant activation blocks live in the same buffer as the int8 ones:
@@ -113,12 +116,15 @@ static void
 matmul(const rt_state *s, const acts *a, size_t n, const rt__mat *w, const float *x,
        size_t x_stride, float *out, size_t out_stride, bool requant)
 {
-    int kind = act_kind(w);
+    int kind = act_kind(s, w, n);
     for (size_t t = 0; requant && kind != 0 && t < n; t++) {
-        if (kind == 1)
+        if (kind % 2 == 1)
             rt__quantize_act(x + t * x_stride, w->cols, xq_of(a, t));
         else
             rt__quantize_act_k(x + t * x_stride, w->cols, (rt__blockq8k *)(void *)xq_of(a, t));
+        if (kind > 2)
+            rt__act_unsigned(xq_of(a, t), kind == 3 ? w->cols_pad / RT_QK : w->cols_pad / RT_QK_K,
+                             kind == 4);
     }
     rt__mm mm = { .k = s->m->k,
                   .w = w,
@@ -269,7 +275,7 @@ embed(const rt_state *s, const acts *a, const int32_t *tokens, size_t n)
     for (size_t t = 0; t < n; t++) {
         const uint8_t *row = e->data + (size_t)tokens[t] * e->row_bytes;
         float *x = a->x + t * dim;
-        if (is_block(e)) {
+        if (block_kind(e) != 0) {
             float *tmp = a->hb + t * a->wide; /* cols_pad <= wide */
             rt__dequant_row(e->type, row, tmp, e->cols_pad);
             memcpy(x, tmp, dim * 4);
@@ -339,8 +345,8 @@ layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
     float *k = f32 ? s->kc + cell : a->hb, *v = f32 ? s->vc + cell : a->hb2;
     size_t kvs = f32 ? kv_dim : w;
     matmul(s, a, n, &L->wq, a->xb, dim, a->q, dim, true);
-    matmul(s, a, n, &L->wk, a->xb, dim, k, kvs, act_differs(&L->wk, &L->wq));
-    matmul(s, a, n, &L->wv, a->xb, dim, v, kvs, act_differs(&L->wv, &L->wk));
+    matmul(s, a, n, &L->wk, a->xb, dim, k, kvs, act_differs(s, n, &L->wk, &L->wq));
+    matmul(s, a, n, &L->wv, a->xb, dim, v, kvs, act_differs(s, n, &L->wv, &L->wk));
     for (size_t t = 0; t < n; t++)
         qkv_finish(s, L, l, pos + (int)t, a->q + t * dim, k + t * kvs, v + t * kvs);
     for (size_t t = 0; t < n; t++)
@@ -353,7 +359,7 @@ layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
     for (size_t t = 0; t < n; t++)
         rmsnorm(a->xb + t * dim, a->x + t * dim, L->ffn_norm, dim, c->norm_eps);
     matmul(s, a, n, &L->w1, a->xb, dim, a->hb, w, true);
-    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(&L->w3, &L->w1));
+    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(s, n, &L->w3, &L->w1));
     for (size_t t = 0; t < n; t++) {
         float *hb = a->hb + t * w, *hb2 = a->hb2 + t * w;
         for (size_t i = 0; i < hid; i++) {
