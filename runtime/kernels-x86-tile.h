@@ -76,6 +76,34 @@ Q0(tile_wsum)(const __m256i *p, unsigned g0, unsigned g1)
     return s;
 }
 
+/* Token x's 4 bytes of group g, broadcast to the 8 lanes. */
+Q0_TARGET static inline __m256i
+Q0(tile_bcast)(const uint8_t *x, unsigned g)
+{
+    int32_t v;
+    memcpy(&v, x + 4 * g, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* The dot of panel groups p[0..4) with tokens x0 and x1 (groups g..g+3
+ * of each), into ret0 and ret1: four chains, each panel load used twice. */
+Q0_TARGET static inline void
+Q0(tile_dot4x2)(const __m256i *p, const uint8_t *x0, const uint8_t *x1, unsigned g, __m256i *ret0,
+                __m256i *ret1)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i a0 = TILE_DPB(z, Q0(tile_bcast)(x0, g), p[0]);
+    __m256i b0 = TILE_DPB(z, Q0(tile_bcast)(x1, g), p[0]);
+    __m256i a1 = TILE_DPB(z, Q0(tile_bcast)(x0, g + 1), p[1]);
+    __m256i b1 = TILE_DPB(z, Q0(tile_bcast)(x1, g + 1), p[1]);
+    a0 = TILE_DPB(a0, Q0(tile_bcast)(x0, g + 2), p[2]);
+    b0 = TILE_DPB(b0, Q0(tile_bcast)(x1, g + 2), p[2]);
+    a1 = TILE_DPB(a1, Q0(tile_bcast)(x0, g + 3), p[3]);
+    b1 = TILE_DPB(b1, Q0(tile_bcast)(x1, g + 3), p[3]);
+    *ret0 = _mm256_add_epi32(a0, a1);
+    *ret1 = _mm256_add_epi32(b0, b1);
+}
+
 /* Row pointers of the tile at row r of w (rows past r1 repeat row r). */
 static inline void
 Q0(tile_rows)(const rt__mat *w, uint32_t r, uint32_t r1, const uint8_t *rows[8])
@@ -121,8 +149,27 @@ Q0(tile_pack_q0)(const uint8_t *rows[8], size_t b, bool q4, Q0(tile_q0) * ret)
     ret->corr = _mm256_slli_epi32(Q0(tile_wsum)(ret->p, 0, 8), 7);
 }
 
+/* Block c of the panel for two tokens' blocks x0, x1: (float)sum *
+ * (d_w * d_x) added to *l0, *l1. */
+Q0_TARGET static inline void
+Q0(tile_block2)(const Q0(tile_q0) * pc, const rt__blockq8 *x0, const rt__blockq8 *x1, __m256 *l0,
+                __m256 *l1)
+{
+    const uint8_t *q0 = (const uint8_t *)x0->qs, *q1 = (const uint8_t *)x1->qs;
+    __m256i s0, s1, u0, u1;
+    Q0(tile_dot4x2)(pc->p, q0, q1, 0, &s0, &s1);
+    Q0(tile_dot4x2)(pc->p + 4, q0, q1, 4, &u0, &u1);
+    s0 = _mm256_sub_epi32(_mm256_add_epi32(s0, u0), pc->corr);
+    s1 = _mm256_sub_epi32(_mm256_add_epi32(s1, u1), pc->corr);
+    __m256 d0 = _mm256_mul_ps(pc->dw, _mm256_set1_ps(x0->d));
+    __m256 d1 = _mm256_mul_ps(pc->dw, _mm256_set1_ps(x1->d));
+    *l0 = _mm256_add_ps(*l0, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), d0));
+    *l1 = _mm256_add_ps(*l1, _mm256_mul_ps(_mm256_cvtepi32_ps(s1), d1));
+}
+
 /* Q8_0 (q4 false) or Q4_0 rows r0..r1 for every token: as dot_q8_0 /
- * dot_q4_0, block b adding (float)sum * (d_w * d_x) to lane b % 4. */
+ * dot_q4_0, block b adding (float)sum * (d_w * d_x) to lane b % 4.
+ * Tokens go two at a time (an odd last one twice). */
 Q0_TARGET static inline void
 Q0(mm_q0)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q4)
 {
@@ -130,6 +177,7 @@ Q0(mm_q0)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q4)
     size_t nb = w->cols_pad / RT_QK, n = a->n;
     Q0(tile_q0) pan[TILE_BLOCKS];
     __m256 acc[RT_BATCH_MAX][RT_DOT_LANES];
+#define XT(t) ((const rt__blockq8 *)(const void *)((const uint8_t *)a->xq + (t)*a->xq_stride) + b0)
     for (uint32_t r = r0; r < r1; r += 8) {
         const uint8_t *rows[8];
         Q0(tile_rows)(w, r, r1, rows);
@@ -137,22 +185,25 @@ Q0(mm_q0)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q4)
             size_t nc = nb - b0 < TILE_BLOCKS ? nb - b0 : TILE_BLOCKS;
             for (size_t c = 0; c < nc; c++)
                 Q0(tile_pack_q0)(rows, b0 + c, q4, &pan[c]);
-            for (size_t t = 0; t < n; t++) {
-                const rt__blockq8 *x =
-                    (const rt__blockq8 *)(const void *)((const uint8_t *)a->xq + t * a->xq_stride) +
-                    b0;
-                __m256 c4[RT_DOT_LANES];
-                for (unsigned j = 0; j < RT_DOT_LANES; j++)
-                    c4[j] = b0 ? acc[t][j] : _mm256_setzero_ps();
-                for (size_t c = 0; c < nc; c++) {
-                    __m256i s = Q0(tile_dot)(pan[c].p, (const uint8_t *)x[c].qs, 0, 8);
-                    s = _mm256_sub_epi32(s, pan[c].corr);
-                    __m256 d = _mm256_mul_ps(pan[c].dw, _mm256_set1_ps(x[c].d));
-                    __m256 *l = &c4[(b0 + c) % RT_DOT_LANES];
-                    *l = _mm256_add_ps(*l, _mm256_mul_ps(_mm256_cvtepi32_ps(s), d));
+            for (size_t t = 0; t < n; t += 2) {
+                size_t t1 = t + 1 < n ? t + 1 : t;
+                const rt__blockq8 *x0 = XT(t), *x1 = XT(t1);
+                __m256 c0[RT_DOT_LANES], c1[RT_DOT_LANES];
+                for (unsigned j = 0; j < RT_DOT_LANES; j++) {
+                    c0[j] = b0 ? acc[t][j] : _mm256_setzero_ps();
+                    c1[j] = b0 ? acc[t1][j] : _mm256_setzero_ps();
                 }
-                for (unsigned j = 0; j < RT_DOT_LANES; j++)
-                    acc[t][j] = c4[j];
+                /* TILE_BLOCKS is a multiple of 4: block c goes to lane c % 4. */
+                size_t c = 0;
+                for (; c + 4 <= nc; c += 4)
+                    for (unsigned j = 0; j < 4; j++)
+                        Q0(tile_block2)(&pan[c + j], x0 + c + j, x1 + c + j, &c0[j], &c1[j]);
+                for (; c < nc; c++)
+                    Q0(tile_block2)(&pan[c], x0 + c, x1 + c, &c0[c % 4], &c1[c % 4]);
+                for (unsigned j = 0; j < RT_DOT_LANES; j++) {
+                    acc[t][j] = c0[j];
+                    acc[t1][j] = c1[j];
+                }
             }
         }
         uint32_t nr = r1 - r < 8 ? r1 - r : 8;
@@ -162,6 +213,7 @@ Q0(mm_q0)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q4)
             Q0(tile_store)(a->out + t * a->out_stride + r, v, nr);
         }
     }
+#undef XT
 }
 
 #ifdef TILE_Q8
@@ -271,8 +323,50 @@ Q0(tile_pack_q6_k)(const uint8_t *rows[8], size_t b, Q0(tile_k) * ret)
     ret->corr = _mm256_slli_epi32(corr, 7);
 }
 
+/* rt__kq_fold of one super-block's sumi, summ for the 8 rows. */
+Q0_TARGET static inline __m256
+Q0(tile_fold)(__m256 v, const Q0(tile_k) * pc, float dx, __m256i sumi, __m256i summ)
+{
+    __m256 d = _mm256_set1_ps(dx);
+    sumi = _mm256_sub_epi32(sumi, pc->corr);
+    v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_mul_ps(pc->d, d), _mm256_cvtepi32_ps(sumi)));
+    return _mm256_sub_ps(v, _mm256_mul_ps(_mm256_mul_ps(pc->dmin, d), _mm256_cvtepi32_ps(summ)));
+}
+
+/* One super-block for two tokens (x0, x1), folded into *v0, *v1. */
+Q0_TARGET static inline void
+Q0(tile_super2)(const Q0(tile_k) * pc, const rt__blockq8k *x0, const rt__blockq8k *x1, bool q6,
+                __m256 *v0, __m256 *v1)
+{
+    const uint8_t *q0 = (const uint8_t *)x0->qs, *q1 = (const uint8_t *)x1->qs;
+    __m256i i0 = _mm256_setzero_si256(), i1 = i0, m0 = i0, m1 = i0;
+    /* Q6_K: 16 scales of 4 groups; Q4_K: 8 of 8. */
+    unsigned per = q6 ? 4 : 8;
+    for (unsigned j = 0; j < 64 / per; j++) {
+        __m256i s0, s1, u0, u1;
+        Q0(tile_dot4x2)(pc->p + per * j, q0, q1, per * j, &s0, &s1);
+        if (!q6) {
+            Q0(tile_dot4x2)(pc->p + per * j + 4, q0, q1, per * j + 4, &u0, &u1);
+            s0 = _mm256_add_epi32(s0, u0);
+            s1 = _mm256_add_epi32(s1, u1);
+        }
+        i0 = _mm256_add_epi32(i0, _mm256_mullo_epi32(s0, pc->sc[j]));
+        i1 = _mm256_add_epi32(i1, _mm256_mullo_epi32(s1, pc->sc[j]));
+    }
+    for (unsigned j = 0; !q6 && j < 4; j++) {
+        int32_t b0, b1;
+        memcpy(&b0, &x0->bsums[2 * j], 4);
+        memcpy(&b1, &x1->bsums[2 * j], 4);
+        m0 = _mm256_add_epi32(m0, _mm256_madd_epi16(pc->mins[j], _mm256_set1_epi32(b0)));
+        m1 = _mm256_add_epi32(m1, _mm256_madd_epi16(pc->mins[j], _mm256_set1_epi32(b1)));
+    }
+    *v0 = Q0(tile_fold)(*v0, pc, x0->d, i0, m0);
+    *v1 = Q0(tile_fold)(*v1, pc, x1->d, i1, m1);
+}
+
 /* Q4_K (q6 false) or Q6_K rows r0..r1 for every token: per super-block
- * the integers sumi and summ of kquant.c, folded as rt__kq_fold does. */
+ * the integers sumi and summ of kquant.c, folded as rt__kq_fold does.
+ * Tokens go two at a time (an odd last one twice). */
 Q0_TARGET static inline void
 Q0(mm_k)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q6)
 {
@@ -280,6 +374,7 @@ Q0(mm_k)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q6)
     size_t nb = w->cols_pad / RT_QK_K, n = a->n;
     Q0(tile_k) pan[TILE_SUPER];
     __m256 acc[RT_BATCH_MAX];
+#define XT(t) ((const rt__blockq8k *)(const void *)((const uint8_t *)a->xq + (t)*a->xq_stride) + b0)
     for (uint32_t r = r0; r < r1; r += 8) {
         const uint8_t *rows[8];
         Q0(tile_rows)(w, r, r1, rows);
@@ -291,47 +386,21 @@ Q0(mm_k)(const rt__mm *a, uint32_t r0, uint32_t r1, bool q6)
                 else
                     Q0(tile_pack_q4_k)(rows, b0 + c, &pan[c]);
             }
-            for (size_t t = 0; t < n; t++) {
-                const rt__blockq8k *x =
-                    (const rt__blockq8k *)(const void *)((const uint8_t *)a->xq +
-                                                         t * a->xq_stride) +
-                    b0;
-                __m256 v = b0 ? acc[t] : _mm256_setzero_ps();
-                for (size_t c = 0; c < nc; c++) {
-                    const Q0(tile_k) *pc = &pan[c];
-                    const uint8_t *xs = (const uint8_t *)x[c].qs;
-                    __m256i sumi = _mm256_setzero_si256(), summ = sumi;
-                    if (q6) {
-                        for (unsigned g = 0; g < 16; g++) {
-                            __m256i s = Q0(tile_dot)(pc->p, xs, 4 * g, 4 * g + 4);
-                            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(s, pc->sc[g]));
-                        }
-                    } else {
-                        for (unsigned j = 0; j < 8; j++) {
-                            __m256i s = Q0(tile_dot)(pc->p, xs, 8 * j, 8 * j + 8);
-                            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(s, pc->sc[j]));
-                        }
-                        for (unsigned j = 0; j < 4; j++) {
-                            int32_t bs;
-                            memcpy(&bs, &x[c].bsums[2 * j], 4);
-                            summ = _mm256_add_epi32(
-                                summ, _mm256_madd_epi16(pc->mins[j], _mm256_set1_epi32(bs)));
-                        }
-                    }
-                    sumi = _mm256_sub_epi32(sumi, pc->corr);
-                    __m256 dx = _mm256_set1_ps(x[c].d);
-                    v = _mm256_add_ps(
-                        v, _mm256_mul_ps(_mm256_mul_ps(pc->d, dx), _mm256_cvtepi32_ps(sumi)));
-                    v = _mm256_sub_ps(
-                        v, _mm256_mul_ps(_mm256_mul_ps(pc->dmin, dx), _mm256_cvtepi32_ps(summ)));
-                }
-                acc[t] = v;
+            for (size_t t = 0; t < n; t += 2) {
+                size_t t1 = t + 1 < n ? t + 1 : t;
+                const rt__blockq8k *x0 = XT(t), *x1 = XT(t1);
+                __m256 v0 = b0 ? acc[t] : _mm256_setzero_ps(), v1 = b0 ? acc[t1] : v0;
+                for (size_t c = 0; c < nc; c++)
+                    Q0(tile_super2)(&pan[c], x0 + c, x1 + c, q6, &v0, &v1);
+                acc[t] = v0;
+                acc[t1] = v1;
             }
         }
         uint32_t nr = r1 - r < 8 ? r1 - r : 8;
         for (size_t t = 0; t < n; t++)
             Q0(tile_store)(a->out + t * a->out_stride + r, acc[t], nr);
     }
+#undef XT
 }
 
 Q0_TARGET static void
