@@ -150,36 +150,29 @@ add_bias(float *v, const float *bias, size_t n)
             v[i] += bias[i];
 }
 
-/* Rotates pairs (v[i], v[i+1]) of each head by pos * theta^(-i/head_dim). */
+/* Rotates pairs (v[i], v[i + off]) of each head of q [nq] and k [nk]
+ * by the angle of pair index i: in llama's RoPE (off 1) the pairs are
+ * adjacent, i even, angle pos * theta^(-i/head_dim); in NEOX's (qwen2,
+ * phi3) they are half a head apart, i < head_dim/2, angle
+ * pos * theta^(-2i/head_dim). One angle serves every head of q and k:
+ * its powf, cosf and sinf once per pair index, not per element (they
+ * were a tenth of a prompt's time). */
 static void
-rope(float *v, size_t n, size_t head_dim, int pos, float theta)
+rope(float *q, size_t nq, float *k, size_t nk, size_t head_dim, int pos, float theta, bool neox)
 {
-    for (size_t i = 0; i < n; i += 2) {
-        size_t hd = i % head_dim;
-        float freq = 1.0f / powf(theta, (float)hd / (float)head_dim);
+    size_t off = neox ? head_dim / 2 : 1, step = neox ? 1 : 2, end = neox ? head_dim / 2 : head_dim;
+    for (size_t i = 0; i < end; i += step) {
+        float e = neox ? (float)(2 * i) : (float)i;
+        float freq = 1.0f / powf(theta, e / (float)head_dim);
         float val = (float)pos * freq;
         float fcr = cosf(val), fci = sinf(val);
-        float v0 = v[i], v1 = v[i + 1];
-        v[i] = v0 * fcr - v1 * fci;
-        v[i + 1] = v0 * fci + v1 * fcr;
-    }
-}
-
-/* NEOX RoPE (qwen2, phi3): rotates (v[i], v[i + head_dim/2]) of each head
- * by pos * theta^(-2i/head_dim). */
-static void
-rope_neox(float *v, size_t n, size_t head_dim, int pos, float theta)
-{
-    size_t half = head_dim / 2;
-    for (size_t h = 0; h < n; h += head_dim)
-        for (size_t i = 0; i < half; i++) {
-            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-            float val = (float)pos * freq;
-            float fcr = cosf(val), fci = sinf(val);
-            float v0 = v[h + i], v1 = v[h + i + half];
-            v[h + i] = v0 * fcr - v1 * fci;
-            v[h + i + half] = v0 * fci + v1 * fcr;
+        for (size_t j = i; j < nq + nk; j += head_dim) {
+            float *v = j < nq ? q + j : k + (j - nq);
+            float v0 = v[0], v1 = v[off];
+            v[0] = v0 * fcr - v1 * fci;
+            v[off] = v0 * fci + v1 * fcr;
         }
+    }
 }
 
 /* Quantizes one head vector to int8 with one scale. */
@@ -296,13 +289,7 @@ qkv_finish(rt_state *s, const rt_layer *L, uint32_t l, int pos, float *q, float 
     add_bias(q, L->bq, dim);
     add_bias(k, L->bk, kv_dim);
     add_bias(v, L->bv, kv_dim);
-    if (c->rope_neox) {
-        rope_neox(q, dim, hs, pos, c->rope_theta);
-        rope_neox(k, kv_dim, hs, pos, c->rope_theta);
-    } else {
-        rope(q, dim, hs, pos, c->rope_theta);
-        rope(k, kv_dim, hs, pos, c->rope_theta);
-    }
+    rope(q, dim, k, kv_dim, hs, pos, c->rope_theta, c->rope_neox);
     if (s->kv_type == RT_KV_F16) {
         /* q meets the half-precision keys as a half, as in llama.cpp */
         store_f16(s->kh + 2 * cell, k, kv_dim);
