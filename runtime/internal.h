@@ -51,6 +51,8 @@ enum {
     RT_ROW_BLOCK_BYTES = 32768
 };
 
+struct rt__mm;
+
 /* One kernel set. dot_* return one row's dot product; sums_* write the
  * integer dot product of every block (for the equality tests). */
 typedef struct rt__kernels {
@@ -80,6 +82,14 @@ typedef struct rt__kernels {
     void (*dot4_q4_0)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
     void (*dot4_q4_k)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
     void (*dot4_q6_k)(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *out);
+    /* Optional (NULL: the kernels above): a batched product's rows r0..r1
+     * for every token at once, as rt__matmul_rows, each result
+     * bit-identical to the one-token kernel's; the activations come
+     * unsigned (rt__act_unsigned). rt__mm_tiled says when they run. */
+    void (*mm_q8_0)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
+    void (*mm_q4_0)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
+    void (*mm_q4_k)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
+    void (*mm_q6_k)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
 } rt__kernels;
 
 extern const rt__kernels rt__kernels_portable;
@@ -276,6 +286,22 @@ typedef struct rt__mm {
  * bit-identical to the one-token product. Rows split between threads give
  * the same results as one thread. */
 void rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1);
+
+/* Batches of at least this many tokens (and at most RT_BATCH_MAX) run a
+ * set's tile kernels: below it, repacking the rows costs more than the
+ * one-row kernels lose. */
+enum {
+    RT_TILE_MIN_TOKENS = 4
+};
+
+/* True when rt__matmul_rows of n tokens over a matrix of type t runs a
+ * tile kernel of k, which takes its activations unsigned. */
+bool rt__mm_tiled(const rt__kernels *k, rt_type t, size_t n);
+
+/* Turns nb quantized activation blocks (rt__blockq8, or rt__blockq8k
+ * when kq) at xq into the tile kernels' unsigned form: each qs byte q
+ * becomes q + 128 (the K-quant bsums stay the signed sums). */
+void rt__act_unsigned(void *xq, size_t nb, bool kq);
 
 /* Bytes of one GGUF scalar of value type t (rt_gguf_vtype), or 0 for a
  * string, an array or an unknown type (gguf.c; the writer shares it). */

@@ -197,6 +197,18 @@ lanes_finish(__m128 acc4, const float *tail, size_t n_tail)
 #define Q0_TARGET    TARGET
 #define Q0_DOT(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (b)), _mm256_set1_epi16(1))
 #include "runtime/kernels-x86-q0.h"
+
+/* Blocks (Q8_0, Q4_0) and super-blocks (K-quants) of a tile's panel:
+ * about 10 KiB, in L1 beside the tokens' activations. */
+enum {
+    TILE_BLOCKS = 32,
+    TILE_SUPER = 4
+};
+
+#define TILE_DPB(acc, u, s) \
+    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#include "runtime/kernels-x86-tile.h"
+#undef TILE_DPB
 #undef Q0
 #undef Q0_TARGET
 #undef Q0_DOT
@@ -208,6 +220,11 @@ lanes_finish(__m128 acc4, const float *tail, size_t n_tail)
 #define Q0_TARGET    __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define Q0_DOT(a, b) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), (a), (b))
 #include "runtime/kernels-x86-q0.h"
+#define TILE_DPB(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#define TILE_Q8
+#include "runtime/kernels-x86-tile.h"
+#undef TILE_Q8
+#undef TILE_DPB
 #undef Q0
 #undef Q0_TARGET
 #undef Q0_DOT
@@ -450,6 +467,9 @@ static const rt__kernels kernels_avx2 = {
     .dot4_q4_0 = dot4_q4_0,
     .dot4_q4_k = dot4_q4_k,
     .dot4_q6_k = dot4_q6_k,
+    .mm_q4_0 = mm_q4_0,
+    .mm_q4_k = mm_q4_k,
+    .mm_q6_k = mm_q6_k,
 };
 
 /* AVX2, FMA and F16C present, and the OS saves the YMM registers. Read
@@ -495,6 +515,10 @@ static const rt__kernels kernels_avxvnni = {
     .dot4_q4_0 = dot4_q4_0_vnni,
     .dot4_q4_k = dot4_q4_k,
     .dot4_q6_k = dot4_q6_k,
+    .mm_q8_0 = mm_q8_0_vnni,
+    .mm_q4_0 = mm_q4_0_vnni,
+    .mm_q4_k = mm_q4_k_vnni,
+    .mm_q6_k = mm_q6_k_vnni,
 };
 
 /* AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4. */

@@ -17,8 +17,12 @@ rt__quantize_act(const float *x, size_t n, rt__blockq8 *out)
     for (size_t b = 0; b < nb; b++) {
         size_t base = b * RT_QK, m = n - base < RT_QK ? n - base : RT_QK;
         float amax = 0.0f;
-        for (size_t i = 0; i < m; i++)
-            amax = fmaxf(amax, fabsf(x[base + i]));
+        for (size_t i = 0; i < m; i++) {
+            /* fmaxf's result (NaN skipped), inline: the libm call was a
+             * third of this function's time in prompts. */
+            float v = fabsf(x[base + i]);
+            amax = v > amax ? v : amax;
+        }
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         out[b].d = d;
         for (size_t i = 0; i < RT_QK; i++)
@@ -243,11 +247,54 @@ const rt__kernels rt__kernels_portable = {
 /* DOT4 of a block type's 4-token kernel K4 over NB blocks. */
 #define Q4CALL(K4, NB) K4(row, QUANT_IN, a->xq_stride, NB, o)
 
+typedef void (*tile_fn)(const rt__mm *a, uint32_t r0, uint32_t r1);
+
+static tile_fn
+tile_of(const rt__kernels *k, rt_type t, size_t n)
+{
+    if (n < RT_TILE_MIN_TOKENS || n > RT_BATCH_MAX)
+        return NULL;
+    switch (t) {
+    case RT_TYPE_Q8_0:
+        return k->mm_q8_0;
+    case RT_TYPE_Q4_0:
+        return k->mm_q4_0;
+    case RT_TYPE_Q4_K:
+        return k->mm_q4_k;
+    case RT_TYPE_Q6_K:
+        return k->mm_q6_k;
+    default:
+        return NULL;
+    }
+}
+
+bool
+rt__mm_tiled(const rt__kernels *k, rt_type t, size_t n)
+{
+    return tile_of(k, t, n) != NULL;
+}
+
+void
+rt__act_unsigned(void *xq, size_t nb, bool kq)
+{
+    for (size_t b = 0; b < nb; b++) {
+        int8_t *qs = kq ? ((rt__blockq8k *)xq)[b].qs : ((rt__blockq8 *)xq)[b].qs;
+        size_t len = kq ? RT_QK_K : RT_QK;
+        for (size_t i = 0; i < len; i++)
+            qs[i] = (int8_t)((uint8_t)qs[i] ^ 0x80u);
+    }
+}
+
 void
 rt__matmul_rows(const rt__mm *a, uint32_t r0, uint32_t r1)
 {
     const rt__mat *w = a->w;
     const rt__kernels *k = a->k;
+    tile_fn tile = tile_of(k, w->type, a->n);
+    if (tile) {
+        tile(a, r0, r1);
+        return;
+    }
     const uint8_t *xq = a->xq;
     size_t nb = w->cols_pad / RT_QK, nbk = w->cols_pad / RT_QK_K;
     size_t blk_rows = w->row_bytes ? RT_ROW_BLOCK_BYTES / w->row_bytes : 1;

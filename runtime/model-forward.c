@@ -48,24 +48,27 @@ softmax(float *x, size_t n)
 /* How a matrix wants its activation: 0 float, 1 int8 blocks of 32
  * (Q8_0, Q4_0), 2 Q8_K super-blocks of 256 (K-quants). */
 static int
-act_kind(const rt__mat *w)
+block_kind(const rt__mat *w)
 {
     if (w->type == RT_TYPE_Q8_0 || w->type == RT_TYPE_Q4_0)
         return 1;
     return rt__is_kquant(w->type) ? 2 : 0;
 }
 
-static bool
-is_block(const rt__mat *w)
+/* block_kind, plus 2 when a product of n tokens runs a tile kernel,
+ * which takes the blocks unsigned. */
+static int
+act_kind(const rt_state *s, const rt__mat *w, size_t n)
 {
-    return act_kind(w) != 0;
+    int kind = block_kind(w);
+    return kind != 0 && rt__mm_tiled(s->m->k, w->type, n) ? kind + 2 : kind;
 }
 
 /* True when the activation xq made for `prev` does not fit w. */
 static bool
-act_differs(const rt__mat *w, const rt__mat *prev)
+act_differs(const rt_state *s, size_t n, const rt__mat *w, const rt__mat *prev)
 {
-    return act_kind(w) != act_kind(prev);
+    return act_kind(s, w, n) != act_kind(s, prev, n);
 }
 
 /* The K-quant activation blocks live in the same buffer as the int8 ones:
@@ -113,12 +116,15 @@ static void
 matmul(const rt_state *s, const acts *a, size_t n, const rt__mat *w, const float *x,
        size_t x_stride, float *out, size_t out_stride, bool requant)
 {
-    int kind = act_kind(w);
+    int kind = act_kind(s, w, n);
     for (size_t t = 0; requant && kind != 0 && t < n; t++) {
-        if (kind == 1)
+        if (kind % 2 == 1)
             rt__quantize_act(x + t * x_stride, w->cols, xq_of(a, t));
         else
             rt__quantize_act_k(x + t * x_stride, w->cols, (rt__blockq8k *)(void *)xq_of(a, t));
+        if (kind > 2)
+            rt__act_unsigned(xq_of(a, t), kind == 3 ? w->cols_pad / RT_QK : w->cols_pad / RT_QK_K,
+                             kind == 4);
     }
     rt__mm mm = { .k = s->m->k,
                   .w = w,
@@ -144,36 +150,29 @@ add_bias(float *v, const float *bias, size_t n)
             v[i] += bias[i];
 }
 
-/* Rotates pairs (v[i], v[i+1]) of each head by pos * theta^(-i/head_dim). */
+/* Rotates pairs (v[i], v[i + off]) of each head of q [nq] and k [nk]
+ * by the angle of pair index i: in llama's RoPE (off 1) the pairs are
+ * adjacent, i even, angle pos * theta^(-i/head_dim); in NEOX's (qwen2,
+ * phi3) they are half a head apart, i < head_dim/2, angle
+ * pos * theta^(-2i/head_dim). One angle serves every head of q and k:
+ * its powf, cosf and sinf once per pair index, not per element (they
+ * were a tenth of a prompt's time). */
 static void
-rope(float *v, size_t n, size_t head_dim, int pos, float theta)
+rope(float *q, size_t nq, float *k, size_t nk, size_t head_dim, int pos, float theta, bool neox)
 {
-    for (size_t i = 0; i < n; i += 2) {
-        size_t hd = i % head_dim;
-        float freq = 1.0f / powf(theta, (float)hd / (float)head_dim);
+    size_t off = neox ? head_dim / 2 : 1, step = neox ? 1 : 2, end = neox ? head_dim / 2 : head_dim;
+    for (size_t i = 0; i < end; i += step) {
+        float e = neox ? (float)(2 * i) : (float)i;
+        float freq = 1.0f / powf(theta, e / (float)head_dim);
         float val = (float)pos * freq;
         float fcr = cosf(val), fci = sinf(val);
-        float v0 = v[i], v1 = v[i + 1];
-        v[i] = v0 * fcr - v1 * fci;
-        v[i + 1] = v0 * fci + v1 * fcr;
-    }
-}
-
-/* NEOX RoPE (qwen2, phi3): rotates (v[i], v[i + head_dim/2]) of each head
- * by pos * theta^(-2i/head_dim). */
-static void
-rope_neox(float *v, size_t n, size_t head_dim, int pos, float theta)
-{
-    size_t half = head_dim / 2;
-    for (size_t h = 0; h < n; h += head_dim)
-        for (size_t i = 0; i < half; i++) {
-            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-            float val = (float)pos * freq;
-            float fcr = cosf(val), fci = sinf(val);
-            float v0 = v[h + i], v1 = v[h + i + half];
-            v[h + i] = v0 * fcr - v1 * fci;
-            v[h + i + half] = v0 * fci + v1 * fcr;
+        for (size_t j = i; j < nq + nk; j += head_dim) {
+            float *v = j < nq ? q + j : k + (j - nq);
+            float v0 = v[0], v1 = v[off];
+            v[0] = v0 * fcr - v1 * fci;
+            v[off] = v0 * fci + v1 * fcr;
         }
+    }
 }
 
 /* Quantizes one head vector to int8 with one scale. */
@@ -269,7 +268,7 @@ embed(const rt_state *s, const acts *a, const int32_t *tokens, size_t n)
     for (size_t t = 0; t < n; t++) {
         const uint8_t *row = e->data + (size_t)tokens[t] * e->row_bytes;
         float *x = a->x + t * dim;
-        if (is_block(e)) {
+        if (block_kind(e) != 0) {
             float *tmp = a->hb + t * a->wide; /* cols_pad <= wide */
             rt__dequant_row(e->type, row, tmp, e->cols_pad);
             memcpy(x, tmp, dim * 4);
@@ -290,13 +289,7 @@ qkv_finish(rt_state *s, const rt_layer *L, uint32_t l, int pos, float *q, float 
     add_bias(q, L->bq, dim);
     add_bias(k, L->bk, kv_dim);
     add_bias(v, L->bv, kv_dim);
-    if (c->rope_neox) {
-        rope_neox(q, dim, hs, pos, c->rope_theta);
-        rope_neox(k, kv_dim, hs, pos, c->rope_theta);
-    } else {
-        rope(q, dim, hs, pos, c->rope_theta);
-        rope(k, kv_dim, hs, pos, c->rope_theta);
-    }
+    rope(q, dim, k, kv_dim, hs, pos, c->rope_theta, c->rope_neox);
     if (s->kv_type == RT_KV_F16) {
         /* q meets the half-precision keys as a half, as in llama.cpp */
         store_f16(s->kh + 2 * cell, k, kv_dim);
@@ -339,8 +332,8 @@ layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
     float *k = f32 ? s->kc + cell : a->hb, *v = f32 ? s->vc + cell : a->hb2;
     size_t kvs = f32 ? kv_dim : w;
     matmul(s, a, n, &L->wq, a->xb, dim, a->q, dim, true);
-    matmul(s, a, n, &L->wk, a->xb, dim, k, kvs, act_differs(&L->wk, &L->wq));
-    matmul(s, a, n, &L->wv, a->xb, dim, v, kvs, act_differs(&L->wv, &L->wk));
+    matmul(s, a, n, &L->wk, a->xb, dim, k, kvs, act_differs(s, n, &L->wk, &L->wq));
+    matmul(s, a, n, &L->wv, a->xb, dim, v, kvs, act_differs(s, n, &L->wv, &L->wk));
     for (size_t t = 0; t < n; t++)
         qkv_finish(s, L, l, pos + (int)t, a->q + t * dim, k + t * kvs, v + t * kvs);
     for (size_t t = 0; t < n; t++)
@@ -353,7 +346,7 @@ layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
     for (size_t t = 0; t < n; t++)
         rmsnorm(a->xb + t * dim, a->x + t * dim, L->ffn_norm, dim, c->norm_eps);
     matmul(s, a, n, &L->w1, a->xb, dim, a->hb, w, true);
-    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(&L->w3, &L->w1));
+    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(s, n, &L->w3, &L->w1));
     for (size_t t = 0; t < n; t++) {
         float *hb = a->hb + t * w, *hb2 = a->hb2 + t * w;
         for (size_t i = 0; i < hid; i++) {

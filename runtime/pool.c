@@ -22,7 +22,6 @@
 
 typedef struct worker {
     rt_pool *pool;
-    unsigned part;
 } worker;
 
 struct rt_pool {
@@ -34,7 +33,8 @@ struct rt_pool {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     atomic_uint gen;     /* bumped once per run */
-    atomic_uint pending; /* worker parts of this run not yet done */
+    atomic_uint pending; /* workers still in this run */
+    atomic_uint next;    /* the next part to hand out */
     atomic_bool stop;
     rt_task_fn fn; /* the current run's task, written before gen */
     void *arg;
@@ -66,6 +66,21 @@ wait_run(rt_pool *p, unsigned seen)
     return atomic_load(&p->gen);
 }
 
+/* Runs parts of the current run until none is left. Parts go to whoever
+ * asks first: a thread the OS preempts (a shared machine) leaves its
+ * share to the others instead of holding up the product's barrier. */
+static void
+take_parts(rt_pool *p)
+{
+    unsigned n_parts = p->par.n_parts;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&p->next, 1);
+        if (i >= n_parts)
+            return;
+        p->fn(p->arg, i, n_parts);
+    }
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -76,7 +91,7 @@ worker_main(void *arg)
         seen = wait_run(p, seen);
         if (atomic_load(&p->stop))
             break;
-        p->fn(p->arg, w->part, p->n);
+        take_parts(p);
         if (atomic_fetch_sub(&p->pending, 1) == 1) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
@@ -96,12 +111,13 @@ pool_run(void *ctx, rt_task_fn fn, void *arg)
     }
     p->fn = fn;
     p->arg = arg;
+    atomic_store(&p->next, 0);
     atomic_store(&p->pending, p->n - 1);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->gen, 1); /* publishes fn and arg (seq_cst) */
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    fn(arg, 0, p->n);
+    take_parts(p);
     for (unsigned i = 0; i < RT_POOL_SPIN; i++)
         if (atomic_load(&p->pending) == 0)
             return;
@@ -121,8 +137,9 @@ rt_pool_new(unsigned n_threads, rt_pool **ret)
     if (!p)
         return -ENOMEM;
     p->n = n;
-    p->par = (rt_parallel){ .n_parts = n, .run = pool_run, .ctx = p };
+    p->par = (rt_parallel){ .n_parts = n > 1 ? n * RT_POOL_PARTS : 1, .run = pool_run, .ctx = p };
     atomic_init(&p->gen, 0);
+    atomic_init(&p->next, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, false);
     int r = -ENOMEM;
@@ -138,7 +155,7 @@ rt_pool_new(unsigned n_threads, rt_pool **ret)
         if (!p->th || !p->w)
             goto fail;
         for (unsigned i = 0; i < n - 1; i++) {
-            p->w[i] = (worker){ .pool = p, .part = i + 1 };
+            p->w[i] = (worker){ .pool = p };
             int e = pthread_create(&p->th[i], NULL, worker_main, &p->w[i]);
             if (e != 0) {
                 r = -e;

@@ -5,8 +5,9 @@
  * A fixed pool of worker threads for the engine's matrix products
  * (model.h: rt_parallel). n threads in all: n - 1 pthreads created once,
  * plus the thread that calls run, which does a share itself. Each run
- * hands every thread one part and returns when all parts are done (a
- * barrier per product); no thread is created or joined per token.
+ * splits into RT_POOL_PARTS parts per thread, which the threads take
+ * first come, and returns when all parts are done (a barrier per
+ * product); no thread is created or joined per token.
  *
  * POSIX threads: a microcontroller build leaves this file out, and the
  * engine runs everything in the caller.
@@ -19,7 +20,8 @@
 enum {
     RT_THREADS_AUTO = 0,  /* the machine's online cores */
     RT_THREADS_MAX = 256, /* more is a caller's mistake */
-    RT_POOL_SPIN = 20000  /* polls before a waiting thread sleeps */
+    RT_POOL_SPIN = 20000, /* polls before a waiting thread sleeps */
+    RT_POOL_PARTS = 4     /* parts per thread in a run, taken first come */
 };
 
 typedef struct rt_pool rt_pool;

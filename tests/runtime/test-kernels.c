@@ -255,13 +255,127 @@ test_matvec_padded(void **state)
     }
 }
 
+/* A random matrix of `rows` rows and nb blocks of type t (Q8_0 and Q4_0
+ * from the quantizer, extreme -128 weights when `extreme`; K-quants as
+ * random bytes with small scales); returns its bytes, row_bytes set. */
+static uint8_t *
+tile_matrix(rt_type t, uint32_t rows, size_t nb, bool extreme, size_t *ret_row_bytes)
+{
+    size_t bb = rt_type_block_bytes(t), row_bytes = nb * bb;
+    uint8_t *w = malloc(rows * row_bytes);
+    float *wf = malloc(nb * RT_QK * sizeof(float));
+    assert_true(w && wf);
+    for (uint32_t r = 0; r < rows; r++) {
+        uint8_t *row = w + r * row_bytes;
+        if (t == RT_TYPE_Q8_0 || t == RT_TYPE_Q4_0) {
+            for (size_t i = 0; i < nb * RT_QK; i++)
+                wf[i] = rndf();
+            (t == RT_TYPE_Q8_0 ? rt__quantize_row_q8_0 : rt__quantize_row_q4_0)(wf, nb * RT_QK,
+                                                                                row);
+            for (size_t b = 0; extreme && t == RT_TYPE_Q8_0 && b < nb; b++)
+                memset(row + b * bb + 2, 0x80, RT_QK);
+            continue;
+        }
+        for (size_t i = 0; i < row_bytes; i++)
+            row[i] = (uint8_t)rnd();
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *blk = row + b * bb;
+            uint16_t d = rt__f32_to_f16((float)(rnd() % 100) / 1000.0f);
+            uint16_t dm = rt__f32_to_f16((float)(rnd() % 100) / 1000.0f);
+            size_t at = t == RT_TYPE_Q6_K ? 208 : 0;
+            blk[at] = (uint8_t)d;
+            blk[at + 1] = (uint8_t)(d >> 8);
+            if (t == RT_TYPE_Q4_K) {
+                blk[2] = (uint8_t)dm;
+                blk[3] = (uint8_t)(dm >> 8);
+            }
+        }
+    }
+    free(wf);
+    *ret_row_bytes = row_bytes;
+    return w;
+}
+
+/* The tile kernels (a batch's rows 8 at a time, unsigned activations)
+ * give every (row, token) result of the portable one-token kernel, bit
+ * for bit: partial tiles of rows, panels of several column chunks, the
+ * extreme operands, any batch size they take. */
+static void
+test_tile(void **state)
+{
+    const rt__kernels *p = &rt__kernels_portable;
+    const rt_type types[] = { RT_TYPE_Q8_0, RT_TYPE_Q4_0, RT_TYPE_Q4_K, RT_TYPE_Q6_K };
+    size_t ran = 0;
+    for (size_t si = 0; rt__kernels_simd_all(si); si++) {
+        const rt__kernels *k = rt__kernels_simd_all(si);
+        for (int iter = 0; iter < 96; iter++) {
+            rt_type t = types[iter % 4];
+            size_t n = RT_TILE_MIN_TOKENS + rnd() % (RT_BATCH_MAX - RT_TILE_MIN_TOKENS + 1);
+            if (!rt__mm_tiled(k, t, n))
+                continue;
+            bool kq = rt__is_kquant(t), extreme = iter % 5 == 0;
+            size_t nb = kq ? 1 + rnd() % 9 : 1 + rnd() % 70;
+            uint32_t rows = 1 + rnd() % 21;
+            size_t row_bytes, cols = nb * (kq ? RT_QK_K : RT_QK);
+            uint8_t *w = tile_matrix(t, rows, nb, extreme, &row_bytes);
+            size_t bsz = kq ? sizeof(rt__blockq8k) : sizeof(rt__blockq8);
+            size_t stride = (nb + 1) * bsz; /* tokens apart, as in a batch */
+            uint8_t *xq = calloc(n, stride), *xu = calloc(n, stride);
+            float *x = malloc(cols * sizeof(float)), *out = malloc(n * rows * sizeof(float));
+            assert_true(xq && xu && x && out);
+            for (size_t tk = 0; tk < n; tk++) {
+                for (size_t i = 0; i < cols; i++)
+                    x[i] = extreme ? ((i & 1) ? 4.0f : -4.0f) : rndf();
+                void *xt = xq + tk * stride;
+                if (kq)
+                    rt__quantize_act_k(x, cols, xt);
+                else
+                    rt__quantize_act(x, cols, xt);
+            }
+            memcpy(xu, xq, n * stride);
+            for (size_t tk = 0; tk < n; tk++)
+                rt__act_unsigned(xu + tk * stride, nb, kq);
+            rt__mat m = { t, rows, (uint32_t)cols, (uint32_t)cols, row_bytes, w };
+            rt__mm mm = { .k = k,
+                          .w = &m,
+                          .xq = xu,
+                          .xq_stride = stride,
+                          .out = out,
+                          .out_stride = rows,
+                          .n = n };
+            rt__matmul_rows(&mm, 0, rows);
+            for (size_t tk = 0; tk < n; tk++)
+                for (uint32_t r = 0; r < rows; r++) {
+                    const uint8_t *row = w + r * row_bytes;
+                    const void *xt = xq + tk * stride;
+                    float e = t == RT_TYPE_Q8_0   ? p->dot_q8_0(row, xt, nb)
+                              : t == RT_TYPE_Q4_0 ? p->dot_q4_0(row, xt, nb)
+                              : t == RT_TYPE_Q4_K ? p->dot_q4_k(row, xt, nb)
+                                                  : p->dot_q6_k(row, xt, nb);
+                    assert_memory_equal(&e, &out[tk * rows + r], sizeof(e));
+                }
+            ran++;
+            free(w);
+            free(xq);
+            free(xu);
+            free(x);
+            free(out);
+        }
+    }
+    if (ran == 0) {
+        printf("# no tile kernels on this CPU\n");
+        skip();
+    }
+    printf("# %zu tiled products equal the portable kernels\n", ran);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16),           cmocka_unit_test(test_padding),
         cmocka_unit_test(test_simd_equal),    cmocka_unit_test(test_portable_exact),
-        cmocka_unit_test(test_matvec_padded),
+        cmocka_unit_test(test_matvec_padded), cmocka_unit_test(test_tile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -399,7 +399,7 @@ static const char *const batch_models[] = {
 };
 
 enum {
-    BATCH_SEQ = 70 /* two full batches and a part */
+    BATCH_SEQ = 70 /* a full batch and a part */
 };
 
 /* Feeds n tokens in batches of `batch` (0: one rt_forward per token), then

@@ -18,7 +18,7 @@
 #include "testutil.h"
 
 enum {
-    MAX_PARTS = 8,
+    MAX_PARTS = 4 * RT_POOL_PARTS,
     RUNS = 2000,
     SEQ = 40
 };
@@ -46,13 +46,14 @@ test_pool_runs(void **state)
         assert_int_equal(rt_pool_new(n, &p), 0);
         assert_int_equal(rt_pool_threads(p), n);
         const rt_parallel *par = rt_pool_parallel(p);
-        assert_int_equal(par->n_parts, n);
+        unsigned parts = n > 1 ? n * RT_POOL_PARTS : 1;
+        assert_int_equal(par->n_parts, parts);
         counts c = { 0 };
         for (unsigned r = 0; r < RUNS; r++)
             par->run(par->ctx, count_part, &c);
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i < parts; i++)
             assert_int_equal(c.hits[i], RUNS);
-        assert_int_equal(c.n_parts_seen, n);
+        assert_int_equal(c.n_parts_seen, parts);
         rt_pool_free(p);
     }
     rt_pool *p;
