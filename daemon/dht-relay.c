@@ -226,14 +226,17 @@ on_tick(uv_timer_t *t)
         }
         if (nvx_mesh_connected_at(r->o.mesh, tg->addr))
             continue;
+        /* The relays are looked up at once, but dialed and asked only when
+         * the direct dial has not connected within the grace: a provider
+         * that can be dialed costs no relay session. */
         if (!fresh)
             start_lookup(r, now);
-        /* The relays are dialed at once, while the direct dial may still
-         * connect: asking them waits for that. */
-        size_t n = ranked(r, tg->ip, best, NVX_REVERSE_RELAYS_MAX);
-        dial_relays(r, best, n, NVX_REVERSE_RELAYS_MAX, now);
         if (now < tg->since_ms + NVX_DHTRELAY_GRACE_MS)
             continue;
+        size_t n = ranked(r, tg->ip, best, NVX_REVERSE_RELAYS_MAX);
+        dial_relays(r, best, n, NVX_REVERSE_RELAYS_MAX, now);
+        if (!nvx_mesh_relays(r->o.mesh))
+            continue; /* asking nobody would only spend the retry spacing */
         const char *prefer[NVX_REVERSE_RELAYS_MAX];
         for (size_t j = 0; j < n; j++)
             prefer[j] = r->found[best[j]].addr;

@@ -12,10 +12,10 @@
  * - a node that cannot, and shares models, keeps sessions with
  *   NVX_DHTRELAY_KEEP of the nodes announced there, the ones ranked first for its external address
  *   (nvx_dhtrelay_rank());
- * - a fetcher that has no session with a provider the DHT named connects
- *   to the NVX_REVERSE_RELAYS_MAX relays ranked first for the provider's
- *   address (most likely the ones it keeps) and, if the direct dial has
- *   not connected NVX_DHTRELAY_GRACE_MS after it started, asks them with
+ * - a fetcher that has no session with a provider the DHT named
+ *   NVX_DHTRELAY_GRACE_MS after it dialed it connects to the
+ *   NVX_REVERSE_RELAYS_MAX relays ranked first for the provider's address
+ *   (most likely the ones it keeps; looked up at once) and asks them with
  *   REVERSE_AT to have the provider dial back (daemon/mesh.h,
  *   nvx_mesh_ask_at()), for NVX_DHTRELAY_TARGET_MS.
  *
