@@ -96,7 +96,16 @@ typedef struct nvx__dht_tx {
     uint16_t port;
     uint32_t lookup; /* handle, 0: none */
     uint64_t sent_ms;
+    /* The datagram, sent once more when no answer came within half the
+     * timeout (one lost packet on a lossy link should not fail a node);
+     * NULL when it could not be kept. */
+    uint8_t *pkt;
+    uint16_t pkt_len;
+    bool resent;
 } nvx__dht_tx;
+
+/* Frees t's kept datagram and frees the slot. */
+void nvx__dht_tx_done(nvx__dht_tx *t);
 
 typedef struct nvx__dht_rl {
     uint32_t ip;
@@ -109,6 +118,7 @@ typedef struct nvx__dht_announce {
     uint16_t port;
     uint64_t next_ms;
     uint32_t lookup; /* running, 0: none */
+    uint8_t sent;    /* announces so far, up to NVX_DHT_EARLY_ANNOUNCES */
 } nvx__dht_announce;
 
 struct nvx_dht {

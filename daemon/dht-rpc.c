@@ -5,6 +5,7 @@
  * dht-lookup.c (queries of a lookup).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -64,6 +65,26 @@ nvx__dht_query(nvx_dht *d, nvx_krpc_msg *q, uint32_t ip, uint16_t port, uint32_t
     memcpy(q->tid, t->tid, 4);
     q->has_id = true;
     memcpy(q->id, d->table.self, 20);
-    nvx__dht_send(d, q, ip, port);
+    uint8_t buf[NVX_KRPC_PACKET_MAX];
+    int n = nvx_krpc_encode(q, buf, sizeof(buf));
+    if (n < 0) {
+        t->used = false;
+        return n;
+    }
+    t->pkt = malloc((size_t)n);
+    if (t->pkt)
+        memcpy(t->pkt, buf, (size_t)n);
+    t->pkt_len = (uint16_t)n;
+    t->resent = false;
+    d->tx_count++;
+    d->o.ops.send(d->o.arg, ip, port, buf, (size_t)n);
     return 0;
+}
+
+void
+nvx__dht_tx_done(nvx__dht_tx *t)
+{
+    free(t->pkt);
+    t->pkt = NULL;
+    t->used = false;
 }

@@ -264,7 +264,7 @@ on_response(nvx_dht *d, const nvx_krpc_msg *m, uint32_t ip, uint16_t port, uint6
     /* Only the address we asked may answer, with the tid we chose. */
     if (!t->used || t->ip != ip || t->port != port || memcmp(t->tid, m->tid, 4) != 0)
         return;
-    t->used = false;
+    nvx__dht_tx_done(t);
     if (m->kind == NVX_KRPC_RESPONSE) {
         if (memcmp(m->id, d->table.self, 20) != 0)
             (void)nvx__dht_table_heard(&d->table, m->id, ip, port, d->o.enforce_node_id, now_ms);
@@ -463,6 +463,7 @@ nvx_dht_announce_port(nvx_dht *d, uint16_t port, uint64_t now_ms)
         if (d->ann[i].port != port) {
             d->ann[i].port = port;
             d->ann[i].next_ms = now_ms; /* the old port is stale where it was stored */
+            d->ann[i].sent = 0;
         }
 }
 
@@ -517,7 +518,10 @@ run_announces(nvx_dht *d, uint64_t now_ms)
         if (h < 0)
             break;
         a->lookup = nvx__dht_lookup_find(d, (uint32_t)h) ? (uint32_t)h : 0;
-        a->next_ms = spread(d, now_ms + NVX_DHT_REANNOUNCE_MS);
+        static const uint32_t early_ms[NVX_DHT_EARLY_ANNOUNCES] = { 20 * 1000, 5 * 60 * 1000 };
+        a->next_ms = a->sent < NVX_DHT_EARLY_ANNOUNCES ? now_ms + early_ms[a->sent]
+                                                       : spread(d, now_ms + NVX_DHT_REANNOUNCE_MS);
+        a->sent += a->sent < NVX_DHT_EARLY_ANNOUNCES;
         running++;
     }
     for (size_t i = 0; i < d->n_own; i++) {
@@ -605,12 +609,20 @@ refresh(nvx_dht *d, uint64_t now_ms)
 void
 nvx_dht_tick(nvx_dht *d, uint64_t now_ms)
 {
-    /* Queries that timed out: the table learns, the lookup moves on. */
+    /* Queries unanswered for half the timeout go once more (same bytes,
+     * same tid: either answer counts); those that timed out: the table
+     * learns, the lookup moves on. */
     for (size_t i = 0; i < NVX_DHT_TX_MAX; i++) {
         nvx__dht_tx *t = &d->tx[i];
+        if (t->used && !t->resent && t->pkt &&
+            t->sent_ms + NVX_DHT_QUERY_TIMEOUT_MS / 2 <= now_ms) {
+            t->resent = true;
+            d->tx_count++;
+            d->o.ops.send(d->o.arg, t->ip, t->port, t->pkt, t->pkt_len);
+        }
         if (!t->used || t->sent_ms + NVX_DHT_QUERY_TIMEOUT_MS > now_ms)
             continue;
-        t->used = false;
+        nvx__dht_tx_done(t);
         nvx__dht_table_failed(&d->table, t->ip, t->port);
         nvx__dht_lookup *l = nvx__dht_lookup_find(d, t->lookup);
         if (l)
@@ -691,6 +703,8 @@ nvx_dht_free(nvx_dht *d)
     for (size_t i = 0; d->lookups && i < NVX_DHT_LOOKUPS_MAX; i++)
         if (d->lookups[i].handle)
             nvx_dht_cancel(d, d->lookups[i].handle);
+    for (size_t i = 0; i < NVX_DHT_TX_MAX; i++)
+        nvx__dht_tx_done(&d->tx[i]);
     free(d->lookups);
     free(d->ann);
     free(d->own);

@@ -27,7 +27,10 @@
  *   until the NVX_DHT_K closest nodes seen have answered or failed; no node
  *   further than NVX_DHT_HOPS_MAX hops from the start is asked.
  * - Announces and items we own are repeated before they expire, spread in
- *   time; buckets nobody touched for NVX_DHT_REFRESH_MS are refreshed.
+ *   time (a new announce also 20 s and 5 min after the first); buckets
+ *   nobody touched for NVX_DHT_REFRESH_MS are refreshed.
+ * - A query unanswered after half of NVX_DHT_QUERY_TIMEOUT_MS is sent once
+ *   more (same bytes, same tid), so one lost datagram fails no node.
  *
  * Loop thread only (one thread at a time); callbacks run inside
  * nvx_dht_input() or nvx_dht_tick() and must not free the node.
@@ -66,6 +69,10 @@ enum nvx_dht_limits {
     NVX_DHT_REANNOUNCE_MS =
         15 * 60 * 1000, /* plus up to NVX_DHT_SPREAD_MS: before the 30-min expiry */
     NVX_DHT_SPREAD_MS = 10 * 60 * 1000,
+    /* A new key is announced again after 20 s and 5 min before the
+     * regular rhythm: a first announce lost on a lossy link, or made while
+     * the table was still small, is not left for 15 minutes. */
+    NVX_DHT_EARLY_ANNOUNCES = 2,
     NVX_DHT_OWN_ITEMS_MAX = 64,
     NVX_DHT_REPUT_MS = 60 * 60 * 1000,
     NVX_DHT_LOOKUP_PEERS_MAX = 64, /* peers one lookup collects */

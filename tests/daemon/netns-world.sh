@@ -7,7 +7,10 @@
 #   nw_up HOMES UPNP_HOMES [PMP_HOMES]
 #                            e.g. nw_up 3 "1" "3": homes 1..3, home 1's
 #                            router runs miniupnpd (UPnP-IGD and NAT-PMP),
-#                            home 3's miniupnpd with NAT-PMP only
+#                            home 3's miniupnpd with NAT-PMP only.
+#                            NW_LOSS=0.05: every router and the public
+#                            hosts drop 5% of packets at random (iptables
+#                            statistic; netem is often not in the kernel)
 #   nw_exec NS CMD...        run CMD in namespace NS: inet, r1.., h1..
 #   nw_spawn NS LOG CMD...   the same in the background; NW_PID = its pid
 #   nw_down                  kill what runs in the namespaces, delete them
@@ -141,6 +144,10 @@ nw_up() {
         nw_exec inet ip addr add "$NW_NET.0.$k/32" dev lo
     done
     nw_exec inet sysctl -qw net.ipv4.ip_forward=1
+    if [ -n "${NW_LOSS:-}" ]; then # and what reaches the public hosts
+        nw_exec inet iptables -A INPUT -m statistic --mode random --probability "$NW_LOSS" \
+            -j DROP || return 1
+    fi
     i=1
     while [ $i -le "$homes" ]; do
         ip netns add "$NW_P-r$i" || return 1
@@ -161,6 +168,10 @@ nw_up() {
         nw_exec "h$i" ip addr add "10.0.$i.2/24" dev eth0
         nw_exec "h$i" ip link set eth0 up
         nw_exec "h$i" ip route add default via "10.0.$i.1"
+        if [ -n "${NW_LOSS:-}" ]; then # what the home's router forwards, both ways
+            nw_exec "r$i" iptables -A FORWARD -m statistic --mode random \
+                --probability "$NW_LOSS" -j DROP || return 1
+        fi
         for u in $upnp; do
             if [ "$u" = "$i" ]; then
                 nw__upnp_start "$i" yes || return 1
