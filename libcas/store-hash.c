@@ -184,6 +184,40 @@ have_avx512(void)
     }
     return c == 1;
 }
+
+/* Messages handed to the lanes in one longest-first group. */
+#define MB_GROUP 64
+
+/* hash_many_avx512() of up to MB_GROUP messages, fed to it longest first:
+ * a lane that finishes takes the next message, so in arrival order one
+ * long message left for last keeps one lane busy while seven idle (chunks
+ * of 16 to 256 KiB, 32 at a time: 0.44 s/GiB in arrival order, 0.36 s/GiB
+ * longest first, the same as 32 chunks of equal length). The order only
+ * changes which lane hashes which message, never a digest. */
+MB_TARGET static void
+hash_group_sorted(const uint8_t *const *bufs, const size_t *lens, size_t n,
+                  uint8_t (*ret)[CAS_HASH_LEN])
+{
+    size_t ord[MB_GROUP];
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i; /* insertion sort: n is small */
+        while (k > 0 && lens[ord[k - 1]] < lens[i]) {
+            ord[k] = ord[k - 1];
+            k--;
+        }
+        ord[k] = i;
+    }
+    const uint8_t *b[MB_GROUP];
+    size_t l[MB_GROUP];
+    uint8_t out[MB_GROUP][CAS_HASH_LEN];
+    for (size_t i = 0; i < n; i++) {
+        b[i] = bufs[ord[i]];
+        l[i] = lens[ord[i]];
+    }
+    hash_many_avx512(b, l, n, out);
+    for (size_t i = 0; i < n; i++)
+        memcpy(ret[ord[i]], out[i], CAS_HASH_LEN);
+}
 #endif
 
 void
@@ -192,7 +226,8 @@ cas__hash_many(const uint8_t *const *bufs, const size_t *lens, size_t n,
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (n >= 2 && have_avx512()) {
-        hash_many_avx512(bufs, lens, n, ret);
+        for (size_t i = 0; i < n; i += MB_GROUP)
+            hash_group_sorted(bufs + i, lens + i, n - i < MB_GROUP ? n - i : MB_GROUP, ret + i);
         return;
     }
 #endif
