@@ -255,6 +255,8 @@ tile_of(const rt__kernels *k, rt_type t, size_t n)
     if (n < RT_TILE_MIN_TOKENS || n > RT_BATCH_MAX)
         return NULL;
     switch (t) {
+    case RT_TYPE_F32:
+        return k->mm_f32;
     case RT_TYPE_Q8_0:
         return k->mm_q8_0;
     case RT_TYPE_Q4_0:
