@@ -475,9 +475,9 @@ dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *
 static const rt__kernels kernels_avx2 = { .name = "avx2", SET_AVX2 };
 
 #ifdef HAVE_AVX512
-/* AVX2 with the F32 batched products on AVX-512 (kernels-x86-f32.h):
- * bit-identical to the AVX2 set, which dot_f32 stays on (one token at a
- * time is bound by memory, not by vector width). */
+/* AVX2 with the F32 matrix products on AVX-512 (kernels-x86-f32.h),
+ * bit-identical to the AVX2 set's: dot_f32 (attention's short dot
+ * products) stays AVX2. */
 static const rt__kernels kernels_avx512 = { .name = "avx2+avx512", SET_AVX2, .mm_f32 = mm_f32 };
 #endif
 
