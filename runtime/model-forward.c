@@ -159,9 +159,7 @@ xq_of(const acts *a, size_t t)
     return (rt__blockq8 *)(void *)((uint8_t *)a->xq + t * a->xq_bytes);
 }
 
-/* out_t = W x_t for the n tokens (strides in floats), quantizing each x_t
- * first when W is a block type (xq is then valid for the next product with
- * the same x and kind: pass requant = false). */
+/* xq_t = x_t quantized as w's kernels take it, for tokens t0..t1. */
 static void
 quantize_units(const job *j, size_t t0, size_t t1)
 {
@@ -180,6 +178,9 @@ quantize_units(const job *j, size_t t0, size_t t1)
     }
 }
 
+/* out_t = W x_t for the n tokens (strides in floats), quantizing each x_t
+ * first when W is a block type (xq is then valid for the next product with
+ * the same x and kind: pass requant = false). */
 static void
 matmul(rt_state *s, const acts *a, size_t n, const rt__mat *w, const float *x, size_t x_stride,
        float *out, size_t out_stride, bool requant)
