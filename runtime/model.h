@@ -189,7 +189,9 @@ const rt_config *rt_model_config(const rt_model *m);
 /* The arena report of m. */
 const rt_arena_report *rt_model_report(const rt_model *m);
 
-/* Name of the kernel set m uses: "portable", "avx2" or "neon". */
+/* Name of the kernel set m uses: "portable", "neon", or on x86 "avx2"
+ * with "+vnni" (int8 products on AVX-VNNI) and "+avx512" (F32 products on
+ * AVX-512F) where the CPU has them. */
 const char *rt_model_kernels(const rt_model *m);
 
 /* True if this CPU has the SIMD kernel set ("avx2" or "neon"). */
