@@ -90,6 +90,12 @@ typedef struct rt__kernels {
     void (*mm_q4_0)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
     void (*mm_q4_k)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
     void (*mm_q6_k)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
+    /* Optional: F32 rows r0..r1 for every token, each result
+     * bit-identical to the same set's dot_f32 (float activations). Runs
+     * for any n up to RT_BATCH_MAX, one token included: four rows read
+     * at once keep more of memory's bandwidth busy than dot_f32's one
+     * row (F32 generation 20% faster). */
+    void (*mm_f32)(const struct rt__mm *a, uint32_t r0, uint32_t r1);
 } rt__kernels;
 
 extern const rt__kernels rt__kernels_portable;
@@ -295,7 +301,8 @@ enum {
 };
 
 /* True when rt__matmul_rows of n tokens over a matrix of type t runs a
- * tile kernel of k, which takes its activations unsigned. */
+ * tile kernel of k, which takes its activations unsigned (block types;
+ * F32's takes the floats, and any n from 1). */
 bool rt__mm_tiled(const rt__kernels *k, rt_type t, size_t n);
 
 /* Turns nb quantized activation blocks (rt__blockq8, or rt__blockq8k

@@ -114,6 +114,12 @@ dot_f32(const float *w, const float *x, size_t n)
     return s;
 }
 
+/* GCC 8 and clang 8 know the AVX-512 intrinsics the F32 tile uses. */
+#if defined(__clang__) ? __clang_major__ >= 8 : __GNUC__ >= 8
+#define HAVE_AVX512 1
+#include "runtime/kernels-x86-f32.h"
+#endif
+
 /* dot_f32 for 4 tokens (x + t * x_stride): per token the same fused
  * multiply-adds into the same two accumulators, in the same order. */
 TARGET static void
@@ -450,27 +456,30 @@ dot4_q6_k(const uint8_t *w, const void *xq, size_t xq_stride, size_t nb, float *
 
 #undef XK
 
-static const rt__kernels kernels_avx2 = {
-    .name = "avx2",
-    .dot_f32 = dot_f32,
-    .dot_f16 = dot_f16,
-    .axpy_f16 = axpy_f16,
-    .dot_q8_0 = dot_q8_0,
-    .dot_q4_0 = dot_q4_0,
-    .sums_q8_0 = sums_q8_0,
-    .sums_q4_0 = sums_q4_0,
-    .dot_q4_k = dot_q4_k,
-    .dot_q5_k = dot_q5_k,
-    .dot_q6_k = dot_q6_k,
-    .dot4_f32 = dot4_f32,
-    .dot4_q8_0 = dot4_q8_0,
-    .dot4_q4_0 = dot4_q4_0,
-    .dot4_q4_k = dot4_q4_k,
-    .dot4_q6_k = dot4_q6_k,
-    .mm_q4_0 = mm_q4_0,
-    .mm_q4_k = mm_q4_k,
-    .mm_q6_k = mm_q6_k,
-};
+/* The members every x86 set shares, and those of the int8 products on
+ * plain AVX2 and on AVX-VNNI. */
+#define SET_COMMON                                                                            \
+    .dot_f32 = dot_f32, .dot_f16 = dot_f16, .axpy_f16 = axpy_f16, .dot_q4_k = dot_q4_k,       \
+    .dot_q5_k = dot_q5_k, .dot_q6_k = dot_q6_k, .dot4_f32 = dot4_f32, .dot4_q4_k = dot4_q4_k, \
+    .dot4_q6_k = dot4_q6_k
+#define SET_AVX2                                                                        \
+    SET_COMMON, .dot_q8_0 = dot_q8_0, .dot_q4_0 = dot_q4_0, .sums_q8_0 = sums_q8_0,     \
+                .sums_q4_0 = sums_q4_0, .dot4_q8_0 = dot4_q8_0, .dot4_q4_0 = dot4_q4_0, \
+                .mm_q4_0 = mm_q4_0, .mm_q4_k = mm_q4_k, .mm_q6_k = mm_q6_k
+#define SET_VNNI                                                                                   \
+    SET_COMMON, .dot_q8_0 = dot_q8_0_vnni, .dot_q4_0 = dot_q4_0_vnni, .sums_q8_0 = sums_q8_0_vnni, \
+                .sums_q4_0 = sums_q4_0_vnni, .dot4_q8_0 = dot4_q8_0_vnni,                          \
+                .dot4_q4_0 = dot4_q4_0_vnni, .mm_q8_0 = mm_q8_0_vnni, .mm_q4_0 = mm_q4_0_vnni,     \
+                .mm_q4_k = mm_q4_k_vnni, .mm_q6_k = mm_q6_k_vnni
+
+static const rt__kernels kernels_avx2 = { .name = "avx2", SET_AVX2 };
+
+#ifdef HAVE_AVX512
+/* AVX2 with the F32 matrix products on AVX-512 (kernels-x86-f32.h),
+ * bit-identical to the AVX2 set's: dot_f32 (attention's short dot
+ * products) stays AVX2. */
+static const rt__kernels kernels_avx512 = { .name = "avx2+avx512", SET_AVX2, .mm_f32 = mm_f32 };
+#endif
 
 /* AVX2, FMA and F16C present, and the OS saves the YMM registers. Read
  * from CPUID directly: not every compiler's __builtin_cpu_supports knows
@@ -495,31 +504,31 @@ has_avx2(void)
     return b & (1u << 5);
 }
 
+#ifdef HAVE_AVX512
+/* AVX-512F (CPUID leaf 7, EBX bit 16), and the OS saves the opmask and
+ * the upper ZMM registers (XCR0 bits 5-7). Checked after has_avx2. */
+static bool
+has_avx512f(void)
+{
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(b & (1u << 16)))
+        return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6) == 0xe6;
+}
+#endif
+
 #ifdef HAVE_AVXVNNI
 /* AVX2 with the int8 products of Q8_0/Q4_0 on vpdpbusd (one instruction
  * where AVX2 takes two): same integers, same results. */
-static const rt__kernels kernels_avxvnni = {
-    .name = "avx2+vnni",
-    .dot_f32 = dot_f32,
-    .dot_f16 = dot_f16,
-    .axpy_f16 = axpy_f16,
-    .dot_q8_0 = dot_q8_0_vnni,
-    .dot_q4_0 = dot_q4_0_vnni,
-    .sums_q8_0 = sums_q8_0_vnni,
-    .sums_q4_0 = sums_q4_0_vnni,
-    .dot_q4_k = dot_q4_k,
-    .dot_q5_k = dot_q5_k,
-    .dot_q6_k = dot_q6_k,
-    .dot4_f32 = dot4_f32,
-    .dot4_q8_0 = dot4_q8_0_vnni,
-    .dot4_q4_0 = dot4_q4_0_vnni,
-    .dot4_q4_k = dot4_q4_k,
-    .dot4_q6_k = dot4_q6_k,
-    .mm_q8_0 = mm_q8_0_vnni,
-    .mm_q4_0 = mm_q4_0_vnni,
-    .mm_q4_k = mm_q4_k_vnni,
-    .mm_q6_k = mm_q6_k_vnni,
-};
+static const rt__kernels kernels_avxvnni = { .name = "avx2+vnni", SET_VNNI };
+#ifdef HAVE_AVX512
+static const rt__kernels kernels_avx512vnni = { .name = "avx2+vnni+avx512",
+                                                SET_VNNI,
+                                                .mm_f32 = mm_f32 };
+#endif
 
 /* AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4. */
 static bool
@@ -536,14 +545,33 @@ has_avxvnni(void)
 const rt__kernels *
 rt__kernels_simd_all(size_t i)
 {
-    /* Asked once per model init: cheap enough not to cache (no shared state). */
+    /* Asked once per model init: cheap enough not to cache (no shared
+     * state). The fastest set first: AVX-512's F32 tiles, then VNNI. */
     if (!has_avx2())
         return NULL;
+    const rt__kernels *sets[4];
+    size_t n = 0;
+    bool vnni = false, avx512 = false;
 #ifdef HAVE_AVXVNNI
-    if (has_avxvnni()) /* the faster set first */
-        return i == 0 ? &kernels_avxvnni : i == 1 ? &kernels_avx2 : NULL;
+    vnni = has_avxvnni();
 #endif
-    return i == 0 ? &kernels_avx2 : NULL;
+#ifdef HAVE_AVX512
+    avx512 = has_avx512f();
+#endif
+#if defined(HAVE_AVX512) && defined(HAVE_AVXVNNI)
+    if (avx512 && vnni)
+        sets[n++] = &kernels_avx512vnni;
+#endif
+#ifdef HAVE_AVX512
+    if (avx512)
+        sets[n++] = &kernels_avx512;
+#endif
+#ifdef HAVE_AVXVNNI
+    if (vnni)
+        sets[n++] = &kernels_avxvnni;
+#endif
+    sets[n++] = &kernels_avx2;
+    return i < n ? sets[i] : NULL;
 }
 
 const rt__kernels *

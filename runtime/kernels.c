@@ -252,6 +252,8 @@ typedef void (*tile_fn)(const rt__mm *a, uint32_t r0, uint32_t r1);
 static tile_fn
 tile_of(const rt__kernels *k, rt_type t, size_t n)
 {
+    if (t == RT_TYPE_F32 && n <= RT_BATCH_MAX) /* no repacking: worth it from one token */
+        return k->mm_f32;
     if (n < RT_TILE_MIN_TOKENS || n > RT_BATCH_MAX)
         return NULL;
     switch (t) {

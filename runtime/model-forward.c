@@ -82,7 +82,8 @@ typedef struct acts {
     float *x, *xb, *xb2, *q; /* [n][dim] */
     float *hb, *hb2;         /* [n][wide]: max(dim, hidden) rounded up to 32 */
     rt__blockq8 *xq;         /* [n][xq_bytes]: quantized activations */
-    size_t wide, xq_bytes;
+    float *att;              /* [n_heads][att_len] scores, or NULL (one token) */
+    size_t wide, xq_bytes, att_len;
 } acts;
 
 /* Below this many multiply-adds a product runs in the caller: waking the
@@ -103,28 +104,90 @@ mm_part(void *arg, unsigned part, unsigned n_parts)
     rt__matmul_rows(mm, r0 < rows ? r0 : rows, r1 < rows ? r1 : rows);
 }
 
+/* Per-token work of a batch (norms, activation quantization, RoPE and
+ * the cache, attention by head) split through the pool like the
+ * products: units [u0, u1) of a job go to one part. Each unit is the
+ * very code one token at a time runs, so results stay bit-identical;
+ * units write disjoint rows. */
+typedef struct job job;
+struct job {
+    rt_state *s;
+    const acts *a;
+    const rt_layer *L;
+    uint32_t l;
+    int pos;
+    size_t n;         /* tokens */
+    size_t units;     /* what par_run splits: tokens or heads */
+    const rt__mat *w; /* quantize_units: the product to quantize for */
+    const float *x;   /* quantize_units: its input [n][x_stride] */
+    size_t x_stride;
+    const float *res;  /* resid_norm_units: x += res (NULL: not) */
+    const float *norm; /* resid_norm_units: xb = rmsnorm(x) (NULL: not) */
+    float *k, *v;      /* qkv_units: the batch's k and v, kvs apart */
+    size_t kvs;
+    void (*fn)(const job *j, size_t u0, size_t u1);
+};
+
+enum {
+    PAR_MIN_VALUES = 1 << 13 /* tokens x dim below which a job runs in the caller */
+};
+
+static void
+job_part(void *arg, unsigned part, unsigned n_parts)
+{
+    const job *j = arg;
+    j->fn(j, j->units * part / n_parts, j->units * (part + 1) / n_parts);
+}
+
+/* Runs fn over units [0, units) of j: through the pool for a batch big
+ * enough, else in the caller. */
+static void
+par_run(job *j, void (*fn)(const job *j, size_t u0, size_t u1), size_t units)
+{
+    const rt_parallel *p = j->s->par;
+    j->fn = fn;
+    j->units = units;
+    if (p && p->n_parts > 1 && j->n > 1 && (uint64_t)j->n * j->s->m->cfg.dim >= PAR_MIN_VALUES)
+        p->run(p->ctx, job_part, j);
+    else
+        fn(j, 0, units);
+}
+
 static rt__blockq8 *
 xq_of(const acts *a, size_t t)
 {
     return (rt__blockq8 *)(void *)((uint8_t *)a->xq + t * a->xq_bytes);
 }
 
+/* xq_t = x_t quantized as w's kernels take it, for tokens t0..t1. */
+static void
+quantize_units(const job *j, size_t t0, size_t t1)
+{
+    const rt__mat *w = j->w;
+    const acts *a = j->a;
+    int kind = act_kind(j->s, w, j->n);
+    for (size_t t = t0; t < t1; t++) {
+        const float *x = j->x + t * j->x_stride;
+        if (kind % 2 == 1)
+            rt__quantize_act(x, w->cols, xq_of(a, t));
+        else
+            rt__quantize_act_k(x, w->cols, (rt__blockq8k *)(void *)xq_of(a, t));
+        if (kind > 2)
+            rt__act_unsigned(xq_of(a, t), kind == 3 ? w->cols_pad / RT_QK : w->cols_pad / RT_QK_K,
+                             kind == 4);
+    }
+}
+
 /* out_t = W x_t for the n tokens (strides in floats), quantizing each x_t
  * first when W is a block type (xq is then valid for the next product with
  * the same x and kind: pass requant = false). */
 static void
-matmul(const rt_state *s, const acts *a, size_t n, const rt__mat *w, const float *x,
-       size_t x_stride, float *out, size_t out_stride, bool requant)
+matmul(rt_state *s, const acts *a, size_t n, const rt__mat *w, const float *x, size_t x_stride,
+       float *out, size_t out_stride, bool requant)
 {
-    int kind = act_kind(s, w, n);
-    for (size_t t = 0; requant && kind != 0 && t < n; t++) {
-        if (kind % 2 == 1)
-            rt__quantize_act(x + t * x_stride, w->cols, xq_of(a, t));
-        else
-            rt__quantize_act_k(x + t * x_stride, w->cols, (rt__blockq8k *)(void *)xq_of(a, t));
-        if (kind > 2)
-            rt__act_unsigned(xq_of(a, t), kind == 3 ? w->cols_pad / RT_QK : w->cols_pad / RT_QK_K,
-                             kind == 4);
+    if (requant && block_kind(w) != 0) {
+        job j = { .s = s, .a = a, .n = n, .w = w, .x = x, .x_stride = x_stride };
+        par_run(&j, quantize_units, n);
     }
     rt__mm mm = { .k = s->m->k,
                   .w = w,
@@ -206,57 +269,63 @@ store_f16(uint8_t *dst, const float *x, size_t n)
     }
 }
 
-/* xb [dim] = attention of q [dim] (the token at pos) over positions
- * 0..pos of layer l's cache. */
+/* xb [head h] = attention of head h of q [dim] (the token at pos) over
+ * positions 0..pos of layer l's cache, with att [pos + 1] as scratch. */
 static void
-attention(rt_state *s, uint32_t l, int pos, const float *q, float *xb_all)
+attend_head(const rt_state *s, uint32_t l, int pos, const float *q, float *xb_all, size_t h,
+            float *att)
 {
     const rt_model *m = s->m;
     const rt_config *c = &m->cfg;
     size_t hs = c->head_dim, kv_dim = s->kv_dim, kvmul = c->n_heads / c->n_kv_heads;
     size_t loff = (size_t)l * s->seq_len; /* first position of layer l */
-    for (size_t h = 0; h < c->n_heads; h++) {
-        const float *qh = q + h * hs;
-        float *att = s->att; /* heads run one after another: one row suffices */
-        size_t kvh = h / kvmul;
-        for (int t = 0; t <= pos; t++) {
-            size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
-            float score = 0.0f;
-            if (s->kv_type == RT_KV_F32) {
-                score = m->k->dot_f32(qh, s->kc + cell, hs);
-            } else if (s->kv_type == RT_KV_F16) {
-                score = m->k->dot_f16(s->kh + 2 * cell, qh, hs);
-            } else {
-                const int8_t *k = s->kq + cell;
-                for (size_t i = 0; i < hs; i++)
-                    score += qh[i] * (float)k[i];
-                score *= s->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
-            }
-            att[t] = score * (1.0f / sqrtf((float)hs));
+    const float *qh = q + h * hs;
+    size_t kvh = h / kvmul;
+    for (int t = 0; t <= pos; t++) {
+        size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
+        float score = 0.0f;
+        if (s->kv_type == RT_KV_F32) {
+            score = m->k->dot_f32(qh, s->kc + cell, hs);
+        } else if (s->kv_type == RT_KV_F16) {
+            score = m->k->dot_f16(s->kh + 2 * cell, qh, hs);
+        } else {
+            const int8_t *k = s->kq + cell;
+            for (size_t i = 0; i < hs; i++)
+                score += qh[i] * (float)k[i];
+            score *= s->ks[(loff + (size_t)t) * c->n_kv_heads + kvh];
         }
-        softmax(att, (size_t)pos + 1);
-        if (s->kv_type == RT_KV_F16) /* llama.cpp's V product takes them as halves */
-            for (int t = 0; t <= pos; t++)
-                att[t] = half_round(att[t]);
-        float *xb = xb_all + h * hs;
-        memset(xb, 0, hs * sizeof(float));
-        for (int t = 0; t <= pos; t++) {
-            size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
-            float a = att[t];
-            if (s->kv_type == RT_KV_F32) {
-                const float *v = s->vc + cell;
-                for (size_t i = 0; i < hs; i++)
-                    xb[i] += a * v[i];
-            } else if (s->kv_type == RT_KV_F16) {
-                m->k->axpy_f16(a, s->vh + 2 * cell, xb, hs);
-            } else {
-                const int8_t *v = s->vq + cell;
-                float av = a * s->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
-                for (size_t i = 0; i < hs; i++)
-                    xb[i] += av * (float)v[i];
-            }
+        att[t] = score * (1.0f / sqrtf((float)hs));
+    }
+    softmax(att, (size_t)pos + 1);
+    if (s->kv_type == RT_KV_F16) /* llama.cpp's V product takes them as halves */
+        for (int t = 0; t <= pos; t++)
+            att[t] = half_round(att[t]);
+    float *xb = xb_all + h * hs;
+    memset(xb, 0, hs * sizeof(float));
+    for (int t = 0; t <= pos; t++) {
+        size_t cell = (loff + (size_t)t) * kv_dim + kvh * hs;
+        float a = att[t];
+        if (s->kv_type == RT_KV_F32) {
+            const float *v = s->vc + cell;
+            for (size_t i = 0; i < hs; i++)
+                xb[i] += a * v[i];
+        } else if (s->kv_type == RT_KV_F16) {
+            m->k->axpy_f16(a, s->vh + 2 * cell, xb, hs);
+        } else {
+            const int8_t *v = s->vq + cell;
+            float av = a * s->vs[(loff + (size_t)t) * c->n_kv_heads + kvh];
+            for (size_t i = 0; i < hs; i++)
+                xb[i] += av * (float)v[i];
         }
     }
+}
+
+/* xb [dim] = attention of q [dim] (the token at pos), head by head. */
+static void
+attention(rt_state *s, uint32_t l, int pos, const float *q, float *xb)
+{
+    for (size_t h = 0; h < s->m->cfg.n_heads; h++)
+        attend_head(s, l, pos, q, xb, h, s->att); /* one after another: one row */
 }
 
 /* x_t [dim] = embedding row of tokens[t] */
@@ -313,51 +382,109 @@ add_to(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
-/* One layer for n tokens at positions pos.. . Every step is per token in
- * the same operations as for one token; only the products see the batch.
- * All the batch's keys and values are cached before any attention, which
- * reads only positions up to its own token's. */
+/* x_t += res_t, then xb_t = rmsnorm(x_t), for tokens t0..t1 (either
+ * step left out when its pointer is NULL). */
 static void
-layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
+resid_norm_units(const job *j, size_t t0, size_t t1)
 {
-    const rt_config *c = &s->m->cfg;
-    const rt_layer *L = &s->m->layers[l];
-    size_t dim = c->dim, hid = c->hidden_dim, kv_dim = s->kv_dim, w = a->wide;
-    /* attention: xb [dim] = rmsnorm(x); q [dim], k, v [kv_dim] */
-    for (size_t t = 0; t < n; t++)
-        rmsnorm(a->xb + t * dim, a->x + t * dim, L->attn_norm, dim, c->norm_eps);
-    /* An f32 cache takes k, v in place: the batch's positions are adjacent. */
-    size_t cell = ((size_t)l * s->seq_len + (size_t)pos) * kv_dim;
-    bool f32 = s->kv_type == RT_KV_F32;
-    float *k = f32 ? s->kc + cell : a->hb, *v = f32 ? s->vc + cell : a->hb2;
-    size_t kvs = f32 ? kv_dim : w;
-    matmul(s, a, n, &L->wq, a->xb, dim, a->q, dim, true);
-    matmul(s, a, n, &L->wk, a->xb, dim, k, kvs, act_differs(s, n, &L->wk, &L->wq));
-    matmul(s, a, n, &L->wv, a->xb, dim, v, kvs, act_differs(s, n, &L->wv, &L->wk));
-    for (size_t t = 0; t < n; t++)
-        qkv_finish(s, L, l, pos + (int)t, a->q + t * dim, k + t * kvs, v + t * kvs);
-    for (size_t t = 0; t < n; t++)
-        attention(s, l, pos + (int)t, a->q + t * dim, a->xb + t * dim);
-    /* xb2 [dim] = wo xb; residual */
-    matmul(s, a, n, &L->wo, a->xb, dim, a->xb2, dim, true);
-    for (size_t t = 0; t < n; t++)
-        add_to(a->x + t * dim, a->xb2 + t * dim, dim);
-    /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
-    for (size_t t = 0; t < n; t++)
-        rmsnorm(a->xb + t * dim, a->x + t * dim, L->ffn_norm, dim, c->norm_eps);
-    matmul(s, a, n, &L->w1, a->xb, dim, a->hb, w, true);
-    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(s, n, &L->w3, &L->w1));
-    for (size_t t = 0; t < n; t++) {
-        float *hb = a->hb + t * w, *hb2 = a->hb2 + t * w;
+    const rt_config *c = &j->s->m->cfg;
+    size_t dim = c->dim;
+    for (size_t t = t0; t < t1; t++) {
+        if (j->res)
+            add_to(j->a->x + t * dim, j->res + t * dim, dim);
+        if (j->norm)
+            rmsnorm(j->a->xb + t * dim, j->a->x + t * dim, j->norm, dim, c->norm_eps);
+    }
+}
+
+static void
+qkv_units(const job *j, size_t t0, size_t t1)
+{
+    size_t dim = j->s->m->cfg.dim;
+    for (size_t t = t0; t < t1; t++)
+        qkv_finish(j->s, j->L, j->l, j->pos + (int)t, j->a->q + t * dim, j->k + t * j->kvs,
+                   j->v + t * j->kvs);
+}
+
+/* Heads h0..h1 of every token, each head with its own row of scores. */
+static void
+attn_units(const job *j, size_t h0, size_t h1)
+{
+    const acts *a = j->a;
+    size_t dim = j->s->m->cfg.dim;
+    for (size_t h = h0; h < h1; h++)
+        for (size_t t = 0; t < j->n; t++)
+            attend_head(j->s, j->l, j->pos + (int)t, a->q + t * dim, a->xb + t * dim, h,
+                        a->att + h * a->att_len);
+}
+
+static void
+attn_tokens(const job *j, size_t t0, size_t t1)
+{
+    size_t dim = j->s->m->cfg.dim;
+    for (size_t t = t0; t < t1; t++)
+        attention(j->s, j->l, j->pos + (int)t, j->a->q + t * dim, j->a->xb + t * dim);
+}
+
+/* hb = silu(hb) * hb2 for tokens t0..t1. */
+static void
+swiglu_units(const job *j, size_t t0, size_t t1)
+{
+    const acts *a = j->a;
+    size_t hid = j->s->m->cfg.hidden_dim;
+    for (size_t t = t0; t < t1; t++) {
+        float *hb = a->hb + t * a->wide, *hb2 = a->hb2 + t * a->wide;
         for (size_t i = 0; i < hid; i++) {
             float val = hb[i];
             val *= 1.0f / (1.0f + expf(-val));
             hb[i] = val * hb2[i];
         }
     }
+}
+
+/* One layer for n tokens at positions pos.. . Every step is per token in
+ * the same operations as for one token; only the products see the batch,
+ * and a batch's per-token steps (attention: per head) split across the
+ * pool. All the batch's keys and values are cached before any attention,
+ * which reads only positions up to its own token's. */
+static void
+layer(rt_state *s, const acts *a, uint32_t l, int pos, size_t n)
+{
+    const rt_config *c = &s->m->cfg;
+    const rt_layer *L = &s->m->layers[l];
+    size_t dim = c->dim, kv_dim = s->kv_dim, w = a->wide;
+    job j = { .s = s, .a = a, .L = L, .l = l, .pos = pos, .n = n };
+    /* attention: xb [dim] = rmsnorm(x); q [dim], k, v [kv_dim] */
+    j.norm = L->attn_norm;
+    par_run(&j, resid_norm_units, n);
+    /* An f32 cache takes k, v in place: the batch's positions are adjacent. */
+    size_t cell = ((size_t)l * s->seq_len + (size_t)pos) * kv_dim;
+    bool f32 = s->kv_type == RT_KV_F32;
+    j.k = f32 ? s->kc + cell : a->hb;
+    j.v = f32 ? s->vc + cell : a->hb2;
+    j.kvs = f32 ? kv_dim : w;
+    matmul(s, a, n, &L->wq, a->xb, dim, a->q, dim, true);
+    matmul(s, a, n, &L->wk, a->xb, dim, j.k, j.kvs, act_differs(s, n, &L->wk, &L->wq));
+    matmul(s, a, n, &L->wv, a->xb, dim, j.v, j.kvs, act_differs(s, n, &L->wv, &L->wk));
+    par_run(&j, qkv_units, n);
+    /* Heads split only where each has a row of scores (see batch_layout). */
+    if (a->att && (size_t)pos + n <= a->att_len)
+        par_run(&j, attn_units, c->n_heads);
+    else
+        attn_tokens(&j, 0, n);
+    /* xb2 [dim] = wo xb; residual; xb = rmsnorm(x) */
+    matmul(s, a, n, &L->wo, a->xb, dim, a->xb2, dim, true);
+    j.res = a->xb2;
+    j.norm = L->ffn_norm;
+    par_run(&j, resid_norm_units, n);
+    /* feed-forward: hb = silu(w1 xb) * (w3 xb) [hidden]; xb = w2 hb */
+    matmul(s, a, n, &L->w1, a->xb, dim, a->hb, w, true);
+    matmul(s, a, n, &L->w3, a->xb, dim, a->hb2, w, act_differs(s, n, &L->w3, &L->w1));
+    par_run(&j, swiglu_units, n);
     matmul(s, a, n, &L->w2, a->hb, w, a->xb, dim, true);
-    for (size_t t = 0; t < n; t++)
-        add_to(a->x + t * dim, a->xb + t * dim, dim);
+    j.res = a->xb;
+    j.norm = NULL;
+    par_run(&j, resid_norm_units, n);
 }
 
 /* The whole pass for n valid tokens at valid positions; the logits are
@@ -413,13 +540,19 @@ rt_state_forward(rt_state *s, int token, int pos)
 
 /* Lays out a batch's buffers from base (or only counts when base is NULL);
  * returns the bytes. Every piece is a multiple of 4 bytes after an aligned
- * start, enough for floats and the int8 blocks (whose scale is a float). */
+ * start, enough for floats and the int8 blocks (whose scale is a float).
+ * The rows of attention scores, one per head so that heads can run on
+ * several threads, span the model's context (cfg seq_len): a state made
+ * longer attends past it one head at a time in its own row. */
 static size_t
 batch_layout(const rt_config *c, size_t n, uint8_t *base, acts *a)
 {
     size_t wide = wide_of(c), dimb = n * c->dim * 4, wideb = n * wide * 4;
     size_t xq_bytes = wide / RT_QK * sizeof(rt__blockq8);
+    size_t att_at = 4 * dimb + 2 * wideb + n * xq_bytes;
     if (base) {
+        a->att = (float *)(void *)(base + att_at);
+        a->att_len = c->seq_len;
         a->x = (float *)(void *)base;
         a->xb = (float *)(void *)(base + dimb);
         a->xb2 = (float *)(void *)(base + 2 * dimb);
@@ -430,7 +563,7 @@ batch_layout(const rt_config *c, size_t n, uint8_t *base, acts *a)
         a->wide = wide;
         a->xq_bytes = xq_bytes;
     }
-    return 4 * dimb + 2 * wideb + n * xq_bytes;
+    return att_at + (size_t)c->n_heads * c->seq_len * 4;
 }
 
 size_t

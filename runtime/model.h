@@ -189,7 +189,9 @@ const rt_config *rt_model_config(const rt_model *m);
 /* The arena report of m. */
 const rt_arena_report *rt_model_report(const rt_model *m);
 
-/* Name of the kernel set m uses: "portable", "avx2" or "neon". */
+/* Name of the kernel set m uses: "portable", "neon", or on x86 "avx2"
+ * with "+vnni" (int8 products on AVX-VNNI) and "+avx512" (F32 products on
+ * AVX-512F) where the CPU has them. */
 const char *rt_model_kernels(const rt_model *m);
 
 /* True if this CPU has the SIMD kernel set ("avx2" or "neon"). */
@@ -229,7 +231,8 @@ float *rt_state_forward(rt_state *s, int token, int pos);
  * The engine never creates threads (a microcontroller build has none). A
  * caller that has them hands it an rt_parallel (runtime/pool.h makes one
  * from a pthread pool); each matrix product then splits its rows into
- * n_parts contiguous ranges, one per part. Every output row is still one
+ * n_parts contiguous ranges, one per part, and a batch's per-token steps
+ * split by token (attention by head). Every output row is still one
  * kernel call, so the logits are bit-identical for any number of parts. */
 
 /* A task part: fn(arg, part, n_parts) does the part-th of n_parts shares. */
@@ -264,7 +267,8 @@ enum {
 };
 
 /* Bytes of scratch a batch of up to n tokens (1..RT_BATCH_MAX) needs, or 0
- * if n is out of range or m is NULL. */
+ * if n is out of range or m is NULL (the activations of n tokens, and a
+ * row of attention scores per head as long as the model's context). */
 size_t rt_batch_scratch_size(const rt_model *m, size_t n);
 
 /* Feeds tokens[0..n) at positions pos.. (1 <= n <= RT_BATCH_MAX, pos + n

@@ -369,6 +369,54 @@ test_tile(void **state)
     printf("# %zu tiled products equal the portable kernels\n", ran);
 }
 
+/* The F32 tile kernels give every (row, token) result of the same set's
+ * one-token dot_f32, bit for bit: row counts that leave a partial tile,
+ * row lengths with 16-wide, 8-wide and scalar tails, every tile width of
+ * tokens, rows split at any point (as threads split them). */
+static void
+test_tile_f32(void **state)
+{
+    size_t ran = 0;
+    for (size_t si = 0; rt__kernels_simd_all(si); si++) {
+        const rt__kernels *k = rt__kernels_simd_all(si);
+        for (int iter = 0; iter < 48; iter++) {
+            size_t n = iter < 4 ? 1 : 1 + rnd() % RT_BATCH_MAX;
+            if (!rt__mm_tiled(k, RT_TYPE_F32, n))
+                continue;
+            uint32_t rows = 1 + rnd() % 23, cols = 1 + rnd() % 300;
+            size_t xs = cols + rnd() % 5; /* tokens apart, as in a batch */
+            float *w = malloc((size_t)rows * cols * sizeof(float));
+            float *x = malloc(n * xs * sizeof(float)), *out = malloc(n * rows * sizeof(float));
+            assert_true(w && x && out);
+            for (size_t i = 0; i < (size_t)rows * cols; i++)
+                w[i] = rndf();
+            for (size_t i = 0; i < n * xs; i++)
+                x[i] = rndf();
+            rt__mat m = { RT_TYPE_F32, rows, cols, cols, cols * sizeof(float), (uint8_t *)w };
+            rt__mm mm = {
+                .k = k, .w = &m, .x = x, .x_stride = xs, .out = out, .out_stride = rows, .n = n
+            };
+            uint32_t split = rnd() % (rows + 1);
+            rt__matmul_rows(&mm, 0, split);
+            rt__matmul_rows(&mm, split, rows);
+            for (size_t tk = 0; tk < n; tk++)
+                for (uint32_t r = 0; r < rows; r++) {
+                    float e = k->dot_f32(w + (size_t)r * cols, x + tk * xs, cols);
+                    assert_memory_equal(&e, &out[tk * rows + r], sizeof(e));
+                }
+            ran++;
+            free(w);
+            free(x);
+            free(out);
+        }
+    }
+    if (ran == 0) {
+        printf("# no F32 tile kernels on this CPU\n");
+        skip();
+    }
+    printf("# %zu tiled F32 products equal dot_f32\n", ran);
+}
+
 int
 main(void)
 {
@@ -376,6 +424,7 @@ main(void)
         cmocka_unit_test(test_f16),           cmocka_unit_test(test_padding),
         cmocka_unit_test(test_simd_equal),    cmocka_unit_test(test_portable_exact),
         cmocka_unit_test(test_matvec_padded), cmocka_unit_test(test_tile),
+        cmocka_unit_test(test_tile_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
