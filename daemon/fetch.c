@@ -589,6 +589,13 @@ nvx__fetch_active(nvx_node *n, const uint8_t model[static 32])
     return xfer_find(n, model) != NULL;
 }
 
+bool
+nvx__fetch_fresh(nvx_node *n, const uint8_t model[static 32], uint32_t idx)
+{
+    struct xfer *x = xfer_find(n, model);
+    return x && x->e && nvx_xfer_fresh(x->e, idx);
+}
+
 void
 nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32])
 {

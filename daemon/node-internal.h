@@ -249,6 +249,9 @@ void nvx__fetch_pump_pending(nvx_node *n);
 void nvx__fetch_peer_wants(nvx_peer *p, const uint8_t model[static 32]);
 /* Whether n runs a transfer of model now (loop thread). */
 bool nvx__fetch_active(nvx_node *n, const uint8_t model[static 32]);
+/* Whether n's transfer of model received, verified and stored chunk idx
+ * (loop thread): serve.c marks it verified instead of hashing it again. */
+bool nvx__fetch_fresh(nvx_node *n, const uint8_t model[static 32], uint32_t idx);
 
 /* quota.c: the store quota and kept models (loop thread unless noted).
  * nvx__busy_models: the models the quota must not evict now (being

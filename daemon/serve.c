@@ -39,6 +39,11 @@
  * used first): the tick has quota.c write it on the pool, at most once per
  * model per NVX_NODE_SERVING_MS, for the models of the cache that sent DATA.
  *
+ * A chunk of a partial model that this node's own running fetch received,
+ * hashed against its id and stored is marked verified without a second
+ * hash (the bytes were checked moments before, in this process; chunks the
+ * fetch found on disk at its start are hashed as above).
+ *
  * A request for a verified chunk whose bytes are in the page cache is served
  * on the loop: preadv2(RWF_NOWAIT) reads them or fails at once, never
  * waiting for the disk. A pool job per chunk cost a thread wake-up and a
@@ -529,6 +534,12 @@ serve_inline(nvx_peer *p, const struct sreq *r)
         return false;
     bool sent = false;
     cas_chunk_info ci;
+    /* A chunk our own fetch just received, hashed against its id and wrote
+     * to this data file is not hashed again before it is served (a
+     * fetcher in a swarm serves most of what it fetches). */
+    if (sm->partial && r->chunk < cas_manifest_chunk_count(sm->man) && !is_verified(sm, r->chunk) &&
+        nvx__fetch_fresh(n, r->model, r->chunk))
+        set_verified(sm, r->chunk);
     if (atomic_load(&sm->shared_until_ms) <= mono_ms() ||
         cas_manifest_chunk(sm->man, r->chunk, &ci) < 0 || r->offset >= ci.len ||
         !is_verified(sm, r->chunk) || smodel_stale(sm))

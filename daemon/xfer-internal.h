@@ -80,6 +80,7 @@ struct nvx_xfer {
     /* chunks */
     nvx_picker *pk;
     uint32_t *chunk_len;
+    uint8_t *fresh; /* a bit per chunk: verified and stored by this transfer */
     uint64_t bytes_total, bytes_done, chunks_total, chunks_done;
     uint32_t uncommitted;
     uint64_t last_commit_ms, lonely_since_ms, rewant_ms;

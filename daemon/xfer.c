@@ -91,7 +91,8 @@ nvx_xfer_opened(nvx_xfer *x, int res, uint32_t nc, const uint32_t *chunk_len, co
     }
     int r = -ENOMEM;
     x->chunk_len = malloc((size_t)nc * sizeof(uint32_t));
-    if (!x->chunk_len || (r = nvx_picker_new(nc, chunk_len, &x->pk)) < 0) {
+    x->fresh = calloc(bits_bytes(nc), 1);
+    if (!x->chunk_len || !x->fresh || (r = nvx_picker_new(nc, chunk_len, &x->pk)) < 0) {
         nvx__xf_end(x, PROTO_CTL_STATE_FAILED, r);
         goto out;
     }
@@ -240,6 +241,8 @@ stored_one(nvx_xfer *x, nvx_xfer_chunk *c)
     bool ok = c->res >= 0;
     if (x->pk)
         nvx_picker_verified(x->pk, c->idx, ok);
+    if (ok && x->fresh && c->idx < x->chunks_total)
+        bit_set(x->fresh, c->idx);
     if (ok) {
         /* Cancel the duplicates the endgame sent elsewhere. */
         nvx_picker_peer *holders[NVX_PICKER_ENDGAME_DUP * 2];
@@ -585,6 +588,7 @@ nvx_xfer_free(nvx_xfer *x)
     }
     nvx_picker_free(x->pk);
     free(x->chunk_len);
+    free(x->fresh);
     free(x->refusals);
     free(x->mbuf);
     free(x);
@@ -647,4 +651,10 @@ nvx_xfer_stats_get(const nvx_xfer *x, nvx_xfer_stats *st)
     for (const struct xpeer *xp = x->peers; xp; xp = xp->next)
         if (xp->pp)
             st->inflight += nvx_picker_peer_inflight(xp->pp);
+}
+
+bool
+nvx_xfer_fresh(const nvx_xfer *x, uint32_t idx)
+{
+    return x->fresh && idx < x->chunks_total && bit_get(x->fresh, idx);
 }

@@ -189,6 +189,10 @@ const uint8_t *nvx_xfer_id(const nvx_xfer *x);
 bool nvx_xfer_ending(const nvx_xfer *x);
 bool nvx_xfer_finishing(const nvx_xfer *x);
 void nvx_xfer_stats_get(const nvx_xfer *x, nvx_xfer_stats *st);
+/* True when this transfer received chunk idx, verified it against its id
+ * and stored it (chunks found on disk at the start are not counted): the
+ * serve path need not hash those bytes again (daemon/serve.c). */
+bool nvx_xfer_fresh(const nvx_xfer *x, uint32_t idx);
 /* The peers that have some or all of the model, up to cap; returns how many. */
 size_t nvx_xfer_holders(const nvx_xfer *x, void **peers, size_t cap);
 

@@ -74,6 +74,35 @@ test_one_peer(void **state)
     xf_free(&f);
 }
 
+/* Chunks this transfer received, verified and stored are "fresh" (the serve
+ * path trusts them without a second hash); those found on disk at the
+ * start are not, nor is anything before it stored them. */
+static void
+test_fresh(void **state)
+{
+    (void)state;
+    xf f;
+    xf_init(&f, 10, 4096, 0);
+    xf_opened_ready(&f, 3);
+    xf_peer_up(&f, A, 1);
+    proto_msg m;
+    assert_true(xf_take(&f, A, PROTO_MSG_WANT, &m));
+    for (uint32_t i = 0; i < 10; i++)
+        assert_false(nvx_xfer_fresh(f.x, i));
+    xf_have_all(&f, A);
+    nvx_xfer_pump(f.x, f.now);
+    for (int round = 0; round < 100 && !f.finishes; round++) {
+        xf_serve(&f, A, false);
+        xf_settle(&f);
+    }
+    for (uint32_t i = 0; i < 10; i++)
+        assert_true(nvx_xfer_fresh(f.x, i) == (i >= 3));
+    assert_false(nvx_xfer_fresh(f.x, 10));
+    assert_false(nvx_xfer_fresh(f.x, UINT32_MAX));
+    finish_done(&f);
+    xf_free(&f);
+}
+
 /* A resume that holds every chunk finishes without asking anyone. */
 static void
 test_resume_complete(void **state)
@@ -544,6 +573,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_peer),
         cmocka_unit_test(test_resume_complete),
+        cmocka_unit_test(test_fresh),
         cmocka_unit_test(test_manifest_hostile),
         cmocka_unit_test(test_wrong_data_drops),
         cmocka_unit_test(test_bad_chunk),
