@@ -29,6 +29,7 @@
 #include "libcas/store.h"
 #include "runtime/generate.h"
 #include "runtime/gguf.h"
+#include "runtime/model-file.h"
 #include "runtime/model.h"
 #include "runtime/pool.h"
 
@@ -72,7 +73,8 @@ map_file(cli_rt_file *f)
     else if ((uint64_t)st.st_size > SIZE_MAX)
         r = -EFBIG;
     if (r == 0) {
-        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        /* runtime/model-file.h says why the pages are prefaulted. */
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | RT_MAP_PREFAULT, fd, 0);
         if (p == MAP_FAILED) {
             r = -errno;
         } else {

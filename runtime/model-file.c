@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* mmap mode (POSIX). See model-file.h. */
+#define _DEFAULT_SOURCE /* MAP_POPULATE */
 #include "runtime/model-file.h"
 
 #include <errno.h>
@@ -40,7 +41,7 @@ rt_model_file_open(const char *path, const rt_model_opts *opts, rt_model_file **
         goto out;
     }
     len = (size_t)st.st_size;
-    map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | RT_MAP_PREFAULT, fd, 0);
     if (map == MAP_FAILED) {
         r = -errno;
         goto out;

@@ -7,7 +7,20 @@
  * of exactly rt_model_plan's size. POSIX (mmap); a microcontroller build
  * leaves this file out and uses rt_model_init on its own buffers.
  */
+#include <sys/mman.h>
+
 #include "runtime/model.h"
+
+/* mmap flag for a model's file: every weight is read for each token, so
+ * the page tables are filled at load (MAP_POPULATE, where there is one)
+ * rather than by a page fault per 4 KiB inside the first forward pass,
+ * where threads fault in turn on one lock. llama.cpp's loader prefetches
+ * the same way. Visible where the includer defines _DEFAULT_SOURCE. */
+#ifdef MAP_POPULATE
+#define RT_MAP_PREFAULT MAP_POPULATE
+#else
+#define RT_MAP_PREFAULT 0
+#endif
 
 typedef struct rt_model_file rt_model_file;
 

@@ -118,10 +118,14 @@ for t in ${TYPES:-f32 q8_0 q4_0 q4_k_m}; do
     check "$scratch/$t.gguf" "Once upon a time"
 done
 
-# One run of nvx: prints "pp tg rss_kib pp_cpu tg_cpu kernels".
+# One run of nvx: prints "pp tg rss_kib pp_cpu tg_cpu kernels". Its output
+# is parsed after it exited, not through a pipe: a parser starting beside it
+# would take one of the 2 cores during the prompt (about 0.1 s of work at 2
+# threads) and halve the second thread's share.
 nvx_run() { # FILE THREADS
     /usr/bin/time -f "rss %M" "$nvx" run "$1" --prompt "$prompt" -n "$n_gen" -t 0 \
-        --threads "$2" --kv f16 --stats 2>&1 >/dev/null | python3 -c '
+        --threads "$2" --kv f16 --stats 2>"$scratch/nvx.err" >/dev/null || true
+    python3 -c '
 import re, sys
 t = sys.stdin.read()
 m = re.search(r"(\S+) kernels.*prompt ([0-9.]+) tok/s, generation ([0-9.]+) tok/s; "
@@ -129,18 +133,19 @@ m = re.search(r"(\S+) kernels.*prompt ([0-9.]+) tok/s, generation ([0-9.]+) tok/
 r = re.search(r"rss (\d+)", t)
 if not m or not r:
     sys.exit("nvx run failed: " + t)
-print(m.group(2), m.group(3), r.group(1), m.group(4), m.group(5), m.group(1))'
+print(m.group(2), m.group(3), r.group(1), m.group(4), m.group(5), m.group(1))' <"$scratch/nvx.err"
 }
 # One run of llama.cpp: prints "pp tg rss_kib pp_cpu tg_cpu" and leaves its system info
 # in $scratch/system_info.
 llama_run() { # FILE THREADS
-    llama bench "$1" "$2" "$prompt" "$n_gen" 1 | python3 -c '
+    llama bench "$1" "$2" "$prompt" "$n_gen" 1 >"$scratch/llama.out" || true
+    python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 run, tail = rows[0], rows[-1]
 open(sys.argv[1], "w").write(tail["system_info"])
 print(run["pp"], run["tg"], tail["rss_kib"] - tail["base_kib"], run["pp_cpu"], run["tg_cpu"])' \
-        "$scratch/system_info"
+        "$scratch/system_info" <"$scratch/llama.out"
 }
 
 echo
