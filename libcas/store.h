@@ -77,7 +77,8 @@
     4096u /* bytes of a name record blob */        /* bytes of a peer record value */
 #define CAS_STORE_MANIFEST_MAX ((size_t)256 << 20) /* bytes of a stored manifest */
 #define CAS_STORE_ADD_THREADS  2u                  /* default hash threads of add/verify */
-#define CAS_STORE_BUF_SIZE     ((size_t)4 << 20)   /* one I/O buffer of add/verify/export */
+#define CAS_STORE_BUF_SIZE \
+    ((size_t)4 << 20) /* one I/O buffer of add (verify and export: store-io.c) */
 
 typedef struct cas_store cas_store;
 
