@@ -160,6 +160,24 @@ test_krpc_malformed(void **state)
 }
 
 /* BEP 42's test vectors: IP, the random byte, the first three id bytes. */
+/* Which of 16 relay addresses (198.51.100.R:4747) ranks first for ip. */
+static int
+best_relay(uint32_t ip)
+{
+    int best = 0;
+    uint64_t low = UINT64_MAX;
+    for (int r = 0; r < 16; r++) {
+        char addr[32];
+        snprintf(addr, sizeof(addr), "198.51.100.%d:4747", r);
+        uint64_t s = nvx_dhtrelay_rank(ip, addr);
+        if (s < low) {
+            low = s;
+            best = r;
+        }
+    }
+    return best;
+}
+
 /* The relay key is fixed by PROTOCOL.md; the rank is a keyed order that
  * both sides compute alike and that differs between targets. */
 static void
@@ -180,25 +198,8 @@ test_relay_key_and_rank(void **state)
     /* Two targets order 16 relays differently (a fixed order would send
      * every NATed node to the same few relays). */
     unsigned firsts_differ = 0;
-    for (uint32_t t = 1; t < 8; t++) {
-        char best_a[32] = "", best_b[32] = "";
-        uint64_t sa = UINT64_MAX, sb = UINT64_MAX;
-        for (int r = 0; r < 16; r++) {
-            char addr[32];
-            snprintf(addr, sizeof(addr), "198.51.100.%d:4747", r);
-            uint64_t a = nvx_dhtrelay_rank(0x0b000000, addr),
-                     b = nvx_dhtrelay_rank(0x0b000000 + t, addr);
-            if (a < sa) {
-                sa = a;
-                snprintf(best_a, sizeof(best_a), "%s", addr);
-            }
-            if (b < sb) {
-                sb = b;
-                snprintf(best_b, sizeof(best_b), "%s", addr);
-            }
-        }
-        firsts_differ += strcmp(best_a, best_b) != 0;
-    }
+    for (uint32_t t = 1; t < 8; t++)
+        firsts_differ += best_relay(0x0b000000) != best_relay(0x0b000000 + t);
     assert_true(firsts_differ >= 3);
 }
 
@@ -328,6 +329,19 @@ on_got(void *arg, const nvx_dht_result *r)
     }
 }
 
+/* Node `from` of the six looks key up: exactly one peer, at port. */
+static void
+expect_one_peer(wnode *n, size_t from, const uint8_t key[static 20], uint16_t port, uint64_t now)
+{
+    got g = { 0 };
+    assert_true(nvx_dht_lookup(n[from].d, NVX_DHT_GET_PEERS, key, 0, NULL, on_got, &g, now) > 0);
+    for (int k = 0; k < 10 && n_wire; k++)
+        wire_run(n, 6, now);
+    assert_true(g.done);
+    assert_int_equal(g.peers, 1);
+    assert_int_equal(g.port, port);
+}
+
 /* Node 0 is everyone's bootstrap; 1..5 join; 1 announces, 5 finds it. */
 static void
 test_nodes_announce(void **state)
@@ -354,13 +368,7 @@ test_nodes_announce(void **state)
     assert_true(nvx_dht_lookup(n[1].d, NVX_DHT_ANNOUNCE, key, 4747, NULL, NULL, NULL, now) > 0);
     for (int k = 0; k < 10 && n_wire; k++)
         wire_run(n, 6, now);
-    got g = { 0 };
-    assert_true(nvx_dht_lookup(n[5].d, NVX_DHT_GET_PEERS, key, 0, NULL, on_got, &g, now) > 0);
-    for (int k = 0; k < 10 && n_wire; k++)
-        wire_run(n, 6, now);
-    assert_true(g.done);
-    assert_int_equal(g.peers, 1);
-    assert_int_equal(g.port, 4747);
+    expect_one_peer(n, 5, key, 4747, now);
 
     /* A node that stores itself under a key (a relay that is everyone's
      * bootstrap node) is found by a get_peers that reaches it, with no
@@ -368,13 +376,7 @@ test_nodes_announce(void **state)
     uint8_t rkey[20];
     nvx_dht_relay_key(rkey);
     assert_int_equal(nvx_dht_store_self(n[0].d, rkey, 0x0b000001, 4747, now), 0);
-    got gr = { 0 };
-    assert_true(nvx_dht_lookup(n[3].d, NVX_DHT_GET_PEERS, rkey, 0, NULL, on_got, &gr, now) > 0);
-    for (int k = 0; k < 10 && n_wire; k++)
-        wire_run(n, 6, now);
-    assert_true(gr.done);
-    assert_int_equal(gr.peers, 1);
-    assert_int_equal(gr.port, 4747);
+    expect_one_peer(n, 3, rkey, 4747, now);
 
     /* The routing table survives a restart through the save format. */
     uint8_t save[NVX_DHT_SAVE_MAX];
