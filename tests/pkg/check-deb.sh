@@ -18,6 +18,11 @@ fail() {
     exit 1
 }
 [ "$(id -u)" = 0 ] || fail "needs root to install the package (run it in CI or as root)"
+# The installed package is machine-wide: a second check-deb.sh (the test
+# command run twice at once) waits for the first to install, check and
+# purge, instead of finding nvx installed or dpkg locked.
+exec 9>/run/lock/nvx-check-deb.lock
+flock -w 1800 9 || fail "another check-deb.sh has held /run/lock/nvx-check-deb.lock for 30 min: wait for it, then rerun"
 if dpkg-query -W -f='${Status}' nvx 2>/dev/null | grep -q "install ok"; then
     fail "the package nvx is already installed here: remove it (dpkg --purge nvx) and rerun"
 fi
