@@ -99,6 +99,10 @@ extern void (*cas__crash_hook)(cas__crash_point cp);
  * CAS_STORE_MAP_SIZE), to reach MDB_MAP_FULL quickly. */
 extern size_t cas__map_size;
 
+/* For tests: verify and export read with pread, never through a mapping
+ * (the path taken where mapping fails: store-io.c). */
+extern bool cas__io_no_map;
+
 static inline void
 cas__crash_point_reached(cas__crash_point cp)
 {

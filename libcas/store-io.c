@@ -1,28 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Verify and export: worker threads take batches of consecutive chunks (up to
- * CAS__IO_BATCH bytes), pread each into their own buffer, re-hash every
- * chunk against the manifest (several at once: store-hash.c) and, for export,
- * write the batch from that buffer: at its offset for a regular output (so
- * the workers never wait for each other; ext4 holds the inode lock for a
- * buffered write, so one worker writes while the other hashes), in batch
- * order for a pipe (a turn counter). The bytes written are the bytes just
- * hashed, never read twice.
+ * CAS__IO_BATCH bytes), re-hash every chunk against the manifest (several at
+ * once: store-hash.c) and, for export, write the batch: at its offset for a
+ * regular output (so the workers never wait for each other; ext4 holds the
+ * inode lock for a buffered write, so one worker writes while the other
+ * hashes), in batch order for a pipe (a turn counter). The bytes written are
+ * the bytes just hashed, read once.
  *
- * Why pread and not a mapping of the data file (an earlier version hashed the
- * mapped page cache to save a copy): on the VMs this runs on, hashing straight
- * from mapped page-cache pages cost 0.75-0.84 CPU s/GiB against 0.40-0.45 for
- * pread into a cache-warm buffer and hashing that (the eight hash lanes walk
- * eight far-apart pages), and copy_file_range for the output read the pages a
- * second time. pread also turns a disk error into -EIO where a mapping raised
- * SIGBUS.
+ * The bytes come from a read-only mapping of the data file whose page tables
+ * each batch fills in one call (MADV_POPULATE_READ) and empties after use
+ * (MADV_DONTNEED: the mapping's RSS stays a few batches). Against pread into
+ * a buffer this saves the copy out of the page cache: on a 2-core Xeon VM,
+ * export's system time fell from 0.38-0.57 to 0.31-0.44 s/GiB and a warm
+ * verify's from 0.16-0.25 to 0.08-0.12, hashing time unchanged. (An earlier
+ * version hashed a mapping that faults filled, on an AMD EPYC VM: 0.75-0.84
+ * CPU s/GiB against 0.40-0.45 for pread.)
+ * A batch that cannot be mapped (a 32-bit address space too small for the
+ * file, a kernel before 5.14, a disk error: madvise fails where a fault would
+ * raise SIGBUS) is read with pread instead, and a read error is -EIO.
  */
+#define _DEFAULT_SOURCE /* madvise(), MADV_POPULATE_READ */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +52,10 @@ typedef struct io_batch {
 typedef struct io_ctx {
     const cas_manifest *m;
     const uint8_t *model;
-    int data_fd;           /* the data file, read-only */
+    int data_fd;        /* the data file, read-only */
+    const uint8_t *map; /* the data file mapped (read-only), or NULL */
+    size_t map_len;
+    uint64_t page;         /* the page size */
     int out_fd;            /* export: output; verify: -1 */
     bool out_seekable;     /* regular output: written at batch offsets */
     const uint8_t *bitmap; /* partial model: verified chunks, else NULL */
@@ -192,6 +200,41 @@ prefetch(io_ctx *c, size_t bi)
                       POSIX_FADV_WILLNEED);
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels say EINVAL */
+#endif
+
+/* Points *src at the bytes of batch b: in the mapping, with its page tables
+ * filled, or else read into buf. Returns 0 or a negative errno. */
+static int
+batch_bytes(io_ctx *c, const io_batch *b, uint8_t *buf, const uint8_t **src)
+{
+    if (c->map) {
+        uint64_t a = b->off & ~(c->page - 1);
+        if (madvise((void *)(c->map + a), (size_t)(b->off + b->bytes - a), MADV_POPULATE_READ) ==
+            0) {
+            *src = c->map + b->off;
+            return 0;
+        }
+    }
+    *src = buf;
+    return cas__pread_full(c->data_fd, buf, b->bytes, b->off);
+}
+
+/* Empties the page tables of the pages wholly inside batch b (a page it
+ * shares with a neighbour may be in use by the other worker: it stays until
+ * the unmap). The page cache keeps the pages. */
+static void
+batch_done(io_ctx *c, const io_batch *b, const uint8_t *src)
+{
+    if (!c->map || src != c->map + b->off)
+        return;
+    uint64_t first = (b->off + c->page - 1) & ~(c->page - 1);
+    uint64_t end = (b->off + b->bytes) & ~(c->page - 1);
+    if (end > first)
+        madvise((void *)(c->map + first), (size_t)(end - first), MADV_DONTNEED);
+}
+
 static void *
 io_worker(void *arg)
 {
@@ -213,12 +256,13 @@ io_worker(void *arg)
         pthread_mutex_unlock(&c->mu);
         prefetch(c, bi + CAS__IO_AHEAD);
         const io_batch *b = &c->batches[bi];
-        int r = cas__pread_full(c->data_fd, buf, b->bytes, b->off);
-        bool ok = r == 0 && check_batch(c, b, buf);
+        const uint8_t *src;
+        int r = batch_bytes(c, b, buf, &src);
+        bool ok = r == 0 && check_batch(c, b, src);
         if (r < 0) {
             /* a read error: fatal, below */
         } else if (c->out_fd >= 0 && ok && c->out_seekable) {
-            r = cas__pwrite_full(c->out_fd, buf, b->bytes, b->off);
+            r = cas__pwrite_full(c->out_fd, src, b->bytes, b->off);
         } else if (c->out_fd >= 0 && ok) {
             pthread_mutex_lock(&c->mu);
             while (!c->stop && c->write_turn != bi)
@@ -227,12 +271,13 @@ io_worker(void *arg)
             pthread_mutex_unlock(&c->mu);
             if (stop)
                 break;
-            r = cas__write_full(c->out_fd, buf, b->bytes);
+            r = cas__write_full(c->out_fd, src, b->bytes);
             pthread_mutex_lock(&c->mu);
             c->write_turn++;
             pthread_cond_broadcast(&c->cv);
             pthread_mutex_unlock(&c->mu);
         }
+        batch_done(c, b, src);
         pthread_mutex_lock(&c->mu);
         if (r < 0)
             stop_locked(c, r);
@@ -257,6 +302,19 @@ io_run(io_ctx *c, unsigned threads)
     unsigned started = 0;
     for (size_t i = 0; i < CAS__IO_AHEAD; i++)
         prefetch(c, i);
+    if (c->n_batches > 0 && !cas__io_no_map) {
+        const io_batch *last = &c->batches[c->n_batches - 1];
+        long page = sysconf(_SC_PAGESIZE);
+        void *m = last->off + last->bytes <= SIZE_MAX && page > 0
+                      ? mmap(NULL, (size_t)(last->off + last->bytes), PROT_READ, MAP_SHARED,
+                             c->data_fd, 0)
+                      : MAP_FAILED;
+        if (m != MAP_FAILED) {
+            c->map = m;
+            c->map_len = (size_t)(last->off + last->bytes);
+            c->page = (uint64_t)page;
+        }
+    }
     for (unsigned i = 1; i < threads && c->n_batches > 1; i++) {
         if (pthread_create(&th[started], NULL, io_worker, c) != 0)
             break;
@@ -265,6 +323,8 @@ io_run(io_ctx *c, unsigned threads)
     io_worker(c);
     for (unsigned i = 0; i < started; i++)
         pthread_join(th[i], NULL);
+    if (c->map)
+        munmap((void *)c->map, c->map_len);
     return c->err;
 }
 

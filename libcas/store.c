@@ -32,6 +32,7 @@
 
 void (*cas__crash_hook)(cas__crash_point cp);
 size_t cas__map_size;
+bool cas__io_no_map;
 
 int
 cas__mdb_err(int rc)

@@ -349,11 +349,22 @@ test_map_full(void **state)
     free(b);
 }
 
+/* The same through pread, the path verify and export take where the data
+ * file cannot be mapped (store-io.c). */
+static void
+test_corrupt_pread(void **state)
+{
+    cas__io_no_map = true;
+    test_corrupt(state);
+    cas__io_no_map = false;
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_corrupt, su_setup, su_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_pread, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_not_a_store, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp_cleanup, su_setup, su_teardown),

@@ -555,12 +555,33 @@ test_hash_many(void **state)
     free(data);
 }
 
+/* The same through pread, the path verify and export take where the data
+ * file cannot be mapped (store-io.c). */
+static void
+test_export_pipe_append_pread(void **state)
+{
+    cas__io_no_map = true;
+    test_export_pipe_append(state);
+    cas__io_no_map = false;
+}
+
+/* The same through pread, the path verify and export take where the data
+ * file cannot be mapped (store-io.c). */
+static void
+test_roundtrip_sizes_pread(void **state)
+{
+    cas__io_no_map = true;
+    test_roundtrip_sizes(state);
+    cas__io_no_map = false;
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_many),
         cmocka_unit_test_setup_teardown(test_roundtrip_sizes, su_setup, su_teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip_sizes_pread, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_add_pipe_same_id, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_chunks_match_split, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_add_cancel_and_options, su_setup, su_teardown),
@@ -569,6 +590,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_chunk_lookup, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_handle, su_setup, su_teardown),
         cmocka_unit_test_setup_teardown(test_export_pipe_append, su_setup, su_teardown),
+        cmocka_unit_test_setup_teardown(test_export_pipe_append_pread, su_setup, su_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
