@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Verify and export: worker threads take batches of consecutive chunks (up to
- * CAS__IO_BATCH bytes), re-hash every chunk against the manifest (several at
- * once: store-hash.c) and, for export, write the batch: at its offset for a
- * regular output (so the workers never wait for each other; ext4 holds the
- * inode lock for a buffered write, so one worker writes while the other
- * hashes), in batch order for a pipe (a turn counter). The bytes written are
- * the bytes just hashed, read once.
+ * CAS__IO_BATCH bytes) and re-hash every chunk against the manifest (several
+ * at once: store-hash.c). For export, one worker at a time writes the hashed
+ * batches in order (at their offsets, or in sequence to a pipe) while the
+ * others hash. The bytes written are the bytes just hashed, read once.
  *
  * The bytes come from a read-only mapping of the data file whose page tables
  * each batch fills in one call (MADV_POPULATE_READ) and empties after use
@@ -34,7 +32,9 @@
 #include "common/bits.h"
 #include "libcas/store-internal.h"
 
-#define CAS__IO_AHEAD 4u /* batches read ahead of the workers */
+#define CAS__IO_AHEAD 4u                  /* batches read ahead of the workers */
+#define CAS__IO_QUEUE 8u                  /* batches hashed ahead of the writer, at most */
+#define CAS__IO_ZAP   ((uint64_t)8 << 20) /* bytes per page-table emptying */
 /* Bytes per batch. Small enough that a batch stays in the core's cache from
  * its pread through the hash to its pwrite: on these VMs, copying through a
  * user buffer of 2 MiB or more into page-cache pages the host had taken
@@ -47,6 +47,9 @@ typedef struct io_batch {
     uint64_t first, n; /* chunk indexes [first, first + n) */
     uint64_t off;
     size_t bytes;
+    /* Set under mu by the worker that hashed it: */
+    const uint8_t *src; /* its bytes (the mapping or that worker's buffer) */
+    bool ready, ok;     /* hashed; every chunk matched */
 } io_batch;
 
 typedef struct io_ctx {
@@ -60,7 +63,9 @@ typedef struct io_ctx {
     bool out_seekable;     /* regular output: written at batch offsets */
     const uint8_t *bitmap; /* partial model: verified chunks, else NULL */
     io_batch *batches;
-    size_t n_batches, next, write_turn;
+    size_t n_batches, next, write_turn; /* next to hash, next to write */
+    bool writing;                       /* a worker is in write_ready_locked */
+    uint64_t zapped;                    /* mapping's page tables emptied below */
     size_t buf_size;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -87,7 +92,7 @@ make_batches(io_ctx *c, size_t max_bytes, size_t n)
         int r = cas_manifest_chunk(c->m, i, &ci);
         if (r < 0)
             return r;
-        io_batch b = { .first = i, .n = 0, .off = ci.offset, .bytes = 0 };
+        io_batch b = { .first = i, .off = ci.offset };
         while (i < n) {
             r = cas_manifest_chunk(c->m, i, &ci);
             if (r < 0)
@@ -221,18 +226,46 @@ batch_bytes(io_ctx *c, const io_batch *b, uint8_t *buf, const uint8_t **src)
     return cas__pread_full(c->data_fd, buf, b->bytes, b->off);
 }
 
-/* Empties the page tables of the pages wholly inside batch b (a page it
- * shares with a neighbour may be in use by the other worker: it stays until
- * the unmap). The page cache keeps the pages. */
+/* Empties the mapping's page tables below the end of batch b (written) once
+ * CAS__IO_ZAP bytes or the end are reached: one call per range, as each is a
+ * TLB flush on every core the process ran on. A page b shares with the next
+ * batch stays, as that batch may be hashing it. The page cache keeps the
+ * pages. Only the writer calls this. */
 static void
-batch_done(io_ctx *c, const io_batch *b, const uint8_t *src)
+zap_behind(io_ctx *c, const io_batch *b, bool last)
 {
-    if (!c->map || src != c->map + b->off)
-        return;
-    uint64_t first = (b->off + c->page - 1) & ~(c->page - 1);
     uint64_t end = (b->off + b->bytes) & ~(c->page - 1);
-    if (end > first)
-        madvise((void *)(c->map + first), (size_t)(end - first), MADV_DONTNEED);
+    if (c->map && end > c->zapped && (last || end - c->zapped >= CAS__IO_ZAP)) {
+        madvise((void *)(c->map + c->zapped), (size_t)(end - c->zapped), MADV_DONTNEED);
+        c->zapped = end;
+    }
+}
+
+/* Writes (export) the hashed batches in order from the write turn on, one
+ * worker at a time: ext4 serialises buffered writes to a file on its inode
+ * lock, and a second writer spun there (4% of export's CPU) where it can
+ * hash the next batch instead. Called and returns under mu. */
+static void
+write_ready_locked(io_ctx *c)
+{
+    c->writing = true;
+    while (!c->stop && c->write_turn < c->n_batches && c->batches[c->write_turn].ready) {
+        const io_batch *b = &c->batches[c->write_turn];
+        pthread_mutex_unlock(&c->mu);
+        int r = 0;
+        if (c->out_fd >= 0 && b->ok)
+            r = c->out_seekable ? cas__pwrite_full(c->out_fd, b->src, b->bytes, b->off)
+                                : cas__write_full(c->out_fd, b->src, b->bytes);
+        zap_behind(c, b, c->write_turn + 1 == c->n_batches);
+        pthread_mutex_lock(&c->mu);
+        c->write_turn++;
+        if (r == 0)
+            r = progress_locked(c, b->bytes);
+        if (r < 0)
+            stop_locked(c, r);
+        pthread_cond_broadcast(&c->cv);
+    }
+    c->writing = false;
 }
 
 static void *
@@ -240,52 +273,35 @@ io_worker(void *arg)
 {
     io_ctx *c = arg;
     uint8_t *buf = malloc(c->buf_size);
-    if (!buf) {
-        pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->mu);
+    if (!buf)
         stop_locked(c, -ENOMEM);
-        pthread_mutex_unlock(&c->mu);
-        return NULL;
-    }
     for (;;) {
-        pthread_mutex_lock(&c->mu);
-        if (c->stop || c->next == c->n_batches) {
-            pthread_mutex_unlock(&c->mu);
+        /* At most CAS__IO_QUEUE batches hashed ahead of the writer. */
+        while (!c->stop && c->next < c->n_batches && c->next - c->write_turn >= CAS__IO_QUEUE)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stop || c->next == c->n_batches)
             break;
-        }
         size_t bi = c->next++;
+        io_batch *b = &c->batches[bi];
         pthread_mutex_unlock(&c->mu);
         prefetch(c, bi + CAS__IO_AHEAD);
-        const io_batch *b = &c->batches[bi];
         const uint8_t *src;
         int r = batch_bytes(c, b, buf, &src);
         bool ok = r == 0 && check_batch(c, b, src);
-        if (r < 0) {
-            /* a read error: fatal, below */
-        } else if (c->out_fd >= 0 && ok && c->out_seekable) {
-            r = cas__pwrite_full(c->out_fd, src, b->bytes, b->off);
-        } else if (c->out_fd >= 0 && ok) {
-            pthread_mutex_lock(&c->mu);
-            while (!c->stop && c->write_turn != bi)
-                pthread_cond_wait(&c->cv, &c->mu);
-            bool stop = c->stop;
-            pthread_mutex_unlock(&c->mu);
-            if (stop)
-                break;
-            r = cas__write_full(c->out_fd, src, b->bytes);
-            pthread_mutex_lock(&c->mu);
-            c->write_turn++;
-            pthread_cond_broadcast(&c->cv);
-            pthread_mutex_unlock(&c->mu);
-        }
-        batch_done(c, b, src);
         pthread_mutex_lock(&c->mu);
         if (r < 0)
             stop_locked(c, r);
-        r = progress_locked(c, b->bytes);
-        if (r < 0)
-            stop_locked(c, r);
-        pthread_mutex_unlock(&c->mu);
+        b->src = src;
+        b->ok = ok;
+        b->ready = true;
+        if (!c->writing)
+            write_ready_locked(c);
+        /* Bytes in buf are written before buf takes the next batch. */
+        while (src == buf && !c->stop && c->write_turn <= bi)
+            pthread_cond_wait(&c->cv, &c->mu);
     }
+    pthread_mutex_unlock(&c->mu);
     free(buf);
     return NULL;
 }
