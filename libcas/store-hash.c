@@ -84,6 +84,45 @@ compress8(__m512i h[8], const __m512i m[16], __m512i t, __mmask8 last)
         h[i] = _mm512_xor_si512(h[i], _mm512_xor_si512(v[i], v[i + 8]));
 }
 
+/* Transposes the 8x8 words r[0..7] (lane-major) into m[0..7] (word-major). */
+MB_TARGET static void
+transpose8(const __m512i r[8], __m512i m[8])
+{
+    __m512i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm512_unpacklo_epi64(r[2 * i], r[2 * i + 1]);     /* words 0 2 4 6 */
+        t[2 * i + 1] = _mm512_unpackhi_epi64(r[2 * i], r[2 * i + 1]); /* words 1 3 5 7 */
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 2; k++) {
+            /* 128-bit blocks 0 and 2 (words 0/4 or 1/5), 1 and 3 (2/6, 3/7) */
+            u[4 * i + k] = _mm512_shuffle_i64x2(t[4 * i + k], t[4 * i + 2 + k], 0x88);
+            u[4 * i + 2 + k] = _mm512_shuffle_i64x2(t[4 * i + k], t[4 * i + 2 + k], 0xdd);
+        }
+    }
+    /* u[0]: words 0,4 of lanes 0-3; u[1]: 1,5; u[2]: 2,6; u[3]: 3,7; u[4..7]
+     * the same of lanes 4-7. */
+    for (int w = 0; w < 4; w++) {
+        m[w] = _mm512_shuffle_i64x2(u[w], u[4 + w], 0x88);
+        m[w + 4] = _mm512_shuffle_i64x2(u[w], u[4 + w], 0xdd);
+    }
+}
+
+/* The 16 message words of the block at addr[i] of each lane i, word-major:
+ * plain loads and a transpose. 16 gathers took 15% of the hash's samples;
+ * the transpose cut it from 0.333-0.347 to 0.311-0.326 CPU s/GiB (64 KiB
+ * messages, 2-core Xeon VM). */
+MB_TARGET static void
+load_transposed(const uint64_t addr[MB_LANES], __m512i m[16])
+{
+    __m512i r[8];
+    for (int h = 0; h < 2; h++) {
+        for (int i = 0; i < 8; i++)
+            r[i] = _mm512_loadu_si512((const void *)(uintptr_t)(addr[i] + 64 * (uint64_t)h));
+        transpose8(r, m + 8 * h);
+    }
+}
+
 typedef struct lane {
     const uint8_t *p; /* next unread byte */
     size_t left;      /* bytes not yet compressed */
@@ -141,11 +180,8 @@ hash_many_avx512(const uint8_t *const *bufs, const size_t *lens, size_t n,
         }
         if (!any)
             break;
-        __m512i a = _mm512_load_si512((const void *)addr);
         __m512i m[16];
-        for (int j = 0; j < 16; j++)
-            m[j] = _mm512_i64gather_epi64(_mm512_add_epi64(a, _mm512_set1_epi64(8 * j)),
-                                          (const void *)0, 1);
+        load_transposed(addr, m);
         compress8(h, m, _mm512_load_si512((const void *)cnt), last);
         if (!last)
             continue;
