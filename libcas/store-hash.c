@@ -69,6 +69,9 @@ compress8(__m512i h[8], const __m512i m[16], __m512i t, __mmask8 last)
     }
     v[12] = _mm512_xor_si512(v[12], t);
     v[14] = _mm512_mask_xor_epi64(v[14], last, v[14], _mm512_set1_epi64(-1));
+    /* Unrolled, the message schedule is constant offsets, not a table walk:
+     * 0.323 -> 0.289-0.304 CPU s/GiB (the transpose's bench below). */
+#pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
         const uint8_t *s = blake2b_sigma[r];
         G(0, 4, 8, 12, m[s[0]], m[s[1]]);
