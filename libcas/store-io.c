@@ -318,10 +318,12 @@ io_run(io_ctx *c, unsigned threads)
     unsigned started = 0;
     for (size_t i = 0; i < CAS__IO_AHEAD; i++)
         prefetch(c, i);
+    /* Not more than an eighth of the address space (a 32-bit process keeps
+     * room for its stacks and buffers: larger files take pread). */
     if (c->n_batches > 0 && !cas__io_no_map) {
         const io_batch *last = &c->batches[c->n_batches - 1];
         long page = sysconf(_SC_PAGESIZE);
-        void *m = last->off + last->bytes <= SIZE_MAX && page > 0
+        void *m = last->off + last->bytes <= SIZE_MAX / 8 && page > 0
                       ? mmap(NULL, (size_t)(last->off + last->bytes), PROT_READ, MAP_SHARED,
                              c->data_fd, 0)
                       : MAP_FAILED;
