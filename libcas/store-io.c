@@ -297,8 +297,10 @@ io_worker(void *arg)
         b->ready = true;
         if (!c->writing)
             write_ready_locked(c);
-        /* Bytes in buf are written before buf takes the next batch. */
-        while (src == buf && !c->stop && c->write_turn <= bi)
+        /* Bytes in buf are written before buf takes the next batch, or is
+         * freed on a stop (the writer may be writing them right then). */
+        while (src == buf && c->write_turn <= bi &&
+               (!c->stop || (c->writing && c->write_turn == bi)))
             pthread_cond_wait(&c->cv, &c->mu);
     }
     pthread_mutex_unlock(&c->mu);
