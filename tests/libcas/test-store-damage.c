@@ -72,6 +72,14 @@ test_corrupt(void **state)
     assert_int_equal(cas_store_verify(f->s, NULL, &vo), -EBADMSG);
     assert_int_equal(ps.n, 1);
     assert_int_equal(cas_store_verify(f->s, good, NULL), 0);
+    /* Five workers over the model's 8 batches, every chunk: the same one. */
+    ps.n = 0;
+    cas_store_verify_opts vo5 = {
+        .problem = problem_cb, .userdata = &ps, .threads = 5, .all_chunks = true
+    };
+    assert_int_equal(cas_store_verify(f->s, id, &vo5), -EBADMSG);
+    assert_int_equal(ps.n, 1);
+    assert_int_equal(ps.first.chunk_index, want);
 
     char *out = su_path_in(f->dir, "out.bin");
     cas_store_problem prob;
