@@ -8,7 +8,8 @@
  *
  * The bytes come from a read-only mapping of the data file whose page tables
  * each batch fills in one call (MADV_POPULATE_READ) and empties after use
- * (MADV_DONTNEED: the mapping's RSS stays a few batches). Against pread into
+ * (MADV_DONTNEED, CAS__IO_ZAP bytes at a time: with CAS__IO_QUEUE batches
+ * ahead, the mapping holds about 16 MiB of RSS). Against pread into
  * a buffer this saves the copy out of the page cache: on a 2-core Xeon VM,
  * export's system time fell from 0.38-0.57 to 0.31-0.44 s/GiB and a warm
  * verify's from 0.16-0.25 to 0.08-0.12, hashing time unchanged. (An earlier
@@ -36,7 +37,7 @@
 #define CAS__IO_QUEUE 8u                  /* batches hashed ahead of the writer, at most */
 #define CAS__IO_ZAP   ((uint64_t)8 << 20) /* bytes per page-table emptying */
 /* Bytes per batch. Small enough that a batch stays in the core's cache from
- * its pread through the hash to its pwrite: on these VMs, copying through a
+ * its read through the hash to its write: on these VMs, copying through a
  * user buffer of 2 MiB or more into page-cache pages the host had taken
  * back cost about 2 CPU s/GiB more (export 0.25-0.38x cp), with 1 MiB
  * batches 0.85 (0.73-0.76x cp), and 512 KiB batches fill the hash lanes
